@@ -1,0 +1,38 @@
+#!/usr/bin/env node
+/** The `pythia` command line: one subcommand module per area, registered here. */
+import { Command, CommanderError } from 'commander';
+import { readFileSync } from 'node:fs';
+import { registerBatch } from './commands/batch.js';
+import { registerData } from './commands/data.js';
+import { registerModel } from './commands/model.js';
+import { registerSynth } from './commands/synth.js';
+import { registerTokenizer } from './commands/tokenizer.js';
+import { reportError } from './errors.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+export function buildProgram(): Command {
+  const program = new Command('pythia')
+    .description('Pythia in TypeScript: train GPT-NeoX suites on one data order, replay the data, study every checkpoint')
+    .version(pkg.version, '-V, --version')
+    .showHelpAfterError('(run with --help for usage)');
+  registerModel(program);
+  registerTokenizer(program);
+  registerData(program);
+  registerBatch(program);
+  registerSynth(program);
+  return program;
+}
+
+async function main(): Promise<void> {
+  const program = buildProgram().exitOverride();
+  try {
+    await program.parseAsync(process.argv);
+  } catch (e) {
+    if (e instanceof CommanderError) process.exit(e.exitCode);
+    reportError(e);
+    process.exit(1);
+  }
+}
+
+await main();

@@ -1,0 +1,241 @@
+/**
+ * Reverse-mode automatic differentiation. `grad(loss, wrt)` appends the backward graph to the
+ * forward one: each op has a vector–Jacobian product rule below, written with the same ops.
+ */
+import { type Node, Tensor } from './graph.js';
+import * as op from './ops.js';
+import { GraphError } from './shape.js';
+
+/** Sums a broadcast gradient back down to `shape` (the inverse of numpy broadcasting). */
+export function sumToShape(g: Tensor, target: Tensor): Tensor {
+  const shape = target.shape;
+  let out = g;
+  const extra = out.rank - shape.length;
+  if (extra > 0) out = op.sum(out, [...Array(extra).keys()]);
+  const axes = shape.flatMap((d, i) => (d === 1 && out.shape[i] !== 1 ? [i] : []));
+  if (axes.length > 0) out = op.sum(out, axes, true);
+  return out;
+}
+
+type Grads = (Tensor | undefined)[];
+/** A rule gets the node, the gradient of its main output, and which inputs need a gradient. */
+type VjpRule = (node: Node, g: Tensor, needs: readonly boolean[]) => Grads;
+
+const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
+const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
+
+function inputs(node: Node): Tensor[] {
+  return node.inputs as Tensor[];
+}
+
+function unreduce(g: Tensor, node: Node): Tensor {
+  const x = node.inputs[0]!;
+  const keepShape = x.shape.map((d, i) => ((node.attrs.axes as number[]).includes(i) ? 1 : d));
+  const kept = node.attrs.keepDims ? g : op.reshape(g, keepShape);
+  return op.broadcastLike(kept, x);
+}
+
+function swapMatmulGrads(node: Node, g: Tensor, needs: readonly boolean[]): Grads {
+  const [a, b] = inputs(node);
+  const { transA, transB } = node.attrs as { transA: boolean; transB: boolean };
+  const alpha = node.attrs.alpha as number;
+  let ga: Tensor | undefined;
+  let gb: Tensor | undefined;
+  if (needs[0]) {
+    ga = transA
+      ? op.matmul(b!, g, { transA: transB, transB: true, alpha })
+      : op.matmul(g, b!, { transB: !transB, alpha });
+  }
+  if (needs[1]) {
+    gb = transB
+      ? op.matmul(g, a!, { transA: true, transB: transA, alpha })
+      : op.matmul(a!, g, { transA: !transA, alpha });
+  }
+  return [ga && sumToShape(ga, a!), gb && sumToShape(gb, b!)];
+}
+
+export const VJP: Record<string, VjpRule> = {
+  add: (n, g) => [sumToShape(g, n.inputs[0]!), sumToShape(g, n.inputs[1]!)],
+  sub: (n, g) => [sumToShape(g, n.inputs[0]!), sumToShape(op.neg(g), n.inputs[1]!)],
+  mul: (n, g, needs) => {
+    const [a, b] = inputs(n);
+    return [needs[0] ? sumToShape(op.mul(g, b!), a!) : undefined, needs[1] ? sumToShape(op.mul(g, a!), b!) : undefined];
+  },
+  div: (n, g, needs) => {
+    const [a, b] = inputs(n);
+    const ga = op.div(g, b!);
+    return [sumToShape(ga, a!), needs[1] ? sumToShape(op.neg(op.mul(ga, n.outputs[0]!)), b!) : undefined];
+  },
+  pow: (n, g, needs) => {
+    const [a, b] = inputs(n);
+    const y = n.outputs[0]!;
+    return [
+      needs[0] ? sumToShape(op.mul(g, op.mul(b!, op.pow(a!, op.sub(b!, 1)))), a!) : undefined,
+      needs[1] ? sumToShape(op.mul(g, op.mul(y, op.log(a!))), b!) : undefined,
+    ];
+  },
+  where: (n, g) => {
+    const [c, a, b] = inputs(n);
+    return [undefined, sumToShape(op.where(c!, g, 0), a!), sumToShape(op.where(c!, 0, g), b!)];
+  },
+  neg: (_n, g) => [op.neg(g)],
+  exp: (n, g) => [op.mul(g, n.outputs[0]!)],
+  log: (n, g) => [op.div(g, n.inputs[0]!)],
+  sqrt: (n, g) => [op.div(g, op.mul(n.outputs[0]!, 2))],
+  tanh: (n, g) => {
+    const y = n.outputs[0]!;
+    return [op.mul(g, op.sub(1, op.mul(y, y)))];
+  },
+  erf: (n, g) => {
+    const x = n.inputs[0]!;
+    return [op.mul(g, op.mul(op.exp(op.neg(op.mul(x, x))), 2 / Math.sqrt(Math.PI)))];
+  },
+  cos: (n, g) => [op.neg(op.mul(g, op.sin(n.inputs[0]!)))],
+  sin: (n, g) => [op.mul(g, op.cos(n.inputs[0]!))],
+  cast: (n, g) => [op.cast(g, n.inputs[0]!.dtype)],
+  matmul: swapMatmulGrads,
+  sum: (n, g) => [unreduce(g, n)],
+  mean: (n, g) => {
+    const x = n.inputs[0]!;
+    const count = (n.attrs.axes as number[]).reduce((p, a) => {
+      const d = x.shape[a]!;
+      if (typeof d !== 'number') throw new GraphError('mean', `gradient needs a static size on axis ${a} of ${x}`);
+      return p * d;
+    }, 1);
+    return [op.div(unreduce(g, n), count)];
+  },
+  max: (n, g) => {
+    const x = n.inputs[0]!;
+    const hit = op.equal(x, unreduce(n.outputs[0]!, n));
+    return [op.where(hit, unreduce(g, n), 0)];
+  },
+  reshape: (n, g) => [op.reshapeLike(g, n.inputs[0]!)],
+  reshapeLike: (n, g) => [op.reshapeLike(g, n.inputs[0]!), undefined],
+  transpose: (n, g) => {
+    const perm = n.attrs.perm as number[];
+    const inverse = perm.map((_, i) => perm.indexOf(i));
+    return [op.transpose(g, inverse)];
+  },
+  slice: (n, g) => {
+    const { axis, start, end } = n.attrs as { axis: number; start: number; end: number };
+    const dim = n.inputs[0]!.shape[axis] as number;
+    return [op.pad(g, axis, start, dim - end)];
+  },
+  pad: (n, g) => {
+    const { axis, before } = n.attrs as { axis: number; before: number };
+    const dim = n.inputs[0]!.shape[axis] as number;
+    return [op.slice(g, axis, before, before + dim)];
+  },
+  concat: (n, g) => {
+    const axis = n.attrs.axis as number;
+    let offset = 0;
+    return inputs(n).map((x) => {
+      const d = x.shape[axis]!;
+      if (typeof d !== 'number') throw new GraphError('concat', `gradient needs a static size on axis ${axis} of ${x}`);
+      const part = op.slice(g, axis, offset, offset + d);
+      offset += d;
+      return part;
+    });
+  },
+  broadcastLike: (n, g) => [sumToShape(g, n.inputs[0]!), undefined],
+  gather: (n, g) => {
+    const [table, indices] = inputs(n);
+    return [op.scatterAdd(op.zerosLike(table!), indices!, g), undefined];
+  },
+  scatterAdd: (n, g) => [g, undefined, op.gather(g, n.inputs[1]!)],
+  gatherElements: (n, g) => {
+    const [x, indices] = inputs(n);
+    return [op.scatterElementsAdd(op.zerosLike(x!), indices!, g, n.attrs.axis as number), undefined];
+  },
+  scatterElementsAdd: (n, g) => [g, undefined, op.gatherElements(g, n.inputs[1]!, n.attrs.axis as number)],
+  softmax: (n, g) => {
+    const y = n.outputs[0]!;
+    const axis = n.attrs.axis as number;
+    return [op.mul(y, op.sub(g, op.sum(op.mul(g, y), [axis], true)))];
+  },
+  logSoftmax: (n, g) => {
+    const y = n.outputs[0]!;
+    const axis = n.attrs.axis as number;
+    return [op.sub(g, op.mul(op.exp(y), op.sum(g, [axis], true)))];
+  },
+  layerNorm: (n, g, needs) => {
+    const [x, w, b] = inputs(n);
+    const [, mu, invStd] = n.outputs;
+    const xhat = op.mul(op.sub(x!, mu!), invStd!);
+    const gxhat = op.mul(g, w!);
+    const gx = op.mul(
+      invStd!,
+      op.sub(op.sub(gxhat, op.mean(gxhat, [-1], true)), op.mul(xhat, op.mean(op.mul(gxhat, xhat), [-1], true))),
+    );
+    return [
+      needs[0] ? gx : undefined,
+      needs[1] ? sumToShape(op.mul(g, xhat), w!) : undefined,
+      needs[2] ? sumToShape(g, b!) : undefined,
+    ];
+  },
+  gelu: (n, g) => {
+    const x = n.inputs[0]!;
+    if (n.attrs.approximate === 'tanh') {
+      const x2 = op.mul(x, x);
+      const t = op.tanh(op.mul(op.mul(x, op.add(op.mul(x2, 0.044715), 1)), SQRT_2_OVER_PI));
+      const du = op.mul(op.add(op.mul(x2, 3 * 0.044715), 1), SQRT_2_OVER_PI);
+      const dy = op.add(op.mul(op.add(t, 1), 0.5), op.mul(op.mul(op.mul(x, 0.5), op.sub(1, op.mul(t, t))), du));
+      return [op.mul(g, dy)];
+    }
+    const cdf = op.mul(op.add(op.erf(op.mul(x, Math.SQRT1_2)), 1), 0.5);
+    const pdf = op.mul(op.exp(op.mul(op.mul(x, x), -0.5)), INV_SQRT_2PI);
+    return [op.mul(g, op.add(cdf, op.mul(x, pdf)))];
+  },
+  crossEntropy: (n, g) => {
+    const [logits, labels] = inputs(n);
+    const logp = n.outputs[1]!;
+    const rows = logits!.shape[0]!;
+    const gCol = op.reshape(g, [rows, 1]);
+    const softmaxPart = op.mul(op.exp(logp), gCol);
+    return [op.scatterElementsAdd(softmaxPart, op.reshape(labels!, [rows, 1]), op.neg(gCol), 1), undefined];
+  },
+};
+
+const NOT_DIFFERENTIABLE = new Set(['less', 'greater', 'equal']);
+
+/**
+ * Gradients of `output` with respect to each tensor in `wrt`, as new tensors of the same graph.
+ * `output` must be a scalar unless `seed` (the gradient flowing into it) is given. A tensor that
+ * `output` does not depend on gets a zero gradient.
+ */
+export function grad(output: Tensor, wrt: readonly Tensor[], seed?: Tensor): Tensor[] {
+  const graph = output.graph;
+  if (!seed && output.shape.length !== 0) {
+    throw new GraphError('grad', `output ${output} must be a scalar, or pass a seed gradient`);
+  }
+  const wanted = new Set(wrt.map((t) => t.id));
+  // Tensors on a path from some wrt tensor to the output.
+  const dependsOnWrt = new Set<number>(wanted);
+  const nodes = [...graph.nodes];
+  for (const n of nodes) {
+    if (n.inputs.some((t) => dependsOnWrt.has(t.id))) for (const o of n.outputs) dependsOnWrt.add(o.id);
+  }
+  const grads = new Map<number, Tensor>();
+  grads.set(output.id, seed ?? op.scalar(graph, 1, output.dtype));
+  for (let i = nodes.length - 1; i >= 0; i--) {
+    const n = nodes[i]!;
+    const main = n.outputs[0]!;
+    const g = grads.get(main.id);
+    for (const aux of n.outputs.slice(1)) {
+      if (grads.has(aux.id)) throw new GraphError(n.op, 'gradient through an auxiliary output is not supported');
+    }
+    if (!g || !n.inputs.some((t) => dependsOnWrt.has(t.id))) continue;
+    if (NOT_DIFFERENTIABLE.has(n.op)) continue;
+    const rule = VJP[n.op];
+    if (!rule) throw new GraphError(n.op, 'has no gradient rule');
+    const needs = n.inputs.map((t) => dependsOnWrt.has(t.id));
+    const inputGrads = rule(n, g, needs);
+    n.inputs.forEach((t, k) => {
+      const gi = inputGrads[k];
+      if (!gi || !needs[k]) return;
+      const prev = grads.get(t.id);
+      grads.set(t.id, prev ? op.add(prev, gi) : gi);
+    });
+  }
+  return wrt.map((t) => grads.get(t.id) ?? op.zerosLike(t));
+}

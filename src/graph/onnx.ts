@@ -1,0 +1,342 @@
+/**
+ * Lowers a graph to ONNX (ai.onnx opset 20, plus com.microsoft FusedMatMul) and encodes the
+ * ModelProto. Each op of ours becomes one or a few standard ONNX nodes; where onnxruntime's CPU
+ * provider lacks a float64 kernel (Erf, Gelu, LayerNormalization, FusedMatMul) a float64 node is
+ * written as its decomposition, so float64 graphs still run.
+ */
+import { type DType, ONNX_TYPE, type TypedArray } from './dtype.js';
+import { type Graph, type Node, Tensor } from './graph.js';
+import { ProtoWriter } from './protobuf.js';
+import { GraphError } from './shape.js';
+
+export const OPSET = 20;
+export const IR_VERSION = 9;
+
+type OnnxAttr = number | string | readonly number[] | { float: number };
+
+interface OnnxNode {
+  opType: string;
+  inputs: string[];
+  outputs: string[];
+  attrs: Record<string, OnnxAttr>;
+  domain?: string;
+}
+
+interface OnnxInitializer {
+  name: string;
+  dtype: DType;
+  dims: readonly number[];
+  data: TypedArray;
+}
+
+/** Builds the ONNX node list for one graph. */
+class Lowering {
+  readonly nodes: OnnxNode[] = [];
+  readonly constants: OnnxInitializer[] = [];
+  private counter = 0;
+  private readonly int64Constants = new Map<string, string>();
+
+  name(t: Tensor): string {
+    return t.name;
+  }
+
+  fresh(hint: string): string {
+    return `_${hint}${this.counter++}`;
+  }
+
+  emit(opType: string, inputs: string[], attrs: Record<string, OnnxAttr> = {}, output?: string, domain?: string): string {
+    const out = output ?? this.fresh(opType.toLowerCase());
+    this.nodes.push({ opType, inputs, outputs: [out], attrs, domain });
+    return out;
+  }
+
+  int64s(values: readonly number[]): string {
+    const key = values.join(',');
+    const known = this.int64Constants.get(key);
+    if (known) return known;
+    const name = this.fresh('i64_');
+    this.constants.push({ name, dtype: 'int64', dims: [values.length], data: BigInt64Array.from(values.map(BigInt)) });
+    this.int64Constants.set(key, name);
+    return name;
+  }
+
+  scalar(value: number, dtype: DType): string {
+    const name = this.fresh('c');
+    const data = dtype === 'float64' ? Float64Array.of(value) : Float32Array.of(value);
+    if (dtype !== 'float64' && dtype !== 'float32') throw new GraphError('onnx', `no scalar constant of ${dtype}`);
+    this.constants.push({ name, dtype, dims: [], data });
+    return name;
+  }
+}
+
+const ELEMENTWISE: Record<string, string> = {
+  add: 'Add', sub: 'Sub', mul: 'Mul', div: 'Div', pow: 'Pow',
+  less: 'Less', greater: 'Greater', equal: 'Equal', where: 'Where',
+  neg: 'Neg', exp: 'Exp', log: 'Log', sqrt: 'Sqrt', tanh: 'Tanh', cos: 'Cos', sin: 'Sin',
+};
+
+/** erf(x) for float64: sign(x)·(2/√π)·e^(−a²)·Σ 2ⁿa^(2n+1)/(2n+1)!!, a = min(|x|, 6); all terms positive. */
+function lowerErf64(L: Lowering, x: string, out?: string): string {
+  const a = L.emit('Min', [L.emit('Abs', [x]), L.scalar(6, 'float64')]);
+  const z = L.emit('Mul', [a, a]);
+  const terms = 110;
+  const coeffs: number[] = [1];
+  for (let n = 1; n < terms; n++) coeffs.push((coeffs[n - 1]! * 2) / (2 * n + 1));
+  let acc = L.scalar(coeffs[terms - 1]!, 'float64');
+  for (let n = terms - 2; n >= 0; n--) acc = L.emit('Add', [L.emit('Mul', [acc, z]), L.scalar(coeffs[n]!, 'float64')]);
+  const series = L.emit('Mul', [L.emit('Mul', [acc, a]), L.emit('Exp', [L.emit('Neg', [z])])]);
+  const magnitude = L.emit('Mul', [series, L.scalar(2 / Math.sqrt(Math.PI), 'float64')]);
+  return L.emit('Mul', [magnitude, L.emit('Sign', [x])], {}, out);
+}
+
+function lowerGelu64(L: Lowering, x: string, approximate: string, out: string): void {
+  const half = L.emit('Mul', [x, L.scalar(0.5, 'float64')]);
+  let inner: string;
+  if (approximate === 'tanh') {
+    const cube = L.emit('Mul', [L.emit('Mul', [x, x]), x]);
+    const u = L.emit('Add', [x, L.emit('Mul', [cube, L.scalar(0.044715, 'float64')])]);
+    inner = L.emit('Tanh', [L.emit('Mul', [u, L.scalar(Math.sqrt(2 / Math.PI), 'float64')])]);
+  } else {
+    inner = lowerErf64(L, L.emit('Mul', [x, L.scalar(Math.SQRT1_2, 'float64')]));
+  }
+  L.emit('Mul', [half, L.emit('Add', [inner, L.scalar(1, 'float64')])], {}, out);
+}
+
+function lowerLayerNorm64(L: Lowering, x: string, w: string, b: string, eps: number, outs: string[]): void {
+  const axes = L.int64s([-1]);
+  const mean = L.emit('ReduceMean', [x, axes], { keepdims: 1 }, outs[1]);
+  const centered = L.emit('Sub', [x, mean]);
+  const variance = L.emit('ReduceMean', [L.emit('Mul', [centered, centered]), axes], { keepdims: 1 });
+  const invStd = L.emit('Reciprocal', [L.emit('Sqrt', [L.emit('Add', [variance, L.scalar(eps, 'float64')])])], {}, outs[2]);
+  L.emit('Add', [L.emit('Mul', [L.emit('Mul', [centered, invStd]), w]), b], {}, outs[0]);
+}
+
+/** ONNX Reshape target: 0 keeps the input's dimension at that position, −1 takes what is left. */
+function reshapeTarget(node: Node): number[] {
+  const input = node.inputs[0]!;
+  return node.outputs[0]!.shape.map((d, i) => (typeof d === 'number' ? d : d === input.shape[i] ? 0 : -1));
+}
+
+function lowerNode(L: Lowering, node: Node): void {
+  const ins = node.inputs.map((t) => L.name(t));
+  const outs = node.outputs.map((t) => L.name(t));
+  const out = outs[0]!;
+  const dtype = node.inputs[0]?.dtype;
+  const a = node.attrs;
+  const simple = ELEMENTWISE[node.op];
+  if (simple) {
+    L.emit(simple, ins, {}, out);
+    return;
+  }
+  switch (node.op) {
+    case 'erf':
+      if (dtype === 'float64') lowerErf64(L, ins[0]!, out);
+      else L.emit('Erf', ins, {}, out);
+      return;
+    case 'cast':
+      L.emit('Cast', ins, { to: ONNX_TYPE[a.to as DType] }, out);
+      return;
+    case 'matmul': {
+      const transA = a.transA ? 1 : 0;
+      const transB = a.transB ? 1 : 0;
+      const alpha = a.alpha as number;
+      const [x, y] = node.inputs as [Tensor, Tensor];
+      if (x.rank === 2 && y.rank === 2) {
+        L.emit('Gemm', ins, { transA, transB, alpha: { float: alpha } }, out);
+      } else if (dtype === 'float32' && (transA || transB || alpha !== 1)) {
+        L.emit('FusedMatMul', ins, { transA, transB, alpha: { float: alpha } }, out, 'com.microsoft');
+      } else {
+        const swapLast = (t: Tensor, name: string): string => {
+          const perm = t.shape.map((_, i) => i);
+          [perm[t.rank - 1], perm[t.rank - 2]] = [perm[t.rank - 2]!, perm[t.rank - 1]!];
+          return L.emit('Transpose', [name], { perm });
+        };
+        const left = transA ? swapLast(x, ins[0]!) : ins[0]!;
+        const right = transB ? swapLast(y, ins[1]!) : ins[1]!;
+        if (alpha === 1) L.emit('MatMul', [left, right], {}, out);
+        else L.emit('Mul', [L.emit('MatMul', [left, right]), L.scalar(alpha, dtype!)], {}, out);
+      }
+      return;
+    }
+    case 'sum':
+    case 'mean':
+    case 'max': {
+      const opType = { sum: 'ReduceSum', mean: 'ReduceMean', max: 'ReduceMax' }[node.op];
+      L.emit(opType, [ins[0]!, L.int64s(a.axes as number[])], { keepdims: a.keepDims ? 1 : 0 }, out);
+      return;
+    }
+    case 'reshape':
+      L.emit('Reshape', [ins[0]!, L.int64s(reshapeTarget(node))], {}, out);
+      return;
+    case 'reshapeLike':
+      L.emit('Reshape', [ins[0]!, L.emit('Shape', [ins[1]!])], {}, out);
+      return;
+    case 'broadcastLike':
+      L.emit('Expand', [ins[0]!, L.emit('Shape', [ins[1]!])], {}, out);
+      return;
+    case 'transpose':
+      L.emit('Transpose', ins, { perm: a.perm as number[] }, out);
+      return;
+    case 'slice':
+      L.emit('Slice', [ins[0]!, L.int64s([a.start as number]), L.int64s([a.end as number]), L.int64s([a.axis as number])], {}, out);
+      return;
+    case 'pad': {
+      const rank = node.inputs[0]!.rank;
+      const pads = new Array<number>(2 * rank).fill(0);
+      pads[a.axis as number] = a.before as number;
+      pads[rank + (a.axis as number)] = a.after as number;
+      L.emit('Pad', [ins[0]!, L.int64s(pads)], {}, out);
+      return;
+    }
+    case 'concat':
+      L.emit('Concat', ins, { axis: a.axis as number }, out);
+      return;
+    case 'gather':
+      L.emit('Gather', ins, { axis: 0 }, out);
+      return;
+    case 'scatterAdd': {
+      let idx = ins[1]!;
+      if (node.inputs[1]!.dtype !== 'int64') idx = L.emit('Cast', [idx], { to: ONNX_TYPE.int64 });
+      const idxNd = L.emit('Unsqueeze', [idx, L.int64s([-1])]);
+      L.emit('ScatterND', [ins[0]!, idxNd, ins[2]!], { reduction: 'add' }, out);
+      return;
+    }
+    case 'gatherElements':
+      L.emit('GatherElements', ins, { axis: a.axis as number }, out);
+      return;
+    case 'scatterElementsAdd':
+      L.emit('ScatterElements', ins, { axis: a.axis as number, reduction: 'add' }, out);
+      return;
+    case 'softmax':
+      L.emit('Softmax', ins, { axis: a.axis as number }, out);
+      return;
+    case 'logSoftmax':
+      L.emit('LogSoftmax', ins, { axis: a.axis as number }, out);
+      return;
+    case 'layerNorm':
+      if (dtype === 'float64') {
+        lowerLayerNorm64(L, ins[0]!, ins[1]!, ins[2]!, a.eps as number, outs);
+      } else {
+        L.nodes.push({ opType: 'LayerNormalization', inputs: ins, outputs: outs, attrs: { axis: -1, epsilon: { float: a.eps as number } } });
+      }
+      return;
+    case 'gelu':
+      if (dtype === 'float64') lowerGelu64(L, ins[0]!, a.approximate as string, out);
+      else L.emit('Gelu', ins, { approximate: a.approximate as string }, out);
+      return;
+    case 'crossEntropy': {
+      L.emit('LogSoftmax', [ins[0]!], { axis: 1 }, outs[1]);
+      const labels = L.emit('Unsqueeze', [ins[1]!, L.int64s([1])]);
+      const picked = L.emit('GatherElements', [outs[1]!, labels], { axis: 1 });
+      L.emit('Neg', [L.emit('Squeeze', [picked, L.int64s([1])])], {}, out);
+      return;
+    }
+    default:
+      throw new GraphError(node.op, 'has no ONNX lowering');
+  }
+}
+
+/** The nodes needed to compute `outputs`, in graph order. */
+export function reachableNodes(graph: Graph, outputs: readonly Tensor[]): Node[] {
+  const needed = new Set<number>();
+  const stack = [...outputs];
+  while (stack.length > 0) {
+    const t = stack.pop()!;
+    const p = t.producer;
+    if (p && !needed.has(p.id)) {
+      needed.add(p.id);
+      stack.push(...p.inputs);
+    }
+  }
+  return graph.nodes.filter((n) => needed.has(n.id));
+}
+
+export interface ModelSpec {
+  graph: Graph;
+  outputs: Readonly<Record<string, Tensor>>;
+  name?: string;
+}
+
+export interface EncodedModel {
+  bytes: Uint8Array;
+  inputNames: string[];
+  outputNames: string[];
+}
+
+function encodeTensor(init: OnnxInitializer): ProtoWriter {
+  const w = new ProtoWriter();
+  for (const d of init.dims) w.varint(1, d);
+  w.varint(2, ONNX_TYPE[init.dtype]);
+  w.string(8, init.name);
+  w.bytes(9, new Uint8Array(init.data.buffer, init.data.byteOffset, init.data.byteLength));
+  return w;
+}
+
+function encodeValueInfo(name: string, dtype: DType, shape?: Tensor['shape']): ProtoWriter {
+  const tensorType = new ProtoWriter().varint(1, ONNX_TYPE[dtype]);
+  if (shape) {
+    const shapeProto = new ProtoWriter();
+    for (const d of shape) {
+      shapeProto.message(1, typeof d === 'number' ? new ProtoWriter().varint(1, d) : new ProtoWriter().string(2, d));
+    }
+    tensorType.message(2, shapeProto);
+  }
+  return new ProtoWriter().string(1, name).message(2, new ProtoWriter().message(1, tensorType));
+}
+
+function encodeAttr(name: string, value: OnnxAttr): ProtoWriter {
+  const w = new ProtoWriter().string(1, name);
+  if (typeof value === 'number') return w.varint(3, value).varint(20, 2);
+  if (typeof value === 'string') return w.string(4, value).varint(20, 3);
+  if (Array.isArray(value)) {
+    for (const v of value as number[]) w.varint(8, v);
+    return w.varint(20, 7);
+  }
+  return w.float(2, (value as { float: number }).float).varint(20, 1);
+}
+
+function encodeNode(n: OnnxNode, index: number): ProtoWriter {
+  const w = new ProtoWriter();
+  for (const i of n.inputs) w.string(1, i);
+  for (const o of n.outputs) w.string(2, o);
+  w.string(3, `n${index}_${n.opType}`);
+  w.string(4, n.opType);
+  for (const [k, v] of Object.entries(n.attrs)) w.message(5, encodeAttr(k, v));
+  if (n.domain) w.string(7, n.domain);
+  return w;
+}
+
+/** Lowers the part of a graph that computes `outputs` and encodes it as an ONNX ModelProto. */
+export function toOnnx(spec: ModelSpec): EncodedModel {
+  const { graph } = spec;
+  const outputEntries = Object.entries(spec.outputs);
+  const nodes = reachableNodes(graph, outputEntries.map(([, t]) => t));
+  const used = new Set<number>();
+  for (const n of nodes) for (const t of n.inputs) used.add(t.id);
+  for (const [, t] of outputEntries) used.add(t.id);
+
+  const L = new Lowering();
+  for (const n of nodes) lowerNode(L, n);
+  for (const [name, t] of outputEntries) {
+    if (name !== t.name) L.emit('Identity', [t.name], {}, name);
+  }
+
+  const g = new ProtoWriter();
+  L.nodes.forEach((n, i) => g.message(1, encodeNode(n, i)));
+  g.string(2, spec.name ?? 'pythia_ts');
+  for (const { tensor, data } of graph.initializers) {
+    if (used.has(tensor.id)) g.message(5, encodeTensor({ name: tensor.name, dtype: tensor.dtype, dims: tensor.shape as number[], data }));
+  }
+  for (const c of L.constants) g.message(5, encodeTensor(c));
+  const inputs = graph.inputs.filter((t) => used.has(t.id));
+  for (const t of inputs) g.message(11, encodeValueInfo(t.name, t.dtype, t.shape));
+  for (const [name, t] of outputEntries) g.message(12, encodeValueInfo(name, t.dtype));
+
+  const model = new ProtoWriter()
+    .varint(1, IR_VERSION)
+    .string(2, 'pythia-ts')
+    .message(7, g)
+    .message(8, new ProtoWriter().string(1, '').varint(2, OPSET))
+    .message(8, new ProtoWriter().string(1, 'com.microsoft').varint(2, 1));
+  return { bytes: model.finish(), inputNames: inputs.map((t) => t.name), outputNames: outputEntries.map(([n]) => n) };
+}

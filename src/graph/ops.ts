@@ -1,0 +1,327 @@
+/**
+ * The op set. Each builder checks its inputs' dtypes and shapes and appends one node; mistakes
+ * throw a GraphError naming the op at build time, never later inside onnxruntime.
+ */
+import { type DType, type TypedArray, allocate, isFloat } from './dtype.js';
+import { Graph, type Attrs, Tensor } from './graph.js';
+import { type Dim, type Shape, GraphError, broadcastShapes, formatShape, normalizeAxis } from './shape.js';
+
+type Operand = Tensor | number;
+
+function node(op: string, inputs: Tensor[], attrs: Attrs, dtype: DType, shape: Shape): Tensor {
+  return inputs[0]!.graph.addNode(op, inputs, attrs, [{ dtype, shape }]).outputs[0]!;
+}
+
+function graphOf(op: string, operands: Operand[]): Graph {
+  const t = operands.find((o): o is Tensor => o instanceof Tensor);
+  if (!t) throw new GraphError(op, 'needs at least one tensor operand');
+  return t.graph;
+}
+
+/** A scalar constant of the given dtype (shape []). */
+export function scalar(graph: Graph, value: number, dtype: DType): Tensor {
+  const data = allocate(dtype, 1);
+  if (data instanceof BigInt64Array) data[0] = BigInt(value);
+  else data[0] = value;
+  return graph.constant(data, [], dtype);
+}
+
+function asTensors(op: string, a: Operand, b: Operand): [Tensor, Tensor] {
+  const g = graphOf(op, [a, b]);
+  const dtype = (a instanceof Tensor ? a : (b as Tensor)).dtype;
+  const ta = a instanceof Tensor ? a : scalar(g, a, dtype);
+  const tb = b instanceof Tensor ? b : scalar(g, b, dtype);
+  if (ta.dtype !== tb.dtype) throw new GraphError(op, `dtypes differ: ${ta} and ${tb}`);
+  return [ta, tb];
+}
+
+function requireFloat(op: string, t: Tensor): void {
+  if (!isFloat(t.dtype)) throw new GraphError(op, `${t} must be floating point`);
+}
+
+function binary(op: string, a: Operand, b: Operand): Tensor {
+  const [ta, tb] = asTensors(op, a, b);
+  return node(op, [ta, tb], {}, ta.dtype, broadcastShapes(op, ta.shape, tb.shape));
+}
+
+export const add = (a: Operand, b: Operand): Tensor => binary('add', a, b);
+export const sub = (a: Operand, b: Operand): Tensor => binary('sub', a, b);
+export const mul = (a: Operand, b: Operand): Tensor => binary('mul', a, b);
+export const div = (a: Operand, b: Operand): Tensor => binary('div', a, b);
+export function pow(a: Operand, b: Operand): Tensor {
+  const [ta, tb] = asTensors('pow', a, b);
+  requireFloat('pow', ta);
+  return node('pow', [ta, tb], {}, ta.dtype, broadcastShapes('pow', ta.shape, tb.shape));
+}
+
+function comparison(op: string, a: Operand, b: Operand): Tensor {
+  const [ta, tb] = asTensors(op, a, b);
+  return node(op, [ta, tb], {}, 'bool', broadcastShapes(op, ta.shape, tb.shape));
+}
+export const less = (a: Operand, b: Operand): Tensor => comparison('less', a, b);
+export const greater = (a: Operand, b: Operand): Tensor => comparison('greater', a, b);
+export const equal = (a: Operand, b: Operand): Tensor => comparison('equal', a, b);
+
+/** Elementwise choice: cond ? a : b, with broadcasting. */
+export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
+  if (cond.dtype !== 'bool') throw new GraphError('where', `condition ${cond} must be bool`);
+  const [ta, tb] = asTensors('where', a, b);
+  return node('where', [cond, ta, tb], {}, ta.dtype, broadcastShapes('where', cond.shape, ta.shape, tb.shape));
+}
+
+function unary(op: string, x: Tensor): Tensor {
+  requireFloat(op, x);
+  return node(op, [x], {}, x.dtype, x.shape);
+}
+export const neg = (x: Tensor): Tensor => node('neg', [x], {}, x.dtype, x.shape);
+export const exp = (x: Tensor): Tensor => unary('exp', x);
+export const log = (x: Tensor): Tensor => unary('log', x);
+export const sqrt = (x: Tensor): Tensor => unary('sqrt', x);
+export const tanh = (x: Tensor): Tensor => unary('tanh', x);
+export const erf = (x: Tensor): Tensor => unary('erf', x);
+export const cos = (x: Tensor): Tensor => unary('cos', x);
+export const sin = (x: Tensor): Tensor => unary('sin', x);
+
+export function cast(x: Tensor, dtype: DType): Tensor {
+  if (x.dtype === dtype) return x;
+  return node('cast', [x], { to: dtype }, dtype, x.shape);
+}
+
+export interface MatmulOptions {
+  transA?: boolean;
+  transB?: boolean;
+  alpha?: number;
+}
+
+/**
+ * Batched matrix product alpha·op(a)·op(b) over the last two axes, where op transposes them when
+ * asked; leading (batch) axes broadcast.
+ */
+export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tensor {
+  const { transA = false, transB = false, alpha = 1 } = options;
+  if (a.dtype !== b.dtype) throw new GraphError('matmul', `dtypes differ: ${a} and ${b}`);
+  requireFloat('matmul', a);
+  if (a.rank < 2 || b.rank < 2) throw new GraphError('matmul', `inputs need rank ≥ 2, got ${a} and ${b}`);
+  const [m, ka] = transA ? [a.shape[a.rank - 1]!, a.shape[a.rank - 2]!] : [a.shape[a.rank - 2]!, a.shape[a.rank - 1]!];
+  const [kb, n] = transB ? [b.shape[b.rank - 1]!, b.shape[b.rank - 2]!] : [b.shape[b.rank - 2]!, b.shape[b.rank - 1]!];
+  if (ka !== kb) {
+    throw new GraphError('matmul', `inner dimensions differ: ${a}${transA ? 'ᵀ' : ''} · ${b}${transB ? 'ᵀ' : ''}`);
+  }
+  const batch = broadcastShapes('matmul', a.shape.slice(0, -2), b.shape.slice(0, -2));
+  return node('matmul', [a, b], { transA, transB, alpha }, a.dtype, [...batch, m, n]);
+}
+
+/**
+ * Sum over axes. `keepDims` keeps reduced axes with size 1. An empty axis list sums everything.
+ */
+export function sum(x: Tensor, axes?: readonly number[], keepDims = false): Tensor {
+  return reduce('sum', x, axes, keepDims);
+}
+export function mean(x: Tensor, axes?: readonly number[], keepDims = false): Tensor {
+  return reduce('mean', x, axes, keepDims);
+}
+export function max(x: Tensor, axes?: readonly number[], keepDims = false): Tensor {
+  return reduce('max', x, axes, keepDims);
+}
+
+function reduce(op: string, x: Tensor, axes: readonly number[] | undefined, keepDims: boolean): Tensor {
+  const all = axes === undefined || axes.length === 0;
+  const norm = all ? x.shape.map((_, i) => i) : axes.map((a) => normalizeAxis(a, x.rank, op));
+  if (new Set(norm).size !== norm.length) throw new GraphError(op, `axis listed twice in [${axes}]`);
+  const sorted = [...norm].sort((p, q) => p - q);
+  const shape: Dim[] = [];
+  x.shape.forEach((d, i) => {
+    if (!sorted.includes(i)) shape.push(d);
+    else if (keepDims) shape.push(1);
+  });
+  return node(op, [x], { axes: sorted, keepDims }, x.dtype, shape);
+}
+
+/**
+ * Reshape. A target dimension may be a name: when it equals the input's dimension at the same
+ * position that size is kept, and one other named dimension takes whatever size is left.
+ */
+export function reshape(x: Tensor, shape: Shape): Tensor {
+  const inferred = shape.filter((d, i) => typeof d === 'string' && d !== x.shape[i]);
+  if (inferred.length > 1) {
+    throw new GraphError('reshape', `cannot infer both ${inferred.join(' and ')} when reshaping ${x} to ${formatShape(shape)}`);
+  }
+  const known = (s: Shape): number | undefined =>
+    s.every((d) => typeof d === 'number') ? (s as number[]).reduce((a, b) => a * b, 1) : undefined;
+  const before = known(x.shape);
+  const after = known(shape);
+  if (before !== undefined && after !== undefined && before !== after) {
+    throw new GraphError('reshape', `cannot reshape ${x} (${before} values) to ${formatShape(shape)} (${after} values)`);
+  }
+  if (shape.some((d) => typeof d === 'number' && (d < 1 || !Number.isInteger(d)))) {
+    throw new GraphError('reshape', `bad target shape ${formatShape(shape)}`);
+  }
+  return node('reshape', [x], {}, x.dtype, [...shape]);
+}
+
+export function transpose(x: Tensor, perm: readonly number[]): Tensor {
+  if (perm.length !== x.rank || [...perm].sort().some((p, i) => p !== i)) {
+    throw new GraphError('transpose', `permutation [${perm}] does not fit ${x}`);
+  }
+  return node('transpose', [x], { perm }, x.dtype, perm.map((p) => x.shape[p]!));
+}
+
+/** x[start:end] along one axis (static bounds). */
+export function slice(x: Tensor, axis: number, start: number, end: number): Tensor {
+  const a = normalizeAxis(axis, x.rank, 'slice');
+  const dim = x.shape[a]!;
+  if (typeof dim !== 'number') throw new GraphError('slice', `axis ${axis} of ${x} is symbolic`);
+  if (!(0 <= start && start < end && end <= dim)) {
+    throw new GraphError('slice', `range [${start}, ${end}) is not inside axis ${axis} of ${x}`);
+  }
+  const shape = [...x.shape];
+  shape[a] = end - start;
+  return node('slice', [x], { axis: a, start, end }, x.dtype, shape);
+}
+
+/** Zero padding along one axis: `before` zeros, x, `after` zeros. */
+export function pad(x: Tensor, axis: number, before: number, after: number): Tensor {
+  const a = normalizeAxis(axis, x.rank, 'pad');
+  const dim = x.shape[a]!;
+  if (typeof dim !== 'number') throw new GraphError('pad', `axis ${axis} of ${x} is symbolic`);
+  const shape = [...x.shape];
+  shape[a] = dim + before + after;
+  return node('pad', [x], { axis: a, before, after }, x.dtype, shape);
+}
+
+export function concat(xs: readonly Tensor[], axis: number): Tensor {
+  if (xs.length === 0) throw new GraphError('concat', 'needs at least one input');
+  const first = xs[0]!;
+  const a = normalizeAxis(axis, first.rank, 'concat');
+  for (const x of xs) {
+    const sameRest = x.rank === first.rank && x.shape.every((d, i) => i === a || d === first.shape[i]);
+    if (!sameRest || x.dtype !== first.dtype) {
+      throw new GraphError('concat', `${x} does not fit ${first} along axis ${axis}`);
+    }
+  }
+  const dims = xs.map((x) => x.shape[a]!);
+  const total: Dim = dims.every((d) => typeof d === 'number')
+    ? (dims as number[]).reduce((p, q) => p + q, 0)
+    : dims.join('+');
+  const shape = [...first.shape];
+  shape[a] = total;
+  return node('concat', [...xs], { axis: a }, first.dtype, shape);
+}
+
+/** Broadcasts x to the shape of `like` (numpy rules). */
+export function broadcastLike(x: Tensor, like: Tensor): Tensor {
+  const shape = broadcastShapes('broadcastLike', x.shape, like.shape);
+  if (shape.length !== like.rank || shape.some((d, i) => d !== like.shape[i])) {
+    throw new GraphError('broadcastLike', `${x} does not broadcast to ${like}`);
+  }
+  return node('broadcastLike', [x, like], {}, x.dtype, like.shape);
+}
+
+function requireIndices(op: string, t: Tensor): void {
+  if (t.dtype !== 'int64' && t.dtype !== 'int32') throw new GraphError(op, `indices ${t} must be int64 or int32`);
+}
+
+/** Rows of `table` (axis 0) picked by integer `indices`: the embedding lookup. */
+export function gather(table: Tensor, indices: Tensor): Tensor {
+  requireIndices('gather', indices);
+  return node('gather', [table, indices], {}, table.dtype, [...indices.shape, ...table.shape.slice(1)]);
+}
+
+/** out = data, with out[indices[i]] += updates[i] (rows along axis 0; repeated indices accumulate). */
+export function scatterAdd(data: Tensor, indices: Tensor, updates: Tensor): Tensor {
+  requireIndices('scatterAdd', indices);
+  const expected = [...indices.shape, ...data.shape.slice(1)];
+  if (updates.rank !== expected.length || updates.shape.some((d, i) => d !== expected[i]) || updates.dtype !== data.dtype) {
+    throw new GraphError('scatterAdd', `updates ${updates} should be ${data.dtype}${formatShape(expected)}`);
+  }
+  return node('scatterAdd', [data, indices, updates], {}, data.dtype, data.shape);
+}
+
+/** out[..., i, ...] = x[..., indices[..., i, ...], ...] along one axis (numpy take_along_axis). */
+export function gatherElements(x: Tensor, indices: Tensor, axis: number): Tensor {
+  requireIndices('gatherElements', indices);
+  const a = normalizeAxis(axis, x.rank, 'gatherElements');
+  if (indices.rank !== x.rank || indices.shape.some((d, i) => i !== a && d !== x.shape[i])) {
+    throw new GraphError('gatherElements', `indices ${indices} do not fit ${x} along axis ${axis}`);
+  }
+  return node('gatherElements', [x, indices], { axis: a }, x.dtype, indices.shape);
+}
+
+/** out = data, with out[..., indices[..., i, ...], ...] += updates[..., i, ...] along one axis. */
+export function scatterElementsAdd(data: Tensor, indices: Tensor, updates: Tensor, axis: number): Tensor {
+  requireIndices('scatterElementsAdd', indices);
+  const a = normalizeAxis(axis, data.rank, 'scatterElementsAdd');
+  const fits = indices.rank === data.rank && indices.shape.every((d, i) => i === a || d === data.shape[i]);
+  if (!fits || updates.shape.some((d, i) => d !== indices.shape[i]) || updates.dtype !== data.dtype) {
+    throw new GraphError('scatterElementsAdd', `indices ${indices} and updates ${updates} do not fit ${data}`);
+  }
+  return node('scatterElementsAdd', [data, indices, updates], { axis: a }, data.dtype, data.shape);
+}
+
+export function softmax(x: Tensor, axis = -1): Tensor {
+  requireFloat('softmax', x);
+  return node('softmax', [x], { axis: normalizeAxis(axis, x.rank, 'softmax') }, x.dtype, x.shape);
+}
+
+export function logSoftmax(x: Tensor, axis = -1): Tensor {
+  requireFloat('logSoftmax', x);
+  return node('logSoftmax', [x], { axis: normalizeAxis(axis, x.rank, 'logSoftmax') }, x.dtype, x.shape);
+}
+
+/**
+ * LayerNorm over the last axis: (x − mean)/sqrt(var + eps)·weight + bias, biased variance.
+ * The node's auxiliary outputs are the mean and 1/sqrt(var + eps), kept for the backward pass.
+ */
+export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps: number): Tensor {
+  requireFloat('layerNorm', x);
+  const h = x.shape[x.rank - 1];
+  for (const p of [weight, bias]) {
+    if (p.rank !== 1 || p.shape[0] !== h || p.dtype !== x.dtype) {
+      throw new GraphError('layerNorm', `parameter ${p} should be ${x.dtype}[${h}] for input ${x}`);
+    }
+  }
+  const stats = [...x.shape.slice(0, -1), 1];
+  return x.graph.addNode('layerNorm', [x, weight, bias], { eps }, [
+    { dtype: x.dtype, shape: x.shape },
+    { dtype: x.dtype, shape: stats },
+    { dtype: x.dtype, shape: stats },
+  ]).outputs[0]!;
+}
+
+export type GeluApproximation = 'none' | 'tanh';
+
+/** GELU: exact 0.5·x·(1 + erf(x/√2)), or the tanh approximation. */
+export function gelu(x: Tensor, approximate: GeluApproximation = 'none'): Tensor {
+  requireFloat('gelu', x);
+  return node('gelu', [x], { approximate }, x.dtype, x.shape);
+}
+
+/**
+ * Per-row cross-entropy −log softmax(logits)[label] for logits [N, V] and integer labels [N].
+ * The node keeps log-probabilities as an auxiliary output for the backward pass.
+ */
+export function crossEntropy(logits: Tensor, labels: Tensor): Tensor {
+  requireFloat('crossEntropy', logits);
+  requireIndices('crossEntropy', labels);
+  if (logits.rank !== 2 || labels.rank !== 1 || labels.shape[0] !== logits.shape[0]) {
+    throw new GraphError('crossEntropy', `expects logits [N,V] and labels [N], got ${logits} and ${labels}`);
+  }
+  return logits.graph.addNode('crossEntropy', [logits, labels], {}, [
+    { dtype: logits.dtype, shape: [logits.shape[0]!] },
+    { dtype: logits.dtype, shape: logits.shape },
+  ]).outputs[0]!;
+}
+
+/** A tensor of zeros shaped like `like`. */
+export function zerosLike(like: Tensor): Tensor {
+  return broadcastLike(scalar(like.graph, 0, like.dtype), like);
+}
+
+export function constantOf(graph: Graph, data: TypedArray, shape: readonly number[]): Tensor {
+  return graph.constant(data, shape);
+}
+
+/** Reshapes x to the (possibly symbolic) shape of `like`, which must hold as many values. */
+export function reshapeLike(x: Tensor, like: Tensor): Tensor {
+  return node('reshapeLike', [x, like], {}, x.dtype, like.shape);
+}
