@@ -140,6 +140,7 @@ export const VJP: Record<string, VjpRule> = {
   broadcastLike: (n, g) => [sumToShape(g, n.inputs[0]!), undefined],
   gather: (n, g) => {
     const [table, indices] = inputs(n);
+    if (n.attrs.axis !== 0) throw new GraphError('gather', 'gradient is implemented along axis 0 only');
     return [op.scatterAdd(op.zerosLike(table!), indices!, g), undefined];
   },
   scatterAdd: (n, g) => [g, undefined, op.gather(g, n.inputs[1]!)],

@@ -192,7 +192,7 @@ function lowerNode(L: Lowering, node: Node): void {
       L.emit('Concat', ins, { axis: a.axis as number }, out);
       return;
     case 'gather':
-      L.emit('Gather', ins, { axis: 0 }, out);
+      L.emit('Gather', ins, { axis: a.axis as number }, out);
       return;
     case 'scatterAdd': {
       let idx = ins[1]!;

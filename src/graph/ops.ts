@@ -221,10 +221,15 @@ function requireIndices(op: string, t: Tensor): void {
   if (t.dtype !== 'int64' && t.dtype !== 'int32') throw new GraphError(op, `indices ${t} must be int64 or int32`);
 }
 
-/** Rows of `table` (axis 0) picked by integer `indices`: the embedding lookup. */
-export function gather(table: Tensor, indices: Tensor): Tensor {
+/**
+ * Slices of `table` along `axis` picked by integer `indices` (numpy take); along axis 0 this is the
+ * embedding lookup. Negative indices count from the end.
+ */
+export function gather(table: Tensor, indices: Tensor, axis = 0): Tensor {
   requireIndices('gather', indices);
-  return node('gather', [table, indices], {}, table.dtype, [...indices.shape, ...table.shape.slice(1)]);
+  const a = normalizeAxis(axis, table.rank, 'gather');
+  const shape = [...table.shape.slice(0, a), ...indices.shape, ...table.shape.slice(a + 1)];
+  return node('gather', [table, indices], { axis: a }, table.dtype, shape);
 }
 
 /** out = data, with out[indices[i]] += updates[i] (rows along axis 0; repeated indices accumulate). */

@@ -1,0 +1,207 @@
+/**
+ * GPT-NeoX configuration as Hugging Face's `config.json` holds it, in either layout: the legacy one
+ * of the published Pythia checkpoints (`rotary_pct`, `rotary_emb_base`, `torch_dtype`) and the
+ * current one (`rope_parameters.partial_rotary_factor`, `rope_parameters.rope_theta`, `dtype`).
+ */
+import { ConfigError } from '../util/errors.js';
+
+export type HiddenAct = 'gelu' | 'gelu_new' | 'gelu_fast' | 'gelu_pytorch_tanh';
+export type WeightDType = 'float32' | 'float16' | 'bfloat16';
+
+export interface NeoXConfig {
+  vocabSize: number;
+  hiddenSize: number;
+  numLayers: number;
+  numHeads: number;
+  intermediateSize: number;
+  /** Fraction of each head's dimensions that rotary embeddings rotate. */
+  rotaryPct: number;
+  rotaryBase: number;
+  maxPositions: number;
+  layerNormEps: number;
+  parallelResidual: boolean;
+  hiddenAct: HiddenAct;
+  tieWordEmbeddings: boolean;
+  attentionBias: boolean;
+  dtype: WeightDType;
+  bosTokenId: number;
+  eosTokenId: number;
+}
+
+const HIDDEN_ACTS: readonly HiddenAct[] = ['gelu', 'gelu_new', 'gelu_fast', 'gelu_pytorch_tanh'];
+
+export function headDim(c: NeoXConfig): number {
+  return c.hiddenSize / c.numHeads;
+}
+
+/** rotary_ndims = int(head_dim · rotary_pct), as HF computes it. */
+export function rotaryDims(c: NeoXConfig): number {
+  return Math.floor(headDim(c) * c.rotaryPct);
+}
+
+/** All gelu variants but exact `gelu` are the tanh approximation. */
+export function geluApproximation(c: NeoXConfig): 'none' | 'tanh' {
+  return c.hiddenAct === 'gelu' ? 'none' : 'tanh';
+}
+
+export function validateConfig(c: NeoXConfig, source: string): NeoXConfig {
+  const positive: (keyof NeoXConfig)[] = ['vocabSize', 'hiddenSize', 'numLayers', 'numHeads', 'intermediateSize', 'maxPositions'];
+  for (const k of positive) {
+    const v = c[k];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) {
+      throw new ConfigError(`${source}: ${k} must be a positive integer, got ${JSON.stringify(v)}`);
+    }
+  }
+  if (c.hiddenSize % c.numHeads !== 0) {
+    throw new ConfigError(`${source}: hidden_size ${c.hiddenSize} is not divisible by num_attention_heads ${c.numHeads}`);
+  }
+  if (!(c.rotaryPct >= 0 && c.rotaryPct <= 1)) throw new ConfigError(`${source}: rotary_pct must lie in [0, 1], got ${c.rotaryPct}`);
+  if (rotaryDims(c) % 2 !== 0) throw new ConfigError(`${source}: rotary dimensions ${rotaryDims(c)} must be even`);
+  if (!HIDDEN_ACTS.includes(c.hiddenAct)) {
+    throw new ConfigError(`${source}: hidden_act ${JSON.stringify(c.hiddenAct)} is not supported (expected one of ${HIDDEN_ACTS.join(', ')})`);
+  }
+  if (!(c.layerNormEps > 0)) throw new ConfigError(`${source}: layer_norm_eps must be positive`);
+  if (!(c.rotaryBase > 0)) throw new ConfigError(`${source}: rotary base must be positive`);
+  return c;
+}
+
+type Json = Record<string, unknown>;
+
+function field<T>(json: Json, key: string, kind: 'number' | 'boolean' | 'string', source: string, fallback?: T): T {
+  const v = json[key];
+  if (v === undefined || v === null) {
+    if (fallback === undefined) throw new ConfigError(`${source}: missing field ${key} (expected a ${kind})`);
+    return fallback;
+  }
+  if (typeof v !== kind) throw new ConfigError(`${source}: field ${key} must be a ${kind}, got ${JSON.stringify(v)}`);
+  return v as T;
+}
+
+function parseDType(v: unknown, source: string): WeightDType {
+  if (v === undefined || v === null) return 'float32';
+  if (v === 'float32' || v === 'float16' || v === 'bfloat16') return v;
+  throw new ConfigError(`${source}: dtype ${JSON.stringify(v)} is not supported (expected float32, float16 or bfloat16)`);
+}
+
+/** Reads a GPTNeoXForCausalLM config.json object; `source` names the file in errors. */
+export function parseHfConfig(json: unknown, source = 'config.json'): NeoXConfig {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new ConfigError(`${source}: expected a JSON object`);
+  }
+  const j = json as Json;
+  if (j.model_type !== undefined && j.model_type !== 'gpt_neox') {
+    throw new ConfigError(`${source}: model_type ${JSON.stringify(j.model_type)} is not gpt_neox`);
+  }
+  let rotaryPct: number;
+  let rotaryBase: number;
+  const rope = j.rope_parameters as Json | undefined;
+  if (rope && typeof rope === 'object') {
+    const type = rope.rope_type ?? 'default';
+    if (type !== 'default') throw new ConfigError(`${source}: rope_parameters.rope_type ${JSON.stringify(type)} is not supported (expected default)`);
+    rotaryPct = field(rope, 'partial_rotary_factor', 'number', `${source} rope_parameters`, 1);
+    rotaryBase = field(rope, 'rope_theta', 'number', `${source} rope_parameters`, 10000);
+  } else {
+    rotaryPct = field(j, 'rotary_pct', 'number', source, 0.25);
+    rotaryBase = field(j, 'rotary_emb_base', 'number', source, 10000);
+  }
+  if (j.rope_scaling !== undefined && j.rope_scaling !== null) {
+    throw new ConfigError(`${source}: rope_scaling is not supported`);
+  }
+  const hiddenSize = field<number>(j, 'hidden_size', 'number', source);
+  const config: NeoXConfig = {
+    vocabSize: field(j, 'vocab_size', 'number', source),
+    hiddenSize,
+    numLayers: field(j, 'num_hidden_layers', 'number', source),
+    numHeads: field(j, 'num_attention_heads', 'number', source),
+    intermediateSize: field(j, 'intermediate_size', 'number', source, 4 * hiddenSize),
+    rotaryPct,
+    rotaryBase,
+    maxPositions: field(j, 'max_position_embeddings', 'number', source, 2048),
+    layerNormEps: field(j, 'layer_norm_eps', 'number', source, 1e-5),
+    parallelResidual: field(j, 'use_parallel_residual', 'boolean', source, true),
+    hiddenAct: field(j, 'hidden_act', 'string', source, 'gelu') as HiddenAct,
+    tieWordEmbeddings: field(j, 'tie_word_embeddings', 'boolean', source, false),
+    attentionBias: field(j, 'attention_bias', 'boolean', source, true),
+    dtype: parseDType(j.dtype ?? j.torch_dtype, source),
+    bosTokenId: field(j, 'bos_token_id', 'number', source, 0),
+    eosTokenId: field(j, 'eos_token_id', 'number', source, 0),
+  };
+  return validateConfig(config, source);
+}
+
+/**
+ * The config.json we write: the legacy keys that the published Pythia checkpoints use (read by
+ * every transformers version) alongside the current `rope_parameters`.
+ */
+export function toHfConfig(c: NeoXConfig): Record<string, unknown> {
+  return {
+    architectures: ['GPTNeoXForCausalLM'],
+    model_type: 'gpt_neox',
+    vocab_size: c.vocabSize,
+    hidden_size: c.hiddenSize,
+    num_hidden_layers: c.numLayers,
+    num_attention_heads: c.numHeads,
+    intermediate_size: c.intermediateSize,
+    hidden_act: c.hiddenAct,
+    rotary_pct: c.rotaryPct,
+    rotary_emb_base: c.rotaryBase,
+    rope_parameters: { rope_type: 'default', partial_rotary_factor: c.rotaryPct, rope_theta: c.rotaryBase },
+    max_position_embeddings: c.maxPositions,
+    layer_norm_eps: c.layerNormEps,
+    use_parallel_residual: c.parallelResidual,
+    tie_word_embeddings: c.tieWordEmbeddings,
+    attention_bias: c.attentionBias,
+    attention_dropout: 0,
+    hidden_dropout: 0,
+    initializer_range: 0.02,
+    bos_token_id: c.bosTokenId,
+    eos_token_id: c.eosTokenId,
+    torch_dtype: c.dtype,
+    use_cache: true,
+  };
+}
+
+export interface ParameterSpec {
+  name: string;
+  shape: number[];
+}
+
+/** Every parameter with its Hugging Face state-dict name and shape, in HF's order. */
+export function parameterShapes(c: NeoXConfig): ParameterSpec[] {
+  const H = c.hiddenSize;
+  const F = c.intermediateSize;
+  const specs: ParameterSpec[] = [{ name: 'gpt_neox.embed_in.weight', shape: [c.vocabSize, H] }];
+  for (let i = 0; i < c.numLayers; i++) {
+    const p = `gpt_neox.layers.${i}`;
+    specs.push(
+      { name: `${p}.input_layernorm.weight`, shape: [H] },
+      { name: `${p}.input_layernorm.bias`, shape: [H] },
+      { name: `${p}.post_attention_layernorm.weight`, shape: [H] },
+      { name: `${p}.post_attention_layernorm.bias`, shape: [H] },
+      { name: `${p}.attention.query_key_value.weight`, shape: [3 * H, H] },
+    );
+    if (c.attentionBias) specs.push({ name: `${p}.attention.query_key_value.bias`, shape: [3 * H] });
+    specs.push({ name: `${p}.attention.dense.weight`, shape: [H, H] });
+    if (c.attentionBias) specs.push({ name: `${p}.attention.dense.bias`, shape: [H] });
+    specs.push(
+      { name: `${p}.mlp.dense_h_to_4h.weight`, shape: [F, H] },
+      { name: `${p}.mlp.dense_h_to_4h.bias`, shape: [F] },
+      { name: `${p}.mlp.dense_4h_to_h.weight`, shape: [H, F] },
+      { name: `${p}.mlp.dense_4h_to_h.bias`, shape: [H] },
+    );
+  }
+  specs.push({ name: 'gpt_neox.final_layer_norm.weight', shape: [H] }, { name: 'gpt_neox.final_layer_norm.bias', shape: [H] });
+  if (!c.tieWordEmbeddings) specs.push({ name: 'embed_out.weight', shape: [c.vocabSize, H] });
+  return specs;
+}
+
+export function countParameters(c: NeoXConfig): { total: number; nonEmbedding: number } {
+  let total = 0;
+  let embedding = 0;
+  for (const p of parameterShapes(c)) {
+    const n = p.shape.reduce((a, b) => a * b, 1);
+    total += n;
+    if (p.name === 'gpt_neox.embed_in.weight' || p.name === 'embed_out.weight') embedding += n;
+  }
+  return { total, nonEmbedding: total - embedding };
+}
