@@ -87,6 +87,9 @@ function sessionOptions(options: RuntimeOptions): ort.InferenceSession.SessionOp
     interOpNumThreads: 1,
     graphOptimizationLevel: 'all',
     executionMode: 'sequential',
+    // NoopElimination drops `x·c` and `x+c` when c rounds to 1 or 0 in float32, even for float64
+    // constants: it would silently change float64 graphs (the float64 erf series loses its terms).
+    extra: { optimization: { disable_specified_optimizers: 'NoopElimination' } },
   };
 }
 
