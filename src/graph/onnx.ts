@@ -142,7 +142,12 @@ function lowerNode(L: Lowering, node: Node): void {
       const alpha = a.alpha as number;
       const [x, y] = node.inputs as [Tensor, Tensor];
       if (x.rank === 2 && y.rank === 2) {
-        L.emit('Gemm', ins, { transA, transB, alpha: { float: alpha } }, out);
+        // Gemm's alpha is a float32 attribute: a float64 alpha that float32 cannot hold is applied after.
+        if (dtype === 'float64' && Math.fround(alpha) !== alpha) {
+          L.emit('Mul', [L.emit('Gemm', ins, { transA, transB }), L.scalar(alpha, dtype)], {}, out);
+        } else {
+          L.emit('Gemm', ins, { transA, transB, alpha: { float: alpha } }, out);
+        }
       } else if (dtype === 'float32' && (transA || transB || alpha !== 1)) {
         L.emit('FusedMatMul', ins, { transA, transB, alpha: { float: alpha } }, out, 'com.microsoft');
       } else {
