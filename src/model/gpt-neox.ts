@@ -1,0 +1,149 @@
+/**
+ * The GPT-NeoX forward pass as a graph, computing what Hugging Face's GPTNeoXForCausalLM computes
+ * (notes B6): embedding, then per layer LayerNorm → fused per-head qkv → rotary on the first
+ * rotary_ndims dims of q and k → causal softmax attention → dense, and the MLP, combined with a
+ * parallel (Pythia) or sequential residual; final LayerNorm; untied LM head without bias.
+ *
+ * Activations are [B·T, H] when batch and length are static (so linears are plain GEMMs), and
+ * [B, T, H] when they are symbolic (inference graphs that serve any batch and length).
+ */
+import type { Graph, Tensor } from '../graph/graph.js';
+import * as op from '../graph/ops.js';
+import { type Dim, GraphError } from '../graph/shape.js';
+import { type NeoXConfig, geluApproximation, headDim, rotaryDims } from './config.js';
+import { rotaryTables } from './rotary.js';
+
+/** Supplies the tensor for a parameter by its HF name (a graph input or an initializer). */
+export type WeightLookup = (name: string) => Tensor;
+
+export interface LayerCache {
+  key: Tensor;
+  value: Tensor;
+}
+
+export interface ForwardInputs {
+  /** Token ids [B, T] (int64). */
+  ids: Tensor;
+  /** Positions [B, T] (int64); default 0..T−1 for every row. */
+  positions?: Tensor;
+  /** Additive attention bias broadcastable to [B, 1, T, S] (0 or a large negative); default causal. */
+  attentionBias?: Tensor;
+  /** Keys and values of earlier positions, [B, heads, P, head_dim] per layer. */
+  past?: readonly LayerCache[];
+}
+
+export interface ForwardOutputs {
+  /** HF's hidden_states: embedding output, each layer's output but the last, then the final LayerNorm output. */
+  hiddenStates: Tensor[];
+  /** Final hidden state (after final LayerNorm), [B·T, H] or [B, T, H]. */
+  final: Tensor;
+  /** Keys and values including this call's positions, per layer. */
+  present: LayerCache[];
+}
+
+/** float32's most negative value: HF's additive mask value (masked rows stay finite). */
+export const MASK_VALUE = -3.4028234663852886e38;
+
+export function causalBias(length: number): Float32Array {
+  const bias = new Float32Array(length * length);
+  for (let t = 0; t < length; t++) for (let u = t + 1; u < length; u++) bias[t * length + u] = MASK_VALUE;
+  return bias;
+}
+
+function linear(x: Tensor, w: Tensor, b: Tensor | undefined): Tensor {
+  const y = op.matmul(x, w, { transB: true });
+  return b ? op.add(y, b) : y;
+}
+
+function rotate(x: Tensor, cos: Tensor, sin: Tensor, r: number, hd: number): Tensor {
+  if (r === 0) return x;
+  const rot = r === hd ? x : op.slice(x, -1, 0, r);
+  const half = r / 2;
+  const rotated = op.concat([op.neg(op.slice(rot, -1, half, r)), op.slice(rot, -1, 0, half)], -1);
+  const out = op.add(op.mul(rot, cos), op.mul(rotated, sin));
+  return r === hd ? out : op.concat([out, op.slice(x, -1, r, hd)], -1);
+}
+
+export function buildGptNeoX(config: NeoXConfig, weight: WeightLookup, inputs: ForwardInputs): ForwardOutputs {
+  const { ids } = inputs;
+  const graph: Graph = ids.graph;
+  if (ids.rank !== 2) throw new GraphError('gpt-neox', `ids must be [batch, seq], got ${ids}`);
+  const [B, T] = ids.shape as [Dim, Dim];
+  const H = config.hiddenSize;
+  const nh = config.numHeads;
+  const hd = headDim(config);
+  const r = rotaryDims(config);
+  const flat = typeof B === 'number' && typeof T === 'number';
+  const lead: Dim[] = flat ? [(B as number) * (T as number)] : [B, T];
+  const eps = config.layerNormEps;
+  const approximate = geluApproximation(config);
+
+  let x = op.gather(weight('gpt_neox.embed_in.weight'), ids);
+  if (flat) x = op.reshape(x, [...lead, H]);
+
+  const positions = inputs.positions;
+  let cos: Tensor;
+  let sin: Tensor;
+  const table = rotaryTables(positions ? config.maxPositions : (T as number), r, config.rotaryBase);
+  const tableRows = positions ? config.maxPositions : (T as number);
+  if (positions) {
+    cos = op.reshape(op.gather(graph.constant(table.cos, [tableRows, r]), positions), [B, 1, T, r]);
+    sin = op.reshape(op.gather(graph.constant(table.sin, [tableRows, r]), positions), [B, 1, T, r]);
+  } else {
+    if (!flat) throw new GraphError('gpt-neox', 'symbolic batch or length needs explicit positions');
+    cos = graph.constant(table.cos, [T as number, r]);
+    sin = graph.constant(table.sin, [T as number, r]);
+  }
+  let bias = inputs.attentionBias;
+  if (!bias) {
+    if (!flat || inputs.past) throw new GraphError('gpt-neox', 'symbolic shapes or a cache need an explicit attention bias');
+    bias = graph.constant(causalBias(T as number), [1, 1, T as number, T as number]);
+  }
+
+  const hiddenStates: Tensor[] = [x];
+  const present: LayerCache[] = [];
+  const bOf = (name: string): Tensor | undefined => (config.attentionBias ? weight(name) : undefined);
+
+  for (let i = 0; i < config.numLayers; i++) {
+    const p = `gpt_neox.layers.${i}`;
+    const a = op.layerNorm(x, weight(`${p}.input_layernorm.weight`), weight(`${p}.input_layernorm.bias`), eps);
+    const qkv = linear(a, weight(`${p}.attention.query_key_value.weight`), bOf(`${p}.attention.query_key_value.bias`));
+    // Fused rows are per head [nh, 3, hd]; move (q|k|v) to the front: [3, B, nh, T, hd].
+    const heads = op.transpose(op.reshape(qkv, [B, T, nh, 3, hd]), [3, 0, 2, 1, 4]);
+    const part = (k: number): Tensor => op.reshape(op.slice(heads, 0, k, k + 1), [B, nh, T, hd]);
+    const q = rotate(part(0), cos, sin, r, hd);
+    let k = rotate(part(1), cos, sin, r, hd);
+    let v = part(2);
+    const past = inputs.past?.[i];
+    if (past) {
+      k = op.concat([past.key, k], 2);
+      v = op.concat([past.value, v], 2);
+    }
+    present.push({ key: k, value: v });
+    const scores = op.add(op.matmul(q, k, { transB: true, alpha: 1 / Math.sqrt(hd) }), bias);
+    const context = op.matmul(op.softmax(scores, -1), v);
+    const merged = op.reshape(op.transpose(context, [0, 2, 1, 3]), [...lead, H]);
+    const attn = linear(merged, weight(`${p}.attention.dense.weight`), bOf(`${p}.attention.dense.bias`));
+
+    const mlp = (h: Tensor): Tensor => {
+      const n = op.layerNorm(h, weight(`${p}.post_attention_layernorm.weight`), weight(`${p}.post_attention_layernorm.bias`), eps);
+      const up = op.gelu(linear(n, weight(`${p}.mlp.dense_h_to_4h.weight`), weight(`${p}.mlp.dense_h_to_4h.bias`)), approximate);
+      return linear(up, weight(`${p}.mlp.dense_4h_to_h.weight`), weight(`${p}.mlp.dense_4h_to_h.bias`));
+    };
+    if (config.parallelResidual) {
+      x = op.add(op.add(mlp(x), attn), x);
+    } else {
+      const x1 = op.add(attn, x);
+      x = op.add(mlp(x1), x1);
+    }
+    if (i < config.numLayers - 1) hiddenStates.push(x);
+  }
+  const final = op.layerNorm(x, weight('gpt_neox.final_layer_norm.weight'), weight('gpt_neox.final_layer_norm.bias'), eps);
+  hiddenStates.push(final);
+  return { hiddenStates, final, present };
+}
+
+/** logits = final · embed_outᵀ (embed_in when the embeddings are tied). */
+export function lmHead(config: NeoXConfig, weight: WeightLookup, final: Tensor): Tensor {
+  return op.matmul(final, weight(config.tieWordEmbeddings ? 'gpt_neox.embed_in.weight' : 'embed_out.weight'), { transB: true });
+}

@@ -1,0 +1,37 @@
+/** Model parameters: float32 arrays keyed by Hugging Face state-dict name. */
+import { Graph, type Tensor } from '../graph/graph.js';
+import type { HostTensor } from '../runtime/session.js';
+import { ConfigError } from '../util/errors.js';
+import { type NeoXConfig, parameterShapes } from './config.js';
+import type { WeightLookup } from './gpt-neox.js';
+
+export type Params = Map<string, Float32Array>;
+
+/** Checks that `params` holds exactly the parameters `config` needs, with the right sizes. */
+export function checkParams(config: NeoXConfig, params: Params, source: string): void {
+  for (const { name, shape } of parameterShapes(config)) {
+    const p = params.get(name);
+    if (!p) throw new ConfigError(`${source}: missing parameter ${name}`);
+    const n = shape.reduce((a, b) => a * b, 1);
+    if (p.length !== n) throw new ConfigError(`${source}: parameter ${name} has ${p.length} values, expected [${shape.join(',')}]`);
+  }
+}
+
+/** Declares every parameter as a graph input named after it. */
+export function parameterInputs(graph: Graph, config: NeoXConfig): { lookup: WeightLookup; tensors: Map<string, Tensor> } {
+  const tensors = new Map<string, Tensor>();
+  for (const { name, shape } of parameterShapes(config)) tensors.set(name, graph.input(name, 'float32', shape));
+  const lookup: WeightLookup = (name) => {
+    const t = tensors.get(name);
+    if (!t) throw new ConfigError(`no parameter ${name} in this configuration`);
+    return t;
+  };
+  return { lookup, tensors };
+}
+
+/** Feeds for the parameter inputs (zero-copy views of the arrays). */
+export function parameterFeeds(config: NeoXConfig, params: Params): Record<string, HostTensor> {
+  const feeds: Record<string, HostTensor> = {};
+  for (const { name, shape } of parameterShapes(config)) feeds[name] = { data: params.get(name)!, dims: shape };
+  return feeds;
+}
