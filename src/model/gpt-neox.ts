@@ -108,9 +108,9 @@ export function buildGptNeoX(config: NeoXConfig, weight: WeightLookup, inputs: F
     const p = `gpt_neox.layers.${i}`;
     const a = op.layerNorm(x, weight(`${p}.input_layernorm.weight`), weight(`${p}.input_layernorm.bias`), eps);
     const qkv = linear(a, weight(`${p}.attention.query_key_value.weight`), bOf(`${p}.attention.query_key_value.bias`));
-    // Fused rows are per head [nh, 3, hd]; move (q|k|v) to the front: [3, B, nh, T, hd].
-    const heads = op.transpose(op.reshape(qkv, [B, T, nh, 3, hd]), [3, 0, 2, 1, 4]);
-    const part = (k: number): Tensor => op.reshape(op.slice(heads, 0, k, k + 1), [B, nh, T, hd]);
+    // Fused rows are per head [nh, 3, hd]: [B, T, nh, 3, hd] → [B, nh, T, 3, hd], then take q, k, v.
+    const heads = op.transpose(op.reshape(qkv, [B, T, nh, 3, hd]), [0, 2, 1, 3, 4]);
+    const part = (k: number): Tensor => op.reshape(op.slice(heads, 3, k, k + 1), [B, nh, T, hd]);
     const q = rotate(part(0), cos, sin, r, hd);
     let k = rotate(part(1), cos, sin, r, hd);
     let v = part(2);

@@ -1,0 +1,80 @@
+/**
+ * The inference graph: one compiled session that serves any batch, any number of new positions
+ * and any cache length (symbolic dims `batch`, `seq`, `past`). It takes the new tokens, their
+ * positions, an additive attention bias over [past + new] keys, and the cached keys/values, and
+ * returns the last position's logits and the updated cache.
+ */
+import { Graph, type Tensor } from '../graph/graph.js';
+import * as op from '../graph/ops.js';
+import { type CompiledGraph, type HostTensor, type RuntimeOptions, compile } from '../runtime/session.js';
+import { type NeoXConfig, headDim } from './config.js';
+import { type LayerCache, buildGptNeoX, lmHead } from './gpt-neox.js';
+import { type Params, parameterFeeds, parameterInputs } from './params.js';
+
+export interface DecoderStep {
+  /** [batch, vocab]: logits of each row's last position. */
+  logits: Float32Array;
+  /** Keys and values for [past + new] positions, per layer. */
+  cache: HostTensor[];
+}
+
+export class Decoder {
+  private constructor(
+    readonly config: NeoXConfig,
+    private readonly params: Params,
+    private readonly session: CompiledGraph,
+  ) {}
+
+  static async create(config: NeoXConfig, params: Params, runtime: RuntimeOptions = {}): Promise<Decoder> {
+    const graph = new Graph();
+    const { lookup } = parameterInputs(graph, config);
+    const nh = config.numHeads;
+    const hd = headDim(config);
+    const ids = graph.input('input_ids', 'int64', ['batch', 'seq']);
+    const positions = graph.input('position_ids', 'int64', ['batch', 'seq']);
+    const bias = graph.input('attention_bias', 'float32', ['batch', 1, 'seq', 'past+seq']);
+    const past: LayerCache[] = [];
+    for (let i = 0; i < config.numLayers; i++) {
+      past.push({
+        key: graph.input(`past.${i}.key`, 'float32', ['batch', nh, 'past', hd]),
+        value: graph.input(`past.${i}.value`, 'float32', ['batch', nh, 'past', hd]),
+      });
+    }
+    const out = buildGptNeoX(config, lookup, { ids, positions, attentionBias: bias, past });
+    const last = op.gather(out.final, graph.constant(BigInt64Array.of(-1n), []), 1);
+    const outputs: Record<string, Tensor> = { logits: lmHead(config, lookup, last) };
+    out.present.forEach((c, i) => {
+      outputs[`present.${i}.key`] = c.key;
+      outputs[`present.${i}.value`] = c.value;
+    });
+    return new Decoder(config, params, await compile({ graph, outputs }, runtime));
+  }
+
+  emptyCache(batch: number): HostTensor[] {
+    const dims = [batch, this.config.numHeads, 0, headDim(this.config)];
+    return Array.from({ length: 2 * this.config.numLayers }, () => ({ data: new Float32Array(0), dims }));
+  }
+
+  /**
+   * Runs new tokens [batch, seq] at `positions` with `bias` [batch, 1, seq, past + seq] against
+   * `cache` (from `emptyCache` or an earlier step).
+   */
+  async step(ids: BigInt64Array, positions: BigInt64Array, bias: Float32Array, cache: HostTensor[], batch: number): Promise<DecoderStep> {
+    const seq = ids.length / batch;
+    const past = cache[0]!.dims[2]!;
+    const feeds: Record<string, HostTensor> = {
+      ...parameterFeeds(this.config, this.params),
+      input_ids: { data: ids, dims: [batch, seq] },
+      position_ids: { data: positions, dims: [batch, seq] },
+      attention_bias: { data: bias, dims: [batch, 1, seq, past + seq] },
+    };
+    for (let i = 0; i < this.config.numLayers; i++) {
+      feeds[`past.${i}.key`] = cache[2 * i]!;
+      feeds[`past.${i}.value`] = cache[2 * i + 1]!;
+    }
+    const r = await this.session.run(feeds);
+    const next: HostTensor[] = [];
+    for (let i = 0; i < this.config.numLayers; i++) next.push(r[`present.${i}.key`]!, r[`present.${i}.value`]!);
+    return { logits: r.logits!.data as Float32Array, cache: next };
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * Batched generation with a KV cache: the prompt runs once, then each new token costs one
+ * position. Rows of different lengths are left-padded; padded keys are masked and positions count
+ * only real tokens, as HF's generate does. Greedy by default; sampling with a seed.
+ */
+import { Prng } from '../util/prng.js';
+import { ConfigError } from '../util/errors.js';
+import type { HostTensor } from '../runtime/session.js';
+import { Decoder } from './decoder.js';
+import { MASK_VALUE } from './gpt-neox.js';
+
+export interface GenerateOptions {
+  maxNewTokens: number;
+  /** Recompute the whole sequence every step instead of using the cache (for checking). */
+  noCache?: boolean;
+  /** Sampling temperature; 0 (default) is greedy. */
+  temperature?: number;
+  /** Sample only among the k most likely tokens (0: all). */
+  topK?: number;
+  seed?: number;
+  /** Stop a row once it emits this token. */
+  eosTokenId?: number;
+  padTokenId?: number;
+}
+
+/** Additive bias [batch, 1, seq, total] for new positions past..total−1 given key validity. */
+function attentionBias(valid: readonly Uint8Array[], past: number, seq: number): Float32Array {
+  const batch = valid.length;
+  const total = past + seq;
+  const bias = new Float32Array(batch * seq * total);
+  for (let b = 0; b < batch; b++) {
+    for (let t = 0; t < seq; t++) {
+      const row = (b * seq + t) * total;
+      for (let u = 0; u < total; u++) {
+        if (u > past + t || !valid[b]![u]) bias[row + u] = MASK_VALUE;
+      }
+    }
+  }
+  return bias;
+}
+
+function pick(logits: Float32Array, offset: number, vocab: number, options: GenerateOptions, rng: Prng): number {
+  const temperature = options.temperature ?? 0;
+  if (temperature <= 0) {
+    let best = 0;
+    for (let v = 1; v < vocab; v++) if (logits[offset + v]! > logits[offset + best]!) best = v;
+    return best;
+  }
+  const order = Array.from({ length: vocab }, (_, v) => v);
+  let candidates = order;
+  if (options.topK && options.topK > 0 && options.topK < vocab) {
+    candidates = order.sort((a, b) => logits[offset + b]! - logits[offset + a]! || a - b).slice(0, options.topK);
+  }
+  const maxLogit = Math.max(...candidates.map((v) => logits[offset + v]!));
+  const weights = candidates.map((v) => Math.exp((logits[offset + v]! - maxLogit) / temperature));
+  const total = weights.reduce((a, b) => a + b, 0);
+  let u = rng.uniform() * total;
+  for (let i = 0; i < candidates.length; i++) {
+    u -= weights[i]!;
+    if (u < 0) return candidates[i]!;
+  }
+  return candidates[candidates.length - 1]!;
+}
+
+/** Returns each prompt followed by its continuation (without padding). */
+export async function generate(decoder: Decoder, prompts: readonly (readonly number[])[], options: GenerateOptions): Promise<number[][]> {
+  const batch = prompts.length;
+  if (batch === 0) return [];
+  const vocab = decoder.config.vocabSize;
+  for (const [b, p] of prompts.entries()) {
+    if (p.length === 0) throw new ConfigError(`prompt ${b} is empty`);
+    for (const id of p) if (!Number.isInteger(id) || id < 0 || id >= vocab) throw new ConfigError(`prompt ${b}: token id ${id} is outside [0, ${vocab})`);
+  }
+  const width = Math.max(...prompts.map((p) => p.length));
+  const total = width + options.maxNewTokens;
+  if (total > decoder.config.maxPositions) {
+    throw new ConfigError(`prompt (${width}) plus ${options.maxNewTokens} new tokens exceeds max_position_embeddings ${decoder.config.maxPositions}`);
+  }
+  const pad = options.padTokenId ?? 0;
+  const rng = new Prng(options.seed ?? 0);
+  // Left-padded token grid, key validity and next position per row.
+  const tokens = prompts.map((p) => [...new Array<number>(width - p.length).fill(pad), ...p]);
+  const valid = prompts.map((p) => {
+    const v = new Uint8Array(total);
+    v.fill(1, width - p.length);
+    return v;
+  });
+  const done = new Array<boolean>(batch).fill(false);
+
+  let cache: HostTensor[] = decoder.emptyCache(batch);
+  let fed = 0;
+  for (let step = 0; step < options.maxNewTokens; step++) {
+    const from = options.noCache ? 0 : fed;
+    if (options.noCache) cache = decoder.emptyCache(batch);
+    const seq = tokens[0]!.length - from;
+    const ids = new BigInt64Array(batch * seq);
+    const positions = new BigInt64Array(batch * seq);
+    for (let b = 0; b < batch; b++) {
+      const padding = width - prompts[b]!.length;
+      for (let t = 0; t < seq; t++) {
+        ids[b * seq + t] = BigInt(tokens[b]![from + t]!);
+        positions[b * seq + t] = BigInt(Math.max(0, from + t - padding));
+      }
+    }
+    const result = await decoder.step(ids, positions, attentionBias(valid, from, seq), cache, batch);
+    cache = result.cache;
+    fed = tokens[0]!.length;
+    for (let b = 0; b < batch; b++) {
+      const next = done[b] ? pad : pick(result.logits, b * vocab, vocab, options, rng);
+      tokens[b]!.push(next);
+      if (done[b]) valid[b]![fed] = 0;
+      if (options.eosTokenId !== undefined && next === options.eosTokenId) done[b] = true;
+    }
+    if (done.every(Boolean)) break;
+  }
+  return tokens.map((row, b) => {
+    const padding = width - prompts[b]!.length;
+    const out = row.slice(padding);
+    if (options.eosTokenId === undefined) return out;
+    const cut = out.indexOf(options.eosTokenId, prompts[b]!.length);
+    return cut < 0 ? out : out.slice(0, cut + 1);
+  });
+}
