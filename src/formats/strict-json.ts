@@ -1,0 +1,123 @@
+/**
+ * A JSON parser for file headers that, unlike JSON.parse, refuses duplicate object keys
+ * (safetensors requires it). Objects come back with a null prototype, so a key such as
+ * "__proto__" is just a key. Errors are messages with a byte position; callers wrap them.
+ */
+
+export type JsonValue = null | boolean | number | string | JsonValue[] | JsonObject;
+export type JsonObject = { [key: string]: JsonValue };
+
+const MAX_DEPTH = 64;
+const NUMBER = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
+const ESCAPES: Record<string, string> = { '"': '"', '\\': '\\', '/': '/', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
+
+export class JsonSyntaxError extends Error {}
+
+export function parseStrictJson(text: string): JsonValue {
+  let pos = 0;
+
+  const fail = (what: string): never => {
+    throw new JsonSyntaxError(`${what} at character ${pos}`);
+  };
+  const skipSpace = (): void => {
+    while (pos < text.length && ' \t\n\r'.includes(text[pos]!)) pos++;
+  };
+  const expect = (ch: string): void => {
+    if (text[pos] !== ch) fail(`expected '${ch}'`);
+    pos++;
+  };
+
+  const parseString = (): string => {
+    expect('"');
+    let out = '';
+    for (;;) {
+      if (pos >= text.length) fail('unterminated string');
+      const ch = text[pos++]!;
+      if (ch === '"') return out;
+      if (ch < ' ') fail('control character in string');
+      if (ch !== '\\') {
+        out += ch;
+        continue;
+      }
+      const esc = text[pos++];
+      if (esc === 'u') {
+        const hex = text.slice(pos, pos + 4);
+        if (!/^[0-9a-fA-F]{4}$/.test(hex)) fail('bad \\u escape');
+        out += String.fromCharCode(parseInt(hex, 16));
+        pos += 4;
+      } else if (esc !== undefined && Object.hasOwn(ESCAPES, esc)) {
+        out += ESCAPES[esc];
+      } else {
+        fail('bad escape');
+      }
+    }
+  };
+
+  const parseValue = (depth: number): JsonValue => {
+    if (depth > MAX_DEPTH) fail('nesting too deep');
+    skipSpace();
+    const ch = text[pos];
+    if (ch === '{') {
+      pos++;
+      const obj: JsonObject = Object.create(null) as JsonObject;
+      skipSpace();
+      if (text[pos] === '}') {
+        pos++;
+        return obj;
+      }
+      for (;;) {
+        skipSpace();
+        const keyAt = pos;
+        const key = parseString();
+        if (Object.hasOwn(obj, key)) {
+          pos = keyAt;
+          fail(`duplicate key ${JSON.stringify(key)}`);
+        }
+        skipSpace();
+        expect(':');
+        obj[key] = parseValue(depth + 1);
+        skipSpace();
+        if (text[pos] === ',') { pos++; continue; }
+        expect('}');
+        return obj;
+      }
+    }
+    if (ch === '[') {
+      pos++;
+      const arr: JsonValue[] = [];
+      skipSpace();
+      if (text[pos] === ']') {
+        pos++;
+        return arr;
+      }
+      for (;;) {
+        arr.push(parseValue(depth + 1));
+        skipSpace();
+        if (text[pos] === ',') { pos++; continue; }
+        expect(']');
+        return arr;
+      }
+    }
+    if (ch === '"') return parseString();
+    for (const [word, value] of [['true', true], ['false', false], ['null', null]] as const) {
+      if (text.startsWith(word, pos)) {
+        pos += word.length;
+        return value;
+      }
+    }
+    NUMBER.lastIndex = pos;
+    const m = NUMBER.exec(text);
+    if (!m) return fail('expected a JSON value');
+    pos += m[0].length;
+    return Number(m[0]);
+  };
+
+  const value = parseValue(0);
+  skipSpace();
+  if (pos !== text.length) fail('unexpected text after the JSON value');
+  return value;
+}
+
+export function isJsonObject(v: JsonValue | undefined): v is JsonObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
