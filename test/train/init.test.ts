@@ -1,0 +1,103 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { initParameters, initStd, NEOX_DEFAULT_INIT, parameterRole, PYTHIA_INIT, type ParameterShape } from '../../src/train/init.js';
+import { Prng } from '../../src/train/prng.js';
+import { fixtureDir } from '../support/paths.js';
+
+/** Parameter names and shapes from an HF checkpoint's safetensors header (8-byte length, then JSON). */
+function hfShapes(caseName: string): ParameterShape[] {
+  const buf = readFileSync(join(fixtureDir(caseName), 'model/model.safetensors'));
+  const header = JSON.parse(buf.subarray(8, 8 + Number(buf.readBigUInt64LE(0))).toString('utf8')) as Record<string, { shape: number[] }>;
+  return Object.entries(header)
+    .filter(([name]) => name !== '__metadata__')
+    .map(([name, { shape }]) => ({ name, shape }));
+}
+
+function stats(x: Float32Array): { mean: number; std: number; within1: number } {
+  let s = 0;
+  for (const v of x) s += v;
+  const mean = s / x.length;
+  let ss = 0;
+  for (const v of x) ss += (v - mean) ** 2;
+  const std = Math.sqrt(ss / x.length);
+  let within = 0;
+  for (const v of x) if (Math.abs(v - mean) <= std) within++;
+  return { mean, std, within1: within / x.length };
+}
+
+test('prng: splitmix64 seeding and xoshiro128** outputs match a Python transcription', () => {
+  // Golden: Python big-int transcription of splitmix64 + xoshiro128** (seed 1234).
+  const rng = new Prng(1234);
+  assert.deepEqual(rng.state.words, [790109403, 3138188827, 1307600164, 2546442550]);
+  const out = Array.from({ length: 6 }, () => rng.nextUint32());
+  assert.deepEqual(out, [2745262699, 2527431456, 130831659, 1562225585, 1027419069, 3797507520]);
+  // splitmix64(0)'s first output is 0xe220a8397b1dcdaf (its reference implementation's known value).
+  assert.deepEqual(new Prng(0).state.words.slice(0, 2), [0x7b1dcdaf, 0xe220a839]);
+});
+
+test('prng: normals are standard normal and the state round-trips', () => {
+  const rng = new Prng(7);
+  const x = new Float32Array(200_000);
+  rng.fillNormal(x, 1);
+  const { mean, std, within1 } = stats(x);
+  assert.ok(Math.abs(mean) < 0.01, `mean ${mean}`);
+  assert.ok(Math.abs(std - 1) < 0.01, `std ${std}`);
+  assert.ok(Math.abs(within1 - 0.6827) < 0.005, `P(|z|<1) ${within1}`);
+  rng.nextNormal(); // leave a spare pending
+  const copy = new Prng(rng.state);
+  for (let i = 0; i < 5; i++) assert.equal(copy.nextNormal(), rng.nextNormal());
+});
+
+test('init std formulas (notes B9.1: 70m small_init 0.0279508, wang_init 0.0147314; 6.9b 0.02 and 0.0025)', () => {
+  const d70m = { hiddenSize: 512, numLayers: 6 };
+  assert.ok(Math.abs(initStd('small_init', d70m) - 0.0279508) < 1e-7);
+  assert.ok(Math.abs(initStd('wang_init', d70m) - 0.0147314) < 1e-7);
+  const d69b = { hiddenSize: 4096, numLayers: 32 };
+  assert.equal(initStd('normal', d69b), 0.02);
+  assert.equal(initStd('scaled_normal', d69b), 0.0025);
+});
+
+test('each parameter group gets its distribution; biases zero; LayerNorm (1, 0)', () => {
+  const shapes = hfShapes('parallel-r25');
+  assert.equal(shapes.length, 2 * 12 + 4);
+  const dims = { hiddenSize: 64, numLayers: 2 };
+  const params = initParameters(shapes, dims, PYTHIA_INIT, 1234);
+  const small = Math.sqrt(2 / (5 * 64));
+  const wang = 2 / (2 * 8);
+  for (const { name, shape } of shapes) {
+    const x = params.get(name)!;
+    assert.equal(x.length, shape.reduce((a, b) => a * b, 1), name);
+    const role = parameterRole(name);
+    if (role === 'bias') assert.ok(x.every((v) => v === 0), name);
+    else if (role === 'norm-weight') assert.ok(x.every((v) => v === 1), name);
+    else {
+      const sigma = role === 'input' ? small : wang;
+      const { mean, std } = stats(x);
+      const rel = 4 / Math.sqrt(2 * x.length); // four standard errors of a sample std
+      assert.ok(Math.abs(std / sigma - 1) < rel, `${name}: std ${std} vs σ ${sigma}`);
+      assert.ok(Math.abs(mean) < (4 * sigma) / Math.sqrt(x.length), `${name}: mean ${mean}`);
+    }
+  }
+  assert.equal(parameterRole('gpt_neox.layers.1.attention.dense.weight'), 'output');
+  assert.equal(parameterRole('gpt_neox.layers.1.mlp.dense_4h_to_h.weight'), 'output');
+  assert.equal(parameterRole('embed_out.weight'), 'input');
+  assert.throws(() => parameterRole('gpt_neox.layers.0.attention.rotary_emb.inv_freq'), /no initialisation rule/);
+});
+
+test('scaled_normal for the output layers with the GPT-NeoX defaults', () => {
+  const shapes = [{ name: 'gpt_neox.layers.0.attention.dense.weight', shape: [256, 256] }];
+  const x = initParameters(shapes, { hiddenSize: 256, numLayers: 8 }, NEOX_DEFAULT_INIT, 1).get(shapes[0]!.name)!;
+  assert.ok(Math.abs(stats(x).std / 0.005 - 1) < 0.02);
+});
+
+test('same seed, same bytes; another seed, other bytes', () => {
+  const shapes = hfShapes('parallel-r25');
+  const dims = { hiddenSize: 64, numLayers: 2 };
+  const a = initParameters(shapes, dims, PYTHIA_INIT, 1234);
+  const b = initParameters(shapes, dims, PYTHIA_INIT, 1234);
+  const c = initParameters(shapes, dims, PYTHIA_INIT, 1235);
+  for (const { name } of shapes) assert.deepEqual(a.get(name), b.get(name));
+  assert.notDeepEqual(a.get('gpt_neox.embed_in.weight'), c.get('gpt_neox.embed_in.weight'));
+});
