@@ -1,0 +1,64 @@
+/**
+ * The training step graph: for a batch of samples of seq+1 tokens (GPT-NeoX's layout: inputs are
+ * tokens[:-1], labels tokens[1:]), the mean next-token cross-entropy and its gradient for every
+ * parameter. Parameters are graph inputs, fed zero-copy each step; only loss and gradients come back.
+ */
+import { Graph, type Tensor } from '../graph/graph.js';
+import { grad } from '../graph/grad.js';
+import * as op from '../graph/ops.js';
+import { type CompiledGraph, type RuntimeOptions, compile } from '../runtime/session.js';
+import { ConfigError } from '../util/errors.js';
+import { type NeoXConfig, parameterShapes } from './config.js';
+import { buildGptNeoX, lmHead } from './gpt-neox.js';
+import { type Params, parameterFeeds, parameterInputs } from './params.js';
+
+export interface StepResult {
+  loss: number;
+  grads: Map<string, Float32Array>;
+}
+
+export class TrainStep {
+  private constructor(
+    readonly config: NeoXConfig,
+    readonly batch: number,
+    readonly seq: number,
+    private readonly session: CompiledGraph,
+  ) {}
+
+  /** Builds and compiles the step for `batch` samples of `seq` + 1 tokens. */
+  static async create(config: NeoXConfig, shape: { batch: number; seq: number }, runtime: RuntimeOptions = {}): Promise<TrainStep> {
+    const { batch, seq } = shape;
+    if (!(Number.isInteger(batch) && batch > 0 && Number.isInteger(seq) && seq > 0)) {
+      throw new ConfigError(`training batch ${batch} × seq ${seq} must be positive integers`);
+    }
+    if (seq > config.maxPositions) throw new ConfigError(`seq-length ${seq} exceeds max_position_embeddings ${config.maxPositions}`);
+    const graph = new Graph();
+    const { lookup, tensors } = parameterInputs(graph, config);
+    const tokens = graph.input('tokens', 'int64', [batch, seq + 1]);
+    const ids = op.slice(tokens, 1, 0, seq);
+    const labels = op.reshape(op.slice(tokens, 1, 1, seq + 1), [batch * seq]);
+    const { final } = buildGptNeoX(config, lookup, { ids });
+    const loss = op.mean(op.crossEntropy(lmHead(config, lookup, final), labels));
+    const names = parameterShapes(config).map((p) => p.name);
+    const grads = grad(loss, names.map((n) => tensors.get(n)!));
+    const outputs: Record<string, Tensor> = { loss };
+    names.forEach((n, i) => (outputs[`grad.${n}`] = grads[i]!));
+    return new TrainStep(config, batch, seq, await compile({ graph, outputs }, runtime));
+  }
+
+  /** Loss and gradients for `tokens` [batch, seq + 1]. */
+  async run(params: Params, tokens: BigInt64Array): Promise<StepResult> {
+    if (tokens.length !== this.batch * (this.seq + 1)) {
+      throw new ConfigError(`a training batch needs ${this.batch} × ${this.seq + 1} tokens, got ${tokens.length}`);
+    }
+    const r = await this.session.run({ ...parameterFeeds(this.config, params), tokens: { data: tokens, dims: [this.batch, this.seq + 1] } });
+    const grads = new Map<string, Float32Array>();
+    for (const { name } of parameterShapes(this.config)) grads.set(name, r[`grad.${name}`]!.data as Float32Array);
+    return { loss: (r.loss!.data as Float32Array)[0]!, grads };
+  }
+}
+
+/** The interface the trainer codes against: `createTrainStep(config, { batch, seq })`. */
+export function createTrainStep(config: NeoXConfig, shape: { batch: number; seq: number; threads?: number }): Promise<TrainStep> {
+  return TrainStep.create(config, shape, { threads: shape.threads });
+}
