@@ -1,0 +1,106 @@
+/**
+ * Log-likelihood scoring of continuations, the primitive every benchmark and analysis needs:
+ * for (context, continuation) pairs, the summed log-probability of the continuation tokens and
+ * whether greedy decoding would have produced them (lm-evaluation-harness's `is_greedy`).
+ * Only per-token target log-probabilities come back from the graph, never full logits.
+ */
+import { Graph } from '../graph/graph.js';
+import * as op from '../graph/ops.js';
+import { type CompiledGraph, type RuntimeOptions, compile } from '../runtime/session.js';
+import { ConfigError } from '../util/errors.js';
+import type { NeoXConfig } from './config.js';
+import { MASK_VALUE, buildGptNeoX, lmHead } from './gpt-neox.js';
+import { type Params, parameterFeeds, parameterInputs } from './params.js';
+
+export interface ScoreRequest {
+  context: readonly number[];
+  continuation: readonly number[];
+}
+
+export interface ScoreResult {
+  /** Sum of log p(continuation token | everything before it). */
+  logprob: number;
+  /** Per continuation token. */
+  tokenLogprobs: number[];
+  /** Every continuation token is the argmax at its position. */
+  isGreedy: boolean;
+}
+
+export class Scorer {
+  private constructor(
+    readonly config: NeoXConfig,
+    private readonly params: Params,
+    private readonly session: CompiledGraph,
+  ) {}
+
+  static async create(config: NeoXConfig, params: Params, runtime: RuntimeOptions = {}): Promise<Scorer> {
+    const graph = new Graph();
+    const { lookup } = parameterInputs(graph, config);
+    const ids = graph.input('input_ids', 'int64', ['batch', 'seq']);
+    const targets = graph.input('targets', 'int64', ['batch', 'seq']);
+    const positions = graph.input('position_ids', 'int64', ['batch', 'seq']);
+    const bias = graph.input('attention_bias', 'float32', [1, 1, 'seq', 'seq']);
+    const { final } = buildGptNeoX(config, lookup, { ids, positions, attentionBias: bias });
+    const logits = op.reshape(lmHead(config, lookup, final), ['batch*seq', config.vocabSize]);
+    const flatTargets = op.reshape(targets, ['batch*seq']);
+    const logprob = op.reshapeLike(op.neg(op.crossEntropy(logits, flatTargets)), targets);
+    const targetLogit = op.reshape(op.gatherElements(logits, op.reshape(targets, ['batch*seq', 1]), 1), ['batch*seq']);
+    const greedy = op.reshapeLike(op.equal(op.max(logits, [-1]), targetLogit), targets);
+    return new Scorer(config, params, await compile({ graph, outputs: { logprob, greedy } }, runtime));
+  }
+
+  /** Scores requests in batches of up to `batchSize` rows of similar length. */
+  async score(requests: readonly ScoreRequest[], batchSize = 8): Promise<ScoreResult[]> {
+    const V = this.config.vocabSize;
+    const rows = requests.map((r, i) => {
+      if (r.continuation.length === 0) throw new ConfigError(`request ${i}: empty continuation`);
+      if (r.context.length === 0) throw new ConfigError(`request ${i}: empty context (start it with the EOD token)`);
+      const all = [...r.context, ...r.continuation];
+      for (const id of all) if (!Number.isInteger(id) || id < 0 || id >= V) throw new ConfigError(`request ${i}: token id ${id} is outside [0, ${V})`);
+      // Inputs are all but the last token; keep the rightmost max_positions (left truncation).
+      const keep = Math.min(all.length - 1, this.config.maxPositions);
+      if (r.continuation.length > keep) throw new ConfigError(`request ${i}: continuation of ${r.continuation.length} tokens exceeds max_position_embeddings`);
+      return { index: i, input: all.slice(all.length - 1 - keep, -1), target: all.slice(all.length - keep), n: r.continuation.length };
+    });
+    const order = [...rows].sort((a, b) => b.input.length - a.input.length || a.index - b.index);
+    const results = new Array<ScoreResult>(requests.length);
+    for (let start = 0; start < order.length; start += batchSize) {
+      const chunk = order.slice(start, start + batchSize);
+      const batch = chunk.length;
+      const seq = chunk[0]!.input.length;
+      const ids = new BigInt64Array(batch * seq);
+      const targets = new BigInt64Array(batch * seq);
+      const positions = new BigInt64Array(batch * seq);
+      chunk.forEach((row, b) => {
+        for (let t = 0; t < seq; t++) {
+          // Right padding: causal attention keeps earlier positions unaffected.
+          ids[b * seq + t] = BigInt(row.input[t] ?? 0);
+          targets[b * seq + t] = BigInt(row.target[t] ?? 0);
+          positions[b * seq + t] = BigInt(t);
+        }
+      });
+      const bias = new Float32Array(seq * seq);
+      for (let t = 0; t < seq; t++) for (let u = t + 1; u < seq; u++) bias[t * seq + u] = MASK_VALUE;
+      const r = await this.session.run({
+        ...parameterFeeds(this.config, this.params),
+        input_ids: { data: ids, dims: [batch, seq] },
+        targets: { data: targets, dims: [batch, seq] },
+        position_ids: { data: positions, dims: [batch, seq] },
+        attention_bias: { data: bias, dims: [1, 1, seq, seq] },
+      });
+      const logprob = r.logprob!.data as Float32Array;
+      const greedy = r.greedy!.data as Uint8Array;
+      chunk.forEach((row, b) => {
+        const from = row.input.length - row.n;
+        const tokenLogprobs: number[] = [];
+        let isGreedy = true;
+        for (let t = from; t < row.input.length; t++) {
+          tokenLogprobs.push(logprob[b * seq + t]!);
+          if (!greedy[b * seq + t]) isGreedy = false;
+        }
+        results[row.index] = { logprob: tokenLogprobs.reduce((a, c) => a + c, 0), tokenLogprobs, isGreedy };
+      });
+    }
+    return results;
+  }
+}
