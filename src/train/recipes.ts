@@ -1,0 +1,190 @@
+/**
+ * Training recipes: the Pythia suite as published (pythia-facts.md §1.1–1.2, the Pythia repo's
+ * models/*.yml) and `nano`, a suite of the same shape sized for a 2-core machine.
+ */
+import type { NeoXConfig } from '../model/config.js';
+import { pythiaArchitecture, PYTHIA_SIZES } from '../model/presets.js';
+import { ConfigError } from '../util/errors.js';
+import type { AdamFlavour } from './adamw.js';
+import { PYTHIA_CHECKPOINT_SCHEDULE, scaledCheckpointSchedule, type CheckpointSchedule } from './checkpoint-schedule.js';
+import { NEOX_DEFAULT_INIT, PYTHIA_INIT, type InitRecipe } from './init.js';
+import type { LrDecayStyle } from './lr-schedule.js';
+
+export interface TrainRecipe {
+  seqLength: number;
+  /** Sequences per optimizer step (GPT-NeoX `train_batch_size`). */
+  trainBatchSize: number;
+  /** Sequences per forward/backward pass (GPT-NeoX `train_micro_batch_size_per_gpu`). */
+  microBatchSize: number;
+  trainIters: number;
+  /** GPT-NeoX `lr-decay-iters`; Pythia sets it equal to train-iters. */
+  lrDecayIters: number;
+  lr: number;
+  minLr: number;
+  lrDecayStyle: LrDecayStyle;
+  /** Fraction of lrDecayIters. */
+  warmup: number;
+  weightDecay: number;
+  /** Global gradient-norm limit; 0 disables clipping. */
+  gradientClipping: number;
+  betas: [number, number];
+  eps: number;
+  optimizer: AdamFlavour;
+  seed: number;
+  init: InitRecipe;
+  checkpoint: CheckpointSchedule;
+}
+
+/** How the published run was laid out on its cluster (for GPT-NeoX config export only). */
+export interface ClusterLayout {
+  microBatchPerGpu: number;
+  gradientAccumulationSteps: number;
+  modelParallelSize: number;
+  precision: 'fp16' | 'bf16';
+  zeroStage: number;
+}
+
+export interface ModelPreset {
+  name: string;
+  config: NeoXConfig;
+  recipe: TrainRecipe;
+  cluster?: ClusterLayout;
+}
+
+export interface SuitePreset {
+  name: string;
+  description: string;
+  models: ModelPreset[];
+}
+
+export function gradientAccumulationSteps(r: TrainRecipe): number {
+  return r.trainBatchSize / r.microBatchSize;
+}
+
+export function validateRecipe(r: TrainRecipe): void {
+  const ints: [string, number][] = [
+    ['seq-length', r.seqLength],
+    ['train-batch-size', r.trainBatchSize],
+    ['train-micro-batch-size-per-gpu', r.microBatchSize],
+    ['train-iters', r.trainIters],
+    ['lr-decay-iters', r.lrDecayIters],
+  ];
+  for (const [key, v] of ints) if (!(Number.isInteger(v) && v >= 1)) throw new ConfigError(`${key}: expected a positive integer, got ${v}`);
+  if (r.trainBatchSize % r.microBatchSize !== 0)
+    throw new ConfigError(`train-batch-size ${r.trainBatchSize} is not a multiple of train-micro-batch-size-per-gpu ${r.microBatchSize}`);
+  if (!(Number.isInteger(r.seed) && r.seed >= 0)) throw new ConfigError(`seed: expected a non-negative integer, got ${r.seed}`);
+  if (!(r.weightDecay >= 0)) throw new ConfigError(`weight-decay: expected a number >= 0, got ${r.weightDecay}`);
+  if (!(r.gradientClipping >= 0)) throw new ConfigError(`gradient-clipping: expected a number >= 0, got ${r.gradientClipping}`);
+}
+
+/** The recipe every Pythia size shares (pythia-facts.md §1.1). */
+function pythiaRecipe(lr: number, microBatchSize: number, init: InitRecipe): TrainRecipe {
+  return {
+    seqLength: 2048,
+    trainBatchSize: 1024,
+    microBatchSize,
+    trainIters: 143000,
+    lrDecayIters: 143000,
+    lr,
+    minLr: lr / 10,
+    lrDecayStyle: 'cosine',
+    warmup: 0.01,
+    weightDecay: 0.1,
+    gradientClipping: 1.0,
+    betas: [0.9, 0.95],
+    eps: 1e-8,
+    optimizer: 'apex',
+    seed: 1234,
+    init,
+    checkpoint: PYTHIA_CHECKPOINT_SCHEDULE,
+  };
+}
+
+/** Per size: lr from models/<size>/*.yml, cluster layout from the same files (pythia-facts.md §1.2). */
+const PYTHIA_TABLE: Record<string, { lr: number; cluster: ClusterLayout }> = {
+  '14m': { lr: 1.0e-3, cluster: { microBatchPerGpu: 32, gradientAccumulationSteps: 1, modelParallelSize: 1, precision: 'fp16', zeroStage: 0 } },
+  '31m': { lr: 1.0e-3, cluster: { microBatchPerGpu: 32, gradientAccumulationSteps: 1, modelParallelSize: 1, precision: 'fp16', zeroStage: 0 } },
+  '70m': { lr: 1.0e-3, cluster: { microBatchPerGpu: 32, gradientAccumulationSteps: 1, modelParallelSize: 1, precision: 'fp16', zeroStage: 1 } },
+  '160m': { lr: 6.0e-4, cluster: { microBatchPerGpu: 32, gradientAccumulationSteps: 1, modelParallelSize: 1, precision: 'fp16', zeroStage: 1 } },
+  '410m': { lr: 3.0e-4, cluster: { microBatchPerGpu: 32, gradientAccumulationSteps: 1, modelParallelSize: 1, precision: 'fp16', zeroStage: 1 } },
+  // pythia-1b: the yml says 2.5e-4 (the README table says 3e-4); trained in bf16 per the README.
+  '1b': { lr: 2.5e-4, cluster: { microBatchPerGpu: 16, gradientAccumulationSteps: 1, modelParallelSize: 1, precision: 'bf16', zeroStage: 1 } },
+  '1.4b': { lr: 2.0e-4, cluster: { microBatchPerGpu: 16, gradientAccumulationSteps: 1, modelParallelSize: 1, precision: 'fp16', zeroStage: 1 } },
+  '2.8b': { lr: 1.6e-4, cluster: { microBatchPerGpu: 16, gradientAccumulationSteps: 1, modelParallelSize: 1, precision: 'fp16', zeroStage: 1 } },
+  '6.9b': { lr: 1.2e-4, cluster: { microBatchPerGpu: 8, gradientAccumulationSteps: 2, modelParallelSize: 2, precision: 'fp16', zeroStage: 1 } },
+  '12b': { lr: 1.2e-4, cluster: { microBatchPerGpu: 8, gradientAccumulationSteps: 2, modelParallelSize: 4, precision: 'fp16', zeroStage: 1 } },
+};
+
+/** 6.9b and 12b got GPT-NeoX's default init (README "Erata", issue #135). */
+const DEFAULT_INIT_SIZES = new Set(['6.9b', '12b']);
+
+export const PYTHIA_SIZE_NAMES = Object.keys(PYTHIA_TABLE);
+
+export function pythiaModelPreset(size: string): ModelPreset {
+  const s = size.replace(/^pythia-/, '');
+  const row = PYTHIA_TABLE[s];
+  const spec = PYTHIA_SIZES[s];
+  if (!row || !spec) throw new ConfigError(`preset: unknown Pythia size ${size} (expected one of ${PYTHIA_SIZE_NAMES.join(', ')})`);
+  const config = { ...pythiaArchitecture(spec), dtype: 'float32' as const };
+  const init = DEFAULT_INIT_SIZES.has(s) ? NEOX_DEFAULT_INIT : PYTHIA_INIT;
+  return { name: `pythia-${s}`, config, recipe: pythiaRecipe(row.lr, row.cluster.microBatchPerGpu, init), cluster: row.cluster };
+}
+
+/**
+ * nano: four sizes spanning 31× in non-embedding parameters (25k, 100k, 336k, 793k), trained on
+ * the same 256 batches of 16 × 128 tokens (524,288 tokens each), with 14 checkpoints in Pythia's
+ * shape (0, 1, 2, ..., 16, then every 32 steps to 256). Vocabulary 4096 (the synthetic corpus's
+ * tokenizer; override with the data's own vocabulary size).
+ */
+export const NANO_VOCAB = 4096;
+const NANO_SIZES: { name: string; numLayers: number; hiddenSize: number; numHeads: number; lr: number }[] = [
+  { name: 'nano-25k', numLayers: 2, hiddenSize: 32, numHeads: 2, lr: 4e-3 },
+  { name: 'nano-100k', numLayers: 2, hiddenSize: 64, numHeads: 4, lr: 3e-3 },
+  { name: 'nano-336k', numLayers: 3, hiddenSize: 96, numHeads: 4, lr: 2e-3 },
+  { name: 'nano-793k', numLayers: 4, hiddenSize: 128, numHeads: 4, lr: 1.5e-3 },
+];
+
+export function nanoRecipe(lr: number): TrainRecipe {
+  const trainIters = 256;
+  return {
+    ...pythiaRecipe(lr, 16, PYTHIA_INIT),
+    seqLength: 128,
+    trainBatchSize: 16,
+    trainIters,
+    lrDecayIters: trainIters,
+    warmup: 0.05,
+    checkpoint: scaledCheckpointSchedule(trainIters, 8),
+  };
+}
+
+export function nanoModelPresets(vocabSize = NANO_VOCAB): ModelPreset[] {
+  return NANO_SIZES.map(({ name, lr, ...spec }) => {
+    const recipe = nanoRecipe(lr);
+    const config = { ...pythiaArchitecture({ ...spec, vocabSize, maxPositions: recipe.seqLength }), dtype: 'float32' as const };
+    return { name, config, recipe };
+  });
+}
+
+export const SUITE_NAMES = ['pythia', 'nano'] as const;
+
+export function suitePreset(name: string, vocabSize?: number): SuitePreset {
+  if (name === 'pythia')
+    return { name, description: 'the Pythia suite, 14m to 12b, as published', models: PYTHIA_SIZE_NAMES.map(pythiaModelPreset) };
+  if (name === 'nano')
+    return { name, description: 'four small sizes for a 2-core machine (25k to 793k non-embedding parameters)', models: nanoModelPresets(vocabSize) };
+  throw new ConfigError(`preset: unknown suite ${name} (expected ${SUITE_NAMES.join(' or ')})`);
+}
+
+/** A model preset by name: a Pythia size (`70m`, `pythia-70m`) or a nano size (`nano-100k`). */
+export function modelPreset(name: string, vocabSize?: number): ModelPreset {
+  const nano = nanoModelPresets(vocabSize).find((m) => m.name === name);
+  if (nano) return nano;
+  if (PYTHIA_TABLE[name.replace(/^pythia-/, '')]) return pythiaModelPreset(name);
+  const known = [...PYTHIA_SIZE_NAMES, ...NANO_SIZES.map((s) => s.name)].join(', ');
+  throw new ConfigError(`preset: unknown model ${name} (expected one of ${known})`);
+}
+
+/** Pads a tokenizer's vocabulary to a multiple of `divisibleBy` (GPT-NeoX `make_vocab_size_divisible_by`, 128). */
+export function paddedVocabSize(tokenizerVocab: number, divisibleBy = 128): number {
+  return Math.ceil(tokenizerVocab / divisibleBy) * divisibleBy;
+}
