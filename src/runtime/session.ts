@@ -80,16 +80,26 @@ export class CompiledGraph {
 
 const cache = new Map<string, Promise<CompiledGraph>>();
 
-function sessionOptions(options: RuntimeOptions): ort.InferenceSession.SessionOptions {
+/**
+ * onnxruntime rewrites that read a float64 constant as float32: NoopElimination drops `x·c` and
+ * `x+c` when c rounds to 1 or 0 (the float64 erf series lost its terms), MatMulScaleFusion folds a
+ * scale into a float32 alpha. Exact for float32 graphs, so they are switched off only for float64 ones.
+ */
+const FLOAT64_UNSAFE_REWRITES = ['NoopElimination', 'MatMulScaleFusion'];
+
+function usesFloat64(spec: ModelSpec): boolean {
+  const { graph } = spec;
+  return graph.inputs.some((t) => t.dtype === 'float64') || graph.nodes.some((n) => n.outputs.some((t) => t.dtype === 'float64'));
+}
+
+function sessionOptions(options: RuntimeOptions, float64: boolean): ort.InferenceSession.SessionOptions {
   return {
     executionProviders: [options.provider ?? 'cpu'],
     intraOpNumThreads: options.threads ?? availableParallelism(),
     interOpNumThreads: 1,
     graphOptimizationLevel: 'all',
     executionMode: 'sequential',
-    // NoopElimination drops `x·c` and `x+c` when c rounds to 1 or 0 in float32, even for float64
-    // constants: it would silently change float64 graphs (the float64 erf series loses its terms).
-    extra: { optimization: { disable_specified_optimizers: 'NoopElimination' } },
+    ...(float64 && { extra: { optimization: { disable_specified_optimizers: FLOAT64_UNSAFE_REWRITES.join(';') } } }),
   };
 }
 
@@ -102,16 +112,16 @@ export function compile(spec: ModelSpec, options: RuntimeOptions = {}): Promise<
     .digest('hex');
   let entry = cache.get(key);
   if (!entry) {
-    entry = createSession(model.bytes, options).then((s) => new CompiledGraph(s, model.inputNames, model.outputNames));
+    entry = createSession(model.bytes, sessionOptions(options, usesFloat64(spec))).then((s) => new CompiledGraph(s, model.inputNames, model.outputNames));
     entry.catch(() => cache.delete(key));
     cache.set(key, entry);
   }
   return entry;
 }
 
-async function createSession(bytes: Uint8Array, options: RuntimeOptions): Promise<ort.InferenceSession> {
+async function createSession(bytes: Uint8Array, options: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession> {
   try {
-    return await ort.InferenceSession.create(bytes, sessionOptions(options));
+    return await ort.InferenceSession.create(bytes, options);
   } catch (e) {
     throw new RuntimeError(`onnxruntime rejected the graph: ${(e as Error).message.split('\n')[0]}`);
   }
