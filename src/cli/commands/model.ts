@@ -1,4 +1,174 @@
-import type { Command } from 'commander';
+/** `pythia inspect`, `pythia forward`, `pythia generate`: a checkpoint folder in, numbers out. */
+import { readFileSync } from 'node:fs';
+import { type Command, InvalidArgumentError } from 'commander';
+import { type TensorToWrite, writeSafetensors } from '../../formats/index.js';
+import { loadTokenizer } from '../../data/tokenizer.js';
+import { loadCheckpoint, readConfig } from '../../model/checkpoint.js';
+import { countParameters, headDim, parameterShapes, rotaryDims } from '../../model/config.js';
+import { Decoder } from '../../model/decoder.js';
+import { forward, tokenMatrix } from '../../model/forward.js';
+import { generate } from '../../model/generate.js';
+import { matchPreset } from '../../model/presets.js';
+import { openCheckpointWeights } from '../../formats/index.js';
+import { UserError } from '../errors.js';
 
-/** Registers the `model` subcommands (filled in by the issue that owns them). */
-export function registerModel(_program: Command): void {}
+export function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
+  return n;
+}
+
+function nonNegativeNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a non-negative number');
+  return n;
+}
+
+/** A JSON file holding an array of arrays of token ids. */
+export function readTokenRows(path: string, equalLength: boolean): number[][] {
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code) throw new UserError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code})`);
+    throw new UserError(`${path}: not valid JSON: ${(e as Error).message}`);
+  }
+  if (!Array.isArray(json) || json.length === 0 || !json.every((r) => Array.isArray(r))) {
+    throw new UserError(`${path}: expected a non-empty JSON array of arrays of token ids, e.g. [[1, 2, 3]]`);
+  }
+  const rows = json as unknown[][];
+  rows.forEach((row, b) => {
+    if (row.length === 0) throw new UserError(`${path}: row ${b} is empty`);
+    row.forEach((id, t) => {
+      if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) {
+        throw new UserError(`${path}: row ${b} position ${t}: expected a non-negative integer token id, got ${JSON.stringify(id)}`);
+      }
+    });
+    if (equalLength && row.length !== rows[0]!.length) {
+      throw new UserError(`${path}: row ${b} has ${row.length} tokens but row 0 has ${rows[0]!.length}; rows must have equal length`);
+    }
+  });
+  return rows as number[][];
+}
+
+function inspect(dir: string, options: { json?: boolean }): void {
+  const config = readConfig(dir);
+  const source = openCheckpointWeights(dir);
+  const tensors = source.list();
+  source.close();
+  const dtypes = [...new Set(tensors.map((t) => t.dtype))];
+  const { total, nonEmbedding } = countParameters(config);
+  const preset = matchPreset(config) ?? 'none';
+  if (options.json) {
+    process.stdout.write(`${JSON.stringify({ config, parameters: total, nonEmbeddingParameters: nonEmbedding, dtypes, preset, tensors: tensors.length, weights: source.file }, null, 2)}\n`);
+    return;
+  }
+  const rows: [string, string][] = [
+    ['weights', source.file],
+    ['preset', preset],
+    ['parameters', `${total.toLocaleString('en-US')} (${nonEmbedding.toLocaleString('en-US')} non-embedding)`],
+    ['stored dtypes', dtypes.join(', ')],
+    ['tensors', `${tensors.length} (${parameterShapes(config).length} parameters)`],
+    ['layers × hidden', `${config.numLayers} × ${config.hiddenSize}`],
+    ['heads', `${config.numHeads} × ${headDim(config)} (rotary on ${rotaryDims(config)} dims, base ${config.rotaryBase})`],
+    ['mlp', `${config.intermediateSize}, ${config.hiddenAct}`],
+    ['vocabulary', String(config.vocabSize)],
+    ['residual', config.parallelResidual ? 'parallel' : 'sequential'],
+    ['embeddings', config.tieWordEmbeddings ? 'tied' : 'untied'],
+    ['max positions', String(config.maxPositions)],
+  ];
+  const width = Math.max(...rows.map(([k]) => k.length));
+  for (const [k, v] of rows) process.stdout.write(`${k.padEnd(width)}  ${v}\n`);
+}
+
+async function runForward(dir: string, options: { tokens: string; out: string; hiddenStates?: boolean; loss?: boolean; grads?: boolean; threads?: number }): Promise<void> {
+  const { config, params } = loadCheckpoint(dir);
+  const rows = readTokenRows(options.tokens, true);
+  const ids = tokenMatrix(rows, config.vocabSize, options.tokens);
+  const batch = rows.length;
+  const seq = rows[0]!.length;
+  const r = await forward(config, params, ids, batch, { hiddenStates: options.hiddenStates, loss: options.loss, grads: options.grads }, { threads: options.threads });
+  const tensors: TensorToWrite[] = [{ name: 'logits', dtype: 'F32', shape: [batch, seq, config.vocabSize], data: r.logits! }];
+  r.hiddenStates?.forEach((h, i) => tensors.push({ name: `hidden_states.${i}`, dtype: 'F32', shape: [batch, seq, config.hiddenSize], data: h }));
+  if (r.loss !== undefined) tensors.push({ name: 'loss', dtype: 'F32', shape: [1], data: Float32Array.of(r.loss) });
+  if (r.grads) {
+    for (const { name, shape } of parameterShapes(config)) tensors.push({ name: `grad.${name}`, dtype: 'F32', shape, data: r.grads.get(name)! });
+  }
+  await writeSafetensors(options.out, tensors);
+  process.stderr.write(`wrote ${tensors.length} tensors to ${options.out}${r.loss !== undefined ? ` (loss ${r.loss.toFixed(6)})` : ''}\n`);
+}
+
+interface GenerateFlags {
+  tokens?: string;
+  text?: string[];
+  tokenizer?: string;
+  maxNewTokens: number;
+  temperature: number;
+  topK: number;
+  seed: number;
+  cache: boolean;
+  threads?: number;
+}
+
+async function runGenerate(dir: string, options: GenerateFlags): Promise<void> {
+  if (!options.tokens === !options.text) throw new UserError('give either --tokens <file.json> or --text <string...>');
+  const checkpoint = loadCheckpoint(dir);
+  const tokenizerPath = options.tokenizer ?? checkpoint.tokenizerPath;
+  let prompts: number[][];
+  const tokenizer = options.text ? (tokenizerPath ? await loadTokenizer(tokenizerPath) : undefined) : undefined;
+  if (options.text) {
+    if (!tokenizer) throw new UserError(`--text needs a tokenizer: ${dir} has no tokenizer.json; pass --tokenizer <tokenizer.json>`);
+    prompts = await tokenizer.encodeBatch(options.text);
+  } else {
+    prompts = readTokenRows(options.tokens!, false);
+  }
+  const decoder = await Decoder.create(checkpoint.config, checkpoint.params, { threads: options.threads });
+  const rows = await generate(decoder, prompts, {
+    maxNewTokens: options.maxNewTokens,
+    noCache: !options.cache,
+    temperature: options.temperature,
+    topK: options.topK,
+    seed: options.seed,
+  });
+  if (tokenizer) {
+    for (const row of rows) process.stdout.write(`${JSON.stringify(tokenizer.decode(row))}\n`);
+  } else {
+    process.stdout.write(`${JSON.stringify(rows)}\n`);
+  }
+}
+
+export function registerModel(program: Command): void {
+  program
+    .command('inspect')
+    .description('show a checkpoint\'s configuration, parameter count, stored dtypes and matching Pythia preset')
+    .argument('<checkpoint>', 'Hugging Face checkpoint folder (config.json + weights)')
+    .option('--json', 'print JSON instead of a table')
+    .action((dir: string, options: { json?: boolean }) => inspect(dir, options));
+
+  program
+    .command('forward')
+    .description('run the model on token rows and write logits (and optionally hidden states, loss, gradients) to safetensors')
+    .argument('<checkpoint>', 'Hugging Face checkpoint folder')
+    .requiredOption('--tokens <file.json>', 'JSON array of equal-length arrays of token ids')
+    .requiredOption('--out <file.safetensors>', 'where to write the outputs')
+    .option('--hidden-states', 'also write hidden_states.N (HF convention: embeddings, each layer, final norm)')
+    .option('--loss', 'also write the mean next-token cross-entropy as loss [1]')
+    .option('--grads', 'also write grad.<parameter> for every parameter (implies the loss)')
+    .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)', positiveInt)
+    .action(runForward);
+
+  program
+    .command('generate')
+    .description('continue prompts greedily (or by seeded sampling) with a KV cache')
+    .argument('<checkpoint>', 'Hugging Face checkpoint folder')
+    .option('--tokens <file.json>', 'JSON array of prompts (arrays of token ids); prints a JSON array of rows')
+    .option('--text <prompt...>', 'prompt text(s); needs a tokenizer and prints decoded text')
+    .option('--tokenizer <tokenizer.json>', 'tokenizer (default: the checkpoint\'s tokenizer.json)')
+    .option('--max-new-tokens <n>', 'tokens to add to each prompt', positiveInt, 32)
+    .option('--temperature <t>', 'sampling temperature; 0 is greedy', nonNegativeNumber, 0)
+    .option('--top-k <k>', 'sample among the k most likely tokens (0: all)', (v) => Math.floor(nonNegativeNumber(v)), 0)
+    .option('--seed <n>', 'sampling seed', (v) => Math.floor(nonNegativeNumber(v)), 0)
+    .option('--no-cache', 'recompute the whole sequence at every step (slow; for checking)')
+    .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)', positiveInt)
+    .action(runGenerate);
+}
