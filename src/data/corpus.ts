@@ -68,10 +68,11 @@ function openBytes(path: string, zstd: boolean, onBytes?: (bytes: number) => voi
   return zstd ? pipeline(file, counter, new DecompressStream({ windowLogMax: 31 }), noop) : pipeline(file, counter, noop);
 }
 
-function describeReadError(path: string, e: unknown): Error {
-  if (e instanceof Error && (e as NodeJS.ErrnoException).code !== undefined) return e;
-  const message = e instanceof Error ? e.message : String(e);
-  return new FormatError(path, `cannot decompress (${message}): not a complete Zstandard file`);
+/** Stream errors from the decompressor become FormatErrors; file-system and our own errors pass through. */
+function describeReadError(path: string, zstd: boolean, e: unknown): unknown {
+  if (!zstd || !(e instanceof Error) || e instanceof DataError || e instanceof FormatError) return e;
+  if ((e as NodeJS.ErrnoException).code !== undefined && (e as NodeJS.ErrnoException).path !== undefined) return e;
+  return new FormatError(path, `cannot decompress (${e.message}): not a complete Zstandard file`);
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
@@ -107,7 +108,7 @@ export async function* readLines(path: string, zstd: boolean, onBytes?: (bytes: 
       if (start < chunk.length) pending.push(chunk.subarray(start));
     }
   } catch (e) {
-    throw describeReadError(path, e);
+    throw describeReadError(path, zstd, e);
   } finally {
     source.destroy();
   }
@@ -135,7 +136,7 @@ async function* readTxtFile(path: string, zstd: boolean, options: ReadOptions): 
   try {
     for await (const chunk of source as AsyncIterable<Buffer>) parts.push(chunk);
   } catch (e) {
-    throw describeReadError(path, e);
+    throw describeReadError(path, zstd, e);
   } finally {
     source.destroy();
   }
