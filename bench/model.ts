@@ -1,0 +1,51 @@
+/**
+ * `npm run bench:model`: forward tokens/s (scoring: only target log-probabilities come back) and
+ * generation tokens/s with the KV cache against a full recompute, for the side-by-side shapes,
+ * beside PyTorch eager's forward on the same machine and threads.
+ */
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { Decoder } from '../src/model/decoder.js';
+import { generate } from '../src/model/generate.js';
+import { Scorer } from '../src/model/score.js';
+import { SHAPES, configFor, loadNote, randomParams, randomTokens, table, timeIt, torchBaseline } from './common.js';
+
+/** PyTorch eager forward tokens/s recorded idle on this class of machine (issue 3). */
+const RECORDED_TORCH_FORWARD: Record<string, number> = { 'd=64/L=2': 21559, 'd=128/L=4': 9264, 'd=256/L=4': 3415, 'pythia-70m': 814 };
+const NEW_TOKENS = Number(process.env.BENCH_NEW_TOKENS ?? 256);
+
+const threads = Number(process.env.BENCH_THREADS ?? availableParallelism());
+console.log(`bench:model, ${threads} threads; ${loadNote()}`);
+const torch = torchBaseline(threads, join(process.cwd(), '../shared'));
+console.log(torch.note);
+
+const rows: (string | number)[][] = [];
+for (const shape of SHAPES) {
+  const config = configFor(shape);
+  const params = randomParams(config);
+  const scorer = await Scorer.create(config, params, { threads });
+  const tokens = randomTokens(shape.B * (shape.T + 1), shape.V);
+  const requests = Array.from({ length: shape.B }, (_, b) => {
+    const row = Array.from(tokens.subarray(b * (shape.T + 1), (b + 1) * (shape.T + 1)), Number);
+    return { context: row.slice(0, 1), continuation: row.slice(1) };
+  });
+  const forwardSeconds = await timeIt(() => scorer.score(requests, shape.B), 3);
+  const forwardTokS = (shape.B * shape.T) / forwardSeconds;
+
+  const decoder = await Decoder.create(config, params, { threads });
+  const prompt = [Array.from(tokens.subarray(0, 16), Number)];
+  const cachedSeconds = await timeIt(() => generate(decoder, prompt, { maxNewTokens: NEW_TOKENS }), 1, 1);
+  const recomputeSeconds = await timeIt(() => generate(decoder, prompt, { maxNewTokens: NEW_TOKENS, noCache: true }), 1, 0);
+  const torchForward = torch.results.find((r) => r.d === shape.d && r.L === shape.L)?.fwd_tok_s ?? RECORDED_TORCH_FORWARD[shape.label]!;
+  rows.push([
+    shape.label,
+    Math.round(forwardTokS),
+    Math.round(torchForward),
+    `${(forwardTokS / torchForward).toFixed(2)}×`,
+    Math.round(NEW_TOKENS / cachedSeconds),
+    Math.round(NEW_TOKENS / recomputeSeconds),
+    `${(recomputeSeconds / cachedSeconds).toFixed(1)}×`,
+  ]);
+  console.log(table(['shape', 'forward tok/s', 'torch fwd tok/s', 'ratio', `gen tok/s (cache, ${NEW_TOKENS} new)`, 'gen tok/s (recompute)', 'cache speed-up'], rows));
+  console.log('');
+}
