@@ -7,3 +7,4 @@ export { openSafetensors, writeSafetensors, type SafetensorsSource } from './saf
 export { openTorchCheckpoint } from './torch-zip.js';
 export { openCheckpointWeights, openShardedCheckpoint } from './checkpoint.js';
 export { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './float16.js';
+export { readNpy, readNpyHeader, writeNpy, type NpyArray, type NpyDType, type NpyHeader } from './npy.js';
