@@ -86,7 +86,7 @@ function pythiaRecipe(lr: number, microBatchSize: number, init: InitRecipe): Tra
     trainIters: 143000,
     lrDecayIters: 143000,
     lr,
-    minLr: lr / 10,
+    minLr: Number((lr / 10).toPrecision(12)),
     lrDecayStyle: 'cosine',
     warmup: 0.01,
     weightDecay: 0.1,

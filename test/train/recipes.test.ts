@@ -6,21 +6,21 @@ import { initStd } from '../../src/train/init.js';
 import { gradientAccumulationSteps, modelPreset, nanoModelPresets, paddedVocabSize, pythiaModelPreset, suitePreset, validateRecipe } from '../../src/train/recipes.js';
 
 test('Pythia presets carry the published recipe and parameter counts (pythia-facts.md §1.2)', () => {
-  // [size, lr, non-embedding params, total params] from the facts table.
-  const table: [string, number, number, number][] = [
-    ['70m', 1e-3, 18_915_328, 70_426_624],
-    ['160m', 6e-4, 85_056_000, 162_322_944],
-    ['410m', 3e-4, 302_311_424, 405_334_016],
-    ['1b', 2.5e-4, 805_736_448, 1_011_781_632],
-    ['1.4b', 2e-4, 1_208_602_624, 1_414_647_808],
-    ['2.8b', 1.6e-4, 2_517_652_480, 2_775_208_960],
-    ['6.9b', 1.2e-4, 6_444_163_072, 6_857_302_016],
-    ['12b', 1.2e-4, 11_327_027_200, 11_846_072_320],
+  // [size, lr, min_lr, non-embedding params, total params] from the facts table.
+  const table: [string, number, number, number, number][] = [
+    ['70m', 1e-3, 1e-4, 18_915_328, 70_426_624],
+    ['160m', 6e-4, 6e-5, 85_056_000, 162_322_944],
+    ['410m', 3e-4, 3e-5, 302_311_424, 405_334_016],
+    ['1b', 2.5e-4, 2.5e-5, 805_736_448, 1_011_781_632],
+    ['1.4b', 2e-4, 2e-5, 1_208_602_624, 1_414_647_808],
+    ['2.8b', 1.6e-4, 1.6e-5, 2_517_652_480, 2_775_208_960],
+    ['6.9b', 1.2e-4, 1.2e-5, 6_444_163_072, 6_857_302_016],
+    ['12b', 1.2e-4, 1.2e-5, 11_327_027_200, 11_846_072_320],
   ];
-  for (const [size, lr, nonEmbedding, total] of table) {
+  for (const [size, lr, minLr, nonEmbedding, total] of table) {
     const p = pythiaModelPreset(size);
     assert.equal(p.recipe.lr, lr, size);
-    assert.equal(p.recipe.minLr, lr / 10, size);
+    assert.equal(p.recipe.minLr, minLr, size);
     assert.deepEqual(countParameters(p.config), { total, nonEmbedding }, size);
     assert.equal(p.recipe.trainBatchSize, 1024);
     assert.equal(p.recipe.seqLength, 2048);
