@@ -247,7 +247,12 @@ export function logSoftmax(a: Nd, axis = -1): Nd {
 }
 
 export function softmax(a: Nd, axis = -1): Nd {
-  return map(logSoftmax(a, axis), Math.exp);
+  return lanes(a, (axis + a.dims.length) % a.dims.length, (v) => {
+    const m = Math.max(...v);
+    const e = v.map((x) => Math.exp(x - m));
+    const total = e.reduce((s, x) => s + x, 0);
+    return e.map((x) => x / total);
+  });
 }
 
 export function layerNorm(x: Nd, weight: Nd, bias: Nd, eps: number): Nd {
