@@ -4,10 +4,10 @@
  * Narrowing rounds to nearest, ties to even; NaN stays NaN (quieted, top payload bits kept).
  */
 
-let f16Table: Float32Array | undefined;
+let f16Table: Uint32Array | undefined;
 
-/** float32 value of every f16 bit pattern, built once from the bit layout. */
-function f16ToF32Table(): Float32Array {
+/** float32 bit pattern of every f16 bit pattern, built once from the bit layout. */
+function f16ToF32Table(): Uint32Array {
   if (f16Table) return f16Table;
   const bits = new Uint32Array(65536);
   for (let h = 0; h < 65536; h++) {
@@ -29,7 +29,7 @@ function f16ToF32Table(): Float32Array {
       bits[h] = (sign | (e << 23) | ((mant & 0x3ff) << 13)) >>> 0;
     }
   }
-  f16Table = new Float32Array(bits.buffer);
+  f16Table = bits;
   return f16Table;
 }
 
@@ -42,7 +42,9 @@ function checkDst(src: { length: number }, dst: Float32Array | undefined): Float
 export function f16ToF32(src: Uint16Array, dst?: Float32Array): Float32Array {
   const out = checkDst(src, dst);
   const table = f16ToF32Table();
-  for (let i = 0; i < src.length; i++) out[i] = table[src[i]!]!;
+  // Copy bit patterns, not numbers: a signalling NaN would be quieted on its way through a double.
+  const bits = new Uint32Array(out.buffer, out.byteOffset, out.length);
+  for (let i = 0; i < src.length; i++) bits[i] = table[src[i]!]!;
   return out;
 }
 
