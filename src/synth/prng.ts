@@ -42,6 +42,11 @@ export class Prng {
     return new Prng([next(), next(), next(), next()]);
   }
 
+  /** A generator in the given state (four 32-bit words, s[0]..s[3] of the reference implementation). */
+  static fromState(words: readonly [number, number, number, number]): Prng {
+    return new Prng(words);
+  }
+
   /** An independent generator seeded from this one's next four words. */
   fork(): Prng {
     return new Prng([this.nextU32(), this.nextU32(), this.nextU32(), this.nextU32()]);
