@@ -8,6 +8,7 @@ import { availableParallelism } from 'node:os';
 import ort from 'onnxruntime-node';
 import { type DType, type TypedArray, dtypeOfArray } from '../graph/dtype.js';
 import { type ModelSpec, toOnnx } from '../graph/onnx.js';
+import { type Shape, formatShape } from '../graph/shape.js';
 
 export type ExecutionProvider = 'cpu' | 'cuda' | 'webgpu';
 
@@ -39,8 +40,34 @@ export class RuntimeError extends Error {
   }
 }
 
-function toOrt(name: string, t: HostTensor): ort.Tensor {
+/** A graph input as the compiled graph expects it. */
+export interface InputSignature {
+  name: string;
+  dtype: DType;
+  shape: Shape;
+}
+
+/**
+ * Checks one feed against its input: dtype, rank, static sizes, and that each symbolic dimension
+ * has one size across all inputs of a run (`sizes` collects them). onnxruntime's own messages for
+ * these do not always name the input.
+ */
+function toOrt(input: InputSignature, t: HostTensor, sizes: Map<string, number>): ort.Tensor {
+  const { name, shape } = input;
   const dtype = dtypeOfArray(t.data);
+  const got = `${dtype}[${t.dims.join(',')}]`;
+  if (dtype !== input.dtype || t.dims.length !== shape.length) {
+    throw new RuntimeError(`input ${name}: expected ${input.dtype}${formatShape(shape)}, got ${got}`);
+  }
+  shape.forEach((d, i) => {
+    const size = t.dims[i]!;
+    const bound = typeof d === 'string' ? sizes.get(d) : d;
+    if (bound !== undefined && bound !== size) {
+      const why = typeof d === 'string' ? ` (${d} is ${bound} in another input)` : '';
+      throw new RuntimeError(`input ${name}: expected ${input.dtype}${formatShape(shape)}, got ${got}${why}`);
+    }
+    if (typeof d === 'string') sizes.set(d, size);
+  });
   const count = t.dims.reduce((a, b) => a * b, 1);
   if (count !== t.data.length) {
     throw new RuntimeError(`input ${name}: ${t.data.length} values do not fill dims [${t.dims.join(',')}]`);
@@ -50,19 +77,24 @@ function toOrt(name: string, t: HostTensor): ort.Tensor {
 
 /** A graph compiled into an onnxruntime session. */
 export class CompiledGraph {
+  readonly inputNames: readonly string[];
+
   constructor(
     private readonly session: ort.InferenceSession,
-    readonly inputNames: readonly string[],
+    readonly inputs: readonly InputSignature[],
     readonly outputNames: readonly string[],
-  ) {}
+  ) {
+    this.inputNames = inputs.map((i) => i.name);
+  }
 
   /** Runs with the given inputs (extra names are ignored) and returns every output. */
   async run(feeds: Readonly<Record<string, HostTensor>>, fetch?: readonly string[]): Promise<Record<string, HostTensor>> {
     const ortFeeds: Record<string, ort.Tensor> = {};
-    for (const name of this.inputNames) {
-      const t = feeds[name];
-      if (!t) throw new RuntimeError(`missing input ${name} (the graph needs: ${this.inputNames.join(', ')})`);
-      ortFeeds[name] = toOrt(name, t);
+    const sizes = new Map<string, number>();
+    for (const input of this.inputs) {
+      const t = feeds[input.name];
+      if (!t) throw new RuntimeError(`missing input ${input.name} (the graph needs: ${this.inputNames.join(', ')})`);
+      ortFeeds[input.name] = toOrt(input, t, sizes);
     }
     let results: ort.InferenceSession.ReturnType;
     try {
@@ -112,7 +144,11 @@ export function compile(spec: ModelSpec, options: RuntimeOptions = {}): Promise<
     .digest('hex');
   let entry = cache.get(key);
   if (!entry) {
-    entry = createSession(model.bytes, sessionOptions(options, usesFloat64(spec))).then((s) => new CompiledGraph(s, model.inputNames, model.outputNames));
+    const inputs = model.inputNames.map((name) => {
+      const t = spec.graph.inputs.find((i) => i.name === name)!;
+      return { name, dtype: t.dtype, shape: t.shape };
+    });
+    entry = createSession(model.bytes, sessionOptions(options, usesFloat64(spec))).then((s) => new CompiledGraph(s, inputs, model.outputNames));
     entry.catch(() => cache.delete(key));
     cache.set(key, entry);
   }
