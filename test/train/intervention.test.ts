@@ -1,0 +1,60 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { trainBpe, writeTokenizerJson } from '../../src/data/bpe-trainer.js';
+import { loadTokenizer } from '../../src/data/tokenizer.js';
+import { swapPronouns, tokenPronounSwap } from '../../src/train/intervention.js';
+
+test('pronoun swap on text: whole words, three casings, nothing else touched', () => {
+  assert.equal(
+    swapPronouns('He said he would bring his dog to him. HIS dog, His rules; he\'s sure of himself. Himself!'),
+    'She said she would bring her dog to her. HER dog, Her rules; she\'s sure of herself. Herself!',
+  );
+  // Sub-words and other words stay: the, hello, shelf, Heather, chisel, whim, ethics, HEAP, he_llo, he2.
+  const untouched = 'the hello shelf Heather chisel whim ethics HEAP he_llo he2 hE hiS';
+  assert.equal(swapPronouns(untouched), untouched);
+  assert.equal(swapPronouns('(he)\n"him"\this—he'), '(she)\n"her"\ther—she');
+  assert.equal(swapPronouns('café he élan'), 'café she élan');
+  assert.equal(swapPronouns('élhe heé'), 'élhe heé');
+});
+
+test('pronoun swap on token ids agrees with the text swap where every form is one token', async () => {
+  const sentences = [
+    'he went home and he saw his dog with him',
+    'He said that himself was tired of his work',
+    'she went home and she saw her dog with her',
+    'She said that herself was tired of her work',
+    'HE HIS HIM SHE HER HIMSELF HERSELF',
+    'the other hello shelf theme',
+  ];
+  const corpus = Array.from({ length: 50 }, () => sentences.join('\n'));
+  const dir = mkdtempSync(join(tmpdir(), 'pythia-intervention-'));
+  try {
+    const path = join(dir, 'tokenizer.json');
+    await writeTokenizerJson(path, await trainBpe(corpus, { vocabSize: 400 }));
+    const tokenizer = await loadTokenizer(path);
+    const swap = await tokenPronounSwap(tokenizer);
+    assert.ok(swap.map.size >= 8, `only ${swap.map.size} forms are single tokens`);
+
+    // The forms this sample uses must all be single tokens for this tokenizer.
+    const used = ['He', 'he', ' he', ' his', ' him', ' himself', ' HIS', ' HIM'];
+    for (const form of used) assert.ok(!swap.skipped.includes(form), `${JSON.stringify(form)} is not one token`);
+    const sample = 'He said he saw his dog with him.\nhe and himself: the other hello shelf theme, HIS HIM';
+    const tokens = BigInt64Array.from((await tokenizer.encode(sample)).map(BigInt));
+    assert.equal(swap.apply(tokens), 8);
+    assert.equal(tokenizer.decode([...tokens].map(Number)), swapPronouns(sample));
+    // A form that is several tokens (here " HE" = " H" + "E") is left alone, as documented.
+    assert.ok(swap.skipped.includes(' HE'));
+    const multi = BigInt64Array.from((await tokenizer.encode('and HE went')).map(BigInt));
+    assert.equal(swap.apply(multi), 0);
+    // Words that merely start with a pronoun's tokens are not touched at the token level either.
+    const words = BigInt64Array.from((await tokenizer.encode('the other shelf theme')).map(BigInt));
+    const before = words.slice();
+    swap.apply(words);
+    assert.deepEqual(words, before);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
