@@ -97,23 +97,26 @@ describe('safetensors reader on the HF fixtures', () => {
 });
 
 describe('safetensors writer', () => {
-  it('round-trips parallel-r25 byte for byte: same order, same header, same data as the Python writer', async () => {
-    const original = join(fixtureDir('parallel-r25'), 'model/model.safetensors');
-    const st = openSafetensors(original);
-    // Hand the tensors over in reverse name order: the writer must sort them itself.
-    const tensors = st.list().reverse().map((t) => ({ ...t, data: st.readRaw(t.name).data }));
-    const copy = join(tmp, 'copy.safetensors');
-    await writeSafetensors(copy, tensors, st.metadata);
-    st.close();
-    assert.ok(readFileSync(copy).equals(readFileSync(original)));
+  for (const fixture of ['parallel-r25', 'fp16-long']) {
+    it(`round-trips ${fixture} byte for byte: same order, header and data as the Python writer`, async () => {
+      const original = join(fixtureDir(fixture), 'model/model.safetensors');
+      const st = openSafetensors(original);
+      // Hand the tensors over in reverse order: the writer must sort them itself.
+      const tensors = st.list().reverse().map((t) => ({ ...t, data: st.readRaw(t.name).data }));
+      const copy = join(tmp, `${fixture}.safetensors`);
+      await writeSafetensors(copy, tensors, st.metadata);
+      st.close();
+      assert.ok(readFileSync(copy).equals(readFileSync(original)));
 
-    const again = openSafetensors(copy);
-    const before = openSafetensors(original);
-    assert.deepEqual(again.list(), before.list());
-    for (const t of before.list()) assert.deepEqual(again.readRaw(t.name), before.readRaw(t.name));
-    again.close();
-    before.close();
-  });
+      const again = openSafetensors(copy);
+      const before = openSafetensors(original);
+      assert.deepEqual(again.metadata, { format: 'pt' });
+      assert.deepEqual(again.list(), before.list());
+      for (const t of before.list()) assert.deepEqual(again.readRaw(t.name), before.readRaw(t.name));
+      again.close();
+      before.close();
+    });
+  }
 
   it('orders by dtype alignment then name and pads the header with spaces to a multiple of 8', async () => {
     const path = join(tmp, 'mixed.safetensors');
