@@ -160,7 +160,7 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
 }
 
 export function transpose(x: Tensor, perm: readonly number[]): Tensor {
-  if (perm.length !== x.rank || [...perm].sort().some((p, i) => p !== i)) {
+  if (perm.length !== x.rank || [...perm].sort((p, q) => p - q).some((p, i) => p !== i)) {
     throw new GraphError('transpose', `permutation [${perm}] does not fit ${x}`);
   }
   return node('transpose', [x], { perm }, x.dtype, perm.map((p) => x.shape[p]!));
@@ -184,6 +184,9 @@ export function pad(x: Tensor, axis: number, before: number, after: number): Ten
   const a = normalizeAxis(axis, x.rank, 'pad');
   const dim = x.shape[a]!;
   if (typeof dim !== 'number') throw new GraphError('pad', `axis ${axis} of ${x} is symbolic`);
+  if (![before, after].every((n) => Number.isInteger(n) && n >= 0)) {
+    throw new GraphError('pad', `padding ${before} and ${after} must be whole numbers ≥ 0`);
+  }
   const shape = [...x.shape];
   shape[a] = dim + before + after;
   return node('pad', [x], { axis: a, before, after }, x.dtype, shape);
@@ -315,6 +318,22 @@ export function crossEntropy(logits: Tensor, labels: Tensor): Tensor {
     { dtype: logits.dtype, shape: [logits.shape[0]!] },
     { dtype: logits.dtype, shape: logits.shape },
   ]).outputs[0]!;
+}
+
+/**
+ * Per-row cross-entropy of a linear layer's logits, x·wᵀ for x [N, d] and w [V, d], against labels
+ * [N]: the LM head and its loss as one node. Its gradient never forms a [N, V] elementwise pass:
+ * the upstream gradient scales the [N, d] side instead (see the VJP rule). Auxiliary outputs are
+ * the log-probabilities and probabilities [N, V].
+ */
+export function linearCrossEntropy(x: Tensor, w: Tensor, labels: Tensor): Tensor {
+  requireFloat('linearCrossEntropy', x);
+  requireIndices('linearCrossEntropy', labels);
+  if (x.rank !== 2 || w.rank !== 2 || labels.rank !== 1 || x.shape[1] !== w.shape[1] || labels.shape[0] !== x.shape[0] || x.dtype !== w.dtype) {
+    throw new GraphError('linearCrossEntropy', `expects x [N,d], w [V,d] and labels [N], got ${x}, ${w} and ${labels}`);
+  }
+  const probs = { dtype: x.dtype, shape: [x.shape[0]!, w.shape[0]!] };
+  return x.graph.addNode('linearCrossEntropy', [x, w, labels], {}, [{ dtype: x.dtype, shape: [x.shape[0]!] }, probs, probs]).outputs[0]!;
 }
 
 /** A tensor of zeros shaped like `like`. */
