@@ -41,6 +41,8 @@ export interface BpeTrainOptions {
   specialTokens?: readonly string[];
   /** Apply NFC normalization (as GPT-NeoX-20B does) before training and in the written tokenizer. */
   nfc?: boolean;
+  /** Called now and then during training with the vocabulary size so far. */
+  onProgress?: (vocabSize: number) => void;
 }
 
 export interface BpeModel {
@@ -207,6 +209,7 @@ export function learnMerges(counter: WordCounter, options: BpeTrainOptions): Bpe
       vocab.push(merged);
     }
     merges.push([vocab[left]!, vocab[right]!]);
+    if (merges.length % 64 === 0) options.onProgress?.(vocab.length);
 
     const delta = new Map<number, number>();
     const bump = (key: number, by: number): void => {
