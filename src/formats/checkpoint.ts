@@ -2,7 +2,7 @@
  * A checkpoint folder's weights, however they are stored: model.safetensors,
  * model.safetensors.index.json (sharded), pytorch_model.bin or pytorch_model.bin.index.json.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { FormatError } from '../util/errors.js';
 import { openSafetensors } from './safetensors.js';
@@ -17,12 +17,23 @@ const LAYOUTS: { file: string; open: (path: string) => TensorSource }[] = [
   { file: 'pytorch_model.bin.index.json', open: (p) => openShardedCheckpoint(p, openTorchCheckpoint) },
 ];
 
+/** Opens a checkpoint folder's weights; a weights file given directly is opened by its name. */
 export function openCheckpointWeights(folder: string): TensorSource {
+  if (!existsSync(folder)) throw new FormatError(folder, 'no such checkpoint folder or file');
+  if (statSync(folder).isFile()) return openWeightsFile(folder);
   for (const layout of LAYOUTS) {
     const path = join(folder, layout.file);
     if (existsSync(path)) return layout.open(path);
   }
   throw new FormatError(folder, `no weights found: expected one of ${LAYOUTS.map((l) => l.file).join(', ')}`);
+}
+
+function openWeightsFile(path: string): TensorSource {
+  if (path.endsWith('.safetensors.index.json')) return openShardedCheckpoint(path, openSafetensors);
+  if (path.endsWith('.bin.index.json')) return openShardedCheckpoint(path, openTorchCheckpoint);
+  if (path.endsWith('.safetensors')) return openSafetensors(path);
+  if (path.endsWith('.bin') || path.endsWith('.pt') || path.endsWith('.pth')) return openTorchCheckpoint(path);
+  throw new FormatError(path, 'unknown weights file type: expected .safetensors, .bin/.pt/.pth or a shard index .json');
 }
 
 /** Reads an HF shard index ({"weight_map": {tensor name: shard file}}) and opens every shard it names. */

@@ -79,6 +79,14 @@ describe('openCheckpointWeights', () => {
     src.close();
   });
 
+  it('opens a weights file given directly, by its name', () => {
+    const src = openCheckpointWeights(join(fixtureDir('sequential-r100'), 'model/pytorch_model.bin'));
+    assert.equal(src.list().length, 40);
+    src.close();
+    assertFormatError(() => openCheckpointWeights(join(fixtureDir('sequential-r100'), 'model/config.json')), /unknown weights file type/);
+    assertFormatError(() => openCheckpointWeights(join(tmp, 'nowhere')), /no such checkpoint folder or file/);
+  });
+
   it('prefers model.safetensors over pytorch_model.bin', () => {
     const dir = folder('both');
     copyFileSync(join(fixtureDir('parallel-r25'), 'model/model.safetensors'), join(dir, 'model.safetensors'));
