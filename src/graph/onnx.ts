@@ -31,6 +31,8 @@ interface OnnxInitializer {
 
 /** Builds the ONNX node list for one graph. */
 class Lowering {
+  /** Ids of the tensors some lowered node or graph output consumes. */
+  constructor(readonly used: ReadonlySet<number>) {}
   readonly nodes: OnnxNode[] = [];
   readonly constants: OnnxInitializer[] = [];
   private counter = 0;
@@ -236,6 +238,14 @@ function lowerNode(L: Lowering, node: Node): void {
       L.emit('Neg', [L.emit('Squeeze', [picked, L.int64s([1])])], {}, out);
       return;
     }
+    case 'linearCrossEntropy': {
+      const logits = L.emit('Gemm', [ins[0]!, ins[1]!], { transB: 1 });
+      L.emit('LogSoftmax', [logits], { axis: 1 }, outs[1]);
+      if (L.used.has(node.outputs[2]!.id)) L.emit('Exp', [outs[1]!], {}, outs[2]);
+      const labels = L.emit('Unsqueeze', [ins[2]!, L.int64s([1])]);
+      L.emit('Neg', [L.emit('Squeeze', [L.emit('GatherElements', [outs[1]!, labels], { axis: 1 }), L.int64s([1])])], {}, out);
+      return;
+    }
     default:
       throw new GraphError(node.op, 'has no ONNX lowering');
   }
@@ -320,7 +330,7 @@ export function toOnnx(spec: ModelSpec): EncodedModel {
   for (const n of nodes) for (const t of n.inputs) used.add(t.id);
   for (const [, t] of outputEntries) used.add(t.id);
 
-  const L = new Lowering();
+  const L = new Lowering(used);
   for (const n of nodes) lowerNode(L, n);
   for (const [name, t] of outputEntries) {
     if (name !== t.name) L.emit('Identity', [t.name], {}, name);

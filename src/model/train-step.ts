@@ -9,7 +9,7 @@ import * as op from '../graph/ops.js';
 import { type CompiledGraph, type RuntimeOptions, compile } from '../runtime/session.js';
 import { ConfigError } from '../util/errors.js';
 import { type NeoXConfig, parameterShapes } from './config.js';
-import { buildGptNeoX, lmHead } from './gpt-neox.js';
+import { buildGptNeoX } from './gpt-neox.js';
 import { type Params, parameterFeeds, parameterInputs } from './params.js';
 
 export interface StepResult {
@@ -38,7 +38,8 @@ export class TrainStep {
     const ids = op.slice(tokens, 1, 0, seq);
     const labels = op.reshape(op.slice(tokens, 1, 1, seq + 1), [batch * seq]);
     const { final } = buildGptNeoX(config, lookup, { ids });
-    const loss = op.mean(op.crossEntropy(lmHead(config, lookup, final), labels));
+    const head = lookup(config.tieWordEmbeddings ? 'gpt_neox.embed_in.weight' : 'embed_out.weight');
+    const loss = op.mean(op.linearCrossEntropy(final, head, labels));
     const names = parameterShapes(config).map((p) => p.name);
     const grads = grad(loss, names.map((n) => tensors.get(n)!));
     const outputs: Record<string, Tensor> = { loss };
