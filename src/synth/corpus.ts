@@ -103,6 +103,7 @@ function requireNumber(flag: string, value: number, ok: (v: number) => boolean, 
 export function validateOptions(o: SynthOptions): void {
   const positiveInt = (v: number) => Number.isSafeInteger(v) && v > 0;
   const nonNegativeInt = (v: number) => Number.isSafeInteger(v) && v >= 0;
+  requireNumber('--seed', o.seed, (v) => Number.isInteger(v) && v >= 0 && v < 2 ** 32, `an integer from 0 to ${2 ** 32 - 1}`);
   requireNumber('--tokens', o.tokens, positiveInt, 'a positive integer');
   if (o.documents !== undefined) requireNumber('--documents', o.documents, positiveInt, 'a positive integer');
   requireNumber('--vocab-size', o.vocabSize, (v) => Number.isSafeInteger(v) && v >= 258 && v <= 65500, 'an integer from 258 to 65500');

@@ -10,7 +10,7 @@ import { IndexedDataset } from '../data/indexed-dataset.js';
 import { tokenizeCorpus } from '../data/tokenize.js';
 import { loadTokenizer } from '../data/tokenizer.js';
 import { AtomicFileWriter, writeFileAtomic } from '../util/atomic.js';
-import { type SynthOptions, type SyntheticCorpus, generateCorpus } from './corpus.js';
+import { type SynthOptions, type SyntheticCorpus, generateCorpus, validateOptions } from './corpus.js';
 import { SOURCES, type SourceName } from './mix.js';
 import { TASK_FILES, writeTasks } from './tasks.js';
 import { type OutputFiles, type TokenStats, buildTruth } from './truth.js';
@@ -86,6 +86,7 @@ function tokenStats(prefix: string, corpus: SyntheticCorpus, vocabSize: number, 
 }
 
 export async function synthesize(out: string, options: SynthOptions, onProgress?: (p: SynthProgress) => void): Promise<SynthSummary> {
+  validateOptions(options);
   onProgress?.({ stage: 'generate' });
   const corpus = generateCorpus(options);
   const total = corpus.documents.length;
