@@ -4,9 +4,12 @@ import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { registerBatch } from './commands/batch.js';
 import { registerData } from './commands/data.js';
+import { registerExport } from './commands/export.js';
 import { registerModel } from './commands/model.js';
+import { registerSuite } from './commands/suite.js';
 import { registerSynth } from './commands/synth.js';
 import { registerTokenizer } from './commands/tokenizer.js';
+import { registerTrain } from './commands/train.js';
 import { reportError } from './errors.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -21,6 +24,9 @@ export function buildProgram(): Command {
   registerData(program);
   registerBatch(program);
   registerSynth(program);
+  registerTrain(program);
+  registerSuite(program);
+  registerExport(program);
   return program;
 }
 
