@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -7,6 +8,7 @@ import { byteLevelAlphabet } from 'tokenizers';
 import { byteToUnicode, trainBpe, writeTokenizerJson } from '../../src/data/bpe-trainer.js';
 import { loadTokenizer } from '../../src/data/tokenizer.js';
 import { ConfigError } from '../../src/util/errors.js';
+import { repoRoot } from '../support/paths.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pythia-bpe-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -133,4 +135,18 @@ test('NFC option normalizes training text and writes an NFC normalizer', async (
 
 test('a vocabulary smaller than specials + 256 bytes is a ConfigError', async () => {
   await assert.rejects(trainBpe(['abc'], { vocabSize: 257 }), ConfigError);
+});
+
+test('pythia tokenizer train writes a loadable tokenizer.json; a bad size is one line on stderr', async () => {
+  const cli = join(repoRoot, 'dist/src/cli/main.js');
+  const input = join(dir, 'train.txt');
+  writeFileSync(input, 'hug hug hug pug pun bun hugs\n\ns\n');
+  const out = join(dir, 'cli.json');
+  const ok = spawnSync(process.execPath, [cli, 'tokenizer', 'train', '--input', input, '--vocab-size', '268', '--out', out], { encoding: 'utf8' });
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.match(ok.stdout, /268 tokens \(10 merges\) from 2 documents/);
+  assert.deepEqual(JSON.parse(readFileSync(out, 'utf8')).model.merges, HUG_MERGES.map(([a, b]) => `${a} ${b}`));
+  const small = spawnSync(process.execPath, [cli, 'tokenizer', 'train', '--input', input, '--vocab-size', '100', '--out', out], { encoding: 'utf8' });
+  assert.equal(small.status, 1);
+  assert.equal(small.stderr, 'pythia: --vocab-size: expected an integer of at least 258 (special tokens + 256 bytes), got 100\n');
 });

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,6 +7,7 @@ import { after, test } from 'node:test';
 import { dedupCorpus, MinHasher, estimatedJaccard, NearDuplicateIndex, optimalLshParameters, type RemovedDocument } from '../../src/data/dedup.js';
 import { ConfigError, DataError } from '../../src/util/errors.js';
 import { Prng } from '../../src/util/prng.js';
+import { repoRoot } from '../support/paths.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pythia-dedup-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -140,4 +142,21 @@ test('bad parameters are ConfigErrors; bad input leaves no output behind', async
   await assert.rejects(dedupCorpus({ inputs: [input], out: join(sub, 'o.jsonl'), report: join(sub, 'r.jsonl') }), DataError);
   assert.deepEqual(readdirSync(sub), []);
   assert.equal(existsSync(join(sub, 'o.jsonl')), false);
+});
+
+test('pythia data dedup reports the counts and writes the report beside the output', () => {
+  const cli = join(repoRoot, 'dist/src/cli/main.js');
+  const a = randomWords(200).join(' ');
+  const input = join(dir, 'cli.txt');
+  writeFileSync(input, [a, randomWords(200).join(' '), a.replace(/^\S+/, 'different')].join('\n\n') + '\n');
+  const out = join(dir, 'cli-kept.jsonl');
+  const run = spawnSync(process.execPath, [cli, 'data', 'dedup', '--input', input, '--out', out], { encoding: 'utf8' });
+  assert.equal(run.status, 0, run.stderr);
+  assert.match(run.stdout, /^kept 2 of 3 documents, removed 1 near-duplicates \(Jaccard ≥ 0\.87, 5-word shingles, 128 permutations, 7 bands × 18 rows, seed 1\)/);
+  const removed = JSON.parse(readFileSync(join(dir, 'cli-kept.removed.jsonl'), 'utf8')) as RemovedDocument;
+  assert.equal(removed.document, 2);
+  assert.equal(removed.duplicateOf, 0);
+  const bad = spawnSync(process.execPath, [cli, 'data', 'dedup', '--input', input, '--out', out, '--threshold', '2'], { encoding: 'utf8' });
+  assert.notEqual(bad.status, 0);
+  assert.match(bad.stderr, /--threshold/);
 });
