@@ -102,21 +102,38 @@ export function buildShuffleIdx(size: number, rng: RandomState): Uint32Array {
   return shuffleIdx;
 }
 
-/** `_build_index_mappings` without the caching: one RandomState(seed) for doc_idx then shuffle_idx. */
-export function buildIndexMaps(spec: IndexMapsSpec): IndexMaps {
+export interface IndexMapsPlan {
+  tokensPerEpoch: number;
+  numEpochs: number;
+  /** S: samples in sample_idx (it has S+1 rows) and entries in shuffle_idx. */
+  totalSamples: number;
+  /** Memory the three maps take. */
+  bytes: number;
+}
+
+/** Sizes of the maps `buildIndexMaps` would build, computed without building them. */
+export function planIndexMaps(spec: IndexMapsSpec): IndexMapsPlan {
   const documents = spec.documents ?? { start: 0, stop: spec.sizes.length };
   checkSpec(spec, documents);
   const tokensPerEpoch = numTokens(spec.sizes, documents);
   const epochs = numEpochs(tokensPerEpoch, spec.seqLength, spec.numSamples);
-  const samples = Math.floor((epochs * tokensPerEpoch - 1) / spec.seqLength);
-  if (samples + 1 > 0x7fffffff || documents.stop * epochs > 0x7fffffff) {
-    throw new ConfigError(`${samples} samples over ${epochs} epochs overflow GPT-NeoX's int32 sample_idx`);
+  const totalSamples = Math.floor((epochs * tokensPerEpoch - 1) / spec.seqLength);
+  const docIdxLength = (documents.stop - documents.start) * epochs;
+  if (totalSamples + 1 > 0x7fffffff || docIdxLength > 0x7fffffff) {
+    throw new ConfigError(`${totalSamples} samples over ${epochs} epochs of ${documents.stop - documents.start} documents overflow GPT-NeoX's int32 doc_idx and sample_idx`);
   }
+  return { tokensPerEpoch, numEpochs: epochs, totalSamples, bytes: 4 * docIdxLength + 8 * (totalSamples + 1) + 4 * totalSamples };
+}
+
+/** `_build_index_mappings` without the caching: one RandomState(seed) for doc_idx then shuffle_idx. */
+export function buildIndexMaps(spec: IndexMapsSpec): IndexMaps {
+  const documents = spec.documents ?? { start: 0, stop: spec.sizes.length };
+  const plan = planIndexMaps(spec);
   const rng = new RandomState(spec.seed);
-  const docIdx = buildDocIdx(documents, epochs, rng);
-  const sampleIdx = buildSampleIdx(spec.sizes, docIdx, spec.seqLength, epochs, tokensPerEpoch);
-  const shuffleIdx = buildShuffleIdx(sampleIdx.length / 2 - 1, rng);
-  return { docIdx, sampleIdx, shuffleIdx, numEpochs: epochs, tokensPerEpoch };
+  const docIdx = buildDocIdx(documents, plan.numEpochs, rng);
+  const sampleIdx = buildSampleIdx(spec.sizes, docIdx, spec.seqLength, plan.numEpochs, plan.tokensPerEpoch);
+  const shuffleIdx = buildShuffleIdx(plan.totalSamples, rng);
+  return { docIdx, sampleIdx, shuffleIdx, numEpochs: plan.numEpochs, tokensPerEpoch: plan.tokensPerEpoch };
 }
 
 function checkSpec(spec: IndexMapsSpec, documents: DocumentRange): void {

@@ -17,6 +17,8 @@ export interface IndexMapArrays {
   /** Row-major [S+1, 2]: (position in doc_idx, token offset). */
   sampleIdx: IndexArray;
   shuffleIdx: IndexArray;
+  /** Releases files behind the arrays, if any. */
+  close?: () => void;
 }
 
 /** What both the index-map order and the preshuffled layout provide. */
@@ -107,6 +109,7 @@ export class GPT2SampleOrder implements SampleSource {
   }
 
   close(): void {
+    this.maps.close?.();
     this.dataset.close();
   }
 }

@@ -1,0 +1,145 @@
+/**
+ * GPT-NeoX's index-map cache: the three maps saved as .npy beside the data under GPT-NeoX's own
+ * names, built when any is missing (as `_build_index_mappings` does) and otherwise reused. Loaded
+ * maps are read with positioned reads of the entries a batch needs, so a batch of a Pythia-sized
+ * order (gigabytes of maps) comes back in milliseconds.
+ */
+import { existsSync } from 'node:fs';
+import { totalmem } from 'node:os';
+import { RandomAccessFile } from '../formats/file-io.js';
+import { readNpyHeader, writeNpy, type NpyDType } from '../formats/npy.js';
+import { ConfigError, FormatError } from '../util/errors.js';
+import {
+  buildDocIdx,
+  buildSampleIdx,
+  buildShuffleIdx,
+  indexMapFiles,
+  planIndexMaps,
+  type IndexMapFiles,
+  type IndexMapsSpec,
+} from './index-maps.js';
+import { RandomState } from './random-state.js';
+import type { IndexArray, IndexMapArrays } from './sample-order.js';
+
+export type IndexMapsPhase = 'doc_idx' | 'sample_idx' | 'shuffle_idx' | 'save';
+
+export interface CachedIndexMapsOptions extends IndexMapsSpec {
+  /** GPT-NeoX's data_prefix: the files are `<cachePrefix>_<name>_indexmap_...npy`. */
+  cachePrefix: string;
+  /** "train_0" (train-data-paths, Pythia) or "train" (single data path with a split). */
+  name: string;
+  onPhase?: (phase: IndexMapsPhase) => void;
+}
+
+export interface CachedIndexMaps {
+  maps: IndexMapArrays;
+  files: IndexMapFiles;
+  /** True when the maps were built (and saved) by this call. */
+  built: boolean;
+}
+
+export async function loadOrBuildIndexMaps(options: CachedIndexMapsOptions): Promise<CachedIndexMaps> {
+  const files = indexMapFiles(options.cachePrefix, options.name, options.numSamples, options.seqLength, options.seed);
+  const plan = planIndexMaps(options);
+  const documents = options.documents ?? { start: 0, stop: options.sizes.length };
+  const docIdxLength = (documents.stop - documents.start) * plan.numEpochs;
+  if (existsSync(files.docIdx) && existsSync(files.sampleIdx) && existsSync(files.shuffleIdx)) {
+    const arrays: NpyIndexArray[] = [];
+    try {
+      arrays.push(NpyIndexArray.open(files.docIdx, ['<i4'], [docIdxLength]));
+      arrays.push(NpyIndexArray.open(files.sampleIdx, ['<i4'], [plan.totalSamples + 1, 2]));
+      arrays.push(NpyIndexArray.open(files.shuffleIdx, SHUFFLE_IDX_DTYPES, [plan.totalSamples]));
+    } catch (e) {
+      for (const a of arrays) a.close();
+      throw e;
+    }
+    const [docIdx, sampleIdx, shuffleIdx] = arrays as [NpyIndexArray, NpyIndexArray, NpyIndexArray];
+    return { maps: { docIdx, sampleIdx, shuffleIdx, close: () => arrays.forEach((a) => a.close()) }, files, built: false };
+  }
+
+  const budget = totalmem() * 0.75;
+  if (plan.bytes > budget) {
+    throw new ConfigError(
+      `the index maps for ${options.numSamples} samples of ${options.seqLength} tokens need ${plan.numEpochs} epochs of this dataset ` +
+        `and ${(plan.bytes / 2 ** 30).toFixed(1)} GiB of memory (this machine has ${(totalmem() / 2 ** 30).toFixed(1)} GiB): ` +
+        'set --train-iters and --batch-size to what the dataset was meant for',
+    );
+  }
+  const rng = new RandomState(options.seed);
+  options.onPhase?.('doc_idx');
+  const docIdx = buildDocIdx(documents, plan.numEpochs, rng);
+  options.onPhase?.('sample_idx');
+  const sampleIdx = buildSampleIdx(options.sizes, docIdx, options.seqLength, plan.numEpochs, plan.tokensPerEpoch);
+  options.onPhase?.('shuffle_idx');
+  const shuffleIdx = buildShuffleIdx(plan.totalSamples, rng);
+  options.onPhase?.('save');
+  // The order GPT-NeoX saves them in; each file appears whole or not at all.
+  await writeNpy(files.docIdx, { shape: [docIdx.length], data: docIdx });
+  await writeNpy(files.sampleIdx, { shape: [sampleIdx.length / 2, 2], data: sampleIdx });
+  await writeNpy(files.shuffleIdx, { shape: [shuffleIdx.length], data: shuffleIdxForNpy(shuffleIdx) });
+  return { maps: { docIdx, sampleIdx, shuffleIdx }, files, built: true };
+}
+
+/**
+ * GPT-NeoX saves shuffle_idx as uint32 ('<u4'), or int64 from 2^32 − 2 samples on. Our npy module
+ * does not write '<u4' yet, so we save the same values as int64, which GPT-NeoX's `np.load` and
+ * indexing use identically. Reading accepts both, as soon as the npy module reads '<u4'.
+ */
+const SHUFFLE_IDX_DTYPES: string[] = ['<u4', '<i8'];
+
+function shuffleIdxForNpy(shuffleIdx: Uint32Array): BigInt64Array {
+  const wide = new BigInt64Array(shuffleIdx.length);
+  for (let i = 0; i < shuffleIdx.length; i++) wide[i] = BigInt(shuffleIdx[i]!);
+  return wide;
+}
+
+const BLOCK_ENTRIES = 4096;
+
+/** One integer .npy array read on demand, a block of entries at a time. */
+class NpyIndexArray implements IndexArray {
+  private blockStart = -1;
+  private block: DataView = new DataView(new ArrayBuffer(0));
+
+  private constructor(
+    private readonly file: RandomAccessFile,
+    private readonly dtype: NpyDType | string,
+    private readonly itemSize: number,
+    private readonly dataOffset: number,
+    readonly length: number,
+  ) {}
+
+  static open(path: string, dtypes: string[], shape: number[]): NpyIndexArray {
+    const header = readNpyHeader(path);
+    if (!dtypes.includes(header.dtype)) {
+      throw new FormatError(path, `dtype is ${header.dtype}, expected ${dtypes.join(' or ')} as GPT-NeoX saves it`);
+    }
+    if (header.shape.length !== shape.length || header.shape.some((d, i) => d !== shape[i])) {
+      throw new FormatError(
+        path,
+        `shape is (${header.shape.join(', ')}) but this dataset and these settings give (${shape.join(', ')}): ` +
+          'the cached index maps belong to other data; delete them to rebuild',
+      );
+    }
+    const itemSize = header.dtype === '<i8' ? 8 : 4;
+    return new NpyIndexArray(new RandomAccessFile(path), header.dtype, itemSize, header.dataOffset, shape.reduce((a, b) => a * b, 1));
+  }
+
+  at(i: number): number | undefined {
+    if (!Number.isInteger(i) || i < 0 || i >= this.length) return undefined;
+    const start = i - (i % BLOCK_ENTRIES);
+    if (start !== this.blockStart) {
+      const count = Math.min(BLOCK_ENTRIES, this.length - start);
+      const bytes = this.file.read(this.dataOffset + start * this.itemSize, count * this.itemSize, 'index map');
+      this.block = new DataView(bytes.buffer);
+      this.blockStart = start;
+    }
+    const at = (i - start) * this.itemSize;
+    if (this.dtype === '<i8') return Number(this.block.getBigInt64(at, true));
+    if (this.dtype === '<u4') return this.block.getUint32(at, true);
+    return this.block.getInt32(at, true);
+  }
+
+  close(): void {
+    this.file.close();
+  }
+}
