@@ -101,10 +101,12 @@ export async function checkVjp(c: VjpCase): Promise<void> {
   assert.equal(y.dtype, 'float64', 'checkVjp needs a float64 output');
   const yDims = y.shape as number[];
   const count = yDims.reduce((p, q) => p * q, 1);
-  const seedData = c.seedValues ?? seededCotangent(count, c.seed ?? 1);
-  const seed = g.input('vjp_seed', 'float64', yDims);
+  // A scalar output is differentiated as a loss is, with grad's own seed of 1.
+  const scalar = yDims.length === 0 && !c.seedValues;
+  const seedData = scalar ? Float64Array.of(1) : (c.seedValues ?? seededCotangent(count, c.seed ?? 1));
   const names = Object.keys(c.wrt);
-  const grads = grad(y, names.map((n) => x[n]!), seed);
+  const wrtTensors = names.map((n) => x[n]!);
+  const grads = scalar ? grad(y, wrtTensors) : grad(y, wrtTensors, g.input('vjp_seed', 'float64', yDims));
   const outputs: Record<string, Tensor> = { y };
   names.forEach((n, i) => (outputs[`grad_${n}`] = grads[i]!));
   const withSeed = { ...feeds, vjp_seed: { data: seedData, dims: yDims } };
