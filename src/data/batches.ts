@@ -63,7 +63,6 @@ export async function openTrainingOrder(options: TrainingOrderOptions): Promise<
   }
   const dataset = IndexedDataset.open(options.data);
   try {
-    const sizes = dataset.sizes;
     const splitMode = options.split !== undefined;
     const documents = splitMode
       ? (() => {
@@ -77,7 +76,8 @@ export async function openTrainingOrder(options: TrainingOrderOptions): Promise<
     const numSamples = trainNumSamples(options.trainIters, options.batchSize, splitMode ? 'split' : 'paths');
     const cachePrefix = options.cacheDir ? join(options.cacheDir, basename(dataset.prefix)) : dataset.prefix;
     const cached = await loadOrBuildIndexMaps({
-      sizes,
+      loadSizes: () => dataset.sizes,
+      items: dataset.length,
       documents,
       numSamples,
       seqLength: options.seqLength,

@@ -15,15 +15,27 @@ import {
   buildShuffleIdx,
   indexMapFiles,
   planIndexMaps,
+  type DocumentRange,
   type IndexMapFiles,
-  type IndexMapsSpec,
 } from './index-maps.js';
 import { RandomState } from './random-state.js';
 import type { IndexArray, IndexMapArrays } from './sample-order.js';
 
 export type IndexMapsPhase = 'doc_idx' | 'sample_idx' | 'shuffle_idx' | 'save';
 
-export interface CachedIndexMapsOptions extends IndexMapsSpec {
+export interface CachedIndexMapsOptions {
+  /**
+   * Tokens per item of the indexed dataset. Called only when the maps must be built: checking
+   * cached maps needs only their shapes, so a cached order opens without reading all sizes.
+   */
+  loadSizes: () => Int32Array;
+  /** Number of items in the indexed dataset. */
+  items: number;
+  /** Defaults to every item. */
+  documents?: DocumentRange;
+  numSamples: number;
+  seqLength: number;
+  seed: number;
   /** GPT-NeoX's data_prefix: the files are `<cachePrefix>_<name>_indexmap_...npy`. */
   cachePrefix: string;
   /** "train_0" (train-data-paths, Pythia) or "train" (single data path with a split). */
@@ -40,23 +52,12 @@ export interface CachedIndexMaps {
 
 export async function loadOrBuildIndexMaps(options: CachedIndexMapsOptions): Promise<CachedIndexMaps> {
   const files = indexMapFiles(options.cachePrefix, options.name, options.numSamples, options.seqLength, options.seed);
-  const plan = planIndexMaps(options);
-  const documents = options.documents ?? { start: 0, stop: options.sizes.length };
-  const docIdxLength = (documents.stop - documents.start) * plan.numEpochs;
+  const documents = options.documents ?? { start: 0, stop: options.items };
   if (existsSync(files.docIdx) && existsSync(files.sampleIdx) && existsSync(files.shuffleIdx)) {
-    const arrays: NpyIndexArray[] = [];
-    try {
-      arrays.push(NpyIndexArray.open(files.docIdx, ['<i4'], [docIdxLength]));
-      arrays.push(NpyIndexArray.open(files.sampleIdx, ['<i4'], [plan.totalSamples + 1, 2]));
-      arrays.push(NpyIndexArray.open(files.shuffleIdx, SHUFFLE_IDX_DTYPES, [plan.totalSamples]));
-    } catch (e) {
-      for (const a of arrays) a.close();
-      throw e;
-    }
-    const [docIdx, sampleIdx, shuffleIdx] = arrays as [NpyIndexArray, NpyIndexArray, NpyIndexArray];
-    return { maps: { docIdx, sampleIdx, shuffleIdx, close: () => arrays.forEach((a) => a.close()) }, files, built: false };
+    return { maps: openCachedMaps(files, documents.stop - documents.start), files, built: false };
   }
-
+  const sizes = options.loadSizes();
+  const plan = planIndexMaps({ ...options, sizes, documents });
   const budget = totalmem() * 0.75;
   if (plan.bytes > budget) {
     throw new ConfigError(
@@ -69,7 +70,7 @@ export async function loadOrBuildIndexMaps(options: CachedIndexMapsOptions): Pro
   options.onPhase?.('doc_idx');
   const docIdx = buildDocIdx(documents, plan.numEpochs, rng);
   options.onPhase?.('sample_idx');
-  const sampleIdx = buildSampleIdx(options.sizes, docIdx, options.seqLength, plan.numEpochs, plan.tokensPerEpoch);
+  const sampleIdx = buildSampleIdx(sizes, docIdx, options.seqLength, plan.numEpochs, plan.tokensPerEpoch);
   options.onPhase?.('shuffle_idx');
   const shuffleIdx = buildShuffleIdx(plan.totalSamples, rng);
   options.onPhase?.('save');
@@ -78,6 +79,34 @@ export async function loadOrBuildIndexMaps(options: CachedIndexMapsOptions): Pro
   await writeNpy(files.sampleIdx, { shape: [sampleIdx.length / 2, 2], data: sampleIdx });
   await writeNpy(files.shuffleIdx, { shape: [shuffleIdx.length], data: shuffleIdxForNpy(shuffleIdx) });
   return { maps: { docIdx, sampleIdx, shuffleIdx }, files, built: true };
+}
+
+/**
+ * Opens cached maps after checking their dtypes and that their shapes fit together: doc_idx whole
+ * epochs of the documents, sample_idx [S+1, 2], shuffle_idx [S]. Maps that fit but come from other
+ * data show up when a sample does not add up to seq_length+1 tokens.
+ */
+function openCachedMaps(files: IndexMapFiles, documentsPerEpoch: number): IndexMapArrays {
+  const arrays: NpyIndexArray[] = [];
+  try {
+    const docIdx = NpyIndexArray.open(files.docIdx, ['<i4'], 1);
+    arrays.push(docIdx);
+    if (docIdx.length % documentsPerEpoch !== 0) {
+      throw new FormatError(files.docIdx, `${docIdx.length} entries are not whole epochs of ${documentsPerEpoch} documents: the cached index maps belong to other data; delete them to rebuild`);
+    }
+    const sampleIdx = NpyIndexArray.open(files.sampleIdx, ['<i4'], 2);
+    arrays.push(sampleIdx);
+    if (sampleIdx.shape[1] !== 2) throw new FormatError(files.sampleIdx, `shape is (${sampleIdx.shape.join(', ')}), expected (S+1, 2)`);
+    const shuffleIdx = NpyIndexArray.open(files.shuffleIdx, SHUFFLE_IDX_DTYPES, 1);
+    arrays.push(shuffleIdx);
+    if (shuffleIdx.length !== sampleIdx.shape[0]! - 1) {
+      throw new FormatError(files.shuffleIdx, `${shuffleIdx.length} entries, but sample_idx has ${sampleIdx.shape[0]} rows (expected one fewer): the cached index maps do not belong together; delete them to rebuild`);
+    }
+    return { docIdx, sampleIdx, shuffleIdx, close: () => arrays.forEach((a) => a.close()) };
+  } catch (e) {
+    for (const a of arrays) a.close();
+    throw e;
+  }
 }
 
 /**
@@ -105,23 +134,21 @@ class NpyIndexArray implements IndexArray {
     private readonly dtype: NpyDType | string,
     private readonly itemSize: number,
     private readonly dataOffset: number,
-    readonly length: number,
-  ) {}
+    readonly shape: number[],
+  ) {
+    this.length = shape.reduce((a, b) => a * b, 1);
+  }
 
-  static open(path: string, dtypes: string[], shape: number[]): NpyIndexArray {
+  readonly length: number;
+
+  static open(path: string, dtypes: string[], dims: number): NpyIndexArray {
     const header = readNpyHeader(path);
     if (!dtypes.includes(header.dtype)) {
       throw new FormatError(path, `dtype is ${header.dtype}, expected ${dtypes.join(' or ')} as GPT-NeoX saves it`);
     }
-    if (header.shape.length !== shape.length || header.shape.some((d, i) => d !== shape[i])) {
-      throw new FormatError(
-        path,
-        `shape is (${header.shape.join(', ')}) but this dataset and these settings give (${shape.join(', ')}): ` +
-          'the cached index maps belong to other data; delete them to rebuild',
-      );
-    }
+    if (header.shape.length !== dims) throw new FormatError(path, `shape is (${header.shape.join(', ')}), expected ${dims} dimension${dims > 1 ? 's' : ''}`);
     const itemSize = header.dtype === '<i8' ? 8 : 4;
-    return new NpyIndexArray(new RandomAccessFile(path), header.dtype, itemSize, header.dataOffset, shape.reduce((a, b) => a * b, 1));
+    return new NpyIndexArray(new RandomAccessFile(path), header.dtype, itemSize, header.dataOffset, header.shape);
   }
 
   at(i: number): number | undefined {

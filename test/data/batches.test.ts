@@ -96,13 +96,32 @@ test('cached maps are used as found, and maps of other data are refused in one l
   assert.deepEqual(Array.from(order.source.batchTokens(1, 1)), PATHS.samples[116]);
   order.source.close();
 
+  const refused = async (fragment: RegExp) => {
+    const order = await openTrainingOrder(pathsOptions(prefix)).catch((e: Error) => e);
+    const error = order instanceof Error ? order : (() => {
+      try {
+        order.source.batchTokens(0, 1);
+        return new Error('no error');
+      } catch (e) {
+        return e as Error;
+      } finally {
+        order.source.close();
+      }
+    })();
+    assert.equal(error.name, 'FormatError', error.message);
+    assert.match(error.message, fragment);
+    assert.ok(!error.message.includes('\n'));
+  };
   await writeNpy(files.docIdx, { shape: [3], data: Int32Array.from([0, 1, 2]) });
-  await assert.rejects(openTrainingOrder(pathsOptions(prefix)), (e: Error) => {
-    assert.equal(e.name, 'FormatError');
-    assert.match(e.message, /doc_idx\.npy: shape is \(3\) but this dataset and these settings give \(120\)/);
-    assert.ok(!e.message.includes('\n'));
-    return true;
-  });
+  await refused(/doc_idx\.npy: 3 entries are not whole epochs of 40 documents/);
+  // Maps built for seq_length 8 saved under the seq_length 16 names: shapes fit, samples do not.
+  const other = buildIndexMaps({ sizes: Int32Array.from(SIZES), numSamples: 100, seqLength: 8, seed: 1234 });
+  await writeNpy(files.docIdx, { shape: [other.docIdx.length], data: other.docIdx });
+  await writeNpy(files.sampleIdx, { shape: [other.sampleIdx.length / 2, 2], data: other.sampleIdx });
+  await writeNpy(files.shuffleIdx, { shape: [other.shuffleIdx.length], data: BigInt64Array.from(other.shuffleIdx, BigInt) });
+  await refused(/does not have 17 tokens: the index maps were not built from .*cached with seq_length 16/);
+  await writeNpy(files.shuffleIdx, { shape: [3], data: BigInt64Array.from([0n, 1n, 2n]) });
+  await refused(/shuffle_idx\.npy: 3 entries, but sample_idx has/);
 });
 
 test('with a split, training uses the first document range and GPT-NeoX\'s "train" maps', async () => {
