@@ -97,11 +97,11 @@ export const VJP: Record<string, VjpRule> = {
   sum: (n, g) => [unreduce(g, n)],
   mean: (n, g) => {
     const x = n.inputs[0]!;
-    const count = (n.attrs.axes as number[]).reduce((p, a) => {
-      const d = x.shape[a]!;
-      if (typeof d !== 'number') throw new GraphError('mean', `gradient needs a static size on axis ${a} of ${x}`);
-      return p * d;
-    }, 1);
+    const axes = n.attrs.axes as number[];
+    const sizes = axes.map((a) => x.shape[a]!);
+    if (sizes.every((d): d is number => typeof d === 'number')) return [op.div(unreduce(g, n), sizes.reduce((p, d) => p * d, 1))];
+    // A symbolic size is known only at run time: count the reduced elements as a sum of ones.
+    const count = op.sum(op.broadcastLike(op.scalar(x.graph, 1, x.dtype), x), axes, true);
     return [op.div(unreduce(g, n), count)];
   },
   max: (n, g) => {
