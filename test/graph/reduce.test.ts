@@ -1,7 +1,9 @@
 import { describe, it } from 'node:test';
-import type { Tensor } from '../../src/graph/graph.js';
+import { Graph, type Tensor } from '../../src/graph/graph.js';
+import { grad } from '../../src/graph/grad.js';
 import * as op from '../../src/graph/ops.js';
-import { assertNdClose, checkVjp, f64, run } from '../support/check.js';
+import { compile } from '../../src/runtime/session.js';
+import { assertClose, assertNdClose, checkVjp, f64, run, toNumbers } from '../support/check.js';
 import { Rng } from '../support/random.js';
 import * as ref from '../support/reference.js';
 
@@ -38,5 +40,19 @@ describe('reductions', () => {
       wrt: { x: rng.nd([3, 2, 4]) },
       build: (t) => op.mean(op.max(op.sum(t.x!, [1], true), [2]), [0]),
     });
+  });
+
+  it('mean over a symbolic axis: the gradient divides by the size fed at run time', async () => {
+    const g = new Graph();
+    const x = g.input('x', 'float64', ['tokens', 2]);
+    const w = g.input('w', 'float64', [2]);
+    const loss = op.mean(op.sum(op.mul(x, w), [1]));
+    const [gx] = grad(loss, [x]);
+    const compiled = await compile({ graph: g, outputs: { loss, gx: gx! } });
+    for (const tokens of [1, 3, 8]) {
+      const xv = rng.nd([tokens, 2]);
+      const r = await compiled.run({ x: f64(xv), w: f64(ref.nd([0.5, -3], [2])) });
+      assertClose(toNumbers(r.gx!.data), Array.from({ length: 2 * tokens }, (_, i) => (i % 2 ? -3 : 0.5) / tokens), {}, `gx, ${tokens} tokens`);
+    }
   });
 });
