@@ -37,16 +37,3 @@ export class WeightedSampler {
   }
 }
 
-/**
- * Splits `total` into integer parts proportional to `weights` (largest remainder, ties to the lower
- * index), so the parts sum to exactly `total`.
- */
-export function apportion(total: number, weights: readonly number[]): number[] {
-  const sum = weights.reduce((a, b) => a + b, 0);
-  const exact = weights.map((w) => (sum > 0 ? (total * w) / sum : 0));
-  const parts = exact.map(Math.floor);
-  let left = total - parts.reduce((a, b) => a + b, 0);
-  const order = exact.map((x, i) => ({ i, frac: x - Math.floor(x) })).sort((a, b) => b.frac - a.frac || a.i - b.i);
-  for (let k = 0; left > 0; k++, left--) parts[order[k % order.length]!.i]!++;
-  return parts;
-}
