@@ -160,7 +160,8 @@ export class NearDuplicateIndex {
   readonly hasher: MinHasher;
   private signatures: Uint32Array;
   private count = 0;
-  private readonly buckets: Map<number, number[]>[];
+  /** Per band: band hash → the kept document, or several (most buckets hold one). */
+  private readonly buckets: Map<number, number | number[]>[];
 
   constructor(options: MinHashOptions = {}) {
     const threshold = options.threshold ?? DEFAULTS.threshold;
@@ -183,7 +184,7 @@ export class NearDuplicateIndex {
         : { bands: options.bands, rows: Math.floor(permutations / options.bands) };
     this.hasher = new MinHasher(permutations, shingle, seed);
     this.signatures = new Uint32Array(permutations * 1024);
-    this.buckets = Array.from({ length: this.lsh.bands }, () => new Map<number, number[]>());
+    this.buckets = Array.from({ length: this.lsh.bands }, () => new Map<number, number | number[]>());
   }
 
   get size(): number {
@@ -206,7 +207,8 @@ export class NearDuplicateIndex {
     let best: DuplicateMatch | undefined;
     const seen = new Set<number>();
     for (let band = 0; band < this.lsh.bands; band++) {
-      for (const candidate of this.buckets[band]!.get(this.bandKey(sig, band)) ?? []) {
+      const bucket = this.buckets[band]!.get(this.bandKey(sig, band));
+      for (const candidate of bucket === undefined ? [] : typeof bucket === 'number' ? [bucket] : bucket) {
         if (seen.has(candidate)) continue;
         seen.add(candidate);
         const jaccard = estimatedJaccard(sig, this.signatureOf(candidate));
@@ -231,7 +233,8 @@ export class NearDuplicateIndex {
     for (let band = 0; band < this.lsh.bands; band++) {
       const key = this.bandKey(sig, band);
       const bucket = this.buckets[band]!.get(key);
-      if (bucket === undefined) this.buckets[band]!.set(key, [this.count]);
+      if (bucket === undefined) this.buckets[band]!.set(key, this.count);
+      else if (typeof bucket === 'number') this.buckets[band]!.set(key, [bucket, this.count]);
       else bucket.push(this.count);
     }
     return this.count++;
