@@ -122,7 +122,7 @@ function shuffleIdxForNpy(shuffleIdx: Uint32Array): BigInt64Array {
   return wide;
 }
 
-const BLOCK_ENTRIES = 4096;
+const BLOCK_ENTRIES = 1024;
 
 /** One integer .npy array read on demand, a block of entries at a time. */
 class NpyIndexArray implements IndexArray {
