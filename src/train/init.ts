@@ -64,14 +64,14 @@ export interface ParameterShape {
   shape: number[];
 }
 
-/** Fresh parameters in the order given, deterministic in `seed`. */
+/** Fresh parameters in the order given, deterministic in `seed` (or drawn from `rng`). */
 export function initParameters(
   shapes: ParameterShape[],
   dims: InitDims,
   recipe: InitRecipe,
-  seed: number,
+  seed: number | Prng,
 ): Map<string, Float32Array> {
-  const rng = new Prng(seed);
+  const rng = typeof seed === 'number' ? new Prng(seed) : seed;
   const inputStd = initStd(recipe.initMethod, dims, recipe.initMethodStd);
   const outputStd = initStd(recipe.outputLayerInitMethod, dims, recipe.initMethodStd);
   const params = new Map<string, Float32Array>();
