@@ -275,7 +275,8 @@ export async function trainBpe(documents: AsyncIterable<string> | Iterable<strin
 /** The `tokenizer.json` object (Hugging Face `tokenizers` serialization, version 1.0). */
 export function tokenizerJson(model: BpeModel): object {
   const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true };
-  const vocab: Record<string, number> = {};
+  // No prototype: a learned token may well be "__proto__" (from code), and must stay an ordinary key.
+  const vocab: Record<string, number> = Object.create(null) as Record<string, number>;
   model.vocab.forEach((token, id) => (vocab[token] = id));
   return {
     version: '1.0',
