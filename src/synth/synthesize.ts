@@ -10,6 +10,7 @@ import { IndexedDataset } from '../data/indexed-dataset.js';
 import { tokenizeCorpus } from '../data/tokenize.js';
 import { loadTokenizer } from '../data/tokenizer.js';
 import { AtomicFileWriter, writeFileAtomic } from '../util/atomic.js';
+import { ConfigError } from '../util/errors.js';
 import { type SynthOptions, type SyntheticCorpus, generateCorpus, validateOptions } from './corpus.js';
 import { SOURCES, type SourceName } from './mix.js';
 import { TASK_FILES, writeTasks } from './tasks.js';
@@ -85,12 +86,22 @@ function tokenStats(prefix: string, corpus: SyntheticCorpus, vocabSize: number, 
   }
 }
 
+async function makeOutputFolder(out: string): Promise<void> {
+  try {
+    await mkdir(out, { recursive: true });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST' || code === 'ENOTDIR') throw new ConfigError(`--out: ${out} is not a folder (a file is in the way)`);
+    throw e;
+  }
+}
+
 export async function synthesize(out: string, options: SynthOptions, onProgress?: (p: SynthProgress) => void): Promise<SynthSummary> {
   validateOptions(options);
+  await makeOutputFolder(out);
   onProgress?.({ stage: 'generate' });
   const corpus = generateCorpus(options);
   const total = corpus.documents.length;
-  await mkdir(out, { recursive: true });
 
   onProgress?.({ stage: 'corpus', done: 0, total });
   writeCorpusJsonl(join(out, CORPUS_FILE), corpus, (done) => onProgress?.({ stage: 'corpus', done, total }));

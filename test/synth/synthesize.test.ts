@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -22,7 +22,6 @@ interface Line {
   meta: { source: string };
 }
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
 let truth: any;
 let docs: Line[];
 let texts: string[];
@@ -282,5 +281,15 @@ describe('pythia synth command', () => {
       assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
     }
     assert.throws(() => readdirSync(out), /ENOENT/);
+
+    writeFileSync(out, 'not a folder');
+    try {
+      const run = spawnSync(process.execPath, [main, 'synth', '--out', out, '--tokens', '1000'], { encoding: 'utf8' });
+      assert.equal(run.status, 1);
+      assert.equal(run.stderr, `pythia: --out: ${out} is not a folder (a file is in the way)\n`);
+      assert.equal(readFileSync(out, 'utf8'), 'not a folder');
+    } finally {
+      rmSync(out, { force: true });
+    }
   });
 });
