@@ -78,7 +78,7 @@ test('an error part way leaves no .bin, .idx or temporary file behind', async ()
   const sub = mkdtempSync(join(dir, 'fail-'));
   const bad = join(sub, 'bad.jsonl');
   writeFileSync(bad, '{"text": "fine"}\n{"text": "fine too"}\nnot json\n');
-  await assert.rejects(tokenizeCorpus({ inputs: [inputs[1]!, bad], tokenizer, out: join(sub, 'ds') }), (e: Error) => e instanceof DataError && e.message === `${bad}:3: invalid JSON (Unexpected token 'o', "not json" is not valid JSON)`);
+  await assert.rejects(tokenizeCorpus({ inputs: [inputs[1]!, bad], tokenizer, out: join(sub, 'ds') }), (e: Error) => e instanceof DataError && e.message.startsWith(`${bad}:3: invalid JSON (`));
   assert.deepEqual(readdirSync(sub), ['bad.jsonl']);
   const summary = await tokenizeCorpus({ inputs: [bad], tokenizer, out: join(sub, 'ds'), skipInvalid: true });
   assert.equal(summary.invalidLines, 1);

@@ -122,7 +122,7 @@ export function registerData(program: Command): void {
     )
     .requiredOption('--input <files...>', 'corpus files: .txt, .jsonl, .txt.zst or .jsonl.zst')
     .requiredOption('--out <file.jsonl>', 'kept documents, one JSON object per line (.jsonl objects are copied whole)')
-    .option('--report <file.jsonl>', 'removed documents, one JSON line each: which kept document they duplicate and the estimated Jaccard (default: <out>.removed.jsonl)')
+    .option('--report <file.jsonl>', 'removed documents, one JSON line each: which kept document they duplicate and the estimated Jaccard (default: <out without .jsonl>.removed.jsonl)')
     .option('--threshold <j>', 'Jaccard similarity at or above which a document is a duplicate', parseFraction, 0.87)
     .option('--shingle <words>', 'words per shingle', parsePositiveInteger, 5)
     .option('--permutations <n>', 'MinHash permutations (signature length)', parsePositiveInteger, 128)
