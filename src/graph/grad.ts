@@ -140,8 +140,15 @@ export const VJP: Record<string, VjpRule> = {
   broadcastLike: (n, g) => [sumToShape(g, n.inputs[0]!), undefined],
   gather: (n, g) => {
     const [table, indices] = inputs(n);
-    if (n.attrs.axis !== 0) throw new GraphError('gather', 'gradient is implemented along axis 0 only');
-    return [op.scatterAdd(op.zerosLike(table!), indices!, g), undefined];
+    const axis = n.attrs.axis as number;
+    if (axis === 0) return [op.scatterAdd(op.zerosLike(table!), indices!, g), undefined];
+    // Move the gathered axis to the front (in g, the index axes), scatter rows, move it back.
+    const rank = table!.rank;
+    const toFront = [axis, ...[...Array(rank).keys()].filter((i) => i !== axis)];
+    const q = indices!.rank;
+    const gFront = op.transpose(g, [...Array(g.rank).keys()].map((i) => (i < q ? axis + i : i < q + axis ? i - q : i)));
+    const rows = op.scatterAdd(op.zerosLike(op.transpose(table!, toFront)), indices!, gFront);
+    return [op.transpose(rows, toFront.map((_, i) => toFront.indexOf(i))), undefined];
   },
   scatterAdd: (n, g) => [g, undefined, op.gather(g, n.inputs[1]!)],
   gatherElements: (n, g) => {
