@@ -46,6 +46,13 @@ describe('gather and scatterAdd (rows along axis 0)', () => {
     await checkVjp({ wrt: { t: rng.nd([4, 3]) }, fixed: { i: i32([1, 1, 0]) }, build: (x) => op.gather(x.t!, x.i!) });
   });
 
+  it('gather VJP along inner axes, rank-2 repeated and negative indices', async () => {
+    const idx = i64([2, -1, 0, 2], [2, 2]);
+    await checkVjp({ wrt: { t: rng.nd([2, 3, 2]) }, fixed: { i: idx }, build: (x) => op.gather(x.t!, x.i!, 1) });
+    await checkVjp({ wrt: { t: rng.nd([2, 2, 3]) }, fixed: { i: idx }, build: (x) => op.gather(x.t!, x.i!, -1) });
+    await checkVjp({ wrt: { t: rng.nd([4, 2]) }, fixed: { i: i64([-1, 3, 0]) }, build: (x) => op.gather(x.t!, x.i!) });
+  });
+
   it('scatterAdd VJP for data and updates', async () => {
     await checkVjp({
       wrt: { d: rng.nd([4, 2]), u: rng.nd([6, 2]) },
