@@ -46,13 +46,8 @@ export function numTokens(sizes: Int32Array, documents: DocumentRange): number {
 /** `_num_epochs`: the fewest epochs whose tokens give num_samples samples of seq_length+1. */
 export function numEpochs(tokensPerEpoch: number, seqLength: number, numSamples: number): number {
   if (tokensPerEpoch <= 1) throw new DataError(`the documents hold ${tokensPerEpoch} tokens; at least 2 are needed to build samples`);
-  let epochs = 0;
-  let total = 0;
-  for (;;) {
-    epochs += 1;
-    total += tokensPerEpoch;
-    if (Math.floor((total - 1) / seqLength) >= numSamples) return epochs;
-  }
+  // GPT-NeoX adds epochs until (E·T − 1) // L ≥ N, i.e. until E·T ≥ N·L + 1.
+  return Math.max(1, Math.ceil((numSamples * seqLength + 1) / tokensPerEpoch));
 }
 
 /** `_build_doc_idx`: documents repeated num_epochs times (int32), then one shuffle of the whole. */
@@ -120,7 +115,7 @@ export function planIndexMaps(spec: IndexMapsSpec): IndexMapsPlan {
   const totalSamples = Math.floor((epochs * tokensPerEpoch - 1) / spec.seqLength);
   const docIdxLength = (documents.stop - documents.start) * epochs;
   if (totalSamples + 1 > 0x7fffffff || docIdxLength > 0x7fffffff) {
-    throw new ConfigError(`${totalSamples} samples over ${epochs} epochs of ${documents.stop - documents.start} documents overflow GPT-NeoX's int32 doc_idx and sample_idx`);
+    throw new ConfigError(`${spec.numSamples} samples of ${spec.seqLength} tokens need ${epochs} epochs of these ${documents.stop - documents.start} documents, overflowing GPT-NeoX's int32 doc_idx and sample_idx: is the sample count (train iters × batch size) meant for this dataset?`);
   }
   return { tokensPerEpoch, numEpochs: epochs, totalSamples, bytes: 4 * docIdxLength + 8 * (totalSamples + 1) + 4 * totalSamples };
 }

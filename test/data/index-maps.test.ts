@@ -13,6 +13,7 @@ import {
   splitDocuments,
   trainNumSamples,
 } from '../../src/data/index-maps.js';
+import { RandomState } from '../../src/data/random-state.js';
 import { GPT2SampleOrder } from '../../src/data/sample-order.js';
 import { PATHS, SIZES, SPLIT_TRAIN, SPLIT_VALID } from './index-maps-golden.js';
 
@@ -107,6 +108,25 @@ test('sample counts and epochs as GPT-NeoX computes them', () => {
   assert.equal(numEpochs(632, 16, 39), 1); // (632 - 1) // 16 = 39
   assert.equal(numEpochs(632, 16, 40), 2);
   assert.throws(() => numEpochs(1, 16, 4), { name: 'DataError' });
+  // Against GPT-NeoX's own loop (`_num_epochs`, transliterated), boundaries included.
+  const loop = (tokens: number, seq: number, samples: number) => {
+    let epochs = 0;
+    let total = 0;
+    for (;;) {
+      epochs += 1;
+      total += tokens;
+      if (Math.floor((total - 1) / seq) >= samples) return epochs;
+    }
+  };
+  const rs = new RandomState(11);
+  for (let trial = 0; trial < 2000; trial++) {
+    const tokens = 2 + rs.randint(0, 5000);
+    const seq = 2 + rs.randint(0, 64);
+    const samples = 1 + rs.randint(0, 2000);
+    for (const n of [samples, Math.floor((tokens - 1) / seq), Math.floor((tokens - 1) / seq) + 1].filter((n) => n >= 1)) {
+      assert.equal(numEpochs(tokens, seq, n), loop(tokens, seq, n), `T ${tokens} L ${seq} N ${n}`);
+    }
+  }
 });
 
 test('cache file names are those GPT-NeoX writes', () => {
