@@ -3,7 +3,7 @@
  * gradient of ⟨seed, f(x)⟩ against central differences of the same float64 graph.
  */
 import assert from 'node:assert/strict';
-import type { DType, TypedArray } from '../../src/graph/dtype.js';
+import { type DType, type TypedArray, dtypeOfArray } from '../../src/graph/dtype.js';
 import { Graph, type Tensor } from '../../src/graph/graph.js';
 import { grad } from '../../src/graph/grad.js';
 import { type HostTensor, compile, evaluate } from '../../src/runtime/session.js';
@@ -50,13 +50,7 @@ export function i64(values: readonly number[], dims: readonly number[] = [values
 }
 
 export function dtypeOf(t: HostTensor): DType {
-  const d = t.data;
-  if (d instanceof Float64Array) return 'float64';
-  if (d instanceof Float32Array) return 'float32';
-  if (d instanceof BigInt64Array) return 'int64';
-  if (d instanceof Int32Array) return 'int32';
-  if (d instanceof Uint16Array) return 'float16';
-  return 'bool';
+  return dtypeOfArray(t.data);
 }
 
 /** Builds a fresh graph with one input per feed (named and typed after it) and evaluates `build`. */
