@@ -7,7 +7,7 @@
 import { existsSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { RandomAccessFile } from '../formats/file-io.js';
-import { readNpyHeader, writeNpy, type NpyDType } from '../formats/npy.js';
+import { readNpyHeader, writeNpy } from '../formats/npy.js';
 import { ConfigError, FormatError } from '../util/errors.js';
 import {
   buildDocIdx,
@@ -94,7 +94,8 @@ function openCachedMaps(files: IndexMapFiles, documentsPerEpoch: number): IndexM
     if (docIdx.length % documentsPerEpoch !== 0) {
       throw new FormatError(files.docIdx, `${docIdx.length} entries are not whole epochs of ${documentsPerEpoch} documents: the cached index maps belong to other data; delete them to rebuild`);
     }
-    const sampleIdx = NpyIndexArray.open(files.sampleIdx, ['<i4'], 2);
+    // v1.0 saves int32; later GPT-NeoX versions switch to int64 for large maps.
+    const sampleIdx = NpyIndexArray.open(files.sampleIdx, ['<i4', '<i8'], 2);
     arrays.push(sampleIdx);
     if (sampleIdx.shape[1] !== 2) throw new FormatError(files.sampleIdx, `shape is (${sampleIdx.shape.join(', ')}), expected (S+1, 2)`);
     const shuffleIdx = NpyIndexArray.open(files.shuffleIdx, SHUFFLE_IDX_DTYPES, 1);
@@ -126,20 +127,19 @@ const BLOCK_ENTRIES = 1024;
 
 /** One integer .npy array read on demand, a block of entries at a time. */
 class NpyIndexArray implements IndexArray {
+  readonly length: number;
   private blockStart = -1;
   private block: DataView = new DataView(new ArrayBuffer(0));
 
   private constructor(
     private readonly file: RandomAccessFile,
-    private readonly dtype: NpyDType | string,
+    private readonly dtype: string,
     private readonly itemSize: number,
     private readonly dataOffset: number,
     readonly shape: number[],
   ) {
     this.length = shape.reduce((a, b) => a * b, 1);
   }
-
-  readonly length: number;
 
   static open(path: string, dtypes: string[], dims: number): NpyIndexArray {
     const header = readNpyHeader(path);
