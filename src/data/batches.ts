@@ -8,7 +8,7 @@ import { basename, join } from 'node:path';
 import { ConfigError } from '../util/errors.js';
 import type { DatasetDtype } from './indexed-dataset.js';
 import { IndexedDataset } from './indexed-dataset.js';
-import { splitDocuments, trainNumSamples, type IndexMapFiles } from './index-maps.js';
+import { splitDocuments, trainNumSamples, type DocumentRange, type IndexMapFiles } from './index-maps.js';
 import { loadOrBuildIndexMaps, type IndexMapsPhase } from './index-map-cache.js';
 import { PreshuffledDataset } from './preshuffled.js';
 import { GPT2SampleOrder, type SampleSource } from './sample-order.js';
@@ -64,13 +64,7 @@ export async function openTrainingOrder(options: TrainingOrderOptions): Promise<
   const dataset = IndexedDataset.open(options.data);
   try {
     const splitMode = options.split !== undefined;
-    const documents = splitMode
-      ? (() => {
-          const [start, stop] = splitDocuments(options.split!, dataset.length);
-          if (stop <= start) throw new ConfigError(`split "${options.split}" leaves no training documents out of ${dataset.length}`);
-          return { start, stop };
-        })()
-      : { start: 0, stop: dataset.length };
+    const documents = splitMode ? trainDocuments(options.split!, dataset.length) : { start: 0, stop: dataset.length };
     // GPT-NeoX names the dataset "train" with a split and "train_0" for the first of train-data-paths.
     const name = splitMode ? 'train' : 'train_0';
     const numSamples = trainNumSamples(options.trainIters, options.batchSize, splitMode ? 'split' : 'paths');
@@ -92,6 +86,13 @@ export async function openTrainingOrder(options: TrainingOrderOptions): Promise<
     dataset.close();
     throw e;
   }
+}
+
+/** The first (train) range of GPT-NeoX's split. */
+function trainDocuments(split: string, items: number): DocumentRange {
+  const [start, stop] = splitDocuments(split, items);
+  if (stop <= start) throw new ConfigError(`split "${split}" leaves no training documents out of ${items}`);
+  return { start, stop };
 }
 
 /** "A:B" → steps A (inclusive) to B (exclusive). */
