@@ -1,4 +1,90 @@
+/** `pythia suite`: every size of a preset, one after another, on the identical batch order. */
 import type { Command } from 'commander';
+import { loadTokenizer } from '../../data/tokenizer.js';
+import { paddedVocabSize, SUITE_NAMES } from '../../train/recipes.js';
+import { runSuite, SUITE_MANIFEST, type SuiteManifest } from '../../train/suite.js';
+import { ConfigError } from '../../util/errors.js';
+import { addRecipeOptions, positiveInt, recipeOverrides, trainingProgressBar, type RecipeFlags } from './train.js';
 
-/** Registers the `suite` command (filled in by the training issue). */
-export function registerSuite(_program: Command): void {}
+interface SuiteFlags extends RecipeFlags {
+  preset: string;
+  data: string;
+  preshuffled: boolean;
+  split?: string;
+  vocabFile?: string;
+  out: string;
+  models?: string[];
+  evalIters: number;
+  threads?: number;
+}
+
+export function registerSuite(program: Command): void {
+  const cmd = program
+    .command('suite')
+    .description(
+      'train every size of a suite preset on the same batches in the same order (checked: the manifest ' +
+        `<out>/${SUITE_MANIFEST} records each step's batch hash); re-running continues where it stopped`,
+    )
+    .requiredOption('--preset <name>', `suite: ${SUITE_NAMES.join(' or ')}`)
+    .requiredOption('--data <prefix>', 'training data: a GPT-NeoX .bin/.idx prefix')
+    .requiredOption('--out <dir>', 'suite folder: <out>/<model>/step<N>/ and <out>/suite.json')
+    .option('--preshuffled', 'the data is in training order, one sample of seq-length+1 tokens per item', false)
+    .option('--split <weights>', 'GPT-NeoX split (e.g. 969,30,1): train on the first part of the documents')
+    .option('--vocab-file <tokenizer.json>', 'tokenizer: sets the padded vocabulary and is copied into every checkpoint')
+    .option('--models <names...>', 'only these sizes of the preset');
+  addRecipeOptions(cmd)
+    .option('--eval-iters <n>', 'held-out validation batches at every checkpoint, 0 for none', (v: string) => (v === '0' ? 0 : positiveInt(v)), 2)
+    .option('--threads <n>', 'compute threads (default: every core)', positiveInt)
+    .action(async (flags: SuiteFlags) => {
+      if (!(SUITE_NAMES as readonly string[]).includes(flags.preset)) throw new ConfigError(`--preset: unknown suite ${flags.preset} (expected ${SUITE_NAMES.join(' or ')})`);
+      const tokenizerVocab = flags.vocabFile ? (await loadTokenizer(flags.vocabFile)).vocabSize : undefined;
+      let bar: ReturnType<typeof trainingProgressBar> | undefined;
+      const started = performance.now();
+      try {
+        const manifest = await runSuite({
+          preset: flags.preset,
+          data: { prefix: flags.data, preshuffled: flags.preshuffled, split: flags.split },
+          outDir: flags.out,
+          tokenizerPath: flags.vocabFile,
+          vocabSize: tokenizerVocab === undefined ? undefined : paddedVocabSize(tokenizerVocab),
+          overrides: recipeOverrides(flags),
+          only: flags.models,
+          evalIters: flags.evalIters,
+          threads: flags.threads,
+          onModelStart: (model, status, step) => {
+            bar?.stop();
+            bar = trainingProgressBar(model.name);
+            const what = status === 'done' ? 'already trained' : status === 'resume' ? `resuming at step ${step}` : 'training';
+            process.stderr.write(`pythia suite: ${model.name}: ${what}\n`);
+          },
+          onProgress: (_model, p) => bar?.update(p),
+          onWarning: (w) => process.stderr.write(`pythia suite: ${w}\n`),
+        });
+        bar?.stop();
+        process.stdout.write(formatSuite(manifest, flags.out, (performance.now() - started) / 1000));
+      } finally {
+        bar?.stop();
+      }
+    });
+}
+
+export function formatSuite(m: SuiteManifest, outDir: string, seconds: number): string {
+  const rows = m.models.map((r) => [
+    r.name,
+    r.nonEmbeddingParameters.toLocaleString('en-US'),
+    r.parameters.toLocaleString('en-US'),
+    `${r.layers}x${r.hiddenSize}`,
+    r.finalLoss === null ? '-' : r.finalLoss.toFixed(4),
+    r.finalValLoss === null ? '-' : r.finalValLoss.toFixed(4),
+  ]);
+  const header = ['model', 'non-emb params', 'params', 'L x d', 'train loss', 'val loss'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  return [
+    `suite ${m.suite}: ${m.models.length} models on the same ${m.batchSha256.length} batches (${seconds.toFixed(0)} s)`,
+    line(header),
+    ...rows.map(line),
+    `checkpoints: ${outDir}/<model>/step<N>/   loss logs: ${outDir}/<model>/log.jsonl   manifest: ${outDir}/${SUITE_MANIFEST}`,
+    '',
+  ].join('\n');
+}

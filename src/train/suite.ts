@@ -1,0 +1,130 @@
+/**
+ * A suite: every size of a preset trained one after another on the identical sequence of
+ * batches. The manifest `<out>/suite.json` records each model's results and the sha256 of every
+ * step's batch, checked to be the same for all sizes. Re-running continues where it stopped:
+ * finished models are kept, an interrupted one resumes from its last checkpoint.
+ */
+import { join } from 'node:path';
+import { countParameters } from '../model/config.js';
+import { writeFileAtomic } from '../util/atomic.js';
+import { ConfigError, DataError } from '../util/errors.js';
+import { applyOverrides, type RecipeOverrides } from './overrides.js';
+import { suitePreset, type ModelPreset } from './recipes.js';
+import { existingCheckpoints, loadResumePoint, LOG_FILE, readLog, train, type DataSpec, type StepProgress } from './trainer.js';
+
+export const SUITE_MANIFEST = 'suite.json';
+
+export interface SuiteOptions {
+  preset: string;
+  data: DataSpec;
+  outDir: string;
+  tokenizerPath?: string;
+  /** The tokenizer's vocabulary padded for the model (GPT-NeoX make_vocab_size_divisible_by). */
+  vocabSize?: number;
+  overrides?: RecipeOverrides;
+  /** Only these models of the preset (by name). */
+  only?: string[];
+  evalIters?: number;
+  threads?: number;
+  onModelStart?: (model: ModelPreset, status: 'fresh' | 'resume' | 'done', fromStep: number) => void;
+  onProgress?: (model: ModelPreset, p: StepProgress) => void;
+  onWarning?: (message: string) => void;
+}
+
+export interface SuiteModelResult {
+  name: string;
+  parameters: number;
+  nonEmbeddingParameters: number;
+  layers: number;
+  hiddenSize: number;
+  heads: number;
+  trainIters: number;
+  finalLoss: number | null;
+  finalValLoss: number | null;
+  checkpoints: number[];
+  log: string;
+}
+
+export interface SuiteManifest {
+  suite: string;
+  data: DataSpec;
+  models: SuiteModelResult[];
+  /** sha256 of the tokens of each step's batch (index 0: step 1), the same for every model. */
+  batchSha256: string[];
+}
+
+export function suiteModels(options: Pick<SuiteOptions, 'preset' | 'vocabSize' | 'overrides' | 'only'>): ModelPreset[] {
+  let models = suitePreset(options.preset, options.vocabSize).models;
+  if (options.only && options.only.length > 0) {
+    const unknown = options.only.filter((n) => !models.some((m) => m.name === n));
+    if (unknown.length > 0) throw new ConfigError(`--models: ${unknown.join(', ')} not in suite ${options.preset} (${models.map((m) => m.name).join(', ')})`);
+    models = models.filter((m) => options.only!.includes(m.name));
+  }
+  return models.map((m) => {
+    const withVocab = options.vocabSize === undefined ? m : { ...m, config: { ...m.config, vocabSize: options.vocabSize } };
+    return applyOverrides(withVocab, options.overrides ?? {});
+  });
+}
+
+export async function runSuite(options: SuiteOptions): Promise<SuiteManifest> {
+  const models = suiteModels(options);
+  const results: SuiteModelResult[] = [];
+  let reference: { name: string; hashes: string[] } | undefined;
+  for (const model of models) {
+    const modelDir = join(options.outDir, model.name);
+    const saved = existingCheckpoints(modelDir);
+    const last = saved.at(-1);
+    let resume;
+    if (last !== undefined) {
+      resume = loadResumePoint(join(modelDir, `step${last}`));
+      if (JSON.stringify(resume.state.recipe) !== JSON.stringify(model.recipe))
+        throw new ConfigError(`${modelDir} holds a run with another recipe; choose another --out or remove it`);
+    }
+    const done = last === model.recipe.trainIters;
+    options.onModelStart?.(model, done ? 'done' : resume ? 'resume' : 'fresh', last ?? 0);
+    if (!done) {
+      await train({
+        name: model.name,
+        config: model.config,
+        recipe: model.recipe,
+        data: options.data,
+        outDir: options.outDir,
+        tokenizerPath: options.tokenizerPath,
+        resume,
+        evalIters: options.evalIters,
+        threads: options.threads,
+        onProgress: (p) => options.onProgress?.(model, p),
+        onWarning: options.onWarning,
+      });
+    }
+    const log = readLog(join(modelDir, LOG_FILE));
+    const hashes: string[] = [];
+    for (const e of log) if (e.batch_sha256) hashes[e.step - 1] = e.batch_sha256;
+    if (reference) {
+      const n = Math.min(hashes.length, reference.hashes.length);
+      for (let i = 0; i < n; i++) {
+        if (hashes[i] !== reference.hashes[i])
+          throw new DataError(`suite: ${model.name} trained on a different batch at step ${i + 1} than ${reference.name}; the sizes must share one data order`);
+      }
+    } else reference = { name: model.name, hashes };
+    const lastLoss = [...log].reverse().find((e) => e.loss !== undefined);
+    const lastVal = [...log].reverse().find((e) => e.val_loss !== undefined);
+    const { total, nonEmbedding } = countParameters(model.config);
+    results.push({
+      name: model.name,
+      parameters: total,
+      nonEmbeddingParameters: nonEmbedding,
+      layers: model.config.numLayers,
+      hiddenSize: model.config.hiddenSize,
+      heads: model.config.numHeads,
+      trainIters: model.recipe.trainIters,
+      finalLoss: lastLoss?.loss ?? null,
+      finalValLoss: lastVal?.val_loss ?? null,
+      checkpoints: existingCheckpoints(modelDir),
+      log: join(modelDir, LOG_FILE),
+    });
+  }
+  const manifest: SuiteManifest = { suite: options.preset, data: options.data, models: results, batchSha256: reference?.hashes ?? [] };
+  await writeFileAtomic(join(options.outDir, SUITE_MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
+  return manifest;
+}
