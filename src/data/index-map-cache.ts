@@ -77,7 +77,7 @@ export async function loadOrBuildIndexMaps(options: CachedIndexMapsOptions): Pro
   // The order GPT-NeoX saves them in; each file appears whole or not at all.
   await writeNpy(files.docIdx, { shape: [docIdx.length], data: docIdx });
   await writeNpy(files.sampleIdx, { shape: [sampleIdx.length / 2, 2], data: sampleIdx });
-  await writeNpy(files.shuffleIdx, { shape: [shuffleIdx.length], data: shuffleIdxForNpy(shuffleIdx) });
+  await writeNpy(files.shuffleIdx, { shape: [shuffleIdx.length], data: shuffleIdx });
   return { maps: { docIdx, sampleIdx, shuffleIdx }, files, built: true };
 }
 
@@ -110,18 +110,8 @@ function openCachedMaps(files: IndexMapFiles, documentsPerEpoch: number): IndexM
   }
 }
 
-/**
- * GPT-NeoX saves shuffle_idx as uint32 ('<u4'), or int64 from 2^32 − 2 samples on. Our npy module
- * does not write '<u4' yet, so we save the same values as int64, which GPT-NeoX's `np.load` and
- * indexing use identically. Reading accepts both, as soon as the npy module reads '<u4'.
- */
+/** GPT-NeoX saves shuffle_idx as uint32 ('<u4'), or int64 from 2^32 − 2 samples on; we read both. */
 const SHUFFLE_IDX_DTYPES: string[] = ['<u4', '<i8'];
-
-function shuffleIdxForNpy(shuffleIdx: Uint32Array): BigInt64Array {
-  const wide = new BigInt64Array(shuffleIdx.length);
-  for (let i = 0; i < shuffleIdx.length; i++) wide[i] = BigInt(shuffleIdx[i]!);
-  return wide;
-}
 
 const BLOCK_ENTRIES = 1024;
 

@@ -9,8 +9,8 @@ import { AtomicFileWriter } from '../util/atomic.js';
 import { DataError, FormatError } from '../util/errors.js';
 import { RandomAccessFile } from './file-io.js';
 
-export type NpyArray = Int32Array | BigInt64Array | Uint16Array | Float32Array | Float64Array | Uint8Array;
-export type NpyDType = '<i4' | '<i8' | '<u2' | '<f4' | '<f8' | '|u1';
+export type NpyArray = Int32Array | BigInt64Array | Uint16Array | Uint32Array | Float32Array | Float64Array | Uint8Array;
+export type NpyDType = '<i4' | '<i8' | '<u2' | '<u4' | '<f4' | '<f8' | '|u1';
 
 interface NpyType {
   descr: NpyDType;
@@ -25,6 +25,7 @@ const TYPES: NpyType[] = [
   { descr: '<f4', size: 4, make: (n) => new Float32Array(n) },
   { descr: '<f8', size: 8, make: (n) => new Float64Array(n) },
   { descr: '|u1', size: 1, make: (n) => new Uint8Array(n) },
+  { descr: '<u4', size: 4, make: (n) => new Uint32Array(n) },
 ];
 /** Spellings numpy accepts for the same single-byte type. */
 const DESCR_ALIASES: Record<string, NpyDType> = { '<u1': '|u1', u1: '|u1' };
@@ -54,6 +55,7 @@ function typeOfArray(data: NpyArray): NpyType {
   if (data instanceof Float32Array) return TYPES[3]!;
   if (data instanceof Float64Array) return TYPES[4]!;
   if (data instanceof Uint8Array) return TYPES[5]!;
+  if (data instanceof Uint32Array) return TYPES[6]!;
   throw new DataError(`writeNpy: unsupported array type ${(data as object).constructor.name}`);
 }
 

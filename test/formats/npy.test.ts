@@ -17,6 +17,8 @@ const NUMPY_FILES: { what: string; b64: string; dtype: NpyDType; shape: number[]
     b64: 'k05VTVBZAQB2AHsnZGVzY3InOiAnPGk4JywgJ2ZvcnRyYW5fb3JkZXInOiBGYWxzZSwgJ3NoYXBlJzogKDQsKSwgfSAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIAoAAAAAAAAAAP//////////AAAAAAABAAAAAAAAAAAAwA==' },
   { what: "np.array([0, 1, 65535], '<u2')", dtype: '<u2', shape: [3], values: [0, 1, 65535],
     b64: 'k05VTVBZAQB2AHsnZGVzY3InOiAnPHUyJywgJ2ZvcnRyYW5fb3JkZXInOiBGYWxzZSwgJ3NoYXBlJzogKDMsKSwgfSAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIAoAAAEA//8=' },
+  { what: "np.array([0, 1, 4294967295, 7], '<u4')", dtype: '<u4', shape: [4], values: [0, 1, 4294967295, 7],
+    b64: 'k05VTVBZAQB2AHsnZGVzY3InOiAnPHU0JywgJ2ZvcnRyYW5fb3JkZXInOiBGYWxzZSwgJ3NoYXBlJzogKDQsKSwgfSAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIAoAAAAAAQAAAP////8HAAAA' },
   { what: "np.array([[0.5, -1.25]], '<f4')", dtype: '<f4', shape: [1, 2], values: [0.5, -1.25],
     b64: 'k05VTVBZAQB2AHsnZGVzY3InOiAnPGY0JywgJ2ZvcnRyYW5fb3JkZXInOiBGYWxzZSwgJ3NoYXBlJzogKDEsIDIpLCB9ICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIAoAAAA/AACgvw==' },
   { what: "np.array([0.1, -2.5e300], '<f8')", dtype: '<f8', shape: [2], values: [0.1, -2.5e300],
