@@ -18,8 +18,12 @@ export function sumToShape(g: Tensor, target: Tensor): Tensor {
 }
 
 type Grads = (Tensor | undefined)[];
-/** A rule gets the node, the gradient of its main output, and which inputs need a gradient. */
-type VjpRule = (node: Node, g: Tensor, needs: readonly boolean[]) => Grads;
+/**
+ * A rule gets the node, the gradient of its main output, and which inputs need a gradient. Ops
+ * whose every output is differentiable (split) also get each output's gradient, undefined where
+ * nothing flows back.
+ */
+type VjpRule = (node: Node, g: Tensor, needs: readonly boolean[], outputGrads: readonly (Tensor | undefined)[]) => Grads;
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
@@ -137,6 +141,10 @@ export const VJP: Record<string, VjpRule> = {
       return part;
     });
   },
+  split: (n, _g, _needs, outputGrads) => {
+    const parts = n.outputs.map((o, k) => outputGrads[k] ?? op.zerosLike(o));
+    return [op.concat(parts, n.attrs.axis as number)];
+  },
   broadcastLike: (n, g) => [sumToShape(g, n.inputs[0]!), undefined],
   gather: (n, g) => {
     const [table, indices] = inputs(n);
@@ -241,17 +249,18 @@ export function grad(output: Tensor, wrt: readonly Tensor[], seed?: Tensor): Ten
   grads.set(output.id, seed ?? op.scalar(graph, 1, output.dtype));
   for (let i = nodes.length - 1; i >= 0; i--) {
     const n = nodes[i]!;
-    const main = n.outputs[0]!;
-    const g = grads.get(main.id);
-    for (const aux of n.outputs.slice(1)) {
-      if (grads.has(aux.id)) throw new GraphError(n.op, 'gradient through an auxiliary output is not supported');
+    const outputGrads = n.outputs.map((o) => grads.get(o.id));
+    const allOutputsDifferentiable = n.op === 'split';
+    if (!allOutputsDifferentiable && outputGrads.slice(1).some(Boolean)) {
+      throw new GraphError(n.op, 'gradient through an auxiliary output is not supported');
     }
+    const g = allOutputsDifferentiable ? outputGrads.find(Boolean) : outputGrads[0];
     if (!g || !n.inputs.some((t) => dependsOnWrt.has(t.id))) continue;
     if (NOT_DIFFERENTIABLE.has(n.op)) continue;
     const rule = VJP[n.op];
     if (!rule) throw new GraphError(n.op, 'has no gradient rule');
     const needs = n.inputs.map((t) => dependsOnWrt.has(t.id));
-    const inputGrads = rule(n, g, needs);
+    const inputGrads = rule(n, g, needs, outputGrads);
     n.inputs.forEach((t, k) => {
       const gi = inputGrads[k];
       if (!gi || !needs[k]) return;

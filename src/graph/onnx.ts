@@ -198,6 +198,9 @@ function lowerNode(L: Lowering, node: Node): void {
     case 'concat':
       L.emit('Concat', ins, { axis: a.axis as number }, out);
       return;
+    case 'split':
+      L.nodes.push({ opType: 'Split', inputs: [ins[0]!, L.int64s(a.sizes as number[])], outputs: outs, attrs: { axis: a.axis as number } });
+      return;
     case 'gather':
       L.emit('Gather', ins, { axis: a.axis as number }, out);
       return;

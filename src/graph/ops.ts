@@ -211,6 +211,22 @@ export function concat(xs: readonly Tensor[], axis: number): Tensor {
   return node('concat', [...xs], { axis: a }, first.dtype, shape);
 }
 
+/** Splits x along one axis into consecutive parts of the given sizes (the inverse of concat). */
+export function split(x: Tensor, axis: number, sizes: readonly number[]): Tensor[] {
+  const a = normalizeAxis(axis, x.rank, 'split');
+  const dim = x.shape[a]!;
+  if (typeof dim !== 'number') throw new GraphError('split', `axis ${axis} of ${x} is symbolic`);
+  if (sizes.length === 0 || sizes.some((s) => !Number.isInteger(s) || s < 1) || sizes.reduce((p, q) => p + q, 0) !== dim) {
+    throw new GraphError('split', `sizes [${sizes}] do not add up to axis ${axis} of ${x}`);
+  }
+  const outputs = sizes.map((size) => {
+    const shape = [...x.shape];
+    shape[a] = size;
+    return { dtype: x.dtype, shape };
+  });
+  return x.graph.addNode('split', [x], { axis: a, sizes }, outputs).outputs;
+}
+
 /** Broadcasts x to the shape of `like` (numpy rules). */
 export function broadcastLike(x: Tensor, like: Tensor): Tensor {
   const shape = broadcastShapes('broadcastLike', x.shape, like.shape);

@@ -11,7 +11,7 @@ import type { Graph, Tensor } from '../graph/graph.js';
 import * as op from '../graph/ops.js';
 import { type Dim, GraphError } from '../graph/shape.js';
 import { type NeoXConfig, geluApproximation, headDim, rotaryDims } from './config.js';
-import { rotaryTables } from './rotary.js';
+import { qkvRotaryTables, rotateHalfMatrix } from './rotary.js';
 
 /** Supplies the tensor for a parameter by its HF name (a graph input or an initializer). */
 export type WeightLookup = (name: string) => Tensor;
@@ -55,15 +55,6 @@ function linear(x: Tensor, w: Tensor, b: Tensor | undefined): Tensor {
   return b ? op.add(y, b) : y;
 }
 
-function rotate(x: Tensor, cos: Tensor, sin: Tensor, r: number, hd: number): Tensor {
-  if (r === 0) return x;
-  const rot = r === hd ? x : op.slice(x, -1, 0, r);
-  const half = r / 2;
-  const rotated = op.concat([op.neg(op.slice(rot, -1, half, r)), op.slice(rot, -1, 0, half)], -1);
-  const out = op.add(op.mul(rot, cos), op.mul(rotated, sin));
-  return r === hd ? out : op.concat([out, op.slice(x, -1, r, hd)], -1);
-}
-
 export function buildGptNeoX(config: NeoXConfig, weight: WeightLookup, inputs: ForwardInputs): ForwardOutputs {
   const { ids } = inputs;
   const graph: Graph = ids.graph;
@@ -82,18 +73,19 @@ export function buildGptNeoX(config: NeoXConfig, weight: WeightLookup, inputs: F
   if (flat) x = op.reshape(x, [...lead, H]);
 
   const positions = inputs.positions;
+  const tableRows = positions ? config.maxPositions : (T as number);
+  const table = qkvRotaryTables(tableRows, r, hd, config.rotaryBase);
   let cos: Tensor;
   let sin: Tensor;
-  const table = rotaryTables(positions ? config.maxPositions : (T as number), r, config.rotaryBase);
-  const tableRows = positions ? config.maxPositions : (T as number);
   if (positions) {
-    cos = op.reshape(op.gather(graph.constant(table.cos, [tableRows, r]), positions), [B, 1, T, r]);
-    sin = op.reshape(op.gather(graph.constant(table.sin, [tableRows, r]), positions), [B, 1, T, r]);
+    cos = op.reshape(op.gather(graph.constant(table.cos, [tableRows, 3 * hd]), positions), [B, 1, T, 3, hd]);
+    sin = op.reshape(op.gather(graph.constant(table.sin, [tableRows, 3 * hd]), positions), [B, 1, T, 3, hd]);
   } else {
     if (!flat) throw new GraphError('gpt-neox', 'symbolic batch or length needs explicit positions');
-    cos = graph.constant(table.cos, [T as number, r]);
-    sin = graph.constant(table.sin, [T as number, r]);
+    cos = graph.constant(table.cos, [tableRows, 3, hd]);
+    sin = graph.constant(table.sin, [tableRows, 3, hd]);
   }
+  const rotateHalf = graph.constant(rotateHalfMatrix(r, hd), [hd, hd]);
   let bias = inputs.attentionBias;
   if (!bias) {
     if (!flat || inputs.past) throw new GraphError('gpt-neox', 'symbolic shapes or a cache need an explicit attention bias');
@@ -108,12 +100,12 @@ export function buildGptNeoX(config: NeoXConfig, weight: WeightLookup, inputs: F
     const p = `gpt_neox.layers.${i}`;
     const a = op.layerNorm(x, weight(`${p}.input_layernorm.weight`), weight(`${p}.input_layernorm.bias`), eps);
     const qkv = linear(a, weight(`${p}.attention.query_key_value.weight`), bOf(`${p}.attention.query_key_value.bias`));
-    // Fused rows are per head [nh, 3, hd]: [B, T, nh, 3, hd] → [B, nh, T, 3, hd], then take q, k, v.
+    // Fused rows are per head [nh, 3, hd]: [B, T, nh, 3, hd] → [B, nh, T, 3, hd], rotate, split.
     const heads = op.transpose(op.reshape(qkv, [B, T, nh, 3, hd]), [0, 2, 1, 3, 4]);
-    const part = (k: number): Tensor => op.reshape(op.slice(heads, 3, k, k + 1), [B, nh, T, hd]);
-    const q = rotate(part(0), cos, sin, r, hd);
-    let k = rotate(part(1), cos, sin, r, hd);
-    let v = part(2);
+    const rotated = r === 0 ? heads : op.add(op.mul(heads, cos), op.mul(op.matmul(heads, rotateHalf), sin));
+    const [q, k0, v0] = op.split(rotated, 3, [1, 1, 1]).map((t) => op.reshape(t, [B, nh, T, hd])) as [Tensor, Tensor, Tensor];
+    let k = k0;
+    let v = v0;
     const past = inputs.past?.[i];
     if (past) {
       k = op.concat([past.key, k], 2);

@@ -28,3 +28,36 @@ export function rotaryTables(positions: number, rotaryDims: number, base: number
   }
   return { cos, sin };
 }
+
+/**
+ * The rotary tables widened to whole q/k/v rows [positions, 3, head_dim], so one multiply-add
+ * rotates q and k and passes everything else through: cos is 1 and sin 0 on the dimensions past
+ * rotary_ndims and on v. With R = rotateHalfMatrix, rows become x·cos + (x·R)·sin, which is
+ * exactly HF's x·cos + rotate_half(x)·sin on the rotary dimensions and x elsewhere.
+ */
+export function qkvRotaryTables(positions: number, rotaryDims: number, headDim: number, base: number): { cos: Float32Array; sin: Float32Array } {
+  const { cos, sin } = rotaryTables(positions, rotaryDims, base);
+  const row = 3 * headDim;
+  const wideCos = new Float32Array(positions * row).fill(1);
+  const wideSin = new Float32Array(positions * row);
+  for (let p = 0; p < positions; p++) {
+    for (let part = 0; part < 2; part++) {
+      for (let j = 0; j < rotaryDims; j++) {
+        wideCos[p * row + part * headDim + j] = cos[p * rotaryDims + j]!;
+        wideSin[p * row + part * headDim + j] = sin[p * rotaryDims + j]!;
+      }
+    }
+  }
+  return { cos: wideCos, sin: wideSin };
+}
+
+/** R [head_dim, head_dim] with x·R = rotate_half(x[:r]) on the first r dims and 0 elsewhere. */
+export function rotateHalfMatrix(rotaryDims: number, headDim: number): Float32Array {
+  const R = new Float32Array(headDim * headDim);
+  const half = rotaryDims / 2;
+  for (let j = 0; j < half; j++) {
+    R[(j + half) * headDim + j] = -1;
+    R[j * headDim + j + half] = 1;
+  }
+  return R;
+}
