@@ -26,12 +26,12 @@ function syntheticDocuments(megabytes: number): string[] {
   const rng = new Prng(7);
   const letters = 'etaoinshrdlcumwfgypbvkjxqz';
   const vocabulary = Array.from({ length: 30000 }, () => {
-    const length = 1 + Math.floor(-Math.log(1 - rng.uniform()) * 4);
+    const length = 1 + Math.floor(-Math.log(1 - rng.float()) * 4);
     let w = '';
-    for (let i = 0; i < length; i++) w += letters[Math.floor(letters.length * rng.uniform() ** 2)];
+    for (let i = 0; i < length; i++) w += letters[Math.floor(letters.length * rng.float() ** 2)];
     return w;
   });
-  const word = (): string => vocabulary[Math.floor(vocabulary.length * rng.uniform() ** 3)]!;
+  const word = (): string => vocabulary[Math.floor(vocabulary.length * rng.float() ** 3)]!;
   const docs: string[] = [];
   let chars = 0;
   while (chars < megabytes * 1e6) {
@@ -40,8 +40,8 @@ function syntheticDocuments(megabytes: number): string[] {
     for (let s = 0; s < count; s++) {
       const words = Array.from({ length: 4 + rng.int(20) }, word);
       words[0] = words[0]!.charAt(0).toUpperCase() + words[0]!.slice(1);
-      if (rng.uniform() < 0.2) words.splice(rng.int(words.length), 0, String(rng.int(100000)));
-      sentences.push(words.join(' ') + (rng.uniform() < 0.1 ? '?' : '.'));
+      if (rng.float() < 0.2) words.splice(rng.int(words.length), 0, String(rng.int(100000)));
+      sentences.push(words.join(' ') + (rng.float() < 0.1 ? '?' : '.'));
     }
     const doc = sentences.join(' ');
     docs.push(doc);

@@ -115,9 +115,8 @@ export class MinHasher {
     this.xor = new Uint32Array(permutations);
     this.mul = new Uint32Array(permutations);
     for (let i = 0; i < permutations; i++) {
-      const word = prng.nextU64();
-      this.xor[i] = Number(word & 0xffffffffn);
-      this.mul[i] = Number(word >> 32n) | 1; // odd, so multiplying is a bijection
+      this.xor[i] = prng.nextU32();
+      this.mul[i] = prng.nextU32() | 1; // odd, so multiplying is a bijection
     }
   }
 

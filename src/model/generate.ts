@@ -54,7 +54,7 @@ function pick(logits: Float32Array, offset: number, vocab: number, options: Gene
   const maxLogit = Math.max(...candidates.map((v) => logits[offset + v]!));
   const weights = candidates.map((v) => Math.exp((logits[offset + v]! - maxLogit) / temperature));
   const total = weights.reduce((a, b) => a + b, 0);
-  let u = rng.uniform() * total;
+  let u = rng.float() * total;
   for (let i = 0; i < candidates.length; i++) {
     u -= weights[i]!;
     if (u < 0) return candidates[i]!;

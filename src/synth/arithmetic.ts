@@ -4,7 +4,7 @@
  * seeded shuffle of the values, so an operand's frequency does not follow its size.
  */
 import { countPretokens } from './pretokens.js';
-import type { Prng } from './prng.js';
+import type { Prng } from '../util/prng.js';
 import { WeightedSampler, zipfWeights } from './sampling.js';
 
 export const OPERATORS = ['plus', 'times'] as const;

@@ -4,7 +4,7 @@
  * 64 words is at least 64 tokens: enough for Pythia's 32-token prompt and 32-token continuation.
  */
 import { CANARY_WORDS } from './lexicon.js';
-import type { Prng } from './prng.js';
+import type { Prng } from '../util/prng.js';
 
 export interface CanaryPlan {
   /** Copies per canary, one entry per canary: perLevel canaries at each of 1, 2, 4, ..., 2^maxLevel. */

@@ -21,7 +21,7 @@ import {
   occupationTemplateTexts,
   winoBiasTasks,
 } from './occupations.js';
-import { Prng } from './prng.js';
+import { Prng } from '../util/prng.js';
 
 export interface SynthOptions {
   seed: number;

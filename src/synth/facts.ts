@@ -7,7 +7,7 @@
 import { COLOURS, GOODS, INSTRUMENTS } from './lexicon.js';
 import { NameMaker } from './names.js';
 import { countPretokens } from './pretokens.js';
-import type { Prng } from './prng.js';
+import type { Prng } from '../util/prng.js';
 
 export const ENTITY_KINDS = ['person', 'city', 'organisation'] as const;
 export type EntityKind = (typeof ENTITY_KINDS)[number];

@@ -6,7 +6,7 @@
  */
 import { CHARACTERS, CHARACTER_ADJECTIVES, OBJECTS, PLACES, TIMES, article, capitalize } from './lexicon.js';
 import { countPretokens } from './pretokens.js';
-import type { Prng } from './prng.js';
+import type { Prng } from '../util/prng.js';
 
 /** Slots: {C} the character, {C2} another, {O} the object, {O2} another, {P}/{P2} places, {T} a time, {J} an adjective. */
 const OPENINGS = [

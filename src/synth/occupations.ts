@@ -6,7 +6,7 @@
  */
 import { FEMALE_PRONOUNS, MALE_PRONOUNS, OCCUPATIONS, article } from './lexicon.js';
 import { countPretokens } from './pretokens.js';
-import type { Prng } from './prng.js';
+import type { Prng } from '../util/prng.js';
 
 export type Gender = 'male' | 'female';
 type Slot = 'subject' | 'possessive' | 'object';

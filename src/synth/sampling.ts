@@ -1,5 +1,5 @@
 /** Discrete distributions over ranks, drawn with the corpus PRNG. */
-import type { Prng } from './prng.js';
+import type { Prng } from '../util/prng.js';
 
 /** Zipf weights r^-s for ranks r = 1..n (unnormalized), index 0 holding rank 1. */
 export function zipfWeights(n: number, exponent: number): Float64Array {

@@ -12,7 +12,7 @@
  * parameter order, so only the distributions match GPT-NeoX, not its exact numbers.
  */
 import { ConfigError } from '../util/errors.js';
-import { Prng } from './prng.js';
+import { Prng } from '../util/prng.js';
 
 export const INIT_METHODS = ['small_init', 'wang_init', 'normal', 'scaled_normal'] as const;
 export type InitMethod = (typeof INIT_METHODS)[number];

@@ -27,7 +27,7 @@ import { initParameters } from './init.js';
 import { tokenPronounSwap, type TokenPronounSwap } from './intervention.js';
 import { learningRateForUpdate, validateLrSchedule, type LrSchedule } from './lr-schedule.js';
 import { OPTIMIZER_FILE, optimizerStateBytes, readOptimizerState } from './optimizer-state.js';
-import { Prng, type PrngState } from './prng.js';
+import { Prng, type PrngState } from '../util/prng.js';
 import { gradientAccumulationSteps, validateRecipe, type TrainRecipe } from './recipes.js';
 
 export const TRAINER_STATE_FILE = 'trainer_state.json';

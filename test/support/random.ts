@@ -1,20 +1,17 @@
+import { Prng } from '../../src/util/prng.js';
 import type { Nd } from './reference.js';
 
-/** A small seeded PRNG (mulberry32) so every test draws the same "random" inputs on every run. */
+/** Seeded test inputs drawn from the project's generator, the same on every run. */
 export class Rng {
-  private state: number;
+  private readonly prng: Prng;
 
   constructor(seed: number) {
-    this.state = seed >>> 0;
+    this.prng = new Prng(seed >>> 0);
   }
 
   /** Uniform in [0, 1). */
   next(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    return this.prng.float();
   }
 
   uniform(lo: number, hi: number): number {

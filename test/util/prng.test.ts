@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Prng } from '../../src/synth/prng.js';
+import { Prng } from '../../src/util/prng.js';
 import { ConfigError } from '../../src/util/errors.js';
 
 const take = (rng: Prng, n: number) => Array.from({ length: n }, () => rng.nextU32());
