@@ -98,6 +98,14 @@ export const VJP: Record<string, VjpRule> = {
   sin: (n, g) => [op.mul(g, op.cos(n.inputs[0]!))],
   cast: (n, g) => [op.cast(g, n.inputs[0]!.dtype)],
   matmul: swapMatmulGrads,
+  linear: (n, g, needs) => {
+    const [x, w, b] = inputs(n);
+    return [
+      needs[0] ? op.matmul(g, w!) : undefined,
+      needs[1] ? sumToShape(op.matmul(g, x!, { transA: true }), w!) : undefined,
+      b && needs[2] ? sumToShape(g, b) : undefined,
+    ];
+  },
   sum: (n, g) => [unreduce(g, n)],
   mean: (n, g) => {
     const x = n.inputs[0]!;

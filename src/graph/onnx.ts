@@ -165,6 +165,18 @@ function lowerNode(L: Lowering, node: Node): void {
       }
       return;
     }
+    case 'linear': {
+      const x = node.inputs[0]!;
+      if (x.rank === 2) {
+        L.emit('Gemm', ins, { transB: 1 }, out);
+      } else {
+        const product = dtype === 'float32'
+          ? L.emit('FusedMatMul', [ins[0]!, ins[1]!], { transB: 1 }, ins[2] ? undefined : out, 'com.microsoft')
+          : L.emit('MatMul', [ins[0]!, L.emit('Transpose', [ins[1]!], { perm: [1, 0] })], {}, ins[2] ? undefined : out);
+        if (ins[2]) L.emit('Add', [product, ins[2]], {}, out);
+      }
+      return;
+    }
     case 'sum':
     case 'mean':
     case 'max': {

@@ -112,6 +112,22 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
 }
 
 /**
+ * A linear layer, x·wᵀ + b, for x [..., in], w [out, in] (the PyTorch/HF layout) and an optional
+ * bias b [out]. With 2-D x it is one GEMM with the bias folded in.
+ */
+export function linear(x: Tensor, w: Tensor, b?: Tensor): Tensor {
+  requireFloat('linear', x);
+  const inFeatures = x.shape[x.rank - 1];
+  if (w.rank !== 2 || w.shape[1] !== inFeatures || w.dtype !== x.dtype) {
+    throw new GraphError('linear', `weight ${w} should be ${x.dtype}[out, ${inFeatures}] for input ${x}`);
+  }
+  if (b && (b.rank !== 1 || b.shape[0] !== w.shape[0] || b.dtype !== x.dtype)) {
+    throw new GraphError('linear', `bias ${b} should be ${x.dtype}[${w.shape[0]}] for weight ${w}`);
+  }
+  return node('linear', b ? [x, w, b] : [x, w], {}, x.dtype, [...x.shape.slice(0, -1), w.shape[0]!]);
+}
+
+/**
  * Sum over axes. `keepDims` keeps reduced axes with size 1. An empty axis list sums everything.
  */
 export function sum(x: Tensor, axes?: readonly number[], keepDims = false): Tensor {

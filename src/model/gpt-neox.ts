@@ -50,11 +50,6 @@ export function causalBias(length: number): Float32Array {
   return bias;
 }
 
-function linear(x: Tensor, w: Tensor, b: Tensor | undefined): Tensor {
-  const y = op.matmul(x, w, { transB: true });
-  return b ? op.add(y, b) : y;
-}
-
 export function buildGptNeoX(config: NeoXConfig, weight: WeightLookup, inputs: ForwardInputs): ForwardOutputs {
   const { ids } = inputs;
   const graph: Graph = ids.graph;
@@ -99,7 +94,7 @@ export function buildGptNeoX(config: NeoXConfig, weight: WeightLookup, inputs: F
   for (let i = 0; i < config.numLayers; i++) {
     const p = `gpt_neox.layers.${i}`;
     const a = op.layerNorm(x, weight(`${p}.input_layernorm.weight`), weight(`${p}.input_layernorm.bias`), eps);
-    const qkv = linear(a, weight(`${p}.attention.query_key_value.weight`), bOf(`${p}.attention.query_key_value.bias`));
+    const qkv = op.linear(a, weight(`${p}.attention.query_key_value.weight`), bOf(`${p}.attention.query_key_value.bias`));
     // Fused rows are per head [nh, 3, hd]: [B, T, nh, 3, hd] → [B, nh, T, 3, hd], rotate, split.
     const heads = op.transpose(op.reshape(qkv, [B, T, nh, 3, hd]), [0, 2, 1, 3, 4]);
     const rotated = r === 0 ? heads : op.add(op.mul(heads, cos), op.mul(op.matmul(heads, rotateHalf), sin));
@@ -115,12 +110,12 @@ export function buildGptNeoX(config: NeoXConfig, weight: WeightLookup, inputs: F
     const scores = op.add(op.matmul(q, k, { transB: true, alpha: 1 / Math.sqrt(hd) }), bias);
     const context = op.matmul(op.softmax(scores, -1), v);
     const merged = op.reshape(op.transpose(context, [0, 2, 1, 3]), [...lead, H]);
-    const attn = linear(merged, weight(`${p}.attention.dense.weight`), bOf(`${p}.attention.dense.bias`));
+    const attn = op.linear(merged, weight(`${p}.attention.dense.weight`), bOf(`${p}.attention.dense.bias`));
 
     const mlp = (h: Tensor): Tensor => {
       const n = op.layerNorm(h, weight(`${p}.post_attention_layernorm.weight`), weight(`${p}.post_attention_layernorm.bias`), eps);
-      const up = op.gelu(linear(n, weight(`${p}.mlp.dense_h_to_4h.weight`), weight(`${p}.mlp.dense_h_to_4h.bias`)), approximate);
-      return linear(up, weight(`${p}.mlp.dense_4h_to_h.weight`), weight(`${p}.mlp.dense_4h_to_h.bias`));
+      const up = op.gelu(op.linear(n, weight(`${p}.mlp.dense_h_to_4h.weight`), weight(`${p}.mlp.dense_h_to_4h.bias`)), approximate);
+      return op.linear(up, weight(`${p}.mlp.dense_4h_to_h.weight`), weight(`${p}.mlp.dense_4h_to_h.bias`));
     };
     if (config.parallelResidual) {
       x = op.add(op.add(mlp(x), attn), x);
