@@ -9,7 +9,7 @@ import * as op from '../graph/ops.js';
 import { type CompiledGraph, type HostTensor, type RuntimeOptions, compile } from '../runtime/session.js';
 import { type NeoXConfig, headDim } from './config.js';
 import { type LayerCache, buildGptNeoX, lmHead } from './gpt-neox.js';
-import { type Params, parameterFeeds, parameterInputs } from './params.js';
+import { type Params, parameterConstants, parameterFeeds, parameterInputs } from './params.js';
 
 export interface DecoderStep {
   /** [batch, vocab]: logits of each row's last position. */
@@ -18,16 +18,27 @@ export interface DecoderStep {
   cache: HostTensor[];
 }
 
+export interface DecoderOptions extends RuntimeOptions {
+  /**
+   * `constants` (default) bakes the weights into the session, which onnxruntime pre-packs once:
+   * faster per token, one session per set of weights. `inputs` feeds them each step, so one
+   * compiled session serves every checkpoint of an architecture.
+   */
+  weights?: 'constants' | 'inputs';
+}
+
 export class Decoder {
   private constructor(
     readonly config: NeoXConfig,
-    private readonly params: Params,
+    private readonly weightFeeds: Record<string, HostTensor>,
     private readonly session: CompiledGraph,
+    private readonly owned: boolean,
   ) {}
 
-  static async create(config: NeoXConfig, params: Params, runtime: RuntimeOptions = {}): Promise<Decoder> {
+  static async create(config: NeoXConfig, params: Params, options: DecoderOptions = {}): Promise<Decoder> {
     const graph = new Graph();
-    const { lookup } = parameterInputs(graph, config);
+    const baked = (options.weights ?? 'constants') === 'constants';
+    const lookup = baked ? parameterConstants(graph, config, params) : parameterInputs(graph, config).lookup;
     const nh = config.numHeads;
     const hd = headDim(config);
     const ids = graph.input('input_ids', 'int64', ['batch', 'seq']);
@@ -47,7 +58,13 @@ export class Decoder {
       outputs[`present.${i}.key`] = c.key;
       outputs[`present.${i}.value`] = c.value;
     });
-    return new Decoder(config, params, await compile({ graph, outputs }, runtime));
+    const session = await compile({ graph, outputs }, { ...options, cache: baked ? false : options.cache });
+    return new Decoder(config, baked ? {} : parameterFeeds(config, params), session, baked);
+  }
+
+  /** Frees the session's memory (a decoder with baked weights holds its own copy of them). */
+  async release(): Promise<void> {
+    if (this.owned) await this.session.release();
   }
 
   emptyCache(batch: number): HostTensor[] {
@@ -63,7 +80,7 @@ export class Decoder {
     const seq = ids.length / batch;
     const past = cache[0]!.dims[2]!;
     const feeds: Record<string, HostTensor> = {
-      ...parameterFeeds(this.config, this.params),
+      ...this.weightFeeds,
       input_ids: { data: ids, dims: [batch, seq] },
       position_ids: { data: positions, dims: [batch, seq] },
       attention_bias: { data: bias, dims: [batch, 1, seq, past + seq] },

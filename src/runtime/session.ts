@@ -16,6 +16,11 @@ export interface RuntimeOptions {
   /** Threads inside one op; default: every core. */
   threads?: number;
   provider?: ExecutionProvider;
+  /**
+   * Keep the compiled session for the next `compile` of the same graph (default). Graphs that
+   * carry large weights as constants are compiled once and released by their owner instead.
+   */
+  cache?: boolean;
 }
 
 /** A tensor's data on the host: a typed array in row-major order with its dims. */
@@ -87,6 +92,11 @@ export class CompiledGraph {
     this.inputNames = inputs.map((i) => i.name);
   }
 
+  /** Frees onnxruntime's memory for this session (only for sessions compiled with `cache: false`). */
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+
   /** Runs with the given inputs (extra names are ignored) and returns every output. */
   async run(feeds: Readonly<Record<string, HostTensor>>, fetch?: readonly string[]): Promise<Record<string, HostTensor>> {
     const ortFeeds: Record<string, ort.Tensor> = {};
@@ -138,17 +148,21 @@ function sessionOptions(options: RuntimeOptions, float64: boolean): ort.Inferenc
 /** Compiles (or fetches from the cache) the part of a graph that computes `spec.outputs`. */
 export function compile(spec: ModelSpec, options: RuntimeOptions = {}): Promise<CompiledGraph> {
   const model = toOnnx(spec);
+  const signature = (): InputSignature[] =>
+    model.inputNames.map((name) => {
+      const t = spec.graph.inputs.find((i) => i.name === name)!;
+      return { name, dtype: t.dtype, shape: t.shape };
+    });
+  if (options.cache === false) {
+    return createSession(model.bytes, sessionOptions(options, usesFloat64(spec))).then((s) => new CompiledGraph(s, signature(), model.outputNames));
+  }
   const key = createHash('sha256')
     .update(model.bytes)
     .update(JSON.stringify([options.threads ?? 0, options.provider ?? 'cpu']))
     .digest('hex');
   let entry = cache.get(key);
   if (!entry) {
-    const inputs = model.inputNames.map((name) => {
-      const t = spec.graph.inputs.find((i) => i.name === name)!;
-      return { name, dtype: t.dtype, shape: t.shape };
-    });
-    entry = createSession(model.bytes, sessionOptions(options, usesFloat64(spec))).then((s) => new CompiledGraph(s, inputs, model.outputNames));
+    entry = createSession(model.bytes, sessionOptions(options, usesFloat64(spec))).then((s) => new CompiledGraph(s, signature(), model.outputNames));
     entry.catch(() => cache.delete(key));
     cache.set(key, entry);
   }

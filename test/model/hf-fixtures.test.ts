@@ -74,6 +74,8 @@ for (const name of CASES) {
       const g = JSON.parse(readFileSync(join(dir, 'generate.json'), 'utf8')) as {
         prompt: number[]; argmax_loop: number[]; hf_generate: number[][]; max_new_tokens: number;
       };
+      const fed = await Decoder.create(checkpoint.config, checkpoint.params, { weights: 'inputs' });
+      assert.deepEqual((await generate(fed, [g.prompt], { maxNewTokens: g.max_new_tokens }))[0], g.hf_generate[0]);
       const decoder = await Decoder.create(checkpoint.config, checkpoint.params);
       const [cached] = await generate(decoder, [g.prompt], { maxNewTokens: g.max_new_tokens });
       assert.deepEqual(cached, g.hf_generate[0]);
@@ -84,6 +86,7 @@ for (const name of CASES) {
       assert.deepEqual(full, g.hf_generate[0]);
       const [alone] = await generate(decoder, [g.prompt.slice(3)], { maxNewTokens: g.max_new_tokens });
       assert.deepEqual(short, alone);
+      await decoder.release();
     });
   });
 }
