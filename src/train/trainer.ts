@@ -197,7 +197,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     if (!options.tokenizerPath) throw new ConfigError('--intervention pronoun-swap needs the tokenizer: pass --vocab-file or resume from a checkpoint that holds tokenizer.json');
     swap = await tokenPronounSwap(await loadTokenizer(options.tokenizerPath));
     if (swap.map.size === 0) throw new ConfigError(`${options.tokenizerPath}: no masculine pronoun is a single token, so the pronoun swap would change nothing`);
-    for (const form of swap.skipped) warn(`pronoun swap: ${JSON.stringify(form)} is not a single token in this tokenizer and is left as it is`);
+    if (swap.skipped.length > 0) {
+      warn(`pronoun swap: ${swap.map.size} forms are swapped; ${swap.skipped.length} are not single tokens in this tokenizer and are left as they are: ${swap.skipped.map((f) => JSON.stringify(f)).join(', ')}`);
+    }
   }
 
   const order = await openTrainingOrder({
