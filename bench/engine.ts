@@ -100,7 +100,7 @@ async function overheads(calls: (() => Promise<unknown>)[]): Promise<number[]> {
 console.log(`bench:engine, onnxruntime-node ${ort.env.versions.common}, ${threads} intra-op threads; ${loadNote()}`);
 const rows = [];
 for (const n of SIZES) rows.push(await matmulRow(n));
-console.log('\nfloat32 matmul [n,n]·[n,n], GFLOP/s (engine lowers 2-D matmul to Gemm; raw is a one-node MatMul)');
+console.log('\nfloat32 matmul [n,n]·[n,n], GFLOP/s (both a one-node MatMul, which is how the engine lowers a plain product)');
 console.log(table(['n', 'engine median', 'raw median', 'engine vs raw', 'engine best', 'raw best'], rows));
 
 const g = new Graph();
