@@ -31,15 +31,21 @@ interface OnnxInitializer {
 
 /** Builds the ONNX node list for one graph. */
 class Lowering {
-  /** Ids of the tensors some lowered node or graph output consumes. */
-  constructor(readonly used: ReadonlySet<number>) {}
+  /**
+   * `used`: ids of the tensors some lowered node or graph output consumes. `renamed`: node outputs
+   * written straight under their graph-output name (an Identity per output would copy it).
+   */
+  constructor(
+    readonly used: ReadonlySet<number>,
+    private readonly renamed: ReadonlyMap<number, string>,
+  ) {}
   readonly nodes: OnnxNode[] = [];
   readonly constants: OnnxInitializer[] = [];
   private counter = 0;
   private readonly int64Constants = new Map<string, string>();
 
   name(t: Tensor): string {
-    return t.name;
+    return this.renamed.get(t.id) ?? t.name;
   }
 
   fresh(hint: string): string {
@@ -348,10 +354,15 @@ export function toOnnx(spec: ModelSpec): EncodedModel {
   for (const n of nodes) for (const t of n.inputs) used.add(t.id);
   for (const [, t] of outputEntries) used.add(t.id);
 
-  const L = new Lowering(used);
+  const taken = new Set([...graph.inputs, ...graph.initializers.map((i) => i.tensor)].map((t) => t.name));
+  const renamed = new Map<number, string>();
+  for (const [name, t] of outputEntries) {
+    if (t.kind === 'node' && !renamed.has(t.id) && !taken.has(name)) renamed.set(t.id, name);
+  }
+  const L = new Lowering(used, renamed);
   for (const n of nodes) lowerNode(L, n);
   for (const [name, t] of outputEntries) {
-    if (name !== t.name) L.emit('Identity', [t.name], {}, name);
+    if (renamed.get(t.id) !== name && name !== t.name) L.emit('Identity', [L.name(t)], {}, name);
   }
 
   const g = new ProtoWriter();
