@@ -6,7 +6,7 @@
 import { Graph, type Tensor } from '../graph/graph.js';
 import { grad } from '../graph/grad.js';
 import * as op from '../graph/ops.js';
-import { type CompiledGraph, type RuntimeOptions, compile } from '../runtime/session.js';
+import { type CompiledGraph, type HostTensor, type RuntimeOptions, compile } from '../runtime/session.js';
 import { ConfigError } from '../util/errors.js';
 import { type NeoXConfig, parameterShapes } from './config.js';
 import { buildGptNeoX } from './gpt-neox.js';
@@ -25,8 +25,15 @@ export class TrainStep {
     private readonly session: CompiledGraph,
   ) {}
 
-  /** Builds and compiles the step for `batch` samples of `seq` + 1 tokens. */
-  static async create(config: NeoXConfig, shape: { batch: number; seq: number }, runtime: RuntimeOptions = {}): Promise<TrainStep> {
+  /**
+   * Builds and compiles the step for `batch` samples of `seq` + 1 tokens; with `gradients: false`
+   * only the loss (validation).
+   */
+  static async create(
+    config: NeoXConfig,
+    shape: { batch: number; seq: number; gradients?: boolean },
+    runtime: RuntimeOptions = {},
+  ): Promise<TrainStep> {
     const { batch, seq } = shape;
     if (!(Number.isInteger(batch) && batch > 0 && Number.isInteger(seq) && seq > 0)) {
       throw new ConfigError(`training batch ${batch} × seq ${seq} must be positive integers`);
@@ -40,22 +47,38 @@ export class TrainStep {
     const { final } = buildGptNeoX(config, lookup, { ids });
     const head = lookup(config.tieWordEmbeddings ? 'gpt_neox.embed_in.weight' : 'embed_out.weight');
     const loss = op.mean(op.linearCrossEntropy(final, head, labels));
-    const names = parameterShapes(config).map((p) => p.name);
-    const grads = grad(loss, names.map((n) => tensors.get(n)!));
     const outputs: Record<string, Tensor> = { loss };
-    names.forEach((n, i) => (outputs[`grad.${n}`] = grads[i]!));
+    if (shape.gradients ?? true) {
+      const names = parameterShapes(config).map((p) => p.name);
+      const grads = grad(loss, names.map((n) => tensors.get(n)!));
+      names.forEach((n, i) => (outputs[`grad.${n}`] = grads[i]!));
+    }
     return new TrainStep(config, batch, seq, await compile({ graph, outputs }, runtime));
+  }
+
+  /** The loss alone for `tokens` [batch, seq + 1]. */
+  async loss(params: Params, tokens: BigInt64Array): Promise<number> {
+    return (await this.feed(params, tokens)).loss;
   }
 
   /** Loss and gradients for `tokens` [batch, seq + 1]. */
   async run(params: Params, tokens: BigInt64Array): Promise<StepResult> {
+    const { loss, outputs } = await this.feed(params, tokens);
+    const grads = new Map<string, Float32Array>();
+    for (const { name } of parameterShapes(this.config)) {
+      const g = outputs[`grad.${name}`];
+      if (!g) throw new ConfigError('this step was compiled without gradients');
+      grads.set(name, g.data as Float32Array);
+    }
+    return { loss, grads };
+  }
+
+  private async feed(params: Params, tokens: BigInt64Array): Promise<{ loss: number; outputs: Record<string, HostTensor> }> {
     if (tokens.length !== this.batch * (this.seq + 1)) {
       throw new ConfigError(`a training batch needs ${this.batch} × ${this.seq + 1} tokens, got ${tokens.length}`);
     }
-    const r = await this.session.run({ ...parameterFeeds(this.config, params), tokens: { data: tokens, dims: [this.batch, this.seq + 1] } });
-    const grads = new Map<string, Float32Array>();
-    for (const { name } of parameterShapes(this.config)) grads.set(name, r[`grad.${name}`]!.data as Float32Array);
-    return { loss: (r.loss!.data as Float32Array)[0]!, grads };
+    const outputs = await this.session.run({ ...parameterFeeds(this.config, params), tokens: { data: tokens, dims: [this.batch, this.seq + 1] } });
+    return { loss: (outputs.loss!.data as Float32Array)[0]!, outputs };
   }
 }
 

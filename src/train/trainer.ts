@@ -17,11 +17,10 @@ import { loadTokenizer } from '../data/tokenizer.js';
 import { type NeoXConfig, parameterShapes } from '../model/config.js';
 import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint.js';
 import type { Params } from '../model/params.js';
-import { createTrainStep } from '../model/train-step.js';
+import { TrainStep, createTrainStep } from '../model/train-step.js';
 import { ConfigError, DataError, FormatError } from '../util/errors.js';
 import { AdamW, type AdamWState } from './adamw.js';
 import { saveIters } from './checkpoint-schedule.js';
-import { EvalStep } from './eval-step.js';
 import { clipGradNorm } from './grad-clip.js';
 import { initParameters } from './init.js';
 import { tokenPronounSwap, type TokenPronounSwap } from './intervention.js';
@@ -232,7 +231,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     prepareLog(logPath, startStep, options.resume !== undefined && resolve(options.resume.dir, '..') === resolve(modelDir));
 
     const trainStep = await createTrainStep(config, { batch: micro, seq, threads: options.threads });
-    const evalStep = evalIters > 0 ? await EvalStep.create(config, { batch: micro, seq }, { threads: options.threads }) : undefined;
+    const evalStep = evalIters > 0 ? await TrainStep.create(config, { batch: micro, seq, gradients: false }, { threads: options.threads }) : undefined;
     const validationLoss = async (): Promise<number> => {
       let total = 0;
       for (let j = 0; j < evalIters; j++) {
