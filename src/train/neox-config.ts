@@ -10,9 +10,9 @@
 import { stringify, parse, YAMLParseError } from 'yaml';
 import type { NeoXConfig } from '../model/config.js';
 import { ConfigError } from '../util/errors.js';
-import { validateCheckpointSchedule, type CheckpointScale } from './checkpoint-schedule.js';
 import { INIT_METHODS, type InitMethod } from './init.js';
-import { LR_DECAY_STYLES, type LrDecayStyle } from './lr-schedule.js';
+import { LR_DECAY_STYLES } from './lr-schedule.js';
+import { applyOverrides, type RecipeOverrides } from './overrides.js';
 import { gradientAccumulationSteps, validateRecipe, type ModelPreset } from './recipes.js';
 
 export interface NeoxExportOptions {
@@ -126,28 +126,12 @@ function precisionBlock(precision: 'fp16' | 'bf16' | undefined): Record<string, 
 /** What a GPT-NeoX config file sets, in our terms; absent keys are absent. */
 export interface NeoxConfigValues {
   architecture: Partial<Pick<NeoXConfig, 'numLayers' | 'hiddenSize' | 'numHeads' | 'intermediateSize' | 'maxPositions' | 'rotaryPct' | 'rotaryBase' | 'parallelResidual' | 'tieWordEmbeddings' | 'layerNormEps'>>;
-  recipe: {
-    seqLength?: number;
-    trainBatchSize?: number;
-    microBatchSize?: number;
-    gradientAccumulationSteps?: number;
-    trainIters?: number;
-    lrDecayIters?: number;
-    lr?: number;
-    minLr?: number;
-    lrDecayStyle?: LrDecayStyle;
-    warmup?: number;
-    weightDecay?: number;
-    gradientClipping?: number;
+  recipe: Omit<RecipeOverrides, 'optimizer'> & {
     betas?: [number, number];
     eps?: number;
-    seed?: number;
     initMethod?: InitMethod;
     outputLayerInitMethod?: InitMethod;
     initMethodStd?: number;
-    checkpointFactor?: number;
-    checkpointScale?: CheckpointScale;
-    extraSaveIters?: number[];
   };
   data: { trainDataPaths?: string[]; dataPath?: string; vocabFile?: string; makeVocabSizeDivisibleBy?: number };
   warnings: string[];
@@ -295,48 +279,31 @@ export function applyNeoxConfig(base: ModelPreset, values: NeoxConfigValues, fil
   const v = values.recipe;
   const config: NeoXConfig = { ...base.config, ...values.architecture };
   if (values.architecture.hiddenSize !== undefined && values.architecture.intermediateSize === undefined) config.intermediateSize = 4 * config.hiddenSize;
-  const seqLength = v.seqLength ?? base.recipe.seqLength;
-  if (values.architecture.maxPositions === undefined && v.seqLength !== undefined) config.maxPositions = Math.max(config.maxPositions, seqLength);
   const microBatchSize = v.microBatchSize ?? base.recipe.microBatchSize;
-  const trainIters = v.trainIters ?? base.recipe.trainIters;
   // One process: the global batch is train_batch_size when set (accumulating micro-batches to
   // reach it), else micro-batch x accumulation steps.
   const trainBatchSize = v.trainBatchSize ?? (v.gradientAccumulationSteps !== undefined || v.microBatchSize !== undefined
     ? microBatchSize * (v.gradientAccumulationSteps ?? 1)
     : base.recipe.trainBatchSize);
-  const recipe = {
-    ...base.recipe,
-    seqLength,
-    trainBatchSize,
-    microBatchSize,
-    trainIters,
-    lrDecayIters: v.lrDecayIters ?? (v.trainIters !== undefined ? trainIters : base.recipe.lrDecayIters),
-    lr: v.lr ?? base.recipe.lr,
-    minLr: v.minLr ?? base.recipe.minLr,
-    lrDecayStyle: v.lrDecayStyle ?? base.recipe.lrDecayStyle,
-    warmup: v.warmup ?? base.recipe.warmup,
-    weightDecay: v.weightDecay ?? base.recipe.weightDecay,
-    gradientClipping: v.gradientClipping ?? base.recipe.gradientClipping,
-    betas: v.betas ?? base.recipe.betas,
-    eps: v.eps ?? base.recipe.eps,
-    seed: v.seed ?? base.recipe.seed,
-    init: {
-      initMethod: v.initMethod ?? base.recipe.init.initMethod,
-      outputLayerInitMethod: v.outputLayerInitMethod ?? base.recipe.init.outputLayerInitMethod,
-      initMethodStd: v.initMethodStd ?? base.recipe.init.initMethodStd,
-    },
-    checkpoint: {
-      checkpointFactor: v.checkpointFactor ?? base.recipe.checkpoint.checkpointFactor,
-      checkpointScale: v.checkpointScale ?? base.recipe.checkpoint.checkpointScale,
-      extraSaveIters: v.extraSaveIters ?? base.recipe.checkpoint.extraSaveIters,
-    },
-  };
   try {
+    const preset = applyOverrides(
+      { ...base, config, recipe: { ...base.recipe, microBatchSize, trainBatchSize } },
+      { ...v, trainBatchSize: undefined, microBatchSize: undefined, gradientAccumulationSteps: undefined },
+    );
+    const recipe = {
+      ...preset.recipe,
+      betas: v.betas ?? base.recipe.betas,
+      eps: v.eps ?? base.recipe.eps,
+      init: {
+        initMethod: v.initMethod ?? base.recipe.init.initMethod,
+        outputLayerInitMethod: v.outputLayerInitMethod ?? base.recipe.init.outputLayerInitMethod,
+        initMethodStd: v.initMethodStd ?? base.recipe.init.initMethodStd,
+      },
+    };
     validateRecipe(recipe);
-    validateCheckpointSchedule(recipe.checkpoint);
+    return { name: base.name, config: preset.config, recipe, cluster: base.cluster };
   } catch (e) {
     if (e instanceof ConfigError) throw new ConfigError(`${file}: ${e.message}`);
     throw e;
   }
-  return { name: base.name, config, recipe, cluster: base.cluster };
 }

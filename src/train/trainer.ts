@@ -12,7 +12,6 @@ import { createHash } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { openTrainingOrder } from '../data/batches.js';
-import type { SampleSource } from '../data/sample-order.js';
 import { loadTokenizer } from '../data/tokenizer.js';
 import { type NeoXConfig, parameterShapes } from '../model/config.js';
 import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint.js';
