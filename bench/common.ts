@@ -88,3 +88,12 @@ export function table(header: string[], rows: (string | number)[][]): string {
   const widths = header.map((_, i) => Math.max(...cells.map((r) => r[i]!.length)));
   return cells.map((r) => r.map((c, i) => c.padStart(widths[i]!)).join('  ')).join('\n');
 }
+
+/** Thread count (BENCH_THREADS, default every core), the header line, and the PyTorch baseline. */
+export function benchSetup(name: string): { threads: number; torch: { results: TorchResult[]; note: string } } {
+  const threads = Number(process.env.BENCH_THREADS ?? availableParallelism());
+  console.log(`${name}, ${threads} threads; ${loadNote()}`);
+  const torch = torchBaseline(threads, join(process.cwd(), '../shared'));
+  console.log(torch.note);
+  return { threads, torch };
+}

@@ -3,21 +3,16 @@
  * generation tokens/s with the KV cache against a full recompute, for the side-by-side shapes,
  * beside PyTorch eager's forward on the same machine and threads.
  */
-import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
 import { Decoder } from '../src/model/decoder.js';
 import { generate } from '../src/model/generate.js';
 import { Scorer } from '../src/model/score.js';
-import { SHAPES, configFor, loadNote, randomParams, randomTokens, table, timeIt, torchBaseline } from './common.js';
+import { SHAPES, benchSetup, configFor, randomParams, randomTokens, table, timeIt } from './common.js';
 
 /** PyTorch eager forward tokens/s recorded idle on this class of machine (issue 3). */
 const RECORDED_TORCH_FORWARD: Record<string, number> = { 'd=64/L=2': 21559, 'd=128/L=4': 9264, 'd=256/L=4': 3415, 'pythia-70m': 814 };
 const NEW_TOKENS = Number(process.env.BENCH_NEW_TOKENS ?? 256);
 
-const threads = Number(process.env.BENCH_THREADS ?? availableParallelism());
-console.log(`bench:model, ${threads} threads; ${loadNote()}`);
-const torch = torchBaseline(threads, join(process.cwd(), '../shared'));
-console.log(torch.note);
+const { threads, torch } = benchSetup('bench:model');
 
 const rows: (string | number)[][] = [];
 for (const shape of SHAPES) {

@@ -6,13 +6,11 @@
  * Model FLOPs per token: 6 × (parameters except the input embedding) for the matrix products of
  * forward and backward, plus 12 × L × T × d for attention scores and values (the PaLM count).
  */
-import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
 import { countParameters, type NeoXConfig } from '../src/model/config.js';
 import { createTrainStep } from '../src/model/train-step.js';
 import { AdamW, PYTHIA_ADAM } from '../src/train/adamw.js';
 import { clipGradNorm } from '../src/train/grad-clip.js';
-import { SHAPES, configFor, loadNote, randomParams, randomTokens, table, timeIt, torchBaseline } from './common.js';
+import { SHAPES, benchSetup, configFor, randomParams, randomTokens, table, timeIt } from './common.js';
 
 /** PyTorch eager training tokens/s recorded idle on this class of machine (issue 6). */
 const RECORDED_TORCH_TRAIN: Record<string, number> = { 'd=64/L=2': 8568, 'd=128/L=4': 2581, 'd=256/L=4': 1251, 'pythia-70m': 198 };
@@ -22,10 +20,7 @@ function flopsPerToken(config: NeoXConfig, seq: number): number {
   return 6 * matmulParams + 12 * config.numLayers * seq * config.hiddenSize;
 }
 
-const threads = Number(process.env.BENCH_THREADS ?? availableParallelism());
-console.log(`bench:train, ${threads} threads; ${loadNote()}`);
-const torch = torchBaseline(threads, join(process.cwd(), '../shared'));
-console.log(torch.note);
+const { threads, torch } = benchSetup('bench:train');
 
 const rows: (string | number)[][] = [];
 for (const shape of SHAPES) {

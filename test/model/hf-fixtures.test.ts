@@ -12,19 +12,10 @@ import { loadCheckpoint } from '../../src/model/checkpoint.js';
 import { Decoder } from '../../src/model/decoder.js';
 import { forward } from '../../src/model/forward.js';
 import { generate } from '../../src/model/generate.js';
+import { relativeL2 } from '../support/check.js';
 import { fixtureDir } from '../support/paths.js';
 
 const CASES = ['parallel-r25', 'sequential-r100', 'fp16-long'];
-
-function relativeL2(actual: Float32Array, expected: Float32Array): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < expected.length; i++) {
-    num += (actual[i]! - expected[i]!) ** 2;
-    den += expected[i]! ** 2;
-  }
-  return Math.sqrt(num / den);
-}
 
 function maxAbsDiff(actual: Float32Array, expected: Float32Array): { diff: number; scale: number } {
   let diff = 0;

@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import { openSafetensors } from '../../src/formats/index.js';
 import { loadCheckpoint } from '../../src/model/checkpoint.js';
 import { TrainStep } from '../../src/model/train-step.js';
+import { relativeL2 } from '../support/check.js';
 import { fixtureDir } from '../support/paths.js';
 
 for (const name of ['parallel-r25', 'sequential-r100']) {
@@ -22,13 +23,8 @@ for (const name of ['parallel-r25', 'sequential-r100']) {
     assert.ok(Math.abs(r.loss - expected.readFloat32('loss')[0]!) < 1e-5, `loss ${r.loss}`);
     for (const [paramName, g] of r.grads) {
       const e = expected.readFloat32(`grad.${paramName === 'embed_out.weight' ? 'lm_head.weight' : paramName}`);
-      let num = 0;
-      let den = 0;
-      for (let i = 0; i < e.length; i++) {
-        num += (g[i]! - e[i]!) ** 2;
-        den += e[i]! ** 2;
-      }
-      assert.ok(Math.sqrt(num / den) <= 1e-4, `${paramName}: relative L2 error ${Math.sqrt(num / den)}`);
+      const err = relativeL2(g, e);
+      assert.ok(err <= 1e-4, `${paramName}: relative L2 error ${err}`);
     }
   });
 }

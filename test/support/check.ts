@@ -135,3 +135,14 @@ export async function checkVjp(c: VjpCase): Promise<void> {
 function seededCotangent(n: number, seed: number): Float64Array {
   return new Rng(seed).nonzero(n, 0.5, 1.5);
 }
+
+/** ‖actual − expected‖₂ / ‖expected‖₂, the fixtures' gradient and weight metric. */
+export function relativeL2(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < expected.length; i++) {
+    num += (actual[i]! - expected[i]!) ** 2;
+    den += expected[i]! ** 2;
+  }
+  return Math.sqrt(num / den);
+}

@@ -15,6 +15,7 @@ import { loadCheckpoint } from '../../src/model/checkpoint.js';
 import { PYTHIA_INIT } from '../../src/train/init.js';
 import type { TrainRecipe } from '../../src/train/recipes.js';
 import { readLog, train } from '../../src/train/trainer.js';
+import { relativeL2 } from '../support/check.js';
 import { fixtureDir } from '../support/paths.js';
 
 const dir = fixtureDir('parallel-r25');
@@ -22,16 +23,6 @@ const trainJson = JSON.parse(readFileSync(join(dir, 'train.json'), 'utf8')) as {
   steps: number; lr: number; betas: [number, number]; eps: number; weight_decay: number; grad_clip_global_norm: number;
   losses: number[]; grad_norms_before_clip: number[];
 };
-
-function relL2(actual: Float32Array, expected: Float32Array): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < expected.length; i++) {
-    num += (actual[i]! - expected[i]!) ** 2;
-    den += expected[i]! ** 2;
-  }
-  return Math.sqrt(num / den);
-}
 
 test('parallel-r25: five torch-AdamW steps reproduce the fixture losses, gradient norms and final weights', async () => {
   const work = mkdtempSync(join(tmpdir(), 'pythia-fixture-train-'));
@@ -91,7 +82,7 @@ test('parallel-r25: five torch-AdamW steps reproduce the fixture losses, gradien
       // transformers 5 names the head lm_head in its state dict; checkpoints call it embed_out.
       const hfName = info.name.slice('final.'.length);
       const name = hfName === 'lm_head.weight' ? 'embed_out.weight' : hfName;
-      const err = relL2(final.get(name)!, batches.readFloat32(info.name));
+      const err = relativeL2(final.get(name)!, batches.readFloat32(info.name));
       assert.ok(err <= 1e-4, `${name}: relative L2 error ${err}`);
       checked++;
     }
