@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { npyHeader, readNpy, readNpyHeader, writeNpy, type NpyDType } from '../../src/formats/npy.js';
-import { DataError, FormatError } from '../../src/util/errors.js';
+import { DataError } from '../../src/util/errors.js';
+import { assertFormatError } from '../support/errors.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'pythia-npy-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -39,15 +40,6 @@ function writeTemp(name: string, bytes: Uint8Array | string): string {
   const path = join(tmp, name);
   writeFileSync(path, bytes);
   return path;
-}
-
-function assertFormatError(fn: () => unknown, pattern: RegExp): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof FormatError, `expected FormatError, got ${String(e)}`);
-    assert.ok(!e.message.includes('\n'), 'message is one line');
-    assert.match(e.message, pattern);
-    return true;
-  });
 }
 
 describe('npy reader and writer against numpy', () => {

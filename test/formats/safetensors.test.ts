@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { openCheckpointWeights, openSafetensors, writeSafetensors } from '../../src/formats/index.js';
-import { FormatError } from '../../src/util/errors.js';
 import { fixtureDir } from '../support/paths.js';
+import { assertFormatError } from '../support/errors.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'pythia-st-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -18,15 +18,6 @@ function rawFile(name: string, header: string | Buffer, data: Uint8Array = new U
   const path = join(tmp, name);
   writeFileSync(path, Buffer.concat([len, json, data]));
   return path;
-}
-
-function assertFormatError(fn: () => unknown, pattern: RegExp): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof FormatError, `expected FormatError, got ${String(e)}`);
-    assert.ok(!e.message.includes('\n'), 'message is one line');
-    assert.match(e.message, pattern);
-    return true;
-  });
 }
 
 describe('safetensors reader on the HF fixtures', () => {

@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { openCheckpointWeights, openTorchCheckpoint } from '../../src/formats/index.js';
-import { FormatError } from '../../src/util/errors.js';
 import { fixtureDir } from '../support/paths.js';
 import { op, stateDictPickle, storedZip, type PickledTensor, type ZipRecord } from './torch-archive.js';
+import { assertFormatError } from '../support/errors.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'pythia-torch-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -15,15 +15,6 @@ function writeTemp(name: string, bytes: Uint8Array): string {
   const path = join(tmp, name);
   writeFileSync(path, bytes);
   return path;
-}
-
-function assertFormatError(fn: () => unknown, pattern: RegExp): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof FormatError, `expected FormatError, got ${String(e)}`);
-    assert.ok(!e.message.includes('\n'), 'message is one line');
-    assert.match(e.message, pattern);
-    return true;
-  });
 }
 
 function bytesOf(a: ArrayBufferView): Uint8Array {
