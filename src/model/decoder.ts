@@ -5,6 +5,7 @@
  * returns the last position's logits and the updated cache.
  */
 import { Graph, type Tensor } from '../graph/graph.js';
+import { ConfigError } from '../util/errors.js';
 import * as op from '../graph/ops.js';
 import { type CompiledGraph, type HostTensor, type RuntimeOptions, compile } from '../runtime/session.js';
 import { type NeoXConfig, headDim } from './config.js';
@@ -20,12 +21,16 @@ export interface DecoderStep {
 
 export interface DecoderOptions extends RuntimeOptions {
   /**
-   * `constants` (default) bakes the weights into the session, which onnxruntime pre-packs once:
-   * faster per token, one session per set of weights. `inputs` feeds them each step, so one
-   * compiled session serves every checkpoint of an architecture.
+   * `constants` bakes the weights into the session, which onnxruntime pre-packs once: faster per
+   * token, one session per set of weights. `inputs` feeds them each step, so one compiled session
+   * serves every checkpoint of an architecture. Default: `constants` up to 1.5 GiB of weights
+   * (protobuf's limit is 2 GiB), `inputs` above.
    */
   weights?: 'constants' | 'inputs';
 }
+
+/** Baked weights travel inside the ONNX protobuf, which cannot exceed 2 GiB. */
+const MAX_BAKED_BYTES = 1.5 * 2 ** 30;
 
 export class Decoder {
   private constructor(
@@ -37,7 +42,12 @@ export class Decoder {
 
   static async create(config: NeoXConfig, params: Params, options: DecoderOptions = {}): Promise<Decoder> {
     const graph = new Graph();
-    const baked = (options.weights ?? 'constants') === 'constants';
+    const bytes = [...params.values()].reduce((sum, p) => sum + p.byteLength, 0);
+    const fits = bytes <= MAX_BAKED_BYTES;
+    if (options.weights === 'constants' && !fits) {
+      throw new ConfigError(`weights of ${(bytes / 2 ** 30).toFixed(1)} GiB cannot be baked into an ONNX model (protobuf's 2 GiB limit): use weights: 'inputs'`);
+    }
+    const baked = (options.weights ?? (fits ? 'constants' : 'inputs')) === 'constants';
     const lookup = baked ? parameterConstants(graph, config, params) : parameterInputs(graph, config).lookup;
     const nh = config.numHeads;
     const hd = headDim(config);
