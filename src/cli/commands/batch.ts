@@ -1,11 +1,12 @@
 /** `pythia batch`: the exact batch a model trained on at a step, or a range of steps as .npy. */
 import { SingleBar } from 'cli-progress';
-import { type Command, InvalidArgumentError } from 'commander';
+import type { Command } from 'commander';
 import { openTrainingOrder, parseStepRange, PYTHIA_DEFAULTS, type TrainingOrder } from '../../data/batches.js';
 import type { IndexMapsPhase } from '../../data/index-map-cache.js';
 import { loadTokenizer } from '../../data/tokenizer.js';
 import { writeNpy } from '../../formats/npy.js';
 import { ConfigError } from '../../util/errors.js';
+import { nonNegativeInt, positiveInt } from '../arguments.js';
 
 interface BatchOptions {
   data: string;
@@ -23,17 +24,7 @@ interface BatchOptions {
   tokenizer?: string;
 }
 
-function nonNegativeInt(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n)) throw new InvalidArgumentError('expected a non-negative integer');
-  return n;
-}
 
-function positiveInt(value: string): number {
-  const n = nonNegativeInt(value);
-  if (n < 1) throw new InvalidArgumentError('expected a positive integer');
-  return n;
-}
 
 const PHASE_TEXT: Record<IndexMapsPhase, string> = {
   'doc_idx': 'shuffling documents (doc_idx)',

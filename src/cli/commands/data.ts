@@ -5,18 +5,9 @@ import { validateTxtMode } from '../../data/corpus.js';
 import { dedupCorpus } from '../../data/dedup.js';
 import { tokenizeCorpus } from '../../data/tokenize.js';
 import { loadTokenizer } from '../../data/tokenizer.js';
+import { nonNegativeInt, positiveInt } from '../arguments.js';
 
-export function parsePositiveInteger(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer.');
-  return n;
-}
 
-export function parseNonNegativeInteger(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n)) throw new InvalidArgumentError('expected a non-negative integer.');
-  return n;
-}
 
 function parseFraction(value: string): number {
   const x = Number(value);
@@ -64,7 +55,7 @@ export function registerData(program: Command): void {
     .option('--text-field <name>', 'JSON field holding the text in .jsonl input', 'text')
     .option('--txt-mode <mode>', '.txt documents: "blocks" (separated by blank lines) or "file" (one per file)', 'blocks')
     .option('--skip-invalid', 'skip invalid JSON lines (and count them) instead of stopping', false)
-    .option('--workers <n>', 'native encoder threads (default: one per core)', parsePositiveInteger)
+    .option('--workers <n>', 'native encoder threads (default: one per core)', positiveInt)
     .action(async (opts: {
       input: string[];
       tokenizer: string;
@@ -124,10 +115,10 @@ export function registerData(program: Command): void {
     .requiredOption('--out <file.jsonl>', 'kept documents, one JSON object per line (.jsonl objects are copied whole)')
     .option('--report <file.jsonl>', 'removed documents, one JSON line each: which kept document they duplicate and the estimated Jaccard (default: <out without .jsonl>.removed.jsonl)')
     .option('--threshold <j>', 'Jaccard similarity at or above which a document is a duplicate', parseFraction, 0.87)
-    .option('--shingle <words>', 'words per shingle', parsePositiveInteger, 5)
-    .option('--permutations <n>', 'MinHash permutations (signature length)', parsePositiveInteger, 128)
-    .option('--bands <b>', 'LSH bands (rows = permutations / bands); default: the optimum for the threshold', parsePositiveInteger)
-    .option('--seed <n>', 'seed of the MinHash permutations', parseNonNegativeInteger, 1)
+    .option('--shingle <words>', 'words per shingle', positiveInt, 5)
+    .option('--permutations <n>', 'MinHash permutations (signature length)', positiveInt, 128)
+    .option('--bands <b>', 'LSH bands (rows = permutations / bands); default: the optimum for the threshold', positiveInt)
+    .option('--seed <n>', 'seed of the MinHash permutations', nonNegativeInt, 1)
     .option('--text-field <name>', 'JSON field holding the text in .jsonl input (also the field written for .txt input)', 'text')
     .option('--txt-mode <mode>', '.txt documents: "blocks" (separated by blank lines) or "file" (one per file)', 'blocks')
     .option('--skip-invalid', 'skip invalid JSON lines (and count them) instead of stopping', false)

@@ -1,6 +1,6 @@
 /** `pythia inspect`, `pythia forward`, `pythia generate`: a checkpoint folder in, numbers out. */
 import { readFileSync } from 'node:fs';
-import { type Command, InvalidArgumentError } from 'commander';
+import type { Command } from 'commander';
 import { type TensorToWrite, writeSafetensors } from '../../formats/index.js';
 import { loadTokenizer } from '../../data/tokenizer.js';
 import { loadCheckpoint, readConfig } from '../../model/checkpoint.js';
@@ -11,18 +11,9 @@ import { generate } from '../../model/generate.js';
 import { matchPreset } from '../../model/presets.js';
 import { openCheckpointWeights } from '../../formats/index.js';
 import { UserError } from '../errors.js';
+import { nonNegativeNumber, positiveInt } from '../arguments.js';
 
-export function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
-  return n;
-}
 
-function nonNegativeNumber(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a non-negative number');
-  return n;
-}
 
 /** A JSON file holding an array of arrays of token ids. */
 export function readTokenRows(path: string, equalLength: boolean): number[][] {

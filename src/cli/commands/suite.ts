@@ -4,7 +4,8 @@ import { loadTokenizer } from '../../data/tokenizer.js';
 import { paddedVocabSize, SUITE_NAMES } from '../../train/recipes.js';
 import { runSuite, SUITE_MANIFEST, type SuiteManifest } from '../../train/suite.js';
 import { ConfigError } from '../../util/errors.js';
-import { addRecipeOptions, positiveInt, recipeOverrides, trainingProgressBar, type RecipeFlags } from './train.js';
+import { addRecipeOptions, recipeOverrides, trainingProgressBar, type RecipeFlags } from './train.js';
+import { positiveInt } from '../arguments.js';
 
 interface SuiteFlags extends RecipeFlags {
   preset: string;

@@ -4,7 +4,8 @@ import { EOD_TOKEN, learnMerges, PAD_TOKEN, WordCounter, writeTokenizerJson } fr
 import { readCorpus, validateTxtMode } from '../../data/corpus.js';
 import { loadTokenizer } from '../../data/tokenizer.js';
 import { ConfigError } from '../../util/errors.js';
-import { byteProgressBar, humanCount, parsePositiveInteger, totalBytes } from './data.js';
+import { byteProgressBar, humanCount, totalBytes } from './data.js';
+import { positiveInt } from '../arguments.js';
 
 export function registerTokenizer(program: Command): void {
   const tokenizer = program.command('tokenizer').description('train, inspect and use Hugging Face tokenizer.json files');
@@ -15,7 +16,7 @@ export function registerTokenizer(program: Command): void {
       `train a byte-level BPE tokenizer shaped like GPT-NeoX-20B's (${EOD_TOKEN} = 0 is the EOD, ${PAD_TOKEN} = 1) and write a standard tokenizer.json`,
     )
     .requiredOption('--input <files...>', 'corpus files: .txt, .jsonl, .txt.zst or .jsonl.zst')
-    .requiredOption('--vocab-size <n>', 'total vocabulary size, the 2 special tokens and 256 bytes included', parsePositiveInteger)
+    .requiredOption('--vocab-size <n>', 'total vocabulary size, the 2 special tokens and 256 bytes included', positiveInt)
     .requiredOption('--out <file>', 'where to write tokenizer.json')
     .option('--text-field <name>', 'JSON field holding the text in .jsonl input', 'text')
     .option('--txt-mode <mode>', '.txt documents: "blocks" (separated by blank lines) or "file" (one per file)', 'blocks')

@@ -12,24 +12,10 @@ import { applyOverrides, type RecipeOverrides } from '../../train/overrides.js';
 import { modelPreset, paddedVocabSize, type ModelPreset } from '../../train/recipes.js';
 import { loadResumePoint, train, type DataSpec, type StepProgress, type TrainResult } from '../../train/trainer.js';
 import { ConfigError } from '../../util/errors.js';
+import { nonNegativeInt, nonNegativeNumber, positiveInt } from '../arguments.js';
 
-export function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer.');
-  return n;
-}
 
-function nonNegativeInt(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n)) throw new InvalidArgumentError('expected a non-negative integer.');
-  return n;
-}
 
-function nonNegativeNumber(value: string): number {
-  const x = Number(value);
-  if (value.trim() === '' || !Number.isFinite(x) || x < 0) throw new InvalidArgumentError('expected a number >= 0.');
-  return x;
-}
 
 function fraction(value: string): number {
   const x = nonNegativeNumber(value);
