@@ -4,7 +4,7 @@
  */
 import { type Node, Tensor } from './graph.js';
 import * as op from './ops.js';
-import { GraphError } from './shape.js';
+import { type Dim, GraphError } from './shape.js';
 
 /** Sums a broadcast gradient back down to `shape` (the inverse of numpy broadcasting). */
 export function sumToShape(g: Tensor, target: Tensor): Tensor {
@@ -20,7 +20,7 @@ export function sumToShape(g: Tensor, target: Tensor): Tensor {
 type Grads = (Tensor | undefined)[];
 /**
  * A rule gets the node, the gradient of its main output, and which inputs need a gradient. Ops
- * whose every output is differentiable (split) also get each output's gradient, undefined where
+ * whose every output is differentiable (split, attention) also get each output's gradient, undefined where
  * nothing flows back.
  */
 type VjpRule = (node: Node, g: Tensor, needs: readonly boolean[], outputGrads: readonly (Tensor | undefined)[]) => Grads;
@@ -57,6 +57,63 @@ function swapMatmulGrads(node: Node, g: Tensor, needs: readonly boolean[]): Grad
   }
   return [ga && sumToShape(ga, a!), gb && sumToShape(gb, b!)];
 }
+
+/** [B, T, heads·hd] → [B, heads, T, hd], and back. */
+function splitHeads(t: Tensor, heads: number): Tensor {
+  const [B, T, width] = t.shape as [Dim, Dim, number];
+  return op.transpose(op.reshape(t, [B, T, heads, width / heads]), [0, 2, 1, 3]);
+}
+
+function mergeHeads(t: Tensor): Tensor {
+  const [B, heads, T, hd] = t.shape as [Dim, number, Dim, number];
+  return op.reshape(op.transpose(t, [0, 2, 1, 3]), [B, T, heads * hd]);
+}
+
+function staticDim(t: Tensor, axis: number, why: string): number {
+  const d = t.shape[axis];
+  if (typeof d !== 'number') throw new GraphError(why, `gradient needs a static size on axis ${axis} of ${t}`);
+  return d;
+}
+
+/**
+ * Attention's backward pass, recomputing the probabilities p from q and the present keys K:
+ * dV = pᵀ·dO, dS = p ⊙ (dO·Vᵀ − rowsum(p ⊙ dO·Vᵀ)), dQ = dS·K·scale, dK = dSᵀ·Q·scale, plus
+ * whatever flows into the present keys and values directly; past and new keys split dK by position.
+ */
+const attentionVjp: VjpRule = (n, _g, needs, outputGrads) => {
+  const [q, k, , bias] = inputs(n);
+  const [, K, V] = n.outputs as [Tensor, Tensor, Tensor];
+  const { heads, scale } = n.attrs as { heads: number; scale: number };
+  const [gOut, gK, gV] = outputGrads;
+  const Q = splitHeads(q!, heads);
+  const p = op.softmax(op.add(op.matmul(Q, K, { transB: true, alpha: scale }), bias!), -1);
+  let dK = gK;
+  let dV = gV;
+  let dQ: Tensor | undefined;
+  let dS: Tensor | undefined;
+  if (gOut) {
+    const dO = splitHeads(gOut, heads);
+    const pv = op.matmul(p, dO, { transA: true });
+    dV = dV ? op.add(dV, pv) : pv;
+    const dP = op.matmul(dO, V, { transB: true });
+    dS = op.mul(p, op.sub(dP, op.sum(op.mul(dP, p), [-1], true)));
+    dQ = op.matmul(dS, K, { alpha: scale });
+    const sk = op.matmul(dS, Q, { transA: true, alpha: scale });
+    dK = dK ? op.add(dK, sk) : sk;
+  }
+  const total = staticDim(K, 2, 'attention');
+  const pastLength = total - staticDim(k!, 1, 'attention');
+  const newPart = (d: Tensor | undefined): Tensor | undefined => d && mergeHeads(pastLength > 0 ? op.slice(d, 2, pastLength, total) : d);
+  const pastPart = (d: Tensor | undefined): Tensor | undefined => d && op.slice(d, 2, 0, pastLength);
+  const grads: Grads = [
+    dQ && mergeHeads(dQ),
+    newPart(dK),
+    newPart(dV),
+    needs[3] && dS ? sumToShape(dS, bias!) : undefined,
+  ];
+  if (n.inputs.length > 4) grads.push(pastPart(dK), pastPart(dV));
+  return grads;
+};
 
 export const VJP: Record<string, VjpRule> = {
   add: (n, g) => [sumToShape(g, n.inputs[0]!), sumToShape(g, n.inputs[1]!)],
@@ -172,6 +229,12 @@ export const VJP: Record<string, VjpRule> = {
     return [op.scatterElementsAdd(op.zerosLike(x!), indices!, g, n.attrs.axis as number), undefined];
   },
   scatterElementsAdd: (n, g) => [g, undefined, op.gatherElements(g, n.inputs[1]!, n.attrs.axis as number)],
+  rotary: (n, g) => {
+    // The rotation's transpose is the rotation by −angle: cos stays, sin changes sign.
+    const [, positions, cos, sin] = inputs(n);
+    return [op.rotary(g, positions!, cos!, op.neg(sin!), n.attrs.heads as number), undefined, undefined, undefined];
+  },
+  attention: attentionVjp,
   softmax: (n, g) => {
     const y = n.outputs[0]!;
     const axis = n.attrs.axis as number;
@@ -235,6 +298,8 @@ export const VJP: Record<string, VjpRule> = {
 };
 
 const NOT_DIFFERENTIABLE = new Set(['less', 'greater', 'equal']);
+/** Ops whose every output carries a gradient (the others' extra outputs are saved statistics). */
+const MULTI_OUTPUT = new Set(['split', 'attention']);
 
 /**
  * Gradients of `output` with respect to each tensor in `wrt`, as new tensors of the same graph.
@@ -258,7 +323,7 @@ export function grad(output: Tensor, wrt: readonly Tensor[], seed?: Tensor): Ten
   for (let i = nodes.length - 1; i >= 0; i--) {
     const n = nodes[i]!;
     const outputGrads = n.outputs.map((o) => grads.get(o.id));
-    const allOutputsDifferentiable = n.op === 'split';
+    const allOutputsDifferentiable = MULTI_OUTPUT.has(n.op);
     if (!allOutputsDifferentiable && outputGrads.slice(1).some(Boolean)) {
       throw new GraphError(n.op, 'gradient through an auxiliary output is not supported');
     }

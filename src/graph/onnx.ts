@@ -1,8 +1,8 @@
 /**
- * Lowers a graph to ONNX (ai.onnx opset 20, plus com.microsoft FusedMatMul) and encodes the
- * ModelProto. Each op of ours becomes one or a few standard ONNX nodes; where onnxruntime's CPU
- * provider lacks a float64 kernel (Erf, Gelu, LayerNormalization, FusedMatMul) a float64 node is
- * written as its decomposition, so float64 graphs still run.
+ * Lowers a graph to ONNX (ai.onnx opset 20, plus com.microsoft FusedMatMul, RotaryEmbedding and
+ * MultiHeadAttention) and encodes the ModelProto. Each op of ours becomes one or a few ONNX nodes;
+ * where onnxruntime's CPU provider lacks a float64 kernel (Erf, Gelu, LayerNormalization and the
+ * com.microsoft ops) a float64 node is written as its decomposition, so float64 graphs still run.
  */
 import { type DType, ONNX_TYPE, type TypedArray } from './dtype.js';
 import { type Graph, type Node, Tensor } from './graph.js';
@@ -117,6 +117,38 @@ function lowerLayerNorm64(L: Lowering, x: string, w: string, b: string, eps: num
   const variance = L.emit('ReduceMean', [L.emit('Mul', [centered, centered]), axes], { keepdims: 1 });
   const invStd = L.emit('Reciprocal', [L.emit('Sqrt', [L.emit('Add', [variance, L.scalar(eps, 'float64')])])], {}, outs[2]);
   L.emit('Add', [L.emit('Mul', [L.emit('Mul', [centered, invStd]), w]), b], {}, outs[0]);
+}
+
+/** rotary as standard nodes (float64 has no RotaryEmbedding kernel): heads apart, rotate, rejoin. */
+function lowerRotaryDecomposed(L: Lowering, ins: string[], heads: number, half: number, headDim: number, out: string): void {
+  const [x, positions, cosTable, sinTable] = ins as [string, string, string, string];
+  const x4 = L.emit('Reshape', [x, L.int64s([0, 0, heads, headDim])]);
+  const at = (table: string): string => L.emit('Unsqueeze', [L.emit('Gather', [table, positions], { axis: 0 }), L.int64s([2])]);
+  const [cos, sin] = [at(cosTable), at(sinTable)];
+  const part = (start: number, end: number): string => L.emit('Slice', [x4, L.int64s([start]), L.int64s([end]), L.int64s([3])]);
+  const [a, b] = [part(0, half), part(half, 2 * half)];
+  const parts = [
+    L.emit('Sub', [L.emit('Mul', [a, cos]), L.emit('Mul', [b, sin])]),
+    L.emit('Add', [L.emit('Mul', [b, cos]), L.emit('Mul', [a, sin])]),
+  ];
+  if (2 * half < headDim) parts.push(part(2 * half, headDim));
+  L.emit('Reshape', [L.emit('Concat', parts, { axis: 3 }), L.int64s([0, 0, -1])], {}, out);
+}
+
+/** attention as standard nodes: the float64 path, and the definition the fused kernel must match. */
+function lowerAttentionDecomposed(L: Lowering, node: Node, ins: string[], outs: string[]): void {
+  const { heads, scale } = node.attrs as { heads: number; scale: number };
+  const headDim = (node.inputs[0]!.shape[2] as number) / heads;
+  const split = (t: string): string => L.emit('Transpose', [L.emit('Reshape', [t, L.int64s([0, 0, heads, headDim])])], { perm: [0, 2, 1, 3] });
+  const [q, k, v] = [split(ins[0]!), split(ins[1]!), split(ins[2]!)];
+  const withPast = (past: string | undefined, t: string, out: string): string =>
+    past ? L.emit('Concat', [past, t], { axis: 2 }, out) : L.emit('Identity', [t], {}, out);
+  const keys = withPast(ins[4], k, outs[1]!);
+  const values = withPast(ins[5], v, outs[2]!);
+  const dtype = node.inputs[0]!.dtype;
+  const scores = L.emit('Add', [L.emit('Mul', [L.emit('MatMul', [q, L.emit('Transpose', [keys], { perm: [0, 1, 3, 2] })]), L.scalar(scale, dtype)]), ins[3]!]);
+  const context = L.emit('MatMul', [L.emit('Softmax', [scores], { axis: -1 }), values]);
+  L.emit('Reshape', [L.emit('Transpose', [context], { perm: [0, 2, 1, 3] }), L.int64s([0, 0, -1])], {}, outs[0]);
 }
 
 /** ONNX Reshape target: 0 keeps the input's dimension at that position, −1 takes what is left. */
@@ -249,6 +281,32 @@ function lowerNode(L: Lowering, node: Node): void {
         lowerLayerNorm64(L, ins[0]!, ins[1]!, ins[2]!, a.eps as number, outs);
       } else {
         L.nodes.push({ opType: 'LayerNormalization', inputs: ins, outputs: outs, attrs: { axis: -1, epsilon: { float: a.eps as number } } });
+      }
+      return;
+    case 'rotary': {
+      const heads = a.heads as number;
+      const half = node.inputs[2]!.shape[1] as number;
+      const headDim = (node.inputs[0]!.shape[2] as number) / heads;
+      if (dtype === 'float32') {
+        L.emit('RotaryEmbedding', ins, { interleaved: 0, num_heads: heads, rotary_embedding_dim: 2 * half }, out, 'com.microsoft');
+      } else {
+        lowerRotaryDecomposed(L, ins, heads, half, headDim, out);
+      }
+      return;
+    }
+    case 'attention':
+      if (dtype === 'float32') {
+        // MultiHeadAttention's inputs: query, key, value, bias, key_padding_mask, attention_bias, past_key, past_value.
+        const past = node.inputs.length > 4 ? [ins[4]!, ins[5]!] : [];
+        L.nodes.push({
+          opType: 'MultiHeadAttention',
+          inputs: [ins[0]!, ins[1]!, ins[2]!, '', '', ins[3]!, ...past],
+          outputs: outs,
+          attrs: { num_heads: a.heads as number, scale: { float: a.scale as number } },
+          domain: 'com.microsoft',
+        });
+      } else {
+        lowerAttentionDecomposed(L, node, ins, outs);
       }
       return;
     case 'gelu':

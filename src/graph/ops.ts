@@ -328,6 +328,85 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps: number):
   ]).outputs[0]!;
 }
 
+/**
+ * Rotary position embedding in GPT-NeoX's rotate-half form, on x [B, S, heads·hd]: in every head
+ * the first 2·h channels, halves a and b, become (a·cos − b·sin, b·cos + a·sin), with cos and sin
+ * [P, h] read at row positions[b, s]; the other channels pass through.
+ */
+export function rotary(x: Tensor, positions: Tensor, cos: Tensor, sin: Tensor, heads: number): Tensor {
+  requireFloat('rotary', x);
+  requireIndices('rotary', positions);
+  const width = x.shape[2];
+  if (x.rank !== 3 || typeof width !== 'number' || !Number.isInteger(heads) || heads < 1 || width % heads !== 0) {
+    throw new GraphError('rotary', `x ${x} should be [batch, seq, heads·head_dim] with ${heads} heads`);
+  }
+  if (positions.rank !== 2 || positions.shape[0] !== x.shape[0] || positions.shape[1] !== x.shape[1]) {
+    throw new GraphError('rotary', `positions ${positions} should be [batch, seq] of x ${x}`);
+  }
+  const half = cos.shape[1];
+  for (const t of [cos, sin]) {
+    if (t.rank !== 2 || t.dtype !== x.dtype || t.shape[1] !== half || t.shape[0] !== cos.shape[0] || typeof half !== 'number' || 2 * half > width / heads) {
+      throw new GraphError('rotary', `tables ${cos} and ${sin} should be ${x.dtype}[positions, half] with 2·half ≤ head_dim ${width / heads}`);
+    }
+  }
+  return node('rotary', [x, positions, cos, sin], { heads }, x.dtype, x.shape);
+}
+
+export interface AttentionOptions {
+  heads: number;
+  /** Multiplies q·kᵀ before the bias is added (usually 1/√head_dim). */
+  scale: number;
+  /** Keys and values of earlier positions, [B, heads, P, head_dim] each. */
+  past?: { key: Tensor; value: Tensor };
+}
+
+export interface AttentionOutputs {
+  /** [B, S, heads·head_dim]. */
+  output: Tensor;
+  /** Keys and values of all P + L positions, [B, heads, P + L, head_dim]: the next step's past. */
+  key: Tensor;
+  value: Tensor;
+}
+
+/**
+ * Multi-head attention softmax(q·kᵀ·scale + bias)·v, per head, for queries q [B, S, heads·hd] and
+ * new keys and values k, v [B, L, heads·hd] placed after the optional past ones; the additive bias
+ * is [B or 1, 1 or heads, S, P + L] (masking is a large negative bias).
+ */
+export function attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor, options: AttentionOptions): AttentionOutputs {
+  const { heads, scale, past } = options;
+  requireFloat('attention', q);
+  const width = q.shape[2];
+  if (q.rank !== 3 || typeof width !== 'number' || !Number.isInteger(heads) || heads < 1 || width % heads !== 0) {
+    throw new GraphError('attention', `q ${q} should be [batch, seq, heads·head_dim] with ${heads} heads`);
+  }
+  const hd = width / heads;
+  const [B, S] = q.shape as [Dim, Dim];
+  const L = k.shape[1]!;
+  for (const t of [k, v]) {
+    if (t.rank !== 3 || t.dtype !== q.dtype || t.shape[0] !== B || t.shape[1] !== L || t.shape[2] !== width) {
+      throw new GraphError('attention', `k ${k} and v ${v} should both be ${q.dtype}[${B}, kv_seq, ${width}] for q ${q}`);
+    }
+  }
+  let total: Dim = L;
+  if (past) {
+    const P = past.key.shape[2]!;
+    for (const t of [past.key, past.value]) {
+      if (t.rank !== 4 || t.dtype !== q.dtype || t.shape[0] !== B || t.shape[1] !== heads || t.shape[2] !== P || t.shape[3] !== hd) {
+        throw new GraphError('attention', `past ${past.key} and ${past.value} should both be ${q.dtype}[${B}, ${heads}, past, ${hd}]`);
+      }
+    }
+    total = typeof P === 'number' && typeof L === 'number' ? P + L : `${P}+${L}`;
+  }
+  const biasOk = bias.rank === 4 && bias.dtype === q.dtype && (bias.shape[0] === B || bias.shape[0] === 1)
+    && (bias.shape[1] === 1 || bias.shape[1] === heads) && bias.shape[2] === S && bias.shape[3] === total;
+  if (!biasOk) throw new GraphError('attention', `bias ${bias} should be ${q.dtype}[${B} or 1, 1 or ${heads}, ${S}, ${total}]`);
+  const inputs = past ? [q, k, v, bias, past.key, past.value] : [q, k, v, bias];
+  const cache = { dtype: q.dtype, shape: [B, heads, total, hd] };
+  const [output, key, value] = q.graph.addNode('attention', inputs, { heads, scale }, [{ dtype: q.dtype, shape: q.shape }, cache, cache]).outputs as [Tensor, Tensor, Tensor];
+  return { output, key, value };
+}
+
 export type GeluApproximation = 'none' | 'tanh';
 
 /** GELU: exact 0.5·x·(1 + erf(x/√2)), or the tanh approximation. */
