@@ -2,7 +2,9 @@
  * The inference graph: one compiled session that serves any batch, any number of new positions
  * and any cache length (symbolic dims `batch`, `seq`, `past`). It takes the new tokens, their
  * positions, an additive attention bias over [past + new] keys, and the cached keys/values, and
- * returns the last position's logits and the updated cache.
+ * returns the last position's logits and the updated cache. Attention is fused (one rotary and one
+ * attention kernel per layer), which matters most for one-token steps, where every kernel launch
+ * costs about as much as its arithmetic.
  */
 import { Graph, type Tensor } from '../graph/graph.js';
 import { ConfigError } from '../util/errors.js';
@@ -10,7 +12,7 @@ import * as op from '../graph/ops.js';
 import { type CompiledGraph, type HostTensor, type RuntimeOptions, compile } from '../runtime/session.js';
 import { type NeoXConfig, headDim } from './config.js';
 import { type LayerCache, buildGptNeoX, lmHead } from './gpt-neox.js';
-import { type Params, parameterConstants, parameterFeeds, parameterInputs } from './params.js';
+import { type Params, groupQkvRows, parameterConstants, parameterFeeds, parameterInputs } from './params.js';
 
 export interface DecoderStep {
   /** [batch, vocab]: logits of each row's last position. */
@@ -48,7 +50,8 @@ export class Decoder {
       throw new ConfigError(`weights of ${(bytes / 2 ** 30).toFixed(1)} GiB cannot be baked into an ONNX model (protobuf's 2 GiB limit): use weights: 'inputs'`);
     }
     const baked = (options.weights ?? (fits ? 'constants' : 'inputs')) === 'constants';
-    const lookup = baked ? parameterConstants(graph, config, params) : parameterInputs(graph, config).lookup;
+    const grouped = groupQkvRows(config, params);
+    const lookup = baked ? parameterConstants(graph, config, grouped) : parameterInputs(graph, config).lookup;
     const nh = config.numHeads;
     const hd = headDim(config);
     const ids = graph.input('input_ids', 'int64', ['batch', 'seq']);
@@ -61,7 +64,7 @@ export class Decoder {
         value: graph.input(`past.${i}.value`, 'float32', ['batch', nh, 'past', hd]),
       });
     }
-    const out = buildGptNeoX(config, lookup, { ids, positions, attentionBias: bias, past });
+    const out = buildGptNeoX(config, lookup, { ids, positions, attentionBias: bias, past, fused: true });
     const last = op.gather(out.final, graph.constant(BigInt64Array.of(-1n), []), 1);
     const outputs: Record<string, Tensor> = { logits: lmHead(config, lookup, last) };
     out.present.forEach((c, i) => {
@@ -69,7 +72,7 @@ export class Decoder {
       outputs[`present.${i}.value`] = c.value;
     });
     const session = await compile({ graph, outputs }, { ...options, cache: baked ? false : options.cache });
-    return new Decoder(config, baked ? {} : parameterFeeds(config, params), session, baked);
+    return new Decoder(config, baked ? {} : parameterFeeds(config, grouped), session, baked);
   }
 
   /** Frees the session's memory (a decoder with baked weights holds its own copy of them). */

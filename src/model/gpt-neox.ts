@@ -5,13 +5,14 @@
  * parallel (Pythia) or sequential residual; final LayerNorm; untied LM head without bias.
  *
  * Activations are [B·T, H] when batch and length are static (so linears are plain GEMMs), and
- * [B, T, H] when they are symbolic (inference graphs that serve any batch and length).
+ * [B, T, H] when they are symbolic (inference graphs that serve any batch and length) or the
+ * attention is fused.
  */
 import type { Graph, Tensor } from '../graph/graph.js';
 import * as op from '../graph/ops.js';
 import { type Dim, GraphError } from '../graph/shape.js';
 import { type NeoXConfig, geluApproximation, headDim, rotaryDims } from './config.js';
-import { qkvRotaryTables, rotateHalfMatrix } from './rotary.js';
+import { halfRotaryTables, qkvRotaryTables, rotateHalfMatrix } from './rotary.js';
 
 /** Supplies the tensor for a parameter by its HF name (a graph input or an initializer). */
 export type WeightLookup = (name: string) => Tensor;
@@ -30,6 +31,12 @@ export interface ForwardInputs {
   attentionBias?: Tensor;
   /** Keys and values of earlier positions, [B, heads, P, head_dim] per layer. */
   past?: readonly LayerCache[];
+  /**
+   * Attention through the fused rotary and attention ops (inference: a few large kernels in place of
+   * many small ones). Needs positions, an attention bias, and query_key_value rows grouped [q; k; v]
+   * (`groupQkvRows`); activations stay [B, T, H].
+   */
+  fused?: boolean;
 }
 
 export interface ForwardOutputs {
@@ -50,24 +57,18 @@ export function causalBias(length: number): Float32Array {
   return bias;
 }
 
-export function buildGptNeoX(config: NeoXConfig, weight: WeightLookup, inputs: ForwardInputs): ForwardOutputs {
-  const { ids } = inputs;
-  const graph: Graph = ids.graph;
-  if (ids.rank !== 2) throw new GraphError('gpt-neox', `ids must be [batch, seq], got ${ids}`);
-  const [B, T] = ids.shape as [Dim, Dim];
-  const H = config.hiddenSize;
+/** One layer's attention from its fused qkv projection: the merged heads [lead…, H] and the present keys/values. */
+type AttentionBlock = (qkv: Tensor, past: LayerCache | undefined) => { merged: Tensor; cache: LayerCache };
+
+/**
+ * Attention as matmuls, softmax and a multiply-add rotary (differentiable, static or symbolic).
+ * Fused rows are per head [nh, 3, hd]: [B, T, nh, 3, hd] → [B, nh, T, 3, hd], rotate, split.
+ */
+function decomposedAttention(config: NeoXConfig, positions: Tensor | undefined, bias: Tensor, [B, T]: [Dim, Dim], lead: Dim[]): AttentionBlock {
+  const graph = bias.graph;
   const nh = config.numHeads;
   const hd = headDim(config);
   const r = rotaryDims(config);
-  const flat = typeof B === 'number' && typeof T === 'number';
-  const lead: Dim[] = flat ? [(B as number) * (T as number)] : [B, T];
-  const eps = config.layerNormEps;
-  const approximate = geluApproximation(config);
-
-  let x = op.gather(weight('gpt_neox.embed_in.weight'), ids);
-  if (flat) x = op.reshape(x, [...lead, H]);
-
-  const positions = inputs.positions;
   const tableRows = positions ? config.maxPositions : (T as number);
   const table = qkvRotaryTables(tableRows, r, hd, config.rotaryBase);
   let cos: Tensor;
@@ -76,16 +77,64 @@ export function buildGptNeoX(config: NeoXConfig, weight: WeightLookup, inputs: F
     cos = op.reshape(op.gather(graph.constant(table.cos, [tableRows, 3 * hd]), positions), [B, 1, T, 3, hd]);
     sin = op.reshape(op.gather(graph.constant(table.sin, [tableRows, 3 * hd]), positions), [B, 1, T, 3, hd]);
   } else {
-    if (!flat) throw new GraphError('gpt-neox', 'symbolic batch or length needs explicit positions');
+    if (typeof T !== 'number') throw new GraphError('gpt-neox', 'symbolic batch or length needs explicit positions');
     cos = graph.constant(table.cos, [tableRows, 3, hd]);
     sin = graph.constant(table.sin, [tableRows, 3, hd]);
   }
   const rotateHalf = graph.constant(rotateHalfMatrix(r, hd), [hd, hd]);
+  return (qkv, past) => {
+    const heads = op.transpose(op.reshape(qkv, [B, T, nh, 3, hd]), [0, 2, 1, 3, 4]);
+    const rotated = r === 0 ? heads : op.add(op.mul(heads, cos), op.mul(op.matmul(heads, rotateHalf), sin));
+    const [q, k0, v0] = op.split(rotated, 3, [1, 1, 1]).map((t) => op.reshape(t, [B, nh, T, hd])) as [Tensor, Tensor, Tensor];
+    const k = past ? op.concat([past.key, k0], 2) : k0;
+    const v = past ? op.concat([past.value, v0], 2) : v0;
+    const scores = op.add(op.matmul(q, k, { transB: true, alpha: 1 / Math.sqrt(hd) }), bias);
+    const context = op.matmul(op.softmax(scores, -1), v);
+    return { merged: op.reshape(op.transpose(context, [0, 2, 1, 3]), [...lead, config.hiddenSize]), cache: { key: k, value: v } };
+  };
+}
+
+/** Attention through the rotary and attention ops, on qkv rows grouped [q; k; v]. */
+function fusedAttention(config: NeoXConfig, positions: Tensor, bias: Tensor): AttentionBlock {
+  const H = config.hiddenSize;
+  const nh = config.numHeads;
+  const r = rotaryDims(config);
+  const table = halfRotaryTables(config.maxPositions, r, config.rotaryBase);
+  const cos = bias.graph.constant(table.cos, [config.maxPositions, r / 2]);
+  const sin = bias.graph.constant(table.sin, [config.maxPositions, r / 2]);
+  const rotate = (t: Tensor): Tensor => (r === 0 ? t : op.rotary(t, positions, cos, sin, nh));
+  return (qkv, past) => {
+    const [q, k, v] = op.split(qkv, -1, [H, H, H]) as [Tensor, Tensor, Tensor];
+    const out = op.attention(rotate(q), rotate(k), v, bias, { heads: nh, scale: 1 / Math.sqrt(headDim(config)), past });
+    return { merged: out.output, cache: { key: out.key, value: out.value } };
+  };
+}
+
+export function buildGptNeoX(config: NeoXConfig, weight: WeightLookup, inputs: ForwardInputs): ForwardOutputs {
+  const { ids } = inputs;
+  const graph: Graph = ids.graph;
+  if (ids.rank !== 2) throw new GraphError('gpt-neox', `ids must be [batch, seq], got ${ids}`);
+  const [B, T] = ids.shape as [Dim, Dim];
+  const H = config.hiddenSize;
+  const fused = inputs.fused ?? false;
+  const flat = typeof B === 'number' && typeof T === 'number' && !fused;
+  const lead: Dim[] = flat ? [(B as number) * (T as number)] : [B, T];
+  const eps = config.layerNormEps;
+  const approximate = geluApproximation(config);
+
+  let x = op.gather(weight('gpt_neox.embed_in.weight'), ids);
+  if (flat) x = op.reshape(x, [...lead, H]);
+
+  const positions = inputs.positions;
   let bias = inputs.attentionBias;
+  if (fused && (!positions || !bias)) throw new GraphError('gpt-neox', 'fused attention needs explicit positions and an attention bias');
   if (!bias) {
     if (!flat || inputs.past) throw new GraphError('gpt-neox', 'symbolic shapes or a cache need an explicit attention bias');
     bias = graph.constant(causalBias(T as number), [1, 1, T as number, T as number]);
   }
+  const attend = fused
+    ? fusedAttention(config, positions!, bias)
+    : decomposedAttention(config, positions, bias, [B, T], lead);
 
   const hiddenStates: Tensor[] = [x];
   const present: LayerCache[] = [];
@@ -95,21 +144,8 @@ export function buildGptNeoX(config: NeoXConfig, weight: WeightLookup, inputs: F
     const p = `gpt_neox.layers.${i}`;
     const a = op.layerNorm(x, weight(`${p}.input_layernorm.weight`), weight(`${p}.input_layernorm.bias`), eps);
     const qkv = op.linear(a, weight(`${p}.attention.query_key_value.weight`), bOf(`${p}.attention.query_key_value.bias`));
-    // Fused rows are per head [nh, 3, hd]: [B, T, nh, 3, hd] → [B, nh, T, 3, hd], rotate, split.
-    const heads = op.transpose(op.reshape(qkv, [B, T, nh, 3, hd]), [0, 2, 1, 3, 4]);
-    const rotated = r === 0 ? heads : op.add(op.mul(heads, cos), op.mul(op.matmul(heads, rotateHalf), sin));
-    const [q, k0, v0] = op.split(rotated, 3, [1, 1, 1]).map((t) => op.reshape(t, [B, nh, T, hd])) as [Tensor, Tensor, Tensor];
-    let k = k0;
-    let v = v0;
-    const past = inputs.past?.[i];
-    if (past) {
-      k = op.concat([past.key, k], 2);
-      v = op.concat([past.value, v], 2);
-    }
-    present.push({ key: k, value: v });
-    const scores = op.add(op.matmul(q, k, { transB: true, alpha: 1 / Math.sqrt(hd) }), bias);
-    const context = op.matmul(op.softmax(scores, -1), v);
-    const merged = op.reshape(op.transpose(context, [0, 2, 1, 3]), [...lead, H]);
+    const { merged, cache } = attend(qkv, inputs.past?.[i]);
+    present.push(cache);
     const attn = op.linear(merged, weight(`${p}.attention.dense.weight`), bOf(`${p}.attention.dense.bias`));
 
     const mlp = (h: Tensor): Tensor => {

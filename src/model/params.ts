@@ -2,7 +2,7 @@
 import { Graph, type Tensor } from '../graph/graph.js';
 import type { HostTensor } from '../runtime/session.js';
 import { ConfigError } from '../util/errors.js';
-import { type NeoXConfig, parameterShapes } from './config.js';
+import { type NeoXConfig, headDim, parameterShapes } from './config.js';
 import type { WeightLookup } from './gpt-neox.js';
 
 export type Params = Map<string, Float32Array>;
@@ -49,4 +49,29 @@ export function parameterConstants(graph: Graph, config: NeoXConfig, params: Par
     if (!t) throw new ConfigError(`no parameter ${name} in this configuration`);
     return t;
   };
+}
+
+/**
+ * `params` with every query_key_value weight and bias regrouped from HF's per-head rows
+ * [heads, 3, head_dim] to [3, heads, head_dim], so q, k and v are three contiguous blocks: the
+ * layout the fused attention path reads. The other arrays are shared, not copied.
+ */
+export function groupQkvRows(config: NeoXConfig, params: Params): Params {
+  const nh = config.numHeads;
+  const hd = headDim(config);
+  const grouped: Params = new Map(params);
+  for (const { name, shape } of parameterShapes(config)) {
+    if (!name.includes('.attention.query_key_value.')) continue;
+    const src = params.get(name)!;
+    const rowLength = shape.length === 2 ? shape[1]! : 1;
+    const dst = new Float32Array(src.length);
+    for (let h = 0; h < nh; h++) {
+      for (let part = 0; part < 3; part++) {
+        const from = (h * 3 + part) * hd * rowLength;
+        dst.set(src.subarray(from, from + hd * rowLength), (part * nh + h) * hd * rowLength);
+      }
+    }
+    grouped.set(name, dst);
+  }
+  return grouped;
 }

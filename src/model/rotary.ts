@@ -29,6 +29,18 @@ export function rotaryTables(positions: number, rotaryDims: number, base: number
   return { cos, sin };
 }
 
+/** cos and sin [positions, r/2] of the rotary angles: the tables the fused rotary op reads. */
+export function halfRotaryTables(positions: number, rotaryDims: number, base: number): { cos: Float32Array; sin: Float32Array } {
+  const { cos, sin } = rotaryTables(positions, rotaryDims, base);
+  const half = rotaryDims / 2;
+  const firstHalves = (table: Float32Array): Float32Array => {
+    const out = new Float32Array(positions * half);
+    for (let p = 0; p < positions; p++) out.set(table.subarray(p * rotaryDims, p * rotaryDims + half), p * half);
+    return out;
+  };
+  return { cos: firstHalves(cos), sin: firstHalves(sin) };
+}
+
 /**
  * The rotary tables widened to whole q/k/v rows [positions, 3, head_dim], so one multiply-add
  * rotates q and k and passes everything else through: cos is 1 and sin 0 on the dimensions past
