@@ -40,6 +40,11 @@ export function randomTokens(count: number, vocab: number, seed = 1): BigInt64Ar
   return BigInt64Array.from({ length: count }, () => BigInt(rng.int(vocab)));
 }
 
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
 /** Median seconds of `runs` calls after `warmup` calls. */
 export async function timeIt(fn: () => Promise<unknown>, runs = 5, warmup = 1): Promise<number> {
   for (let i = 0; i < warmup; i++) await fn();
@@ -49,8 +54,7 @@ export async function timeIt(fn: () => Promise<unknown>, runs = 5, warmup = 1): 
     await fn();
     times.push((performance.now() - t0) / 1000);
   }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)]!;
+  return median(times);
 }
 
 export function loadNote(): string {
