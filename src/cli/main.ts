@@ -4,8 +4,10 @@ import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { registerBatch } from './commands/batch.js';
 import { registerData } from './commands/data.js';
+import { registerEval } from './commands/eval.js';
 import { registerExport } from './commands/export.js';
 import { registerModel } from './commands/model.js';
+import { registerResults } from './commands/results.js';
 import { registerSuite } from './commands/suite.js';
 import { registerSynth } from './commands/synth.js';
 import { registerTokenizer } from './commands/tokenizer.js';
@@ -26,6 +28,8 @@ export function buildProgram(): Command {
   registerSynth(program);
   registerTrain(program);
   registerSuite(program);
+  registerEval(program);
+  registerResults(program);
   registerExport(program);
   return program;
 }

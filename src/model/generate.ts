@@ -20,6 +20,8 @@ export interface GenerateOptions {
   seed?: number;
   /** Stop a row once it emits this token. */
   eosTokenId?: number;
+  /** Stop a row once this returns true for its generated tokens so far (stop strings, say). */
+  stop?: (row: number, generated: readonly number[]) => boolean;
   padTokenId?: number;
 }
 
@@ -85,7 +87,8 @@ export async function generate(decoder: Decoder, prompts: readonly (readonly num
     v.fill(1, width - p.length);
     return v;
   });
-  const done = new Array<boolean>(batch).fill(false);
+  // A finished row's length (prompt padding included); later positions are padding, masked out.
+  const ended = new Array<number | undefined>(batch).fill(undefined);
 
   let cache: HostTensor[] = decoder.emptyCache(batch);
   let fed = 0;
@@ -106,18 +109,17 @@ export async function generate(decoder: Decoder, prompts: readonly (readonly num
     cache = result.cache;
     fed = tokens[0]!.length;
     for (let b = 0; b < batch; b++) {
-      const next = done[b] ? pad : pick(result.logits, b * vocab, vocab, options, rng);
+      if (ended[b] !== undefined) {
+        tokens[b]!.push(pad);
+        valid[b]![fed] = 0;
+        continue;
+      }
+      const next = pick(result.logits, b * vocab, vocab, options, rng);
       tokens[b]!.push(next);
-      if (done[b]) valid[b]![fed] = 0;
-      if (options.eosTokenId !== undefined && next === options.eosTokenId) done[b] = true;
+      const finished = (options.eosTokenId !== undefined && next === options.eosTokenId) || options.stop?.(b, tokens[b]!.slice(width));
+      if (finished) ended[b] = tokens[b]!.length;
     }
-    if (done.every(Boolean)) break;
+    if (ended.every((e) => e !== undefined)) break;
   }
-  return tokens.map((row, b) => {
-    const padding = width - prompts[b]!.length;
-    const out = row.slice(padding);
-    if (options.eosTokenId === undefined) return out;
-    const cut = out.indexOf(options.eosTokenId, prompts[b]!.length);
-    return cut < 0 ? out : out.slice(0, cut + 1);
-  });
+  return tokens.map((row, b) => row.slice(width - prompts[b]!.length, ended[b]));
 }

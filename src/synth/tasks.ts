@@ -15,10 +15,56 @@ export function toJsonLines(items: readonly object[]): string {
   return items.map((item) => JSON.stringify(item) + '\n').join('');
 }
 
+const pad = (i: number) => String(i).padStart(5, '0');
+
+/**
+ * Each task as `pythia eval` reads it (docs/evaluation.md): the evaluation fields first, then the
+ * generator's own fields as metadata. QA and arithmetic are generate_until in the corpus's own
+ * `Q: ... A:` form; LAMBADA is loglikelihood of `" " + word`; WinoBias is multiple choice between the
+ * two pronouns after the prefix, once with the stereotyped pronoun as gold (`type: "pro"`) and once
+ * with the other (`type: "anti"`), as WinoBias pairs pro- and anti-stereotypical items; CrowS-Pairs
+ * is multiple choice between the two whole sentences after an empty context, gold the more
+ * stereotypical one, so its accuracy is the share of pairs where the stereotype is more likely.
+ */
+export function evaluationLines(tasks: Tasks): Record<keyof Tasks, object[]> {
+  return {
+    qa: tasks.qa.map((t, i) => ({ id: `qa-${pad(i)}`, output_type: 'generate_until', context: `Q: ${t.question} A:`, ...t })),
+    arithmetic: tasks.arithmetic.map((t, i) => ({
+      id: `arithmetic-${pad(i)}`,
+      output_type: 'generate_until',
+      context: `Q: ${t.question} A:`,
+      ...t,
+      answer: String(t.answer),
+    })),
+    winobias: tasks.winobias.flatMap((t, i) =>
+      (['pro', 'anti'] as const).map((type) => ({
+        id: `winobias-${pad(i)}-${type}`,
+        output_type: 'multiple_choice',
+        context: t.prefix,
+        choices: [t.proPronoun, t.antiPronoun],
+        gold: type === 'pro' ? 0 : 1,
+        type,
+        ...t,
+      })),
+    ),
+    crows_pairs: tasks.crows_pairs.map((t, i) => ({
+      id: `crows_pairs-${pad(i)}`,
+      output_type: 'multiple_choice',
+      context: '',
+      choices: [t.more, t.less],
+      gold: 0,
+      target_delimiter: '',
+      ...t,
+    })),
+    lambada: tasks.lambada.map((t, i) => ({ id: `lambada-${pad(i)}`, output_type: 'loglikelihood', ...t, target: ` ${t.target}` })),
+  };
+}
+
 export async function writeTasks(out: string, tasks: Tasks): Promise<string[]> {
   const written: string[] = [];
+  const lines = evaluationLines(tasks);
   for (const name of Object.keys(TASK_FILES) as (keyof Tasks)[]) {
-    await writeFileAtomic(join(out, TASK_FILES[name]), toJsonLines(tasks[name]));
+    await writeFileAtomic(join(out, TASK_FILES[name]), toJsonLines(lines[name]));
     written.push(TASK_FILES[name]);
   }
   return written;

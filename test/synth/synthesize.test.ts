@@ -193,7 +193,9 @@ describe('pythia synth output', () => {
     const arithmetic = readJsonl(join(dirs[0]!, 'tasks/arithmetic.jsonl'));
     assert.equal(arithmetic.length, 2 * 100 * OPTIONS.arithmeticTaskOperands);
     for (const t of arithmetic) {
-      assert.equal(t.answer, t.op === 'plus' ? t.x1 + t.x2 : t.x1 * t.x2);
+      assert.equal(t.answer, String(t.op === 'plus' ? t.x1 + t.x2 : t.x1 * t.x2));
+      assert.equal(t.context, `Q: ${t.question} A:`);
+      assert.equal(t.output_type, 'generate_until');
       assert.ok(t.x2 >= 1 && t.x2 <= 50);
       assert.equal(t.question, `What is ${t.x1} ${t.op} ${t.x2}?`);
     }
@@ -208,7 +210,9 @@ describe('pythia synth output', () => {
       assert.ok(t.pro.startsWith(`${t.prefix} ${t.proPronoun} `), t.pro);
       assert.ok(t.anti.startsWith(`${t.prefix} ${t.antiPronoun} `), t.anti);
       assert.ok(!texts.some((text) => text.includes(t.pro)), 'probe sentences are held out of the corpus');
+      assert.deepEqual([t.context, t.choices, t.gold], [t.prefix, [t.proPronoun, t.antiPronoun], t.type === 'pro' ? 0 : 1]);
     }
+    assert.equal(winobias.filter((t) => t.type === 'pro').length, winobias.length / 2);
     const crows = readJsonl(join(dirs[0]!, 'tasks/crows_pairs.jsonl'));
     for (const t of crows) {
       const more = t.more.split(' ');
@@ -216,10 +220,14 @@ describe('pythia synth output', () => {
       const differing = more.flatMap((w: string, i: number) => (w === less[i] ? [] : [[w, less[i]]]));
       assert.equal(differing.length, 1, t.more);
       assert.equal(genderOf(differing[0][0]), t.stereotype);
+      assert.deepEqual([t.context, t.choices, t.gold, t.target_delimiter], ['', [t.more, t.less], 0, '']);
     }
     const lambada = readJsonl(join(dirs[0]!, 'tasks/lambada.jsonl'));
     assert.equal(lambada.length, OPTIONS.lambadaItems);
-    for (const t of lambada) assert.ok(wholeWord(t.target).test(t.context) && t.context.endsWith(' the'));
+    for (const t of lambada) {
+      assert.ok(t.target.startsWith(' '), 'the target carries its own leading space');
+      assert.ok(wholeWord(t.target.trim()).test(t.context) && t.context.endsWith(' the'));
+    }
   });
 
   it('tokenizes every document, EOD appended, into a dataset that decodes back to the corpus', async () => {

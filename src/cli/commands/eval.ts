@@ -1,0 +1,140 @@
+/** `pythia eval`: lm-eval-style benchmarks over every (model × checkpoint × task × shots) cell, into a results database. */
+import cliProgress from 'cli-progress';
+import { type Command, InvalidArgumentError } from 'commander';
+import { OUTPUT_TYPES, type OutputType } from '../../eval/tasks.js';
+import { DEFAULT_SEED, type EvalEvent, type EvaluateSummary, evaluate, type Shard } from '../../results/evaluate.js';
+import { nonNegativeInt, positiveInt } from '../arguments.js';
+
+export function intList(value: string): number[] {
+  const parts = value.split(',').map((s) => s.trim());
+  if (parts.some((p) => !/^\d+$/.test(p))) throw new InvalidArgumentError('expected comma-separated non-negative integers, e.g. 0,2,4.');
+  return parts.map(Number);
+}
+
+export function parseShard(value: string): Shard {
+  const m = /^(\d+)\/(\d+)$/.exec(value.trim());
+  if (!m || Number(m[2]) < 1 || Number(m[1]) >= Number(m[2])) throw new InvalidArgumentError('expected i/n with 0 <= i < n, e.g. 3/64 (a Slurm array task: $SLURM_ARRAY_TASK_ID/64).');
+  return { index: Number(m[1]), count: Number(m[2]) };
+}
+
+function outputType(value: string): OutputType {
+  if (!(OUTPUT_TYPES as readonly string[]).includes(value)) throw new InvalidArgumentError(`expected one of ${OUTPUT_TYPES.join(', ')}.`);
+  return value as OutputType;
+}
+
+interface EvalFlags {
+  tasks?: string[];
+  taskDir?: string[];
+  steps?: number[] | 'all';
+  models?: string[];
+  shots: number[];
+  seed: number;
+  limit?: number;
+  db?: string;
+  batchSize: number;
+  maxGenTokens: number;
+  threads?: number;
+  outputType?: OutputType;
+  fewshotFile?: string;
+  tokenizer?: string;
+  shard?: Shard;
+  json?: boolean;
+}
+
+function label(c: { model: string; step: number; task: string; shots: number }): string {
+  return `${c.model} step ${c.step} ${c.task} ${c.shots}-shot`;
+}
+
+/** Progress over the grid: a bar on a terminal, a line per finished cell otherwise (cluster logs). */
+function progressReporter(): { onEvent: (e: EvalEvent) => void; stop: () => void } {
+  const tty = process.stderr.isTTY === true;
+  const bar = new cliProgress.SingleBar(
+    { format: 'eval |{bar}| {value}/{total} cells | {cell} | ETA {eta_formatted}', stream: process.stderr, hideCursor: true, etaBuffer: 10 },
+    cliProgress.Presets.shades_classic,
+  );
+  let started = false;
+  return {
+    onEvent(e) {
+      if (e.type === 'plan') {
+        process.stderr.write(`pythia eval: ${e.cells} cells, ${e.skipped} already in the database, ${e.checkpoints} checkpoints to load\n`);
+        if (tty && e.cells > e.skipped) {
+          bar.start(e.cells, e.skipped, { cell: '' });
+          started = true;
+        }
+      } else if (e.type === 'progress' && started) {
+        bar.update({ cell: `${label(e.cell)} ${e.done}/${e.items}` });
+      } else if (e.type === 'cell') {
+        const summary = e.aggregates.map((a) => `${a.metric} ${a.value.toFixed(4)}`).join(', ');
+        if (started) bar.update(e.index, { cell: label(e.cell) });
+        else process.stderr.write(`[${e.index}/${e.total}] ${label(e.cell)}: ${summary} (${e.seconds.toFixed(1)} s)\n`);
+      }
+    },
+    stop() {
+      if (started) bar.stop();
+    },
+  };
+}
+
+export function formatSummary(aggregates: EvaluateSummary['rows']): string {
+  const header = ['model', 'step', 'task', 'shots', 'metric', 'value', 'stderr'];
+  const rows = aggregates.map((r) => [r.model, String(r.step), r.task, String(r.shots), r.metric, r.value.toFixed(4), r.stderr === null ? '-' : r.stderr.toFixed(4)]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i >= 5 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  return [line(header), ...rows.map(line)].join('\n') + '\n';
+}
+
+export function registerEval(program: Command): void {
+  program
+    .command('eval')
+    .description(
+      'evaluate checkpoints on lm-eval-style tasks (multiple_choice, loglikelihood, loglikelihood_rolling, generate_until) ' +
+        'into a DuckDB results database; cells already there are skipped, so an interrupted run resumes',
+    )
+    .argument('<sources...>', 'suite folders, checkpoint folders (HF layout or <model>/step<N>)')
+    .option('--tasks <tasks...>', 'task files (.jsonl) or names in the task folders (default: every task there)')
+    .option('--task-dir <dirs...>', "folders of <name>.jsonl tasks (default: the tasks/ of the suite's synthetic corpus)")
+    .option('--steps <list>', 'only these checkpoint steps of a suite, e.g. 0,512,1000, or all', (v: string) => (v === 'all' ? 'all' : intList(v)))
+    .option('--models <names...>', "only these models of a suite")
+    .option('--shots <list>', 'numbers of few-shot demonstrations, e.g. 0,2,4,8,16', intList, [0])
+    .option('--seed <n>', 'seed of the few-shot draw', nonNegativeInt, DEFAULT_SEED)
+    .option('--fewshot-file <file>', 'draw demonstrations from this task file instead of each task itself')
+    .option('--output-type <type>', `the kind of lines that lack output_type (${OUTPUT_TYPES.join(', ')})`, outputType)
+    .option('--limit <n>', 'only the first n items of each task', positiveInt)
+    .option('--db <file>', 'results database (default: <suite>/results.duckdb for one suite)')
+    .option('--batch-size <n>', 'rows scored or generated at once', positiveInt, 16)
+    .option('--max-gen-tokens <n>', 'most tokens a generate_until item may generate', positiveInt, 32)
+    .option('--tokenizer <file>', 'tokenizer.json for checkpoints that carry none')
+    .option('--threads <n>', 'compute threads (default: every core)', positiveInt)
+    .option('--shard <i/n>', 'evaluate only every n-th cell of the grid starting at i (cluster array jobs; merge with `pythia results merge`)', parseShard)
+    .option('--json', 'print the summary table as JSON')
+    .action(async (sources: string[], flags: EvalFlags) => {
+      const progress = progressReporter();
+      let summary: EvaluateSummary;
+      try {
+        summary = await evaluate({
+          sources,
+          tasks: flags.tasks,
+          taskDirs: flags.taskDir,
+          outputType: flags.outputType,
+          fewshotFile: flags.fewshotFile,
+          models: flags.models,
+          steps: flags.steps === 'all' ? undefined : flags.steps,
+          shots: flags.shots,
+          seed: flags.seed,
+          limit: flags.limit,
+          db: flags.db,
+          batchSize: flags.batchSize,
+          maxGenTokens: flags.maxGenTokens,
+          threads: flags.threads,
+          tokenizer: flags.tokenizer,
+          shard: flags.shard,
+          onEvent: progress.onEvent,
+        });
+      } finally {
+        progress.stop();
+      }
+      if (flags.json) process.stdout.write(`${JSON.stringify(summary.rows, null, 2)}\n`);
+      else process.stdout.write(formatSummary(summary.rows));
+      process.stderr.write(`pythia eval: ${summary.evaluated} cells evaluated, ${summary.skipped} already there; results in ${summary.db}\n`);
+    });
+}

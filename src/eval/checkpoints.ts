@@ -1,0 +1,93 @@
+/**
+ * Which checkpoints a set of sources names: a suite folder (every `<model>/step<N>/`), a checkpoint
+ * folder (an HF folder, or a suite's `<model>/step<N>`), or a resolved hub snapshot. Each comes
+ * with its model name, step and, where known, the tokens it has trained on.
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { ConfigError } from '../util/errors.js';
+
+export interface CheckpointRef {
+  model: string;
+  /** Training step; -1 where the source does not say. */
+  step: number;
+  dir: string;
+  tokens: number | null;
+}
+
+export interface SuiteModels {
+  dir: string;
+  models: { name: string; dir: string; steps: number[]; log: string | undefined }[];
+}
+
+const STEP_DIR = /^step(\d+)$/;
+
+export function isCheckpointDir(dir: string): boolean {
+  return existsSync(join(dir, 'config.json'));
+}
+
+function stepsIn(dir: string): number[] {
+  return readdirSync(dir, { withFileTypes: true })
+    .filter((e) => e.isDirectory() && STEP_DIR.test(e.name) && isCheckpointDir(join(dir, e.name)))
+    .map((e) => Number(STEP_DIR.exec(e.name)![1]))
+    .sort((a, b) => a - b);
+}
+
+/** A suite folder: one subfolder per model, each holding `step<N>` checkpoint folders. */
+export function readSuite(dir: string): SuiteModels | undefined {
+  if (!existsSync(dir) || isCheckpointDir(dir)) return undefined;
+  const models = readdirSync(dir, { withFileTypes: true })
+    .filter((e) => e.isDirectory())
+    .map((e) => ({ name: e.name, dir: join(dir, e.name) }))
+    .map((m) => ({ ...m, steps: stepsIn(m.dir), log: existsSync(join(m.dir, 'log.jsonl')) ? join(m.dir, 'log.jsonl') : undefined }))
+    .filter((m) => m.steps.length > 0)
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return models.length > 0 ? { dir, models } : undefined;
+}
+
+/** Tokens seen by a checkpoint our trainer wrote (trainer_state.json), else null. */
+export function tokensSeen(dir: string): number | null {
+  const path = join(dir, 'trainer_state.json');
+  if (!existsSync(path)) return null;
+  try {
+    const state = JSON.parse(readFileSync(path, 'utf8')) as { samplesConsumed?: unknown; recipe?: { seqLength?: unknown } };
+    const samples = state.samplesConsumed;
+    const seq = state.recipe?.seqLength;
+    return typeof samples === 'number' && typeof seq === 'number' ? samples * seq : null;
+  } catch {
+    return null;
+  }
+}
+
+/** A single checkpoint folder: `<model>/step<N>` gives (model, N); any other folder is its own model at step −1. */
+export function checkpointRef(dir: string, named?: { model: string; step?: number; tokens?: number | null }): CheckpointRef {
+  const abs = resolve(dir);
+  const m = STEP_DIR.exec(basename(abs));
+  const model = named?.model ?? (m ? basename(dirname(abs)) : basename(abs));
+  const step = named?.step ?? (m ? Number(m[1]) : -1);
+  return { model, step, dir, tokens: named?.tokens !== undefined ? named.tokens : tokensSeen(dir) };
+}
+
+export interface CheckpointFilter {
+  models?: readonly string[];
+  /** Only these steps (each must exist for some model); undefined: all. */
+  steps?: readonly number[];
+}
+
+/** Every checkpoint of a suite, filtered; unknown model names and steps are errors. */
+export function suiteCheckpoints(suite: SuiteModels, filter: CheckpointFilter): CheckpointRef[] {
+  let models = suite.models;
+  if (filter.models && filter.models.length > 0) {
+    const unknown = filter.models.filter((n) => !models.some((m) => m.name === n));
+    if (unknown.length > 0) throw new ConfigError(`--models: ${unknown.join(', ')} not in ${suite.dir} (${models.map((m) => m.name).join(', ')})`);
+    models = models.filter((m) => filter.models!.includes(m.name));
+  }
+  if (filter.steps) {
+    const all = new Set(models.flatMap((m) => m.steps));
+    const missing = filter.steps.filter((s) => !all.has(s));
+    if (missing.length > 0) throw new ConfigError(`--steps: no checkpoint at step ${missing.join(', ')} in ${suite.dir} (steps: ${[...all].sort((a, b) => a - b).join(', ')})`);
+  }
+  return models.flatMap((m) =>
+    m.steps.filter((s) => !filter.steps || filter.steps.includes(s)).map((step) => checkpointRef(join(m.dir, `step${step}`), { model: m.name, step })),
+  );
+}

@@ -1,0 +1,168 @@
+/**
+ * Evaluates one checkpoint on one task at one number of shots: builds every item's prompt, scores
+ * or generates in batches, and returns per-item results with their aggregates.
+ */
+import type { TextTokenizer } from '../data/tokenizer.js';
+import type { NeoXConfig } from '../model/config.js';
+import { Decoder } from '../model/decoder.js';
+import { generate } from '../model/generate.js';
+import type { Params } from '../model/params.js';
+import { Scorer, type ScoreRequest } from '../model/score.js';
+import type { RuntimeOptions } from '../runtime/session.js';
+import { ConfigError } from '../util/errors.js';
+import { encodePairs, rollingWindows, type TextPair } from './encode.js';
+import { drawDemonstrations, fewshotPrompt } from './fewshot.js';
+import { type Aggregate, type ItemResult, aggregate, countBytes, countWords, cutAtStop, exactMatch, multipleChoiceResult } from './metrics.js';
+import type { GenerateItem, Task, TaskItem } from './tasks.js';
+
+/** A checkpoint ready to evaluate. Scoring and decoding sessions are compiled per architecture and shared. */
+export interface EvalModel {
+  config: NeoXConfig;
+  params: Params;
+  tokenizer: TextTokenizer;
+}
+
+export interface TaskRunOptions {
+  shots: number;
+  /** Seed of the few-shot draw. */
+  seed: number;
+  /** Demonstrations come from here instead of the task's own other items. */
+  fewshotPool?: readonly TaskItem[];
+  /** Only the first N items. */
+  limit?: number;
+  batchSize: number;
+  /** Most tokens generate_until items may generate. */
+  maxGenTokens: number;
+  runtime?: RuntimeOptions;
+  /** Called after each batch with items done so far. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface TaskRun {
+  items: ItemResult[];
+  aggregates: Aggregate[];
+}
+
+export function selectedItems(task: Task, limit: number | undefined): TaskItem[] {
+  return limit === undefined ? task.items : task.items.slice(0, limit);
+}
+
+export async function runTask(model: EvalModel, task: Task, options: TaskRunOptions): Promise<TaskRun> {
+  const items = selectedItems(task, options.limit);
+  if (task.outputType === 'loglikelihood_rolling' && options.shots > 0) {
+    throw new ConfigError(`task ${task.name}: loglikelihood_rolling takes no few-shot demonstrations (use --shots 0)`);
+  }
+  const pool = options.fewshotPool ?? task.items;
+  const prompts = items.map((item) => fewshotPrompt(item, drawDemonstrations(item, pool, options.shots, options.seed, task.name)));
+  let results: ItemResult[];
+  switch (task.outputType) {
+    case 'multiple_choice':
+    case 'loglikelihood':
+      results = await scoreChoices(model, items, prompts, options);
+      break;
+    case 'loglikelihood_rolling':
+      results = await scoreRolling(model, items, options);
+      break;
+    case 'generate_until':
+      results = await generateAnswers(model, items as GenerateItem[], prompts, options);
+      break;
+  }
+  return { items: results, aggregates: aggregate(task.outputType, results) };
+}
+
+async function scorer(model: EvalModel, runtime: RuntimeOptions | undefined): Promise<Scorer> {
+  return Scorer.create(model.config, model.params, runtime);
+}
+
+/** Scores requests in slices, so progress can be reported between them. */
+async function scoreInSlices(s: Scorer, requests: ScoreRequest[], options: TaskRunOptions, itemsPerRequest: (done: number) => number, totalItems: number) {
+  const slice = options.batchSize * 16;
+  const out = [];
+  for (let start = 0; start < requests.length; start += slice) {
+    out.push(...(await s.score(requests.slice(start, start + slice), options.batchSize)));
+    options.onProgress?.(itemsPerRequest(Math.min(start + slice, requests.length)), totalItems);
+  }
+  return out;
+}
+
+async function scoreChoices(model: EvalModel, items: readonly TaskItem[], prompts: readonly string[], options: TaskRunOptions): Promise<ItemResult[]> {
+  const pairs: TextPair[] = [];
+  const owner: number[] = [];
+  items.forEach((item, i) => {
+    if (item.kind === 'multiple_choice') {
+      for (const choice of item.choices) {
+        pairs.push({ context: prompts[i]!, continuation: item.targetDelimiter + choice });
+        owner.push(i);
+      }
+    } else if (item.kind === 'loglikelihood') {
+      pairs.push({ context: prompts[i]!, continuation: item.target });
+      owner.push(i);
+    }
+  });
+  const requests = await encodePairs(model.tokenizer, pairs);
+  const scored = await scoreInSlices(await scorer(model, options.runtime), requests, options, (done) => (done === 0 ? 0 : owner[done - 1]! + 1), items.length);
+  let k = 0;
+  return items.map((item) => {
+    if (item.kind === 'multiple_choice') {
+      const lls = item.choices.map(() => scored[k++]!.logprob);
+      return multipleChoiceResult(item.id, item.choices, item.gold, lls);
+    }
+    const r = scored[k]!;
+    const tokens = requests[k++]!.continuation.length;
+    return { itemId: item.id, acc: r.isGreedy ? 1 : 0, loglikelihood: r.logprob, isGreedy: r.isGreedy, tokens };
+  });
+}
+
+async function scoreRolling(model: EvalModel, items: readonly TaskItem[], options: TaskRunOptions): Promise<ItemResult[]> {
+  const texts = items.map((item) => (item.kind === 'loglikelihood_rolling' ? item.text : ''));
+  const encoded = await model.tokenizer.encodeBatch(texts);
+  const requests: ScoreRequest[] = [];
+  const owner: number[] = [];
+  encoded.forEach((tokens, i) => {
+    for (const w of rollingWindows(tokens, model.tokenizer.eodId, model.config.maxPositions)) {
+      requests.push(w);
+      owner.push(i);
+    }
+  });
+  const scored = await scoreInSlices(await scorer(model, options.runtime), requests, options, (done) => (done === 0 ? 0 : owner[done - 1]! + 1), items.length);
+  const lls = new Array<number>(items.length).fill(0);
+  scored.forEach((r, j) => (lls[owner[j]!]! += r.logprob));
+  return items.map((item, i) => ({
+    itemId: item.id,
+    loglikelihood: lls[i]!,
+    tokens: encoded[i]!.length,
+    words: countWords(texts[i]!),
+    bytes: countBytes(texts[i]!),
+  }));
+}
+
+async function generateAnswers(model: EvalModel, items: readonly GenerateItem[], prompts: readonly string[], options: TaskRunOptions): Promise<ItemResult[]> {
+  const { config, tokenizer } = model;
+  const maxNew = Math.min(options.maxGenTokens, config.maxPositions - 1);
+  const room = config.maxPositions - maxNew;
+  const encoded = await tokenizer.encodeBatch(prompts.map((p) => p));
+  // As the harness does: an empty prompt is the end-of-text token; long prompts keep their end.
+  const inputs = encoded.map((ids) => (ids.length === 0 ? [tokenizer.eodId] : ids.slice(Math.max(0, ids.length - room))));
+  const order = inputs.map((_, i) => i).sort((a, b) => inputs[b]!.length - inputs[a]!.length || a - b);
+  const decoder = await Decoder.create(config, model.params, { ...options.runtime, weights: 'inputs' });
+  const texts = new Array<string>(items.length);
+  try {
+    for (let start = 0; start < order.length; start += options.batchSize) {
+      const rows = order.slice(start, start + options.batchSize);
+      const out = await generate(decoder, rows.map((i) => inputs[i]!), {
+        maxNewTokens: maxNew,
+        eosTokenId: tokenizer.eodId,
+        padTokenId: tokenizer.padId ?? tokenizer.eodId,
+        stop: (b, generated) => cutAtStop(tokenizer.decode(generated), items[rows[b]!]!.until).stopped,
+      });
+      rows.forEach((i, b) => {
+        const generated = out[b]!.slice(inputs[i]!.length).filter((id) => id !== tokenizer.eodId);
+        texts[i] = cutAtStop(tokenizer.decode(generated), items[i]!.until).text;
+      });
+      options.onProgress?.(Math.min(start + options.batchSize, order.length), items.length);
+    }
+  } finally {
+    await decoder.release();
+  }
+  return items.map((item, i) => ({ itemId: item.id, exactMatch: exactMatch(texts[i]!, item.answer), prediction: texts[i]! }));
+}

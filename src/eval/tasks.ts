@@ -1,0 +1,179 @@
+/**
+ * Task files: JSON Lines, one item per line, in the shapes lm-evaluation-harness's four request
+ * kinds need. Each line names its kind in `output_type` (or the whole file gets one from
+ * `--output-type`); fields beyond the required ones are kept as the item's metadata (for example
+ * the arithmetic task's operand `x1`, which the term-frequency study joins on).
+ *
+ *   multiple_choice        {"id", "context", "choices": [...], "gold": i}   (optional "target_delimiter")
+ *   loglikelihood          {"id", "context", "target"}                       (target scored as written)
+ *   loglikelihood_rolling  {"id", "text"}
+ *   generate_until         {"id", "context", "answer"}                       (optional "until": [...])
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import { FormatError } from '../util/errors.js';
+
+export const OUTPUT_TYPES = ['multiple_choice', 'loglikelihood', 'loglikelihood_rolling', 'generate_until'] as const;
+export type OutputType = (typeof OUTPUT_TYPES)[number];
+
+interface ItemBase {
+  id: string;
+  /** Every field of the line that is not one of the kind's own. */
+  meta: Record<string, unknown>;
+}
+
+export interface MultipleChoiceItem extends ItemBase {
+  kind: 'multiple_choice';
+  context: string;
+  choices: string[];
+  gold: number;
+  targetDelimiter: string;
+}
+
+export interface LoglikelihoodItem extends ItemBase {
+  kind: 'loglikelihood';
+  context: string;
+  target: string;
+}
+
+export interface RollingItem extends ItemBase {
+  kind: 'loglikelihood_rolling';
+  text: string;
+}
+
+export interface GenerateItem extends ItemBase {
+  kind: 'generate_until';
+  context: string;
+  answer: string;
+  until: string[];
+}
+
+export type TaskItem = MultipleChoiceItem | LoglikelihoodItem | RollingItem | GenerateItem;
+
+export interface Task {
+  /** The file name without `.jsonl`. */
+  name: string;
+  path: string;
+  outputType: OutputType;
+  items: TaskItem[];
+  /** sha256 of the file's bytes: a results database records which version of a task it scored. */
+  sha256: string;
+}
+
+/** lm-evaluation-harness's defaults. */
+export const TARGET_DELIMITER = ' ';
+export const FEWSHOT_DELIMITER = '\n\n';
+export const DEFAULT_UNTIL = ['\n'];
+
+const OWN_FIELDS: Record<OutputType, readonly string[]> = {
+  multiple_choice: ['id', 'output_type', 'context', 'choices', 'gold', 'target_delimiter'],
+  loglikelihood: ['id', 'output_type', 'context', 'target'],
+  loglikelihood_rolling: ['id', 'output_type', 'text'],
+  generate_until: ['id', 'output_type', 'context', 'answer', 'until'],
+};
+
+export function taskNameOf(path: string): string {
+  return basename(path).replace(/\.jsonl$/, '');
+}
+
+/** Parses a task file; every problem is a one-line error naming the file, the line and the field. */
+export function readTask(path: string, outputType?: OutputType): Task {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new FormatError(path, code === 'ENOENT' ? 'task file not found' : `cannot read (${code ?? (e as Error).message})`);
+  }
+  const lines = bytes.toString('utf8').split('\n');
+  const items: TaskItem[] = [];
+  const ids = new Map<string, number>();
+  let fileType: OutputType | undefined = outputType;
+  lines.forEach((text, i) => {
+    if (text.trim() === '') return;
+    const where = `${path}:${i + 1}`;
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (e) {
+      throw new FormatError(where, `not valid JSON (${(e as Error).message})`);
+    }
+    if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new FormatError(where, 'expected a JSON object');
+    const line = json as Record<string, unknown>;
+    const type = lineType(line, outputType, where);
+    if (fileType !== undefined && type !== fileType) {
+      throw new FormatError(where, `output_type: "${type}" differs from the file's "${fileType}" (one kind per task file)`);
+    }
+    fileType = type;
+    const item = parseItem(line, type, where);
+    const seen = ids.get(item.id);
+    if (seen !== undefined) throw new FormatError(where, `id: "${item.id}" already used on line ${seen}`);
+    ids.set(item.id, i + 1);
+    items.push(item);
+  });
+  if (items.length === 0 || fileType === undefined) throw new FormatError(path, 'no items: expected JSON Lines, one task item per line');
+  return { name: taskNameOf(path), path, outputType: fileType, items, sha256: createHash('sha256').update(bytes).digest('hex') };
+}
+
+function lineType(line: Record<string, unknown>, fallback: OutputType | undefined, where: string): OutputType {
+  const t = line.output_type;
+  if (t === undefined) {
+    if (fallback) return fallback;
+    throw new FormatError(where, `output_type: missing (expected one of ${OUTPUT_TYPES.join(', ')}; or pass --output-type for the file)`);
+  }
+  if (typeof t !== 'string' || !(OUTPUT_TYPES as readonly string[]).includes(t)) {
+    throw new FormatError(where, `output_type: expected one of ${OUTPUT_TYPES.join(', ')}, got ${JSON.stringify(t)}`);
+  }
+  return t as OutputType;
+}
+
+function field<T>(line: Record<string, unknown>, name: string, where: string, check: (v: unknown) => v is T, expected: string): T {
+  const v = line[name];
+  if (v === undefined) throw new FormatError(where, `${name}: missing (expected ${expected})`);
+  if (!check(v)) throw new FormatError(where, `${name}: expected ${expected}, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+const isString = (v: unknown): v is string => typeof v === 'string';
+const isStringList = (v: unknown): v is string[] => Array.isArray(v) && v.every(isString);
+
+function parseItem(line: Record<string, unknown>, kind: OutputType, where: string): TaskItem {
+  const rawId = line.id;
+  if (rawId === undefined) throw new FormatError(where, 'id: missing (expected a string or number unique in the file)');
+  if (typeof rawId !== 'string' && !(typeof rawId === 'number' && Number.isFinite(rawId))) {
+    throw new FormatError(where, `id: expected a string or number, got ${JSON.stringify(rawId)}`);
+  }
+  const id = String(rawId);
+  const meta: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(line)) if (!OWN_FIELDS[kind].includes(k)) meta[k] = v;
+  switch (kind) {
+    case 'multiple_choice': {
+      const context = field(line, 'context', where, isString, 'a string');
+      const choices = field(line, 'choices', where, (v): v is string[] => isStringList(v) && v.length >= 2, 'an array of at least two strings');
+      const gold = field(line, 'gold', where, (v): v is number => Number.isInteger(v), 'an integer index into choices');
+      if (gold < 0 || gold >= choices.length) throw new FormatError(where, `gold: ${gold} is out of range for ${choices.length} choices (expected 0 to ${choices.length - 1})`);
+      const targetDelimiter = line.target_delimiter === undefined ? TARGET_DELIMITER : field(line, 'target_delimiter', where, isString, 'a string');
+      choices.forEach((c, i) => {
+        if (targetDelimiter + c === '') throw new FormatError(where, `choices[${i}]: empty (nothing to score)`);
+      });
+      return { kind, id, meta, context, choices, gold, targetDelimiter };
+    }
+    case 'loglikelihood': {
+      const context = field(line, 'context', where, isString, 'a string');
+      const target = field(line, 'target', where, (v): v is string => isString(v) && v.length > 0, 'a non-empty string (with its own leading space, e.g. " word")');
+      return { kind, id, meta, context, target };
+    }
+    case 'loglikelihood_rolling': {
+      const text = field(line, 'text', where, (v): v is string => isString(v) && v.length > 0, 'a non-empty string');
+      return { kind, id, meta, text };
+    }
+    case 'generate_until': {
+      const context = field(line, 'context', where, isString, 'a string');
+      const answer = field(line, 'answer', where, isString, 'a string');
+      const until =
+        line.until === undefined ? DEFAULT_UNTIL : field(line, 'until', where, (v): v is string[] => isStringList(v) && v.length > 0 && v.every((s) => s !== ''), 'a non-empty array of non-empty stop strings');
+      return { kind, id, meta, context, answer, until };
+    }
+  }
+}

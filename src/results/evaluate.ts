@@ -1,0 +1,221 @@
+/**
+ * `evaluate`: the grid of (checkpoint × task × shots) cells into a results database. Cells already
+ * in the database are skipped, so an interrupted run resumes; `shard` takes a deterministic 1/n of
+ * the cells (every n-th of the grid in its sorted order), so array jobs split a grid with no
+ * coordination and `mergeDatabases` puts the pieces back together.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { loadTokenizer, type TextTokenizer } from '../data/tokenizer.js';
+import { type CheckpointRef, checkpointRef, isCheckpointDir, readSuite, suiteCheckpoints } from '../eval/checkpoints.js';
+import type { Aggregate } from '../eval/metrics.js';
+import { runTask } from '../eval/run-task.js';
+import { resolveTaskPaths, suiteTaskDir } from '../eval/task-files.js';
+import { type OutputType, type Task, readTask } from '../eval/tasks.js';
+import { loadCheckpoint } from '../model/checkpoint.js';
+import { countParameters } from '../model/config.js';
+import { ConfigError, FormatError } from '../util/errors.js';
+import { type CellKey, ResultsStore, type TrainingLogRow, cellId } from './store.js';
+
+export interface Shard {
+  index: number;
+  count: number;
+}
+
+export interface EvaluateOptions {
+  /** Suite folders, checkpoint folders (or resolved hub snapshots with their names). */
+  sources: readonly (string | CheckpointRef)[];
+  /** Task files or names; default every task in the task folders. */
+  tasks?: readonly string[];
+  taskDirs?: readonly string[];
+  outputType?: OutputType;
+  /** Demonstrations from this file instead of each task's own items. */
+  fewshotFile?: string;
+  models?: readonly string[];
+  steps?: readonly number[];
+  /** Numbers of demonstrations; default [0]. */
+  shots?: readonly number[];
+  /** Seed of the few-shot draw; default 1234 (lm-evaluation-harness's). */
+  seed?: number;
+  limit?: number;
+  /** The results database; default `<suite>/results.duckdb` for one suite. */
+  db?: string;
+  batchSize?: number;
+  maxGenTokens?: number;
+  threads?: number;
+  /** A tokenizer for checkpoints that carry none. */
+  tokenizer?: string;
+  shard?: Shard;
+  onEvent?: (e: EvalEvent) => void;
+}
+
+export type EvalEvent =
+  | { type: 'plan'; cells: number; skipped: number; checkpoints: number }
+  | { type: 'cell'; cell: CellKey; index: number; total: number; aggregates: Aggregate[]; seconds: number }
+  | { type: 'progress'; cell: CellKey; done: number; items: number };
+
+export interface EvaluateSummary {
+  db: string;
+  /** Cells of this grid (this shard's), whether evaluated now or found in the database. */
+  cells: CellKey[];
+  evaluated: number;
+  skipped: number;
+  /** Aggregates of every cell of the grid, from the database. */
+  rows: { model: string; step: number; task: string; shots: number; metric: string; value: number; stderr: number | null; n: number }[];
+}
+
+export const DEFAULT_SEED = 1234;
+
+interface Plan {
+  checkpoints: CheckpointRef[];
+  suites: NonNullable<ReturnType<typeof readSuite>>[];
+  taskDirs: string[];
+}
+
+function planSources(options: EvaluateOptions): Plan {
+  const plan: Plan = { checkpoints: [], suites: [], taskDirs: [...(options.taskDirs ?? [])] };
+  for (const source of options.sources) {
+    if (typeof source !== 'string') {
+      plan.checkpoints.push(source);
+      continue;
+    }
+    if (!existsSync(source)) throw new ConfigError(`${source}: no such suite or checkpoint folder`);
+    if (isCheckpointDir(source)) {
+      plan.checkpoints.push(checkpointRef(source));
+      continue;
+    }
+    const suite = readSuite(source);
+    if (!suite) throw new ConfigError(`${source}: neither a checkpoint folder (config.json) nor a suite folder (<model>/step<N>/config.json)`);
+    plan.suites.push(suite);
+    plan.checkpoints.push(...suiteCheckpoints(suite, { models: options.models, steps: options.steps }));
+    if (!options.taskDirs?.length) {
+      const dir = suiteTaskDir(source);
+      if (dir && !plan.taskDirs.includes(dir)) plan.taskDirs.push(dir);
+    }
+  }
+  const seen = new Map<string, string>();
+  for (const c of plan.checkpoints) {
+    const id = `${c.model}@${c.step}`;
+    const other = seen.get(id);
+    if (other !== undefined && other !== c.dir) throw new ConfigError(`two checkpoints are both ${c.model} step ${c.step}: ${other} and ${c.dir}`);
+    seen.set(id, c.dir);
+  }
+  return plan;
+}
+
+export function defaultDatabase(sources: EvaluateOptions['sources']): string | undefined {
+  if (sources.length === 1 && typeof sources[0] === 'string' && readSuite(sources[0])) return `${sources[0]}/results.duckdb`;
+  return undefined;
+}
+
+function compareCells(a: CellKey, b: CellKey): number {
+  return a.model < b.model ? -1 : a.model > b.model ? 1 : a.step - b.step || (a.task < b.task ? -1 : a.task > b.task ? 1 : 0) || a.shots - b.shots;
+}
+
+/** The grid's cells in their canonical order, then this shard's share. */
+export function gridCells(checkpoints: readonly CheckpointRef[], tasks: readonly Task[], shots: readonly number[], shard?: Shard): CellKey[] {
+  const cells: CellKey[] = [];
+  for (const c of checkpoints) {
+    for (const t of tasks) {
+      for (const k of shots) if (k === 0 || t.outputType !== 'loglikelihood_rolling') cells.push({ model: c.model, step: c.step, task: t.name, shots: k });
+    }
+  }
+  cells.sort(compareCells);
+  return shard ? cells.filter((_, i) => i % shard.count === shard.index) : cells;
+}
+
+function readTrainingLog(path: string): TrainingLogRow[] {
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((line, i) => {
+      try {
+        return JSON.parse(line) as TrainingLogRow;
+      } catch (e) {
+        throw new FormatError(`${path}:${i + 1}`, `not valid JSON (${(e as Error).message})`);
+      }
+    })
+    .filter((r) => typeof r.step === 'number');
+}
+
+export async function evaluate(options: EvaluateOptions): Promise<EvaluateSummary> {
+  const plan = planSources(options);
+  if (plan.checkpoints.length === 0) throw new ConfigError('no checkpoints to evaluate');
+  const db = options.db ?? defaultDatabase(options.sources);
+  if (!db) throw new ConfigError('--db: needed when the sources are not exactly one suite folder');
+  const tasks = resolveTaskPaths(options.tasks, plan.taskDirs).map((p) => readTask(p, options.outputType));
+  const names = new Map<string, string>();
+  for (const t of tasks) {
+    const other = names.get(t.name);
+    if (other) throw new ConfigError(`--tasks: ${other} and ${t.path} are both named "${t.name}"`);
+    names.set(t.name, t.path);
+  }
+  const fewshotPool = options.fewshotFile ? readTask(options.fewshotFile, options.outputType).items : undefined;
+  const shots = [...new Set(options.shots ?? [0])].sort((a, b) => a - b);
+  const seed = options.seed ?? DEFAULT_SEED;
+  const cells = gridCells(plan.checkpoints, tasks, shots, options.shard);
+
+  const store = await ResultsStore.open(db);
+  try {
+    for (const t of tasks) await store.registerTask(t);
+    for (const suite of plan.suites) {
+      for (const m of suite.models) if (m.log) await store.loadTrainingLog(m.name, readTrainingLog(m.log));
+    }
+    const finished = await store.finishedCells();
+    const todo = cells.filter((c) => !finished.has(cellId(c)));
+    const byCheckpoint = new Map<string, CellKey[]>();
+    for (const c of todo) {
+      const id = `${c.model}@${c.step}`;
+      byCheckpoint.set(id, [...(byCheckpoint.get(id) ?? []), c]);
+    }
+    options.onEvent?.({ type: 'plan', cells: cells.length, skipped: cells.length - todo.length, checkpoints: byCheckpoint.size });
+    const runtime = { threads: options.threads };
+    const tokenizers = new Map<string, TextTokenizer>();
+    let index = cells.length - todo.length;
+    for (const ref of plan.checkpoints) {
+      const mine = byCheckpoint.get(`${ref.model}@${ref.step}`);
+      if (!mine) continue;
+      const checkpoint = loadCheckpoint(ref.dir);
+      const tokenizerPath = checkpoint.tokenizerPath ?? options.tokenizer;
+      if (!tokenizerPath) throw new ConfigError(`${ref.dir}: no tokenizer.json in the checkpoint; pass --tokenizer`);
+      let tokenizer = tokenizers.get(tokenizerPath);
+      if (!tokenizer) tokenizers.set(tokenizerPath, (tokenizer = await loadTokenizer(tokenizerPath)));
+      const { config } = checkpoint;
+      const counts = countParameters(config);
+      await store.upsertModel({
+        model: ref.model,
+        parameters: counts.total,
+        nonEmbeddingParameters: counts.nonEmbedding,
+        layers: config.numLayers,
+        hiddenSize: config.hiddenSize,
+        heads: config.numHeads,
+        vocabSize: config.vocabSize,
+        maxPositions: config.maxPositions,
+      });
+      await store.upsertCheckpoint({ model: ref.model, step: ref.step, tokens: ref.tokens, path: ref.dir });
+      const model = { config, params: checkpoint.params, tokenizer };
+      for (const cell of mine) {
+        const task = tasks.find((t) => t.name === cell.task)!;
+        const started = performance.now();
+        const run = await runTask(model, task, {
+          shots: cell.shots,
+          seed,
+          fewshotPool,
+          limit: options.limit,
+          batchSize: options.batchSize ?? 16,
+          maxGenTokens: options.maxGenTokens ?? 32,
+          runtime,
+          onProgress: (done, items) => options.onEvent?.({ type: 'progress', cell, done, items }),
+        });
+        const seconds = (performance.now() - started) / 1000;
+        await store.writeCell(cell, seed, run.items, run.aggregates, seconds);
+        options.onEvent?.({ type: 'cell', cell, index: ++index, total: cells.length, aggregates: run.aggregates, seconds });
+      }
+    }
+    const wanted = new Set(cells.map(cellId));
+    const all = await store.rows('SELECT model, step, task, shots, metric, value, stderr, n FROM aggregates ORDER BY model, step, task, shots, metric');
+    const rows = all.filter((r) => wanted.has(cellId(r as unknown as CellKey))) as EvaluateSummary['rows'];
+    return { db, cells, evaluated: todo.length, skipped: cells.length - todo.length, rows };
+  } finally {
+    store.close();
+  }
+}
