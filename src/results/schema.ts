@@ -83,6 +83,106 @@ export const TABLES: readonly TableSpec[] = [
     ['model', 'step'],
     ['tokens_per_s'],
   ),
+  table(
+    'memorization',
+    [
+      ['model', 'VARCHAR NOT NULL'],
+      ['step', 'INTEGER NOT NULL'],
+      ['sample_index', 'BIGINT NOT NULL'],
+      ['score', 'DOUBLE NOT NULL'],
+      ['memorized', 'BOOLEAN NOT NULL'],
+    ],
+    ['model', 'step', 'sample_index'],
+  ),
+  table(
+    'memorization_windows',
+    [
+      ['model', 'VARCHAR NOT NULL'],
+      ['step', 'INTEGER NOT NULL'],
+      ['window_size', 'INTEGER NOT NULL'],
+      ['window_index', 'INTEGER NOT NULL'],
+      ['first_index', 'BIGINT NOT NULL'],
+      ['scored', 'INTEGER NOT NULL'],
+      ['memorized', 'INTEGER NOT NULL'],
+    ],
+    ['model', 'step', 'window_size', 'window_index'],
+  ),
+  table(
+    'memorization_poisson',
+    [
+      ['model', 'VARCHAR NOT NULL'],
+      ['step', 'INTEGER NOT NULL'],
+      ['window_size', 'INTEGER NOT NULL'],
+      ['windows', 'INTEGER NOT NULL'],
+      ['mean', 'DOUBLE'],
+      ['dispersion', 'DOUBLE'],
+      ['chi2', 'DOUBLE'],
+      ['dof', 'INTEGER'],
+      ['p_value', 'DOUBLE'],
+    ],
+    ['model', 'step', 'window_size'],
+  ),
+  table(
+    'canary_memorization',
+    [
+      ['model', 'VARCHAR NOT NULL'],
+      ['step', 'INTEGER NOT NULL'],
+      ['canary', 'VARCHAR NOT NULL'],
+      ['duplicates', 'INTEGER NOT NULL'],
+      ['score', 'DOUBLE NOT NULL'],
+      ['memorized', 'BOOLEAN NOT NULL'],
+    ],
+    ['model', 'step', 'canary'],
+  ),
+  table('term_counts', [['term', 'VARCHAR NOT NULL'], ['step', 'INTEGER NOT NULL'], ['count', 'BIGINT NOT NULL']], ['term', 'step']),
+  table('item_terms', [['task', 'VARCHAR NOT NULL'], ['item_id', 'VARCHAR NOT NULL'], ['term', 'VARCHAR NOT NULL']], ['task', 'item_id']),
+];
+
+/**
+ * Views over the tables for the case studies and the report; recreated on every open, so they
+ * always match the code.
+ */
+export const VIEWS: readonly { name: string; sql: string }[] = [
+  {
+    // Accuracy-like aggregates with the model's size and the checkpoint's tokens.
+    name: 'scores',
+    sql: `SELECT a.*, m.parameters, m.non_embedding_parameters, m.run, m.baseline, c.tokens
+      FROM aggregates a LEFT JOIN models m USING (model) LEFT JOIN checkpoints c USING (model, step)`,
+  },
+  {
+    // Each generate_until item with its key term's count in the tokens the checkpoint has trained on.
+    name: 'term_accuracy',
+    sql: `SELECT r.model, r.step, r.task, r.shots, r.item_id, t.term, k.count, r.exact_match AS correct
+      FROM item_results r JOIN item_terms t USING (task, item_id) LEFT JOIN term_counts k ON k.term = t.term AND k.step = r.step`,
+  },
+  {
+    // Δ: accuracy of the items whose term is among the 10% most frequent minus the 10% least frequent.
+    name: 'term_delta',
+    sql: `WITH ranked AS (
+        SELECT *, ntile(10) OVER (PARTITION BY model, step, task, shots ORDER BY count, item_id) AS decile FROM term_accuracy WHERE count IS NOT NULL)
+      SELECT model, step, task, shots,
+        avg(correct) FILTER (WHERE decile = 10) AS top_accuracy,
+        avg(correct) FILTER (WHERE decile = 1) AS bottom_accuracy,
+        avg(correct) FILTER (WHERE decile = 10) - avg(correct) FILTER (WHERE decile = 1) AS delta,
+        count(*) AS items
+      FROM ranked GROUP BY model, step, task, shots`,
+  },
+  {
+    // WinoBias-style tasks: items whose metadata marks them "pro" or "anti" stereotypical.
+    name: 'winobias',
+    sql: `SELECT r.model, r.step, r.task, r.shots,
+        avg(r.acc) FILTER (WHERE i.meta->>'type' = 'pro') AS pro_accuracy,
+        avg(r.acc) FILTER (WHERE i.meta->>'type' = 'anti') AS anti_accuracy,
+        avg(r.acc) FILTER (WHERE i.meta->>'type' = 'pro') - avg(r.acc) FILTER (WHERE i.meta->>'type' = 'anti') AS bias
+      FROM item_results r JOIN task_items i USING (task, item_id)
+      WHERE i.meta->>'type' IN ('pro', 'anti') GROUP BY r.model, r.step, r.task, r.shots`,
+  },
+  {
+    // CrowS-Pairs-style tasks (name starting with "crows"): % of pairs where the more stereotypical sentence is more likely.
+    name: 'crows_pairs',
+    sql: `SELECT model, step, task, shots, 100 * avg(acc) AS pct_stereotype, count(*) AS pairs
+      FROM item_results WHERE task LIKE 'crows%' GROUP BY model, step, task, shots`,
+  },
 ];
 
 export function tableSpec(name: string): TableSpec {

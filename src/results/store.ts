@@ -10,7 +10,7 @@ import { DuckDBConnection, DuckDBInstance, type DuckDBValue } from '@duckdb/node
 import type { Aggregate, ItemResult } from '../eval/metrics.js';
 import type { Task } from '../eval/tasks.js';
 import { FormatError } from '../util/errors.js';
-import { SCHEMA_VERSION, TABLES } from './schema.js';
+import { SCHEMA_VERSION, TABLES, VIEWS } from './schema.js';
 
 export interface CellKey {
   model: string;
@@ -98,6 +98,7 @@ export class ResultsStore {
     }
     if (readOnly) return;
     for (const t of TABLES) await this.connection.run(t.ddl);
+    for (const v of VIEWS) await this.connection.run(`CREATE OR REPLACE VIEW ${v.name} AS ${v.sql}`);
     await this.connection.run('INSERT OR REPLACE INTO meta VALUES ($1, $2)', ['schema_version', String(SCHEMA_VERSION)]);
   }
 

@@ -1,0 +1,150 @@
+/**
+ * Evaluating a checkpoint on each kind of task, against the model's own log-softmax and greedy
+ * decoding computed here separately from full forward passes (no scorer, no cache, float64 sums).
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { runTask } from '../../src/eval/run-task.js';
+import { fewshotPrompt, drawDemonstrations } from '../../src/eval/fewshot.js';
+import { readTask } from '../../src/eval/tasks.js';
+import { forward, tokenMatrix } from '../../src/model/forward.js';
+import type { Params } from '../../src/model/params.js';
+import { type EvalWorld, makeWorld, randomParams, writeTasks } from './support.js';
+
+let world: EvalWorld;
+let params: Params;
+let tasks: Record<string, string>;
+const dir = mkdtempSync(join(tmpdir(), 'pythia-run-task-'));
+before(async () => {
+  world = await makeWorld(dir);
+  params = randomParams(world.config, 7);
+  tasks = writeTasks(dir);
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+/** log p(tokens[from..] | tokens[..from]) and whether each is the argmax, from one full forward pass. */
+async function reference(tokens: readonly number[], from: number): Promise<{ ll: number; greedy: boolean }> {
+  const V = world.config.vocabSize;
+  const { logits } = await forward(world.config, params, tokenMatrix([tokens.slice(0, -1)], V), 1);
+  let ll = 0;
+  let greedy = true;
+  for (let t = from - 1; t < tokens.length - 1; t++) {
+    const row = logits!.subarray(t * V, (t + 1) * V);
+    let max = -Infinity;
+    let arg = 0;
+    row.forEach((x, v) => {
+      if (x > max) [max, arg] = [x, v];
+    });
+    let sum = 0;
+    for (const x of row) sum += Math.exp(x - max);
+    ll += row[tokens[t + 1]!]! - max - Math.log(sum);
+    if (arg !== tokens[t + 1]) greedy = false;
+  }
+  return { ll, greedy };
+}
+
+async function pairLoglikelihood(context: string, continuation: string) {
+  const tok = world.tokenizer;
+  const ctx = await tok.encode(context);
+  const whole = await tok.encode(context + continuation);
+  return reference([...ctx, ...whole.slice(ctx.length)], ctx.length);
+}
+
+const options = { shots: 0, seed: 1234, batchSize: 3, maxGenTokens: 8 };
+
+test('multiple choice: acc and acc_norm from each choice log-likelihood, checked against log-softmax', async () => {
+  const task = readTask(tasks.choice!);
+  const run = await runTask({ config: world.config, params, tokenizer: world.tokenizer }, task, options);
+  let accs = 0;
+  let norms = 0;
+  for (const [i, item] of task.items.entries()) {
+    if (item.kind !== 'multiple_choice') throw new Error('expected multiple choice');
+    const lls = await Promise.all(item.choices.map(async (c) => (await pairLoglikelihood(item.context, ` ${c}`)).ll));
+    const got = run.items[i]!;
+    got.choiceLoglikelihoods!.forEach((ll, j) => assert.ok(Math.abs(ll - lls[j]!) < 1e-4, `${item.id} choice ${j}: ${ll} vs ${lls[j]}`));
+    const best = lls.indexOf(Math.max(...lls));
+    const norm = lls.map((ll, j) => ll / item.choices[j]!.length);
+    const bestNorm = norm.indexOf(Math.max(...norm));
+    assert.equal(got.acc, best === item.gold ? 1 : 0, item.id);
+    assert.equal(got.accNorm, bestNorm === item.gold ? 1 : 0, item.id);
+    accs += got.acc!;
+    norms += got.accNorm!;
+  }
+  assert.deepEqual(
+    run.aggregates.map((a) => [a.metric, a.value]),
+    [
+      ['acc', accs / 4],
+      ['acc_norm', norms / 4],
+    ],
+  );
+});
+
+test('last word: log-likelihood, greedy accuracy and perplexity against log-softmax', async () => {
+  const task = readTask(tasks.lambada!);
+  const run = await runTask({ config: world.config, params, tokenizer: world.tokenizer }, task, options);
+  let sum = 0;
+  for (const [i, item] of task.items.entries()) {
+    if (item.kind !== 'loglikelihood') throw new Error('expected loglikelihood');
+    const ref = await pairLoglikelihood(item.context, item.target);
+    assert.ok(Math.abs(run.items[i]!.loglikelihood! - ref.ll) < 1e-4);
+    assert.equal(run.items[i]!.acc, ref.greedy ? 1 : 0);
+    sum += ref.ll;
+  }
+  const ppl = run.aggregates.find((a) => a.metric === 'perplexity')!;
+  assert.ok(Math.abs(ppl.value / Math.exp(-sum / 3) - 1) < 1e-4);
+});
+
+test('rolling: windows of the context length cover the document, log-likelihoods add up', async () => {
+  const task = readTask(tasks.rolling!);
+  // A context of 8 positions forces the long document into several windows.
+  const config = { ...world.config, maxPositions: 8 };
+  const run = await runTask({ config, params, tokenizer: world.tokenizer }, task, options);
+  for (const [i, item] of task.items.entries()) {
+    if (item.kind !== 'loglikelihood_rolling') throw new Error('expected rolling');
+    const tokens = await world.tokenizer.encode(item.text);
+    // Independently: blocks of 8 predicted tokens, each from the 8 positions before the block's end (end-of-text first).
+    let ll = 0;
+    for (let start = 0; start < tokens.length; start += 8) {
+      const end = Math.min(start + 8, tokens.length);
+      const inputs = start === 0 ? [world.tokenizer.eodId, ...tokens.slice(0, end)] : tokens.slice(Math.max(0, end - 9), end);
+      ll += (await reference(inputs, inputs.length - (end - start))).ll;
+    }
+    assert.ok(Math.abs(run.items[i]!.loglikelihood! - ll) < 1e-3, `${item.id}: ${run.items[i]!.loglikelihood} vs ${ll}`);
+    assert.equal(run.items[i]!.words, item.text.split(/\s+/).length);
+    assert.equal(run.items[i]!.bytes, Buffer.byteLength(item.text));
+  }
+  assert.deepEqual(run.aggregates.map((a) => a.metric), ['word_perplexity', 'byte_perplexity', 'bits_per_byte']);
+});
+
+test('generate until: greedy continuation cut at the stop string, exact match, checked by full recomputation', async () => {
+  const task = readTask(tasks.arithmetic!);
+  for (const shots of [0, 2]) {
+    const run = await runTask({ config: world.config, params, tokenizer: world.tokenizer }, task, { ...options, shots });
+    for (const [i, item] of task.items.entries()) {
+      if (item.kind !== 'generate_until') throw new Error('expected generate_until');
+      const prompt = fewshotPrompt(item, drawDemonstrations(item, task.items, shots, 1234, task.name));
+      const tokens = await world.tokenizer.encode(prompt);
+      const generated: number[] = [];
+      for (let n = 0; n < 8; n++) {
+        const all = [...tokens, ...generated];
+        const V = world.config.vocabSize;
+        const { logits } = await forward(world.config, params, tokenMatrix([all], V), 1);
+        const last = logits!.subarray((all.length - 1) * V, all.length * V);
+        const next = last.indexOf(Math.max(...last));
+        if (next === world.tokenizer.eodId) break;
+        generated.push(next);
+        if (world.tokenizer.decode(generated).includes('\n')) break;
+      }
+      const expected = world.tokenizer.decode(generated).split('\n')[0]!;
+      assert.equal(run.items[i]!.prediction, expected, `${item.id} ${shots}-shot`);
+      assert.equal(run.items[i]!.exactMatch, expected.trim() === item.answer ? 1 : 0);
+    }
+  }
+});
+
+test('rolling tasks take no demonstrations', async () => {
+  await assert.rejects(runTask({ config: world.config, params, tokenizer: world.tokenizer }, readTask(tasks.rolling!), { ...options, shots: 2 }), /takes no few-shot demonstrations/);
+});

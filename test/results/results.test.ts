@@ -1,0 +1,185 @@
+/**
+ * The results database end to end through `pythia eval`: a grid over a suite, resumption after a
+ * SIGKILL, shards merged back into the unsharded result row for row, conflicting merges refused,
+ * newer schemas refused, training logs loaded, and tables exported.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { TABLES } from '../../src/results/schema.js';
+import { ResultsStore } from '../../src/results/store.js';
+import { repoRoot } from '../support/paths.js';
+import { makeWorld, writeSuite } from '../eval/support.js';
+
+const cli = join(repoRoot, 'dist/src/cli/main.js');
+const dir = mkdtempSync(join(tmpdir(), 'pythia-results-'));
+let suite: string;
+const GRID = ['--shots', '0,1', '--max-gen-tokens', '4', '--threads', '1'];
+
+function pythia(...args: string[]) {
+  return spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
+}
+
+/** Every table's rows in key order, without the columns that may differ between runs (timings, paths). */
+async function content(db: string): Promise<Record<string, unknown[]>> {
+  const store = await ResultsStore.open(db, { readOnly: true });
+  try {
+    const out: Record<string, unknown[]> = {};
+    for (const t of TABLES) {
+      const columns = t.columns.filter((c) => !(t.volatile ?? []).includes(c));
+      out[t.name] = await store.rows(`SELECT ${columns.join(', ')} FROM ${t.name} ORDER BY ${t.key.join(', ')}`);
+    }
+    return out;
+  } finally {
+    store.close();
+  }
+}
+
+before(async () => {
+  const world = await makeWorld(dir);
+  suite = await writeSuite(world, ['tiny-a', 'tiny-b'], [0, 4]);
+  writeFileSync(join(suite, 'tiny-a', 'log.jsonl'), '{"step":0,"val_loss":5.5}\n{"step":1,"loss":5.4,"lr":0.001,"grad_norm":1.5}\n');
+  const r = pythia('eval', suite, '--db', join(dir, 'full.duckdb'), ...GRID);
+  assert.equal(r.status, 0, r.stderr);
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+test('eval fills every cell of the grid with items and aggregates, and the training log beside them', async () => {
+  const c = await content(join(dir, 'full.duckdb'));
+  // 2 models x 2 steps x (3 tasks x 2 shot counts + rolling at 0 shots only).
+  assert.equal(c.cells!.length, 4 * 7);
+  assert.equal(c.item_results!.length, 4 * (2 * (4 + 3 + 3) + 2));
+  assert.deepEqual(
+    [...new Set(c.aggregates!.map((r: any) => `${r.task}:${r.metric}`))].sort(),
+    ['arithmetic:exact_match', 'choice:acc', 'choice:acc_norm', 'lambada:acc', 'lambada:perplexity', 'rolling:bits_per_byte', 'rolling:byte_perplexity', 'rolling:word_perplexity'],
+  );
+  assert.deepEqual(c.training_log, [
+    { model: 'tiny-a', step: 0, loss: null, val_loss: 5.5, lr: null, grad_norm: null },
+    { model: 'tiny-a', step: 1, loss: 5.4, val_loss: null, lr: 0.001, grad_norm: 1.5 },
+  ]);
+  assert.deepEqual(c.models!.map((m: any) => [m.model, m.run, m.layers]), [
+    ['tiny-a', 'baseline', 2],
+    ['tiny-b', 'baseline', 2],
+  ]);
+  assert.equal(c.task_items!.filter((r: any) => r.task === 'choice').length, 4);
+  const winobias = await (async () => {
+    const store = await ResultsStore.open(join(dir, 'full.duckdb'), { readOnly: true });
+    try {
+      return await store.rows('SELECT * FROM winobias ORDER BY model, step, shots');
+    } finally {
+      store.close();
+    }
+  })();
+  assert.equal(winobias.length, 8);
+  for (const w of winobias) assert.ok(Math.abs((w.pro_accuracy as number) + (w.anti_accuracy as number) - 1) < 1e-12, 'pro and anti items share their choices');
+});
+
+test('a second run skips every finished cell', () => {
+  const r = pythia('eval', suite, '--db', join(dir, 'full.duckdb'), ...GRID);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /0 cells evaluated, 28 already there/);
+});
+
+test('shards 0/3, 1/3, 2/3 merged equal the unsharded run row for row', async () => {
+  const shards = [0, 1, 2].map((i) => join(dir, `shard${i}.duckdb`));
+  for (const [i, db] of shards.entries()) {
+    const r = pythia('eval', suite, '--db', db, '--shard', `${i}/3`, ...GRID);
+    assert.equal(r.status, 0, r.stderr);
+  }
+  const cellCounts = await Promise.all(shards.map(async (db) => (await content(db)).cells!.length));
+  assert.deepEqual(cellCounts, [10, 9, 9]);
+  const merged = join(dir, 'merged.duckdb');
+  const r = pythia('results', 'merge', ...shards, '--out', merged);
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(await content(merged), await content(join(dir, 'full.duckdb')));
+});
+
+test('merging refuses rows that conflict, and a database from a newer schema', async () => {
+  const changed = join(dir, 'changed.duckdb');
+  copyFileSync(join(dir, 'full.duckdb'), changed);
+  const store = await ResultsStore.open(changed);
+  await store.connection.run("UPDATE aggregates SET value = value + 0.5 WHERE model = 'tiny-b' AND step = 4 AND task = 'choice' AND shots = 1 AND metric = 'acc'");
+  await store.connection.run("UPDATE meta SET value = '99' WHERE key = 'schema_version'");
+  store.close();
+  const newer = pythia('results', 'merge', join(dir, 'full.duckdb'), changed, '--out', join(dir, 'never.duckdb'));
+  assert.equal(newer.status, 1);
+  assert.match(newer.stderr, /^pythia: .*changed\.duckdb: meta\.schema_version: 99 is newer than this pythia-ts understands \(1\)/);
+  const fix = await ResultsStore.open(changed, { readOnly: false }).catch((e: Error) => e);
+  assert.ok(fix instanceof Error, 'a newer database is refused for writing too');
+
+  const conflicting = join(dir, 'conflicting.duckdb');
+  copyFileSync(join(dir, 'full.duckdb'), conflicting);
+  const s2 = await ResultsStore.open(conflicting);
+  await s2.connection.run("UPDATE aggregates SET value = value + 0.5 WHERE model = 'tiny-b' AND step = 4 AND task = 'choice' AND shots = 1 AND metric = 'acc'");
+  s2.close();
+  const r = pythia('results', 'merge', join(dir, 'full.duckdb'), conflicting, '--out', join(dir, 'never.duckdb'));
+  assert.equal(r.status, 1);
+  assert.equal(r.stderr.trim().split('\n').length, 1);
+  assert.match(r.stderr, /conflicting\.duckdb: conflicts with an earlier input in table aggregates at model=tiny-b, step=4, task=choice, shots=1, metric=acc/);
+  assert.ok(!existsSync(join(dir, 'never.duckdb')));
+});
+
+function waitForLine(child: ChildProcess, pattern: RegExp): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let seen = '';
+    child.stderr!.on('data', (chunk: Buffer) => {
+      seen += chunk.toString();
+      if (pattern.test(seen)) resolve();
+    });
+    child.on('exit', () => reject(new Error(`exited before ${pattern}: ${seen}`)));
+  });
+}
+
+test('an evaluation killed with SIGKILL resumes to the same database content', async () => {
+  const db = join(dir, 'killed.duckdb');
+  const child = spawn(process.execPath, [cli, 'eval', suite, '--db', db, ...GRID], { stdio: ['ignore', 'ignore', 'pipe'] });
+  await waitForLine(child, /\[5\/28\]/);
+  child.kill('SIGKILL');
+  await new Promise((resolve) => child.on('close', resolve));
+  const partial = (await content(db)).cells!.length;
+  assert.ok(partial >= 5 && partial < 28, `killed after ${partial} cells`);
+  const r = pythia('eval', suite, '--db', db, ...GRID);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, new RegExp(`${28 - partial} cells evaluated, ${partial} already there`));
+  assert.deepEqual(await content(db), await content(join(dir, 'full.duckdb')));
+});
+
+test('results export writes each table as Parquet and CSV that DuckDB reads back', async () => {
+  for (const format of ['parquet', 'csv']) {
+    const out = join(dir, `export-${format}`);
+    const r = pythia('results', 'export', join(dir, 'full.duckdb'), '--format', format, '--out', out);
+    assert.equal(r.status, 0, r.stderr);
+    for (const t of TABLES) assert.ok(existsSync(join(out, `${t.name}.${format}`)), t.name);
+    const store = await ResultsStore.open(join(dir, 'full.duckdb'), { readOnly: true });
+    try {
+      const path = join(out, `aggregates.${format}`);
+      const [{ n }] = (await store.rows(`SELECT count(*)::INTEGER AS n FROM '${path}'`)) as [{ n: number }];
+      const [{ m }] = (await store.rows('SELECT count(*)::INTEGER AS m FROM aggregates')) as [{ m: number }];
+      assert.equal(n, m);
+    } finally {
+      store.close();
+    }
+  }
+});
+
+test('eval --json prints the summary rows; bad arguments are one-line errors', () => {
+  const r = pythia('eval', join(suite, 'tiny-a', 'step4'), '--task-dir', join(dir, 'corpus', 'tasks'), '--tasks', 'choice', '--db', join(dir, 'one.duckdb'), '--json');
+  assert.equal(r.status, 0, r.stderr);
+  const rows = JSON.parse(r.stdout);
+  assert.deepEqual(rows.map((x: any) => [x.model, x.step, x.task, x.metric]), [
+    ['tiny-a', 4, 'choice', 'acc'],
+    ['tiny-a', 4, 'choice', 'acc_norm'],
+  ]);
+  const unknown = pythia('eval', suite, '--tasks', 'nope', '--db', join(dir, 'x.duckdb'));
+  assert.equal(unknown.status, 1);
+  assert.match(unknown.stderr, /^pythia: --tasks: unknown task "nope" in .*tasks; known: arithmetic, choice, lambada, rolling\n$/);
+  const steps = pythia('eval', suite, '--steps', '3', '--db', join(dir, 'x.duckdb'));
+  assert.match(steps.stderr, /^pythia: --steps: no checkpoint at step 3 in .*suite \(steps: 0, 4\)\n$/);
+  const shard = pythia('eval', suite, '--shard', '3/3');
+  assert.match(shard.stderr, /--shard.*expected i\/n with 0 <= i < n/);
+  const noDb = pythia('eval', join(suite, 'tiny-a', 'step4'), '--tasks', join(dir, 'corpus', 'tasks', 'choice.jsonl'));
+  assert.match(noDb.stderr, /^pythia: --db: needed when the sources are not exactly one suite folder\n$/);
+});
