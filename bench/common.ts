@@ -101,3 +101,36 @@ export function benchSetup(name: string): { threads: number; torch: { results: T
   console.log(torch.note);
   return { threads, torch };
 }
+
+/** Best float32 GFLOP/s of a 2048² matmul through the engine (onnxruntime): the machine's limit for our figures. */
+export async function matmulPeak(threads: number, n = 2048, runs = 7): Promise<number> {
+  const { Graph } = await import('../src/graph/graph.js');
+  const op = await import('../src/graph/ops.js');
+  const { compile } = await import('../src/runtime/session.js');
+  const g = new Graph();
+  const y = op.matmul(g.input('a', 'float32', [n, n]), g.input('b', 'float32', [n, n]));
+  const session = await compile({ graph: g, outputs: { y } }, { threads });
+  const rng = new Prng(3);
+  const a = Float32Array.from({ length: n * n }, () => rng.float() - 0.5);
+  const feeds = { a: { data: a, dims: [n, n] }, b: { data: a, dims: [n, n] } };
+  let best = Infinity;
+  for (let i = 0; i < runs + 2; i++) {
+    const t0 = performance.now();
+    await session.run(feeds);
+    if (i >= 2) best = Math.min(best, (performance.now() - t0) / 1000);
+  }
+  return (2 * n ** 3) / best / 1e9;
+}
+
+/** A Python with torch and transformers for the Hugging Face baselines: PYTHIA_BENCH_PYTHON, else python3. */
+export function hfPython(): { python: string | undefined; note: string } {
+  const candidates = [process.env.PYTHIA_BENCH_PYTHON, 'python3'].filter((p): p is string => !!p);
+  for (const python of candidates) {
+    const probe = spawnSync(python, ['-c', 'import torch, transformers; print(torch.__version__, transformers.__version__)'], { encoding: 'utf8' });
+    if (probe.status === 0) return { python, note: `Hugging Face baseline: ${python} (torch, transformers ${probe.stdout.trim()})` };
+  }
+  return {
+    python: undefined,
+    note: 'Hugging Face baseline skipped: no Python with torch and transformers (python3 -m venv venv && venv/bin/pip install torch transformers, then PYTHIA_BENCH_PYTHON=venv/bin/python)',
+  };
+}

@@ -33,19 +33,25 @@ export class Scorer {
     private readonly session: CompiledGraph,
   ) {}
 
+  /**
+   * The LM head runs only at the positions being scored (`score_index`, flat row indices into
+   * [batch·seq]): a multiple-choice item scores a few tokens after a long context, and at Pythia's
+   * vocabulary the head over every position costs more than the whole network below it.
+   */
   static async create(config: NeoXConfig, params: Params, runtime: RuntimeOptions = {}): Promise<Scorer> {
     const graph = new Graph();
     const { lookup } = parameterInputs(graph, config);
     const ids = graph.input('input_ids', 'int64', ['batch', 'seq']);
-    const targets = graph.input('targets', 'int64', ['batch', 'seq']);
     const positions = graph.input('position_ids', 'int64', ['batch', 'seq']);
     const bias = graph.input('attention_bias', 'float32', [1, 1, 'seq', 'seq']);
+    const index = graph.input('score_index', 'int64', ['scored']);
+    const targets = graph.input('score_targets', 'int64', ['scored']);
     const { final } = buildGptNeoX(config, lookup, { ids, positions, attentionBias: bias });
-    const logits = op.reshape(lmHead(config, lookup, final), ['batch*seq', config.vocabSize]);
-    const flatTargets = op.reshape(targets, ['batch*seq']);
-    const logprob = op.reshapeLike(op.neg(op.crossEntropy(logits, flatTargets)), targets);
-    const targetLogit = op.reshape(op.gatherElements(logits, op.reshape(targets, ['batch*seq', 1]), 1), ['batch*seq']);
-    const greedy = op.reshapeLike(op.equal(op.max(logits, [-1]), targetLogit), targets);
+    const rows = op.gather(op.reshape(final, ['batch*seq', config.hiddenSize]), index, 0);
+    const logits = lmHead(config, lookup, rows);
+    const logprob = op.neg(op.crossEntropy(logits, targets));
+    const targetLogit = op.reshape(op.gatherElements(logits, op.reshape(targets, ['scored', 1]), 1), ['scored']);
+    const greedy = op.equal(op.max(logits, [-1]), targetLogit);
     return new Scorer(config, params, await compile({ graph, outputs: { logprob, greedy } }, runtime));
   }
 
@@ -68,15 +74,21 @@ export class Scorer {
       const chunk = order.slice(start, start + batchSize);
       const batch = chunk.length;
       const seq = chunk[0]!.input.length;
+      const scored = chunk.reduce((a, row) => a + row.n, 0);
       const ids = new BigInt64Array(batch * seq);
-      const targets = new BigInt64Array(batch * seq);
       const positions = new BigInt64Array(batch * seq);
+      const index = new BigInt64Array(scored);
+      const targets = new BigInt64Array(scored);
+      let k = 0;
       chunk.forEach((row, b) => {
+        // Right padding: causal attention keeps earlier positions unaffected.
         for (let t = 0; t < seq; t++) {
-          // Right padding: causal attention keeps earlier positions unaffected.
           ids[b * seq + t] = BigInt(row.input[t] ?? 0);
-          targets[b * seq + t] = BigInt(row.target[t] ?? 0);
           positions[b * seq + t] = BigInt(t);
+        }
+        for (let t = row.input.length - row.n; t < row.input.length; t++) {
+          index[k] = BigInt(b * seq + t);
+          targets[k++] = BigInt(row.target[t]!);
         }
       });
       const bias = new Float32Array(seq * seq);
@@ -84,22 +96,20 @@ export class Scorer {
       const r = await this.session.run({
         ...parameterFeeds(this.config, this.params),
         input_ids: { data: ids, dims: [batch, seq] },
-        targets: { data: targets, dims: [batch, seq] },
         position_ids: { data: positions, dims: [batch, seq] },
         attention_bias: { data: bias, dims: [1, 1, seq, seq] },
+        score_index: { data: index, dims: [scored] },
+        score_targets: { data: targets, dims: [scored] },
       });
       const logprob = r.logprob!.data as Float32Array;
       const greedy = r.greedy!.data as Uint8Array;
-      chunk.forEach((row, b) => {
-        const from = row.input.length - row.n;
-        const tokenLogprobs: number[] = [];
-        let isGreedy = true;
-        for (let t = from; t < row.input.length; t++) {
-          tokenLogprobs.push(logprob[b * seq + t]!);
-          if (!greedy[b * seq + t]) isGreedy = false;
-        }
+      k = 0;
+      for (const row of chunk) {
+        const tokenLogprobs = Array.from(logprob.subarray(k, k + row.n));
+        const isGreedy = greedy.subarray(k, k + row.n).every(Boolean);
+        k += row.n;
         results[row.index] = { logprob: tokenLogprobs.reduce((a, c) => a + c, 0), tokenLogprobs, isGreedy };
-      });
+      }
     }
     return results;
   }

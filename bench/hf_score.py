@@ -1,0 +1,77 @@
+"""Side-by-side baseline for `npm run bench:eval`: Hugging Face transformers' GPTNeoXForCausalLM on
+PyTorch scores the same (context, continuation) token requests as pythia-ts, the same way: requests
+sorted by length, right-padded batches, log-softmax of each continuation position, summed, plus
+whether each continuation token is the argmax. Prints one JSON line with items/s and the fp32 matmul
+peak (best of several 2048x2048 products) measured in the same run.
+
+usage: hf_score.py <checkpoint dir> <requests.json> <threads> <batch size> <runs>
+"""
+import json
+import sys
+import time
+
+import torch
+from transformers import GPTNeoXForCausalLM
+
+
+def matmul_peak(runs=7, n=2048):
+    a = torch.randn(n, n)
+    b = torch.randn(n, n)
+    best = float("inf")
+    for _ in range(runs + 2):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9
+
+
+def score(model, requests, batch_size):
+    rows = []
+    for i, r in enumerate(requests):
+        whole = r["context"] + r["continuation"]
+        rows.append((i, whole[:-1], whole[1:], len(r["continuation"])))
+    rows.sort(key=lambda row: (-len(row[1]), row[0]))
+    out = [None] * len(requests)
+    with torch.inference_mode():
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start : start + batch_size]
+            seq = len(chunk[0][1])
+            ids = torch.zeros(len(chunk), seq, dtype=torch.long)
+            for b, row in enumerate(chunk):
+                ids[b, : len(row[1])] = torch.tensor(row[1])
+            logits = model(input_ids=ids).logits
+            for b, (index, inputs, targets, n) in enumerate(chunk):
+                length = len(inputs)
+                part = logits[b, length - n : length].log_softmax(-1)
+                target = torch.tensor(targets[length - n : length])
+                logprob = part.gather(-1, target[:, None])[:, 0]
+                greedy = bool((part.argmax(-1) == target).all())
+                out[index] = (float(logprob.sum()), greedy)
+    return out
+
+
+def main():
+    checkpoint, requests_path, threads, batch_size, runs = sys.argv[1:6]
+    torch.set_num_threads(int(threads))
+    with open(requests_path) as f:
+        spec = json.load(f)
+    model = GPTNeoXForCausalLM.from_pretrained(checkpoint, torch_dtype=torch.float32).eval()
+    requests = spec["requests"]
+    score(model, requests[: int(batch_size)], int(batch_size))  # warm-up
+    times = []
+    for _ in range(int(runs)):
+        t0 = time.perf_counter()
+        results = score(model, requests, int(batch_size))
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    seconds = times[len(times) // 2]
+    print(json.dumps({
+        "items_per_s": spec["items"] / seconds,
+        "seconds": seconds,
+        "first_logprobs": [r[0] for r in results[:8]],
+        "torch": torch.__version__,
+        "matmul_gflops": matmul_peak(),
+    }))
+
+
+main()
