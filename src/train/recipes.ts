@@ -77,7 +77,7 @@ export function validateRecipe(r: TrainRecipe): void {
   if (!(r.gradientClipping >= 0)) throw new ConfigError(`gradient-clipping: expected a number >= 0, got ${r.gradientClipping}`);
 }
 
-/** The recipe every Pythia size shares (the settings common to all of EleutherAI/pythia's models/*/*.yml). */
+/** The recipe every Pythia size shares (the settings common to every EleutherAI/pythia models/<size>/*.yml). */
 function pythiaRecipe(lr: number, microBatchSize: number, init: InitRecipe): TrainRecipe {
   return {
     seqLength: 2048,
