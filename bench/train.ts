@@ -6,9 +6,9 @@
  * Model FLOPs per token: 6 × (parameters except the input embedding) for the matrix products of
  * forward and backward, plus 12 × L × T × d for attention scores and values (the PaLM count).
  */
-import { countParameters, type NeoXConfig } from '../src/model/config.js';
+import { countParameters, type NeoXConfig, parameterShapes } from '../src/model/config.js';
 import { createTrainStep } from '../src/model/train-step.js';
-import { AdamW, PYTHIA_ADAM } from '../src/train/adamw.js';
+import { AdamW, noWeightDecay, PYTHIA_ADAM } from '../src/train/adamw.js';
 import { clipGradNorm } from '../src/train/grad-clip.js';
 import { SHAPES, benchSetup, configFor, randomParams, randomTokens, table, timeIt } from './common.js';
 
@@ -27,7 +27,7 @@ for (const shape of SHAPES) {
   const config = configFor(shape);
   const params = randomParams(config);
   const step = await createTrainStep(config, { batch: shape.B, seq: shape.T, threads });
-  const optimizer = new AdamW(PYTHIA_ADAM, params);
+  const optimizer = new AdamW(PYTHIA_ADAM, params, noWeightDecay(parameterShapes(config)));
   const tokens = randomTokens(shape.B * (shape.T + 1), shape.V);
   const seconds = await timeIt(async () => {
     const { grads } = await step.run(params, tokens);

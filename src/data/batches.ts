@@ -16,7 +16,7 @@ import { GPT2SampleOrder, type SampleSource } from './sample-order.js';
 export { GPT2SampleOrder, type SampleSource } from './sample-order.js';
 export { PreshuffledDataset, PreshuffledWriter } from './preshuffled.js';
 
-/** Pythia's settings (pythia-facts.md §1.1). */
+/** Pythia's settings (EleutherAI/pythia's README and models/<size>/*.yml: 143000 steps of 1024 sequences of 2048 tokens, seed 1234). */
 export const PYTHIA_DEFAULTS = {
   batchSize: 1024,
   seqLength: 2048,

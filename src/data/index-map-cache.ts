@@ -9,16 +9,7 @@ import { totalmem } from 'node:os';
 import { RandomAccessFile } from '../formats/file-io.js';
 import { readNpyHeader, writeNpy } from '../formats/npy.js';
 import { ConfigError, FormatError } from '../util/errors.js';
-import {
-  buildDocIdx,
-  buildSampleIdx,
-  buildShuffleIdx,
-  indexMapFiles,
-  planIndexMaps,
-  type DocumentRange,
-  type IndexMapFiles,
-} from './index-maps.js';
-import { RandomState } from './random-state.js';
+import { buildIndexMaps, indexMapFiles, planIndexMaps, type DocumentRange, type IndexMapFiles } from './index-maps.js';
 import type { IndexArray, IndexMapArrays } from './sample-order.js';
 
 export type IndexMapsPhase = 'doc_idx' | 'sample_idx' | 'shuffle_idx' | 'save';
@@ -66,13 +57,7 @@ export async function loadOrBuildIndexMaps(options: CachedIndexMapsOptions): Pro
         'set --train-iters and --batch-size to what the dataset was meant for',
     );
   }
-  const rng = new RandomState(options.seed);
-  options.onPhase?.('doc_idx');
-  const docIdx = buildDocIdx(documents, plan.numEpochs, rng);
-  options.onPhase?.('sample_idx');
-  const sampleIdx = buildSampleIdx(sizes, docIdx, options.seqLength, plan.numEpochs, plan.tokensPerEpoch);
-  options.onPhase?.('shuffle_idx');
-  const shuffleIdx = buildShuffleIdx(plan.totalSamples, rng);
+  const { docIdx, sampleIdx, shuffleIdx } = buildIndexMaps({ ...options, sizes, documents }, options.onPhase);
   options.onPhase?.('save');
   // The order GPT-NeoX saves them in; each file appears whole or not at all.
   await writeNpy(files.docIdx, { shape: [docIdx.length], data: docIdx });

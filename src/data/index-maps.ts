@@ -120,13 +120,19 @@ export function planIndexMaps(spec: IndexMapsSpec): IndexMapsPlan {
   return { tokensPerEpoch, numEpochs: epochs, totalSamples, bytes: 4 * docIdxLength + 8 * (totalSamples + 1) + 4 * totalSamples };
 }
 
-/** `_build_index_mappings` without the caching: one RandomState(seed) for doc_idx then shuffle_idx. */
-export function buildIndexMaps(spec: IndexMapsSpec): IndexMaps {
+/**
+ * `_build_index_mappings` without the caching: one RandomState(seed) for doc_idx then shuffle_idx.
+ * `onPhase` hears which map is being built next.
+ */
+export function buildIndexMaps(spec: IndexMapsSpec, onPhase?: (map: 'doc_idx' | 'sample_idx' | 'shuffle_idx') => void): IndexMaps {
   const documents = spec.documents ?? { start: 0, stop: spec.sizes.length };
   const plan = planIndexMaps(spec);
   const rng = new RandomState(spec.seed);
+  onPhase?.('doc_idx');
   const docIdx = buildDocIdx(documents, plan.numEpochs, rng);
+  onPhase?.('sample_idx');
   const sampleIdx = buildSampleIdx(spec.sizes, docIdx, spec.seqLength, plan.numEpochs, plan.tokensPerEpoch);
+  onPhase?.('shuffle_idx');
   const shuffleIdx = buildShuffleIdx(plan.totalSamples, rng);
   return { docIdx, sampleIdx, shuffleIdx, numEpochs: plan.numEpochs, tokensPerEpoch: plan.tokensPerEpoch };
 }

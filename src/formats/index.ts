@@ -3,7 +3,7 @@ export {
   STORED_DTYPE_SIZE, isStoredDType, numelOf,
   type StoredDType, type TensorInfo, type TensorSource, type TensorToWrite,
 } from './tensor-file.js';
-export { openSafetensors, writeSafetensors, type SafetensorsSource } from './safetensors.js';
+export { openSafetensors, safetensorsBytes, writeSafetensors, type SafetensorsSource } from './safetensors.js';
 export { openTorchCheckpoint } from './torch-zip.js';
 export { openCheckpointWeights, openShardedCheckpoint } from './checkpoint.js';
 export { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './float16.js';

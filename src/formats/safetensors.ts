@@ -168,7 +168,7 @@ function compareUtf8(a: string, b: string): number {
 }
 
 /** The header exactly as the reference (Rust) writer serializes it, padded to a multiple of 8. */
-export function safetensorsHeader(tensors: readonly TensorInfo[], metadata: Record<string, string> | null): Buffer {
+function safetensorsHeader(tensors: readonly TensorInfo[], metadata: Record<string, string> | null): Buffer {
   const parts: string[] = [];
   if (metadata !== null) {
     const keys = Object.keys(metadata).sort(compareUtf8);
@@ -187,37 +187,55 @@ export function safetensorsHeader(tensors: readonly TensorInfo[], metadata: Reco
 }
 
 /**
- * Writes tensors as the Python `safetensors` package does (same order, same header bytes),
- * atomically, streaming each tensor's bytes. `metadata` defaults to {"format":"pt"} as
- * Hugging Face writes it; pass null to leave `__metadata__` out.
+ * The length prefix, header and tensors in the order the Python `safetensors` package writes
+ * them, after checking names, dtypes, shapes and sizes (`where` names the destination in errors).
  */
-export async function writeSafetensors(path: string, tensors: TensorToWrite[], metadata: Record<string, string> | null = { format: 'pt' }): Promise<void> {
+function serialisation(where: string, tensors: readonly TensorToWrite[], metadata: Record<string, string> | null): { prefix: Buffer[]; ordered: TensorToWrite[] } {
   const seen = new Set<string>();
   for (const t of tensors) {
-    const where = `writeSafetensors ${path}: tensor ${JSON.stringify(t.name)}`;
-    if (t.name === METADATA_KEY || seen.has(t.name)) throw new DataError(`${where}: name is reserved or repeated`);
+    const what = `${where}: tensor ${JSON.stringify(t.name)}`;
+    if (t.name === METADATA_KEY || seen.has(t.name)) throw new DataError(`${what}: name is reserved or repeated`);
     seen.add(t.name);
-    if (!isStoredDType(t.dtype)) throw new DataError(`${where}: unknown dtype ${String(t.dtype)}`);
-    if (!isValidShape(t.shape)) throw new DataError(`${where}: shape ${JSON.stringify(t.shape)} is not a list of non-negative integers`);
+    if (!isStoredDType(t.dtype)) throw new DataError(`${what}: unknown dtype ${String(t.dtype)}`);
+    if (!isValidShape(t.shape)) throw new DataError(`${what}: shape ${JSON.stringify(t.shape)} is not a list of non-negative integers`);
     const needed = numelOf(t.shape) * STORED_DTYPE_SIZE[t.dtype];
-    if (t.data.byteLength !== needed) throw new DataError(`${where}: data has ${t.data.byteLength} bytes, ${t.dtype} ${formatShape(t.shape)} needs ${needed}`);
+    if (t.data.byteLength !== needed) throw new DataError(`${what}: data has ${t.data.byteLength} bytes, ${t.dtype} ${formatShape(t.shape)} needs ${needed}`);
   }
   if (metadata !== null) {
     for (const [k, v] of Object.entries(metadata)) {
-      if (typeof v !== 'string') throw new DataError(`writeSafetensors ${path}: metadata ${k} must be a string`);
+      if (typeof v !== 'string') throw new DataError(`${where}: metadata ${k} must be a string`);
     }
   }
   const ordered = [...tensors].sort((a, b) => DTYPE_RANK[b.dtype] - DTYPE_RANK[a.dtype] || compareUtf8(a.name, b.name));
   const header = safetensorsHeader(ordered, metadata);
   const length = Buffer.alloc(8);
   length.writeBigUInt64LE(BigInt(header.length));
+  return { prefix: [length, header], ordered };
+}
 
+const bytesOf = (t: TensorToWrite): Uint8Array => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+
+/**
+ * A whole safetensors file in memory, byte for byte what `writeSafetensors` writes: for files
+ * that go into a folder written in one atomic step. `metadata` as for `writeSafetensors`.
+ */
+export function safetensorsBytes(tensors: readonly TensorToWrite[], metadata: Record<string, string> | null = { format: 'pt' }): Uint8Array {
+  const { prefix, ordered } = serialisation('safetensorsBytes', tensors, metadata);
+  return Buffer.concat([...prefix, ...ordered.map(bytesOf)]);
+}
+
+/**
+ * Writes tensors as the Python `safetensors` package does (same order, same header bytes),
+ * atomically, streaming each tensor's bytes. `metadata` defaults to {"format":"pt"} as
+ * Hugging Face writes it; pass null to leave `__metadata__` out.
+ */
+export async function writeSafetensors(path: string, tensors: TensorToWrite[], metadata: Record<string, string> | null = { format: 'pt' }): Promise<void> {
+  const { prefix, ordered } = serialisation(`writeSafetensors ${path}`, tensors, metadata);
   mkdirSync(dirname(path), { recursive: true });
   const out = new AtomicFileWriter(path);
   try {
-    out.write(length);
-    out.write(header);
-    for (const t of ordered) out.write(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+    for (const part of prefix) out.write(part);
+    for (const t of ordered) out.write(bytesOf(t));
     out.commit();
   } catch (e) {
     out.abort();

@@ -2,9 +2,10 @@
  * Reverse-mode automatic differentiation. `grad(loss, wrt)` appends the backward graph to the
  * forward one: each op has a vector–Jacobian product rule below, written with the same ops.
  */
-import { type Node, Tensor } from './graph.js';
+import type { Node, OpNode, Tensor } from './graph.js';
 import * as op from './ops.js';
-import { type Dim, GraphError } from './shape.js';
+import { ALL_OUTPUTS_DIFFERENTIABLE, type DifferentiableOp, NOT_DIFFERENTIABLE, type OpName } from './registry.js';
+import { type Dim, GraphError, formatShape } from './shape.js';
 
 /** Sums a broadcast gradient back down to `shape` (the inverse of numpy broadcasting). */
 export function sumToShape(g: Tensor, target: Tensor): Tensor {
@@ -19,30 +20,35 @@ export function sumToShape(g: Tensor, target: Tensor): Tensor {
 
 type Grads = (Tensor | undefined)[];
 /**
- * A rule gets the node, the gradient of its main output, and which inputs need a gradient. Ops
- * whose every output is differentiable (split, attention) also get each output's gradient, undefined where
- * nothing flows back.
+ * A rule gets the node, the gradient of its main output, and which inputs need a gradient; it
+ * returns one entry per input (undefined where none is needed or the input is not differentiable).
+ * Ops whose every output is differentiable (split, attention) also get each output's gradient,
+ * undefined where nothing flows back.
  */
-type VjpRule = (node: Node, g: Tensor, needs: readonly boolean[], outputGrads: readonly (Tensor | undefined)[]) => Grads;
+export type VjpRule<K extends OpName> = (
+  node: OpNode<K>,
+  g: Tensor,
+  needs: readonly boolean[],
+  outputGrads: readonly (Tensor | undefined)[],
+) => Grads;
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
 
-function inputs(node: Node): Tensor[] {
+function inputs(node: OpNode): Tensor[] {
   return node.inputs as Tensor[];
 }
 
-function unreduce(g: Tensor, node: Node): Tensor {
+function unreduce(g: Tensor, node: OpNode<'sum' | 'mean' | 'max'>): Tensor {
   const x = node.inputs[0]!;
-  const keepShape = x.shape.map((d, i) => ((node.attrs.axes as number[]).includes(i) ? 1 : d));
+  const keepShape = x.shape.map((d, i) => (node.attrs.axes.includes(i) ? 1 : d));
   const kept = node.attrs.keepDims ? g : op.reshape(g, keepShape);
   return op.broadcastLike(kept, x);
 }
 
-function swapMatmulGrads(node: Node, g: Tensor, needs: readonly boolean[]): Grads {
+const swapMatmulGrads: VjpRule<'matmul'> = (node, g, needs) => {
   const [a, b] = inputs(node);
-  const { transA, transB } = node.attrs as { transA: boolean; transB: boolean };
-  const alpha = node.attrs.alpha as number;
+  const { transA, transB, alpha } = node.attrs;
   let ga: Tensor | undefined;
   let gb: Tensor | undefined;
   if (needs[0]) {
@@ -56,7 +62,7 @@ function swapMatmulGrads(node: Node, g: Tensor, needs: readonly boolean[]): Grad
       : op.matmul(a!, g, { transA: !transA, alpha });
   }
   return [ga && sumToShape(ga, a!), gb && sumToShape(gb, b!)];
-}
+};
 
 /** [B, T, heads·hd] → [B, heads, T, hd], and back. */
 function splitHeads(t: Tensor, heads: number): Tensor {
@@ -80,10 +86,10 @@ function staticDim(t: Tensor, axis: number, why: string): number {
  * dV = pᵀ·dO, dS = p ⊙ (dO·Vᵀ − rowsum(p ⊙ dO·Vᵀ)), dQ = dS·K·scale, dK = dSᵀ·Q·scale, plus
  * whatever flows into the present keys and values directly; past and new keys split dK by position.
  */
-const attentionVjp: VjpRule = (n, _g, needs, outputGrads) => {
+const attentionVjp: VjpRule<'attention'> = (n, _g, needs, outputGrads) => {
   const [q, k, , bias] = inputs(n);
   const [, K, V] = n.outputs as [Tensor, Tensor, Tensor];
-  const { heads, scale } = n.attrs as { heads: number; scale: number };
+  const { heads, scale } = n.attrs;
   const [gOut, gK, gV] = outputGrads;
   const Q = splitHeads(q!, heads);
   const p = op.softmax(op.add(op.matmul(Q, K, { transB: true, alpha: scale }), bias!), -1);
@@ -115,7 +121,8 @@ const attentionVjp: VjpRule = (n, _g, needs, outputGrads) => {
   return grads;
 };
 
-export const VJP: Record<string, VjpRule> = {
+/** The gradient rules: the compiler requires one for every differentiable op of the registry. */
+export const VJP: { [K in DifferentiableOp]: VjpRule<K> } = {
   add: (n, g) => [sumToShape(g, n.inputs[0]!), sumToShape(g, n.inputs[1]!)],
   sub: (n, g) => [sumToShape(g, n.inputs[0]!), sumToShape(op.neg(g), n.inputs[1]!)],
   mul: (n, g, needs) => {
@@ -157,16 +164,17 @@ export const VJP: Record<string, VjpRule> = {
   matmul: swapMatmulGrads,
   linear: (n, g, needs) => {
     const [x, w, b] = inputs(n);
-    return [
+    const grads = [
       needs[0] ? op.matmul(g, w!) : undefined,
       needs[1] ? sumToShape(op.matmul(g, x!, { transA: true }), w!) : undefined,
-      b && needs[2] ? sumToShape(g, b) : undefined,
     ];
+    if (b) grads.push(needs[2] ? sumToShape(g, b) : undefined);
+    return grads;
   },
   sum: (n, g) => [unreduce(g, n)],
   mean: (n, g) => {
     const x = n.inputs[0]!;
-    const axes = n.attrs.axes as number[];
+    const axes = n.attrs.axes;
     const sizes = axes.map((a) => x.shape[a]!);
     if (sizes.every((d): d is number => typeof d === 'number')) return [op.div(unreduce(g, n), sizes.reduce((p, d) => p * d, 1))];
     // A symbolic size is known only at run time: count the reduced elements as a sum of ones.
@@ -181,22 +189,22 @@ export const VJP: Record<string, VjpRule> = {
   reshape: (n, g) => [op.reshapeLike(g, n.inputs[0]!)],
   reshapeLike: (n, g) => [op.reshapeLike(g, n.inputs[0]!), undefined],
   transpose: (n, g) => {
-    const perm = n.attrs.perm as number[];
+    const perm = n.attrs.perm;
     const inverse = perm.map((_, i) => perm.indexOf(i));
     return [op.transpose(g, inverse)];
   },
   slice: (n, g) => {
-    const { axis, start, end } = n.attrs as { axis: number; start: number; end: number };
+    const { axis, start, end } = n.attrs;
     const dim = n.inputs[0]!.shape[axis] as number;
     return [op.pad(g, axis, start, dim - end)];
   },
   pad: (n, g) => {
-    const { axis, before } = n.attrs as { axis: number; before: number };
+    const { axis, before } = n.attrs;
     const dim = n.inputs[0]!.shape[axis] as number;
     return [op.slice(g, axis, before, before + dim)];
   },
   concat: (n, g) => {
-    const axis = n.attrs.axis as number;
+    const axis = n.attrs.axis;
     let offset = 0;
     return inputs(n).map((x) => {
       const d = x.shape[axis]!;
@@ -208,12 +216,12 @@ export const VJP: Record<string, VjpRule> = {
   },
   split: (n, _g, _needs, outputGrads) => {
     const parts = n.outputs.map((o, k) => outputGrads[k] ?? op.zerosLike(o));
-    return [op.concat(parts, n.attrs.axis as number)];
+    return [op.concat(parts, n.attrs.axis)];
   },
   broadcastLike: (n, g) => [sumToShape(g, n.inputs[0]!), undefined],
   gather: (n, g) => {
     const [table, indices] = inputs(n);
-    const axis = n.attrs.axis as number;
+    const axis = n.attrs.axis;
     if (axis === 0) return [op.scatterAdd(op.zerosLike(table!), indices!, g), undefined];
     // Move the gathered axis to the front (in g, the index axes), scatter rows, move it back.
     const rank = table!.rank;
@@ -226,23 +234,23 @@ export const VJP: Record<string, VjpRule> = {
   scatterAdd: (n, g) => [g, undefined, op.gather(g, n.inputs[1]!)],
   gatherElements: (n, g) => {
     const [x, indices] = inputs(n);
-    return [op.scatterElementsAdd(op.zerosLike(x!), indices!, g, n.attrs.axis as number), undefined];
+    return [op.scatterElementsAdd(op.zerosLike(x!), indices!, g, n.attrs.axis), undefined];
   },
-  scatterElementsAdd: (n, g) => [g, undefined, op.gatherElements(g, n.inputs[1]!, n.attrs.axis as number)],
+  scatterElementsAdd: (n, g) => [g, undefined, op.gatherElements(g, n.inputs[1]!, n.attrs.axis)],
   rotary: (n, g) => {
     // The rotation's transpose is the rotation by −angle: cos stays, sin changes sign.
     const [, positions, cos, sin] = inputs(n);
-    return [op.rotary(g, positions!, cos!, op.neg(sin!), n.attrs.heads as number), undefined, undefined, undefined];
+    return [op.rotary(g, positions!, cos!, op.neg(sin!), n.attrs.heads), undefined, undefined, undefined];
   },
   attention: attentionVjp,
   softmax: (n, g) => {
     const y = n.outputs[0]!;
-    const axis = n.attrs.axis as number;
+    const axis = n.attrs.axis;
     return [op.mul(y, op.sub(g, op.sum(op.mul(g, y), [axis], true)))];
   },
   logSoftmax: (n, g) => {
     const y = n.outputs[0]!;
-    const axis = n.attrs.axis as number;
+    const axis = n.attrs.axis;
     return [op.sub(g, op.mul(op.exp(y), op.sum(g, [axis], true)))];
   },
   layerNorm: (n, g, needs) => {
@@ -297,9 +305,32 @@ export const VJP: Record<string, VjpRule> = {
   },
 };
 
-const NOT_DIFFERENTIABLE = new Set(['less', 'greater', 'equal']);
-/** Ops whose every output carries a gradient (the others' extra outputs are saved statistics). */
-const MULTI_OUTPUT = new Set(['split', 'attention']);
+const NO_GRADIENT: ReadonlySet<OpName> = new Set<OpName>(NOT_DIFFERENTIABLE);
+
+/** The rule for a node's op, or undefined when the op has none. */
+function ruleFor(n: Node): VjpRule<OpName> | undefined {
+  // Each rule is stored under its own op's name, so it accepts that op's nodes.
+  return (VJP as Partial<Record<OpName, VjpRule<OpName>>>)[n.op];
+}
+
+/**
+ * Throws unless a rule returned one gradient per input of `n`, each (where given) with its
+ * input's dtype and shape: a wrong rule fails here, naming the op and the input, not later as a
+ * broadcast or a wrong number far from its cause.
+ */
+export function checkInputGrads(n: Node, grads: readonly (Tensor | undefined)[]): void {
+  if (grads.length !== n.inputs.length) {
+    throw new GraphError(n.op, `gradient rule returned ${grads.length} gradients for ${n.inputs.length} inputs`);
+  }
+  n.inputs.forEach((x, k) => {
+    const gk = grads[k];
+    if (!gk) return;
+    const sameShape = gk.rank === x.rank && gk.shape.every((d, i) => d === x.shape[i]);
+    if (gk.dtype !== x.dtype || !sameShape) {
+      throw new GraphError(n.op, `gradient rule returned ${gk.dtype}${formatShape(gk.shape)} for input ${k} (${x}), expected ${x.dtype}${formatShape(x.shape)}`);
+    }
+  });
+}
 
 /**
  * Gradients of `output` with respect to each tensor in `wrt`, as new tensors of the same graph.
@@ -323,17 +354,18 @@ export function grad(output: Tensor, wrt: readonly Tensor[], seed?: Tensor): Ten
   for (let i = nodes.length - 1; i >= 0; i--) {
     const n = nodes[i]!;
     const outputGrads = n.outputs.map((o) => grads.get(o.id));
-    const allOutputsDifferentiable = MULTI_OUTPUT.has(n.op);
+    const allOutputsDifferentiable = ALL_OUTPUTS_DIFFERENTIABLE.has(n.op);
     if (!allOutputsDifferentiable && outputGrads.slice(1).some(Boolean)) {
       throw new GraphError(n.op, 'gradient through an auxiliary output is not supported');
     }
     const g = allOutputsDifferentiable ? outputGrads.find(Boolean) : outputGrads[0];
     if (!g || !n.inputs.some((t) => dependsOnWrt.has(t.id))) continue;
-    if (NOT_DIFFERENTIABLE.has(n.op)) continue;
-    const rule = VJP[n.op];
+    if (NO_GRADIENT.has(n.op)) continue;
+    const rule = ruleFor(n);
     if (!rule) throw new GraphError(n.op, 'has no gradient rule');
     const needs = n.inputs.map((t) => dependsOnWrt.has(t.id));
     const inputGrads = rule(n, g, needs, outputGrads);
+    checkInputGrads(n, inputGrads);
     n.inputs.forEach((t, k) => {
       const gi = inputGrads[k];
       if (!gi || !needs[k]) return;

@@ -1,19 +1,20 @@
 import { type DType, type TypedArray, dtypeOfArray } from './dtype.js';
+import type { OpAttrs, OpName } from './registry.js';
 import { type Shape, GraphError, formatShape, isStatic, numel } from './shape.js';
 
-export type AttrValue = number | string | boolean | readonly number[] | undefined;
-export type Attrs = Readonly<Record<string, AttrValue>>;
-
 /** One operation in a graph. `outputs[0]` is the main result; some ops have auxiliary outputs. */
-export class Node {
+export class OpNode<K extends OpName = OpName> {
   readonly outputs: Tensor[] = [];
   constructor(
     readonly id: number,
-    readonly op: string,
+    readonly op: K,
     readonly inputs: readonly Tensor[],
-    readonly attrs: Attrs,
+    readonly attrs: Readonly<OpAttrs[K]>,
   ) {}
 }
+
+/** A node of any op: checking `node.op` narrows `node.attrs` to that op's attributes. */
+export type Node = { [K in OpName]: OpNode<K> }[OpName];
 
 /** A value in a graph: a graph input, an initializer (constant data), or an output of a node. */
 export class Tensor {
@@ -72,16 +73,18 @@ export class Graph {
   }
 
   /** Appends a node; `outputs` gives each output's dtype and shape. */
-  addNode(op: string, inputs: readonly Tensor[], attrs: Attrs, outputs: readonly { dtype: DType; shape: Shape }[]): Node {
+  addNode<K extends OpName>(op: K, inputs: readonly Tensor[], attrs: OpAttrs[K], outputs: readonly { dtype: DType; shape: Shape }[]): OpNode<K> {
     for (const t of inputs) {
       if (t.graph !== this) throw new GraphError(op, `input ${t.name} belongs to another graph`);
     }
-    const node = new Node(this.nextId++, op, inputs, attrs);
+    const node = new OpNode(this.nextId++, op, inputs, attrs);
+    // An OpNode<K> is the member of the Node union for its own K.
+    const member = node as unknown as Node;
     for (const o of outputs) {
       const id = this.nextId++;
-      node.outputs.push(new Tensor(this, id, o.dtype, o.shape, node, 'node', `t${id}`));
+      node.outputs.push(new Tensor(this, id, o.dtype, o.shape, member, 'node', `t${id}`));
     }
-    this.nodes.push(node);
+    this.nodes.push(member);
     return node;
   }
 

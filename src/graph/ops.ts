@@ -3,12 +3,15 @@
  * throw a GraphError naming the op at build time, never later inside onnxruntime.
  */
 import { type DType, type TypedArray, allocate, isFloat } from './dtype.js';
-import { Graph, type Attrs, Tensor } from './graph.js';
+import { Graph, Tensor } from './graph.js';
+import type { GeluApproximation, OpAttrs, OpName } from './registry.js';
 import { type Dim, type Shape, GraphError, broadcastShapes, formatShape, normalizeAxis } from './shape.js';
+
+export type { GeluApproximation } from './registry.js';
 
 type Operand = Tensor | number;
 
-function node(op: string, inputs: Tensor[], attrs: Attrs, dtype: DType, shape: Shape): Tensor {
+function node<K extends OpName>(op: K, inputs: Tensor[], attrs: OpAttrs[K], dtype: DType, shape: Shape): Tensor {
   return inputs[0]!.graph.addNode(op, inputs, attrs, [{ dtype, shape }]).outputs[0]!;
 }
 
@@ -39,7 +42,7 @@ function requireFloat(op: string, t: Tensor): void {
   if (!isFloat(t.dtype)) throw new GraphError(op, `${t} must be floating point`);
 }
 
-function binary(op: string, a: Operand, b: Operand): Tensor {
+function binary(op: 'add' | 'sub' | 'mul' | 'div', a: Operand, b: Operand): Tensor {
   const [ta, tb] = asTensors(op, a, b);
   return node(op, [ta, tb], {}, ta.dtype, broadcastShapes(op, ta.shape, tb.shape));
 }
@@ -54,7 +57,7 @@ export function pow(a: Operand, b: Operand): Tensor {
   return node('pow', [ta, tb], {}, ta.dtype, broadcastShapes('pow', ta.shape, tb.shape));
 }
 
-function comparison(op: string, a: Operand, b: Operand): Tensor {
+function comparison(op: 'less' | 'greater' | 'equal', a: Operand, b: Operand): Tensor {
   const [ta, tb] = asTensors(op, a, b);
   return node(op, [ta, tb], {}, 'bool', broadcastShapes(op, ta.shape, tb.shape));
 }
@@ -69,7 +72,7 @@ export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
   return node('where', [cond, ta, tb], {}, ta.dtype, broadcastShapes('where', cond.shape, ta.shape, tb.shape));
 }
 
-function unary(op: string, x: Tensor): Tensor {
+function unary(op: 'exp' | 'log' | 'sqrt' | 'tanh' | 'erf' | 'cos' | 'sin', x: Tensor): Tensor {
   requireFloat(op, x);
   return node(op, [x], {}, x.dtype, x.shape);
 }
@@ -140,7 +143,7 @@ export function max(x: Tensor, axes?: readonly number[], keepDims = false): Tens
   return reduce('max', x, axes, keepDims);
 }
 
-function reduce(op: string, x: Tensor, axes: readonly number[] | undefined, keepDims: boolean): Tensor {
+function reduce(op: 'sum' | 'mean' | 'max', x: Tensor, axes: readonly number[] | undefined, keepDims: boolean): Tensor {
   const all = axes === undefined || axes.length === 0;
   const norm = all ? x.shape.map((_, i) => i) : axes.map((a) => normalizeAxis(a, x.rank, op));
   if (new Set(norm).size !== norm.length) throw new GraphError(op, `axis listed twice in [${axes}]`);
@@ -406,8 +409,6 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor, options
   const [output, key, value] = q.graph.addNode('attention', inputs, { heads, scale }, [{ dtype: q.dtype, shape: q.shape }, cache, cache]).outputs as [Tensor, Tensor, Tensor];
   return { output, key, value };
 }
-
-export type GeluApproximation = 'none' | 'tanh';
 
 /** GELU: exact 0.5·x·(1 + erf(x/√2)), or the tanh approximation. */
 export function gelu(x: Tensor, approximate: GeluApproximation = 'none'): Tensor {

@@ -9,11 +9,9 @@ import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { f32ToBf16, f32ToF16, openCheckpointWeights, writeSafetensors, type StoredDType, type TensorToWrite } from '../formats/index.js';
 import { ConfigError, FormatError } from '../util/errors.js';
-import { type NeoXConfig, type WeightDType, parameterShapes, parseHfConfig, toHfConfig } from './config.js';
+import { type NeoXConfig, type WeightDType, ignoredBuffers, parameterShapes, parseHfConfig, toHfConfig } from './config.js';
 import type { Params } from './params.js';
 
-/** Buffers old Pythia checkpoints carry that no computation uses (notes B7.1). */
-const IGNORED = /\.attention\.(bias|masked_bias|rotary_emb\.inv_freq)$/;
 /** transformers ≥ 5 names the LM head `lm_head` in its modules; files use `embed_out`. */
 const ALIASES: Record<string, string> = { 'lm_head.weight': 'embed_out.weight' };
 
@@ -44,13 +42,14 @@ export function loadCheckpoint(dir: string): Checkpoint {
   const source = openCheckpointWeights(dir);
   try {
     const wanted = new Map(parameterShapes(config).map((p) => [p.name, p.shape]));
+    const ignored = ignoredBuffers(config);
     const params: Params = new Map();
     const storedDTypes = new Map<string, StoredDType>();
     for (const info of source.list()) {
       const name = ALIASES[info.name] ?? info.name;
       const shape = wanted.get(name);
       if (!shape) {
-        if (IGNORED.test(name)) continue;
+        if (ignored.has(name)) continue;
         throw new FormatError(source.file, `unexpected tensor ${info.name} for this config.json`);
       }
       if (shape.length !== info.shape.length || shape.some((d, i) => d !== info.shape[i])) {

@@ -161,38 +161,78 @@ export function toHfConfig(c: NeoXConfig): Record<string, unknown> {
   };
 }
 
+/**
+ * How GPT-NeoX v1.0 initialises a parameter: its `init_method` (embeddings, query_key_value,
+ * dense_h_to_4h, the LM head), its `output_layer_init_method` (the two projections back into the
+ * residual stream), zeros (every bias) or ones (LayerNorm weights). The methods themselves are in
+ * src/train/init.ts.
+ */
+export type InitRule = 'input' | 'output' | 'zeros' | 'ones';
+
+/** A parameter and the roles that decide how it is initialised, optimised and laid out. */
 export interface ParameterSpec {
+  /** Hugging Face state-dict name. */
   name: string;
   shape: number[];
+  init: InitRule;
+  /**
+   * AdamW decays it: everything but biases and LayerNorm parameters (GPT-NeoX v1.0
+   * megatron/model/utils.py `get_params_for_weight_decay_optimization`).
+   */
+  weightDecay: boolean;
+  /**
+   * query_key_value weight or bias: rows interleaved per head, [heads, 3 (q, k, v), head_dim]
+   * (transformers' modeling_gpt_neox.py `GPTNeoXAttention.forward` views them so).
+   */
+  qkvPerHead?: true;
 }
 
-/** Every parameter with its Hugging Face state-dict name and shape, in HF's order. */
+const matrix = (name: string, shape: number[], init: 'input' | 'output'): ParameterSpec => ({ name, shape, init, weightDecay: true });
+const bias = (name: string, size: number): ParameterSpec => ({ name, shape: [size], init: 'zeros', weightDecay: false });
+const layerNorm = (prefix: string, size: number): ParameterSpec[] => [
+  { name: `${prefix}.weight`, shape: [size], init: 'ones', weightDecay: false },
+  bias(`${prefix}.bias`, size),
+];
+
+/** Every parameter with its Hugging Face state-dict name, shape and roles, in HF's order. */
 export function parameterShapes(c: NeoXConfig): ParameterSpec[] {
   const H = c.hiddenSize;
   const F = c.intermediateSize;
-  const specs: ParameterSpec[] = [{ name: 'gpt_neox.embed_in.weight', shape: [c.vocabSize, H] }];
+  const specs: ParameterSpec[] = [matrix('gpt_neox.embed_in.weight', [c.vocabSize, H], 'input')];
   for (let i = 0; i < c.numLayers; i++) {
     const p = `gpt_neox.layers.${i}`;
     specs.push(
-      { name: `${p}.input_layernorm.weight`, shape: [H] },
-      { name: `${p}.input_layernorm.bias`, shape: [H] },
-      { name: `${p}.post_attention_layernorm.weight`, shape: [H] },
-      { name: `${p}.post_attention_layernorm.bias`, shape: [H] },
-      { name: `${p}.attention.query_key_value.weight`, shape: [3 * H, H] },
+      ...layerNorm(`${p}.input_layernorm`, H),
+      ...layerNorm(`${p}.post_attention_layernorm`, H),
+      { ...matrix(`${p}.attention.query_key_value.weight`, [3 * H, H], 'input'), qkvPerHead: true },
     );
-    if (c.attentionBias) specs.push({ name: `${p}.attention.query_key_value.bias`, shape: [3 * H] });
-    specs.push({ name: `${p}.attention.dense.weight`, shape: [H, H] });
-    if (c.attentionBias) specs.push({ name: `${p}.attention.dense.bias`, shape: [H] });
+    if (c.attentionBias) specs.push({ ...bias(`${p}.attention.query_key_value.bias`, 3 * H), qkvPerHead: true });
+    specs.push(matrix(`${p}.attention.dense.weight`, [H, H], 'output'));
+    if (c.attentionBias) specs.push(bias(`${p}.attention.dense.bias`, H));
     specs.push(
-      { name: `${p}.mlp.dense_h_to_4h.weight`, shape: [F, H] },
-      { name: `${p}.mlp.dense_h_to_4h.bias`, shape: [F] },
-      { name: `${p}.mlp.dense_4h_to_h.weight`, shape: [H, F] },
-      { name: `${p}.mlp.dense_4h_to_h.bias`, shape: [H] },
+      matrix(`${p}.mlp.dense_h_to_4h.weight`, [F, H], 'input'),
+      bias(`${p}.mlp.dense_h_to_4h.bias`, F),
+      matrix(`${p}.mlp.dense_4h_to_h.weight`, [H, F], 'output'),
+      bias(`${p}.mlp.dense_4h_to_h.bias`, H),
     );
   }
-  specs.push({ name: 'gpt_neox.final_layer_norm.weight', shape: [H] }, { name: 'gpt_neox.final_layer_norm.bias', shape: [H] });
-  if (!c.tieWordEmbeddings) specs.push({ name: 'embed_out.weight', shape: [c.vocabSize, H] });
+  specs.push(...layerNorm('gpt_neox.final_layer_norm', H));
+  if (!c.tieWordEmbeddings) specs.push(matrix('embed_out.weight', [c.vocabSize, H], 'input'));
   return specs;
+}
+
+/**
+ * Buffers that checkpoints written by older transformers carry and no computation uses: each
+ * layer's causal mask `bias`, `masked_bias` and rotary `inv_freq`, which older versions of
+ * transformers' modeling_gpt_neox.py registered as persistent buffers (`GPTNeoXAttention.__init__`,
+ * `RotaryEmbedding.__init__`). Loading skips them.
+ */
+export function ignoredBuffers(c: NeoXConfig): Set<string> {
+  const names = new Set<string>();
+  for (let i = 0; i < c.numLayers; i++) {
+    for (const buffer of ['bias', 'masked_bias', 'rotary_emb.inv_freq']) names.add(`gpt_neox.layers.${i}.attention.${buffer}`);
+  }
+  return names;
 }
 
 export function countParameters(c: NeoXConfig): { total: number; nonEmbedding: number } {

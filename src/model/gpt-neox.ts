@@ -1,6 +1,7 @@
 /**
  * The GPT-NeoX forward pass as a graph, computing what Hugging Face's GPTNeoXForCausalLM computes
- * (notes B6): embedding, then per layer LayerNorm → fused per-head qkv → rotary on the first
+ * (transformers' models/gpt_neox/modeling_gpt_neox.py: `GPTNeoXModel.forward`, `GPTNeoXLayer`,
+ * `GPTNeoXAttention`, `GPTNeoXMLP`): embedding, then per layer LayerNorm → fused per-head qkv → rotary on the first
  * rotary_ndims dims of q and k → causal softmax attention → dense, and the MLP, combined with a
  * parallel (Pythia) or sequential residual; final LayerNorm; untied LM head without bias.
  *

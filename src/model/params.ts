@@ -60,8 +60,8 @@ export function groupQkvRows(config: NeoXConfig, params: Params): Params {
   const nh = config.numHeads;
   const hd = headDim(config);
   const grouped: Params = new Map(params);
-  for (const { name, shape } of parameterShapes(config)) {
-    if (!name.includes('.attention.query_key_value.')) continue;
+  for (const { name, shape, qkvPerHead } of parameterShapes(config)) {
+    if (!qkvPerHead) continue;
     const src = params.get(name)!;
     const rowLength = shape.length === 2 ? shape[1]! : 1;
     const dst = new Float32Array(src.length);

@@ -1,5 +1,6 @@
 /**
- * Architectures of the published Pythia models (pythia-facts.md §1.2; HF config.json), and a way
+ * Architectures of the published Pythia models (EleutherAI/pythia's models/<size>/*.yml and the
+ * config.json of each EleutherAI/pythia-<size> on the Hugging Face Hub), and a way
  * to define new sizes with the same recipe.
  */
 import { type NeoXConfig, validateConfig } from './config.js';

@@ -1,7 +1,8 @@
 /**
  * Runs graphs with onnxruntime-node: compile once (lower, encode, create a session), run many
- * times. Sessions are cached by the encoded model and options. `run` is synchronous inside
- * onnxruntime and blocks the event loop while it computes: long work belongs in a worker thread.
+ * times. Sessions are cached by the encoded model and options. onnxruntime-node computes a run on
+ * the calling thread, so the event loop waits for each run; long loops get their timers, progress
+ * and signals in between runs.
  */
 import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';

@@ -11,9 +11,11 @@
  *        p = p·(1 - lr·wd);  m = lerp(m, g, 1-β1);  v = β2·v + (1-β2)·g²
  *        p = p - (lr/(1-β1^t))·m / (sqrt(v)/sqrt(1-β2^t) + eps)
  *
- * Weight decay applies to every parameter except biases and LayerNorm parameters (GPT-NeoX
- * `get_params_for_weight_decay_optimization`), chosen here by HF parameter name.
+ * Weight decay applies to every parameter except those named in `noWeightDecay`: biases and
+ * LayerNorm parameters (GPT-NeoX `get_params_for_weight_decay_optimization`), as their
+ * specs say (`weightDecay` in src/model/config.ts).
  */
+import type { ParameterSpec } from '../model/config.js';
 import { ConfigError } from '../util/errors.js';
 
 const f32 = Math.fround;
@@ -29,9 +31,9 @@ export interface AdamWOptions {
 
 export const PYTHIA_ADAM: AdamWOptions = { betas: [0.9, 0.95], eps: 1e-8, weightDecay: 0.1, flavour: 'apex' };
 
-/** False for biases and LayerNorm parameters (HF names: `*.bias`, `*layernorm.*`, `*layer_norm.*`). */
-export function usesWeightDecay(name: string): boolean {
-  return !(name.endsWith('.bias') || /layernorm\.|layer_norm\./.test(name));
+/** The names of the parameters AdamW leaves undecayed (GPT-NeoX's `no_weight_decay_params` group). */
+export function noWeightDecay(specs: readonly Pick<ParameterSpec, 'name' | 'weightDecay'>[]): Set<string> {
+  return new Set(specs.filter((p) => !p.weightDecay).map((p) => p.name));
 }
 
 export interface AdamWState {
@@ -48,6 +50,8 @@ export class AdamW {
   constructor(
     readonly options: AdamWOptions,
     params: Map<string, Float32Array>,
+    /** Parameters without weight decay: `noWeightDecay(parameterShapes(config))`. */
+    private readonly undecayed: ReadonlySet<string>,
     state?: AdamWState,
   ) {
     const [b1, b2] = options.betas;
@@ -77,7 +81,7 @@ export class AdamW {
     for (const [name, p] of params) {
       const g = grads.get(name);
       if (!g || g.length !== p.length) throw new Error(`AdamW: gradient for ${name} is missing or has the wrong size`);
-      const wd = usesWeightDecay(name) ? this.options.weightDecay : 0;
+      const wd = this.undecayed.has(name) ? 0 : this.options.weightDecay;
       const m = this.state.expAvg.get(name)!;
       const v = this.state.expAvgSq.get(name)!;
       if (this.options.flavour === 'apex') apexUpdate(p, g, m, v, lr, wd, this.options, this.state.step);

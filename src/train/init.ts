@@ -1,17 +1,19 @@
 /**
  * GPT-NeoX v1.0 weight initialisation for HF-named GPTNeoXForCausalLM parameters
- * (megatron/model/init_functions.py; notes B9.1):
+ * (megatron/model/init_functions.py; which layer gets which in megatron/model/transformer.py
+ * and gpt2_model.py; biases zero in mpu/layers.py), following each parameter's `init` rule
+ * (src/model/config.ts):
  *
- *   init_method            embed_in, query_key_value, dense_h_to_4h, embed_out
- *   output_layer_init_method  attention.dense, mlp.dense_4h_to_h
- *   zero                   every bias
- *   (1, 0)                 LayerNorm weight, bias
+ *   input  (init_method)               embed_in, query_key_value, dense_h_to_4h, embed_out
+ *   output (output_layer_init_method)  attention.dense, mlp.dense_4h_to_h
+ *   zeros                              every bias
+ *   ones                               LayerNorm weights
  *
  * with σ = sqrt(2/(5H)) for small_init, 2/(L·sqrt(H)) for wang_init, `std` (0.02) for normal and
  * std/sqrt(2L) for scaled_normal. Values are drawn from our own Prng (prng.ts), one stream in
  * parameter order, so only the distributions match GPT-NeoX, not its exact numbers.
  */
-import { ConfigError } from '../util/errors.js';
+import type { ParameterSpec } from '../model/config.js';
 import { Prng } from '../util/prng.js';
 
 export const INIT_METHODS = ['small_init', 'wang_init', 'normal', 'scaled_normal'] as const;
@@ -48,25 +50,9 @@ export function initStd(method: InitMethod, dims: InitDims, initMethodStd = 0.02
   }
 }
 
-export type ParameterRole = 'input' | 'output' | 'bias' | 'norm-weight';
-
-/** What initialisation a parameter gets, from its HF name. */
-export function parameterRole(name: string): ParameterRole {
-  if (name.endsWith('.bias')) return 'bias';
-  if (/(layernorm|layer_norm)\.weight$/.test(name)) return 'norm-weight';
-  if (/(attention\.dense|mlp\.dense_4h_to_h)\.weight$/.test(name)) return 'output';
-  if (/(embed_in|query_key_value|mlp\.dense_h_to_4h)\.weight$/.test(name) || name === 'embed_out.weight') return 'input';
-  throw new ConfigError(`init: no initialisation rule for parameter ${name}`);
-}
-
-export interface ParameterShape {
-  name: string;
-  shape: number[];
-}
-
 /** Fresh parameters in the order given, deterministic in `seed` (or drawn from `rng`). */
 export function initParameters(
-  shapes: ParameterShape[],
+  specs: readonly Pick<ParameterSpec, 'name' | 'shape' | 'init'>[],
   dims: InitDims,
   recipe: InitRecipe,
   seed: number | Prng,
@@ -75,12 +61,11 @@ export function initParameters(
   const inputStd = initStd(recipe.initMethod, dims, recipe.initMethodStd);
   const outputStd = initStd(recipe.outputLayerInitMethod, dims, recipe.initMethodStd);
   const params = new Map<string, Float32Array>();
-  for (const { name, shape } of shapes) {
+  for (const { name, shape, init } of specs) {
     const values = new Float32Array(shape.reduce((a, b) => a * b, 1));
-    const role = parameterRole(name);
-    if (role === 'input') rng.fillNormal(values, inputStd);
-    else if (role === 'output') rng.fillNormal(values, outputStd);
-    else if (role === 'norm-weight') values.fill(1);
+    if (init === 'input') rng.fillNormal(values, inputStd);
+    else if (init === 'output') rng.fillNormal(values, outputStd);
+    else if (init === 'ones') values.fill(1);
     params.set(name, values);
   }
   return params;

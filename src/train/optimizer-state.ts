@@ -3,31 +3,20 @@
  * tensors `exp_avg.<param>` and `exp_avg_sq.<param>` (torch's state names), built in memory so
  * the checkpoint folder can be written in one atomic step.
  */
-import { openSafetensors, safetensorsHeader } from '../formats/safetensors.js';
-import type { TensorInfo } from '../formats/tensor-file.js';
+import { openSafetensors, safetensorsBytes } from '../formats/safetensors.js';
+import type { TensorToWrite } from '../formats/tensor-file.js';
 import { FormatError } from '../util/errors.js';
 import type { AdamWState } from './adamw.js';
 
 export const OPTIMIZER_FILE = 'optimizer.safetensors';
 
 export function optimizerStateBytes(state: AdamWState, shapes: { name: string; shape: number[] }[]): Uint8Array {
-  const tensors: (TensorInfo & { data: Float32Array })[] = [];
+  const tensors: TensorToWrite[] = [];
   for (const { name, shape } of shapes) {
     tensors.push({ name: `exp_avg.${name}`, dtype: 'F32', shape, data: state.expAvg.get(name)! });
     tensors.push({ name: `exp_avg_sq.${name}`, dtype: 'F32', shape, data: state.expAvgSq.get(name)! });
   }
-  tensors.sort((a, b) => Buffer.compare(Buffer.from(a.name), Buffer.from(b.name)));
-  const header = safetensorsHeader(tensors, { format: 'pt', step: String(state.step) });
-  const dataBytes = tensors.reduce((n, t) => n + t.data.byteLength, 0);
-  const out = new Uint8Array(8 + header.length + dataBytes);
-  new DataView(out.buffer).setBigUint64(0, BigInt(header.length), true);
-  out.set(header, 8);
-  let offset = 8 + header.length;
-  for (const t of tensors) {
-    out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), offset);
-    offset += t.data.byteLength;
-  }
-  return out;
+  return safetensorsBytes(tensors, { format: 'pt', step: String(state.step) });
 }
 
 export function readOptimizerState(path: string, shapes: { name: string; shape: number[] }[]): AdamWState {

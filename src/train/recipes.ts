@@ -1,6 +1,6 @@
 /**
- * Training recipes: the Pythia suite as published (pythia-facts.md §1.1–1.2, the Pythia repo's
- * models/*.yml) and `nano`, a suite of the same shape sized for a 2-core machine.
+ * Training recipes: the Pythia suite as published (EleutherAI/pythia's README and
+ * models/<size>/*.yml) and `nano`, a suite of the same shape sized for a 2-core machine.
  */
 import type { NeoXConfig } from '../model/config.js';
 import { pythiaArchitecture, PYTHIA_SIZES } from '../model/presets.js';
@@ -77,7 +77,7 @@ export function validateRecipe(r: TrainRecipe): void {
   if (!(r.gradientClipping >= 0)) throw new ConfigError(`gradient-clipping: expected a number >= 0, got ${r.gradientClipping}`);
 }
 
-/** The recipe every Pythia size shares (pythia-facts.md §1.1). */
+/** The recipe every Pythia size shares (the settings common to every EleutherAI/pythia models/<size>/*.yml). */
 function pythiaRecipe(lr: number, microBatchSize: number, init: InitRecipe): TrainRecipe {
   return {
     seqLength: 2048,
@@ -100,7 +100,7 @@ function pythiaRecipe(lr: number, microBatchSize: number, init: InitRecipe): Tra
   };
 }
 
-/** Per size: lr from models/<size>/*.yml, cluster layout from the same files (pythia-facts.md §1.2). */
+/** Per size: lr and cluster layout from EleutherAI/pythia's models/<size>/pythia-<size>.yml. */
 const PYTHIA_TABLE: Record<string, { lr: number; cluster: ClusterLayout }> = {
   '14m': { lr: 1.0e-3, cluster: { microBatchPerGpu: 32, gradientAccumulationSteps: 1, modelParallelSize: 1, precision: 'fp16', zeroStage: 0 } },
   '31m': { lr: 1.0e-3, cluster: { microBatchPerGpu: 32, gradientAccumulationSteps: 1, modelParallelSize: 1, precision: 'fp16', zeroStage: 0 } },

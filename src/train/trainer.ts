@@ -18,7 +18,7 @@ import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint.js';
 import type { Params } from '../model/params.js';
 import { TrainStep, createTrainStep } from '../model/train-step.js';
 import { ConfigError, DataError, FormatError } from '../util/errors.js';
-import { AdamW, type AdamWState } from './adamw.js';
+import { AdamW, type AdamWState, noWeightDecay } from './adamw.js';
 import { saveIters } from './checkpoint-schedule.js';
 import { clipGradNorm } from './grad-clip.js';
 import { initParameters } from './init.js';
@@ -168,21 +168,21 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const adamOptions = { betas: recipe.betas, eps: recipe.eps, weightDecay: recipe.weightDecay, flavour: recipe.optimizer };
   if (options.resume) {
     params = options.resume.params;
-    optimizer = new AdamW(adamOptions, params, options.resume.optimizer);
+    optimizer = new AdamW(adamOptions, params, noWeightDecay(shapes), options.resume.optimizer);
     startStep = options.resume.state.step;
     rng = options.resume.state.rng;
     initInfo = options.resume.state.init;
   } else if (options.initFrom) {
     const ckpt = loadCheckpoint(options.initFrom);
     params = ckpt.params;
-    optimizer = new AdamW(adamOptions, params);
+    optimizer = new AdamW(adamOptions, params, noWeightDecay(shapes));
     startStep = 0;
     initInfo = { seed: recipe.seed, from: resolve(options.initFrom) };
   } else {
     const generator = new Prng(recipe.seed);
     params = initParameters(shapes, config, recipe.init, generator);
     rng = generator.state;
-    optimizer = new AdamW(adamOptions, params);
+    optimizer = new AdamW(adamOptions, params, noWeightDecay(shapes));
     startStep = 0;
     initInfo = { seed: recipe.seed, from: null };
   }

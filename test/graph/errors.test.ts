@@ -2,9 +2,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Graph } from '../../src/graph/graph.js';
-import { grad } from '../../src/graph/grad.js';
+import { grad, VJP } from '../../src/graph/grad.js';
 import { toOnnx } from '../../src/graph/onnx.js';
 import * as op from '../../src/graph/ops.js';
+import type { OpName } from '../../src/graph/registry.js';
 import { GraphError } from '../../src/graph/shape.js';
 
 function assertGraphError(build: () => unknown, expected: string): void {
@@ -80,11 +81,64 @@ describe('build-time errors name the op', () => {
     assertGraphError(() => grad(e, [x]), `grad: output ${e.name}:float32[2,3] must be a scalar, or pass a seed gradient`);
   });
 
-  it('an op with no lowering or no gradient rule', () => {
+  it('an op outside the registry (only past the compiler, with a cast) has no lowering and no gradient rule', () => {
     const h = new Graph();
     const a = h.input('a', 'float32', [2]);
-    const odd = h.addNode('frobnicate', [a], {}, [{ dtype: 'float32', shape: [2] }]).outputs[0]!;
+    const odd = h.addNode('frobnicate' as OpName, [a], {}, [{ dtype: 'float32', shape: [2] }]).outputs[0]!;
     assertGraphError(() => toOnnx({ graph: h, outputs: { odd } }), 'frobnicate: has no ONNX lowering');
     assertGraphError(() => grad(op.sum(odd), [a]), 'frobnicate: has no gradient rule');
+  });
+});
+
+describe('grad checks what each gradient rule returns', () => {
+  /** Runs `build` with `VJP.exp` replaced by `rule`, restoring the real rule afterwards. */
+  function withExpRule(rule: (typeof VJP)['exp'], build: () => unknown): void {
+    const real = VJP.exp;
+    VJP.exp = rule;
+    try {
+      build();
+    } finally {
+      VJP.exp = real;
+    }
+  }
+
+  it('a gradient of the wrong shape', () => {
+    const g = new Graph();
+    const x = g.input('x', 'float32', [2, 3]);
+    const loss = op.sum(op.exp(x));
+    withExpRule((n, gy) => [op.sum(op.mul(gy, n.outputs[0]!), [0])], () =>
+      assertGraphError(() => grad(loss, [x]), 'exp: gradient rule returned float32[3] for input 0 (x:float32[2,3]), expected float32[2,3]'));
+  });
+
+  it('a gradient of the wrong dtype', () => {
+    const g = new Graph();
+    const x = g.input('x', 'float32', [2, 3]);
+    const loss = op.sum(op.exp(x));
+    withExpRule((n, gy) => [op.cast(op.mul(gy, n.outputs[0]!), 'float64')], () =>
+      assertGraphError(() => grad(loss, [x]), 'exp: gradient rule returned float64[2,3] for input 0 (x:float32[2,3]), expected float32[2,3]'));
+  });
+
+  it('the wrong number of gradients', () => {
+    const g = new Graph();
+    const x = g.input('x', 'float32', [2, 3]);
+    const loss = op.sum(op.exp(x));
+    withExpRule((n, gy) => [op.mul(gy, n.outputs[0]!), undefined], () =>
+      assertGraphError(() => grad(loss, [x]), 'exp: gradient rule returned 2 gradients for 1 inputs'));
+  });
+
+  it('a symbolic dimension other than the input\'s', () => {
+    const g = new Graph();
+    const x = g.input('x', 'float32', ['batch', 3]);
+    const loss = op.sum(op.exp(x));
+    withExpRule((_n, gy) => [op.reshape(gy, ['rows', 3])], () =>
+      assertGraphError(() => grad(loss, [x]), 'exp: gradient rule returned float32[rows,3] for input 0 (x:float32[batch,3]), expected float32[batch,3]'));
+  });
+
+  it('the real rules pass the check: linear without a bias returns two gradients', () => {
+    const g = new Graph();
+    const x = g.input('x', 'float32', [4, 3]);
+    const w = g.input('w', 'float32', [2, 3]);
+    const [gx, gw] = grad(op.sum(op.linear(x, w)), [x, w]);
+    assert.deepEqual([gx!.shape, gw!.shape], [[4, 3], [2, 3]]);
   });
 });

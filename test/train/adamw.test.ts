@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { AdamW, usesWeightDecay, type AdamFlavour, type AdamWOptions } from '../../src/train/adamw.js';
+import { parameterShapes } from '../../src/model/config.js';
+import { pythiaArchitecture } from '../../src/model/presets.js';
+import { AdamW, noWeightDecay, type AdamFlavour, type AdamWOptions } from '../../src/train/adamw.js';
 import { clipGradNorm, globalGradNorm } from '../../src/train/grad-clip.js';
 
 const p0 = [0.5, -1.25, 0.003, 2.0];
@@ -17,7 +19,7 @@ function options(flavour: AdamFlavour, weightDecay: number): AdamWOptions {
 
 function run(flavour: AdamFlavour, weightDecay: number, name = 'gpt_neox.layers.0.mlp.dense_h_to_4h.weight') {
   const params = new Map([[name, Float32Array.from(p0)]]);
-  const opt = new AdamW(options(flavour, weightDecay), params);
+  const opt = new AdamW(options(flavour, weightDecay), params, new Set());
   grads.forEach((g, i) => opt.step(params, new Map([[name, Float32Array.from(g)]]), lrs[i]!));
   return { p: params.get(name)!, m: opt.state.expAvg.get(name)!, v: opt.state.expAvgSq.get(name)! };
 }
@@ -33,7 +35,7 @@ test('first update from zero moments moves each weight by lr·(sign(g) + wd·p) 
   for (const flavour of ['apex', 'torch'] as const) {
     const name = 'embed_out.weight';
     const params = new Map([[name, Float32Array.from([1, -2, 0.5])]]);
-    const opt = new AdamW(options(flavour, 0.1), params);
+    const opt = new AdamW(options(flavour, 0.1), params, new Set());
     opt.step(params, new Map([[name, Float32Array.from([0.3, -0.01, 4])]]), 0.01);
     // m̂ = g and v̂ = g², so update = g/(|g| + 1e-8) + 0.1·p.
     const expected = [1 - 0.01 * (1 + 0.1 * 1), -2 - 0.01 * (-1 + 0.1 * -2), 0.5 - 0.01 * (1 + 0.1 * 0.5)];
@@ -70,19 +72,23 @@ test('three torch steps match a float32 numpy transcription of torch.optim.AdamW
 });
 
 test('no weight decay on biases and LayerNorm parameters', () => {
-  assert.equal(usesWeightDecay('gpt_neox.embed_in.weight'), true);
-  assert.equal(usesWeightDecay('gpt_neox.layers.3.attention.query_key_value.weight'), true);
-  assert.equal(usesWeightDecay('embed_out.weight'), true);
-  assert.equal(usesWeightDecay('gpt_neox.layers.3.attention.query_key_value.bias'), false);
-  assert.equal(usesWeightDecay('gpt_neox.layers.0.input_layernorm.weight'), false);
-  assert.equal(usesWeightDecay('gpt_neox.layers.0.post_attention_layernorm.weight'), false);
-  assert.equal(usesWeightDecay('gpt_neox.final_layer_norm.weight'), false);
+  const specs = parameterShapes(pythiaArchitecture({ numLayers: 4, hiddenSize: 32, numHeads: 2, vocabSize: 16 }));
+  const undecayed = noWeightDecay(specs);
+  for (const name of ['gpt_neox.embed_in.weight', 'gpt_neox.layers.3.attention.query_key_value.weight', 'embed_out.weight']) {
+    assert.equal(undecayed.has(name), false, name);
+  }
+  for (const name of ['gpt_neox.layers.3.attention.query_key_value.bias', 'gpt_neox.layers.0.input_layernorm.weight', 'gpt_neox.layers.0.post_attention_layernorm.weight', 'gpt_neox.final_layer_norm.weight']) {
+    assert.equal(undecayed.has(name), true, name);
+  }
+  // Exactly the biases and LayerNorm parameters, by their Hugging Face names.
+  const byName = specs.map((p) => p.name).filter((n) => n.endsWith('.bias') || /layernorm\.|layer_norm\./.test(n));
+  assert.deepEqual([...undecayed].sort(), byName.sort());
   // With a zero gradient a decayed weight shrinks, an undecayed one stays.
   const params = new Map([
     ['gpt_neox.final_layer_norm.weight', Float32Array.from([1])],
     ['embed_out.weight', Float32Array.from([1])],
   ]);
-  const opt = new AdamW(options('apex', 0.1), params);
+  const opt = new AdamW(options('apex', 0.1), params, undecayed);
   opt.step(params, new Map([...params.keys()].map((k) => [k, new Float32Array(1)])), 0.01);
   assert.equal(params.get('gpt_neox.final_layer_norm.weight')![0], 1);
   assert.equal(params.get('embed_out.weight')![0], Math.fround(1 - Math.fround(0.01 * Math.fround(0.1))));
@@ -92,18 +98,18 @@ test('an optimizer rebuilt from its state continues with identical bytes', () =>
   for (const flavour of ['apex', 'torch'] as const) {
     const name = 'w.weight';
     const straight = new Map([[name, Float32Array.from(p0)]]);
-    const a = new AdamW(options(flavour, 0.1), straight);
+    const a = new AdamW(options(flavour, 0.1), straight, new Set());
     grads.forEach((g, i) => a.step(straight, new Map([[name, Float32Array.from(g)]]), lrs[i]!));
 
     const resumed = new Map([[name, Float32Array.from(p0)]]);
-    const b = new AdamW(options(flavour, 0.1), resumed);
+    const b = new AdamW(options(flavour, 0.1), resumed, new Set());
     b.step(resumed, new Map([[name, Float32Array.from(grads[0]!)]]), lrs[0]!);
     const saved = {
       step: b.state.step,
       expAvg: new Map([[name, b.state.expAvg.get(name)!.slice()]]),
       expAvgSq: new Map([[name, b.state.expAvgSq.get(name)!.slice()]]),
     };
-    const c = new AdamW(options(flavour, 0.1), resumed, saved);
+    const c = new AdamW(options(flavour, 0.1), resumed, new Set(), saved);
     c.step(resumed, new Map([[name, Float32Array.from(grads[1]!)]]), lrs[1]!);
     c.step(resumed, new Map([[name, Float32Array.from(grads[2]!)]]), lrs[2]!);
     assert.deepEqual(resumed.get(name), straight.get(name));
