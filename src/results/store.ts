@@ -160,6 +160,12 @@ export class ResultsStore {
         ['$1', '$2', '$3::JSON'],
         task.items.map((item) => [task.name, item.id, JSON.stringify(item.meta)]),
       );
+      await this.connection.run('DELETE FROM item_terms WHERE task = $1', [task.name]);
+      await this.insertMany(
+        'item_terms',
+        ['$1', '$2', '$3'],
+        task.items.flatMap((item) => (keyTerm(item.meta) === undefined ? [] : [[task.name, item.id, keyTerm(item.meta)!]])),
+      );
     });
   }
 
@@ -226,6 +232,12 @@ export class ResultsStore {
       await this.connection.run(`INSERT INTO ${table} VALUES ${tuples.join(', ')}`, part.flat());
     }
   }
+}
+
+/** An item's key term for the term-frequency study: its `term` field (a string or number). */
+function keyTerm(meta: Record<string, unknown>): string | undefined {
+  const term = meta.term;
+  return typeof term === 'string' || typeof term === 'number' ? String(term) : undefined;
 }
 
 export function firstLine(e: unknown): string {

@@ -25,14 +25,17 @@ const pad = (i: number) => String(i).padStart(5, '0');
  * with the other (`type: "anti"`), as WinoBias pairs pro- and anti-stereotypical items; CrowS-Pairs
  * is multiple choice between the two whole sentences after an empty context, gold the more
  * stereotypical one, so its accuracy is the share of pairs where the stereotype is more likely.
+ * QA and arithmetic items name their key `term` (the entity; the first operand), whose frequency in
+ * the training data the term-frequency study relates to accuracy.
  */
 export function evaluationLines(tasks: Tasks): Record<keyof Tasks, object[]> {
   return {
-    qa: tasks.qa.map((t, i) => ({ id: `qa-${pad(i)}`, output_type: 'generate_until', context: `Q: ${t.question} A:`, ...t })),
+    qa: tasks.qa.map((t, i) => ({ id: `qa-${pad(i)}`, output_type: 'generate_until', context: `Q: ${t.question} A:`, term: t.entity, ...t })),
     arithmetic: tasks.arithmetic.map((t, i) => ({
       id: `arithmetic-${pad(i)}`,
       output_type: 'generate_until',
       context: `Q: ${t.question} A:`,
+      term: String(t.x1),
       ...t,
       answer: String(t.answer),
     })),

@@ -78,9 +78,9 @@ export function writeTasks(dir: string): Record<string, string> {
       { id: 'd2', output_type: 'loglikelihood_rolling', text: 'The cat sat on the mat.' },
     ]),
     arithmetic: writeJsonl(join(tasks, 'arithmetic.jsonl'), [
-      { id: 'a1', output_type: 'generate_until', context: 'Q: What is 2 plus 3? A:', answer: '5', x1: 2 },
-      { id: 'a2', output_type: 'generate_until', context: 'Q: What is 4 plus 4? A:', answer: '8', x1: 4 },
-      { id: 'a3', output_type: 'generate_until', context: 'Q: What is 2 plus 2? A:', answer: '4', x1: 2 },
+      { id: 'a1', output_type: 'generate_until', context: 'Q: What is 2 plus 3? A:', answer: '5', x1: 2, term: 2 },
+      { id: 'a2', output_type: 'generate_until', context: 'Q: What is 4 plus 4? A:', answer: '8', x1: 4, term: 4 },
+      { id: 'a3', output_type: 'generate_until', context: 'Q: What is 2 plus 2? A:', answer: '4', x1: 2, term: 2 },
     ]),
   };
 }

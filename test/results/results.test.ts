@@ -65,6 +65,11 @@ test('eval fills every cell of the grid with items and aggregates, and the train
     ['tiny-b', 'baseline', 2],
   ]);
   assert.equal(c.task_items!.filter((r: any) => r.task === 'choice').length, 4);
+  assert.deepEqual(c.item_terms, [
+    { task: 'arithmetic', item_id: 'a1', term: '2' },
+    { task: 'arithmetic', item_id: 'a2', term: '4' },
+    { task: 'arithmetic', item_id: 'a3', term: '2' },
+  ]);
   const winobias = await (async () => {
     const store = await ResultsStore.open(join(dir, 'full.duckdb'), { readOnly: true });
     try {

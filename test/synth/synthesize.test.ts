@@ -196,6 +196,7 @@ describe('pythia synth output', () => {
       assert.equal(t.answer, String(t.op === 'plus' ? t.x1 + t.x2 : t.x1 * t.x2));
       assert.equal(t.context, `Q: ${t.question} A:`);
       assert.equal(t.output_type, 'generate_until');
+      assert.equal(t.term, String(t.x1));
       assert.ok(t.x2 >= 1 && t.x2 <= 50);
       assert.equal(t.question, `What is ${t.x1} ${t.op} ${t.x2}?`);
     }
