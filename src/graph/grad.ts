@@ -228,6 +228,7 @@ export const VJP: Record<string, VjpRule> = {
     const [x, indices] = inputs(n);
     return [op.scatterElementsAdd(op.zerosLike(x!), indices!, g, n.attrs.axis as number), undefined];
   },
+  cumsum: (n, g) => [op.cumsum(g, n.attrs.axis as number, !n.attrs.reverse)],
   scatterElementsAdd: (n, g) => [g, undefined, op.gatherElements(g, n.inputs[1]!, n.attrs.axis as number)],
   rotary: (n, g) => {
     // The rotation's transpose is the rotation by −angle: cos stays, sin changes sign.
