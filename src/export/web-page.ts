@@ -57,7 +57,7 @@ button { font: inherit; padding: 0.35rem 1.2rem; }
 #status[data-state=error] { color: #b00020; }
 #results { display: grid; grid-template-columns: repeat(auto-fit, minmax(22rem, 1fr)); gap: 1.5rem; }
 .column h2 { margin-bottom: 0; }
-.meta { color: #666; font-size: 0.8rem; margin-top: 0.2rem; }
+.meta, .prompt-ids { color: #666; font-size: 0.8rem; margin: 0.2rem 0; }
 .text { white-space: pre-wrap; background: #f5f5f7; padding: 0.4rem 0.6rem; border-radius: 4px; }
 .tokens { display: flex; flex-wrap: wrap; gap: 3px; }
 .token { display: inline-flex; flex-direction: column; align-items: center; padding: 2px 4px; border-radius: 3px;
@@ -274,10 +274,11 @@ async function generateAll(entries) {
     const meta = document.createElement('p');
     meta.className = 'meta';
     meta.textContent = c.parameters.toLocaleString('en-US') + ' parameters \u00b7 ' + c.numLayers + ' layers \u00b7 d=' + c.hiddenSize +
-      ' \u00b7 ' + r.entry.dtype + ' \u00b7 prompt ids ' + r.prompt.join(' ');
+      ' \u00b7 ' + r.entry.dtype;
     const promptIds = document.createElement('p');
     promptIds.className = 'prompt-ids';
     promptIds.dataset.ids = r.prompt.join(',');
+    promptIds.textContent = 'prompt: ' + r.prompt.length + ' tokens (' + r.prompt.join(' ') + ')';
     const greedyTitle = document.createElement('h3');
     greedyTitle.textContent = other ? 'Greedy (probability here \u00b7 under ' + other.entry.label + ')' : 'Greedy';
     const sampledTitle = document.createElement('h3');
