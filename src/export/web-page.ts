@@ -179,13 +179,13 @@ async function generate(model, prompt, settings) {
   return tokens;
 }
 
-/** Probability of each token of continuation after prompt, in one pass. */
+/** Probability of each token of continuation after prompt, in one pass; undefined where the model cannot read them. */
 async function score(model, prompt, continuation) {
   const vocab = model.entry.config.vocabSize;
   const ids = [...prompt, ...continuation];
-  if (continuation.length === 0 || ids.length > model.entry.config.maxPositions) return [];
+  if (continuation.length === 0 || ids.length > model.entry.config.maxPositions || ids.some((id) => id >= vocab)) return undefined;
   const { logits } = await run(model, ids, undefined);
-  return continuation.map((id, t) => (id < vocab ? softmax(logits, (prompt.length - 1 + t) * vocab, vocab)[id] : 0));
+  return continuation.map((id, t) => softmax(logits, (prompt.length - 1 + t) * vocab, vocab)[id]);
 }
 
 function tokenText(model, id) {
@@ -214,6 +214,7 @@ function renderTokens(model, mode, tokens, otherProbs, otherLabel) {
     span.className = 'token';
     span.dataset.id = String(t.id);
     span.dataset.p = String(t.p);
+    if (otherProbs) span.dataset.otherP = String(otherProbs[i]);
     span.style.setProperty('--p', String(t.p));
     const label = document.createElement('b');
     label.textContent = tokenText(model, t.id);
@@ -264,7 +265,9 @@ async function generateAll(entries) {
   }
   for (const r of runs) {
     const other = runs.find((o) => o !== r);
-    const otherProbs = other ? await score(other.model, other.prompt, r.greedy.map((t) => t.id)) : undefined;
+    // Cross-scoring needs the same prompt ids: checkpoints with different tokenizers are shown side by side only.
+    const comparable = other && other.prompt.join(',') === r.prompt.join(',');
+    const otherProbs = comparable ? await score(other.model, other.prompt, r.greedy.map((t) => t.id)) : undefined;
     const column = document.createElement('section');
     column.className = 'column';
     column.dataset.model = r.entry.id;
@@ -280,7 +283,7 @@ async function generateAll(entries) {
     promptIds.dataset.ids = r.prompt.join(',');
     promptIds.textContent = 'prompt: ' + r.prompt.length + ' tokens (' + r.prompt.join(' ') + ')';
     const greedyTitle = document.createElement('h3');
-    greedyTitle.textContent = other ? 'Greedy (probability here \u00b7 under ' + other.entry.label + ')' : 'Greedy';
+    greedyTitle.textContent = otherProbs ? 'Greedy (probability here \u00b7 under ' + other.entry.label + ')' : 'Greedy';
     const sampledTitle = document.createElement('h3');
     sampledTitle.textContent = 'Sampled (temperature ' + settings.temperature + ', top-k ' + (settings.topK || 'all') + ', seed ' + settings.seed + ')';
     column.append(title, meta, promptIds, greedyTitle, renderTokens(r.model, 'greedy', r.greedy, otherProbs, other?.entry.label),
