@@ -13,6 +13,7 @@ export const INDEX_HTML = String.raw`<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Pythia in the browser</title>
 <link rel="stylesheet" href="style.css">
+<link rel="icon" href="data:,">
 </head>
 <body>
 <h1>Pythia in the browser</h1>
