@@ -23,7 +23,7 @@ interface ExportOptions {
 }
 
 export function registerExport(program: Command): void {
-  const exp = program.command('export').description('write configurations for other engines');
+  const exp = program.command('export').description('write configurations and models for other engines and clients');
   exp
     .command('neox-config')
     .description(
