@@ -236,6 +236,7 @@ export const VJP: { [K in DifferentiableOp]: VjpRule<K> } = {
     const [x, indices] = inputs(n);
     return [op.scatterElementsAdd(op.zerosLike(x!), indices!, g, n.attrs.axis), undefined];
   },
+  cumsum: (n, g) => [op.cumsum(g, n.attrs.axis, !n.attrs.reverse)],
   scatterElementsAdd: (n, g) => [g, undefined, op.gatherElements(g, n.inputs[1]!, n.attrs.axis)],
   rotary: (n, g) => {
     // The rotation's transpose is the rotation by −angle: cos stays, sin changes sign.

@@ -280,6 +280,12 @@ function lowerNode(L: Lowering, node: Node): void {
     case 'gatherElements':
       L.emit('GatherElements', ins, { axis: node.attrs.axis }, out);
       return;
+    case 'cumsum': {
+      const axis = L.fresh('axis');
+      L.constants.push({ name: axis, dtype: 'int64', dims: [], data: BigInt64Array.of(BigInt(node.attrs.axis)) });
+      L.emit('CumSum', [ins[0]!, axis], { reverse: node.attrs.reverse ? 1 : 0 }, out);
+      return;
+    }
     case 'scatterElementsAdd':
       L.emit('ScatterElements', ins, { axis: node.attrs.axis, reduction: 'add' }, out);
       return;
@@ -370,19 +376,54 @@ export interface ModelSpec {
   name?: string;
 }
 
+export interface EncodeOptions {
+  /**
+   * Store the graph's initializers of at least 1 KiB in a separate file (ONNX external data) named
+   * `location`, relative to the model file: the way past protobuf's 2 GiB limit.
+   */
+  externalData?: { location: string };
+}
+
 export interface EncodedModel {
   bytes: Uint8Array;
   inputNames: string[];
   outputNames: string[];
+  /** With `externalData`: the external file's contents as consecutive chunks (tensors 64-byte aligned). */
+  externalChunks?: Uint8Array[];
 }
 
-function encodeTensor(init: OnnxInitializer): ProtoWriter {
+const EXTERNAL_MIN_BYTES = 1024;
+const EXTERNAL_ALIGN = 64;
+
+/** Collects tensor bytes for an external data file and hands out their offsets. */
+class ExternalFile {
+  readonly chunks: Uint8Array[] = [];
+  private size = 0;
+  constructor(readonly location: string) {}
+
+  add(bytes: Uint8Array): { offset: number; length: number } {
+    const padding = (EXTERNAL_ALIGN - (this.size % EXTERNAL_ALIGN)) % EXTERNAL_ALIGN;
+    if (padding > 0) this.chunks.push(new Uint8Array(padding));
+    const offset = this.size + padding;
+    this.chunks.push(bytes);
+    this.size = offset + bytes.length;
+    return { offset, length: bytes.length };
+  }
+}
+
+function encodeTensor(init: OnnxInitializer, external?: ExternalFile): ProtoWriter {
   const w = new ProtoWriter();
   for (const d of init.dims) w.varint(1, d);
   w.varint(2, ONNX_TYPE[init.dtype]);
   w.string(8, init.name);
-  w.bytes(9, new Uint8Array(init.data.buffer, init.data.byteOffset, init.data.byteLength));
-  return w;
+  const bytes = new Uint8Array(init.data.buffer, init.data.byteOffset, init.data.byteLength);
+  if (!external || bytes.length < EXTERNAL_MIN_BYTES) return w.bytes(9, bytes);
+  const { offset, length } = external.add(bytes);
+  const entry = (key: string, value: string): ProtoWriter => new ProtoWriter().string(1, key).string(2, value);
+  w.message(13, entry('location', external.location));
+  w.message(13, entry('offset', String(offset)));
+  w.message(13, entry('length', String(length)));
+  return w.varint(14, 1);
 }
 
 function encodeValueInfo(name: string, dtype: DType, shape?: Tensor['shape']): ProtoWriter {
@@ -420,7 +461,7 @@ function encodeNode(n: OnnxNode, index: number): ProtoWriter {
 }
 
 /** Lowers the part of a graph that computes `outputs` and encodes it as an ONNX ModelProto. */
-export function toOnnx(spec: ModelSpec): EncodedModel {
+export function toOnnx(spec: ModelSpec, options: EncodeOptions = {}): EncodedModel {
   const { graph } = spec;
   const outputEntries = Object.entries(spec.outputs);
   const nodes = reachableNodes(graph, outputEntries.map(([, t]) => t));
@@ -442,8 +483,9 @@ export function toOnnx(spec: ModelSpec): EncodedModel {
   const g = new ProtoWriter();
   L.nodes.forEach((n, i) => g.message(1, encodeNode(n, i)));
   g.string(2, spec.name ?? 'pythia_ts');
+  const external = options.externalData ? new ExternalFile(options.externalData.location) : undefined;
   for (const { tensor, data } of graph.initializers) {
-    if (used.has(tensor.id)) g.message(5, encodeTensor({ name: tensor.name, dtype: tensor.dtype, dims: tensor.shape as number[], data }));
+    if (used.has(tensor.id)) g.message(5, encodeTensor({ name: tensor.name, dtype: tensor.dtype, dims: tensor.shape as number[], data }, external));
   }
   for (const c of L.constants) g.message(5, encodeTensor(c));
   const inputs = graph.inputs.filter((t) => used.has(t.id));
@@ -456,5 +498,10 @@ export function toOnnx(spec: ModelSpec): EncodedModel {
     .message(7, g)
     .message(8, new ProtoWriter().string(1, '').varint(2, OPSET))
     .message(8, new ProtoWriter().string(1, 'com.microsoft').varint(2, 1));
-  return { bytes: model.finish(), inputNames: inputs.map((t) => t.name), outputNames: outputEntries.map(([n]) => n) };
+  return {
+    bytes: model.finish(),
+    inputNames: inputs.map((t) => t.name),
+    outputNames: outputEntries.map(([n]) => n),
+    ...(external ? { externalChunks: external.chunks } : {}),
+  };
 }

@@ -280,6 +280,13 @@ export function scatterAdd(data: Tensor, indices: Tensor, updates: Tensor): Tens
   return node('scatterAdd', [data, indices, updates], {}, data.dtype, data.shape);
 }
 
+/** Running sum along one axis (numpy cumsum); `reverse` sums from the end. */
+export function cumsum(x: Tensor, axis: number, reverse = false): Tensor {
+  if (x.dtype === 'bool') throw new GraphError('cumsum', `${x} must be numeric`);
+  const a = normalizeAxis(axis, x.rank, 'cumsum');
+  return node('cumsum', [x], { axis: a, reverse }, x.dtype, x.shape);
+}
+
 /** out[..., i, ...] = x[..., indices[..., i, ...], ...] along one axis (numpy take_along_axis). */
 export function gatherElements(x: Tensor, indices: Tensor, axis: number): Tensor {
   requireIndices('gatherElements', indices);

@@ -55,6 +55,8 @@ export interface OpAttrs {
   scatterAdd: NoAttrs;
   gatherElements: { axis: number };
   scatterElementsAdd: { axis: number };
+  /** Running sum along `axis`; `reverse` sums from the end. */
+  cumsum: { axis: number; reverse: boolean };
   softmax: { axis: number };
   logSoftmax: { axis: number };
   layerNorm: { eps: number };

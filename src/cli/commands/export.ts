@@ -1,4 +1,7 @@
-/** `pythia export neox-config`: GPT-NeoX v1.0 configs for a preset model or a whole suite. */
+/**
+ * `pythia export neox-config`: GPT-NeoX v1.0 configs for a preset model or a whole suite.
+ * `pythia export onnx`, `pythia export web`: checkpoints for transformers.js and for a browser page.
+ */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
@@ -6,6 +9,10 @@ import { loadTokenizer } from '../../data/tokenizer.js';
 import { neoxConfigYaml } from '../../train/neox-config.js';
 import { modelPreset, paddedVocabSize, SUITE_NAMES, suitePreset, type ModelPreset } from '../../train/recipes.js';
 import { writeFileAtomic } from '../../util/atomic.js';
+import type { ExportDType } from '../../export/onnx-model.js';
+import { exportOnnx } from '../../export/transformers-js.js';
+import { exportWeb } from '../../export/web.js';
+import { UserError } from '../errors.js';
 
 interface ExportOptions {
   preset: string;
@@ -16,7 +23,7 @@ interface ExportOptions {
 }
 
 export function registerExport(program: Command): void {
-  const exp = program.command('export').description('write configurations for other engines');
+  const exp = program.command('export').description('write configurations and models for other engines and clients');
   exp
     .command('neox-config')
     .description(
@@ -41,6 +48,60 @@ export function registerExport(program: Command): void {
         await writeFileAtomic(path, neoxConfigYaml(preset, { dataPrefix: opts.data, vocabFile: opts.vocabFile, saveDir }));
         process.stdout.write(`${path}\n`);
       }
+    });
+  registerModelExports(exp);
+}
+
+interface ModelExportOptions {
+  out: string;
+  dtype: string;
+  tokenizer?: string;
+  externalData?: boolean;
+}
+
+function exportDType(value: string): ExportDType {
+  if (value === 'fp32' || value === 'fp16') return value;
+  throw new UserError(`--dtype: expected fp32 or fp16, got ${JSON.stringify(value)}`);
+}
+
+/** `export onnx` and `export web`: checkpoints for transformers.js and for the browser page. */
+function registerModelExports(exp: Command): void {
+  exp
+    .command('onnx')
+    .description(
+      'write a checkpoint in the layout transformers.js loads: config.json, generation_config.json, tokenizer.json, ' +
+        'tokenizer_config.json and onnx/model.onnx (onnx/model_fp16.onnx with --dtype fp16) with a KV cache; ' +
+        'weights over 1.9 GiB go to onnx/model[_fp16].onnx_data',
+    )
+    .argument('<checkpoint>', 'a Hugging Face GPT-NeoX checkpoint folder')
+    .requiredOption('--out <dir>', 'folder to write (files of the other dtype already there are kept)')
+    .option('--dtype <dtype>', 'fp32, or fp16 (float16 weights, float32 arithmetic)', 'fp32')
+    .option('--tokenizer <file>', "tokenizer.json to ship (default: the checkpoint's own)")
+    .option('--external-data', 'put the weights in onnx/model[_fp16].onnx_data whatever their size')
+    .action(async (checkpoint: string, opts: ModelExportOptions) => {
+      const result = await exportOnnx(checkpoint, opts.out, {
+        dtype: exportDType(opts.dtype),
+        tokenizerPath: opts.tokenizer,
+        externalData: opts.externalData,
+      });
+      for (const file of result.files) process.stdout.write(`${join(result.dir, file)}\n`);
+      if (!result.tokenizer) process.stderr.write(`pythia: ${checkpoint} has no tokenizer.json: none exported (pass --tokenizer)\n`);
+    });
+  exp
+    .command('web')
+    .description(
+      'write a static page that runs the checkpoints in a browser (onnxruntime-web, nothing fetched from the network): ' +
+        'pick a checkpoint, type a prompt, see greedy and sampled continuations with per-token probabilities, ' +
+        'compare two checkpoints; serve the folder over HTTP (python3 -m http.server --directory <out>)',
+    )
+    .argument('<checkpoints...>', 'checkpoint folders (steps of one model, or models of several sizes)')
+    .requiredOption('--out <dir>', 'folder for the page')
+    .option('--dtype <dtype>', 'fp32, or fp16 (half the download, float32 arithmetic)', 'fp32')
+    .option('--tokenizer <file>', 'tokenizer.json for checkpoints that carry none')
+    .action(async (checkpoints: string[], opts: ModelExportOptions) => {
+      const entries = await exportWeb(checkpoints, opts.out, { dtype: exportDType(opts.dtype), tokenizerPath: opts.tokenizer });
+      for (const e of entries) process.stdout.write(`${join(opts.out, e.path)}\n`);
+      process.stdout.write(`${join(opts.out, 'index.html')}\n`);
     });
 }
 

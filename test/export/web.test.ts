@@ -1,0 +1,196 @@
+/**
+ * `pythia export web` end to end in headless Chromium (Debian's chromium, driven by puppeteer-core):
+ * the page, served from a loopback server this test starts, tokenises a typed prompt, runs two
+ * checkpoints with onnxruntime-web, and must show our tokenizer's prompt ids, our `generate`'s
+ * greedy tokens, its seeded samples, and our probabilities; no request leaves the page's origin.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { type Server, createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { extname, join, normalize } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { after, before, describe, test } from 'node:test';
+import puppeteer, { type Browser, type Page } from 'puppeteer-core';
+import { loadTokenizer } from '../../src/data/tokenizer.js';
+import { exportWeb } from '../../src/export/web.js';
+import { type Checkpoint, loadCheckpoint, saveCheckpoint } from '../../src/model/checkpoint.js';
+import { MASK_VALUE } from '../../src/model/gpt-neox.js';
+import { Decoder } from '../../src/model/decoder.js';
+import { generate, type GenerateOptions } from '../../src/model/generate.js';
+import { Prng } from '../../src/util/prng.js';
+import { fixtureDir } from '../support/paths.js';
+import { trainedTokenizer } from './support.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+
+/** The little of the DOM these page callbacks touch (the project compiles without the DOM library); casts only, as page callbacks run in the browser. */
+interface El {
+  dataset: Record<string, string | undefined>;
+  value: string;
+  textContent: string | null;
+  querySelector(selector: string): El;
+  querySelectorAll(selector: string): Iterable<El>;
+}
+
+const skip = existsSync(CHROMIUM) ? false : `no ${CHROMIUM} (Debian's chromium package; .ci/run installs it)`;
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.css': 'text/css',
+  '.json': 'application/json', '.wasm': 'application/wasm',
+};
+
+/** A static file server on 127.0.0.1 for `root`. */
+async function serve(root: string): Promise<{ server: Server; url: string }> {
+  const server = createServer((req, res) => {
+    const path = normalize(join(root, decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)));
+    const file = path.endsWith('/') ? join(path, 'index.html') : path;
+    if (!file.startsWith(root) || !existsSync(file)) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream' }).end(readFileSync(file));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address() as { port: number };
+  return { server, url: `http://127.0.0.1:${address.port}/` };
+}
+
+async function ours(checkpoint: Checkpoint, prompt: number[], options: GenerateOptions): Promise<number[]> {
+  const decoder = await Decoder.create(checkpoint.config, checkpoint.params, { threads: 1 });
+  try {
+    return (await generate(decoder, [prompt], options))[0]!.slice(prompt.length);
+  } finally {
+    await decoder.release();
+  }
+}
+
+interface Column {
+  model: string;
+  prompt: number[];
+  greedy: number[];
+  sampled: number[];
+  greedyP: number[];
+  /** The same tokens' probabilities under the other checkpoint. */
+  otherP: number[];
+}
+
+/** Next-token probabilities after the whole prompt, from our decoder. */
+async function nextTokenProbabilities(checkpoint: Checkpoint, ids: readonly number[]): Promise<Float64Array> {
+  const decoder = await Decoder.create(checkpoint.config, checkpoint.params, { threads: 1 });
+  const n = ids.length;
+  const bias = new Float32Array(n * n).map((_, k) => (k % n > Math.floor(k / n) ? MASK_VALUE : 0));
+  const step = await decoder.step(BigInt64Array.from(ids, BigInt), BigInt64Array.from(ids, (_, t) => BigInt(t)), bias, decoder.emptyCache(1), 1);
+  await decoder.release();
+  const max = Math.max(...step.logits);
+  const e = Float64Array.from(step.logits, (l) => Math.exp(l - max));
+  const total = e.reduce((a, b) => a + b, 0);
+  return e.map((v) => v / total);
+}
+
+function assertProbability(shown: number, expected: number, label: string): void {
+  assert.ok(Math.abs(shown - expected) <= 1e-4 * expected, `${label}: ${shown} shown, ${expected} ours`);
+}
+
+async function columns(page: Page): Promise<Column[]> {
+  return page.$$eval('.column', (cs) =>
+    cs.map((c) => {
+      const ids = (mode: string): number[] => {
+        const raw = (c as unknown as El).querySelector(`.continuation[data-mode=${mode}]`).dataset.ids!;
+        return raw === '' ? [] : raw.split(',').map(Number);
+      };
+      return {
+        model: (c as unknown as El).dataset.model!,
+        prompt: (c as unknown as El).querySelector('.prompt-ids').dataset.ids!.split(',').map(Number),
+        greedy: ids('greedy'),
+        sampled: ids('sampled'),
+        greedyP: [...(c as unknown as El).querySelectorAll('.continuation[data-mode=greedy] .token')].map((t) => Number(t.dataset.p)),
+        otherP: [...(c as unknown as El).querySelectorAll('.continuation[data-mode=greedy] .token')].map((t) => Number(t.dataset.otherP)),
+      };
+    }),
+  );
+}
+
+describe('pythia export web in headless Chromium', () => {
+  let work: string;
+  let server: Server;
+  let url: string;
+  let browser: Browser;
+  const checkpoints: Checkpoint[] = [];
+  let tokenizerPath: string;
+
+  before(async () => {
+    if (skip) return;
+    work = mkdtempSync(join(tmpdir(), 'pythia-web-'));
+    tokenizerPath = await trainedTokenizer(join(work, 'tokenizer.json'), 1024);
+    const first = loadCheckpoint(join(fixtureDir('fp16-long'), 'model'));
+    // A second checkpoint of the same architecture, as another step would be: a perturbed LM head.
+    const second = join(work, 'perturbed', 'step2');
+    const rng = new Prng(5);
+    const params = new Map(first.params);
+    params.set('embed_out.weight', first.params.get('embed_out.weight')!.map((w) => w + 0.05 * rng.normal()));
+    await saveCheckpoint(second, first.config, params, { tokenizerPath });
+    checkpoints.push(first, loadCheckpoint(second));
+    await exportWeb([first.dir, second], join(work, 'page'), { tokenizerPath });
+    ({ server, url } = await serve(join(work, 'page')));
+    browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
+  });
+
+  after(async () => {
+    await browser?.close();
+    server?.close();
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  test('two checkpoints on a typed prompt: our prompt ids, greedy tokens, seeded samples and probabilities', { skip }, async () => {
+    const page = await browser.newPage();
+    const foreign: string[] = [];
+    page.on('request', (r) => {
+      if (!r.url().startsWith(url)) foreign.push(r.url());
+    });
+    await page.goto(url);
+    await page.waitForSelector('#status[data-state=ready], #status[data-state=error]');
+    const options = await page.$$eval('#model-a option', (os) => os.map((o) => (o as unknown as El).value));
+    assert.deepEqual(options, ['fp16-long-model', 'perturbed-step2']);
+    const prompt = 'Q: What is 12 plus 7? A:';
+    await page.$eval('#prompt', (e) => ((e as unknown as El).value = ''));
+    await page.type('#prompt', prompt);
+    for (const [id, value] of [['#max-new-tokens', '12'], ['#temperature', '0.8'], ['#seed', '3']]) {
+      await page.$eval(id!, (e) => ((e as unknown as El).value = ''));
+      await page.type(id!, value!);
+    }
+    await page.click('#run');
+    await page.waitForSelector('#status[data-state=done], #status[data-state=error]', { timeout: 300_000 });
+    assert.equal(await page.$eval('#status', (e) => (e as unknown as El).dataset.state), 'done', await page.$eval('#status', (e) => e.textContent));
+
+    const ids = await (await loadTokenizer(tokenizerPath)).encode(prompt);
+    const shown = await columns(page);
+    assert.deepEqual(shown.map((c) => c.model), ['fp16-long-model', 'perturbed-step2']);
+    for (const [i, column] of shown.entries()) {
+      const checkpoint = checkpoints[i]!;
+      const eosTokenId = checkpoint.config.eosTokenId;
+      assert.deepEqual(column.prompt, ids, 'the prompt tokenised as our tokenizer does');
+      assert.deepEqual(column.greedy, await ours(checkpoint, ids, { maxNewTokens: 12, eosTokenId }), `${column.model}: greedy`);
+      assert.deepEqual(column.sampled, await ours(checkpoint, ids, { maxNewTokens: 12, eosTokenId, temperature: 0.8, seed: 3 }), `${column.model}: sampled`);
+    }
+    // The first greedy token's probability under its own checkpoint and under the other one.
+    const probabilities = await Promise.all(checkpoints.map((c) => nextTokenProbabilities(c, ids)));
+    for (const [i, column] of shown.entries()) {
+      const first = column.greedy[0]!;
+      assertProbability(column.greedyP[0]!, probabilities[i]![first]!, `${column.model}: p`);
+      assertProbability(column.otherP[0]!, probabilities[1 - i]![first]!, `${column.model}: p under the other`);
+    }
+    assert.notDeepEqual(shown[0]!.greedy, shown[1]!.greedy, 'the two checkpoints differ');
+    assert.deepEqual(foreign, [], 'requests outside the page');
+    await page.close();
+  });
+
+  test('opened from file:// the page says to serve it over HTTP', { skip }, async () => {
+    const page = await browser.newPage();
+    await page.goto(pathToFileURL(join(work, 'page', 'index.html')).href);
+    const status = await page.$eval('#status', (e) => ({ state: (e as unknown as El).dataset.state, text: e.textContent ?? '' }));
+    assert.equal(status.state, 'error');
+    assert.match(status.text, /serve this folder over HTTP/);
+    await page.close();
+  });
+});
