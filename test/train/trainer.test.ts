@@ -20,11 +20,7 @@ const recipe: TrainRecipe = {
   trainBatchSize: 8,
   microBatchSize: 8,
   trainIters: 12,
-  lrDecayIters: 12,
-  lr: 3e-3,
-  minLr: 3e-4,
-  lrDecayStyle: 'cosine',
-  warmup: 0.1,
+  schedule: { lr: 3e-3, minLr: 3e-4, warmup: 0.1, decayIters: 12, decayStyle: 'cosine' },
   weightDecay: 0.1,
   gradientClipping: 1.0,
   betas: [0.9, 0.95],
@@ -149,7 +145,7 @@ test('gradient accumulation of 4 micro-batches of B/4 matches one batch of B', a
 });
 
 test('bad data fails in one line: too few samples, token ids outside the vocabulary', async () => {
-  await assert.rejects(train(options(join(work, 'short'), { recipe: { ...recipe, trainIters: 20, lrDecayIters: 20 } })), /112 samples, but 20 steps of 8 need 160/);
+  await assert.rejects(train(options(join(work, 'short'), { recipe: { ...recipe, trainIters: 20, schedule: { ...recipe.schedule, decayIters: 20 } } })), /112 samples, but 20 steps of 8 need 160/);
   const small = { ...config, vocabSize: 32 };
   await assert.rejects(train(options(join(work, 'vocab'), { config: small })), /token id \d+, outside the model's vocabulary \[0, 32\)/);
 });
