@@ -41,3 +41,15 @@ export function tokenizerFlag(flags: { tokenizer?: string; vocabFile?: string })
     throw new UserError('--tokenizer and --vocab-file name the same setting: give one');
   return flags.tokenizer ?? flags.vocabFile;
 }
+
+/** A probability in (0, 1]. */
+export function probability(value: string): number {
+  const x = Number(value);
+  if (value.trim() === '' || !(x > 0 && x <= 1)) throw new InvalidArgumentError('expected a number in (0, 1].');
+  return x;
+}
+
+/** For a flag given several times: each value appended. */
+export function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}

@@ -25,7 +25,7 @@ import { saveIters } from './checkpoint-schedule.js';
 import { clipGradNorm } from './grad-clip.js';
 import { initParameters } from './init.js';
 import { pythiaTokenPronounSwap, tokenPronounSwap, type TokenPronounSwap } from './intervention.js';
-import { learningRateForUpdate } from './lr-schedule.js';
+import { learningRateForUpdate, type LrDecayStyle } from './lr-schedule.js';
 import { OPTIMIZER_FILE, optimizerStateBytes, readOptimizerState } from './optimizer-state.js';
 import { Prng, type PrngState } from '../util/prng.js';
 import { gradientAccumulationSteps, validateRecipe, type TrainRecipe } from './recipes.js';
@@ -83,10 +83,37 @@ export function loadResumePoint(stepDir: string): ResumePoint {
     throw new FormatError(statePath, `not valid JSON: ${(e as Error).message}`);
   }
   if (state.format !== 'pythia-ts trainer state' || state.version !== 1) throw new FormatError(statePath, 'format: expected "pythia-ts trainer state" version 1');
+  checkTrainerState(state, statePath);
   const ckpt = loadCheckpoint(stepDir);
   const optimizer = readOptimizerState(join(stepDir, OPTIMIZER_FILE), parameterShapes(ckpt.config));
   if (optimizer.step !== state.step) throw new FormatError(join(stepDir, OPTIMIZER_FILE), `step ${optimizer.step} does not match ${TRAINER_STATE_FILE} step ${state.step}`);
   return { dir: stepDir, config: ckpt.config, params: ckpt.params, optimizer, state, tokenizerPath: ckpt.tokenizerPath };
+}
+
+/** The fields a resume reads, checked so a damaged file fails in one line; recipes of older states upgraded. */
+function checkTrainerState(state: TrainerState, path: string): void {
+  const isCount = (x: unknown): boolean => Number.isSafeInteger(x) && (x as number) >= 0;
+  const r = state.recipe as TrainRecipe & Partial<{ lr: number; minLr: number; warmup: number; lrDecayIters: number; lrDecayStyle: LrDecayStyle }>;
+  if (!isCount(state.step)) throw new FormatError(path, `step: expected a non-negative integer, got ${JSON.stringify(state.step)}`);
+  if (typeof state.model !== 'string') throw new FormatError(path, `model: expected a name, got ${JSON.stringify(state.model)}`);
+  if (typeof state.data !== 'object' || state.data === null || typeof state.data.prefix !== 'string')
+    throw new FormatError(path, 'data.prefix: expected the dataset prefix');
+  if (typeof r !== 'object' || r === null) throw new FormatError(path, 'recipe: expected the training recipe');
+  // States written before the learning-rate schedule was nested in the recipe.
+  if (r.schedule === undefined && r.lr !== undefined) {
+    const { lr, minLr, warmup, lrDecayIters, lrDecayStyle, ...rest } = r;
+    state.recipe = { ...rest, schedule: { lr, minLr: minLr!, warmup: warmup!, decayIters: lrDecayIters!, decayStyle: lrDecayStyle! } };
+  }
+  for (const key of ['seqLength', 'trainBatchSize', 'microBatchSize', 'trainIters'] as const)
+    if (!isCount(state.recipe[key])) throw new FormatError(path, `recipe.${key}: expected a positive integer, got ${JSON.stringify(state.recipe[key])}`);
+  for (const key of ['schedule', 'init', 'checkpoint', 'betas'] as const)
+    if (typeof state.recipe[key] !== 'object' || state.recipe[key] === null) throw new FormatError(path, `recipe.${key}: missing`);
+  try {
+    validateRecipe(state.recipe);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new FormatError(path, `recipe: ${e.message}`);
+    throw e;
+  }
 }
 
 export interface StepProgress {

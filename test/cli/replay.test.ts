@@ -51,7 +51,7 @@ test('pythia batch replays every step the trainer logged', async () => {
     // Update k trains on batch k − 1 (so step<N> has seen samples [0, N·B), as in Pythia).
     const r = spawnSync(process.execPath, [
       join(repoRoot, 'dist/src/cli/main.js'), 'batch', '--data', prefix, '--step', String(entry.step - 1),
-      '--batch-size', String(batch), '--seq-len', String(seq), '--train-iters', String(steps), '--json',
+      '--train-batch-size', String(batch), '--seq-length', String(seq), '--train-iters', String(steps), '--json',
     ], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     const rows = JSON.parse(r.stdout) as number[][];
