@@ -195,7 +195,10 @@ async function createSession(bytes: Uint8Array, options: ort.InferenceSession.Se
     return await ort.InferenceSession.create(bytes, options);
   } catch (e) {
     const first = (e as Error).message.split('\n')[0];
-    if (provider !== 'cpu') throw new RuntimeError(`--device ${provider}: onnxruntime could not start the ${provider} execution provider (${first})`);
+    if (provider !== 'cpu') {
+      const why = /Failed to get a WebGPU adapter/.test(first) ? 'no WebGPU adapter found (it needs a GPU with Vulkan drivers)' : first.replace(/^.*(?:was false\.|\]) /, '');
+      throw new RuntimeError(`--device ${provider}: onnxruntime could not start the ${provider} execution provider: ${why}`);
+    }
     throw new RuntimeError(`onnxruntime rejected the graph: ${first}`);
   }
 }
