@@ -139,3 +139,20 @@ test('--json summaries of data tokenize and data dedup', () => {
   assert.equal(t.eodAppended, 0);
   assert.equal(t.bin, `${join(work, 'tok')}.bin`);
 });
+
+test('--json summaries of synth and suite', () => {
+  const synth = run('synth', '--out', join(work, 'synth'), '--documents', '40', '--json');
+  assert.equal(synth.status, 0, synth.stderr);
+  const s = JSON.parse(synth.stdout);
+  assert.equal(s.documents, 40);
+  assert.ok(s.files.includes('tokenizer.json'));
+  const suite = run('suite', '--preset', 'nano', '--models', 'nano-25k', '--data', join(work, 'docs'), '--out', join(work, 'suite'),
+    '--seq-length', '8', '--train-batch-size', '2', '--train-iters', '2', '--eval-iters', '0', '--threads', '1', '--json');
+  assert.equal(suite.status, 0, suite.stderr);
+  const m = JSON.parse(suite.stdout);
+  assert.equal(m.suite, 'nano');
+  assert.deepEqual(m.models.map((r: { name: string }) => r.name), ['nano-25k']);
+  assert.equal(m.batchSha256.length, 2);
+  assert.deepEqual(m, JSON.parse(readFileSync(join(work, 'suite/suite.json'), 'utf8')));
+  assert.match(suite.stderr, /^pythia suite: nano-25k: step 2\/2 \(100\.0%\)/m);
+});
