@@ -65,6 +65,13 @@ export function suiteModels(options: Pick<SuiteOptions, 'preset' | 'tokenizerVoc
   return models.map((m) => applyOverrides(withTokenizerVocab(m, options.tokenizerVocab), options.overrides ?? {}));
 }
 
+/** JSON with every object's keys sorted, so equal recipes compare equal whatever order built them. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as object).sort(([a], [b]) => a.localeCompare(b))) : v,
+  );
+}
+
 export async function runSuite(options: SuiteOptions): Promise<SuiteManifest> {
   const models = suiteModels(options);
   const results: SuiteModelResult[] = [];
@@ -76,7 +83,7 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteManifest> {
     let resume;
     if (last !== undefined) {
       resume = loadResumePoint(join(modelDir, `step${last}`));
-      if (JSON.stringify(resume.state.recipe) !== JSON.stringify(model.recipe))
+      if (canonicalJson(resume.state.recipe) !== canonicalJson(model.recipe))
         throw new ConfigError(`${modelDir} holds a run with another recipe; choose another --out or remove it`);
     }
     const done = last === model.recipe.trainIters;
