@@ -36,10 +36,22 @@ export function addTokenizerOption(cmd: Command, description: string): Command {
     .addOption(new Option('--vocab-file <tokenizer.json>').hideHelp());
 }
 
-export function tokenizerFlag(flags: { tokenizer?: string; vocabFile?: string }): string | undefined {
+export interface TokenizerFlags {
+  tokenizer?: string;
+  vocabFile?: string;
+}
+
+export function tokenizerFlag(flags: TokenizerFlags): string | undefined {
   if (flags.tokenizer !== undefined && flags.vocabFile !== undefined && flags.tokenizer !== flags.vocabFile)
     throw new UserError('--tokenizer and --vocab-file name the same setting: give one');
   return flags.tokenizer ?? flags.vocabFile;
+}
+
+/** The tokenizer of a command that cannot do without one. */
+export function requiredTokenizer(flags: TokenizerFlags): string {
+  const path = tokenizerFlag(flags);
+  if (!path) throw new UserError('--tokenizer <tokenizer.json> is required');
+  return path;
 }
 
 /** A probability in (0, 1]. */

@@ -6,7 +6,7 @@ import type { IndexMapsPhase } from '../../data/index-map-cache.js';
 import { loadTokenizer } from '../../data/tokenizer.js';
 import { writeNpy } from '../../formats/npy.js';
 import { ConfigError } from '../../util/errors.js';
-import { nonNegativeInt, positiveInt, tokenizerFlag } from '../arguments.js';
+import { addTokenizerOption, nonNegativeInt, positiveInt, tokenizerFlag } from '../arguments.js';
 
 interface BatchFlags {
   data: string;
@@ -138,7 +138,7 @@ async function writeSteps(options: BatchOptions, range: string, out: string): Pr
 }
 
 export function registerBatch(program: Command): void {
-  program
+  const cmd = program
     .command('batch')
     .description(
       'Show the batch a model trained on at a step, in training order. Without --split the whole dataset is the ' +
@@ -158,9 +158,8 @@ export function registerBatch(program: Command): void {
     .option('--split <weights>', 'GPT-NeoX train/valid/test weights for a single data path, e.g. 969,30,1 (training uses the first range)')
     .option('--preshuffled', 'the dataset holds one sample per item, already in training order')
     .option('--cache-dir <dir>', 'where to keep the index-map .npy files (default: beside the data)')
-    .option('--json', 'print a JSON array of train-batch-size arrays of seq-length+1 token ids (or of strings with --tokenizer)')
-    .option('--tokenizer <tokenizer.json>', 'decode each sample to text (--vocab-file is accepted too)')
-    .addOption(new Option('--vocab-file <tokenizer.json>').hideHelp())
+    .option('--json', 'print a JSON array of train-batch-size arrays of seq-length+1 token ids (or of strings with --tokenizer)');
+  addTokenizerOption(cmd, 'decode each sample to text')
     .addHelpText(
       'after',
       '\nExamples:\n' +

@@ -1,12 +1,11 @@
 import { statSync } from 'node:fs';
 import cliProgress from 'cli-progress';
-import { InvalidArgumentError, Option, type Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { validateTxtMode } from '../../data/corpus.js';
 import { dedupCorpus } from '../../data/dedup.js';
 import { tokenizeCorpus } from '../../data/tokenize.js';
 import { loadTokenizer } from '../../data/tokenizer.js';
-import { nonNegativeInt, positiveInt, tokenizerFlag } from '../arguments.js';
-import { UserError } from '../errors.js';
+import { addTokenizerOption, nonNegativeInt, positiveInt, requiredTokenizer } from '../arguments.js';
 
 
 
@@ -44,14 +43,13 @@ export function byteProgressBar(label: string, tail: string): cliProgress.Single
 export function registerData(program: Command): void {
   const data = program.command('data').description('prepare corpora: tokenize into GPT-NeoX .bin/.idx datasets, remove near-duplicates');
 
-  data
+  const tokenize = data
     .command('tokenize')
     .description(
       'tokenize documents into <out>.bin/<out>.idx (GPT-NeoX MMapIndexedDataset, one item per document, uint16 when the vocabulary fits, else int32)',
     )
-    .requiredOption('--input <files...>', 'corpus files: .txt, .jsonl, .txt.zst or .jsonl.zst')
-    .option('--tokenizer <file>', 'a Hugging Face tokenizer.json, e.g. from `pythia tokenizer train` (required; --vocab-file is accepted too)')
-    .addOption(new Option('--vocab-file <file>').hideHelp())
+    .requiredOption('--input <files...>', 'corpus files: .txt, .jsonl, .txt.zst or .jsonl.zst');
+  addTokenizerOption(tokenize, 'a Hugging Face tokenizer.json, e.g. from `pythia tokenizer train` (required)')
     .requiredOption('--out <prefix>', 'output path prefix; writes <prefix>.bin and <prefix>.idx')
     .option('--append-eod', 'append <|endoftext|> to every document, as GPT-NeoX preprocess_data.py --append-eod', false)
     .option('--text-field <name>', 'JSON field holding the text in .jsonl input', 'text')
@@ -74,9 +72,7 @@ export function registerData(program: Command): void {
       // The encoder's thread pool (rayon) reads this once, when it first starts.
       if (opts.workers !== undefined) process.env.RAYON_NUM_THREADS = String(opts.workers);
       const txtMode = validateTxtMode(opts.txtMode);
-      const tokenizerPath = tokenizerFlag(opts);
-      if (!tokenizerPath) throw new UserError('--tokenizer <tokenizer.json> is required');
-      const tokenizer = await loadTokenizer(tokenizerPath);
+      const tokenizer = await loadTokenizer(requiredTokenizer(opts));
       const total = totalBytes(opts.input);
       const bar = byteProgressBar('tokenize', '{docs} docs | {tokens} tokens | {rate} tok/s');
       const start = performance.now();

@@ -1,11 +1,11 @@
 import cliProgress from 'cli-progress';
-import { type Command, Option } from 'commander';
+import type { Command } from 'commander';
 import { EOD_TOKEN, learnMerges, PAD_TOKEN, WordCounter, writeTokenizerJson } from '../../data/bpe-trainer.js';
 import { readCorpus, validateTxtMode } from '../../data/corpus.js';
 import { loadTokenizer } from '../../data/tokenizer.js';
 import { ConfigError } from '../../util/errors.js';
 import { byteProgressBar, humanCount, totalBytes } from './data.js';
-import { positiveInt, tokenizerFlag } from '../arguments.js';
+import { addTokenizerOption, positiveInt, requiredTokenizer, type TokenizerFlags } from '../arguments.js';
 
 export function registerTokenizer(program: Command): void {
   const tokenizer = program.command('tokenizer').description('train, inspect and use Hugging Face tokenizer.json files');
@@ -61,39 +61,20 @@ export function registerTokenizer(program: Command): void {
       }
     });
 
-  tokenizer
-    .command('encode')
-    .description('print the token ids of a text (as a JSON array)')
-    .option('--tokenizer <file>', 'a Hugging Face tokenizer.json (required; --vocab-file is accepted too)')
-    .addOption(new Option('--vocab-file <file>').hideHelp())
+  addTokenizerOption(tokenizer.command('encode').description('print the token ids of a text (as a JSON array)'), 'a Hugging Face tokenizer.json (required)')
     .argument('<text>', 'the text to encode')
     .action(async (text: string, opts: TokenizerFlags) => {
       const tok = await loadTokenizer(requiredTokenizer(opts));
       process.stdout.write(JSON.stringify(await tok.encode(text)) + '\n');
     });
 
-  tokenizer
-    .command('decode')
-    .description('print the text of token ids (given as separate arguments or one JSON array)')
-    .option('--tokenizer <file>', 'a Hugging Face tokenizer.json (required; --vocab-file is accepted too)')
-    .addOption(new Option('--vocab-file <file>').hideHelp())
+  addTokenizerOption(tokenizer.command('decode').description('print the text of token ids (given as separate arguments or one JSON array)'), 'a Hugging Face tokenizer.json (required)')
     .argument('<ids...>', 'token ids, e.g. 510 3158 or "[510, 3158]"')
     .action(async (args: string[], opts: TokenizerFlags) => {
       const tok = await loadTokenizer(requiredTokenizer(opts));
       const ids = parseIds(args.join(' '));
       process.stdout.write(tok.decode(ids) + '\n');
     });
-}
-
-interface TokenizerFlags {
-  tokenizer?: string;
-  vocabFile?: string;
-}
-
-function requiredTokenizer(flags: TokenizerFlags): string {
-  const path = tokenizerFlag(flags);
-  if (!path) throw new ConfigError('--tokenizer <tokenizer.json> is required');
-  return path;
 }
 
 function parseIds(text: string): number[] {
