@@ -130,13 +130,14 @@ function precisionBlock(precision: 'fp16' | 'bf16' | undefined): Record<string, 
 export interface NeoxConfigValues {
   architecture: Partial<Pick<NeoXConfig, 'numLayers' | 'hiddenSize' | 'numHeads' | 'intermediateSize' | 'maxPositions' | 'rotaryPct' | 'rotaryBase' | 'parallelResidual' | 'tieWordEmbeddings' | 'layerNormEps'>>;
   recipe: RecipeOverrides;
-  data: { trainDataPaths?: string[]; dataPath?: string; vocabFile?: string; makeVocabSizeDivisibleBy?: number };
+  /** Data and tokenizer, and how GPT-NeoX pads the vocabulary (make_vocab_size_divisible_by × model_parallel_size). */
+  data: { trainDataPaths?: string[]; dataPath?: string; vocabFile?: string; makeVocabSizeDivisibleBy?: number; modelParallelSize?: number };
   warnings: string[];
 }
 
 /** Keys that only concern how a GPT-NeoX cluster runs; read without effect here. */
 const CLUSTER_KEYS = new Set([
-  'pipe_parallel_size', 'model_parallel_size', 'output_layer_parallelism', 'scaled_upper_triang_masked_softmax_fusion',
+  'pipe_parallel_size', 'output_layer_parallelism', 'scaled_upper_triang_masked_softmax_fusion',
   'scaled_masked_softmax_fusion', 'bias_gelu_fusion', 'bias_dropout_fusion', 'attention_config', 'zero_optimization',
   'checkpoint_activations', 'checkpoint_num_layers', 'partition_activations', 'synchronize_each_layer', 'fp16', 'bf16',
   'precision', 'fp32_allreduce', 'data_impl', 'num_workers', 'distributed_backend', 'eval_interval', 'eval_iters',
@@ -205,6 +206,7 @@ const READERS: Record<string, Reader> = {
     o.data.vocabFile = v;
   },
   make_vocab_size_divisible_by: (k, v, o) => void (o.data.makeVocabSizeDivisibleBy = posInt(k, v)),
+  model_parallel_size: (k, v, o) => void (o.data.modelParallelSize = posInt(k, v)),
   optimizer: (k, v, o) => {
     if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigError(`${k}: expected {type, params}, got ${JSON.stringify(v)}`);
     const { type, params } = v as { type?: unknown; params?: Record<string, unknown> };

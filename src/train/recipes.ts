@@ -203,9 +203,16 @@ export function paddedVocabSize(tokenizerVocab: number, modelParallelSize = 1, d
   return Math.ceil(tokenizerVocab / multiple) * multiple;
 }
 
-/** The preset with its vocabulary sized for a tokenizer, padded for the preset's model-parallel size. */
-export function withTokenizerVocab(preset: ModelPreset, tokenizerVocab: number | undefined): ModelPreset {
+/**
+ * The preset with its vocabulary sized for a tokenizer, padded for the preset's model-parallel size
+ * (or the one a GPT-NeoX config gives, with its `make_vocab_size_divisible_by`).
+ */
+export function withTokenizerVocab(
+  preset: ModelPreset,
+  tokenizerVocab: number | undefined,
+  padding: { modelParallelSize?: number; divisibleBy?: number } = {},
+): ModelPreset {
   if (tokenizerVocab === undefined) return preset;
-  const vocabSize = paddedVocabSize(tokenizerVocab, preset.cluster?.modelParallelSize ?? 1);
+  const vocabSize = paddedVocabSize(tokenizerVocab, padding.modelParallelSize ?? preset.cluster?.modelParallelSize ?? 1, padding.divisibleBy);
   return { ...preset, config: { ...preset.config, vocabSize } };
 }

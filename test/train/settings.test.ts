@@ -68,6 +68,10 @@ test('vocabulary padded as GPT-NeoX pads: 128 x model-parallel size', () => {
   const expected: Record<string, number> = { '70m': 50304, '1b': 50304, '6.9b': 50432, '12b': 50688 };
   for (const [size, vocab] of Object.entries(expected)) assert.equal(withTokenizerVocab(pythiaModelPreset(size), 50277).config.vocabSize, vocab, size);
   assert.equal(withTokenizerVocab(modelPreset('nano-25k'), 3000).config.vocabSize, 3072);
+  // A GPT-NeoX config's own model-parallel size and divisor decide, as they would in GPT-NeoX.
+  const { data } = parseNeoxConfig('model-parallel-size: 4\nmake_vocab_size_divisible_by: 64', 'c.yml');
+  assert.deepEqual(data, { modelParallelSize: 4, makeVocabSizeDivisibleBy: 64 });
+  assert.equal(withTokenizerVocab(pythiaModelPreset('70m'), 50277, { modelParallelSize: data.modelParallelSize, divisibleBy: data.makeVocabSizeDivisibleBy }).config.vocabSize, 50432);
 });
 
 test('exports select bfloat16 through the fp16 block and carry Pythia\'s evaluation settings', () => {

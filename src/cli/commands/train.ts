@@ -124,14 +124,17 @@ async function freshRun(flags: TrainFlags): Promise<TrainResult> {
   if (!flags.out) throw new ConfigError('--out <dir> is required (the run folder)');
   const tokenizerPath = tokenizerFlag(flags);
   const tokenizerVocab = tokenizerPath ? (await loadTokenizer(tokenizerPath)).vocabSize : undefined;
-  let preset: ModelPreset = withTokenizerVocab(modelPreset(flags.preset ?? 'pythia-70m'), tokenizerVocab);
+  let preset: ModelPreset = modelPreset(flags.preset ?? 'pythia-70m');
   let name = flags.name ?? preset.name;
+  let padding = {};
   if (flags.config) {
     const values = parseNeoxConfig(readFileSync(flags.config, 'utf8'), flags.config);
     for (const w of values.warnings) process.stderr.write(`pythia train: ${flags.config}: ${w}\n`);
     preset = applyNeoxConfig(preset, values, flags.config);
+    padding = { modelParallelSize: values.data.modelParallelSize, divisibleBy: values.data.makeVocabSizeDivisibleBy };
     name = flags.name ?? basename(flags.config).replace(/\.(ya?ml|json)$/, '');
   }
+  preset = withTokenizerVocab(preset, tokenizerVocab, padding);
   if (flags.initFrom) {
     const config = readConfig(flags.initFrom);
     if (tokenizerVocab !== undefined && tokenizerVocab > config.vocabSize)
