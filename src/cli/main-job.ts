@@ -3,7 +3,7 @@
  * there yet, then train the nano suite on it. It runs the same `pythia` commands a user would
  * type, so each step can also be run (and resumed) by hand:
  *   pythia synth --out <out>/synth
- *   pythia suite --preset nano --data <out>/synth/data/corpus_text_document --vocab-file <out>/synth/tokenizer.json --out <out>/suite
+ *   pythia suite --preset nano --data <out>/synth/data/corpus_text_document --tokenizer <out>/synth/tokenizer.json --out <out>/suite
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -25,6 +25,6 @@ else pythia('synth', '--out', synth);
 pythia(
   'suite', '--preset', 'nano',
   '--data', join(synth, 'data/corpus_text_document'),
-  '--vocab-file', join(synth, 'tokenizer.json'),
+  '--tokenizer', join(synth, 'tokenizer.json'),
   '--out', join(out, 'suite'),
 );

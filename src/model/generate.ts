@@ -17,6 +17,11 @@ export interface GenerateOptions {
   temperature?: number;
   /** Sample only among the k most likely tokens (0: all). */
   topK?: number;
+  /**
+   * Nucleus sampling: only among the most likely tokens whose probabilities (after temperature and
+   * top-k) first reach `topP` together; 1 (default): all. As HF's TopPLogitsWarper, at least one token.
+   */
+  topP?: number;
   seed?: number;
   /** Stop a row once it emits this token. */
   eosTokenId?: number;
@@ -41,21 +46,30 @@ function attentionBias(valid: readonly Uint8Array[], past: number, seq: number):
   return bias;
 }
 
-function pick(logits: Float32Array, offset: number, vocab: number, options: GenerateOptions, rng: Prng): number {
+/** The next token from one row of logits: greedy at temperature 0, else seeded sampling (top-k, then top-p). */
+export function pick(logits: Float32Array, offset: number, vocab: number, options: GenerateOptions, rng: Prng): number {
   const temperature = options.temperature ?? 0;
   if (temperature <= 0) {
     let best = 0;
     for (let v = 1; v < vocab; v++) if (logits[offset + v]! > logits[offset + best]!) best = v;
     return best;
   }
-  const order = Array.from({ length: vocab }, (_, v) => v);
-  let candidates = order;
-  if (options.topK && options.topK > 0 && options.topK < vocab) {
-    candidates = order.sort((a, b) => logits[offset + b]! - logits[offset + a]! || a - b).slice(0, options.topK);
-  }
+  const topK = options.topK && options.topK > 0 && options.topK < vocab ? options.topK : vocab;
+  const topP = options.topP ?? 1;
+  let candidates = Array.from({ length: vocab }, (_, v) => v);
+  if (topK < vocab || topP < 1) candidates = candidates.sort((a, b) => logits[offset + b]! - logits[offset + a]! || a - b).slice(0, topK);
   const maxLogit = Math.max(...candidates.map((v) => logits[offset + v]!));
-  const weights = candidates.map((v) => Math.exp((logits[offset + v]! - maxLogit) / temperature));
-  const total = weights.reduce((a, b) => a + b, 0);
+  let weights = candidates.map((v) => Math.exp((logits[offset + v]! - maxLogit) / temperature));
+  let total = weights.reduce((a, b) => a + b, 0);
+  if (topP < 1) {
+    // Keep tokens while the probability before them is below topP.
+    let before = 0;
+    let keep = 0;
+    while (keep < weights.length && (keep === 0 || before < topP * total)) before += weights[keep++]!;
+    candidates = candidates.slice(0, keep);
+    weights = weights.slice(0, keep);
+    total = before;
+  }
   let u = rng.float() * total;
   for (let i = 0; i < candidates.length; i++) {
     u -= weights[i]!;

@@ -5,13 +5,17 @@
  * and signals in between runs.
  */
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
 import { availableParallelism } from 'node:os';
 import ort from 'onnxruntime-node';
 import { type DType, type TypedArray, dtypeOfArray } from '../graph/dtype.js';
 import { type ModelSpec, toOnnx } from '../graph/onnx.js';
 import { type Shape, formatShape } from '../graph/shape.js';
 
-export type ExecutionProvider = 'cpu' | 'cuda' | 'webgpu';
+export const EXECUTION_PROVIDERS = ['cpu', 'webgpu', 'cuda'] as const;
+export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];
 
 export interface RuntimeOptions {
   /** Threads inside one op; default: every core. */
@@ -170,11 +174,33 @@ export function compile(spec: ModelSpec, options: RuntimeOptions = {}): Promise<
   return entry;
 }
 
+/**
+ * Refuses, in one line, an execution provider this onnxruntime-node cannot offer: one it does not
+ * list, or CUDA, whose libraries onnxruntime-node downloads at install time (this project installs
+ * with that download off).
+ */
+export function checkProvider(provider: ExecutionProvider): void {
+  if (provider === 'cpu') return;
+  const backend = ort.listSupportedBackends().find((b) => b.name === provider);
+  if (!backend) throw new RuntimeError(`--device ${provider}: this build of onnxruntime-node has no ${provider} execution provider`);
+  if (!backend.bundled && !existsSync(new URL(`../bin/napi-v6/${process.platform}/${process.arch}/libonnxruntime_providers_${provider}.so`, ORT_ENTRY)))
+    throw new RuntimeError(`--device ${provider}: onnxruntime-node's ${provider} libraries are not installed (onnxruntime-node fetches them at install time with ONNXRUNTIME_NODE_INSTALL_CUDA=1)`);
+}
+
+const ORT_ENTRY = pathToFileURL(createRequire(import.meta.url).resolve('onnxruntime-node'));
+
 async function createSession(bytes: Uint8Array, options: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession> {
+  const provider = (options.executionProviders?.[0] ?? 'cpu') as ExecutionProvider;
+  checkProvider(provider);
   try {
     return await ort.InferenceSession.create(bytes, options);
   } catch (e) {
-    throw new RuntimeError(`onnxruntime rejected the graph: ${(e as Error).message.split('\n')[0]}`);
+    const first = (e as Error).message.split('\n')[0];
+    if (provider !== 'cpu') {
+      const why = /Failed to get a WebGPU adapter/.test(first) ? 'no WebGPU adapter found (it needs a GPU with Vulkan drivers)' : first.replace(/^.*(?:was false\.|\]) /, '');
+      throw new RuntimeError(`--device ${provider}: onnxruntime could not start the ${provider} execution provider: ${why}`);
+    }
+    throw new RuntimeError(`onnxruntime rejected the graph: ${first}`);
   }
 }
 

@@ -20,7 +20,8 @@ import { ConfigError } from '../util/errors.js';
 
 const f32 = Math.fround;
 
-export type AdamFlavour = 'apex' | 'torch';
+export const ADAM_FLAVOURS = ['apex', 'torch'] as const;
+export type AdamFlavour = (typeof ADAM_FLAVOURS)[number];
 
 export interface AdamWOptions {
   betas: [number, number];

@@ -13,6 +13,7 @@
  * of a sample see no neighbour there and are treated as word boundaries.
  */
 import type { TextTokenizer } from '../data/tokenizer.js';
+import { ConfigError } from '../util/errors.js';
 
 export const PRONOUN_SWAPS: readonly (readonly [string, string])[] = [
   ['he', 'she'],
@@ -40,13 +41,20 @@ export function swapPronouns(text: string): string {
   return text.replace(PATTERN, (word) => TABLE.get(word)!);
 }
 
+export type TokenArray = BigInt64Array | Int32Array;
+
+function setToken(tokens: TokenArray, i: number, id: number): void {
+  if (tokens instanceof BigInt64Array) tokens[i] = BigInt(id);
+  else tokens[i] = id;
+}
+
 export interface TokenPronounSwap {
   /** Masculine token id → feminine token id. */
   readonly map: ReadonlyMap<number, number>;
   /** Forms (" he", "Himself", ...) that could not be swapped because a word is not one token. */
   readonly skipped: readonly string[];
   /** Swaps in place; returns how many tokens changed. */
-  apply(tokens: BigInt64Array, sampleLength?: number): number;
+  apply(tokens: TokenArray, sampleLength?: number): number;
 }
 
 /** The token-level swap for a tokenizer (byte-level BPE such as GPT-NeoX-20B's or ours). */
@@ -82,7 +90,7 @@ export async function tokenPronounSwap(tokenizer: TextTokenizer): Promise<TokenP
     if (v === undefined) endsWord.set(id, (v = WORD_CHAR.test(text(id).slice(-1))));
     return v;
   };
-  const apply = (tokens: BigInt64Array, sampleLength = tokens.length): number => {
+  const apply = (tokens: TokenArray, sampleLength = tokens.length): number => {
     let changed = 0;
     for (let i = 0; i < tokens.length; i++) {
       const id = Number(tokens[i]!);
@@ -92,10 +100,63 @@ export async function tokenPronounSwap(tokenizer: TextTokenizer): Promise<TokenP
       const last = i % sampleLength === sampleLength - 1 || i === tokens.length - 1;
       if (!last && starts(Number(tokens[i + 1]!))) continue;
       if (bare.has(id) && !first && ends(Number(tokens[i - 1]!))) continue;
-      tokens[i] = BigInt(to);
+      setToken(tokens, i, to);
       changed++;
     }
     return changed;
   };
   return { map, skipped, apply };
+}
+
+/**
+ * Pythia's own intervention (GPT-NeoX branch `intervention`, `megatron/training.py`
+ * `replace_tokens`): a fixed map of GPT-NeoX-20B token ids, applied to every position of every
+ * batch (training and validation), whatever the neighbouring tokens. Besides the word-initial
+ * forms (" he", " He", ...) it maps the bare pieces "he", "his" and "him" wherever they occur,
+ * also as pieces of longer words, and it has no "himself" entry. Each entry is listed with the text of both ids in the 20B tokenizer, which is
+ * checked before use.
+ */
+export const PYTHIA_PRONOUN_MAP: readonly (readonly [number, string, number, string])[] = [
+  [754, ' He', 1500, ' She'],
+  [3032, ' His', 4058, ' Her'],
+  [8389, 'His', 10759, 'Her'],
+  [1328, 'He', 2993, 'She'],
+  [521, ' his', 617, ' her'],
+  [344, ' he', 703, ' she'],
+  [779, ' him', 617, ' her'],
+  [8701, 'his', 379, 'her'],
+  [13243, 'him', 379, 'her'],
+  [248, 'he', 6689, 'she'],
+];
+
+/** Pythia's fixed token-id swap; refuses a tokenizer whose ids do not spell the map's words. */
+export function pythiaTokenPronounSwap(tokenizer: Pick<TextTokenizer, 'decode'>, tokenizerName = 'the tokenizer'): TokenPronounSwap {
+  const text = (id: number): string => {
+    try {
+      return tokenizer.decode([id]);
+    } catch {
+      return '';
+    }
+  };
+  for (const [from, fromText, to, toText] of PYTHIA_PRONOUN_MAP) {
+    for (const [id, want] of [[from, fromText], [to, toText]] as const) {
+      const got = text(id);
+      if (got !== want)
+        throw new ConfigError(`${tokenizerName}: token ${id} is ${JSON.stringify(got)}, not ${JSON.stringify(want)}: pronoun-swap-pythia is a map of GPT-NeoX-20B token ids and needs that tokenizer`);
+    }
+  }
+  const map = new Map(PYTHIA_PRONOUN_MAP.map(([from, , to]) => [from, to]));
+  return { map, skipped: [], apply: (tokens) => applyTokenMap(map, tokens) };
+}
+
+/** Replaces every token found in `map`; returns how many changed. */
+export function applyTokenMap(map: ReadonlyMap<number, number>, tokens: TokenArray): number {
+  let changed = 0;
+  for (let i = 0; i < tokens.length; i++) {
+    const to = map.get(Number(tokens[i]!));
+    if (to === undefined) continue;
+    setToken(tokens, i, to);
+    changed++;
+  }
+  return changed;
 }

@@ -10,10 +10,9 @@
 import { stringify, parse, YAMLParseError } from 'yaml';
 import type { NeoXConfig } from '../model/config.js';
 import { ConfigError } from '../util/errors.js';
-import { INIT_METHODS, type InitMethod } from './init.js';
-import { LR_DECAY_STYLES } from './lr-schedule.js';
-import { applyOverrides, type RecipeOverrides } from './overrides.js';
-import { gradientAccumulationSteps, validateRecipe, type ModelPreset } from './recipes.js';
+import { applyOverrides } from './overrides.js';
+import { gradientAccumulationSteps, type ModelPreset } from './recipes.js';
+import { checkSetting, RECIPE_SETTINGS, settingForNeoxKey, settingOf, type RecipeOverrides, type RecipeSetting, type SettingField } from './settings.js';
 
 export interface NeoxExportOptions {
   /** Dataset prefix written to train/valid/test-data-paths (Pythia uses one file for all three). */
@@ -29,14 +28,14 @@ export function neoxConfigYaml(preset: ModelPreset, options: NeoxExportOptions =
   const { config: c, recipe: r, cluster } = preset;
   const microBatch = cluster?.microBatchPerGpu ?? r.microBatchSize;
   const gas = cluster?.gradientAccumulationSteps ?? gradientAccumulationSteps(r);
+  const modelParallel = cluster?.modelParallelSize ?? 1;
   const dataPrefix = options.dataPrefix ?? 'data/pile_20B_tokenizer_text_document';
   const doc: Record<string, unknown> = {
     'pipe-parallel-size': 1,
-    'model-parallel-size': cluster?.modelParallelSize ?? 1,
+    'model-parallel-size': modelParallel,
     'num-layers': c.numLayers,
     'hidden-size': c.hiddenSize,
     'num-attention-heads': c.numHeads,
-    'seq-length': r.seqLength,
     'max-position-embeddings': c.maxPositions,
     'pos-emb': 'rotary',
     'rotary-pct': c.rotaryPct,
@@ -49,11 +48,16 @@ export function neoxConfigYaml(preset: ModelPreset, options: NeoxExportOptions =
     activation: 'gelu',
     'scaled-upper-triang-masked-softmax-fusion': true,
     'bias-gelu-fusion': true,
-    init_method: r.init.initMethod,
-    output_layer_init_method: r.init.outputLayerInitMethod,
-    init_method_std: r.init.initMethodStd,
-    optimizer: { type: 'Adam', params: { lr: r.lr, betas: r.betas, eps: r.eps } },
-    min_lr: r.minLr,
+  };
+  // The cluster's layout, where the preset has one, instead of one process's.
+  const clusterValue: Partial<Record<SettingField, unknown>> = { microBatchSize: microBatch, gradientAccumulationSteps: gas };
+  for (const setting of RECIPE_SETTINGS) {
+    if (!setting.neoxKey) continue;
+    const value = setting.field in clusterValue ? clusterValue[setting.field] : setting.get(r);
+    if (value !== undefined) setPath(doc, setting.neoxKey, value);
+  }
+  doc.optimizer = { type: 'Adam', ...(doc.optimizer as object) };
+  Object.assign(doc, {
     zero_optimization: {
       stage: cluster?.zeroStage ?? 0,
       allgather_partitions: true,
@@ -63,48 +67,42 @@ export function neoxConfigYaml(preset: ModelPreset, options: NeoxExportOptions =
       reduce_bucket_size: 500000000,
       contiguous_gradients: true,
     },
-    train_batch_size: r.trainBatchSize,
-    train_micro_batch_size_per_gpu: microBatch,
-    gradient_accumulation_steps: gas,
     'data-impl': 'mmap',
     'checkpoint-activations': cluster !== undefined,
     'checkpoint-num-layers': 1,
     'partition-activations': cluster !== undefined,
     'synchronize-each-layer': cluster !== undefined,
-    gradient_clipping: r.gradientClipping,
-    'weight-decay': r.weightDecay,
     'hidden-dropout': 0,
     'attention-dropout': 0,
     ...precisionBlock(cluster?.precision),
-    'train-iters': r.trainIters,
-    'lr-decay-iters': r.lrDecayIters,
     'distributed-backend': 'nccl',
-    'lr-decay-style': r.lrDecayStyle,
-    warmup: r.warmup,
-    'checkpoint-factor': r.checkpoint.checkpointFactor,
-    'checkpoint-scale': r.checkpoint.checkpointScale,
-    'extra-save-iters': r.checkpoint.extraSaveIters,
-    'eval-interval': r.trainIters,
-    'eval-iters': 10,
+    'eval-interval': preset.evaluation?.interval ?? r.trainIters,
+    'eval-iters': preset.evaluation?.iters ?? 10,
     'log-interval': 10,
     steps_per_print: 10,
-    seed: r.seed,
     'train-data-paths': [dataPrefix],
     'valid-data-paths': [dataPrefix],
     'test-data-paths': [dataPrefix],
     'tokenizer-type': 'HFTokenizer',
     'vocab-file': options.vocabFile ?? 'data/20B_tokenizer.json',
     ...(options.saveDir ? { save: options.saveDir, load: options.saveDir } : {}),
-  };
-  if (doc['checkpoint-factor'] === undefined) delete doc['checkpoint-factor'];
-  const dataParallel = (cluster?.modelParallelSize ?? 1) * (r.trainBatchSize / (microBatch * gas));
+  });
+  const dataParallel = r.trainBatchSize / (microBatch * gas);
   const header = [
     `# ${preset.name}: GPT-NeoX v1.0 config written by pythia-ts (pythia export neox-config).`,
-    `# Global batch ${r.trainBatchSize} sequences = micro-batch ${microBatch} x gradient accumulation ${gas} x data-parallel GPUs;`,
-    `# this layout needs ${dataParallel} GPUs (model-parallel ${cluster?.modelParallelSize ?? 1}).`,
+    `# Global batch ${r.trainBatchSize} sequences = micro-batch ${microBatch} x gradient accumulation ${gas} x ${dataParallel} data-parallel ranks;`,
+    `# this layout needs ${dataParallel * modelParallel} GPUs (model-parallel ${modelParallel}).`,
     `# Padded vocabulary for this run: ${c.vocabSize} (tokenizer size rounded up to a multiple of 128 x model-parallel).`,
   ];
   return `${header.join('\n')}\n${pyyamlFloats(stringify(doc, { lineWidth: 0 }))}`;
+}
+
+/** Sets `doc[a][b][c] = value` for the key `a.b.c`, creating blocks on the way. */
+function setPath(doc: Record<string, unknown>, key: string, value: unknown): void {
+  const parts = key.split('.');
+  let block = doc;
+  for (const part of parts.slice(0, -1)) block = (block[part] ??= {}) as Record<string, unknown>;
+  block[parts.at(-1)!] = value;
 }
 
 /**
@@ -116,30 +114,30 @@ function pyyamlFloats(yamlText: string): string {
     `${int}.${frac ?? '0'}e${sign || '+'}${exp}`);
 }
 
+/**
+ * Mixed precision as GPT-NeoX v1.0 reads it: the `fp16` block, whose `type: bfloat16` selects
+ * bfloat16 (v1.0 has no `bf16` key; `NeoXArgs.calculate_derived` derives `precision` from this
+ * block). The loss-scaling keys are Pythia's (models/*.yml).
+ */
 function precisionBlock(precision: 'fp16' | 'bf16' | undefined): Record<string, unknown> {
-  if (precision === 'fp16')
-    return { fp16: { fp16: true, enabled: true, loss_scale: 0, loss_scale_window: 1000, initial_scale_power: 12, hysteresis: 2, min_loss_scale: 1 } };
-  if (precision === 'bf16') return { bf16: { enabled: true } };
+  const scaling = { loss_scale: 0, loss_scale_window: 1000, initial_scale_power: 12, hysteresis: 2, min_loss_scale: 1 };
+  if (precision === 'fp16') return { fp16: { fp16: true, enabled: true, ...scaling } };
+  if (precision === 'bf16') return { fp16: { enabled: true, type: 'bfloat16', ...scaling } };
   return {};
 }
 
 /** What a GPT-NeoX config file sets, in our terms; absent keys are absent. */
 export interface NeoxConfigValues {
   architecture: Partial<Pick<NeoXConfig, 'numLayers' | 'hiddenSize' | 'numHeads' | 'intermediateSize' | 'maxPositions' | 'rotaryPct' | 'rotaryBase' | 'parallelResidual' | 'tieWordEmbeddings' | 'layerNormEps'>>;
-  recipe: Omit<RecipeOverrides, 'optimizer'> & {
-    betas?: [number, number];
-    eps?: number;
-    initMethod?: InitMethod;
-    outputLayerInitMethod?: InitMethod;
-    initMethodStd?: number;
-  };
-  data: { trainDataPaths?: string[]; dataPath?: string; vocabFile?: string; makeVocabSizeDivisibleBy?: number };
+  recipe: RecipeOverrides;
+  /** Data and tokenizer, and how GPT-NeoX pads the vocabulary (make_vocab_size_divisible_by × model_parallel_size). */
+  data: { trainDataPaths?: string[]; dataPath?: string; vocabFile?: string; makeVocabSizeDivisibleBy?: number; modelParallelSize?: number };
   warnings: string[];
 }
 
 /** Keys that only concern how a GPT-NeoX cluster runs; read without effect here. */
 const CLUSTER_KEYS = new Set([
-  'pipe_parallel_size', 'model_parallel_size', 'output_layer_parallelism', 'scaled_upper_triang_masked_softmax_fusion',
+  'pipe_parallel_size', 'output_layer_parallelism', 'scaled_upper_triang_masked_softmax_fusion',
   'scaled_masked_softmax_fusion', 'bias_gelu_fusion', 'bias_dropout_fusion', 'attention_config', 'zero_optimization',
   'checkpoint_activations', 'checkpoint_num_layers', 'partition_activations', 'synchronize_each_layer', 'fp16', 'bf16',
   'precision', 'fp32_allreduce', 'data_impl', 'num_workers', 'distributed_backend', 'eval_interval', 'eval_iters',
@@ -159,7 +157,6 @@ function num(key: string, v: unknown, check: (x: number) => boolean = Number.isF
   return v;
 }
 const posInt = (key: string, v: unknown): number => num(key, v, (x) => Number.isInteger(x) && x >= 1, 'a positive integer');
-const nonNeg = (key: string, v: unknown): number => num(key, v, (x) => Number.isFinite(x) && x >= 0, 'a number >= 0');
 function bool(key: string, v: unknown): boolean {
   if (typeof v !== 'boolean') throw new ConfigError(`${key}: expected true or false, got ${JSON.stringify(v)}`);
   return v;
@@ -173,12 +170,13 @@ function paths(key: string, v: unknown): string[] {
   if (!Array.isArray(v) || v.length === 0 || !v.every((p) => typeof p === 'string')) throw new ConfigError(`${key}: expected a list of dataset paths, got ${JSON.stringify(v)}`);
   return v as string[];
 }
-function betas(key: string, v: unknown): [number, number] {
-  if (!Array.isArray(v) || v.length !== 2 || !v.every((b) => typeof b === 'number' && b >= 0 && b < 1))
-    throw new ConfigError(`${key}: expected two numbers in [0, 1), got ${JSON.stringify(v)}`);
-  return [v[0], v[1]];
+
+/** A recipe setting's value, checked and set in `out.recipe`. */
+function recipeValue(setting: RecipeSetting, key: string, v: unknown, out: NeoxConfigValues): void {
+  (out.recipe as Record<string, unknown>)[setting.field] = checkSetting(setting, v, key);
 }
 
+/** Keys outside the recipe table: the architecture, data and checks of what we cannot run. */
 const READERS: Record<string, Reader> = {
   num_layers: (k, v, o) => void (o.architecture.numLayers = posInt(k, v)),
   hidden_size: (k, v, o) => void (o.architecture.hiddenSize = posInt(k, v)),
@@ -195,29 +193,11 @@ const READERS: Record<string, Reader> = {
   activation: (k, v) => void oneOf(k, v, ['gelu']),
   hidden_dropout: (k, v) => void num(k, v, (x) => x === 0, '0 (dropout is not implemented)'),
   attention_dropout: (k, v) => void num(k, v, (x) => x === 0, '0 (dropout is not implemented)'),
-  seq_length: (k, v, o) => void (o.recipe.seqLength = posInt(k, v)),
-  train_batch_size: (k, v, o) => void (o.recipe.trainBatchSize = posInt(k, v)),
-  train_micro_batch_size_per_gpu: (k, v, o) => void (o.recipe.microBatchSize = posInt(k, v)),
-  gradient_accumulation_steps: (k, v, o) => void (o.recipe.gradientAccumulationSteps = posInt(k, v)),
-  gas: (k, v, o) => void (o.recipe.gradientAccumulationSteps = posInt(k, v)),
-  train_iters: (k, v, o) => void (o.recipe.trainIters = posInt(k, v)),
-  lr_decay_iters: (k, v, o) => void (o.recipe.lrDecayIters = posInt(k, v)),
-  lr: (k, v, o) => void (o.recipe.lr = nonNeg(k, v)),
-  min_lr: (k, v, o) => void (o.recipe.minLr = nonNeg(k, v)),
-  lr_decay_style: (k, v, o) => void (o.recipe.lrDecayStyle = oneOf(k, v, LR_DECAY_STYLES)),
-  warmup: (k, v, o) => void (o.recipe.warmup = num(k, v, (x) => x >= 0 && x <= 1, 'a fraction in [0, 1]')),
-  weight_decay: (k, v, o) => void (o.recipe.weightDecay = nonNeg(k, v)),
-  gradient_clipping: (k, v, o) => void (o.recipe.gradientClipping = nonNeg(k, v)),
-  seed: (k, v, o) => void (o.recipe.seed = num(k, v, (x) => Number.isInteger(x) && x >= 0, 'a non-negative integer')),
-  init_method: (k, v, o) => void (o.recipe.initMethod = oneOf(k, v, INIT_METHODS)),
-  output_layer_init_method: (k, v, o) => void (o.recipe.outputLayerInitMethod = oneOf(k, v, INIT_METHODS)),
-  init_method_std: (k, v, o) => void (o.recipe.initMethodStd = num(k, v, (x) => x > 0, 'a positive number')),
-  checkpoint_factor: (k, v, o) => void (o.recipe.checkpointFactor = num(k, v, (x) => x >= 1, 'a number >= 1')),
-  save_interval: (k, v, o) => void (o.recipe.checkpointFactor ??= posInt(k, v)),
-  checkpoint_scale: (k, v, o) => void (o.recipe.checkpointScale = oneOf(k, v, ['linear', 'log'] as const)),
-  extra_save_iters: (k, v, o) => {
-    if (!Array.isArray(v) || !v.every((x) => Number.isInteger(x) && x >= 0)) throw new ConfigError(`${k}: expected a list of non-negative integers, got ${JSON.stringify(v)}`);
-    o.recipe.extraSaveIters = v as number[];
+  // GPT-NeoX's other spellings of recipe keys.
+  gas: (k, v, o) => recipeValue(settingOf('gradientAccumulationSteps'), k, v, o),
+  lr: (k, v, o) => recipeValue(settingOf('lr'), k, v, o),
+  save_interval: (k, v, o) => {
+    if (o.recipe.checkpointFactor === undefined) recipeValue(settingOf('checkpointFactor'), k, v, o);
   },
   train_data_paths: (k, v, o) => void (o.data.trainDataPaths = paths(k, v)),
   data_path: (k, v, o) => void (o.data.dataPath = paths(k, v)[0]),
@@ -226,6 +206,7 @@ const READERS: Record<string, Reader> = {
     o.data.vocabFile = v;
   },
   make_vocab_size_divisible_by: (k, v, o) => void (o.data.makeVocabSizeDivisibleBy = posInt(k, v)),
+  model_parallel_size: (k, v, o) => void (o.data.modelParallelSize = posInt(k, v)),
   optimizer: (k, v, o) => {
     if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigError(`${k}: expected {type, params}, got ${JSON.stringify(v)}`);
     const { type, params } = v as { type?: unknown; params?: Record<string, unknown> };
@@ -233,10 +214,8 @@ const READERS: Record<string, Reader> = {
     if (params === undefined) return;
     for (const [pk, pv] of Object.entries(params)) {
       const key = `${k}.params.${pk}`;
-      if (pk === 'lr') o.recipe.lr = nonNeg(key, pv);
-      else if (pk === 'betas') o.recipe.betas = betas(key, pv);
-      else if (pk === 'eps') o.recipe.eps = num(key, pv, (x) => x > 0, 'a positive number');
-      else if (pk === 'weight_decay') o.recipe.weightDecay = nonNeg(key, pv);
+      const setting = pk === 'weight_decay' ? settingOf('weightDecay') : settingForNeoxKey(key);
+      if (setting) recipeValue(setting, key, pv, o);
       else o.warnings.push(`${key}: unknown optimizer parameter, ignored`);
     }
   },
@@ -258,8 +237,10 @@ export function parseNeoxConfig(text: string, file: string): NeoxConfigValues {
   entries.sort(([a], [b]) => Number(a === 'save_interval') - Number(b === 'save_interval'));
   for (const [key, value] of entries) {
     const reader = READERS[key];
+    const setting = settingForNeoxKey(key);
     try {
       if (reader) reader(key, value, out);
+      else if (setting) recipeValue(setting, key, value, out);
       else if (!CLUSTER_KEYS.has(key)) out.warnings.push(`${key}: unknown GPT-NeoX key, ignored`);
     } catch (e) {
       if (e instanceof ConfigError) throw new ConfigError(`${file}: ${e.message}`);
@@ -267,8 +248,13 @@ export function parseNeoxConfig(text: string, file: string): NeoxConfigValues {
     }
   }
   const r = out.recipe;
+  // One process: the cluster's global batch is reached by accumulating micro-batches, so a given
+  // train_batch_size decides; its gradient_accumulation_steps counts per data-parallel rank.
+  if (r.trainBatchSize !== undefined && r.microBatchSize !== undefined) delete r.gradientAccumulationSteps;
   if (r.trainBatchSize === undefined && r.microBatchSize !== undefined) {
-    const perStep = r.microBatchSize * (r.gradientAccumulationSteps ?? 1);
+    // GPT-NeoX: a micro-batch alone means one accumulation step.
+    r.gradientAccumulationSteps ??= 1;
+    const perStep = r.microBatchSize * r.gradientAccumulationSteps;
     out.warnings.push(`train_batch_size is not set: one process trains ${perStep} sequences per step (micro-batch x gradient_accumulation_steps); set train_batch_size for a cluster's global batch`);
   }
   return out;
@@ -276,32 +262,11 @@ export function parseNeoxConfig(text: string, file: string): NeoxConfigValues {
 
 /** `base` with everything the config file sets laid over it, checked. */
 export function applyNeoxConfig(base: ModelPreset, values: NeoxConfigValues, file: string): ModelPreset {
-  const v = values.recipe;
   const config: NeoXConfig = { ...base.config, ...values.architecture };
   if (values.architecture.hiddenSize !== undefined && values.architecture.intermediateSize === undefined) config.intermediateSize = 4 * config.hiddenSize;
-  const microBatchSize = v.microBatchSize ?? base.recipe.microBatchSize;
-  // One process: the global batch is train_batch_size when set (accumulating micro-batches to
-  // reach it), else micro-batch x accumulation steps.
-  const trainBatchSize = v.trainBatchSize ?? (v.gradientAccumulationSteps !== undefined || v.microBatchSize !== undefined
-    ? microBatchSize * (v.gradientAccumulationSteps ?? 1)
-    : base.recipe.trainBatchSize);
   try {
-    const preset = applyOverrides(
-      { ...base, config, recipe: { ...base.recipe, microBatchSize, trainBatchSize } },
-      { ...v, trainBatchSize: undefined, microBatchSize: undefined, gradientAccumulationSteps: undefined },
-    );
-    const recipe = {
-      ...preset.recipe,
-      betas: v.betas ?? base.recipe.betas,
-      eps: v.eps ?? base.recipe.eps,
-      init: {
-        initMethod: v.initMethod ?? base.recipe.init.initMethod,
-        outputLayerInitMethod: v.outputLayerInitMethod ?? base.recipe.init.outputLayerInitMethod,
-        initMethodStd: v.initMethodStd ?? base.recipe.init.initMethodStd,
-      },
-    };
-    validateRecipe(recipe);
-    return { name: base.name, config: preset.config, recipe, cluster: base.cluster };
+    const preset = applyOverrides({ ...base, config }, values.recipe);
+    return { name: base.name, config: preset.config, recipe: preset.recipe, cluster: base.cluster, evaluation: base.evaluation };
   } catch (e) {
     if (e instanceof ConfigError) throw new ConfigError(`${file}: ${e.message}`);
     throw e;

@@ -1,43 +1,29 @@
 /**
- * Laying command-line values (named as GPT-NeoX's config keys) over a preset's recipe, with the
- * batch arithmetic of one process: train-batch-size = micro-batch × gradient-accumulation-steps.
+ * Laying settings (from the command line or a GPT-NeoX config, see settings.ts) over a preset's
+ * recipe, with the batch arithmetic of one process resolved in one place:
+ * train-batch-size = micro-batch × gradient-accumulation-steps.
  */
 import { ConfigError } from '../util/errors.js';
-import type { AdamFlavour } from './adamw.js';
-import { validateCheckpointSchedule, type CheckpointScale } from './checkpoint-schedule.js';
-import type { LrDecayStyle } from './lr-schedule.js';
+import { validateCheckpointSchedule } from './checkpoint-schedule.js';
 import { gradientAccumulationSteps, validateRecipe, type ModelPreset, type TrainRecipe } from './recipes.js';
+import { RECIPE_SETTINGS, type RecipeOverrides } from './settings.js';
 
-export interface RecipeOverrides {
-  seqLength?: number;
-  trainBatchSize?: number;
-  microBatchSize?: number;
-  gradientAccumulationSteps?: number;
-  trainIters?: number;
-  lrDecayIters?: number;
-  lr?: number;
-  minLr?: number;
-  lrDecayStyle?: LrDecayStyle;
-  warmup?: number;
-  weightDecay?: number;
-  gradientClipping?: number;
-  seed?: number;
-  checkpointFactor?: number;
-  checkpointScale?: CheckpointScale;
-  extraSaveIters?: number[];
-  optimizer?: AdamFlavour;
-}
+export type { RecipeOverrides } from './settings.js';
 
-/** Global batch and micro-batch from whichever of the three values are given. */
+/**
+ * Global batch and micro-batch from whichever of the three values are given, as GPT-NeoX v1.0's
+ * `calculate_batch_parameters` does with one data-parallel rank; what is not given keeps the
+ * base recipe's.
+ */
 export function resolveBatch(base: TrainRecipe, o: RecipeOverrides): { trainBatchSize: number; microBatchSize: number } {
   const { trainBatchSize: total, microBatchSize: micro, gradientAccumulationSteps: gas } = o;
   if (total !== undefined && micro !== undefined) {
     if (gas !== undefined && micro * gas !== total)
-      throw new ConfigError(`--train-batch-size ${total} is not --train-micro-batch-size-per-gpu ${micro} x --gradient-accumulation-steps ${gas}`);
+      throw new ConfigError(`train-batch-size ${total} is not train-micro-batch-size-per-gpu ${micro} x gradient-accumulation-steps ${gas}`);
     return { trainBatchSize: total, microBatchSize: micro };
   }
   if (total !== undefined && gas !== undefined) {
-    if (total % gas !== 0) throw new ConfigError(`--train-batch-size ${total} is not a multiple of --gradient-accumulation-steps ${gas}`);
+    if (total % gas !== 0) throw new ConfigError(`train-batch-size ${total} is not a multiple of gradient-accumulation-steps ${gas}`);
     return { trainBatchSize: total, microBatchSize: total / gas };
   }
   if (micro !== undefined && gas !== undefined) return { trainBatchSize: micro * gas, microBatchSize: micro };
@@ -50,34 +36,24 @@ export function resolveBatch(base: TrainRecipe, o: RecipeOverrides): { trainBatc
   return { trainBatchSize: base.trainBatchSize, microBatchSize: base.microBatchSize };
 }
 
-export function applyOverrides(preset: ModelPreset, o: RecipeOverrides): ModelPreset {
-  const base = preset.recipe;
-  const trainIters = o.trainIters ?? base.trainIters;
-  const seqLength = o.seqLength ?? base.seqLength;
-  const recipe: TrainRecipe = {
-    ...base,
-    ...resolveBatch(base, o),
-    seqLength,
-    trainIters,
-    lrDecayIters: o.lrDecayIters ?? (o.trainIters !== undefined ? trainIters : base.lrDecayIters),
-    lr: o.lr ?? base.lr,
-    minLr: o.minLr ?? base.minLr,
-    lrDecayStyle: o.lrDecayStyle ?? base.lrDecayStyle,
-    warmup: o.warmup ?? base.warmup,
-    weightDecay: o.weightDecay ?? base.weightDecay,
-    gradientClipping: o.gradientClipping ?? base.gradientClipping,
-    seed: o.seed ?? base.seed,
-    optimizer: o.optimizer ?? base.optimizer,
-    checkpoint: {
-      checkpointFactor: o.checkpointFactor ?? base.checkpoint.checkpointFactor,
-      checkpointScale: o.checkpointScale ?? base.checkpoint.checkpointScale,
-      extraSaveIters: o.extraSaveIters ?? base.checkpoint.extraSaveIters,
-    },
-  };
+/** The base recipe with every given override set, checked. */
+export function overrideRecipe(base: TrainRecipe, o: RecipeOverrides): TrainRecipe {
+  const recipe: TrainRecipe = { ...structuredClone(base), ...resolveBatch(base, o) };
+  for (const setting of RECIPE_SETTINGS) {
+    const value = o[setting.field];
+    if (value !== undefined && setting.set) setting.set(recipe, value as never);
+  }
+  // GPT-NeoX's lr-decay-iters defaults to train-iters.
+  if (o.trainIters !== undefined && o.lrDecayIters === undefined) recipe.schedule.decayIters = recipe.trainIters;
   validateRecipe(recipe);
   validateCheckpointSchedule(recipe.checkpoint);
+  return recipe;
+}
+
+export function applyOverrides(preset: ModelPreset, o: RecipeOverrides): ModelPreset {
+  const recipe = overrideRecipe(preset.recipe, o);
   const config = { ...preset.config };
   // A longer sequence needs positions for it; Pythia sets max-position-embeddings = seq-length.
-  if (seqLength > config.maxPositions) config.maxPositions = seqLength;
+  if (recipe.seqLength > config.maxPositions) config.maxPositions = recipe.seqLength;
   return { ...preset, config, recipe };
 }

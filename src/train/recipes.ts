@@ -8,7 +8,7 @@ import { ConfigError } from '../util/errors.js';
 import type { AdamFlavour } from './adamw.js';
 import { PYTHIA_CHECKPOINT_SCHEDULE, scaledCheckpointSchedule, type CheckpointSchedule } from './checkpoint-schedule.js';
 import { NEOX_DEFAULT_INIT, PYTHIA_INIT, type InitRecipe } from './init.js';
-import type { LrDecayStyle } from './lr-schedule.js';
+import { validateLrSchedule, type LrSchedule } from './lr-schedule.js';
 
 export interface TrainRecipe {
   seqLength: number;
@@ -17,13 +17,8 @@ export interface TrainRecipe {
   /** Sequences per forward/backward pass (GPT-NeoX `train_micro_batch_size_per_gpu`). */
   microBatchSize: number;
   trainIters: number;
-  /** GPT-NeoX `lr-decay-iters`; Pythia sets it equal to train-iters. */
-  lrDecayIters: number;
-  lr: number;
-  minLr: number;
-  lrDecayStyle: LrDecayStyle;
-  /** Fraction of lrDecayIters. */
-  warmup: number;
+  /** The learning rate: peak, floor, warmup and decay over `decayIters` (GPT-NeoX `lr-decay-iters`, Pythia: train-iters). */
+  schedule: LrSchedule;
   weightDecay: number;
   /** Global gradient-norm limit; 0 disables clipping. */
   gradientClipping: number;
@@ -44,11 +39,18 @@ export interface ClusterLayout {
   zeroStage: number;
 }
 
+/** How often the published run validated, and on how many batches (GPT-NeoX `eval-interval`, `eval-iters`). */
+export interface EvaluationSettings {
+  interval: number;
+  iters: number;
+}
+
 export interface ModelPreset {
   name: string;
   config: NeoXConfig;
   recipe: TrainRecipe;
   cluster?: ClusterLayout;
+  evaluation?: EvaluationSettings;
 }
 
 export interface SuitePreset {
@@ -67,7 +69,6 @@ export function validateRecipe(r: TrainRecipe): void {
     ['train-batch-size', r.trainBatchSize],
     ['train-micro-batch-size-per-gpu', r.microBatchSize],
     ['train-iters', r.trainIters],
-    ['lr-decay-iters', r.lrDecayIters],
   ];
   for (const [key, v] of ints) if (!(Number.isInteger(v) && v >= 1)) throw new ConfigError(`${key}: expected a positive integer, got ${v}`);
   if (r.trainBatchSize % r.microBatchSize !== 0)
@@ -75,6 +76,7 @@ export function validateRecipe(r: TrainRecipe): void {
   if (!(Number.isInteger(r.seed) && r.seed >= 0)) throw new ConfigError(`seed: expected a non-negative integer, got ${r.seed}`);
   if (!(r.weightDecay >= 0)) throw new ConfigError(`weight-decay: expected a number >= 0, got ${r.weightDecay}`);
   if (!(r.gradientClipping >= 0)) throw new ConfigError(`gradient-clipping: expected a number >= 0, got ${r.gradientClipping}`);
+  validateLrSchedule(r.schedule);
 }
 
 /** The recipe every Pythia size shares (the settings common to every EleutherAI/pythia models/<size>/*.yml). */
@@ -84,11 +86,7 @@ function pythiaRecipe(lr: number, microBatchSize: number, init: InitRecipe): Tra
     trainBatchSize: 1024,
     microBatchSize,
     trainIters: 143000,
-    lrDecayIters: 143000,
-    lr,
-    minLr: Number((lr / 10).toPrecision(12)),
-    lrDecayStyle: 'cosine',
-    warmup: 0.01,
+    schedule: { lr, minLr: Number((lr / 10).toPrecision(12)), warmup: 0.01, decayIters: 143000, decayStyle: 'cosine' },
     weightDecay: 0.1,
     gradientClipping: 1.0,
     betas: [0.9, 0.95],
@@ -100,19 +98,23 @@ function pythiaRecipe(lr: number, microBatchSize: number, init: InitRecipe): Tra
   };
 }
 
-/** Per size: lr and cluster layout from EleutherAI/pythia's models/<size>/pythia-<size>.yml. */
-const PYTHIA_TABLE: Record<string, { lr: number; cluster: ClusterLayout }> = {
-  '14m': { lr: 1.0e-3, cluster: { microBatchPerGpu: 32, gradientAccumulationSteps: 1, modelParallelSize: 1, precision: 'fp16', zeroStage: 0 } },
-  '31m': { lr: 1.0e-3, cluster: { microBatchPerGpu: 32, gradientAccumulationSteps: 1, modelParallelSize: 1, precision: 'fp16', zeroStage: 0 } },
-  '70m': { lr: 1.0e-3, cluster: { microBatchPerGpu: 32, gradientAccumulationSteps: 1, modelParallelSize: 1, precision: 'fp16', zeroStage: 1 } },
-  '160m': { lr: 6.0e-4, cluster: { microBatchPerGpu: 32, gradientAccumulationSteps: 1, modelParallelSize: 1, precision: 'fp16', zeroStage: 1 } },
-  '410m': { lr: 3.0e-4, cluster: { microBatchPerGpu: 32, gradientAccumulationSteps: 1, modelParallelSize: 1, precision: 'fp16', zeroStage: 1 } },
-  // pythia-1b: the yml says 2.5e-4 (the README table says 3e-4); trained in bf16 per the README.
-  '1b': { lr: 2.5e-4, cluster: { microBatchPerGpu: 16, gradientAccumulationSteps: 1, modelParallelSize: 1, precision: 'bf16', zeroStage: 1 } },
-  '1.4b': { lr: 2.0e-4, cluster: { microBatchPerGpu: 16, gradientAccumulationSteps: 1, modelParallelSize: 1, precision: 'fp16', zeroStage: 1 } },
-  '2.8b': { lr: 1.6e-4, cluster: { microBatchPerGpu: 16, gradientAccumulationSteps: 1, modelParallelSize: 1, precision: 'fp16', zeroStage: 1 } },
-  '6.9b': { lr: 1.2e-4, cluster: { microBatchPerGpu: 8, gradientAccumulationSteps: 2, modelParallelSize: 2, precision: 'fp16', zeroStage: 1 } },
-  '12b': { lr: 1.2e-4, cluster: { microBatchPerGpu: 8, gradientAccumulationSteps: 2, modelParallelSize: 4, precision: 'fp16', zeroStage: 1 } },
+/**
+ * Per size, from the Pythia repo's models/<size>/pythia-<size>.yml: lr, the cluster layout, and
+ * eval-interval (eval-iters is 10 in every file).
+ */
+const PYTHIA_TABLE: Record<string, { lr: number; cluster: ClusterLayout; evalInterval: number }> = {
+  '14m': { lr: 1.0e-3, evalInterval: 100000, cluster: { microBatchPerGpu: 32, gradientAccumulationSteps: 1, modelParallelSize: 1, precision: 'fp16', zeroStage: 0 } },
+  '31m': { lr: 1.0e-3, evalInterval: 100000, cluster: { microBatchPerGpu: 32, gradientAccumulationSteps: 1, modelParallelSize: 1, precision: 'fp16', zeroStage: 0 } },
+  '70m': { lr: 1.0e-3, evalInterval: 100000, cluster: { microBatchPerGpu: 32, gradientAccumulationSteps: 1, modelParallelSize: 1, precision: 'fp16', zeroStage: 1 } },
+  '160m': { lr: 6.0e-4, evalInterval: 40000, cluster: { microBatchPerGpu: 32, gradientAccumulationSteps: 1, modelParallelSize: 1, precision: 'fp16', zeroStage: 1 } },
+  '410m': { lr: 3.0e-4, evalInterval: 40000, cluster: { microBatchPerGpu: 32, gradientAccumulationSteps: 1, modelParallelSize: 1, precision: 'fp16', zeroStage: 1 } },
+  // pythia-1b: the yml says 2.5e-4 (the README table says 3e-4) and fp16, but the README says the
+  // released model trained in bf16 (fp16 had a loss spike late in training).
+  '1b': { lr: 2.5e-4, evalInterval: 40000, cluster: { microBatchPerGpu: 16, gradientAccumulationSteps: 1, modelParallelSize: 1, precision: 'bf16', zeroStage: 1 } },
+  '1.4b': { lr: 2.0e-4, evalInterval: 40000, cluster: { microBatchPerGpu: 16, gradientAccumulationSteps: 1, modelParallelSize: 1, precision: 'fp16', zeroStage: 1 } },
+  '2.8b': { lr: 1.6e-4, evalInterval: 40000, cluster: { microBatchPerGpu: 16, gradientAccumulationSteps: 1, modelParallelSize: 1, precision: 'fp16', zeroStage: 1 } },
+  '6.9b': { lr: 1.2e-4, evalInterval: 1000, cluster: { microBatchPerGpu: 8, gradientAccumulationSteps: 2, modelParallelSize: 2, precision: 'fp16', zeroStage: 1 } },
+  '12b': { lr: 1.2e-4, evalInterval: 1000, cluster: { microBatchPerGpu: 8, gradientAccumulationSteps: 2, modelParallelSize: 4, precision: 'fp16', zeroStage: 1 } },
 };
 
 /** 6.9b and 12b got GPT-NeoX's default init (README "Erata", issue #135). */
@@ -127,7 +129,13 @@ export function pythiaModelPreset(size: string): ModelPreset {
   if (!row || !spec) throw new ConfigError(`preset: unknown Pythia size ${size} (expected one of ${PYTHIA_SIZE_NAMES.join(', ')})`);
   const config = { ...pythiaArchitecture(spec), dtype: 'float32' as const };
   const init = DEFAULT_INIT_SIZES.has(s) ? NEOX_DEFAULT_INIT : PYTHIA_INIT;
-  return { name: `pythia-${s}`, config, recipe: pythiaRecipe(row.lr, row.cluster.microBatchPerGpu, init), cluster: row.cluster };
+  return {
+    name: `pythia-${s}`,
+    config,
+    recipe: pythiaRecipe(row.lr, row.cluster.microBatchPerGpu, init),
+    cluster: row.cluster,
+    evaluation: { interval: row.evalInterval, iters: 10 },
+  };
 }
 
 /**
@@ -146,13 +154,13 @@ const NANO_SIZES: { name: string; numLayers: number; hiddenSize: number; numHead
 
 export function nanoRecipe(lr: number): TrainRecipe {
   const trainIters = 256;
+  const pythia = pythiaRecipe(lr, 16, PYTHIA_INIT);
   return {
-    ...pythiaRecipe(lr, 16, PYTHIA_INIT),
+    ...pythia,
     seqLength: 128,
     trainBatchSize: 16,
     trainIters,
-    lrDecayIters: trainIters,
-    warmup: 0.05,
+    schedule: { ...pythia.schedule, decayIters: trainIters, warmup: 0.05 },
     checkpoint: scaledCheckpointSchedule(trainIters, 8),
   };
 }
@@ -184,7 +192,27 @@ export function modelPreset(name: string, vocabSize?: number): ModelPreset {
   throw new ConfigError(`preset: unknown model ${name} (expected one of ${known})`);
 }
 
-/** Pads a tokenizer's vocabulary to a multiple of `divisibleBy` (GPT-NeoX `make_vocab_size_divisible_by`, 128). */
-export function paddedVocabSize(tokenizerVocab: number, divisibleBy = 128): number {
-  return Math.ceil(tokenizerVocab / divisibleBy) * divisibleBy;
+/**
+ * Pads a tokenizer's vocabulary as GPT-NeoX v1.0 does (megatron/tokenizer/tokenizer.py
+ * `_vocab_size_with_padding`): up to a multiple of `make_vocab_size_divisible_by` (128) times the
+ * model-parallel size. The GPT-NeoX-20B tokenizer (50277 tokens) gives 50304 with one model-parallel
+ * rank, 50432 with two (Pythia 6.9b) and 50688 with four (12b).
+ */
+export function paddedVocabSize(tokenizerVocab: number, modelParallelSize = 1, divisibleBy = 128): number {
+  const multiple = divisibleBy * modelParallelSize;
+  return Math.ceil(tokenizerVocab / multiple) * multiple;
+}
+
+/**
+ * The preset with its vocabulary sized for a tokenizer, padded for the preset's model-parallel size
+ * (or the one a GPT-NeoX config gives, with its `make_vocab_size_divisible_by`).
+ */
+export function withTokenizerVocab(
+  preset: ModelPreset,
+  tokenizerVocab: number | undefined,
+  padding: { modelParallelSize?: number; divisibleBy?: number } = {},
+): ModelPreset {
+  if (tokenizerVocab === undefined) return preset;
+  const vocabSize = paddedVocabSize(tokenizerVocab, padding.modelParallelSize ?? preset.cluster?.modelParallelSize ?? 1, padding.divisibleBy);
+  return { ...preset, config: { ...preset.config, vocabSize } };
 }

@@ -9,7 +9,8 @@ import { countParameters } from '../model/config.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { ConfigError, DataError } from '../util/errors.js';
 import { applyOverrides, type RecipeOverrides } from './overrides.js';
-import { suitePreset, type ModelPreset } from './recipes.js';
+import { suitePreset, withTokenizerVocab, type ModelPreset } from './recipes.js';
+import type { ExecutionProvider } from '../runtime/session.js';
 import { existingCheckpoints, loadResumePoint, LOG_FILE, readLog, train, type DataSpec, type StepProgress } from './trainer.js';
 
 export const SUITE_MANIFEST = 'suite.json';
@@ -19,13 +20,14 @@ export interface SuiteOptions {
   data: DataSpec;
   outDir: string;
   tokenizerPath?: string;
-  /** The tokenizer's vocabulary padded for the model (GPT-NeoX make_vocab_size_divisible_by). */
-  vocabSize?: number;
+  /** The tokenizer's vocabulary, padded for each model as GPT-NeoX pads it. */
+  tokenizerVocab?: number;
   overrides?: RecipeOverrides;
   /** Only these models of the preset (by name). */
   only?: string[];
   evalIters?: number;
   threads?: number;
+  device?: ExecutionProvider;
   onModelStart?: (model: ModelPreset, status: 'fresh' | 'resume' | 'done', fromStep: number) => void;
   onProgress?: (model: ModelPreset, p: StepProgress) => void;
   onWarning?: (message: string) => void;
@@ -53,17 +55,21 @@ export interface SuiteManifest {
   batchSha256: string[];
 }
 
-export function suiteModels(options: Pick<SuiteOptions, 'preset' | 'vocabSize' | 'overrides' | 'only'>): ModelPreset[] {
-  let models = suitePreset(options.preset, options.vocabSize).models;
+export function suiteModels(options: Pick<SuiteOptions, 'preset' | 'tokenizerVocab' | 'overrides' | 'only'>): ModelPreset[] {
+  let models = suitePreset(options.preset).models;
   if (options.only && options.only.length > 0) {
     const unknown = options.only.filter((n) => !models.some((m) => m.name === n));
     if (unknown.length > 0) throw new ConfigError(`--models: ${unknown.join(', ')} not in suite ${options.preset} (${models.map((m) => m.name).join(', ')})`);
     models = models.filter((m) => options.only!.includes(m.name));
   }
-  return models.map((m) => {
-    const withVocab = options.vocabSize === undefined ? m : { ...m, config: { ...m.config, vocabSize: options.vocabSize } };
-    return applyOverrides(withVocab, options.overrides ?? {});
-  });
+  return models.map((m) => applyOverrides(withTokenizerVocab(m, options.tokenizerVocab), options.overrides ?? {}));
+}
+
+/** JSON with every object's keys sorted, so equal recipes compare equal whatever order built them. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as object).sort(([a], [b]) => a.localeCompare(b))) : v,
+  );
 }
 
 export async function runSuite(options: SuiteOptions): Promise<SuiteManifest> {
@@ -77,7 +83,7 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteManifest> {
     let resume;
     if (last !== undefined) {
       resume = loadResumePoint(join(modelDir, `step${last}`));
-      if (JSON.stringify(resume.state.recipe) !== JSON.stringify(model.recipe))
+      if (canonicalJson(resume.state.recipe) !== canonicalJson(model.recipe))
         throw new ConfigError(`${modelDir} holds a run with another recipe; choose another --out or remove it`);
     }
     const done = last === model.recipe.trainIters;
@@ -93,6 +99,7 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteManifest> {
         resume,
         evalIters: options.evalIters,
         threads: options.threads,
+        device: options.device,
         onProgress: (p) => options.onProgress?.(model, p),
         onWarning: options.onWarning,
       });

@@ -12,21 +12,24 @@ import { createHash } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { openTrainingOrder } from '../data/batches.js';
+import type { SampleSource } from '../data/sample-order.js';
 import { loadTokenizer } from '../data/tokenizer.js';
 import { type NeoXConfig, parameterShapes } from '../model/config.js';
 import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint.js';
 import type { Params } from '../model/params.js';
-import { TrainStep, createTrainStep } from '../model/train-step.js';
+import { TrainStep } from '../model/train-step.js';
+import type { ExecutionProvider } from '../runtime/session.js';
 import { ConfigError, DataError, FormatError } from '../util/errors.js';
 import { AdamW, type AdamWState, noWeightDecay } from './adamw.js';
 import { saveIters } from './checkpoint-schedule.js';
 import { clipGradNorm } from './grad-clip.js';
 import { initParameters } from './init.js';
-import { tokenPronounSwap, type TokenPronounSwap } from './intervention.js';
-import { learningRateForUpdate, validateLrSchedule, type LrSchedule } from './lr-schedule.js';
+import { pythiaTokenPronounSwap, tokenPronounSwap, type TokenPronounSwap } from './intervention.js';
+import { learningRateForUpdate, type LrDecayStyle } from './lr-schedule.js';
 import { OPTIMIZER_FILE, optimizerStateBytes, readOptimizerState } from './optimizer-state.js';
 import { Prng, type PrngState } from '../util/prng.js';
 import { gradientAccumulationSteps, validateRecipe, type TrainRecipe } from './recipes.js';
+import { openValidation, type ValidationBatches } from './validation.js';
 
 export const TRAINER_STATE_FILE = 'trainer_state.json';
 export const LOG_FILE = 'log.jsonl';
@@ -40,7 +43,8 @@ export interface DataSpec {
   split?: string;
 }
 
-export type Intervention = 'pronoun-swap';
+export const INTERVENTIONS = ['pronoun-swap', 'pronoun-swap-pythia'] as const;
+export type Intervention = (typeof INTERVENTIONS)[number];
 
 /** Everything in `trainer_state.json`: no wall-clock values, so identical runs write identical bytes. */
 export interface TrainerState {
@@ -79,10 +83,37 @@ export function loadResumePoint(stepDir: string): ResumePoint {
     throw new FormatError(statePath, `not valid JSON: ${(e as Error).message}`);
   }
   if (state.format !== 'pythia-ts trainer state' || state.version !== 1) throw new FormatError(statePath, 'format: expected "pythia-ts trainer state" version 1');
+  checkTrainerState(state, statePath);
   const ckpt = loadCheckpoint(stepDir);
   const optimizer = readOptimizerState(join(stepDir, OPTIMIZER_FILE), parameterShapes(ckpt.config));
   if (optimizer.step !== state.step) throw new FormatError(join(stepDir, OPTIMIZER_FILE), `step ${optimizer.step} does not match ${TRAINER_STATE_FILE} step ${state.step}`);
   return { dir: stepDir, config: ckpt.config, params: ckpt.params, optimizer, state, tokenizerPath: ckpt.tokenizerPath };
+}
+
+/** The fields a resume reads, checked so a damaged file fails in one line; recipes of older states upgraded. */
+function checkTrainerState(state: TrainerState, path: string): void {
+  const isCount = (x: unknown): boolean => Number.isSafeInteger(x) && (x as number) >= 0;
+  const r = state.recipe as TrainRecipe & Partial<{ lr: number; minLr: number; warmup: number; lrDecayIters: number; lrDecayStyle: LrDecayStyle }>;
+  if (!isCount(state.step)) throw new FormatError(path, `step: expected a non-negative integer, got ${JSON.stringify(state.step)}`);
+  if (typeof state.model !== 'string') throw new FormatError(path, `model: expected a name, got ${JSON.stringify(state.model)}`);
+  if (typeof state.data !== 'object' || state.data === null || typeof state.data.prefix !== 'string')
+    throw new FormatError(path, 'data.prefix: expected the dataset prefix');
+  if (typeof r !== 'object' || r === null) throw new FormatError(path, 'recipe: expected the training recipe');
+  // States written before the learning-rate schedule was nested in the recipe.
+  if (r.schedule === undefined && r.lr !== undefined) {
+    const { lr, minLr, warmup, lrDecayIters, lrDecayStyle, ...rest } = r;
+    state.recipe = { ...rest, schedule: { lr, minLr: minLr!, warmup: warmup!, decayIters: lrDecayIters!, decayStyle: lrDecayStyle! } };
+  }
+  for (const key of ['seqLength', 'trainBatchSize', 'microBatchSize', 'trainIters'] as const)
+    if (!isCount(state.recipe[key])) throw new FormatError(path, `recipe.${key}: expected a positive integer, got ${JSON.stringify(state.recipe[key])}`);
+  for (const key of ['schedule', 'init', 'checkpoint', 'betas'] as const)
+    if (typeof state.recipe[key] !== 'object' || state.recipe[key] === null) throw new FormatError(path, `recipe.${key}: missing`);
+  try {
+    validateRecipe(state.recipe);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new FormatError(path, `recipe: ${e.message}`);
+    throw e;
+  }
 }
 
 export interface StepProgress {
@@ -114,6 +145,8 @@ export interface TrainOptions {
   /** Validation every this many steps; default: at every checkpoint. */
   evalInterval?: number;
   threads?: number;
+  /** onnxruntime execution provider (default: cpu). */
+  device?: ExecutionProvider;
   onProgress?: (p: StepProgress) => void;
   onWarning?: (message: string) => void;
 }
@@ -140,182 +173,226 @@ interface LogEntry {
   batch_sha256?: string;
 }
 
-export function lrScheduleOf(r: TrainRecipe): LrSchedule {
-  return { lr: r.lr, minLr: r.minLr, warmup: r.warmup, decayIters: r.lrDecayIters, decayStyle: r.lrDecayStyle };
+/** Where a run starts: weights, optimizer state and step, with what the trainer state records of it. */
+interface StartPoint {
+  params: Params;
+  optimizer: AdamW;
+  step: number;
+  init: TrainerState['init'];
+  rng: PrngState | null;
+}
+
+/** The starting point: a resume point, an HF checkpoint's weights, or the seeded init. */
+function resolveStart(options: TrainOptions): StartPoint {
+  const { config, recipe } = options;
+  const adamOptions = { betas: recipe.betas, eps: recipe.eps, weightDecay: recipe.weightDecay, flavour: recipe.optimizer };
+  const shapes = parameterShapes(config);
+  const undecayed = noWeightDecay(shapes);
+  let start: StartPoint;
+  if (options.resume) {
+    const { params, optimizer, state } = options.resume;
+    start = { params, optimizer: new AdamW(adamOptions, params, undecayed, optimizer), step: state.step, init: state.init, rng: state.rng };
+  } else if (options.initFrom) {
+    const { params } = loadCheckpoint(options.initFrom);
+    start = { params, optimizer: new AdamW(adamOptions, params, undecayed), step: 0, init: { seed: recipe.seed, from: resolve(options.initFrom) }, rng: null };
+  } else {
+    const generator = new Prng(recipe.seed);
+    const params = initParameters(shapes, config, recipe.init, generator);
+    start = { params, optimizer: new AdamW(adamOptions, params, undecayed), step: 0, init: { seed: recipe.seed, from: null }, rng: generator.state };
+  }
+  if (start.step > recipe.trainIters) throw new ConfigError(`cannot resume at step ${start.step}: train-iters is ${recipe.trainIters}`);
+  return start;
+}
+
+interface ActiveIntervention {
+  info: TrainerState['intervention'];
+  swap?: TokenPronounSwap;
+}
+
+/** The intervention in force from the start step on (a new one, or the resumed run's), and its token swap. */
+async function resolveIntervention(options: TrainOptions, startStep: number): Promise<ActiveIntervention> {
+  const info: TrainerState['intervention'] = options.intervention
+    ? { kind: options.intervention, fromStep: options.resume?.state.intervention?.fromStep ?? startStep }
+    : options.resume?.state.intervention ?? null;
+  if (!info) return { info };
+  if (!options.tokenizerPath)
+    throw new ConfigError(`--intervention ${info.kind} needs the tokenizer: pass --tokenizer or resume from a checkpoint that holds tokenizer.json`);
+  const tokenizer = await loadTokenizer(options.tokenizerPath);
+  if (info.kind === 'pronoun-swap-pythia') return { info, swap: pythiaTokenPronounSwap(tokenizer, options.tokenizerPath) };
+  const swap = await tokenPronounSwap(tokenizer);
+  if (swap.map.size === 0) throw new ConfigError(`${options.tokenizerPath}: no masculine pronoun is a single token, so the pronoun swap would change nothing`);
+  if (swap.skipped.length > 0) {
+    options.onWarning?.(
+      `pronoun swap: ${swap.map.size} forms are swapped; ${swap.skipped.length} are not single tokens in this tokenizer and are left as they are: ` +
+        swap.skipped.map((f) => JSON.stringify(f)).join(', '),
+    );
+  }
+  return { info, swap };
+}
+
+/**
+ * Makes the model folder ready: removes what a killed run left, refuses to mix two runs, and
+ * starts the log (empty for a fresh run; up to the start step for a run resumed in its own folder).
+ */
+function prepareRunFolder(modelDir: string, startStep: number, resume: ResumePoint | undefined): string {
+  const logPath = join(modelDir, LOG_FILE);
+  removeStaleTemporaries(modelDir);
+  const existing = existingCheckpoints(modelDir);
+  if (!resume && existing.length > 0)
+    throw new ConfigError(`${modelDir} already holds checkpoints of another run: continue it with --resume ${join(modelDir, `step${existing.at(-1)}`)} or choose another --out`);
+  mkdirSync(modelDir, { recursive: true });
+  prepareLog(logPath, startStep, resume !== undefined && resolve(resume.dir, '..') === resolve(modelDir));
+  return logPath;
 }
 
 export async function train(options: TrainOptions): Promise<TrainResult> {
-  const { config, recipe, name } = options;
+  const { config, recipe } = options;
   validateRecipe(recipe);
-  const schedule = lrScheduleOf(recipe);
-  validateLrSchedule(schedule);
   if (recipe.seqLength > config.maxPositions) throw new ConfigError(`seq-length ${recipe.seqLength} exceeds the model's max-position-embeddings ${config.maxPositions}`);
-  const warn = options.onWarning ?? (() => {});
-  const modelDir = join(options.outDir, name);
-  const logPath = join(modelDir, LOG_FILE);
-  const shapes = parameterShapes(config);
-  const B = recipe.trainBatchSize;
-  const micro = recipe.microBatchSize;
-  const gas = gradientAccumulationSteps(recipe);
-  const seq = recipe.seqLength;
-
-  // Starting point.
-  let params: Params;
-  let optimizer: AdamW;
-  let startStep: number;
-  let rng: PrngState | null = null;
-  let initInfo: TrainerState['init'];
-  const adamOptions = { betas: recipe.betas, eps: recipe.eps, weightDecay: recipe.weightDecay, flavour: recipe.optimizer };
-  if (options.resume) {
-    params = options.resume.params;
-    optimizer = new AdamW(adamOptions, params, noWeightDecay(shapes), options.resume.optimizer);
-    startStep = options.resume.state.step;
-    rng = options.resume.state.rng;
-    initInfo = options.resume.state.init;
-  } else if (options.initFrom) {
-    const ckpt = loadCheckpoint(options.initFrom);
-    params = ckpt.params;
-    optimizer = new AdamW(adamOptions, params, noWeightDecay(shapes));
-    startStep = 0;
-    initInfo = { seed: recipe.seed, from: resolve(options.initFrom) };
-  } else {
-    const generator = new Prng(recipe.seed);
-    params = initParameters(shapes, config, recipe.init, generator);
-    rng = generator.state;
-    optimizer = new AdamW(adamOptions, params, noWeightDecay(shapes));
-    startStep = 0;
-    initInfo = { seed: recipe.seed, from: null };
-  }
-  if (startStep > recipe.trainIters) throw new ConfigError(`cannot resume at step ${startStep}: train-iters is ${recipe.trainIters}`);
-  const interventionInfo: TrainerState['intervention'] = options.intervention
-    ? { kind: options.intervention, fromStep: options.resume?.state.intervention?.fromStep ?? startStep }
-    : options.resume?.state.intervention ?? null;
-  let swap: TokenPronounSwap | undefined;
-  if (interventionInfo) {
-    if (!options.tokenizerPath) throw new ConfigError('--intervention pronoun-swap needs the tokenizer: pass --vocab-file or resume from a checkpoint that holds tokenizer.json');
-    swap = await tokenPronounSwap(await loadTokenizer(options.tokenizerPath));
-    if (swap.map.size === 0) throw new ConfigError(`${options.tokenizerPath}: no masculine pronoun is a single token, so the pronoun swap would change nothing`);
-    if (swap.skipped.length > 0) {
-      warn(`pronoun swap: ${swap.map.size} forms are swapped; ${swap.skipped.length} are not single tokens in this tokenizer and are left as they are: ${swap.skipped.map((f) => JSON.stringify(f)).join(', ')}`);
-    }
-  }
-
+  const start = resolveStart(options);
+  const intervention = await resolveIntervention(options, start.step);
   const order = await openTrainingOrder({
     data: options.data.prefix,
-    batchSize: B,
-    seqLength: seq,
+    batchSize: recipe.trainBatchSize,
+    seqLength: recipe.seqLength,
     seed: recipe.seed,
     trainIters: recipe.trainIters,
     split: options.data.split,
     preshuffled: options.data.preshuffled,
   });
-  const source = order.source;
+  let validation: ValidationBatches | undefined;
   try {
-    const needed = recipe.trainIters * B;
-    if (source.length < needed)
-      throw new DataError(`${options.data.prefix}: ${source.length} samples, but ${recipe.trainIters} steps of ${B} need ${needed}`);
-    let evalIters = options.evalIters ?? 0;
-    if (evalIters > 0 && source.length < needed + evalIters * B) {
-      warn(`validation off: ${options.data.prefix} has no ${evalIters} batches left after the ${recipe.trainIters} training batches`);
-      evalIters = 0;
-    }
-
-    const saves = new Set(saveIters(recipe.trainIters, recipe.checkpoint));
-    const isEvalStep = (k: number): boolean =>
-      evalIters > 0 && (options.evalInterval ? k % options.evalInterval === 0 || k === recipe.trainIters : saves.has(k));
-    removeStaleTemporaries(modelDir);
-    if (!options.resume && existingCheckpoints(modelDir).length > 0)
-      throw new ConfigError(`${modelDir} already holds checkpoints of another run: continue it with --resume ${join(modelDir, `step${existingCheckpoints(modelDir).at(-1)}`)} or choose another --out`);
-    mkdirSync(modelDir, { recursive: true });
-    prepareLog(logPath, startStep, options.resume !== undefined && resolve(options.resume.dir, '..') === resolve(modelDir));
-
-    const trainStep = await createTrainStep(config, { batch: micro, seq, threads: options.threads });
-    const evalStep = evalIters > 0 ? await TrainStep.create(config, { batch: micro, seq, gradients: false }, { threads: options.threads }) : undefined;
-    const validationLoss = async (): Promise<number> => {
-      let total = 0;
-      for (let j = 0; j < evalIters; j++) {
-        const tokens = source.batchTokens(recipe.trainIters + j, B);
-        for (let m = 0; m < gas; m++) total += await evalStep!.loss(params, toInt64(tokens, m * micro, micro, seq + 1, config.vocabSize, -1));
-      }
-      return total / (evalIters * gas);
-    };
-
-    const stateAt = (step: number): TrainerState => ({
-      format: 'pythia-ts trainer state',
-      version: 1,
-      model: name,
-      step,
-      samplesConsumed: step * B,
-      recipe,
-      data: { ...options.data, prefix: resolve(options.data.prefix) },
-      init: initInfo,
-      rng,
-      intervention: interventionInfo,
-    });
-    const checkpoints: number[] = [];
-    const save = async (step: number): Promise<void> => {
-      await saveCheckpoint(join(modelDir, `step${step}`), config, params, {
-        dtype: 'float32',
-        tokenizerPath: options.tokenizerPath,
-        extraFiles: {
-          [TRAINER_STATE_FILE]: `${JSON.stringify(stateAt(step), null, 2)}\n`,
-          [OPTIMIZER_FILE]: optimizerStateBytes(optimizer.state, shapes),
-        },
+    const needed = recipe.trainIters * recipe.trainBatchSize;
+    if (order.source.length < needed)
+      throw new DataError(`${options.data.prefix}: ${order.source.length} samples, but ${recipe.trainIters} steps of ${recipe.trainBatchSize} need ${needed}`);
+    const evalIters = options.evalIters ?? 0;
+    if (evalIters > 0) {
+      const opened = await openValidation({
+        data: options.data,
+        train: order.source,
+        batchSize: recipe.trainBatchSize,
+        seqLength: recipe.seqLength,
+        seed: recipe.seed,
+        trainIters: recipe.trainIters,
+        evalIters,
+        evalInterval: options.evalInterval,
       });
-      checkpoints.push(step);
-    };
-
-    let finalLoss: number | undefined;
-    let finalValLoss: number | undefined;
-    if (startStep === 0 && saves.has(0)) {
-      await save(0);
-      if (isEvalStep(0)) {
-        finalValLoss = await validationLoss();
-        appendLog(logPath, { step: 0, val_loss: finalValLoss });
-      }
+      if (typeof opened === 'string') options.onWarning?.(`validation off: ${opened}`);
+      else validation = opened;
     }
-    const batchHashes: string[] = [];
-    for (let k = startStep + 1; k <= recipe.trainIters; k++) {
-      const started = performance.now();
-      const tokens = source.batchTokens(k - 1, B);
-      if (swap) swap_(swap, tokens, seq + 1);
-      const hash = createHash('sha256').update(new Uint8Array(tokens.buffer, tokens.byteOffset, tokens.byteLength)).digest('hex');
-      batchHashes[k - 1] = hash;
-
-      let loss = 0;
-      let grads: Map<string, Float32Array> | undefined;
-      for (let m = 0; m < gas; m++) {
-        const r = await trainStep.run(params, toInt64(tokens, m * micro, micro, seq + 1, config.vocabSize, k));
-        loss += r.loss;
-        if (gas === 1) grads = r.grads;
-        else if (!grads) grads = new Map([...r.grads].map(([n, g]) => [n, Float32Array.from(g)]));
-        else for (const [n, g] of r.grads) addInto(grads.get(n)!, g);
-      }
-      loss /= gas;
-      if (gas > 1) for (const g of grads!.values()) scale(g, Math.fround(1 / gas));
-      const gradNorm = clipGradNorm(grads!, recipe.gradientClipping);
-      const lr = learningRateForUpdate(schedule, k);
-      optimizer.step(params, grads!, lr);
-      if (!Number.isFinite(loss)) throw new DataError(`step ${k}: the loss is ${loss}; training diverged (try a lower --lr)`);
-
-      const tokensPerSecond = (B * seq) / ((performance.now() - started) / 1000);
-      const entry: LogEntry = { step: k, loss, lr, grad_norm: gradNorm, tokens_per_s: Math.round(tokensPerSecond), batch_sha256: hash };
-      if (saves.has(k)) await save(k);
-      if (isEvalStep(k)) entry.val_loss = finalValLoss = await validationLoss();
-      appendLog(logPath, entry);
-      finalLoss = loss;
-      options.onProgress?.({ step: k, trainIters: recipe.trainIters, loss, lr, gradNorm, tokensPerSecond });
-    }
-    return { modelDir, logPath, finalStep: recipe.trainIters, finalLoss, finalValLoss, checkpoints, batchHashes };
+    const modelDir = join(options.outDir, options.name);
+    const logPath = prepareRunFolder(modelDir, start.step, options.resume);
+    return await stepLoop(options, { start, intervention, source: order.source, validation, modelDir, logPath });
   } finally {
-    source.close();
+    validation?.close();
+    order.source.close();
   }
 }
 
-function swap_(swap: TokenPronounSwap, tokens: Int32Array, sampleLength: number): void {
-  const wide = BigInt64Array.from(tokens, (t) => BigInt(t));
-  swap.apply(wide, sampleLength);
-  for (let i = 0; i < tokens.length; i++) tokens[i] = Number(wide[i]!);
+interface LoopInputs {
+  start: StartPoint;
+  intervention: ActiveIntervention;
+  source: SampleSource;
+  validation: ValidationBatches | undefined;
+  modelDir: string;
+  logPath: string;
+}
+
+/** Updates from the start step to train-iters: batches, gradients, AdamW, checkpoints, validation, log. */
+async function stepLoop(options: TrainOptions, inputs: LoopInputs): Promise<TrainResult> {
+  const { config, recipe, name } = options;
+  const { start, intervention, source, validation, modelDir, logPath } = inputs;
+  const { params, optimizer } = start;
+  const shapes = parameterShapes(config);
+  const { trainBatchSize: B, microBatchSize: micro, seqLength: seq } = recipe;
+  const gas = gradientAccumulationSteps(recipe);
+  const evalIters = validation ? options.evalIters ?? 0 : 0;
+  const saves = new Set(saveIters(recipe.trainIters, recipe.checkpoint));
+  const isEvalStep = (k: number): boolean =>
+    evalIters > 0 && (options.evalInterval ? k % options.evalInterval === 0 || k === recipe.trainIters : saves.has(k));
+  // Pythia's intervention rewrites every batch the model sees, validation included; ours only training batches.
+  const swapValidation = intervention.info?.kind === 'pronoun-swap-pythia' ? intervention.swap : undefined;
+
+  const runtime = { threads: options.threads, provider: options.device };
+  const trainStep = await TrainStep.create(config, { batch: micro, seq }, runtime);
+  const evalStep = evalIters > 0 ? await TrainStep.create(config, { batch: micro, seq, gradients: false }, runtime) : undefined;
+  const validationLoss = async (step: number): Promise<number> => {
+    let total = 0;
+    for (let j = 0; j < evalIters; j++) {
+      const tokens = validation!.batch(step, j);
+      swapValidation?.apply(tokens, seq + 1);
+      for (let m = 0; m < gas; m++) total += await evalStep!.loss(params, toInt64(tokens, m * micro, micro, seq + 1, config.vocabSize, -1));
+    }
+    return total / (evalIters * gas);
+  };
+
+  const stateAt = (step: number): TrainerState => ({
+    format: 'pythia-ts trainer state',
+    version: 1,
+    model: name,
+    step,
+    samplesConsumed: step * B,
+    recipe,
+    data: { ...options.data, prefix: resolve(options.data.prefix) },
+    init: start.init,
+    rng: start.rng,
+    intervention: intervention.info,
+  });
+  const checkpoints: number[] = [];
+  const save = async (step: number): Promise<void> => {
+    await saveCheckpoint(join(modelDir, `step${step}`), config, params, {
+      dtype: 'float32',
+      tokenizerPath: options.tokenizerPath,
+      extraFiles: {
+        [TRAINER_STATE_FILE]: `${JSON.stringify(stateAt(step), null, 2)}\n`,
+        [OPTIMIZER_FILE]: optimizerStateBytes(optimizer.state, shapes),
+      },
+    });
+    checkpoints.push(step);
+  };
+
+  let finalLoss: number | undefined;
+  let finalValLoss: number | undefined;
+  if (start.step === 0 && saves.has(0)) {
+    await save(0);
+    if (isEvalStep(0)) {
+      finalValLoss = await validationLoss(0);
+      appendLog(logPath, { step: 0, val_loss: finalValLoss });
+    }
+  }
+  const batchHashes: string[] = [];
+  for (let k = start.step + 1; k <= recipe.trainIters; k++) {
+    const started = performance.now();
+    const tokens = source.batchTokens(k - 1, B);
+    intervention.swap?.apply(tokens, seq + 1);
+    const hash = createHash('sha256').update(new Uint8Array(tokens.buffer, tokens.byteOffset, tokens.byteLength)).digest('hex');
+    batchHashes[k - 1] = hash;
+
+    let loss = 0;
+    let grads: Map<string, Float32Array> | undefined;
+    for (let m = 0; m < gas; m++) {
+      const r = await trainStep.run(params, toInt64(tokens, m * micro, micro, seq + 1, config.vocabSize, k));
+      loss += r.loss;
+      if (gas === 1) grads = r.grads;
+      else if (!grads) grads = new Map([...r.grads].map(([n, g]) => [n, Float32Array.from(g)]));
+      else for (const [n, g] of r.grads) addInto(grads.get(n)!, g);
+    }
+    loss /= gas;
+    if (gas > 1) for (const g of grads!.values()) scale(g, Math.fround(1 / gas));
+    const gradNorm = clipGradNorm(grads!, recipe.gradientClipping);
+    const lr = learningRateForUpdate(recipe.schedule, k);
+    optimizer.step(params, grads!, lr);
+    if (!Number.isFinite(loss)) throw new DataError(`step ${k}: the loss is ${loss}; training diverged (try a lower --lr)`);
+
+    const tokensPerSecond = (B * seq) / ((performance.now() - started) / 1000);
+    const entry: LogEntry = { step: k, loss, lr, grad_norm: gradNorm, tokens_per_s: Math.round(tokensPerSecond), batch_sha256: hash };
+    if (saves.has(k)) await save(k);
+    if (isEvalStep(k)) entry.val_loss = finalValLoss = await validationLoss(k);
+    appendLog(logPath, entry);
+    finalLoss = loss;
+    options.onProgress?.({ step: k, trainIters: recipe.trainIters, loss, lr, gradNorm, tokensPerSecond });
+  }
+  return { modelDir, logPath, finalStep: recipe.trainIters, finalLoss, finalValLoss, checkpoints, batchHashes };
 }
 
 /** Rows [first, first+rows) of a [*, width] token matrix as int64, each id checked against the vocabulary. */

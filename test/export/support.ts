@@ -42,8 +42,8 @@ export async function trainedCheckpoint(work: string): Promise<string> {
     name: 'counting',
     config,
     recipe: {
-      seqLength: 16, trainBatchSize: 8, microBatchSize: 8, trainIters: 12, lrDecayIters: 12, lr: 3e-3, minLr: 3e-4,
-      lrDecayStyle: 'cosine', warmup: 0.1, weightDecay: 0.1, gradientClipping: 1.0, betas: [0.9, 0.95], eps: 1e-8,
+      seqLength: 16, trainBatchSize: 8, microBatchSize: 8, trainIters: 12,
+      schedule: { lr: 3e-3, minLr: 3e-4, decayIters: 12, decayStyle: 'cosine', warmup: 0.1 }, weightDecay: 0.1, gradientClipping: 1.0, betas: [0.9, 0.95], eps: 1e-8,
       optimizer: 'apex', seed: 1234, init: PYTHIA_INIT, checkpoint: scaledCheckpointSchedule(12, 1),
     },
     data: { prefix: data, preshuffled: true },

@@ -26,8 +26,8 @@ test('an intervention run continues the same order from step N with pronouns swa
 
     const config = { ...pythiaArchitecture({ numLayers: 1, hiddenSize: 32, numHeads: 2, vocabSize: 384, maxPositions: seq }), dtype: 'float32' as const };
     const recipe: TrainRecipe = {
-      seqLength: seq, trainBatchSize: 4, microBatchSize: 4, trainIters: 8, lrDecayIters: 8, lr: 1e-3, minLr: 1e-4,
-      lrDecayStyle: 'cosine', warmup: 0, weightDecay: 0.1, gradientClipping: 1, betas: [0.9, 0.95], eps: 1e-8,
+      seqLength: seq, trainBatchSize: 4, microBatchSize: 4, trainIters: 8,
+      schedule: { lr: 1e-3, minLr: 1e-4, warmup: 0, decayIters: 8, decayStyle: 'cosine' }, weightDecay: 0.1, gradientClipping: 1, betas: [0.9, 0.95], eps: 1e-8,
       optimizer: 'apex', seed: 1, init: PYTHIA_INIT, checkpoint: { checkpointFactor: 4, checkpointScale: 'linear', extraSaveIters: [0] },
     };
     const data = { prefix: join(work, 'data'), preshuffled: true };

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { trainBpe, writeTokenizerJson } from '../../src/data/bpe-trainer.js';
 import { loadTokenizer } from '../../src/data/tokenizer.js';
-import { swapPronouns, tokenPronounSwap } from '../../src/train/intervention.js';
+import { PYTHIA_PRONOUN_MAP, pythiaTokenPronounSwap, swapPronouns, tokenPronounSwap } from '../../src/train/intervention.js';
 
 test('pronoun swap on text: whole words, three casings, nothing else touched', () => {
   assert.equal(
@@ -54,6 +54,31 @@ test('pronoun swap on token ids agrees with the text swap where every form is on
     const before = words.slice();
     swap.apply(words);
     assert.deepEqual(words, before);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('pronoun-swap-pythia: Pythia\'s fixed id map on every position, sub-word pieces included', async () => {
+  // The words of the GPT-NeoX-20B ids the map names (Pythia's intervention branch, replace_tokens).
+  const words = new Map<number, string>(PYTHIA_PRONOUN_MAP.flatMap(([from, fromText, to, toText]) => [[from, fromText], [to, toText]] as [number, string][]));
+  const twentyB = { decode: (ids: readonly number[]) => ids.map((id) => words.get(id) ?? `<${id}>`).join('') };
+  const swap = pythiaTokenPronounSwap(twentyB, '20B_tokenizer.json');
+  assert.equal(swap.map.size, 10);
+  // " He" 754, "his" 8701 as a piece (e.g. "t|his"), "he" 248 inside a word, a token that is not in the map (5), "him" 13243.
+  const tokens = Int32Array.of(754, 8701, 5, 248, 13243, 779);
+  assert.equal(swap.apply(tokens, 3), 5);
+  assert.deepEqual([...tokens], [1500, 379, 5, 6689, 379, 617]);
+  const wide = BigInt64Array.of(521n, 344n, 3032n);
+  swap.apply(wide);
+  assert.deepEqual([...wide], [617n, 703n, 4058n]);
+  // Any other tokenizer is refused: the ids would mean other words.
+  const dir = mkdtempSync(join(tmpdir(), 'pythia-intervention-'));
+  try {
+    const path = join(dir, 'tokenizer.json');
+    await writeTokenizerJson(path, await trainBpe(['he said his name to him'], { vocabSize: 300 }));
+    const ours = await loadTokenizer(path);
+    assert.throws(() => pythiaTokenPronounSwap(ours, path), /tokenizer\.json: token 754 is "", not " He": pronoun-swap-pythia is a map of GPT-NeoX-20B token ids/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

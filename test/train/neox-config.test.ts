@@ -17,7 +17,7 @@ test('exported configs read back to the same architecture, recipe and checkpoint
     const back = applyNeoxConfig(base, values, 'x.yml');
     assert.deepEqual(back.config, preset.config, preset.name);
     assert.deepEqual(back.recipe, preset.recipe, preset.name);
-    assert.deepEqual(values.data, { trainDataPaths: ['data/x_text_document'], vocabFile: 'data/tok.json' });
+    assert.deepEqual(values.data, { trainDataPaths: ['data/x_text_document'], vocabFile: 'data/tok.json', modelParallelSize: preset.cluster?.modelParallelSize ?? 1 });
   }
 });
 
@@ -97,7 +97,7 @@ test('a Pythia-style JSON-with-comments file is read', () => {
   assert.equal(values.recipe.lr, 6e-4);
   assert.equal(values.recipe.minLr, 6e-5);
   assert.equal(values.recipe.checkpointFactor, 1000);
-  assert.deepEqual(values.data, { trainDataPaths: ['/data/pile_text_document'], vocabFile: '/data/20B_tokenizer.json' });
+  assert.deepEqual(values.data, { trainDataPaths: ['/data/pile_text_document'], vocabFile: '/data/20B_tokenizer.json', modelParallelSize: 1 });
   // No train_batch_size: one process cannot know the cluster's data-parallel width, so it says so.
   assert.equal(values.warnings.length, 1);
   assert.match(values.warnings[0]!, /train_batch_size is not set/);

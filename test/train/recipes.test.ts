@@ -19,13 +19,13 @@ test('Pythia presets carry the published recipe and parameter counts (pythia-fac
   ];
   for (const [size, lr, minLr, nonEmbedding, total] of table) {
     const p = pythiaModelPreset(size);
-    assert.equal(p.recipe.lr, lr, size);
-    assert.equal(p.recipe.minLr, minLr, size);
+    assert.equal(p.recipe.schedule.lr, lr, size);
+    assert.equal(p.recipe.schedule.minLr, minLr, size);
     assert.deepEqual(countParameters(p.config), { total, nonEmbedding }, size);
     assert.equal(p.recipe.trainBatchSize, 1024);
     assert.equal(p.recipe.seqLength, 2048);
     assert.equal(p.recipe.trainIters, 143000);
-    assert.equal(p.recipe.warmup, 0.01);
+    assert.equal(p.recipe.schedule.warmup, 0.01);
     assert.equal(p.recipe.weightDecay, 0.1);
     assert.equal(p.recipe.gradientClipping, 1.0);
     assert.deepEqual(p.recipe.betas, [0.9, 0.95]);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -20,11 +20,7 @@ const recipe: TrainRecipe = {
   trainBatchSize: 8,
   microBatchSize: 8,
   trainIters: 12,
-  lrDecayIters: 12,
-  lr: 3e-3,
-  minLr: 3e-4,
-  lrDecayStyle: 'cosine',
-  warmup: 0.1,
+  schedule: { lr: 3e-3, minLr: 3e-4, warmup: 0.1, decayIters: 12, decayStyle: 'cosine' },
   weightDecay: 0.1,
   gradientClipping: 1.0,
   betas: [0.9, 0.95],
@@ -119,7 +115,7 @@ test('a run killed (SIGKILL) mid-way and resumed ends with the same bytes as an 
 });
 
 test('gradient accumulation of 4 micro-batches of B/4 matches one batch of B', async () => {
-  const three = { ...recipe, trainIters: 3, lrDecayIters: 12, checkpoint: { checkpointScale: 'linear' as const, extraSaveIters: [] } };
+  const three = { ...recipe, trainIters: 3, checkpoint: { checkpointScale: 'linear' as const, extraSaveIters: [] } };
   const whole = await train(options(join(work, 'whole'), { recipe: three, evalIters: 0 }));
   const split = await train(options(join(work, 'split'), { recipe: { ...three, microBatchSize: 2 }, evalIters: 0 }));
   const lw = readLog(whole.logPath);
@@ -149,7 +145,23 @@ test('gradient accumulation of 4 micro-batches of B/4 matches one batch of B', a
 });
 
 test('bad data fails in one line: too few samples, token ids outside the vocabulary', async () => {
-  await assert.rejects(train(options(join(work, 'short'), { recipe: { ...recipe, trainIters: 20, lrDecayIters: 20 } })), /112 samples, but 20 steps of 8 need 160/);
+  await assert.rejects(train(options(join(work, 'short'), { recipe: { ...recipe, trainIters: 20, schedule: { ...recipe.schedule, decayIters: 20 } } })), /112 samples, but 20 steps of 8 need 160/);
   const small = { ...config, vocabSize: 32 };
   await assert.rejects(train(options(join(work, 'vocab'), { config: small })), /token id \d+, outside the model's vocabulary \[0, 32\)/);
+});
+
+test('resume reads trainer states of the older flat recipe layout, and names a missing field in one line', async () => {
+  const from = join(work, 'a', 'tiny', 'step8');
+  const old = join(work, 'old', 'tiny', 'step8');
+  cpSync(from, old, { recursive: true });
+  const state = JSON.parse(readFileSync(join(from, 'trainer_state.json'), 'utf8'));
+  const { schedule, ...rest } = state.recipe;
+  const flat = { ...rest, lrDecayIters: schedule.decayIters, lr: schedule.lr, minLr: schedule.minLr, lrDecayStyle: schedule.decayStyle, warmup: schedule.warmup };
+  writeFileSync(join(old, 'trainer_state.json'), JSON.stringify({ ...state, recipe: flat }));
+  assert.deepEqual(loadResumePoint(old).state.recipe, recipe);
+  const { step: _, ...noStep } = state;
+  writeFileSync(join(old, 'trainer_state.json'), JSON.stringify(noStep));
+  assert.throws(() => loadResumePoint(old), /trainer_state\.json: step: expected a non-negative integer, got undefined/);
+  writeFileSync(join(old, 'trainer_state.json'), JSON.stringify({ ...state, recipe: { ...state.recipe, schedule: undefined } }));
+  assert.throws(() => loadResumePoint(old), /recipe\.schedule: missing/);
 });

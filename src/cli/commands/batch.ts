@@ -1,20 +1,23 @@
 /** `pythia batch`: the exact batch a model trained on at a step, or a range of steps as .npy. */
 import { SingleBar } from 'cli-progress';
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { openTrainingOrder, parseStepRange, PYTHIA_DEFAULTS, type TrainingOrder } from '../../data/batches.js';
 import type { IndexMapsPhase } from '../../data/index-map-cache.js';
 import { loadTokenizer } from '../../data/tokenizer.js';
 import { writeNpy } from '../../formats/npy.js';
 import { ConfigError } from '../../util/errors.js';
-import { nonNegativeInt, positiveInt } from '../arguments.js';
+import { addTokenizerOption, nonNegativeInt, positiveInt, tokenizerFlag } from '../arguments.js';
 
-interface BatchOptions {
+interface BatchFlags {
   data: string;
   step?: number;
   steps?: string;
   out?: string;
-  batchSize: number;
-  seqLen: number;
+  trainBatchSize?: number;
+  seqLength?: number;
+  /** Older spellings, still accepted. */
+  batchSize?: number;
+  seqLen?: number;
   seed: number;
   trainIters: number;
   split?: string;
@@ -22,6 +25,40 @@ interface BatchOptions {
   cacheDir?: string;
   json?: boolean;
   tokenizer?: string;
+  vocabFile?: string;
+}
+
+interface BatchOptions {
+  data: string;
+  batchSize: number;
+  seqLength: number;
+  seed: number;
+  trainIters: number;
+  split?: string;
+  preshuffled?: boolean;
+  cacheDir?: string;
+  json?: boolean;
+  tokenizer?: string;
+}
+
+/** One value per setting, whichever spelling gave it. */
+function batchOptions(flags: BatchFlags): BatchOptions {
+  const one = <T>(name: string, value: T | undefined, old: T | undefined, fallback: T): T => {
+    if (value !== undefined && old !== undefined && value !== old) throw new ConfigError(`${name} is given twice with different values`);
+    return value ?? old ?? fallback;
+  };
+  return {
+    data: flags.data,
+    seed: flags.seed,
+    trainIters: flags.trainIters,
+    split: flags.split,
+    preshuffled: flags.preshuffled,
+    cacheDir: flags.cacheDir,
+    json: flags.json,
+    batchSize: one('--train-batch-size', flags.trainBatchSize, flags.batchSize, PYTHIA_DEFAULTS.batchSize),
+    seqLength: one('--seq-length', flags.seqLength, flags.seqLen, PYTHIA_DEFAULTS.seqLength),
+    tokenizer: tokenizerFlag(flags),
+  };
 }
 
 
@@ -37,7 +74,7 @@ async function open(options: BatchOptions): Promise<TrainingOrder> {
   const order = await openTrainingOrder({
     data: options.data,
     batchSize: options.batchSize,
-    seqLength: options.seqLen,
+    seqLength: options.seqLength,
     seed: options.seed,
     trainIters: options.trainIters,
     split: options.split,
@@ -101,7 +138,7 @@ async function writeSteps(options: BatchOptions, range: string, out: string): Pr
 }
 
 export function registerBatch(program: Command): void {
-  program
+  const cmd = program
     .command('batch')
     .description(
       'Show the batch a model trained on at a step, in training order. Without --split the whole dataset is the ' +
@@ -110,17 +147,19 @@ export function registerBatch(program: Command): void {
     )
     .requiredOption('--data <prefix>', 'dataset prefix: <prefix>.bin and <prefix>.idx (or Pythia shards <prefix>-00000-of-NNNNN.bin)')
     .option('--step <n>', 'the training step to show (0-based)', nonNegativeInt)
-    .option('--steps <A:B>', 'steps A up to but not including B, written to --out as .npy [(B-A)*batch, seq-len+1]')
+    .option('--steps <A:B>', 'steps A up to but not including B, written to --out as .npy [(B-A)*train-batch-size, seq-length+1]')
     .option('--out <file.npy>', 'where --steps writes its array (the dataset\'s dtype, like Pythia\'s batch viewer)')
-    .option('--batch-size <n>', 'global batch size (samples per step)', positiveInt, PYTHIA_DEFAULTS.batchSize)
-    .option('--seq-len <n>', 'sequence length; samples have seq-len+1 tokens', positiveInt, PYTHIA_DEFAULTS.seqLength)
+    .option('--train-batch-size <n>', `sequences per training step (default: ${PYTHIA_DEFAULTS.batchSize})`, positiveInt)
+    .option('--seq-length <n>', `tokens per sample; samples hold seq-length+1 (default: ${PYTHIA_DEFAULTS.seqLength})`, positiveInt)
+    .addOption(new Option('--batch-size <n>').argParser(positiveInt).hideHelp())
+    .addOption(new Option('--seq-len <n>').argParser(positiveInt).hideHelp())
     .option('--seed <n>', 'GPT-NeoX seed of the index-map shuffles', nonNegativeInt, PYTHIA_DEFAULTS.seed)
     .option('--train-iters <n>', 'training steps the index maps were sized for', positiveInt, PYTHIA_DEFAULTS.trainIters)
     .option('--split <weights>', 'GPT-NeoX train/valid/test weights for a single data path, e.g. 969,30,1 (training uses the first range)')
     .option('--preshuffled', 'the dataset holds one sample per item, already in training order')
     .option('--cache-dir <dir>', 'where to keep the index-map .npy files (default: beside the data)')
-    .option('--json', 'print a JSON array of batch-size arrays of seq-len+1 token ids (or of strings with --tokenizer)')
-    .option('--tokenizer <tokenizer.json>', 'decode each sample to text')
+    .option('--json', 'print a JSON array of train-batch-size arrays of seq-length+1 token ids (or of strings with --tokenizer)');
+  addTokenizerOption(cmd, 'decode each sample to text')
     .addHelpText(
       'after',
       '\nExamples:\n' +
@@ -128,16 +167,17 @@ export function registerBatch(program: Command): void {
         '  pythia batch --data preshuffled/document --preshuffled --step 0 --tokenizer 20B_tokenizer.json\n' +
         '  pythia batch --data pile_text_document --steps 0:10 --out first10.npy\n',
     )
-    .action(async (options: BatchOptions) => {
-      if (options.steps !== undefined) {
-        if (options.step !== undefined) throw new ConfigError('give --step or --steps, not both');
-        if (!options.out) throw new ConfigError('--steps writes a .npy file: give its path with --out');
+    .action(async (flags: BatchFlags) => {
+      const options = batchOptions(flags);
+      if (flags.steps !== undefined) {
+        if (flags.step !== undefined) throw new ConfigError('give --step or --steps, not both');
+        if (!flags.out) throw new ConfigError('--steps writes a .npy file: give its path with --out');
         if (options.json || options.tokenizer) throw new ConfigError('--steps writes .npy; --json and --tokenizer apply to --step');
-        await writeSteps(options, options.steps, options.out);
+        await writeSteps(options, flags.steps, flags.out);
         return;
       }
-      if (options.step === undefined) throw new ConfigError('give --step <n> (or --steps A:B --out file.npy)');
-      if (options.out) throw new ConfigError('--out goes with --steps A:B');
-      await printStep(options, options.step);
+      if (flags.step === undefined) throw new ConfigError('give --step <n> (or --steps A:B --out file.npy)');
+      if (flags.out) throw new ConfigError('--out goes with --steps A:B');
+      await printStep(options, flags.step);
     });
 }

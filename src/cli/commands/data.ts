@@ -5,7 +5,7 @@ import { validateTxtMode } from '../../data/corpus.js';
 import { dedupCorpus } from '../../data/dedup.js';
 import { tokenizeCorpus } from '../../data/tokenize.js';
 import { loadTokenizer } from '../../data/tokenizer.js';
-import { nonNegativeInt, positiveInt } from '../arguments.js';
+import { addTokenizerOption, nonNegativeInt, positiveInt, requiredTokenizer } from '../arguments.js';
 
 
 
@@ -43,22 +43,25 @@ export function byteProgressBar(label: string, tail: string): cliProgress.Single
 export function registerData(program: Command): void {
   const data = program.command('data').description('prepare corpora: tokenize into GPT-NeoX .bin/.idx datasets, remove near-duplicates');
 
-  data
+  const tokenize = data
     .command('tokenize')
     .description(
       'tokenize documents into <out>.bin/<out>.idx (GPT-NeoX MMapIndexedDataset, one item per document, uint16 when the vocabulary fits, else int32)',
     )
-    .requiredOption('--input <files...>', 'corpus files: .txt, .jsonl, .txt.zst or .jsonl.zst')
-    .requiredOption('--tokenizer <file>', 'a Hugging Face tokenizer.json (e.g. from `pythia tokenizer train`)')
+    .requiredOption('--input <files...>', 'corpus files: .txt, .jsonl, .txt.zst or .jsonl.zst');
+  addTokenizerOption(tokenize, 'a Hugging Face tokenizer.json, e.g. from `pythia tokenizer train` (required)')
     .requiredOption('--out <prefix>', 'output path prefix; writes <prefix>.bin and <prefix>.idx')
     .option('--append-eod', 'append <|endoftext|> to every document, as GPT-NeoX preprocess_data.py --append-eod', false)
     .option('--text-field <name>', 'JSON field holding the text in .jsonl input', 'text')
     .option('--txt-mode <mode>', '.txt documents: "blocks" (separated by blank lines) or "file" (one per file)', 'blocks')
     .option('--skip-invalid', 'skip invalid JSON lines (and count them) instead of stopping', false)
     .option('--workers <n>', 'native encoder threads (default: one per core)', positiveInt)
+    .option('--json', 'print the summary as JSON')
     .action(async (opts: {
       input: string[];
-      tokenizer: string;
+      tokenizer?: string;
+      vocabFile?: string;
+      json?: boolean;
       out: string;
       appendEod: boolean;
       textField: string;
@@ -69,7 +72,7 @@ export function registerData(program: Command): void {
       // The encoder's thread pool (rayon) reads this once, when it first starts.
       if (opts.workers !== undefined) process.env.RAYON_NUM_THREADS = String(opts.workers);
       const txtMode = validateTxtMode(opts.txtMode);
-      const tokenizer = await loadTokenizer(opts.tokenizer);
+      const tokenizer = await loadTokenizer(requiredTokenizer(opts));
       const total = totalBytes(opts.input);
       const bar = byteProgressBar('tokenize', '{docs} docs | {tokens} tokens | {rate} tok/s');
       const start = performance.now();
@@ -91,6 +94,11 @@ export function registerData(program: Command): void {
         bar.update(total);
         bar.stop();
         const seconds = (performance.now() - start) / 1000;
+        if (opts.json) {
+          const eod = opts.appendEod ? tokenizer.eodId : null;
+          process.stdout.write(`${JSON.stringify({ ...summary, bin: `${summary.prefix}.bin`, idx: `${summary.prefix}.idx`, eodAppended: eod, seconds }, null, 2)}\n`);
+          return;
+        }
         const notes = [
           summary.emptyDocuments > 0 ? `${summary.emptyDocuments} empty documents dropped` : '',
           summary.invalidLines > 0 ? `${summary.invalidLines} invalid lines skipped` : '',
@@ -122,9 +130,11 @@ export function registerData(program: Command): void {
     .option('--text-field <name>', 'JSON field holding the text in .jsonl input (also the field written for .txt input)', 'text')
     .option('--txt-mode <mode>', '.txt documents: "blocks" (separated by blank lines) or "file" (one per file)', 'blocks')
     .option('--skip-invalid', 'skip invalid JSON lines (and count them) instead of stopping', false)
+    .option('--json', 'print the summary as JSON')
     .action(async (opts: {
       input: string[];
       out: string;
+      json?: boolean;
       report?: string;
       threshold: number;
       shingle: number;
@@ -157,6 +167,10 @@ export function registerData(program: Command): void {
         });
         bar.update(total);
         bar.stop();
+        if (opts.json) {
+          process.stdout.write(`${JSON.stringify({ ...summary, out: opts.out, report, threshold: opts.threshold, shingle: opts.shingle, permutations: opts.permutations, seed: opts.seed }, null, 2)}\n`);
+          return;
+        }
         const { bands: b, rows } = summary.lsh;
         process.stdout.write(
           `kept ${summary.kept} of ${summary.documents} documents, removed ${summary.removed} near-duplicates ` +

@@ -4,14 +4,15 @@ import type { Command } from 'commander';
 import { type TensorToWrite, writeSafetensors } from '../../formats/index.js';
 import { loadTokenizer } from '../../data/tokenizer.js';
 import { loadCheckpoint, readConfig } from '../../model/checkpoint.js';
-import { countParameters, headDim, parameterShapes, rotaryDims } from '../../model/config.js';
+import { countParameters, headDim, parameterShapes, rotaryDims, toHfConfig } from '../../model/config.js';
 import { Decoder } from '../../model/decoder.js';
 import { forward, tokenMatrix } from '../../model/forward.js';
 import { generate } from '../../model/generate.js';
 import { matchPreset } from '../../model/presets.js';
 import { openCheckpointWeights } from '../../formats/index.js';
 import { UserError } from '../errors.js';
-import { nonNegativeNumber, positiveInt } from '../arguments.js';
+import type { ExecutionProvider } from '../../runtime/session.js';
+import { addTokenizerOption, collect, deviceOption, nonNegativeNumber, positiveInt, probability, tokenizerFlag } from '../arguments.js';
 
 
 
@@ -51,7 +52,9 @@ function inspect(dir: string, options: { json?: boolean }): void {
   const { total, nonEmbedding } = countParameters(config);
   const preset = matchPreset(config) ?? 'none';
   if (options.json) {
-    process.stdout.write(`${JSON.stringify({ config, parameters: total, nonEmbeddingParameters: nonEmbedding, dtypes, preset, tensors: tensors.length, weights: source.file }, null, 2)}\n`);
+    // The configuration as Hugging Face's config.json spells it.
+    const summary = { config: toHfConfig(config), parameters: total, nonEmbeddingParameters: nonEmbedding, dtypes, preset, tensors: tensors.length, weights: source.file };
+    process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
     return;
   }
   const rows: [string, string][] = [
@@ -72,13 +75,16 @@ function inspect(dir: string, options: { json?: boolean }): void {
   for (const [k, v] of rows) process.stdout.write(`${k.padEnd(width)}  ${v}\n`);
 }
 
-async function runForward(dir: string, options: { tokens: string; out: string; hiddenStates?: boolean; loss?: boolean; grads?: boolean; threads?: number }): Promise<void> {
+async function runForward(
+  dir: string,
+  options: { tokens: string; out: string; hiddenStates?: boolean; loss?: boolean; grads?: boolean; threads?: number; device: ExecutionProvider },
+): Promise<void> {
   const { config, params } = loadCheckpoint(dir);
   const rows = readTokenRows(options.tokens, true);
   const ids = tokenMatrix(rows, config.vocabSize, options.tokens);
   const batch = rows.length;
   const seq = rows[0]!.length;
-  const r = await forward(config, params, ids, batch, { hiddenStates: options.hiddenStates, loss: options.loss, grads: options.grads }, { threads: options.threads });
+  const r = await forward(config, params, ids, batch, { hiddenStates: options.hiddenStates, loss: options.loss, grads: options.grads }, { threads: options.threads, provider: options.device });
   const tensors: TensorToWrite[] = [{ name: 'logits', dtype: 'F32', shape: [batch, seq, config.vocabSize], data: r.logits! }];
   r.hiddenStates?.forEach((h, i) => tensors.push({ name: `hidden_states.${i}`, dtype: 'F32', shape: [batch, seq, config.hiddenSize], data: h }));
   if (r.loss !== undefined) tensors.push({ name: 'loss', dtype: 'F32', shape: [1], data: Float32Array.of(r.loss) });
@@ -93,18 +99,22 @@ interface GenerateFlags {
   tokens?: string;
   text?: string[];
   tokenizer?: string;
+  vocabFile?: string;
   maxNewTokens: number;
   temperature: number;
   topK: number;
+  topP: number;
   seed: number;
+  ignoreEos?: boolean;
   cache: boolean;
   threads?: number;
+  device: ExecutionProvider;
 }
 
 async function runGenerate(dir: string, options: GenerateFlags): Promise<void> {
-  if (!options.tokens === !options.text) throw new UserError('give either --tokens <file.json> or --text <string...>');
+  if (!options.tokens === !options.text) throw new UserError('give either --tokens <file.json> or --text <prompt> (repeat --text for several prompts)');
   const checkpoint = loadCheckpoint(dir);
-  const tokenizerPath = options.tokenizer ?? checkpoint.tokenizerPath;
+  const tokenizerPath = tokenizerFlag(options) ?? checkpoint.tokenizerPath;
   let prompts: number[][];
   const tokenizer = options.text ? (tokenizerPath ? await loadTokenizer(tokenizerPath) : undefined) : undefined;
   if (options.text) {
@@ -113,13 +123,15 @@ async function runGenerate(dir: string, options: GenerateFlags): Promise<void> {
   } else {
     prompts = readTokenRows(options.tokens!, false);
   }
-  const decoder = await Decoder.create(checkpoint.config, checkpoint.params, { threads: options.threads });
+  const decoder = await Decoder.create(checkpoint.config, checkpoint.params, { threads: options.threads, provider: options.device });
   const rows = await generate(decoder, prompts, {
     maxNewTokens: options.maxNewTokens,
     noCache: !options.cache,
     temperature: options.temperature,
     topK: options.topK,
+    topP: options.topP,
     seed: options.seed,
+    eosTokenId: options.ignoreEos ? undefined : checkpoint.config.eosTokenId,
   });
   if (tokenizer) {
     for (const row of rows) process.stdout.write(`${JSON.stringify(tokenizer.decode(row))}\n`);
@@ -146,20 +158,24 @@ export function registerModel(program: Command): void {
     .option('--loss', 'also write the mean next-token cross-entropy as loss [1]')
     .option('--grads', 'also write grad.<parameter> for every parameter (implies the loss)')
     .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)', positiveInt)
+    .addOption(deviceOption())
     .action(runForward);
 
-  program
+  const gen = program
     .command('generate')
-    .description('continue prompts greedily (or by seeded sampling) with a KV cache')
+    .description('continue prompts greedily (or by seeded sampling) with a KV cache, up to the end-of-text token')
     .argument('<checkpoint>', 'Hugging Face checkpoint folder')
     .option('--tokens <file.json>', 'JSON array of prompts (arrays of token ids); prints a JSON array of rows')
-    .option('--text <prompt...>', 'prompt text(s); needs a tokenizer and prints decoded text')
-    .option('--tokenizer <tokenizer.json>', 'tokenizer (default: the checkpoint\'s tokenizer.json)')
-    .option('--max-new-tokens <n>', 'tokens to add to each prompt', positiveInt, 32)
+    .option('--text <prompt>', 'a prompt (repeat the flag for several); needs a tokenizer and prints decoded text, one JSON string per line', collect);
+  addTokenizerOption(gen, 'tokenizer.json (default: the checkpoint\'s)')
+    .option('--max-new-tokens <n>', 'most tokens to add to each prompt', positiveInt, 32)
+    .option('--ignore-eos', 'go on past the end-of-text token (config.json eos_token_id) instead of stopping a row there')
     .option('--temperature <t>', 'sampling temperature; 0 is greedy', nonNegativeNumber, 0)
     .option('--top-k <k>', 'sample among the k most likely tokens (0: all)', (v) => Math.floor(nonNegativeNumber(v)), 0)
+    .option('--top-p <p>', 'sample among the most likely tokens whose probabilities first reach p together (1: all)', probability, 1)
     .option('--seed <n>', 'sampling seed', (v) => Math.floor(nonNegativeNumber(v)), 0)
     .option('--no-cache', 'recompute the whole sequence at every step (slow; for checking)')
     .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)', positiveInt)
+    .addOption(deviceOption())
     .action(runGenerate);
 }

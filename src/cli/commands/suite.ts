@@ -1,22 +1,27 @@
 /** `pythia suite`: every size of a preset, one after another, on the identical batch order. */
 import type { Command } from 'commander';
 import { loadTokenizer } from '../../data/tokenizer.js';
-import { paddedVocabSize, SUITE_NAMES } from '../../train/recipes.js';
+import type { ExecutionProvider } from '../../runtime/session.js';
+import { SUITE_NAMES } from '../../train/recipes.js';
 import { runSuite, SUITE_MANIFEST, type SuiteManifest } from '../../train/suite.js';
 import { ConfigError } from '../../util/errors.js';
-import { addRecipeOptions, recipeOverrides, trainingProgressBar, type RecipeFlags } from './train.js';
-import { positiveInt } from '../arguments.js';
+import { addTokenizerOption, deviceOption, nonNegativeInt, positiveInt, tokenizerFlag } from '../arguments.js';
+import { trainingProgress, type ProgressReporter } from '../progress.js';
+import { addRecipeOptions, recipeOverrides } from './train.js';
 
-interface SuiteFlags extends RecipeFlags {
+interface SuiteFlags {
   preset: string;
   data: string;
   preshuffled: boolean;
   split?: string;
+  tokenizer?: string;
   vocabFile?: string;
   out: string;
   models?: string[];
   evalIters: number;
   threads?: number;
+  device: ExecutionProvider;
+  json?: boolean;
 }
 
 export function registerSuite(program: Command): void {
@@ -30,41 +35,45 @@ export function registerSuite(program: Command): void {
     .requiredOption('--data <prefix>', 'training data: a GPT-NeoX .bin/.idx prefix')
     .requiredOption('--out <dir>', 'suite folder: <out>/<model>/step<N>/ and <out>/suite.json')
     .option('--preshuffled', 'the data is in training order, one sample of seq-length+1 tokens per item', false)
-    .option('--split <weights>', 'GPT-NeoX split (e.g. 969,30,1): train on the first part of the documents')
-    .option('--vocab-file <tokenizer.json>', 'tokenizer: sets the padded vocabulary and is copied into every checkpoint')
+    .option('--split <weights>', 'GPT-NeoX split (e.g. 969,30,1): train on the first part of the documents, validate on the second')
     .option('--models <names...>', 'only these sizes of the preset');
+  addTokenizerOption(cmd, 'tokenizer.json: sets the padded vocabulary and is copied into every checkpoint');
   addRecipeOptions(cmd)
-    .option('--eval-iters <n>', 'held-out validation batches at every checkpoint, 0 for none', (v: string) => (v === '0' ? 0 : positiveInt(v)), 2)
+    .option('--eval-iters <n>', 'validation batches at every checkpoint, 0 for none', nonNegativeInt, 2)
     .option('--threads <n>', 'compute threads (default: every core)', positiveInt)
+    .addOption(deviceOption())
+    .option('--json', 'print the manifest as JSON instead of a table')
     .action(async (flags: SuiteFlags) => {
       if (!(SUITE_NAMES as readonly string[]).includes(flags.preset)) throw new ConfigError(`--preset: unknown suite ${flags.preset} (expected ${SUITE_NAMES.join(' or ')})`);
-      const tokenizerVocab = flags.vocabFile ? (await loadTokenizer(flags.vocabFile)).vocabSize : undefined;
-      let bar: ReturnType<typeof trainingProgressBar> | undefined;
+      const tokenizerPath = tokenizerFlag(flags);
+      const tokenizerVocab = tokenizerPath ? (await loadTokenizer(tokenizerPath)).vocabSize : undefined;
+      let progress: ProgressReporter | undefined;
       const started = performance.now();
       try {
         const manifest = await runSuite({
           preset: flags.preset,
           data: { prefix: flags.data, preshuffled: flags.preshuffled, split: flags.split },
           outDir: flags.out,
-          tokenizerPath: flags.vocabFile,
-          vocabSize: tokenizerVocab === undefined ? undefined : paddedVocabSize(tokenizerVocab),
+          tokenizerPath,
+          tokenizerVocab,
           overrides: recipeOverrides(flags),
           only: flags.models,
           evalIters: flags.evalIters,
           threads: flags.threads,
+          device: flags.device,
           onModelStart: (model, status, step) => {
-            bar?.stop();
-            bar = trainingProgressBar(model.name);
+            progress?.stop();
+            progress = trainingProgress('pythia suite', model.name);
             const what = status === 'done' ? 'already trained' : status === 'resume' ? `resuming at step ${step}` : 'training';
             process.stderr.write(`pythia suite: ${model.name}: ${what}\n`);
           },
-          onProgress: (_model, p) => bar?.update(p),
+          onProgress: (_model, p) => progress?.update(p),
           onWarning: (w) => process.stderr.write(`pythia suite: ${w}\n`),
         });
-        bar?.stop();
-        process.stdout.write(formatSuite(manifest, flags.out, (performance.now() - started) / 1000));
+        progress?.stop();
+        process.stdout.write(flags.json ? `${JSON.stringify(manifest, null, 2)}\n` : formatSuite(manifest, flags.out, (performance.now() - started) / 1000));
       } finally {
-        bar?.stop();
+        progress?.stop();
       }
     });
 }

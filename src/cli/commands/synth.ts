@@ -16,6 +16,7 @@ interface SynthFlags {
   entityZipf: string;
   operandZipf: string;
   canariesPerLevel: string;
+  json?: boolean;
 }
 
 function numberFlag(flag: string, text: string): number {
@@ -107,13 +108,14 @@ export function registerSynth(program: Command): void {
     .option('--entity-zipf <s>', 'Zipf exponent of entity mention counts', String(DEFAULT_OPTIONS.entityZipf))
     .option('--operand-zipf <s>', 'Zipf exponent of arithmetic operand frequencies', String(DEFAULT_OPTIONS.operandZipf))
     .option('--canaries-per-level <n>', 'canaries at each duplication level 1, 2, 4, ...', String(DEFAULT_OPTIONS.canariesPerLevel))
+    .option('--json', 'print the summary as JSON')
     .action(async (flags: SynthFlags) => {
       const options = synthOptionsFromFlags(flags);
       const progress = progressReporter();
       try {
         const summary = await synthesize(flags.out, options, progress.report);
         progress.stop();
-        process.stdout.write(formatSummary(summary));
+        process.stdout.write(flags.json ? `${JSON.stringify(summary, null, 2)}\n` : formatSummary(summary));
       } finally {
         progress.stop();
       }

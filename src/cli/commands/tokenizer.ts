@@ -5,7 +5,7 @@ import { readCorpus, validateTxtMode } from '../../data/corpus.js';
 import { loadTokenizer } from '../../data/tokenizer.js';
 import { ConfigError } from '../../util/errors.js';
 import { byteProgressBar, humanCount, totalBytes } from './data.js';
-import { positiveInt } from '../arguments.js';
+import { addTokenizerOption, positiveInt, requiredTokenizer, type TokenizerFlags } from '../arguments.js';
 
 export function registerTokenizer(program: Command): void {
   const tokenizer = program.command('tokenizer').description('train, inspect and use Hugging Face tokenizer.json files');
@@ -61,23 +61,17 @@ export function registerTokenizer(program: Command): void {
       }
     });
 
-  tokenizer
-    .command('encode')
-    .description('print the token ids of a text (as a JSON array)')
-    .requiredOption('--tokenizer <file>', 'a Hugging Face tokenizer.json')
+  addTokenizerOption(tokenizer.command('encode').description('print the token ids of a text (as a JSON array)'), 'a Hugging Face tokenizer.json (required)')
     .argument('<text>', 'the text to encode')
-    .action(async (text: string, opts: { tokenizer: string }) => {
-      const tok = await loadTokenizer(opts.tokenizer);
+    .action(async (text: string, opts: TokenizerFlags) => {
+      const tok = await loadTokenizer(requiredTokenizer(opts));
       process.stdout.write(JSON.stringify(await tok.encode(text)) + '\n');
     });
 
-  tokenizer
-    .command('decode')
-    .description('print the text of token ids (given as separate arguments or one JSON array)')
-    .requiredOption('--tokenizer <file>', 'a Hugging Face tokenizer.json')
+  addTokenizerOption(tokenizer.command('decode').description('print the text of token ids (given as separate arguments or one JSON array)'), 'a Hugging Face tokenizer.json (required)')
     .argument('<ids...>', 'token ids, e.g. 510 3158 or "[510, 3158]"')
-    .action(async (args: string[], opts: { tokenizer: string }) => {
-      const tok = await loadTokenizer(opts.tokenizer);
+    .action(async (args: string[], opts: TokenizerFlags) => {
+      const tok = await loadTokenizer(requiredTokenizer(opts));
       const ids = parseIds(args.join(' '));
       process.stdout.write(tok.decode(ids) + '\n');
     });

@@ -1,130 +1,46 @@
 /** `pythia train`: one model on the Pythia recipe (or any GPT-NeoX config), with exact resume. */
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
-import cliProgress from 'cli-progress';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { loadTokenizer } from '../../data/tokenizer.js';
 import { readConfig } from '../../model/checkpoint.js';
 import { countParameters } from '../../model/config.js';
-import { LR_DECAY_STYLES } from '../../train/lr-schedule.js';
+import type { ExecutionProvider } from '../../runtime/session.js';
 import { applyNeoxConfig, parseNeoxConfig } from '../../train/neox-config.js';
 import { applyOverrides, type RecipeOverrides } from '../../train/overrides.js';
-import { modelPreset, paddedVocabSize, type ModelPreset } from '../../train/recipes.js';
-import { loadResumePoint, train, type DataSpec, type StepProgress, type TrainResult } from '../../train/trainer.js';
+import { modelPreset, withTokenizerVocab, type ModelPreset } from '../../train/recipes.js';
+import { flagName, RECIPE_SETTINGS } from '../../train/settings.js';
+import { INTERVENTIONS, loadResumePoint, train, type DataSpec, type Intervention, type TrainResult } from '../../train/trainer.js';
 import { ConfigError } from '../../util/errors.js';
-import { nonNegativeInt, nonNegativeNumber, positiveInt } from '../arguments.js';
+import { addTokenizerOption, deviceOption, nonNegativeInt, positiveInt, tokenizerFlag } from '../arguments.js';
+import { trainingProgress } from '../progress.js';
 
-
-
-
-function fraction(value: string): number {
-  const x = nonNegativeNumber(value);
-  if (x > 1) throw new InvalidArgumentError('expected a fraction in [0, 1].');
-  return x;
-}
-
-function intList(value: string): number[] {
-  const parts = value.split(',').map((s) => s.trim()).filter((s) => s !== '');
-  if (!parts.every((p) => /^\d+$/.test(p))) throw new InvalidArgumentError('expected comma-separated non-negative integers, e.g. 0,1,2,4.');
-  return parts.map(Number);
-}
-
-/** The recipe flags, named as GPT-NeoX's config keys; shared by `train` and `suite`. */
+/** The recipe flags, one per row of the settings table (named as GPT-NeoX's keys); shared by `train` and `suite`. */
 export function addRecipeOptions(cmd: Command): Command {
-  return cmd
-    .option('--seq-length <n>', 'tokens per sample (the data holds seq-length + 1 per sample)', positiveInt)
-    .option('--train-batch-size <n>', 'sequences per optimizer step', positiveInt)
-    .option('--train-micro-batch-size-per-gpu <n>', 'sequences per forward/backward pass', positiveInt)
-    .option('--gradient-accumulation-steps <n>', 'micro-batches per optimizer step', positiveInt)
-    .option('--train-iters <n>', 'optimizer steps', positiveInt)
-    .option('--lr-decay-iters <n>', 'length of the LR schedule (default: train-iters)', positiveInt)
-    .option('--lr <x>', 'peak learning rate', nonNegativeNumber)
-    .option('--min-lr <x>', 'learning-rate floor', nonNegativeNumber)
-    .addOption(new Option('--lr-decay-style <style>', 'schedule after warmup').choices([...LR_DECAY_STYLES]))
-    .option('--warmup <fraction>', 'linear warmup as a fraction of lr-decay-iters (GPT-NeoX warmup)', fraction)
-    .option('--weight-decay <x>', 'decoupled weight decay (not on biases and LayerNorm parameters)', nonNegativeNumber)
-    .option('--gradient-clipping <x>', 'global gradient-norm limit (0: off)', nonNegativeNumber)
-    .option('--seed <n>', 'seed of the initialisation and of the data order', nonNegativeInt)
-    .option('--checkpoint-factor <n>', 'save every n steps (with linear checkpoint-scale)', positiveInt)
-    .addOption(new Option('--checkpoint-scale <scale>', 'linear: every factor steps; log: at powers of factor').choices(['linear', 'log']))
-    .option('--extra-save-iters <list>', 'further steps to save, e.g. 0,1,2,4,8', intList)
-    .addOption(new Option('--optimizer-flavour <flavour>', 'Adam rounding: apex FusedAdam (GPT-NeoX) or torch AdamW').choices(['apex', 'torch']));
-}
-
-export interface RecipeFlags {
-  seqLength?: number;
-  trainBatchSize?: number;
-  trainMicroBatchSizePerGpu?: number;
-  gradientAccumulationSteps?: number;
-  trainIters?: number;
-  lrDecayIters?: number;
-  lr?: number;
-  minLr?: number;
-  lrDecayStyle?: RecipeOverrides['lrDecayStyle'];
-  warmup?: number;
-  weightDecay?: number;
-  gradientClipping?: number;
-  seed?: number;
-  checkpointFactor?: number;
-  checkpointScale?: RecipeOverrides['checkpointScale'];
-  extraSaveIters?: number[];
-  optimizerFlavour?: RecipeOverrides['optimizer'];
-}
-
-export function recipeOverrides(f: RecipeFlags): RecipeOverrides {
-  return {
-    seqLength: f.seqLength,
-    trainBatchSize: f.trainBatchSize,
-    microBatchSize: f.trainMicroBatchSizePerGpu,
-    gradientAccumulationSteps: f.gradientAccumulationSteps,
-    trainIters: f.trainIters,
-    lrDecayIters: f.lrDecayIters,
-    lr: f.lr,
-    minLr: f.minLr,
-    lrDecayStyle: f.lrDecayStyle,
-    warmup: f.warmup,
-    weightDecay: f.weightDecay,
-    gradientClipping: f.gradientClipping,
-    seed: f.seed,
-    checkpointFactor: f.checkpointFactor,
-    checkpointScale: f.checkpointScale,
-    extraSaveIters: f.extraSaveIters,
-    optimizer: f.optimizerFlavour,
-  };
-}
-
-const FLAG_OF: Record<keyof RecipeOverrides, string> = {
-  seqLength: '--seq-length', trainBatchSize: '--train-batch-size', microBatchSize: '--train-micro-batch-size-per-gpu',
-  gradientAccumulationSteps: '--gradient-accumulation-steps', trainIters: '--train-iters', lrDecayIters: '--lr-decay-iters',
-  lr: '--lr', minLr: '--min-lr', lrDecayStyle: '--lr-decay-style', warmup: '--warmup', weightDecay: '--weight-decay',
-  gradientClipping: '--gradient-clipping', seed: '--seed', checkpointFactor: '--checkpoint-factor',
-  checkpointScale: '--checkpoint-scale', extraSaveIters: '--extra-save-iters', optimizer: '--optimizer-flavour',
-};
-
-/** A progress bar on stderr (drawn only on a terminal): step, loss, tokens/s and ETA. */
-export function trainingProgressBar(name: string): { update: (p: StepProgress) => void; stop: () => void } {
-  const bar = new cliProgress.SingleBar(
-    {
-      format: `${name} |{bar}| {value}/{total} | loss {loss} | {tps} tok/s | ETA {eta_formatted}`,
-      stream: process.stderr,
-      hideCursor: true,
-      etaBuffer: 20,
-    },
-    cliProgress.Presets.shades_classic,
-  );
-  let started = false;
-  return {
-    update(p) {
-      if (!started) {
-        bar.start(p.trainIters, p.step - 1, { loss: '-', tps: '-' });
-        started = true;
+  for (const setting of RECIPE_SETTINGS) {
+    if (!setting.flag) continue;
+    const option = new Option(setting.flag, setting.help).argParser((text: string) => {
+      try {
+        return setting.check(setting.parse(text));
+      } catch (e) {
+        throw new InvalidArgumentError(`${(e as Error).message}.`);
       }
-      bar.update(p.step, { loss: p.loss.toFixed(4), tps: Math.round(p.tokensPerSecond).toLocaleString('en-US') });
-    },
-    stop() {
-      if (started) bar.stop();
-    },
-  };
+    });
+    cmd.addOption(setting.choices ? option.choices([...setting.choices]) : option);
+  }
+  return cmd;
+}
+
+/** The flags' values as recipe overrides (absent flags are absent). */
+export function recipeOverrides(flags: object): RecipeOverrides {
+  const values = flags as Record<string, unknown>;
+  const overrides: Record<string, unknown> = {};
+  for (const setting of RECIPE_SETTINGS) {
+    if (!setting.flag) continue;
+    const value = values[new Option(setting.flag).attributeName()];
+    if (value !== undefined) overrides[setting.field] = value;
+  }
+  return overrides as RecipeOverrides;
 }
 
 export function describeResult(name: string, r: TrainResult): string {
@@ -133,21 +49,37 @@ export function describeResult(name: string, r: TrainResult): string {
   return `${name}: step ${r.finalStep}, ${loss}\n  checkpoints ${r.modelDir}/step{${r.checkpoints.join(',')}}\n  log ${r.logPath}\n`;
 }
 
-interface TrainFlags extends RecipeFlags {
+/** The `--json` summary of a run. */
+export function resultJson(name: string, r: TrainResult): Record<string, unknown> {
+  return {
+    model: name,
+    finalStep: r.finalStep,
+    finalLoss: r.finalLoss ?? null,
+    finalValLoss: r.finalValLoss ?? null,
+    modelDir: r.modelDir,
+    checkpoints: r.checkpoints,
+    log: r.logPath,
+  };
+}
+
+interface TrainFlags {
   preset?: string;
   config?: string;
   data?: string;
   preshuffled?: boolean;
   split?: string;
+  tokenizer?: string;
   vocabFile?: string;
   initFrom?: string;
   resume?: string;
   out?: string;
   name?: string;
-  intervention?: 'pronoun-swap';
+  intervention?: Intervention;
   evalIters: number;
   evalInterval?: number;
   threads?: number;
+  device: ExecutionProvider;
+  json?: boolean;
 }
 
 export function registerTrain(program: Command): void {
@@ -157,46 +89,56 @@ export function registerTrain(program: Command): void {
       'train one GPT-NeoX model on a dataset\'s fixed batch order with the Pythia recipe (AdamW, clipping, ' +
         'GPT-NeoX v1.0 warmup + cosine), saving HF checkpoints <out>/<name>/step<N>/ on the Pythia-shaped schedule',
     )
-    .option('--preset <name>', 'architecture and recipe to start from: 70m ... 12b, nano-25k ... nano-793k', 'pythia-70m')
-    .option('--config <file>', 'GPT-NeoX YAML/JSON config laid over the preset (e.g. from pythia export neox-config)')
+    .option('--preset <name>', 'architecture and recipe to start from: 70m ... 12b, nano-25k ... nano-793k')
+    .option('--config <file>', 'GPT-NeoX YAML/JSON config laid over the preset (pythia-70m without --preset), e.g. from pythia export neox-config')
     .option('--data <prefix>', 'training data: a GPT-NeoX .bin/.idx prefix')
     .option('--preshuffled', 'the data is in training order, one sample of seq-length+1 tokens per item (step s trains on items [s*B, (s+1)*B))', false)
-    .option('--split <weights>', 'GPT-NeoX split (e.g. 969,30,1): train on the first part of the documents')
-    .option('--vocab-file <tokenizer.json>', 'tokenizer: sets the padded vocabulary and is copied into every checkpoint');
+    .option('--split <weights>', 'GPT-NeoX split (e.g. 969,30,1): train on the first part of the documents, validate on the second as GPT-NeoX does');
+  addTokenizerOption(cmd, 'tokenizer.json: sets the padded vocabulary and is copied into every checkpoint');
   addRecipeOptions(cmd)
     .option('--init-from <checkpoint>', 'start from this HF checkpoint folder\'s weights (its architecture) instead of the seeded init')
     .option('--resume <step dir>', 'continue a run from <run>/<model>/step<N>/ to the same bytes as a run that never stopped')
-    .addOption(new Option('--intervention <kind>', 'with --resume: swap masculine pronouns for feminine ones in every batch from there on').choices(['pronoun-swap']))
+    .addOption(
+      new Option('--intervention <kind>', 'with --resume: swap masculine pronouns for feminine ones in every batch from there on ' +
+        '(pronoun-swap: whole words, any tokenizer; pronoun-swap-pythia: Pythia\'s fixed GPT-NeoX-20B token-id map)').choices([...INTERVENTIONS]),
+    )
     .option('--out <dir>', 'run folder; checkpoints go to <out>/<name>/step<N>/ (default with --resume: the resumed run\'s folder)')
     .option('--name <name>', 'model folder name (default: the preset name)')
-    .option('--eval-iters <n>', 'held-out validation batches (those right after the last training batch), 0 for none', nonNegativeInt, 2)
+    .option('--eval-iters <n>', 'validation batches per evaluation, 0 for none', nonNegativeInt, 2)
     .option('--eval-interval <n>', 'validate every n steps (default: at every checkpoint)', positiveInt)
     .option('--threads <n>', 'compute threads (default: every core)', positiveInt)
+    .addOption(deviceOption())
+    .option('--json', 'print the summary as JSON')
     .action(async (flags: TrainFlags) => {
       const result = flags.resume ? await resumeRun(flags) : await freshRun(flags);
-      process.stdout.write(describeResult(basename(result.modelDir), result));
+      const name = basename(result.modelDir);
+      process.stdout.write(flags.json ? `${JSON.stringify(resultJson(name, result), null, 2)}\n` : describeResult(name, result));
     });
 }
 
 async function freshRun(flags: TrainFlags): Promise<TrainResult> {
+  if (!flags.preset && !flags.config && !flags.initFrom)
+    throw new ConfigError('say what to train: --preset <name> (e.g. nano-25k, pythia-70m), --config <file.yml> or --init-from <checkpoint>');
   if (flags.intervention) throw new ConfigError('--intervention needs --resume <run>/<model>/step<N>: it continues a run from a checkpoint');
   if (!flags.data) throw new ConfigError('--data <prefix> is required (a GPT-NeoX .bin/.idx dataset)');
   if (!flags.out) throw new ConfigError('--out <dir> is required (the run folder)');
-  let tokenizerVocab: number | undefined;
-  if (flags.vocabFile) tokenizerVocab = (await loadTokenizer(flags.vocabFile)).vocabSize;
-  let preset: ModelPreset = modelPreset(flags.preset!, tokenizerVocab === undefined ? undefined : paddedVocabSize(tokenizerVocab));
-  if (tokenizerVocab !== undefined) preset = { ...preset, config: { ...preset.config, vocabSize: paddedVocabSize(tokenizerVocab) } };
+  const tokenizerPath = tokenizerFlag(flags);
+  const tokenizerVocab = tokenizerPath ? (await loadTokenizer(tokenizerPath)).vocabSize : undefined;
+  let preset: ModelPreset = modelPreset(flags.preset ?? 'pythia-70m');
   let name = flags.name ?? preset.name;
+  let padding = {};
   if (flags.config) {
     const values = parseNeoxConfig(readFileSync(flags.config, 'utf8'), flags.config);
     for (const w of values.warnings) process.stderr.write(`pythia train: ${flags.config}: ${w}\n`);
     preset = applyNeoxConfig(preset, values, flags.config);
+    padding = { modelParallelSize: values.data.modelParallelSize, divisibleBy: values.data.makeVocabSizeDivisibleBy };
     name = flags.name ?? basename(flags.config).replace(/\.(ya?ml|json)$/, '');
   }
+  preset = withTokenizerVocab(preset, tokenizerVocab, padding);
   if (flags.initFrom) {
     const config = readConfig(flags.initFrom);
     if (tokenizerVocab !== undefined && tokenizerVocab > config.vocabSize)
-      throw new ConfigError(`${flags.vocabFile}: ${tokenizerVocab} tokens do not fit the vocabulary of ${flags.initFrom} (${config.vocabSize})`);
+      throw new ConfigError(`${tokenizerPath}: ${tokenizerVocab} tokens do not fit the vocabulary of ${flags.initFrom} (${config.vocabSize})`);
     preset = { ...preset, config };
     name = flags.name ?? basename(resolve(flags.initFrom));
   }
@@ -207,12 +149,13 @@ async function freshRun(flags: TrainFlags): Promise<TrainResult> {
     `pythia train: ${name}: ${total.toLocaleString('en-US')} parameters (${nonEmbedding.toLocaleString('en-US')} non-embedding), ` +
       `${preset.recipe.trainIters} steps of ${preset.recipe.trainBatchSize} x ${preset.recipe.seqLength} tokens\n`,
   );
-  return run(name, preset, data, flags, flags.out, flags.vocabFile, undefined);
+  return run(name, preset, data, flags, flags.out, tokenizerPath, undefined);
 }
 
 async function resumeRun(flags: TrainFlags): Promise<TrainResult> {
-  const changed = (Object.entries(recipeOverrides(flags)) as [keyof RecipeOverrides, unknown][]).filter(([, v]) => v !== undefined).map(([k]) => FLAG_OF[k]);
-  for (const flag of [...changed, ...(flags.config ? ['--config'] : []), ...(flags.initFrom ? ['--init-from'] : []), ...(flags.split ? ['--split'] : [])])
+  const changed = RECIPE_SETTINGS.filter((s) => s.flag && recipeOverrides(flags)[s.field] !== undefined).map(flagName);
+  const others = [...(flags.preset ? ['--preset'] : []), ...(flags.config ? ['--config'] : []), ...(flags.initFrom ? ['--init-from'] : []), ...(flags.split ? ['--split'] : [])];
+  for (const flag of [...changed, ...others])
     throw new ConfigError(`${flag} cannot be combined with --resume: a resumed run keeps its recipe and data order`);
   const point = loadResumePoint(flags.resume!);
   const stepDir = resolve(flags.resume!);
@@ -223,7 +166,7 @@ async function resumeRun(flags: TrainFlags): Promise<TrainResult> {
     throw new ConfigError(`${resolve(flags.out, name)} already exists; resume into the original run folder or a new one`);
   const data: DataSpec = { ...point.state.data, prefix: flags.data ?? point.state.data.prefix };
   const preset: ModelPreset = { name, config: point.config, recipe: point.state.recipe };
-  const tokenizer = flags.vocabFile ?? point.tokenizerPath;
+  const tokenizer = tokenizerFlag(flags) ?? point.tokenizerPath;
   process.stderr.write(`pythia train: ${name}: resuming at step ${point.state.step} of ${point.state.recipe.trainIters}${flags.intervention ? ` with the ${flags.intervention} intervention` : ''}\n`);
   return run(name, preset, data, flags, out, tokenizer, point);
 }
@@ -237,7 +180,7 @@ async function run(
   tokenizerPath: string | undefined,
   resume: ReturnType<typeof loadResumePoint> | undefined,
 ): Promise<TrainResult> {
-  const bar = trainingProgressBar(name);
+  const progress = trainingProgress('pythia train', name);
   try {
     return await train({
       name,
@@ -252,10 +195,11 @@ async function run(
       evalIters: flags.evalIters,
       evalInterval: flags.evalInterval,
       threads: flags.threads,
-      onProgress: (p) => bar.update(p),
+      device: flags.device,
+      onProgress: (p) => progress.update(p),
       onWarning: (w) => process.stderr.write(`pythia train: ${w}\n`),
     });
   } finally {
-    bar.stop();
+    progress.stop();
   }
 }
