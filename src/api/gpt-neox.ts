@@ -15,7 +15,7 @@ import type { Params } from '../model/params.js';
 import { Scorer, type ScoreResult } from '../model/score.js';
 import type { ExecutionProvider, RuntimeOptions } from '../runtime/session.js';
 import { ConfigError } from '../util/errors.js';
-import { encodeScorePair } from './score-text.js';
+import { encodePairs } from './score-text.js';
 
 export interface FromPretrainedOptions {
   /** Hub revision for an id without `@revision`: a branch, a tag such as `step3000`, or a commit (default `main`). */
@@ -130,7 +130,7 @@ export class GPTNeoX {
     const requests = await Promise.all(
       pairs.map(async (pair, i) => {
         const [context, continuation] = Array.isArray(pair) ? pair : [(pair as { context: unknown }).context, (pair as { continuation: unknown }).continuation];
-        if (typeof context === 'string' && typeof continuation === 'string') return encodeScorePair(this.requireTokenizer('score text'), context, continuation);
+        if (typeof context === 'string' && typeof continuation === 'string') return (await encodePairs(this.requireTokenizer('score text'), [{ context, continuation }]))[0]!;
         if (isRow(context) && isRow(continuation)) return { context, continuation };
         throw new ConfigError(`score: pair ${i}: expected context and continuation both as text or both as token ids`);
       }),

@@ -97,11 +97,12 @@ describe('GPTNeoX', () => {
       const whole = await tokenizer.encode('the cat sat');
       const context = await tokenizer.encode('the cat');
       const [text] = await withText.score([{ context: 'the cat ', continuation: 'sat' }]);
-      const [byIds] = await withText.score([{ context: whole.slice(0, context.length), continuation: whole.slice(context.length) }]);
+      const [byIds] = await withText.score([{ context, continuation: whole.slice(context.length) }]);
       assert.equal(text!.logprob, byIds!.logprob);
-      const [empty] = await withText.score([['', 'the cat']]);
-      const [eod] = await withText.score([[[tokenizer.eodId], context]]);
+      const [empty, white] = await withText.score([['', 'the cat'], ['  ', 'the cat']]);
+      const [eod, eodSpaced] = await withText.score([[[tokenizer.eodId], context], [[tokenizer.eodId], await tokenizer.encode('  the cat')]]);
       assert.equal(empty!.logprob, eod!.logprob);
+      assert.equal(white!.logprob, eodSpaced!.logprob);
     } finally {
       await withText.dispose();
     }
