@@ -1,25 +1,34 @@
 /**
  * `npm run bench:data`: BPE training and tokenization throughput (our path: the `tokenizers` napi
- * package's encodeBatch, and the whole `pythia data tokenize` pipeline), and GPT-NeoX index-map
- * building for 10^6 documents; beside them the same work by HF `tokenizers` in Python and by numpy,
- * when python3 has them. Not a test: numbers depend on the machine and its load.
+ * package's encodeBatch, and the whole `pythia data tokenize` pipeline), reading the corpus as
+ * `.jsonl` and as `.jsonl.zst` (fzstd, and Node's own zstd where it has one), and GPT-NeoX index-map
+ * building for 10^6 documents; beside them the same work by HF `tokenizers` in Python, by numpy and
+ * by the `zstd` command, when the machine has them. Not a test: numbers depend on the machine and
+ * its load.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { trainBpe, writeTokenizerJson } from '../src/data/bpe-trainer.js';
+import { readDocuments } from '../src/data/corpus.js';
+import { defaultZstdDecoder, type ZstdDecoder } from '../src/data/zstd.js';
 import { buildIndexMaps } from '../src/data/index-maps.js';
 import { tokenizeCorpus } from '../src/data/tokenize.js';
 import { loadTokenizer } from '../src/data/tokenizer.js';
 import { Prng } from '../src/util/prng.js';
-import { loadNote, table } from './common.js';
+import { loadNote, table, timeIt } from './common.js';
 
 const CORPUS_MB = Number(process.env.BENCH_CORPUS_MB ?? 8);
 const VOCAB = 8000;
 const INDEX_DOCUMENTS = 1_000_000;
 const SEQ_LENGTH = 2048;
 const SEED = 1234;
+/**
+ * zstd-napi (native, compiled at install; replaced by fzstd) read this bench's .jsonl.zst at this
+ * rate: best of 10 runs alternated with fzstd (best 74 MB/s) on the loaded 2-core dev machine.
+ */
+const ZSTD_NAPI_MB_S = '185 MB/s (measured once, fzstd 74 MB/s then)';
 
 /** Pseudo-English: Zipf-distributed made-up words, sentences, paragraphs of varied length. */
 function syntheticDocuments(megabytes: number): string[] {
@@ -53,6 +62,24 @@ function syntheticDocuments(megabytes: number): string[] {
 function python(script: string, args: string[]): { ok: boolean; stdout: string; stderr: string } {
   const r = spawnSync('python3', ['-', ...args], { input: script, encoding: 'utf8', timeout: 600_000 });
   return { ok: r.status === 0, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+}
+
+/** Text megabytes per second of reading every document of `path`. */
+async function readRate(path: string, megabytes: number, zstdDecoder?: ZstdDecoder): Promise<string> {
+  const seconds = await timeIt(async () => {
+    for await (const _ of readDocuments(path, { zstdDecoder }));
+  }, 3);
+  return `${(megabytes / seconds).toFixed(1)} MB/s`;
+}
+
+/** The corpus compressed by the `zstd` command at its default level, or why not. */
+function zstdCompress(path: string): { path?: string; note: string } {
+  const r = spawnSync('zstd', ['-q', '-f', '-3', path, '-o', `${path}.zst`], { encoding: 'utf8' });
+  if (r.error || r.status !== 0) return { note: 'n/a (no zstd command)' };
+  const t0 = performance.now();
+  const d = spawnSync('sh', ['-c', `zstd -dc '${path}.zst' > /dev/null`]);
+  const seconds = (performance.now() - t0) / 1000;
+  return { path: `${path}.zst`, note: d.status === 0 ? `zstd -dc: ${(statSync(path).size / 1e6 / seconds).toFixed(0)} MB/s (decompression alone)` : 'zstd -dc failed' };
 }
 
 function pythonHas(module: string): boolean {
@@ -124,6 +151,12 @@ try {
   await tokenizeCorpus({ inputs: [corpus], tokenizer, out: join(dir, 'ds'), appendEod: true });
   const pipelineSeconds = (performance.now() - t0) / 1000;
 
+  const plainRead = await readRate(corpus, megabytes);
+  const compressed = zstdCompress(corpus);
+  const fzstdRead = compressed.path ? await readRate(compressed.path, megabytes, 'fzstd') : compressed.note;
+  const nodeZstd = defaultZstdDecoder() === 'node';
+  const nodeRead = !compressed.path ? compressed.note : nodeZstd ? await readRate(compressed.path, megabytes, 'node') : `n/a (Node ${process.version} has no zstd)`;
+
   let pyTokenize = 'n/a (python3 has no tokenizers)';
   if (hasTokenizersPy) {
     const r = python(PY_TOKENIZE, [tokenizerPath, corpus]);
@@ -165,6 +198,9 @@ try {
         [`BPE training, ${VOCAB} tokens`, `${(megabytes / trainSeconds).toFixed(1)} MB/s (${trainSeconds.toFixed(1)} s)`, '-'],
         ['tokenize, encodeBatch (napi tokenizers)', `${(megabytes / encodeSeconds).toFixed(1)} MB/s, ${Math.round(tokens / encodeSeconds)} tok/s`, `HF tokenizers (Python): ${pyTokenize}`],
         ['tokenize, whole pipeline to .bin/.idx', `${(megabytes / pipelineSeconds).toFixed(1)} MB/s`, '-'],
+        ['read documents, .jsonl', plainRead, '-'],
+        ['read documents, .jsonl.zst (fzstd)', fzstdRead, `${compressed.note}; zstd-napi (before): ${ZSTD_NAPI_MB_S}`],
+        ["read documents, .jsonl.zst (Node's zstd)", nodeRead, '-'],
         [
           `index maps, ${INDEX_DOCUMENTS} docs (${maps.shuffleIdx.length} samples)`,
           `${indexSeconds.toFixed(2)} s`,

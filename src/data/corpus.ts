@@ -5,14 +5,14 @@
  *   .jsonl      one JSON object per line, the document in a string field (default "text"); blank lines
  *               are skipped.
  *   .zst        either of the above compressed with Zstandard (the Pile ships `.jsonl.zst`), decoded
- *               with zstd-napi's streaming decompressor.
+ *               as a stream by Node's built-in zstd or, where Node has none, fzstd (./zstd.ts).
  * Memory stays bounded by the longest line (or, in txtMode 'file', by the file). Text must be valid
  * UTF-8; a byte-order mark at the start of a file is dropped.
  */
 import { createReadStream } from 'node:fs';
 import { pipeline, Transform, type Readable } from 'node:stream';
-import { DecompressStream } from 'zstd-napi';
 import { ConfigError, DataError, FormatError } from '../util/errors.js';
+import { createZstdDecompressor, type ZstdDecoder } from './zstd.js';
 
 export type TxtMode = 'blocks' | 'file';
 
@@ -33,6 +33,8 @@ export interface ReadOptions {
   stats?: CorpusStats;
   /** Called with the number of bytes read from disk (compressed bytes for .zst), for progress. */
   onBytes?: (bytes: number) => void;
+  /** Zstandard decoder for .zst (default: Node's own where it has one, else fzstd). */
+  zstdDecoder?: ZstdDecoder;
 }
 
 export interface CorpusRecord {
@@ -55,17 +57,17 @@ export function corpusFormat(path: string): { format: CorpusFormat; zstd: boolea
 }
 
 /** Raw bytes of a file, decompressed when it is .zst. */
-function openBytes(path: string, zstd: boolean, onBytes?: (bytes: number) => void): Readable {
-  const file = createReadStream(path, { highWaterMark: 1 << 20 });
+function openBytes(path: string, zstd: boolean, options: ReadOptions): Readable {
+  // Compressed reads come in smaller pieces: each piece's text is decoded at once.
+  const file = createReadStream(path, { highWaterMark: zstd ? 1 << 16 : 1 << 20 });
   const counter = new Transform({
     transform(chunk: Buffer, _encoding, done) {
-      onBytes?.(chunk.length);
+      options.onBytes?.(chunk.length);
       done(null, chunk);
     },
   });
   const noop = (): void => {};
-  // windowLogMax 31: accept frames written with long windows (zstd --long), as large corpora often are.
-  return zstd ? pipeline(file, counter, new DecompressStream({ windowLogMax: 31 }), noop) : pipeline(file, counter, noop);
+  return zstd ? pipeline(file, counter, createZstdDecompressor(path, options.zstdDecoder), noop) : pipeline(file, counter, noop);
 }
 
 /** Stream errors from the decompressor become FormatErrors; file-system and our own errors pass through. */
@@ -87,8 +89,8 @@ function decodeLine(path: string, lineNumber: number, bytes: Uint8Array): string
 }
 
 /** Lines of a file without their "\n" (nor a "\r" before it), numbered from 1. */
-export async function* readLines(path: string, zstd: boolean, onBytes?: (bytes: number) => void): AsyncGenerator<[string, number]> {
-  const source = openBytes(path, zstd, onBytes);
+export async function* readLines(path: string, zstd: boolean, options: ReadOptions = {}): AsyncGenerator<[string, number]> {
+  const source = openBytes(path, zstd, options);
   let pending: Buffer[] = [];
   let lineNumber = 0;
   const emit = (parts: Buffer[]): string => {
@@ -118,7 +120,7 @@ export async function* readLines(path: string, zstd: boolean, onBytes?: (bytes: 
 async function* readTxtBlocks(path: string, zstd: boolean, options: ReadOptions): AsyncGenerator<CorpusRecord> {
   let block: string[] = [];
   let start = 0;
-  for await (const [line, n] of readLines(path, zstd, options.onBytes)) {
+  for await (const [line, n] of readLines(path, zstd, options)) {
     if (/^\s*$/.test(line)) {
       if (block.length > 0) yield { text: block.join('\n'), file: path, line: start };
       block = [];
@@ -132,7 +134,7 @@ async function* readTxtBlocks(path: string, zstd: boolean, options: ReadOptions)
 
 async function* readTxtFile(path: string, zstd: boolean, options: ReadOptions): AsyncGenerator<CorpusRecord> {
   const parts: Buffer[] = [];
-  const source = openBytes(path, zstd, options.onBytes);
+  const source = openBytes(path, zstd, options);
   try {
     for await (const chunk of source as AsyncIterable<Buffer>) parts.push(chunk);
   } catch (e) {
@@ -146,7 +148,7 @@ async function* readTxtFile(path: string, zstd: boolean, options: ReadOptions): 
 
 async function* readJsonl(path: string, zstd: boolean, options: ReadOptions): AsyncGenerator<CorpusRecord> {
   const field = options.textField ?? 'text';
-  for await (const [line, n] of readLines(path, zstd, options.onBytes)) {
+  for await (const [line, n] of readLines(path, zstd, options)) {
     if (/^\s*$/.test(line)) continue;
     let value: unknown;
     let problem: string | undefined;

@@ -5,6 +5,7 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
+import { type ResolvedCheckpoint } from '../model/hub-cache.js';
 import { ConfigError } from '../util/errors.js';
 
 export interface CheckpointRef {
@@ -66,6 +67,15 @@ export function checkpointRef(dir: string, named?: { model: string; step?: numbe
   const model = named?.model ?? (m ? basename(dirname(abs)) : basename(abs));
   const step = named?.step ?? (m ? Number(m[1]) : -1);
   return { model, step, dir, tokens: named?.tokens !== undefined ? named.tokens : tokensSeen(dir) };
+}
+
+/** Tokens per Pythia training step: 1024 sequences of 2048 tokens (the Pythia paper, §2). */
+export const PYTHIA_TOKENS_PER_STEP = 1024 * 2048;
+
+/** A hub snapshot: EleutherAI's Pythia checkpoints at `step<N>` have seen N × 2,097,152 tokens. */
+export function hubCheckpointRef(r: ResolvedCheckpoint): CheckpointRef {
+  const pythia = /^EleutherAI\/pythia-/.test(r.model);
+  return { model: r.model, step: r.step ?? -1, dir: r.dir, tokens: pythia && r.step !== undefined ? r.step * PYTHIA_TOKENS_PER_STEP : tokensSeen(r.dir) };
 }
 
 export interface CheckpointFilter {

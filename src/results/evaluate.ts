@@ -6,7 +6,8 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { loadTokenizer, type TextTokenizer } from '../data/tokenizer.js';
-import { type CheckpointRef, checkpointRef, isCheckpointDir, readSuite, suiteCheckpoints } from '../eval/checkpoints.js';
+import { type CheckpointRef, checkpointRef, hubCheckpointRef, isCheckpointDir, readSuite, suiteCheckpoints } from '../eval/checkpoints.js';
+import { resolveCheckpoint } from '../model/hub-cache.js';
 import type { Aggregate } from '../eval/metrics.js';
 import { runTask } from '../eval/run-task.js';
 import { resolveTaskPaths, suiteTaskDir } from '../eval/task-files.js';
@@ -22,8 +23,10 @@ export interface Shard {
 }
 
 export interface EvaluateOptions {
-  /** Suite folders, checkpoint folders (or resolved hub snapshots with their names). */
+  /** Suite folders, checkpoint folders, Hugging Face ids (`org/name[@revision]`, from the local cache), or resolved checkpoints. */
   sources: readonly (string | CheckpointRef)[];
+  /** The Hugging Face hub cache for ids (default: $HF_HUB_CACHE, $HF_HOME/hub, ~/.cache/huggingface/hub). */
+  cacheDir?: string;
   /** Task files or names; default every task in the task folders. */
   tasks?: readonly string[];
   taskDirs?: readonly string[];
@@ -78,7 +81,10 @@ function planSources(options: EvaluateOptions): Plan {
       plan.checkpoints.push(source);
       continue;
     }
-    if (!existsSync(source)) throw new ConfigError(`${source}: no such suite or checkpoint folder`);
+    if (!existsSync(source)) {
+      plan.checkpoints.push(hubCheckpointRef(resolveCheckpoint(source, { cacheDir: options.cacheDir })));
+      continue;
+    }
     if (isCheckpointDir(source)) {
       plan.checkpoints.push(checkpointRef(source));
       continue;

@@ -109,7 +109,11 @@ export class ResultsStore {
 
   async rows(sql: string, values: DuckDBValue[] = []): Promise<Row[]> {
     const reader = await this.connection.runAndReadAll(sql, values);
-    return reader.getRowObjectsJS() as Row[];
+    // BIGINT columns (counts, tokens) come back as numbers: every value we store fits in 2^53.
+    return (reader.getRowObjectsJS() as Row[]).map((row) => {
+      for (const [k, v] of Object.entries(row)) if (typeof v === 'bigint') row[k] = Number(v);
+      return row;
+    });
   }
 
   async transaction<T>(body: () => Promise<T>): Promise<T> {

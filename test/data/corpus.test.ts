@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { after, test } from 'node:test';
-import { CompressStream, compress } from 'zstd-napi';
 import { readCorpus, readDocuments, readRecords, type CorpusStats } from '../../src/data/corpus.js';
+import { defaultZstdDecoder, type ZstdDecoder } from '../../src/data/zstd.js';
 import { DataError, FormatError } from '../../src/util/errors.js';
+import { repoRoot } from '../support/paths.js';
+import { rawZstdFrame } from '../support/zstd.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pythia-corpus-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -68,28 +70,75 @@ test('invalid UTF-8 is a DataError with the line, not replacement characters', a
   await assert.rejects(collect(readDocuments(path)), { name: 'DataError', message: `${path}:3: invalid UTF-8` });
 });
 
-test('.jsonl.zst (the Pile format) decodes, including a long-window frame', async () => {
-  const lines = Array.from({ length: 2000 }, (_, i) => JSON.stringify({ text: `document ${i} ` + 'x'.repeat(i % 97) }));
-  const raw = Buffer.from(lines.join('\n') + '\n');
-  const simple = file('simple.jsonl.zst', compress(raw));
-  const docs = await collect(readDocuments(simple));
-  assert.equal(docs.length, 2000);
-  assert.equal(docs[1999], 'document 1999 ' + 'x'.repeat(1999 % 97));
-  // A streamed frame (no content size) with a 2^28-byte window: past zstd's default decoder limit of 2^27.
-  const chunks: Buffer[] = [];
-  for await (const c of Readable.from([raw]).pipe(new CompressStream({ windowLog: 28, enableLongDistanceMatching: true }))) chunks.push(c as Buffer);
-  const long = file('long.jsonl.zst', Buffer.concat(chunks));
-  assert.deepEqual(await collect(readDocuments(long)), docs);
-  const txt = file('blocks.txt.zst', compress(Buffer.from('one\n\ntwo\n')));
-  assert.deepEqual(await collect(readDocuments(txt)), ['one', 'two']);
-});
+const zstdFixture = (name: string): string => join(repoRoot, 'test/fixtures/zstd', name);
+const docsLines = Array.from({ length: 2000 }, (_, i) => `document ${i} ` + 'x'.repeat(i % 97));
+const hasNodeZstd = defaultZstdDecoder() === 'node';
+const decoders: ZstdDecoder[] = ['fzstd', 'node'];
 
-test('a truncated or corrupt .zst is a one-line FormatError', async () => {
-  const whole = compress(Buffer.from(JSON.stringify({ text: 'y'.repeat(100000) }) + '\n'));
-  const cut = file('cut.jsonl.zst', whole.subarray(0, whole.length - 20));
-  await assert.rejects(collect(readDocuments(cut)), (e: Error) => e instanceof FormatError && e.message.startsWith(cut) && !e.message.includes('\n'));
-  const junk = file('junk.jsonl.zst', Buffer.from('this is not zstd at all'));
-  await assert.rejects(collect(readDocuments(junk)), FormatError);
+for (const zstdDecoder of decoders) {
+  const skip = zstdDecoder === 'node' && !hasNodeZstd ? `Node ${process.version} has no built-in zstd` : false;
+
+  test(`.jsonl.zst and .txt.zst (the Pile format) decode with ${zstdDecoder}, also frames that follow one another`, { skip }, async () => {
+    const simple = zstdFixture('docs.jsonl.zst');
+    assert.deepEqual(await collect(readDocuments(simple, { zstdDecoder })), docsLines);
+    assert.deepEqual(await collect(readDocuments(zstdFixture('docs.txt.zst'), { zstdDecoder })), ['one', 'two']);
+    // Two frames with a skippable frame (magic 0x184D2A5?, a length, that many bytes) between them.
+    const skippable = Buffer.alloc(8 + 5);
+    skippable.writeUInt32LE(0x184d2a53, 0);
+    skippable.writeUInt32LE(5, 4);
+    const frame = readFileSync(simple);
+    const twice = file('twice.jsonl.zst', Buffer.concat([frame, skippable, frame]));
+    assert.deepEqual(await collect(readDocuments(twice, { zstdDecoder })), [...docsLines, ...docsLines]);
+  });
+
+  test(`a streamed frame with a 32 MiB window (zstd --long=25), matched 30 MB back, decodes with ${zstdDecoder}`, { skip }, async () => {
+    const block = Array.from({ length: 128 }, (_, i) => createHash('sha256').update(`block ${i}`).digest('hex')).join('');
+    let count = 0;
+    let fillerOk = true;
+    let first = '';
+    let last = '';
+    for await (const doc of readDocuments(zstdFixture('far-long25.jsonl.zst'), { zstdDecoder })) {
+      if (count === 0) first = doc;
+      else if (count <= 30000) fillerOk &&= doc === 'f'.repeat(990);
+      last = doc;
+      count++;
+    }
+    assert.equal(count, 30002);
+    assert.ok(fillerOk);
+    assert.equal(first, block);
+    assert.equal(last, block);
+  });
+
+  test(`.zst reading streams with ${zstdDecoder}: stopping after the first document reads a small part of the file`, { skip }, async () => {
+    const line = JSON.stringify({ text: 'z'.repeat(1000) }) + '\n';
+    const path = file(`large-${zstdDecoder}.jsonl.zst`, rawZstdFrame(Buffer.from(line.repeat(20000)))); // ~20 MB
+    let bytes = 0;
+    for await (const doc of readDocuments(path, { zstdDecoder, onBytes: (n) => (bytes += n) })) {
+      assert.equal(doc.length, 1000);
+      break;
+    }
+    assert.ok(bytes > 0 && bytes < statSync(path).size / 4, `read ${bytes} bytes`);
+    let count = 0;
+    for await (const doc of readDocuments(path, { zstdDecoder })) count += doc.length === 1000 ? 1 : 0;
+    assert.equal(count, 20000);
+  });
+
+  test(`a truncated or corrupt .zst is a one-line FormatError with ${zstdDecoder}`, { skip }, async () => {
+    const whole = readFileSync(zstdFixture('docs.jsonl.zst'));
+    const cut = file(`cut-${zstdDecoder}.jsonl.zst`, whole.subarray(0, whole.length - 20));
+    await assert.rejects(collect(readDocuments(cut, { zstdDecoder })), (e: Error) => e instanceof FormatError && e.message.startsWith(cut) && !e.message.includes('\n'));
+    const junk = file(`junk-${zstdDecoder}.jsonl.zst`, Buffer.from('this is not zstd at all'));
+    await assert.rejects(collect(readDocuments(junk, { zstdDecoder })), (e: Error) => e instanceof FormatError && e.message.startsWith(junk) && !e.message.includes('\n'));
+  });
+}
+
+test('a frame with a window past 32 MiB (zstd --long=27): fzstd refuses it in one line; Node\'s own zstd decodes it', async () => {
+  const long = zstdFixture('docs-long27.jsonl.zst');
+  await assert.rejects(
+    collect(readDocuments(long, { zstdDecoder: 'fzstd' })),
+    (e: Error) => e instanceof FormatError && e.message === `${long}: a Zstandard frame with a 128 MiB window (zstd --long) is past what the pure-JavaScript decoder used on Node ${process.version} reads (32 MiB): use Node 22.15 or later, or recompress without --long`,
+  );
+  if (hasNodeZstd) assert.deepEqual(await collect(readDocuments(long, { zstdDecoder: 'node' })), docsLines);
 });
 
 test('reading streams: stopping after the first document reads a small part of a large file', async () => {

@@ -5,13 +5,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { Tokenizer } from 'tokenizers';
-import { compress } from 'zstd-napi';
 import { trainBpe, writeTokenizerJson } from '../../src/data/bpe-trainer.js';
 import { IndexedDataset } from '../../src/data/indexed-dataset.js';
 import { tokenizeCorpus } from '../../src/data/tokenize.js';
 import { loadTokenizer, type TextTokenizer } from '../../src/data/tokenizer.js';
 import { DataError } from '../../src/util/errors.js';
 import { repoRoot } from '../support/paths.js';
+import { rawZstdFrame } from '../support/zstd.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pythia-tokenize-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -37,7 +37,7 @@ before(async () => {
   reference = Tokenizer.fromFile(tokenizerPath);
   const jsonl = JSONL_DOCS.map((text, i) => JSON.stringify({ text, meta: { i } })).join('\n') + '\n';
   inputs = [join(dir, 'a.jsonl.zst'), join(dir, 'b.txt')];
-  writeFileSync(inputs[0]!, compress(Buffer.from(jsonl)));
+  writeFileSync(inputs[0]!, rawZstdFrame(Buffer.from(jsonl)));
   writeFileSync(inputs[1]!, TXT);
 });
 

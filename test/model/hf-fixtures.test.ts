@@ -1,5 +1,5 @@
 /**
- * The model against Hugging Face transformers' own outputs (../shared/fixtures/hf-gptneox, made by
+ * The model against Hugging Face transformers' own outputs (test/fixtures/hf-gptneox, made by
  * GPTNeoXForCausalLM in float32): logits, hidden states, loss, every gradient, greedy generation
  * with and without the KV cache. Tolerances are the fixture README's.
  */

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -187,4 +187,38 @@ test('eval --json prints the summary rows; bad arguments are one-line errors', (
   assert.match(shard.stderr, /--shard.*expected i\/n with 0 <= i < n/);
   const noDb = pythia('eval', join(suite, 'tiny-a', 'step4'), '--tasks', join(dir, 'corpus', 'tasks', 'choice.jsonl'));
   assert.match(noDb.stderr, /^pythia: --db: needed when the sources are not exactly one suite folder\n$/);
+});
+
+test('eval reads a Hugging Face id at a revision from a hub cache laid out as huggingface_hub does', async () => {
+  // models--EleutherAI--pythia-tiny/{refs/step4, snapshots/<commit>/<file> -> ../../blobs/<hash>}
+  const cache = join(dir, 'hub');
+  const repo = join(cache, 'models--EleutherAI--pythia-tiny');
+  const commit = 'a'.repeat(40);
+  mkdirSync(join(repo, 'refs'), { recursive: true });
+  mkdirSync(join(repo, 'blobs'));
+  mkdirSync(join(repo, 'snapshots', commit), { recursive: true });
+  writeFileSync(join(repo, 'refs', 'step4'), commit);
+  const source = join(suite, 'tiny-b', 'step4');
+  for (const [i, file] of readdirSync(source).entries()) {
+    const blob = `blob${i}`;
+    copyFileSync(join(source, file), join(repo, 'blobs', blob));
+    symlinkSync(join('..', '..', 'blobs', blob), join(repo, 'snapshots', commit, file));
+  }
+  const db = join(dir, 'hub.duckdb');
+  const tasks = join(dir, 'corpus', 'tasks', 'choice.jsonl');
+  const r = pythia('eval', 'EleutherAI/pythia-tiny@step4', '--cache-dir', cache, '--tasks', tasks, '--db', db);
+  assert.equal(r.status, 0, r.stderr);
+  const c = await content(db);
+  assert.deepEqual(c.checkpoints, [{ model: 'EleutherAI/pythia-tiny', step: 4, tokens: 4 * 1024 * 2048 }]);
+  // The same weights as the suite's tiny-b at step 4 give the same item results.
+  const full = await content(join(dir, 'full.duckdb'));
+  const strip = (rows: unknown[]) => rows.map((x: any) => ({ ...x, model: undefined }));
+  assert.deepEqual(
+    strip(c.item_results!),
+    strip(full.item_results!.filter((x: any) => x.model === 'tiny-b' && x.step === 4 && x.task === 'choice' && x.shots === 0)),
+  );
+  const missing = pythia('eval', 'EleutherAI/pythia-tiny@step8', '--cache-dir', cache, '--tasks', tasks, '--db', db);
+  assert.equal(missing.status, 1);
+  assert.equal(missing.stderr.trim().split('\n').length, 1);
+  assert.match(missing.stderr, /step8.*step4.*huggingface-cli download EleutherAI\/pythia-tiny --revision step8/);
 });

@@ -5,11 +5,11 @@ import { fileURLToPath } from 'node:url';
 /** The repository root (tests run from dist/test/...). */
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
-/** The project's read-only shared folder, beside the checkout. */
-export const sharedDir = resolve(repoRoot, '../shared');
+/** The Hugging Face reference fixtures, kept in the repository (test/fixtures/hf-gptneox). */
+export const fixturesDir = join(repoRoot, 'test/fixtures/hf-gptneox');
 
 export function fixtureDir(caseName: string): string {
-  const dir = join(sharedDir, 'fixtures/hf-gptneox', caseName);
-  if (!existsSync(dir)) throw new Error(`fixture ${dir} is missing: ../shared must sit beside the checkout`);
+  const dir = join(fixturesDir, caseName);
+  if (!existsSync(dir)) throw new Error(`fixture ${dir} is missing`);
   return dir;
 }

@@ -1,5 +1,5 @@
 /**
- * Acceptance: ../shared/fixtures/hf-gptneox/parallel-r25. From model/, five optimizer steps on the
+ * Acceptance: test/fixtures/hf-gptneox/parallel-r25. From model/, five optimizer steps on the
  * batches in train.safetensors (written here as a preshuffled dataset, seq-length = width − 1)
  * with that case's recipe (torch AdamW, lr 1e-3 constant, wd 0.01, clip 1.0) must reproduce the
  * losses, the gradient norms and the final weights within the fixture README's tolerances.

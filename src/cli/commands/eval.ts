@@ -37,6 +37,7 @@ interface EvalFlags {
   outputType?: OutputType;
   fewshotFile?: string;
   tokenizer?: string;
+  cacheDir?: string;
   shard?: Shard;
   json?: boolean;
 }
@@ -90,7 +91,7 @@ export function registerEval(program: Command): void {
       'evaluate checkpoints on lm-eval-style tasks (multiple_choice, loglikelihood, loglikelihood_rolling, generate_until) ' +
         'into a DuckDB results database; cells already there are skipped, so an interrupted run resumes',
     )
-    .argument('<sources...>', 'suite folders, checkpoint folders (HF layout or <model>/step<N>)')
+    .argument('<sources...>', 'suite folders, checkpoint folders (HF layout or <model>/step<N>), or Hugging Face ids org/name@revision read offline from the local cache')
     .option('--tasks <tasks...>', 'task files (.jsonl) or names in the task folders (default: every task there)')
     .option('--task-dir <dirs...>', "folders of <name>.jsonl tasks (default: the tasks/ of the suite's synthetic corpus)")
     .option('--steps <list>', 'only these checkpoint steps of a suite, e.g. 0,512,1000, or all', (v: string) => (v === 'all' ? 'all' : intList(v)))
@@ -104,6 +105,7 @@ export function registerEval(program: Command): void {
     .option('--batch-size <n>', 'rows scored or generated at once', positiveInt, 16)
     .option('--max-gen-tokens <n>', 'most tokens a generate_until item may generate', positiveInt, 32)
     .option('--tokenizer <file>', 'tokenizer.json for checkpoints that carry none')
+    .option('--cache-dir <dir>', 'Hugging Face hub cache for ids (default: $HF_HUB_CACHE, $HF_HOME/hub, ~/.cache/huggingface/hub)')
     .option('--threads <n>', 'compute threads (default: every core)', positiveInt)
     .option('--shard <i/n>', 'evaluate only every n-th cell of the grid starting at i (cluster array jobs; merge with `pythia results merge`)', parseShard)
     .option('--json', 'print the summary table as JSON')
@@ -127,6 +129,7 @@ export function registerEval(program: Command): void {
           maxGenTokens: flags.maxGenTokens,
           threads: flags.threads,
           tokenizer: flags.tokenizer,
+          cacheDir: flags.cacheDir,
           shard: flags.shard,
           onEvent: progress.onEvent,
         });

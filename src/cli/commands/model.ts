@@ -1,4 +1,4 @@
-/** `pythia inspect`, `pythia forward`, `pythia generate`: a checkpoint folder in, numbers out. */
+/** `pythia inspect`, `pythia forward`, `pythia generate`: a checkpoint (folder or hub id@revision) in, numbers out. */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { type TensorToWrite, writeSafetensors } from '../../formats/index.js';
@@ -8,6 +8,7 @@ import { countParameters, headDim, parameterShapes, rotaryDims, toHfConfig } fro
 import { Decoder } from '../../model/decoder.js';
 import { forward, tokenMatrix } from '../../model/forward.js';
 import { generate } from '../../model/generate.js';
+import { resolveCheckpoint } from '../../model/hub-cache.js';
 import { matchPreset } from '../../model/presets.js';
 import { openCheckpointWeights } from '../../formats/index.js';
 import { UserError } from '../errors.js';
@@ -140,18 +141,26 @@ async function runGenerate(dir: string, options: GenerateFlags): Promise<void> {
   }
 }
 
+/** Where a checkpoint argument (a folder, or a hub id resolved offline in the HF cache) lives. */
+const CHECKPOINT_ARGUMENT = 'checkpoint folder, or Hugging Face model id[@revision] from the local hub cache (e.g. EleutherAI/pythia-70m-deduped@step3000)';
+const REVISION_OPTION = ['--revision <rev>', 'hub revision (branch, tag such as step3000, or commit) for an id without @revision (default: main)'] as const;
+const CACHE_DIR_OPTION = ['--cache-dir <dir>', 'Hugging Face hub cache (default: $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub)'] as const;
+const checkpointDir = (spec: string, options: { revision?: string; cacheDir?: string }): string => resolveCheckpoint(spec, options).dir;
+
 export function registerModel(program: Command): void {
   program
     .command('inspect')
     .description('show a checkpoint\'s configuration, parameter count, stored dtypes and matching Pythia preset')
-    .argument('<checkpoint>', 'Hugging Face checkpoint folder (config.json + weights)')
+    .argument('<checkpoint>', CHECKPOINT_ARGUMENT)
     .option('--json', 'print JSON instead of a table')
-    .action((dir: string, options: { json?: boolean }) => inspect(dir, options));
+    .option(...REVISION_OPTION)
+    .option(...CACHE_DIR_OPTION)
+    .action((spec: string, options: { json?: boolean; revision?: string; cacheDir?: string }) => inspect(checkpointDir(spec, options), options));
 
   program
     .command('forward')
     .description('run the model on token rows and write logits (and optionally hidden states, loss, gradients) to safetensors')
-    .argument('<checkpoint>', 'Hugging Face checkpoint folder')
+    .argument('<checkpoint>', CHECKPOINT_ARGUMENT)
     .requiredOption('--tokens <file.json>', 'JSON array of equal-length arrays of token ids')
     .requiredOption('--out <file.safetensors>', 'where to write the outputs')
     .option('--hidden-states', 'also write hidden_states.N (HF convention: embeddings, each layer, final norm)')
@@ -159,12 +168,14 @@ export function registerModel(program: Command): void {
     .option('--grads', 'also write grad.<parameter> for every parameter (implies the loss)')
     .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)', positiveInt)
     .addOption(deviceOption())
-    .action(runForward);
+    .option(...REVISION_OPTION)
+    .option(...CACHE_DIR_OPTION)
+    .action((spec: string, options) => runForward(checkpointDir(spec, options), options));
 
   const gen = program
     .command('generate')
     .description('continue prompts greedily (or by seeded sampling) with a KV cache, up to the end-of-text token')
-    .argument('<checkpoint>', 'Hugging Face checkpoint folder')
+    .argument('<checkpoint>', CHECKPOINT_ARGUMENT)
     .option('--tokens <file.json>', 'JSON array of prompts (arrays of token ids); prints a JSON array of rows')
     .option('--text <prompt>', 'a prompt (repeat the flag for several); needs a tokenizer and prints decoded text, one JSON string per line', collect);
   addTokenizerOption(gen, 'tokenizer.json (default: the checkpoint\'s)')
@@ -177,5 +188,7 @@ export function registerModel(program: Command): void {
     .option('--no-cache', 'recompute the whole sequence at every step (slow; for checking)')
     .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)', positiveInt)
     .addOption(deviceOption())
-    .action(runGenerate);
+    .option(...REVISION_OPTION)
+    .option(...CACHE_DIR_OPTION)
+    .action((spec: string, options) => runGenerate(checkpointDir(spec, options), options));
 }

@@ -1,0 +1,162 @@
+/**
+ * `GPTNeoX`: a loaded checkpoint with its tokenizer, and forward, generate and score over it.
+ * Named after transformers.js where it has a name (`fromPretrained`, `config`, `tokenizer`,
+ * `generate`, `dispose`; exported also as `GPTNeoXForCausalLM`). Everything runs on the model
+ * layer's building blocks: `forward`, `Decoder` + `generate`, `Scorer`.
+ */
+import { loadTokenizer, type TextTokenizer } from '../data/tokenizer.js';
+import { loadCheckpoint } from '../model/checkpoint.js';
+import type { NeoXConfig } from '../model/config.js';
+import { Decoder } from '../model/decoder.js';
+import { forward, tokenMatrix, type ForwardOptions, type ForwardResult } from '../model/forward.js';
+import { generate } from '../model/generate.js';
+import { resolveCheckpoint, type ResolvedCheckpoint } from '../model/hub-cache.js';
+import type { Params } from '../model/params.js';
+import { Scorer, type ScoreResult } from '../model/score.js';
+import type { ExecutionProvider, RuntimeOptions } from '../runtime/session.js';
+import { ConfigError } from '../util/errors.js';
+import { encodePairs } from '../eval/encode.js';
+
+export interface FromPretrainedOptions {
+  /** Hub revision for an id without `@revision`: a branch, a tag such as `step3000`, or a commit (default `main`). */
+  revision?: string;
+  /** The Hugging Face hub cache (default: `$HF_HUB_CACHE`, else `$HF_HOME/hub`, else `~/.cache/huggingface/hub`). */
+  cacheDir?: string;
+  /** Computation dtype: weights stored in float16 or bfloat16 are widened to float32, the only one for now. */
+  dtype?: 'float32' | 'fp32';
+  /** onnxruntime intra-op threads (default: every core). */
+  threads?: number;
+  device?: ExecutionProvider;
+  /** A tokenizer.json to use instead of the checkpoint's own. */
+  tokenizer?: string;
+}
+
+export interface ModelForwardOptions extends ForwardOptions {}
+
+export interface ModelForwardResult extends ForwardResult {
+  batch: number;
+  seq: number;
+}
+
+export interface ModelGenerateOptions {
+  /** Tokens to add to each prompt (default 32). */
+  maxNewTokens?: number;
+  /** 0 (default) is greedy. */
+  temperature?: number;
+  /** Sample among the k most likely tokens (0: all). */
+  topK?: number;
+  /** Nucleus sampling: not yet supported by the model layer (only 1, which is off). */
+  topP?: number;
+  seed?: number;
+  /** Stop a row at the end-of-text token (config `eos_token_id`); default true. */
+  stopAtEos?: boolean;
+}
+
+/** A context and its continuation, as text (tokenized as lm-evaluation-harness does) or as token ids. */
+export type ScorePair =
+  | { context: string; continuation: string }
+  | { context: readonly number[]; continuation: readonly number[] }
+  | readonly [string, string]
+  | readonly [readonly number[], readonly number[]];
+
+export class GPTNeoX {
+  private decoder: Decoder | undefined;
+  private scorer: Scorer | undefined;
+  private disposed = false;
+
+  private constructor(
+    /** Where the checkpoint came from: folder, model name or hub id, revision, step. */
+    readonly source: ResolvedCheckpoint,
+    readonly config: NeoXConfig,
+    /** Float32 weights by Hugging Face parameter name. */
+    readonly params: Params,
+    /** The checkpoint's tokenizer.json (or the one given), if any. */
+    readonly tokenizer: TextTokenizer | undefined,
+    private readonly runtime: RuntimeOptions,
+  ) {}
+
+  /** Loads a checkpoint folder, or a hub id (`org/name[@revision]`) from the local Hugging Face cache; nothing is downloaded. */
+  static async fromPretrained(pathOrHubId: string, options: FromPretrainedOptions = {}): Promise<GPTNeoX> {
+    if (options.dtype !== undefined && options.dtype !== 'float32' && options.dtype !== 'fp32') {
+      throw new ConfigError(`dtype "${String(options.dtype)}": only float32 computation is supported (float16/bfloat16 weights are widened to it)`);
+    }
+    const source = resolveCheckpoint(pathOrHubId, { revision: options.revision, cacheDir: options.cacheDir });
+    const checkpoint = loadCheckpoint(source.dir);
+    const tokenizerPath = options.tokenizer ?? checkpoint.tokenizerPath;
+    const tokenizer = tokenizerPath === undefined ? undefined : await loadTokenizer(tokenizerPath);
+    const runtime: RuntimeOptions = { threads: options.threads, provider: options.device };
+    return new GPTNeoX(source, checkpoint.config, checkpoint.params, tokenizer, runtime);
+  }
+
+  /** One pass over equal-length token rows: logits [batch, seq, vocab] (flat), and on request hidden states, the loss, gradients. */
+  async forward(ids: readonly number[] | readonly (readonly number[])[], options: ModelForwardOptions = {}): Promise<ModelForwardResult> {
+    this.checkAlive();
+    const rows = isRow(ids) ? [ids] : ids;
+    const matrix = tokenMatrix(rows, this.config.vocabSize, 'forward');
+    const result = await forward(this.config, this.params, matrix, rows.length, options, this.runtime);
+    return { ...result, batch: rows.length, seq: rows[0]!.length };
+  }
+
+  /** Continues prompts; returns what it was given (text or token ids) with the continuation appended. */
+  generate(prompt: string, options?: ModelGenerateOptions): Promise<string>;
+  generate(prompts: readonly string[], options?: ModelGenerateOptions): Promise<string[]>;
+  generate(prompt: readonly number[], options?: ModelGenerateOptions): Promise<number[]>;
+  generate(prompts: readonly (readonly number[])[], options?: ModelGenerateOptions): Promise<number[][]>;
+  async generate(input: string | readonly string[] | readonly number[] | readonly (readonly number[])[], options: ModelGenerateOptions = {}): Promise<string | string[] | number[] | number[][]> {
+    this.checkAlive();
+    const texts = typeof input === 'string' ? [input] : input.length > 0 && input.every((x) => typeof x === 'string') ? (input as readonly string[]) : undefined;
+    let prompts: number[][];
+    if (texts) prompts = await this.requireTokenizer('generate from text').encodeBatch([...texts]);
+    else prompts = isRow(input as readonly number[]) ? [[...(input as readonly number[])]] : (input as readonly (readonly number[])[]).map((r) => [...r]);
+    this.decoder ??= await Decoder.create(this.config, this.params, this.runtime);
+    const rows = await generate(this.decoder, prompts, {
+      maxNewTokens: options.maxNewTokens ?? 32,
+      temperature: options.temperature,
+      topK: options.topK,
+      topP: options.topP,
+      seed: options.seed,
+      eosTokenId: options.stopAtEos === false ? undefined : this.config.eosTokenId,
+    });
+    if (texts) {
+      const decoded = rows.map((r) => this.tokenizer!.decode(r));
+      return typeof input === 'string' ? decoded[0]! : decoded;
+    }
+    return isRow(input as readonly number[]) ? rows[0]! : rows;
+  }
+
+  /** Log-likelihood of each continuation given its context, and whether greedy decoding produces it. */
+  async score(pairs: readonly ScorePair[], options: { batchSize?: number } = {}): Promise<ScoreResult[]> {
+    this.checkAlive();
+    const requests = await Promise.all(
+      pairs.map(async (pair, i) => {
+        const [context, continuation] = Array.isArray(pair) ? pair : [(pair as { context: unknown }).context, (pair as { continuation: unknown }).continuation];
+        if (typeof context === 'string' && typeof continuation === 'string') return (await encodePairs(this.requireTokenizer('score text'), [{ context, continuation }]))[0]!;
+        if (isRow(context) && isRow(continuation)) return { context, continuation };
+        throw new ConfigError(`score: pair ${i}: expected context and continuation both as text or both as token ids`);
+      }),
+    );
+    this.scorer ??= await Scorer.create(this.config, this.params, this.runtime);
+    return this.scorer.score(requests, options.batchSize);
+  }
+
+  /** Frees the onnxruntime sessions that hold this model's weights; the model cannot be used after. */
+  async dispose(): Promise<void> {
+    this.disposed = true;
+    await this.decoder?.release();
+    this.decoder = undefined;
+    this.scorer = undefined;
+  }
+
+  private checkAlive(): void {
+    if (this.disposed) throw new ConfigError(`${this.source.model}: the model was disposed`);
+  }
+
+  private requireTokenizer(what: string): TextTokenizer {
+    if (!this.tokenizer) throw new ConfigError(`${this.source.dir} has no tokenizer.json: to ${what}, pass { tokenizer: 'path/to/tokenizer.json' } to fromPretrained, or give token ids`);
+    return this.tokenizer;
+  }
+}
+
+function isRow(x: unknown): x is readonly number[] {
+  return Array.isArray(x) && x.every((v) => typeof v === 'number');
+}

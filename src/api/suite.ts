@@ -1,0 +1,68 @@
+/**
+ * `Suite`: what `pythia suite` writes (`suite.json` and `<model>/step<N>/` checkpoint folders),
+ * opened for reading: its models, their steps, and each (model, step) checkpoint.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { SUITE_MANIFEST, type SuiteManifest } from '../train/suite.js';
+import { existingCheckpoints } from '../train/trainer.js';
+import { ConfigError, FormatError } from '../util/errors.js';
+import { GPTNeoX, type FromPretrainedOptions } from './gpt-neox.js';
+
+export interface SuiteCheckpoint {
+  model: string;
+  step: number;
+  /** The checkpoint folder, `<suite>/<model>/step<N>`. */
+  dir: string;
+}
+
+export class Suite {
+  private constructor(
+    readonly dir: string,
+    readonly manifest: SuiteManifest,
+  ) {}
+
+  static open(dir: string): Suite {
+    const path = join(dir, SUITE_MANIFEST);
+    if (!existsSync(path)) throw new FormatError(dir, `not a suite folder: ${SUITE_MANIFEST} is missing (pythia suite writes it)`);
+    let manifest: SuiteManifest;
+    try {
+      manifest = JSON.parse(readFileSync(path, 'utf8')) as SuiteManifest;
+    } catch (e) {
+      throw new FormatError(path, `not valid JSON: ${(e as Error).message}`);
+    }
+    if (!Array.isArray(manifest.models)) throw new FormatError(path, 'models: expected an array');
+    return new Suite(resolve(dir), manifest);
+  }
+
+  /** Model names, in the manifest's order (smallest first, as the suite trains them). */
+  get models(): string[] {
+    return this.manifest.models.map((m) => m.name);
+  }
+
+  /** The steps with a checkpoint folder on disk for `model`, ascending. */
+  steps(model: string): number[] {
+    if (!this.models.includes(model)) throw new ConfigError(`${this.dir}: no model ${model} in this suite (${this.models.join(', ')})`);
+    return existingCheckpoints(join(this.dir, model));
+  }
+
+  /** Every (model, step) checkpoint, model by model, steps ascending; optionally only some models or steps. */
+  checkpoints(filter: { models?: readonly string[]; steps?: readonly number[] } = {}): SuiteCheckpoint[] {
+    const models = filter.models ?? this.models;
+    return models.flatMap((model) =>
+      this.steps(model)
+        .filter((step) => filter.steps === undefined || filter.steps.includes(step))
+        .map((step) => ({ model, step, dir: join(this.dir, model, `step${step}`) })),
+    );
+  }
+
+  [Symbol.iterator](): Iterator<SuiteCheckpoint> {
+    return this.checkpoints()[Symbol.iterator]();
+  }
+
+  /** Loads one checkpoint of the suite. */
+  async load(model: string, step: number, options: Omit<FromPretrainedOptions, 'revision' | 'cacheDir'> = {}): Promise<GPTNeoX> {
+    if (!this.steps(model).includes(step)) throw new ConfigError(`${this.dir}: ${model} has no checkpoint at step ${step} (steps: ${this.steps(model).join(', ')})`);
+    return GPTNeoX.fromPretrained(join(this.dir, model, `step${step}`), options);
+  }
+}

@@ -1,0 +1,104 @@
+/**
+ * Naming a checkpoint: a folder, or a Hugging Face hub id (`org/name`, `org/name@revision`) found
+ * offline in the local hub cache as `huggingface_hub` lays it out. Nothing is ever downloaded.
+ *
+ *   <cache>/models--<org>--<name>/refs/<revision>       a file holding a commit hash
+ *   <cache>/models--<org>--<name>/snapshots/<commit>/   the files, symlinks into ../../blobs/
+ *
+ * The cache is `$HF_HUB_CACHE`, else `$HF_HOME/hub`, else `$XDG_CACHE_HOME/huggingface/hub`, else
+ * `~/.cache/huggingface/hub` (huggingface_hub's constants, with its older `HUGGINGFACE_HUB_CACHE`).
+ */
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { basename, dirname, join, resolve } from 'node:path';
+import { ConfigError } from '../util/errors.js';
+
+export interface ResolveOptions {
+  /** The hub cache folder (default: from the environment, as huggingface_hub finds it). */
+  cacheDir?: string;
+  /** Branch, tag or commit hash for a hub id given without `@revision` (default `main`). */
+  revision?: string;
+}
+
+export interface ResolvedCheckpoint {
+  /** The checkpoint folder (for a hub id, its snapshot folder). */
+  dir: string;
+  /** `org/name` for a hub id; for a folder, its name (the parent's for a suite's `step<N>`). */
+  model: string;
+  /** The hub revision asked for. */
+  revision?: string;
+  /** The training step, from a `step<N>` folder or revision (or a `step<N>` ref naming the commit). */
+  step?: number;
+}
+
+const COMMIT_HASH = /^[0-9a-f]{40}$/;
+const HUB_ID = /^([A-Za-z0-9][A-Za-z0-9_.-]*)\/([A-Za-z0-9][A-Za-z0-9_.-]*)(?:@(.+))?$/;
+const STEP = /^step(\d+)$/;
+
+function expandHome(path: string): string {
+  return path === '~' || path.startsWith('~/') ? join(homedir(), path.slice(1)) : path;
+}
+
+/** The hub cache folder huggingface_hub would use with this environment. */
+export function hubCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  const direct = env.HF_HUB_CACHE || env.HUGGINGFACE_HUB_CACHE;
+  if (direct) return expandHome(direct);
+  const home = env.HF_HOME ? expandHome(env.HF_HOME) : join(env.XDG_CACHE_HOME ? expandHome(env.XDG_CACHE_HOME) : join(homedir(), '.cache'), 'huggingface');
+  return join(home, 'hub');
+}
+
+const isDirectory = (path: string): boolean => existsSync(path) && statSync(path).isDirectory();
+const isFile = (path: string): boolean => existsSync(path) && statSync(path).isFile();
+const stepOf = (name: string): number | undefined => {
+  const m = STEP.exec(name);
+  return m ? Number(m[1]) : undefined;
+};
+
+/** Resolves a folder or a hub id to a checkpoint folder; a one-line ConfigError when it cannot. */
+export function resolveCheckpoint(spec: string, options: ResolveOptions = {}): ResolvedCheckpoint {
+  if (isDirectory(spec)) {
+    if (options.revision !== undefined) throw new ConfigError(`${spec}: a revision applies to a Hugging Face model id, not to a folder`);
+    const dir = resolve(spec);
+    const step = stepOf(basename(dir));
+    return step === undefined ? { dir, model: basename(dir) } : { dir, model: basename(dirname(dir)), step };
+  }
+  const m = HUB_ID.exec(spec);
+  if (!m) {
+    throw new ConfigError(`${spec}: no such checkpoint folder, and not a Hugging Face model id (org/name or org/name@revision)`);
+  }
+  const [, org, name, atRevision] = m as unknown as [string, string, string, string | undefined];
+  if (atRevision !== undefined && options.revision !== undefined && atRevision !== options.revision) {
+    throw new ConfigError(`${spec}: revision ${atRevision} in the id and ${options.revision} as an option; give one`);
+  }
+  const id = `${org}/${name}`;
+  const revision = atRevision ?? options.revision ?? 'main';
+  const cacheDir = options.cacheDir ?? hubCacheDir();
+  const repoDir = join(cacheDir, `models--${org}--${name}`);
+  const fetchHint = `nothing is downloaded: fetch it with huggingface-cli download ${id} --revision ${revision}`;
+  if (!isDirectory(repoDir)) {
+    throw new ConfigError(`${spec}: no such checkpoint folder, and ${id} is not in the Hugging Face cache ${cacheDir}; ${fetchHint}`);
+  }
+  const refs = listRefs(join(repoDir, 'refs'));
+  const snapshots = isDirectory(join(repoDir, 'snapshots')) ? readdirSync(join(repoDir, 'snapshots')).filter((s) => isDirectory(join(repoDir, 'snapshots', s))).sort() : [];
+  const present = `revisions present: ${refs.size > 0 ? [...refs.keys()].join(', ') : 'no refs'}; snapshots: ${snapshots.length > 0 ? snapshots.join(', ') : 'none'}`;
+  const commit = COMMIT_HASH.test(revision) ? revision : refs.get(revision);
+  if (commit === undefined || !snapshots.includes(commit)) {
+    const what = commit === undefined || commit === revision ? `revision ${revision} is not in the Hugging Face cache` : `revision ${revision} names commit ${commit}, whose snapshot is missing from the Hugging Face cache`;
+    throw new ConfigError(`${id}: ${what} ${cacheDir} (${present}); ${fetchHint}`);
+  }
+  const stepRef = [...refs].find(([ref, hash]) => hash === commit && stepOf(ref) !== undefined)?.[0];
+  const step = stepOf(revision) ?? (stepRef === undefined ? undefined : stepOf(stepRef));
+  return { dir: join(repoDir, 'snapshots', commit), model: id, revision, ...(step === undefined ? {} : { step }) };
+}
+
+/** Every ref (branches, tags, `refs/pr/N`) and the commit it names, sorted with steps in numeric order. */
+function listRefs(refsDir: string): Map<string, string> {
+  const refs = new Map<string, string>();
+  if (!isDirectory(refsDir)) return refs;
+  const entries = readdirSync(refsDir, { recursive: true, encoding: 'utf8' }).sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+  for (const ref of entries) {
+    const path = join(refsDir, ref);
+    if (isFile(path)) refs.set(ref.split('\\').join('/'), readFileSync(path, 'utf8').trim());
+  }
+  return refs;
+}
