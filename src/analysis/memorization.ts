@@ -1,5 +1,6 @@
 /**
- * Memorization as Carlini et al. define it and Pythia measured it (§4;
+ * Memorization as Carlini et al. define it and Pythia measured it (the paper's case study on
+ * training order and memorization;
  * `predictable-memorization/eval_memorization.py`): a training sequence's first `promptLength`
  * tokens are the prompt, the model greedily generates `continuationLength` tokens, and the score
  * is the fraction of them equal to the sequence's own next tokens. A sequence is memorized when

@@ -1,5 +1,6 @@
 /**
- * Memorized sequences as a Poisson process over training order (Pythia §4, after the
+ * Memorized sequences as a Poisson process over training order (the Pythia paper's case
+ * study on training order and memorization, after the
  * `predictable-memorization/eda.ipynb` Q–Q plot): count memorized sequences in windows of
  * consecutive sample indices, and ask whether the counts look like draws from one Poisson
  * distribution, as they would if memorization did not depend on when a sequence was trained on.

@@ -1,12 +1,14 @@
 /**
- * Term frequency in the tokens a checkpoint has trained on (Pythia §5's term-frequency study,
- * after Razeghi et al.): for every requested step S, how often each term occurs in batches
+ * Term frequency in the tokens a checkpoint has trained on (the Pythia paper's term-frequency case
+ * study, after Razeghi et al.): for every requested step S, how often each term occurs in batches
  * 0 … S−1 of the training order, all steps counted in one pass over batches 0 … max(S)−1.
  *
  * A term matches as whole tokens: its token sequence (`encode(term)`) or that of the term after
  * one space (`encode(" " + term)`), found anywhere inside one sample's seq_length + 1 tokens
  * (matches never span two samples). When the spaced sequence ends with the bare one, only the
- * bare one is searched, since it finds both. docs/analyses.md relates this to counting in text.
+ * bare one is searched, since it finds both. With `words`, a match must also stand as a whole
+ * word: no word character right after it, nor right before a bare form. docs/analyses.md relates
+ * both rules to counting in text.
  */
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -15,7 +17,7 @@ import type { TextTokenizer } from '../data/tokenizer.js';
 import { runInWorker } from '../runtime/worker.js';
 import { PYTHIA_CHECKPOINT_SCHEDULE, saveIters } from '../train/checkpoint-schedule.js';
 import { ConfigError, DataError, FormatError } from '../util/errors.js';
-import { TermMatcher } from './term-matcher.js';
+import { TermMatcher, type WordEdges } from './term-matcher.js';
 
 export interface Term {
   term: string;
@@ -28,6 +30,8 @@ export interface TermPatterns {
   /** Token sequences searched; `termOf[p]` is the term that pattern p counts for. */
   patterns: number[][];
   termOf: number[];
+  /** Whether pattern p is its term's bare form (no leading space): only those check the token before. */
+  bare: boolean[];
 }
 
 /** The training order to count in, as `openTrainingOrder` takes it (without callbacks). */
@@ -36,6 +40,8 @@ export type CountOrder = Omit<TrainingOrderOptions, 'onPhase'>;
 export interface CountOptions {
   order: CountOrder;
   patterns: TermPatterns;
+  /** Count whole words only (see `TermMatcher`): the tokenizer's word edges, from `wordEdges`. */
+  words?: WordEdges;
   /** Checkpoint steps; counted over batches 0 … step − 1 each. */
   steps: readonly number[];
   /** Worker threads (default 1: count in this thread). */
@@ -95,18 +101,39 @@ function endsWith(sequence: readonly number[], suffix: readonly number[]): boole
 export async function termPatterns(terms: readonly Term[], tokenizer: TextTokenizer, source: string): Promise<TermPatterns> {
   const bare = await tokenizer.encodeBatch(terms.map((t) => t.term));
   const spaced = await tokenizer.encodeBatch(terms.map((t) => ` ${t.term}`));
-  const out: TermPatterns = { terms: [], patterns: [], termOf: [] };
+  const out: TermPatterns = { terms: [], patterns: [], termOf: [], bare: [] };
   terms.forEach((t, i) => {
     const forms = [bare[i]!];
     if (!endsWith(spaced[i]!, bare[i]!)) forms.push(spaced[i]!);
     if (bare[i]!.length === 0) throw new FormatError(source, `line ${t.line}: term ${JSON.stringify(t.term)} tokenizes to nothing`);
     out.terms.push(t.term);
-    for (const f of forms) {
+    forms.forEach((f, form) => {
       out.patterns.push(f);
       out.termOf.push(i);
-    }
+      out.bare.push(form === 0);
+    });
   });
   return out;
+}
+
+const WORD_START = /^[\p{L}\p{N}_]/u;
+const WORD_END = /[\p{L}\p{N}_]$/u;
+
+/** Which tokens start and end with a word character, from each token's own decoded text. */
+export function wordEdges(tokenizer: TextTokenizer): WordEdges {
+  const startsWord = new Uint8Array(tokenizer.vocabSize);
+  const endsWord = new Uint8Array(tokenizer.vocabSize);
+  for (let id = 0; id < tokenizer.vocabSize; id++) {
+    let text: string;
+    try {
+      text = tokenizer.decode([id]);
+    } catch {
+      continue; // an id the vocabulary skips
+    }
+    startsWord[id] = WORD_START.test(text) ? 1 : 0;
+    endsWord[id] = WORD_END.test(text) ? 1 : 0;
+  }
+  return { startsWord, endsWord };
 }
 
 /** "0,512,1000" or "pythia" (Pythia's 154 checkpoint steps) → sorted distinct steps. */
@@ -129,6 +156,8 @@ export interface ScanInput {
   order: CountOrder;
   patterns: number[][];
   termOf: number[];
+  bare: boolean[];
+  words?: WordEdges;
   terms: number;
   steps: number[];
   /** Batches [first, end) to scan. */
@@ -144,7 +173,7 @@ export interface ScanResult {
 
 /** Counts batches [first, end) into segments between consecutive steps. */
 export async function scanBatches(input: ScanInput, onBatch?: (done: number) => void, stopRequested?: () => boolean): Promise<ScanResult> {
-  const matcher = new TermMatcher(input.patterns, input.termOf, input.terms);
+  const matcher = new TermMatcher(input.patterns, input.termOf, input.terms, input.words, input.bare);
   const segments = new Float64Array(input.steps.length * input.terms);
   const order = await openTrainingOrder(input.order);
   const { source } = order;
@@ -190,7 +219,17 @@ export async function countTerms(options: CountOptions): Promise<TermCounts> {
   const first = Math.floor((shard.index * last) / shard.count);
   const end = Math.floor(((shard.index + 1) * last) / shard.count);
   const workers = Math.max(1, Math.min(options.workers ?? 1, end - first, 4 * availableParallelism()));
-  const input = (from: number, to: number): ScanInput => ({ order: orderOptions, patterns: patterns.patterns, termOf: patterns.termOf, terms: patterns.terms.length, steps, first: from, end: to });
+  const input = (from: number, to: number): ScanInput => ({
+    order: orderOptions,
+    patterns: patterns.patterns,
+    termOf: patterns.termOf,
+    bare: patterns.bare,
+    words: options.words,
+    terms: patterns.terms.length,
+    steps,
+    first: from,
+    end: to,
+  });
   const total = end - first;
   const done = new Array<number>(workers).fill(0);
   const report = (w: number, n: number) => {

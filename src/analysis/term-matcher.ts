@@ -15,8 +15,16 @@ export class TermMatcher {
   private readonly tokens: Int32Array;
   private readonly termOf: Int32Array;
 
-  /** `patterns[p]` counts towards term `termOf[p]` (of `terms` terms). */
-  constructor(patterns: readonly (readonly number[])[], termOf: readonly number[], readonly terms: number) {
+  private readonly words: WordEdges | undefined;
+  private readonly checkBefore: Uint8Array;
+
+  /**
+   * `patterns[p]` counts towards term `termOf[p]` (of `terms` terms). With `words`, a match
+   * counts only at word boundaries: the token after it must not start with a word character,
+   * and, for patterns whose `checkBefore[p]` is set (a term's bare form), the token before it
+   * must not end with one. The edges of the scanned range are boundaries.
+   */
+  constructor(patterns: readonly (readonly number[])[], termOf: readonly number[], readonly terms: number, words?: WordEdges, checkBefore?: readonly boolean[]) {
     if (patterns.length !== termOf.length) throw new DataError(`term matcher: ${patterns.length} patterns but ${termOf.length} term indices`);
     let bound = 0;
     patterns.forEach((p, i) => {
@@ -42,18 +50,21 @@ export class TermMatcher {
     this.tokens = new Int32Array(this.offset[patterns.length]!);
     patterns.forEach((p, i) => this.tokens.set(p, this.offset[i]!));
     this.termOf = Int32Array.from(termOf);
+    this.words = words;
+    this.checkBefore = Uint8Array.from(patterns, (_, p) => (checkBefore?.[p] ? 1 : 0));
   }
 
   /**
    * Adds to `counts[base + term]` every occurrence of a pattern lying wholly within
    * `ids[from … to)`; occurrences may overlap.
    */
-  scan(ids: Int32Array | Uint16Array, from: number, to: number, counts: Float64Array, base: number): void {
+  scan(ids: Int32Array, from: number, to: number, counts: Float64Array, base: number): void {
     const start = this.start;
     const bound = start.length - 1;
     const candidates = this.candidates;
     const offset = this.offset;
     const tokens = this.tokens;
+    const termOf = this.termOf;
     for (let i = from; i < to; i++) {
       const t = ids[i]!;
       if (t >= bound || t < 0) continue;
@@ -66,8 +77,20 @@ export class TermMatcher {
         if (i + length > to) continue;
         let k = 1;
         while (k < length && ids[i + k] === tokens[o + k]) k++;
-        if (k === length) counts[base + this.termOf[p]!]!++;
+        if (k === length && (!this.words || this.atWordBoundary(ids, i, i + length, from, to, p))) counts[base + termOf[p]!]!++;
       }
     }
   }
+
+  private atWordBoundary(ids: Int32Array, first: number, end: number, from: number, to: number, pattern: number): boolean {
+    const { startsWord, endsWord } = this.words!;
+    if (end < to && startsWord[ids[end]!] === 1) return false;
+    return !(this.checkBefore[pattern] === 1 && first > from && endsWord[ids[first - 1]!] === 1);
+  }
+}
+
+/** Per token id: whether its text starts (ends) with a word character (a letter, a digit or "_"). */
+export interface WordEdges {
+  startsWord: Uint8Array;
+  endsWord: Uint8Array;
 }

@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { countTerms, parseSteps, readTerms, termPatterns, type CountOrder, type TermPatterns } from '../../src/analysis/term-count.js';
+import { countTerms, parseSteps, readTerms, termPatterns, wordEdges, type CountOrder, type TermPatterns } from '../../src/analysis/term-count.js';
 import { openTrainingOrder, PreshuffledWriter } from '../../src/data/batches.js';
 import { trainBpe, writeTokenizerJson } from '../../src/data/bpe-trainer.js';
 import { IndexedDatasetWriter } from '../../src/data/indexed-dataset.js';
@@ -21,6 +21,7 @@ const dir = mkdtempSync(join(tmpdir(), 'term-count-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 const WORDS = ['the', 'cat', 'sat', 'on', 'a', 'mat', 'catalog', 'dog', 'ran', '17', '170', '7', 'New', 'York', 'is', 'big', '.', '\n'];
+const RARE = ['catalogue', 'cats', 'concat', '1777', '17th', 'matte', 'New Yorker', 'the cattle', 'x7'];
 const TERMS = ['cat', 'the cat', '17', '7', 'New York', 'mat', 'zebra', '.'];
 const ORDER = { batchSize: 4, seqLength: 16, seed: 1234, trainIters: 30 };
 let tokenizer: TextTokenizer;
@@ -39,9 +40,11 @@ before(async () => {
   tokenizerPath = join(dir, 'tokenizer.json');
   await writeTokenizerJson(tokenizerPath, await trainBpe(documents, { vocabSize: 300 }));
   tokenizer = await loadTokenizer(tokenizerPath);
+  // Words the tokenizer never saw come out in pieces, some starting with a term's tokens.
+  const withRare = documents.map((d) => (rng.chance(0.5) ? `${d} ${RARE[rng.int(RARE.length)]} ${d}` : d));
   data = join(dir, 'corpus');
   const w = IndexedDatasetWriter.create(data, { vocabSize: tokenizer.vocabSize });
-  for (const doc of await tokenizer.encodeBatch(documents)) w.add([...doc, tokenizer.eodId]);
+  for (const doc of await tokenizer.encodeBatch(withRare)) w.add([...doc, tokenizer.eodId]);
   await w.finish();
   // The same training order written out as a preshuffled dataset.
   const order = await openTrainingOrder({ data, ...ORDER });
@@ -98,6 +101,29 @@ test('counts at every step equal a direct count over the rebuilt batches (GPT-Ne
   assert.equal(r.tokens, 30 * ORDER.batchSize * (ORDER.seqLength + 1));
   const p = await countTerms({ order: { ...order, data: preshuffled, preshuffled: true }, patterns, steps });
   assert.deepEqual(p.counts, truth);
+});
+
+test('with whole words, the counts equal whole-word matches of a regular expression in each decoded sample', async () => {
+  const order = { data, ...ORDER };
+  const r = await countTerms({ order, patterns, steps: [ORDER.trainIters], words: wordEdges(tokenizer), workers: 2 });
+  const { source } = await openTrainingOrder(order);
+  const L = source.sampleLength;
+  const texts: string[] = [];
+  for (let s = 0; s < ORDER.trainIters; s++) {
+    const batch = Array.from(source.batchTokens(s, ORDER.batchSize));
+    for (let row = 0; row < ORDER.batchSize; row++) texts.push(tokenizer.decode(batch.slice(row * L, (row + 1) * L)));
+  }
+  source.close();
+  const escape = (t: string) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const expected = TERMS.map((t) => {
+    const re = new RegExp(`(?<![\\p{L}\\p{N}_])${escape(t)}(?![\\p{L}\\p{N}_])`, 'gu');
+    return [texts.reduce((n, text) => n + (text.match(re)?.length ?? 0), 0)];
+  });
+  assert.deepEqual(r.counts, expected);
+  // "cat" inside "catalog" and "7" inside "17" or "170" are not words: fewer than the plain token count.
+  const plain = await countTerms({ order, patterns, steps: [ORDER.trainIters] });
+  assert.ok(plain.counts[TERMS.indexOf('7')]![0]! >= r.counts[TERMS.indexOf('7')]![0]!);
+  assert.ok(plain.counts.some((c, t) => c[0]! > r.counts[t]![0]!), 'some token matches are not whole words');
 });
 
 test('two workers, and shards that add up to the whole', async () => {

@@ -3,7 +3,7 @@ import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import { IndexRange, memorizationBatches, parseIndexRange, PYTHIA_CONTINUATION_LENGTH, PYTHIA_PROMPT_LENGTH, sampleIndices, type SampleIndices } from '../../analysis/memorization.js';
 import { poissonTest, readScoresIntoWindows } from '../../analysis/poisson.js';
-import { countTerms, parseShard, parseSteps, readTerms, termPatterns } from '../../analysis/term-count.js';
+import { countTerms, parseShard, parseSteps, readTerms, termPatterns, wordEdges } from '../../analysis/term-count.js';
 import { readTrainingRecord } from '../../analysis/training-record.js';
 import { openTrainingOrder, PYTHIA_DEFAULTS } from '../../data/batches.js';
 import { loadTokenizer } from '../../data/tokenizer.js';
@@ -193,6 +193,7 @@ interface CountFlags {
   json?: boolean;
   workers: number;
   shard?: string;
+  wholeWords?: boolean;
 }
 
 async function runCount(flags: CountFlags): Promise<void> {
@@ -207,6 +208,7 @@ async function runCount(flags: CountFlags): Promise<void> {
     result = await countTerms({
       order: { data: flags.data, preshuffled: flags.preshuffled, split: flags.split, cacheDir: flags.cacheDir, batchSize: flags.trainBatchSize, seqLength: flags.seqLength, trainIters: flags.trainIters, seed: flags.seed },
       patterns,
+      words: flags.wholeWords ? wordEdges(tokenizer) : undefined,
       steps,
       workers: flags.workers,
       shard,
@@ -289,6 +291,7 @@ export function registerAnalysis(program: Command): void {
     .option('--seq-length <n>', 'training sequence length', positiveInt, PYTHIA_DEFAULTS.seqLength)
     .option('--train-iters <n>', 'training steps of the run', positiveInt, PYTHIA_DEFAULTS.trainIters)
     .option('--seed <n>', 'GPT-NeoX seed of the data order', nonNegativeInt, PYTHIA_DEFAULTS.seed)
+    .option('--whole-words', 'count a match only where it stands as a whole word (no letter, digit or _ right after it, nor right before a form without the space)')
     .option('--workers <n>', 'worker threads', positiveInt, 1)
     .option('--shard <i/n>', 'count only the i-th of n equal ranges of batches (shards\' counts add up to the whole)')
     .option('--json', 'print {"steps": [...], "terms": {"<term>": [count per step]}}')
