@@ -1,7 +1,7 @@
 /** `pythia memorize`, `pythia poisson`, `pythia count`: the memorization and term-frequency analyses. */
 import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
-import { IndexRange, memorizationBatches, parseIndexRange, PYTHIA_CONTINUATION_LENGTH, PYTHIA_PROMPT_LENGTH, sampleIndices, type SampleIndices } from '../../analysis/memorization.js';
+import { memorizationBatches, parseIndexRange, PYTHIA_CONTINUATION_LENGTH, PYTHIA_PROMPT_LENGTH, sampleIndices, type SampleIndices } from '../../analysis/memorization.js';
 import { poissonTest, readScoresIntoWindows } from '../../analysis/poisson.js';
 import { countTerms, parseShard, parseSteps, readTerms, termPatterns, wordEdges } from '../../analysis/term-count.js';
 import { readTrainingRecord } from '../../analysis/training-record.js';
@@ -82,16 +82,17 @@ async function runMemorize(dir: string, flags: MemorizeFlags): Promise<void> {
   try {
     let indices: SampleIndices;
     if (flags.sequences !== undefined) {
-      indices = parseIndexRange(flags.sequences);
+      const range = parseIndexRange(flags.sequences);
+      indices = range;
       const trained = step === undefined ? undefined : step * batchSize;
-      if (trained !== undefined && (indices as IndexRange).end > trained) {
+      if (trained !== undefined && range.end > trained) {
         process.stderr.write(`pythia memorize: warning: the checkpoint (step ${step}) has trained on samples 0 to ${trained - 1} only; later ones are scored too\n`);
       }
     } else {
       if (step === undefined) throw new ConfigError(`cannot tell which sequences ${dir} has trained on (no trainer_state.json, not a step<N> folder): give --step N or --sequences A:B`);
       const trained = Math.min(step * batchSize, source.length);
       if (trained === 0) throw new ConfigError(`the checkpoint at step ${step} has trained on no sequences: give --sequences A:B`);
-      indices = flags.sample === undefined && trained <= 1024 ? new IndexRange(0, trained) : sampleIndices(trained, flags.sample ?? 1024, flags.seed);
+      indices = sampleIndices(trained, flags.sample ?? 1024, flags.seed);
     }
     const checkpoint = loadCheckpoint(dir);
     const decoder = await Decoder.create(checkpoint.config, checkpoint.params, { threads: flags.threads });
