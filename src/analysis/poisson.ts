@@ -49,6 +49,11 @@ export interface PoissonTest {
   qq: [number, number][];
 }
 
+/** Sample indices below 2³² (Pythia has 146,432,000), so a bitmap can say which were seen. */
+function isSampleIndex(index: unknown): index is number {
+  return typeof index === 'number' && Number.isInteger(index) && index >= 0 && index < 2 ** 32;
+}
+
 /** Tallies scored sequences into windows; an index given twice is an error. */
 export class WindowTally {
   private readonly memorizedCounts: number[] = [];
@@ -88,7 +93,7 @@ export class WindowTally {
 export function tallyWindows(sequences: Iterable<ScoredIndex>, window: number): WindowCounts {
   const tally = new WindowTally(window);
   for (const s of sequences) {
-    if (!Number.isSafeInteger(s.index) || s.index < 0) throw new DataError(`index: expected a non-negative integer, got ${s.index}`);
+    if (!isSampleIndex(s.index)) throw new DataError(`index: expected an integer from 0 to 2^32 - 1, got ${s.index}`);
     if (!tally.add(s.index, s.memorized)) throw new DataError(`index ${s.index} is scored twice`);
   }
   return tally.counts();
@@ -152,7 +157,7 @@ export async function readScoresIntoWindows(path: string, window: number): Promi
       if (typeof record !== 'object' || record === null || Array.isArray(record)) throw new FormatError(path, `${where}: expected a JSON object`);
       const { index, score, memorized } = record as Record<string, unknown>;
       if (index === undefined) throw new FormatError(path, `${where}: index: missing (the sample index in training order)`);
-      if (typeof index !== 'number' || !Number.isSafeInteger(index) || index < 0) throw new FormatError(path, `${where}: index: expected a non-negative integer, got ${JSON.stringify(index)}`);
+      if (!isSampleIndex(index)) throw new FormatError(path, `${where}: index: expected an integer from 0 to 2^32 - 1, got ${JSON.stringify(index)}`);
       let isMemorized: boolean;
       if (memorized !== undefined) {
         if (typeof memorized !== 'boolean') throw new FormatError(path, `${where}: memorized: expected true or false, got ${JSON.stringify(memorized)}`);

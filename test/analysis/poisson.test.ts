@@ -88,7 +88,7 @@ test('scores files: score 1 or memorized: true count, bad lines are one-line err
   };
   await bad('no-score.jsonl', ['{"index": 0, "score": 1}', '{"index": 1}'], /line 2: score: missing/);
   await bad('no-index.jsonl', ['{"score": 1}'], /line 1: index: missing/);
-  await bad('neg-index.jsonl', ['{"index": -1, "score": 1}'], /line 1: index: expected a non-negative integer/);
+  await bad('neg-index.jsonl', ['{"index": -1, "score": 1}'], /line 1: index: expected an integer from 0 to 2\^32 - 1/);
   await bad('score-range.jsonl', ['{"index": 1, "score": 2}'], /line 1: score: expected a number from 0 to 1/);
   await bad('twice.jsonl', ['{"index": 1, "score": 1}', '{"index": 1, "score": 0}'], /line 2: index: 1 is scored twice/);
   await bad('not-json.jsonl', ['{"index": 1,'], /line 1: not valid JSON/);
