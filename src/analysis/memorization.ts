@@ -58,14 +58,35 @@ export class IndexRange implements SampleIndices {
 export const PYTHIA_PROMPT_LENGTH = 32;
 export const PYTHIA_CONTINUATION_LENGTH = 32;
 
-/** Scores `indices` batch by batch, in the order given; each batch comes out as soon as it is done. */
-export async function* memorizationBatches(decoder: Decoder, source: SampleSource, indices: SampleIndices, options: MemorizationOptions = {}): AsyncGenerator<MemorizationScore[]> {
+/** Prompt and continuation lengths and the batch size, checked, with Pythia's defaults. */
+function lengths(options: MemorizationOptions): { prompt: number; continuation: number; batchSize: number } {
   const prompt = options.promptLength ?? PYTHIA_PROMPT_LENGTH;
   const continuation = options.continuationLength ?? PYTHIA_CONTINUATION_LENGTH;
   const batchSize = options.batchSize ?? 64;
   if (!Number.isInteger(prompt) || prompt < 1) throw new ConfigError(`prompt length: expected a positive integer, got ${prompt}`);
   if (!Number.isInteger(continuation) || continuation < 1) throw new ConfigError(`continuation length: expected a positive integer, got ${continuation}`);
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new ConfigError(`batch size: expected a positive integer, got ${batchSize}`);
+  return { prompt, continuation, batchSize };
+}
+
+/**
+ * Scores token sequences (each at least prompt + continuation long) generated together as one
+ * batch: the greedy continuation of each one's first `prompt` tokens against its next `continuation`.
+ */
+export async function scoreSequences(decoder: Decoder, sequences: readonly ArrayLike<number>[], prompt: number, continuation: number): Promise<{ score: number; memorized: boolean }[]> {
+  const prompts = sequences.map((s) => Array.from({ length: prompt }, (_, t) => s[t]!));
+  const rows = await generate(decoder, prompts, { maxNewTokens: continuation });
+  return sequences.map((truth, b) => {
+    const row = rows[b]!;
+    let matched = 0;
+    for (let t = prompt; t < prompt + continuation; t++) if (row[t] === truth[t]) matched++;
+    return { score: matched / continuation, memorized: matched === continuation };
+  });
+}
+
+/** Scores `indices` batch by batch, in the order given; each batch comes out as soon as it is done. */
+export async function* memorizationBatches(decoder: Decoder, source: SampleSource, indices: SampleIndices, options: MemorizationOptions = {}): AsyncGenerator<MemorizationScore[]> {
+  const { prompt, continuation, batchSize } = lengths(options);
   if (prompt + continuation > source.sampleLength) {
     throw new ConfigError(`prompt (${prompt}) plus continuation (${continuation}) is longer than a training sample (${source.sampleLength} tokens)`);
   }
@@ -80,16 +101,8 @@ export async function* memorizationBatches(decoder: Decoder, source: SampleSourc
   let done = 0;
   for (let start = 0; start < indices.length; start += batchSize) {
     const batch = indices.slice(start, start + batchSize);
-    const samples = batch.map((k) => source.sample(k));
-    const prompts = samples.map((s) => Array.from(s.subarray(0, prompt)));
-    const rows = await generate(decoder, prompts, { maxNewTokens: continuation });
-    yield batch.map((index, b) => {
-      const truth = samples[b]!;
-      const row = rows[b]!;
-      let matched = 0;
-      for (let t = 0; t < continuation; t++) if (row[prompt + t] === truth[prompt + t]) matched++;
-      return { index, score: matched / continuation, memorized: matched === continuation };
-    });
+    const scores = await scoreSequences(decoder, batch.map((k) => source.sample(k)), prompt, continuation);
+    yield batch.map((index, b) => ({ index, ...scores[b]! }));
     done += batch.length;
     options.onProgress?.(done, indices.length);
   }

@@ -16,13 +16,13 @@ import { PreshuffledDataset, PreshuffledWriter } from '../../src/data/preshuffle
 import { loadCheckpoint, type Checkpoint } from '../../src/model/checkpoint.js';
 import type { NeoXConfig } from '../../src/model/config.js';
 import { Decoder } from '../../src/model/decoder.js';
-import { forward } from '../../src/model/forward.js';
 import { pythiaArchitecture } from '../../src/model/presets.js';
 import { PYTHIA_INIT } from '../../src/train/init.js';
 import type { TrainRecipe } from '../../src/train/recipes.js';
 import { train } from '../../src/train/trainer.js';
 import { Prng } from '../../src/util/prng.js';
 import { repoRoot } from '../support/paths.js';
+import { greedyByForward } from './greedy.js';
 
 const SEQ = 64;
 const BATCH = 8;
@@ -69,24 +69,6 @@ before(async () => {
   checkpoint = loadCheckpoint(stepDir);
 });
 
-/** Greedy continuation by full recomputation, all rows at once (equal lengths, no padding). */
-async function greedyByForward(prompts: number[][], newTokens: number): Promise<number[][]> {
-  const rows = prompts.map((p) => [...p]);
-  const vocab = config.vocabSize;
-  for (let t = 0; t < newTokens; t++) {
-    const seq = rows[0]!.length;
-    const ids = BigInt64Array.from(rows.flat().map(BigInt));
-    const { logits } = await forward(checkpoint.config, checkpoint.params, ids, rows.length, {}, { threads: 1 });
-    rows.forEach((row, b) => {
-      const offset = (b * seq + seq - 1) * vocab;
-      let best = 0;
-      for (let v = 1; v < vocab; v++) if (logits![offset + v]! > logits![offset + best]!) best = v;
-      row.push(best);
-    });
-  }
-  return rows;
-}
-
 test('the canary is memorized, random samples are not, and every score matches greedy generation by forward', async () => {
   const source = PreshuffledDataset.open(data, { seqLength: SEQ });
   const decoder = await Decoder.create(checkpoint.config, checkpoint.params, { threads: 1 });
@@ -95,7 +77,7 @@ test('the canary is memorized, random samples are not, and every score matches g
   await decoder.release();
   const samples = indices.map((k) => Array.from(source.sample(k)));
   source.close();
-  const greedy = await greedyByForward(samples.map((s) => s.slice(0, 32)), 32);
+  const greedy = await greedyByForward(checkpoint.config, checkpoint.params, samples.map((s) => s.slice(0, 32)), 32);
   const expected = samples.map((s, i) => {
     let matched = 0;
     for (let t = 32; t < 64; t++) if (greedy[i]![t] === s[t]) matched++;

@@ -2,6 +2,7 @@
 import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import { memorizationBatches, parseIndexRange, PYTHIA_CONTINUATION_LENGTH, PYTHIA_PROMPT_LENGTH, sampleIndices, type SampleIndices } from '../../analysis/memorization.js';
+import { canaryMemorization, readCanaries, summarizeByCount } from '../../analysis/canaries.js';
 import { poissonTest, readScoresIntoWindows } from '../../analysis/poisson.js';
 import { countTerms, parseShard, parseSteps, readTerms, termPatterns, wordEdges } from '../../analysis/term-count.js';
 import { readTrainingRecord } from '../../analysis/training-record.js';
@@ -56,9 +57,61 @@ interface MemorizeFlags {
   seqLength?: number;
   trainIters?: number;
   orderSeed?: number;
+  canaries?: string;
+  tokenizer?: string;
+}
+
+/** JSON lines to a file written atomically at the end (`commit`), or to stdout. */
+function lineSink(path: string | undefined): { write(lines: string): void; commit(): void; abort(): void } {
+  const file = path ? new AtomicFileWriter(path) : undefined;
+  const encoder = new TextEncoder();
+  return {
+    write: (lines) => (file ? file.write(encoder.encode(lines)) : process.stdout.write(lines)),
+    commit: () => file?.commit(),
+    abort: () => file?.abort(),
+  };
+}
+
+async function runCanaries(dir: string, flags: MemorizeFlags): Promise<void> {
+  for (const [flag, given] of [['--sequences', flags.sequences], ['--sample', flags.sample], ['--data', flags.data]] as const) {
+    if (given !== undefined) throw new ConfigError(`--canaries scores the canaries of truth.json; ${flag} does not apply`);
+  }
+  const canaries = readCanaries(flags.canaries!);
+  const checkpoint = loadCheckpoint(dir);
+  const tokenizerPath = flags.tokenizer ?? checkpoint.tokenizerPath;
+  if (!tokenizerPath) throw new ConfigError(`${dir} has no tokenizer.json: give --tokenizer <tokenizer.json> (the corpus's)`);
+  const tokenizer = await loadTokenizer(tokenizerPath);
+  const decoder = await Decoder.create(checkpoint.config, checkpoint.params, { threads: flags.threads });
+  const step = flags.step ?? readTrainingRecord(dir).step ?? null;
+  const bar = progress('pythia memorize', 'canaries');
+  let scores;
+  try {
+    scores = await canaryMemorization(decoder, tokenizer, canaries, {
+      promptLength: flags.promptLen,
+      continuationLength: flags.contLen,
+      batchSize: flags.batchSize,
+      onProgress: (done, total) => bar.update(done, total),
+    });
+  } finally {
+    bar.stop();
+    await decoder.release();
+  }
+  const sink = lineSink(flags.out);
+  try {
+    sink.write(scores.map((c) => JSON.stringify({ canary: c.id, count: c.count, score: c.score, memorized: c.memorized, step })).join('\n') + '\n');
+    sink.commit();
+  } catch (e) {
+    sink.abort();
+    throw e;
+  }
+  process.stderr.write('copies  canaries  memorized  mean score\n');
+  for (const g of summarizeByCount(scores)) {
+    process.stderr.write(`${String(g.count).padStart(6)}  ${String(g.canaries).padStart(8)}  ${String(g.memorized).padStart(9)}  ${g.meanScore.toFixed(4).padStart(10)}\n`);
+  }
 }
 
 async function runMemorize(dir: string, flags: MemorizeFlags): Promise<void> {
+  if (flags.canaries !== undefined) return runCanaries(dir, flags);
   if (flags.sequences !== undefined && flags.sample !== undefined) throw new ConfigError('give --sequences A:B or --sample N, not both');
   const record = readTrainingRecord(dir);
   const data = flags.data ?? record.data?.prefix;
@@ -78,7 +131,7 @@ async function runMemorize(dir: string, flags: MemorizeFlags): Promise<void> {
     onPhase: (phase) => process.stderr.write(`pythia memorize: building index maps (${phase})\n`),
   });
   const { source } = order;
-  let out: AtomicFileWriter | undefined;
+  let sink: ReturnType<typeof lineSink> | undefined;
   try {
     let indices: SampleIndices;
     if (flags.sequences !== undefined) {
@@ -96,9 +149,8 @@ async function runMemorize(dir: string, flags: MemorizeFlags): Promise<void> {
     }
     const checkpoint = loadCheckpoint(dir);
     const decoder = await Decoder.create(checkpoint.config, checkpoint.params, { threads: flags.threads });
-    out = flags.out ? new AtomicFileWriter(flags.out) : undefined;
+    sink = lineSink(flags.out);
     const bar = progress('pythia memorize', 'sequences');
-    const encoder = new TextEncoder();
     let scored = 0;
     let memorized = 0;
     let scoreSum = 0;
@@ -111,8 +163,7 @@ async function runMemorize(dir: string, flags: MemorizeFlags): Promise<void> {
         onProgress: (done, total) => bar.update(done, total),
       })) {
         const lines = batch.map((s) => JSON.stringify({ index: s.index, score: s.score, memorized: s.memorized, step: step ?? null, trained_at: Math.floor(s.index / batchSize) })).join('\n') + '\n';
-        if (out) out.write(encoder.encode(lines));
-        else process.stdout.write(lines);
+        sink.write(lines);
         for (const s of batch) {
           scored++;
           scoreSum += s.score;
@@ -123,15 +174,15 @@ async function runMemorize(dir: string, flags: MemorizeFlags): Promise<void> {
       bar.stop();
       await decoder.release();
     }
-    out?.commit();
-    out = undefined;
+    sink.commit();
+    sink = undefined;
     const seconds = (performance.now() - started) / 1000;
     process.stderr.write(
       `pythia memorize: ${scored} sequences, ${memorized} memorized (${scored ? ((100 * memorized) / scored).toFixed(2) : '0'}%), mean score ${scored ? (scoreSum / scored).toFixed(4) : 'n/a'}; ` +
         `${(scored / seconds).toFixed(1)} sequences/s${flags.out ? `; wrote ${flags.out}` : ''}\n`,
     );
   } finally {
-    out?.abort();
+    sink?.abort();
     source.close();
   }
 }
@@ -258,11 +309,14 @@ export function registerAnalysis(program: Command): void {
     .option('--seq-length <n>', `training sequence length ${ORDER_HELP} 2048)`, positiveInt)
     .option('--train-iters <n>', `training steps the order was built for ${ORDER_HELP} 143000)`, positiveInt)
     .option('--order-seed <n>', `GPT-NeoX seed of the data order ${ORDER_HELP} 1234)`, nonNegativeInt)
+    .option('--canaries <truth.json>', 'instead, score the canaries of a `pythia synth` truth.json, each as one sequence; a table by copies on stderr')
+    .option('--tokenizer <tokenizer.json>', 'with --canaries: the corpus\'s tokenizer (default: the checkpoint\'s tokenizer.json)')
     .addHelpText(
       'after',
       '\nEach output line: {"index", "score", "memorized", "step" (the checkpoint\'s), "trained_at" (the step that trained on the sample)}.\n' +
         'Examples:\n' +
         '  pythia memorize runs/default/suite/nano-793k/step256 --out scores.jsonl\n' +
+        '  pythia memorize runs/default/suite/nano-793k/step256 --canaries runs/default/synth/truth.json\n' +
         '  pythia memorize pythia-70m-deduped --data pile-deduped-preshuffled/document --preshuffled --step 143000 --sequences 0:1048576\n',
     )
     .action(runMemorize);
