@@ -12,12 +12,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
 import { openTrainingOrder, type TrainingOrderOptions } from '../data/batches.js';
 import type { TextTokenizer } from '../data/tokenizer.js';
-import { runInWorker } from '../runtime/worker.js';
 import { PYTHIA_CHECKPOINT_SCHEDULE, saveIters } from '../train/checkpoint-schedule.js';
 import { ConfigError, DataError, FormatError } from '../util/errors.js';
 import { TermMatcher, type WordEdges } from './term-matcher.js';
+import type { WorkerMessage } from './term-count-worker.js';
 
 export interface Term {
   term: string;
@@ -172,7 +173,7 @@ export interface ScanResult {
 }
 
 /** Counts batches [first, end) into segments between consecutive steps. */
-export async function scanBatches(input: ScanInput, onBatch?: (done: number) => void, stopRequested?: () => boolean): Promise<ScanResult> {
+export async function scanBatches(input: ScanInput, onBatch?: (done: number) => void): Promise<ScanResult> {
   const matcher = new TermMatcher(input.patterns, input.termOf, input.terms, input.words, input.bare);
   const segments = new Float64Array(input.steps.length * input.terms);
   const order = await openTrainingOrder(input.order);
@@ -191,7 +192,6 @@ export async function scanBatches(input: ScanInput, onBatch?: (done: number) => 
       tokens += batch.length;
       onBatch?.(step - input.first + 1);
       if (performance.now() - lastYield > 100) {
-        if (stopRequested?.()) throw new DataError('counting stopped');
         await new Promise((resolve) => setImmediate(resolve));
         lastYield = performance.now();
       }
@@ -200,6 +200,37 @@ export async function scanBatches(input: ScanInput, onBatch?: (done: number) => 
     source.close();
   }
   return { segments: Array.from(segments), tokens };
+}
+
+/** Error thrown in a worker, rebuilt with its name so user-facing errors stay one line. */
+class WorkerError extends Error {
+  constructor(name: string, message: string, stack?: string) {
+    super(message);
+    this.name = name;
+    if (stack) this.stack = stack;
+  }
+}
+
+/** `scanBatches` in a worker thread (term-count-worker.ts). */
+function scanInWorker(input: ScanInput, onBatch: (done: number) => void): Promise<ScanResult> {
+  const worker = new Worker(new URL('./term-count-worker.js', import.meta.url), { workerData: input });
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    worker.on('message', (m: WorkerMessage) => {
+      if (m.type === 'progress') return onBatch(m.done);
+      settled = true;
+      if (m.type === 'done') resolve(m.result);
+      else reject(new WorkerError(m.name, m.message, m.stack));
+      void worker.terminate();
+    });
+    worker.on('error', (e) => {
+      settled = true;
+      reject(e);
+    });
+    worker.on('exit', (code) => {
+      if (!settled) reject(new WorkerError('DataError', `a counting worker exited with code ${code} before finishing`));
+    });
+  });
 }
 
 /** Counts every term at every step (see the module comment); steps are sorted first. */
@@ -240,12 +271,11 @@ export async function countTerms(options: CountOptions): Promise<TermCounts> {
   if (workers === 1 || total === 0) {
     results = [await scanBatches(input(first, end), (n) => report(0, n))];
   } else {
-    const task = new URL('./term-count-task.js', import.meta.url);
     results = await Promise.all(
       Array.from({ length: workers }, (_, w) => {
         const from = first + Math.floor((w * total) / workers);
         const to = first + Math.floor(((w + 1) * total) / workers);
-        return runInWorker<ScanInput, number, ScanResult>(task, input(from, to), (n) => report(w, n)).result;
+        return scanInWorker(input(from, to), (n) => report(w, n));
       }),
     );
   }
