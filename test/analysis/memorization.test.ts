@@ -17,8 +17,7 @@ import { loadCheckpoint, type Checkpoint } from '../../src/model/checkpoint.js';
 import type { NeoXConfig } from '../../src/model/config.js';
 import { Decoder } from '../../src/model/decoder.js';
 import { pythiaArchitecture } from '../../src/model/presets.js';
-import { PYTHIA_INIT } from '../../src/train/init.js';
-import type { TrainRecipe } from '../../src/train/recipes.js';
+import { nanoRecipe, type TrainRecipe } from '../../src/train/recipes.js';
 import { train } from '../../src/train/trainer.js';
 import { Prng } from '../../src/util/prng.js';
 import { repoRoot } from '../support/paths.js';
@@ -28,23 +27,13 @@ const SEQ = 64;
 const BATCH = 8;
 const STEPS = 120;
 const config: NeoXConfig = { ...pythiaArchitecture({ numLayers: 2, hiddenSize: 32, numHeads: 2, vocabSize: 160, maxPositions: SEQ }), dtype: 'float32' };
+// The nano recipe at lr 1e-2 (its schedule decays over 256 steps; these 120 stay near the peak).
 const recipe: TrainRecipe = {
+  ...nanoRecipe(1e-2),
   seqLength: SEQ,
   trainBatchSize: BATCH,
   microBatchSize: BATCH,
   trainIters: STEPS,
-  lrDecayIters: STEPS,
-  lr: 1e-2,
-  minLr: 1e-3,
-  lrDecayStyle: 'cosine',
-  warmup: 0.05,
-  weightDecay: 0.1,
-  gradientClipping: 1.0,
-  betas: [0.9, 0.95],
-  eps: 1e-8,
-  optimizer: 'apex',
-  seed: 1234,
-  init: PYTHIA_INIT,
   checkpoint: { checkpointScale: 'linear', extraSaveIters: [] },
 };
 
