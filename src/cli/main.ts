@@ -2,6 +2,7 @@
 /** The `pythia` command line: one subcommand module per area, registered here. */
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
+import { registerAnalysis } from './commands/analysis.js';
 import { registerBatch } from './commands/batch.js';
 import { registerData } from './commands/data.js';
 import { registerEval } from './commands/eval.js';
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   registerEval(program);
   registerResults(program);
   registerExport(program);
+  registerAnalysis(program);
   return program;
 }
 
