@@ -14,6 +14,10 @@ export interface CheckpointRef {
   step: number;
   dir: string;
   tokens: number | null;
+  /** `intervention` for a run continued with the pronoun swap (trainer_state.json's `intervention`). */
+  run?: 'baseline' | 'intervention';
+  /** The run an intervention continued from. */
+  baseline?: string | null;
 }
 
 export interface SuiteModels {
@@ -46,18 +50,40 @@ export function readSuite(dir: string): SuiteModels | undefined {
   return models.length > 0 ? { dir, models } : undefined;
 }
 
+interface TrainerStateFields {
+  samplesConsumed?: unknown;
+  recipe?: { seqLength?: unknown };
+  intervention?: { kind?: unknown } | null;
+  baseline?: unknown;
+}
+
+function trainerState(dir: string): TrainerStateFields | undefined {
+  const path = join(dir, 'trainer_state.json');
+  if (!existsSync(path)) return undefined;
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as TrainerStateFields;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Tokens seen by a checkpoint our trainer wrote (trainer_state.json), else null. */
 export function tokensSeen(dir: string): number | null {
-  const path = join(dir, 'trainer_state.json');
-  if (!existsSync(path)) return null;
-  try {
-    const state = JSON.parse(readFileSync(path, 'utf8')) as { samplesConsumed?: unknown; recipe?: { seqLength?: unknown } };
-    const samples = state.samplesConsumed;
-    const seq = state.recipe?.seqLength;
-    return typeof samples === 'number' && typeof seq === 'number' ? samples * seq : null;
-  } catch {
-    return null;
-  }
+  const state = trainerState(dir);
+  const samples = state?.samplesConsumed;
+  const seq = state?.recipe?.seqLength;
+  return typeof samples === 'number' && typeof seq === 'number' ? samples * seq : null;
+}
+
+/**
+ * Whether a checkpoint belongs to an intervention run (trainer_state.json records the swap), and
+ * the baseline it continued: the state's `baseline`, else the model name without `-intervention`.
+ */
+export function runOf(dir: string, model: string): Pick<CheckpointRef, 'run' | 'baseline'> {
+  const state = trainerState(dir);
+  if (!state?.intervention) return { run: 'baseline', baseline: null };
+  const baseline = typeof state.baseline === 'string' ? state.baseline : model.endsWith('-intervention') ? model.slice(0, -'-intervention'.length) : null;
+  return { run: 'intervention', baseline };
 }
 
 /** A single checkpoint folder: `<model>/step<N>` gives (model, N); any other folder is its own model at step −1. */
@@ -66,7 +92,7 @@ export function checkpointRef(dir: string, named?: { model: string; step?: numbe
   const m = STEP_DIR.exec(basename(abs));
   const model = named?.model ?? (m ? basename(dirname(abs)) : basename(abs));
   const step = named?.step ?? (m ? Number(m[1]) : -1);
-  return { model, step, dir, tokens: named?.tokens !== undefined ? named.tokens : tokensSeen(dir) };
+  return { model, step, dir, tokens: named?.tokens !== undefined ? named.tokens : tokensSeen(dir), ...runOf(dir, model) };
 }
 
 /** Tokens per Pythia training step: 1024 sequences of 2048 tokens (the Pythia paper, §2). */

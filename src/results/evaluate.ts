@@ -9,7 +9,8 @@ import { loadTokenizer, type TextTokenizer } from '../data/tokenizer.js';
 import { type CheckpointRef, checkpointRef, hubCheckpointRef, isCheckpointDir, readSuite, suiteCheckpoints } from '../eval/checkpoints.js';
 import { resolveCheckpoint } from '../model/hub-cache.js';
 import type { Aggregate } from '../eval/metrics.js';
-import { runTask } from '../eval/run-task.js';
+import { type EvalModel, runTask } from '../eval/run-task.js';
+import { type MemorizationStudy, recordCanaries, recordMemorization, recordTermCounts } from './case-studies.js';
 import { resolveTaskPaths, suiteTaskDir } from '../eval/task-files.js';
 import { type OutputType, type Task, readTask } from '../eval/tasks.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
@@ -48,13 +49,20 @@ export interface EvaluateOptions {
   /** A tokenizer for checkpoints that carry none. */
   tokenizer?: string;
   shard?: Shard;
+  /** Memorization of training sequences at every checkpoint, with its Poisson test (into the database). */
+  memorization?: Partial<MemorizationStudy>;
+  /** Memorization of the synthetic corpus's canaries at every checkpoint (when its truth.json is found). */
+  canaries?: boolean;
+  /** Counts of the tasks' key terms in the tokens each checkpoint trained on. */
+  termCounts?: boolean;
   onEvent?: (e: EvalEvent) => void;
 }
 
 export type EvalEvent =
   | { type: 'plan'; cells: number; skipped: number; checkpoints: number }
   | { type: 'cell'; cell: CellKey; index: number; total: number; aggregates: Aggregate[]; seconds: number }
-  | { type: 'progress'; cell: CellKey; done: number; items: number };
+  | { type: 'progress'; cell: CellKey; done: number; items: number }
+  | { type: 'study'; study: 'memorization' | 'canaries' | 'term counts'; model: string; step: number };
 
 export interface EvaluateSummary {
   db: string;
@@ -67,6 +75,38 @@ export interface EvaluateSummary {
 }
 
 export const DEFAULT_SEED = 1234;
+
+/** Pythia's memorization setting (32-token prompt, 32 generated), scoring up to 1024 sequences per checkpoint. */
+export const DEFAULT_MEMORIZATION: MemorizationStudy = { sequences: 1024, window: 512, seed: 1, promptLength: 32, continuationLength: 32, batchSize: 64 };
+
+function sortedCheckpoints(refs: readonly CheckpointRef[]): CheckpointRef[] {
+  return [...refs].sort((a, b) => (a.model < b.model ? -1 : a.model > b.model ? 1 : a.step - b.step));
+}
+
+/** Loads a checkpoint and its tokenizer, and records the model and checkpoint rows. */
+async function loadForEvaluation(store: ResultsStore, ref: CheckpointRef, fallbackTokenizer: string | undefined, tokenizers: Map<string, TextTokenizer>): Promise<EvalModel> {
+  const checkpoint = loadCheckpoint(ref.dir);
+  const tokenizerPath = checkpoint.tokenizerPath ?? fallbackTokenizer;
+  if (!tokenizerPath) throw new ConfigError(`${ref.dir}: no tokenizer.json in the checkpoint; pass --tokenizer`);
+  let tokenizer = tokenizers.get(tokenizerPath);
+  if (!tokenizer) tokenizers.set(tokenizerPath, (tokenizer = await loadTokenizer(tokenizerPath)));
+  const { config } = checkpoint;
+  const counts = countParameters(config);
+  await store.upsertModel({
+    model: ref.model,
+    run: ref.run,
+    baseline: ref.baseline,
+    parameters: counts.total,
+    nonEmbeddingParameters: counts.nonEmbedding,
+    layers: config.numLayers,
+    hiddenSize: config.hiddenSize,
+    heads: config.numHeads,
+    vocabSize: config.vocabSize,
+    maxPositions: config.maxPositions,
+  });
+  await store.upsertCheckpoint({ model: ref.model, step: ref.step, tokens: ref.tokens, path: ref.dir });
+  return { config, params: checkpoint.params, tokenizer };
+}
 
 interface Plan {
   checkpoints: CheckpointRef[];
@@ -173,32 +213,17 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateSummar
       const id = `${c.model}@${c.step}`;
       byCheckpoint.set(id, [...(byCheckpoint.get(id) ?? []), c]);
     }
-    options.onEvent?.({ type: 'plan', cells: cells.length, skipped: cells.length - todo.length, checkpoints: byCheckpoint.size });
+    // The case studies of a checkpoint go to one shard: its place among the sorted checkpoints, mod n.
+    const studyRefs = sortedCheckpoints(plan.checkpoints).filter((_, i) => !options.shard || i % options.shard.count === options.shard.index);
+    const studies = new Set(options.memorization || options.canaries ? studyRefs.map((r) => `${r.model}@${r.step}`) : []);
+    const toLoad = plan.checkpoints.filter((r) => byCheckpoint.has(`${r.model}@${r.step}`) || studies.has(`${r.model}@${r.step}`));
+    options.onEvent?.({ type: 'plan', cells: cells.length, skipped: cells.length - todo.length, checkpoints: toLoad.length });
     const runtime = { threads: options.threads };
     const tokenizers = new Map<string, TextTokenizer>();
     let index = cells.length - todo.length;
-    for (const ref of plan.checkpoints) {
-      const mine = byCheckpoint.get(`${ref.model}@${ref.step}`);
-      if (!mine) continue;
-      const checkpoint = loadCheckpoint(ref.dir);
-      const tokenizerPath = checkpoint.tokenizerPath ?? options.tokenizer;
-      if (!tokenizerPath) throw new ConfigError(`${ref.dir}: no tokenizer.json in the checkpoint; pass --tokenizer`);
-      let tokenizer = tokenizers.get(tokenizerPath);
-      if (!tokenizer) tokenizers.set(tokenizerPath, (tokenizer = await loadTokenizer(tokenizerPath)));
-      const { config } = checkpoint;
-      const counts = countParameters(config);
-      await store.upsertModel({
-        model: ref.model,
-        parameters: counts.total,
-        nonEmbeddingParameters: counts.nonEmbedding,
-        layers: config.numLayers,
-        hiddenSize: config.hiddenSize,
-        heads: config.numHeads,
-        vocabSize: config.vocabSize,
-        maxPositions: config.maxPositions,
-      });
-      await store.upsertCheckpoint({ model: ref.model, step: ref.step, tokens: ref.tokens, path: ref.dir });
-      const model = { config, params: checkpoint.params, tokenizer };
+    for (const ref of toLoad) {
+      const mine = byCheckpoint.get(`${ref.model}@${ref.step}`) ?? [];
+      const model = await loadForEvaluation(store, ref, options.tokenizer, tokenizers);
       for (const cell of mine) {
         const task = tasks.find((t) => t.name === cell.task)!;
         const started = performance.now();
@@ -216,6 +241,21 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateSummar
         await store.writeCell(cell, seed, run.items, run.aggregates, seconds);
         options.onEvent?.({ type: 'cell', cell, index: ++index, total: cells.length, aggregates: run.aggregates, seconds });
       }
+      if (studies.has(`${ref.model}@${ref.step}`)) {
+        const study = { ...DEFAULT_MEMORIZATION, ...options.memorization };
+        if (options.memorization && (await recordMemorization(store, ref, model, study, runtime))) {
+          options.onEvent?.({ type: 'study', study: 'memorization', model: ref.model, step: ref.step });
+        }
+        if (options.canaries && (await recordCanaries(store, ref, model, study, runtime))) {
+          options.onEvent?.({ type: 'study', study: 'canaries', model: ref.model, step: ref.step });
+        }
+      }
+    }
+    if (options.termCounts && (!options.shard || options.shard.index === 0)) {
+      const ref = plan.checkpoints[0]!;
+      const model = await loadForEvaluation(store, ref, options.tokenizer, tokenizers);
+      const counted = await recordTermCounts(store, plan.checkpoints, model.tokenizer);
+      if (counted > 0) options.onEvent?.({ type: 'study', study: 'term counts', model: '*', step: counted });
     }
     const wanted = new Set(cells.map(cellId));
     const all = await store.rows('SELECT model, step, task, shots, metric, value, stderr, n FROM aggregates ORDER BY model, step, task, shots, metric');

@@ -10,7 +10,7 @@ import { DuckDBConnection, DuckDBInstance, type DuckDBValue } from '@duckdb/node
 import type { Aggregate, ItemResult } from '../eval/metrics.js';
 import type { Task } from '../eval/tasks.js';
 import { FormatError } from '../util/errors.js';
-import { SCHEMA_VERSION, TABLES, VIEWS } from './schema.js';
+import { SCHEMA_VERSION, TABLES, VIEWS, tableSpec } from './schema.js';
 
 export interface CellKey {
   model: string;
@@ -224,6 +224,12 @@ export class ResultsStore {
         [...byStep.values()].map((r) => [model, r.step, r.loss ?? null, r.val_loss ?? null, r.lr ?? null, r.grad_norm ?? null, r.tokens_per_s ?? null]),
       );
     });
+  }
+
+  /** Inserts rows, each one value per column of the table in schema order. */
+  async insertRows(table: string, rows: readonly DuckDBValue[][]): Promise<void> {
+    const spec = tableSpec(table);
+    await this.insertMany(table, spec.columns.map((_, i) => `$${i + 1}`), rows);
   }
 
   /** Inserts rows in chunks of one multi-row statement each; `placeholders` are one row's, numbered from $1. */

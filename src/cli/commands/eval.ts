@@ -2,7 +2,7 @@
 import cliProgress from 'cli-progress';
 import { type Command, InvalidArgumentError } from 'commander';
 import { OUTPUT_TYPES, type OutputType } from '../../eval/tasks.js';
-import { DEFAULT_SEED, type EvalEvent, type EvaluateSummary, evaluate, type Shard } from '../../results/evaluate.js';
+import { DEFAULT_MEMORIZATION, DEFAULT_SEED, type EvalEvent, type EvaluateSummary, evaluate, type Shard } from '../../results/evaluate.js';
 import { nonNegativeInt, positiveInt } from '../arguments.js';
 
 export function intList(value: string): number[] {
@@ -39,6 +39,11 @@ interface EvalFlags {
   tokenizer?: string;
   cacheDir?: string;
   shard?: Shard;
+  memorization?: number;
+  window: number;
+  canaries?: boolean;
+  termCounts?: boolean;
+  caseStudies?: boolean;
   json?: boolean;
 }
 
@@ -64,6 +69,10 @@ function progressReporter(): { onEvent: (e: EvalEvent) => void; stop: () => void
         }
       } else if (e.type === 'progress' && started) {
         bar.update({ cell: `${label(e.cell)} ${e.done}/${e.items}` });
+      } else if (e.type === 'study') {
+        const what = e.study === 'term counts' ? `term counts at ${e.step} steps` : `${e.study}: ${e.model} step ${e.step}`;
+        if (started) bar.update({ cell: what });
+        else process.stderr.write(`pythia eval: ${what}\n`);
       } else if (e.type === 'cell') {
         const summary = e.aggregates.map((a) => `${a.metric} ${a.value.toFixed(4)}`).join(', ');
         if (started) bar.update(e.index, { cell: label(e.cell) });
@@ -108,8 +117,14 @@ export function registerEval(program: Command): void {
     .option('--cache-dir <dir>', 'Hugging Face hub cache for ids (default: $HF_HUB_CACHE, $HF_HOME/hub, ~/.cache/huggingface/hub)')
     .option('--threads <n>', 'compute threads (default: every core)', positiveInt)
     .option('--shard <i/n>', 'evaluate only every n-th cell of the grid starting at i (cluster array jobs; merge with `pythia results merge`)', parseShard)
+    .option('--memorization <sequences>', 'case study: memorization (32-token prompt, 32 greedy tokens) of up to this many training sequences per checkpoint, with its Poisson test', positiveInt)
+    .option('--window <n>', 'training-order indices per window of the Poisson test', positiveInt, DEFAULT_MEMORIZATION.window)
+    .option('--canaries', "case study: memorization of the synthetic corpus's canaries against their duplication counts")
+    .option('--term-counts', "case study: counts of the tasks' key terms in the tokens each checkpoint trained on")
+    .option('--case-studies', `all three case studies (memorization of ${DEFAULT_MEMORIZATION.sequences} sequences per checkpoint)`)
     .option('--json', 'print the summary table as JSON')
     .action(async (sources: string[], flags: EvalFlags) => {
+      const memorization = flags.memorization ?? (flags.caseStudies ? DEFAULT_MEMORIZATION.sequences : undefined);
       const progress = progressReporter();
       let summary: EvaluateSummary;
       try {
@@ -131,6 +146,9 @@ export function registerEval(program: Command): void {
           tokenizer: flags.tokenizer,
           cacheDir: flags.cacheDir,
           shard: flags.shard,
+          memorization: memorization === undefined ? undefined : { sequences: memorization, window: flags.window },
+          canaries: flags.canaries || flags.caseStudies,
+          termCounts: flags.termCounts || flags.caseStudies,
           onEvent: progress.onEvent,
         });
       } finally {
