@@ -14,10 +14,10 @@
  *
  * The reader never loads the .bin: each read is one positioned read of exactly the bytes needed.
  */
-import { closeSync, fstatSync, mkdirSync, openSync, readSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { dirname } from 'node:path';
-import { AtomicFileWriter } from '../util/atomic.js';
+import { AtomicFileWriter, asidePathFor } from '../util/atomic.js';
 import { DataError, FormatError } from '../util/errors.js';
 import { ShardedFile } from './sharded-file.js';
 
@@ -38,7 +38,7 @@ const DTYPE_CODES: Record<number, { dtype: DatasetDtype; itemSize: number }> = {
 export const INDEX_MAGIC = Uint8Array.from([0x4d, 0x4d, 0x49, 0x44, 0x49, 0x44, 0x58, 0x00, 0x00]);
 export const INDEX_HEADER_BYTES = 34;
 
-/** An index larger than this is checked lazily, item by item, instead of in full when opened. */
+/** An index larger than this is checked item by item as items are read (its end against the .bin always). */
 const FULL_CHECK_MAX_INDEX_BYTES = 64 * 1024 * 1024;
 const CHUNK_ITEMS = 1 << 20;
 
@@ -138,7 +138,11 @@ export class IndexedDatasetWriter {
     this.pendingBytes = 0;
   }
 
-  /** Writes the index and moves both files into place (the .bin first, then the .idx). */
+  /**
+   * Writes the index, then swaps the pair into place: the old .idx is moved aside, the new .bin
+   * renamed in, then the new .idx. A reader finds the old pair, the new pair, or no .idx (an
+   * error), never one file of each; a kill leaves at worst hidden `.<name>.<hex>.tmp/.old` files.
+   */
   async finish(): Promise<void> {
     if (this.done) throw new Error(`${this.prefix}: finished twice`);
     this.done = true;
@@ -146,13 +150,14 @@ export class IndexedDatasetWriter {
     try {
       this.flush();
       writeIndex(idx, this.sizes.subarray(0, this.count), this.itemSize, codeOf(this.dtype));
-      this.bin.commit();
-      idx.commit();
+      this.bin.close();
+      idx.close();
     } catch (e) {
       idx.abort();
       this.bin.abort();
       throw e;
     }
+    publishPair(this.bin, idx);
   }
 
   /** Discards everything written; neither file appears. */
@@ -160,6 +165,21 @@ export class IndexedDatasetWriter {
     this.done = true;
     this.bin.abort();
   }
+}
+
+function publishPair(bin: AtomicFileWriter, idx: AtomicFileWriter): void {
+  const aside = existsSync(idx.path) ? asidePathFor(idx.path) : undefined;
+  try {
+    if (aside) renameSync(idx.path, aside);
+    bin.commit();
+  } catch (e) {
+    if (aside) renameSync(aside, idx.path);
+    bin.abort();
+    idx.abort();
+    throw e;
+  }
+  idx.commit();
+  if (aside) rmSync(aside, { force: true });
 }
 
 /** Header, sizes, pointers and doc_idx = [0, 1, …, N] (one document per item, as preprocess_data writes). */
@@ -207,7 +227,7 @@ export class IndexedDataset {
   private sizesCache: Int32Array | undefined;
   private docIdxCache: BigInt64Array | undefined;
 
-  private constructor(readonly prefix: string) {
+  private constructor(readonly prefix: string, fullCheckMaxIndexBytes: number) {
     this.idxFile = indexPath(prefix);
     this.idxFd = openSync(this.idxFile, 'r');
     try {
@@ -239,24 +259,44 @@ export class IndexedDataset {
       this.length = Number(n);
       this.docIdxLength = Number(d);
       this.bin = ShardedFile.open(binPath(prefix));
-      if (this.length > 0) {
-        const last = this.length - 1;
-        if (this.pointer(0) !== 0) throw new FormatError(this.idxFile, `pointers[0] is ${this.pointer(0)}, expected 0`);
-        const end = this.pointer(last) + this.size(last) * this.itemSize;
-        if (end > this.bin.size) {
-          throw new FormatError(binPath(prefix), `shorter than the index says: ${this.bin.size} bytes, item ${last} ends at byte ${end}`);
-        }
-      }
-      if (idxBytes <= FULL_CHECK_MAX_INDEX_BYTES) this.verify();
+      this.checkSamePair();
+      if (idxBytes <= fullCheckMaxIndexBytes) this.verify();
+      else this.checkEnds();
     } catch (e) {
       this.close();
       throw e;
     }
   }
 
-  /** Opens `<prefix>.idx` and `<prefix>.bin` (or its shards); `prefix` may end in .bin or .idx. */
-  static open(prefix: string): IndexedDataset {
-    return new IndexedDataset(datasetPrefix(prefix));
+  /**
+   * The .idx we hold must still be the one at its path after the .bin was opened: a writer swaps the
+   * .idx out before the .bin in (IndexedDatasetWriter.finish), so an old .idx beside a new .bin shows
+   * up here as a changed or missing .idx.
+   */
+  private checkSamePair(): void {
+    const held = fstatSync(this.idxFd);
+    const now = existsSync(this.idxFile) ? statSync(this.idxFile) : undefined;
+    if (!now || now.ino !== held.ino || now.dev !== held.dev) {
+      throw new FormatError(this.idxFile, 'was replaced while the dataset was being opened (tokenized again?); open it again once the writer has finished');
+    }
+  }
+
+  /** The first item starts at byte 0 and the last ends exactly at the end of the .bin. */
+  private checkEnds(): void {
+    const end = this.length === 0 ? 0 : this.pointer(this.length - 1) + this.size(this.length - 1) * this.itemSize;
+    if (this.length > 0 && this.pointer(0) !== 0) throw new FormatError(this.idxFile, `pointers[0] is ${this.pointer(0)}, expected 0`);
+    if (end !== this.bin.size) {
+      const problem = end > this.bin.size ? 'shorter' : 'longer';
+      throw new FormatError(binPath(this.prefix), `${problem} than the index says: ${this.bin.size} bytes, the last item ends at byte ${end} (${this.idxFile} belongs to other data?)`);
+    }
+  }
+
+  /**
+   * Opens `<prefix>.idx` and `<prefix>.bin` (or its shards); `prefix` may end in .bin or .idx. An index
+   * up to `fullCheckMaxIndexBytes` (64 MiB) is verified in full at once.
+   */
+  static open(prefix: string, options: { fullCheckMaxIndexBytes?: number } = {}): IndexedDataset {
+    return new IndexedDataset(datasetPrefix(prefix), options.fullCheckMaxIndexBytes ?? FULL_CHECK_MAX_INDEX_BYTES);
   }
 
   private readIndexBytes(position: number, length: number): Uint8Array {

@@ -3,12 +3,12 @@
  * layer reads), and tokenizer.json where known. What we write loads with
  * `GPTNeoXForCausalLM.from_pretrained(folder)`.
  */
-import { copyFile, mkdir, rename, rm, writeFile } from 'node:fs/promises';
-import { existsSync, readFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { f32ToBf16, f32ToF16, openCheckpointWeights, writeSafetensors, type StoredDType, type TensorToWrite } from '../formats/index.js';
-import { ConfigError, FormatError } from '../util/errors.js';
+import { replaceDirectory, tempPathFor } from '../util/atomic.js';
+import { ConfigError, FormatError, withPath } from '../util/errors.js';
 import { type NeoXConfig, type WeightDType, parameterShapes, parseHfConfig, toHfConfig } from './config.js';
 import type { Params } from './params.js';
 
@@ -80,12 +80,13 @@ export interface SaveOptions {
 }
 
 /**
- * Writes a checkpoint folder atomically: everything goes into a temporary sibling folder that is
- * renamed into place at the end, so a killed run never leaves a partial folder under `dir`.
+ * Writes a checkpoint folder atomically: everything goes into a temporary sibling folder
+ * (`.<name>.<hex>.tmp`) that is then swapped in (replaceDirectory: an existing folder is renamed
+ * aside, the new one in, then the old deleted), so `dir` is always absent or whole.
  */
 export async function saveCheckpoint(dir: string, config: NeoXConfig, params: Params, options: SaveOptions = {}): Promise<void> {
   const dtype = options.dtype ?? 'float32';
-  const tmp = join(dirname(dir), `.${basename(dir)}.${randomBytes(4).toString('hex')}.tmp`);
+  const tmp = tempPathFor(dir);
   await mkdir(tmp, { recursive: true });
   try {
     const tensors: TensorToWrite[] = parameterShapes(config).map(({ name, shape }) => {
@@ -94,18 +95,38 @@ export async function saveCheckpoint(dir: string, config: NeoXConfig, params: Pa
       const data = dtype === 'float16' ? f32ToF16(p) : dtype === 'bfloat16' ? f32ToBf16(p) : p;
       return { name, dtype: STORED[dtype], shape, data };
     });
-    await writeFile(join(tmp, 'config.json'), `${JSON.stringify({ ...toHfConfig(config), torch_dtype: dtype }, null, 2)}\n`);
-    await writeFile(
-      join(tmp, 'generation_config.json'),
-      `${JSON.stringify({ bos_token_id: config.bosTokenId, eos_token_id: config.eosTokenId }, null, 2)}\n`,
-    );
+    const write = async (name: string, contents: string | Uint8Array): Promise<void> => {
+      try {
+        await writeFile(join(tmp, name), contents);
+      } catch (e) {
+        throw withPath(e, join(dir, name));
+      }
+    };
+    await write('config.json', `${JSON.stringify({ ...toHfConfig(config), torch_dtype: dtype }, null, 2)}\n`);
+    await write('generation_config.json', `${JSON.stringify({ bos_token_id: config.bosTokenId, eos_token_id: config.eosTokenId }, null, 2)}\n`);
     await writeSafetensors(join(tmp, 'model.safetensors'), tensors, { format: 'pt' });
     if (options.tokenizerPath) await copyFile(options.tokenizerPath, join(tmp, 'tokenizer.json'));
-    for (const [name, contents] of Object.entries(options.extraFiles ?? {})) await writeFile(join(tmp, name), contents);
-    await rm(dir, { recursive: true, force: true });
-    await rename(tmp, dir);
+    for (const [name, contents] of Object.entries(options.extraFiles ?? {})) await write(name, contents);
+    await replaceDirectory(tmp, dir);
   } catch (e) {
     await rm(tmp, { recursive: true, force: true });
     throw e;
   }
+}
+
+const INTERRUPTED = /^\.(.+)\.[0-9a-f]{8}\.(tmp|old)$/;
+
+/**
+ * Tidies what a killed saveCheckpoint can leave in `parent`: a folder renamed aside (`.old`, whole)
+ * goes back to its name when nothing took its place, and is deleted otherwise; a `.tmp` folder
+ * (possibly partial) is deleted. Only names that `folders` matches are touched.
+ */
+export function recoverInterruptedSaves(parent: string, folders: RegExp): void {
+  if (!existsSync(parent)) return;
+  const entries = readdirSync(parent).map((e) => ({ entry: e, m: INTERRUPTED.exec(e) })).filter(({ m }) => m && folders.test(m[1]!));
+  for (const { entry, m } of entries) {
+    const target = join(parent, m![1]!);
+    if (m![2] === 'old' && !existsSync(target)) renameSync(join(parent, entry), target);
+  }
+  for (const { entry } of entries) rmSync(join(parent, entry), { recursive: true, force: true });
 }

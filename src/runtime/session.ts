@@ -9,6 +9,7 @@ import ort from 'onnxruntime-node';
 import { type DType, type TypedArray, dtypeOfArray } from '../graph/dtype.js';
 import { type ModelSpec, toOnnx } from '../graph/onnx.js';
 import { type Shape, formatShape } from '../graph/shape.js';
+import { PythiaError } from '../util/errors.js';
 
 export type ExecutionProvider = 'cpu' | 'cuda' | 'webgpu';
 
@@ -38,12 +39,7 @@ const ORT_TYPE: Record<DType, ort.Tensor.Type> = {
   bool: 'bool',
 };
 
-export class RuntimeError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'RuntimeError';
-  }
-}
+export class RuntimeError extends PythiaError {}
 
 /** A graph input as the compiled graph expects it. */
 export interface InputSignature {

@@ -14,7 +14,7 @@ import { join, resolve } from 'node:path';
 import { openTrainingOrder } from '../data/batches.js';
 import { loadTokenizer } from '../data/tokenizer.js';
 import { type NeoXConfig, parameterShapes } from '../model/config.js';
-import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint.js';
+import { loadCheckpoint, recoverInterruptedSaves, saveCheckpoint } from '../model/checkpoint.js';
 import type { Params } from '../model/params.js';
 import { TrainStep, createTrainStep } from '../model/train-step.js';
 import { ConfigError, DataError, FormatError } from '../util/errors.js';
@@ -223,7 +223,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     const saves = new Set(saveIters(recipe.trainIters, recipe.checkpoint));
     const isEvalStep = (k: number): boolean =>
       evalIters > 0 && (options.evalInterval ? k % options.evalInterval === 0 || k === recipe.trainIters : saves.has(k));
-    removeStaleTemporaries(modelDir);
+    recoverInterruptedSaves(modelDir, /^step\d+$/);
     if (!options.resume && existingCheckpoints(modelDir).length > 0)
       throw new ConfigError(`${modelDir} already holds checkpoints of another run: continue it with --resume ${join(modelDir, `step${existingCheckpoints(modelDir).at(-1)}`)} or choose another --out`);
     mkdirSync(modelDir, { recursive: true });
@@ -349,14 +349,6 @@ export function existingCheckpoints(modelDir: string): number[] {
     .filter((m): m is RegExpExecArray => m !== null)
     .map((m) => Number(m[1]))
     .sort((a, b) => a - b);
-}
-
-/** A killed run can leave `.step<N>.<hex>.tmp` folders behind; they never load, and are removed. */
-function removeStaleTemporaries(modelDir: string): void {
-  if (!existsSync(modelDir)) return;
-  for (const entry of readdirSync(modelDir)) {
-    if (/^\.step\d+\..*\.tmp$/.test(entry)) rmSync(join(modelDir, entry), { recursive: true, force: true });
-  }
 }
 
 /**
