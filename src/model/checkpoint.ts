@@ -4,12 +4,12 @@
  * `GPTNeoXForCausalLM.from_pretrained(folder)`.
  */
 import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
-import { existsSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { f32ToBf16, f32ToF16, openCheckpointWeights, writeSafetensors, type StoredDType, type TensorToWrite } from '../formats/index.js';
+import { f32ToBf16, f32ToF16, JsonSyntaxError, openCheckpointWeights, parseStrictJson, writeSafetensors, type JsonValue, type StoredDType, type TensorToWrite } from '../formats/index.js';
 import { replaceDirectory, tempPathFor } from '../util/atomic.js';
 import { ConfigError, FormatError, withPath } from '../util/errors.js';
-import { type NeoXConfig, type WeightDType, parameterShapes, parseHfConfig, toHfConfig } from './config.js';
+import { type NeoXConfig, type WeightDType, parameterShapes, parameterTensorCount, parseHfConfig, toHfConfig } from './config.js';
 import type { Params } from './params.js';
 
 /** Buffers old Pythia checkpoints carry that no computation uses (notes B7.1). */
@@ -26,37 +26,48 @@ export interface Checkpoint {
   tokenizerPath: string | undefined;
 }
 
+/** A config.json is a few kilobytes; anything this large is not one. */
+const MAX_CONFIG_BYTES = 16 << 20;
+
 export function readConfig(dir: string): NeoXConfig {
   const path = join(dir, 'config.json');
   if (!existsSync(path)) throw new FormatError(dir, 'not a checkpoint folder: config.json is missing');
-  let json: unknown;
+  const size = statSync(path).size;
+  if (size > MAX_CONFIG_BYTES) throw new FormatError(path, `${size} bytes, more than a config.json holds (at most ${MAX_CONFIG_BYTES})`);
+  let json: JsonValue;
   try {
-    json = JSON.parse(readFileSync(path, 'utf8'));
+    json = parseStrictJson(readFileSync(path, 'utf8'));
   } catch (e) {
-    throw new FormatError(path, `not valid JSON: ${(e as Error).message}`);
+    if (!(e instanceof JsonSyntaxError)) throw e;
+    throw new FormatError(path, `not valid JSON: ${e.message}`);
   }
   return parseHfConfig(json, path);
 }
 
-/** Loads config and weights (converted to float32) from a checkpoint folder. */
+/** Loads config and weights (converted to float32) from a checkpoint folder; non-finite weights are refused. */
 export function loadCheckpoint(dir: string): Checkpoint {
   const config = readConfig(dir);
   const source = openCheckpointWeights(dir);
   try {
+    const stored = source.list().filter((info) => !IGNORED.test(info.name));
+    const expected = parameterTensorCount(config);
+    if (stored.length !== expected) {
+      throw new FormatError(source.file, `holds ${stored.length} parameter tensors, but ${join(dir, 'config.json')} (${config.numLayers} layers) implies ${expected}`);
+    }
     const wanted = new Map(parameterShapes(config).map((p) => [p.name, p.shape]));
     const params: Params = new Map();
     const storedDTypes = new Map<string, StoredDType>();
-    for (const info of source.list()) {
+    for (const info of stored) {
       const name = ALIASES[info.name] ?? info.name;
       const shape = wanted.get(name);
-      if (!shape) {
-        if (IGNORED.test(name)) continue;
-        throw new FormatError(source.file, `unexpected tensor ${info.name} for this config.json`);
-      }
+      if (!shape) throw new FormatError(source.file, `unexpected tensor ${info.name} for this config.json`);
       if (shape.length !== info.shape.length || shape.some((d, i) => d !== info.shape[i])) {
         throw new FormatError(source.file, `tensor ${info.name} has shape [${info.shape.join(',')}], config.json implies [${shape.join(',')}]`);
       }
-      params.set(name, source.readFloat32(info.name));
+      const values = source.readFloat32(info.name);
+      const bad = values.findIndex((v) => !Number.isFinite(v));
+      if (bad >= 0) throw new FormatError(source.file, `tensor ${info.name} holds ${values[bad]} at element ${bad}: weights must be finite`);
+      params.set(name, values);
       storedDTypes.set(name, info.dtype);
     }
     for (const name of wanted.keys()) {
