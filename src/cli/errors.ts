@@ -32,7 +32,7 @@ export function describeError(e: unknown): string {
   if (isPythiaError(e)) return oneLine(e.message);
   if (isSystemError(e)) {
     const code = e.code!;
-    const what = SYSTEM_ERRORS[code] ? `${SYSTEM_ERRORS[code]} (${code})` : oneLine(e.message);
+    const what = SYSTEM_ERRORS[code] ?? oneLine(e.message);
     return e.path !== undefined ? `${e.path}: ${what}` : `${what} during ${e.syscall}`;
   }
   if (e instanceof RangeError && /allocation failed|Invalid (typed )?array length/.test(e.message)) {
