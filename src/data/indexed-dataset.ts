@@ -76,6 +76,8 @@ export class IndexedDatasetWriter {
   private sizes = new Int32Array(1024);
   private count = 0;
   private tokenCount = 0;
+  /** Tokens appended to the document not yet ended. */
+  private current = 0;
   private pending: Uint8Array;
   private pendingBytes = 0;
   private done = false;
@@ -107,8 +109,14 @@ export class IndexedDatasetWriter {
 
   /** Appends one document (one item). Callers append the EOD token themselves when asked to. */
   add(tokens: ArrayLike<number>): void {
+    this.append(tokens);
+    this.endDocument();
+  }
+
+  /** Appends tokens to the document being written; `endDocument` closes it. A document may come in any number of parts. */
+  append(tokens: ArrayLike<number>): void {
     if (this.done) throw new Error(`${this.prefix}: add after finish or abort`);
-    if (tokens.length > 0x7fffffff) throw new DataError(`document ${this.count}: ${tokens.length} tokens do not fit the int32 sizes array`);
+    if (this.current + tokens.length > 0x7fffffff) throw new DataError(`document ${this.count}: ${this.current + tokens.length} tokens do not fit the int32 sizes array`);
     const bytes = tokens.length * this.itemSize;
     if (this.pendingBytes + bytes > this.pending.length) this.flush();
     if (bytes > this.pending.length) this.pending = new Uint8Array(bytes);
@@ -118,18 +126,23 @@ export class IndexedDatasetWriter {
     for (let i = 0; i < tokens.length; i++) {
       const t = tokens[i]!;
       if (!Number.isInteger(t) || t < this.minToken || t > this.maxToken) {
-        throw new DataError(`document ${this.count}, token ${i}: ${t} does not fit ${this.dtype}`);
+        throw new DataError(`document ${this.count}, token ${this.current + i}: ${t} does not fit ${this.dtype}`);
       }
       view[i] = t;
     }
     this.pendingBytes += bytes;
+    this.current += tokens.length;
+  }
+
+  endDocument(): void {
     if (this.count === this.sizes.length) {
       const grown = new Int32Array(this.sizes.length * 2);
       grown.set(this.sizes);
       this.sizes = grown;
     }
-    this.sizes[this.count++] = tokens.length;
-    this.tokenCount += tokens.length;
+    this.sizes[this.count++] = this.current;
+    this.tokenCount += this.current;
+    this.current = 0;
   }
 
   private flush(): void {
@@ -145,6 +158,7 @@ export class IndexedDatasetWriter {
    */
   async finish(): Promise<void> {
     if (this.done) throw new Error(`${this.prefix}: finished twice`);
+    if (this.current !== 0) throw new Error(`${this.prefix}: finish with document ${this.count} not ended`);
     this.done = true;
     const idx = new AtomicFileWriter(indexPath(this.prefix));
     try {

@@ -2,6 +2,12 @@
  * Corpus → MMapIndexedDataset, as GPT-NeoX's `tools/preprocess_data.py` does it: one item per
  * document, empty documents dropped, the EOD id appended to each document when asked. Encoding runs
  * in batches on the tokenizer's native threads while the next batch is read; documents keep their order.
+ *
+ * A long document is encoded in pieces of about `pieceChars` characters, cut after a newline
+ * between two non-space characters where the tokenizer allows it (`splitsAtNewlines`): the ids
+ * are exactly those of the whole document, and memory stays bounded by the piece size rather
+ * than growing with the document (the tokenizer holds ~100 bytes per character it encodes).
+ * A document with no such newline for longer than a piece is encoded whole.
  */
 import { readCorpus, type CorpusStats, type TxtMode } from './corpus.js';
 import { datasetPrefix, IndexedDatasetWriter } from './indexed-dataset.js';
@@ -25,6 +31,8 @@ export interface TokenizeOptions {
   skipInvalid?: boolean;
   /** A batch is sent to the encoder once it holds this many characters (default 1 Mi). */
   batchChars?: number;
+  /** Long documents are encoded in pieces of about this many characters (default 64 Ki). */
+  pieceChars?: number;
   onProgress?: (progress: TokenizeProgress) => void;
 }
 
@@ -37,39 +45,87 @@ export interface TokenizeSummary extends TokenizeProgress {
   invalidLines: number;
 }
 
+/** A piece of a document's text; `last` marks the document's final piece. */
+interface Piece {
+  text: string;
+  last: boolean;
+}
+
+/**
+ * Cuts `text` into pieces of at most `maxChars` where it can: each cut follows a "\n" that has a
+ * non-space character on each side. A stretch with no such newline stays whole.
+ */
+export function splitAtNewlines(text: string, maxChars: number): string[] {
+  const pieces: string[] = [];
+  let start = 0;
+  while (text.length - start > maxChars) {
+    let cut = lastSafeCut(text, start, start + maxChars);
+    if (cut < 0) cut = firstSafeCut(text, start + maxChars);
+    if (cut < 0) break;
+    pieces.push(text.slice(start, cut));
+    start = cut;
+  }
+  pieces.push(text.slice(start));
+  return pieces;
+}
+
+const isSpace = (ch: string | undefined): boolean => ch === undefined || /\s/.test(ch);
+/** A cut before `i` is safe when text[i−1] is "\n" between non-space characters. */
+const safeCutAt = (text: string, i: number): boolean => text[i - 1] === '\n' && !isSpace(text[i - 2]) && !isSpace(text[i]);
+
+function lastSafeCut(text: string, start: number, end: number): number {
+  for (let i = text.lastIndexOf('\n', end - 1) + 1; i > start + 1; i = text.lastIndexOf('\n', i - 2) + 1) {
+    if (safeCutAt(text, i)) return i;
+  }
+  return -1;
+}
+
+function firstSafeCut(text: string, from: number): number {
+  for (let i = text.indexOf('\n', from) + 1; i > 0; i = text.indexOf('\n', i) + 1) {
+    if (safeCutAt(text, i)) return i;
+  }
+  return -1;
+}
+
 export async function tokenizeCorpus(options: TokenizeOptions): Promise<TokenizeSummary> {
   const { tokenizer } = options;
   const prefix = datasetPrefix(options.out);
   const batchChars = options.batchChars ?? 1 << 20;
+  const pieceChars = tokenizer.splitsAtNewlines ? options.pieceChars ?? 1 << 16 : Infinity;
   const stats: CorpusStats = { documents: 0, invalidLines: 0 };
   const progress: TokenizeProgress = { documents: 0, tokens: 0, bytesRead: 0 };
   let emptyDocuments = 0;
+  let documentTokens = 0;
 
   const writer = IndexedDatasetWriter.create(prefix, { vocabSize: tokenizer.vocabSize });
-  const write = (encoded: number[][]): void => {
-    for (const ids of encoded) {
-      if (ids.length === 0) {
+  const write = (pieces: Piece[], encoded: number[][]): void => {
+    for (const [i, ids] of encoded.entries()) {
+      writer.append(ids);
+      documentTokens += ids.length;
+      if (!pieces[i]!.last) continue;
+      if (documentTokens === 0) {
         emptyDocuments++;
         continue;
       }
-      if (options.appendEod) ids.push(tokenizer.eodId);
-      writer.add(ids);
+      if (options.appendEod) writer.append([tokenizer.eodId]);
+      writer.endDocument();
+      documentTokens = 0;
     }
     progress.documents = writer.documents;
     progress.tokens = writer.tokens;
     options.onProgress?.(progress);
   };
 
-  let inFlight: Promise<number[][]> | undefined;
-  const submit = async (texts: string[]): Promise<void> => {
-    const next = tokenizer.encodeBatch(texts);
-    next.catch(() => undefined); // awaited below; this only stops an early rejection counting as unhandled
-    if (inFlight !== undefined) write(await inFlight);
+  let inFlight: { pieces: Piece[]; encoded: Promise<number[][]> } | undefined;
+  const submit = async (pieces: Piece[]): Promise<void> => {
+    const next = { pieces, encoded: tokenizer.encodeBatch(pieces.map((p) => p.text)) };
+    next.encoded.catch(() => undefined); // awaited below; this only stops an early rejection counting as unhandled
+    if (inFlight !== undefined) write(inFlight.pieces, await inFlight.encoded);
     inFlight = next;
   };
 
   try {
-    let batch: string[] = [];
+    let batch: Piece[] = [];
     let chars = 0;
     const records = readCorpus(options.inputs, {
       textField: options.textField,
@@ -83,16 +139,19 @@ export async function tokenizeCorpus(options: TokenizeOptions): Promise<Tokenize
         emptyDocuments++;
         continue;
       }
-      batch.push(text);
-      chars += text.length;
-      if (chars >= batchChars) {
-        await submit(batch);
-        batch = [];
-        chars = 0;
+      const pieces = text.length > pieceChars ? splitAtNewlines(text, pieceChars) : [text];
+      for (const [i, piece] of pieces.entries()) {
+        batch.push({ text: piece, last: i === pieces.length - 1 });
+        chars += piece.length;
+        if (chars >= batchChars) {
+          await submit(batch);
+          batch = [];
+          chars = 0;
+        }
       }
     }
     if (batch.length > 0) await submit(batch);
-    if (inFlight !== undefined) write(await inFlight);
+    if (inFlight !== undefined) write(inFlight.pieces, await inFlight.encoded);
     await writer.finish();
   } catch (e) {
     writer.abort();
