@@ -14,6 +14,7 @@
  *
  * The reader never loads the .bin: each read is one positioned read of exactly the bytes needed.
  */
+import { createHash } from 'node:crypto';
 import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { dirname } from 'node:path';
@@ -344,6 +345,19 @@ export class IndexedDataset {
       this.docIdxCache = new BigInt64Array(bytes.buffer, 0, this.docIdxLength);
     }
     return this.docIdxCache;
+  }
+
+  /** sha256 (hex) of sizes[start, stop) as int32 little-endian bytes, streamed from the index. */
+  sizesSha256(start: number, stop: number): string {
+    if (!(Number.isInteger(start) && Number.isInteger(stop) && 0 <= start && start <= stop && stop <= this.length)) {
+      throw new DataError(`${this.prefix}: items [${start}, ${stop}) are out of range; the dataset has ${this.length} items`);
+    }
+    const hash = createHash('sha256');
+    if (this.sizesCache) return hash.update(new Uint8Array(this.sizesCache.buffer, this.sizesCache.byteOffset + 4 * start, 4 * (stop - start))).digest('hex');
+    for (let at = start; at < stop; at += CHUNK_ITEMS) {
+      hash.update(this.readIndexBytes(INDEX_HEADER_BYTES + 4 * at, 4 * Math.min(CHUNK_ITEMS, stop - at)));
+    }
+    return hash.digest('hex');
   }
 
   /** Size in bytes of the .bin (all shards together). */

@@ -27,6 +27,7 @@ import { learningRateForUpdate, validateLrSchedule, type LrSchedule } from './lr
 import { OPTIMIZER_FILE, optimizerStateBytes, readOptimizerState } from './optimizer-state.js';
 import { Prng, type PrngState } from '../util/prng.js';
 import { gradientAccumulationSteps, validateRecipe, type TrainRecipe } from './recipes.js';
+import { checkTrainerState } from './resume-state.js';
 
 export const TRAINER_STATE_FILE = 'trainer_state.json';
 export const LOG_FILE = 'log.jsonl';
@@ -72,13 +73,13 @@ export interface ResumePoint {
 export function loadResumePoint(stepDir: string): ResumePoint {
   const statePath = join(stepDir, TRAINER_STATE_FILE);
   if (!existsSync(statePath)) throw new FormatError(stepDir, `cannot resume: ${TRAINER_STATE_FILE} is missing (not a checkpoint written by pythia train)`);
-  let state: TrainerState;
+  let json: unknown;
   try {
-    state = JSON.parse(readFileSync(statePath, 'utf8')) as TrainerState;
+    json = JSON.parse(readFileSync(statePath, 'utf8'));
   } catch (e) {
     throw new FormatError(statePath, `not valid JSON: ${(e as Error).message}`);
   }
-  if (state.format !== 'pythia-ts trainer state' || state.version !== 1) throw new FormatError(statePath, 'format: expected "pythia-ts trainer state" version 1');
+  const state = checkTrainerState(json, statePath);
   const ckpt = loadCheckpoint(stepDir);
   const optimizer = readOptimizerState(join(stepDir, OPTIMIZER_FILE), parameterShapes(ckpt.config));
   if (optimizer.step !== state.step) throw new FormatError(join(stepDir, OPTIMIZER_FILE), `step ${optimizer.step} does not match ${TRAINER_STATE_FILE} step ${state.step}`);
