@@ -3,7 +3,7 @@
  * (disk full, permission denied, missing file, closed pipe) as one line, `pythia: <message>`;
  * anything else is a bug and keeps its stack.
  */
-import { isPythiaError, isSystemError, UserError } from '../util/errors.js';
+import { isPythiaError, isSystemError, UserError, withPath } from '../util/errors.js';
 
 export { UserError };
 
@@ -53,7 +53,7 @@ export function handleClosedOutput(): void {
   for (const stream of [process.stdout, process.stderr]) {
     stream.on('error', (e: NodeJS.ErrnoException) => {
       if (e.code === 'EPIPE') process.exit(0);
-      if (stream !== process.stderr) reportError(e);
+      if (stream !== process.stderr) reportError(withPath(e, 'standard output'));
       process.exit(1);
     });
   }

@@ -8,7 +8,7 @@ import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync } f
 import { join } from 'node:path';
 import { f32ToBf16, f32ToF16, JsonSyntaxError, openCheckpointWeights, parseStrictJson, writeSafetensors, type JsonValue, type StoredDType, type TensorToWrite } from '../formats/index.js';
 import { replaceDirectory, tempPathFor } from '../util/atomic.js';
-import { ConfigError, FormatError, withPath } from '../util/errors.js';
+import { ConfigError, FormatError, isSystemError, withPath } from '../util/errors.js';
 import { type NeoXConfig, type WeightDType, parameterShapes, parameterTensorCount, parseHfConfig, toHfConfig } from './config.js';
 import type { Params } from './params.js';
 
@@ -107,11 +107,7 @@ export async function saveCheckpoint(dir: string, config: NeoXConfig, params: Pa
       return { name, dtype: STORED[dtype], shape, data };
     });
     const write = async (name: string, contents: string | Uint8Array): Promise<void> => {
-      try {
-        await writeFile(join(tmp, name), contents);
-      } catch (e) {
-        throw withPath(e, join(dir, name));
-      }
+      await writeFile(join(tmp, name), contents).catch((e: unknown) => Promise.reject(withPath(e, join(tmp, name))));
     };
     await write('config.json', `${JSON.stringify({ ...toHfConfig(config), torch_dtype: dtype }, null, 2)}\n`);
     await write('generation_config.json', `${JSON.stringify({ bos_token_id: config.bosTokenId, eos_token_id: config.eosTokenId }, null, 2)}\n`);
@@ -121,6 +117,8 @@ export async function saveCheckpoint(dir: string, config: NeoXConfig, params: Pa
     await replaceDirectory(tmp, dir);
   } catch (e) {
     await rm(tmp, { recursive: true, force: true });
+    // Name the folder being saved, not its temporary name.
+    if (isSystemError(e) && e.path?.startsWith(tmp)) e.path = dir + e.path.slice(tmp.length);
     throw e;
   }
 }

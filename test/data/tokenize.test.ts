@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -8,8 +8,8 @@ import { Tokenizer } from 'tokenizers';
 import { compress } from 'zstd-napi';
 import { trainBpe, writeTokenizerJson } from '../../src/data/bpe-trainer.js';
 import { IndexedDataset } from '../../src/data/indexed-dataset.js';
-import { tokenizeCorpus } from '../../src/data/tokenize.js';
-import { loadTokenizer, type TextTokenizer } from '../../src/data/tokenizer.js';
+import { splitAtNewlines, tokenizeCorpus } from '../../src/data/tokenize.js';
+import { loadTokenizer, safeToSplit, type TextTokenizer } from '../../src/data/tokenizer.js';
 import { DataError } from '../../src/util/errors.js';
 import { repoRoot } from '../support/paths.js';
 
@@ -95,4 +95,65 @@ test('pythia data tokenize writes the dataset and reports; bad input is one line
   const missing = spawnSync(process.execPath, [cli, 'data', 'tokenize', '--input', join(dir, 'nope.jsonl'), '--tokenizer', tokenizerPath, '--out', out], { encoding: 'utf8' });
   assert.equal(missing.status, 1);
   assert.equal(missing.stderr, `pythia: ${join(dir, 'nope.jsonl')}: no such file or directory\n`);
+});
+
+/** A long synthetic document with what pre-tokenizers treat specially around newlines. */
+function longDocument(lines: number): string {
+  const parts = [
+    'plain words here', "'s a contraction at the start", '  two leading spaces', '\ta tab', 'digits 12345 and 3.14',
+    'punctuation!? (yes) — “quotes”', 'e\u0301 combining accent', '\u0301starts with a mark', 'CJK 日本語 and 🎉',
+    '<|endoftext|> inside', 'trailing spaces   ', '', '', 'carriage\r', 'x', "they're", '\u00a0no-break space',
+  ];
+  let seed = 7;
+  const next = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31);
+  return Array.from({ length: lines }, () => parts[next() % parts.length]).join('\n');
+}
+
+test('long documents are encoded in pieces with exactly the ids of the whole document', async () => {
+  const doc = longDocument(4000);
+  const whole = (await reference.encode(doc)).getIds();
+  assert.equal(tokenizer.splitsAtNewlines, true, 'our byte-level BPE tokenizers allow splitting');
+  for (const pieceChars of [1, 37, 500, 10_000]) {
+    const pieces = splitAtNewlines(doc, pieceChars);
+    assert.equal(pieces.join(''), doc);
+    if (pieceChars < 100) assert.ok(pieces.length > 100, `${pieces.length} pieces of ${pieceChars}`);
+    const ids = (await tokenizer.encodeBatch(pieces)).flat();
+    assert.deepEqual(ids, whole, `pieces of ${pieceChars} characters`);
+  }
+  // The check can fail: cutting after every newline changes the ids.
+  const naive = doc.split(/(?<=\n)/);
+  assert.notDeepEqual((await tokenizer.encodeBatch(naive)).flat(), whole);
+  const out = join(dir, 'long');
+  writeFileSync(join(dir, 'long.jsonl'), `${JSON.stringify({ text: doc })}\n${JSON.stringify({ text: 'short' })}\n`);
+  const summary = await tokenizeCorpus({ inputs: [join(dir, 'long.jsonl')], tokenizer, out, appendEod: true, pieceChars: 200, batchChars: 1000 });
+  assert.equal(summary.documents, 2);
+  assert.deepEqual(readItems(out), [[...whole, 0], [...(await reference.encode('short')).getIds(), 0]]);
+});
+
+test('the same holds with an NFC normalizer (GPT-NeoX-20B\'s); tokenizers it does not hold for are not split', async () => {
+  const json = JSON.parse(readFileSync(tokenizerPath, 'utf8')) as Record<string, unknown>;
+  const nfcPath = join(dir, 'nfc-tokenizer.json');
+  writeFileSync(nfcPath, JSON.stringify({ ...json, normalizer: { type: 'NFC' } }));
+  const nfc = await loadTokenizer(nfcPath);
+  assert.equal(nfc.splitsAtNewlines, true);
+  const doc = longDocument(2000);
+  const whole = (await Tokenizer.fromFile(nfcPath).encode(doc)).getIds();
+  assert.deepEqual((await nfc.encodeBatch(splitAtNewlines(doc, 50))).flat(), whole);
+
+  const pre = json.pre_tokenizer as Record<string, unknown>;
+  assert.equal(safeToSplit({ ...json, pre_tokenizer: { ...pre, add_prefix_space: true } }), false);
+  assert.equal(safeToSplit({ ...json, pre_tokenizer: { ...pre, use_regex: false } }), false);
+  assert.equal(safeToSplit({ ...json, normalizer: { type: 'Lowercase' } }), false);
+  assert.equal(safeToSplit({ ...json, post_processor: { type: 'TemplateProcessing' } }), false);
+  const added = json.added_tokens as Record<string, unknown>[];
+  assert.equal(safeToSplit({ ...json, added_tokens: [...added, { id: 999, content: 'a\nb', lstrip: false, rstrip: false }] }), false);
+  assert.equal(safeToSplit({ ...json, added_tokens: [...added, { id: 999, content: 'x', lstrip: true, rstrip: false }] }), false);
+});
+
+test('splitAtNewlines cuts only after a newline between non-space characters', () => {
+  assert.deepEqual(splitAtNewlines('ab\ncd\nef', 3), ['ab\n', 'cd\n', 'ef']);
+  assert.deepEqual(splitAtNewlines('ab\n\ncd', 2), ['ab\n\ncd']);
+  assert.deepEqual(splitAtNewlines('ab\n cd\nef', 2), ['ab\n cd\n', 'ef']);
+  assert.deepEqual(splitAtNewlines('abcdefgh\nij', 3), ['abcdefgh\n', 'ij']);
+  assert.deepEqual(splitAtNewlines('short', 100), ['short']);
 });
