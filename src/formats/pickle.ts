@@ -49,14 +49,19 @@ const MAX_PROTOCOL = 5;
  * A bound on the memory one pickle may make us hold, in (approximate) bytes: a fixed allowance
  * plus a multiple of the pickle's own size. One-byte opcodes such as EMPTY_DICT or MARK each make
  * an object of tens to hundreds of bytes, so without a bound 10 MB of them take gigabytes. A
- * PyTorch state dict's pickle is charged about 12 bytes per byte (test/formats/pickle.test.ts).
+ * PyTorch state dict's pickle is charged about 12 bytes per byte (test/faults/hostile-files.test.ts).
  */
 export const PICKLE_MEMORY_ALLOWANCE = 16 << 20;
 export const PICKLE_MEMORY_PER_BYTE = 16;
 /** Rough sizes of what each opcode makes (V8, 64-bit). */
 const COST = { slot: 8, list: 56, tuple: 56, dict: 200, entry: 48, memo: 48, string: 24, opaque: 64 } as const;
 
-export function unpickle(bytes: Uint8Array, file: string, policy: UnpicklePolicy): PyValue {
+export interface PickleMemoryBound {
+  allowance: number;
+  perByte: number;
+}
+
+export function unpickle(bytes: Uint8Array, file: string, policy: UnpicklePolicy, bound: PickleMemoryBound = { allowance: PICKLE_MEMORY_ALLOWANCE, perByte: PICKLE_MEMORY_PER_BYTE }): PyValue {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const utf8 = new TextDecoder('utf-8', { fatal: true });
   const memo = new Map<number, PyValue>();
@@ -64,7 +69,7 @@ export function unpickle(bytes: Uint8Array, file: string, policy: UnpicklePolicy
   let stack: PyValue[] = [];
   let pos = 0;
   let opAt = 0;
-  const budget = PICKLE_MEMORY_ALLOWANCE + PICKLE_MEMORY_PER_BYTE * bytes.length;
+  const budget = bound.allowance + bound.perByte * bytes.length;
   let used = 0;
 
   const fail = (message: string): never => {
