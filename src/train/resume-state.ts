@@ -35,7 +35,7 @@ const RECIPE: Schema<TrainRecipe> = {
 };
 const DATA: Schema<DataSpec> = { prefix: string, preshuffled: boolean, split: optional(string) };
 const RNG = check('null or {words: [4 integers], spareNormal}', (v) => v === null
-  || (isObject(v) && Array.isArray(v.words) && v.words.length === 4 && v.words.every((w) => count.test(w)) && (v.spareNormal === null || number.test(v.spareNormal))));
+  || (isObject(v) && Array.isArray(v.words) && v.words.length === 4 && v.words.every((w) => Number.isInteger(w)) && (v.spareNormal === null || number.test(v.spareNormal))));
 const INTERVENTION = check('null or {kind: "pronoun-swap", fromStep}', (v) => v === null || (isObject(v) && v.kind === 'pronoun-swap' && count.test(v.fromStep)));
 const STATE: Schema<TrainerState> = {
   format: oneOf('pythia-ts trainer state'),
