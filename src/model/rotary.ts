@@ -13,11 +13,11 @@ export function inverseFrequencies(rotaryDims: number, base: number): Float32Arr
 }
 
 /**
- * The most entries one table may have (2^26 floats, 256 MiB): far above any real model's
+ * The most entries one table may have (2^24 floats, 64 MiB): far above any real model's
  * (Pythia-12b: 2048 positions × 3·128), low enough that a config.json asking for a billion
  * positions gets an error instead of an allocation that cannot succeed.
  */
-export const MAX_TABLE_ENTRIES = 1 << 26;
+export const MAX_TABLE_ENTRIES = 1 << 24;
 
 function checkTableSize(positions: number, width: number): void {
   if (positions * width > MAX_TABLE_ENTRIES) {
