@@ -68,7 +68,8 @@ const HF_KEYS: Record<keyof typeof CONFIG_LIMITS, string> = {
   maxPositions: 'max_position_embeddings',
 };
 
-export function validateConfig(c: NeoXConfig, source: string): NeoXConfig {
+/** The sizes are positive integers within CONFIG_LIMITS. */
+function checkSizes(c: NeoXConfig, source: string): void {
   for (const [k, limit] of Object.entries(CONFIG_LIMITS) as [keyof typeof CONFIG_LIMITS, number][]) {
     const v = c[k];
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) {
@@ -76,6 +77,10 @@ export function validateConfig(c: NeoXConfig, source: string): NeoXConfig {
     }
     if (v > limit) throw new ConfigError(`${source}: ${HF_KEYS[k]} is ${v}, more than the ${limit} we support`);
   }
+}
+
+export function validateConfig(c: NeoXConfig, source: string): NeoXConfig {
+  checkSizes(c, source);
   if (c.hiddenSize % c.numHeads !== 0) {
     throw new ConfigError(`${source}: hidden_size ${c.hiddenSize} is not divisible by num_attention_heads ${c.numHeads}`);
   }
@@ -195,8 +200,12 @@ export interface ParameterSpec {
   shape: number[];
 }
 
-/** Every parameter with its Hugging Face state-dict name and shape, in HF's order. */
+/**
+ * Every parameter with its Hugging Face state-dict name and shape, in HF's order. The sizes are
+ * checked first, so a config built from flags or a GPT-NeoX YAML cannot ask for ten million layers.
+ */
 export function parameterShapes(c: NeoXConfig): ParameterSpec[] {
+  checkSizes(c, 'model config');
   const H = c.hiddenSize;
   const F = c.intermediateSize;
   const specs: ParameterSpec[] = [{ name: 'gpt_neox.embed_in.weight', shape: [c.vocabSize, H] }];

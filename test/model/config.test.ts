@@ -73,4 +73,7 @@ test('sizes past the supported limits are refused before anything is built', () 
     assert.throws(() => parseHfConfig({ ...base, [key]: limit * 2 }, 'c.json'), new RegExp(`^ConfigError: c\\.json: ${key} is ${limit * 2}, more than the ${limit} we support$`));
   }
   assert.throws(() => parseHfConfig({ ...base, eos_token_id: 1e6 }, 'c.json'), /c\.json: eos_token_id is 1000000, expected a token id in \[0, 211\)/);
+  // A config made from flags or a GPT-NeoX YAML, never parsed from config.json, is checked too.
+  const fromFlags = { ...parseHfConfig(base), numLayers: 1e7 };
+  assert.throws(() => parameterShapes(fromFlags), /^ConfigError: model config: num_hidden_layers is 10000000, more than the 4096 we support$/);
 });
