@@ -171,11 +171,18 @@ class EncoderProcess {
       if (reply.ids) waiting.resolve(reply.ids);
       else waiting.reject(new FormatError(this.path, `cannot encode: ${reply.error}`));
     });
-    child.on('exit', (code, signal) => {
+    const failAll = (failure: Error): void => {
       this.child = undefined;
-      const failure = new FormatError(this.path, `the tokenizer aborted while encoding (${panicMessage(this.stderr) ?? `exit ${signal ?? code}`}): its pre-tokenizer regex may backtrack without end on this text`);
       for (const waiting of this.pending.values()) waiting.reject(failure);
       this.pending.clear();
+    };
+    child.on('error', failAll);
+    // 'close' comes after the exit and after stderr is read to its end.
+    child.on('close', (code, signal) => {
+      const panic = panicMessage(this.stderr);
+      const reason = panic ?? this.stderr.trim().split('\n').at(-1) ?? '';
+      const hint = panic && /regex|onig|retry-limit/i.test(panic) ? ': its pre-tokenizer regex backtracks without end on this text' : '';
+      failAll(new FormatError(this.path, `the tokenizer aborted while encoding (${reason || `exit ${signal ?? code}`})${hint}`));
     });
     this.child = child;
     return child;
