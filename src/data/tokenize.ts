@@ -3,11 +3,11 @@
  * document, empty documents dropped, the EOD id appended to each document when asked. Encoding runs
  * in batches on the tokenizer's native threads while the next batch is read; documents keep their order.
  *
- * A long document is encoded in pieces of about `pieceChars` characters, cut after a newline
- * between two non-space characters where the tokenizer allows it (`splitsAtNewlines`): the ids
- * are exactly those of the whole document, and memory stays bounded by the piece size rather
+ * A long document is encoded in pieces of about `pieceChars` characters, cut after a newline or
+ * before a space between two solid characters where the tokenizer allows it (`splitsSafely`): the
+ * ids are exactly those of the whole document, and memory stays bounded by the piece size rather
  * than growing with the document (the tokenizer holds ~100 bytes per character it encodes).
- * A document with no such newline for longer than a piece is encoded whole.
+ * A stretch with no such cut longer than a piece is encoded whole.
  */
 import { readCorpus, type CorpusStats, type TxtMode } from './corpus.js';
 import { datasetPrefix, IndexedDatasetWriter } from './indexed-dataset.js';
@@ -52,15 +52,16 @@ interface Piece {
 }
 
 /**
- * Cuts `text` into pieces of at most `maxChars` where it can: each cut follows a "\n" that has a
- * non-space character on each side. A stretch with no such newline stays whole.
+ * Cuts `text` into pieces of at most `maxChars` where it can, at the cuts `isSafeCut` allows. A
+ * stretch with no such cut stays whole.
  */
-export function splitAtNewlines(text: string, maxChars: number): string[] {
+export function splitAtSafeCuts(text: string, maxChars: number): string[] {
   const pieces: string[] = [];
   let start = 0;
   while (text.length - start > maxChars) {
-    let cut = lastSafeCut(text, start, start + maxChars);
-    if (cut < 0) cut = firstSafeCut(text, start + maxChars);
+    let cut = -1;
+    for (let i = start + maxChars; i > start && cut < 0; i--) if (isSafeCut(text, i)) cut = i;
+    for (let i = start + maxChars + 1; i < text.length && cut < 0; i++) if (isSafeCut(text, i)) cut = i;
     if (cut < 0) break;
     pieces.push(text.slice(start, cut));
     start = cut;
@@ -69,29 +70,27 @@ export function splitAtNewlines(text: string, maxChars: number): string[] {
   return pieces;
 }
 
-const isSpace = (ch: string | undefined): boolean => ch === undefined || /\s/.test(ch);
-/** A cut before `i` is safe when text[i−1] is "\n" between non-space characters. */
-const safeCutAt = (text: string, i: number): boolean => text[i - 1] === '\n' && !isSpace(text[i - 2]) && !isSpace(text[i]);
+/** A letter, number, punctuation or symbol: a character no definition of whitespace includes. */
+const SOLID = /[\p{L}\p{N}\p{P}\p{S}]/u;
+const solid = (ch: string | undefined): boolean => ch !== undefined && SOLID.test(ch);
 
-function lastSafeCut(text: string, start: number, end: number): number {
-  for (let i = text.lastIndexOf('\n', end - 1) + 1; i > start + 1; i = text.lastIndexOf('\n', i - 2) + 1) {
-    if (safeCutAt(text, i)) return i;
-  }
-  return -1;
-}
-
-function firstSafeCut(text: string, from: number): number {
-  for (let i = text.indexOf('\n', from) + 1; i > 0; i = text.indexOf('\n', i) + 1) {
-    if (safeCutAt(text, i)) return i;
-  }
-  return -1;
+/**
+ * A cut before `text[i]` that changes no id for tokenizers that allow splitting (`safeToSplit`):
+ * after a "\n" that has a solid character on each side, or before a " " that has one on each side.
+ * Under GPT-2's pre-tokenizer regex no pre-token holds a non-space character followed by
+ * whitespace, and such a newline or space begins a pre-token that the next piece begins with too.
+ */
+export function isSafeCut(text: string, i: number): boolean {
+  if (text[i - 1] === '\n') return solid(text[i - 2]) && solid(text[i]);
+  if (text[i] === ' ') return solid(text[i - 1]) && solid(text[i + 1]);
+  return false;
 }
 
 export async function tokenizeCorpus(options: TokenizeOptions): Promise<TokenizeSummary> {
   const { tokenizer } = options;
   const prefix = datasetPrefix(options.out);
   const batchChars = options.batchChars ?? 1 << 20;
-  const pieceChars = tokenizer.splitsAtNewlines ? options.pieceChars ?? 1 << 16 : Infinity;
+  const pieceChars = tokenizer.splitsSafely ? options.pieceChars ?? 1 << 16 : Infinity;
   const stats: CorpusStats = { documents: 0, invalidLines: 0 };
   const progress: TokenizeProgress = { documents: 0, tokens: 0, bytesRead: 0 };
   let emptyDocuments = 0;
@@ -139,7 +138,7 @@ export async function tokenizeCorpus(options: TokenizeOptions): Promise<Tokenize
         emptyDocuments++;
         continue;
       }
-      const pieces = text.length > pieceChars ? splitAtNewlines(text, pieceChars) : [text];
+      const pieces = text.length > pieceChars ? splitAtSafeCuts(text, pieceChars) : [text];
       for (const [i, piece] of pieces.entries()) {
         batch.push({ text: piece, last: i === pieces.length - 1 });
         chars += piece.length;

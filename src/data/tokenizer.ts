@@ -23,10 +23,10 @@ export interface TextTokenizer {
   /** Id of `<|padding|>` if present. */
   readonly padId: number | undefined;
   /**
-   * Whether a text may be encoded in pieces cut after a newline that has a non-space character on
-   * each side, giving exactly the ids of the whole (see `safeToSplit`).
+   * Whether a text may be encoded in pieces cut at the places `isSafeCut` (src/data/tokenize.ts)
+   * allows, giving exactly the ids of the whole (see `safeToSplit`).
    */
-  readonly splitsAtNewlines: boolean;
+  readonly splitsSafely: boolean;
   encode(text: string): Promise<number[]>;
   encodeBatch(texts: string[]): Promise<number[][]>;
   decode(ids: readonly number[]): string;
@@ -46,7 +46,7 @@ class HfTokenizer implements TextTokenizer {
     private readonly inner: Tokenizer,
     readonly eodId: number,
     readonly padId: number | undefined,
-    readonly splitsAtNewlines: boolean,
+    readonly splitsSafely: boolean,
   ) {
     const vocab = Object.entries(inner.getVocab(true));
     let largest = -1;
@@ -104,12 +104,14 @@ type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
- * True for the tokenizers where cutting a text after "\n" between two non-space characters changes
- * no id: byte-level BPE with GPT-2's pre-tokenizer regex (GPT-NeoX-20B's and ours), no prefix
- * space, no normalizer but NFC, no post-processor that adds tokens, and no added token that holds a
- * newline or strips the whitespace around it. There, every pre-token that holds "\n" is whitespace
- * only, so such a "\n" is a pre-token of its own and the pieces pre-tokenize as the whole does;
- * BPE never merges across pre-tokens, and NFC never composes across "\n".
+ * True for the tokenizers where cutting a text after a "\n", or before a " ", that has a letter,
+ * number, punctuation or symbol on each side changes no id: byte-level BPE with GPT-2's
+ * pre-tokenizer regex (GPT-NeoX-20B's and ours), no prefix space, no normalizer but NFC, no
+ * post-processor that adds tokens, and no added token that strips the whitespace around it or
+ * could match across such a cut (one holding a newline, or a space other than runs of two or more
+ * spaces only, as GPT-NeoX-20B's whitespace tokens are). There no pre-token holds a non-space
+ * character followed by whitespace, so the pieces pre-tokenize as the whole does; BPE never merges
+ * across pre-tokens, and NFC never composes with a newline or a space.
  */
 export function safeToSplit(json: unknown): boolean {
   if (!isObject(json)) return false;
@@ -118,7 +120,9 @@ export function safeToSplit(json: unknown): boolean {
   const preOk = isObject(pre) && pre.type === 'ByteLevel' && pre.add_prefix_space === false && pre.use_regex !== false;
   const postOk = post === null || post === undefined || (isObject(post) && post.type === 'ByteLevel');
   const modelOk = isObject(model) && model.type === 'BPE' && (model.dropout === null || model.dropout === undefined);
-  const addedOk = Array.isArray(added) && added.every((t) => isObject(t) && typeof t.content === 'string' && !t.content.includes('\n') && t.lstrip !== true && t.rstrip !== true);
+  const spacesOnly = (s: string): boolean => /^ {2,}$/.test(s);
+  const addedOk = Array.isArray(added) && added.every((t) => isObject(t) && typeof t.content === 'string' && !t.content.includes('\n')
+    && (!t.content.includes(' ') || spacesOnly(t.content)) && t.lstrip !== true && t.rstrip !== true);
   const noExtras = (truncation === null || truncation === undefined) && (padding === null || padding === undefined);
   return normalizerOk && preOk && postOk && modelOk && addedOk && noExtras;
 }

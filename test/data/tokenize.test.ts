@@ -8,7 +8,7 @@ import { Tokenizer } from 'tokenizers';
 import { compress } from 'zstd-napi';
 import { trainBpe, writeTokenizerJson } from '../../src/data/bpe-trainer.js';
 import { IndexedDataset } from '../../src/data/indexed-dataset.js';
-import { splitAtNewlines, tokenizeCorpus } from '../../src/data/tokenize.js';
+import { splitAtSafeCuts, tokenizeCorpus } from '../../src/data/tokenize.js';
 import { loadTokenizer, safeToSplit, type TextTokenizer } from '../../src/data/tokenizer.js';
 import { DataError } from '../../src/util/errors.js';
 import { repoRoot } from '../support/paths.js';
@@ -117,17 +117,24 @@ test('long documents are encoded in pieces with exactly the ids of the whole doc
   const tokenizer = await loadTokenizer(longPath);
   const reference = Tokenizer.fromFile(longPath);
   const whole = (await reference.encode(doc)).getIds();
-  assert.equal(tokenizer.splitsAtNewlines, true, 'our byte-level BPE tokenizers allow splitting');
+  assert.equal(tokenizer.splitsSafely, true, 'our byte-level BPE tokenizers allow splitting');
   for (const pieceChars of [1, 37, 500, 10_000]) {
-    const pieces = splitAtNewlines(doc, pieceChars);
+    const pieces = splitAtSafeCuts(doc, pieceChars);
     assert.equal(pieces.join(''), doc);
     if (pieceChars < 100) assert.ok(pieces.length > 100, `${pieces.length} pieces of ${pieceChars}`);
     const ids = (await tokenizer.encodeBatch(pieces)).flat();
     assert.deepEqual(ids, whole, `pieces of ${pieceChars} characters`);
   }
-  // The check can fail: cutting after every newline changes the ids.
-  const naive = doc.split(/(?<=\n)/);
-  assert.notDeepEqual((await tokenizer.encodeBatch(naive)).flat(), whole);
+  // The check can fail: cutting after every newline, or before every space, changes the ids.
+  for (const naive of [doc.split(/(?<=\n)/), doc.split(/(?= )/)]) assert.notDeepEqual((await tokenizer.encodeBatch(naive)).flat(), whole);
+  // A document without a newline is cut before spaces.
+  const line = doc.replaceAll('\n', ' ');
+  const lineWhole = (await reference.encode(line)).getIds();
+  for (const pieceChars of [1, 37, 500]) {
+    const pieces = splitAtSafeCuts(line, pieceChars);
+    if (pieceChars < 100) assert.ok(pieces.length > 100, `${pieces.length} pieces of ${pieceChars}`);
+    assert.deepEqual((await tokenizer.encodeBatch(pieces)).flat(), lineWhole, `one line in pieces of ${pieceChars} characters`);
+  }
   const out = join(dir, 'long');
   writeFileSync(join(dir, 'long.jsonl'), `${JSON.stringify({ text: doc })}\n${JSON.stringify({ text: 'short' })}\n`);
   const summary = await tokenizeCorpus({ inputs: [join(dir, 'long.jsonl')], tokenizer, out, appendEod: true, pieceChars: 200, batchChars: 1000 });
@@ -140,10 +147,10 @@ test('the same holds with an NFC normalizer (GPT-NeoX-20B\'s); tokenizers it doe
   const nfcPath = join(dir, 'nfc-tokenizer.json');
   writeFileSync(nfcPath, JSON.stringify({ ...json, normalizer: { type: 'NFC' } }));
   const nfc = await loadTokenizer(nfcPath);
-  assert.equal(nfc.splitsAtNewlines, true);
+  assert.equal(nfc.splitsSafely, true);
   const doc = longDocument(2000);
   const whole = (await Tokenizer.fromFile(nfcPath).encode(doc)).getIds();
-  assert.deepEqual((await nfc.encodeBatch(splitAtNewlines(doc, 50))).flat(), whole);
+  assert.deepEqual((await nfc.encodeBatch(splitAtSafeCuts(doc, 50))).flat(), whole);
 
   const pre = json.pre_tokenizer as Record<string, unknown>;
   assert.equal(safeToSplit({ ...json, pre_tokenizer: { ...pre, add_prefix_space: true } }), false);
@@ -153,12 +160,16 @@ test('the same holds with an NFC normalizer (GPT-NeoX-20B\'s); tokenizers it doe
   const added = json.added_tokens as Record<string, unknown>[];
   assert.equal(safeToSplit({ ...json, added_tokens: [...added, { id: 999, content: 'a\nb', lstrip: false, rstrip: false }] }), false);
   assert.equal(safeToSplit({ ...json, added_tokens: [...added, { id: 999, content: 'x', lstrip: true, rstrip: false }] }), false);
+  assert.equal(safeToSplit({ ...json, added_tokens: [...added, { id: 999, content: 'a b', lstrip: false, rstrip: false }] }), false);
+  assert.equal(safeToSplit({ ...json, added_tokens: [...added, { id: 999, content: '    ', lstrip: false, rstrip: false }] }), true);
 });
 
-test('splitAtNewlines cuts only after a newline between non-space characters', () => {
-  assert.deepEqual(splitAtNewlines('ab\ncd\nef', 3), ['ab\n', 'cd\n', 'ef']);
-  assert.deepEqual(splitAtNewlines('ab\n\ncd', 2), ['ab\n\ncd']);
-  assert.deepEqual(splitAtNewlines('ab\n cd\nef', 2), ['ab\n cd\n', 'ef']);
-  assert.deepEqual(splitAtNewlines('abcdefgh\nij', 3), ['abcdefgh\n', 'ij']);
-  assert.deepEqual(splitAtNewlines('short', 100), ['short']);
+test('splitAtSafeCuts cuts only after a newline, or before a space, between solid characters', () => {
+  assert.deepEqual(splitAtSafeCuts('ab\ncd\nef', 3), ['ab\n', 'cd\n', 'ef']);
+  assert.deepEqual(splitAtSafeCuts('ab\n\ncd', 2), ['ab\n\ncd']);
+  assert.deepEqual(splitAtSafeCuts('ab\n cd\nef', 2), ['ab\n cd\n', 'ef']);
+  assert.deepEqual(splitAtSafeCuts('abcdefgh\nij', 3), ['abcdefgh\n', 'ij']);
+  assert.deepEqual(splitAtSafeCuts('ab cd ef', 3), ['ab', ' cd', ' ef']);
+  assert.deepEqual(splitAtSafeCuts('a  b\u0301 \u0301c', 1), ['a  b\u0301 \u0301c']);
+  assert.deepEqual(splitAtSafeCuts('short', 100), ['short']);
 });

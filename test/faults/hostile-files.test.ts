@@ -128,7 +128,7 @@ test('tokenizers: a largest id of 2^31−1 is refused; a regex that backtracks w
   const split = { type: 'Split', pattern: { Regex: '(a|aa)+$' }, behavior: 'Isolated', invert: false };
   writeFileSync(backtrackPath, JSON.stringify({ ...json, pre_tokenizer: { type: 'Sequence', pretokenizers: [split, json.pre_tokenizer] } }));
   const tokenizer = await loadTokenizer(backtrackPath);
-  assert.equal(tokenizer.splitsAtNewlines, false);
+  assert.equal(tokenizer.splitsSafely, false);
   await refused(() => tokenizer.encode(`${'a'.repeat(100_000)}b`), 'FormatError', /backtrack\.json: the tokenizer aborted while encoding \(Onig: .*\): its pre-tokenizer regex backtracks without end on this text$/);
   // The encoder starts again for the next text.
   assert.deepEqual(await tokenizer.encode('aaaa'), await (await loadTokenizer(base)).encode('aaaa'));
