@@ -1,24 +1,60 @@
 /**
- * Errors a user can act on. A UserError is printed as one line (`pythia: <message>`) with no stack
- * trace; anything else is a bug and keeps its stack.
+ * How the CLI reports errors: every PythiaError (src/util/errors.ts) and every Node.js system error
+ * (disk full, permission denied, missing file, closed pipe) as one line, `pythia: <message>`;
+ * anything else is a bug and keeps its stack.
  */
-export class UserError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UserError';
+import { isPythiaError, isSystemError, UserError, withPath } from '../util/errors.js';
+
+export { UserError };
+
+const SYSTEM_ERRORS: Record<string, string> = {
+  ENOSPC: 'no space left on device',
+  EDQUOT: 'disk quota exceeded',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+  ENOENT: 'no such file or directory',
+  EEXIST: 'already exists',
+  EISDIR: 'is a directory, expected a file',
+  ENOTDIR: 'not a directory',
+  ENOTEMPTY: 'directory not empty',
+  EMFILE: 'too many open files',
+  EIO: 'input/output error',
+  EPIPE: 'broken pipe (the reader closed it)',
+  EFBIG: 'file too large',
+  ENAMETOOLONG: 'file name too long',
+};
+
+const oneLine = (s: string): string => s.replace(/\s*\n\s*/g, ' ').trim();
+
+/** The one line printed for `e` (without the `pythia: ` prefix). */
+export function describeError(e: unknown): string {
+  if (isPythiaError(e)) return oneLine(e.message);
+  if (isSystemError(e)) {
+    const code = e.code!;
+    const what = SYSTEM_ERRORS[code] ?? oneLine(e.message);
+    return e.path !== undefined ? `${e.path}: ${what}` : `${what} during ${e.syscall}`;
   }
+  if (e instanceof RangeError && /allocation failed|Invalid (typed )?array length/.test(e.message)) {
+    return `out of memory: ${oneLine(e.message)}`;
+  }
+  return `internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`;
 }
 
-/** Error classes whose messages are written for users (one line naming the file and field). */
-const USER_FACING = new Set(['UserError', 'FormatError', 'GraphError', 'RuntimeError', 'ConfigError', 'DataError']);
-
 export function reportError(e: unknown): void {
-  if (e instanceof Error && USER_FACING.has(e.name)) {
-    process.stderr.write(`pythia: ${e.message}\n`);
-  } else if (e instanceof Error && (e as NodeJS.ErrnoException).code && (e as NodeJS.ErrnoException).path) {
-    const err = e as NodeJS.ErrnoException;
-    process.stderr.write(`pythia: ${err.path}: ${err.code === 'ENOENT' ? 'no such file or directory' : err.message}\n`);
-  } else {
-    process.stderr.write(`pythia: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  process.stderr.write(`pythia: ${describeError(e)}\n`);
+}
+
+/**
+ * A reader that closes our output early (`pythia inspect ... | head`) is not an error: stop quietly,
+ * as a program killed by SIGPIPE does. Other stream errors are reported as one line.
+ */
+export function handleClosedOutput(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(0);
+      if (stream !== process.stderr) reportError(withPath(e, 'standard output'));
+      process.exit(1);
+    });
   }
 }

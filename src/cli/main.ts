@@ -13,7 +13,7 @@ import { registerSuite } from './commands/suite.js';
 import { registerSynth } from './commands/synth.js';
 import { registerTokenizer } from './commands/tokenizer.js';
 import { registerTrain } from './commands/train.js';
-import { reportError } from './errors.js';
+import { handleClosedOutput, reportError } from './errors.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -37,6 +37,7 @@ export function buildProgram(): Command {
 }
 
 async function main(): Promise<void> {
+  handleClosedOutput();
   const program = buildProgram().exitOverride();
   try {
     await program.parseAsync(process.argv);

@@ -71,6 +71,7 @@ export async function openTrainingOrder(options: TrainingOrderOptions): Promise<
     const cachePrefix = options.cacheDir ? join(options.cacheDir, basename(dataset.prefix)) : dataset.prefix;
     const cached = await loadOrBuildIndexMaps({
       loadSizes: () => dataset.sizes,
+      sizesSha256: (d) => dataset.sizesSha256(d.start, d.stop),
       items: dataset.length,
       documents,
       numSamples,

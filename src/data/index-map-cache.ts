@@ -3,11 +3,18 @@
  * names, built when any is missing (as `_build_index_mappings` does) and otherwise reused. Loaded
  * maps are read with positioned reads of the entries a batch needs, so a batch of a Pythia-sized
  * order (gigabytes of maps) comes back in milliseconds.
+ *
+ * Beside them we keep `<base>_inputs.json`: a sha256 of the document sizes and the parameters the
+ * maps were built from. It is written as "building" before the maps and "complete" after them; maps
+ * whose record is incomplete or names other inputs (the data was tokenized again, say) are rebuilt.
+ * Maps with no record (GPT-NeoX's own) are used as found, after the checks of openCachedMaps.
  */
-import { existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { RandomAccessFile } from '../formats/file-io.js';
 import { readNpyHeader, writeNpy } from '../formats/npy.js';
+import { writeFileAtomic } from '../util/atomic.js';
 import { ConfigError, FormatError } from '../util/errors.js';
 import { buildIndexMaps, indexMapFiles, planIndexMaps, type DocumentRange, type IndexMapFiles } from './index-maps.js';
 import type { IndexArray, IndexMapArrays } from './sample-order.js';
@@ -22,6 +29,11 @@ export interface CachedIndexMapsOptions {
   loadSizes: () => Int32Array;
   /** Number of items in the indexed dataset. */
   items: number;
+  /**
+   * sha256 (hex) of the sizes of the documents in a range, as int32 little-endian bytes; by
+   * default computed from `loadSizes`. A dataset can stream it from its index instead.
+   */
+  sizesSha256?: (documents: DocumentRange) => string;
   /** Defaults to every item. */
   documents?: DocumentRange;
   numSamples: number;
@@ -44,7 +56,18 @@ export interface CachedIndexMaps {
 export async function loadOrBuildIndexMaps(options: CachedIndexMapsOptions): Promise<CachedIndexMaps> {
   const files = indexMapFiles(options.cachePrefix, options.name, options.numSamples, options.seqLength, options.seed);
   const documents = options.documents ?? { start: 0, stop: options.items };
-  if (existsSync(files.docIdx) && existsSync(files.sampleIdx) && existsSync(files.shuffleIdx)) {
+  const sizesSha256 = options.sizesSha256 ?? ((d: DocumentRange) => createHash('sha256').update(int32Bytes(options.loadSizes().subarray(d.start, d.stop))).digest('hex'));
+  const inputs: IndexMapInputs = {
+    format: 'pythia-ts index-map inputs',
+    name: options.name,
+    numSamples: options.numSamples,
+    seqLength: options.seqLength,
+    seed: options.seed,
+    documents: { start: documents.start, stop: documents.stop },
+    sizesSha256: sizesSha256(documents),
+    complete: true,
+  };
+  if (existsSync(files.docIdx) && existsSync(files.sampleIdx) && existsSync(files.shuffleIdx) && recordAllowsReuse(files.inputs, inputs)) {
     return { maps: openCachedMaps(files, documents.stop - documents.start), files, built: false };
   }
   const sizes = options.loadSizes();
@@ -59,11 +82,42 @@ export async function loadOrBuildIndexMaps(options: CachedIndexMapsOptions): Pro
   }
   const { docIdx, sampleIdx, shuffleIdx } = buildIndexMaps({ ...options, sizes, documents }, options.onPhase);
   options.onPhase?.('save');
-  // The order GPT-NeoX saves them in; each file appears whole or not at all.
+  // The order GPT-NeoX saves them in; each file appears whole or not at all, and the record says
+  // "complete" only once all three are in place.
+  await writeFileAtomic(files.inputs, `${JSON.stringify({ ...inputs, complete: false }, null, 2)}\n`);
   await writeNpy(files.docIdx, { shape: [docIdx.length], data: docIdx });
   await writeNpy(files.sampleIdx, { shape: [sampleIdx.length / 2, 2], data: sampleIdx });
   await writeNpy(files.shuffleIdx, { shape: [shuffleIdx.length], data: shuffleIdx });
+  await writeFileAtomic(files.inputs, `${JSON.stringify(inputs, null, 2)}\n`);
   return { maps: { docIdx, sampleIdx, shuffleIdx }, files, built: true };
+}
+
+/** What a set of maps was built from, as `<base>_inputs.json` holds it. */
+interface IndexMapInputs {
+  format: 'pythia-ts index-map inputs';
+  name: string;
+  numSamples: number;
+  seqLength: number;
+  seed: number;
+  documents: DocumentRange;
+  sizesSha256: string;
+  /** False while the maps are being written. */
+  complete: boolean;
+}
+
+function int32Bytes(a: Int32Array): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+
+/** No record: maps from elsewhere (GPT-NeoX), used as found. A record: it must be complete and match. */
+function recordAllowsReuse(path: string, wanted: IndexMapInputs): boolean {
+  if (!existsSync(path)) return true;
+  try {
+    const found = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+    return JSON.stringify(found) === JSON.stringify(wanted);
+  } catch {
+    return false;
+  }
 }
 
 /**

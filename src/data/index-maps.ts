@@ -200,6 +200,8 @@ export interface IndexMapFiles {
   docIdx: string;
   sampleIdx: string;
   shuffleIdx: string;
+  /** Ours, beside GPT-NeoX's three: what the maps were built from (index-map-cache.ts). */
+  inputs: string;
 }
 
 /**
@@ -208,5 +210,5 @@ export interface IndexMapFiles {
  */
 export function indexMapFiles(prefix: string, name: string, numSamples: number, seqLength: number, seed: number): IndexMapFiles {
   const base = `${prefix}_${name}_indexmap_${numSamples}ns_${seqLength}sl_${seed}s`;
-  return { docIdx: `${base}_doc_idx.npy`, sampleIdx: `${base}_sample_idx.npy`, shuffleIdx: `${base}_shuffle_idx.npy` };
+  return { docIdx: `${base}_doc_idx.npy`, sampleIdx: `${base}_sample_idx.npy`, shuffleIdx: `${base}_shuffle_idx.npy`, inputs: `${base}_inputs.json` };
 }

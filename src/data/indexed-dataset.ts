@@ -14,10 +14,11 @@
  *
  * The reader never loads the .bin: each read is one positioned read of exactly the bytes needed.
  */
-import { closeSync, fstatSync, mkdirSync, openSync, readSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { dirname } from 'node:path';
-import { AtomicFileWriter } from '../util/atomic.js';
+import { AtomicFileWriter, asidePathFor } from '../util/atomic.js';
 import { DataError, FormatError } from '../util/errors.js';
 import { ShardedFile } from './sharded-file.js';
 
@@ -38,7 +39,7 @@ const DTYPE_CODES: Record<number, { dtype: DatasetDtype; itemSize: number }> = {
 export const INDEX_MAGIC = Uint8Array.from([0x4d, 0x4d, 0x49, 0x44, 0x49, 0x44, 0x58, 0x00, 0x00]);
 export const INDEX_HEADER_BYTES = 34;
 
-/** An index larger than this is checked lazily, item by item, instead of in full when opened. */
+/** An index larger than this is checked item by item as items are read (its end against the .bin always). */
 const FULL_CHECK_MAX_INDEX_BYTES = 64 * 1024 * 1024;
 const CHUNK_ITEMS = 1 << 20;
 
@@ -76,6 +77,8 @@ export class IndexedDatasetWriter {
   private sizes = new Int32Array(1024);
   private count = 0;
   private tokenCount = 0;
+  /** Tokens appended to the document not yet ended. */
+  private current = 0;
   private pending: Uint8Array;
   private pendingBytes = 0;
   private done = false;
@@ -107,8 +110,14 @@ export class IndexedDatasetWriter {
 
   /** Appends one document (one item). Callers append the EOD token themselves when asked to. */
   add(tokens: ArrayLike<number>): void {
+    this.append(tokens);
+    this.endDocument();
+  }
+
+  /** Appends tokens to the document being written; `endDocument` closes it. A document may come in any number of parts. */
+  append(tokens: ArrayLike<number>): void {
     if (this.done) throw new Error(`${this.prefix}: add after finish or abort`);
-    if (tokens.length > 0x7fffffff) throw new DataError(`document ${this.count}: ${tokens.length} tokens do not fit the int32 sizes array`);
+    if (this.current + tokens.length > 0x7fffffff) throw new DataError(`document ${this.count}: ${this.current + tokens.length} tokens do not fit the int32 sizes array`);
     const bytes = tokens.length * this.itemSize;
     if (this.pendingBytes + bytes > this.pending.length) this.flush();
     if (bytes > this.pending.length) this.pending = new Uint8Array(bytes);
@@ -118,18 +127,23 @@ export class IndexedDatasetWriter {
     for (let i = 0; i < tokens.length; i++) {
       const t = tokens[i]!;
       if (!Number.isInteger(t) || t < this.minToken || t > this.maxToken) {
-        throw new DataError(`document ${this.count}, token ${i}: ${t} does not fit ${this.dtype}`);
+        throw new DataError(`document ${this.count}, token ${this.current + i}: ${t} does not fit ${this.dtype}`);
       }
       view[i] = t;
     }
     this.pendingBytes += bytes;
+    this.current += tokens.length;
+  }
+
+  endDocument(): void {
     if (this.count === this.sizes.length) {
       const grown = new Int32Array(this.sizes.length * 2);
       grown.set(this.sizes);
       this.sizes = grown;
     }
-    this.sizes[this.count++] = tokens.length;
-    this.tokenCount += tokens.length;
+    this.sizes[this.count++] = this.current;
+    this.tokenCount += this.current;
+    this.current = 0;
   }
 
   private flush(): void {
@@ -138,21 +152,27 @@ export class IndexedDatasetWriter {
     this.pendingBytes = 0;
   }
 
-  /** Writes the index and moves both files into place (the .bin first, then the .idx). */
+  /**
+   * Writes the index, then swaps the pair into place: the old .idx is moved aside, the new .bin
+   * renamed in, then the new .idx. A reader finds the old pair, the new pair, or no .idx (an
+   * error), never one file of each; a kill leaves at worst hidden `.<name>.<hex>.tmp/.old` files.
+   */
   async finish(): Promise<void> {
     if (this.done) throw new Error(`${this.prefix}: finished twice`);
+    if (this.current !== 0) throw new Error(`${this.prefix}: finish with document ${this.count} not ended`);
     this.done = true;
     const idx = new AtomicFileWriter(indexPath(this.prefix));
     try {
       this.flush();
       writeIndex(idx, this.sizes.subarray(0, this.count), this.itemSize, codeOf(this.dtype));
-      this.bin.commit();
-      idx.commit();
+      this.bin.close();
+      idx.close();
     } catch (e) {
       idx.abort();
       this.bin.abort();
       throw e;
     }
+    publishPair(this.bin, idx);
   }
 
   /** Discards everything written; neither file appears. */
@@ -160,6 +180,21 @@ export class IndexedDatasetWriter {
     this.done = true;
     this.bin.abort();
   }
+}
+
+function publishPair(bin: AtomicFileWriter, idx: AtomicFileWriter): void {
+  const aside = existsSync(idx.path) ? asidePathFor(idx.path) : undefined;
+  try {
+    if (aside) renameSync(idx.path, aside);
+    bin.commit();
+  } catch (e) {
+    if (aside) renameSync(aside, idx.path);
+    bin.abort();
+    idx.abort();
+    throw e;
+  }
+  idx.commit();
+  if (aside) rmSync(aside, { force: true });
 }
 
 /** Header, sizes, pointers and doc_idx = [0, 1, …, N] (one document per item, as preprocess_data writes). */
@@ -207,7 +242,7 @@ export class IndexedDataset {
   private sizesCache: Int32Array | undefined;
   private docIdxCache: BigInt64Array | undefined;
 
-  private constructor(readonly prefix: string) {
+  private constructor(readonly prefix: string, fullCheckMaxIndexBytes: number) {
     this.idxFile = indexPath(prefix);
     this.idxFd = openSync(this.idxFile, 'r');
     try {
@@ -239,24 +274,44 @@ export class IndexedDataset {
       this.length = Number(n);
       this.docIdxLength = Number(d);
       this.bin = ShardedFile.open(binPath(prefix));
-      if (this.length > 0) {
-        const last = this.length - 1;
-        if (this.pointer(0) !== 0) throw new FormatError(this.idxFile, `pointers[0] is ${this.pointer(0)}, expected 0`);
-        const end = this.pointer(last) + this.size(last) * this.itemSize;
-        if (end > this.bin.size) {
-          throw new FormatError(binPath(prefix), `shorter than the index says: ${this.bin.size} bytes, item ${last} ends at byte ${end}`);
-        }
-      }
-      if (idxBytes <= FULL_CHECK_MAX_INDEX_BYTES) this.verify();
+      this.checkSamePair();
+      if (idxBytes <= fullCheckMaxIndexBytes) this.verify();
+      else this.checkEnds();
     } catch (e) {
       this.close();
       throw e;
     }
   }
 
-  /** Opens `<prefix>.idx` and `<prefix>.bin` (or its shards); `prefix` may end in .bin or .idx. */
-  static open(prefix: string): IndexedDataset {
-    return new IndexedDataset(datasetPrefix(prefix));
+  /**
+   * The .idx we hold must still be the one at its path after the .bin was opened: a writer swaps the
+   * .idx out before the .bin in (IndexedDatasetWriter.finish), so an old .idx beside a new .bin shows
+   * up here as a changed or missing .idx.
+   */
+  private checkSamePair(): void {
+    const held = fstatSync(this.idxFd);
+    const now = existsSync(this.idxFile) ? statSync(this.idxFile) : undefined;
+    if (!now || now.ino !== held.ino || now.dev !== held.dev) {
+      throw new FormatError(this.idxFile, 'was replaced while the dataset was being opened (tokenized again?); open it again once the writer has finished');
+    }
+  }
+
+  /** The first item starts at byte 0 and the last ends exactly at the end of the .bin. */
+  private checkEnds(): void {
+    const end = this.length === 0 ? 0 : this.pointer(this.length - 1) + this.size(this.length - 1) * this.itemSize;
+    if (this.length > 0 && this.pointer(0) !== 0) throw new FormatError(this.idxFile, `pointers[0] is ${this.pointer(0)}, expected 0`);
+    if (end !== this.bin.size) {
+      const problem = end > this.bin.size ? 'shorter' : 'longer';
+      throw new FormatError(binPath(this.prefix), `${problem} than the index says: ${this.bin.size} bytes, the last item ends at byte ${end} (${this.idxFile} belongs to other data?)`);
+    }
+  }
+
+  /**
+   * Opens `<prefix>.idx` and `<prefix>.bin` (or its shards); `prefix` may end in .bin or .idx. An index
+   * up to `fullCheckMaxIndexBytes` (64 MiB) is verified in full at once.
+   */
+  static open(prefix: string, options: { fullCheckMaxIndexBytes?: number } = {}): IndexedDataset {
+    return new IndexedDataset(datasetPrefix(prefix), options.fullCheckMaxIndexBytes ?? FULL_CHECK_MAX_INDEX_BYTES);
   }
 
   private readIndexBytes(position: number, length: number): Uint8Array {
@@ -290,6 +345,19 @@ export class IndexedDataset {
       this.docIdxCache = new BigInt64Array(bytes.buffer, 0, this.docIdxLength);
     }
     return this.docIdxCache;
+  }
+
+  /** sha256 (hex) of sizes[start, stop) as int32 little-endian bytes, streamed from the index. */
+  sizesSha256(start: number, stop: number): string {
+    if (!(Number.isInteger(start) && Number.isInteger(stop) && 0 <= start && start <= stop && stop <= this.length)) {
+      throw new DataError(`${this.prefix}: items [${start}, ${stop}) are out of range; the dataset has ${this.length} items`);
+    }
+    const hash = createHash('sha256');
+    if (this.sizesCache) return hash.update(new Uint8Array(this.sizesCache.buffer, this.sizesCache.byteOffset + 4 * start, 4 * (stop - start))).digest('hex');
+    for (let at = start; at < stop; at += CHUNK_ITEMS) {
+      hash.update(this.readIndexBytes(INDEX_HEADER_BYTES + 4 * at, 4 * Math.min(CHUNK_ITEMS, stop - at)));
+    }
+    return hash.digest('hex');
   }
 
   /** Size in bytes of the .bin (all shards together). */

@@ -8,3 +8,4 @@ export { openTorchCheckpoint } from './torch-zip.js';
 export { openCheckpointWeights, openShardedCheckpoint } from './checkpoint.js';
 export { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './float16.js';
 export { readNpy, readNpyHeader, writeNpy, type NpyArray, type NpyDType, type NpyHeader } from './npy.js';
+export { isJsonObject, JsonSyntaxError, parseStrictJson, type JsonObject, type JsonValue } from './strict-json.js';

@@ -45,7 +45,23 @@ export function describePy(v: PyValue): string {
 
 const MAX_PROTOCOL = 5;
 
-export function unpickle(bytes: Uint8Array, file: string, policy: UnpicklePolicy): PyValue {
+/**
+ * A bound on the memory one pickle may make us hold, in (approximate) bytes: a fixed allowance
+ * plus a multiple of the pickle's own size. One-byte opcodes such as EMPTY_DICT or MARK each make
+ * an object of tens to hundreds of bytes, so without a bound 10 MB of them take gigabytes. A
+ * PyTorch state dict's pickle is charged about 12 bytes per byte (test/faults/hostile-files.test.ts).
+ */
+export const PICKLE_MEMORY_ALLOWANCE = 16 << 20;
+export const PICKLE_MEMORY_PER_BYTE = 16;
+/** Rough sizes of what each opcode makes (V8, 64-bit). */
+const COST = { slot: 8, list: 56, tuple: 56, dict: 200, entry: 48, memo: 48, string: 24, opaque: 64 } as const;
+
+export interface PickleMemoryBound {
+  allowance: number;
+  perByte: number;
+}
+
+export function unpickle(bytes: Uint8Array, file: string, policy: UnpicklePolicy, bound: PickleMemoryBound = { allowance: PICKLE_MEMORY_ALLOWANCE, perByte: PICKLE_MEMORY_PER_BYTE }): PyValue {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const utf8 = new TextDecoder('utf-8', { fatal: true });
   const memo = new Map<number, PyValue>();
@@ -53,9 +69,25 @@ export function unpickle(bytes: Uint8Array, file: string, policy: UnpicklePolicy
   let stack: PyValue[] = [];
   let pos = 0;
   let opAt = 0;
+  const budget = bound.allowance + bound.perByte * bytes.length;
+  let used = 0;
 
   const fail = (message: string): never => {
     throw new FormatError(file, `pickle byte ${opAt}: ${message}`);
+  };
+  const charge = (cost: number): void => {
+    used += cost;
+    if (used > budget) {
+      fail(`the pickle builds more objects than ${bytes.length} bytes of a state dict can describe (over ${budget} bytes of memory): refusing it`);
+    }
+  };
+  const push = (v: PyValue, cost: number): void => {
+    charge(COST.slot + cost);
+    stack.push(v);
+  };
+  const memoize = (i: number, v: PyValue): void => {
+    if (!memo.has(i)) charge(COST.memo);
+    memo.set(i, v);
   };
   const need = (n: number): number => {
     if (pos + n > bytes.length) fail('pickle data is truncated');
@@ -65,6 +97,7 @@ export function unpickle(bytes: Uint8Array, file: string, policy: UnpicklePolicy
   };
   const text = (n: number): string => {
     const at = need(n);
+    charge(COST.string + 2 * n);
     try {
       return utf8.decode(bytes.subarray(at, at + n));
     } catch {
@@ -135,30 +168,30 @@ export function unpickle(bytes: Uint8Array, file: string, policy: UnpicklePolicy
       case 0x63: { // GLOBAL
         const module = line();
         const name = line();
-        stack.push(global(module, name));
+        push(global(module, name), COST.opaque);
         break;
       }
       case 0x93: { // STACK_GLOBAL
         const name = pop();
         const module = pop();
         if (typeof module !== 'string' || typeof name !== 'string') fail('STACK_GLOBAL needs two strings');
-        stack.push(global(module as string, name as string));
+        push(global(module as string, name as string), COST.opaque);
         break;
       }
-      case 0x71: memo.set(bytes[need(1)]!, top()); break; // BINPUT
-      case 0x72: memo.set(view.getUint32(need(4), true), top()); break; // LONG_BINPUT
-      case 0x94: memo.set(memo.size, top()); break; // MEMOIZE
-      case 0x68: stack.push(memoGet(bytes[need(1)]!)); break; // BINGET
-      case 0x6a: stack.push(memoGet(view.getUint32(need(4), true))); break; // LONG_BINGET
-      case 0x28: marks.push(stack); stack = []; break; // MARK
-      case 0x7d: stack.push(new PyDict()); break; // EMPTY_DICT
-      case 0x5d: stack.push([]); break; // EMPTY_LIST
-      case 0x29: stack.push(new PyTuple([])); break; // EMPTY_TUPLE
-      case 0x58: stack.push(text(view.getUint32(need(4), true))); break; // BINUNICODE
-      case 0x8c: stack.push(text(bytes[need(1)]!)); break; // SHORT_BINUNICODE
-      case 0x4b: stack.push(bytes[need(1)]!); break; // BININT1
-      case 0x4d: stack.push(view.getUint16(need(2), true)); break; // BININT2
-      case 0x4a: stack.push(view.getInt32(need(4), true)); break; // BININT
+      case 0x71: memoize(bytes[need(1)]!, top()); break; // BINPUT
+      case 0x72: memoize(view.getUint32(need(4), true), top()); break; // LONG_BINPUT
+      case 0x94: memoize(memo.size, top()); break; // MEMOIZE
+      case 0x68: push(memoGet(bytes[need(1)]!), 0); break; // BINGET
+      case 0x6a: push(memoGet(view.getUint32(need(4), true)), 0); break; // LONG_BINGET
+      case 0x28: charge(COST.list); marks.push(stack); stack = []; break; // MARK
+      case 0x7d: push(new PyDict(), COST.dict); break; // EMPTY_DICT
+      case 0x5d: push([], COST.list); break; // EMPTY_LIST
+      case 0x29: push(new PyTuple([]), COST.tuple); break; // EMPTY_TUPLE
+      case 0x58: push(text(view.getUint32(need(4), true)), 0); break; // BINUNICODE
+      case 0x8c: push(text(bytes[need(1)]!), 0); break; // SHORT_BINUNICODE
+      case 0x4b: push(bytes[need(1)]!, 0); break; // BININT1
+      case 0x4d: push(view.getUint16(need(2), true), 0); break; // BININT2
+      case 0x4a: push(view.getInt32(need(4), true), 0); break; // BININT
       case 0x8a: { // LONG1: little-endian two's complement
         const n = bytes[need(1)]!;
         const at = need(n);
@@ -166,22 +199,22 @@ export function unpickle(bytes: Uint8Array, file: string, policy: UnpicklePolicy
         for (let i = n - 1; i >= 0; i--) v = (v << 8n) | BigInt(bytes[at + i]!);
         if (n > 0 && bytes[at + n - 1]! >= 0x80) v -= 1n << BigInt(8 * n);
         if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) fail(`integer ${v} is too large`);
-        stack.push(Number(v));
+        push(Number(v), 0);
         break;
       }
-      case 0x47: stack.push(view.getFloat64(need(8), false)); break; // BINFLOAT (big-endian)
-      case 0x74: { const items = popMark(); stack.push(new PyTuple(items)); break; } // TUPLE (popMark swaps `stack`)
-      case 0x85: stack.push(new PyTuple([pop()])); break; // TUPLE1
-      case 0x86: { const b = pop(); stack.push(new PyTuple([pop(), b])); break; } // TUPLE2
-      case 0x87: { const c = pop(); const b = pop(); stack.push(new PyTuple([pop(), b, c])); break; } // TUPLE3
-      case 0x88: stack.push(true); break; // NEWTRUE
-      case 0x89: stack.push(false); break; // NEWFALSE
-      case 0x4e: stack.push(null); break; // NONE
+      case 0x47: push(view.getFloat64(need(8), false), 0); break; // BINFLOAT (big-endian)
+      case 0x74: { const items = popMark(); push(new PyTuple(items), COST.tuple); break; } // TUPLE (popMark swaps `stack`)
+      case 0x85: push(new PyTuple([pop()]), COST.tuple); break; // TUPLE1
+      case 0x86: { const b = pop(); push(new PyTuple([pop(), b]), COST.tuple); break; } // TUPLE2
+      case 0x87: { const c = pop(); const b = pop(); push(new PyTuple([pop(), b, c]), COST.tuple); break; } // TUPLE3
+      case 0x88: push(true, 0); break; // NEWTRUE
+      case 0x89: push(false, 0); break; // NEWFALSE
+      case 0x4e: push(null, 0); break; // NONE
       case 0x52: { // REDUCE
         const args = pop();
         const callable = pop();
         if (!(args instanceof PyTuple)) fail(`REDUCE arguments are a ${describePy(args)}, not a tuple`);
-        stack.push(policy.call(callable, (args as PyTuple).items));
+        push(policy.call(callable, (args as PyTuple).items), COST.opaque);
         break;
       }
       case 0x62: { // BUILD
@@ -194,6 +227,7 @@ export function unpickle(bytes: Uint8Array, file: string, policy: UnpicklePolicy
       case 0x73: { // SETITEM
         const value = pop();
         const k = key(pop());
+        charge(COST.entry);
         dictOnTop().entries.set(k, value);
         break;
       }
@@ -201,12 +235,13 @@ export function unpickle(bytes: Uint8Array, file: string, policy: UnpicklePolicy
         const items = popMark();
         if (items.length % 2 !== 0) fail('SETITEMS with an odd number of items');
         const d = dictOnTop();
+        charge((items.length / 2) * COST.entry);
         for (let i = 0; i < items.length; i += 2) d.entries.set(key(items[i]!), items[i + 1]!);
         break;
       }
       case 0x61: { const v = pop(); listOnTop().push(v); break; } // APPEND
       case 0x65: { const items = popMark(); const l = listOnTop(); for (const v of items) l.push(v); break; } // APPENDS
-      case 0x51: stack.push(policy.persistentLoad(pop())); break; // BINPERSID
+      case 0x51: push(policy.persistentLoad(pop()), COST.opaque); break; // BINPERSID
       default:
         fail(`opcode 0x${op.toString(16).padStart(2, '0')} is not supported`);
     }

@@ -14,7 +14,13 @@ import {
   type StoredDType, type TensorInfo, type TensorSource, type TensorToWrite,
 } from './tensor-file.js';
 
+/** The reference implementation's limit (safetensors' MAX_HEADER_SIZE). */
 const MAX_HEADER_BYTES = 100_000_000;
+/**
+ * Values (objects, arrays, scalars) a header may hold: room for 65536 tensors of any usual rank.
+ * A header of millions of zero-size entries would otherwise take some 20 bytes of memory per byte.
+ */
+const MAX_HEADER_VALUES = 1 << 20;
 const METADATA_KEY = '__metadata__';
 
 interface StoredTensor extends TensorInfo {
@@ -61,7 +67,7 @@ function readHeader(file: RandomAccessFile): Header {
   }
   let json: JsonValue = null;
   try {
-    json = parseStrictJson(text);
+    json = parseStrictJson(text, { maxValues: MAX_HEADER_VALUES });
   } catch (e) {
     if (!(e instanceof JsonSyntaxError)) throw e;
     fail(`header is not valid JSON: ${e.message}`);

@@ -13,8 +13,14 @@ const ESCAPES: Record<string, string> = { '"': '"', '\\': '\\', '/': '/', b: '\b
 
 export class JsonSyntaxError extends Error {}
 
-export function parseStrictJson(text: string): JsonValue {
+export interface StrictJsonLimits {
+  /** Refuse documents of more values than this (objects, arrays and scalars all count). */
+  maxValues?: number;
+}
+
+export function parseStrictJson(text: string, limits: StrictJsonLimits = {}): JsonValue {
   let pos = 0;
+  let valuesLeft = limits.maxValues ?? Infinity;
 
   const fail = (what: string): never => {
     throw new JsonSyntaxError(`${what} at character ${pos}`);
@@ -31,14 +37,18 @@ export function parseStrictJson(text: string): JsonValue {
     expect('"');
     let out = '';
     for (;;) {
+      // Plain runs are sliced whole: adding characters one by one builds a tree of tiny strings.
+      const start = pos;
+      while (pos < text.length) {
+        const code = text.charCodeAt(pos);
+        if (code === 0x22 || code === 0x5c || code < 0x20) break;
+        pos++;
+      }
+      if (pos > start) out += text.slice(start, pos);
       if (pos >= text.length) fail('unterminated string');
       const ch = text[pos++]!;
       if (ch === '"') return out;
       if (ch < ' ') fail('control character in string');
-      if (ch !== '\\') {
-        out += ch;
-        continue;
-      }
       const esc = text[pos++];
       if (esc === 'u') {
         const hex = text.slice(pos, pos + 4);
@@ -55,6 +65,7 @@ export function parseStrictJson(text: string): JsonValue {
 
   const parseValue = (depth: number): JsonValue => {
     if (depth > MAX_DEPTH) fail('nesting too deep');
+    if (--valuesLeft < 0) fail(`more than ${limits.maxValues} values`);
     skipSpace();
     const ch = text[pos];
     if (ch === '{') {

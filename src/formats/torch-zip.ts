@@ -23,7 +23,8 @@ const CALLABLES = new Set([
   'torch._utils._rebuild_parameter',
   'torch._utils._rebuild_parameter_with_state',
 ]);
-const MAX_PICKLE_BYTES = 1 << 30;
+/** A state dict's pickle holds ~200 bytes per tensor (Pythia-12b's is ~100 KB): room for 300k tensors. */
+const MAX_PICKLE_BYTES = 64 << 20;
 
 class AllowedCallable extends PyOpaque {
   constructor(readonly qualifiedName: string) { super(); }

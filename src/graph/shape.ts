@@ -3,6 +3,8 @@
  * that stand for sizes known only when the graph runs. Two dimensions are equal when they are the
  * same number or the same name.
  */
+import { PythiaError } from '../util/errors.js';
+
 export type Dim = number | string;
 export type Shape = readonly Dim[];
 
@@ -44,9 +46,8 @@ export function broadcastShapes(op: string, ...shapes: Shape[]): Dim[] {
 }
 
 /** A mistake in how a graph is built, reported with the op that met it. */
-export class GraphError extends Error {
+export class GraphError extends PythiaError {
   constructor(op: string, message: string) {
     super(`${op}: ${message}`);
-    this.name = 'GraphError';
   }
 }

@@ -3,13 +3,13 @@
  * layer reads), and tokenizer.json where known. What we write loads with
  * `GPTNeoXForCausalLM.from_pretrained(folder)`.
  */
-import { copyFile, mkdir, rename, rm, writeFile } from 'node:fs/promises';
-import { existsSync, readFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { f32ToBf16, f32ToF16, openCheckpointWeights, writeSafetensors, type StoredDType, type TensorToWrite } from '../formats/index.js';
-import { ConfigError, FormatError } from '../util/errors.js';
-import { type NeoXConfig, type WeightDType, ignoredBuffers, parameterShapes, parseHfConfig, toHfConfig } from './config.js';
+import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { f32ToBf16, f32ToF16, JsonSyntaxError, openCheckpointWeights, parseStrictJson, writeSafetensors, type JsonValue, type StoredDType, type TensorToWrite } from '../formats/index.js';
+import { replaceDirectory, tempPathFor } from '../util/atomic.js';
+import { ConfigError, FormatError, isSystemError, withPath } from '../util/errors.js';
+import { type NeoXConfig, type WeightDType, ignoredBuffers, parameterShapes, parameterTensorCount, parseHfConfig, toHfConfig } from './config.js';
 import type { Params } from './params.js';
 
 /** transformers ≥ 5 names the LM head `lm_head` in its modules; files use `embed_out`. */
@@ -24,38 +24,49 @@ export interface Checkpoint {
   tokenizerPath: string | undefined;
 }
 
+/** A config.json is a few kilobytes; anything this large is not one. */
+const MAX_CONFIG_BYTES = 16 << 20;
+
 export function readConfig(dir: string): NeoXConfig {
   const path = join(dir, 'config.json');
   if (!existsSync(path)) throw new FormatError(dir, 'not a checkpoint folder: config.json is missing');
-  let json: unknown;
+  const size = statSync(path).size;
+  if (size > MAX_CONFIG_BYTES) throw new FormatError(path, `${size} bytes, more than a config.json holds (at most ${MAX_CONFIG_BYTES})`);
+  let json: JsonValue;
   try {
-    json = JSON.parse(readFileSync(path, 'utf8'));
+    json = parseStrictJson(readFileSync(path, 'utf8'));
   } catch (e) {
-    throw new FormatError(path, `not valid JSON: ${(e as Error).message}`);
+    if (!(e instanceof JsonSyntaxError)) throw e;
+    throw new FormatError(path, `not valid JSON: ${e.message}`);
   }
   return parseHfConfig(json, path);
 }
 
-/** Loads config and weights (converted to float32) from a checkpoint folder. */
+/** Loads config and weights (converted to float32) from a checkpoint folder; non-finite weights are refused. */
 export function loadCheckpoint(dir: string): Checkpoint {
   const config = readConfig(dir);
   const source = openCheckpointWeights(dir);
   try {
-    const wanted = new Map(parameterShapes(config).map((p) => [p.name, p.shape]));
     const ignored = ignoredBuffers(config);
+    const stored = source.list().filter((info) => !ignored.has(ALIASES[info.name] ?? info.name));
+    const expected = parameterTensorCount(config);
+    if (stored.length !== expected) {
+      throw new FormatError(source.file, `holds ${stored.length} parameter tensors, but ${join(dir, 'config.json')} (${config.numLayers} layers) implies ${expected}`);
+    }
+    const wanted = new Map(parameterShapes(config).map((p) => [p.name, p.shape]));
     const params: Params = new Map();
     const storedDTypes = new Map<string, StoredDType>();
-    for (const info of source.list()) {
+    for (const info of stored) {
       const name = ALIASES[info.name] ?? info.name;
       const shape = wanted.get(name);
-      if (!shape) {
-        if (ignored.has(name)) continue;
-        throw new FormatError(source.file, `unexpected tensor ${info.name} for this config.json`);
-      }
+      if (!shape) throw new FormatError(source.file, `unexpected tensor ${info.name} for this config.json`);
       if (shape.length !== info.shape.length || shape.some((d, i) => d !== info.shape[i])) {
         throw new FormatError(source.file, `tensor ${info.name} has shape [${info.shape.join(',')}], config.json implies [${shape.join(',')}]`);
       }
-      params.set(name, source.readFloat32(info.name));
+      const values = source.readFloat32(info.name);
+      const bad = values.findIndex((v) => !Number.isFinite(v));
+      if (bad >= 0) throw new FormatError(source.file, `tensor ${info.name} holds ${values[bad]} at element ${bad}: weights must be finite`);
+      params.set(name, values);
       storedDTypes.set(name, info.dtype);
     }
     for (const name of wanted.keys()) {
@@ -79,12 +90,13 @@ export interface SaveOptions {
 }
 
 /**
- * Writes a checkpoint folder atomically: everything goes into a temporary sibling folder that is
- * renamed into place at the end, so a killed run never leaves a partial folder under `dir`.
+ * Writes a checkpoint folder atomically: everything goes into a temporary sibling folder
+ * (`.<name>.<hex>.tmp`) that is then swapped in (replaceDirectory: an existing folder is renamed
+ * aside, the new one in, then the old deleted), so `dir` is always absent or whole.
  */
 export async function saveCheckpoint(dir: string, config: NeoXConfig, params: Params, options: SaveOptions = {}): Promise<void> {
   const dtype = options.dtype ?? 'float32';
-  const tmp = join(dirname(dir), `.${basename(dir)}.${randomBytes(4).toString('hex')}.tmp`);
+  const tmp = tempPathFor(dir);
   await mkdir(tmp, { recursive: true });
   try {
     const tensors: TensorToWrite[] = parameterShapes(config).map(({ name, shape }) => {
@@ -93,18 +105,36 @@ export async function saveCheckpoint(dir: string, config: NeoXConfig, params: Pa
       const data = dtype === 'float16' ? f32ToF16(p) : dtype === 'bfloat16' ? f32ToBf16(p) : p;
       return { name, dtype: STORED[dtype], shape, data };
     });
-    await writeFile(join(tmp, 'config.json'), `${JSON.stringify({ ...toHfConfig(config), torch_dtype: dtype }, null, 2)}\n`);
-    await writeFile(
-      join(tmp, 'generation_config.json'),
-      `${JSON.stringify({ bos_token_id: config.bosTokenId, eos_token_id: config.eosTokenId }, null, 2)}\n`,
-    );
+    const write = async (name: string, contents: string | Uint8Array): Promise<void> => {
+      await writeFile(join(tmp, name), contents).catch((e: unknown) => Promise.reject(withPath(e, join(tmp, name))));
+    };
+    await write('config.json', `${JSON.stringify({ ...toHfConfig(config), torch_dtype: dtype }, null, 2)}\n`);
+    await write('generation_config.json', `${JSON.stringify({ bos_token_id: config.bosTokenId, eos_token_id: config.eosTokenId }, null, 2)}\n`);
     await writeSafetensors(join(tmp, 'model.safetensors'), tensors, { format: 'pt' });
     if (options.tokenizerPath) await copyFile(options.tokenizerPath, join(tmp, 'tokenizer.json'));
-    for (const [name, contents] of Object.entries(options.extraFiles ?? {})) await writeFile(join(tmp, name), contents);
-    await rm(dir, { recursive: true, force: true });
-    await rename(tmp, dir);
+    for (const [name, contents] of Object.entries(options.extraFiles ?? {})) await write(name, contents);
+    await replaceDirectory(tmp, dir);
   } catch (e) {
     await rm(tmp, { recursive: true, force: true });
+    // Name the folder being saved, not its temporary name.
+    if (isSystemError(e) && e.path?.startsWith(tmp)) e.path = dir + e.path.slice(tmp.length);
     throw e;
   }
+}
+
+const INTERRUPTED = /^\.(.+)\.[0-9a-f]{8}\.(tmp|old)$/;
+
+/**
+ * Tidies what a killed saveCheckpoint can leave in `parent`: a folder renamed aside (`.old`, whole)
+ * goes back to its name when nothing took its place, and is deleted otherwise; a `.tmp` folder
+ * (possibly partial) is deleted. Only names that `folders` matches are touched.
+ */
+export function recoverInterruptedSaves(parent: string, folders: RegExp): void {
+  if (!existsSync(parent)) return;
+  const entries = readdirSync(parent).map((e) => ({ entry: e, m: INTERRUPTED.exec(e) })).filter(({ m }) => m && folders.test(m[1]!));
+  for (const { entry, m } of entries) {
+    const target = join(parent, m![1]!);
+    if (m![2] === 'old' && !existsSync(target)) renameSync(join(parent, entry), target);
+  }
+  for (const { entry } of entries) rmSync(join(parent, entry), { recursive: true, force: true });
 }

@@ -44,14 +44,43 @@ export function geluApproximation(c: NeoXConfig): 'none' | 'tanh' {
   return c.hiddenAct === 'gelu' ? 'none' : 'tanh';
 }
 
-export function validateConfig(c: NeoXConfig, source: string): NeoXConfig {
-  const positive: (keyof NeoXConfig)[] = ['vocabSize', 'hiddenSize', 'numLayers', 'numHeads', 'intermediateSize', 'maxPositions'];
-  for (const k of positive) {
+/**
+ * Upper bounds far above any GPT-NeoX model (Pythia-12b: 36 layers, hidden 5120, vocabulary 50688,
+ * 2048 positions). They refuse a small config.json that would make us allocate gigabytes before
+ * anything else is checked.
+ */
+export const CONFIG_LIMITS = {
+  vocabSize: 1 << 22,
+  hiddenSize: 1 << 16,
+  numLayers: 1 << 12,
+  numHeads: 1 << 12,
+  intermediateSize: 1 << 18,
+  maxPositions: 1 << 20,
+} as const satisfies Partial<Record<keyof NeoXConfig, number>>;
+
+/** HF's config.json keys for the fields errors name. */
+const HF_KEYS: Record<keyof typeof CONFIG_LIMITS, string> = {
+  vocabSize: 'vocab_size',
+  hiddenSize: 'hidden_size',
+  numLayers: 'num_hidden_layers',
+  numHeads: 'num_attention_heads',
+  intermediateSize: 'intermediate_size',
+  maxPositions: 'max_position_embeddings',
+};
+
+/** The sizes are positive integers within CONFIG_LIMITS. */
+function checkSizes(c: NeoXConfig, source: string): void {
+  for (const [k, limit] of Object.entries(CONFIG_LIMITS) as [keyof typeof CONFIG_LIMITS, number][]) {
     const v = c[k];
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) {
-      throw new ConfigError(`${source}: ${k} must be a positive integer, got ${JSON.stringify(v)}`);
+      throw new ConfigError(`${source}: ${HF_KEYS[k]} must be a positive integer, got ${JSON.stringify(v)}`);
     }
+    if (v > limit) throw new ConfigError(`${source}: ${HF_KEYS[k]} is ${v}, more than the ${limit} we support`);
   }
+}
+
+export function validateConfig(c: NeoXConfig, source: string): NeoXConfig {
+  checkSizes(c, source);
   if (c.hiddenSize % c.numHeads !== 0) {
     throw new ConfigError(`${source}: hidden_size ${c.hiddenSize} is not divisible by num_attention_heads ${c.numHeads}`);
   }
@@ -62,6 +91,11 @@ export function validateConfig(c: NeoXConfig, source: string): NeoXConfig {
   }
   if (!(c.layerNormEps > 0)) throw new ConfigError(`${source}: layer_norm_eps must be positive`);
   if (!(c.rotaryBase > 0)) throw new ConfigError(`${source}: rotary base must be positive`);
+  for (const [key, id] of [['bos_token_id', c.bosTokenId], ['eos_token_id', c.eosTokenId]] as const) {
+    if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) {
+      throw new ConfigError(`${source}: ${key} is ${id}, expected a token id in [0, ${c.vocabSize}) (vocab_size ${c.vocabSize})`);
+    }
+  }
   return c;
 }
 
@@ -195,7 +229,12 @@ const layerNorm = (prefix: string, size: number): ParameterSpec[] => [
 ];
 
 /** Every parameter with its Hugging Face state-dict name, shape and roles, in HF's order. */
+/**
+ * Every parameter with its Hugging Face state-dict name and shape, in HF's order. The sizes are
+ * checked first, so a config built from flags or a GPT-NeoX YAML cannot ask for ten million layers.
+ */
 export function parameterShapes(c: NeoXConfig): ParameterSpec[] {
+  checkSizes(c, 'model config');
   const H = c.hiddenSize;
   const F = c.intermediateSize;
   const specs: ParameterSpec[] = [matrix('gpt_neox.embed_in.weight', [c.vocabSize, H], 'input')];
@@ -235,13 +274,18 @@ export function ignoredBuffers(c: NeoXConfig): Set<string> {
   return names;
 }
 
+/** How many tensors parameterShapes lists, without building the list. */
+export function parameterTensorCount(c: NeoXConfig): number {
+  const perLayer = 10 + (c.attentionBias ? 2 : 0);
+  return 1 + c.numLayers * perLayer + 2 + (c.tieWordEmbeddings ? 0 : 1);
+}
+
+/** Parameter counts, from the sizes alone (the same sums as over parameterShapes). */
 export function countParameters(c: NeoXConfig): { total: number; nonEmbedding: number } {
-  let total = 0;
-  let embedding = 0;
-  for (const p of parameterShapes(c)) {
-    const n = p.shape.reduce((a, b) => a * b, 1);
-    total += n;
-    if (p.name === 'gpt_neox.embed_in.weight' || p.name === 'embed_out.weight') embedding += n;
-  }
-  return { total, nonEmbedding: total - embedding };
+  const H = c.hiddenSize;
+  const F = c.intermediateSize;
+  const perLayer = 4 * H + 3 * H * H + H * H + 2 * F * H + F + H + (c.attentionBias ? 3 * H + H : 0);
+  const embedding = c.vocabSize * H * (c.tieWordEmbeddings ? 1 : 2);
+  const nonEmbedding = c.numLayers * perLayer + 2 * H;
+  return { total: embedding + nonEmbedding, nonEmbedding };
 }

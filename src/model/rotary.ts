@@ -3,6 +3,8 @@
  * inv_freq[i] = 1 / base^(2i/r), angle = fround(p · inv_freq[i]), tables [positions, r] holding
  * cos/sin of concat(angles, angles).
  */
+import { ConfigError } from '../util/errors.js';
+
 export function inverseFrequencies(rotaryDims: number, base: number): Float32Array {
   const half = rotaryDims / 2;
   const out = new Float32Array(half);
@@ -10,7 +12,23 @@ export function inverseFrequencies(rotaryDims: number, base: number): Float32Arr
   return out;
 }
 
+/**
+ * The most entries one table may have (2^24 floats, 64 MiB): far above any real model's
+ * (Pythia-12b: 2048 positions × 3·128), low enough that a config.json asking for a billion
+ * positions gets an error instead of an allocation that cannot succeed.
+ */
+export const MAX_TABLE_ENTRIES = 1 << 24;
+
+function checkTableSize(positions: number, width: number): void {
+  if (positions * width > MAX_TABLE_ENTRIES) {
+    throw new ConfigError(
+      `rotary tables for max_position_embeddings ${positions} × ${width} would hold ${positions * width} entries, more than the ${MAX_TABLE_ENTRIES} we allow: max_position_embeddings is too large for this model`,
+    );
+  }
+}
+
 export function rotaryTables(positions: number, rotaryDims: number, base: number): { cos: Float32Array; sin: Float32Array } {
+  checkTableSize(positions, rotaryDims);
   const invFreq = inverseFrequencies(rotaryDims, base);
   const half = rotaryDims / 2;
   const cos = new Float32Array(positions * rotaryDims);
@@ -48,6 +66,7 @@ export function halfRotaryTables(positions: number, rotaryDims: number, base: nu
  * exactly HF's x·cos + rotate_half(x)·sin on the rotary dimensions and x elsewhere.
  */
 export function qkvRotaryTables(positions: number, rotaryDims: number, headDim: number, base: number): { cos: Float32Array; sin: Float32Array } {
+  checkTableSize(positions, 3 * headDim);
   const { cos, sin } = rotaryTables(positions, rotaryDims, base);
   const row = 3 * headDim;
   const wideCos = new Float32Array(positions * row).fill(1);

@@ -13,6 +13,7 @@ import ort from 'onnxruntime-node';
 import { type DType, type TypedArray, dtypeOfArray } from '../graph/dtype.js';
 import { type ModelSpec, toOnnx } from '../graph/onnx.js';
 import { type Shape, formatShape } from '../graph/shape.js';
+import { PythiaError } from '../util/errors.js';
 
 export const EXECUTION_PROVIDERS = ['cpu', 'webgpu', 'cuda'] as const;
 export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];
@@ -43,12 +44,7 @@ const ORT_TYPE: Record<DType, ort.Tensor.Type> = {
   bool: 'bool',
 };
 
-export class RuntimeError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'RuntimeError';
-  }
-}
+export class RuntimeError extends PythiaError {}
 
 /** A graph input as the compiled graph expects it. */
 export interface InputSignature {

@@ -15,7 +15,7 @@ import { openTrainingOrder } from '../data/batches.js';
 import type { SampleSource } from '../data/sample-order.js';
 import { loadTokenizer } from '../data/tokenizer.js';
 import { type NeoXConfig, parameterShapes } from '../model/config.js';
-import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint.js';
+import { loadCheckpoint, recoverInterruptedSaves, saveCheckpoint } from '../model/checkpoint.js';
 import type { Params } from '../model/params.js';
 import { TrainStep } from '../model/train-step.js';
 import type { ExecutionProvider } from '../runtime/session.js';
@@ -25,10 +25,11 @@ import { saveIters } from './checkpoint-schedule.js';
 import { clipGradNorm } from './grad-clip.js';
 import { initParameters } from './init.js';
 import { pythiaTokenPronounSwap, tokenPronounSwap, type TokenPronounSwap } from './intervention.js';
-import { learningRateForUpdate, type LrDecayStyle } from './lr-schedule.js';
+import { learningRateForUpdate } from './lr-schedule.js';
 import { OPTIMIZER_FILE, optimizerStateBytes, readOptimizerState } from './optimizer-state.js';
 import { Prng, type PrngState } from '../util/prng.js';
 import { gradientAccumulationSteps, validateRecipe, type TrainRecipe } from './recipes.js';
+import { checkTrainerState } from './resume-state.js';
 import { openValidation, type ValidationBatches } from './validation.js';
 
 export const TRAINER_STATE_FILE = 'trainer_state.json';
@@ -76,44 +77,32 @@ export interface ResumePoint {
 export function loadResumePoint(stepDir: string): ResumePoint {
   const statePath = join(stepDir, TRAINER_STATE_FILE);
   if (!existsSync(statePath)) throw new FormatError(stepDir, `cannot resume: ${TRAINER_STATE_FILE} is missing (not a checkpoint written by pythia train)`);
-  let state: TrainerState;
+  let json: unknown;
   try {
-    state = JSON.parse(readFileSync(statePath, 'utf8')) as TrainerState;
+    json = JSON.parse(readFileSync(statePath, 'utf8'));
   } catch (e) {
     throw new FormatError(statePath, `not valid JSON: ${(e as Error).message}`);
   }
-  if (state.format !== 'pythia-ts trainer state' || state.version !== 1) throw new FormatError(statePath, 'format: expected "pythia-ts trainer state" version 1');
-  checkTrainerState(state, statePath);
+  const state = checkTrainerState(upgradeRecipe(json), statePath);
+  try {
+    validateRecipe(state.recipe);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new FormatError(statePath, `recipe: ${e.message}`);
+    throw e;
+  }
   const ckpt = loadCheckpoint(stepDir);
   const optimizer = readOptimizerState(join(stepDir, OPTIMIZER_FILE), parameterShapes(ckpt.config));
   if (optimizer.step !== state.step) throw new FormatError(join(stepDir, OPTIMIZER_FILE), `step ${optimizer.step} does not match ${TRAINER_STATE_FILE} step ${state.step}`);
   return { dir: stepDir, config: ckpt.config, params: ckpt.params, optimizer, state, tokenizerPath: ckpt.tokenizerPath };
 }
 
-/** The fields a resume reads, checked so a damaged file fails in one line; recipes of older states upgraded. */
-function checkTrainerState(state: TrainerState, path: string): void {
-  const isCount = (x: unknown): boolean => Number.isSafeInteger(x) && (x as number) >= 0;
-  const r = state.recipe as TrainRecipe & Partial<{ lr: number; minLr: number; warmup: number; lrDecayIters: number; lrDecayStyle: LrDecayStyle }>;
-  if (!isCount(state.step)) throw new FormatError(path, `step: expected a non-negative integer, got ${JSON.stringify(state.step)}`);
-  if (typeof state.model !== 'string') throw new FormatError(path, `model: expected a name, got ${JSON.stringify(state.model)}`);
-  if (typeof state.data !== 'object' || state.data === null || typeof state.data.prefix !== 'string')
-    throw new FormatError(path, 'data.prefix: expected the dataset prefix');
-  if (typeof r !== 'object' || r === null) throw new FormatError(path, 'recipe: expected the training recipe');
-  // States written before the learning-rate schedule was nested in the recipe.
-  if (r.schedule === undefined && r.lr !== undefined) {
-    const { lr, minLr, warmup, lrDecayIters, lrDecayStyle, ...rest } = r;
-    state.recipe = { ...rest, schedule: { lr, minLr: minLr!, warmup: warmup!, decayIters: lrDecayIters!, decayStyle: lrDecayStyle! } };
-  }
-  for (const key of ['seqLength', 'trainBatchSize', 'microBatchSize', 'trainIters'] as const)
-    if (!isCount(state.recipe[key])) throw new FormatError(path, `recipe.${key}: expected a positive integer, got ${JSON.stringify(state.recipe[key])}`);
-  for (const key of ['schedule', 'init', 'checkpoint', 'betas'] as const)
-    if (typeof state.recipe[key] !== 'object' || state.recipe[key] === null) throw new FormatError(path, `recipe.${key}: missing`);
-  try {
-    validateRecipe(state.recipe);
-  } catch (e) {
-    if (e instanceof ConfigError) throw new FormatError(path, `recipe: ${e.message}`);
-    throw e;
-  }
+/** States written before the learning-rate schedule was nested in the recipe get the nested form. */
+function upgradeRecipe(json: unknown): unknown {
+  if (typeof json !== 'object' || json === null) return json;
+  const r = (json as { recipe?: unknown }).recipe as Record<string, unknown> | undefined;
+  if (typeof r !== 'object' || r === null || r.schedule !== undefined || r.lr === undefined) return json;
+  const { lr, minLr, warmup, lrDecayIters, lrDecayStyle, ...rest } = r;
+  return { ...json, recipe: { ...rest, schedule: { lr, minLr, warmup, decayIters: lrDecayIters, decayStyle: lrDecayStyle } } };
 }
 
 export interface StepProgress {
@@ -236,7 +225,7 @@ async function resolveIntervention(options: TrainOptions, startStep: number): Pr
  */
 function prepareRunFolder(modelDir: string, startStep: number, resume: ResumePoint | undefined): string {
   const logPath = join(modelDir, LOG_FILE);
-  removeStaleTemporaries(modelDir);
+  if (existsSync(modelDir)) recoverInterruptedSaves(modelDir, /^step\d+$/);
   const existing = existingCheckpoints(modelDir);
   if (!resume && existing.length > 0)
     throw new ConfigError(`${modelDir} already holds checkpoints of another run: continue it with --resume ${join(modelDir, `step${existing.at(-1)}`)} or choose another --out`);
@@ -426,14 +415,6 @@ export function existingCheckpoints(modelDir: string): number[] {
     .filter((m): m is RegExpExecArray => m !== null)
     .map((m) => Number(m[1]))
     .sort((a, b) => a - b);
-}
-
-/** A killed run can leave `.step<N>.<hex>.tmp` folders behind; they never load, and are removed. */
-function removeStaleTemporaries(modelDir: string): void {
-  if (!existsSync(modelDir)) return;
-  for (const entry of readdirSync(modelDir)) {
-    if (/^\.step\d+\..*\.tmp$/.test(entry)) rmSync(join(modelDir, entry), { recursive: true, force: true });
-  }
 }
 
 /**

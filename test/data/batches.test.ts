@@ -206,3 +206,38 @@ test('pythia batch: --json, plain ids, decoded text, --steps to .npy, and one-li
   assert.equal(text.status, 0, text.stderr);
   assert.deepEqual(JSON.parse(text.stdout), ['w2 w3 w4 <|endoftext|>', 'w5 w6 w7 w8']);
 });
+
+test('cached maps record what they were built from; maps of data tokenized again, or of an unfinished build, are rebuilt', async () => {
+  const prefix = await writeCorpus('stale');
+  const files = indexMapFiles(prefix, 'train_0', 100, 16, 1234);
+  const first = await openTrainingOrder(pathsOptions(prefix));
+  first.source.close();
+  const record = JSON.parse(readFileSync(files.inputs, 'utf8')) as { complete: boolean; sizesSha256: string };
+  assert.equal(record.complete, true);
+  assert.match(record.sizesSha256, /^[0-9a-f]{64}$/);
+
+  // Tokenized again: as many documents (the cached maps' shapes still fit), each one token longer.
+  const sizes = SIZES.map((s) => s + 1);
+  const rewrite = async (path: string): Promise<void> => {
+    const w = IndexedDatasetWriter.create(path, { vocabSize: 50277 });
+    sizes.forEach((size, d) => w.add(Array.from({ length: size }, (_, p) => (7 * d + p) % 50000)));
+    await w.finish();
+  };
+  await rewrite(prefix);
+  await rewrite(join(dir, 'fresh'));
+  const again = await openTrainingOrder(pathsOptions(prefix));
+  const fresh = await openTrainingOrder(pathsOptions(join(dir, 'fresh')));
+  assert.equal(again.indexMaps?.built, true, 'the stale maps were rebuilt');
+  for (let s = 0; s < 99; s += 7) assert.deepEqual(again.source.batchTokens(s, 1), fresh.source.batchTokens(s, 1), `sample ${s}`);
+  again.source.close();
+  fresh.source.close();
+
+  // A build killed before its record said "complete".
+  writeFileSync(files.inputs, JSON.stringify({ ...JSON.parse(readFileSync(files.inputs, 'utf8')), complete: false }, null, 2));
+  const unfinished = await openTrainingOrder(pathsOptions(prefix));
+  assert.equal(unfinished.indexMaps?.built, true);
+  unfinished.source.close();
+  const settled = await openTrainingOrder(pathsOptions(prefix));
+  assert.equal(settled.indexMaps?.built, false, 'and reused once complete');
+  settled.source.close();
+});

@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { Tokenizer } from 'tokenizers';
 import { trainBpe, writeTokenizerJson } from '../../src/data/bpe-trainer.js';
 import { IndexedDataset } from '../../src/data/indexed-dataset.js';
-import { tokenizeCorpus } from '../../src/data/tokenize.js';
-import { loadTokenizer, type TextTokenizer } from '../../src/data/tokenizer.js';
+import { splitAtSafeCuts, tokenizeCorpus } from '../../src/data/tokenize.js';
+import { loadTokenizer, safeToSplit, type TextTokenizer } from '../../src/data/tokenizer.js';
 import { DataError } from '../../src/util/errors.js';
 import { repoRoot } from '../support/paths.js';
 import { rawZstdFrame } from '../support/zstd.js';
@@ -95,4 +95,81 @@ test('pythia data tokenize writes the dataset and reports; bad input is one line
   const missing = spawnSync(process.execPath, [cli, 'data', 'tokenize', '--input', join(dir, 'nope.jsonl'), '--tokenizer', tokenizerPath, '--out', out], { encoding: 'utf8' });
   assert.equal(missing.status, 1);
   assert.equal(missing.stderr, `pythia: ${join(dir, 'nope.jsonl')}: no such file or directory\n`);
+});
+
+/** A long synthetic document with what pre-tokenizers treat specially around newlines. */
+function longDocument(lines: number): string {
+  const parts = [
+    'plain words here', "'s a contraction at the start", '  two leading spaces', '\ta tab', 'digits 12345 and 3.14',
+    'punctuation!? (yes) — “quotes”', 'e\u0301 combining accent', '\u0301starts with a mark', 'CJK 日本語 and 🎉',
+    '<|endoftext|> inside', 'trailing spaces   ', '', '', 'carriage\r', 'x', "they're", '\u00a0no-break space',
+  ];
+  let seed = 7;
+  const next = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31);
+  return Array.from({ length: lines }, () => parts[next() % parts.length]).join('\n');
+}
+
+test('long documents are encoded in pieces with exactly the ids of the whole document', async () => {
+  const doc = longDocument(4000);
+  // A tokenizer trained on such text, so it has merges of newlines and spaces that a bad cut would break.
+  const longPath = join(dir, 'long-tokenizer.json');
+  await writeTokenizerJson(longPath, await trainBpe([doc], { vocabSize: 1000 }));
+  const tokenizer = await loadTokenizer(longPath);
+  const reference = Tokenizer.fromFile(longPath);
+  const whole = (await reference.encode(doc)).getIds();
+  assert.equal(tokenizer.splitsSafely, true, 'our byte-level BPE tokenizers allow splitting');
+  for (const pieceChars of [1, 37, 500, 10_000]) {
+    const pieces = splitAtSafeCuts(doc, pieceChars);
+    assert.equal(pieces.join(''), doc);
+    if (pieceChars < 100) assert.ok(pieces.length > 100, `${pieces.length} pieces of ${pieceChars}`);
+    const ids = (await tokenizer.encodeBatch(pieces)).flat();
+    assert.deepEqual(ids, whole, `pieces of ${pieceChars} characters`);
+  }
+  // The check can fail: cutting after every newline, or before every space, changes the ids.
+  for (const naive of [doc.split(/(?<=\n)/), doc.split(/(?= )/)]) assert.notDeepEqual((await tokenizer.encodeBatch(naive)).flat(), whole);
+  // A document without a newline is cut before spaces.
+  const line = doc.replaceAll('\n', ' ');
+  const lineWhole = (await reference.encode(line)).getIds();
+  for (const pieceChars of [1, 37, 500]) {
+    const pieces = splitAtSafeCuts(line, pieceChars);
+    if (pieceChars < 100) assert.ok(pieces.length > 100, `${pieces.length} pieces of ${pieceChars}`);
+    assert.deepEqual((await tokenizer.encodeBatch(pieces)).flat(), lineWhole, `one line in pieces of ${pieceChars} characters`);
+  }
+  const out = join(dir, 'long');
+  writeFileSync(join(dir, 'long.jsonl'), `${JSON.stringify({ text: doc })}\n${JSON.stringify({ text: 'short' })}\n`);
+  const summary = await tokenizeCorpus({ inputs: [join(dir, 'long.jsonl')], tokenizer, out, appendEod: true, pieceChars: 200, batchChars: 1000 });
+  assert.equal(summary.documents, 2);
+  assert.deepEqual(readItems(out), [[...whole, 0], [...(await reference.encode('short')).getIds(), 0]]);
+});
+
+test('the same holds with an NFC normalizer (GPT-NeoX-20B\'s); tokenizers it does not hold for are not split', async () => {
+  const json = JSON.parse(readFileSync(tokenizerPath, 'utf8')) as Record<string, unknown>;
+  const nfcPath = join(dir, 'nfc-tokenizer.json');
+  writeFileSync(nfcPath, JSON.stringify({ ...json, normalizer: { type: 'NFC' } }));
+  const nfc = await loadTokenizer(nfcPath);
+  assert.equal(nfc.splitsSafely, true);
+  const doc = longDocument(2000);
+  const whole = (await Tokenizer.fromFile(nfcPath).encode(doc)).getIds();
+  assert.deepEqual((await nfc.encodeBatch(splitAtSafeCuts(doc, 50))).flat(), whole);
+
+  const pre = json.pre_tokenizer as Record<string, unknown>;
+  assert.equal(safeToSplit({ ...json, pre_tokenizer: { ...pre, add_prefix_space: true } }), false);
+  assert.equal(safeToSplit({ ...json, pre_tokenizer: { ...pre, use_regex: false } }), false);
+  assert.equal(safeToSplit({ ...json, normalizer: { type: 'Lowercase' } }), false);
+  assert.equal(safeToSplit({ ...json, post_processor: { type: 'TemplateProcessing' } }), false);
+  const added = json.added_tokens as Record<string, unknown>[];
+  assert.equal(safeToSplit({ ...json, added_tokens: [...added, { id: 999, content: 'a\nb', lstrip: false, rstrip: false }] }), false);
+  assert.equal(safeToSplit({ ...json, added_tokens: [...added, { id: 999, content: 'x', lstrip: true, rstrip: false }] }), false);
+  assert.equal(safeToSplit({ ...json, added_tokens: [...added, { id: 999, content: 'a b', lstrip: false, rstrip: false }] }), false);
+  assert.equal(safeToSplit({ ...json, added_tokens: [...added, { id: 999, content: '    ', lstrip: false, rstrip: false }] }), true);
+});
+
+test('splitAtSafeCuts cuts only after a newline, or before a space, between solid characters', () => {
+  assert.deepEqual(splitAtSafeCuts('ab\ncd\nef', 3), ['ab\n', 'cd\n', 'ef']);
+  assert.deepEqual(splitAtSafeCuts('ab\n\ncd', 2), ['ab\n\ncd']);
+  assert.deepEqual(splitAtSafeCuts('ab\n cd\nef', 2), ['ab\n cd\n', 'ef']);
+  assert.deepEqual(splitAtSafeCuts('abcdefgh\nij', 3), ['abcdefgh\n', 'ij']);
+  assert.deepEqual(splitAtSafeCuts('ab cd ef', 3), ['ab', ' cd', ' ef']);
+  assert.deepEqual(splitAtSafeCuts('a  b\u0301 \u0301c', 1), ['a  b\u0301 \u0301c']);
+  assert.deepEqual(splitAtSafeCuts('short', 100), ['short']);
 });

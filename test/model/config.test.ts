@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { countParameters, parseHfConfig, rotaryDims } from '../../src/model/config.js';
+import { countParameters, parameterShapes, parameterTensorCount, parseHfConfig, rotaryDims } from '../../src/model/config.js';
 import { PYTHIA_SIZES, matchPreset, pythiaPreset } from '../../src/model/presets.js';
 import { fixtureDir } from '../support/paths.js';
 
@@ -51,4 +51,29 @@ test('presets have the published parameter counts (pythia-facts.md §1.2)', () =
   assert.equal(Object.keys(PYTHIA_SIZES).length, 10);
   assert.equal(rotaryDims(pythiaPreset('70m')!), 16);
   assert.equal(matchPreset(parseHfConfig(read('parallel-r25'))), undefined);
+});
+
+test('parameterTensorCount and countParameters agree with parameterShapes for every layout', () => {
+  const base = parseHfConfig(read('parallel-r25'));
+  for (const tieWordEmbeddings of [false, true]) {
+    for (const attentionBias of [false, true]) {
+      const c = { ...base, tieWordEmbeddings, attentionBias };
+      const shapes = parameterShapes(c);
+      assert.equal(parameterTensorCount(c), shapes.length);
+      const total = shapes.reduce((sum, p) => sum + p.shape.reduce((a, b) => a * b, 1), 0);
+      const embedding = shapes.filter((p) => /embed_(in|out)\.weight$/.test(p.name)).reduce((sum, p) => sum + p.shape.reduce((a, b) => a * b, 1), 0);
+      assert.deepEqual(countParameters(c), { total, nonEmbedding: total - embedding });
+    }
+  }
+});
+
+test('sizes past the supported limits are refused before anything is built', () => {
+  const base = read('parallel-r25') as Record<string, unknown>;
+  for (const [key, limit] of [['num_hidden_layers', 4096], ['hidden_size', 65536], ['vocab_size', 4194304], ['max_position_embeddings', 1048576], ['intermediate_size', 262144]] as const) {
+    assert.throws(() => parseHfConfig({ ...base, [key]: limit * 2 }, 'c.json'), new RegExp(`^ConfigError: c\\.json: ${key} is ${limit * 2}, more than the ${limit} we support$`));
+  }
+  assert.throws(() => parseHfConfig({ ...base, eos_token_id: 1e6 }, 'c.json'), /c\.json: eos_token_id is 1000000, expected a token id in \[0, 211\)/);
+  // A config made from flags or a GPT-NeoX YAML, never parsed from config.json, is checked too.
+  const fromFlags = { ...parseHfConfig(base), numLayers: 1e7 };
+  assert.throws(() => parameterShapes(fromFlags), /^ConfigError: model config: num_hidden_layers is 10000000, more than the 4096 we support$/);
 });

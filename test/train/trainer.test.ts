@@ -161,7 +161,7 @@ test('resume reads trainer states of the older flat recipe layout, and names a m
   assert.deepEqual(loadResumePoint(old).state.recipe, recipe);
   const { step: _, ...noStep } = state;
   writeFileSync(join(old, 'trainer_state.json'), JSON.stringify(noStep));
-  assert.throws(() => loadResumePoint(old), /trainer_state\.json: step: expected a non-negative integer, got undefined/);
+  assert.throws(() => loadResumePoint(old), /trainer_state\.json: cannot resume: field step is missing \(expected a non-negative integer\)/);
   writeFileSync(join(old, 'trainer_state.json'), JSON.stringify({ ...state, recipe: { ...state.recipe, schedule: undefined } }));
-  assert.throws(() => loadResumePoint(old), /recipe\.schedule: missing/);
+  assert.throws(() => loadResumePoint(old), /cannot resume: recipe\.schedule is missing, expected an object/);
 });
