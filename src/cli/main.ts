@@ -9,6 +9,7 @@ import { registerEval } from './commands/eval.js';
 import { registerExport } from './commands/export.js';
 import { registerModel } from './commands/model.js';
 import { registerResults } from './commands/results.js';
+import { registerRun } from './commands/run.js';
 import { registerSuite } from './commands/suite.js';
 import { registerSynth } from './commands/synth.js';
 import { registerTokenizer } from './commands/tokenizer.js';
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerSynth(program);
   registerTrain(program);
   registerSuite(program);
+  registerRun(program);
   registerEval(program);
   registerResults(program);
   registerExport(program);

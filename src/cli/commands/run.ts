@@ -1,0 +1,150 @@
+/** `pythia run`: the whole pipeline (synth → suite with intervention siblings → eval with case studies → report) with one progress display. */
+import cliProgress from 'cli-progress';
+import { type Command, InvalidArgumentError } from 'commander';
+import { DEFAULT_MEMORIZATION } from '../../results/evaluate.js';
+import { type RunEvent, type RunRecord, STAGES, type Stage, runPipeline } from '../../pipeline/run.js';
+import { addTokenizerOption, nonNegativeInt, positiveInt, tokenizerFlag, type TokenizerFlags } from '../arguments.js';
+import { formatDuration, PROGRESS_LINE_SECONDS } from '../progress.js';
+import { intList } from './eval.js';
+import { addRecipeOptions, recipeOverrides } from './train.js';
+
+/** Each stage's share of the whole bar, roughly its share of the main job's time. */
+const WEIGHT: Record<Stage, number> = { synth: 0.1, train: 0.55, eval: 0.3, report: 0.05 };
+
+/**
+ * One display for the pipeline: a bar over all stages on a terminal (its fraction is the finished
+ * stages' weights plus the current stage's own progress), else a line at each stage boundary and
+ * every few seconds in between.
+ */
+export function pipelineProgress(tty = process.stderr.isTTY === true): { onEvent: (e: RunEvent) => void; stop: () => void } {
+  const bar = new cliProgress.SingleBar(
+    { format: 'pythia run |{bar}| {percentage}% | {stage} | {detail}', stream: process.stderr, hideCursor: true },
+    cliProgress.Presets.shades_classic,
+  );
+  let started = false;
+  let done = 0;
+  let current: Stage = 'synth';
+  let lastLine = -Infinity;
+  const show = (fraction: number, detail: string, force = false): void => {
+    const value = Math.round(1000 * Math.min(1, done + WEIGHT[current] * Math.min(1, fraction)));
+    if (tty) {
+      if (!started) bar.start(1000, value, { stage: current, detail });
+      started = true;
+      bar.update(value, { stage: `${STAGES.indexOf(current) + 1}/${STAGES.length} ${current}`, detail });
+      return;
+    }
+    const now = performance.now();
+    if (!force && now - lastLine < PROGRESS_LINE_SECONDS * 1000) return;
+    lastLine = now;
+    process.stderr.write(`pythia run: [${(value / 10).toFixed(0)}%] ${current}: ${detail}\n`);
+  };
+  return {
+    onEvent(e) {
+      if (e.type === 'stage') {
+        current = e.stage;
+        if (e.status === 'start') show(0, 'starting', true);
+        else {
+          done += WEIGHT[e.stage];
+          const what = e.status === 'skip' ? `skipped (${e.detail})` : `done in ${formatDuration(e.seconds ?? 0)}${e.detail ? `: ${e.detail}` : ''}`;
+          show(0, what, true);
+          if (!tty) lastLine = -Infinity;
+        }
+      } else if (e.type === 'synth') {
+        const p = e.progress;
+        show(p.total ? (p.done ?? 0) / p.total : 0, p.total ? `${p.stage} ${p.done ?? 0}/${p.total}` : p.stage);
+      } else if (e.type === 'train') {
+        if (e.progress) {
+          const p = e.progress;
+          show(p.step / p.trainIters, `${e.model.name} step ${p.step}/${p.trainIters}, loss ${p.loss.toFixed(3)}`);
+        } else show(0, `${e.model.name}: ${e.status === 'done' ? 'already trained' : e.status === 'resume' ? 'resuming' : 'training'}`, true);
+      } else if (e.type === 'eval') {
+        const ev = e.event;
+        if (ev.type === 'cell') show(ev.index / ev.total, `${ev.cell.model} step ${ev.cell.step} ${ev.cell.task} ${ev.cell.shots}-shot (${ev.index}/${ev.total})`);
+        else if (ev.type === 'study') show(0, ev.study === 'term counts' ? 'term counts' : `${ev.study}: ${ev.model} step ${ev.step}`);
+        else if (ev.type === 'plan') show(ev.skipped / Math.max(1, ev.cells), `${ev.cells} cells, ${ev.skipped} already there`, true);
+      }
+    },
+    stop() {
+      if (started) bar.stop();
+    },
+  };
+}
+
+export function formatStageTimes(record: RunRecord): string {
+  const lines = ['wall time per stage:'];
+  for (const s of record.stages) lines.push(`  ${s.stage.padEnd(8)} ${s.status === 'skipped' ? 'skipped' : formatDuration(s.seconds)}`);
+  lines.push(`  ${'total'.padEnd(8)} ${formatDuration(record.totalSeconds)}`);
+  return lines.join('\n') + '\n';
+}
+
+interface RunFlags extends TokenizerFlags {
+  out: string;
+  preset: string;
+  data?: string;
+  preshuffled?: boolean;
+  taskDir?: string;
+  skipTrain?: boolean;
+  interventionFrom?: number;
+  limit?: number;
+  shots: number[];
+  memorization: number;
+  window: number;
+  threads?: number;
+}
+
+function fractionOrStep(value: string): number {
+  const x = Number(value);
+  if (value.trim() === '' || !Number.isFinite(x) || x <= 0 || (x >= 1 && !Number.isInteger(x))) {
+    throw new InvalidArgumentError('expected a fraction in (0, 1) of train-iters, or a step.');
+  }
+  return x;
+}
+
+export function registerRun(program: Command): void {
+  const cmd = program
+    .command('run')
+    .description(
+      'the whole pipeline, each stage skipping finished work: the synthetic corpus, the suite with its intervention siblings, ' +
+        'evaluation of every checkpoint with the case studies, and the report (<out>/suite/report/index.html)',
+    )
+    .option('--out <dir>', 'run folder: <out>/synth, <out>/suite, <out>/run.json', 'runs/default')
+    .option('--preset <suite>', 'suite preset (nano or pythia)', 'nano')
+    .option('--data <prefix>', "your own tokenized data (.bin/.idx prefix) instead of the synthetic corpus; needs --tokenizer")
+    .option('--preshuffled', 'the data is in training order (Pythia preshuffled layout)')
+    .option('--task-dir <dir>', "task files for evaluation (default: the synthetic corpus's tasks/)")
+    .option('--skip-train', 'evaluate and report an existing suite in <out>/suite')
+    .option('--intervention-from <fraction|step>', "continue each model with pronouns swapped from this point (Pythia: 0.93, the last 7%)", fractionOrStep, 0.75)
+    .option('--limit <n>', 'items per task at each checkpoint (default: all)', positiveInt)
+    .option('--shots <list>', 'numbers of few-shot demonstrations', intList, [0])
+    .option('--memorization <n>', 'training sequences scored for memorization per checkpoint (0: none)', nonNegativeInt, DEFAULT_MEMORIZATION.sequences)
+    .option('--window <n>', 'training-order indices per window of the Poisson test', positiveInt, 64)
+    .option('--threads <n>', 'compute threads (default: every core)', positiveInt);
+  addTokenizerOption(cmd, 'tokenizer.json of --data');
+  addRecipeOptions(cmd).action(async (flags: RunFlags) => {
+    const progress = pipelineProgress();
+    let record: RunRecord;
+    try {
+      record = await runPipeline({
+        out: flags.out,
+        preset: flags.preset,
+        data: flags.data,
+        preshuffled: flags.preshuffled,
+        tokenizer: tokenizerFlag(flags),
+        taskDir: flags.taskDir,
+        skipTrain: flags.skipTrain,
+        overrides: recipeOverrides(flags),
+        interventionFrom: flags.interventionFrom,
+        limit: flags.limit,
+        shots: flags.shots,
+        memorization: flags.memorization,
+        window: flags.window,
+        threads: flags.threads,
+        onEvent: progress.onEvent,
+      });
+    } finally {
+      progress.stop();
+    }
+    process.stderr.write(formatStageTimes(record));
+    process.stdout.write(`${record.report ?? `${flags.out}/suite/results.duckdb`}\n`);
+  });
+}

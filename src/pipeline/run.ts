@@ -1,0 +1,156 @@
+/**
+ * The whole pipeline `pythia run` (and `npm start`) runs, in order, each stage skipping what is
+ * already done: the synthetic corpus (unless the user brings tokenized data), the suite with its
+ * intervention siblings, evaluation of every checkpoint with the case studies, and the report. The
+ * wall time of each stage is recorded in `<out>/run.json`, which the report shows.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { EvalEvent } from '../results/evaluate.js';
+import { evaluate } from '../results/evaluate.js';
+import { DEFAULT_OPTIONS } from '../synth/corpus.js';
+import { DATASET_PREFIX, TOKENIZER_FILE, TRUTH_FILE, type SynthProgress, synthesize } from '../synth/synthesize.js';
+import type { RecipeOverrides } from '../train/overrides.js';
+import { type SuiteManifest, runSuite } from '../train/suite.js';
+import type { ModelPreset } from '../train/recipes.js';
+import type { StepProgress } from '../train/trainer.js';
+import { loadTokenizer } from '../data/tokenizer.js';
+import { writeFileAtomic } from '../util/atomic.js';
+import { ConfigError } from '../util/errors.js';
+
+export const RUN_RECORD = 'run.json';
+
+export const STAGES = ['synth', 'train', 'eval', 'report'] as const;
+export type Stage = (typeof STAGES)[number];
+
+export interface RunOptions {
+  out: string;
+  preset: string;
+  /** Tokenized training data (a .bin/.idx prefix); default: the synthetic corpus, generated into `<out>/synth`. */
+  data?: string;
+  preshuffled?: boolean;
+  tokenizer?: string;
+  /** Task files' folder; default: the synthetic corpus's `tasks/`. */
+  taskDir?: string;
+  skipTrain?: boolean;
+  overrides?: RecipeOverrides;
+  /** Continue each model with the pronoun swap from this fraction of training (or step). */
+  interventionFrom?: number;
+  /** Items per task at each checkpoint (default: all). */
+  limit?: number;
+  shots?: readonly number[];
+  /** Training sequences scored for memorization per checkpoint. */
+  memorization: number;
+  window: number;
+  threads?: number;
+  /** Writes the report; absent where the report layer is not part of this build. */
+  report?: (suiteDir: string) => Promise<string>;
+  onEvent?: (e: RunEvent) => void;
+}
+
+export type RunEvent =
+  | { type: 'stage'; stage: Stage; status: 'start' | 'skip' | 'done'; seconds?: number; detail?: string }
+  | { type: 'synth'; progress: SynthProgress }
+  | { type: 'train'; model: ModelPreset; status?: 'fresh' | 'resume' | 'done'; progress?: StepProgress }
+  | { type: 'eval'; event: EvalEvent };
+
+export interface StageTime {
+  stage: Stage;
+  seconds: number;
+  status: 'done' | 'skipped';
+}
+
+export interface RunRecord {
+  out: string;
+  stages: StageTime[];
+  totalSeconds: number;
+  report?: string;
+}
+
+export function readRunRecord(out: string): RunRecord | undefined {
+  const path = join(out, RUN_RECORD);
+  if (!existsSync(path)) return undefined;
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as RunRecord;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function runPipeline(options: RunOptions): Promise<RunRecord> {
+  const emit = options.onEvent ?? (() => {});
+  const stages: StageTime[] = [];
+  const started = performance.now();
+  const stage = async (name: Stage, skip: string | undefined, body: () => Promise<string | void>): Promise<void> => {
+    if (skip !== undefined) {
+      emit({ type: 'stage', stage: name, status: 'skip', detail: skip });
+      stages.push({ stage: name, seconds: 0, status: 'skipped' });
+      return;
+    }
+    emit({ type: 'stage', stage: name, status: 'start' });
+    const t0 = performance.now();
+    const detail = await body();
+    const seconds = (performance.now() - t0) / 1000;
+    stages.push({ stage: name, seconds, status: 'done' });
+    emit({ type: 'stage', stage: name, status: 'done', seconds, detail: detail ?? undefined });
+  };
+
+  const synthDir = join(options.out, 'synth');
+  const data = options.data ?? join(synthDir, DATASET_PREFIX);
+  const tokenizerPath = options.tokenizer ?? (options.data ? undefined : join(synthDir, TOKENIZER_FILE));
+  const suiteDir = join(options.out, 'suite');
+  if (options.data && !options.tokenizer) throw new ConfigError('--data needs --tokenizer <tokenizer.json> (the one the data was tokenized with)');
+
+  const synthDone = options.data ? 'using --data' : existsSync(join(synthDir, TRUTH_FILE)) ? `${synthDir} already there` : undefined;
+  await stage('synth', synthDone, async () => {
+    await synthesize(synthDir, DEFAULT_OPTIONS, (progress) => emit({ type: 'synth', progress }));
+    return synthDir;
+  });
+
+  let manifest: SuiteManifest | undefined;
+  await stage('train', options.skipTrain ? '--skip-train' : undefined, async () => {
+    const tokenizerVocab = tokenizerPath ? (await loadTokenizer(tokenizerPath)).vocabSize : undefined;
+    manifest = await runSuite({
+      preset: options.preset,
+      data: { prefix: data, preshuffled: options.preshuffled ?? false },
+      outDir: suiteDir,
+      tokenizerPath,
+      tokenizerVocab,
+      overrides: options.overrides,
+      threads: options.threads,
+      ...(options.interventionFrom === undefined ? {} : { interventionFrom: options.interventionFrom }),
+      onModelStart: (model, status) => emit({ type: 'train', model, status }),
+      onProgress: (model, progress) => emit({ type: 'train', model, progress }),
+    });
+    return `${manifest.models.length} models`;
+  });
+
+  await stage('eval', undefined, async () => {
+    const summary = await evaluate({
+      sources: [suiteDir],
+      taskDirs: options.taskDir ? [options.taskDir] : undefined,
+      shots: options.shots,
+      limit: options.limit,
+      threads: options.threads,
+      memorization: options.memorization > 0 ? { sequences: options.memorization, window: options.window } : undefined,
+      canaries: true,
+      termCounts: true,
+      onEvent: (event) => emit({ type: 'eval', event }),
+    });
+    return `${summary.evaluated} cells evaluated, ${summary.skipped} already there`;
+  });
+
+  // Recorded before the report is drawn, so that it shows the time each stage took.
+  const record = (report?: string): RunRecord => ({ out: options.out, stages, totalSeconds: (performance.now() - started) / 1000, report });
+  await writeFileAtomic(join(options.out, RUN_RECORD), `${JSON.stringify(record(), null, 2)}\n`);
+  let report: string | undefined;
+  const writeReport = options.report;
+  await stage('report', writeReport ? undefined : 'no report writer in this build', async () => {
+    report = await writeReport!(suiteDir);
+    return report;
+  });
+
+  const final = record(report);
+  await writeFileAtomic(join(options.out, RUN_RECORD), `${JSON.stringify(final, null, 2)}\n`);
+  return final;
+}
