@@ -51,9 +51,10 @@ export interface SuiteOptions {
   interventionFrom?: InterventionFrom;
   /** The sibling's swap (default pronoun-swap). */
   intervention?: Intervention;
-  /** Called for baselines and siblings alike (a sibling's `model` carries its own name). */
   onModelStart?: (model: ModelPreset, status: 'fresh' | 'resume' | 'done', fromStep: number) => void;
+  /** A sibling about to train (or found finished): which baseline checkpoint it continues. */
   onInterventionStart?: (start: InterventionStart) => void;
+  /** Progress of baselines and siblings (a sibling's `model` carries its own name). */
   onProgress?: (model: ModelPreset, p: StepProgress) => void;
   onWarning?: (message: string) => void;
 }
@@ -150,10 +151,7 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteManifest> {
         ...trainOptions,
         resume: undefined,
         onProgress: (p) => options.onProgress?.(sibling, p),
-        onInterventionStart: (start) => {
-          options.onModelStart?.(sibling, start.status, start.step);
-          options.onInterventionStart?.(start);
-        },
+        onInterventionStart: options.onInterventionStart,
       },
       plan,
     );
