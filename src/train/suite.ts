@@ -101,7 +101,7 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteManifest> {
   let reference: { name: string; hashes: string[] } | undefined;
   // Every sibling's point, tokenizer and swap are checked before the first model trains.
   const plans: InterventionPlan[] = [];
-  if (options.interventionFrom) for (const model of models) plans.push(await planIntervention({ ...options, recipe: model.recipe }));
+  if (options.interventionFrom) for (const model of models) plans.push(await planIntervention({ ...options, name: model.name, recipe: model.recipe }));
   for (const [index, model] of models.entries()) {
     const modelDir = join(options.outDir, model.name);
     const saved = existingCheckpoints(modelDir);

@@ -77,6 +77,15 @@ export interface ResumePoint {
 
 /** Reads a checkpoint folder written by the trainer, with everything needed to continue. */
 export function loadResumePoint(stepDir: string): ResumePoint {
+  const state = readTrainerState(stepDir);
+  const ckpt = loadCheckpoint(stepDir);
+  const optimizer = readOptimizerState(join(stepDir, OPTIMIZER_FILE), parameterShapes(ckpt.config));
+  if (optimizer.step !== state.step) throw new FormatError(join(stepDir, OPTIMIZER_FILE), `step ${optimizer.step} does not match ${TRAINER_STATE_FILE} step ${state.step}`);
+  return { dir: stepDir, config: ckpt.config, params: ckpt.params, optimizer, state, tokenizerPath: ckpt.tokenizerPath };
+}
+
+/** A checkpoint folder's `trainer_state.json`, checked. */
+export function readTrainerState(stepDir: string): TrainerState {
   const statePath = join(stepDir, TRAINER_STATE_FILE);
   if (!existsSync(statePath)) throw new FormatError(stepDir, `cannot resume: ${TRAINER_STATE_FILE} is missing (not a checkpoint written by pythia train)`);
   let state: TrainerState;
@@ -88,10 +97,7 @@ export function loadResumePoint(stepDir: string): ResumePoint {
   if (state.format !== 'pythia-ts trainer state' || state.version !== 1) throw new FormatError(statePath, 'format: expected "pythia-ts trainer state" version 1');
   checkTrainerState(state, statePath);
   state.baseline ??= null; // states written before the field existed
-  const ckpt = loadCheckpoint(stepDir);
-  const optimizer = readOptimizerState(join(stepDir, OPTIMIZER_FILE), parameterShapes(ckpt.config));
-  if (optimizer.step !== state.step) throw new FormatError(join(stepDir, OPTIMIZER_FILE), `step ${optimizer.step} does not match ${TRAINER_STATE_FILE} step ${state.step}`);
-  return { dir: stepDir, config: ckpt.config, params: ckpt.params, optimizer, state, tokenizerPath: ckpt.tokenizerPath };
+  return state;
 }
 
 /** The fields a resume reads, checked so a damaged file fails in one line; recipes of older states upgraded. */
@@ -309,7 +315,7 @@ export interface InterventionPlan {
  * baseline checkpoint it continues from.
  */
 export async function planIntervention(
-  options: Pick<TrainOptions, 'recipe' | 'resume' | 'intervention' | 'interventionFrom' | 'tokenizerPath'>,
+  options: Pick<TrainOptions, 'name' | 'outDir' | 'recipe' | 'resume' | 'intervention' | 'interventionFrom' | 'tokenizerPath'>,
 ): Promise<InterventionPlan> {
   if (options.resume?.state.intervention)
     throw new ConfigError(`${options.resume.dir} is already an intervention run (${options.resume.state.intervention.kind}); --intervention-from continues a baseline`);
@@ -318,7 +324,23 @@ export async function planIntervention(
   if (!options.tokenizerPath)
     throw new ConfigError(`--intervention-from needs the tokenizer for the ${kind} swap: pass --tokenizer (or resume from a checkpoint that holds tokenizer.json)`);
   await loadPronounSwap(kind, options.tokenizerPath);
-  return { kind, target, fromStep: step };
+  const plan = { kind, target, fromStep: step };
+  existingSibling(options, plan);
+  return plan;
+}
+
+/** The last checkpoint of the sibling's folder, if any, checked to be this intervention of this baseline. */
+function existingSibling(options: Pick<TrainOptions, 'name' | 'outDir' | 'recipe'>, plan: InterventionPlan): { dir: string; step: number } | undefined {
+  const modelDir = join(options.outDir, interventionName(options.name));
+  const last = existingCheckpoints(modelDir).at(-1);
+  if (last === undefined) return undefined;
+  const stepDir = join(modelDir, `step${last}`);
+  const s = readTrainerState(stepDir);
+  if (!sameRecipe(s.recipe, options.recipe) || s.baseline !== options.name || s.intervention?.kind !== plan.kind || s.intervention.fromStep !== plan.fromStep) {
+    const held = s.intervention ? `${s.intervention.kind} from step ${s.intervention.fromStep} of ${s.baseline}` : 'no intervention';
+    throw new ConfigError(`${modelDir} holds another run (${held}); remove it or choose another --out`);
+  }
+  return { dir: stepDir, step: last };
 }
 
 /**
@@ -330,17 +352,19 @@ export async function trainIntervention(options: TrainOptions, plan: Interventio
   const { recipe } = options;
   const name = interventionName(options.name);
   const modelDir = join(options.outDir, name);
-  const last = existingCheckpoints(modelDir).at(-1);
+  const last = existingSibling(options, plan);
+  const logPath = join(modelDir, LOG_FILE);
+  const start = { name, baseline: options.name, kind: plan.kind, target: plan.target, fromStep: plan.fromStep };
+  if (last?.step === recipe.trainIters) {
+    const done: InterventionStart = { ...start, status: 'done', step: last.step };
+    options.onInterventionStart?.(done);
+    return { ...done, modelDir, logPath };
+  }
   let resume: ResumePoint;
   let status: InterventionStart['status'];
   if (last !== undefined) {
-    resume = loadResumePoint(join(modelDir, `step${last}`));
-    const s = resume.state;
-    if (!sameRecipe(s.recipe, recipe) || s.baseline !== options.name || s.intervention?.kind !== plan.kind || s.intervention.fromStep !== plan.fromStep) {
-      const held = s.intervention ? `${s.intervention.kind} from step ${s.intervention.fromStep} of ${s.baseline}` : 'no intervention';
-      throw new ConfigError(`${modelDir} holds another run (${held}); remove it or choose another --out`);
-    }
-    status = last === recipe.trainIters ? 'done' : 'resume';
+    resume = loadResumePoint(last.dir);
+    status = 'resume';
   } else {
     const folders = [join(options.outDir, options.name), ...(options.resume ? [resolve(options.resume.dir, '..')] : [])];
     const from = folders.map((f) => join(f, `step${plan.fromStep}`)).find((d) => existsSync(d));
@@ -349,10 +373,8 @@ export async function trainIntervention(options: TrainOptions, plan: Interventio
     if (!sameRecipe(resume.state.recipe, recipe)) throw new ConfigError(`${from}: the checkpoint was trained with another recipe than ${options.name}`);
     status = 'fresh';
   }
-  const start: InterventionStart = { name, baseline: options.name, kind: plan.kind, target: plan.target, fromStep: plan.fromStep, status, step: resume.state.step };
-  options.onInterventionStart?.(start);
-  const logPath = join(modelDir, LOG_FILE);
-  if (status === 'done') return { ...start, modelDir, logPath };
+  const started: InterventionStart = { ...start, status, step: resume.state.step };
+  options.onInterventionStart?.(started);
   const trained = await trainRun({
     ...options,
     name,
@@ -362,7 +384,7 @@ export async function trainIntervention(options: TrainOptions, plan: Interventio
     interventionFrom: undefined,
     tokenizerPath: options.tokenizerPath ?? resume.tokenizerPath,
   });
-  return { ...start, modelDir, logPath, trained };
+  return { ...started, modelDir, logPath, trained };
 }
 
 async function trainRun(options: TrainOptions): Promise<TrainResult> {
