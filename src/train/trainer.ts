@@ -267,7 +267,7 @@ async function resolveIntervention(options: TrainOptions, startStep: number): Pr
 /** The token swap of an intervention kind for a tokenizer, checked to change something. */
 async function loadPronounSwap(kind: Intervention, tokenizerPath: string | undefined, onWarning?: (message: string) => void): Promise<TokenPronounSwap> {
   if (!tokenizerPath)
-    throw new ConfigError(`the ${kind} intervention needs the tokenizer: pass --tokenizer or resume from a checkpoint that holds tokenizer.json`);
+    throw new ConfigError(`--intervention ${kind} needs the tokenizer: pass --tokenizer or resume from a checkpoint that holds tokenizer.json`);
   const tokenizer = await loadTokenizer(tokenizerPath);
   if (kind === 'pronoun-swap-pythia') return pythiaTokenPronounSwap(tokenizer, tokenizerPath);
   const swap = await tokenPronounSwap(tokenizer);
