@@ -13,12 +13,12 @@ import { countParameters } from '../model/config.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { ConfigError, DataError } from '../util/errors.js';
 import { applyOverrides, type RecipeOverrides } from './overrides.js';
-import { sameRecipe, suitePreset, withTokenizerVocab, type ModelPreset } from './recipes.js';
+import { suitePreset, withTokenizerVocab, type ModelPreset } from './recipes.js';
 import type { ExecutionProvider } from '../runtime/session.js';
 import { interventionName, type InterventionFrom } from './intervention-point.js';
 import {
+  continuePoint,
   existingCheckpoints,
-  loadResumePoint,
   LOG_FILE,
   planIntervention,
   readLog,
@@ -104,14 +104,8 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteManifest> {
   if (options.interventionFrom) for (const model of models) plans.push(await planIntervention({ ...options, name: model.name, recipe: model.recipe }));
   for (const [index, model] of models.entries()) {
     const modelDir = join(options.outDir, model.name);
-    const saved = existingCheckpoints(modelDir);
-    const last = saved.at(-1);
-    let resume;
-    if (last !== undefined) {
-      resume = loadResumePoint(join(modelDir, `step${last}`));
-      if (!sameRecipe(resume.state.recipe, model.recipe))
-        throw new ConfigError(`${modelDir} holds a run with another recipe; choose another --out or remove it`);
-    }
+    const resume = continuePoint(modelDir, model.recipe);
+    const last = resume?.state.step;
     const done = last === model.recipe.trainIters;
     options.onModelStart?.(model, done ? 'done' : resume ? 'resume' : 'fresh', last ?? 0);
     const trainOptions: TrainOptions = {

@@ -296,12 +296,26 @@ function prepareRunFolder(modelDir: string, startStep: number, resume: ResumePoi
   return logPath;
 }
 
-/** Trains one run; with `interventionFrom`, then its intervention sibling. */
+/**
+ * Trains one run; with `interventionFrom`, then its intervention sibling. With `interventionFrom`
+ * and no `resume`, a model folder that already holds this recipe's checkpoints is continued from
+ * its last one (a finished run trains nothing), as suites do, so the same command can be re-run.
+ */
 export async function train(options: TrainOptions): Promise<TrainResult> {
   if (!options.interventionFrom) return trainRun(options);
   const plan = await planIntervention(options);
-  const result = await trainRun({ ...options, intervention: undefined, interventionFrom: undefined });
+  const resume = options.resume ?? continuePoint(join(options.outDir, options.name), options.recipe);
+  const result = await trainRun({ ...options, resume, intervention: undefined, interventionFrom: undefined });
   return { ...result, intervention: await trainIntervention(options, plan) };
+}
+
+/** The last checkpoint of a model folder, checked to be of this recipe; undefined when it has none. */
+export function continuePoint(modelDir: string, recipe: TrainRecipe): ResumePoint | undefined {
+  const last = existingCheckpoints(modelDir).at(-1);
+  if (last === undefined) return undefined;
+  const point = loadResumePoint(join(modelDir, `step${last}`));
+  if (!sameRecipe(point.state.recipe, recipe)) throw new ConfigError(`${modelDir} holds a run with another recipe; choose another --out or remove it`);
+  return point;
 }
 
 export interface InterventionPlan {

@@ -205,7 +205,7 @@ test('a suite lists each sibling beside its baseline, skips it when finished, an
   await assert.rejects(runSuite(suiteOptions), /nano-25k-intervention trained at step 3 on a batch \(before the swap\) other than nano-25k's/);
 });
 
-test('pythia train --intervention-from: the sibling after the baseline; bad points and a missing tokenizer are one-line errors', () => {
+test('pythia train --intervention-from: the sibling after the baseline, a re-run trains nothing; bad points and a missing tokenizer are one-line errors', () => {
   const cli = join(repoRoot, 'dist/src/cli/main.js');
   const pythia = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
   const base = ['train', '--preset', 'nano-25k', '--data', join(work, 'data'), '--preshuffled', '--seq-length', `${SEQ}`, '--train-batch-size', `${B}`,
@@ -228,4 +228,9 @@ test('pythia train --intervention-from: the sibling after the baseline; bad poin
   assert.match(ok.stderr, /^pythia train: nano-25k-intervention: training; pronoun-swap from nano-25k's step2 \(the checkpoint nearest step 2\)$/m);
   assert.match(ok.stdout, /^nano-25k: step 4, final loss/m);
   assert.match(ok.stdout, /^nano-25k-intervention: step 4, final loss .*\n {2}checkpoints .*nano-25k-intervention\/step\{4\}/m);
+  // The same command again finds both runs finished and trains nothing.
+  const again = pythia(...base, '--tokenizer', tokenizerPath, '--out', join(work, 'cli'), '--intervention-from', '0.5');
+  assert.equal(again.status, 0, again.stderr);
+  assert.match(again.stderr, /^pythia train: nano-25k-intervention: already trained; pronoun-swap from nano-25k's step2/m);
+  assert.match(again.stdout, /^nano-25k: step 4, no steps run/m);
 });
