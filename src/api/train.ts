@@ -9,7 +9,8 @@ import { readConfig } from '../model/checkpoint.js';
 import { resolveCheckpoint } from '../model/hub-cache.js';
 import { applyOverrides, type RecipeOverrides } from '../train/overrides.js';
 import { modelPreset, paddedVocabSize } from '../train/recipes.js';
-import { loadResumePoint, train as runTraining, type StepProgress, type TrainResult } from '../train/trainer.js';
+import type { InterventionFrom } from '../train/intervention-point.js';
+import { type Intervention, loadResumePoint, train as runTraining, type StepProgress, type TrainResult } from '../train/trainer.js';
 import { ConfigError } from '../util/errors.js';
 
 export interface TrainModelOptions {
@@ -39,6 +40,9 @@ export interface TrainModelOptions {
   threads?: number;
   onProgress?: (p: StepProgress) => void;
   onWarning?: (message: string) => void;
+  /** After the run, a sibling `<name>-intervention` continued from the checkpoint nearest this point with pronouns swapped. */
+  interventionFrom?: InterventionFrom;
+  intervention?: Intervention;
 }
 
 export async function train(options: TrainModelOptions): Promise<TrainResult> {
@@ -48,6 +52,8 @@ export async function train(options: TrainModelOptions): Promise<TrainResult> {
     threads: options.threads,
     onProgress: options.onProgress,
     onWarning: options.onWarning,
+    interventionFrom: options.interventionFrom,
+    intervention: options.intervention,
   };
   if (options.resume !== undefined) {
     for (const key of ['preset', 'initFrom', 'recipe', 'split'] as const) {

@@ -118,7 +118,7 @@ export async function runPipeline(options: RunOptions): Promise<RunRecord> {
       tokenizerVocab,
       overrides: options.overrides,
       threads: options.threads,
-      ...(options.interventionFrom === undefined ? {} : { interventionFrom: options.interventionFrom }),
+      interventionFrom: options.interventionFrom === undefined ? undefined : options.interventionFrom < 1 ? { fraction: options.interventionFrom } : { step: options.interventionFrom },
       onModelStart: (model, status) => emit({ type: 'train', model, status }),
       onProgress: (model, progress) => emit({ type: 'train', model, progress }),
     });

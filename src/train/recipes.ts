@@ -79,6 +79,15 @@ export function validateRecipe(r: TrainRecipe): void {
   validateLrSchedule(r.schedule);
 }
 
+/** Equal recipes, whatever order built their objects (keys compared sorted). */
+export function sameRecipe(a: TrainRecipe, b: TrainRecipe): boolean {
+  const canonical = (value: unknown): string =>
+    JSON.stringify(value, (_key, v: unknown) =>
+      v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as object).sort(([x], [y]) => x.localeCompare(y))) : v,
+    );
+  return canonical(a) === canonical(b);
+}
+
 /** The recipe every Pythia size shares (the settings common to every EleutherAI/pythia models/<size>/*.yml). */
 function pythiaRecipe(lr: number, microBatchSize: number, init: InitRecipe): TrainRecipe {
   return {

@@ -50,6 +50,7 @@ const STATE: Schema<TrainerState> = {
   init: { seed: count, from: check('a path or null', (v) => v === null || typeof v === 'string') },
   rng: RNG,
   intervention: INTERVENTION,
+  baseline: check('absent, null or the baseline model\'s name', (v) => v === undefined || v === null || typeof v === 'string'),
 };
 
 /** The first field of `value` that `schema` refuses, with what it expected. */

@@ -3,6 +3,10 @@
  * batches. The manifest `<out>/suite.json` records each model's results and the sha256 of every
  * step's batch, checked to be the same for all sizes. Re-running continues where it stopped:
  * finished models are kept, an interrupted one resumes from its last checkpoint.
+ *
+ * With `interventionFrom`, each model is followed by its intervention sibling
+ * `<out>/<model>-intervention/` (see `trainIntervention`), kept and resumed the same way; the
+ * batches it trained on before the swap are checked against the same hashes.
  */
 import { join } from 'node:path';
 import { countParameters } from '../model/config.js';
@@ -11,7 +15,22 @@ import { ConfigError, DataError } from '../util/errors.js';
 import { applyOverrides, type RecipeOverrides } from './overrides.js';
 import { suitePreset, withTokenizerVocab, type ModelPreset } from './recipes.js';
 import type { ExecutionProvider } from '../runtime/session.js';
-import { existingCheckpoints, loadResumePoint, LOG_FILE, readLog, train, type DataSpec, type StepProgress } from './trainer.js';
+import { interventionName, type InterventionFrom } from './intervention-point.js';
+import {
+  continuePoint,
+  existingCheckpoints,
+  LOG_FILE,
+  planIntervention,
+  readLog,
+  train,
+  trainIntervention,
+  type DataSpec,
+  type Intervention,
+  type InterventionPlan,
+  type InterventionStart,
+  type StepProgress,
+  type TrainOptions,
+} from './trainer.js';
 
 export const SUITE_MANIFEST = 'suite.json';
 
@@ -28,7 +47,14 @@ export interface SuiteOptions {
   evalIters?: number;
   threads?: number;
   device?: ExecutionProvider;
+  /** After each model, its intervention sibling `<model>-intervention` from this point (needs the tokenizer). */
+  interventionFrom?: InterventionFrom;
+  /** The sibling's swap (default pronoun-swap). */
+  intervention?: Intervention;
   onModelStart?: (model: ModelPreset, status: 'fresh' | 'resume' | 'done', fromStep: number) => void;
+  /** A sibling about to train (or found finished): which baseline checkpoint it continues. */
+  onInterventionStart?: (start: InterventionStart) => void;
+  /** Progress of baselines and siblings (a sibling's `model` carries its own name). */
   onProgress?: (model: ModelPreset, p: StepProgress) => void;
   onWarning?: (message: string) => void;
 }
@@ -45,6 +71,10 @@ export interface SuiteModelResult {
   finalValLoss: number | null;
   checkpoints: number[];
   log: string;
+  /** Intervention siblings only: the model whose checkpoint they continued, the swap and its step. */
+  baseline?: string;
+  intervention?: Intervention;
+  interventionFrom?: number;
 }
 
 export interface SuiteManifest {
@@ -65,45 +95,34 @@ export function suiteModels(options: Pick<SuiteOptions, 'preset' | 'tokenizerVoc
   return models.map((m) => applyOverrides(withTokenizerVocab(m, options.tokenizerVocab), options.overrides ?? {}));
 }
 
-/** JSON with every object's keys sorted, so equal recipes compare equal whatever order built them. */
-function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as object).sort(([a], [b]) => a.localeCompare(b))) : v,
-  );
-}
-
 export async function runSuite(options: SuiteOptions): Promise<SuiteManifest> {
   const models = suiteModels(options);
   const results: SuiteModelResult[] = [];
   let reference: { name: string; hashes: string[] } | undefined;
-  for (const model of models) {
+  // Every sibling's point, tokenizer and swap are checked before the first model trains.
+  const plans: InterventionPlan[] = [];
+  if (options.interventionFrom) for (const model of models) plans.push(await planIntervention({ ...options, name: model.name, recipe: model.recipe }));
+  for (const [index, model] of models.entries()) {
     const modelDir = join(options.outDir, model.name);
-    const saved = existingCheckpoints(modelDir);
-    const last = saved.at(-1);
-    let resume;
-    if (last !== undefined) {
-      resume = loadResumePoint(join(modelDir, `step${last}`));
-      if (canonicalJson(resume.state.recipe) !== canonicalJson(model.recipe))
-        throw new ConfigError(`${modelDir} holds a run with another recipe; choose another --out or remove it`);
-    }
+    const resume = continuePoint(modelDir, model.recipe);
+    const last = resume?.state.step;
     const done = last === model.recipe.trainIters;
     options.onModelStart?.(model, done ? 'done' : resume ? 'resume' : 'fresh', last ?? 0);
-    if (!done) {
-      await train({
-        name: model.name,
-        config: model.config,
-        recipe: model.recipe,
-        data: options.data,
-        outDir: options.outDir,
-        tokenizerPath: options.tokenizerPath,
-        resume,
-        evalIters: options.evalIters,
-        threads: options.threads,
-        device: options.device,
-        onProgress: (p) => options.onProgress?.(model, p),
-        onWarning: options.onWarning,
-      });
-    }
+    const trainOptions: TrainOptions = {
+      name: model.name,
+      config: model.config,
+      recipe: model.recipe,
+      data: options.data,
+      outDir: options.outDir,
+      tokenizerPath: options.tokenizerPath,
+      resume,
+      evalIters: options.evalIters,
+      threads: options.threads,
+      device: options.device,
+      onProgress: (p) => options.onProgress?.(model, p),
+      onWarning: options.onWarning,
+    };
+    if (!done) await train(trainOptions);
     const log = readLog(join(modelDir, LOG_FILE));
     const hashes: string[] = [];
     for (const e of log) if (e.batch_sha256) hashes[e.step - 1] = e.batch_sha256;
@@ -116,22 +135,53 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteManifest> {
     } else reference = { name: model.name, hashes };
     const lastLoss = [...log].reverse().find((e) => e.loss !== undefined);
     const lastVal = [...log].reverse().find((e) => e.val_loss !== undefined);
-    const { total, nonEmbedding } = countParameters(model.config);
+    results.push(modelResult(model, modelDir, lastLoss?.loss ?? null, lastVal?.val_loss ?? null));
+
+    const plan = plans[index];
+    if (!plan) continue;
+    const sibling: ModelPreset = { ...model, name: interventionName(model.name) };
+    const run = await trainIntervention(
+      {
+        ...trainOptions,
+        resume: undefined,
+        onProgress: (p) => options.onProgress?.(sibling, p),
+        onInterventionStart: options.onInterventionStart,
+      },
+      plan,
+    );
+    const siblingLog = readLog(run.logPath);
+    for (const e of siblingLog) {
+      const expected = reference!.hashes[e.step - 1];
+      if (e.source_batch_sha256 && expected && e.source_batch_sha256 !== expected)
+        throw new DataError(`suite: ${run.name} trained at step ${e.step} on a batch (before the swap) other than ${reference!.name}'s; it must continue the same data order`);
+    }
+    const siblingLoss = [...siblingLog].reverse().find((e) => e.loss !== undefined);
+    const siblingVal = [...siblingLog].reverse().find((e) => e.val_loss !== undefined);
     results.push({
-      name: model.name,
-      parameters: total,
-      nonEmbeddingParameters: nonEmbedding,
-      layers: model.config.numLayers,
-      hiddenSize: model.config.hiddenSize,
-      heads: model.config.numHeads,
-      trainIters: model.recipe.trainIters,
-      finalLoss: lastLoss?.loss ?? null,
-      finalValLoss: lastVal?.val_loss ?? null,
-      checkpoints: existingCheckpoints(modelDir),
-      log: join(modelDir, LOG_FILE),
+      ...modelResult(sibling, run.modelDir, siblingLoss?.loss ?? null, siblingVal?.val_loss ?? null),
+      baseline: model.name,
+      intervention: plan.kind,
+      interventionFrom: plan.fromStep,
     });
   }
   const manifest: SuiteManifest = { suite: options.preset, data: options.data, models: results, batchSha256: reference?.hashes ?? [] };
   await writeFileAtomic(join(options.outDir, SUITE_MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
   return manifest;
+}
+
+function modelResult(model: ModelPreset, modelDir: string, finalLoss: number | null, finalValLoss: number | null): SuiteModelResult {
+  const { total, nonEmbedding } = countParameters(model.config);
+  return {
+    name: model.name,
+    parameters: total,
+    nonEmbeddingParameters: nonEmbedding,
+    layers: model.config.numLayers,
+    hiddenSize: model.config.hiddenSize,
+    heads: model.config.numHeads,
+    trainIters: model.recipe.trainIters,
+    finalLoss,
+    finalValLoss,
+    checkpoints: existingCheckpoints(modelDir),
+    log: join(modelDir, LOG_FILE),
+  };
 }

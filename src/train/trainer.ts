@@ -24,11 +24,12 @@ import { AdamW, type AdamWState, noWeightDecay } from './adamw.js';
 import { saveIters } from './checkpoint-schedule.js';
 import { clipGradNorm } from './grad-clip.js';
 import { initParameters } from './init.js';
+import { interventionName, interventionStart, type InterventionFrom } from './intervention-point.js';
 import { pythiaTokenPronounSwap, tokenPronounSwap, type TokenPronounSwap } from './intervention.js';
 import { learningRateForUpdate } from './lr-schedule.js';
 import { OPTIMIZER_FILE, optimizerStateBytes, readOptimizerState } from './optimizer-state.js';
 import { Prng, type PrngState } from '../util/prng.js';
-import { gradientAccumulationSteps, validateRecipe, type TrainRecipe } from './recipes.js';
+import { gradientAccumulationSteps, sameRecipe, validateRecipe, type TrainRecipe } from './recipes.js';
 import { checkTrainerState } from './resume-state.js';
 import { openValidation, type ValidationBatches } from './validation.js';
 
@@ -62,6 +63,8 @@ export interface TrainerState {
   /** The init generator's state after initialisation (training itself draws no random numbers). */
   rng: PrngState | null;
   intervention: { kind: Intervention; fromStep: number } | null;
+  /** An intervention run: the model whose checkpoint it continued (null for every other run). */
+  baseline: string | null;
 }
 
 export interface ResumePoint {
@@ -75,6 +78,15 @@ export interface ResumePoint {
 
 /** Reads a checkpoint folder written by the trainer, with everything needed to continue. */
 export function loadResumePoint(stepDir: string): ResumePoint {
+  const state = readTrainerState(stepDir);
+  const ckpt = loadCheckpoint(stepDir);
+  const optimizer = readOptimizerState(join(stepDir, OPTIMIZER_FILE), parameterShapes(ckpt.config));
+  if (optimizer.step !== state.step) throw new FormatError(join(stepDir, OPTIMIZER_FILE), `step ${optimizer.step} does not match ${TRAINER_STATE_FILE} step ${state.step}`);
+  return { dir: stepDir, config: ckpt.config, params: ckpt.params, optimizer, state, tokenizerPath: ckpt.tokenizerPath };
+}
+
+/** A checkpoint folder's `trainer_state.json`, checked. */
+export function readTrainerState(stepDir: string): TrainerState {
   const statePath = join(stepDir, TRAINER_STATE_FILE);
   if (!existsSync(statePath)) throw new FormatError(stepDir, `cannot resume: ${TRAINER_STATE_FILE} is missing (not a checkpoint written by pythia train)`);
   let json: unknown;
@@ -90,10 +102,8 @@ export function loadResumePoint(stepDir: string): ResumePoint {
     if (e instanceof ConfigError) throw new FormatError(statePath, `recipe: ${e.message}`);
     throw e;
   }
-  const ckpt = loadCheckpoint(stepDir);
-  const optimizer = readOptimizerState(join(stepDir, OPTIMIZER_FILE), parameterShapes(ckpt.config));
-  if (optimizer.step !== state.step) throw new FormatError(join(stepDir, OPTIMIZER_FILE), `step ${optimizer.step} does not match ${TRAINER_STATE_FILE} step ${state.step}`);
-  return { dir: stepDir, config: ckpt.config, params: ckpt.params, optimizer, state, tokenizerPath: ckpt.tokenizerPath };
+  state.baseline ??= null; // states written before the field existed
+  return state;
 }
 
 /** States written before the learning-rate schedule was nested in the recipe get the nested form. */
@@ -128,7 +138,18 @@ export interface TrainOptions {
   initFrom?: string;
   /** Continue from this point (recipe and data come from it). */
   resume?: ResumePoint;
+  /**
+   * The pronoun swap. Alone (with `resume`): applied to this run's batches from the resume step on.
+   * With `interventionFrom`: the swap of the sibling run (default pronoun-swap); this run trains unswapped.
+   */
   intervention?: Intervention;
+  /**
+   * After this run, continue from its checkpoint nearest this point to the end with pronouns
+   * swapped, as the sibling run `<outDir>/<name>-intervention/` (skipped when finished, resumed
+   * when interrupted). Needs `tokenizerPath`.
+   */
+  interventionFrom?: InterventionFrom;
+  onInterventionStart?: (start: InterventionStart) => void;
   /** Validation batches (held out: the batches right after the last training batch); 0: none. */
   evalIters?: number;
   /** Validation every this many steps; default: at every checkpoint. */
@@ -150,6 +171,30 @@ export interface TrainResult {
   checkpoints: number[];
   /** sha256 of each trained batch's tokens, by step (index 0 is step 1); empty before the start step. */
   batchHashes: string[];
+  /** The sibling intervention run, with `interventionFrom`. */
+  intervention?: InterventionRunResult;
+}
+
+/** An intervention sibling about to train (or found finished). */
+export interface InterventionStart {
+  /** The sibling's model name, `<baseline>-intervention`. */
+  name: string;
+  baseline: string;
+  kind: Intervention;
+  /** The step `interventionFrom` aimed at (fraction × train-iters, or the step given). */
+  target: number;
+  /** The baseline checkpoint the sibling continues from. */
+  fromStep: number;
+  status: 'fresh' | 'resume' | 'done';
+  /** Where training continues: fromStep when fresh, the sibling's last checkpoint otherwise. */
+  step: number;
+}
+
+export interface InterventionRunResult extends InterventionStart {
+  modelDir: string;
+  logPath: string;
+  /** What this call trained; absent when the sibling was already finished. */
+  trained?: TrainResult;
 }
 
 interface LogEntry {
@@ -160,6 +205,7 @@ interface LogEntry {
   grad_norm?: number;
   tokens_per_s?: number;
   batch_sha256?: string;
+  source_batch_sha256?: string;
 }
 
 /** Where a run starts: weights, optimizer state and step, with what the trainer state records of it. */
@@ -204,19 +250,24 @@ async function resolveIntervention(options: TrainOptions, startStep: number): Pr
     ? { kind: options.intervention, fromStep: options.resume?.state.intervention?.fromStep ?? startStep }
     : options.resume?.state.intervention ?? null;
   if (!info) return { info };
-  if (!options.tokenizerPath)
-    throw new ConfigError(`--intervention ${info.kind} needs the tokenizer: pass --tokenizer or resume from a checkpoint that holds tokenizer.json`);
-  const tokenizer = await loadTokenizer(options.tokenizerPath);
-  if (info.kind === 'pronoun-swap-pythia') return { info, swap: pythiaTokenPronounSwap(tokenizer, options.tokenizerPath) };
+  return { info, swap: await loadPronounSwap(info.kind, options.tokenizerPath, options.onWarning) };
+}
+
+/** The token swap of an intervention kind for a tokenizer, checked to change something. */
+async function loadPronounSwap(kind: Intervention, tokenizerPath: string | undefined, onWarning?: (message: string) => void): Promise<TokenPronounSwap> {
+  if (!tokenizerPath)
+    throw new ConfigError(`--intervention ${kind} needs the tokenizer: pass --tokenizer or resume from a checkpoint that holds tokenizer.json`);
+  const tokenizer = await loadTokenizer(tokenizerPath);
+  if (kind === 'pronoun-swap-pythia') return pythiaTokenPronounSwap(tokenizer, tokenizerPath);
   const swap = await tokenPronounSwap(tokenizer);
-  if (swap.map.size === 0) throw new ConfigError(`${options.tokenizerPath}: no masculine pronoun is a single token, so the pronoun swap would change nothing`);
+  if (swap.map.size === 0) throw new ConfigError(`${tokenizerPath}: no masculine pronoun is a single token, so the pronoun swap would change nothing`);
   if (swap.skipped.length > 0) {
-    options.onWarning?.(
+    onWarning?.(
       `pronoun swap: ${swap.map.size} forms are swapped; ${swap.skipped.length} are not single tokens in this tokenizer and are left as they are: ` +
         swap.skipped.map((f) => JSON.stringify(f)).join(', '),
     );
   }
-  return { info, swap };
+  return swap;
 }
 
 /**
@@ -234,7 +285,112 @@ function prepareRunFolder(modelDir: string, startStep: number, resume: ResumePoi
   return logPath;
 }
 
+/**
+ * Trains one run; with `interventionFrom`, then its intervention sibling. With `interventionFrom`
+ * and no `resume`, a model folder that already holds this recipe's checkpoints is continued from
+ * its last one (a finished run trains nothing), as suites do, so the same command can be re-run.
+ */
 export async function train(options: TrainOptions): Promise<TrainResult> {
+  if (!options.interventionFrom) return trainRun(options);
+  const plan = await planIntervention(options);
+  const resume = options.resume ?? continuePoint(join(options.outDir, options.name), options.recipe);
+  const result = await trainRun({ ...options, resume, intervention: undefined, interventionFrom: undefined });
+  return { ...result, intervention: await trainIntervention(options, plan) };
+}
+
+/** The last checkpoint of a model folder, checked to be of this recipe; undefined when it has none. */
+export function continuePoint(modelDir: string, recipe: TrainRecipe): ResumePoint | undefined {
+  const last = existingCheckpoints(modelDir).at(-1);
+  if (last === undefined) return undefined;
+  const point = loadResumePoint(join(modelDir, `step${last}`));
+  if (!sameRecipe(point.state.recipe, recipe)) throw new ConfigError(`${modelDir} holds a run with another recipe; choose another --out or remove it`);
+  return point;
+}
+
+export interface InterventionPlan {
+  kind: Intervention;
+  target: number;
+  fromStep: number;
+}
+
+/**
+ * Checks an intervention before anything trains (the point, the tokenizer, the swap) and picks the
+ * baseline checkpoint it continues from.
+ */
+export async function planIntervention(
+  options: Pick<TrainOptions, 'name' | 'outDir' | 'recipe' | 'resume' | 'intervention' | 'interventionFrom' | 'tokenizerPath'>,
+): Promise<InterventionPlan> {
+  if (options.resume?.state.intervention)
+    throw new ConfigError(`${options.resume.dir} is already an intervention run (${options.resume.state.intervention.kind}); --intervention-from continues a baseline`);
+  const kind = options.intervention ?? 'pronoun-swap';
+  const { target, step } = interventionStart(options.interventionFrom!, options.recipe);
+  if (!options.tokenizerPath)
+    throw new ConfigError(`--intervention-from needs the tokenizer for the ${kind} swap: pass --tokenizer (or resume from a checkpoint that holds tokenizer.json)`);
+  await loadPronounSwap(kind, options.tokenizerPath);
+  const plan = { kind, target, fromStep: step };
+  existingSibling(options, plan);
+  return plan;
+}
+
+/** The last checkpoint of the sibling's folder, if any, checked to be this intervention of this baseline. */
+function existingSibling(options: Pick<TrainOptions, 'name' | 'outDir' | 'recipe'>, plan: InterventionPlan): { dir: string; step: number } | undefined {
+  const modelDir = join(options.outDir, interventionName(options.name));
+  const last = existingCheckpoints(modelDir).at(-1);
+  if (last === undefined) return undefined;
+  const stepDir = join(modelDir, `step${last}`);
+  const s = readTrainerState(stepDir);
+  if (!sameRecipe(s.recipe, options.recipe) || s.baseline !== options.name || s.intervention?.kind !== plan.kind || s.intervention.fromStep !== plan.fromStep) {
+    const held = s.intervention ? `${s.intervention.kind} from step ${s.intervention.fromStep} of ${s.baseline}` : 'no intervention';
+    throw new ConfigError(`${modelDir} holds another run (${held}); remove it or choose another --out`);
+  }
+  return { dir: stepDir, step: last };
+}
+
+/**
+ * The intervention sibling of a finished baseline `<outDir>/<name>/`: `<outDir>/<name>-intervention/`,
+ * continued from the baseline's checkpoint `plan.fromStep` to the end with the pronoun swap. A
+ * finished sibling is left as it is; an interrupted one resumes from its last checkpoint.
+ */
+export async function trainIntervention(options: TrainOptions, plan: InterventionPlan): Promise<InterventionRunResult> {
+  const { recipe } = options;
+  const name = interventionName(options.name);
+  const modelDir = join(options.outDir, name);
+  const last = existingSibling(options, plan);
+  const logPath = join(modelDir, LOG_FILE);
+  const start = { name, baseline: options.name, kind: plan.kind, target: plan.target, fromStep: plan.fromStep };
+  if (last?.step === recipe.trainIters) {
+    const done: InterventionStart = { ...start, status: 'done', step: last.step };
+    options.onInterventionStart?.(done);
+    return { ...done, modelDir, logPath };
+  }
+  let resume: ResumePoint;
+  let status: InterventionStart['status'];
+  if (last !== undefined) {
+    resume = loadResumePoint(last.dir);
+    status = 'resume';
+  } else {
+    const folders = [join(options.outDir, options.name), ...(options.resume ? [resolve(options.resume.dir, '..')] : [])];
+    const from = folders.map((f) => join(f, `step${plan.fromStep}`)).find((d) => existsSync(d));
+    if (!from) throw new ConfigError(`${join(folders[0]!, `step${plan.fromStep}`)}: the baseline has no checkpoint at step ${plan.fromStep} to continue with the intervention`);
+    resume = loadResumePoint(from);
+    if (!sameRecipe(resume.state.recipe, recipe)) throw new ConfigError(`${from}: the checkpoint was trained with another recipe than ${options.name}`);
+    status = 'fresh';
+  }
+  const started: InterventionStart = { ...start, status, step: resume.state.step };
+  options.onInterventionStart?.(started);
+  const trained = await trainRun({
+    ...options,
+    name,
+    initFrom: undefined,
+    resume,
+    intervention: plan.kind,
+    interventionFrom: undefined,
+    tokenizerPath: options.tokenizerPath ?? resume.tokenizerPath,
+  });
+  return { ...started, modelDir, logPath, trained };
+}
+
+async function trainRun(options: TrainOptions): Promise<TrainResult> {
   const { config, recipe } = options;
   validateRecipe(recipe);
   if (recipe.seqLength > config.maxPositions) throw new ConfigError(`seq-length ${recipe.seqLength} exceeds the model's max-position-embeddings ${config.maxPositions}`);
@@ -301,6 +457,9 @@ async function stepLoop(options: TrainOptions, inputs: LoopInputs): Promise<Trai
     evalIters > 0 && (options.evalInterval ? k % options.evalInterval === 0 || k === recipe.trainIters : saves.has(k));
   // Pythia's intervention rewrites every batch the model sees, validation included; ours only training batches.
   const swapValidation = intervention.info?.kind === 'pronoun-swap-pythia' ? intervention.swap : undefined;
+  // An intervention run records the model it continued: carried on resume, else the resumed run's name.
+  const resumed = options.resume?.state;
+  const baseline = resumed?.baseline ?? (intervention.info && resumed ? resumed.model : null);
 
   const runtime = { threads: options.threads, provider: options.device };
   const trainStep = await TrainStep.create(config, { batch: micro, seq }, runtime);
@@ -326,6 +485,7 @@ async function stepLoop(options: TrainOptions, inputs: LoopInputs): Promise<Trai
     init: start.init,
     rng: start.rng,
     intervention: intervention.info,
+    baseline,
   });
   const checkpoints: number[] = [];
   const save = async (step: number): Promise<void> => {
@@ -353,8 +513,11 @@ async function stepLoop(options: TrainOptions, inputs: LoopInputs): Promise<Trai
   for (let k = start.step + 1; k <= recipe.trainIters; k++) {
     const started = performance.now();
     const tokens = source.batchTokens(k - 1, B);
+    // batch_sha256 hashes the tokens trained on (after the swap); an intervention run also logs the
+    // hash of the batch as the data order gives it, which equals its baseline's batch_sha256.
+    const sourceHash = intervention.swap ? sha256Tokens(tokens) : undefined;
     intervention.swap?.apply(tokens, seq + 1);
-    const hash = createHash('sha256').update(new Uint8Array(tokens.buffer, tokens.byteOffset, tokens.byteLength)).digest('hex');
+    const hash = sha256Tokens(tokens);
     batchHashes[k - 1] = hash;
 
     let loss = 0;
@@ -375,6 +538,7 @@ async function stepLoop(options: TrainOptions, inputs: LoopInputs): Promise<Trai
 
     const tokensPerSecond = (B * seq) / ((performance.now() - started) / 1000);
     const entry: LogEntry = { step: k, loss, lr, grad_norm: gradNorm, tokens_per_s: Math.round(tokensPerSecond), batch_sha256: hash };
+    if (sourceHash) entry.source_batch_sha256 = sourceHash;
     if (saves.has(k)) await save(k);
     if (isEvalStep(k)) entry.val_loss = finalValLoss = await validationLoss(k);
     appendLog(logPath, entry);
@@ -382,6 +546,10 @@ async function stepLoop(options: TrainOptions, inputs: LoopInputs): Promise<Trai
     options.onProgress?.({ step: k, trainIters: recipe.trainIters, loss, lr, gradNorm, tokensPerSecond });
   }
   return { modelDir, logPath, finalStep: recipe.trainIters, finalLoss, finalValLoss, checkpoints, batchHashes };
+}
+
+function sha256Tokens(tokens: Int32Array): string {
+  return createHash('sha256').update(new Uint8Array(tokens.buffer, tokens.byteOffset, tokens.byteLength)).digest('hex');
 }
 
 /** Rows [first, first+rows) of a [*, width] token matrix as int64, each id checked against the vocabulary. */

@@ -7,7 +7,10 @@ import { runSuite, SUITE_MANIFEST, type SuiteManifest } from '../../train/suite.
 import { ConfigError } from '../../util/errors.js';
 import { addTokenizerOption, deviceOption, nonNegativeInt, positiveInt, tokenizerFlag } from '../arguments.js';
 import { trainingProgress, type ProgressReporter } from '../progress.js';
-import { addRecipeOptions, recipeOverrides } from './train.js';
+import { parseInterventionFrom } from '../../train/intervention-point.js';
+import { INTERVENTIONS, type Intervention } from '../../train/trainer.js';
+import { Option } from 'commander';
+import { addRecipeOptions, describeInterventionStart, interventionFromOption, recipeOverrides } from './train.js';
 
 interface SuiteFlags {
   preset: string;
@@ -18,6 +21,8 @@ interface SuiteFlags {
   vocabFile?: string;
   out: string;
   models?: string[];
+  interventionFrom?: string;
+  intervention?: Intervention;
   evalIters: number;
   threads?: number;
   device: ExecutionProvider;
@@ -39,12 +44,16 @@ export function registerSuite(program: Command): void {
     .option('--models <names...>', 'only these sizes of the preset');
   addTokenizerOption(cmd, 'tokenizer.json: sets the padded vocabulary and is copied into every checkpoint');
   addRecipeOptions(cmd)
+    .addOption(interventionFromOption())
+    .addOption(new Option('--intervention <kind>', 'the sibling runs\' swap with --intervention-from (default pronoun-swap)').choices([...INTERVENTIONS]))
     .option('--eval-iters <n>', 'validation batches at every checkpoint, 0 for none', nonNegativeInt, 2)
     .option('--threads <n>', 'compute threads (default: every core)', positiveInt)
     .addOption(deviceOption())
     .option('--json', 'print the manifest as JSON instead of a table')
     .action(async (flags: SuiteFlags) => {
       if (!(SUITE_NAMES as readonly string[]).includes(flags.preset)) throw new ConfigError(`--preset: unknown suite ${flags.preset} (expected ${SUITE_NAMES.join(' or ')})`);
+      if (flags.intervention && !flags.interventionFrom) throw new ConfigError('--intervention names the swap of --intervention-from <fraction|step>; give that too');
+      const interventionFrom = flags.interventionFrom === undefined ? undefined : parseInterventionFrom(flags.interventionFrom);
       const tokenizerPath = tokenizerFlag(flags);
       const tokenizerVocab = tokenizerPath ? (await loadTokenizer(tokenizerPath)).vocabSize : undefined;
       let progress: ProgressReporter | undefined;
@@ -58,6 +67,8 @@ export function registerSuite(program: Command): void {
           tokenizerVocab,
           overrides: recipeOverrides(flags),
           only: flags.models,
+          interventionFrom,
+          intervention: flags.intervention,
           evalIters: flags.evalIters,
           threads: flags.threads,
           device: flags.device,
@@ -66,6 +77,11 @@ export function registerSuite(program: Command): void {
             progress = trainingProgress('pythia suite', model.name);
             const what = status === 'done' ? 'already trained' : status === 'resume' ? `resuming at step ${step}` : 'training';
             process.stderr.write(`pythia suite: ${model.name}: ${what}\n`);
+          },
+          onInterventionStart: (start) => {
+            progress?.stop();
+            progress = trainingProgress('pythia suite', start.name);
+            process.stderr.write(`pythia suite: ${describeInterventionStart(start)}\n`);
           },
           onProgress: (_model, p) => progress?.update(p),
           onWarning: (w) => process.stderr.write(`pythia suite: ${w}\n`),
@@ -79,8 +95,10 @@ export function registerSuite(program: Command): void {
 }
 
 export function formatSuite(m: SuiteManifest, outDir: string, seconds: number): string {
+  const baselines = m.models.filter((r) => r.baseline === undefined).length;
+  const siblings = m.models.filter((r) => r.baseline !== undefined);
   const rows = m.models.map((r) => [
-    r.name,
+    r.baseline === undefined ? r.name : `${r.name} (${r.intervention} from step ${r.interventionFrom})`,
     r.nonEmbeddingParameters.toLocaleString('en-US'),
     r.parameters.toLocaleString('en-US'),
     `${r.layers}x${r.hiddenSize}`,
@@ -91,7 +109,8 @@ export function formatSuite(m: SuiteManifest, outDir: string, seconds: number): 
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   return [
-    `suite ${m.suite}: ${m.models.length} models on the same ${m.batchSha256.length} batches (${seconds.toFixed(0)} s)`,
+    `suite ${m.suite}: ${baselines} models on the same ${m.batchSha256.length} batches` +
+      `${siblings.length > 0 ? `, ${siblings.length} intervention runs on them with pronouns swapped` : ''} (${seconds.toFixed(0)} s)`,
     line(header),
     ...rows.map(line),
     `checkpoints: ${outDir}/<model>/step<N>/   loss logs: ${outDir}/<model>/log.jsonl   manifest: ${outDir}/${SUITE_MANIFEST}`,

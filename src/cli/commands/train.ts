@@ -10,7 +10,17 @@ import { applyNeoxConfig, parseNeoxConfig } from '../../train/neox-config.js';
 import { applyOverrides, type RecipeOverrides } from '../../train/overrides.js';
 import { modelPreset, withTokenizerVocab, type ModelPreset } from '../../train/recipes.js';
 import { flagName, RECIPE_SETTINGS } from '../../train/settings.js';
-import { INTERVENTIONS, loadResumePoint, train, type DataSpec, type Intervention, type TrainResult } from '../../train/trainer.js';
+import { parseInterventionFrom } from '../../train/intervention-point.js';
+import {
+  INTERVENTIONS,
+  loadResumePoint,
+  train,
+  type DataSpec,
+  type Intervention,
+  type InterventionRunResult,
+  type InterventionStart,
+  type TrainResult,
+} from '../../train/trainer.js';
 import { ConfigError } from '../../util/errors.js';
 import { addTokenizerOption, deviceOption, nonNegativeInt, positiveInt, tokenizerFlag } from '../arguments.js';
 import { trainingProgress } from '../progress.js';
@@ -51,7 +61,7 @@ export function describeResult(name: string, r: TrainResult): string {
 
 /** The `--json` summary of a run. */
 export function resultJson(name: string, r: TrainResult): Record<string, unknown> {
-  return {
+  const summary: Record<string, unknown> = {
     model: name,
     finalStep: r.finalStep,
     finalLoss: r.finalLoss ?? null,
@@ -60,6 +70,30 @@ export function resultJson(name: string, r: TrainResult): Record<string, unknown
     checkpoints: r.checkpoints,
     log: r.logPath,
   };
+  if (r.intervention) {
+    const { trained, ...run } = r.intervention;
+    summary.intervention = { ...run, ...(trained ? resultJson(run.name, trained) : {}) };
+  }
+  return summary;
+}
+
+/** The line that says which baseline checkpoint an intervention sibling continues. */
+export function describeInterventionStart(s: InterventionStart): string {
+  const what = s.status === 'done' ? 'already trained' : s.status === 'resume' ? `resuming at step ${s.step}` : 'training';
+  return `${s.name}: ${what}; ${s.kind} from ${s.baseline}'s step${s.fromStep} (the checkpoint nearest step ${Number(s.target.toFixed(4))})`;
+}
+
+function describeIntervention(run: InterventionRunResult): string {
+  return run.trained ? describeResult(run.name, run.trained) : `${run.name}: already trained\n  checkpoints ${run.modelDir}\n  log ${run.logPath}\n`;
+}
+
+/** `--intervention-from` as an option (parsed in the action, so a bad value is the usual one-line error). */
+export function interventionFromOption(): Option {
+  return new Option(
+    '--intervention-from <fraction|step>',
+    'after training, continue from the checkpoint nearest this point (a fraction of train-iters such as 0.93, Pythia\'s last 7%, or a step) ' +
+      'to the end with pronouns swapped, as the sibling run <out>/<model>-intervention/ (needs the tokenizer)',
+  );
 }
 
 interface TrainFlags {
@@ -75,6 +109,7 @@ interface TrainFlags {
   out?: string;
   name?: string;
   intervention?: Intervention;
+  interventionFrom?: string;
   evalIters: number;
   evalInterval?: number;
   threads?: number;
@@ -99,9 +134,11 @@ export function registerTrain(program: Command): void {
     .option('--init-from <checkpoint>', 'start from this HF checkpoint folder\'s weights (its architecture) instead of the seeded init')
     .option('--resume <step dir>', 'continue a run from <run>/<model>/step<N>/ to the same bytes as a run that never stopped')
     .addOption(
-      new Option('--intervention <kind>', 'with --resume: swap masculine pronouns for feminine ones in every batch from there on ' +
-        '(pronoun-swap: whole words, any tokenizer; pronoun-swap-pythia: Pythia\'s fixed GPT-NeoX-20B token-id map)').choices([...INTERVENTIONS]),
+      new Option('--intervention <kind>', 'with --resume: swap masculine pronouns for feminine ones in every batch from there on; ' +
+        'with --intervention-from: the sibling run\'s swap (pronoun-swap, the default: whole words, any tokenizer; ' +
+        'pronoun-swap-pythia: Pythia\'s fixed GPT-NeoX-20B token-id map)').choices([...INTERVENTIONS]),
     )
+    .addOption(interventionFromOption())
     .option('--out <dir>', 'run folder; checkpoints go to <out>/<name>/step<N>/ (default with --resume: the resumed run\'s folder)')
     .option('--name <name>', 'model folder name (default: the preset name)')
     .option('--eval-iters <n>', 'validation batches per evaluation, 0 for none', nonNegativeInt, 2)
@@ -112,14 +149,16 @@ export function registerTrain(program: Command): void {
     .action(async (flags: TrainFlags) => {
       const result = flags.resume ? await resumeRun(flags) : await freshRun(flags);
       const name = basename(result.modelDir);
-      process.stdout.write(flags.json ? `${JSON.stringify(resultJson(name, result), null, 2)}\n` : describeResult(name, result));
+      if (flags.json) process.stdout.write(`${JSON.stringify(resultJson(name, result), null, 2)}\n`);
+      else process.stdout.write(describeResult(name, result) + (result.intervention ? describeIntervention(result.intervention) : ''));
     });
 }
 
 async function freshRun(flags: TrainFlags): Promise<TrainResult> {
   if (!flags.preset && !flags.config && !flags.initFrom)
     throw new ConfigError('say what to train: --preset <name> (e.g. nano-25k, pythia-70m), --config <file.yml> or --init-from <checkpoint>');
-  if (flags.intervention) throw new ConfigError('--intervention needs --resume <run>/<model>/step<N>: it continues a run from a checkpoint');
+  if (flags.intervention && !flags.interventionFrom)
+    throw new ConfigError('--intervention needs --resume <run>/<model>/step<N> (it continues a run from a checkpoint) or --intervention-from <fraction|step>');
   if (!flags.data) throw new ConfigError('--data <prefix> is required (a GPT-NeoX .bin/.idx dataset)');
   if (!flags.out) throw new ConfigError('--out <dir> is required (the run folder)');
   const tokenizerPath = tokenizerFlag(flags);
@@ -160,14 +199,15 @@ async function resumeRun(flags: TrainFlags): Promise<TrainResult> {
   const point = loadResumePoint(flags.resume!);
   const stepDir = resolve(flags.resume!);
   const name = flags.name ?? point.state.model;
-  if (flags.intervention && !flags.out) throw new ConfigError('--intervention writes a separate run: give it its own --out <dir>');
+  if (flags.intervention && !flags.interventionFrom && !flags.out) throw new ConfigError('--intervention writes a separate run: give it its own --out <dir>');
   const out = flags.out ?? dirname(dirname(stepDir));
-  if (!flags.intervention && flags.out && resolve(flags.out, name) !== dirname(stepDir) && existsSync(resolve(flags.out, name)))
+  if ((!flags.intervention || flags.interventionFrom) && flags.out && resolve(flags.out, name) !== dirname(stepDir) && existsSync(resolve(flags.out, name)))
     throw new ConfigError(`${resolve(flags.out, name)} already exists; resume into the original run folder or a new one`);
   const data: DataSpec = { ...point.state.data, prefix: flags.data ?? point.state.data.prefix };
   const preset: ModelPreset = { name, config: point.config, recipe: point.state.recipe };
   const tokenizer = tokenizerFlag(flags) ?? point.tokenizerPath;
-  process.stderr.write(`pythia train: ${name}: resuming at step ${point.state.step} of ${point.state.recipe.trainIters}${flags.intervention ? ` with the ${flags.intervention} intervention` : ''}\n`);
+  const swapNow = flags.intervention && !flags.interventionFrom;
+  process.stderr.write(`pythia train: ${name}: resuming at step ${point.state.step} of ${point.state.recipe.trainIters}${swapNow ? ` with the ${flags.intervention} intervention` : ''}\n`);
   return run(name, preset, data, flags, out, tokenizer, point);
 }
 
@@ -180,7 +220,7 @@ async function run(
   tokenizerPath: string | undefined,
   resume: ReturnType<typeof loadResumePoint> | undefined,
 ): Promise<TrainResult> {
-  const progress = trainingProgress('pythia train', name);
+  let progress = trainingProgress('pythia train', name);
   try {
     return await train({
       name,
@@ -192,6 +232,12 @@ async function run(
       initFrom: flags.initFrom,
       resume,
       intervention: flags.intervention,
+      interventionFrom: flags.interventionFrom === undefined ? undefined : parseInterventionFrom(flags.interventionFrom),
+      onInterventionStart: (start) => {
+        progress.stop();
+        progress = trainingProgress('pythia train', start.name);
+        process.stderr.write(`pythia train: ${describeInterventionStart(start)}\n`);
+      },
       evalIters: flags.evalIters,
       evalInterval: flags.evalInterval,
       threads: flags.threads,
