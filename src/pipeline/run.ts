@@ -11,7 +11,7 @@ import { evaluate } from '../results/evaluate.js';
 import { DEFAULT_OPTIONS } from '../synth/corpus.js';
 import { DATASET_PREFIX, TOKENIZER_FILE, TRUTH_FILE, type SynthProgress, synthesize } from '../synth/synthesize.js';
 import type { RecipeOverrides } from '../train/overrides.js';
-import { type SuiteManifest, runSuite } from '../train/suite.js';
+import { type SuiteManifest, runSuite, suiteModels } from '../train/suite.js';
 import type { ModelPreset } from '../train/recipes.js';
 import type { StepProgress } from '../train/trainer.js';
 import { loadTokenizer } from '../data/tokenizer.js';
@@ -33,6 +33,10 @@ export interface RunOptions {
   /** Task files' folder; default: the synthetic corpus's `tasks/`. */
   taskDir?: string;
   skipTrain?: boolean;
+  /** Documents of the synthetic corpus (default: its standard size). */
+  synthDocuments?: number;
+  /** Only these models of the preset. */
+  models?: string[];
   overrides?: RecipeOverrides;
   /** Continue each model with the pronoun swap from this fraction of training (or step). */
   interventionFrom?: number;
@@ -51,7 +55,8 @@ export interface RunOptions {
 export type RunEvent =
   | { type: 'stage'; stage: Stage; status: 'start' | 'skip' | 'done'; seconds?: number; detail?: string }
   | { type: 'synth'; progress: SynthProgress }
-  | { type: 'train'; model: ModelPreset; status?: 'fresh' | 'resume' | 'done'; progress?: StepProgress }
+  /** `run` of `runs`: baselines and intervention siblings in training order, for the stage's share done. */
+  | { type: 'train'; model: ModelPreset; run: number; runs: number; status?: 'fresh' | 'resume' | 'done'; progress?: StepProgress }
   | { type: 'eval'; event: EvalEvent };
 
 export interface StageTime {
@@ -103,13 +108,19 @@ export async function runPipeline(options: RunOptions): Promise<RunRecord> {
 
   const synthDone = options.data ? 'using --data' : existsSync(join(synthDir, TRUTH_FILE)) ? `${synthDir} already there` : undefined;
   await stage('synth', synthDone, async () => {
-    await synthesize(synthDir, DEFAULT_OPTIONS, (progress) => emit({ type: 'synth', progress }));
+    await synthesize(synthDir, { ...DEFAULT_OPTIONS, documents: options.synthDocuments }, (progress) => emit({ type: 'synth', progress }));
     return synthDir;
   });
 
   let manifest: SuiteManifest | undefined;
   await stage('train', options.skipTrain ? '--skip-train' : undefined, async () => {
     const tokenizerVocab = tokenizerPath ? (await loadTokenizer(tokenizerPath)).vocabSize : undefined;
+    const runs = suiteModels({ preset: options.preset, tokenizerVocab, overrides: options.overrides, only: options.models }).length * (options.interventionFrom === undefined ? 1 : 2);
+    const order = new Map<string, number>();
+    const runOf = (model: ModelPreset): number => {
+      if (!order.has(model.name)) order.set(model.name, order.size);
+      return order.get(model.name)!;
+    };
     manifest = await runSuite({
       preset: options.preset,
       data: { prefix: data, preshuffled: options.preshuffled ?? false },
@@ -117,10 +128,11 @@ export async function runPipeline(options: RunOptions): Promise<RunRecord> {
       tokenizerPath,
       tokenizerVocab,
       overrides: options.overrides,
+      only: options.models,
       threads: options.threads,
       interventionFrom: options.interventionFrom === undefined ? undefined : options.interventionFrom < 1 ? { fraction: options.interventionFrom } : { step: options.interventionFrom },
-      onModelStart: (model, status) => emit({ type: 'train', model, status }),
-      onProgress: (model, progress) => emit({ type: 'train', model, progress }),
+      onModelStart: (model, status) => emit({ type: 'train', model, run: runOf(model), runs, status }),
+      onProgress: (model, progress) => emit({ type: 'train', model, run: runOf(model), runs, progress }),
     });
     return `${manifest.models.length} models`;
   });

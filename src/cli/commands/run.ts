@@ -55,8 +55,8 @@ export function pipelineProgress(tty = process.stderr.isTTY === true): { onEvent
       } else if (e.type === 'train') {
         if (e.progress) {
           const p = e.progress;
-          show(p.step / p.trainIters, `${e.model.name} step ${p.step}/${p.trainIters}, loss ${p.loss.toFixed(3)}`);
-        } else show(0, `${e.model.name}: ${e.status === 'done' ? 'already trained' : e.status === 'resume' ? 'resuming' : 'training'}`, true);
+          show((e.run + p.step / p.trainIters) / e.runs, `${e.model.name} step ${p.step}/${p.trainIters}, loss ${p.loss.toFixed(3)}`);
+        } else show(e.run / e.runs, `${e.model.name}: ${e.status === 'done' ? 'already trained' : e.status === 'resume' ? 'resuming' : 'training'}`, true);
       } else if (e.type === 'eval') {
         const ev = e.event;
         if (ev.type === 'cell') show(ev.index / ev.total, `${ev.cell.model} step ${ev.cell.step} ${ev.cell.task} ${ev.cell.shots}-shot (${ev.index}/${ev.total})`);
@@ -84,6 +84,8 @@ interface RunFlags extends TokenizerFlags {
   preshuffled?: boolean;
   taskDir?: string;
   skipTrain?: boolean;
+  models?: string[];
+  synthDocuments?: number;
   interventionFrom?: number;
   limit?: number;
   shots: number[];
@@ -113,6 +115,8 @@ export function registerRun(program: Command): void {
     .option('--preshuffled', 'the data is in training order (Pythia preshuffled layout)')
     .option('--task-dir <dir>', "task files for evaluation (default: the synthetic corpus's tasks/)")
     .option('--skip-train', 'evaluate and report an existing suite in <out>/suite')
+    .option('--models <names...>', 'only these models of the preset')
+    .option('--synth-documents <n>', 'documents of the synthetic corpus (default: its standard 3-million-word size)', positiveInt)
     .option('--intervention-from <fraction|step>', "continue each model with pronouns swapped from this point (Pythia: 0.93, the last 7%)", fractionOrStep, 0.75)
     .option('--limit <n>', 'items per task at each checkpoint (default: all)', positiveInt)
     .option('--shots <list>', 'numbers of few-shot demonstrations', intList, [0])
@@ -132,6 +136,8 @@ export function registerRun(program: Command): void {
         tokenizer: tokenizerFlag(flags),
         taskDir: flags.taskDir,
         skipTrain: flags.skipTrain,
+        models: flags.models,
+        synthDocuments: flags.synthDocuments,
         overrides: recipeOverrides(flags),
         interventionFrom: flags.interventionFrom,
         limit: flags.limit,
