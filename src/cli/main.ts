@@ -8,6 +8,7 @@ import { registerData } from './commands/data.js';
 import { registerEval } from './commands/eval.js';
 import { registerExport } from './commands/export.js';
 import { registerModel } from './commands/model.js';
+import { registerReport } from './commands/report.js';
 import { registerResults } from './commands/results.js';
 import { registerRun } from './commands/run.js';
 import { registerSuite } from './commands/suite.js';
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   registerRun(program);
   registerEval(program);
   registerResults(program);
+  registerReport(program);
   registerExport(program);
   registerAnalysis(program);
   return program;

@@ -1,0 +1,194 @@
+/**
+ * The rows each chart of the report is drawn from, read from a results database. A table or view
+ * the database does not have (an older database, a case study not run yet) reads as no rows, so
+ * the report always renders and says which charts are waiting for data.
+ */
+import type { ResultsStore } from '../results/store.js';
+
+export interface ModelInfo {
+  model: string;
+  /** The size a model belongs to: itself, or the baseline an intervention run continues. */
+  size: string;
+  run: string;
+  parameters: number | null;
+  nonEmbeddingParameters: number | null;
+  layers: number | null;
+  hiddenSize: number | null;
+  heads: number | null;
+}
+
+export interface LossRow {
+  model: string;
+  step: number;
+  series: 'training' | 'validation';
+  loss: number;
+}
+
+export interface ScoreRow {
+  model: string;
+  size: string;
+  run: string;
+  step: number;
+  task: string;
+  shots: number;
+  metric: string;
+  value: number;
+  stderr: number | null;
+  n: number;
+  parameters: number | null;
+}
+
+export interface TrainingSummary {
+  model: string;
+  lastStep: number;
+  finalLoss: number | null;
+  finalValLoss: number | null;
+  /** Σ over logged steps of the step's tokens / tokens per second: time in optimizer steps only. */
+  trainSeconds: number | null;
+  tokens: number | null;
+}
+
+export interface ReportData {
+  models: ModelInfo[];
+  loss: LossRow[];
+  scores: ScoreRow[];
+  training: TrainingSummary[];
+  canaries: Record<string, unknown>[];
+  memorizationWindows: Record<string, unknown>[];
+  memorizationPoisson: Record<string, unknown>[];
+  memorizedFraction: Record<string, unknown>[];
+  termBins: Record<string, unknown>[];
+  termDelta: Record<string, unknown>[];
+  winobias: Record<string, unknown>[];
+  crows: Record<string, unknown>[];
+}
+
+/** Metrics drawn as accuracies (0 to 1); every other metric is drawn on its own log scale. */
+export const ACCURACY_METRICS: readonly string[] = ['acc', 'acc_norm', 'exact_match'];
+
+const SIZE = `coalesce(m.baseline, x.model)`;
+
+async function relations(store: ResultsStore): Promise<Set<string>> {
+  const rows = await store.rows("SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'");
+  return new Set(rows.map((r) => r.table_name as string));
+}
+
+/** DuckDB's BIGINT and HUGEINT come back as bigint; charts and JSON want plain numbers. */
+function plainNumbers(row: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(row)) out[k] = typeof v === 'bigint' ? Number(v) : v;
+  return out;
+}
+
+export async function loadReportData(store: ResultsStore): Promise<ReportData> {
+  const have = await relations(store);
+  const when = async (needs: string[], sql: string): Promise<Record<string, unknown>[]> =>
+    needs.every((t) => have.has(t)) ? (await store.rows(sql)).map(plainNumbers) : [];
+
+  const models = (await when(
+    ['models'],
+    `SELECT model, coalesce(baseline, model) AS size, run, parameters::DOUBLE AS parameters,
+       non_embedding_parameters::DOUBLE AS non_embedding_parameters, layers, hidden_size, heads
+     FROM models ORDER BY parameters, model`,
+  )).map((r) => ({
+    model: r.model as string,
+    size: r.size as string,
+    run: r.run as string,
+    parameters: r.parameters as number | null,
+    nonEmbeddingParameters: r.non_embedding_parameters as number | null,
+    layers: r.layers as number | null,
+    hiddenSize: r.hidden_size as number | null,
+    heads: r.heads as number | null,
+  }));
+
+  const loss = (await when(
+    ['training_log'],
+    `SELECT model, step, 'training' AS series, loss FROM training_log WHERE loss IS NOT NULL AND isfinite(loss)
+     UNION ALL
+     SELECT model, step, 'validation' AS series, val_loss AS loss FROM training_log WHERE val_loss IS NOT NULL AND isfinite(val_loss)
+     ORDER BY model, series, step`,
+  )) as unknown as LossRow[];
+
+  const scores = (await when(
+    ['aggregates', 'models'],
+    `SELECT x.model, ${SIZE} AS size, coalesce(m.run, 'baseline') AS run, x.step, x.task, x.shots, x.metric, x.value, x.stderr, x.n,
+       m.parameters::DOUBLE AS parameters
+     FROM aggregates x LEFT JOIN models m USING (model)
+     WHERE x.value IS NOT NULL AND isfinite(x.value)
+     ORDER BY x.task, x.metric, x.shots, m.parameters, x.model, x.step`,
+  )) as unknown as ScoreRow[];
+
+  const training = (await when(
+    ['training_log'],
+    `WITH last AS (SELECT model, max(step) AS step FROM training_log GROUP BY model),
+      per_step AS (SELECT model, (max(tokens)::DOUBLE / nullif(max(step), 0)) AS tokens_per_step FROM checkpoints WHERE step > 0 GROUP BY model)
+     SELECT l.model, l.step AS last_step,
+       (SELECT loss FROM training_log t WHERE t.model = l.model AND t.loss IS NOT NULL ORDER BY step DESC LIMIT 1) AS final_loss,
+       (SELECT val_loss FROM training_log t WHERE t.model = l.model AND t.val_loss IS NOT NULL ORDER BY step DESC LIMIT 1) AS final_val_loss,
+       (SELECT sum(p.tokens_per_step / t.tokens_per_s) FROM training_log t WHERE t.model = l.model AND t.tokens_per_s > 0) AS train_seconds,
+       p.tokens_per_step * l.step AS tokens
+     FROM last l LEFT JOIN per_step p USING (model) ORDER BY l.model`,
+  )).map((r) => ({
+    model: r.model as string,
+    lastStep: r.last_step as number,
+    finalLoss: r.final_loss as number | null,
+    finalValLoss: r.final_val_loss as number | null,
+    trainSeconds: r.train_seconds as number | null,
+    tokens: r.tokens as number | null,
+  }));
+
+  // Canary memorization at each model's last memorized checkpoint, by duplication count.
+  const canaries = await when(
+    ['canary_memorization', 'models'],
+    `WITH last AS (SELECT model, max(step) AS step FROM canary_memorization GROUP BY model)
+     SELECT x.model, ${SIZE} AS size, coalesce(m.run, 'baseline') AS run, x.step, x.duplicates,
+       avg(x.memorized::INTEGER) AS memorized_fraction, avg(x.score) AS mean_score, count(*)::INTEGER AS canaries
+     FROM canary_memorization x JOIN last USING (model, step) LEFT JOIN models m USING (model)
+     GROUP BY ALL ORDER BY x.model, x.duplicates`,
+  );
+
+  // Windows of training order at each model's last step, at its smallest window size.
+  const memorizationWindows = await when(
+    ['memorization_windows', 'models'],
+    `WITH pick AS (SELECT model, max(step) AS step FROM memorization_windows GROUP BY model),
+      size AS (SELECT model, step, min(window_size) AS window_size FROM memorization_windows JOIN pick USING (model, step) GROUP BY model, step)
+     SELECT x.model, ${SIZE} AS size, x.step, x.window_size, x.window_index, x.first_index::DOUBLE AS first_index, x.scored, x.memorized
+     FROM memorization_windows x JOIN size USING (model, step, window_size) LEFT JOIN models m USING (model)
+     WHERE x.scored > 0 ORDER BY m.parameters, x.model, x.window_index`,
+  );
+  const memorizationPoisson = await when(['memorization_poisson'], 'SELECT * FROM memorization_poisson ORDER BY model, step, window_size');
+
+  const memorizedFraction = await when(
+    ['memorization', 'models'],
+    `SELECT x.model, ${SIZE} AS size, coalesce(m.run, 'baseline') AS run, x.step,
+       avg(x.memorized::INTEGER) AS fraction, sum(x.memorized::INTEGER)::INTEGER AS memorized, count(*)::INTEGER AS scored, avg(x.score) AS mean_score
+     FROM memorization x LEFT JOIN models m USING (model) GROUP BY ALL ORDER BY m.parameters, x.model, x.step`,
+  );
+
+  // Accuracy by bins of log10(1 + count), half a decade wide.
+  const termBins = await when(
+    ['term_accuracy', 'models'],
+    `SELECT x.model, ${SIZE} AS size, x.step, x.task, x.shots,
+       floor(log10(1 + x.count) * 2) / 2 + 0.25 AS log_count, avg(x.correct) AS accuracy, count(*)::INTEGER AS items
+     FROM term_accuracy x LEFT JOIN models m USING (model)
+     WHERE x.count IS NOT NULL AND x.correct IS NOT NULL
+     GROUP BY ALL ORDER BY m.parameters, x.model, x.task, x.shots, x.step, log_count`,
+  );
+  const termDelta = await when(
+    ['term_delta', 'models'],
+    `SELECT x.*, ${SIZE} AS size FROM term_delta x LEFT JOIN models m USING (model) ORDER BY m.parameters, x.model, x.task, x.shots, x.step`,
+  );
+
+  const winobias = await when(
+    ['winobias', 'models'],
+    `SELECT x.*, ${SIZE} AS size, coalesce(m.run, 'baseline') AS run FROM winobias x LEFT JOIN models m USING (model)
+     WHERE x.bias IS NOT NULL ORDER BY m.parameters, x.model, x.task, x.shots, x.step`,
+  );
+  const crows = await when(
+    ['crows_pairs', 'models'],
+    `SELECT x.*, ${SIZE} AS size, coalesce(m.run, 'baseline') AS run FROM crows_pairs x LEFT JOIN models m USING (model)
+     ORDER BY m.parameters, x.model, x.task, x.shots, x.step`,
+  );
+
+  return { models, loss, scores, training, canaries, memorizationWindows, memorizationPoisson, memorizedFraction, termBins, termDelta, winobias, crows };
+}

@@ -1,0 +1,54 @@
+/** What the report shows from a suite's `suite.json`: the models' training summary and the data order's hash. */
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { SUITE_MANIFEST, type SuiteManifest } from '../train/suite.js';
+import { FormatError } from '../util/errors.js';
+
+export interface DataOrder {
+  /** sha256 of the per-step batch hashes joined by newlines: one value names the whole order. */
+  sha256: string;
+  steps: number;
+  first: string;
+  last: string;
+}
+
+export interface SuiteInfo {
+  path: string;
+  suite: string;
+  dataPrefix: string | null;
+  trainIters: Map<string, number>;
+  dataOrder: DataOrder | null;
+}
+
+export function dataOrderHash(batchSha256: readonly string[]): DataOrder | null {
+  if (batchSha256.length === 0) return null;
+  return {
+    sha256: createHash('sha256').update(batchSha256.join('\n')).digest('hex'),
+    steps: batchSha256.length,
+    first: batchSha256[0]!,
+    last: batchSha256.at(-1)!,
+  };
+}
+
+/** Reads `<dir>/suite.json` if it is there (a results database may also come without its suite). */
+export function readSuiteInfo(dir: string): SuiteInfo | null {
+  const path = join(dir, SUITE_MANIFEST);
+  if (!existsSync(path)) return null;
+  let manifest: Partial<SuiteManifest>;
+  try {
+    manifest = JSON.parse(readFileSync(path, 'utf8')) as Partial<SuiteManifest>;
+  } catch (e) {
+    throw new FormatError(path, `not valid JSON (${e instanceof Error ? e.message : String(e)})`);
+  }
+  if (!Array.isArray(manifest.models)) throw new FormatError(path, 'models: expected an array');
+  const hashes = manifest.batchSha256 ?? [];
+  if (!Array.isArray(hashes) || hashes.some((h) => typeof h !== 'string')) throw new FormatError(path, 'batchSha256: expected an array of strings');
+  return {
+    path,
+    suite: typeof manifest.suite === 'string' ? manifest.suite : 'suite',
+    dataPrefix: typeof manifest.data?.prefix === 'string' ? manifest.data.prefix : null,
+    trainIters: new Map(manifest.models.filter((m) => typeof m?.name === 'string' && typeof m.trainIters === 'number').map((m) => [m.name, m.trainIters])),
+    dataOrder: dataOrderHash(hashes),
+  };
+}
