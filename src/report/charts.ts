@@ -100,7 +100,7 @@ function lossChart(data: ReportData, models: string[], sizeOf: Map<string, strin
       transform: [selector.filter, { calculate: 'datum.step + 1', as: 'step1' }],
       width: 560,
       height: 300,
-      mark: { type: 'line', strokeWidth: 1.5, point: { size: 30, opacity: 0 } },
+      mark: { type: 'line', strokeWidth: 1.5, point: { size: 30, opacity: 0, filled: false } },
       encoding: {
         x: { field: 'step1', type: 'quantitative', scale: { type: 'log', nice: false }, title: STEP_LOG },
         y: { field: 'loss', type: 'quantitative', scale: { zero: false }, title: 'cross-entropy loss (nats per token)' },
@@ -367,7 +367,7 @@ function memorizedFractionChart(data: ReportData, sizes: string[], selector: Ret
             transform: [selector.filter],
             width: 560,
             height: 280,
-            mark: { type: 'line', point: { size: 30 } },
+            mark: { type: 'line', point: { size: 30, filled: false } },
             encoding: {
               x: { field: 'step', type: 'quantitative', title: STEP },
               y: { field: 'fraction', type: 'quantitative', title: 'memorized (fraction of sequences scored)' },
@@ -394,7 +394,7 @@ function termChart(data: ReportData, selector: ReturnType<typeof sizeSelector>):
     title: 'Accuracy against log term frequency',
     caption:
       'One panel per model (columns) and task (rows): items are binned by how often their key term (the first operand, the QA entity) occurred in the tokens the checkpoint trained on, ' +
-      'and each line is one checkpoint (darker is later); a line rising to the right means frequent terms are answered better, as Razeghi et al. found.',
+      'binned by half a decade, and each line is one checkpoint (darker is later); a line rising to the right means frequent terms are answered better, as Razeghi et al. found.',
     empty: empty('pythia count --terms … and pythia eval <suite> --shots 0,2,4,8,16'),
     spec:
       rows.length === 0
@@ -412,7 +412,7 @@ function termChart(data: ReportData, selector: ReturnType<typeof sizeSelector>):
               height: 140,
               mark: { type: 'line', point: { size: 20 } },
               encoding: {
-                x: { field: 'log_count', type: 'quantitative', title: 'log10(1 + term count) (bins of ½)' },
+                x: { field: 'log_count', type: 'quantitative', title: 'log10(1 + term count)' },
                 y: { field: 'accuracy', type: 'quantitative', scale: { domain: [0, 1] }, title: 'accuracy (fraction)' },
                 color: { field: 'step', type: 'ordinal', title: 'checkpoint step', scale: { scheme: 'viridis', reverse: true } },
                 tooltip: [
@@ -486,7 +486,7 @@ function biasSpec(rows: Record<string, unknown>[], sizes: string[], field: strin
     layer: [
       { mark: { type: 'rule', color: 'gray' }, encoding: { y: { datum: reference } } },
       {
-        mark: { type: 'line', point: { size: 30 } },
+        mark: { type: 'line', point: { size: 30, filled: false } },
         encoding: {
           x: { field: 'step', type: 'quantitative', title: STEP },
           y: { field, type: 'quantitative', title: yTitle },
@@ -534,7 +534,7 @@ function crowsChart(data: ReportData, sizes: string[]): Chart {
     spec:
       data.crows.length === 0
         ? null
-        : biasSpec(data.crows, sizes, 'pct_stereotype', 'stereotypical sentence preferred (% of pairs)', 50, [
+        : biasSpec(data.crows, sizes, 'pct_stereotype', 'stereotype preferred (% of pairs)', 50, [
             { field: 'model' },
             { field: 'run' },
             { field: 'task' },

@@ -162,7 +162,7 @@ export async function loadReportData(store: ResultsStore): Promise<ReportData> {
     ['memorization', 'models'],
     `SELECT x.model, ${SIZE} AS size, coalesce(m.run, 'baseline') AS run, x.step,
        avg(x.memorized::INTEGER) AS fraction, sum(x.memorized::INTEGER)::INTEGER AS memorized, count(*)::INTEGER AS scored, avg(x.score) AS mean_score
-     FROM memorization x LEFT JOIN models m USING (model) GROUP BY ALL ORDER BY m.parameters, x.model, x.step`,
+     FROM memorization x LEFT JOIN models m USING (model) GROUP BY ALL ORDER BY x.model, x.step`,
   );
 
   // Accuracy by bins of log10(1 + count), half a decade wide.
@@ -172,7 +172,7 @@ export async function loadReportData(store: ResultsStore): Promise<ReportData> {
        floor(log10(1 + x.count) * 2) / 2 + 0.25 AS log_count, avg(x.correct) AS accuracy, count(*)::INTEGER AS items
      FROM term_accuracy x LEFT JOIN models m USING (model)
      WHERE x.count IS NOT NULL AND x.correct IS NOT NULL
-     GROUP BY ALL ORDER BY m.parameters, x.model, x.task, x.shots, x.step, log_count`,
+     GROUP BY ALL ORDER BY x.model, x.task, x.shots, x.step, log_count`,
   );
   const termDelta = await when(
     ['term_delta', 'models'],
