@@ -1,0 +1,189 @@
+/**
+ * `pythia report` end to end: a tiny suite trained, evaluated and reported through the real
+ * commands, the page checked in Node and in headless Chromium.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { after, before, test } from 'node:test';
+import { ResultsStore } from '../../src/results/store.js';
+import { repoRoot } from '../support/paths.js';
+import { chromiumMissing, launch, openReport } from './browser.js';
+import { fillCaseStudies, hasCaseStudyTables } from './case-study-rows.js';
+
+const cli = join(repoRoot, 'dist/src/cli/main.js');
+const ALL_CHARTS = ['loss', 'accuracy', 'perplexity', 'final-accuracy', 'canaries', 'memorization-windows', 'memorization-qq', 'memorized-fraction', 'term-frequency', 'term-delta', 'winobias', 'crows-pairs'];
+/** Charts the eval pipeline alone fills (WinoBias and CrowS come from views over its rows, where the schema has them). */
+const FROM_EVAL = ['loss', 'accuracy', 'perplexity', 'final-accuracy'];
+let work: string;
+let suite: string;
+
+function pythia(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function ok(...args: string[]): string {
+  const r = pythia(...args);
+  assert.equal(r.status, 0, `pythia ${args.join(' ')}\n${r.stderr}`);
+  return r.stdout;
+}
+
+function chartIds(html: string, attribute: 'data-spec' | 'data-empty'): string[] {
+  return [...html.matchAll(new RegExp(`<figure class="chart" id="([^"]+)" ${attribute}=`, 'g'))].map((m) => m[1]!);
+}
+
+before(() => {
+  work = mkdtempSync(join(tmpdir(), 'pythia-report-'));
+  suite = join(work, 'suite');
+  const synth = join(work, 'synth');
+  ok('synth', '--out', synth, '--tokens', '20000', '--vocab-size', '512');
+  ok('suite', '--preset', 'nano', '--models', 'nano-25k', 'nano-100k', '--data', join(synth, 'data/corpus_text_document'), '--vocab-file', join(synth, 'tokenizer.json'),
+    '--out', suite, '--seq-length', '32', '--train-batch-size', '4', '--train-iters', '4', '--checkpoint-factor', '2', '--extra-save-iters', '0,1', '--eval-iters', '1', '--threads', '1');
+  ok('eval', suite, '--limit', '12', '--threads', '1');
+});
+
+after(() => rmSync(work, { recursive: true, force: true }));
+
+test('pythia report writes one self-contained page: charts with rows as SVG and Vega spec, the others waiting for their command', () => {
+  const out = ok('report', suite);
+  const path = join(suite, 'report/index.html');
+  assert.equal(out.trim(), path);
+  const html = readFileSync(path, 'utf8');
+  const drawn = chartIds(html, 'data-spec');
+  const waiting = chartIds(html, 'data-empty');
+  assert.deepEqual([...drawn, ...waiting].sort(), [...ALL_CHARTS].sort());
+  for (const id of FROM_EVAL) assert.ok(drawn.includes(id), `${id} drawn`);
+  for (const id of waiting) {
+    const figure = html.slice(html.indexOf(`id="${id}"`), html.indexOf('</figure>', html.indexOf(`id="${id}"`)));
+    assert.match(figure, /<div class="empty">no data yet \(run pythia (memorize|count|eval) /, id);
+  }
+  for (const id of drawn) {
+    const figure = html.slice(html.indexOf(`id="${id}"`), html.indexOf('</figure>', html.indexOf(`id="${id}"`)));
+    assert.match(figure, /<div class="view"><svg [^>]*class="marks"/, `${id}: a pre-rendered SVG`);
+    assert.match(figure, /<p class="how">[^<]+\.<\/p>/, `${id}: a sentence on how to read it`);
+    const spec = JSON.parse(/<script type="application\/json" id="spec-[^"]+">(.*?)<\/script>/s.exec(figure)![1]!) as { data: { values?: unknown[] }[] };
+    assert.ok(spec.data.some((d) => (d.values?.length ?? 0) > 0), `${id}: data inline in the spec`);
+  }
+  // Self-contained: no external scripts, styles, images or fetches.
+  assert.doesNotMatch(html, /<script[^>]+src=|<link[^>]+href=|<img[^>]+src=/);
+  assert.doesNotMatch(html, /\b(src|href)="(https?:)?\/\//);
+  assert.match(html, /vega/);
+});
+
+test('the suite table and the data-order hash come from suite.json and the training logs', () => {
+  const html = readFileSync(join(suite, 'report/index.html'), 'utf8');
+  const manifest = JSON.parse(readFileSync(join(suite, 'suite.json'), 'utf8')) as { batchSha256: string[] };
+  const order = createHash('sha256').update(manifest.batchSha256.join('\n')).digest('hex');
+  assert.ok(html.includes(order), 'data-order hash');
+  assert.ok(html.includes(`${manifest.batchSha256[0]!.slice(0, 16)}…`), 'first batch hash');
+  for (const model of ['nano-25k', 'nano-100k']) {
+    const lines = readFileSync(join(suite, model, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; loss?: number; val_loss?: number });
+    const lastLoss = lines.filter((l) => l.loss !== undefined).at(-1)!.loss!;
+    const lastVal = lines.filter((l) => l.val_loss !== undefined).at(-1)!.val_loss!;
+    const row = new RegExp(`<tr><td>${model}</td>.*?</tr>`).exec(html)?.[0];
+    assert.ok(row, model);
+    assert.ok(row.includes(`>${lastLoss.toFixed(4)}<`), `${model} final loss ${lastLoss.toFixed(4)} in ${row}`);
+    assert.ok(row.includes(`>${lastVal.toFixed(4)}<`), `${model} final validation loss`);
+    assert.ok(row.includes('>4<'), `${model}: 4 steps`);
+    assert.ok(row.includes('>512<'), `${model}: 4 steps × 4 sequences × 32 tokens`);
+  }
+});
+
+test('--figures writes every drawn chart as SVG and as a PNG twice its size', () => {
+  const figures = join(work, 'figures');
+  ok('report', suite, '--out', join(work, 'page'), '--figures', figures);
+  const html = readFileSync(join(work, 'page/index.html'), 'utf8');
+  const drawn = chartIds(html, 'data-spec');
+  assert.deepEqual(readdirSync(figures).sort(), drawn.flatMap((id) => [`${id}.png`, `${id}.svg`]).sort());
+  for (const id of drawn) {
+    const svg = readFileSync(join(figures, `${id}.svg`), 'utf8');
+    const width = Number(/<svg[^>]* width="(\d+)"/.exec(svg)![1]);
+    const height = Number(/<svg[^>]* height="(\d+)"/.exec(svg)![1]);
+    assert.match(svg, /role-title-text/, `${id}: the figure carries its title`);
+    const png = readFileSync(join(figures, `${id}.png`));
+    assert.deepEqual([...png.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], `${id}: PNG signature`);
+    assert.deepEqual([png.readUInt32BE(16), png.readUInt32BE(20)], [2 * width, 2 * height], `${id}: PNG size`);
+  }
+});
+
+test('user errors are one line: no suite folder, no results database', () => {
+  const missing = pythia('report', join(work, 'nowhere'));
+  assert.equal(missing.status, 1);
+  assert.match(missing.stderr, /^pythia: .*nowhere: no such suite folder\n$/);
+  const noDb = pythia('report', join(work, 'synth'));
+  assert.equal(noDb.status, 1);
+  assert.match(noDb.stderr, /^pythia: .*results\.duckdb: no results database; run `pythia eval .*` first, or name one with --db\n$/);
+});
+
+test('in headless Chromium: every chart turns interactive with marks, no console error, no network request; the size selector filters', async (t) => {
+  const missing = chromiumMissing();
+  if (missing) return t.skip(missing);
+  const html = join(suite, 'report/index.html');
+  const browser = await launch();
+  try {
+    const screenshot = join(work, 'report.png');
+    const { page, charts, errors, requests } = await openReport(browser, html, { screenshot });
+    assert.deepEqual(errors, []);
+    assert.deepEqual(requests, [pathToFileURL(html).href], 'the page itself and nothing else');
+    for (const c of charts) {
+      if (c.rendered === 'empty') assert.match(c.text, /^no data yet \(run pythia /, c.id);
+      else {
+        assert.equal(c.rendered, 'interactive', c.id);
+        assert.ok(c.marks > 0, `${c.id}: marks in its SVG`);
+      }
+    }
+    assert.ok(existsSync(screenshot) && readFileSync(screenshot).subarray(1, 4).toString() === 'PNG');
+
+    // The size selector: picking one size leaves fewer loss lines than 'all'.
+    const lines = () => page.$$eval('figure#loss .view svg g.mark-line.role-mark > path', (p) => p.length);
+    const before = await lines();
+    await page.select('figure#loss select', 'nano-25k');
+    await page.waitForFunction(`document.querySelectorAll('figure#loss .view svg g.mark-line.role-mark > path').length < ${before}`, { timeout: 10_000 });
+    assert.ok((await lines()) < before);
+    await page.close();
+
+    // Without JavaScript the pre-rendered SVGs are the charts.
+    const still = await openReport(browser, html, { javascript: false });
+    for (const c of still.charts.filter((x) => x.rendered !== 'empty')) {
+      assert.equal(c.rendered, 'static', c.id);
+      assert.ok(c.marks > 0, `${c.id}: marks in the static SVG`);
+    }
+    assert.deepEqual(still.errors, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('with case-study rows every chart draws, in Node and in Chromium', async (t) => {
+  const db = join(work, 'case-studies.duckdb');
+  copyFileSync(join(suite, 'results.duckdb'), db);
+  const store = await ResultsStore.open(db);
+  try {
+    if (!(await hasCaseStudyTables(store))) return t.skip('this schema has no case-study tables yet');
+    await fillCaseStudies(store);
+  } finally {
+    store.close();
+  }
+  const out = join(work, 'case-studies');
+  ok('report', suite, '--db', db, '--out', out);
+  const html = join(out, 'index.html');
+  assert.deepEqual(chartIds(readFileSync(html, 'utf8'), 'data-spec').sort(), [...ALL_CHARTS].sort());
+  const missing = chromiumMissing();
+  if (missing) return t.skip(`the browser half: ${missing}`);
+  const browser = await launch();
+  try {
+    const { charts, errors } = await openReport(browser, html);
+    assert.deepEqual(errors, []);
+    for (const c of charts) {
+      assert.equal(c.rendered, 'interactive', c.id);
+      assert.ok(c.marks > 0, `${c.id}: marks`);
+    }
+  } finally {
+    await browser.close();
+  }
+});
