@@ -198,7 +198,7 @@ function finalAccuracyChart(scores: readonly ScoreRow[]): Chart {
             width: 560,
             height: 300,
             encoding: {
-              x: { field: 'parameters', type: 'quantitative', scale: { type: 'log', nice: false, padding: 20 }, title: 'parameters (count, log scale)' },
+              x: { field: 'parameters', type: 'quantitative', scale: { type: 'log', nice: false, padding: 20 }, axis: { format: '~s' }, title: 'parameters (count, log scale; k = thousand, M = million)' },
               color,
             },
             layer: [

@@ -76,6 +76,7 @@ test('pythia report writes one self-contained page: charts with rows as SVG and 
 });
 
 test('the suite table and the data-order hash come from suite.json and the training logs', () => {
+  ok('report', suite);
   const html = readFileSync(join(suite, 'report/index.html'), 'utf8');
   const manifest = JSON.parse(readFileSync(join(suite, 'suite.json'), 'utf8')) as { batchSha256: string[] };
   const order = createHash('sha256').update(manifest.batchSha256.join('\n')).digest('hex');
@@ -123,6 +124,7 @@ test('user errors are one line: no suite folder, no results database', () => {
 test('in headless Chromium: every chart turns interactive with marks, no console error, no network request; the size selector filters', async (t) => {
   const missing = chromiumMissing();
   if (missing) return t.skip(missing);
+  ok('report', suite);
   const html = join(suite, 'report/index.html');
   const browser = await launch();
   try {
@@ -138,6 +140,12 @@ test('in headless Chromium: every chart turns interactive with marks, no console
       }
     }
     assert.ok(existsSync(screenshot) && readFileSync(screenshot).subarray(1, 4).toString() === 'PNG');
+
+    // Tooltips: hovering a point of the final-accuracy chart names its model and value.
+    const point = await page.$('figure#final-accuracy .view svg g.mark-symbol.role-mark > path');
+    assert.ok(point, 'a point to hover');
+    await point.hover();
+    await page.waitForFunction("[...document.querySelectorAll('figure#final-accuracy .view, figure#final-accuracy .view *')].some((e) => /model: nano-/.test(e.getAttribute('title') ?? ''))", { timeout: 10_000 });
 
     // The size selector: picking one size leaves fewer loss lines than 'all'.
     const lines = () => page.$$eval('figure#loss .view svg g.mark-line.role-mark > path', (p) => p.length);
