@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, test } from 'node:test';
+import { svgToPng } from '../../src/report/render.js';
 import { ResultsStore } from '../../src/results/store.js';
 import { repoRoot } from '../support/paths.js';
 import { chromiumMissing, launch, openReport } from './browser.js';
@@ -110,6 +111,36 @@ test('--figures writes every drawn chart as SVG and as a PNG twice its size', ()
     assert.deepEqual([...png.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], `${id}: PNG signature`);
     assert.deepEqual([png.readUInt32BE(16), png.readUInt32BE(20)], [2 * width, 2 * height], `${id}: PNG size`);
   }
+});
+
+/** Font files under the system font folders (resvg loads them for text in PNGs). */
+function systemFonts(): string[] {
+  const found: string[] = [];
+  const walk = (dir: string): void => {
+    if (!existsSync(dir)) return;
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      if (e.isDirectory()) walk(join(dir, e.name));
+      else if (/\.(ttf|otf|ttc)$/i.test(e.name)) found.push(join(dir, e.name));
+    }
+  };
+  for (const dir of ['/usr/share/fonts', '/usr/local/share/fonts']) walk(dir);
+  return found;
+}
+
+test('PNG figures carry their text (resvg with the system fonts)', (t) => {
+  if (systemFonts().length === 0) return t.skip('no font files under /usr/share/fonts: PNG figures would have no text');
+  if (!existsSync(join(work, 'figures/loss.svg'))) ok('report', suite, '--out', join(work, 'page'), '--figures', join(work, 'figures'));
+  const svg = readFileSync(join(work, 'figures/loss.svg'), 'utf8');
+  const withText = svgToPng(svg);
+  const withoutText = svgToPng(svg.replace(/<text\b[^>]*>[^<]*<\/text>/g, ''));
+  assert.ok(svg.includes('<text'), 'the SVG has text');
+  assert.notDeepEqual(withText, withoutText, 'removing the text changes the PNG');
+});
+
+test('the same database gives the same page, byte for byte', () => {
+  ok('report', suite, '--out', join(work, 'again'));
+  ok('report', suite, '--out', join(work, 'again2'));
+  assert.deepEqual(readFileSync(join(work, 'again/index.html')), readFileSync(join(work, 'again2/index.html')));
 });
 
 test('user errors are one line: no suite folder, no results database', () => {
