@@ -149,8 +149,9 @@ function metricPanels(rows: readonly ScoreRow[], models: string[], selector: Ret
   };
 }
 
+// Checkpoints outside a suite (a lone folder, a hub snapshot) are step −1: they have no place on a step axis.
 function accuracyChart(scores: readonly ScoreRow[], models: string[], selector: ReturnType<typeof sizeSelector>): Chart {
-  const rows = scores.filter((r) => ACCURACY_METRICS.includes(r.metric));
+  const rows = scores.filter((r) => ACCURACY_METRICS.includes(r.metric) && r.step >= 0);
   return {
     id: 'accuracy',
     title: 'Benchmark accuracy against step',
@@ -163,7 +164,7 @@ function accuracyChart(scores: readonly ScoreRow[], models: string[], selector: 
 }
 
 function otherMetricsChart(scores: readonly ScoreRow[], models: string[], selector: ReturnType<typeof sizeSelector>): Chart {
-  const rows = scores.filter((r) => !ACCURACY_METRICS.includes(r.metric) && r.value > 0);
+  const rows = scores.filter((r) => !ACCURACY_METRICS.includes(r.metric) && r.value > 0 && r.step >= 0);
   return {
     id: 'perplexity',
     title: 'Perplexity against step',

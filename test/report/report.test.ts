@@ -70,6 +70,15 @@ test('pythia report writes one self-contained page: charts with rows as SVG and 
     const spec = JSON.parse(/<script type="application\/json" id="spec-[^"]+">(.*?)<\/script>/s.exec(figure)![1]!) as { data: { values?: unknown[] }[] };
     assert.ok(spec.data.some((d) => (d.values?.length ?? 0) > 0), `${id}: data inline in the spec`);
   }
+  // The loss chart carries every logged loss and validation loss of both models.
+  const logged = ['nano-25k', 'nano-100k'].flatMap((m) => readFileSync(join(suite, m, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => ({ model: m, ...(JSON.parse(l) as { step: number; loss?: number; val_loss?: number }) })));
+  const expected = logged.flatMap((l) => [
+    ...(l.loss !== undefined ? [`${l.model} training ${l.step} ${l.loss}`] : []),
+    ...(l.val_loss !== undefined ? [`${l.model} validation ${l.step} ${l.val_loss}`] : []),
+  ]);
+  const lossSpec = JSON.parse(/<script type="application\/json" id="spec-loss">(.*?)<\/script>/s.exec(html)![1]!) as { data: { values?: { model: string; series: string; step: number; loss: number }[] }[] };
+  const drawnLoss = lossSpec.data.flatMap((d) => d.values ?? []).map((v) => `${v.model} ${v.series} ${v.step} ${v.loss}`);
+  assert.deepEqual(drawnLoss.sort(), expected.sort());
   // Self-contained: no external scripts, styles, images or fetches.
   assert.doesNotMatch(html, /<script[^>]+src=|<link[^>]+href=|<img[^>]+src=/);
   assert.doesNotMatch(html, /\b(src|href)="(https?:)?\/\//);
