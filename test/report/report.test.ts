@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -152,13 +152,24 @@ test('the same database gives the same page, byte for byte', () => {
   assert.deepEqual(readFileSync(join(work, 'again/index.html')), readFileSync(join(work, 'again2/index.html')));
 });
 
-test('user errors are one line: no suite folder, no results database', () => {
+test('user errors are one line: no suite folder, no results database, a broken suite.json, a file that is not a database', () => {
   const missing = pythia('report', join(work, 'nowhere'));
   assert.equal(missing.status, 1);
   assert.match(missing.stderr, /^pythia: .*nowhere: no such suite folder\n$/);
   const noDb = pythia('report', join(work, 'synth'));
   assert.equal(noDb.status, 1);
   assert.match(noDb.stderr, /^pythia: .*results\.duckdb: no results database; run `pythia eval .*` first, or name one with --db\n$/);
+  const broken = join(work, 'broken');
+  mkdirSync(broken);
+  writeFileSync(join(broken, 'suite.json'), '{"models": 3}');
+  const badManifest = pythia('report', broken, '--db', join(suite, 'results.duckdb'), '--out', join(work, 'broken-report'));
+  assert.equal(badManifest.status, 1);
+  assert.match(badManifest.stderr, /^pythia: .*broken\/suite\.json: models: expected an array\n$/);
+  writeFileSync(join(broken, 'not.duckdb'), 'not a database');
+  const badDb = pythia('report', suite, '--db', join(broken, 'not.duckdb'), '--out', join(work, 'broken-report'));
+  assert.equal(badDb.status, 1);
+  assert.match(badDb.stderr, /^pythia: .*not\.duckdb: cannot open as a DuckDB results database/);
+  assert.equal(badDb.stderr.trim().split('\n').length, 1);
 });
 
 test('in headless Chromium: every chart turns interactive with marks, no console error, no network request; the size selector filters', async (t) => {
