@@ -40,8 +40,11 @@ export function svgToPng(svg: string, scale = 2): Buffer {
   return resvg.render().asPng();
 }
 
-/** The browser build of Vega (one UMD file defining `vega`), inlined into the page. */
+/** The browser build of Vega (one UMD file defining `vega`), inlined into the page with its licence. */
 export function vegaRuntime(): string {
   const require = createRequire(import.meta.url);
-  return readFileSync(join(dirname(require.resolve('vega')), 'vega.min.js'), 'utf8');
+  const build = dirname(require.resolve('vega'));
+  const version = (JSON.parse(readFileSync(join(build, '../package.json'), 'utf8')) as { version: string }).version;
+  const licence = readFileSync(join(build, '../LICENSE'), 'utf8').replace(/\*\//g, '* /');
+  return `/*! Vega ${version} (https://vega.github.io/vega/), with the d3 modules it bundles (ISC licence, Copyright Mike Bostock).\n${licence}*/\n${readFileSync(join(build, 'vega.min.js'), 'utf8')}`;
 }
