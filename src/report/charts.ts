@@ -77,7 +77,7 @@ export function buildSections(data: ReportData): Section[] {
       title: 'Memorization',
       charts: [canaryChart(data, sizes), windowsChart(data, models, sizes), qqChart(data, sizes), memorizedFractionChart(data, sizes, selector)],
     },
-    { id: 'term-frequency', title: 'Term frequency', charts: [termChart(data, selector), deltaChart(data, sizes, selector)] },
+    { id: 'terms', title: 'Term frequency', charts: [termChart(data, selector), deltaChart(data, sizes, selector)] },
     { id: 'bias', title: 'Gender bias', charts: [winobiasChart(data, sizes), crowsChart(data, sizes)] },
   ];
 }

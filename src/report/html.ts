@@ -162,7 +162,7 @@ const BOOT = `
 export function buildPage(input: PageInput): string {
   const nav = [`<a href="#suite">Suite</a>`, ...input.sections.map((s) => `<a href="#${s.section.id}">${escapeHtml(s.section.title)}</a>`)].join('');
   const sections = input.sections.map(({ section, charts }) => {
-    const extra = section.id === 'memorization' ? poissonTable(input.data.memorizationPoisson) : section.id === 'term-frequency' ? deltaTable(input.data.termDelta) : '';
+    const extra = section.id === 'memorization' ? poissonTable(input.data.memorizationPoisson) : section.id === 'terms' ? deltaTable(input.data.termDelta) : '';
     return `<section id="${section.id}">\n<h2>${escapeHtml(section.title)}</h2>\n${charts.map(figure).join('\n')}\n${extra}\n</section>`;
   });
   return `<!doctype html>

@@ -79,6 +79,8 @@ test('pythia report writes one self-contained page: charts with rows as SVG and 
   const lossSpec = JSON.parse(/<script type="application\/json" id="spec-loss">(.*?)<\/script>/s.exec(html)![1]!) as { data: { values?: { model: string; series: string; step: number; loss: number }[] }[] };
   const drawnLoss = lossSpec.data.flatMap((d) => d.values ?? []).map((v) => `${v.model} ${v.series} ${v.step} ${v.loss}`);
   assert.deepEqual(drawnLoss.sort(), expected.sort());
+  const ids = [...html.matchAll(/ id="([^"]+)"/g)].map((m) => m[1]!);
+  assert.deepEqual(ids.filter((id, i) => ids.indexOf(id) !== i), [], 'ids are unique (anchors, static SVG clip paths)');
   // Self-contained: no external scripts, styles, images or fetches.
   assert.doesNotMatch(html, /<script[^>]+src=|<link[^>]+href=|<img[^>]+src=/);
   assert.doesNotMatch(html, /\b(src|href)="(https?:)?\/\//);
