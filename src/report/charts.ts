@@ -46,7 +46,12 @@ function sizeColor(sizes: readonly string[]): unknown {
 
 /** Dash legends draw their symbols as dark strokes (the default draws them in no colour). */
 const DASH_LEGEND = { symbolType: 'stroke', symbolStrokeColor: '#444', symbolStrokeWidth: 2 };
-const RUN_DASH = { field: 'run', type: 'nominal', title: 'run', scale: { domain: ['baseline', 'intervention'], range: [[1, 0], [5, 3]] }, legend: DASH_LEGEND };
+/** Baseline runs solid, intervention runs dashed; the legend lists only the runs the rows have. */
+function runDash(rows: readonly Record<string, unknown>[]): unknown {
+  const runs = ['baseline', 'intervention'].filter((run) => rows.some((r) => (r.run ?? 'baseline') === run));
+  const dashes: Record<string, number[]> = { baseline: [1, 0], intervention: [5, 3] };
+  return { field: 'run', type: 'nominal', title: 'run', scale: { domain: runs, range: runs.map((r) => dashes[r]) }, legend: DASH_LEGEND };
+}
 
 function panelLabel(r: { task: string; metric?: string; shots: number }): string {
   return [r.task, r.metric, r.shots > 0 ? `${r.shots}-shot` : null].filter((s) => s !== null && s !== undefined).join(' · ');
@@ -373,7 +378,7 @@ function memorizedFractionChart(data: ReportData, sizes: string[], selector: Ret
               x: { field: 'step', type: 'quantitative', title: STEP },
               y: { field: 'fraction', type: 'quantitative', title: 'memorized (fraction of sequences scored)' },
               color: sizeColor(sizes),
-              strokeDash: RUN_DASH,
+              strokeDash: runDash(rows),
               detail: { field: 'model' },
               tooltip: [
                 { field: 'model' },
@@ -492,7 +497,7 @@ function biasSpec(rows: Record<string, unknown>[], sizes: string[], field: strin
           x: { field: 'step', type: 'quantitative', title: STEP },
           y: { field, type: 'quantitative', title: yTitle },
           color: sizeColor(sizes),
-          strokeDash: RUN_DASH,
+          strokeDash: runDash(rows),
           detail: { field: 'series' },
           tooltip,
         },
