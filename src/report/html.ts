@@ -96,7 +96,7 @@ ${table(
 function deltaTable(rows: Record<string, unknown>[]): string {
   if (rows.length === 0) return '';
   const fmt = (v: unknown, d: number) => number(v as number | null, d);
-  return `<details open><summary>Δ per (size, step, k)</summary>
+  return `<details><summary>Δ per (size, step, k): the table</summary>
 ${table(
   ['model', 'task', 'k (shots)', 'step', 'top 10% accuracy', 'bottom 10% accuracy', 'Δ', 'items'],
   rows.map((r) => [String(r.model), String(r.task), fmt(r.shots, 0), fmt(r.step, 0), fmt(r.top_accuracy, 3), fmt(r.bottom_accuracy, 3), fmt(r.delta, 3), fmt(r.items, 0)]),
@@ -128,7 +128,7 @@ figure.chart { margin: 1.5em 0; } p.how { color: #555; max-width: 900px; margin:
 .view svg { max-width: 100%; height: auto; }
 .vega-bindings { margin: 4px 0; font-size: 0.9em; }
 code { font-size: 0.88em; word-break: break-all; } p.hash { font-size: 0.9em; }
-details { margin: 0.8em 0; } details table { max-height: 420px; }
+details { margin: 0.8em 0; }
 `;
 
 /** Turns each figure's static SVG into the interactive Vega view; on failure the static SVG stays. */
