@@ -28,8 +28,10 @@ const SELECT = 'size_select';
 const STEP_LOG = 'step + 1 (optimizer steps, log scale)';
 const STEP = 'step (optimizer steps)';
 
+type Selector = { params: unknown[]; filter: unknown };
+
 /** The size selector: a parameter bound to a drop-down, and the filter it drives. */
-function sizeSelector(sizes: readonly string[]): { params: unknown[]; filter: unknown } {
+function sizeSelector(sizes: readonly string[]): Selector {
   return {
     params: [{ name: SELECT, value: 'all', bind: { input: 'select', options: ['all', ...sizes], name: 'size ' } }],
     filter: { filter: `${SELECT} == 'all' || datum.size == ${SELECT}` },
@@ -80,14 +82,14 @@ export function buildSections(data: ReportData): Section[] {
     {
       id: 'memorization',
       title: 'Memorization',
-      charts: [canaryChart(data, sizes), windowsChart(data, models, sizes), qqChart(data, sizes), memorizedFractionChart(data, sizes, selector)],
+      charts: [canaryChart(data, sizes, selector), windowsChart(data, models, sizes, selector), qqChart(data, sizes, selector), memorizedFractionChart(data, sizes, selector)],
     },
     { id: 'terms', title: 'Term frequency', charts: [termChart(data, selector), deltaChart(data, sizes, selector)] },
-    { id: 'bias', title: 'Gender bias', charts: [winobiasChart(data, sizes), crowsChart(data, sizes)] },
+    { id: 'bias', title: 'Gender bias', charts: [winobiasChart(data, sizes, selector), crowsChart(data, sizes, selector)] },
   ];
 }
 
-function lossChart(data: ReportData, models: string[], sizeOf: Map<string, string>, selector: ReturnType<typeof sizeSelector>): Chart {
+function lossChart(data: ReportData, models: string[], sizeOf: Map<string, string>, selector: Selector): Chart {
   const chart = {
     id: 'loss',
     title: 'Training and validation loss against step',
@@ -130,7 +132,7 @@ function scoreTooltip(): unknown[] {
   ];
 }
 
-function metricPanels(rows: readonly ScoreRow[], models: string[], selector: ReturnType<typeof sizeSelector>, logY: boolean, yTitle: string): VegaLiteSpec {
+function metricPanels(rows: readonly ScoreRow[], models: string[], selector: Selector, logY: boolean, yTitle: string): VegaLiteSpec {
   const values = rows.map((r) => ({ ...r, panel: panelLabel(r) }));
   const panels = [...new Set(values.map((v) => v.panel))];
   return {
@@ -155,7 +157,7 @@ function metricPanels(rows: readonly ScoreRow[], models: string[], selector: Ret
 }
 
 // Checkpoints outside a suite (a lone folder, a hub snapshot) are step −1: they have no place on a step axis.
-function accuracyChart(scores: readonly ScoreRow[], models: string[], selector: ReturnType<typeof sizeSelector>): Chart {
+function accuracyChart(scores: readonly ScoreRow[], models: string[], selector: Selector): Chart {
   const rows = scores.filter((r) => ACCURACY_METRICS.includes(r.metric) && r.step >= 0);
   return {
     id: 'accuracy',
@@ -168,7 +170,7 @@ function accuracyChart(scores: readonly ScoreRow[], models: string[], selector: 
   };
 }
 
-function otherMetricsChart(scores: readonly ScoreRow[], models: string[], selector: ReturnType<typeof sizeSelector>): Chart {
+function otherMetricsChart(scores: readonly ScoreRow[], models: string[], selector: Selector): Chart {
   const rows = scores.filter((r) => !ACCURACY_METRICS.includes(r.metric) && r.value > 0 && r.step >= 0);
   return {
     id: 'perplexity',
@@ -218,7 +220,7 @@ function finalAccuracyChart(scores: readonly ScoreRow[]): Chart {
   };
 }
 
-function canaryChart(data: ReportData, sizes: string[]): Chart {
+function canaryChart(data: ReportData, sizes: string[], selector: Selector): Chart {
   const rows = data.canaries.filter((r) => r.run !== 'intervention');
   return {
     id: 'canaries',
@@ -232,6 +234,8 @@ function canaryChart(data: ReportData, sizes: string[]): Chart {
         ? null
         : {
             data: { values: rows },
+            params: selector.params,
+            transform: [selector.filter],
             width: 560,
             height: 280,
             mark: { type: 'line', point: { size: 40 } },
@@ -266,7 +270,7 @@ function windowsWithFit(data: ReportData): Record<string, unknown>[] {
   return out;
 }
 
-function windowsChart(data: ReportData, models: string[], sizes: string[]): Chart {
+function windowsChart(data: ReportData, models: string[], sizes: string[], selector: Selector): Chart {
   const rows = windowsWithFit(data);
   return {
     id: 'memorization-windows',
@@ -280,6 +284,8 @@ function windowsChart(data: ReportData, models: string[], sizes: string[]): Char
         ? null
         : {
             data: { values: rows },
+            params: selector.params,
+            transform: [selector.filter],
             facet: { row: { field: 'model', type: 'nominal', title: null, sort: models } },
             resolve: { scale: { y: 'independent' } },
             spec: {
@@ -311,7 +317,7 @@ function windowsChart(data: ReportData, models: string[], sizes: string[]): Char
   };
 }
 
-function qqChart(data: ReportData, sizes: string[]): Chart {
+function qqChart(data: ReportData, sizes: string[], selector: Selector): Chart {
   const byModel = new Map<string, number[]>();
   for (const r of data.memorizationWindows) byModel.set(r.model as string, [...(byModel.get(r.model as string) ?? []), r.memorized as number]);
   const points: Record<string, unknown>[] = [];
@@ -332,6 +338,7 @@ function qqChart(data: ReportData, sizes: string[]): Chart {
       points.length === 0
         ? null
         : {
+            params: selector.params,
             width: 360,
             height: 360,
             layer: [
@@ -342,6 +349,7 @@ function qqChart(data: ReportData, sizes: string[]): Chart {
               },
               {
                 data: { values: points },
+                transform: [selector.filter],
                 mark: { type: 'point', filled: true, size: 40, opacity: 0.7 },
                 encoding: {
                   x: { field: 'expected', type: 'quantitative', title: 'Poisson(λ) quantile (memorized sequences per window)' },
@@ -355,7 +363,7 @@ function qqChart(data: ReportData, sizes: string[]): Chart {
   };
 }
 
-function memorizedFractionChart(data: ReportData, sizes: string[], selector: ReturnType<typeof sizeSelector>): Chart {
+function memorizedFractionChart(data: ReportData, sizes: string[], selector: Selector): Chart {
   const rows = data.memorizedFraction;
   return {
     id: 'memorized-fraction',
@@ -392,7 +400,7 @@ function memorizedFractionChart(data: ReportData, sizes: string[], selector: Ret
   };
 }
 
-function termChart(data: ReportData, selector: ReturnType<typeof sizeSelector>): Chart {
+function termChart(data: ReportData, selector: Selector): Chart {
   const rows = data.termBins.map((r) => ({ ...r, panel: panelLabel(r as { task: string; shots: number }) }));
   const models = data.models.map((m) => m.model).filter((m) => data.termBins.some((r) => r.model === m));
   return {
@@ -436,7 +444,7 @@ function termChart(data: ReportData, selector: ReturnType<typeof sizeSelector>):
   };
 }
 
-function deltaChart(data: ReportData, sizes: string[], selector: ReturnType<typeof sizeSelector>): Chart {
+function deltaChart(data: ReportData, sizes: string[], selector: Selector): Chart {
   const rows = data.termDelta.filter((r) => r.delta !== null).map((r) => ({ ...r, panel: panelLabel(r as { task: string; shots: number }) }));
   return {
     id: 'term-delta',
@@ -484,9 +492,11 @@ function deltaChart(data: ReportData, sizes: string[], selector: ReturnType<type
   };
 }
 
-function biasSpec(rows: Record<string, unknown>[], sizes: string[], field: string, yTitle: string, reference: number, tooltip: unknown[]): VegaLiteSpec {
+function biasSpec(rows: Record<string, unknown>[], sizes: string[], selector: Selector, field: string, yTitle: string, reference: number, tooltip: unknown[]): VegaLiteSpec {
   return {
     data: { values: rows.map((r) => ({ ...r, series: `${r.model as string} ${panelLabel(r as { task: string; shots: number })}` })) },
+    params: selector.params,
+    transform: [selector.filter],
     width: 560,
     height: 280,
     layer: [
@@ -506,7 +516,7 @@ function biasSpec(rows: Record<string, unknown>[], sizes: string[], field: strin
   };
 }
 
-function winobiasChart(data: ReportData, sizes: string[]): Chart {
+function winobiasChart(data: ReportData, sizes: string[], selector: Selector): Chart {
   return {
     id: 'winobias',
     title: 'WinoBias bias against step, baseline beside intervention',
@@ -517,7 +527,7 @@ function winobiasChart(data: ReportData, sizes: string[]): Chart {
     spec:
       data.winobias.length === 0
         ? null
-        : biasSpec(data.winobias, sizes, 'bias', 'bias (accuracy, pro − anti)', 0, [
+        : biasSpec(data.winobias, sizes, selector, 'bias', 'bias (accuracy, pro − anti)', 0, [
             { field: 'model' },
             { field: 'run' },
             { field: 'task' },
@@ -529,7 +539,7 @@ function winobiasChart(data: ReportData, sizes: string[]): Chart {
   };
 }
 
-function crowsChart(data: ReportData, sizes: string[]): Chart {
+function crowsChart(data: ReportData, sizes: string[], selector: Selector): Chart {
   return {
     id: 'crows-pairs',
     title: 'CrowS-Pairs % stereotype against step, baseline beside intervention',
@@ -540,7 +550,7 @@ function crowsChart(data: ReportData, sizes: string[]): Chart {
     spec:
       data.crows.length === 0
         ? null
-        : biasSpec(data.crows, sizes, 'pct_stereotype', 'stereotype preferred (% of pairs)', 50, [
+        : biasSpec(data.crows, sizes, selector, 'pct_stereotype', 'stereotype preferred (% of pairs)', 50, [
             { field: 'model' },
             { field: 'run' },
             { field: 'task' },

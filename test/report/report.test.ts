@@ -190,6 +190,7 @@ test('in headless Chromium: every chart turns interactive with marks, no console
       else {
         assert.equal(c.rendered, 'interactive', c.id);
         assert.ok(c.marks > 0, `${c.id}: marks in its SVG`);
+        assert.equal(c.selector, c.id !== 'final-accuracy', `${c.id}: a size selector (final accuracy has sizes on its x axis)`);
       }
     }
     assert.ok(existsSync(screenshot) && readFileSync(screenshot).subarray(1, 4).toString() === 'PNG');
