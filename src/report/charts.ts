@@ -228,7 +228,7 @@ function canaryChart(data: ReportData, sizes: string[], selector: Selector): Cha
     caption:
       'Each line is one model at its last checkpoint: the fraction of planted canaries it reproduces exactly, by how many times each canary appears in the corpus (log scale); ' +
       'memorization should rise with duplication, and faster for larger models.',
-    empty: empty('pythia memorize <suite> on the synthetic corpus'),
+    empty: empty('pythia eval <suite> --canaries, on a suite trained on the synthetic corpus'),
     spec:
       rows.length === 0
         ? null
@@ -278,7 +278,7 @@ function windowsChart(data: ReportData, models: string[], sizes: string[], selec
     caption:
       'Bars count the memorized sequences in each window of consecutive training samples (x: the first sample index of the window) at each model\'s last scored checkpoint; ' +
       'the line is the mean λ and the band the central 95% of a Poisson(λ), so bars scattered inside the band with no trend mean memorization is spread over training like a Poisson process.',
-    empty: empty('pythia memorize <suite> and pythia poisson'),
+    empty: empty('pythia eval <suite> --memorization 1024'),
     spec:
       rows.length === 0
         ? null
@@ -333,7 +333,7 @@ function qqChart(data: ReportData, sizes: string[], selector: Selector): Chart {
     caption:
       'Each point pairs a sorted window count with the same quantile of a Poisson of the windows\' mean λ; ' +
       'points on the diagonal mean the counts follow a Poisson distribution, and points above it at the top mean more clumping than Poisson.',
-    empty: empty('pythia memorize <suite> and pythia poisson'),
+    empty: empty('pythia eval <suite> --memorization 1024'),
     spec:
       points.length === 0
         ? null
@@ -371,7 +371,7 @@ function memorizedFractionChart(data: ReportData, sizes: string[], selector: Sel
     caption:
       'Each line is one model: the fraction of the sampled training sequences (among those trained on before the checkpoint) that it reproduces exactly; ' +
       'dashed lines are intervention runs. A rising line means the model memorizes more as it trains.',
-    empty: empty('pythia memorize <suite>'),
+    empty: empty('pythia eval <suite> --memorization 1024'),
     spec:
       rows.length === 0
         ? null
@@ -409,7 +409,7 @@ function termChart(data: ReportData, selector: Selector): Chart {
     caption:
       'One panel per model (columns) and task (rows): items are binned by how often their key term (the first operand, the QA entity) occurred in the tokens the checkpoint trained on, ' +
       'binned by half a decade, and each line is one checkpoint (darker is later); a line rising to the right means frequent terms are answered better, as Razeghi et al. found.',
-    empty: empty('pythia count --terms … and pythia eval <suite> --shots 0,2,4,8,16'),
+    empty: empty('pythia eval <suite> --term-counts, with tasks whose items name a key term'),
     spec:
       rows.length === 0
         ? null
@@ -452,7 +452,7 @@ function deltaChart(data: ReportData, sizes: string[], selector: Selector): Char
     caption:
       'Δ is the accuracy on items whose term is among the 10% most frequent minus the 10% least frequent, one panel per task and number of shots k; ' +
       'a line above zero that grows with step or with size means the frequency effect strengthens (the table below lists every value).',
-    empty: empty('pythia count --terms … and pythia eval <suite> --shots 0,2,4,8,16'),
+    empty: empty('pythia eval <suite> --term-counts, with tasks whose items name a key term'),
     spec:
       rows.length === 0
         ? null
@@ -492,9 +492,30 @@ function deltaChart(data: ReportData, sizes: string[], selector: Selector): Char
   };
 }
 
+/**
+ * An intervention run continues a baseline checkpoint, so at that step it is the baseline: its line
+ * starts from the baseline's row at the last baseline step before the intervention's first, and the
+ * dashed line branches off the solid one.
+ */
+function withBranchPoints(rows: readonly Record<string, unknown>[]): Record<string, unknown>[] {
+  const out = [...rows];
+  const panel = (r: Record<string, unknown>) => `${r.task as string}\0${r.shots as number}`;
+  for (const model of new Set(rows.filter((r) => r.run === 'intervention').map((r) => r.model as string))) {
+    const own = rows.filter((r) => r.model === model);
+    const baseline = own[0]!.size;
+    for (const key of new Set(own.map(panel))) {
+      const first = Math.min(...own.filter((r) => panel(r) === key).map((r) => r.step as number));
+      const before = rows.filter((r) => r.model === baseline && panel(r) === key && (r.step as number) < first);
+      const fork = before.reduce<Record<string, unknown> | undefined>((a, r) => (a === undefined || (r.step as number) > (a.step as number) ? r : a), undefined);
+      if (fork) out.push({ ...fork, model, run: 'intervention' });
+    }
+  }
+  return out;
+}
+
 function biasSpec(rows: Record<string, unknown>[], sizes: string[], selector: Selector, field: string, yTitle: string, reference: number, tooltip: unknown[]): VegaLiteSpec {
   return {
-    data: { values: rows.map((r) => ({ ...r, series: `${r.model as string} ${panelLabel(r as { task: string; shots: number })}` })) },
+    data: { values: withBranchPoints(rows).map((r) => ({ ...r, series: `${r.model as string} ${panelLabel(r as { task: string; shots: number })}` })) },
     params: selector.params,
     transform: [selector.filter],
     width: 560,

@@ -1,11 +1,12 @@
 /**
- * `pythia report` end to end: a tiny suite trained, evaluated and reported through the real
- * commands, the page checked in Node and in headless Chromium.
+ * `pythia report` end to end: a tiny suite and an intervention sibling trained, evaluated with the
+ * case studies and reported through the real commands, the page checked in Node and in headless
+ * Chromium.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -14,12 +15,12 @@ import { svgToPng } from '../../src/report/render.js';
 import { ResultsStore } from '../../src/results/store.js';
 import { repoRoot } from '../support/paths.js';
 import { chromiumMissing, launch, openReport } from './browser.js';
-import { fillCaseStudies, hasCaseStudyTables } from './case-study-rows.js';
 
 const cli = join(repoRoot, 'dist/src/cli/main.js');
 const ALL_CHARTS = ['loss', 'accuracy', 'perplexity', 'final-accuracy', 'canaries', 'memorization-windows', 'memorization-qq', 'memorized-fraction', 'term-frequency', 'term-delta', 'winobias', 'crows-pairs'];
-/** Charts the eval pipeline alone fills (WinoBias and CrowS come from views over its rows, where the schema has them). */
-const FROM_EVAL = ['loss', 'accuracy', 'perplexity', 'final-accuracy'];
+/** Charts drawn from the case-study tables, and the tables. */
+const CASE_STUDY_CHARTS = ['canaries', 'memorization-windows', 'memorization-qq', 'memorized-fraction', 'term-frequency', 'term-delta'];
+const CASE_STUDY_TABLES = ['memorization', 'memorization_windows', 'memorization_poisson', 'canary_memorization', 'term_counts'];
 let work: string;
 let suite: string;
 
@@ -43,32 +44,44 @@ before(() => {
   suite = join(work, 'suite');
   const synth = join(work, 'synth');
   ok('synth', '--out', synth, '--tokens', '20000', '--vocab-size', '512');
+  // 64 tokens per sample: room for memorization's 32-token prompt and 32-token continuation.
   ok('suite', '--preset', 'nano', '--models', 'nano-25k', 'nano-100k', '--data', join(synth, 'data/corpus_text_document'), '--vocab-file', join(synth, 'tokenizer.json'),
-    '--out', suite, '--seq-length', '32', '--train-batch-size', '4', '--train-iters', '4', '--checkpoint-factor', '2', '--extra-save-iters', '0,1', '--eval-iters', '1', '--threads', '1');
-  ok('eval', suite, '--limit', '12', '--threads', '1');
+    '--out', suite, '--seq-length', '64', '--train-batch-size', '4', '--train-iters', '4', '--checkpoint-factor', '2', '--extra-save-iters', '0,1', '--eval-iters', '1', '--threads', '1');
+  ok('eval', suite, '--limit', '12', '--threads', '1', '--memorization', '16', '--window', '4', '--canaries', '--term-counts');
+  // The intervention sibling of nano-25k from step 2, named as its baseline's sibling, into the same database.
+  const intervention = join(work, 'intervention');
+  ok('train', '--resume', join(suite, 'nano-25k/step2'), '--intervention', 'pronoun-swap', '--out', intervention, '--threads', '1');
+  renameSync(join(intervention, 'nano-25k'), join(intervention, 'nano-25k-intervention'));
+  ok('eval', intervention, '--db', join(suite, 'results.duckdb'), '--task-dir', join(synth, 'tasks'), '--limit', '12', '--threads', '1');
 });
 
 after(() => rmSync(work, { recursive: true, force: true }));
 
-test('pythia report writes one self-contained page: charts with rows as SVG and Vega spec, the others waiting for their command', () => {
+function figure(html: string, id: string): string {
+  const start = html.indexOf(`<figure class="chart" id="${id}"`);
+  return html.slice(start, html.indexOf('</figure>', start));
+}
+
+function specOf(html: string, id: string): { data: { values?: Record<string, unknown>[] }[] } {
+  return JSON.parse(new RegExp(`<script type="application/json" id="spec-${id}">(.*?)</script>`, 's').exec(html)![1]!) as { data: { values?: Record<string, unknown>[] }[] };
+}
+
+test('pythia report writes one self-contained page: every chart as SVG and Vega spec with its data inline', () => {
   const out = ok('report', suite);
   const path = join(suite, 'report/index.html');
   assert.equal(out.trim(), path);
   const html = readFileSync(path, 'utf8');
   const drawn = chartIds(html, 'data-spec');
-  const waiting = chartIds(html, 'data-empty');
-  assert.deepEqual([...drawn, ...waiting].sort(), [...ALL_CHARTS].sort());
-  for (const id of FROM_EVAL) assert.ok(drawn.includes(id), `${id} drawn`);
-  for (const id of waiting) {
-    const figure = html.slice(html.indexOf(`id="${id}"`), html.indexOf('</figure>', html.indexOf(`id="${id}"`)));
-    assert.match(figure, /<div class="empty">no data yet \(run pythia (memorize|count|eval) /, id);
-  }
+  assert.deepEqual(drawn.sort(), [...ALL_CHARTS].sort());
   for (const id of drawn) {
-    const figure = html.slice(html.indexOf(`id="${id}"`), html.indexOf('</figure>', html.indexOf(`id="${id}"`)));
-    assert.match(figure, /<div class="view"><svg [^>]*class="marks"/, `${id}: a pre-rendered SVG`);
-    assert.match(figure, /<p class="how">[^<]+\.<\/p>/, `${id}: a sentence on how to read it`);
-    const spec = JSON.parse(/<script type="application\/json" id="spec-[^"]+">(.*?)<\/script>/s.exec(figure)![1]!) as { data: { values?: unknown[] }[] };
-    assert.ok(spec.data.some((d) => (d.values?.length ?? 0) > 0), `${id}: data inline in the spec`);
+    assert.match(figure(html, id), /<div class="view"><svg [^>]*class="marks"/, `${id}: a pre-rendered SVG`);
+    assert.match(figure(html, id), /<p class="how">[^<]+\.<\/p>/, `${id}: a sentence on how to read it`);
+    assert.ok(specOf(html, id).data.some((d) => (d.values?.length ?? 0) > 0), `${id}: data inline in the spec`);
+  }
+  // The intervention run is drawn beside its baseline, from the step it branched off (2).
+  for (const id of ['winobias', 'crows-pairs']) {
+    const rows = specOf(html, id).data.flatMap((d) => d.values ?? []).filter((r) => r.model === 'nano-25k-intervention');
+    assert.deepEqual(rows.map((r) => [r.run, r.size, r.step]).sort(), [['intervention', 'nano-25k', 2], ['intervention', 'nano-25k', 4]], id);
   }
   // The loss chart carries every logged loss and validation loss of both models.
   const logged = ['nano-25k', 'nano-100k'].flatMap((m) => readFileSync(join(suite, m, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => ({ model: m, ...(JSON.parse(l) as { step: number; loss?: number; val_loss?: number }) })));
@@ -76,8 +89,7 @@ test('pythia report writes one self-contained page: charts with rows as SVG and 
     ...(l.loss !== undefined ? [`${l.model} training ${l.step} ${l.loss}`] : []),
     ...(l.val_loss !== undefined ? [`${l.model} validation ${l.step} ${l.val_loss}`] : []),
   ]);
-  const lossSpec = JSON.parse(/<script type="application\/json" id="spec-loss">(.*?)<\/script>/s.exec(html)![1]!) as { data: { values?: { model: string; series: string; step: number; loss: number }[] }[] };
-  const drawnLoss = lossSpec.data.flatMap((d) => d.values ?? []).map((v) => `${v.model} ${v.series} ${v.step} ${v.loss}`);
+  const drawnLoss = specOf(html, 'loss').data.flatMap((d) => d.values ?? []).filter((v) => v.model !== 'nano-25k-intervention').map((v) => `${v.model} ${v.series} ${v.step} ${v.loss}`);
   assert.deepEqual(drawnLoss.sort(), expected.sort());
   const ids = [...html.matchAll(/ id="([^"]+)"/g)].map((m) => m[1]!);
   assert.deepEqual(ids.filter((id, i) => ids.indexOf(id) !== i), [], 'ids are unique (anchors, static SVG clip paths)');
@@ -103,7 +115,7 @@ test('the suite table and the data-order hash come from suite.json and the train
     assert.ok(row.includes(`>${lastLoss.toFixed(4)}<`), `${model} final loss ${lastLoss.toFixed(4)} in ${row}`);
     assert.ok(row.includes(`>${lastVal.toFixed(4)}<`), `${model} final validation loss`);
     assert.ok(row.includes('>4<'), `${model}: 4 steps`);
-    assert.ok(row.includes('>512<'), `${model}: 4 steps × 4 sequences × 32 tokens`);
+    assert.ok(row.includes('>1,024<'), `${model}: 4 steps × 4 sequences × 64 tokens`);
   }
 });
 
@@ -221,31 +233,17 @@ test('in headless Chromium: every chart turns interactive with marks, no console
   }
 });
 
-test('with case-study rows every chart draws, in Node and in Chromium', async (t) => {
-  const db = join(work, 'case-studies.duckdb');
+test('charts without rows wait with the command that fills them', async () => {
+  const db = join(work, 'no-case-studies.duckdb');
   copyFileSync(join(suite, 'results.duckdb'), db);
   const store = await ResultsStore.open(db);
   try {
-    if (!(await hasCaseStudyTables(store))) return t.skip('this schema has no case-study tables yet');
-    await fillCaseStudies(store);
+    for (const table of CASE_STUDY_TABLES) await store.connection.run(`DELETE FROM ${table}`);
   } finally {
     store.close();
   }
-  const out = join(work, 'case-studies');
-  ok('report', suite, '--db', db, '--out', out);
-  const html = join(out, 'index.html');
-  assert.deepEqual(chartIds(readFileSync(html, 'utf8'), 'data-spec').sort(), [...ALL_CHARTS].sort());
-  const missing = chromiumMissing();
-  if (missing) return t.skip(`the browser half: ${missing}`);
-  const browser = await launch();
-  try {
-    const { charts, errors } = await openReport(browser, html);
-    assert.deepEqual(errors, []);
-    for (const c of charts) {
-      assert.equal(c.rendered, 'interactive', c.id);
-      assert.ok(c.marks > 0, `${c.id}: marks`);
-    }
-  } finally {
-    await browser.close();
-  }
+  ok('report', suite, '--db', db, '--out', join(work, 'waiting'));
+  const html = readFileSync(join(work, 'waiting/index.html'), 'utf8');
+  assert.deepEqual(chartIds(html, 'data-empty').sort(), [...CASE_STUDY_CHARTS].sort());
+  for (const id of CASE_STUDY_CHARTS) assert.match(figure(html, id), /<div class="empty">no data yet \(run pythia eval &lt;suite&gt; --(memorization|canaries|term-counts)/, id);
 });
