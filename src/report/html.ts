@@ -5,7 +5,7 @@
  */
 import type { Chart, Section } from './charts.js';
 import type { ModelInfo, ReportData, TrainingSummary } from './data.js';
-import type { SuiteInfo } from './suite-manifest.js';
+import type { StageTimes, SuiteInfo } from './suite-manifest.js';
 
 export interface RenderedChart {
   chart: Chart;
@@ -18,6 +18,7 @@ export interface PageInput {
   title: string;
   database: string;
   suite: SuiteInfo | null;
+  stages: StageTimes | null;
   data: ReportData;
   sections: { section: Section; charts: RenderedChart[] }[];
   vegaRuntime: string;
@@ -81,6 +82,13 @@ function dataOrder(suite: SuiteInfo | null): string {
   if (!order) return '<p>Data order: no <code>suite.json</code> with batch hashes beside the database.</p>';
   return `<p class="hash">Data order (every size trained on these batches in this order): sha256 of the ${order.steps} per-step batch hashes
 <code>${order.sha256}</code>; step 1 <code>${order.first.slice(0, 16)}…</code>, step ${order.steps} <code>${order.last.slice(0, 16)}…</code>.</p>`;
+}
+
+function stageTimes(times: StageTimes | null): string {
+  if (!times) return '';
+  const parts = times.stages.map((s) => `${s.stage} ${s.status === 'skipped' ? 'skipped' : duration(s.seconds)}`);
+  const total = times.totalSeconds === null ? '' : `; ${duration(times.totalSeconds)} in all`;
+  return `<p class="hash">Wall time of each stage of <code>pythia run</code> (<code>run.json</code>): ${escapeHtml(parts.join(', '))}${total}.</p>`;
 }
 
 function poissonTable(rows: Record<string, unknown>[]): string {
@@ -183,6 +191,7 @@ Every chart is a Vega-Lite spec drawn from that database; with JavaScript, hover
 ${suiteTable(input.data.models, input.data.training, input.suite)}
 <p class="how">Training time sums each logged step's tokens divided by its measured throughput (optimizer steps only, not checkpoint writing or validation); tokens are those seen by the last checkpoint.</p>
 ${dataOrder(input.suite)}
+${stageTimes(input.stages)}
 </section>
 ${sections.join('\n')}
 <script>${input.vegaRuntime.replace(/<\/script/gi, '<\\/script')}</script>

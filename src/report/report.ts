@@ -11,7 +11,7 @@ import { buildSections } from './charts.js';
 import { loadReportData } from './data.js';
 import { buildPage, type RenderedChart } from './html.js';
 import { renderSvg, svgToPng, toVega, vegaRuntime } from './render.js';
-import { readSuiteInfo } from './suite-manifest.js';
+import { readStageTimes, readSuiteInfo } from './suite-manifest.js';
 
 export interface ReportOptions {
   suiteDir: string;
@@ -75,6 +75,7 @@ export async function writeReport(options: ReportOptions): Promise<ReportResult>
     title: `Pythia report: ${suite?.suite ?? basename(suiteDir)}`,
     database: relative(outDir, db) || basename(db),
     suite,
+    stages: readStageTimes(suiteDir),
     data,
     sections,
     vegaRuntime: vegaRuntime(),

@@ -1,7 +1,7 @@
-/** What the report shows from a suite's `suite.json`: the models' training summary and the data order's hash. */
+/** What the report shows from beside the database: the suite's `suite.json` (the data order's hash) and the run's `run.json` (stage times). */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { SUITE_MANIFEST, type SuiteManifest } from '../train/suite.js';
 import { FormatError } from '../util/errors.js';
 
@@ -51,4 +51,30 @@ export function readSuiteInfo(dir: string): SuiteInfo | null {
     trainIters: new Map(manifest.models.filter((m) => typeof m?.name === 'string' && typeof m.trainIters === 'number').map((m) => [m.name, m.trainIters])),
     dataOrder: dataOrderHash(hashes),
   };
+}
+
+export interface StageTimes {
+  path: string;
+  stages: { stage: string; seconds: number; status: string }[];
+  totalSeconds: number | null;
+}
+
+/**
+ * The wall time of each stage of `pythia run`, from the `run.json` it writes beside the suite
+ * (`<out>/run.json` for `<out>/suite`), if there is one.
+ */
+export function readStageTimes(suiteDir: string): StageTimes | null {
+  const path = join(dirname(suiteDir), 'run.json');
+  if (!existsSync(path)) return null;
+  let record: { stages?: unknown; totalSeconds?: unknown };
+  try {
+    record = JSON.parse(readFileSync(path, 'utf8')) as typeof record;
+  } catch (e) {
+    throw new FormatError(path, `not valid JSON (${e instanceof Error ? e.message : String(e)})`);
+  }
+  const stages = record.stages;
+  if (!Array.isArray(stages) || stages.some((s) => typeof s?.stage !== 'string' || typeof s.seconds !== 'number' || typeof s.status !== 'string')) {
+    throw new FormatError(path, 'stages: expected an array of {stage, seconds, status}');
+  }
+  return { path, stages, totalSeconds: typeof record.totalSeconds === 'number' ? record.totalSeconds : null };
 }

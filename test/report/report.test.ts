@@ -119,6 +119,19 @@ test('the suite table and the data-order hash come from suite.json and the train
   }
 });
 
+test('the wall time of each stage of pythia run, from the run.json beside the suite', () => {
+  // The record pythia run writes before drawing the report (src/pipeline/run.ts).
+  const record = { out: work, stages: [{ stage: 'synth', seconds: 0, status: 'skipped' }, { stage: 'train', seconds: 95.25, status: 'done' }, { stage: 'eval', seconds: 12.5, status: 'done' }], totalSeconds: 107.75 };
+  writeFileSync(join(work, 'run.json'), JSON.stringify(record));
+  try {
+    ok('report', suite, '--out', join(work, 'with-run'));
+    const html = readFileSync(join(work, 'with-run/index.html'), 'utf8');
+    assert.match(html, /Wall time of each stage of <code>pythia run<\/code> \(<code>run\.json<\/code>\): synth skipped, train 1\.6 min, eval 12\.5 s; 1\.8 min in all\./);
+  } finally {
+    rmSync(join(work, 'run.json'));
+  }
+});
+
 test('--figures writes every drawn chart as SVG and as a PNG twice its size', () => {
   const figures = join(work, 'figures');
   ok('report', suite, '--out', join(work, 'page'), '--figures', figures);
