@@ -61,7 +61,8 @@ export interface StageTimes {
 
 /**
  * The wall time of each stage of `pythia run`, from the `run.json` it writes beside the suite
- * (`<out>/run.json` for `<out>/suite`), if there is one.
+ * (`<out>/run.json` for `<out>/suite`). The report did not ask for that file by name, so one that is
+ * not `pythia run`'s record is passed over rather than refused.
  */
 export function readStageTimes(suiteDir: string): StageTimes | null {
   const path = join(dirname(suiteDir), 'run.json');
@@ -69,12 +70,10 @@ export function readStageTimes(suiteDir: string): StageTimes | null {
   let record: { stages?: unknown; totalSeconds?: unknown };
   try {
     record = JSON.parse(readFileSync(path, 'utf8')) as typeof record;
-  } catch (e) {
-    throw new FormatError(path, `not valid JSON (${e instanceof Error ? e.message : String(e)})`);
+  } catch {
+    return null;
   }
-  const stages = record.stages;
-  if (!Array.isArray(stages) || stages.some((s) => typeof s?.stage !== 'string' || typeof s.seconds !== 'number' || typeof s.status !== 'string')) {
-    throw new FormatError(path, 'stages: expected an array of {stage, seconds, status}');
-  }
+  const stages = record?.stages;
+  if (!Array.isArray(stages) || stages.some((s) => typeof s?.stage !== 'string' || typeof s.seconds !== 'number' || typeof s.status !== 'string')) return null;
   return { path, stages, totalSeconds: typeof record.totalSeconds === 'number' ? record.totalSeconds : null };
 }

@@ -127,6 +127,10 @@ test('the wall time of each stage of pythia run, from the run.json beside the su
     ok('report', suite, '--out', join(work, 'with-run'));
     const html = readFileSync(join(work, 'with-run/index.html'), 'utf8');
     assert.match(html, /Wall time of each stage of <code>pythia run<\/code> \(<code>run\.json<\/code>\): synth skipped, train 1\.6 min, eval 12\.5 s; 1\.8 min in all\./);
+    // A run.json that is not pythia run's record is passed over.
+    writeFileSync(join(work, 'run.json'), '{"stages": "elsewhere"}');
+    ok('report', suite, '--out', join(work, 'with-run'));
+    assert.doesNotMatch(readFileSync(join(work, 'with-run/index.html'), 'utf8'), /Wall time of each stage/);
   } finally {
     rmSync(join(work, 'run.json'));
   }
