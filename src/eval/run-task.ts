@@ -153,6 +153,7 @@ async function generateAnswers(model: EvalModel, items: readonly GenerateItem[],
         maxNewTokens: maxNew,
         eosTokenId: tokenizer.eodId,
         padTokenId: tokenizer.padId ?? tokenizer.eodId,
+        allowedTokens: tokenizer.vocabSize,
         stop: (b, generated) => cutAtStop(tokenizer.decode(generated), items[rows[b]!]!.until).stopped,
       });
       rows.forEach((i, b) => {

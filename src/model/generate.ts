@@ -25,6 +25,8 @@ export interface GenerateOptions {
   seed?: number;
   /** Stop a row once it emits this token. */
   eosTokenId?: number;
+  /** Generate only ids below this: a tokenizer smaller than the model's padded vocabulary has no text for the rest. */
+  allowedTokens?: number;
   /** Stop a row once this returns true for its generated tokens so far (stop strings, say). */
   stop?: (row: number, generated: readonly number[]) => boolean;
   padTokenId?: number;
@@ -128,7 +130,7 @@ export async function generate(decoder: Decoder, prompts: readonly (readonly num
         valid[b]![fed] = 0;
         continue;
       }
-      const next = pick(result.logits, b * vocab, vocab, options, rng);
+      const next = pick(result.logits, b * vocab, Math.min(vocab, options.allowedTokens ?? vocab), options, rng);
       tokens[b]!.push(next);
       const finished = (options.eosTokenId !== undefined && next === options.eosTokenId) || options.stop?.(b, tokens[b]!.slice(width));
       if (finished) ended[b] = tokens[b]!.length;

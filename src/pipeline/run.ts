@@ -15,6 +15,7 @@ import { type SuiteManifest, runSuite, suiteModels } from '../train/suite.js';
 import type { ModelPreset } from '../train/recipes.js';
 import type { StepProgress } from '../train/trainer.js';
 import { loadTokenizer } from '../data/tokenizer.js';
+import { writeReport } from '../report/report.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { ConfigError } from '../util/errors.js';
 
@@ -47,8 +48,6 @@ export interface RunOptions {
   memorization: number;
   window: number;
   threads?: number;
-  /** Writes the report; absent where the report layer is not part of this build. */
-  report?: (suiteDir: string) => Promise<string>;
   onEvent?: (e: RunEvent) => void;
 }
 
@@ -156,9 +155,8 @@ export async function runPipeline(options: RunOptions): Promise<RunRecord> {
   const record = (report?: string): RunRecord => ({ out: options.out, stages, totalSeconds: (performance.now() - started) / 1000, report });
   await writeFileAtomic(join(options.out, RUN_RECORD), `${JSON.stringify(record(), null, 2)}\n`);
   let report: string | undefined;
-  const writeReport = options.report;
-  await stage('report', writeReport ? undefined : 'no report writer in this build', async () => {
-    report = await writeReport!(suiteDir);
+  await stage('report', undefined, async () => {
+    report = (await writeReport({ suiteDir })).html;
     return report;
   });
 

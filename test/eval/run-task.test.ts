@@ -148,3 +148,25 @@ test('generate until: greedy continuation cut at the stop string, exact match, c
 test('rolling tasks take no demonstrations', async () => {
   await assert.rejects(runTask({ config: world.config, params, tokenizer: world.tokenizer }, readTask(tasks.rolling!), { ...options, shots: 2 }), /takes no few-shot demonstrations/);
 });
+
+test('generation never picks ids past the tokenizer when the model vocabulary is padded beyond it', async () => {
+  const allowed = world.tokenizer.vocabSize;
+  const config = { ...world.config, vocabSize: allowed + 64 };
+  const padded = randomParams(config, 11);
+  // Padding rows of the LM head scaled up, so that unrestricted greedy decoding would pick them.
+  const head = padded.get('embed_out.weight')!;
+  for (let i = allowed * config.hiddenSize; i < head.length; i++) head[i]! *= 8;
+  const task = readTask(tasks.arithmetic!);
+  const run = await runTask({ config, params: padded, tokenizer: world.tokenizer }, task, options);
+  for (const [i, item] of task.items.entries()) {
+    if (item.kind !== 'generate_until') throw new Error('expected generate_until');
+    const tokens = await world.tokenizer.encode(item.context);
+    const { logits } = await forward(config, padded, tokenMatrix([tokens], config.vocabSize), 1);
+    const last = Array.from(logits!.subarray((tokens.length - 1) * config.vocabSize, tokens.length * config.vocabSize));
+    assert.ok(last.indexOf(Math.max(...last)) >= allowed, 'the unrestricted argmax is a padding id');
+    const best = last.slice(0, allowed);
+    const first = best.indexOf(Math.max(...best));
+    if (first === world.tokenizer.eodId) assert.equal(run.items[i]!.prediction, '');
+    else assert.ok(run.items[i]!.prediction!.startsWith(world.tokenizer.decode([first]).split('\n')[0]!), item.id);
+  }
+});
