@@ -43,6 +43,8 @@ export interface RunOptions {
   interventionFrom?: number;
   /** Items per task at each checkpoint (default: all). */
   limit?: number;
+  /** Most tokens a generate_until item may generate. */
+  maxGenTokens?: number;
   shots?: readonly number[];
   /** Training sequences scored for memorization per checkpoint. */
   memorization: number;
@@ -142,6 +144,7 @@ export async function runPipeline(options: RunOptions): Promise<RunRecord> {
       taskDirs: options.taskDir ? [options.taskDir] : undefined,
       shots: options.shots,
       limit: options.limit,
+      maxGenTokens: options.maxGenTokens,
       threads: options.threads,
       memorization: options.memorization > 0 ? { sequences: options.memorization, window: options.window } : undefined,
       canaries: true,

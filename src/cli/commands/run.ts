@@ -88,6 +88,7 @@ interface RunFlags extends TokenizerFlags {
   synthDocuments?: number;
   interventionFrom?: number;
   limit?: number;
+  maxGenTokens: number;
   shots: number[];
   memorization: number;
   window: number;
@@ -120,6 +121,7 @@ export function registerRun(program: Command): void {
     .option('--intervention-from <fraction|step>', "continue each model with pronouns swapped from this point (Pythia: 0.93, the last 7%)", fractionOrStep, 0.75)
     .option('--limit <n>', 'items per task at each checkpoint (default: all)', positiveInt)
     .option('--shots <list>', 'numbers of few-shot demonstrations', intList, [0])
+    .option('--max-gen-tokens <n>', 'most tokens a generate_until item may generate', positiveInt, 32)
     .option('--memorization <n>', 'training sequences scored for memorization per checkpoint (0: none)', nonNegativeInt, DEFAULT_MEMORIZATION.sequences)
     .option('--window <n>', 'training-order indices per window of the Poisson test', positiveInt, 64)
     .option('--threads <n>', 'compute threads (default: every core)', positiveInt);
@@ -141,6 +143,7 @@ export function registerRun(program: Command): void {
         overrides: recipeOverrides(flags),
         interventionFrom: flags.interventionFrom,
         limit: flags.limit,
+        maxGenTokens: flags.maxGenTokens,
         shots: flags.shots,
         memorization: flags.memorization,
         window: flags.window,

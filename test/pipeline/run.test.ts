@@ -1,0 +1,64 @@
+/**
+ * `pythia run` end to end on a reduced pipeline (a small corpus, one size, a few steps): every stage
+ * joins the next (synth → suite with its intervention sibling → eval with the case studies →
+ * report), and a second run skips all finished work.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { ResultsStore } from '../../src/results/store.js';
+import { repoRoot } from '../support/paths.js';
+
+const cli = join(repoRoot, 'dist/src/cli/main.js');
+const out = mkdtempSync(join(tmpdir(), 'pythia-run-'));
+after(() => rmSync(out, { recursive: true, force: true }));
+
+const ARGS = [
+  'run', '--out', out, '--synth-documents', '400', '--models', 'nano-25k',
+  '--train-iters', '8', '--train-batch-size', '4', '--seq-length', '64', '--checkpoint-factor', '4', '--extra-save-iters', '0,1,2',
+  '--intervention-from', '0.5', '--limit', '8', '--memorization', '8', '--window', '4', '--threads', '1',
+];
+
+function pythia(args: string[]) {
+  return spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
+}
+
+test('pythia run: synth, suite with its intervention sibling, eval with case studies, report; then nothing left to do', async () => {
+  const first = pythia(ARGS);
+  assert.equal(first.status, 0, first.stderr);
+  const report = join(out, 'suite', 'report', 'index.html');
+  assert.equal(first.stdout.trim(), report);
+  assert.ok(existsSync(report));
+  assert.match(first.stderr, /wall time per stage:\n  synth +\S+\n  train +\S+\n  eval +\S+\n  report +\S+\n  total/);
+  const record = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'));
+  assert.deepEqual(record.stages.map((s: { stage: string; status: string }) => `${s.stage}:${s.status}`), ['synth:done', 'train:done', 'eval:done', 'report:done']);
+
+  const store = await ResultsStore.open(join(out, 'suite', 'results.duckdb'), { readOnly: true });
+  try {
+    const models = await store.rows('SELECT model, run, baseline FROM models ORDER BY model');
+    assert.deepEqual(models, [
+      { model: 'nano-25k', run: 'baseline', baseline: null },
+      { model: 'nano-25k-intervention', run: 'intervention', baseline: 'nano-25k' },
+    ]);
+    const tasks = (await store.rows('SELECT DISTINCT task FROM cells ORDER BY task')).map((r) => r.task);
+    assert.deepEqual(tasks, ['arithmetic', 'crows_pairs', 'lambada', 'qa', 'winobias']);
+    const memorized = await store.rows('SELECT DISTINCT model FROM memorization ORDER BY model');
+    assert.equal(memorized.length, 2);
+    assert.ok(((await store.rows('SELECT count(*) AS n FROM canary_memorization'))[0]!.n as number) > 0);
+    assert.ok(((await store.rows('SELECT count(*) AS n FROM term_counts WHERE step = 8 AND count > 0'))[0]!.n as number) > 0);
+    assert.ok(((await store.rows('SELECT count(*) AS n FROM training_log'))[0]!.n as number) >= 8);
+  } finally {
+    store.close();
+  }
+  const html = readFileSync(report, 'utf8');
+  assert.match(html, /wall time/i);
+
+  const again = pythia(ARGS);
+  assert.equal(again.status, 0, again.stderr);
+  const second = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'));
+  assert.equal(second.stages[0].status, 'skipped');
+  assert.match(again.stderr, /0 cells evaluated, \d+ already there/);
+});
