@@ -28,7 +28,7 @@ for (const shape of SHAPES) {
   const params = randomParams(config);
   const step = await createTrainStep(config, { batch: shape.B, seq: shape.T, threads });
   const optimizer = new AdamW(PYTHIA_ADAM, params, noWeightDecay(parameterShapes(config)));
-  const tokens = randomTokens(shape.B * (shape.T + 1), shape.V);
+  const tokens = Int32Array.from(randomTokens(shape.B * (shape.T + 1), shape.V), Number);
   const seconds = await timeIt(async () => {
     const { grads } = await step.run(params, tokens);
     clipGradNorm(grads, 1.0);

@@ -307,7 +307,10 @@ function lowerNode(L: Lowering, node: Node): void {
       const half = node.inputs[2]!.shape[1] as number;
       const headDim = (node.inputs[0]!.shape[2] as number) / heads;
       if (dtype === 'float32') {
-        L.emit('RotaryEmbedding', ins, { interleaved: 0, num_heads: heads, rotary_embedding_dim: 2 * half }, out, 'com.microsoft');
+        // com.microsoft RotaryEmbedding takes int64 position_ids only.
+        const [x, positions, ...tables] = ins;
+        const pos = node.inputs[1]!.dtype === 'int64' ? positions! : L.emit('Cast', [positions!], { to: ONNX_TYPE.int64 });
+        L.emit('RotaryEmbedding', [x!, pos, ...tables], { interleaved: 0, num_heads: heads, rotary_embedding_dim: 2 * half }, out, 'com.microsoft');
       } else {
         lowerRotaryDecomposed(L, ins, heads, half, headDim, out);
       }

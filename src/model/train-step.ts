@@ -2,12 +2,14 @@
  * The training step graph: for a batch of samples of seq+1 tokens (GPT-NeoX's layout: inputs are
  * tokens[:-1], labels tokens[1:]), the mean next-token cross-entropy and its gradient for every
  * parameter. Parameters are graph inputs, fed zero-copy each step; only loss and gradients come back.
+ * Tokens are int32 from the dataset to the graph (ONNX Gather and GatherElements take int32
+ * indices), fed zero-copy too; each batch's ids are checked against the vocabulary first.
  */
 import { Graph, type Tensor } from '../graph/graph.js';
 import { grad } from '../graph/grad.js';
 import * as op from '../graph/ops.js';
 import { type CompiledGraph, type HostTensor, type RuntimeOptions, compile } from '../runtime/session.js';
-import { ConfigError } from '../util/errors.js';
+import { ConfigError, DataError } from '../util/errors.js';
 import { type NeoXConfig, parameterShapes } from './config.js';
 import { buildGptNeoX } from './gpt-neox.js';
 import { type Params, parameterFeeds, parameterInputs } from './params.js';
@@ -41,7 +43,7 @@ export class TrainStep {
     if (seq > config.maxPositions) throw new ConfigError(`seq-length ${seq} exceeds max_position_embeddings ${config.maxPositions}`);
     const graph = new Graph();
     const { lookup, tensors } = parameterInputs(graph, config);
-    const tokens = graph.input('tokens', 'int64', [batch, seq + 1]);
+    const tokens = graph.input('tokens', 'int32', [batch, seq + 1]);
     const ids = op.slice(tokens, 1, 0, seq);
     const labels = op.reshape(op.slice(tokens, 1, 1, seq + 1), [batch * seq]);
     const { final } = buildGptNeoX(config, lookup, { ids });
@@ -56,14 +58,14 @@ export class TrainStep {
     return new TrainStep(config, batch, seq, await compile({ graph, outputs }, runtime));
   }
 
-  /** The loss alone for `tokens` [batch, seq + 1]. */
-  async loss(params: Params, tokens: BigInt64Array): Promise<number> {
-    return (await this.feed(params, tokens)).loss;
+  /** The loss alone for `tokens` [batch, seq + 1]; `source` names the batch in errors. */
+  async loss(params: Params, tokens: Int32Array, source = 'a batch'): Promise<number> {
+    return (await this.feed(params, tokens, source)).loss;
   }
 
-  /** Loss and gradients for `tokens` [batch, seq + 1]. */
-  async run(params: Params, tokens: BigInt64Array): Promise<StepResult> {
-    const { loss, outputs } = await this.feed(params, tokens);
+  /** Loss and gradients for `tokens` [batch, seq + 1]; `source` names the batch in errors. */
+  async run(params: Params, tokens: Int32Array, source = 'a batch'): Promise<StepResult> {
+    const { loss, outputs } = await this.feed(params, tokens, source);
     const grads = new Map<string, Float32Array>();
     for (const { name } of parameterShapes(this.config)) {
       const g = outputs[`grad.${name}`];
@@ -73,9 +75,19 @@ export class TrainStep {
     return { loss, grads };
   }
 
-  private async feed(params: Params, tokens: BigInt64Array): Promise<{ loss: number; outputs: Record<string, HostTensor> }> {
+  private async feed(params: Params, tokens: Int32Array, source: string): Promise<{ loss: number; outputs: Record<string, HostTensor> }> {
+    if (!(tokens instanceof Int32Array)) {
+      throw new ConfigError(`a training batch is an Int32Array of token ids, got ${(tokens as object)?.constructor?.name ?? typeof tokens}`);
+    }
     if (tokens.length !== this.batch * (this.seq + 1)) {
       throw new ConfigError(`a training batch needs ${this.batch} × ${this.seq + 1} tokens, got ${tokens.length}`);
+    }
+    const vocabSize = this.config.vocabSize;
+    for (let i = 0; i < tokens.length; i++) {
+      const id = tokens[i]!;
+      if (id < 0 || id >= vocabSize) {
+        throw new DataError(`${source} holds token id ${id}, outside the model's vocabulary [0, ${vocabSize}): the data was tokenized with a larger vocabulary`);
+      }
     }
     const outputs = await this.session.run({ ...parameterFeeds(this.config, params), tokens: { data: tokens, dims: [this.batch, this.seq + 1] } });
     return { loss: (outputs.loss!.data as Float32Array)[0]!, outputs };

@@ -41,20 +41,13 @@ export function swapPronouns(text: string): string {
   return text.replace(PATTERN, (word) => TABLE.get(word)!);
 }
 
-export type TokenArray = BigInt64Array | Int32Array;
-
-function setToken(tokens: TokenArray, i: number, id: number): void {
-  if (tokens instanceof BigInt64Array) tokens[i] = BigInt(id);
-  else tokens[i] = id;
-}
-
 export interface TokenPronounSwap {
   /** Masculine token id → feminine token id. */
   readonly map: ReadonlyMap<number, number>;
   /** Forms (" he", "Himself", ...) that could not be swapped because a word is not one token. */
   readonly skipped: readonly string[];
   /** Swaps in place; returns how many tokens changed. */
-  apply(tokens: TokenArray, sampleLength?: number): number;
+  apply(tokens: Int32Array, sampleLength?: number): number;
 }
 
 /** The token-level swap for a tokenizer (byte-level BPE such as GPT-NeoX-20B's or ours). */
@@ -90,17 +83,17 @@ export async function tokenPronounSwap(tokenizer: TextTokenizer): Promise<TokenP
     if (v === undefined) endsWord.set(id, (v = WORD_CHAR.test(text(id).slice(-1))));
     return v;
   };
-  const apply = (tokens: TokenArray, sampleLength = tokens.length): number => {
+  const apply = (tokens: Int32Array, sampleLength = tokens.length): number => {
     let changed = 0;
     for (let i = 0; i < tokens.length; i++) {
-      const id = Number(tokens[i]!);
+      const id = tokens[i]!;
       const to = map.get(id);
       if (to === undefined) continue;
       const first = i % sampleLength === 0;
       const last = i % sampleLength === sampleLength - 1 || i === tokens.length - 1;
-      if (!last && starts(Number(tokens[i + 1]!))) continue;
-      if (bare.has(id) && !first && ends(Number(tokens[i - 1]!))) continue;
-      setToken(tokens, i, to);
+      if (!last && starts(tokens[i + 1]!)) continue;
+      if (bare.has(id) && !first && ends(tokens[i - 1]!)) continue;
+      tokens[i] = to;
       changed++;
     }
     return changed;
@@ -150,12 +143,12 @@ export function pythiaTokenPronounSwap(tokenizer: Pick<TextTokenizer, 'decode'>,
 }
 
 /** Replaces every token found in `map`; returns how many changed. */
-export function applyTokenMap(map: ReadonlyMap<number, number>, tokens: TokenArray): number {
+export function applyTokenMap(map: ReadonlyMap<number, number>, tokens: Int32Array): number {
   let changed = 0;
   for (let i = 0; i < tokens.length; i++) {
-    const to = map.get(Number(tokens[i]!));
+    const to = map.get(tokens[i]!);
     if (to === undefined) continue;
-    setToken(tokens, i, to);
+    tokens[i] = to;
     changed++;
   }
   return changed;

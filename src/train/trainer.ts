@@ -469,7 +469,7 @@ async function stepLoop(options: TrainOptions, inputs: LoopInputs): Promise<Trai
     for (let j = 0; j < evalIters; j++) {
       const tokens = validation!.batch(step, j);
       swapValidation?.apply(tokens, seq + 1);
-      for (let m = 0; m < gas; m++) total += await evalStep!.loss(params, toInt64(tokens, m * micro, micro, seq + 1, config.vocabSize, -1));
+      for (let m = 0; m < gas; m++) total += await evalStep!.loss(params, microBatch(tokens, m, micro, seq + 1), 'a validation batch');
     }
     return total / (evalIters * gas);
   };
@@ -523,7 +523,7 @@ async function stepLoop(options: TrainOptions, inputs: LoopInputs): Promise<Trai
     let loss = 0;
     let grads: Map<string, Float32Array> | undefined;
     for (let m = 0; m < gas; m++) {
-      const r = await trainStep.run(params, toInt64(tokens, m * micro, micro, seq + 1, config.vocabSize, k));
+      const r = await trainStep.run(params, microBatch(tokens, m, micro, seq + 1), `the batch of step ${k}`);
       loss += r.loss;
       if (gas === 1) grads = r.grads;
       else if (!grads) grads = new Map([...r.grads].map(([n, g]) => [n, Float32Array.from(g)]));
@@ -552,19 +552,9 @@ function sha256Tokens(tokens: Int32Array): string {
   return createHash('sha256').update(new Uint8Array(tokens.buffer, tokens.byteOffset, tokens.byteLength)).digest('hex');
 }
 
-/** Rows [first, first+rows) of a [*, width] token matrix as int64, each id checked against the vocabulary. */
-function toInt64(tokens: Int32Array, first: number, rows: number, width: number, vocabSize: number, step: number): BigInt64Array {
-  const out = new BigInt64Array(rows * width);
-  const offset = first * width;
-  for (let i = 0; i < out.length; i++) {
-    const id = tokens[offset + i]!;
-    if (id < 0 || id >= vocabSize) {
-      const where = step < 0 ? 'a validation batch' : `the batch of step ${step}`;
-      throw new DataError(`${where} holds token id ${id}, outside the model's vocabulary [0, ${vocabSize}): the data was tokenized with a larger vocabulary`);
-    }
-    out[i] = BigInt(id);
-  }
-  return out;
+/** Micro-batch `m` of `rows` samples of a [*, width] token matrix: a view, no copy. */
+function microBatch(tokens: Int32Array, m: number, rows: number, width: number): Int32Array {
+  return tokens.subarray(m * rows * width, (m + 1) * rows * width);
 }
 
 function addInto(acc: Float32Array, g: Float32Array): void {

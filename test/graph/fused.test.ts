@@ -7,6 +7,7 @@ import { describe, it } from 'node:test';
 import { Graph, type Tensor } from '../../src/graph/graph.js';
 import * as op from '../../src/graph/ops.js';
 import { GraphError } from '../../src/graph/shape.js';
+import type { HostTensor } from '../../src/runtime/session.js';
 import { assertClose, checkVjp, f32, f64, i64, run } from '../support/check.js';
 import { Rng } from '../support/random.js';
 import type { Nd } from '../support/reference.js';
@@ -115,6 +116,14 @@ describe('rotary', () => {
       const r32 = await run({ x: f32(x), positions: i64(positions, [B, S]), cos: f32(cos), sin: f32(sin) }, build);
       assertClose(r32.y!.data as Float32Array, expected, { rtol: 1e-5, atol: 1e-6 }, 'float32');
       const r64 = await run({ x: f64(x), positions: i64(positions, [B, S]), cos: f64(cos), sin: f64(sin) }, build);
+      assertClose(r64.y!.data as Float64Array, expected, { rtol: 1e-14, atol: 1e-15 }, 'float64');
+    });
+
+    it(`int32 positions rotate as int64 ones (${2 * half} channels, float32 and float64)`, async () => {
+      const p32: HostTensor = { data: Int32Array.from(positions), dims: [B, S] };
+      const r32 = await run({ x: f32(x), positions: p32, cos: f32(cos), sin: f32(sin) }, build);
+      assertClose(r32.y!.data as Float32Array, expected, { rtol: 1e-5, atol: 1e-6 }, 'float32');
+      const r64 = await run({ x: f64(x), positions: p32, cos: f64(cos), sin: f64(sin) }, build);
       assertClose(r64.y!.data as Float64Array, expected, { rtol: 1e-14, atol: 1e-15 }, 'float64');
     });
 

@@ -42,15 +42,15 @@ test('pronoun swap on token ids agrees with the text swap where every form is on
     const used = ['He', 'he', ' he', ' his', ' him', ' himself', ' HIS', ' HIM'];
     for (const form of used) assert.ok(!swap.skipped.includes(form), `${JSON.stringify(form)} is not one token`);
     const sample = 'He said he saw his dog with him.\nhe and himself: the other hello shelf theme, HIS HIM';
-    const tokens = BigInt64Array.from((await tokenizer.encode(sample)).map(BigInt));
+    const tokens = Int32Array.from(await tokenizer.encode(sample));
     assert.equal(swap.apply(tokens), 8);
-    assert.equal(tokenizer.decode([...tokens].map(Number)), swapPronouns(sample));
+    assert.equal(tokenizer.decode([...tokens]), swapPronouns(sample));
     // A form that is several tokens (here " HE" = " H" + "E") is left alone, as documented.
     assert.ok(swap.skipped.includes(' HE'));
-    const multi = BigInt64Array.from((await tokenizer.encode('and HE went')).map(BigInt));
+    const multi = Int32Array.from(await tokenizer.encode('and HE went'));
     assert.equal(swap.apply(multi), 0);
     // Words that merely start with a pronoun's tokens are not touched at the token level either.
-    const words = BigInt64Array.from((await tokenizer.encode('the other shelf theme')).map(BigInt));
+    const words = Int32Array.from(await tokenizer.encode('the other shelf theme'));
     const before = words.slice();
     swap.apply(words);
     assert.deepEqual(words, before);
@@ -69,9 +69,6 @@ test('pronoun-swap-pythia: Pythia\'s fixed id map on every position, sub-word pi
   const tokens = Int32Array.of(754, 8701, 5, 248, 13243, 779);
   assert.equal(swap.apply(tokens, 3), 5);
   assert.deepEqual([...tokens], [1500, 379, 5, 6689, 379, 617]);
-  const wide = BigInt64Array.of(521n, 344n, 3032n);
-  swap.apply(wide);
-  assert.deepEqual([...wide], [617n, 703n, 4058n]);
   // Any other tokenizer is refused: the ids would mean other words.
   const dir = mkdtempSync(join(tmpdir(), 'pythia-intervention-'));
   try {
