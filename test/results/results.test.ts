@@ -217,6 +217,13 @@ test('eval reads a Hugging Face id at a revision from a hub cache laid out as hu
     strip(c.item_results!),
     strip(full.item_results!.filter((x: any) => x.model === 'tiny-b' && x.step === 4 && x.task === 'choice' && x.shots === 0)),
   );
+  // The other commands that take a checkpoint read the same hub cache ($HF_HUB_CACHE).
+  const exported = spawnSync(process.execPath, [cli, 'export', 'onnx', 'EleutherAI/pythia-tiny@step4', '--out', join(dir, 'hub-export')], {
+    encoding: 'utf8',
+    env: { ...process.env, HF_HUB_CACHE: cache },
+  });
+  assert.equal(exported.status, 0, exported.stderr);
+  assert.ok(existsSync(join(dir, 'hub-export', 'onnx', 'model.onnx')));
   const missing = pythia('eval', 'EleutherAI/pythia-tiny@step8', '--cache-dir', cache, '--tasks', tasks, '--db', db);
   assert.equal(missing.status, 1);
   assert.equal(missing.stderr.trim().split('\n').length, 1);

@@ -9,6 +9,7 @@ import { readTrainingRecord } from '../../analysis/training-record.js';
 import { openTrainingOrder, PYTHIA_DEFAULTS } from '../../data/batches.js';
 import { loadTokenizer } from '../../data/tokenizer.js';
 import { loadCheckpoint } from '../../model/checkpoint.js';
+import { resolveCheckpoint } from '../../model/hub-cache.js';
 import { Decoder } from '../../model/decoder.js';
 import { AtomicFileWriter } from '../../util/atomic.js';
 import { ConfigError } from '../../util/errors.js';
@@ -291,7 +292,7 @@ export function registerAnalysis(program: Command): void {
       'memorization scores of training sequences (Carlini et al., as Pythia measured them): greedy-generate --cont-len tokens ' +
         'from each sequence\'s first --prompt-len tokens; the score is the fraction equal to the true continuation, memorized when 1',
     )
-    .argument('<checkpoint>', 'checkpoint folder (a suite\'s <model>/step<N> records its data and order in trainer_state.json)')
+    .argument('<checkpoint>', 'checkpoint folder (a suite\'s <model>/step<N> records its data and order in trainer_state.json), or a Hugging Face id org/name@revision from the local hub cache')
     .option('--data <prefix>', 'training data prefix (default: the one in trainer_state.json)')
     .option('--preshuffled', 'the data is Pythia\'s preshuffled layout: item k is training sample k')
     .option('--split <weights>', 'GPT-NeoX train/valid/test weights for a single data path')
@@ -319,7 +320,7 @@ export function registerAnalysis(program: Command): void {
         '  pythia memorize runs/default/suite/nano-793k/step256 --canaries runs/default/synth/truth.json\n' +
         '  pythia memorize pythia-70m-deduped --data pile-deduped-preshuffled/document --preshuffled --step 143000 --sequences 0:1048576\n',
     )
-    .action(runMemorize);
+    .action((spec: string, flags: MemorizeFlags) => runMemorize(resolveCheckpoint(spec).dir, flags));
 
   program
     .command('poisson')

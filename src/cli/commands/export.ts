@@ -5,6 +5,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import { resolveCheckpoint } from '../../model/hub-cache.js';
 import { loadTokenizer } from '../../data/tokenizer.js';
 import { neoxConfigYaml } from '../../train/neox-config.js';
 import { modelPreset, SUITE_NAMES, suitePreset, withTokenizerVocab, type ModelPreset } from '../../train/recipes.js';
@@ -73,13 +74,13 @@ function registerModelExports(exp: Command): void {
         'tokenizer_config.json and onnx/model.onnx (onnx/model_fp16.onnx with --dtype fp16) with a KV cache; ' +
         'weights over 1.9 GiB go to onnx/model[_fp16].onnx_data',
     )
-    .argument('<checkpoint>', 'a Hugging Face GPT-NeoX checkpoint folder')
+    .argument('<checkpoint>', 'a Hugging Face GPT-NeoX checkpoint folder, or an id org/name@revision from the local hub cache')
     .requiredOption('--out <dir>', 'folder to write (files of the other dtype already there are kept)')
     .option('--dtype <dtype>', 'fp32, or fp16 (float16 weights, float32 arithmetic)', 'fp32')
     .option('--tokenizer <file>', "tokenizer.json to ship (default: the checkpoint's own)")
     .option('--external-data', 'put the weights in onnx/model[_fp16].onnx_data whatever their size')
     .action(async (checkpoint: string, opts: ModelExportOptions) => {
-      const result = await exportOnnx(checkpoint, opts.out, {
+      const result = await exportOnnx(resolveCheckpoint(checkpoint).dir, opts.out, {
         dtype: exportDType(opts.dtype),
         tokenizerPath: opts.tokenizer,
         externalData: opts.externalData,
@@ -94,12 +95,12 @@ function registerModelExports(exp: Command): void {
         'pick a checkpoint, type a prompt, see greedy and sampled continuations with per-token probabilities, ' +
         'compare two checkpoints; serve the folder over HTTP (python3 -m http.server --directory <out>)',
     )
-    .argument('<checkpoints...>', 'checkpoint folders (steps of one model, or models of several sizes)')
+    .argument('<checkpoints...>', 'checkpoint folders (steps of one model, or models of several sizes), or ids org/name@revision from the local hub cache')
     .requiredOption('--out <dir>', 'folder for the page')
     .option('--dtype <dtype>', 'fp32, or fp16 (half the download, float32 arithmetic)', 'fp32')
     .option('--tokenizer <file>', 'tokenizer.json for checkpoints that carry none')
     .action(async (checkpoints: string[], opts: ModelExportOptions) => {
-      const entries = await exportWeb(checkpoints, opts.out, { dtype: exportDType(opts.dtype), tokenizerPath: opts.tokenizer });
+      const entries = await exportWeb(checkpoints.map((c) => resolveCheckpoint(c).dir), opts.out, { dtype: exportDType(opts.dtype), tokenizerPath: opts.tokenizer });
       for (const e of entries) process.stdout.write(`${join(opts.out, e.path)}\n`);
       process.stdout.write(`${join(opts.out, 'index.html')}\n`);
     });
