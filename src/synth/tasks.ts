@@ -1,6 +1,7 @@
 /** Writes the evaluation sets as JSON Lines, one file per task under `<out>/tasks/`. */
 import { join } from 'node:path';
 import { writeFileAtomic } from '../util/atomic.js';
+import { Prng } from '../util/prng.js';
 import type { Tasks } from './corpus.js';
 
 export const TASK_FILES: Readonly<Record<keyof Tasks, string>> = {
@@ -18,6 +19,20 @@ export function toJsonLines(items: readonly object[]): string {
 const pad = (i: number) => String(i).padStart(5, '0');
 
 /**
+ * The items in a seeded random order (Fisher–Yates), so that the first N, which `pythia eval --limit N`
+ * takes, span every entity frequency and operand rather than the most frequent entities or x1 = 0.
+ */
+function shuffled<T>(items: readonly T[], seed: number): T[] {
+  const out = [...items];
+  const rng = new Prng(seed);
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
+
+/**
  * Each task as `pythia eval` reads it (docs/evaluation.md): the evaluation fields first, then the
  * generator's own fields as metadata. QA and arithmetic are generate_until in the corpus's own
  * `Q: ... A:` form; LAMBADA is loglikelihood of `" " + word`; WinoBias is multiple choice between the
@@ -25,13 +40,13 @@ const pad = (i: number) => String(i).padStart(5, '0');
  * with the other (`type: "anti"`), as WinoBias pairs pro- and anti-stereotypical items; CrowS-Pairs
  * is multiple choice between the two whole sentences after an empty context, gold the more
  * stereotypical one, so its accuracy is the share of pairs where the stereotype is more likely.
- * QA and arithmetic items name their key `term` (the entity; the first operand), whose frequency in
+ * QA and arithmetic come in a seeded random order (see `shuffled`). QA and arithmetic items name their key `term` (the entity; the first operand), whose frequency in
  * the training data the term-frequency study relates to accuracy.
  */
 export function evaluationLines(tasks: Tasks): Record<keyof Tasks, object[]> {
   return {
-    qa: tasks.qa.map((t, i) => ({ id: `qa-${pad(i)}`, output_type: 'generate_until', context: `Q: ${t.question} A:`, term: t.entity, ...t })),
-    arithmetic: tasks.arithmetic.map((t, i) => ({
+    qa: shuffled(tasks.qa, 1).map((t, i) => ({ id: `qa-${pad(i)}`, output_type: 'generate_until', context: `Q: ${t.question} A:`, term: t.entity, ...t })),
+    arithmetic: shuffled(tasks.arithmetic, 2).map((t, i) => ({
       id: `arithmetic-${pad(i)}`,
       output_type: 'generate_until',
       context: `Q: ${t.question} A:`,
