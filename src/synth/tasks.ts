@@ -19,16 +19,26 @@ export function toJsonLines(items: readonly object[]): string {
 const pad = (i: number) => String(i).padStart(5, '0');
 
 /**
- * The items in a seeded random order (Fisher–Yates), so that the first N, which `pythia eval --limit N`
- * takes, span every entity frequency and operand rather than the most frequent entities or x1 = 0.
+ * The items dealt round-robin from groups, each group in a seeded random order, so that the first N,
+ * which `pythia eval --limit N` takes, draw evenly from every group: QA's ten tenths of entity rank
+ * (frequent to rare entities), arithmetic's hundred first operands.
  */
-function shuffled<T>(items: readonly T[], seed: number): T[] {
-  const out = [...items];
+function spread<T>(items: readonly T[], groupOf: (item: T, index: number) => number, seed: number): T[] {
+  const groups = new Map<number, T[]>();
+  items.forEach((item, i) => {
+    const g = groupOf(item, i);
+    groups.set(g, [...(groups.get(g) ?? []), item]);
+  });
   const rng = new Prng(seed);
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = rng.int(i + 1);
-    [out[i], out[j]] = [out[j]!, out[i]!];
-  }
+  const lists = [...groups.entries()].sort(([a], [b]) => a - b).map(([, list]) => {
+    for (let i = list.length - 1; i > 0; i--) {
+      const j = rng.int(i + 1);
+      [list[i], list[j]] = [list[j]!, list[i]!];
+    }
+    return list;
+  });
+  const out: T[] = [];
+  for (let k = 0; out.length < items.length; k++) for (const list of lists) if (k < list.length) out.push(list[k]!);
   return out;
 }
 
@@ -40,13 +50,13 @@ function shuffled<T>(items: readonly T[], seed: number): T[] {
  * with the other (`type: "anti"`), as WinoBias pairs pro- and anti-stereotypical items; CrowS-Pairs
  * is multiple choice between the two whole sentences after an empty context, gold the more
  * stereotypical one, so its accuracy is the share of pairs where the stereotype is more likely.
- * QA and arithmetic come in a seeded random order (see `shuffled`). QA and arithmetic items name their key `term` (the entity; the first operand), whose frequency in
+ * QA and arithmetic are dealt from frequency groups (see `spread`). QA and arithmetic items name their key `term` (the entity; the first operand), whose frequency in
  * the training data the term-frequency study relates to accuracy.
  */
 export function evaluationLines(tasks: Tasks): Record<keyof Tasks, object[]> {
   return {
-    qa: shuffled(tasks.qa, 1).map((t, i) => ({ id: `qa-${pad(i)}`, output_type: 'generate_until', context: `Q: ${t.question} A:`, term: t.entity, ...t })),
-    arithmetic: shuffled(tasks.arithmetic, 2).map((t, i) => ({
+    qa: spread(tasks.qa, (_, i) => Math.floor((10 * i) / tasks.qa.length), 1).map((t, i) => ({ id: `qa-${pad(i)}`, output_type: 'generate_until', context: `Q: ${t.question} A:`, term: t.entity, ...t })),
+    arithmetic: spread(tasks.arithmetic, (t) => t.x1, 2).map((t, i) => ({
       id: `arithmetic-${pad(i)}`,
       output_type: 'generate_until',
       context: `Q: ${t.question} A:`,
