@@ -39,6 +39,8 @@ export interface RunOptions {
   /** Only these models of the preset. */
   models?: string[];
   overrides?: RecipeOverrides;
+  /** Held-out validation batches at every checkpoint (default 2, as `pythia suite`). */
+  evalIters?: number;
   /** Continue each model with the pronoun swap from this fraction of training (or step). */
   interventionFrom?: number;
   /** Items per task at each checkpoint (default: all). */
@@ -130,6 +132,7 @@ export async function runPipeline(options: RunOptions): Promise<RunRecord> {
       tokenizerVocab,
       overrides: options.overrides,
       only: options.models,
+      evalIters: options.evalIters ?? 2,
       threads: options.threads,
       interventionFrom: options.interventionFrom === undefined ? undefined : options.interventionFrom < 1 ? { fraction: options.interventionFrom } : { step: options.interventionFrom },
       onModelStart: (model, status) => emit({ type: 'train', model, run: runOf(model), runs, status }),

@@ -50,6 +50,7 @@ test('pythia run: synth, suite with its intervention sibling, eval with case stu
     assert.ok(((await store.rows('SELECT count(*) AS n FROM canary_memorization'))[0]!.n as number) > 0);
     assert.ok(((await store.rows('SELECT count(*) AS n FROM term_counts WHERE step = 8 AND count > 0'))[0]!.n as number) > 0);
     assert.ok(((await store.rows('SELECT count(*) AS n FROM training_log'))[0]!.n as number) >= 8);
+    assert.ok(((await store.rows('SELECT count(*) AS n FROM training_log WHERE val_loss IS NOT NULL'))[0]!.n as number) > 0, 'validation loss at the checkpoints');
   } finally {
     store.close();
   }
