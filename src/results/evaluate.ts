@@ -15,6 +15,7 @@ import { resolveTaskPaths, suiteTaskDir } from '../eval/task-files.js';
 import { type OutputType, type Task, readTask } from '../eval/tasks.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
 import { countParameters } from '../model/config.js';
+import type { ExecutionProvider } from '../runtime/session.js';
 import { ConfigError, FormatError } from '../util/errors.js';
 import { type CellKey, ResultsStore, type TrainingLogRow, cellId } from './store.js';
 
@@ -46,6 +47,8 @@ export interface EvaluateOptions {
   batchSize?: number;
   maxGenTokens?: number;
   threads?: number;
+  /** onnxruntime's execution provider (default cpu). */
+  device?: ExecutionProvider;
   /** A tokenizer for checkpoints that carry none. */
   tokenizer?: string;
   shard?: Shard;
@@ -218,7 +221,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateSummar
     const studies = new Set(options.memorization || options.canaries ? studyRefs.map((r) => `${r.model}@${r.step}`) : []);
     const toLoad = plan.checkpoints.filter((r) => byCheckpoint.has(`${r.model}@${r.step}`) || studies.has(`${r.model}@${r.step}`));
     options.onEvent?.({ type: 'plan', cells: cells.length, skipped: cells.length - todo.length, checkpoints: toLoad.length });
-    const runtime = { threads: options.threads };
+    const runtime = { threads: options.threads, provider: options.device };
     const tokenizers = new Map<string, TextTokenizer>();
     let index = cells.length - todo.length;
     for (const ref of toLoad) {

@@ -3,7 +3,8 @@ import cliProgress from 'cli-progress';
 import { type Command, InvalidArgumentError } from 'commander';
 import { OUTPUT_TYPES, type OutputType } from '../../eval/tasks.js';
 import { DEFAULT_MEMORIZATION, DEFAULT_SEED, type EvalEvent, type EvaluateSummary, evaluate, type Shard } from '../../results/evaluate.js';
-import { nonNegativeInt, positiveInt } from '../arguments.js';
+import { deviceOption, nonNegativeInt, positiveInt } from '../arguments.js';
+import type { ExecutionProvider } from '../../runtime/session.js';
 
 export function intList(value: string): number[] {
   const parts = value.split(',').map((s) => s.trim());
@@ -34,6 +35,7 @@ interface EvalFlags {
   batchSize: number;
   maxGenTokens: number;
   threads?: number;
+  device: ExecutionProvider;
   outputType?: OutputType;
   fewshotFile?: string;
   tokenizer?: string;
@@ -116,6 +118,7 @@ export function registerEval(program: Command): void {
     .option('--tokenizer <file>', 'tokenizer.json for checkpoints that carry none')
     .option('--cache-dir <dir>', 'Hugging Face hub cache for ids (default: $HF_HUB_CACHE, $HF_HOME/hub, ~/.cache/huggingface/hub)')
     .option('--threads <n>', 'compute threads (default: every core)', positiveInt)
+    .addOption(deviceOption())
     .option('--shard <i/n>', 'evaluate only every n-th cell of the grid starting at i (cluster array jobs; merge with `pythia results merge`)', parseShard)
     .option('--memorization <sequences>', 'case study: memorization (32-token prompt, 32 greedy tokens) of up to this many training sequences per checkpoint, with its Poisson test', positiveInt)
     .option('--window <n>', 'training-order indices per window of the Poisson test', positiveInt, DEFAULT_MEMORIZATION.window)
@@ -143,6 +146,7 @@ export function registerEval(program: Command): void {
           batchSize: flags.batchSize,
           maxGenTokens: flags.maxGenTokens,
           threads: flags.threads,
+          device: flags.device,
           tokenizer: flags.tokenizer,
           cacheDir: flags.cacheDir,
           shard: flags.shard,
