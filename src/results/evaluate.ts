@@ -15,7 +15,7 @@ import { resolveTaskPaths, suiteTaskDir } from '../eval/task-files.js';
 import { type OutputType, type Task, readTask } from '../eval/tasks.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
 import { countParameters } from '../model/config.js';
-import type { ExecutionProvider } from '../runtime/session.js';
+import { type ExecutionProvider, checkProvider } from '../runtime/session.js';
 import { ConfigError, FormatError } from '../util/errors.js';
 import { type CellKey, ResultsStore, type TrainingLogRow, cellId } from './store.js';
 
@@ -187,6 +187,7 @@ function readTrainingLog(path: string): TrainingLogRow[] {
 }
 
 export async function evaluate(options: EvaluateOptions): Promise<EvaluateSummary> {
+  if (options.device) checkProvider(options.device);
   const plan = planSources(options);
   if (plan.checkpoints.length === 0) throw new ConfigError('no checkpoints to evaluate');
   const db = options.db ?? defaultDatabase(options.sources);

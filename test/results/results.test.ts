@@ -185,6 +185,9 @@ test('eval --json prints the summary rows; bad arguments are one-line errors', (
   assert.match(steps.stderr, /^pythia: --steps: no checkpoint at step 3 in .*suite \(steps: 0, 4\)\n$/);
   const shard = pythia('eval', suite, '--shard', '3/3');
   assert.match(shard.stderr, /--shard.*expected i\/n with 0 <= i < n/);
+  const device = pythia('eval', suite, '--db', join(dir, 'x.duckdb'), '--tasks', 'choice', '--device', 'cuda');
+  assert.equal(device.status, 1);
+  assert.match(device.stderr, /^pythia: --device cuda: .*\n$/);
   const noDb = pythia('eval', join(suite, 'tiny-a', 'step4'), '--tasks', join(dir, 'corpus', 'tasks', 'choice.jsonl'));
   assert.match(noDb.stderr, /^pythia: --db: needed when the sources are not exactly one suite folder\n$/);
 });
