@@ -29,7 +29,7 @@ test('pythia export onnx writes both dtypes side by side and lists the files', (
 test('bad input gets one line naming the problem', () => {
   const cases: [string[], RegExp][] = [
     [['export', 'onnx', model, '--out', join(work, 'x'), '--dtype', 'bf16'], /^pythia: --dtype: expected fp32 or fp16, got "bf16"\n$/],
-    [['export', 'onnx', join(work, 'missing'), '--out', join(work, 'x')], /^pythia: .*missing: not a checkpoint folder: config\.json is missing\n$/],
+    [['export', 'onnx', join(work, 'missing'), '--out', join(work, 'x')], /^pythia: .*missing: no such checkpoint folder, and not a Hugging Face model id \(org\/name or org\/name@revision\)\n$/],
     [['export', 'web', model, '--out', join(work, 'page')], /^pythia: .*model: no tokenizer\.json: the page tokenises prompts with it; pass --tokenizer <tokenizer\.json>\n$/],
   ];
   for (const [args, message] of cases) {
