@@ -2,6 +2,7 @@
 import cliProgress from 'cli-progress';
 import { type Command, InvalidArgumentError } from 'commander';
 import { OUTPUT_TYPES, type OutputType } from '../../eval/tasks.js';
+import { parseShard } from '../../analysis/term-count.js';
 import { DEFAULT_MEMORIZATION, DEFAULT_SEED, type EvalEvent, type EvaluateSummary, evaluate, type Shard } from '../../results/evaluate.js';
 import { deviceOption, nonNegativeInt, positiveInt } from '../arguments.js';
 import type { ExecutionProvider } from '../../runtime/session.js';
@@ -12,11 +13,6 @@ export function intList(value: string): number[] {
   return parts.map(Number);
 }
 
-export function parseShard(value: string): Shard {
-  const m = /^(\d+)\/(\d+)$/.exec(value.trim());
-  if (!m || Number(m[2]) < 1 || Number(m[1]) >= Number(m[2])) throw new InvalidArgumentError('expected i/n with 0 <= i < n, e.g. 3/64 (a Slurm array task: $SLURM_ARRAY_TASK_ID/64).');
-  return { index: Number(m[1]), count: Number(m[2]) };
-}
 
 function outputType(value: string): OutputType {
   if (!(OUTPUT_TYPES as readonly string[]).includes(value)) throw new InvalidArgumentError(`expected one of ${OUTPUT_TYPES.join(', ')}.`);
