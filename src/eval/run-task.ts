@@ -70,8 +70,16 @@ export async function runTask(model: EvalModel, task: Task, options: TaskRunOpti
   return { items: results, aggregates: aggregate(task.outputType, results) };
 }
 
-async function scorer(model: EvalModel, runtime: RuntimeOptions | undefined): Promise<Scorer> {
-  return Scorer.create(model.config, model.params, runtime);
+/** One scorer per loaded checkpoint, configuration and runtime, reused by every task and shot count. */
+const scorers = new WeakMap<Params, Map<string, Promise<Scorer>>>();
+
+function scorer(model: EvalModel, runtime: RuntimeOptions | undefined): Promise<Scorer> {
+  const key = JSON.stringify([model.config, runtime ?? {}]);
+  let byKey = scorers.get(model.params);
+  if (!byKey) scorers.set(model.params, (byKey = new Map()));
+  let s = byKey.get(key);
+  if (!s) byKey.set(key, (s = Scorer.create(model.config, model.params, runtime)));
+  return s;
 }
 
 /** Scores requests in slices, so progress can be reported between them. */
