@@ -4,7 +4,7 @@
  * intervention siblings, evaluation of every checkpoint with the case studies, and the report. The
  * wall time of each stage is recorded in `<out>/run.json`, which the report shows.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EvalEvent } from '../results/evaluate.js';
 import { evaluate } from '../results/evaluate.js';
@@ -73,16 +73,6 @@ export interface RunRecord {
   stages: StageTime[];
   totalSeconds: number;
   report?: string;
-}
-
-export function readRunRecord(out: string): RunRecord | undefined {
-  const path = join(out, RUN_RECORD);
-  if (!existsSync(path)) return undefined;
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as RunRecord;
-  } catch {
-    return undefined;
-  }
 }
 
 export async function runPipeline(options: RunOptions): Promise<RunRecord> {
