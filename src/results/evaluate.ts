@@ -4,7 +4,7 @@
  * the cells (every n-th of the grid in its sorted order), so array jobs split a grid with no
  * coordination and `mergeDatabases` puts the pieces back together.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { loadTokenizer, type TextTokenizer } from '../data/tokenizer.js';
 import { type CheckpointRef, checkpointRef, hubCheckpointRef, isCheckpointDir, readSuite, suiteCheckpoints } from '../eval/checkpoints.js';
 import { resolveCheckpoint } from '../model/hub-cache.js';
@@ -14,10 +14,11 @@ import { type MemorizationStudy, recordCanaries, recordMemorization, recordTermC
 import { resolveTaskPaths, suiteTaskDir } from '../eval/task-files.js';
 import { type OutputType, type Task, readTask } from '../eval/tasks.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
+import { readLog } from '../train/trainer.js';
 import { countParameters } from '../model/config.js';
 import { type ExecutionProvider, checkProvider } from '../runtime/session.js';
-import { ConfigError, FormatError } from '../util/errors.js';
-import { type CellKey, ResultsStore, type TrainingLogRow, cellId } from './store.js';
+import { ConfigError } from '../util/errors.js';
+import { type CellKey, ResultsStore, cellId } from './store.js';
 
 export interface Shard {
   index: number;
@@ -172,20 +173,6 @@ export function gridCells(checkpoints: readonly CheckpointRef[], tasks: readonly
   return shard ? cells.filter((_, i) => i % shard.count === shard.index) : cells;
 }
 
-function readTrainingLog(path: string): TrainingLogRow[] {
-  return readFileSync(path, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((line, i) => {
-      try {
-        return JSON.parse(line) as TrainingLogRow;
-      } catch (e) {
-        throw new FormatError(`${path}:${i + 1}`, `not valid JSON (${(e as Error).message})`);
-      }
-    })
-    .filter((r) => typeof r.step === 'number');
-}
-
 export async function evaluate(options: EvaluateOptions): Promise<EvaluateSummary> {
   if (options.device) checkProvider(options.device);
   const plan = planSources(options);
@@ -208,7 +195,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateSummar
   try {
     for (const t of tasks) await store.registerTask(t);
     for (const suite of plan.suites) {
-      for (const m of suite.models) if (m.log) await store.loadTrainingLog(m.name, readTrainingLog(m.log));
+      for (const m of suite.models) if (m.log) await store.loadTrainingLog(m.name, readLog(m.log));
     }
     const finished = await store.finishedCells();
     const todo = cells.filter((c) => !finished.has(cellId(c)));
