@@ -93,6 +93,13 @@ export function table(header: string[], rows: (string | number)[][]): string {
   return cells.map((r) => r.map((c, i) => c.padStart(widths[i]!)).join('  ')).join('\n');
 }
 
+/** Thread count (BENCH_THREADS, default every core) and the header line, without a baseline. */
+export function benchSetupThreads(name: string): number {
+  const threads = Number(process.env.BENCH_THREADS ?? availableParallelism());
+  console.log(`${name}, ${threads} threads; ${loadNote()}`);
+  return threads;
+}
+
 /** Thread count (BENCH_THREADS, default every core), the header line, and the PyTorch baseline. */
 export function benchSetup(name: string): { threads: number; torch: { results: TorchResult[]; note: string } } {
   const threads = Number(process.env.BENCH_THREADS ?? availableParallelism());

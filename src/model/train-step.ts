@@ -58,6 +58,11 @@ export class TrainStep {
     return new TrainStep(config, batch, seq, await compile({ graph, outputs }, runtime));
   }
 
+  /** Ends onnxruntime's profiling of a step compiled with `runtime.profile`, writing its JSON file. */
+  endProfiling(): void {
+    this.session.endProfiling();
+  }
+
   /** The loss alone for `tokens` [batch, seq + 1]; `source` names the batch in errors. */
   async loss(params: Params, tokens: Int32Array, source = 'a batch'): Promise<number> {
     return (await this.feed(params, tokens, source)).loss;

@@ -27,6 +27,8 @@ export interface RuntimeOptions {
    * carry large weights as constants are compiled once and released by their owner instead.
    */
   cache?: boolean;
+  /** Write onnxruntime's per-node profile (Chrome trace JSON) to files starting with this path; `endProfiling()` closes one. */
+  profile?: string;
 }
 
 /** A tensor's data on the host: a typed array in row-major order with its dims. */
@@ -98,6 +100,11 @@ export class CompiledGraph {
     await this.session.release();
   }
 
+  /** Ends onnxruntime's profiling (sessions compiled with `profile`) and writes its JSON file. */
+  endProfiling(): void {
+    this.session.endProfiling();
+  }
+
   /** Runs with the given inputs (extra names are ignored) and returns every output. */
   async run(feeds: Readonly<Record<string, HostTensor>>, fetch?: readonly string[]): Promise<Record<string, HostTensor>> {
     const ortFeeds: Record<string, ort.Tensor> = {};
@@ -142,6 +149,7 @@ function sessionOptions(options: RuntimeOptions, float64: boolean): ort.Inferenc
     interOpNumThreads: 1,
     graphOptimizationLevel: 'all',
     executionMode: 'sequential',
+    ...(options.profile && { enableProfiling: true, profileFilePrefix: options.profile }),
     ...(float64 && { extra: { optimization: { disable_specified_optimizers: FLOAT64_UNSAFE_REWRITES.join(';') } } }),
   };
 }
@@ -154,7 +162,7 @@ export function compile(spec: ModelSpec, options: RuntimeOptions = {}): Promise<
       const t = spec.graph.inputs.find((i) => i.name === name)!;
       return { name, dtype: t.dtype, shape: t.shape };
     });
-  if (options.cache === false) {
+  if (options.cache === false || options.profile) {
     return createSession(model.bytes, sessionOptions(options, usesFloat64(spec))).then((s) => new CompiledGraph(s, signature(), model.outputNames));
   }
   const key = createHash('sha256')
