@@ -290,20 +290,12 @@ export const VJP: { [K in DifferentiableOp]: VjpRule<K> } = {
     const softmaxPart = op.mul(op.exp(logp), gCol);
     return [op.scatterElementsAdd(softmaxPart, op.reshape(labels!, [rows, 1]), op.neg(gCol), 1), undefined];
   },
-  linearCrossEntropy: (n, g, needs) => {
-    const [x, w, labels] = inputs(n);
-    const p = n.outputs[2]!;
-    const rows = x!.shape[0]!;
-    const gCol = op.reshape(g, [rows, 1]);
-    // d/dlogits = g·(p − onehot): scale the [N, d] operands by g instead of the [N, V] matrix.
-    const gx = needs[0] ? op.mul(gCol, op.sub(op.matmul(p, w!), op.gather(w!, labels!))) : undefined;
-    let gw: Tensor | undefined;
-    if (needs[1]) {
-      const xs = op.mul(gCol, x!);
-      gw = op.sub(op.matmul(p, xs, { transA: true }), op.scatterAdd(op.zerosLike(w!), labels!, xs));
-    }
-    return [gx, gw, undefined];
-  },
+  // The node's auxiliary outputs are the gradients of the mean loss; the scalar g scales them.
+  meanLinearCrossEntropy: (n, g, needs) => [
+    needs[0] ? op.mul(g, n.outputs[1]!) : undefined,
+    needs[1] ? op.mul(g, n.outputs[2]!) : undefined,
+    undefined,
+  ],
 };
 
 const NO_GRADIENT: ReadonlySet<OpName> = new Set<OpName>(NOT_DIFFERENTIABLE);

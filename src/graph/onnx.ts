@@ -342,19 +342,55 @@ function lowerNode(L: Lowering, node: Node): void {
       L.emit('Neg', [L.emit('Squeeze', [picked, L.int64s([1])])], {}, out);
       return;
     }
-    case 'linearCrossEntropy': {
-      const logits = L.emit('Gemm', [ins[0]!, ins[1]!], { transB: 1 });
-      L.emit('LogSoftmax', [logits], { axis: 1 }, outs[1]);
-      if (L.used.has(node.outputs[2]!.id)) L.emit('Exp', [outs[1]!], {}, outs[2]);
-      const labels = L.emit('Unsqueeze', [ins[2]!, L.int64s([1])]);
-      L.emit('Neg', [L.emit('Squeeze', [L.emit('GatherElements', [outs[1]!, labels], { axis: 1 }), L.int64s([1])])], {}, out);
+    case 'meanLinearCrossEntropy':
+      lowerMeanLinearCrossEntropy(L, node, ins, outs);
       return;
-    }
     default: {
       // Every op of the registry has a case above; the compiler checks that none is left.
       const unknown: never = node;
       throw new GraphError((unknown as Node).op, 'has no ONNX lowering');
     }
+  }
+}
+
+/**
+ * Per chunk of rows: logits = x·wᵀ, the picked log-probabilities for the loss, and from the
+ * softmax p the gradient parts p·w (rows of ∂x) and pᵀ·x (accumulated into ∂w through Gemm's C).
+ * The one-hot part, w[label] and the scatter of x into rows of ∂w, is taken once over all rows.
+ */
+function lowerMeanLinearCrossEntropy(L: Lowering, node: OpNode<'meanLinearCrossEntropy'>, ins: string[], outs: string[]): void {
+  const [x, w, labels] = ins as [string, string, string];
+  const rows = node.inputs[0]!.shape[0] as number;
+  const dtype = node.inputs[0]!.dtype;
+  const [wantLoss, wantDx, wantDw] = node.outputs.map((t) => L.used.has(t.id));
+  const picked: string[] = [];
+  const dxParts: string[] = [];
+  let dw: string | undefined;
+  for (let start = 0; start < rows; start += node.attrs.chunkRows) {
+    const bounds = [L.int64s([start]), L.int64s([Math.min(rows, start + node.attrs.chunkRows)]), L.int64s([0])];
+    const xChunk = L.emit('Slice', [x, ...bounds]);
+    const logits = L.emit('Gemm', [xChunk, w], { transB: 1 });
+    if (wantLoss) {
+      const labelChunk = L.emit('Unsqueeze', [L.emit('Slice', [labels, ...bounds]), L.int64s([1])]);
+      picked.push(L.emit('GatherElements', [L.emit('LogSoftmax', [logits], { axis: 1 }), labelChunk], { axis: 1 }));
+    }
+    if (!wantDx && !wantDw) continue;
+    const p = L.emit('Softmax', [logits], { axis: 1 });
+    if (wantDx) dxParts.push(L.emit('MatMul', [p, w]));
+    if (wantDw) dw = L.emit('Gemm', dw ? [p, xChunk, dw] : [p, xChunk], dw ? { transA: 1, beta: { float: 1 } } : { transA: 1 });
+  }
+  if (wantLoss) {
+    const total = L.emit('ReduceSum', [L.emit('Concat', picked, { axis: 0 }), L.int64s([0, 1])], { keepdims: 0 });
+    L.emit('Mul', [total, L.scalar(-1 / rows, dtype)], {}, outs[0]);
+  }
+  if (wantDx) {
+    const dx = L.emit('Sub', [dxParts.length > 1 ? L.emit('Concat', dxParts, { axis: 0 }) : dxParts[0]!, L.emit('Gather', [w, labels], { axis: 0 })]);
+    L.emit('Mul', [dx, L.scalar(1 / rows, dtype)], {}, outs[1]);
+  }
+  if (wantDw) {
+    const index = node.inputs[2]!.dtype === 'int64' ? labels : L.emit('Cast', [labels], { to: ONNX_TYPE.int64 });
+    const oneHotPart = L.emit('ScatterND', [dw!, L.emit('Unsqueeze', [index, L.int64s([-1])]), L.emit('Neg', [x])], { reduction: 'add' });
+    L.emit('Mul', [oneHotPart, L.scalar(1 / rows, dtype)], {}, outs[2]);
   }
 }
 

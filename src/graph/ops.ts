@@ -439,20 +439,32 @@ export function crossEntropy(logits: Tensor, labels: Tensor): Tensor {
   ]).outputs[0]!;
 }
 
+/** Logits per chunk of `meanLinearCrossEntropy`: 2^24 values, 64 MiB in float32. */
+export const LOGITS_PER_CHUNK = 1 << 24;
+
 /**
- * Per-row cross-entropy of a linear layer's logits, x·wᵀ for x [N, d] and w [V, d], against labels
- * [N]: the LM head and its loss as one node. Its gradient never forms a [N, V] elementwise pass:
- * the upstream gradient scales the [N, d] side instead (see the VJP rule). Auxiliary outputs are
- * the log-probabilities and probabilities [N, V].
+ * Mean cross-entropy of a linear layer's logits, x·wᵀ for x [N, d] and w [V, d], against labels
+ * [N]: the LM head and the loss as one node, a scalar. It is computed over chunks of rows, so the
+ * [N, V] logits are never whole, and each chunk also gives its part of the gradient, kept as the
+ * auxiliary outputs ∂loss/∂x [N, d] and ∂loss/∂w [V, d] for the backward pass to scale.
  */
-export function linearCrossEntropy(x: Tensor, w: Tensor, labels: Tensor): Tensor {
-  requireFloat('linearCrossEntropy', x);
-  requireIndices('linearCrossEntropy', labels);
+export function meanLinearCrossEntropy(x: Tensor, w: Tensor, labels: Tensor, logitsPerChunk = LOGITS_PER_CHUNK): Tensor {
+  requireFloat('meanLinearCrossEntropy', x);
+  requireIndices('meanLinearCrossEntropy', labels);
   if (x.rank !== 2 || w.rank !== 2 || labels.rank !== 1 || x.shape[1] !== w.shape[1] || labels.shape[0] !== x.shape[0] || x.dtype !== w.dtype) {
-    throw new GraphError('linearCrossEntropy', `expects x [N,d], w [V,d] and labels [N], got ${x}, ${w} and ${labels}`);
+    throw new GraphError('meanLinearCrossEntropy', `expects x [N,d], w [V,d] and labels [N], got ${x}, ${w} and ${labels}`);
   }
-  const probs = { dtype: x.dtype, shape: [x.shape[0]!, w.shape[0]!] };
-  return x.graph.addNode('linearCrossEntropy', [x, w, labels], {}, [{ dtype: x.dtype, shape: [x.shape[0]!] }, probs, probs]).outputs[0]!;
+  const [rows, vocab] = [x.shape[0], w.shape[0]];
+  if (typeof rows !== 'number' || typeof vocab !== 'number') {
+    throw new GraphError('meanLinearCrossEntropy', `needs static N and V, got ${x} and ${w}`);
+  }
+  const chunks = Math.max(1, Math.ceil((rows * vocab) / logitsPerChunk));
+  const chunkRows = Math.ceil(rows / chunks);
+  return x.graph.addNode('meanLinearCrossEntropy', [x, w, labels], { chunkRows }, [
+    { dtype: x.dtype, shape: [] },
+    { dtype: x.dtype, shape: x.shape },
+    { dtype: w.dtype, shape: w.shape },
+  ]).outputs[0]!;
 }
 
 /** A tensor of zeros shaped like `like`. */

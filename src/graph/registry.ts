@@ -62,7 +62,7 @@ export interface OpAttrs {
   layerNorm: { eps: number };
   gelu: { approximate: GeluApproximation };
   crossEntropy: NoAttrs;
-  linearCrossEntropy: NoAttrs;
+  meanLinearCrossEntropy: { chunkRows: number };
   rotary: { heads: number };
   attention: { heads: number; scale: number };
 }

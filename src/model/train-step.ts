@@ -48,7 +48,7 @@ export class TrainStep {
     const labels = op.reshape(op.slice(tokens, 1, 1, seq + 1), [batch * seq]);
     const { final } = buildGptNeoX(config, lookup, { ids });
     const head = lookup(config.tieWordEmbeddings ? 'gpt_neox.embed_in.weight' : 'embed_out.weight');
-    const loss = op.mean(op.linearCrossEntropy(final, head, labels));
+    const loss = op.meanLinearCrossEntropy(final, head, labels);
     const outputs: Record<string, Tensor> = { loss };
     if (shape.gradients ?? true) {
       const names = parameterShapes(config).map((p) => p.name);

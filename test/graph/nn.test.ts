@@ -144,38 +144,3 @@ describe('crossEntropy', () => {
   });
 });
 
-describe('linearCrossEntropy (LM head and loss in one node)', () => {
-  const rng = new Rng(65);
-  const labels = [3, 0, 3, 1, 4];
-
-  it('float64 equals crossEntropy(x·wᵀ) from the reference', async () => {
-    const [x, w] = [rng.nd([5, 4]), rng.nd([6, 4])];
-    const r = await run({ x: f64(x), w: f64(w), l: i64(labels) }, (t) => op.linearCrossEntropy(t.x!, t.w!, t.l!));
-    assertNdClose(r.y!, ref.crossEntropy(ref.matmul(x, w, { transB: true }), labels), { rtol: 1e-14, atol: 1e-15 }, 'loss');
-  });
-
-  it('float64 VJP for x and w, repeated labels', async () => {
-    await checkVjp({
-      wrt: { x: rng.nd([5, 3]), w: rng.nd([6, 3]) },
-      fixed: { l: i64(labels) },
-      build: (t) => op.linearCrossEntropy(t.x!, t.w!, t.l!),
-    });
-  });
-
-  it('float64 VJP under a mean, weights tied with an embedding gather', async () => {
-    await checkVjp({
-      wrt: { w: rng.nd([6, 3]) },
-      fixed: { ids: i64([5, 2, 2, 0, 1]), l: i64(labels) },
-      build: (t) => op.mean(op.linearCrossEntropy(op.tanh(op.gather(t.w!, t.ids!)), t.w!, t.l!)),
-    });
-  });
-
-  it('float32 against float64', async () => {
-    await float32MatchesFloat64(
-      { x: rng.nd([5, 4]), w: rng.nd([6, 4]) },
-      { l: i64(labels) },
-      (t) => op.linearCrossEntropy(t.x!, t.w!, t.l!),
-      rng.nd([5]),
-    );
-  });
-});

@@ -49,6 +49,10 @@ export function i64(values: readonly number[], dims: readonly number[] = [values
   return { data: BigInt64Array.from(values.map(BigInt)), dims };
 }
 
+export function i32(values: readonly number[], dims: readonly number[] = [values.length]): HostTensor {
+  return { data: Int32Array.from(values), dims };
+}
+
 export function dtypeOf(t: HostTensor): DType {
   return dtypeOfArray(t.data);
 }
