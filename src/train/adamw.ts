@@ -11,12 +11,16 @@
  *        p = p·(1 - lr·wd);  m = lerp(m, g, 1-β1);  v = β2·v + (1-β2)·g²
  *        p = p - (lr/(1-β1^t))·m / (sqrt(v)/sqrt(1-β2^t) + eps)
  *
+ * The apex update runs as SIMD WebAssembly (src/train/kernels.wat), bit for bit the float32
+ * formula above.
+ *
  * Weight decay applies to every parameter except those named in `noWeightDecay`: biases and
  * LayerNorm parameters (GPT-NeoX `get_params_for_weight_decay_optimization`), as their
  * specs say (`weightDecay` in src/model/config.ts).
  */
 import type { ParameterSpec } from '../model/config.js';
 import { ConfigError } from '../util/errors.js';
+import { adamApex } from './kernels.js';
 
 const f32 = Math.fround;
 
@@ -97,23 +101,17 @@ function apexUpdate(
 ): void {
   const b1 = f32(o.betas[0]);
   const b2 = f32(o.betas[1]);
-  const oneMinusB1 = f32(1 - b1);
-  const oneMinusB2 = f32(1 - b2);
-  const bc1 = f32(1 - Math.pow(b1, t));
-  const bc2 = f32(1 - Math.pow(b2, t));
-  const eps = f32(o.eps);
-  const decay = f32(wd);
-  const lr32 = f32(lr);
-  for (let i = 0; i < p.length; i++) {
-    const gi = g[i]!;
-    const mi = f32(f32(b1 * m[i]!) + f32(oneMinusB1 * gi));
-    const vi = f32(f32(b2 * v[i]!) + f32(f32(oneMinusB2 * gi) * gi));
-    m[i] = mi;
-    v[i] = vi;
-    const denom = f32(f32(Math.sqrt(f32(vi / bc2))) + eps);
-    const update = f32(f32(f32(mi / bc1) / denom) + f32(decay * p[i]!));
-    p[i] = p[i]! - f32(lr32 * update);
-  }
+  adamApex(p, g, m, v, {
+    b1,
+    oneMinusB1: f32(1 - b1),
+    b2,
+    oneMinusB2: f32(1 - b2),
+    bc1: f32(1 - Math.pow(b1, t)),
+    bc2: f32(1 - Math.pow(b2, t)),
+    eps: f32(o.eps),
+    decay: f32(wd),
+    lr: f32(lr),
+  });
 }
 
 function torchUpdate(

@@ -3,11 +3,13 @@
  * it: the norm over all gradients together (accumulated here in float64), and when it exceeds
  * `maxNorm` every gradient is scaled by maxNorm / (norm + 1e-6) in float32.
  */
+import { scaleInPlace, sumSquares } from './kernels.js';
+
 const f32 = Math.fround;
 
 export function globalGradNorm(grads: Iterable<Float32Array>): number {
   let sumSq = 0;
-  for (const g of grads) for (let i = 0; i < g.length; i++) sumSq += g[i]! * g[i]!;
+  for (const g of grads) sumSq += sumSquares(g);
   return Math.sqrt(sumSq);
 }
 
@@ -16,6 +18,6 @@ export function clipGradNorm(grads: Map<string, Float32Array>, maxNorm: number):
   const norm = globalGradNorm(grads.values());
   if (maxNorm <= 0) return norm;
   const coef = f32(maxNorm / f32(f32(norm) + f32(1e-6)));
-  if (coef < 1) for (const g of grads.values()) for (let i = 0; i < g.length; i++) g[i] = g[i]! * coef;
+  if (coef < 1) for (const g of grads.values()) scaleInPlace(g, coef);
   return norm;
 }
