@@ -55,7 +55,7 @@ export class TrainStep {
       const grads = grad(loss, names.map((n) => tensors.get(n)!));
       names.forEach((n, i) => (outputs[`grad.${n}`] = grads[i]!));
     }
-    return new TrainStep(config, batch, seq, await compile({ graph, outputs }, runtime));
+    return new TrainStep(config, batch, seq, await compile({ graph, outputs }, { ...runtime, memoryPattern: false }));
   }
 
   /** Ends onnxruntime's profiling of a step compiled with `runtime.profile`, writing its JSON file. */
