@@ -1,9 +1,10 @@
-/** Shared pieces of the benchmarks: shapes, random weights, timing, the PyTorch baseline, load. */
+/** Shared pieces of the benchmarks: shapes, random weights, timing, FLOP counts, the PyTorch baselines, load. */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { type NeoXConfig, parameterShapes } from '../src/model/config.js';
+import { fileURLToPath } from 'node:url';
+import { countParameters, type NeoXConfig, parameterShapes } from '../src/model/config.js';
 import { pythiaArchitecture } from '../src/model/presets.js';
 import type { Params } from '../src/model/params.js';
 import { Prng } from '../src/util/prng.js';
@@ -65,26 +66,124 @@ export function loadNote(): string {
     : `load average ${load} on ${cores} cores`;
 }
 
+/** Model FLOPs per token (the PaLM count): 2 × (parameters except the input embedding) for the
+ * matrix products plus 4 × L × T × d for attention scores and values; a training step is 3× the forward. */
+export function flopsPerToken(config: NeoXConfig, seq: number, mode: 'train' | 'forward' = 'train'): number {
+  const matmulParams = countParameters(config).total - config.vocabSize * config.hiddenSize;
+  return (mode === 'train' ? 3 : 1) * (2 * matmulParams + 4 * config.numLayers * seq * config.hiddenSize);
+}
+
+/** A PyTorch to compare against: its Python and the environment its processes run in. */
+export interface TorchBaseline {
+  /** Where it comes from and its torch version, e.g. `pip torch 2.13.0+cpu`. */
+  name: string;
+  python: string;
+  env: NodeJS.ProcessEnv;
+}
+
+/** The PyTorch installs to try: pip's (PYTHIA_BENCH_PYTHON) and Debian's python3-torch with OpenBLAS left to pick its kernels. */
+export function torchBaselines(): { baselines: TorchBaseline[]; notes: string[] } {
+  const { OPENBLAS_CORETYPE: _c, OPENBLAS_L2_SIZE: _l, ...unforced } = process.env;
+  const candidates = [
+    {
+      source: 'pip',
+      python: process.env.PYTHIA_BENCH_PYTHON,
+      env: process.env,
+      install: 'python3 -m venv venv && venv/bin/pip install torch transformers, then PYTHIA_BENCH_PYTHON=venv/bin/python',
+    },
+    { source: 'debian', python: '/usr/bin/python3', env: unforced, install: 'apt-get install python3-torch' },
+  ];
+  const baselines: TorchBaseline[] = [];
+  const notes: string[] = [];
+  for (const { source, python, env, install } of candidates) {
+    const probe = python ? spawnSync(python, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8', env }) : undefined;
+    if (python && probe?.status === 0) baselines.push({ name: `${source} torch ${probe.stdout.trim()}`, python, env });
+    else notes.push(`PyTorch baseline (${source}) not installed: ${install}`);
+  }
+  return { baselines, notes };
+}
+
+export interface TorchShape {
+  V: number;
+  d: number;
+  L: number;
+  h: number;
+  T: number;
+  B: number;
+}
+
+/** One run of bench/torch_train.py; train_* absent for a forward-only run. */
+export interface TorchRun extends TorchShape {
+  params: number;
+  train_tok_s?: number;
+  fwd_tok_s: number;
+  maxrss_kib: number;
+  baseline: string;
+}
+
+/** The repository's root (this file is dist/bench/common.js). */
+export const REPO = fileURLToPath(new URL('../..', import.meta.url));
+
+/** ../shared/bench/torch_gptneox.py at one shape in a fresh process (bench/torch_train.py); undefined when it fails. */
+export function runTorch(
+  baseline: TorchBaseline,
+  script: string,
+  s: TorchShape,
+  options: { steps: number; threads: number; forwardOnly?: boolean },
+): TorchRun | undefined {
+  const args = [join(REPO, 'bench/torch_train.py'), script, ...[s.V, s.d, s.L, s.h, s.T, s.B].map(String)];
+  args.push('--steps', String(options.steps), '--threads', String(options.threads), ...(options.forwardOnly ? ['--forward-only'] : []));
+  const r = spawnSync(baseline.python, args, { encoding: 'utf8', env: baseline.env, timeout: 1_800_000 });
+  const line = r.stdout?.trim().split('\n').filter((l) => l.startsWith('{')).at(-1);
+  if (r.status !== 0 || !line) {
+    console.log(`${baseline.name} failed at d=${s.d}/L=${s.L}: ${r.error?.message ?? r.stderr?.trim().split('\n').at(-1) ?? `signal ${r.signal}`}`);
+    return undefined;
+  }
+  return { ...(JSON.parse(line) as Omit<TorchRun, 'baseline'>), baseline: baseline.name };
+}
+
 export interface TorchResult {
   d: number;
   L: number;
   train_tok_s: number;
+  /** With our FLOP count (flopsPerToken), not the script's, which also counts the input embedding. */
   train_gflops: number;
   fwd_tok_s: number;
+  /** Of the training run. */
+  maxrss_kib: number;
+  /** Which baseline measured train_tok_s, and which fwd_tok_s: the faster of those installed at each. */
+  train_baseline: string;
+  fwd_baseline: string;
 }
 
-/** Runs ../shared/bench/torch_gptneox.py --bench when Debian's python3-torch is installed. */
+/** The SHAPES through every installed PyTorch baseline, keeping the faster at each shape and measure. */
 export function torchBaseline(threads: number, sharedDir: string): { results: TorchResult[]; note: string } {
   const script = join(sharedDir, 'bench/torch_gptneox.py');
-  const python = '/usr/bin/python3';
-  if (!existsSync(script) || !existsSync(python)) return { results: [], note: 'PyTorch baseline: script or /usr/bin/python3 missing' };
-  const probe = spawnSync(python, ['-c', 'import torch'], { encoding: 'utf8' });
-  if (probe.status !== 0) {
-    return { results: [], note: 'PyTorch baseline: not installed (apt-get install python3-torch libopenblas0-pthread); showing the figures the issues recorded on this class of machine' };
+  if (!existsSync(script)) return { results: [], note: `PyTorch baseline: ${script} missing` };
+  const { baselines, notes } = torchBaselines();
+  const results: TorchResult[] = [];
+  for (const shape of SHAPES) {
+    const runs = baselines.map((b) => runTorch(b, script, shape, { steps: 5, threads })).filter((r) => r !== undefined);
+    if (runs.length === 0) continue;
+    const train = fastest(runs, (r) => r.train_tok_s!);
+    const fwd = fastest(runs, (r) => r.fwd_tok_s);
+    results.push({
+      d: shape.d,
+      L: shape.L,
+      train_tok_s: train.train_tok_s!,
+      train_gflops: (train.train_tok_s! * flopsPerToken(configFor(shape), shape.T)) / 1e9,
+      fwd_tok_s: fwd.fwd_tok_s,
+      maxrss_kib: train.maxrss_kib,
+      train_baseline: train.baseline,
+      fwd_baseline: fwd.baseline,
+    });
+    notes.push(`PyTorch at ${shape.label}: training ${train.baseline}, forward ${fwd.baseline}`);
   }
-  const r = spawnSync(python, [script, '--bench', '--threads', String(threads)], { encoding: 'utf8', timeout: 1_800_000 });
-  const results = r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as TorchResult);
-  return { results, note: `PyTorch baseline measured now (${threads} threads)` };
+  return { results, note: [`PyTorch baselines measured now (${threads} threads)`, ...notes].join('\n') };
+}
+
+export function fastest<T>(runs: readonly T[], tokS: (r: T) => number): T {
+  return runs.reduce((a, b) => (tokS(b) > tokS(a) ? b : a));
 }
 
 export function table(header: string[], rows: (string | number)[][]): string {

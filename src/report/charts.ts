@@ -47,7 +47,7 @@ function sizeColor(sizes: readonly string[]): unknown {
 }
 
 /** Dash legends draw their symbols as dark strokes (the default draws them in no colour). */
-const DASH_LEGEND = { symbolType: 'stroke', symbolStrokeColor: '#444', symbolStrokeWidth: 2 };
+export const DASH_LEGEND = { symbolType: 'stroke', symbolStrokeColor: '#444', symbolStrokeWidth: 2 };
 /** Baseline runs solid, intervention runs dashed; the legend lists only the runs the rows have. */
 function runDash(rows: readonly Record<string, unknown>[]): unknown {
   const runs = ['baseline', 'intervention'].filter((run) => rows.some((r) => (r.run ?? 'baseline') === run));
