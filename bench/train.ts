@@ -1,49 +1,75 @@
 /**
- * `npm run bench:train`: training tokens/s and model FLOP/s of a whole optimizer step (forward,
- * backward, global-norm clipping, AdamW) for the side-by-side shapes, beside PyTorch eager's
- * training on the same machine and threads (../shared/bench/torch_gptneox.py --bench).
+ * `npm run bench:train`: training tokens/s, model FLOP/s as a fraction of the fp32 matmul peak,
+ * and peak RSS of a whole optimizer step (forward, backward, global-norm clipping, AdamW) at the
+ * side-by-side shapes, beside the faster installed PyTorch (../shared/bench/torch_gptneox.py through
+ * bench/torch_train.py, pip's and Debian's). Each of our shapes runs in a fresh process so that its
+ * peak RSS is its own.
  *
  * Model FLOPs per token: 6 × (parameters except the input embedding) for the matrix products of
- * forward and backward, plus 12 × L × T × d for attention scores and values (the PaLM count).
+ * forward and backward, plus 12 × L × T × d for attention scores and values (the PaLM count), the
+ * same count for both sides.
  */
-import { countParameters, type NeoXConfig, parameterShapes } from '../src/model/config.js';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { parameterShapes } from '../src/model/config.js';
 import { createTrainStep } from '../src/model/train-step.js';
 import { AdamW, noWeightDecay, PYTHIA_ADAM } from '../src/train/adamw.js';
 import { clipGradNorm } from '../src/train/grad-clip.js';
-import { SHAPES, benchSetup, configFor, randomParams, randomTokens, table, timeIt } from './common.js';
+import { SHAPES, benchSetup, configFor, flopsPerToken, matmulPeak, median, randomParams, randomTokens, table } from './common.js';
 
-/** PyTorch eager training tokens/s recorded idle on this class of machine (issue 6). */
-const RECORDED_TORCH_TRAIN: Record<string, number> = { 'd=64/L=2': 8568, 'd=128/L=4': 2581, 'd=256/L=4': 1251, 'pythia-70m': 198 };
+const GIB = 1024 ** 3;
 
-function flopsPerToken(config: NeoXConfig, seq: number): number {
-  const matmulParams = countParameters(config).total - config.vocabSize * config.hiddenSize;
-  return 6 * matmulParams + 12 * config.numLayers * seq * config.hiddenSize;
-}
-
-const { threads, torch } = benchSetup('bench:train');
-
-const rows: (string | number)[][] = [];
-for (const shape of SHAPES) {
+/** In the child: the median seconds of `runs` steps after one warm-up, and the peak RSS in bytes. */
+async function measure(label: string, threads: number, runs: number): Promise<{ seconds: number; rss: number }> {
+  const shape = SHAPES.find((s) => s.label === label)!;
   const config = configFor(shape);
   const params = randomParams(config);
   const step = await createTrainStep(config, { batch: shape.B, seq: shape.T, threads });
   const optimizer = new AdamW(PYTHIA_ADAM, params, noWeightDecay(parameterShapes(config)));
   const tokens = Int32Array.from(randomTokens(shape.B * (shape.T + 1), shape.V), Number);
-  const seconds = await timeIt(async () => {
+  const times: number[] = [];
+  for (let i = 0; i <= runs; i++) {
+    const t0 = performance.now();
     const { grads } = await step.run(params, tokens);
     clipGradNorm(grads, 1.0);
     optimizer.step(params, grads, 1e-4);
-  }, shape.label === 'pythia-70m' ? 3 : 5);
-  const tokS = (shape.B * shape.T) / seconds;
-  const torchRow = torch.results.find((r) => r.d === shape.d && r.L === shape.L);
-  const torchTokS = torchRow?.train_tok_s ?? RECORDED_TORCH_TRAIN[shape.label]!;
-  rows.push([
-    shape.label,
-    Math.round(tokS),
-    ((tokS * flopsPerToken(config, shape.T)) / 1e9).toFixed(1),
-    Math.round(torchTokS),
-    `${(tokS / torchTokS).toFixed(2)}×`,
-  ]);
-  console.log(table(['shape', 'train tok/s', 'model GFLOP/s', 'torch train tok/s', 'ratio'], rows));
-  console.log('');
+    if (i > 0) times.push((performance.now() - t0) / 1000);
+  }
+  return { seconds: median(times), rss: process.resourceUsage().maxRSS * 1024 };
+}
+
+const [flag, childLabel, childThreads, childRuns] = process.argv.slice(2);
+if (flag === '--child') {
+  console.log(JSON.stringify(await measure(childLabel!, Number(childThreads), Number(childRuns))));
+} else {
+  const { threads, torch } = benchSetup('bench:train');
+  const peak = await matmulPeak(threads);
+  console.log(`fp32 matmul peak (2048², onnxruntime, best of 7): ${peak.toFixed(1)} GFLOP/s\n`);
+  const header = ['shape', 'tok/s', 'GFLOP/s', 'of peak', 'RSS GiB', 'torch tok/s', 'of peak', 'torch RSS GiB', 'ratio', 'torch'];
+  const rows: (string | number)[][] = [];
+  for (const shape of SHAPES) {
+    const runs = shape.label === 'pythia-70m' ? 5 : 9;
+    const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', shape.label, String(threads), String(runs)], { encoding: 'utf8' });
+    if (child.status !== 0) {
+      console.log(`${shape.label} failed: ${child.stderr.trim().split('\n').at(-1)}`);
+      continue;
+    }
+    const ours = JSON.parse(child.stdout.trim().split('\n').at(-1)!) as { seconds: number; rss: number };
+    const tokS = (shape.B * shape.T) / ours.seconds;
+    const gflops = (tokS * flopsPerToken(configFor(shape), shape.T)) / 1e9;
+    const t = torch.results.find((r) => r.d === shape.d && r.L === shape.L);
+    rows.push([
+      shape.label,
+      Math.round(tokS),
+      gflops.toFixed(1),
+      `${((100 * gflops) / peak).toFixed(0)}%`,
+      (ours.rss / GIB).toFixed(2),
+      t ? Math.round(t.train_tok_s) : '-',
+      t ? `${((100 * t.train_gflops) / peak).toFixed(0)}%` : '-',
+      t ? ((t.maxrss_kib * 1024) / GIB).toFixed(2) : '-',
+      t ? `${(tokS / t.train_tok_s).toFixed(2)}×` : '-',
+      t?.train_baseline ?? '-',
+    ]);
+    console.log(`${table(header, rows)}\n`);
+  }
 }
