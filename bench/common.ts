@@ -161,6 +161,7 @@ export function torchBaseline(threads: number, sharedDir: string): { results: To
   const script = join(sharedDir, 'bench/torch_gptneox.py');
   if (!existsSync(script)) return { results: [], note: `PyTorch baseline: ${script} missing` };
   const { baselines, notes } = torchBaselines();
+  if (baselines.length === 0) return { results: [], note: [...notes, 'showing the PyTorch figures the issues recorded on this class of machine'].join('\n') };
   const results: TorchResult[] = [];
   for (const shape of SHAPES) {
     const runs = baselines.map((b) => runTorch(b, script, shape, { steps: 5, threads })).filter((r) => r !== undefined);

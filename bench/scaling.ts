@@ -7,7 +7,7 @@
  * `-- --chart` redraws the chart from the JSON.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { countParameters, parameterShapes } from '../src/model/config.js';
@@ -173,7 +173,7 @@ async function main(sizes: readonly string[]): Promise<void> {
   // The peak is measured before every shape and at the end, and the best kept: the cores are shared.
   let peak = 0;
   const script = join(REPO, '../shared/bench/torch_gptneox.py');
-  const { baselines, notes } = torchBaselines();
+  const { baselines, notes } = existsSync(script) ? torchBaselines() : { baselines: [], notes: [`PyTorch columns skipped: ${script} missing`] };
   for (const n of notes) console.log(n);
   // Every installed baseline runs at the first shape of each mode; the faster one then runs the larger shapes
   // (BENCH_ALL_BASELINES=1: every baseline at every shape, which doubles the time).
