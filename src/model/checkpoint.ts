@@ -64,7 +64,7 @@ export function loadCheckpoint(dir: string): Checkpoint {
         throw new FormatError(source.file, `tensor ${info.name} has shape [${info.shape.join(',')}], config.json implies [${shape.join(',')}]`);
       }
       const values = source.readFloat32(info.name);
-      const bad = values.findIndex((v) => !Number.isFinite(v));
+      const bad = firstNonFinite(values);
       if (bad >= 0) throw new FormatError(source.file, `tensor ${info.name} holds ${values[bad]} at element ${bad}: weights must be finite`);
       params.set(name, values);
       storedDTypes.set(name, info.dtype);
@@ -77,6 +77,13 @@ export function loadCheckpoint(dir: string): Checkpoint {
   } finally {
     source.close();
   }
+}
+
+/** Index of the first NaN or ±Infinity, or −1; tested on the exponent bits, several times faster than a callback per value. */
+function firstNonFinite(values: Float32Array): number {
+  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  for (let i = 0; i < bits.length; i++) if ((bits[i]! & 0x7f800000) === 0x7f800000) return i;
+  return -1;
 }
 
 const STORED: Record<WeightDType, StoredDType> = { float32: 'F32', float16: 'F16', bfloat16: 'BF16' };
