@@ -60,8 +60,11 @@ export class Decoder {
       throw new ConfigError(`weights of ${(bytes / 2 ** 30).toFixed(1)} GiB cannot be baked into an ONNX model (protobuf's 2 GiB limit): use weights: 'inputs'`);
     }
     const baked = (options.weights ?? (fits ? 'constants' : 'inputs')) === 'constants';
-    const grouped = groupQkvRows(config, params);
-    const lookup = baked ? parameterConstants(graph, config, grouped) : parameterInputs(graph, config).lookup;
+    // Regrouped qkv rows save four kernels a layer: worth a copy of those rows where it is transient
+    // (baked: onnxruntime keeps its own) or small (a step of small weights costs its kernel count).
+    const grouped = baked || bytes < SINGLE_THREAD_STEP_BYTES;
+    const weights = grouped ? groupQkvRows(config, params) : params;
+    const lookup = baked ? parameterConstants(graph, config, weights) : parameterInputs(graph, config).lookup;
     const nh = config.numHeads;
     const hd = headDim(config);
     const ids = graph.input('input_ids', 'int64', ['batch', 'seq']);
@@ -74,7 +77,7 @@ export class Decoder {
         value: graph.input(`past.${i}.value`, 'float32', ['batch', nh, 'past', hd]),
       });
     }
-    const out = buildGptNeoX(config, lookup, { ids, positions, attentionBias: bias, past, fused: true });
+    const out = buildGptNeoX(config, lookup, { ids, positions, attentionBias: bias, past, fused: true, groupedQkv: grouped });
     const last = op.gather(out.final, graph.constant(BigInt64Array.of(-1n), []), 1);
     const outputs: Record<string, Tensor> = { logits: lmHead(config, lookup, last) };
     out.present.forEach((c, i) => {
@@ -85,7 +88,7 @@ export class Decoder {
     const session = await compile({ graph, outputs }, runtime);
     const stepThreads = options.stepThreads ?? (bytes < SINGLE_THREAD_STEP_BYTES ? 1 : options.threads);
     const stepSession = stepThreads === options.threads ? session : await compile({ graph, outputs }, { ...runtime, threads: stepThreads });
-    return new Decoder(config, baked ? {} : parameterFeeds(config, grouped), session, stepSession, baked);
+    return new Decoder(config, baked ? {} : parameterFeeds(config, weights), session, stepSession, baked);
   }
 
   /** Frees the sessions' memory (a decoder with baked weights holds its own copy of them). */

@@ -34,10 +34,11 @@ export interface ForwardInputs {
   past?: readonly LayerCache[];
   /**
    * Attention through the fused rotary and attention ops (inference: a few large kernels in place of
-   * many small ones). Needs positions, an attention bias, and query_key_value rows grouped [q; k; v]
-   * (`groupQkvRows`); activations stay [B, T, H].
+   * many small ones). Needs positions and an attention bias; activations stay [B, T, H].
    */
   fused?: boolean;
+  /** With `fused`: the query_key_value rows `weight` gives are regrouped [q; k; v] (`groupQkvRows`), not HF's per-head rows. */
+  groupedQkv?: boolean;
 }
 
 export interface ForwardOutputs {
@@ -95,18 +96,25 @@ function decomposedAttention(config: NeoXConfig, positions: Tensor | undefined, 
   };
 }
 
-/** Attention through the rotary and attention ops, on qkv rows grouped [q; k; v]. */
-function fusedAttention(config: NeoXConfig, positions: Tensor, bias: Tensor): AttentionBlock {
+/**
+ * Attention through the rotary and attention ops. HF's qkv rows are per head [nh, 3, hd]: split on
+ * that axis of [B, T, nh, 3, hd], which costs four Reshape kernels a layer; rows regrouped
+ * [q; k; v] (`groupedQkv`) split on the last axis with none.
+ */
+function fusedAttention(config: NeoXConfig, positions: Tensor, bias: Tensor, [B, T]: [Dim, Dim], grouped: boolean): AttentionBlock {
   const H = config.hiddenSize;
   const nh = config.numHeads;
+  const hd = headDim(config);
   const r = rotaryDims(config);
   const table = halfRotaryTables(config.maxPositions, r, config.rotaryBase);
   const cos = bias.graph.constant(table.cos, [config.maxPositions, r / 2]);
   const sin = bias.graph.constant(table.sin, [config.maxPositions, r / 2]);
   const rotate = (t: Tensor): Tensor => (r === 0 ? t : op.rotary(t, positions, cos, sin, nh));
   return (qkv, past) => {
-    const [q, k, v] = op.split(qkv, -1, [H, H, H]) as [Tensor, Tensor, Tensor];
-    const out = op.attention(rotate(q), rotate(k), v, bias, { heads: nh, scale: 1 / Math.sqrt(headDim(config)), past });
+    const [q, k, v] = (grouped
+      ? op.split(qkv, -1, [H, H, H])
+      : op.split(op.reshape(qkv, [B, T, nh, 3, hd]), 3, [1, 1, 1]).map((t) => op.reshape(t, [B, T, H]))) as [Tensor, Tensor, Tensor];
+    const out = op.attention(rotate(q), rotate(k), v, bias, { heads: nh, scale: 1 / Math.sqrt(hd), past });
     return { merged: out.output, cache: { key: out.key, value: out.value } };
   };
 }
@@ -134,7 +142,7 @@ export function buildGptNeoX(config: NeoXConfig, weight: WeightLookup, inputs: F
     bias = graph.constant(causalBias(T as number), [1, 1, T as number, T as number]);
   }
   const attend = fused
-    ? fusedAttention(config, positions!, bias)
+    ? fusedAttention(config, positions!, bias, [B, T], inputs.groupedQkv ?? false)
     : decomposedAttention(config, positions, bias, [B, T], lead);
 
   const hiddenStates: Tensor[] = [x];
