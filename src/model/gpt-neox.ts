@@ -48,6 +48,8 @@ export interface ForwardOutputs {
   final: Tensor;
   /** Keys and values including this call's positions, per layer. */
   present: LayerCache[];
+  /** With `fused`: this call's own keys (rotated) and values, [B, T, H] per layer. */
+  fresh: LayerCache[];
 }
 
 /** float32's most negative value: HF's additive mask value (masked rows stay finite). */
@@ -60,7 +62,7 @@ export function causalBias(length: number): Float32Array {
 }
 
 /** One layer's attention from its fused qkv projection: the merged heads [lead…, H] and the present keys/values. */
-type AttentionBlock = (qkv: Tensor, past: LayerCache | undefined) => { merged: Tensor; cache: LayerCache };
+type AttentionBlock = (qkv: Tensor, past: LayerCache | undefined) => { merged: Tensor; cache: LayerCache; fresh?: LayerCache };
 
 /**
  * Attention as matmuls, softmax and a multiply-add rotary (differentiable, static or symbolic).
@@ -114,8 +116,9 @@ function fusedAttention(config: NeoXConfig, positions: Tensor, bias: Tensor, [B,
     const [q, k, v] = (grouped
       ? op.split(qkv, -1, [H, H, H])
       : op.split(op.reshape(qkv, [B, T, nh, 3, hd]), 3, [1, 1, 1]).map((t) => op.reshape(t, [B, T, H]))) as [Tensor, Tensor, Tensor];
-    const out = op.attention(rotate(q), rotate(k), v, bias, { heads: nh, scale: 1 / Math.sqrt(hd), past });
-    return { merged: out.output, cache: { key: out.key, value: out.value } };
+    const key = rotate(k);
+    const out = op.attention(rotate(q), key, v, bias, { heads: nh, scale: 1 / Math.sqrt(hd), past });
+    return { merged: out.output, cache: { key: out.key, value: out.value }, fresh: { key, value: v } };
   };
 }
 
@@ -147,15 +150,17 @@ export function buildGptNeoX(config: NeoXConfig, weight: WeightLookup, inputs: F
 
   const hiddenStates: Tensor[] = [x];
   const present: LayerCache[] = [];
+  const fresh: LayerCache[] = [];
   const bOf = (name: string): Tensor | undefined => (config.attentionBias ? weight(name) : undefined);
 
   for (let i = 0; i < config.numLayers; i++) {
     const p = `gpt_neox.layers.${i}`;
     const a = op.layerNorm(x, weight(`${p}.input_layernorm.weight`), weight(`${p}.input_layernorm.bias`), eps);
     const qkv = op.linear(a, weight(`${p}.attention.query_key_value.weight`), bOf(`${p}.attention.query_key_value.bias`));
-    const { merged, cache } = attend(qkv, inputs.past?.[i]);
-    present.push(cache);
-    const attn = op.linear(merged, weight(`${p}.attention.dense.weight`), bOf(`${p}.attention.dense.bias`));
+    const block = attend(qkv, inputs.past?.[i]);
+    present.push(block.cache);
+    if (block.fresh) fresh.push(block.fresh);
+    const attn = op.linear(block.merged, weight(`${p}.attention.dense.weight`), bOf(`${p}.attention.dense.bias`));
 
     const mlp = (h: Tensor): Tensor => {
       const n = op.layerNorm(h, weight(`${p}.post_attention_layernorm.weight`), weight(`${p}.post_attention_layernorm.bias`), eps);
@@ -172,7 +177,7 @@ export function buildGptNeoX(config: NeoXConfig, weight: WeightLookup, inputs: F
   }
   const final = op.layerNorm(x, weight('gpt_neox.final_layer_norm.weight'), weight('gpt_neox.final_layer_norm.bias'), eps);
   hiddenStates.push(final);
-  return { hiddenStates, final, present };
+  return { hiddenStates, final, present, fresh };
 }
 
 /** logits = final · embed_outᵀ (embed_in when the embeddings are tied). */
