@@ -5,6 +5,7 @@
  * (bench/hf_generate.py), BENCH_THREADS threads (default 2), medians of BENCH_RUNS runs (default 3)
  * after one warm-up, and the fp32 matmul peak of both sides measured in the same run.
  */
+import { parameterShapes } from '../src/model/config.js';
 import { Decoder } from '../src/model/decoder.js';
 import { generate } from '../src/model/generate.js';
 import { SHAPES, configFor, hfPython, loadNote, matmulPeak, randomParams, randomTokens, table, timeIt } from './common.js';
@@ -48,7 +49,10 @@ interface HfResult {
 }
 const base = hf.python ? await runOnHfCheckpoint<HfResult>(hf.python, 'hf_generate.py', config, params, [threads, NEW_TOKENS, RUNS], { 'prompts.json': prompts }) : undefined;
 
+// 2 FLOPs per weight per token, every weight but the input embedding (a lookup); attention's own arithmetic is left out.
+const flopsPerToken = 2 * parameterShapes(config).filter((p) => p.name !== 'gpt_neox.embed_in.weight').reduce((a, p) => a + p.shape.reduce((x, y) => x * y, 1), 0);
 const tokS = (batch: number, seconds: number): string => ((batch * NEW_TOKENS) / seconds).toFixed(0);
+const ofPeak = (batch: number, seconds: number, gflops: number): string => `${(((batch * NEW_TOKENS * flopsPerToken) / seconds / 1e9 / gflops) * 100).toFixed(0)}%`;
 const rows = BATCHES.map((batch, i) => {
   const theirs = base?.results[i];
   // Greedy tokens agree up to the first position where any row differs.
@@ -56,11 +60,13 @@ const rows = BATCHES.map((batch, i) => {
   return [
     batch,
     tokS(batch, ours[i]!.seconds),
+    ofPeak(batch, ours[i]!.seconds, peak),
     theirs ? tokS(batch, theirs.seconds) : '-',
+    theirs ? ofPeak(batch, theirs.seconds, base!.matmul_gflops) : '-',
     theirs ? `${(theirs.seconds / ours[i]!.seconds).toFixed(2)}x` : '-',
     agree === undefined ? '-' : `${agree}/${NEW_TOKENS}`,
   ];
 });
 console.log(`\ngreedy generation at the pythia-70m shape: ${PROMPT}-token prompts, ${NEW_TOKENS} new tokens, median of ${RUNS}; ${loadNote()}`);
 console.log(`fp32 matmul peak: ${peak.toFixed(0)} GFLOP/s (onnxruntime)${base ? `, ${base.matmul_gflops.toFixed(0)} GFLOP/s (torch ${base.torch}, transformers ${base.transformers})` : ''}`);
-console.log(table(['batch', 'ours tok/s', 'HF generate tok/s', 'vs HF', 'same greedy tokens'], rows));
+console.log(table(['batch', 'ours tok/s', 'of peak', 'HF generate tok/s', 'of peak', 'vs HF', 'same greedy tokens'], rows));
