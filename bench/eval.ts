@@ -5,14 +5,11 @@
  * GPTNeoXForCausalLM on PyTorch scoring the same token requests the same way (bench/hf_score.py),
  * with the fp32 matmul peak of both measured in the same run.
  */
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { saveCheckpoint } from '../src/model/checkpoint.js';
+import { availableParallelism } from 'node:os';
 import { Scorer, type ScoreRequest } from '../src/model/score.js';
 import { Prng } from '../src/util/prng.js';
 import { SHAPES, configFor, hfPython, loadNote, matmulPeak, randomParams, table, timeIt } from './common.js';
+import { runOnHfCheckpoint } from './hf.js';
 
 const threads = Number(process.env.BENCH_THREADS ?? availableParallelism());
 const ITEMS = Number(process.env.BENCH_EVAL_ITEMS ?? 48);
@@ -45,22 +42,12 @@ const peak = await matmulPeak(threads);
 
 const rows: (string | number)[][] = [['pythia-ts (onnxruntime)', oursItems.toFixed(2), `${peak.toFixed(0)}`, '']];
 if (hf.python) {
-  const dir = mkdtempSync(join(tmpdir(), 'pythia-bench-eval-'));
-  try {
-    await saveCheckpoint(join(dir, 'model'), config, params);
-    writeFileSync(join(dir, 'requests.json'), JSON.stringify({ items: ITEMS, requests }));
-    const script = join(process.cwd(), 'bench/hf_score.py');
-    const r = spawnSync(hf.python, [script, join(dir, 'model'), join(dir, 'requests.json'), String(threads), String(BATCH), String(RUNS)], { encoding: 'utf8', timeout: 3_600_000 });
-    const line = r.stdout.trim().split('\n').find((l) => l.startsWith('{'));
-    if (!line) throw new Error(`bench/hf_score.py failed: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
-    const base = JSON.parse(line) as { items_per_s: number; first_logprobs: number[]; torch: string; matmul_gflops: number };
-    const drift = Math.max(...base.first_logprobs.map((x, i) => Math.abs(x - ours[i]!)));
-    rows.push([`HF transformers, torch ${base.torch}`, base.items_per_s.toFixed(2), base.matmul_gflops.toFixed(0), '']);
-    rows[0]![3] = `${(oursItems / base.items_per_s).toFixed(2)}x`;
-    console.log(`same scores: max |Δ log-likelihood| over the first 8 requests ${drift.toExponential(1)}`);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const base = await runOnHfCheckpoint<{ items_per_s: number; first_logprobs: number[]; torch: string; matmul_gflops: number }>(
+    hf.python, 'hf_score.py', config, params, [threads, BATCH, RUNS], { 'requests.json': { items: ITEMS, requests } });
+  const drift = Math.max(...base.first_logprobs.map((x, i) => Math.abs(x - ours[i]!)));
+  rows.push([`HF transformers, torch ${base.torch}`, base.items_per_s.toFixed(2), base.matmul_gflops.toFixed(0), '']);
+  rows[0]![3] = `${(oursItems / base.items_per_s).toFixed(2)}x`;
+  console.log(`same scores: max |Δ log-likelihood| over the first 8 requests ${drift.toExponential(1)}`);
 }
 console.log(`\nmultiple-choice scoring at the pythia-70m shape: ${ITEMS} items x ${CHOICES} choices, batches of ${BATCH}, median of ${RUNS}`);
 console.log(table(['scorer', 'items/s', 'fp32 matmul peak GFLOP/s', 'vs HF'], rows));

@@ -4,25 +4,17 @@ sorted by length, right-padded batches, log-softmax of each continuation positio
 whether each continuation token is the argmax. Prints one JSON line with items/s and the fp32 matmul
 peak (best of several 2048x2048 products) measured in the same run.
 
-usage: hf_score.py <checkpoint dir> <requests.json> <threads> <batch size> <runs>
+usage: hf_score.py <dir with model/ and requests.json> <threads> <batch size> <runs>
 """
 import json
+import os
 import sys
 import time
 
 import torch
 from transformers import GPTNeoXForCausalLM
 
-
-def matmul_peak(runs=7, n=2048):
-    a = torch.randn(n, n)
-    b = torch.randn(n, n)
-    best = float("inf")
-    for _ in range(runs + 2):
-        t0 = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best / 1e9
+from hf_common import matmul_peak, median
 
 
 def score(model, requests, batch_size):
@@ -51,11 +43,11 @@ def score(model, requests, batch_size):
 
 
 def main():
-    checkpoint, requests_path, threads, batch_size, runs = sys.argv[1:6]
+    folder, threads, batch_size, runs = sys.argv[1:5]
     torch.set_num_threads(int(threads))
-    with open(requests_path) as f:
+    with open(os.path.join(folder, "requests.json")) as f:
         spec = json.load(f)
-    model = GPTNeoXForCausalLM.from_pretrained(checkpoint, torch_dtype=torch.float32).eval()
+    model = GPTNeoXForCausalLM.from_pretrained(os.path.join(folder, "model"), torch_dtype=torch.float32).eval()
     requests = spec["requests"]
     score(model, requests[: int(batch_size)], int(batch_size))  # warm-up
     times = []
@@ -63,8 +55,7 @@ def main():
         t0 = time.perf_counter()
         results = score(model, requests, int(batch_size))
         times.append(time.perf_counter() - t0)
-    times.sort()
-    seconds = times[len(times) // 2]
+    seconds = median(times)
     print(json.dumps({
         "items_per_s": spec["items"] / seconds,
         "seconds": seconds,

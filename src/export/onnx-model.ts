@@ -71,7 +71,7 @@ export function exportGraph(config: NeoXConfig, params: Params, dtype: ExportDTy
       value: graph.input(`past_key_values.${i}.value`, 'float32', [DIMS.batch, nh, DIMS.past, hd]),
     });
   }
-  const out = buildGptNeoX(config, weight, { ids, positions, attentionBias: maskToBias(mask, ids), past, fused: true });
+  const out = buildGptNeoX(config, weight, { ids, positions, attentionBias: maskToBias(mask, ids), past, fused: true, groupedQkv: true });
   const outputs: Record<string, Tensor> = { logits: lmHead(config, weight, out.final) };
   out.present.forEach((c, i) => {
     outputs[`present.${i}.key`] = c.key;

@@ -8,6 +8,7 @@ import { dirname } from 'node:path';
 import { AtomicFileWriter } from '../util/atomic.js';
 import { DataError, FormatError } from '../util/errors.js';
 import { RandomAccessFile } from './file-io.js';
+import { bf16ToF32, f16ToF32 } from './float16.js';
 import { isJsonObject, JsonSyntaxError, parseStrictJson, type JsonValue } from './strict-json.js';
 import {
   bytesToFloat32, formatShape, isStoredDType, isValidShape, numelOf, STORED_DTYPE_SIZE,
@@ -127,8 +128,12 @@ function parseMetadata(path: string, entry: JsonValue): Record<string, string> {
   return out;
 }
 
+/** Values widened at a time from 16-bit floats (1 MiB read). */
+const PIECE = 1 << 19;
+
 class SafetensorsReader implements SafetensorsSource {
   private readonly byName: Map<string, StoredTensor>;
+  private piece: Uint16Array | undefined;
   readonly metadata: Record<string, string>;
 
   constructor(private readonly handle: RandomAccessFile, private readonly header: Header) {
@@ -144,16 +149,32 @@ class SafetensorsReader implements SafetensorsSource {
     return this.header.tensors.map(({ name, dtype, shape }) => ({ name, dtype, shape: [...shape] }));
   }
 
-  readRaw(name: string): { dtype: StoredDType; shape: number[]; data: Uint8Array } {
+  private tensor(name: string): StoredTensor {
     const t = this.byName.get(name);
     if (!t) throw new FormatError(this.file, `no tensor named ${JSON.stringify(name)}`);
+    return t;
+  }
+
+  readRaw(name: string): { dtype: StoredDType; shape: number[]; data: Uint8Array } {
+    const t = this.tensor(name);
     const data = this.handle.read(this.header.dataStart + t.begin, t.end - t.begin, `tensor ${name}`);
     return { dtype: t.dtype, shape: [...t.shape], data };
   }
 
+  /** 16-bit floats are widened piece by piece through one small buffer, never held whole beside the result. */
   readFloat32(name: string): Float32Array {
-    const { dtype, data } = this.readRaw(name);
-    return bytesToFloat32(this.file, name, dtype, data);
+    const t = this.tensor(name);
+    if (t.dtype !== 'F16' && t.dtype !== 'BF16') return bytesToFloat32(this.file, name, t.dtype, this.readRaw(name).data);
+    const widen = t.dtype === 'F16' ? f16ToF32 : bf16ToF32;
+    const out = new Float32Array((t.end - t.begin) / 2);
+    this.piece ??= new Uint16Array(PIECE);
+    const bytes = new Uint8Array(this.piece.buffer);
+    for (let at = 0; at < out.length; at += PIECE) {
+      const n = Math.min(PIECE, out.length - at);
+      this.handle.readInto(bytes.subarray(0, 2 * n), this.header.dataStart + t.begin + 2 * at, `tensor ${name}`);
+      widen(this.piece.subarray(0, n), out.subarray(at, at + n));
+    }
+    return out;
   }
 
   close(): void {

@@ -1,25 +1,41 @@
 /**
  * The inference graph: one compiled session that serves any batch, any number of new positions
  * and any cache length (symbolic dims `batch`, `seq`, `past`). It takes the new tokens, their
- * positions, an additive attention bias over [past + new] keys, and the cached keys/values, and
- * returns the last position's logits and the updated cache. Attention is fused (one rotary and one
- * attention kernel per layer), which matters most for one-token steps, where every kernel launch
- * costs about as much as its arithmetic.
+ * positions, an additive attention bias, and the cached keys/values, and returns the last
+ * position's logits and the new positions' keys and values, which `step` writes into the cache.
+ * Attention is fused (one rotary and one attention kernel per layer), which matters most for
+ * one-token steps, where every kernel launch costs about as much as its arithmetic.
+ *
+ * The cache lives in JavaScript, in buffers with room to spare that grow 64 positions at a time;
+ * the graph reads all of them, unused ones masked. Returning the whole cache from every step
+ * instead cost more than the step's kernels at batch 16 (onnxruntime-node copies each output into
+ * fresh memory).
  */
 import { Graph, type Tensor } from '../graph/graph.js';
 import { ConfigError } from '../util/errors.js';
 import * as op from '../graph/ops.js';
 import { type CompiledGraph, type HostTensor, type RuntimeOptions, compile } from '../runtime/session.js';
 import { type NeoXConfig, headDim } from './config.js';
-import { type LayerCache, buildGptNeoX, lmHead } from './gpt-neox.js';
+import { type LayerCache, MASK_VALUE, buildGptNeoX, lmHead } from './gpt-neox.js';
 import { type Params, groupQkvRows, parameterConstants, parameterFeeds, parameterInputs } from './params.js';
+
+/** Keys and values of every layer: [batch, heads, capacity, head_dim] buffers, key then value, whose first `length` positions are filled. */
+export interface KvCache {
+  batch: number;
+  length: number;
+  capacity: number;
+  buffers: Float32Array[];
+}
 
 export interface DecoderStep {
   /** [batch, vocab]: logits of each row's last position. */
   logits: Float32Array;
-  /** Keys and values for [past + new] positions, per layer. */
-  cache: HostTensor[];
+  /** The cache given, now holding the new positions too. */
+  cache: KvCache;
 }
+
+/** Positions a cache grows by. */
+const CACHE_CHUNK = 64;
 
 export interface DecoderOptions extends RuntimeOptions {
   /**
@@ -60,8 +76,11 @@ export class Decoder {
       throw new ConfigError(`weights of ${(bytes / 2 ** 30).toFixed(1)} GiB cannot be baked into an ONNX model (protobuf's 2 GiB limit): use weights: 'inputs'`);
     }
     const baked = (options.weights ?? (fits ? 'constants' : 'inputs')) === 'constants';
-    const grouped = groupQkvRows(config, params);
-    const lookup = baked ? parameterConstants(graph, config, grouped) : parameterInputs(graph, config).lookup;
+    // Regrouped qkv rows save four kernels a layer: worth a copy of those rows where it is transient
+    // (baked: onnxruntime keeps its own) or small (a step of small weights costs its kernel count).
+    const grouped = baked || bytes < SINGLE_THREAD_STEP_BYTES;
+    const weights = grouped ? groupQkvRows(config, params) : params;
+    const lookup = baked ? parameterConstants(graph, config, weights) : parameterInputs(graph, config).lookup;
     const nh = config.numHeads;
     const hd = headDim(config);
     const ids = graph.input('input_ids', 'int64', ['batch', 'seq']);
@@ -74,18 +93,18 @@ export class Decoder {
         value: graph.input(`past.${i}.value`, 'float32', ['batch', nh, 'past', hd]),
       });
     }
-    const out = buildGptNeoX(config, lookup, { ids, positions, attentionBias: bias, past, fused: true });
+    const out = buildGptNeoX(config, lookup, { ids, positions, attentionBias: bias, past, fused: true, groupedQkv: grouped });
     const last = op.gather(out.final, graph.constant(BigInt64Array.of(-1n), []), 1);
     const outputs: Record<string, Tensor> = { logits: lmHead(config, lookup, last) };
-    out.present.forEach((c, i) => {
-      outputs[`present.${i}.key`] = c.key;
-      outputs[`present.${i}.value`] = c.value;
+    out.fresh.forEach((c, i) => {
+      outputs[`new.${i}.key`] = c.key;
+      outputs[`new.${i}.value`] = c.value;
     });
     const runtime = { ...options, cache: baked ? false : options.cache };
     const session = await compile({ graph, outputs }, runtime);
     const stepThreads = options.stepThreads ?? (bytes < SINGLE_THREAD_STEP_BYTES ? 1 : options.threads);
     const stepSession = stepThreads === options.threads ? session : await compile({ graph, outputs }, { ...runtime, threads: stepThreads });
-    return new Decoder(config, baked ? {} : parameterFeeds(config, grouped), session, stepSession, baked);
+    return new Decoder(config, baked ? {} : parameterFeeds(config, weights), session, stepSession, baked);
   }
 
   /** Frees the sessions' memory (a decoder with baked weights holds its own copy of them). */
@@ -95,31 +114,67 @@ export class Decoder {
     if (this.stepSession !== this.session) await this.stepSession.release();
   }
 
-  emptyCache(batch: number): HostTensor[] {
-    const dims = [batch, this.config.numHeads, 0, headDim(this.config)];
-    return Array.from({ length: 2 * this.config.numLayers }, () => ({ data: new Float32Array(0), dims }));
+  emptyCache(batch: number): KvCache {
+    return { batch, length: 0, capacity: 0, buffers: [] };
   }
 
   /**
-   * Runs new tokens [batch, seq] at `positions` with `bias` [batch, 1, seq, past + seq] against
-   * `cache` (from `emptyCache` or an earlier step).
+   * Runs new tokens [batch, seq] at `positions` with `bias` [batch, 1, seq, past + seq] (past: the
+   * cache's length) against `cache` (from `emptyCache` or an earlier step), which it updates.
    */
-  async step(ids: BigInt64Array, positions: BigInt64Array, bias: Float32Array, cache: HostTensor[], batch: number): Promise<DecoderStep> {
+  async step(ids: BigInt64Array, positions: BigInt64Array, bias: Float32Array, cache: KvCache, batch: number): Promise<DecoderStep> {
     const seq = ids.length / batch;
-    const past = cache[0]!.dims[2]!;
+    const { length: past } = cache;
+    if (past + seq > cache.capacity) this.grow(cache, Math.ceil((past + seq) / CACHE_CHUNK) * CACHE_CHUNK);
+    const { capacity } = cache;
+    const nh = this.config.numHeads;
+    const hd = headDim(this.config);
+    // Keys are the cache's slots, then the new positions: slots past `length` are masked.
+    const wide = new Float32Array(batch * seq * (capacity + seq)).fill(MASK_VALUE);
+    for (let row = 0; row < batch * seq; row++) {
+      const from = row * (past + seq);
+      const to = row * (capacity + seq);
+      wide.set(bias.subarray(from, from + past), to);
+      wide.set(bias.subarray(from + past, from + past + seq), to + capacity);
+    }
     const feeds: Record<string, HostTensor> = {
       ...this.weightFeeds,
       input_ids: { data: ids, dims: [batch, seq] },
       position_ids: { data: positions, dims: [batch, seq] },
-      attention_bias: { data: bias, dims: [batch, 1, seq, past + seq] },
+      attention_bias: { data: wide, dims: [batch, 1, seq, capacity + seq] },
     };
+    const dims = [batch, nh, capacity, hd];
     for (let i = 0; i < this.config.numLayers; i++) {
-      feeds[`past.${i}.key`] = cache[2 * i]!;
-      feeds[`past.${i}.value`] = cache[2 * i + 1]!;
+      feeds[`past.${i}.key`] = { data: cache.buffers[2 * i]!, dims };
+      feeds[`past.${i}.value`] = { data: cache.buffers[2 * i + 1]!, dims };
     }
     const r = await (seq === 1 ? this.stepSession : this.session).run(feeds);
-    const next: HostTensor[] = [];
-    for (let i = 0; i < this.config.numLayers; i++) next.push(r[`present.${i}.key`]!, r[`present.${i}.value`]!);
-    return { logits: r.logits!.data as Float32Array, cache: next };
+    // New [batch, seq, heads, hd] rows into [batch, heads, capacity, hd] slots past..past+seq−1.
+    for (let i = 0; i < 2 * this.config.numLayers; i++) {
+      const fresh = r[`new.${i >> 1}.${i & 1 ? 'value' : 'key'}`]!.data as Float32Array;
+      const buffer = cache.buffers[i]!;
+      for (let b = 0; b < batch; b++) {
+        for (let t = 0; t < seq; t++) {
+          for (let h = 0; h < nh; h++) {
+            const from = ((b * seq + t) * nh + h) * hd;
+            buffer.set(fresh.subarray(from, from + hd), ((b * nh + h) * capacity + past + t) * hd);
+          }
+        }
+      }
+    }
+    cache.length += seq;
+    return { logits: r.logits!.data as Float32Array, cache };
+  }
+
+  private grow(cache: KvCache, capacity: number): void {
+    const hd = headDim(this.config);
+    const rows = cache.batch * this.config.numHeads;
+    cache.buffers = Array.from({ length: 2 * this.config.numLayers }, (_, i) => {
+      const wider = new Float32Array(rows * capacity * hd);
+      const old = cache.buffers[i];
+      if (old) for (let r = 0; r < rows; r++) wider.set(old.subarray(r * cache.capacity * hd, (r * cache.capacity + cache.length) * hd), r * capacity * hd);
+      return wider;
+    });
+    cache.capacity = capacity;
   }
 }

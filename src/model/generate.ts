@@ -5,8 +5,7 @@
  */
 import { Prng } from '../util/prng.js';
 import { ConfigError } from '../util/errors.js';
-import type { HostTensor } from '../runtime/session.js';
-import { Decoder } from './decoder.js';
+import type { Decoder, KvCache } from './decoder.js';
 import { MASK_VALUE } from './gpt-neox.js';
 
 export interface GenerateOptions {
@@ -106,7 +105,7 @@ export async function generate(decoder: Decoder, prompts: readonly (readonly num
   // A finished row's length (prompt padding included); later positions are padding, masked out.
   const ended = new Array<number | undefined>(batch).fill(undefined);
 
-  let cache: HostTensor[] = decoder.emptyCache(batch);
+  let cache: KvCache = decoder.emptyCache(batch);
   let fed = 0;
   for (let step = 0; step < options.maxNewTokens; step++) {
     const from = options.noCache ? 0 : fed;

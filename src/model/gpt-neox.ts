@@ -34,10 +34,11 @@ export interface ForwardInputs {
   past?: readonly LayerCache[];
   /**
    * Attention through the fused rotary and attention ops (inference: a few large kernels in place of
-   * many small ones). Needs positions, an attention bias, and query_key_value rows grouped [q; k; v]
-   * (`groupQkvRows`); activations stay [B, T, H].
+   * many small ones). Needs positions and an attention bias; activations stay [B, T, H].
    */
   fused?: boolean;
+  /** With `fused`: the query_key_value rows `weight` gives are regrouped [q; k; v] (`groupQkvRows`), not HF's per-head rows. */
+  groupedQkv?: boolean;
 }
 
 export interface ForwardOutputs {
@@ -47,6 +48,8 @@ export interface ForwardOutputs {
   final: Tensor;
   /** Keys and values including this call's positions, per layer. */
   present: LayerCache[];
+  /** With `fused`: this call's own keys (rotated) and values, [B, T, H] per layer. */
+  fresh: LayerCache[];
 }
 
 /** float32's most negative value: HF's additive mask value (masked rows stay finite). */
@@ -59,7 +62,7 @@ export function causalBias(length: number): Float32Array {
 }
 
 /** One layer's attention from its fused qkv projection: the merged heads [lead…, H] and the present keys/values. */
-type AttentionBlock = (qkv: Tensor, past: LayerCache | undefined) => { merged: Tensor; cache: LayerCache };
+type AttentionBlock = (qkv: Tensor, past: LayerCache | undefined) => { merged: Tensor; cache: LayerCache; fresh?: LayerCache };
 
 /**
  * Attention as matmuls, softmax and a multiply-add rotary (differentiable, static or symbolic).
@@ -95,19 +98,27 @@ function decomposedAttention(config: NeoXConfig, positions: Tensor | undefined, 
   };
 }
 
-/** Attention through the rotary and attention ops, on qkv rows grouped [q; k; v]. */
-function fusedAttention(config: NeoXConfig, positions: Tensor, bias: Tensor): AttentionBlock {
+/**
+ * Attention through the rotary and attention ops. HF's qkv rows are per head [nh, 3, hd]: split on
+ * that axis of [B, T, nh, 3, hd], which costs four Reshape kernels a layer; rows regrouped
+ * [q; k; v] (`groupedQkv`) split on the last axis with none.
+ */
+function fusedAttention(config: NeoXConfig, positions: Tensor, bias: Tensor, [B, T]: [Dim, Dim], grouped: boolean): AttentionBlock {
   const H = config.hiddenSize;
   const nh = config.numHeads;
+  const hd = headDim(config);
   const r = rotaryDims(config);
   const table = halfRotaryTables(config.maxPositions, r, config.rotaryBase);
   const cos = bias.graph.constant(table.cos, [config.maxPositions, r / 2]);
   const sin = bias.graph.constant(table.sin, [config.maxPositions, r / 2]);
   const rotate = (t: Tensor): Tensor => (r === 0 ? t : op.rotary(t, positions, cos, sin, nh));
   return (qkv, past) => {
-    const [q, k, v] = op.split(qkv, -1, [H, H, H]) as [Tensor, Tensor, Tensor];
-    const out = op.attention(rotate(q), rotate(k), v, bias, { heads: nh, scale: 1 / Math.sqrt(headDim(config)), past });
-    return { merged: out.output, cache: { key: out.key, value: out.value } };
+    const [q, k, v] = (grouped
+      ? op.split(qkv, -1, [H, H, H])
+      : op.split(op.reshape(qkv, [B, T, nh, 3, hd]), 3, [1, 1, 1]).map((t) => op.reshape(t, [B, T, H]))) as [Tensor, Tensor, Tensor];
+    const key = rotate(k);
+    const out = op.attention(rotate(q), key, v, bias, { heads: nh, scale: 1 / Math.sqrt(hd), past });
+    return { merged: out.output, cache: { key: out.key, value: out.value }, fresh: { key, value: v } };
   };
 }
 
@@ -134,20 +145,22 @@ export function buildGptNeoX(config: NeoXConfig, weight: WeightLookup, inputs: F
     bias = graph.constant(causalBias(T as number), [1, 1, T as number, T as number]);
   }
   const attend = fused
-    ? fusedAttention(config, positions!, bias)
+    ? fusedAttention(config, positions!, bias, [B, T], inputs.groupedQkv ?? false)
     : decomposedAttention(config, positions, bias, [B, T], lead);
 
   const hiddenStates: Tensor[] = [x];
   const present: LayerCache[] = [];
+  const fresh: LayerCache[] = [];
   const bOf = (name: string): Tensor | undefined => (config.attentionBias ? weight(name) : undefined);
 
   for (let i = 0; i < config.numLayers; i++) {
     const p = `gpt_neox.layers.${i}`;
     const a = op.layerNorm(x, weight(`${p}.input_layernorm.weight`), weight(`${p}.input_layernorm.bias`), eps);
     const qkv = op.linear(a, weight(`${p}.attention.query_key_value.weight`), bOf(`${p}.attention.query_key_value.bias`));
-    const { merged, cache } = attend(qkv, inputs.past?.[i]);
-    present.push(cache);
-    const attn = op.linear(merged, weight(`${p}.attention.dense.weight`), bOf(`${p}.attention.dense.bias`));
+    const block = attend(qkv, inputs.past?.[i]);
+    present.push(block.cache);
+    if (block.fresh) fresh.push(block.fresh);
+    const attn = op.linear(block.merged, weight(`${p}.attention.dense.weight`), bOf(`${p}.attention.dense.bias`));
 
     const mlp = (h: Tensor): Tensor => {
       const n = op.layerNorm(h, weight(`${p}.post_attention_layernorm.weight`), weight(`${p}.post_attention_layernorm.bias`), eps);
@@ -164,7 +177,7 @@ export function buildGptNeoX(config: NeoXConfig, weight: WeightLookup, inputs: F
   }
   const final = op.layerNorm(x, weight('gpt_neox.final_layer_norm.weight'), weight('gpt_neox.final_layer_norm.bias'), eps);
   hiddenStates.push(final);
-  return { hiddenStates, final, present };
+  return { hiddenStates, final, present, fresh };
 }
 
 /** logits = final · embed_outᵀ (embed_in when the embeddings are tied). */

@@ -10,7 +10,7 @@ import { type CompiledGraph, type RuntimeOptions, compile } from '../runtime/ses
 import { ConfigError } from '../util/errors.js';
 import type { NeoXConfig } from './config.js';
 import { MASK_VALUE, buildGptNeoX, lmHead } from './gpt-neox.js';
-import { type Params, groupQkvRows, parameterFeeds, parameterInputs } from './params.js';
+import { type Params, parameterFeeds, parameterInputs } from './params.js';
 
 export interface ScoreRequest {
   context: readonly number[];
@@ -52,7 +52,7 @@ export class Scorer {
     const logprob = op.neg(op.crossEntropy(logits, targets));
     const targetLogit = op.reshape(op.gatherElements(logits, op.reshape(targets, ['scored', 1]), 1), ['scored']);
     const greedy = op.equal(op.max(logits, [-1]), targetLogit);
-    return new Scorer(config, groupQkvRows(config, params), await compile({ graph, outputs: { logprob, greedy } }, runtime));
+    return new Scorer(config, params, await compile({ graph, outputs: { logprob, greedy } }, runtime));
   }
 
   /** Scores requests in batches of up to `batchSize` rows of similar length. */
