@@ -3,7 +3,7 @@
  * (forward, backward, clipping, AdamW) at the pythia-70m, 160m and 410m shapes, and of the forward
  * alone up to 1b (seq 512, batch 4, random weights), each in a fresh process so that the peak RSS is
  * that shape's; beside the faster installed PyTorch (bench/torch_train.py) on the same shapes.
- * Writes bench/results/scaling.json and docs/img/scaling.svg; `-- 70m 160m` runs only those sizes,
+ * Writes bench/results/scaling.json and docs/img/scaling.svg; `-- 70m 160m` runs only those sizes and `-- forward` only that mode, keeping the other recorded rows;
  * `-- --chart` redraws the chart from the JSON.
  */
 import { spawnSync } from 'node:child_process';
@@ -80,7 +80,6 @@ async function measure(size: string, mode: Mode, steps: number, threads: number)
     };
   } else {
     const scorer = await Scorer.create(config, params, { threads });
-    params.clear(); // the scorer holds its own regrouped copy of the qkv weights: let ours go
     const requests = Array.from({ length: B }, (_, b) => {
       const row = Array.from(tokens.subarray(b * (T + 1), (b + 1) * (T + 1)), Number);
       return { context: row.slice(0, 1), continuation: row.slice(1) };
@@ -180,7 +179,7 @@ async function main(sizes: readonly string[]): Promise<void> {
   const chosen: Record<Mode, TorchBaseline[]> = { train: baselines, forward: baselines };
   const rows: Row[] = [];
   const start = performance.now();
-  for (const { size, mode, steps } of PLAN.filter((p) => sizes.length === 0 || sizes.includes(p.size))) {
+  for (const { size, mode, steps } of PLAN.filter((p) => sizes.length === 0 || sizes.includes(p.size) || sizes.includes(p.mode))) {
     peak = Math.max(peak, await matmulPeak(threads));
     const config = configOf(size);
     const load = loadAverage();
@@ -213,10 +212,14 @@ async function main(sizes: readonly string[]): Promise<void> {
   console.log(`fp32 matmul peak (2048², onnxruntime, best of one measurement before each shape and one at the end): ${peak.toFixed(1)} GFLOP/s`);
   printTable(rows, peak);
   mkdirSync(join(REPO, 'bench/results'), { recursive: true });
-  const record = { date: new Date().toISOString(), threads, seq: T, batch: B, matmul_peak_gflops: peak, rows: rows.map((r) => ({ ...r, peak_fraction: r.gflops / peak })) };
+  // A partial run keeps the recorded rows it did not measure.
+  const earlier = sizes.length > 0 && existsSync(RESULTS) ? (JSON.parse(readFileSync(RESULTS, 'utf8')) as { rows: Row[] }).rows : [];
+  const kept = earlier.filter((e) => !rows.some((r) => r.size === e.size && r.mode === e.mode));
+  const all = [...rows, ...kept].sort((a, b) => PLAN.findIndex((p) => p.size === a.size && p.mode === a.mode) - PLAN.findIndex((p) => p.size === b.size && p.mode === b.mode));
+  const record = { date: new Date().toISOString(), threads, seq: T, batch: B, matmul_peak_gflops: peak, rows: all.map((r) => ({ ...r, peak_fraction: r.gflops / peak })) };
   writeFileSync(RESULTS, `${JSON.stringify(record, null, 2)}\n`);
   console.log(`wrote ${RESULTS}`);
-  await writeChart(rows);
+  await writeChart(all);
 }
 
 const [flag, size, mode, steps, threads] = process.argv.slice(2);
