@@ -8,8 +8,8 @@
 import { availableParallelism } from 'node:os';
 import { Scorer, type ScoreRequest } from '../src/model/score.js';
 import { Prng } from '../src/util/prng.js';
-import { SHAPES, configFor, hfPython, loadNote, matmulPeak, randomParams, table, timeIt } from './common.js';
-import { runOnHfCheckpoint } from './hf.js';
+import { matmulPeak, table, timeIt } from './common.js';
+import { pythia70mSideBySide, runOnHfCheckpoint } from './hf.js';
 
 const threads = Number(process.env.BENCH_THREADS ?? availableParallelism());
 const ITEMS = Number(process.env.BENCH_EVAL_ITEMS ?? 48);
@@ -17,13 +17,7 @@ const CHOICES = 4;
 const BATCH = 16;
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 
-console.log(`bench:eval, ${threads} threads; ${loadNote()}`);
-const hf = hfPython();
-console.log(hf.note);
-
-const shape = SHAPES.find((s) => s.label === 'pythia-70m')!;
-const config = configFor(shape);
-const params = randomParams(config);
+const { hf, shape, config, params } = pythia70mSideBySide('bench:eval', threads);
 const rng = new Prng(11);
 const token = () => rng.int(shape.V);
 const requests: ScoreRequest[] = [];

@@ -8,8 +8,8 @@
 import { parameterShapes } from '../src/model/config.js';
 import { Decoder } from '../src/model/decoder.js';
 import { generate } from '../src/model/generate.js';
-import { SHAPES, configFor, hfPython, loadNote, matmulPeak, randomParams, randomTokens, table, timeIt } from './common.js';
-import { runOnHfCheckpoint } from './hf.js';
+import { loadNote, matmulPeak, randomTokens, table, timeIt } from './common.js';
+import { pythia70mSideBySide, runOnHfCheckpoint } from './hf.js';
 
 const threads = Number(process.env.BENCH_THREADS ?? 2);
 const NEW_TOKENS = Number(process.env.BENCH_NEW_TOKENS ?? 256);
@@ -17,13 +17,7 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const PROMPT = 8;
 const BATCHES = [1, 16];
 
-console.log(`bench:generate, ${threads} threads; ${loadNote()}`);
-const hf = hfPython();
-console.log(hf.note);
-
-const shape = SHAPES.find((s) => s.label === 'pythia-70m')!;
-const config = configFor(shape);
-const params = randomParams(config);
+const { hf, shape, config, params } = pythia70mSideBySide('bench:generate', threads);
 const prompts = BATCHES.map((batch, i) => {
   const tokens = randomTokens(batch * PROMPT, shape.V, 10 + i);
   return Array.from({ length: batch }, (_, b) => Array.from(tokens.subarray(b * PROMPT, (b + 1) * PROMPT), Number));

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { saveCheckpoint } from '../src/model/checkpoint.js';
 import type { NeoXConfig } from '../src/model/config.js';
 import type { Params } from '../src/model/params.js';
+import { SHAPES, configFor, hfPython, loadNote, randomParams } from './common.js';
 
 /**
  * Saves `params` as a float32 checkpoint `<tmp>/model` (beside `files`, as JSON), runs
@@ -23,4 +24,14 @@ export async function runOnHfCheckpoint<T>(python: string, script: string, confi
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** Prints a side-by-side bench's header and the Hugging Face baseline's note; returns the pythia-70m shape with random weights. */
+export function pythia70mSideBySide(name: string, threads: number) {
+  console.log(`${name}, ${threads} threads; ${loadNote()}`);
+  const hf = hfPython();
+  console.log(hf.note);
+  const shape = SHAPES.find((s) => s.label === 'pythia-70m')!;
+  const config = configFor(shape);
+  return { hf, shape, config, params: randomParams(config) };
 }
