@@ -3,7 +3,7 @@
  * (forward, backward, clipping, AdamW) at the pythia-70m, 160m and 410m shapes, and of the forward
  * alone up to 1b (seq 512, batch 4, random weights), each in a fresh process so that the peak RSS is
  * that shape's; beside the faster installed PyTorch (bench/torch_train.py) on the same shapes.
- * Writes bench/results/scaling.json and docs/img/scaling.svg; `-- 70m 160m` runs only those sizes and `-- forward` only that mode, keeping the other recorded rows;
+ * Writes bench/results/scaling.json and docs/img/scaling.svg; `-- 70m 160m` runs only those sizes, `-- forward` only that mode, `-- 70m forward` both limits, keeping the other recorded rows;
  * `-- --chart` redraws the chart from the JSON.
  */
 import { spawnSync } from 'node:child_process';
@@ -167,7 +167,10 @@ function printTable(rows: readonly Row[], peak: number): void {
   console.log(`${table(header, cells)}\n`);
 }
 
-async function main(sizes: readonly string[]): Promise<void> {
+/** Sizes and modes a run may be limited to: `-- 70m forward` runs the 70m forward alone. */
+const KINDS = [PLAN.map((p) => p.size), ['train', 'forward']];
+
+async function main(args: readonly string[]): Promise<void> {
   const threads = benchSetupThreads('bench:scaling');
   // The peak is measured before every shape and at the end, and the best kept: the cores are shared.
   let peak = 0;
@@ -179,7 +182,7 @@ async function main(sizes: readonly string[]): Promise<void> {
   const chosen: Record<Mode, TorchBaseline[]> = { train: baselines, forward: baselines };
   const rows: Row[] = [];
   const start = performance.now();
-  for (const { size, mode, steps } of PLAN.filter((p) => sizes.length === 0 || sizes.includes(p.size) || sizes.includes(p.mode))) {
+  for (const { size, mode, steps } of PLAN.filter((p) => [p.size, p.mode].every((v, i) => !args.some((a) => KINDS[i]!.includes(a)) || args.includes(v)))) {
     peak = Math.max(peak, await matmulPeak(threads));
     const config = configOf(size);
     const load = loadAverage();
@@ -213,7 +216,9 @@ async function main(sizes: readonly string[]): Promise<void> {
   printTable(rows, peak);
   mkdirSync(join(REPO, 'bench/results'), { recursive: true });
   // A partial run keeps the recorded rows it did not measure.
-  const earlier = sizes.length > 0 && existsSync(RESULTS) ? (JSON.parse(readFileSync(RESULTS, 'utf8')) as { rows: Row[] }).rows : [];
+  const recorded = args.length > 0 && existsSync(RESULTS) ? (JSON.parse(readFileSync(RESULTS, 'utf8')) as { rows: Row[]; matmul_peak_gflops: number }) : undefined;
+  const earlier = recorded?.rows ?? [];
+  peak = Math.max(peak, recorded?.matmul_peak_gflops ?? 0);
   const kept = earlier.filter((e) => !rows.some((r) => r.size === e.size && r.mode === e.mode));
   const all = [...rows, ...kept].sort((a, b) => PLAN.findIndex((p) => p.size === a.size && p.mode === a.mode) - PLAN.findIndex((p) => p.size === b.size && p.mode === b.mode));
   const record = { date: new Date().toISOString(), threads, seq: T, batch: B, matmul_peak_gflops: peak, rows: all.map((r) => ({ ...r, peak_fraction: r.gflops / peak })) };
