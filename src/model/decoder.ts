@@ -6,8 +6,8 @@
  * Attention is fused (one rotary and one attention kernel per layer), which matters most for
  * one-token steps, where every kernel launch costs about as much as its arithmetic.
  *
- * The cache lives in JavaScript, in buffers with room to spare that grow 64 positions at a time;
- * the graph reads all of them, unused ones masked. Returning the whole cache from every step
+ * The cache lives in JavaScript, in buffers with room to spare (`cacheCapacity`); the graph reads
+ * all of their positions, unused ones masked. Returning the whole cache from every step
  * instead cost more than the step's kernels at batch 16 (onnxruntime-node copies each output into
  * fresh memory).
  */
@@ -34,8 +34,11 @@ export interface DecoderStep {
   cache: KvCache;
 }
 
-/** Positions a cache grows by. */
-const CACHE_CHUNK = 64;
+/**
+ * A cache grows to a quarter more than it needs, in multiples of 16 positions: attention reads (and
+ * copies) every slot, used or not, and each growth copies the cache into fresh memory.
+ */
+const cacheCapacity = (needed: number): number => Math.ceil((needed * 1.25) / 16) * 16;
 
 export interface DecoderOptions extends RuntimeOptions {
   /**
@@ -125,7 +128,7 @@ export class Decoder {
   async step(ids: BigInt64Array, positions: BigInt64Array, bias: Float32Array, cache: KvCache, batch: number): Promise<DecoderStep> {
     const seq = ids.length / batch;
     const { length: past } = cache;
-    if (past + seq > cache.capacity) this.grow(cache, Math.ceil((past + seq) / CACHE_CHUNK) * CACHE_CHUNK);
+    if (past + seq > cache.capacity) this.grow(cache, cacheCapacity(past + seq));
     const { capacity } = cache;
     const nh = this.config.numHeads;
     const hd = headDim(this.config);
@@ -157,7 +160,8 @@ export class Decoder {
         for (let t = 0; t < seq; t++) {
           for (let h = 0; h < nh; h++) {
             const from = ((b * seq + t) * nh + h) * hd;
-            buffer.set(fresh.subarray(from, from + hd), ((b * nh + h) * capacity + past + t) * hd);
+            const to = ((b * nh + h) * capacity + past + t) * hd;
+            for (let j = 0; j < hd; j++) buffer[to + j] = fresh[from + j]!;
           }
         }
       }

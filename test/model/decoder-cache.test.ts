@@ -1,5 +1,5 @@
 /**
- * The decoder's cache grows 64 positions at a time: steps past several growths give the logits of
+ * The decoder's cache grows as it fills: steps past several growths give the logits of
  * one pass over the whole sequence, and generation with rows of different lengths (left padding)
  * equals recomputing the whole sequence at every step.
  */
