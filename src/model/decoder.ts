@@ -118,7 +118,7 @@ export class Decoder {
   }
 
   emptyCache(batch: number): KvCache {
-    return { batch, length: 0, capacity: 0, buffers: [] };
+    return { batch, length: 0, capacity: 0, buffers: Array.from({ length: 2 * this.config.numLayers }, () => new Float32Array(0)) };
   }
 
   /**
@@ -127,9 +127,7 @@ export class Decoder {
    */
   async step(ids: BigInt64Array, positions: BigInt64Array, bias: Float32Array, cache: KvCache, batch: number): Promise<DecoderStep> {
     const seq = ids.length / batch;
-    const { length: past } = cache;
-    if (past + seq > cache.capacity) this.grow(cache, cacheCapacity(past + seq));
-    const { capacity } = cache;
+    const { length: past, capacity } = cache;
     const nh = this.config.numHeads;
     const hd = headDim(this.config);
     // Keys are the cache's slots, then the new positions: slots past `length` are masked.
@@ -152,7 +150,10 @@ export class Decoder {
       feeds[`past.${i}.value`] = { data: cache.buffers[2 * i + 1]!, dims };
     }
     const r = await (seq === 1 ? this.stepSession : this.session).run(feeds);
+    // Grown only now, so that a prompt's step attends over no empty slots.
+    if (past + seq > capacity) this.grow(cache, cacheCapacity(past + seq));
     // New [batch, seq, heads, hd] rows into [batch, heads, capacity, hd] slots past..past+seq−1.
+    const stride = cache.capacity;
     for (let i = 0; i < 2 * this.config.numLayers; i++) {
       const fresh = r[`new.${i >> 1}.${i & 1 ? 'value' : 'key'}`]!.data as Float32Array;
       const buffer = cache.buffers[i]!;
@@ -160,7 +161,7 @@ export class Decoder {
         for (let t = 0; t < seq; t++) {
           for (let h = 0; h < nh; h++) {
             const from = ((b * seq + t) * nh + h) * hd;
-            const to = ((b * nh + h) * capacity + past + t) * hd;
+            const to = ((b * nh + h) * stride + past + t) * hd;
             for (let j = 0; j < hd; j++) buffer[to + j] = fresh[from + j]!;
           }
         }
@@ -175,8 +176,8 @@ export class Decoder {
     const rows = cache.batch * this.config.numHeads;
     cache.buffers = Array.from({ length: 2 * this.config.numLayers }, (_, i) => {
       const wider = new Float32Array(rows * capacity * hd);
-      const old = cache.buffers[i];
-      if (old) for (let r = 0; r < rows; r++) wider.set(old.subarray(r * cache.capacity * hd, (r * cache.capacity + cache.length) * hd), r * capacity * hd);
+      const old = cache.buffers[i]!;
+      for (let r = 0; r < rows; r++) wider.set(old.subarray(r * cache.capacity * hd, (r * cache.capacity + cache.length) * hd), r * capacity * hd);
       return wider;
     });
     cache.capacity = capacity;
