@@ -6,6 +6,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { countParameters, type NeoXConfig, parameterShapes } from '../src/model/config.js';
 import { pythiaArchitecture } from '../src/model/presets.js';
+import { createTrainStep } from '../src/model/train-step.js';
+import { AdamW, noWeightDecay, PYTHIA_ADAM } from '../src/train/adamw.js';
+import { clipGradNorm } from '../src/train/grad-clip.js';
 import type { Params } from '../src/model/params.js';
 import { Prng } from '../src/util/prng.js';
 
@@ -239,5 +242,18 @@ export function hfPython(): { python: string | undefined; note: string } {
   return {
     python: undefined,
     note: 'Hugging Face baseline skipped: no Python with torch and transformers (python3 -m venv venv && venv/bin/pip install torch transformers, then PYTHIA_BENCH_PYTHON=venv/bin/python)',
+  };
+}
+
+/** One whole optimizer step as `pythia train` runs it (forward, backward, clipping at 1.0, AdamW) on random weights and tokens. */
+export async function wholeTrainingStep(config: NeoXConfig, batch: number, seq: number, threads: number): Promise<() => Promise<void>> {
+  const params = randomParams(config);
+  const step = await createTrainStep(config, { batch, seq, threads });
+  const optimizer = new AdamW(PYTHIA_ADAM, params, noWeightDecay(parameterShapes(config)));
+  const tokens = Int32Array.from(randomTokens(batch * (seq + 1), config.vocabSize), Number);
+  return async () => {
+    const { grads } = await step.run(params, tokens);
+    clipGradNorm(grads, 1.0);
+    optimizer.step(params, grads, 1e-4);
   };
 }

@@ -10,15 +10,12 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { countParameters, parameterShapes } from '../src/model/config.js';
+import { countParameters } from '../src/model/config.js';
 import { pythiaPreset } from '../src/model/presets.js';
 import { Scorer } from '../src/model/score.js';
-import { createTrainStep } from '../src/model/train-step.js';
 import { DASH_LEGEND } from '../src/report/charts.js';
 import { renderSvg, toVega } from '../src/report/render.js';
-import { AdamW, noWeightDecay, PYTHIA_ADAM } from '../src/train/adamw.js';
-import { clipGradNorm } from '../src/train/grad-clip.js';
-import { benchSetupThreads, fastest, flopsPerToken, matmulPeak, randomParams, randomTokens, REPO, runTorch, table, type TorchBaseline, torchBaselines } from './common.js';
+import { benchSetupThreads, fastest, flopsPerToken, matmulPeak, randomParams, randomTokens, REPO, runTorch, table, type TorchBaseline, torchBaselines, wholeTrainingStep } from './common.js';
 
 const T = 512;
 const B = 4;
@@ -66,20 +63,12 @@ function configOf(size: string) {
 /** In the child: seconds per step (mean of `steps` after one warm-up) and the process's peak RSS. */
 async function measure(size: string, mode: Mode, steps: number, threads: number): Promise<{ seconds: number; maxrss_kib: number }> {
   const config = configOf(size);
-  const params = randomParams(config);
-  const tokens = randomTokens(B * (T + 1), config.vocabSize);
   let step: () => Promise<unknown>;
   if (mode === 'train') {
-    const train = await createTrainStep(config, { batch: B, seq: T, threads });
-    const optimizer = new AdamW(PYTHIA_ADAM, params, noWeightDecay(parameterShapes(config)));
-    const batch = Int32Array.from(tokens, Number);
-    step = async () => {
-      const { grads } = await train.run(params, batch);
-      clipGradNorm(grads, 1.0);
-      optimizer.step(params, grads, 1e-4);
-    };
+    step = await wholeTrainingStep(config, B, T, threads);
   } else {
-    const scorer = await Scorer.create(config, params, { threads });
+    const scorer = await Scorer.create(config, randomParams(config), { threads });
+    const tokens = randomTokens(B * (T + 1), config.vocabSize);
     const requests = Array.from({ length: B }, (_, b) => {
       const row = Array.from(tokens.subarray(b * (T + 1), (b + 1) * (T + 1)), Number);
       return { context: row.slice(0, 1), continuation: row.slice(1) };

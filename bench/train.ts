@@ -11,28 +11,18 @@
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { parameterShapes } from '../src/model/config.js';
-import { createTrainStep } from '../src/model/train-step.js';
-import { AdamW, noWeightDecay, PYTHIA_ADAM } from '../src/train/adamw.js';
-import { clipGradNorm } from '../src/train/grad-clip.js';
-import { SHAPES, benchSetup, configFor, flopsPerToken, matmulPeak, median, randomParams, randomTokens, table } from './common.js';
+import { SHAPES, benchSetup, configFor, flopsPerToken, matmulPeak, median, table, wholeTrainingStep } from './common.js';
 
 const GIB = 1024 ** 3;
 
 /** In the child: the median seconds of `runs` steps after one warm-up, and the peak RSS in bytes. */
 async function measure(label: string, threads: number, runs: number): Promise<{ seconds: number; rss: number }> {
   const shape = SHAPES.find((s) => s.label === label)!;
-  const config = configFor(shape);
-  const params = randomParams(config);
-  const step = await createTrainStep(config, { batch: shape.B, seq: shape.T, threads });
-  const optimizer = new AdamW(PYTHIA_ADAM, params, noWeightDecay(parameterShapes(config)));
-  const tokens = Int32Array.from(randomTokens(shape.B * (shape.T + 1), shape.V), Number);
+  const step = await wholeTrainingStep(configFor(shape), shape.B, shape.T, threads);
   const times: number[] = [];
   for (let i = 0; i <= runs; i++) {
     const t0 = performance.now();
-    const { grads } = await step.run(params, tokens);
-    clipGradNorm(grads, 1.0);
-    optimizer.step(params, grads, 1e-4);
+    await step();
     if (i > 0) times.push((performance.now() - t0) / 1000);
   }
   return { seconds: median(times), rss: process.resourceUsage().maxRSS * 1024 };
