@@ -3,6 +3,8 @@
  * MultiHeadAttention) and encodes the ModelProto. Each op of ours becomes one or a few ONNX nodes;
  * where onnxruntime's CPU provider lacks a float64 kernel (Erf, Gelu, LayerNormalization and the
  * com.microsoft ops) a float64 node is written as its decomposition, so float64 graphs still run.
+ * For the WebGPU provider, ops it has no kernel for (FusedMatMul, LogSoftmax) are decomposed too:
+ * a node it cannot run goes to the CPU, with copies to and from the GPU around it.
  */
 import { type DType, ONNX_TYPE, type TypedArray } from './dtype.js';
 import type { Graph, Node, OpNode, Tensor } from './graph.js';
@@ -39,6 +41,7 @@ class Lowering {
   constructor(
     readonly used: ReadonlySet<number>,
     private readonly renamed: ReadonlyMap<number, string>,
+    readonly target: LoweringTarget,
   ) {}
   readonly nodes: OnnxNode[] = [];
   readonly constants: OnnxInitializer[] = [];
@@ -153,6 +156,15 @@ function lowerAttentionDecomposed(L: Lowering, node: OpNode<'attention'>, ins: s
 }
 
 /** ONNX Reshape target: 0 keeps the input's dimension at that position, −1 takes what is left. */
+/** log softmax(x) along `axis`; for WebGPU as x − max − log Σ exp(x − max). */
+function lowerLogSoftmax(L: Lowering, x: string, axis: number, out?: string): string {
+  if (L.target === 'cpu') return L.emit('LogSoftmax', [x], { axis }, out);
+  const axes = L.int64s([axis]);
+  const shifted = L.emit('Sub', [x, L.emit('ReduceMax', [x, axes], { keepdims: 1 })]);
+  const logSum = L.emit('Log', [L.emit('ReduceSum', [L.emit('Exp', [shifted]), axes], { keepdims: 1 })]);
+  return L.emit('Sub', [shifted, logSum], {}, out);
+}
+
 function reshapeTarget(node: OpNode): number[] {
   const input = node.inputs[0]!;
   return node.outputs[0]!.shape.map((d, i) => (typeof d === 'number' ? d : d === input.shape[i] ? 0 : -1));
@@ -204,7 +216,7 @@ function lowerNode(L: Lowering, node: Node): void {
         } else {
           L.emit('Gemm', ins, { transA, transB, alpha: { float: alpha } }, out);
         }
-      } else if (dtype === 'float32' && (transA || transB || alpha !== 1)) {
+      } else if (dtype === 'float32' && L.target === 'cpu') {
         L.emit('FusedMatMul', ins, { transA, transB, alpha: { float: alpha } }, out, 'com.microsoft');
       } else {
         const swapLast = (t: Tensor, name: string): string => {
@@ -224,7 +236,7 @@ function lowerNode(L: Lowering, node: Node): void {
       if (x.rank === 2) {
         L.emit('Gemm', ins, { transB: 1 }, out);
       } else {
-        const product = dtype === 'float32'
+        const product = dtype === 'float32' && L.target === 'cpu'
           ? L.emit('FusedMatMul', [ins[0]!, ins[1]!], { transB: 1 }, ins[2] ? undefined : out, 'com.microsoft')
           : L.emit('MatMul', [ins[0]!, L.emit('Transpose', [ins[1]!], { perm: [1, 0] })], {}, ins[2] ? undefined : out);
         if (ins[2]) L.emit('Add', [product, ins[2]], {}, out);
@@ -293,7 +305,7 @@ function lowerNode(L: Lowering, node: Node): void {
       L.emit('Softmax', ins, { axis: node.attrs.axis }, out);
       return;
     case 'logSoftmax':
-      L.emit('LogSoftmax', ins, { axis: node.attrs.axis }, out);
+      lowerLogSoftmax(L, ins[0]!, node.attrs.axis, out);
       return;
     case 'layerNorm':
       if (dtype === 'float64') {
@@ -336,7 +348,7 @@ function lowerNode(L: Lowering, node: Node): void {
       else L.emit('Gelu', ins, { approximate: node.attrs.approximate }, out);
       return;
     case 'crossEntropy': {
-      L.emit('LogSoftmax', [ins[0]!], { axis: 1 }, outs[1]);
+      lowerLogSoftmax(L, ins[0]!, 1, outs[1]);
       const labels = L.emit('Unsqueeze', [ins[1]!, L.int64s([1])]);
       const picked = L.emit('GatherElements', [outs[1]!, labels], { axis: 1 });
       L.emit('Neg', [L.emit('Squeeze', [picked, L.int64s([1])])], {}, out);
@@ -372,7 +384,7 @@ function lowerMeanLinearCrossEntropy(L: Lowering, node: OpNode<'meanLinearCrossE
     const logits = L.emit('Gemm', [xChunk, w], { transB: 1 });
     if (wantLoss) {
       const labelChunk = L.emit('Unsqueeze', [L.emit('Slice', [labels, ...bounds]), L.int64s([1])]);
-      picked.push(L.emit('GatherElements', [L.emit('LogSoftmax', [logits], { axis: 1 }), labelChunk], { axis: 1 }));
+      picked.push(L.emit('GatherElements', [lowerLogSoftmax(L, logits, 1), labelChunk], { axis: 1 }));
     }
     if (!wantDx && !wantDw) continue;
     const p = L.emit('Softmax', [logits], { axis: 1 });
@@ -415,7 +427,15 @@ export interface ModelSpec {
   name?: string;
 }
 
+/**
+ * The onnxruntime execution provider a model is lowered for: `cpu` (also right for CUDA) may use
+ * every com.microsoft op of ours; `webgpu` only ops with WebGPU kernels.
+ */
+export type LoweringTarget = 'cpu' | 'webgpu';
+
 export interface EncodeOptions {
+  /** Default `cpu`. */
+  target?: LoweringTarget;
   /**
    * Store the graph's initializers of at least 1 KiB in a separate file (ONNX external data) named
    * `location`, relative to the model file: the way past protobuf's 2 GiB limit.
@@ -513,7 +533,7 @@ export function toOnnx(spec: ModelSpec, options: EncodeOptions = {}): EncodedMod
   for (const [name, t] of outputEntries) {
     if (t.kind === 'node' && !renamed.has(t.id) && !taken.has(name)) renamed.set(t.id, name);
   }
-  const L = new Lowering(used, renamed);
+  const L = new Lowering(used, renamed, options.target ?? 'cpu');
   for (const n of nodes) lowerNode(L, n);
   for (const [name, t] of outputEntries) {
     if (renamed.get(t.id) !== name && name !== t.name) L.emit('Identity', [L.name(t)], {}, name);

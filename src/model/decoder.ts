@@ -110,6 +110,12 @@ export class Decoder {
     return new Decoder(config, baked ? {} : parameterFeeds(config, weights), session, stepSession, baked);
   }
 
+  /** Ends onnxruntime's profiling of a decoder created with `profile`, writing its JSON file(s). */
+  endProfiling(): void {
+    this.session.endProfiling();
+    if (this.stepSession !== this.session) this.stepSession.endProfiling();
+  }
+
   /** Frees the sessions' memory (a decoder with baked weights holds its own copy of them). */
   async release(): Promise<void> {
     if (!this.owned) return;

@@ -55,6 +55,11 @@ export class Scorer {
     return new Scorer(config, params, await compile({ graph, outputs: { logprob, greedy } }, runtime));
   }
 
+  /** Ends onnxruntime's profiling of a scorer created with `profile`, writing its JSON file. */
+  endProfiling(): void {
+    this.session.endProfiling();
+  }
+
   /** Scores requests in batches of up to `batchSize` rows of similar length. */
   async score(requests: readonly ScoreRequest[], batchSize = 8): Promise<ScoreResult[]> {
     const V = this.config.vocabSize;

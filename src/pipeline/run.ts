@@ -17,6 +17,7 @@ import type { StepProgress } from '../train/trainer.js';
 import { loadTokenizer } from '../data/tokenizer.js';
 import { writeReport } from '../report/report.js';
 import { writeFileAtomic } from '../util/atomic.js';
+import type { ExecutionProvider } from '../runtime/session.js';
 import { ConfigError } from '../util/errors.js';
 
 export const RUN_RECORD = 'run.json';
@@ -52,6 +53,8 @@ export interface RunOptions {
   memorization: number;
   window: number;
   threads?: number;
+  /** onnxruntime execution provider for training and evaluation (default: cpu). */
+  device?: ExecutionProvider;
   onEvent?: (e: RunEvent) => void;
 }
 
@@ -124,6 +127,7 @@ export async function runPipeline(options: RunOptions): Promise<RunRecord> {
       only: options.models,
       evalIters: options.evalIters ?? 2,
       threads: options.threads,
+      device: options.device,
       interventionFrom: options.interventionFrom === undefined ? undefined : options.interventionFrom < 1 ? { fraction: options.interventionFrom } : { step: options.interventionFrom },
       onModelStart: (model, status) => emit({ type: 'train', model, run: runOf(model), runs, status }),
       onProgress: (model, progress) => emit({ type: 'train', model, run: runOf(model), runs, progress }),
@@ -139,6 +143,7 @@ export async function runPipeline(options: RunOptions): Promise<RunRecord> {
       limit: options.limit,
       maxGenTokens: options.maxGenTokens,
       threads: options.threads,
+      device: options.device,
       memorization: options.memorization > 0 ? { sequences: options.memorization, window: options.window } : undefined,
       canaries: true,
       termCounts: true,

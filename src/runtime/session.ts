@@ -155,6 +155,8 @@ function sessionOptions(options: RuntimeOptions, float64: boolean): ort.Inferenc
     interOpNumThreads: 1,
     graphOptimizationLevel: 'all',
     executionMode: 'sequential',
+    // Errors only: its warnings (nodes it keeps on the CPU on purpose, unused initializers) are not the user's to act on.
+    logSeverityLevel: 3,
     ...(options.memoryPattern === false && { enableMemPattern: false }),
     ...(options.profile && { enableProfiling: true, profileFilePrefix: options.profile }),
     ...(float64 && { extra: { optimization: { disable_specified_optimizers: FLOAT64_UNSAFE_REWRITES.join(';') } } }),
@@ -163,7 +165,7 @@ function sessionOptions(options: RuntimeOptions, float64: boolean): ort.Inferenc
 
 /** Compiles (or fetches from the cache) the part of a graph that computes `spec.outputs`. */
 export function compile(spec: ModelSpec, options: RuntimeOptions = {}): Promise<CompiledGraph> {
-  const model = toOnnx(spec);
+  const model = toOnnx(spec, { target: options.provider === 'webgpu' ? 'webgpu' : 'cpu' });
   const signature = (): InputSignature[] =>
     model.inputNames.map((name) => {
       const t = spec.graph.inputs.find((i) => i.name === name)!;

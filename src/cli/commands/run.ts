@@ -3,7 +3,8 @@ import cliProgress from 'cli-progress';
 import { type Command, InvalidArgumentError } from 'commander';
 import { DEFAULT_MEMORIZATION } from '../../results/evaluate.js';
 import { type RunEvent, type RunRecord, STAGES, type Stage, runPipeline } from '../../pipeline/run.js';
-import { addTokenizerOption, nonNegativeInt, positiveInt, tokenizerFlag, type TokenizerFlags } from '../arguments.js';
+import type { ExecutionProvider } from '../../runtime/session.js';
+import { addTokenizerOption, deviceOption, nonNegativeInt, positiveInt, tokenizerFlag, type TokenizerFlags } from '../arguments.js';
 import { formatDuration, PROGRESS_LINE_SECONDS } from '../progress.js';
 import { intList } from './eval.js';
 import { addRecipeOptions, recipeOverrides } from './train.js';
@@ -93,6 +94,7 @@ interface RunFlags extends TokenizerFlags {
   memorization: number;
   window: number;
   threads?: number;
+  device: ExecutionProvider;
 }
 
 function fractionOrStep(value: string): number {
@@ -124,7 +126,8 @@ export function registerRun(program: Command): void {
     .option('--max-gen-tokens <n>', 'most tokens a generate_until item may generate', positiveInt, 32)
     .option('--memorization <n>', 'training sequences scored for memorization per checkpoint (0: none)', nonNegativeInt, DEFAULT_MEMORIZATION.sequences)
     .option('--window <n>', 'training-order indices per window of the Poisson test', positiveInt, 64)
-    .option('--threads <n>', 'compute threads (default: every core)', positiveInt);
+    .option('--threads <n>', 'compute threads (default: every core)', positiveInt)
+    .addOption(deviceOption());
   addTokenizerOption(cmd, 'tokenizer.json of --data');
   addRecipeOptions(cmd).action(async (flags: RunFlags) => {
     const progress = pipelineProgress();
@@ -148,6 +151,7 @@ export function registerRun(program: Command): void {
         memorization: flags.memorization,
         window: flags.window,
         threads: flags.threads,
+        device: flags.device,
         onEvent: progress.onEvent,
       });
     } finally {
