@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { countParameters, type NeoXConfig, parameterShapes } from '../src/model/config.js';
 import { pythiaArchitecture } from '../src/model/presets.js';
-import { createTrainStep } from '../src/model/train-step.js';
+import type { ExecutionProvider } from '../src/runtime/session.js';
 import { AdamW, noWeightDecay, PYTHIA_ADAM } from '../src/train/adamw.js';
-import { clipGradNorm } from '../src/train/grad-clip.js';
+import { createUpdateStep } from '../src/train/update-step.js';
 import type { Params } from '../src/model/params.js';
 import { Prng } from '../src/util/prng.js';
 
@@ -245,15 +245,17 @@ export function hfPython(): { python: string | undefined; note: string } {
   };
 }
 
-/** One whole optimizer step as `pythia train` runs it (forward, backward, clipping at 1.0, AdamW) on random weights and tokens. */
-export async function wholeTrainingStep(config: NeoXConfig, batch: number, seq: number, threads: number): Promise<() => Promise<void>> {
+/**
+ * One whole optimizer step as `pythia train` runs it (forward, backward, clipping at 1.0, AdamW) on
+ * random weights and tokens, through the trainer's own update step: on the CPU, or with the
+ * parameters and optimizer state kept in GPU memory under `provider: 'webgpu'`.
+ */
+export async function wholeTrainingStep(config: NeoXConfig, batch: number, seq: number, threads: number, provider: ExecutionProvider = 'cpu'): Promise<() => Promise<void>> {
   const params = randomParams(config);
-  const step = await createTrainStep(config, { batch, seq, threads });
   const optimizer = new AdamW(PYTHIA_ADAM, params, noWeightDecay(parameterShapes(config)));
+  const step = await createUpdateStep({ config, params, optimizer, micro: batch, seq, maxNorm: 1.0, validation: false, runtime: { threads, provider } });
   const tokens = Int32Array.from(randomTokens(batch * (seq + 1), config.vocabSize), Number);
   return async () => {
-    const { grads } = await step.run(params, tokens);
-    clipGradNorm(grads, 1.0);
-    optimizer.step(params, grads, 1e-4);
+    await step.update([tokens], 1e-4, 'a random batch');
   };
 }

@@ -8,7 +8,7 @@
 import { Graph, type Tensor } from '../graph/graph.js';
 import { grad } from '../graph/grad.js';
 import * as op from '../graph/ops.js';
-import { type CompiledGraph, type HostTensor, type RuntimeOptions, compile } from '../runtime/session.js';
+import { type CompiledGraph, type DeviceTensor, type Feed, type HostTensor, type RuntimeOptions, compile } from '../runtime/session.js';
 import { ConfigError, DataError } from '../util/errors.js';
 import { type NeoXConfig, parameterShapes } from './config.js';
 import { buildGptNeoX } from './gpt-neox.js';
@@ -18,6 +18,9 @@ export interface StepResult {
   loss: number;
   grads: Map<string, Float32Array>;
 }
+
+/** Parameters as WebGPU buffers, by name (a step created with `gradientsOnDevice` takes them). */
+export type DeviceParams = Map<string, DeviceTensor>;
 
 export class TrainStep {
   private constructor(
@@ -29,11 +32,12 @@ export class TrainStep {
 
   /**
    * Builds and compiles the step for `batch` samples of `seq` + 1 tokens; with `gradients: false`
-   * only the loss (validation).
+   * only the loss (validation). With `gradientsOnDevice` (WebGPU) the gradients stay in GPU memory
+   * (`runOnDevice`).
    */
   static async create(
     config: NeoXConfig,
-    shape: { batch: number; seq: number; gradients?: boolean },
+    shape: { batch: number; seq: number; gradients?: boolean; gradientsOnDevice?: boolean },
     runtime: RuntimeOptions = {},
   ): Promise<TrainStep> {
     const { batch, seq } = shape;
@@ -55,7 +59,8 @@ export class TrainStep {
       const grads = grad(loss, names.map((n) => tensors.get(n)!));
       names.forEach((n, i) => (outputs[`grad.${n}`] = grads[i]!));
     }
-    return new TrainStep(config, batch, seq, await compile({ graph, outputs }, { ...runtime, memoryPattern: false }));
+    const deviceOutputs = shape.gradientsOnDevice ? Object.keys(outputs).filter((n) => n.startsWith('grad.')) : undefined;
+    return new TrainStep(config, batch, seq, await compile({ graph, outputs }, { ...runtime, memoryPattern: false, deviceOutputs }));
   }
 
   /** Ends onnxruntime's profiling of a step compiled with `runtime.profile`, writing its JSON file. */
@@ -64,8 +69,20 @@ export class TrainStep {
   }
 
   /** The loss alone for `tokens` [batch, seq + 1]; `source` names the batch in errors. */
-  async loss(params: Params, tokens: Int32Array, source = 'a batch'): Promise<number> {
+  async loss(params: Params | DeviceParams, tokens: Int32Array, source = 'a batch'): Promise<number> {
     return (await this.feed(params, tokens, source)).loss;
+  }
+
+  /** Loss and gradients, left on the device (a step created with `gradientsOnDevice`); free them with `dispose()`. */
+  async runOnDevice(params: Params | DeviceParams, tokens: Int32Array, source = 'a batch'): Promise<{ loss: number; grads: Map<string, DeviceTensor> }> {
+    const { loss, device } = await this.feed(params, tokens, source);
+    const grads = new Map<string, DeviceTensor>();
+    for (const { name } of parameterShapes(this.config)) {
+      const g = device[`grad.${name}`];
+      if (!g) throw new ConfigError('this step was compiled without gradients on the device');
+      grads.set(name, g);
+    }
+    return { loss, grads };
   }
 
   /** Loss and gradients for `tokens` [batch, seq + 1]; `source` names the batch in errors. */
@@ -80,7 +97,11 @@ export class TrainStep {
     return { loss, grads };
   }
 
-  private async feed(params: Params, tokens: Int32Array, source: string): Promise<{ loss: number; outputs: Record<string, HostTensor> }> {
+  private async feed(
+    params: Params | DeviceParams,
+    tokens: Int32Array,
+    source: string,
+  ): Promise<{ loss: number; outputs: Record<string, HostTensor>; device: Record<string, DeviceTensor> }> {
     if (!(tokens instanceof Int32Array)) {
       throw new ConfigError(`a training batch is an Int32Array of token ids, got ${(tokens as object)?.constructor?.name ?? typeof tokens}`);
     }
@@ -94,12 +115,12 @@ export class TrainStep {
         throw new DataError(`${source} holds token id ${id}, outside the model's vocabulary [0, ${vocabSize}): the data was tokenized with a larger vocabulary`);
       }
     }
-    const outputs = await this.session.run({ ...parameterFeeds(this.config, params), tokens: { data: tokens, dims: [this.batch, this.seq + 1] } });
-    return { loss: (outputs.loss!.data as Float32Array)[0]!, outputs };
+    const weights: Record<string, Feed> = isDeviceParams(params) ? Object.fromEntries(params) : parameterFeeds(this.config, params);
+    const { host, device } = await this.session.runOnDevice({ ...weights, tokens: { data: tokens, dims: [this.batch, this.seq + 1] } });
+    return { loss: (host.loss!.data as Float32Array)[0]!, outputs: host, device };
   }
 }
 
-/** The interface the trainer codes against: `createTrainStep(config, { batch, seq })`. */
-export function createTrainStep(config: NeoXConfig, shape: { batch: number; seq: number; threads?: number }): Promise<TrainStep> {
-  return TrainStep.create(config, shape, { threads: shape.threads });
+function isDeviceParams(params: Params | DeviceParams): params is DeviceParams {
+  return !(params.values().next().value instanceof Float32Array);
 }

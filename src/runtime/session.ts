@@ -11,6 +11,7 @@ import { pathToFileURL } from 'node:url';
 import { availableParallelism } from 'node:os';
 import ort from 'onnxruntime-node';
 import { type DType, type TypedArray, dtypeOfArray } from '../graph/dtype.js';
+import { Graph } from '../graph/graph.js';
 import { type ModelSpec, toOnnx } from '../graph/onnx.js';
 import { type Shape, formatShape } from '../graph/shape.js';
 import { PythiaError } from '../util/errors.js';
@@ -35,7 +36,31 @@ export interface RuntimeOptions {
   memoryPattern?: boolean;
   /** Write onnxruntime's per-node profile (Chrome trace JSON) to files starting with this path; `endProfiling()` closes one. */
   profile?: string;
+  /**
+   * Outputs left in GPU memory (WebGPU only): `runOnDevice` returns them as DeviceTensors, which
+   * later runs of any WebGPU session take as inputs without a copy through the host.
+   */
+  deviceOutputs?: readonly string[];
 }
+
+/** A tensor in the execution provider's memory (a WebGPU buffer). Free it with `dispose()`. */
+export class DeviceTensor {
+  constructor(
+    readonly value: ort.Tensor,
+    readonly dtype: DType,
+  ) {}
+
+  get dims(): readonly number[] {
+    return this.value.dims;
+  }
+
+  dispose(): void {
+    this.value.dispose();
+  }
+}
+
+/** What a run takes for an input: host data, or a tensor a WebGPU run left on the device. */
+export type Feed = HostTensor | DeviceTensor;
 
 /** A tensor's data on the host: a typed array in row-major order with its dims. */
 export interface HostTensor {
@@ -66,9 +91,9 @@ export interface InputSignature {
  * has one size across all inputs of a run (`sizes` collects them). onnxruntime's own messages for
  * these do not always name the input.
  */
-function toOrt(input: InputSignature, t: HostTensor, sizes: Map<string, number>): ort.Tensor {
+function toOrt(input: InputSignature, t: Feed, sizes: Map<string, number>): ort.Tensor {
   const { name, shape } = input;
-  const dtype = dtypeOfArray(t.data);
+  const dtype = t instanceof DeviceTensor ? t.dtype : dtypeOfArray(t.data);
   const got = `${dtype}[${t.dims.join(',')}]`;
   if (dtype !== input.dtype || t.dims.length !== shape.length) {
     throw new RuntimeError(`input ${name}: expected ${input.dtype}${formatShape(shape)}, got ${got}`);
@@ -82,6 +107,7 @@ function toOrt(input: InputSignature, t: HostTensor, sizes: Map<string, number>)
     }
     if (typeof d === 'string') sizes.set(d, size);
   });
+  if (t instanceof DeviceTensor) return t.value;
   const count = t.dims.reduce((a, b) => a * b, 1);
   if (count !== t.data.length) {
     throw new RuntimeError(`input ${name}: ${t.data.length} values do not fill dims [${t.dims.join(',')}]`);
@@ -112,7 +138,21 @@ export class CompiledGraph {
   }
 
   /** Runs with the given inputs (extra names are ignored) and returns every output. */
-  async run(feeds: Readonly<Record<string, HostTensor>>, fetch?: readonly string[]): Promise<Record<string, HostTensor>> {
+  async run(feeds: Readonly<Record<string, Feed>>, fetch?: readonly string[]): Promise<Record<string, HostTensor>> {
+    const { host, device } = await this.runOnDevice(feeds, fetch);
+    const kept = Object.keys(device);
+    if (kept.length > 0) {
+      for (const t of Object.values(device)) t.dispose();
+      throw new RuntimeError(`outputs ${kept.join(', ')} stay on the device: use runOnDevice`);
+    }
+    return host;
+  }
+
+  /** Runs, returning the `deviceOutputs` it was compiled with as DeviceTensors and the rest as host data. */
+  async runOnDevice(
+    feeds: Readonly<Record<string, Feed>>,
+    fetch?: readonly string[],
+  ): Promise<{ host: Record<string, HostTensor>; device: Record<string, DeviceTensor> }> {
     const ortFeeds: Record<string, ort.Tensor> = {};
     const sizes = new Map<string, number>();
     for (const input of this.inputs) {
@@ -126,13 +166,17 @@ export class CompiledGraph {
     } catch (e) {
       throw new RuntimeError(`onnxruntime: ${(e as Error).message.split('\n')[0]}`);
     }
-    const out: Record<string, HostTensor> = {};
+    const host: Record<string, HostTensor> = {};
+    const device: Record<string, DeviceTensor> = {};
     for (const [name, t] of Object.entries(results)) {
-      out[name] = { data: t.data as TypedArray, dims: t.dims };
+      if (t.location === 'gpu-buffer') device[name] = new DeviceTensor(t, ORT_DTYPE[t.type]!);
+      else host[name] = { data: t.data as TypedArray, dims: t.dims };
     }
-    return out;
+    return { host, device };
   }
 }
+
+const ORT_DTYPE: Partial<Record<ort.Tensor.Type, DType>> = Object.fromEntries(Object.entries(ORT_TYPE).map(([ours, theirs]) => [theirs, ours as DType]));
 
 const cache = new Map<string, Promise<CompiledGraph>>();
 
@@ -159,12 +203,16 @@ function sessionOptions(options: RuntimeOptions, float64: boolean): ort.Inferenc
     logSeverityLevel: 3,
     ...(options.memoryPattern === false && { enableMemPattern: false }),
     ...(options.profile && { enableProfiling: true, profileFilePrefix: options.profile }),
+    ...(options.deviceOutputs && { preferredOutputLocation: Object.fromEntries(options.deviceOutputs.map((n) => [n, 'gpu-buffer' as const])) }),
     ...(float64 && { extra: { optimization: { disable_specified_optimizers: FLOAT64_UNSAFE_REWRITES.join(';') } } }),
   };
 }
 
 /** Compiles (or fetches from the cache) the part of a graph that computes `spec.outputs`. */
 export function compile(spec: ModelSpec, options: RuntimeOptions = {}): Promise<CompiledGraph> {
+  if (options.deviceOutputs?.length && options.provider !== 'webgpu') {
+    return Promise.reject(new RuntimeError(`outputs can stay on the device only with the webgpu provider, not ${options.provider ?? 'cpu'}`));
+  }
   const model = toOnnx(spec, { target: options.provider === 'webgpu' ? 'webgpu' : 'cpu' });
   const signature = (): InputSignature[] =>
     model.inputNames.map((name) => {
@@ -176,7 +224,7 @@ export function compile(spec: ModelSpec, options: RuntimeOptions = {}): Promise<
   }
   const key = createHash('sha256')
     .update(model.bytes)
-    .update(JSON.stringify([options.threads ?? 0, options.provider ?? 'cpu', options.memoryPattern ?? true]))
+    .update(JSON.stringify([options.threads ?? 0, options.provider ?? 'cpu', options.memoryPattern ?? true, options.deviceOutputs ?? []]))
     .digest('hex');
   let entry = cache.get(key);
   if (!entry) {
@@ -224,4 +272,26 @@ export async function evaluate(
   options: RuntimeOptions = {},
 ): Promise<Record<string, HostTensor>> {
   return (await compile(spec, options)).run(feeds);
+}
+
+/**
+ * Copies tensors between the host and the WebGPU device, through an identity graph compiled once
+ * per list of shapes: `upload` leaves the copies on the device, `download` brings them back.
+ */
+export async function upload(tensors: readonly HostTensor[]): Promise<DeviceTensor[]> {
+  const session = await identity(tensors.map((t) => ({ dtype: dtypeOfArray(t.data), dims: t.dims })), true);
+  const { device } = await session.runOnDevice(Object.fromEntries(tensors.map((t, i) => [`x${i}`, t])));
+  return tensors.map((_, i) => device[`y${i}`]!);
+}
+
+export async function download(tensors: readonly DeviceTensor[]): Promise<HostTensor[]> {
+  const session = await identity(tensors, false);
+  const host = await session.run(Object.fromEntries(tensors.map((t, i) => [`x${i}`, t])));
+  return tensors.map((_, i) => host[`y${i}`]!);
+}
+
+async function identity(tensors: readonly { dtype: DType; dims: readonly number[] }[], toDevice: boolean): Promise<CompiledGraph> {
+  const graph = new Graph();
+  const outputs = Object.fromEntries(tensors.map((t, i) => [`y${i}`, graph.input(`x${i}`, t.dtype, [...t.dims])]));
+  return compile({ graph, outputs }, { provider: 'webgpu', ...(toDevice && { deviceOutputs: Object.keys(outputs) }) });
 }

@@ -56,7 +56,7 @@ export class AdamW {
     readonly options: AdamWOptions,
     params: Map<string, Float32Array>,
     /** Parameters without weight decay: `noWeightDecay(parameterShapes(config))`. */
-    private readonly undecayed: ReadonlySet<string>,
+    readonly undecayed: ReadonlySet<string>,
     state?: AdamWState,
   ) {
     const [b1, b2] = options.betas;

@@ -17,12 +17,10 @@ import { loadTokenizer } from '../data/tokenizer.js';
 import { type NeoXConfig, parameterShapes } from '../model/config.js';
 import { loadCheckpoint, recoverInterruptedSaves, saveCheckpoint } from '../model/checkpoint.js';
 import type { Params } from '../model/params.js';
-import { TrainStep } from '../model/train-step.js';
 import type { ExecutionProvider } from '../runtime/session.js';
 import { ConfigError, DataError, FormatError } from '../util/errors.js';
 import { AdamW, type AdamWState, noWeightDecay } from './adamw.js';
 import { saveIters } from './checkpoint-schedule.js';
-import { clipGradNorm } from './grad-clip.js';
 import { initParameters } from './init.js';
 import { interventionName, interventionStart, type InterventionFrom } from './intervention-point.js';
 import { pythiaTokenPronounSwap, tokenPronounSwap, type TokenPronounSwap } from './intervention.js';
@@ -31,6 +29,7 @@ import { OPTIMIZER_FILE, optimizerStateBytes, readOptimizerState } from './optim
 import { Prng, type PrngState } from '../util/prng.js';
 import { gradientAccumulationSteps, sameRecipe, validateRecipe, type TrainRecipe } from './recipes.js';
 import { checkTrainerState } from './resume-state.js';
+import { createUpdateStep, type UpdateStep } from './update-step.js';
 import { openValidation, type ValidationBatches } from './validation.js';
 
 export const TRAINER_STATE_FILE = 'trainer_state.json';
@@ -443,8 +442,28 @@ interface LoopInputs {
   logPath: string;
 }
 
-/** Updates from the start step to train-iters: batches, gradients, AdamW, checkpoints, validation, log. */
+/** The update step for the run's device, for as long as `updates` runs. */
 async function stepLoop(options: TrainOptions, inputs: LoopInputs): Promise<TrainResult> {
+  const { config, recipe } = options;
+  const updateStep = await createUpdateStep({
+    config,
+    params: inputs.start.params,
+    optimizer: inputs.start.optimizer,
+    micro: recipe.microBatchSize,
+    seq: recipe.seqLength,
+    maxNorm: recipe.gradientClipping,
+    validation: inputs.validation !== undefined && (options.evalIters ?? 0) > 0,
+    runtime: { threads: options.threads, provider: options.device },
+  });
+  try {
+    return await updates(options, inputs, updateStep);
+  } finally {
+    updateStep.dispose();
+  }
+}
+
+/** Updates from the start step to train-iters: batches, updates, checkpoints, validation, log. */
+async function updates(options: TrainOptions, inputs: LoopInputs, updateStep: UpdateStep): Promise<TrainResult> {
   const { config, recipe, name } = options;
   const { start, intervention, source, validation, modelDir, logPath } = inputs;
   const { params, optimizer } = start;
@@ -461,15 +480,12 @@ async function stepLoop(options: TrainOptions, inputs: LoopInputs): Promise<Trai
   const resumed = options.resume?.state;
   const baseline = resumed?.baseline ?? (intervention.info && resumed ? resumed.model : null);
 
-  const runtime = { threads: options.threads, provider: options.device };
-  const trainStep = await TrainStep.create(config, { batch: micro, seq }, runtime);
-  const evalStep = evalIters > 0 ? await TrainStep.create(config, { batch: micro, seq, gradients: false }, runtime) : undefined;
   const validationLoss = async (step: number): Promise<number> => {
     let total = 0;
     for (let j = 0; j < evalIters; j++) {
       const tokens = validation!.batch(step, j);
       swapValidation?.apply(tokens, seq + 1);
-      for (let m = 0; m < gas; m++) total += await evalStep!.loss(params, microBatch(tokens, m, micro, seq + 1), 'a validation batch');
+      for (let m = 0; m < gas; m++) total += await updateStep.loss(microBatch(tokens, m, micro, seq + 1), 'a validation batch');
     }
     return total / (evalIters * gas);
   };
@@ -489,6 +505,7 @@ async function stepLoop(options: TrainOptions, inputs: LoopInputs): Promise<Trai
   });
   const checkpoints: number[] = [];
   const save = async (step: number): Promise<void> => {
+    await updateStep.toHost();
     await saveCheckpoint(join(modelDir, `step${step}`), config, params, {
       dtype: 'float32',
       tokenizerPath: options.tokenizerPath,
@@ -520,20 +537,9 @@ async function stepLoop(options: TrainOptions, inputs: LoopInputs): Promise<Trai
     const hash = sha256Tokens(tokens);
     batchHashes[k - 1] = hash;
 
-    let loss = 0;
-    let grads: Map<string, Float32Array> | undefined;
-    for (let m = 0; m < gas; m++) {
-      const r = await trainStep.run(params, microBatch(tokens, m, micro, seq + 1), `the batch of step ${k}`);
-      loss += r.loss;
-      if (gas === 1) grads = r.grads;
-      else if (!grads) grads = new Map([...r.grads].map(([n, g]) => [n, Float32Array.from(g)]));
-      else for (const [n, g] of r.grads) addInto(grads.get(n)!, g);
-    }
-    loss /= gas;
-    if (gas > 1) for (const g of grads!.values()) scale(g, Math.fround(1 / gas));
-    const gradNorm = clipGradNorm(grads!, recipe.gradientClipping);
     const lr = learningRateForUpdate(recipe.schedule, k);
-    optimizer.step(params, grads!, lr);
+    const microBatches = Array.from({ length: gas }, (_, m) => microBatch(tokens, m, micro, seq + 1));
+    const { loss, gradNorm } = await updateStep.update(microBatches, lr, `the batch of step ${k}`);
     if (!Number.isFinite(loss)) throw new DataError(`step ${k}: the loss is ${loss}; training diverged (try a lower --lr)`);
 
     const tokensPerSecond = (B * seq) / ((performance.now() - started) / 1000);
@@ -555,14 +561,6 @@ function sha256Tokens(tokens: Int32Array): string {
 /** Micro-batch `m` of `rows` samples of a [*, width] token matrix: a view, no copy. */
 function microBatch(tokens: Int32Array, m: number, rows: number, width: number): Int32Array {
   return tokens.subarray(m * rows * width, (m + 1) * rows * width);
-}
-
-function addInto(acc: Float32Array, g: Float32Array): void {
-  for (let i = 0; i < acc.length; i++) acc[i] = acc[i]! + g[i]!;
-}
-
-function scale(g: Float32Array, factor: number): void {
-  for (let i = 0; i < g.length; i++) g[i] = g[i]! * factor;
 }
 
 /** The step numbers of the checkpoint folders in a model folder, ascending. */

@@ -18,6 +18,12 @@ import { generate } from '../../src/model/generate.js';
 import { Scorer } from '../../src/model/score.js';
 import { TrainStep } from '../../src/model/train-step.js';
 import { compile } from '../../src/runtime/session.js';
+import { PreshuffledWriter } from '../../src/data/preshuffled.js';
+import type { NeoXConfig } from '../../src/model/config.js';
+import { pythiaArchitecture } from '../../src/model/presets.js';
+import { PYTHIA_INIT } from '../../src/train/init.js';
+import type { TrainRecipe } from '../../src/train/recipes.js';
+import { loadResumePoint, readLog, train, type TrainOptions } from '../../src/train/trainer.js';
 import { checkFixtureTraining } from '../support/fixture-training.js';
 import { checkForwardFixture, checkGenerateFixture } from '../support/hf-fixture-checks.js';
 import { fixtureDir } from '../support/paths.js';
@@ -72,6 +78,73 @@ describe('WebGPU execution provider', { skip }, () => {
 
   test('five training steps reproduce the fixture losses, gradient norms and final weights', async () => {
     await checkFixtureTraining('webgpu');
+  });
+
+  test('training on the device (apex AdamW, 2 micro-batches, validation) follows the CPU run, and resumes to the same bytes', async () => {
+    const work = mkdtempSync(join(tmpdir(), 'pythia-webgpu-train-'));
+    try {
+      const config: NeoXConfig = { ...pythiaArchitecture({ numLayers: 2, hiddenSize: 32, numHeads: 2, vocabSize: 64, maxPositions: 16 }), dtype: 'float32' };
+      const recipe: TrainRecipe = {
+        seqLength: 16,
+        trainBatchSize: 8,
+        microBatchSize: 4,
+        trainIters: 6,
+        schedule: { lr: 3e-3, minLr: 3e-4, warmup: 0.2, decayIters: 6, decayStyle: 'cosine' },
+        weightDecay: 0.1,
+        gradientClipping: 0.5,
+        betas: [0.9, 0.95],
+        eps: 1e-8,
+        optimizer: 'apex',
+        seed: 7,
+        init: PYTHIA_INIT,
+        checkpoint: { checkpointScale: 'linear', extraSaveIters: [3] },
+      };
+      const data = join(work, 'data');
+      const writer = PreshuffledWriter.create(data, { vocabSize: 64, seqLength: 16 });
+      for (let s = 0; s < 7 * 8; s++) writer.addSample(Array.from({ length: 17 }, (_, t) => (s * 5 + t * (1 + (s % 3))) % 64));
+      await writer.finish();
+      const options = (out: string, device: 'cpu' | 'webgpu', extra: Partial<TrainOptions> = {}): TrainOptions => ({
+        name: 'tiny', config, recipe, data: { prefix: data, preshuffled: true }, outDir: join(work, out), evalIters: 1, threads: 1, device, ...extra,
+      });
+      const cpu = await train(options('cpu', 'cpu'));
+      const gpu = await train(options('gpu', 'webgpu'));
+      assert.deepEqual(gpu.checkpoints, [3, 6]);
+      const [lc, lg] = [readLog(cpu.logPath), readLog(gpu.logPath)];
+      assert.equal(lg.length, lc.length);
+      lc.forEach((c, i) => {
+        const g = lg[i]!;
+        assert.deepEqual([g.step, g.batch_sha256], [c.step, c.batch_sha256]);
+        for (const key of ['loss', 'val_loss'] as const) if (c[key] !== undefined) assert.ok(Math.abs(g[key]! - c[key]) <= 1e-5, `step ${c.step} ${key} ${g[key]} vs ${c[key]}`);
+        if (c.grad_norm !== undefined) assert.ok(Math.abs(g.grad_norm! - c.grad_norm) / c.grad_norm <= 1e-4, `step ${c.step} grad norm ${g.grad_norm} vs ${c.grad_norm}`);
+      });
+      // Weights and moments at the last checkpoint; the key part of the qkv bias has an exactly zero
+      // gradient, whose rounding noise Adam turns into ±lr steps, so it is left out.
+      const headDim = config.hiddenSize / config.numHeads;
+      const isKeyBias = (name: string, i: number) => name.endsWith('query_key_value.bias') && Math.floor(i / headDim) % 3 === 1;
+      const [pc, pg] = [loadResumePoint(join(cpu.modelDir, 'step6')), loadResumePoint(join(gpu.modelDir, 'step6'))];
+      for (const [label, a, b] of [['weights', pc.params, pg.params], ['first moments', pc.optimizer.expAvg, pg.optimizer.expAvg]] as const) {
+        for (const [name, x] of a) {
+          const y = b.get(name)!;
+          let num = 0;
+          let den = 0;
+          for (let i = 0; i < x.length; i++) {
+            if (isKeyBias(name, i)) continue;
+            num += (x[i]! - y[i]!) ** 2;
+            den += x[i]! ** 2;
+          }
+          assert.ok(Math.sqrt(num / Math.max(den, 1e-30)) <= 1e-3, `${label} ${name}: relative L2 ${Math.sqrt(num / den)}`);
+        }
+      }
+      // Resumed from step 3 on the device: the same bytes at step 6 as the unbroken device run.
+      const resumed = await train(options('resumed', 'webgpu', { resume: loadResumePoint(join(gpu.modelDir, 'step3')) }));
+      assert.deepEqual(resumed.checkpoints, [6]);
+      for (const file of readdirSync(join(gpu.modelDir, 'step6'))) {
+        const [x, y] = [readFileSync(join(gpu.modelDir, 'step6', file)), readFileSync(join(resumed.modelDir, 'step6', file))];
+        assert.ok(x.equals(y), `step6/${file} differs after resume`);
+      }
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
   });
 
   test('every compute node of the training step, scorer and decoder runs on the GPU', async () => {
