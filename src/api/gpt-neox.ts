@@ -143,6 +143,7 @@ export class GPTNeoX {
   async dispose(): Promise<void> {
     this.disposed = true;
     await this.decoder?.release();
+    this.scorer?.release();
     this.decoder = undefined;
     this.scorer = undefined;
   }

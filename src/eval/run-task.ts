@@ -82,6 +82,14 @@ function scorer(model: EvalModel, runtime: RuntimeOptions | undefined): Promise<
   return s;
 }
 
+/** Frees the scorers of a checkpoint (their weights' copies in GPU memory, on WebGPU) once its cells are done. */
+export async function releaseScorers(model: EvalModel): Promise<void> {
+  const byKey = scorers.get(model.params);
+  if (!byKey) return;
+  scorers.delete(model.params);
+  for (const s of byKey.values()) (await s).release();
+}
+
 /** Scores requests in slices, so progress can be reported between them. */
 async function scoreInSlices(s: Scorer, requests: ScoreRequest[], options: TaskRunOptions, itemsPerRequest: (done: number) => number, totalItems: number) {
   const slice = options.batchSize * 16;

@@ -14,10 +14,10 @@
 import { Graph, type Tensor } from '../graph/graph.js';
 import { ConfigError } from '../util/errors.js';
 import * as op from '../graph/ops.js';
-import { type CompiledGraph, type HostTensor, type RuntimeOptions, compile } from '../runtime/session.js';
+import { type CompiledGraph, type DeviceTensor, type HostTensor, type RuntimeOptions, compile } from '../runtime/session.js';
 import { type NeoXConfig, headDim } from './config.js';
 import { type LayerCache, MASK_VALUE, buildGptNeoX, lmHead } from './gpt-neox.js';
-import { type Params, groupQkvRows, parameterConstants, parameterFeeds, parameterInputs } from './params.js';
+import { type Params, groupQkvRows, parameterConstants, parameterInputs, releaseFeeds, residentParameterFeeds } from './params.js';
 
 /** Keys and values of every layer: [batch, heads, capacity, head_dim] buffers, key then value, whose first `length` positions are filled. */
 export interface KvCache {
@@ -64,7 +64,8 @@ const SINGLE_THREAD_STEP_BYTES = 32 * 2 ** 20;
 export class Decoder {
   private constructor(
     readonly config: NeoXConfig,
-    private readonly weightFeeds: Record<string, HostTensor>,
+    /** Weights fed each run (`weights: 'inputs'`): host views, or on WebGPU copies in GPU memory. */
+    private readonly weightFeeds: Record<string, HostTensor | DeviceTensor>,
     private readonly session: CompiledGraph,
     /** The session one-token steps run on: `session` itself unless they use other threads. */
     private readonly stepSession: CompiledGraph,
@@ -107,7 +108,7 @@ export class Decoder {
     const session = await compile({ graph, outputs }, runtime);
     const stepThreads = options.stepThreads ?? (bytes < SINGLE_THREAD_STEP_BYTES ? 1 : options.threads);
     const stepSession = stepThreads === options.threads ? session : await compile({ graph, outputs }, { ...runtime, threads: stepThreads });
-    return new Decoder(config, baked ? {} : parameterFeeds(config, weights), session, stepSession, baked);
+    return new Decoder(config, baked ? {} : await residentParameterFeeds(config, weights, options.provider), session, stepSession, baked);
   }
 
   /** Ends onnxruntime's profiling of a decoder created with `profile`, writing its JSON file(s). */
@@ -118,6 +119,7 @@ export class Decoder {
 
   /** Frees the sessions' memory (a decoder with baked weights holds its own copy of them). */
   async release(): Promise<void> {
+    releaseFeeds(this.weightFeeds);
     if (!this.owned) return;
     await this.session.release();
     if (this.stepSession !== this.session) await this.stepSession.release();
@@ -144,7 +146,7 @@ export class Decoder {
       wide.set(bias.subarray(from, from + past), to);
       wide.set(bias.subarray(from + past, from + past + seq), to + capacity);
     }
-    const feeds: Record<string, HostTensor> = {
+    const feeds: Record<string, HostTensor | DeviceTensor> = {
       ...this.weightFeeds,
       input_ids: { data: ids, dims: [batch, seq] },
       position_ids: { data: positions, dims: [batch, seq] },

@@ -1,6 +1,6 @@
 /** Model parameters: float32 arrays keyed by Hugging Face state-dict name. */
 import { Graph, type Tensor } from '../graph/graph.js';
-import type { HostTensor } from '../runtime/session.js';
+import { type DeviceTensor, type ExecutionProvider, type HostTensor, upload } from '../runtime/session.js';
 import { ConfigError } from '../util/errors.js';
 import { type NeoXConfig, headDim, parameterShapes } from './config.js';
 import type { WeightLookup } from './gpt-neox.js';
@@ -34,6 +34,24 @@ export function parameterFeeds(config: NeoXConfig, params: Params): Record<strin
   const feeds: Record<string, HostTensor> = {};
   for (const { name, shape } of parameterShapes(config)) feeds[name] = { data: params.get(name)!, dims: shape };
   return feeds;
+}
+
+/**
+ * The parameter feeds for `provider`: on WebGPU uploaded once into GPU memory (free them with
+ * `releaseFeeds`), so that a run does not send every weight to the card again; elsewhere views of
+ * the host arrays.
+ */
+export async function residentParameterFeeds(config: NeoXConfig, params: Params, provider: ExecutionProvider | undefined): Promise<Record<string, HostTensor | DeviceTensor>> {
+  const feeds = parameterFeeds(config, params);
+  if (provider !== 'webgpu') return feeds;
+  const names = Object.keys(feeds);
+  const tensors = await upload(names.map((n) => feeds[n]!));
+  return Object.fromEntries(names.map((n, i) => [n, tensors[i]!]));
+}
+
+/** Frees the device copies among `feeds`. */
+export function releaseFeeds(feeds: Record<string, HostTensor | DeviceTensor>): void {
+  for (const f of Object.values(feeds)) if ('dispose' in f) f.dispose();
 }
 
 /**

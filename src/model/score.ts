@@ -6,11 +6,12 @@
  */
 import { Graph } from '../graph/graph.js';
 import * as op from '../graph/ops.js';
-import { type CompiledGraph, type RuntimeOptions, compile } from '../runtime/session.js';
+import { type CompiledGraph, type DeviceTensor, type HostTensor, type RuntimeOptions, compile } from '../runtime/session.js';
 import { ConfigError } from '../util/errors.js';
 import type { NeoXConfig } from './config.js';
 import { MASK_VALUE, buildGptNeoX, lmHead } from './gpt-neox.js';
-import { type Params, parameterFeeds, parameterInputs } from './params.js';
+import { parameterInputs, releaseFeeds, residentParameterFeeds } from './params.js';
+import type { Params } from './params.js';
 
 export interface ScoreRequest {
   context: readonly number[];
@@ -29,7 +30,8 @@ export interface ScoreResult {
 export class Scorer {
   private constructor(
     readonly config: NeoXConfig,
-    private readonly params: Params,
+    /** The weights as fed each run: host views, or on WebGPU copies in GPU memory. */
+    private readonly weights: Record<string, HostTensor | DeviceTensor>,
     private readonly session: CompiledGraph,
   ) {}
 
@@ -52,7 +54,13 @@ export class Scorer {
     const logprob = op.neg(op.crossEntropy(logits, targets));
     const targetLogit = op.reshape(op.gatherElements(logits, op.reshape(targets, ['scored', 1]), 1), ['scored']);
     const greedy = op.equal(op.max(logits, [-1]), targetLogit);
-    return new Scorer(config, params, await compile({ graph, outputs: { logprob, greedy } }, runtime));
+    const session = await compile({ graph, outputs: { logprob, greedy } }, runtime);
+    return new Scorer(config, await residentParameterFeeds(config, params, runtime.provider), session);
+  }
+
+  /** Frees the weights' copies in GPU memory (WebGPU); the scorer cannot be used after. */
+  release(): void {
+    releaseFeeds(this.weights);
   }
 
   /** Ends onnxruntime's profiling of a scorer created with `profile`, writing its JSON file. */
@@ -99,7 +107,7 @@ export class Scorer {
       const bias = new Float32Array(seq * seq);
       for (let t = 0; t < seq; t++) for (let u = t + 1; u < seq; u++) bias[t * seq + u] = MASK_VALUE;
       const r = await this.session.run({
-        ...parameterFeeds(this.config, this.params),
+        ...this.weights,
         input_ids: { data: ids, dims: [batch, seq] },
         position_ids: { data: positions, dims: [batch, seq] },
         attention_bias: { data: bias, dims: [1, 1, seq, seq] },

@@ -9,7 +9,7 @@ import { loadTokenizer, type TextTokenizer } from '../data/tokenizer.js';
 import { type CheckpointRef, checkpointRef, hubCheckpointRef, isCheckpointDir, readSuite, suiteCheckpoints } from '../eval/checkpoints.js';
 import { resolveCheckpoint } from '../model/hub-cache.js';
 import type { Aggregate } from '../eval/metrics.js';
-import { type EvalModel, runTask } from '../eval/run-task.js';
+import { type EvalModel, releaseScorers, runTask } from '../eval/run-task.js';
 import { type MemorizationStudy, recordCanaries, recordMemorization, recordTermCounts } from './case-studies.js';
 import { resolveTaskPaths, suiteTaskDir } from '../eval/task-files.js';
 import { type OutputType, type Task, readTask } from '../eval/tasks.js';
@@ -232,6 +232,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateSummar
         await store.writeCell(cell, seed, run.items, run.aggregates, seconds);
         options.onEvent?.({ type: 'cell', cell, index: ++index, total: cells.length, aggregates: run.aggregates, seconds });
       }
+      await releaseScorers(model);
       if (studies.has(`${ref.model}@${ref.step}`)) {
         const study = { ...DEFAULT_MEMORIZATION, ...options.memorization };
         if (options.memorization && (await recordMemorization(store, ref, model, study, runtime))) {
