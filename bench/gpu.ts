@@ -11,7 +11,7 @@
  * software Vulkan device the WebGPU figures are the CPU's, through a GPU driver's interface.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Graph } from '../src/graph/graph.js';
@@ -107,6 +107,12 @@ function torchCuda(size: string, steps: number): TorchCuda {
   return JSON.parse(line) as TorchCuda;
 }
 
+/** The Vulkan ICD manifests the loader would read: what to look at when WebGPU finds no adapter. */
+function vulkanDrivers(): string {
+  const dirs = ['/usr/share/vulkan/icd.d', '/etc/vulkan/icd.d', '/usr/local/share/vulkan/icd.d'];
+  return dirs.flatMap((d) => (existsSync(d) ? readdirSync(d).map((f) => join(d, f)) : [])).join(', ');
+}
+
 const args = process.argv.slice(2);
 if (args[0] === '--child') {
   console.log(JSON.stringify(await measure(args[1]!, Number(args[2]))));
@@ -124,7 +130,10 @@ if (args[0] === '--child') {
     if (child.status === 0 && line) {
       ours = JSON.parse(line) as { peak: number; peakSize: number; seconds: number };
       console.log(`WebGPU at ${size}: matmul peak measured on ${ours.peakSize}² products`);
-    } else console.log(`pythia-ts (webgpu) at ${size}: ${child.stderr?.trim().split('\n').at(-1)}`);
+    } else {
+      console.log(`pythia-ts (webgpu) at ${size}: ${child.stderr?.trim().split('\n').at(-1)}`);
+      console.log(`Vulkan drivers (ICD files) found: ${vulkanDrivers() || 'none'}`);
+    }
     const torch = torchCuda(size, steps);
     if (torch.error) console.log(`PyTorch CUDA at ${size}: ${torch.error}`);
     else console.log(`PyTorch ${torch.torch} on ${torch.gpu}`);

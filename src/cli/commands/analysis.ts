@@ -11,9 +11,10 @@ import { loadTokenizer } from '../../data/tokenizer.js';
 import { loadCheckpoint } from '../../model/checkpoint.js';
 import { resolveCheckpoint } from '../../model/hub-cache.js';
 import { Decoder } from '../../model/decoder.js';
+import type { ExecutionProvider } from '../../runtime/session.js';
 import { AtomicFileWriter } from '../../util/atomic.js';
 import { ConfigError } from '../../util/errors.js';
-import { nonNegativeInt, positiveInt } from '../arguments.js';
+import { deviceOption, nonNegativeInt, positiveInt } from '../arguments.js';
 
 /** A progress bar on a terminal; elsewhere a plain line every few seconds and at the end. */
 function progress(label: string, unit: string): { update(done: number, total: number): void; stop(): void } {
@@ -54,6 +55,7 @@ interface MemorizeFlags {
   out?: string;
   batchSize: number;
   threads?: number;
+  device: ExecutionProvider;
   trainBatchSize?: number;
   seqLength?: number;
   trainIters?: number;
@@ -82,7 +84,7 @@ async function runCanaries(dir: string, flags: MemorizeFlags): Promise<void> {
   const tokenizerPath = flags.tokenizer ?? checkpoint.tokenizerPath;
   if (!tokenizerPath) throw new ConfigError(`${dir} has no tokenizer.json: give --tokenizer <tokenizer.json> (the corpus's)`);
   const tokenizer = await loadTokenizer(tokenizerPath);
-  const decoder = await Decoder.create(checkpoint.config, checkpoint.params, { threads: flags.threads });
+  const decoder = await Decoder.create(checkpoint.config, checkpoint.params, { threads: flags.threads, provider: flags.device });
   const step = flags.step ?? readTrainingRecord(dir).step ?? null;
   const bar = progress('pythia memorize', 'canaries');
   let scores;
@@ -149,7 +151,7 @@ async function runMemorize(dir: string, flags: MemorizeFlags): Promise<void> {
       indices = sampleIndices(trained, flags.sample ?? 1024, flags.seed);
     }
     const checkpoint = loadCheckpoint(dir);
-    const decoder = await Decoder.create(checkpoint.config, checkpoint.params, { threads: flags.threads });
+    const decoder = await Decoder.create(checkpoint.config, checkpoint.params, { threads: flags.threads, provider: flags.device });
     sink = lineSink(flags.out);
     const bar = progress('pythia memorize', 'sequences');
     let scored = 0;
@@ -306,6 +308,7 @@ export function registerAnalysis(program: Command): void {
     .option('--out <scores.jsonl>', 'write one JSON object per sequence here (default: stdout)')
     .option('--batch-size <n>', 'sequences generated together', positiveInt, 64)
     .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)', positiveInt)
+    .addOption(deviceOption())
     .option('--train-batch-size <n>', `sequences per training step ${ORDER_HELP} 1024)`, positiveInt)
     .option('--seq-length <n>', `training sequence length ${ORDER_HELP} 2048)`, positiveInt)
     .option('--train-iters <n>', `training steps the order was built for ${ORDER_HELP} 143000)`, positiveInt)
