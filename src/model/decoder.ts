@@ -19,12 +19,17 @@ import { type NeoXConfig, headDim } from './config.js';
 import { type LayerCache, MASK_VALUE, buildGptNeoX, lmHead } from './gpt-neox.js';
 import { type Params, groupQkvRows, parameterConstants, parameterInputs, releaseFeeds, residentParameterFeeds } from './params.js';
 
-/** Keys and values of every layer: [batch, heads, capacity, head_dim] buffers, key then value, whose first `length` positions are filled. */
+/**
+ * Keys and values of every layer, key then value: [batch, heads, capacity, head_dim] host buffers
+ * whose first `length` positions are filled; on WebGPU instead [batch, heads, length, head_dim]
+ * tensors in GPU memory (`device`), which `Decoder.releaseCache` frees.
+ */
 export interface KvCache {
   batch: number;
   length: number;
   capacity: number;
   buffers: Float32Array[];
+  device?: DeviceTensor[];
 }
 
 export interface DecoderStep {
@@ -70,6 +75,8 @@ export class Decoder {
     /** The session one-token steps run on: `session` itself unless they use other threads. */
     private readonly stepSession: CompiledGraph,
     private readonly owned: boolean,
+    /** WebGPU: the cache stays in GPU memory. */
+    private readonly onDevice: boolean,
   ) {}
 
   static async create(config: NeoXConfig, params: Params, options: DecoderOptions = {}): Promise<Decoder> {
@@ -100,15 +107,18 @@ export class Decoder {
     const out = buildGptNeoX(config, lookup, { ids, positions, attentionBias: bias, past, fused: true, groupedQkv: grouped });
     const last = op.gather(out.final, graph.constant(BigInt64Array.of(-1n), []), 1);
     const outputs: Record<string, Tensor> = { logits: lmHead(config, lookup, last) };
-    out.fresh.forEach((c, i) => {
+    // On WebGPU the whole cache stays on the device, each step's keys and values appended to it there.
+    const onDevice = options.provider === 'webgpu';
+    (onDevice ? out.present : out.fresh).forEach((c, i) => {
       outputs[`new.${i}.key`] = c.key;
       outputs[`new.${i}.value`] = c.value;
     });
-    const runtime = { ...options, cache: baked ? false : options.cache };
+    const deviceOutputs = onDevice ? Object.keys(outputs).filter((n) => n !== 'logits') : undefined;
+    const runtime = { ...options, cache: baked ? false : options.cache, deviceOutputs };
     const session = await compile({ graph, outputs }, runtime);
     const stepThreads = options.stepThreads ?? (bytes < SINGLE_THREAD_STEP_BYTES ? 1 : options.threads);
     const stepSession = stepThreads === options.threads ? session : await compile({ graph, outputs }, { ...runtime, threads: stepThreads });
-    return new Decoder(config, baked ? {} : await residentParameterFeeds(config, weights, options.provider), session, stepSession, baked);
+    return new Decoder(config, baked ? {} : await residentParameterFeeds(config, weights, options.provider), session, stepSession, baked, onDevice);
   }
 
   /** Ends onnxruntime's profiling of a decoder created with `profile`, writing its JSON file(s). */
@@ -134,6 +144,7 @@ export class Decoder {
    * cache's length) against `cache` (from `emptyCache` or an earlier step), which it updates.
    */
   async step(ids: BigInt64Array, positions: BigInt64Array, bias: Float32Array, cache: KvCache, batch: number): Promise<DecoderStep> {
+    if (this.onDevice) return this.stepOnDevice(ids, positions, bias, cache, batch);
     const seq = ids.length / batch;
     const { length: past, capacity } = cache;
     const nh = this.config.numHeads;
@@ -177,6 +188,34 @@ export class Decoder {
     }
     cache.length += seq;
     return { logits: r.logits!.data as Float32Array, cache };
+  }
+
+  /** Frees a cache's tensors in GPU memory (WebGPU); host buffers are left to the garbage collector. */
+  releaseCache(cache: KvCache): void {
+    for (const t of cache.device ?? []) t.dispose();
+    cache.device = undefined;
+  }
+
+  private async stepOnDevice(ids: BigInt64Array, positions: BigInt64Array, bias: Float32Array, cache: KvCache, batch: number): Promise<DecoderStep> {
+    const seq = ids.length / batch;
+    const past = cache.length;
+    const feeds: Record<string, HostTensor | DeviceTensor> = {
+      ...this.weightFeeds,
+      input_ids: { data: ids, dims: [batch, seq] },
+      position_ids: { data: positions, dims: [batch, seq] },
+      attention_bias: { data: bias, dims: [batch, 1, seq, past + seq] },
+    };
+    const empty = { data: new Float32Array(0), dims: [batch, this.config.numHeads, 0, headDim(this.config)] };
+    for (let i = 0; i < this.config.numLayers; i++) {
+      feeds[`past.${i}.key`] = cache.device?.[2 * i] ?? empty;
+      feeds[`past.${i}.value`] = cache.device?.[2 * i + 1] ?? empty;
+    }
+    const { host, device } = await (seq === 1 ? this.stepSession : this.session).runOnDevice(feeds);
+    this.releaseCache(cache);
+    cache.device = Array.from({ length: 2 * this.config.numLayers }, (_, i) => device[`new.${i >> 1}.${i & 1 ? 'value' : 'key'}`]!);
+    cache.length += seq;
+    cache.capacity = cache.length;
+    return { logits: host.logits!.data as Float32Array, cache };
   }
 
   private grow(cache: KvCache, capacity: number): void {

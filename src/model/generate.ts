@@ -106,35 +106,42 @@ export async function generate(decoder: Decoder, prompts: readonly (readonly num
   const ended = new Array<number | undefined>(batch).fill(undefined);
 
   let cache: KvCache = decoder.emptyCache(batch);
-  let fed = 0;
-  for (let step = 0; step < options.maxNewTokens; step++) {
-    const from = options.noCache ? 0 : fed;
-    if (options.noCache) cache = decoder.emptyCache(batch);
-    const seq = tokens[0]!.length - from;
-    const ids = new BigInt64Array(batch * seq);
-    const positions = new BigInt64Array(batch * seq);
-    for (let b = 0; b < batch; b++) {
-      const padding = width - prompts[b]!.length;
-      for (let t = 0; t < seq; t++) {
-        ids[b * seq + t] = BigInt(tokens[b]![from + t]!);
-        positions[b * seq + t] = BigInt(Math.max(0, from + t - padding));
+  try {
+    let fed = 0;
+    for (let step = 0; step < options.maxNewTokens; step++) {
+      const from = options.noCache ? 0 : fed;
+      if (options.noCache) {
+        decoder.releaseCache(cache);
+        cache = decoder.emptyCache(batch);
       }
-    }
-    const result = await decoder.step(ids, positions, attentionBias(valid, from, seq), cache, batch);
-    cache = result.cache;
-    fed = tokens[0]!.length;
-    for (let b = 0; b < batch; b++) {
-      if (ended[b] !== undefined) {
-        tokens[b]!.push(pad);
-        valid[b]![fed] = 0;
-        continue;
+      const seq = tokens[0]!.length - from;
+      const ids = new BigInt64Array(batch * seq);
+      const positions = new BigInt64Array(batch * seq);
+      for (let b = 0; b < batch; b++) {
+        const padding = width - prompts[b]!.length;
+        for (let t = 0; t < seq; t++) {
+          ids[b * seq + t] = BigInt(tokens[b]![from + t]!);
+          positions[b * seq + t] = BigInt(Math.max(0, from + t - padding));
+        }
       }
-      const next = pick(result.logits, b * vocab, Math.min(vocab, options.allowedTokens ?? vocab), options, rng);
-      tokens[b]!.push(next);
-      const finished = (options.eosTokenId !== undefined && next === options.eosTokenId) || options.stop?.(b, tokens[b]!.slice(width));
-      if (finished) ended[b] = tokens[b]!.length;
+      const result = await decoder.step(ids, positions, attentionBias(valid, from, seq), cache, batch);
+      cache = result.cache;
+      fed = tokens[0]!.length;
+      for (let b = 0; b < batch; b++) {
+        if (ended[b] !== undefined) {
+          tokens[b]!.push(pad);
+          valid[b]![fed] = 0;
+          continue;
+        }
+        const next = pick(result.logits, b * vocab, Math.min(vocab, options.allowedTokens ?? vocab), options, rng);
+        tokens[b]!.push(next);
+        const finished = (options.eosTokenId !== undefined && next === options.eosTokenId) || options.stop?.(b, tokens[b]!.slice(width));
+        if (finished) ended[b] = tokens[b]!.length;
+      }
+      if (ended.every((e) => e !== undefined)) break;
     }
-    if (ended.every((e) => e !== undefined)) break;
+  } finally {
+    decoder.releaseCache(cache);
   }
   return tokens.map((row, b) => row.slice(width - prompts[b]!.length, ended[b]));
 }

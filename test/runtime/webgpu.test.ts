@@ -177,6 +177,7 @@ describe('WebGPU execution provider', { skip }, () => {
         cache = step.cache;
         out.push(step.logits.slice());
       }
+      decoder.releaseCache(cache);
       await decoder.release();
       return out;
     };
