@@ -43,6 +43,8 @@ class Lowering {
     readonly used: ReadonlySet<number>,
     private readonly renamed: ReadonlyMap<number, string>,
     readonly target: LoweringTarget,
+    /** WebGPU: the largest table a scatter kernel is given whole. */
+    readonly scatterBytes: number,
   ) {}
   readonly nodes: OnnxNode[] = [];
   readonly constants: OnnxInitializer[] = [];
@@ -154,6 +156,36 @@ function lowerAttentionDecomposed(L: Lowering, node: OpNode<'attention'>, ins: s
   const scores = L.emit('Add', [L.emit('Mul', [L.emit('MatMul', [q, L.emit('Transpose', [keys], { perm: [0, 1, 3, 2] })]), L.scalar(scale, dtype)]), ins[3]!]);
   const context = L.emit('MatMul', [L.emit('Softmax', [scores], { axis: -1 }), values]);
   L.emit('Reshape', [L.emit('Transpose', [context], { perm: [0, 2, 1, 3] }), L.int64s([0, 0, -1])], {}, outs[0]);
+}
+
+/**
+ * WebGPU's scatter kernels (onnxruntime 1.30) fail on a tensor over 128 MiB, WebGPU's default
+ * storage-buffer binding size (Pythia-160m's [50304, 768] embedding gradient): there a large
+ * table is scattered in blocks of rows. Each block gets one spare row, the target of every index
+ * outside the block, sliced off afterwards.
+ */
+export const WEBGPU_SCATTER_BYTES = 2 ** 27;
+
+/** table[index[i], :] += updates[i, :] for int64 `index` [n] and a [rows, d] float table (`shape`: its tensor). */
+function lowerScatterRowsAdd(L: Lowering, table: string, shape: Tensor, index: string, updates: string, out?: string): string {
+  const [rows, d] = shape.shape as [number, number];
+  const rowBytes = d * (shape.dtype === 'float64' ? 8 : 4);
+  const blockRows = Math.floor(L.scatterBytes / rowBytes) - 1;
+  const whole = L.target === 'cpu' || shape.rank !== 2 || typeof rows !== 'number' || typeof d !== 'number' || rows <= blockRows;
+  if (whole) return L.emit('ScatterND', [table, L.emit('Unsqueeze', [index, L.int64s([-1])]), updates], { reduction: 'add' }, out);
+  const spare = L.fresh('spare_row');
+  L.constants.push({ name: spare, dtype: shape.dtype, dims: [1, d], data: shape.dtype === 'float64' ? new Float64Array(d) : new Float32Array(d) });
+  const parts: string[] = [];
+  for (let start = 0; start < rows; start += blockRows) {
+    const end = Math.min(rows, start + blockRows);
+    const local = L.emit('Sub', [index, L.int64s([start])]);
+    const inside = L.emit('And', [L.emit('GreaterOrEqual', [index, L.int64s([start])]), L.emit('Less', [index, L.int64s([end])])]);
+    const target = L.emit('Unsqueeze', [L.emit('Where', [inside, local, L.int64s([end - start])]), L.int64s([-1])]);
+    const block = L.emit('Concat', [L.emit('Slice', [table, L.int64s([start]), L.int64s([end]), L.int64s([0])]), spare], { axis: 0 });
+    const scattered = L.emit('ScatterND', [block, target, updates], { reduction: 'add' });
+    parts.push(L.emit('Slice', [scattered, L.int64s([0]), L.int64s([end - start]), L.int64s([0])]));
+  }
+  return L.emit('Concat', parts, { axis: 0 }, out);
 }
 
 /** log softmax(x) along `axis`; for WebGPU as x − max − log Σ exp(x − max). */
@@ -286,8 +318,7 @@ function lowerNode(L: Lowering, node: Node): void {
     case 'scatterAdd': {
       let idx = ins[1]!;
       if (node.inputs[1]!.dtype !== 'int64') idx = L.emit('Cast', [idx], { to: ONNX_TYPE.int64 });
-      const idxNd = L.emit('Unsqueeze', [idx, L.int64s([-1])]);
-      L.emit('ScatterND', [ins[0]!, idxNd, ins[2]!], { reduction: 'add' }, out);
+      lowerScatterRowsAdd(L, ins[0]!, node.inputs[0]!, idx, ins[2]!, out);
       return;
     }
     case 'gatherElements':
@@ -404,7 +435,7 @@ function lowerMeanLinearCrossEntropy(L: Lowering, node: OpNode<'meanLinearCrossE
   }
   if (wantDw) {
     const index = node.inputs[2]!.dtype === 'int64' ? labels : L.emit('Cast', [labels], { to: ONNX_TYPE.int64 });
-    const oneHotPart = L.emit('ScatterND', [dw!, L.emit('Unsqueeze', [index, L.int64s([-1])]), L.emit('Neg', [x])], { reduction: 'add' });
+    const oneHotPart = lowerScatterRowsAdd(L, dw!, node.inputs[1]!, index, L.emit('Neg', [x]));
     L.emit('Mul', [oneHotPart, L.scalar(1 / rows, dtype)], {}, outs[2]);
   }
 }
@@ -439,6 +470,8 @@ export type LoweringTarget = 'cpu' | 'webgpu';
 export interface EncodeOptions {
   /** Default `cpu`. */
   target?: LoweringTarget;
+  /** With `target: 'webgpu'`, tables larger than this are scattered in blocks (default WEBGPU_SCATTER_BYTES). */
+  webgpuScatterBytes?: number;
   /**
    * Store the graph's initializers of at least 1 KiB in a separate file (ONNX external data) named
    * `location`, relative to the model file: the way past protobuf's 2 GiB limit.
@@ -536,7 +569,7 @@ export function toOnnx(spec: ModelSpec, options: EncodeOptions = {}): EncodedMod
   for (const [name, t] of outputEntries) {
     if (t.kind === 'node' && !renamed.has(t.id) && !taken.has(name)) renamed.set(t.id, name);
   }
-  const L = new Lowering(used, renamed, options.target ?? 'cpu');
+  const L = new Lowering(used, renamed, options.target ?? 'cpu', options.webgpuScatterBytes ?? WEBGPU_SCATTER_BYTES);
   for (const n of nodes) lowerNode(L, n);
   for (const [name, t] of outputEntries) {
     if (renamed.get(t.id) !== name && name !== t.name) L.emit('Identity', [L.name(t)], {}, name);

@@ -32,7 +32,8 @@ function spec(): { graph: Graph; outputs: Record<string, Tensor> } {
   return { graph: g, outputs: { logSoftmax: op.logSoftmax(logits, -1), scores, loss, dx, dw } };
 }
 
-const opTypes = (bytes: Uint8Array): Set<string> => new Set([...Buffer.from(bytes).toString('latin1').matchAll(/n\d+_([A-Za-z]+)/g)].map((m) => m[1]!));
+const opTypesList = (bytes: Uint8Array): string[] => [...Buffer.from(bytes).toString('latin1').matchAll(/n\d+_([A-Za-z]+)/g)].map((m) => m[1]!);
+const opTypes = (bytes: Uint8Array): Set<string> => new Set(opTypesList(bytes));
 
 async function runLowered(target: LoweringTarget, feeds: Record<string, ort.Tensor>): Promise<Record<string, Float32Array>> {
   const model = toOnnx(spec(), { target });
@@ -67,4 +68,31 @@ test('the decomposed log-softmax stays finite where exp overflows: log softmax [
   const { y } = await session.run({ v: new ort.Tensor('float32', Float32Array.of(1000, 0, -1000), [1, 3]) });
   assert.deepEqual(Array.from(y!.data as Float32Array), [0, -1000, -2000]);
   await session.release();
+});
+
+test('a scatter-add into a table larger than WebGPU takes whole is done in blocks of rows, with the same result', async () => {
+  const build = () => {
+    const g = new Graph();
+    const table = g.input('table', 'float32', [40, 8]);
+    const index = g.input('index', 'int64', [7]);
+    const rows = g.input('rows', 'float32', [7, 8]);
+    return { graph: g, outputs: { y: op.scatterAdd(table, index, rows) } };
+  };
+  const feeds = {
+    table: new ort.Tensor('float32', Float32Array.from(rng.floats(320, -1, 1)), [40, 8]),
+    // Every block, a repeated row, and the first and last rows.
+    index: new ort.Tensor('int64', BigInt64Array.of(0n, 39n, 9n, 9n, 10n, 21n, 30n), [7]),
+    rows: new ort.Tensor('float32', Float32Array.from(rng.floats(56, -1, 1)), [7, 8]),
+  };
+  const whole = toOnnx(build());
+  // 10 rows of 32 bytes fit 320 bytes: blocks of 9 rows plus the spare one.
+  const blocks = toOnnx(build(), { target: 'webgpu', webgpuScatterBytes: 320 });
+  assert.equal([...opTypesList(blocks.bytes)].filter((t) => t === 'ScatterND').length, 5);
+  const results: Float32Array[] = [];
+  for (const model of [whole, blocks]) {
+    const session = await ort.InferenceSession.create(model.bytes);
+    results.push((await session.run(feeds)).y!.data as Float32Array);
+    await session.release();
+  }
+  assert.deepEqual(results[1], results[0]);
 });

@@ -193,6 +193,28 @@ describe('WebGPU execution provider', { skip }, () => {
     });
   });
 
+  test('a scatter-add into a table over 128 MiB (Pythia-160m\'s embedding gradient) runs, in blocks', async () => {
+    const [rows, d] = [50304, 768];
+    const g = new Graph();
+    const table = g.input('table', 'float32', [rows, d]);
+    const index = g.input('index', 'int64', [4]);
+    const updates = g.input('updates', 'float32', [4, d]);
+    const session = await compile({ graph: g, outputs: { y: op.scatterAdd(table, index, updates) } }, { ...webgpu, cache: false });
+    const at = [3n, 50303n, 40000n, 3n];
+    const { y } = await session.run({
+      table: { data: new Float32Array(rows * d).fill(0.5), dims: [rows, d] },
+      index: { data: BigInt64Array.from(at), dims: [4] },
+      updates: { data: Float32Array.from({ length: 4 * d }, (_, i) => Math.floor(i / d) + 1), dims: [4, d] },
+    });
+    const out = y!.data as Float32Array;
+    const row = (r: number) => [out[r * d]!, out[r * d + d - 1]!];
+    assert.deepEqual(row(3), [5.5, 5.5]);
+    assert.deepEqual(row(50303), [2.5, 2.5]);
+    assert.deepEqual(row(40000), [3.5, 3.5]);
+    assert.deepEqual(row(0), [0.5, 0.5]);
+    await session.release();
+  });
+
   test('every compute node of the training step, scorer and decoder runs on the GPU', async () => {
     const { config, params } = loadCheckpoint(join(fixtureDir('parallel-r25'), 'model'));
     const tokens = Int32Array.from({ length: 2 * 9 }, (_, i) => (i * 7) % config.vocabSize);
