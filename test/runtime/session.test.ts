@@ -115,6 +115,14 @@ describe('runtime errors name the input, in one line', () => {
     });
   }
 
+  it('outputs kept on the device need the webgpu provider', async () => {
+    await assert.rejects(compile(spec, { deviceOutputs: ['y'] }), (e: unknown) => {
+      assert.ok(e instanceof RuntimeError);
+      assert.equal(e.message, 'outputs can stay on the device only with the webgpu provider, not cpu');
+      return true;
+    });
+  });
+
   it('a failure inside onnxruntime is one line', async () => {
     const h = new Graph();
     const t = h.input('t', 'float32', [4, 2]);

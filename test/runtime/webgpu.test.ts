@@ -18,7 +18,7 @@ import { generate } from '../../src/model/generate.js';
 import { MASK_VALUE } from '../../src/model/gpt-neox.js';
 import { Scorer } from '../../src/model/score.js';
 import { TrainStep } from '../../src/model/train-step.js';
-import { compile } from '../../src/runtime/session.js';
+import { compile, download, upload } from '../../src/runtime/session.js';
 import { PreshuffledWriter } from '../../src/data/preshuffled.js';
 import type { NeoXConfig } from '../../src/model/config.js';
 import { pythiaArchitecture } from '../../src/model/presets.js';
@@ -191,6 +191,22 @@ describe('WebGPU execution provider', { skip }, () => {
       }
       assert.ok(diff <= 1e-4 * scale, `decoder step ${i}: logits max |Δ| ${diff} of ${scale}`);
     });
+  });
+
+  test('tensors left on the device feed later runs, are checked like host data, and come back with download', async () => {
+    const g = new Graph();
+    const x = g.input('x', 'float32', [2, 3]);
+    const square = await compile({ graph: g, outputs: { y: op.mul(x, x) } }, { ...webgpu, deviceOutputs: ['y'] });
+    const [onDevice] = await upload([{ data: Float32Array.of(1, 2, 3, 4, 5, 6), dims: [2, 3] }]);
+    const { device } = await square.runOnDevice({ x: onDevice! });
+    const again = await square.runOnDevice({ x: device.y! });
+    const [back] = await download([again.device.y!]);
+    assert.deepEqual(Array.from(back!.data as Float32Array), [1, 16, 81, 256, 625, 1296]);
+    await assert.rejects(square.run({ x: onDevice! }), /outputs y stay on the device: use runOnDevice/);
+    const h = new Graph();
+    const wide = await compile({ graph: h, outputs: { y: op.neg(h.input('x', 'float32', [3, 2])) } }, webgpu);
+    await assert.rejects(wide.run({ x: onDevice! }), /^RuntimeError: input x: expected float32\[3,2\], got float32\[2,3\]$/);
+    for (const t of [onDevice!, device.y!, again.device.y!]) t.dispose();
   });
 
   test('a scatter-add into a table over 128 MiB (Pythia-160m\'s embedding gradient) runs, in blocks', async () => {
