@@ -150,3 +150,20 @@ export function relativeL2(actual: ArrayLike<number>, expected: ArrayLike<number
   }
   return Math.sqrt(num / den);
 }
+
+/**
+ * relativeL2 of a trained parameter, leaving out the key part of a query_key_value bias: its
+ * gradient is exactly zero (softmax is unchanged when every score shifts by q·b_k), so Adam turns
+ * its rounding noise into ±lr steps. The fused layout is per head [q, k, v], each `headDim` wide.
+ */
+export function trainedRelativeL2(name: string, actual: ArrayLike<number>, expected: ArrayLike<number>, headDim: number): number {
+  const keyBias = name.endsWith('query_key_value.bias');
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < expected.length; i++) {
+    if (keyBias && Math.floor(i / headDim) % 3 === 1) continue;
+    num += (actual[i]! - expected[i]!) ** 2;
+    den += expected[i]! ** 2;
+  }
+  return den === 0 ? (num === 0 ? 0 : Infinity) : Math.sqrt(num / den);
+}
