@@ -28,6 +28,7 @@ export class TrainStep {
     readonly batch: number,
     readonly seq: number,
     private readonly session: CompiledGraph,
+    private readonly gradientsOnDevice: boolean,
   ) {}
 
   /**
@@ -60,7 +61,7 @@ export class TrainStep {
       names.forEach((n, i) => (outputs[`grad.${n}`] = grads[i]!));
     }
     const deviceOutputs = shape.gradientsOnDevice ? Object.keys(outputs).filter((n) => n.startsWith('grad.')) : undefined;
-    return new TrainStep(config, batch, seq, await compile({ graph, outputs }, { ...runtime, memoryPattern: false, deviceOutputs }));
+    return new TrainStep(config, batch, seq, await compile({ graph, outputs }, { ...runtime, memoryPattern: false, deviceOutputs }), !!shape.gradientsOnDevice);
   }
 
   /** Ends onnxruntime's profiling of a step compiled with `runtime.profile`, writing its JSON file. */
@@ -87,6 +88,7 @@ export class TrainStep {
 
   /** Loss and gradients for `tokens` [batch, seq + 1]; `source` names the batch in errors. */
   async run(params: Params, tokens: Int32Array, source = 'a batch'): Promise<StepResult> {
+    if (this.gradientsOnDevice) throw new ConfigError('this step keeps its gradients on the device: use runOnDevice');
     const { loss, outputs } = await this.feed(params, tokens, source);
     const grads = new Map<string, Float32Array>();
     for (const { name } of parameterShapes(this.config)) {
