@@ -20,7 +20,7 @@ import { pythiaPreset } from '../src/model/presets.js';
 import { compile, upload } from '../src/runtime/session.js';
 import { Prng } from '../src/util/prng.js';
 import type { NeoXConfig } from '../src/model/config.js';
-import { configFor, flopsPerToken, hfPython, REPO, SHAPES, table, wholeTrainingStep } from './common.js';
+import { configFor, flopsPerToken, REPO, SHAPES, table, wholeTrainingStep } from './common.js';
 
 /** A Pythia size at seq 512, batch 4, or one of the side-by-side shapes of bench/common.ts (quick checks). */
 function shapeOf(name: string): { config: NeoXConfig; T: number; B: number } {
@@ -97,13 +97,12 @@ interface TorchCuda {
 function torchCuda(size: string, steps: number): TorchCuda {
   const script = join(REPO, '../shared/bench/torch_gptneox.py');
   if (!existsSync(script)) return { error: `${script} missing` };
-  const { python } = hfPython();
-  if (!python) return { error: 'no Python with torch (PYTHIA_BENCH_PYTHON=/path/to/python)' };
+  const python = process.env.PYTHIA_BENCH_PYTHON ?? 'python3';
   const { config: c, T, B } = shapeOf(size);
   const shape = [c.vocabSize, c.hiddenSize, c.numLayers, c.numHeads, T, B].map(String);
   const r = spawnSync(python, [join(REPO, 'bench/torch_cuda.py'), script, ...shape, '--steps', String(steps)], { encoding: 'utf8' });
   const line = r.stdout?.trim().split('\n').filter((l) => l.startsWith('{')).at(-1);
-  if (r.status !== 0 || !line) return { error: r.stderr?.trim().split('\n').at(-1) ?? `exit ${r.status}` };
+  if (r.status !== 0 || !line) return { error: `${python}: ${r.error?.message ?? r.stderr?.trim().split('\n').at(-1) ?? `exit ${r.status}`} (PYTHIA_BENCH_PYTHON names a Python with a CUDA torch)` };
   return JSON.parse(line) as TorchCuda;
 }
 
