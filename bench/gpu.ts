@@ -9,6 +9,8 @@
  *
  * Without a Vulkan device (or without CUDA) that side prints one line and is left out. On Mesa's
  * software Vulkan device the WebGPU figures are the CPU's, through a GPU driver's interface.
+ * PYTHIA_SHARED names the folder holding bench/torch_gptneox.py (default ../shared).
+ * scripts/device-bundle.sh packs this benchmark for a GPU machine without Node.js or a network.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
@@ -95,7 +97,7 @@ interface TorchCuda {
 }
 
 function torchCuda(size: string, steps: number): TorchCuda {
-  const script = join(REPO, '../shared/bench/torch_gptneox.py');
+  const script = join(process.env.PYTHIA_SHARED ?? join(REPO, '../shared'), 'bench/torch_gptneox.py');
   if (!existsSync(script)) return { error: `${script} missing` };
   const python = process.env.PYTHIA_BENCH_PYTHON ?? 'python3';
   const { config: c, T, B } = shapeOf(size);
