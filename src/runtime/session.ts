@@ -258,7 +258,7 @@ async function createSession(bytes: Uint8Array, options: ort.InferenceSession.Se
   } catch (e) {
     const first = (e as Error).message.split('\n')[0];
     if (provider !== 'cpu') {
-      const why = /Failed to get a WebGPU adapter/.test(first) ? 'no WebGPU adapter found (it needs a Vulkan driver: a GPU's, or Mesa's software one in mesa-vulkan-drivers 23 or later)' : first.replace(/^.*(?:was false\.|\]) /, '');
+      const why = /Failed to get a WebGPU adapter/.test(first) ? 'no WebGPU adapter found (it needs a Vulkan driver: a GPU\'s, or Mesa\'s software one in mesa-vulkan-drivers 23 or later)' : first.replace(/^.*(?:was false\.|\]) /, '');
       throw new RuntimeError(`--device ${provider}: onnxruntime could not start the ${provider} execution provider: ${why}`);
     }
     throw new RuntimeError(`onnxruntime rejected the graph: ${first}`);
