@@ -10,8 +10,7 @@ import { type CompiledGraph, type DeviceTensor, type HostTensor, type RuntimeOpt
 import { ConfigError } from '../util/errors.js';
 import type { NeoXConfig } from './config.js';
 import { MASK_VALUE, buildGptNeoX, lmHead } from './gpt-neox.js';
-import { parameterInputs, releaseFeeds, residentParameterFeeds } from './params.js';
-import type { Params } from './params.js';
+import { type Params, parameterInputs, releaseFeeds, residentParameterFeeds } from './params.js';
 
 export interface ScoreRequest {
   context: readonly number[];

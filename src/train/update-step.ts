@@ -12,6 +12,7 @@ import type { DeviceTensor, RuntimeOptions } from '../runtime/session.js';
 import type { AdamW } from './adamw.js';
 import { DeviceAdamW } from './device-adamw.js';
 import { clipGradNorm } from './grad-clip.js';
+import { scaleInPlace } from './kernels.js';
 
 export interface UpdateStep {
   /** Trains on `microBatches` (each [micro, seq + 1] tokens) at `lr`: the mean loss and the gradient norm before clipping. */
@@ -68,7 +69,7 @@ class HostUpdate implements UpdateStep {
       else for (const [n, g] of r.grads) addInto(grads.get(n)!, g);
     }
     loss /= microBatches.length;
-    if (microBatches.length > 1) for (const g of grads!.values()) scale(g, Math.fround(1 / microBatches.length));
+    if (microBatches.length > 1) for (const g of grads!.values()) scaleInPlace(g, Math.fround(1 / microBatches.length));
     const gradNorm = clipGradNorm(grads!, this.maxNorm);
     this.optimizer.step(this.params, grads!, lr);
     return { loss, gradNorm };
@@ -127,8 +128,4 @@ class DeviceUpdate implements UpdateStep {
 
 function addInto(acc: Float32Array, g: Float32Array): void {
   for (let i = 0; i < acc.length; i++) acc[i] = acc[i]! + g[i]!;
-}
-
-function scale(g: Float32Array, factor: number): void {
-  for (let i = 0; i < g.length; i++) g[i] = g[i]! * factor;
 }
