@@ -61,7 +61,7 @@ export class TrainStep {
       names.forEach((n, i) => (outputs[`grad.${n}`] = grads[i]!));
     }
     const deviceOutputs = shape.gradientsOnDevice ? Object.keys(outputs).filter((n) => n.startsWith('grad.')) : undefined;
-    return new TrainStep(config, batch, seq, await compile({ graph, outputs }, { ...runtime, memoryPattern: false, deviceOutputs }), !!shape.gradientsOnDevice);
+    return new TrainStep(config, batch, seq, await compile({ graph, outputs }, { ...runtime, deviceOutputs }), !!shape.gradientsOnDevice);
   }
 
   /** Ends onnxruntime's profiling of a step compiled with `runtime.profile`, writing its JSON file. */
