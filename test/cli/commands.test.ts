@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { IndexedDatasetWriter } from '../../src/data/indexed-dataset.js';
 import { trainingProgress } from '../../src/cli/progress.js';
+import { pipelineProgress } from '../../src/cli/commands/run.js';
 import { fixtureDir, repoRoot } from '../support/paths.js';
 
 const cli = join(repoRoot, 'dist/src/cli/main.js');
@@ -59,6 +60,21 @@ test('progress lines: at most one per interval, always the last step, with loss,
   assert.equal(lines.length, 2);
   assert.match(lines[0]!, /^pythia train: m: step 1\/10 \(10\.0%\), loss 2\.5000, 12,346 tokens\/s, ETA \d+s\n$/);
   assert.match(lines[1]!, /step 10\/10 \(100\.0%\).*ETA 0s\n$/);
+});
+
+test('pythia run progress lines: a study between eval cells keeps the eval share reached', () => {
+  const lines: string[] = [];
+  const p = pipelineProgress({ tty: false, everySeconds: 0, write: (l) => lines.push(l) });
+  for (const stage of ['synth', 'train'] as const) {
+    p.onEvent({ type: 'stage', stage, status: 'start' });
+    p.onEvent({ type: 'stage', stage, status: 'done', seconds: 1 });
+  }
+  p.onEvent({ type: 'stage', stage: 'eval', status: 'start' });
+  p.onEvent({ type: 'eval', event: { type: 'plan', cells: 10, skipped: 0, checkpoints: 2 } });
+  p.onEvent({ type: 'eval', event: { type: 'cell', cell: { model: 'm', step: 8, task: 'qa', shots: 0 }, index: 5, total: 10, aggregates: [], seconds: 1 } });
+  p.onEvent({ type: 'eval', event: { type: 'study', study: 'memorization', model: 'm', step: 8 } });
+  // synth 10% and train 55% of the bar, then half of eval's 30%.
+  assert.deepEqual(lines.slice(-3), ['pythia run: [65%] eval: 10 cells, 0 already there\n', 'pythia run: [80%] eval: m step 8 qa 0-shot (5/10)\n', 'pythia run: [80%] eval: memorization: m step 8\n']);
 });
 
 test('pythia generate stops at the end-of-text token unless --ignore-eos; --top-p samples', () => {

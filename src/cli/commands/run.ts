@@ -17,7 +17,10 @@ const WEIGHT: Record<Stage, number> = { synth: 0.1, train: 0.55, eval: 0.3, repo
  * stages' weights plus the current stage's own progress), else a line at each stage boundary and
  * every few seconds in between.
  */
-export function pipelineProgress(tty = process.stderr.isTTY === true): { onEvent: (e: RunEvent) => void; stop: () => void } {
+export function pipelineProgress(options: { tty?: boolean; everySeconds?: number; write?: (line: string) => void } = {}): { onEvent: (e: RunEvent) => void; stop: () => void } {
+  const tty = options.tty ?? process.stderr.isTTY === true;
+  const every = (options.everySeconds ?? PROGRESS_LINE_SECONDS) * 1000;
+  const write = options.write ?? ((line: string) => process.stderr.write(line));
   const bar = new cliProgress.SingleBar(
     { format: 'pythia run |{bar}| {percentage}% | {stage} | {detail}', stream: process.stderr, hideCursor: true },
     cliProgress.Presets.shades_classic,
@@ -25,6 +28,8 @@ export function pipelineProgress(tty = process.stderr.isTTY === true): { onEvent
   let started = false;
   let done = 0;
   let current: Stage = 'synth';
+  /** The eval stage's share done so far, which studies between its cells leave as it is. */
+  let evalFraction = 0;
   let lastLine = -Infinity;
   const show = (fraction: number, detail: string, force = false): void => {
     const value = Math.round(1000 * Math.min(1, done + WEIGHT[current] * Math.min(1, fraction)));
@@ -35,9 +40,9 @@ export function pipelineProgress(tty = process.stderr.isTTY === true): { onEvent
       return;
     }
     const now = performance.now();
-    if (!force && now - lastLine < PROGRESS_LINE_SECONDS * 1000) return;
+    if (!force && now - lastLine < every) return;
     lastLine = now;
-    process.stderr.write(`pythia run: [${(value / 10).toFixed(0)}%] ${current}: ${detail}\n`);
+    write(`pythia run: [${(value / 10).toFixed(0)}%] ${current}: ${detail}\n`);
   };
   return {
     onEvent(e) {
@@ -60,9 +65,15 @@ export function pipelineProgress(tty = process.stderr.isTTY === true): { onEvent
         } else show(e.run / e.runs, `${e.model.name}: ${e.status === 'done' ? 'already trained' : e.status === 'resume' ? 'resuming' : 'training'}`, true);
       } else if (e.type === 'eval') {
         const ev = e.event;
-        if (ev.type === 'cell') show(ev.index / ev.total, `${ev.cell.model} step ${ev.cell.step} ${ev.cell.task} ${ev.cell.shots}-shot (${ev.index}/${ev.total})`);
-        else if (ev.type === 'study') show(0, ev.study === 'term counts' ? 'term counts' : `${ev.study}: ${ev.model} step ${ev.step}`);
-        else if (ev.type === 'plan') show(ev.skipped / Math.max(1, ev.cells), `${ev.cells} cells, ${ev.skipped} already there`, true);
+        if (ev.type === 'cell') {
+          evalFraction = ev.index / ev.total;
+          show(evalFraction, `${ev.cell.model} step ${ev.cell.step} ${ev.cell.task} ${ev.cell.shots}-shot (${ev.index}/${ev.total})`);
+        } else if (ev.type === 'study') {
+          show(evalFraction, ev.study === 'term counts' ? 'term counts' : `${ev.study}: ${ev.model} step ${ev.step}`);
+        } else if (ev.type === 'plan') {
+          evalFraction = ev.skipped / Math.max(1, ev.cells);
+          show(evalFraction, `${ev.cells} cells, ${ev.skipped} already there`, true);
+        }
       }
     },
     stop() {
