@@ -5,11 +5,11 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { countParameters, type NeoXConfig, parameterShapes } from '../src/model/config.js';
+import type { Params } from '../src/model/params.js';
 import { pythiaArchitecture } from '../src/model/presets.js';
 import type { ExecutionProvider } from '../src/runtime/session.js';
 import { AdamW, noWeightDecay, PYTHIA_ADAM } from '../src/train/adamw.js';
 import { createUpdateStep } from '../src/train/update-step.js';
-import type { Params } from '../src/model/params.js';
 import { Prng } from '../src/util/prng.js';
 
 /** The side-by-side shapes of ../shared/bench/torch_gptneox.py --bench (V, d, L, heads, T, B). */
@@ -23,7 +23,10 @@ export const SHAPES = [
 export type BenchShape = (typeof SHAPES)[number];
 
 export function configFor(s: BenchShape): NeoXConfig {
-  return { ...pythiaArchitecture({ numLayers: s.L, hiddenSize: s.d, numHeads: s.h, vocabSize: s.V }), dtype: 'float32' };
+  return {
+    ...pythiaArchitecture({ numLayers: s.L, hiddenSize: s.d, numHeads: s.h, vocabSize: s.V }),
+    dtype: 'float32',
+  };
 }
 
 export function randomParams(config: NeoXConfig, seed = 0): Params {
@@ -92,14 +95,17 @@ export function torchBaselines(): { baselines: TorchBaseline[]; notes: string[] 
       source: 'pip',
       python: process.env.PYTHIA_BENCH_PYTHON,
       env: process.env,
-      install: 'python3 -m venv venv && venv/bin/pip install torch transformers, then PYTHIA_BENCH_PYTHON=venv/bin/python',
+      install:
+        'python3 -m venv venv && venv/bin/pip install torch transformers, then PYTHIA_BENCH_PYTHON=venv/bin/python',
     },
     { source: 'debian', python: '/usr/bin/python3', env: unforced, install: 'apt-get install python3-torch' },
   ];
   const baselines: TorchBaseline[] = [];
   const notes: string[] = [];
   for (const { source, python, env, install } of candidates) {
-    const probe = python ? spawnSync(python, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8', env }) : undefined;
+    const probe = python
+      ? spawnSync(python, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8', env })
+      : undefined;
     if (python && probe?.status === 0) baselines.push({ name: `${source} torch ${probe.stdout.trim()}`, python, env });
     else notes.push(`PyTorch baseline (${source}) not installed: ${install}`);
   }
@@ -135,11 +141,23 @@ export function runTorch(
   options: { steps: number; threads: number; forwardOnly?: boolean },
 ): TorchRun | undefined {
   const args = [join(REPO, 'bench/torch_train.py'), script, ...[s.V, s.d, s.L, s.h, s.T, s.B].map(String)];
-  args.push('--steps', String(options.steps), '--threads', String(options.threads), ...(options.forwardOnly ? ['--forward-only'] : []));
+  args.push(
+    '--steps',
+    String(options.steps),
+    '--threads',
+    String(options.threads),
+    ...(options.forwardOnly ? ['--forward-only'] : []),
+  );
   const r = spawnSync(baseline.python, args, { encoding: 'utf8', env: baseline.env, timeout: 1_800_000 });
-  const line = r.stdout?.trim().split('\n').filter((l) => l.startsWith('{')).at(-1);
+  const line = r.stdout
+    ?.trim()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .at(-1);
   if (r.status !== 0 || !line) {
-    console.log(`${baseline.name} failed at d=${s.d}/L=${s.L}: ${r.error?.message ?? r.stderr?.trim().split('\n').at(-1) ?? `signal ${r.signal}`}`);
+    console.log(
+      `${baseline.name} failed at d=${s.d}/L=${s.L}: ${r.error?.message ?? r.stderr?.trim().split('\n').at(-1) ?? `signal ${r.signal}`}`,
+    );
     return undefined;
   }
   return { ...(JSON.parse(line) as Omit<TorchRun, 'baseline'>), baseline: baseline.name };
@@ -164,7 +182,11 @@ export function torchBaseline(threads: number, sharedDir: string): { results: To
   const script = join(sharedDir, 'bench/torch_gptneox.py');
   if (!existsSync(script)) return { results: [], note: `PyTorch baseline: ${script} missing` };
   const { baselines, notes } = torchBaselines();
-  if (baselines.length === 0) return { results: [], note: [...notes, 'showing the PyTorch figures the issues recorded on this class of machine'].join('\n') };
+  if (baselines.length === 0)
+    return {
+      results: [],
+      note: [...notes, 'showing the PyTorch figures the issues recorded on this class of machine'].join('\n'),
+    };
   const results: TorchResult[] = [];
   for (const shape of SHAPES) {
     const runs = baselines.map((b) => runTorch(b, script, shape, { steps: 5, threads })).filter((r) => r !== undefined);
@@ -236,8 +258,13 @@ export async function matmulPeak(threads: number, n = 2048, runs = 7): Promise<n
 export function hfPython(): { python: string | undefined; note: string } {
   const candidates = [process.env.PYTHIA_BENCH_PYTHON, 'python3'].filter((p): p is string => !!p);
   for (const python of candidates) {
-    const probe = spawnSync(python, ['-c', 'import torch, transformers; print(torch.__version__, transformers.__version__)'], { encoding: 'utf8' });
-    if (probe.status === 0) return { python, note: `Hugging Face baseline: ${python} (torch, transformers ${probe.stdout.trim()})` };
+    const probe = spawnSync(
+      python,
+      ['-c', 'import torch, transformers; print(torch.__version__, transformers.__version__)'],
+      { encoding: 'utf8' },
+    );
+    if (probe.status === 0)
+      return { python, note: `Hugging Face baseline: ${python} (torch, transformers ${probe.stdout.trim()})` };
   }
   return {
     python: undefined,
@@ -250,10 +277,25 @@ export function hfPython(): { python: string | undefined; note: string } {
  * random weights and tokens, through the trainer's own update step: on the CPU, or with the
  * parameters and optimizer state kept in GPU memory under `provider: 'webgpu'`.
  */
-export async function wholeTrainingStep(config: NeoXConfig, batch: number, seq: number, threads: number, provider: ExecutionProvider = 'cpu'): Promise<() => Promise<void>> {
+export async function wholeTrainingStep(
+  config: NeoXConfig,
+  batch: number,
+  seq: number,
+  threads: number,
+  provider: ExecutionProvider = 'cpu',
+): Promise<() => Promise<void>> {
   const params = randomParams(config);
   const optimizer = new AdamW(PYTHIA_ADAM, params, noWeightDecay(parameterShapes(config)));
-  const step = await createUpdateStep({ config, params, optimizer, micro: batch, seq, maxNorm: 1.0, validation: false, runtime: { threads, provider } });
+  const step = await createUpdateStep({
+    config,
+    params,
+    optimizer,
+    micro: batch,
+    seq,
+    maxNorm: 1.0,
+    validation: false,
+    runtime: { threads, provider },
+  });
   const tokens = Int32Array.from(randomTokens(batch * (seq + 1), config.vocabSize), Number);
   return async () => {
     await step.update([tokens], 1e-4, 'a random batch');

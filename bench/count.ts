@@ -8,10 +8,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { countTerms, type CountOrder, type TermPatterns } from '../src/analysis/term-count.js';
+import { type CountOrder, countTerms, type TermPatterns } from '../src/analysis/term-count.js';
 import { TermMatcher } from '../src/analysis/term-matcher.js';
-import { IndexedDatasetWriter } from '../src/data/indexed-dataset.js';
 import { openTrainingOrder, PreshuffledWriter } from '../src/data/batches.js';
+import { IndexedDatasetWriter } from '../src/data/indexed-dataset.js';
 import { Prng } from '../src/util/prng.js';
 import { loadNote, table } from './common.js';
 
@@ -57,7 +57,9 @@ function terms(rng: Prng, next: () => number): TermPatterns {
 const dir = mkdtempSync(join(tmpdir(), 'bench-count-'));
 try {
   console.log(`bench:count, ${availableParallelism()} cores; ${loadNote()}`);
-  console.log(`data: ${STEPS} batches of ${BATCH} × ${SEQ + 1} tokens = ${(TOKENS / 1e6).toFixed(1)}M tokens, vocabulary ${VOCAB}, 150 terms`);
+  console.log(
+    `data: ${STEPS} batches of ${BATCH} × ${SEQ + 1} tokens = ${(TOKENS / 1e6).toFixed(1)}M tokens, vocabulary ${VOCAB}, 150 terms`,
+  );
   const rng = new Prng(1);
   const next = zipfSampler(rng);
   const patterns = terms(rng, next);
@@ -73,7 +75,16 @@ try {
   // The same tokens cut into documents of 100-4000 tokens, for the GPT-NeoX order.
   const documents = join(dir, 'documents');
   const d = IndexedDatasetWriter.create(documents, { vocabSize: VOCAB });
-  const all = (await openTrainingOrder({ data: preshuffled, preshuffled: true, batchSize: 1, seqLength: SEQ, seed: 1234, trainIters: 1 })).source;
+  const all = (
+    await openTrainingOrder({
+      data: preshuffled,
+      preshuffled: true,
+      batchSize: 1,
+      seqLength: SEQ,
+      seed: 1234,
+      trainIters: 1,
+    })
+  ).source;
   let doc: number[] = [];
   let length = 100 + rng.int(3900);
   for (let s = 0; s < all.length; s++) {
@@ -91,7 +102,10 @@ try {
   await d.finish();
 
   const layouts: [string, CountOrder][] = [
-    ['preshuffled', { data: preshuffled, preshuffled: true, batchSize: BATCH, seqLength: SEQ, seed: 1234, trainIters: STEPS }],
+    [
+      'preshuffled',
+      { data: preshuffled, preshuffled: true, batchSize: BATCH, seqLength: SEQ, seed: 1234, trainIters: STEPS },
+    ],
     ['GPT-NeoX order', { data: documents, batchSize: BATCH, seqLength: SEQ, seed: 1234, trainIters: STEPS - 2 }],
   ];
   const rows: (string | number)[][] = [];
@@ -105,7 +119,15 @@ try {
       const seconds = (performance.now() - t0) / 1000;
       const cpu = process.cpuUsage(cpu0);
       const cpuSeconds = (cpu.user + cpu.system) / 1e6;
-      rows.push([name, workers, (r.tokens / 1e6).toFixed(1), seconds.toFixed(2), (r.tokens / seconds / 1e6).toFixed(1), (r.tokens / seconds / workers / 1e6).toFixed(1), (r.tokens / cpuSeconds / 1e6).toFixed(1)]);
+      rows.push([
+        name,
+        workers,
+        (r.tokens / 1e6).toFixed(1),
+        seconds.toFixed(2),
+        (r.tokens / seconds / 1e6).toFixed(1),
+        (r.tokens / seconds / workers / 1e6).toFixed(1),
+        (r.tokens / cpuSeconds / 1e6).toFixed(1),
+      ]);
     }
   }
   // The matcher alone, on tokens already in memory.
@@ -117,13 +139,29 @@ try {
   const repeats = 40;
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();
-  for (let r = 0; r < repeats; r++) for (let row = 0; row < tokens.length; row += SEQ + 1) matcher.scan(tokens, row, row + SEQ + 1, counts, 0);
+  for (let r = 0; r < repeats; r++)
+    for (let row = 0; row < tokens.length; row += SEQ + 1) matcher.scan(tokens, row, row + SEQ + 1, counts, 0);
   const seconds = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
   const scanned = (repeats * tokens.length) / 1e6;
-  rows.push(['matcher alone (in memory)', 1, scanned.toFixed(1), seconds.toFixed(2), (scanned / seconds).toFixed(1), (scanned / seconds).toFixed(1), (scanned / ((cpu.user + cpu.system) / 1e6)).toFixed(1)]);
-  console.log(table(['layout', 'workers', 'M tokens', 'seconds', 'M tokens/s', 'M tokens/s per worker', 'M tokens per CPU-second'], rows));
-  console.log('M tokens per CPU-second: tokens over the CPU time of all the process\'s threads, the per-core rate even on a busy machine');
+  rows.push([
+    'matcher alone (in memory)',
+    1,
+    scanned.toFixed(1),
+    seconds.toFixed(2),
+    (scanned / seconds).toFixed(1),
+    (scanned / seconds).toFixed(1),
+    (scanned / ((cpu.user + cpu.system) / 1e6)).toFixed(1),
+  ]);
+  console.log(
+    table(
+      ['layout', 'workers', 'M tokens', 'seconds', 'M tokens/s', 'M tokens/s per worker', 'M tokens per CPU-second'],
+      rows,
+    ),
+  );
+  console.log(
+    "M tokens per CPU-second: tokens over the CPU time of all the process's threads, the per-core rate even on a busy machine",
+  );
   console.log('target: at least 20M tokens/s per core, linear in workers (on an idle machine with a core per worker)');
 } finally {
   rmSync(dir, { recursive: true, force: true });

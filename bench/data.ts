@@ -12,10 +12,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { trainBpe, writeTokenizerJson } from '../src/data/bpe-trainer.js';
 import { readDocuments } from '../src/data/corpus.js';
-import { defaultZstdDecoder, type ZstdDecoder } from '../src/data/zstd.js';
 import { buildIndexMaps } from '../src/data/index-maps.js';
 import { tokenizeCorpus } from '../src/data/tokenize.js';
 import { loadTokenizer } from '../src/data/tokenizer.js';
+import { defaultZstdDecoder, type ZstdDecoder } from '../src/data/zstd.js';
 import { Prng } from '../src/util/prng.js';
 import { loadNote, table, timeIt } from './common.js';
 
@@ -79,7 +79,13 @@ function zstdCompress(path: string): { path?: string; note: string } {
   const t0 = performance.now();
   const d = spawnSync('sh', ['-c', `zstd -dc '${path}.zst' > /dev/null`]);
   const seconds = (performance.now() - t0) / 1000;
-  return { path: `${path}.zst`, note: d.status === 0 ? `zstd -dc: ${(statSync(path).size / 1e6 / seconds).toFixed(0)} MB/s (decompression alone)` : 'zstd -dc failed' };
+  return {
+    path: `${path}.zst`,
+    note:
+      d.status === 0
+        ? `zstd -dc: ${(statSync(path).size / 1e6 / seconds).toFixed(0)} MB/s (decompression alone)`
+        : 'zstd -dc failed',
+  };
 }
 
 function pythonHas(module: string): boolean {
@@ -130,7 +136,7 @@ try {
 
   const docs = syntheticDocuments(CORPUS_MB);
   const corpus = join(dir, 'corpus.jsonl');
-  writeFileSync(corpus, docs.map((text) => JSON.stringify({ text })).join('\n') + '\n');
+  writeFileSync(corpus, `${docs.map((text) => JSON.stringify({ text })).join('\n')}\n`);
   const megabytes = docs.reduce((sum, d) => sum + Buffer.byteLength(d), 0) / 1e6;
   console.log(`corpus: ${docs.length} synthetic documents, ${megabytes.toFixed(1)} MB of text`);
 
@@ -144,7 +150,8 @@ try {
   await tokenizer.encodeBatch(docs.slice(0, 100));
   t0 = performance.now();
   let tokens = 0;
-  for (let i = 0; i < docs.length; i += 1000) for (const ids of await tokenizer.encodeBatch(docs.slice(i, i + 1000))) tokens += ids.length;
+  for (let i = 0; i < docs.length; i += 1000)
+    for (const ids of await tokenizer.encodeBatch(docs.slice(i, i + 1000))) tokens += ids.length;
   const encodeSeconds = (performance.now() - t0) / 1000;
 
   t0 = performance.now();
@@ -155,7 +162,11 @@ try {
   const compressed = zstdCompress(corpus);
   const fzstdRead = compressed.path ? await readRate(compressed.path, megabytes, 'fzstd') : compressed.note;
   const nodeZstd = defaultZstdDecoder() === 'node';
-  const nodeRead = !compressed.path ? compressed.note : nodeZstd ? await readRate(compressed.path, megabytes, 'node') : `n/a (Node ${process.version} has no zstd)`;
+  const nodeRead = !compressed.path
+    ? compressed.note
+    : nodeZstd
+      ? await readRate(compressed.path, megabytes, 'node')
+      : `n/a (Node ${process.version} has no zstd)`;
 
   let pyTokenize = 'n/a (python3 has no tokenizers)';
   if (hasTokenizersPy) {
@@ -195,8 +206,16 @@ try {
     table(
       ['work', 'pythia-ts', 'reference'],
       [
-        [`BPE training, ${VOCAB} tokens`, `${(megabytes / trainSeconds).toFixed(1)} MB/s (${trainSeconds.toFixed(1)} s)`, '-'],
-        ['tokenize, encodeBatch (napi tokenizers)', `${(megabytes / encodeSeconds).toFixed(1)} MB/s, ${Math.round(tokens / encodeSeconds)} tok/s`, `HF tokenizers (Python): ${pyTokenize}`],
+        [
+          `BPE training, ${VOCAB} tokens`,
+          `${(megabytes / trainSeconds).toFixed(1)} MB/s (${trainSeconds.toFixed(1)} s)`,
+          '-',
+        ],
+        [
+          'tokenize, encodeBatch (napi tokenizers)',
+          `${(megabytes / encodeSeconds).toFixed(1)} MB/s, ${Math.round(tokens / encodeSeconds)} tok/s`,
+          `HF tokenizers (Python): ${pyTokenize}`,
+        ],
         ['tokenize, whole pipeline to .bin/.idx', `${(megabytes / pipelineSeconds).toFixed(1)} MB/s`, '-'],
         ['read documents, .jsonl', plainRead, '-'],
         ['read documents, .jsonl.zst (fzstd)', fzstdRead, `${compressed.note}; zstd-napi (before): ${ZSTD_NAPI_MB_S}`],

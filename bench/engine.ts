@@ -23,8 +23,17 @@ function handBuiltModel(opType: 'MatMul' | 'Add', dims: number[]): Uint8Array {
     return new ProtoWriter().string(1, name).message(2, new ProtoWriter().message(1, tensorType));
   };
   const node = new ProtoWriter().string(1, 'a').string(1, 'b').string(2, 'y').string(4, opType);
-  const graph = new ProtoWriter().message(1, node).string(2, 'raw').message(11, valueInfo('a')).message(11, valueInfo('b')).message(12, valueInfo('y'));
-  return new ProtoWriter().varint(1, 9).message(7, graph).message(8, new ProtoWriter().string(1, '').varint(2, 20)).finish();
+  const graph = new ProtoWriter()
+    .message(1, node)
+    .string(2, 'raw')
+    .message(11, valueInfo('a'))
+    .message(11, valueInfo('b'))
+    .message(12, valueInfo('y'));
+  return new ProtoWriter()
+    .varint(1, 9)
+    .message(7, graph)
+    .message(8, new ProtoWriter().string(1, '').varint(2, 20))
+    .finish();
 }
 
 function rawSession(bytes: Uint8Array): Promise<ort.InferenceSession> {
@@ -82,10 +91,20 @@ async function matmulRow(n: number): Promise<(string | number)[]> {
   const raw = await rawSession(handBuiltModel('MatMul', [n, n]));
   const rawFeeds = { a: new ort.Tensor('float32', a, [n, n]), b: new ort.Tensor('float32', b, [n, n]) };
 
-  const [engine_, raw_] = (await interleavedTimes([() => engine.run(feeds), () => raw.run(rawFeeds)], runs)) as [Timing, Timing];
+  const [engine_, raw_] = (await interleavedTimes([() => engine.run(feeds), () => raw.run(rawFeeds)], runs)) as [
+    Timing,
+    Timing,
+  ];
   const gflops = (seconds: number): number => flop / seconds / 1e9;
   const [e, r] = [gflops(engine_.median), gflops(raw_.median)];
-  return [n, e.toFixed(1), r.toFixed(1), `${((e / r - 1) * 100).toFixed(1)}%`, gflops(engine_.best).toFixed(1), gflops(raw_.best).toFixed(1)];
+  return [
+    n,
+    e.toFixed(1),
+    r.toFixed(1),
+    `${((e / r - 1) * 100).toFixed(1)}%`,
+    gflops(engine_.best).toFixed(1),
+    gflops(raw_.best).toFixed(1),
+  ];
 }
 
 /** Median µs per call of each function, over interleaved batches of calls. */
@@ -100,7 +119,9 @@ async function overheads(calls: (() => Promise<unknown>)[]): Promise<number[]> {
 console.log(`bench:engine, onnxruntime-node ${ort.env.versions.common}, ${threads} intra-op threads; ${loadNote()}`);
 const rows = [];
 for (const n of SIZES) rows.push(await matmulRow(n));
-console.log('\nfloat32 matmul [n,n]·[n,n], GFLOP/s (both a one-node MatMul, which is how the engine lowers a plain product)');
+console.log(
+  '\nfloat32 matmul [n,n]·[n,n], GFLOP/s (both a one-node MatMul, which is how the engine lowers a plain product)',
+);
 console.log(table(['n', 'engine median', 'raw median', 'engine vs raw', 'engine best', 'raw best'], rows));
 
 const g = new Graph();
@@ -114,4 +135,9 @@ const [engineUs, rawUs] = (await overheads([
   () => raw.run({ a: t, b: t }),
 ])) as [number, number];
 console.log('\nper-call overhead, a 4-element Add, median µs/call');
-console.log(table(['engine', 'raw onnxruntime', 'engine extra'], [[engineUs.toFixed(1), rawUs.toFixed(1), (engineUs - rawUs).toFixed(1)]]));
+console.log(
+  table(
+    ['engine', 'raw onnxruntime', 'engine extra'],
+    [[engineUs.toFixed(1), rawUs.toFixed(1), (engineUs - rawUs).toFixed(1)]],
+  ),
+);

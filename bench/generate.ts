@@ -27,9 +27,13 @@ const decoder = await Decoder.create(config, params, { threads });
 const ours: { seconds: number; tokens: number[][] }[] = [];
 for (const rows of prompts) {
   let tokens: number[][] = [];
-  const seconds = await timeIt(async () => {
-    tokens = (await generate(decoder, rows, { maxNewTokens: NEW_TOKENS })).map((r) => r.slice(PROMPT));
-  }, RUNS, 1);
+  const seconds = await timeIt(
+    async () => {
+      tokens = (await generate(decoder, rows, { maxNewTokens: NEW_TOKENS })).map((r) => r.slice(PROMPT));
+    },
+    RUNS,
+    1,
+  );
   ours.push({ seconds, tokens });
 }
 await decoder.release();
@@ -41,16 +45,32 @@ interface HfResult {
   transformers: string;
   matmul_gflops: number;
 }
-const base = hf.python ? await runOnHfCheckpoint<HfResult>(hf.python, 'hf_generate.py', config, params, [threads, NEW_TOKENS, RUNS], { 'prompts.json': prompts }) : undefined;
+const base = hf.python
+  ? await runOnHfCheckpoint<HfResult>(hf.python, 'hf_generate.py', config, params, [threads, NEW_TOKENS, RUNS], {
+      'prompts.json': prompts,
+    })
+  : undefined;
 
 // 2 FLOPs per weight per token, every weight but the input embedding (a lookup); attention's own arithmetic is left out.
-const flopsPerToken = 2 * parameterShapes(config).filter((p) => p.name !== 'gpt_neox.embed_in.weight').reduce((a, p) => a + p.shape.reduce((x, y) => x * y, 1), 0);
+const flopsPerToken =
+  2 *
+  parameterShapes(config)
+    .filter((p) => p.name !== 'gpt_neox.embed_in.weight')
+    .reduce((a, p) => a + p.shape.reduce((x, y) => x * y, 1), 0);
 const tokS = (batch: number, seconds: number): string => ((batch * NEW_TOKENS) / seconds).toFixed(0);
-const ofPeak = (batch: number, seconds: number, gflops: number): string => `${(((batch * NEW_TOKENS * flopsPerToken) / seconds / 1e9 / gflops) * 100).toFixed(0)}%`;
+const ofPeak = (batch: number, seconds: number, gflops: number): string =>
+  `${(((batch * NEW_TOKENS * flopsPerToken) / seconds / 1e9 / gflops) * 100).toFixed(0)}%`;
 const rows = BATCHES.map((batch, i) => {
   const theirs = base?.results[i];
   // Greedy tokens agree up to the first position where any row differs.
-  const agree = theirs ? Math.min(...ours[i]!.tokens.map((row, b) => { const k = row.findIndex((t, j) => t !== theirs.tokens[b]![j]); return k < 0 ? row.length : k; })) : undefined;
+  const agree = theirs
+    ? Math.min(
+        ...ours[i]!.tokens.map((row, b) => {
+          const k = row.findIndex((t, j) => t !== theirs.tokens[b]![j]);
+          return k < 0 ? row.length : k;
+        }),
+      )
+    : undefined;
   return [
     batch,
     tokS(batch, ours[i]!.seconds),
@@ -61,6 +81,12 @@ const rows = BATCHES.map((batch, i) => {
     agree === undefined ? '-' : `${agree}/${NEW_TOKENS}`,
   ];
 });
-console.log(`\ngreedy generation at the pythia-70m shape: ${PROMPT}-token prompts, ${NEW_TOKENS} new tokens, median of ${RUNS}; ${loadNote()}`);
-console.log(`fp32 matmul peak: ${peak.toFixed(0)} GFLOP/s (onnxruntime)${base ? `, ${base.matmul_gflops.toFixed(0)} GFLOP/s (torch ${base.torch}, transformers ${base.transformers})` : ''}`);
-console.log(table(['batch', 'ours tok/s', 'of peak', 'HF generate tok/s', 'of peak', 'vs HF', 'same greedy tokens'], rows));
+console.log(
+  `\ngreedy generation at the pythia-70m shape: ${PROMPT}-token prompts, ${NEW_TOKENS} new tokens, median of ${RUNS}; ${loadNote()}`,
+);
+console.log(
+  `fp32 matmul peak: ${peak.toFixed(0)} GFLOP/s (onnxruntime)${base ? `, ${base.matmul_gflops.toFixed(0)} GFLOP/s (torch ${base.torch}, transformers ${base.transformers})` : ''}`,
+);
+console.log(
+  table(['batch', 'ours tok/s', 'of peak', 'HF generate tok/s', 'of peak', 'vs HF', 'same greedy tokens'], rows),
+);

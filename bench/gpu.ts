@@ -18,10 +18,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Graph } from '../src/graph/graph.js';
 import * as op from '../src/graph/ops.js';
+import type { NeoXConfig } from '../src/model/config.js';
 import { pythiaPreset } from '../src/model/presets.js';
 import { compile, upload } from '../src/runtime/session.js';
 import { Prng } from '../src/util/prng.js';
-import type { NeoXConfig } from '../src/model/config.js';
 import { configFor, flopsPerToken, REPO, SHAPES, table, wholeTrainingStep } from './common.js';
 
 /** A Pythia size at seq 512, batch 4, or one of the side-by-side shapes of bench/common.ts (quick checks). */
@@ -29,7 +29,10 @@ function shapeOf(name: string): { config: NeoXConfig; T: number; B: number } {
   const small = SHAPES.find((s) => s.label === name);
   if (small) return { config: configFor(small), T: small.T, B: small.B };
   const preset = pythiaPreset(name);
-  if (!preset) throw new Error(`bench:gpu: unknown size ${name} (a Pythia size, or one of ${SHAPES.map((s) => s.label).join(', ')})`);
+  if (!preset)
+    throw new Error(
+      `bench:gpu: unknown size ${name} (a Pythia size, or one of ${SHAPES.map((s) => s.label).join(', ')})`,
+    );
   return { config: { ...preset, dtype: 'float32' }, T: 512, B: 4 };
 }
 
@@ -54,12 +57,20 @@ async function webgpuMatmulPeak(): Promise<{ gflops: number; n: number }> {
 async function chainSeconds(n: number, runs: number): Promise<number> {
   const g = new Graph();
   const a = g.input('a', 'float32', [n, n]);
-  const chained = await compile({ graph: g, outputs: { y: op.matmul(a, a) } }, { provider: 'webgpu', deviceOutputs: ['y'] });
+  const chained = await compile(
+    { graph: g, outputs: { y: op.matmul(a, a) } },
+    { provider: 'webgpu', deviceOutputs: ['y'] },
+  );
   const sync = new Graph();
   const y = sync.input('y', 'float32', [n, n]);
-  const corner = await compile({ graph: sync, outputs: { s: op.sum(op.slice(op.slice(y, 0, 0, 1), 1, 0, 1)) } }, { provider: 'webgpu' });
+  const corner = await compile(
+    { graph: sync, outputs: { s: op.sum(op.slice(op.slice(y, 0, 0, 1), 1, 0, 1)) } },
+    { provider: 'webgpu' },
+  );
   const rng = new Prng(3);
-  const [x] = await upload([{ data: Float32Array.from({ length: n * n }, () => (rng.float() - 0.5) / n), dims: [n, n] }]);
+  const [x] = await upload([
+    { data: Float32Array.from({ length: n * n }, () => (rng.float() - 0.5) / n), dims: [n, n] },
+  ]);
   await corner.run({ y: x! });
   const t0 = performance.now();
   let current = x!;
@@ -102,9 +113,18 @@ function torchCuda(size: string, steps: number): TorchCuda {
   const python = process.env.PYTHIA_BENCH_PYTHON ?? 'python3';
   const { config: c, T, B } = shapeOf(size);
   const shape = [c.vocabSize, c.hiddenSize, c.numLayers, c.numHeads, T, B].map(String);
-  const r = spawnSync(python, [join(REPO, 'bench/torch_cuda.py'), script, ...shape, '--steps', String(steps)], { encoding: 'utf8' });
-  const line = r.stdout?.trim().split('\n').filter((l) => l.startsWith('{')).at(-1);
-  if (r.status !== 0 || !line) return { error: `${python}: ${r.error?.message ?? r.stderr?.trim().split('\n').at(-1) ?? `exit ${r.status}`} (PYTHIA_BENCH_PYTHON names a Python with a CUDA torch)` };
+  const r = spawnSync(python, [join(REPO, 'bench/torch_cuda.py'), script, ...shape, '--steps', String(steps)], {
+    encoding: 'utf8',
+  });
+  const line = r.stdout
+    ?.trim()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .at(-1);
+  if (r.status !== 0 || !line)
+    return {
+      error: `${python}: ${r.error?.message ?? r.stderr?.trim().split('\n').at(-1) ?? `exit ${r.status}`} (PYTHIA_BENCH_PYTHON names a Python with a CUDA torch)`,
+    };
   return JSON.parse(line) as TorchCuda;
 }
 
@@ -125,7 +145,9 @@ if (args[0] === '--child') {
   for (const size of sizes.length > 0 ? sizes : ['160m']) {
     const { config, T, B } = shapeOf(size);
     const flops = flopsPerToken(config, T);
-    const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', size, String(steps)], { encoding: 'utf8' });
+    const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', size, String(steps)], {
+      encoding: 'utf8',
+    });
     const line = child.stdout?.trim().split('\n').at(-1);
     let ours: { peak: number; peakSize: number; seconds: number } | undefined;
     if (child.status === 0 && line) {
@@ -154,6 +176,20 @@ if (args[0] === '--child') {
       ours && torch.train_tok_s ? `${(oursTokS! / torch.train_tok_s).toFixed(2)}×` : '-',
     ]);
   }
-  const header = ['shape', 'tok/s', 'GFLOP/s', 'WebGPU peak', 'of peak', 'torch tok/s', 'GFLOP/s', 'cuBLAS peak', 'of peak', 'torch GiB', 'ratio'];
-  console.log(`\ntraining step, float32, Pythia sizes at seq 512 and batch 4 (${steps} steps after 2)\n${table(header, rows)}`);
+  const header = [
+    'shape',
+    'tok/s',
+    'GFLOP/s',
+    'WebGPU peak',
+    'of peak',
+    'torch tok/s',
+    'GFLOP/s',
+    'cuBLAS peak',
+    'of peak',
+    'torch GiB',
+    'ratio',
+  ];
+  console.log(
+    `\ntraining step, float32, Pythia sizes at seq 512 and batch 4 (${steps} steps after 2)\n${table(header, rows)}`,
+  );
 }

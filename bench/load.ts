@@ -11,11 +11,11 @@ import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GPTNeoX } from '../src/api/gpt-neox.js';
+import { RandomAccessFile } from '../src/formats/file-io.js';
+import { f16ToF32 } from '../src/formats/float16.js';
 import { saveCheckpoint } from '../src/model/checkpoint.js';
 import { parameterShapes } from '../src/model/config.js';
 import { pythiaPreset } from '../src/model/presets.js';
-import { RandomAccessFile } from '../src/formats/file-io.js';
-import { f16ToF32 } from '../src/formats/float16.js';
 import { loadNote, randomParams, table } from './common.js';
 
 const threads = Number(process.env.BENCH_THREADS ?? 2);
@@ -41,11 +41,20 @@ async function child(mode: string, dir: string): Promise<void> {
   const model = await GPTNeoX.fromPretrained(dir, { threads });
   const loadSeconds = (performance.now() - t0) / 1000;
   const rssLoaded = process.memoryUsage().rss;
-  const pairs = Array.from({ length: 4 }, (_, i) => [Array.from({ length: 16 }, (_, t) => 100 + 37 * i + t), [7 + i, 8, 9, 10]] as const);
+  const pairs = Array.from(
+    { length: 4 },
+    (_, i) => [Array.from({ length: 16 }, (_, t) => 100 + 37 * i + t), [7 + i, 8, 9, 10]] as const,
+  );
   const t1 = performance.now();
   await model.score(pairs);
   const scoreSeconds = (performance.now() - t1) / 1000;
-  const result: LoadResult = { loadSeconds, scoreSeconds, rssStart, rssLoaded, maxRss: process.resourceUsage().maxRSS * 1024 };
+  const result: LoadResult = {
+    loadSeconds,
+    scoreSeconds,
+    rssStart,
+    rssLoaded,
+    maxRss: process.resourceUsage().maxRSS * 1024,
+  };
   console.log(JSON.stringify(result));
 }
 
@@ -80,8 +89,12 @@ function readAndWiden(path: string): { read: number; widen: number } {
 }
 
 function runChild(mode: string, dir: string): string {
-  const r = spawnSync(process.execPath, [process.argv[1]!, mode, dir], { encoding: 'utf8', env: { ...process.env, BENCH_THREADS: String(threads) } });
-  if (r.status !== 0) throw new Error(`bench:load ${mode} failed: ${r.stderr.trim().split('\n').slice(-5).join(' | ')}`);
+  const r = spawnSync(process.execPath, [process.argv[1]!, mode, dir], {
+    encoding: 'utf8',
+    env: { ...process.env, BENCH_THREADS: String(threads) },
+  });
+  if (r.status !== 0)
+    throw new Error(`bench:load ${mode} failed: ${r.stderr.trim().split('\n').slice(-5).join(' | ')}`);
   return r.stdout;
 }
 
@@ -95,7 +108,9 @@ async function main(): Promise<void> {
     let t = performance.now();
     runChild('write', folder);
     console.log(`wrote ${folder} in ${((performance.now() - t) / 1000).toFixed(1)} s`);
-    const files = readdirSync(folder).filter((f) => f.endsWith('.safetensors')).map((f) => join(folder, f));
+    const files = readdirSync(folder)
+      .filter((f) => f.endsWith('.safetensors'))
+      .map((f) => join(folder, f));
     const fileBytes = files.reduce((a, f) => a + statSync(f).size, 0);
     const fp32Bytes = 4 * parameterShapes(config).reduce((a, p) => a + p.shape.reduce((x, y) => x * y, 1), 0);
     const cold = files.every(dropCache);
@@ -104,15 +119,28 @@ async function main(): Promise<void> {
     t = performance.now();
     const line = runChild('load', folder).trim().split('\n').pop()!;
     const load = JSON.parse(line) as LoadResult;
-    console.log(`\npythia-${PRESET} shape, ${(fileBytes / GiB).toFixed(2)} GiB of float16 safetensors (${cold ? 'page cache dropped before reading' : 'read from the page cache'}); float32 weights ${(fp32Bytes / GiB).toFixed(2)} GiB; ${loadNote()}`);
-    console.log(table(['measure', 'value'], [
-      ['child peak RSS (load + score)', `${(load.maxRss / GiB).toFixed(2)} GiB = ${(load.maxRss / fp32Bytes).toFixed(2)}x float32 weights`],
-      ['child RSS at start / after load', `${(load.rssStart / GiB).toFixed(2)} / ${(load.rssLoaded / GiB).toFixed(2)} GiB`],
-      ['load (fromPretrained)', `${load.loadSeconds.toFixed(1)} s`],
-      ['read the file bytes', `${io.read.toFixed(1)} s`],
-      ['widen float16 → float32', `${io.widen.toFixed(1)} s`],
-      ['score 4 continuations (first call: compiles)', `${load.scoreSeconds.toFixed(1)} s`],
-    ]));
+    console.log(
+      `\npythia-${PRESET} shape, ${(fileBytes / GiB).toFixed(2)} GiB of float16 safetensors (${cold ? 'page cache dropped before reading' : 'read from the page cache'}); float32 weights ${(fp32Bytes / GiB).toFixed(2)} GiB; ${loadNote()}`,
+    );
+    console.log(
+      table(
+        ['measure', 'value'],
+        [
+          [
+            'child peak RSS (load + score)',
+            `${(load.maxRss / GiB).toFixed(2)} GiB = ${(load.maxRss / fp32Bytes).toFixed(2)}x float32 weights`,
+          ],
+          [
+            'child RSS at start / after load',
+            `${(load.rssStart / GiB).toFixed(2)} / ${(load.rssLoaded / GiB).toFixed(2)} GiB`,
+          ],
+          ['load (fromPretrained)', `${load.loadSeconds.toFixed(1)} s`],
+          ['read the file bytes', `${io.read.toFixed(1)} s`],
+          ['widen float16 → float32', `${io.widen.toFixed(1)} s`],
+          ['score 4 continuations (first call: compiles)', `${load.scoreSeconds.toFixed(1)} s`],
+        ],
+      ),
+    );
   } finally {
     rmSync(parent, { recursive: true, force: true });
   }

@@ -8,11 +8,11 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { IndexRange, memorizationScores } from '../src/analysis/memorization.js';
 import type { SampleSource } from '../src/data/batches.js';
 import { Decoder } from '../src/model/decoder.js';
-import { availableParallelism } from 'node:os';
 import { configFor, loadNote, median, randomParams, SHAPES, table } from './common.js';
 
 const BATCH = Number(process.env.BENCH_MEMORIZE_BATCH ?? 32);
@@ -47,7 +47,9 @@ print(json.dumps({"seconds": times[len(times) // 2], "torch": torch.__version__}
 /** Random prompts and continuations as a sample source: sample k is its own random tokens. */
 function randomSource(count: number, vocab: number): SampleSource {
   const sampleLength = PROMPT + CONTINUATION + 1;
-  const rows = Array.from({ length: count }, (_, k) => Int32Array.from({ length: sampleLength }, (_, t) => 2 + ((k * 7919 + t * 104729) % (vocab - 2))));
+  const rows = Array.from({ length: count }, (_, k) =>
+    Int32Array.from({ length: sampleLength }, (_, t) => 2 + ((k * 7919 + t * 104729) % (vocab - 2))),
+  );
   return {
     length: count,
     sampleLength,
@@ -62,12 +64,18 @@ function randomSource(count: number, vocab: number): SampleSource {
 function huggingFace(threads: number): { seconds?: number; note: string } {
   const python = process.env.PYTHIA_BENCH_PYTHON ?? resolve(process.cwd(), '../venv/bin/python');
   if (!existsSync(python)) {
-    return { note: `Hugging Face baseline skipped: no Python at ${python}; set PYTHIA_BENCH_PYTHON to a Python with torch and transformers (python -m venv v && v/bin/pip install torch transformers)` };
+    return {
+      note: `Hugging Face baseline skipped: no Python at ${python}; set PYTHIA_BENCH_PYTHON to a Python with torch and transformers (python -m venv v && v/bin/pip install torch transformers)`,
+    };
   }
   const s = SHAPES.find((x) => x.label === 'pythia-70m')!;
-  const r = spawnSync(python, ['-c', HF_SCRIPT, ...[s.V, s.d, s.L, s.h, BATCH, threads, RUNS].map(String)], { encoding: 'utf8', timeout: 1_800_000 });
+  const r = spawnSync(python, ['-c', HF_SCRIPT, ...[s.V, s.d, s.L, s.h, BATCH, threads, RUNS].map(String)], {
+    encoding: 'utf8',
+    timeout: 1_800_000,
+  });
   const line = r.stdout?.trim().split('\n').pop() ?? '';
-  if (r.status !== 0 || !line.startsWith('{')) return { note: `Hugging Face baseline failed (${python}): ${(r.stderr ?? '').trim().split('\n').pop()}` };
+  if (r.status !== 0 || !line.startsWith('{'))
+    return { note: `Hugging Face baseline failed (${python}): ${(r.stderr ?? '').trim().split('\n').pop()}` };
   const { seconds, torch } = JSON.parse(line) as { seconds: number; torch: string };
   return { seconds, note: `Hugging Face transformers generate on PyTorch ${torch} (${python}), ${threads} threads` };
 }
@@ -78,7 +86,12 @@ const shape = SHAPES.find((x) => x.label === 'pythia-70m')!;
 const config = configFor(shape);
 const decoder = await Decoder.create(config, randomParams(config), { threads });
 const source = randomSource(BATCH, shape.V);
-const once = () => memorizationScores(decoder, source, new IndexRange(0, BATCH), { batchSize: BATCH, promptLength: PROMPT, continuationLength: CONTINUATION });
+const once = () =>
+  memorizationScores(decoder, source, new IndexRange(0, BATCH), {
+    batchSize: BATCH,
+    promptLength: PROMPT,
+    continuationLength: CONTINUATION,
+  });
 await once();
 const times: number[] = [];
 for (let r = 0; r < RUNS; r++) {
@@ -90,9 +103,14 @@ await decoder.release();
 const ours = median(times);
 const hf = huggingFace(threads);
 console.log(hf.note);
-console.log(`pythia-70m shape, random weights; ${BATCH} sequences per batch, ${PROMPT}-token prompts, ${CONTINUATION} greedy tokens with the KV cache`);
+console.log(
+  `pythia-70m shape, random weights; ${BATCH} sequences per batch, ${PROMPT}-token prompts, ${CONTINUATION} greedy tokens with the KV cache`,
+);
 const rows: (string | number)[][] = [['pythia-ts memorize', (BATCH / ours).toFixed(2), ours.toFixed(2)]];
-if (hf.seconds !== undefined) rows.push(['HF generate (PyTorch)', (BATCH / hf.seconds).toFixed(2), hf.seconds.toFixed(2)]);
+if (hf.seconds !== undefined)
+  rows.push(['HF generate (PyTorch)', (BATCH / hf.seconds).toFixed(2), hf.seconds.toFixed(2)]);
 console.log(table(['', 'sequences/s', 'seconds per batch'], rows));
 if (hf.seconds !== undefined) console.log(`ratio: ${(hf.seconds / ours).toFixed(2)}× Hugging Face's sequences/s`);
-console.log('fp32 matmul peak: not measured here (bench/common.ts has no peak probe; npm run bench:engine reports matmul GFLOP/s)');
+console.log(
+  'fp32 matmul peak: not measured here (bench/common.ts has no peak probe; npm run bench:engine reports matmul GFLOP/s)',
+);

@@ -6,10 +6,15 @@
 import { Decoder } from '../src/model/decoder.js';
 import { generate } from '../src/model/generate.js';
 import { Scorer } from '../src/model/score.js';
-import { SHAPES, benchSetup, configFor, median, randomParams, randomTokens, table, timeIt } from './common.js';
+import { benchSetup, configFor, median, randomParams, randomTokens, SHAPES, table, timeIt } from './common.js';
 
 /** PyTorch eager forward tokens/s recorded idle on this class of machine (issue 3). */
-const RECORDED_TORCH_FORWARD: Record<string, number> = { 'd=64/L=2': 21559, 'd=128/L=4': 9264, 'd=256/L=4': 3415, 'pythia-70m': 814 };
+const RECORDED_TORCH_FORWARD: Record<string, number> = {
+  'd=64/L=2': 21559,
+  'd=128/L=4': 9264,
+  'd=256/L=4': 3415,
+  'pythia-70m': 814,
+};
 const NEW_TOKENS = Number(process.env.BENCH_NEW_TOKENS ?? 256);
 
 const { threads, torch } = benchSetup('bench:model');
@@ -45,7 +50,8 @@ for (const shape of SHAPES) {
   }
   const [cachedSeconds, recomputeSeconds] = [median(cachedTimes), median(recomputeTimes)];
   await decoder.release();
-  const torchForward = torch.results.find((r) => r.d === shape.d && r.L === shape.L)?.fwd_tok_s ?? RECORDED_TORCH_FORWARD[shape.label]!;
+  const torchForward =
+    torch.results.find((r) => r.d === shape.d && r.L === shape.L)?.fwd_tok_s ?? RECORDED_TORCH_FORWARD[shape.label]!;
   rows.push([
     shape.label,
     Math.round(forwardTokS),
@@ -55,6 +61,19 @@ for (const shape of SHAPES) {
     Math.round(NEW_TOKENS / recomputeSeconds),
     `${(recomputeSeconds / cachedSeconds).toFixed(1)}×`,
   ]);
-  console.log(table(['shape', 'forward tok/s', 'torch fwd tok/s', 'ratio', `gen tok/s (cache, ${NEW_TOKENS} new)`, 'gen tok/s (recompute)', 'cache speed-up'], rows));
+  console.log(
+    table(
+      [
+        'shape',
+        'forward tok/s',
+        'torch fwd tok/s',
+        'ratio',
+        `gen tok/s (cache, ${NEW_TOKENS} new)`,
+        'gen tok/s (recompute)',
+        'cache speed-up',
+      ],
+      rows,
+    ),
+  );
   console.log('');
 }

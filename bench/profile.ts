@@ -4,11 +4,11 @@
  * in JavaScript). Prints the time by operator type and the most expensive nodes, as shares of the
  * kernel time of the profiled steps. Shapes: the labels of bench/common.ts (default pythia-70m).
  */
-import { readFileSync, readdirSync, rmSync, mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TrainStep } from '../src/model/train-step.js';
-import { SHAPES, benchSetupThreads, configFor, randomParams, randomTokens, table } from './common.js';
+import { benchSetupThreads, configFor, randomParams, randomTokens, SHAPES, table } from './common.js';
 
 interface TraceEvent {
   cat: string;
@@ -57,9 +57,21 @@ for (const e of kernels) {
 }
 const perStep = (us: number): string => (us / 1000 / (steps + 1)).toFixed(2);
 const share = (us: number): string => `${((100 * us) / total).toFixed(1)}%`;
-console.log(`step wall ${wall.toFixed(1)} ms, kernels ${perStep(total)} ms per step, ${kernels.length / (steps + 1)} kernel calls per step\n`);
+console.log(
+  `step wall ${wall.toFixed(1)} ms, kernels ${perStep(total)} ms per step, ${kernels.length / (steps + 1)} kernel calls per step\n`,
+);
 const ops = [...byOp.entries()].sort((a, b) => b[1].us - a[1].us);
-console.log(table(['op', 'ms/step', 'share', 'calls/step'], ops.map(([op, o]) => [op, perStep(o.us), share(o.us), o.calls / (steps + 1)])));
+console.log(
+  table(
+    ['op', 'ms/step', 'share', 'calls/step'],
+    ops.map(([op, o]) => [op, perStep(o.us), share(o.us), o.calls / (steps + 1)]),
+  ),
+);
 console.log('');
 const nodes = [...byNode.entries()].sort((a, b) => b[1].us - a[1].us).slice(0, 25);
-console.log(table(['node', 'op', 'ms/step', 'share'], nodes.map(([name, n]) => [name.slice(0, 60), n.op, perStep(n.us), share(n.us)])));
+console.log(
+  table(
+    ['node', 'op', 'ms/step', 'share'],
+    nodes.map(([name, n]) => [name.slice(0, 60), n.op, perStep(n.us), share(n.us)]),
+  ),
+);

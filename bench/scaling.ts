@@ -15,7 +15,20 @@ import { pythiaPreset } from '../src/model/presets.js';
 import { Scorer } from '../src/model/score.js';
 import { DASH_LEGEND } from '../src/report/charts.js';
 import { renderSvg, toVega } from '../src/report/render.js';
-import { benchSetupThreads, fastest, flopsPerToken, matmulPeak, randomParams, randomTokens, REPO, runTorch, table, type TorchBaseline, torchBaselines, wholeTrainingStep } from './common.js';
+import {
+  benchSetupThreads,
+  fastest,
+  flopsPerToken,
+  matmulPeak,
+  REPO,
+  randomParams,
+  randomTokens,
+  runTorch,
+  type TorchBaseline,
+  table,
+  torchBaselines,
+  wholeTrainingStep,
+} from './common.js';
 
 const T = 512;
 const B = 4;
@@ -61,7 +74,12 @@ function configOf(size: string) {
 }
 
 /** In the child: seconds per step (mean of `steps` after one warm-up) and the process's peak RSS. */
-async function measure(size: string, mode: Mode, steps: number, threads: number): Promise<{ seconds: number; maxrss_kib: number }> {
+async function measure(
+  size: string,
+  mode: Mode,
+  steps: number,
+  threads: number,
+): Promise<{ seconds: number; maxrss_kib: number }> {
   const config = configOf(size);
   let step: () => Promise<unknown>;
   if (mode === 'train') {
@@ -82,8 +100,17 @@ async function measure(size: string, mode: Mode, steps: number, threads: number)
 }
 
 /** Ours at one shape in a fresh node process. */
-function ours(size: string, mode: Mode, steps: number, threads: number): { seconds: number; maxrss_kib: number } | undefined {
-  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', size, mode, String(steps), String(threads)], { encoding: 'utf8' });
+function ours(
+  size: string,
+  mode: Mode,
+  steps: number,
+  threads: number,
+): { seconds: number; maxrss_kib: number } | undefined {
+  const r = spawnSync(
+    process.execPath,
+    [fileURLToPath(import.meta.url), '--child', size, mode, String(steps), String(threads)],
+    { encoding: 'utf8' },
+  );
   if (r.status !== 0) {
     console.log(`pythia-ts failed at ${size} ${mode}: ${r.stderr.trim().split('\n').at(-1) ?? `signal ${r.signal}`}`);
     return undefined;
@@ -98,13 +125,29 @@ function chart(rows: readonly Row[]): Record<string, unknown> {
       { system: 'pythia-ts', tok_s: r.tok_s, rss_gib: r.rss_gib },
       ...(r.torch ? [{ system: 'PyTorch', ...r.torch }] : []),
     ].flatMap(({ system, tok_s, rss_gib }) => [
-      { size: r.size, params: r.params, mode: r.mode === 'train' ? 'training step' : 'forward', system, measure: measures[0], value: 1 / tok_s },
-      { size: r.size, params: r.params, mode: r.mode === 'train' ? 'training step' : 'forward', system, measure: measures[1], value: rss_gib },
+      {
+        size: r.size,
+        params: r.params,
+        mode: r.mode === 'train' ? 'training step' : 'forward',
+        system,
+        measure: measures[0],
+        value: 1 / tok_s,
+      },
+      {
+        size: r.size,
+        params: r.params,
+        mode: r.mode === 'train' ? 'training step' : 'forward',
+        system,
+        measure: measures[1],
+        value: rss_gib,
+      },
     ]),
   );
   return {
     data: { values },
-    facet: { column: { field: 'measure', type: 'nominal', sort: measures, title: null, header: { labelFontSize: 13 } } },
+    facet: {
+      column: { field: 'measure', type: 'nominal', sort: measures, title: null, header: { labelFontSize: 13 } },
+    },
     resolve: { scale: { y: 'independent' } },
     spec: {
       width: 330,
@@ -120,8 +163,25 @@ function chart(rows: readonly Row[]): Record<string, unknown> {
         },
         y: { field: 'value', type: 'quantitative', scale: { type: 'log', nice: false, padding: 12 }, title: null },
         color: { field: 'system', type: 'nominal', title: null, scale: { domain: ['pythia-ts', 'PyTorch'] } },
-        strokeDash: { field: 'mode', type: 'nominal', title: null, scale: { domain: ['training step', 'forward'], range: [[1, 0], [4, 3]] }, legend: DASH_LEGEND },
-        tooltip: [{ field: 'size' }, { field: 'system' }, { field: 'mode' }, { field: 'value', type: 'quantitative', format: '.3g' }],
+        strokeDash: {
+          field: 'mode',
+          type: 'nominal',
+          title: null,
+          scale: {
+            domain: ['training step', 'forward'],
+            range: [
+              [1, 0],
+              [4, 3],
+            ],
+          },
+          legend: DASH_LEGEND,
+        },
+        tooltip: [
+          { field: 'size' },
+          { field: 'system' },
+          { field: 'mode' },
+          { field: 'value', type: 'quantitative', format: '.3g' },
+        ],
       },
     },
   };
@@ -138,7 +198,20 @@ function loadAverage(): string {
 }
 
 function printTable(rows: readonly Row[], peak: number): void {
-  const header = ['shape', 'mode', 'params', 'tok/s', 'GFLOP/s', 'of peak', 'RSS GiB', 'torch tok/s', 'torch RSS GiB', 'ratio', 'torch', 'load'];
+  const header = [
+    'shape',
+    'mode',
+    'params',
+    'tok/s',
+    'GFLOP/s',
+    'of peak',
+    'RSS GiB',
+    'torch tok/s',
+    'torch RSS GiB',
+    'ratio',
+    'torch',
+    'load',
+  ];
   const cells = rows.map((r) => [
     `pythia-${r.size}`,
     r.mode,
@@ -164,14 +237,18 @@ async function main(args: readonly string[]): Promise<void> {
   // The peak is measured before every shape and at the end, and the best kept: the cores are shared.
   let peak = 0;
   const script = join(REPO, '../shared/bench/torch_gptneox.py');
-  const { baselines, notes } = existsSync(script) ? torchBaselines() : { baselines: [], notes: [`PyTorch columns skipped: ${script} missing`] };
+  const { baselines, notes } = existsSync(script)
+    ? torchBaselines()
+    : { baselines: [], notes: [`PyTorch columns skipped: ${script} missing`] };
   for (const n of notes) console.log(n);
   // Every installed baseline runs at the first shape of each mode; the faster one then runs the larger shapes
   // (BENCH_ALL_BASELINES=1: every baseline at every shape, which doubles the time).
   const chosen: Record<Mode, TorchBaseline[]> = { train: baselines, forward: baselines };
   const rows: Row[] = [];
   const start = performance.now();
-  for (const { size, mode, steps } of PLAN.filter((p) => [p.size, p.mode].every((v, i) => !args.some((a) => KINDS[i]!.includes(a)) || args.includes(v)))) {
+  for (const { size, mode, steps } of PLAN.filter((p) =>
+    [p.size, p.mode].every((v, i) => !args.some((a) => KINDS[i]!.includes(a)) || args.includes(v)),
+  )) {
     peak = Math.max(peak, await matmulPeak(threads));
     const config = configOf(size);
     const load = loadAverage();
@@ -182,8 +259,16 @@ async function main(args: readonly string[]): Promise<void> {
     const torchAll = chosen[mode]
       .map((b) => runTorch(b, script, shape, { steps, threads, forwardOnly: mode === 'forward' }))
       .filter((r) => r !== undefined)
-      .map((r) => ({ baseline: r.baseline, tok_s: mode === 'train' ? r.train_tok_s! : r.fwd_tok_s, rss_gib: r.maxrss_kib * GIB_PER_KIB }));
-    console.log(torchAll.map((r) => `  ${size} ${mode}, ${r.baseline}: ${r.tok_s.toFixed(1)} tok/s, ${r.rss_gib.toFixed(2)} GiB`).join('\n'));
+      .map((r) => ({
+        baseline: r.baseline,
+        tok_s: mode === 'train' ? r.train_tok_s! : r.fwd_tok_s,
+        rss_gib: r.maxrss_kib * GIB_PER_KIB,
+      }));
+    console.log(
+      torchAll
+        .map((r) => `  ${size} ${mode}, ${r.baseline}: ${r.tok_s.toFixed(1)} tok/s, ${r.rss_gib.toFixed(2)} GiB`)
+        .join('\n'),
+    );
     const torch = torchAll.length > 0 ? fastest(torchAll, (r) => r.tok_s) : undefined;
     if (torch && !process.env.BENCH_ALL_BASELINES) chosen[mode] = baselines.filter((b) => b.name === torch.baseline);
     rows.push({
@@ -198,19 +283,37 @@ async function main(args: readonly string[]): Promise<void> {
       load,
     });
     printTable(rows, peak);
-    console.log(`matmul peak so far ${peak.toFixed(1)} GFLOP/s; ${((performance.now() - start) / 60_000).toFixed(1)} min so far\n`);
+    console.log(
+      `matmul peak so far ${peak.toFixed(1)} GFLOP/s; ${((performance.now() - start) / 60_000).toFixed(1)} min so far\n`,
+    );
   }
   peak = Math.max(peak, await matmulPeak(threads));
-  console.log(`fp32 matmul peak (2048², onnxruntime, best of one measurement before each shape and one at the end): ${peak.toFixed(1)} GFLOP/s`);
+  console.log(
+    `fp32 matmul peak (2048², onnxruntime, best of one measurement before each shape and one at the end): ${peak.toFixed(1)} GFLOP/s`,
+  );
   printTable(rows, peak);
   mkdirSync(join(REPO, 'bench/results'), { recursive: true });
   // A partial run keeps the recorded rows it did not measure.
-  const recorded = args.length > 0 && existsSync(RESULTS) ? (JSON.parse(readFileSync(RESULTS, 'utf8')) as { rows: Row[]; matmul_peak_gflops: number }) : undefined;
+  const recorded =
+    args.length > 0 && existsSync(RESULTS)
+      ? (JSON.parse(readFileSync(RESULTS, 'utf8')) as { rows: Row[]; matmul_peak_gflops: number })
+      : undefined;
   const earlier = recorded?.rows ?? [];
   peak = Math.max(peak, recorded?.matmul_peak_gflops ?? 0);
   const kept = earlier.filter((e) => !rows.some((r) => r.size === e.size && r.mode === e.mode));
-  const all = [...rows, ...kept].sort((a, b) => PLAN.findIndex((p) => p.size === a.size && p.mode === a.mode) - PLAN.findIndex((p) => p.size === b.size && p.mode === b.mode));
-  const record = { date: new Date().toISOString(), threads, seq: T, batch: B, matmul_peak_gflops: peak, rows: all.map((r) => ({ ...r, peak_fraction: r.gflops / peak })) };
+  const all = [...rows, ...kept].sort(
+    (a, b) =>
+      PLAN.findIndex((p) => p.size === a.size && p.mode === a.mode) -
+      PLAN.findIndex((p) => p.size === b.size && p.mode === b.mode),
+  );
+  const record = {
+    date: new Date().toISOString(),
+    threads,
+    seq: T,
+    batch: B,
+    matmul_peak_gflops: peak,
+    rows: all.map((r) => ({ ...r, peak_fraction: r.gflops / peak })),
+  };
   writeFileSync(RESULTS, `${JSON.stringify(record, null, 2)}\n`);
   console.log(`wrote ${RESULTS}`);
   await writeChart(all);

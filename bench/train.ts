@@ -11,7 +11,16 @@
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { SHAPES, benchSetup, configFor, flopsPerToken, matmulPeak, median, table, wholeTrainingStep } from './common.js';
+import {
+  benchSetup,
+  configFor,
+  flopsPerToken,
+  matmulPeak,
+  median,
+  SHAPES,
+  table,
+  wholeTrainingStep,
+} from './common.js';
 
 const GIB = 1024 ** 3;
 
@@ -35,11 +44,26 @@ if (flag === '--child') {
   const { threads, torch } = benchSetup('bench:train');
   const peak = await matmulPeak(threads);
   console.log(`fp32 matmul peak (2048², onnxruntime, best of 7): ${peak.toFixed(1)} GFLOP/s\n`);
-  const header = ['shape', 'tok/s', 'GFLOP/s', 'of peak', 'RSS GiB', 'torch tok/s', 'of peak', 'torch RSS GiB', 'ratio', 'torch'];
+  const header = [
+    'shape',
+    'tok/s',
+    'GFLOP/s',
+    'of peak',
+    'RSS GiB',
+    'torch tok/s',
+    'of peak',
+    'torch RSS GiB',
+    'ratio',
+    'torch',
+  ];
   const rows: (string | number)[][] = [];
   for (const shape of SHAPES) {
     const runs = shape.label === 'pythia-70m' ? 5 : 9;
-    const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', shape.label, String(threads), String(runs)], { encoding: 'utf8' });
+    const child = spawnSync(
+      process.execPath,
+      [fileURLToPath(import.meta.url), '--child', shape.label, String(threads), String(runs)],
+      { encoding: 'utf8' },
+    );
     if (child.status !== 0) {
       console.log(`${shape.label} failed: ${child.stderr.trim().split('\n').at(-1)}`);
       continue;

@@ -9,7 +9,12 @@ import { readFileSync } from 'node:fs';
 import type { TextTokenizer } from '../data/tokenizer.js';
 import type { Decoder } from '../model/decoder.js';
 import { DataError, FormatError } from '../util/errors.js';
-import { PYTHIA_CONTINUATION_LENGTH, PYTHIA_PROMPT_LENGTH, scoreSequences, type MemorizationOptions } from './memorization.js';
+import {
+  type MemorizationOptions,
+  PYTHIA_CONTINUATION_LENGTH,
+  PYTHIA_PROMPT_LENGTH,
+  scoreSequences,
+} from './memorization.js';
 
 export interface Canary {
   id: number;
@@ -42,7 +47,8 @@ export function readCanaries(truthPath: string): Canary[] {
     throw new FormatError(truthPath, `not valid JSON: ${(e as Error).message}`);
   }
   const list = (truth as { canaries?: unknown }).canaries;
-  if (!Array.isArray(list)) throw new FormatError(truthPath, 'canaries: expected an array (a truth.json written by pythia synth)');
+  if (!Array.isArray(list))
+    throw new FormatError(truthPath, 'canaries: expected an array (a truth.json written by pythia synth)');
   return list.map((c: unknown, i) => {
     const { id, count, text } = (c ?? {}) as Record<string, unknown>;
     if (typeof id !== 'number' || typeof count !== 'number' || typeof text !== 'string') {
@@ -53,13 +59,21 @@ export function readCanaries(truthPath: string): Canary[] {
 }
 
 /** Scores every canary, in the order given. */
-export async function canaryMemorization(decoder: Decoder, tokenizer: TextTokenizer, canaries: readonly Canary[], options: MemorizationOptions = {}): Promise<CanaryScore[]> {
+export async function canaryMemorization(
+  decoder: Decoder,
+  tokenizer: TextTokenizer,
+  canaries: readonly Canary[],
+  options: MemorizationOptions = {},
+): Promise<CanaryScore[]> {
   const prompt = options.promptLength ?? PYTHIA_PROMPT_LENGTH;
   const continuation = options.continuationLength ?? PYTHIA_CONTINUATION_LENGTH;
   const batchSize = options.batchSize ?? 64;
   const tokens = await tokenizer.encodeBatch(canaries.map((c) => c.text));
   tokens.forEach((t, i) => {
-    if (t.length < prompt + continuation) throw new DataError(`canary ${canaries[i]!.id} has ${t.length} tokens, fewer than prompt (${prompt}) plus continuation (${continuation})`);
+    if (t.length < prompt + continuation)
+      throw new DataError(
+        `canary ${canaries[i]!.id} has ${t.length} tokens, fewer than prompt (${prompt}) plus continuation (${continuation})`,
+      );
   });
   const scores: CanaryScore[] = [];
   for (let start = 0; start < canaries.length; start += batchSize) {

@@ -123,7 +123,8 @@ export function poissonQuantiles(probabilities: readonly number[], lambda: numbe
   let cdf = poissonCdf(0, lambda);
   let previous = 0;
   for (const q of probabilities) {
-    if (!(q > 0 && q < 1) || q < previous) throw new DataError(`Poisson quantiles: probabilities must ascend within (0, 1), got ${q}`);
+    if (!(q > 0 && q < 1) || q < previous)
+      throw new DataError(`Poisson quantiles: probabilities must ascend within (0, 1), got ${q}`);
     previous = q;
     while (cdf < q) cdf = poissonCdf(++k, lambda);
     out.push(k);

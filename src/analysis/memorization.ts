@@ -63,9 +63,12 @@ function lengths(options: MemorizationOptions): { prompt: number; continuation: 
   const prompt = options.promptLength ?? PYTHIA_PROMPT_LENGTH;
   const continuation = options.continuationLength ?? PYTHIA_CONTINUATION_LENGTH;
   const batchSize = options.batchSize ?? 64;
-  if (!Number.isInteger(prompt) || prompt < 1) throw new ConfigError(`prompt length: expected a positive integer, got ${prompt}`);
-  if (!Number.isInteger(continuation) || continuation < 1) throw new ConfigError(`continuation length: expected a positive integer, got ${continuation}`);
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new ConfigError(`batch size: expected a positive integer, got ${batchSize}`);
+  if (!Number.isInteger(prompt) || prompt < 1)
+    throw new ConfigError(`prompt length: expected a positive integer, got ${prompt}`);
+  if (!Number.isInteger(continuation) || continuation < 1)
+    throw new ConfigError(`continuation length: expected a positive integer, got ${continuation}`);
+  if (!Number.isInteger(batchSize) || batchSize < 1)
+    throw new ConfigError(`batch size: expected a positive integer, got ${batchSize}`);
   return { prompt, continuation, batchSize };
 }
 
@@ -73,7 +76,12 @@ function lengths(options: MemorizationOptions): { prompt: number; continuation: 
  * Scores token sequences (each at least prompt + continuation long) generated together as one
  * batch: the greedy continuation of each one's first `prompt` tokens against its next `continuation`.
  */
-export async function scoreSequences(decoder: Decoder, sequences: readonly ArrayLike<number>[], prompt: number, continuation: number): Promise<{ score: number; memorized: boolean }[]> {
+export async function scoreSequences(
+  decoder: Decoder,
+  sequences: readonly ArrayLike<number>[],
+  prompt: number,
+  continuation: number,
+): Promise<{ score: number; memorized: boolean }[]> {
   const prompts = sequences.map((s) => Array.from({ length: prompt }, (_, t) => s[t]!));
   const rows = await generate(decoder, prompts, { maxNewTokens: continuation });
   return sequences.map((truth, b) => {
@@ -85,13 +93,21 @@ export async function scoreSequences(decoder: Decoder, sequences: readonly Array
 }
 
 /** Scores `indices` batch by batch, in the order given; each batch comes out as soon as it is done. */
-export async function* memorizationBatches(decoder: Decoder, source: SampleSource, indices: SampleIndices, options: MemorizationOptions = {}): AsyncGenerator<MemorizationScore[]> {
+export async function* memorizationBatches(
+  decoder: Decoder,
+  source: SampleSource,
+  indices: SampleIndices,
+  options: MemorizationOptions = {},
+): AsyncGenerator<MemorizationScore[]> {
   const { prompt, continuation, batchSize } = lengths(options);
   if (prompt + continuation > source.sampleLength) {
-    throw new ConfigError(`prompt (${prompt}) plus continuation (${continuation}) is longer than a training sample (${source.sampleLength} tokens)`);
+    throw new ConfigError(
+      `prompt (${prompt}) plus continuation (${continuation}) is longer than a training sample (${source.sampleLength} tokens)`,
+    );
   }
   const check = (k: number) => {
-    if (!Number.isSafeInteger(k) || k < 0 || k >= source.length) throw new DataError(`sample ${k} is out of range: the training order has ${source.length} samples`);
+    if (!Number.isSafeInteger(k) || k < 0 || k >= source.length)
+      throw new DataError(`sample ${k} is out of range: the training order has ${source.length} samples`);
   };
   if (indices instanceof IndexRange) {
     if (indices.length > 0) [indices.start, indices.end - 1].forEach(check);
@@ -101,7 +117,12 @@ export async function* memorizationBatches(decoder: Decoder, source: SampleSourc
   let done = 0;
   for (let start = 0; start < indices.length; start += batchSize) {
     const batch = indices.slice(start, start + batchSize);
-    const scores = await scoreSequences(decoder, batch.map((k) => source.sample(k)), prompt, continuation);
+    const scores = await scoreSequences(
+      decoder,
+      batch.map((k) => source.sample(k)),
+      prompt,
+      continuation,
+    );
     yield batch.map((index, b) => ({ index, ...scores[b]! }));
     done += batch.length;
     options.onProgress?.(done, indices.length);
@@ -109,7 +130,12 @@ export async function* memorizationBatches(decoder: Decoder, source: SampleSourc
 }
 
 /** The memorization score of every sample in `indices` (see the module comment). */
-export async function memorizationScores(decoder: Decoder, source: SampleSource, indices: SampleIndices, options: MemorizationOptions = {}): Promise<MemorizationScore[]> {
+export async function memorizationScores(
+  decoder: Decoder,
+  source: SampleSource,
+  indices: SampleIndices,
+  options: MemorizationOptions = {},
+): Promise<MemorizationScore[]> {
   const scores: MemorizationScore[] = [];
   for await (const batch of memorizationBatches(decoder, source, indices, options)) scores.push(...batch);
   return scores;
@@ -141,7 +167,8 @@ function draw(rng: Prng, n: number): number {
 /** "A:B" → sample indices A … B−1. */
 export function parseIndexRange(text: string): IndexRange {
   const m = /^(\d+):(\d+)$/.exec(text.trim());
-  if (!m) throw new ConfigError(`--sequences "${text}": expected A:B, the sample indices from A up to but not including B`);
+  if (!m)
+    throw new ConfigError(`--sequences "${text}": expected A:B, the sample indices from A up to but not including B`);
   const [a, b] = [Number(m[1]), Number(m[2])];
   if (b <= a) throw new ConfigError(`--sequences "${text}": B must be greater than A`);
   return new IndexRange(a, b);

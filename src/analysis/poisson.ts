@@ -130,9 +130,26 @@ export function poissonTest(counts: WindowCounts): PoissonTest {
   const chi2 = dispersion !== null ? (n - 1) * dispersion : null;
   const pValue = chi2 !== null ? chiSquareSurvival(chi2, n - 1) : null;
   const observed = [...kept].sort((a, b) => a - b);
-  const expected = poissonQuantiles(observed.map((_, i) => (i + 1) / (n + 1)), lambda);
+  const expected = poissonQuantiles(
+    observed.map((_, i) => (i + 1) / (n + 1)),
+    lambda,
+  );
   const qq = observed.map((o, i): [number, number] => [expected[i]!, o]);
-  return { window: counts.size, windows: n, emptyWindows, partialWindows, scored, memorized, lambda, variance, dispersion, chi2, dof: n - 1, pValue, qq };
+  return {
+    window: counts.size,
+    windows: n,
+    emptyWindows,
+    partialWindows,
+    scored,
+    memorized,
+    lambda,
+    variance,
+    dispersion,
+    chi2,
+    dof: n - 1,
+    pValue,
+    qq,
+  };
 }
 
 /**
@@ -154,16 +171,24 @@ export async function readScoresIntoWindows(path: string, window: number): Promi
       } catch {
         throw new FormatError(path, `${where}: not valid JSON`);
       }
-      if (typeof record !== 'object' || record === null || Array.isArray(record)) throw new FormatError(path, `${where}: expected a JSON object`);
+      if (typeof record !== 'object' || record === null || Array.isArray(record))
+        throw new FormatError(path, `${where}: expected a JSON object`);
       const { index, score, memorized } = record as Record<string, unknown>;
-      if (index === undefined) throw new FormatError(path, `${where}: index: missing (the sample index in training order)`);
-      if (!isSampleIndex(index)) throw new FormatError(path, `${where}: index: expected an integer from 0 to 2^32 - 1, got ${JSON.stringify(index)}`);
+      if (index === undefined)
+        throw new FormatError(path, `${where}: index: missing (the sample index in training order)`);
+      if (!isSampleIndex(index))
+        throw new FormatError(
+          path,
+          `${where}: index: expected an integer from 0 to 2^32 - 1, got ${JSON.stringify(index)}`,
+        );
       let isMemorized: boolean;
       if (memorized !== undefined) {
-        if (typeof memorized !== 'boolean') throw new FormatError(path, `${where}: memorized: expected true or false, got ${JSON.stringify(memorized)}`);
+        if (typeof memorized !== 'boolean')
+          throw new FormatError(path, `${where}: memorized: expected true or false, got ${JSON.stringify(memorized)}`);
         isMemorized = memorized;
       } else if (score !== undefined) {
-        if (typeof score !== 'number' || !(score >= 0 && score <= 1)) throw new FormatError(path, `${where}: score: expected a number from 0 to 1, got ${JSON.stringify(score)}`);
+        if (typeof score !== 'number' || !(score >= 0 && score <= 1))
+          throw new FormatError(path, `${where}: score: expected a number from 0 to 1, got ${JSON.stringify(score)}`);
         isMemorized = score === 1;
       } else {
         throw new FormatError(path, `${where}: score: missing (give score, or memorized)`);

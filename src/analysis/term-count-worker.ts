@@ -4,7 +4,7 @@
  * error still prints as one line.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { scanBatches, type ScanInput } from './term-count.js';
+import { type ScanInput, scanBatches } from './term-count.js';
 
 export type WorkerMessage =
   | { type: 'progress'; done: number }

@@ -17,8 +17,8 @@ import { openTrainingOrder, type TrainingOrderOptions } from '../data/batches.js
 import type { TextTokenizer } from '../data/tokenizer.js';
 import { PYTHIA_CHECKPOINT_SCHEDULE, saveIters } from '../train/checkpoint-schedule.js';
 import { ConfigError, DataError, FormatError } from '../util/errors.js';
-import { TermMatcher, type WordEdges } from './term-matcher.js';
 import type { WorkerMessage } from './term-count-worker.js';
+import { TermMatcher, type WordEdges } from './term-matcher.js';
 
 export interface Term {
   term: string;
@@ -81,14 +81,17 @@ export function readTerms(path: string): Term[] {
         throw new FormatError(path, `line ${line}: starts with "{" but is not valid JSON`);
       }
       const value = (record as Record<string, unknown>).term;
-      if (typeof value !== 'string' || value.trim() === '') throw new FormatError(path, `line ${line}: term: expected a non-empty string, got ${JSON.stringify(value)}`);
+      if (typeof value !== 'string' || value.trim() === '')
+        throw new FormatError(path, `line ${line}: term: expected a non-empty string, got ${JSON.stringify(value)}`);
       term = value.trim();
     }
-    if (seen.has(term)) throw new FormatError(path, `line ${line}: term ${JSON.stringify(term)} already on line ${seen.get(term)}`);
+    if (seen.has(term))
+      throw new FormatError(path, `line ${line}: term ${JSON.stringify(term)} already on line ${seen.get(term)}`);
     seen.set(term, line);
     terms.push({ term, line });
   });
-  if (terms.length === 0) throw new FormatError(path, 'no terms: expected one term per line (or JSON Lines with "term")');
+  if (terms.length === 0)
+    throw new FormatError(path, 'no terms: expected one term per line (or JSON Lines with "term")');
   return terms;
 }
 
@@ -99,14 +102,19 @@ function endsWith(sequence: readonly number[], suffix: readonly number[]): boole
 }
 
 /** The token sequences of each term, bare and after one space (see the module comment). */
-export async function termPatterns(terms: readonly Term[], tokenizer: TextTokenizer, source: string): Promise<TermPatterns> {
+export async function termPatterns(
+  terms: readonly Term[],
+  tokenizer: TextTokenizer,
+  source: string,
+): Promise<TermPatterns> {
   const bare = await tokenizer.encodeBatch(terms.map((t) => t.term));
   const spaced = await tokenizer.encodeBatch(terms.map((t) => ` ${t.term}`));
   const out: TermPatterns = { terms: [], patterns: [], termOf: [], bare: [] };
   terms.forEach((t, i) => {
     const forms = [bare[i]!];
     if (!endsWith(spaced[i]!, bare[i]!)) forms.push(spaced[i]!);
-    if (bare[i]!.length === 0) throw new FormatError(source, `line ${t.line}: term ${JSON.stringify(t.term)} tokenizes to nothing`);
+    if (bare[i]!.length === 0)
+      throw new FormatError(source, `line ${t.line}: term ${JSON.stringify(t.term)} tokenizes to nothing`);
     out.terms.push(t.term);
     forms.forEach((f, form) => {
       out.patterns.push(f);
@@ -141,14 +149,19 @@ export function wordEdges(tokenizer: TextTokenizer): WordEdges {
 export function parseSteps(text: string): number[] {
   if (text.trim() === 'pythia') return saveIters(143000, PYTHIA_CHECKPOINT_SCHEDULE);
   const steps = text.split(',').map((s) => s.trim());
-  for (const s of steps) if (!/^\d+$/.test(s) || !Number.isSafeInteger(Number(s))) throw new ConfigError(`--steps "${text}": expected a comma-separated list of steps (e.g. 0,512,1000) or "pythia", got "${s}"`);
+  for (const s of steps)
+    if (!/^\d+$/.test(s) || !Number.isSafeInteger(Number(s)))
+      throw new ConfigError(
+        `--steps "${text}": expected a comma-separated list of steps (e.g. 0,512,1000) or "pythia", got "${s}"`,
+      );
   return [...new Set(steps.map(Number))].sort((a, b) => a - b);
 }
 
 /** "i/n" → shard i of n (0-based). */
 export function parseShard(text: string): { index: number; count: number } {
   const m = /^(\d+)\/(\d+)$/.exec(text.trim());
-  if (!m || Number(m[2]) < 1 || Number(m[1]) >= Number(m[2])) throw new ConfigError(`--shard "${text}": expected i/n with 0 <= i < n, e.g. 0/4`);
+  if (!m || Number(m[2]) < 1 || Number(m[1]) >= Number(m[2]))
+    throw new ConfigError(`--shard "${text}": expected i/n with 0 <= i < n, e.g. 0/4`);
   return { index: Number(m[1]), count: Number(m[2]) };
 }
 
@@ -239,12 +252,16 @@ export async function countTerms(options: CountOptions): Promise<TermCounts> {
   if (steps.length === 0) throw new ConfigError('--steps: no steps given');
   const { order: orderOptions, patterns } = options;
   const last = steps[steps.length - 1]!;
-  if (last > orderOptions.trainIters) throw new ConfigError(`step ${last} is past the end of training: train-iters is ${orderOptions.trainIters}`);
+  if (last > orderOptions.trainIters)
+    throw new ConfigError(`step ${last} is past the end of training: train-iters is ${orderOptions.trainIters}`);
   // Opening once here builds and saves the index maps if needed (workers then load them) and checks the length.
   const order = await openTrainingOrder(orderOptions);
   const available = Math.floor(order.source.length / orderOptions.batchSize);
   order.source.close();
-  if (last > available) throw new DataError(`step ${last} is past the end of the data: ${orderOptions.data} holds ${available} batches of ${orderOptions.batchSize}`);
+  if (last > available)
+    throw new DataError(
+      `step ${last} is past the end of the data: ${orderOptions.data} holds ${available} batches of ${orderOptions.batchSize}`,
+    );
 
   const shard = options.shard ?? { index: 0, count: 1 };
   const first = Math.floor((shard.index * last) / shard.count);
@@ -265,7 +282,10 @@ export async function countTerms(options: CountOptions): Promise<TermCounts> {
   const done = new Array<number>(workers).fill(0);
   const report = (w: number, n: number) => {
     done[w] = n;
-    options.onProgress?.(done.reduce((a, b) => a + b, 0), total);
+    options.onProgress?.(
+      done.reduce((a, b) => a + b, 0),
+      total,
+    );
   };
   let results: ScanResult[];
   if (workers === 1 || total === 0) {
@@ -288,5 +308,11 @@ export async function countTerms(options: CountOptions): Promise<TermCounts> {
       counts[t]![j] = running;
     }
   }
-  return { steps, terms: patterns.terms, counts, tokens: results.reduce((a, r) => a + r.tokens, 0), batches: [first, end] };
+  return {
+    steps,
+    terms: patterns.terms,
+    counts,
+    tokens: results.reduce((a, r) => a + r.tokens, 0),
+    batches: [first, end],
+  };
 }

@@ -24,14 +24,24 @@ export class TermMatcher {
    * and, for patterns whose `checkBefore[p]` is set (a term's bare form), the token before it
    * must not end with one. The edges of the scanned range are boundaries.
    */
-  constructor(patterns: readonly (readonly number[])[], termOf: readonly number[], readonly terms: number, words?: WordEdges, checkBefore?: readonly boolean[]) {
-    if (patterns.length !== termOf.length) throw new DataError(`term matcher: ${patterns.length} patterns but ${termOf.length} term indices`);
+  constructor(
+    patterns: readonly (readonly number[])[],
+    termOf: readonly number[],
+    readonly terms: number,
+    words?: WordEdges,
+    checkBefore?: readonly boolean[],
+  ) {
+    if (patterns.length !== termOf.length)
+      throw new DataError(`term matcher: ${patterns.length} patterns but ${termOf.length} term indices`);
     let bound = 0;
     patterns.forEach((p, i) => {
       if (p.length === 0) throw new DataError(`term matcher: pattern ${i} is empty`);
-      for (const id of p) if (!Number.isInteger(id) || id < 0 || id > 0x7fffffff) throw new DataError(`term matcher: pattern ${i} has token id ${id}`);
+      for (const id of p)
+        if (!Number.isInteger(id) || id < 0 || id > 0x7fffffff)
+          throw new DataError(`term matcher: pattern ${i} has token id ${id}`);
       const t = termOf[i]!;
-      if (!Number.isInteger(t) || t < 0 || t >= terms) throw new DataError(`term matcher: pattern ${i} names term ${t} of ${terms}`);
+      if (!Number.isInteger(t) || t < 0 || t >= terms)
+        throw new DataError(`term matcher: pattern ${i} names term ${t} of ${terms}`);
       bound = Math.max(bound, p[0]! + 1);
     });
     const perFirst = new Int32Array(bound + 1);
@@ -77,12 +87,20 @@ export class TermMatcher {
         if (i + length > to) continue;
         let k = 1;
         while (k < length && ids[i + k] === tokens[o + k]) k++;
-        if (k === length && (!this.words || this.atWordBoundary(ids, i, i + length, from, to, p))) counts[base + termOf[p]!]!++;
+        if (k === length && (!this.words || this.atWordBoundary(ids, i, i + length, from, to, p)))
+          counts[base + termOf[p]!]!++;
       }
     }
   }
 
-  private atWordBoundary(ids: Int32Array, first: number, end: number, from: number, to: number, pattern: number): boolean {
+  private atWordBoundary(
+    ids: Int32Array,
+    first: number,
+    end: number,
+    from: number,
+    to: number,
+    pattern: number,
+  ): boolean {
     const { startsWord, endsWord } = this.words!;
     if (end < to && startsWord[ids[end]!] === 1) return false;
     return !(this.checkBefore[pattern] === 1 && first > from && endsWord[ids[first - 1]!] === 1);

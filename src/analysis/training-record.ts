@@ -20,7 +20,8 @@ export interface TrainingRecord {
 
 function field(record: Record<string, unknown>, path: string, name: string): number {
   const v = record[name];
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new FormatError(path, `${name}: expected a non-negative integer, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
+    throw new FormatError(path, `${name}: expected a non-negative integer, got ${JSON.stringify(v)}`);
   return v;
 }
 
@@ -40,13 +41,18 @@ export function readTrainingRecord(dir: string): TrainingRecord {
   const recipe = state.recipe as Record<string, unknown> | undefined;
   if (typeof recipe !== 'object' || recipe === null) throw new FormatError(path, 'recipe: missing');
   const data = state.data as Record<string, unknown> | undefined;
-  if (typeof data !== 'object' || data === null || typeof data.prefix !== 'string') throw new FormatError(path, 'data.prefix: expected the dataset prefix');
+  if (typeof data !== 'object' || data === null || typeof data.prefix !== 'string')
+    throw new FormatError(path, 'data.prefix: expected the dataset prefix');
   return {
     step: field(state, path, 'step'),
     trainBatchSize: field(recipe, path, 'trainBatchSize'),
     seqLength: field(recipe, path, 'seqLength'),
     trainIters: field(recipe, path, 'trainIters'),
     seed: field(recipe, path, 'seed'),
-    data: { prefix: data.prefix, preshuffled: data.preshuffled === true, split: typeof data.split === 'string' ? data.split : undefined },
+    data: {
+      prefix: data.prefix,
+      preshuffled: data.preshuffled === true,
+      split: typeof data.split === 'string' ? data.split : undefined,
+    },
   };
 }

@@ -5,17 +5,17 @@
  * layer's building blocks: `forward`, `Decoder` + `generate`, `Scorer`.
  */
 import { loadTokenizer, type TextTokenizer } from '../data/tokenizer.js';
+import { encodePairs } from '../eval/encode.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
 import type { NeoXConfig } from '../model/config.js';
 import { Decoder } from '../model/decoder.js';
-import { forward, tokenMatrix, type ForwardOptions, type ForwardResult } from '../model/forward.js';
+import { type ForwardOptions, type ForwardResult, forward, tokenMatrix } from '../model/forward.js';
 import { generate } from '../model/generate.js';
-import { resolveCheckpoint, type ResolvedCheckpoint } from '../model/hub-cache.js';
+import { type ResolvedCheckpoint, resolveCheckpoint } from '../model/hub-cache.js';
 import type { Params } from '../model/params.js';
-import { Scorer, type ScoreResult } from '../model/score.js';
+import { type ScoreResult, Scorer } from '../model/score.js';
 import type { ExecutionProvider, RuntimeOptions } from '../runtime/session.js';
 import { ConfigError } from '../util/errors.js';
-import { encodePairs } from '../eval/encode.js';
 
 export interface FromPretrainedOptions {
   /** Hub revision for an id without `@revision`: a branch, a tag such as `step3000`, or a commit (default `main`). */
@@ -78,7 +78,9 @@ export class GPTNeoX {
   /** Loads a checkpoint folder, or a hub id (`org/name[@revision]`) from the local Hugging Face cache; nothing is downloaded. */
   static async fromPretrained(pathOrHubId: string, options: FromPretrainedOptions = {}): Promise<GPTNeoX> {
     if (options.dtype !== undefined && options.dtype !== 'float32' && options.dtype !== 'fp32') {
-      throw new ConfigError(`dtype "${String(options.dtype)}": only float32 computation is supported (float16/bfloat16 weights are widened to it)`);
+      throw new ConfigError(
+        `dtype "${String(options.dtype)}": only float32 computation is supported (float16/bfloat16 weights are widened to it)`,
+      );
     }
     const source = resolveCheckpoint(pathOrHubId, { revision: options.revision, cacheDir: options.cacheDir });
     const checkpoint = loadCheckpoint(source.dir);
@@ -89,7 +91,10 @@ export class GPTNeoX {
   }
 
   /** One pass over equal-length token rows: logits [batch, seq, vocab] (flat), and on request hidden states, the loss, gradients. */
-  async forward(ids: readonly number[] | readonly (readonly number[])[], options: ModelForwardOptions = {}): Promise<ModelForwardResult> {
+  async forward(
+    ids: readonly number[] | readonly (readonly number[])[],
+    options: ModelForwardOptions = {},
+  ): Promise<ModelForwardResult> {
     this.checkAlive();
     const rows = isRow(ids) ? [ids] : ids;
     const matrix = tokenMatrix(rows, this.config.vocabSize, 'forward');
@@ -102,12 +107,23 @@ export class GPTNeoX {
   generate(prompts: readonly string[], options?: ModelGenerateOptions): Promise<string[]>;
   generate(prompt: readonly number[], options?: ModelGenerateOptions): Promise<number[]>;
   generate(prompts: readonly (readonly number[])[], options?: ModelGenerateOptions): Promise<number[][]>;
-  async generate(input: string | readonly string[] | readonly number[] | readonly (readonly number[])[], options: ModelGenerateOptions = {}): Promise<string | string[] | number[] | number[][]> {
+  async generate(
+    input: string | readonly string[] | readonly number[] | readonly (readonly number[])[],
+    options: ModelGenerateOptions = {},
+  ): Promise<string | string[] | number[] | number[][]> {
     this.checkAlive();
-    const texts = typeof input === 'string' ? [input] : input.length > 0 && input.every((x) => typeof x === 'string') ? (input as readonly string[]) : undefined;
+    const texts =
+      typeof input === 'string'
+        ? [input]
+        : input.length > 0 && input.every((x) => typeof x === 'string')
+          ? (input as readonly string[])
+          : undefined;
     let prompts: number[][];
     if (texts) prompts = await this.requireTokenizer('generate from text').encodeBatch([...texts]);
-    else prompts = isRow(input as readonly number[]) ? [[...(input as readonly number[])]] : (input as readonly (readonly number[])[]).map((r) => [...r]);
+    else
+      prompts = isRow(input as readonly number[])
+        ? [[...(input as readonly number[])]]
+        : (input as readonly (readonly number[])[]).map((r) => [...r]);
     this.decoder ??= await Decoder.create(this.config, this.params, this.runtime);
     const rows = await generate(this.decoder, prompts, {
       maxNewTokens: options.maxNewTokens ?? 32,
@@ -129,8 +145,11 @@ export class GPTNeoX {
     this.checkAlive();
     const requests = await Promise.all(
       pairs.map(async (pair, i) => {
-        const [context, continuation] = Array.isArray(pair) ? pair : [(pair as { context: unknown }).context, (pair as { continuation: unknown }).continuation];
-        if (typeof context === 'string' && typeof continuation === 'string') return (await encodePairs(this.requireTokenizer('score text'), [{ context, continuation }]))[0]!;
+        const [context, continuation] = Array.isArray(pair)
+          ? pair
+          : [(pair as { context: unknown }).context, (pair as { continuation: unknown }).continuation];
+        if (typeof context === 'string' && typeof continuation === 'string')
+          return (await encodePairs(this.requireTokenizer('score text'), [{ context, continuation }]))[0]!;
         if (isRow(context) && isRow(continuation)) return { context, continuation };
         throw new ConfigError(`score: pair ${i}: expected context and continuation both as text or both as token ids`);
       }),
@@ -153,7 +172,10 @@ export class GPTNeoX {
   }
 
   private requireTokenizer(what: string): TextTokenizer {
-    if (!this.tokenizer) throw new ConfigError(`${this.source.dir} has no tokenizer.json: to ${what}, pass { tokenizer: 'path/to/tokenizer.json' } to fromPretrained, or give token ids`);
+    if (!this.tokenizer)
+      throw new ConfigError(
+        `${this.source.dir} has no tokenizer.json: to ${what}, pass { tokenizer: 'path/to/tokenizer.json' } to fromPretrained, or give token ids`,
+      );
     return this.tokenizer;
   }
 }

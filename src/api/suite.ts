@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 import { SUITE_MANIFEST, type SuiteManifest } from '../train/suite.js';
 import { existingCheckpoints } from '../train/trainer.js';
 import { ConfigError, FormatError } from '../util/errors.js';
-import { GPTNeoX, type FromPretrainedOptions } from './gpt-neox.js';
+import { type FromPretrainedOptions, GPTNeoX } from './gpt-neox.js';
 
 export interface SuiteCheckpoint {
   model: string;
@@ -24,7 +24,8 @@ export class Suite {
 
   static open(dir: string): Suite {
     const path = join(dir, SUITE_MANIFEST);
-    if (!existsSync(path)) throw new FormatError(dir, `not a suite folder: ${SUITE_MANIFEST} is missing (pythia suite writes it)`);
+    if (!existsSync(path))
+      throw new FormatError(dir, `not a suite folder: ${SUITE_MANIFEST} is missing (pythia suite writes it)`);
     let manifest: SuiteManifest;
     try {
       manifest = JSON.parse(readFileSync(path, 'utf8')) as SuiteManifest;
@@ -42,7 +43,8 @@ export class Suite {
 
   /** The steps with a checkpoint folder on disk for `model`, ascending. */
   steps(model: string): number[] {
-    if (!this.models.includes(model)) throw new ConfigError(`${this.dir}: no model ${model} in this suite (${this.models.join(', ')})`);
+    if (!this.models.includes(model))
+      throw new ConfigError(`${this.dir}: no model ${model} in this suite (${this.models.join(', ')})`);
     return existingCheckpoints(join(this.dir, model));
   }
 
@@ -61,8 +63,15 @@ export class Suite {
   }
 
   /** Loads one checkpoint of the suite. */
-  async load(model: string, step: number, options: Omit<FromPretrainedOptions, 'revision' | 'cacheDir'> = {}): Promise<GPTNeoX> {
-    if (!this.steps(model).includes(step)) throw new ConfigError(`${this.dir}: ${model} has no checkpoint at step ${step} (steps: ${this.steps(model).join(', ')})`);
+  async load(
+    model: string,
+    step: number,
+    options: Omit<FromPretrainedOptions, 'revision' | 'cacheDir'> = {},
+  ): Promise<GPTNeoX> {
+    if (!this.steps(model).includes(step))
+      throw new ConfigError(
+        `${this.dir}: ${model} has no checkpoint at step ${step} (steps: ${this.steps(model).join(', ')})`,
+      );
     return GPTNeoX.fromPretrained(join(this.dir, model, `step${step}`), options);
   }
 }

@@ -7,10 +7,16 @@ import { dirname, resolve } from 'node:path';
 import { loadTokenizer } from '../data/tokenizer.js';
 import { readConfig } from '../model/checkpoint.js';
 import { resolveCheckpoint } from '../model/hub-cache.js';
+import type { InterventionFrom } from '../train/intervention-point.js';
 import { applyOverrides, type RecipeOverrides } from '../train/overrides.js';
 import { modelPreset, paddedVocabSize } from '../train/recipes.js';
-import type { InterventionFrom } from '../train/intervention-point.js';
-import { type Intervention, loadResumePoint, train as runTraining, type StepProgress, type TrainResult } from '../train/trainer.js';
+import {
+  type Intervention,
+  loadResumePoint,
+  train as runTraining,
+  type StepProgress,
+  type TrainResult,
+} from '../train/trainer.js';
 import { ConfigError } from '../util/errors.js';
 
 export interface TrainModelOptions {
@@ -57,7 +63,10 @@ export async function train(options: TrainModelOptions): Promise<TrainResult> {
   };
   if (options.resume !== undefined) {
     for (const key of ['preset', 'initFrom', 'recipe', 'split'] as const) {
-      if (options[key] !== undefined) throw new ConfigError(`train: ${key} cannot be combined with resume: a resumed run keeps its recipe and data order`);
+      if (options[key] !== undefined)
+        throw new ConfigError(
+          `train: ${key} cannot be combined with resume: a resumed run keeps its recipe and data order`,
+        );
     }
     const point = loadResumePoint(options.resume);
     return runTraining({
@@ -72,11 +81,14 @@ export async function train(options: TrainModelOptions): Promise<TrainResult> {
     });
   }
   if (options.preset === undefined && options.initFrom === undefined) {
-    throw new ConfigError('train: give a preset (such as "pythia-70m" or "nano-25k"), initFrom (a checkpoint) or resume (a step folder)');
+    throw new ConfigError(
+      'train: give a preset (such as "pythia-70m" or "nano-25k"), initFrom (a checkpoint) or resume (a step folder)',
+    );
   }
   if (options.data === undefined) throw new ConfigError('train: data is required (a GPT-NeoX .bin/.idx prefix)');
   if (options.outDir === undefined) throw new ConfigError('train: outDir is required (the run folder)');
-  const tokenizerVocab = options.tokenizer === undefined ? undefined : (await loadTokenizer(options.tokenizer)).vocabSize;
+  const tokenizerVocab =
+    options.tokenizer === undefined ? undefined : (await loadTokenizer(options.tokenizer)).vocabSize;
   const vocabSize = tokenizerVocab === undefined ? undefined : paddedVocabSize(tokenizerVocab);
   let preset = modelPreset(options.preset ?? 'pythia-70m', vocabSize);
   if (vocabSize !== undefined) preset = { ...preset, config: { ...preset.config, vocabSize } };
@@ -86,7 +98,9 @@ export async function train(options: TrainModelOptions): Promise<TrainResult> {
     initFrom = source.dir;
     const config = readConfig(initFrom);
     if (tokenizerVocab !== undefined && tokenizerVocab > config.vocabSize) {
-      throw new ConfigError(`${options.tokenizer}: ${tokenizerVocab} tokens do not fit the vocabulary of ${options.initFrom} (${config.vocabSize})`);
+      throw new ConfigError(
+        `${options.tokenizer}: ${tokenizerVocab} tokens do not fit the vocabulary of ${options.initFrom} (${config.vocabSize})`,
+      );
     }
     preset = { ...preset, name: options.preset === undefined ? source.model.replace('/', '--') : preset.name, config };
   }

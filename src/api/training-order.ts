@@ -2,7 +2,7 @@
  * `TrainingOrder`: the batches a model trained on, step by step, from a GPT-NeoX `.bin/.idx`
  * dataset (with GPT-NeoX's index maps) or a preshuffled one; what `pythia batch` shows.
  */
-import { openTrainingOrder, PYTHIA_DEFAULTS, type TrainingOrder as OpenedOrder } from '../data/batches.js';
+import { type TrainingOrder as OpenedOrder, openTrainingOrder, PYTHIA_DEFAULTS } from '../data/batches.js';
 import type { DatasetDtype } from '../data/indexed-dataset.js';
 
 export interface TrainingOrderOpenOptions {
@@ -69,7 +69,9 @@ export class TrainingOrder {
   /** The batch of step `step` (0-based) as rows of `sampleLength` token ids. */
   batch(step: number): number[][] {
     const tokens = this.batchTokens(step);
-    return Array.from({ length: this.batchSize }, (_, r) => Array.from(tokens.subarray(r * this.sampleLength, (r + 1) * this.sampleLength)));
+    return Array.from({ length: this.batchSize }, (_, r) =>
+      Array.from(tokens.subarray(r * this.sampleLength, (r + 1) * this.sampleLength)),
+    );
   }
 
   /** The batch of step `step`, row-major [batchSize, sampleLength]. */

@@ -5,13 +5,15 @@ import { UserError } from './errors.js';
 
 export function nonNegativeInt(value: string): number {
   const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n)) throw new InvalidArgumentError('expected a non-negative integer.');
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n))
+    throw new InvalidArgumentError('expected a non-negative integer.');
   return n;
 }
 
 export function positiveInt(value: string): number {
   const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer.');
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1)
+    throw new InvalidArgumentError('expected a positive integer.');
   return n;
 }
 
@@ -23,7 +25,12 @@ export function nonNegativeNumber(value: string): number {
 
 /** `--device`: the onnxruntime execution provider of the commands that compute. */
 export function deviceOption(): Option {
-  return new Option('--device <device>', 'where to compute: cpu, or a GPU through onnxruntime\'s webgpu or cuda provider').choices([...EXECUTION_PROVIDERS]).default('cpu');
+  return new Option(
+    '--device <device>',
+    "where to compute: cpu, or a GPU through onnxruntime's webgpu or cuda provider",
+  )
+    .choices([...EXECUTION_PROVIDERS])
+    .default('cpu');
 }
 
 /**

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
 /** The `pythia` command line: one subcommand module per area, registered here. */
 import { Command, CommanderError } from 'commander';
-import { readFileSync } from 'node:fs';
 import { registerAnalysis } from './commands/analysis.js';
 import { registerBatch } from './commands/batch.js';
 import { registerData } from './commands/data.js';
@@ -21,7 +21,9 @@ const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta
 
 export function buildProgram(): Command {
   const program = new Command('pythia')
-    .description('Pythia in TypeScript: train GPT-NeoX suites on one data order, replay the data, study every checkpoint')
+    .description(
+      'Pythia in TypeScript: train GPT-NeoX suites on one data order, replay the data, study every checkpoint',
+    )
     .version(pkg.version, '-V, --version')
     .showHelpAfterError('(run with --help for usage)');
   registerModel(program);

@@ -30,7 +30,11 @@ export function formatDuration(seconds: number): string {
 const tokensText = (tps: number): string => Math.round(tps).toLocaleString('en-US');
 
 /** Step, loss, tokens/s and ETA for a training run, as a bar (terminal) or timed lines (`prefix: ...`). */
-export function trainingProgress(prefix: string, name: string, options: { tty?: boolean; everySeconds?: number; write?: (line: string) => void } = {}): ProgressReporter {
+export function trainingProgress(
+  prefix: string,
+  name: string,
+  options: { tty?: boolean; everySeconds?: number; write?: (line: string) => void } = {},
+): ProgressReporter {
   const tty = options.tty ?? process.stderr.isTTY === true;
   if (tty) return trainingBar(name);
   const every = (options.everySeconds ?? PROGRESS_LINE_SECONDS) * 1000;
@@ -46,7 +50,9 @@ export function trainingProgress(prefix: string, name: string, options: { tty?: 
       const perStep = (now - started.at) / 1000 / Math.max(1, p.step - started.step);
       const eta = formatDuration(perStep * (p.trainIters - p.step));
       const percent = ((100 * p.step) / p.trainIters).toFixed(1);
-      write(`${prefix}: ${name}: step ${p.step}/${p.trainIters} (${percent}%), loss ${p.loss.toFixed(4)}, ${tokensText(p.tokensPerSecond)} tokens/s, ETA ${eta}\n`);
+      write(
+        `${prefix}: ${name}: step ${p.step}/${p.trainIters} (${percent}%), loss ${p.loss.toFixed(4)}, ${tokensText(p.tokensPerSecond)} tokens/s, ETA ${eta}\n`,
+      );
     },
     stop() {},
   };

@@ -6,15 +6,15 @@
  */
 import { basename, join } from 'node:path';
 import { ConfigError } from '../util/errors.js';
+import { type IndexMapsPhase, loadOrBuildIndexMaps } from './index-map-cache.js';
+import { type DocumentRange, type IndexMapFiles, splitDocuments, trainNumSamples } from './index-maps.js';
 import type { DatasetDtype } from './indexed-dataset.js';
 import { IndexedDataset } from './indexed-dataset.js';
-import { splitDocuments, trainNumSamples, type DocumentRange, type IndexMapFiles } from './index-maps.js';
-import { loadOrBuildIndexMaps, type IndexMapsPhase } from './index-map-cache.js';
 import { PreshuffledDataset } from './preshuffled.js';
 import { GPT2SampleOrder, type SampleSource } from './sample-order.js';
 
-export { GPT2SampleOrder, type SampleSource } from './sample-order.js';
 export { PreshuffledDataset, PreshuffledWriter } from './preshuffled.js';
+export { GPT2SampleOrder, type SampleSource } from './sample-order.js';
 
 /** Pythia's settings (EleutherAI/pythia's README and models/<size>/*.yml: 143000 steps of 1024 sequences of 2048 tokens, seed 1234). */
 export const PYTHIA_DEFAULTS = {
@@ -57,7 +57,8 @@ export interface TrainingOrder {
 /** Opens the training order described by `options`; close it with `order.source.close()`. */
 export async function openTrainingOrder(options: TrainingOrderOptions): Promise<TrainingOrder> {
   if (options.preshuffled) {
-    if (options.split !== undefined) throw new ConfigError('--split does not apply to a preshuffled dataset: it is already the training order');
+    if (options.split !== undefined)
+      throw new ConfigError('--split does not apply to a preshuffled dataset: it is already the training order');
     const source = PreshuffledDataset.open(options.data, { seqLength: options.seqLength });
     return { source, dtype: source.dtype };
   }

@@ -12,8 +12,9 @@
  * vocabulary is recorded but reuses that id. Training stops once the vocabulary has the requested size,
  * or earlier when no adjacent pair is left in the corpus (`exhausted`).
  */
-import { ConfigError } from '../util/errors.js';
+
 import { writeFileAtomic } from '../util/atomic.js';
+import { ConfigError } from '../util/errors.js';
 
 export const EOD_TOKEN = '<|endoftext|>';
 export const PAD_TOKEN = '<|padding|>';
@@ -61,7 +62,10 @@ export class WordCounter {
   readonly counts = new Map<string, number>();
   private readonly specialSplit: RegExp | undefined;
 
-  constructor(specialTokens: readonly string[], private readonly nfc: boolean) {
+  constructor(
+    specialTokens: readonly string[],
+    private readonly nfc: boolean,
+  ) {
     this.specialSplit = specialTokens.length
       ? new RegExp(specialTokens.map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'), 'g')
       : undefined;
@@ -141,14 +145,19 @@ export function learnMerges(counter: WordCounter, options: BpeTrainOptions): Bpe
   const specialTokens = [...(options.specialTokens ?? [EOD_TOKEN, PAD_TOKEN])];
   const minimum = specialTokens.length + 256;
   if (!Number.isInteger(options.vocabSize) || options.vocabSize < minimum) {
-    throw new ConfigError(`--vocab-size: expected an integer of at least ${minimum} (special tokens + 256 bytes), got ${options.vocabSize}`);
+    throw new ConfigError(
+      `--vocab-size: expected an integer of at least ${minimum} (special tokens + 256 bytes), got ${options.vocabSize}`,
+    );
   }
-  if (options.vocabSize >= PAIR_SHIFT) throw new ConfigError(`--vocab-size: expected less than ${PAIR_SHIFT}, got ${options.vocabSize}`);
+  if (options.vocabSize >= PAIR_SHIFT)
+    throw new ConfigError(`--vocab-size: expected less than ${PAIR_SHIFT}, got ${options.vocabSize}`);
 
   const vocab: string[] = [...specialTokens];
   const idOf = new Map<string, number>();
   specialTokens.forEach((t, i) => idOf.set(t, i));
-  const alphabet = byteToUnicode().slice().sort((x, y) => x.charCodeAt(0) - y.charCodeAt(0));
+  const alphabet = byteToUnicode()
+    .slice()
+    .sort((x, y) => x.charCodeAt(0) - y.charCodeAt(0));
   for (const ch of alphabet) {
     idOf.set(ch, vocab.length);
     vocab.push(ch);
@@ -266,7 +275,10 @@ function mergeWord(symbols: Int32Array, left: number, right: number, id: number)
 }
 
 /** Trains on documents (strings), streaming: only the word counts are kept in memory. */
-export async function trainBpe(documents: AsyncIterable<string> | Iterable<string>, options: BpeTrainOptions): Promise<BpeModel> {
+export async function trainBpe(
+  documents: AsyncIterable<string> | Iterable<string>,
+  options: BpeTrainOptions,
+): Promise<BpeModel> {
   const counter = new WordCounter(options.specialTokens ?? [EOD_TOKEN, PAD_TOKEN], options.nfc ?? false);
   for await (const doc of documents) counter.add(doc);
   return learnMerges(counter, options);
@@ -310,5 +322,5 @@ export function tokenizerJson(model: BpeModel): object {
 }
 
 export async function writeTokenizerJson(path: string, model: BpeModel): Promise<void> {
-  await writeFileAtomic(path, JSON.stringify(tokenizerJson(model), null, 2) + '\n');
+  await writeFileAtomic(path, `${JSON.stringify(tokenizerJson(model), null, 2)}\n`);
 }

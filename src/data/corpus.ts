@@ -10,7 +10,7 @@
  * UTF-8; a byte-order mark at the start of a file is dropped.
  */
 import { createReadStream } from 'node:fs';
-import { pipeline, Transform, type Readable } from 'node:stream';
+import { pipeline, type Readable, Transform } from 'node:stream';
 import { ConfigError, DataError, FormatError } from '../util/errors.js';
 import { createZstdDecompressor, type ZstdDecoder } from './zstd.js';
 
@@ -67,7 +67,9 @@ function openBytes(path: string, zstd: boolean, options: ReadOptions): Readable 
     },
   });
   const noop = (): void => {};
-  return zstd ? pipeline(file, counter, createZstdDecompressor(path, options.zstdDecoder), noop) : pipeline(file, counter, noop);
+  return zstd
+    ? pipeline(file, counter, createZstdDecompressor(path, options.zstdDecoder), noop)
+    : pipeline(file, counter, noop);
 }
 
 /** Stream errors from the decompressor become FormatErrors; file-system and our own errors pass through. */
@@ -89,7 +91,11 @@ function decodeLine(path: string, lineNumber: number, bytes: Uint8Array): string
 }
 
 /** Lines of a file without their "\n" (nor a "\r" before it), numbered from 1. */
-export async function* readLines(path: string, zstd: boolean, options: ReadOptions = {}): AsyncGenerator<[string, number]> {
+export async function* readLines(
+  path: string,
+  zstd: boolean,
+  options: ReadOptions = {},
+): AsyncGenerator<[string, number]> {
   const source = openBytes(path, zstd, options);
   let pending: Buffer[] = [];
   let lineNumber = 0;
@@ -160,7 +166,8 @@ async function* readJsonl(path: string, zstd: boolean, options: ReadOptions): As
     if (problem === undefined) {
       if (typeof value !== 'object' || value === null || Array.isArray(value)) problem = 'expected a JSON object';
       else if (!(field in value)) problem = `field "${field}" is missing`;
-      else if (typeof (value as Record<string, unknown>)[field] !== 'string') problem = `field "${field}" is not a string`;
+      else if (typeof (value as Record<string, unknown>)[field] !== 'string')
+        problem = `field "${field}" is not a string`;
     }
     if (problem === undefined) {
       const json = value as Record<string, unknown>;

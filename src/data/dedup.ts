@@ -14,10 +14,11 @@
  * is removed and reported with the kept document it matched best (highest estimate, earliest on ties).
  * Memory: 4·permutations bytes per kept document, plus the band buckets.
  */
-import { Prng } from '../util/prng.js';
+
 import { AtomicFileWriter } from '../util/atomic.js';
 import { ConfigError } from '../util/errors.js';
-import { readCorpus, type CorpusStats, type TxtMode } from './corpus.js';
+import { Prng } from '../util/prng.js';
+import { type CorpusStats, readCorpus, type TxtMode } from './corpus.js';
 
 export interface MinHashOptions {
   threshold?: number;
@@ -89,7 +90,10 @@ function fnv1a(word: string): number {
 
 /** 32-bit hashes of a text's word shingles (duplicates included; they do not change minima). */
 export function shingleHashes(text: string, shingle: number): Uint32Array {
-  const words = text.toLowerCase().split(/\s+/u).filter((w) => w.length > 0);
+  const words = text
+    .toLowerCase()
+    .split(/\s+/u)
+    .filter((w) => w.length > 0);
   if (words.length === 0) return new Uint32Array(0);
   const wordHashes = words.map(fnv1a);
   const count = Math.max(1, words.length - shingle + 1);
@@ -167,14 +171,22 @@ export class NearDuplicateIndex {
     const shingle = options.shingle ?? DEFAULTS.shingle;
     const permutations = options.permutations ?? DEFAULTS.permutations;
     const seed = options.seed ?? DEFAULTS.seed;
-    if (!(threshold > 0 && threshold <= 1)) throw new ConfigError(`--threshold: expected a Jaccard similarity in (0, 1], got ${threshold}`);
-    if (!Number.isInteger(shingle) || shingle < 1) throw new ConfigError(`--shingle: expected a positive integer, got ${shingle}`);
+    if (!(threshold > 0 && threshold <= 1))
+      throw new ConfigError(`--threshold: expected a Jaccard similarity in (0, 1], got ${threshold}`);
+    if (!Number.isInteger(shingle) || shingle < 1)
+      throw new ConfigError(`--shingle: expected a positive integer, got ${shingle}`);
     if (!Number.isInteger(permutations) || permutations < 1 || permutations > 4096) {
       throw new ConfigError(`--permutations: expected an integer in [1, 4096], got ${permutations}`);
     }
-    if (!Number.isInteger(seed) || seed < 0) throw new ConfigError(`--seed: expected a non-negative integer, got ${seed}`);
-    if (options.bands !== undefined && (!Number.isInteger(options.bands) || options.bands < 1 || options.bands > permutations)) {
-      throw new ConfigError(`--bands: expected an integer in [1, ${permutations}] (the permutations), got ${options.bands}`);
+    if (!Number.isInteger(seed) || seed < 0)
+      throw new ConfigError(`--seed: expected a non-negative integer, got ${seed}`);
+    if (
+      options.bands !== undefined &&
+      (!Number.isInteger(options.bands) || options.bands < 1 || options.bands > permutations)
+    ) {
+      throw new ConfigError(
+        `--bands: expected an integer in [1, ${permutations}] (the permutations), got ${options.bands}`,
+      );
     }
     this.threshold = threshold;
     this.lsh =
@@ -192,7 +204,8 @@ export class NearDuplicateIndex {
 
   private bandKey(sig: Uint32Array, band: number): number {
     let h = 0x2545f491;
-    for (let r = band * this.lsh.rows; r < (band + 1) * this.lsh.rows; r++) h = fmix32(Math.imul(h ^ sig[r]!, 0x5bd1e995));
+    for (let r = band * this.lsh.rows; r < (band + 1) * this.lsh.rows; r++)
+      h = fmix32(Math.imul(h ^ sig[r]!, 0x5bd1e995));
     return h;
   }
 
@@ -308,14 +321,15 @@ export async function dedupCorpus(options: DedupOptions): Promise<DedupSummary> 
           duplicateOfLine: kept.line,
           jaccard: match.jaccard,
         };
-        report?.write(encoder.encode(JSON.stringify(removed) + '\n'));
+        report?.write(encoder.encode(`${JSON.stringify(removed)}\n`));
       } else {
         summary.kept++;
         if (sig === undefined) summary.withoutWords++;
         else keptWhere[index.insert(sig)] = { document, file: record.file, line: record.line };
-        out.write(encoder.encode(JSON.stringify(record.json ?? { [field]: record.text }) + '\n'));
+        out.write(encoder.encode(`${JSON.stringify(record.json ?? { [field]: record.text })}\n`));
       }
-      if (document % 256 === 0) options.onProgress?.({ documents: summary.documents, removed: summary.removed, bytesRead });
+      if (document % 256 === 0)
+        options.onProgress?.({ documents: summary.documents, removed: summary.removed, bytesRead });
     }
     out.commit();
     report?.commit();

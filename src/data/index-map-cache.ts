@@ -16,7 +16,7 @@ import { RandomAccessFile } from '../formats/file-io.js';
 import { readNpyHeader, writeNpy } from '../formats/npy.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { ConfigError, FormatError } from '../util/errors.js';
-import { buildIndexMaps, indexMapFiles, planIndexMaps, type DocumentRange, type IndexMapFiles } from './index-maps.js';
+import { buildIndexMaps, type DocumentRange, type IndexMapFiles, indexMapFiles, planIndexMaps } from './index-maps.js';
 import type { IndexArray, IndexMapArrays } from './sample-order.js';
 
 export type IndexMapsPhase = 'doc_idx' | 'sample_idx' | 'shuffle_idx' | 'save';
@@ -56,7 +56,12 @@ export interface CachedIndexMaps {
 export async function loadOrBuildIndexMaps(options: CachedIndexMapsOptions): Promise<CachedIndexMaps> {
   const files = indexMapFiles(options.cachePrefix, options.name, options.numSamples, options.seqLength, options.seed);
   const documents = options.documents ?? { start: 0, stop: options.items };
-  const sizesSha256 = options.sizesSha256 ?? ((d: DocumentRange) => createHash('sha256').update(int32Bytes(options.loadSizes().subarray(d.start, d.stop))).digest('hex'));
+  const sizesSha256 =
+    options.sizesSha256 ??
+    ((d: DocumentRange) =>
+      createHash('sha256')
+        .update(int32Bytes(options.loadSizes().subarray(d.start, d.stop)))
+        .digest('hex'));
   const inputs: IndexMapInputs = {
     format: 'pythia-ts index-map inputs',
     name: options.name,
@@ -67,7 +72,12 @@ export async function loadOrBuildIndexMaps(options: CachedIndexMapsOptions): Pro
     sizesSha256: sizesSha256(documents),
     complete: true,
   };
-  if (existsSync(files.docIdx) && existsSync(files.sampleIdx) && existsSync(files.shuffleIdx) && recordAllowsReuse(files.inputs, inputs)) {
+  if (
+    existsSync(files.docIdx) &&
+    existsSync(files.sampleIdx) &&
+    existsSync(files.shuffleIdx) &&
+    recordAllowsReuse(files.inputs, inputs)
+  ) {
     return { maps: openCachedMaps(files, documents.stop - documents.start), files, built: false };
   }
   const sizes = options.loadSizes();
@@ -131,16 +141,23 @@ function openCachedMaps(files: IndexMapFiles, documentsPerEpoch: number): IndexM
     const docIdx = NpyIndexArray.open(files.docIdx, ['<i4'], 1);
     arrays.push(docIdx);
     if (docIdx.length % documentsPerEpoch !== 0) {
-      throw new FormatError(files.docIdx, `${docIdx.length} entries are not whole epochs of ${documentsPerEpoch} documents: the cached index maps belong to other data; delete them to rebuild`);
+      throw new FormatError(
+        files.docIdx,
+        `${docIdx.length} entries are not whole epochs of ${documentsPerEpoch} documents: the cached index maps belong to other data; delete them to rebuild`,
+      );
     }
     // v1.0 saves int32; later GPT-NeoX versions switch to int64 for large maps.
     const sampleIdx = NpyIndexArray.open(files.sampleIdx, ['<i4', '<i8'], 2);
     arrays.push(sampleIdx);
-    if (sampleIdx.shape[1] !== 2) throw new FormatError(files.sampleIdx, `shape is (${sampleIdx.shape.join(', ')}), expected (S+1, 2)`);
+    if (sampleIdx.shape[1] !== 2)
+      throw new FormatError(files.sampleIdx, `shape is (${sampleIdx.shape.join(', ')}), expected (S+1, 2)`);
     const shuffleIdx = NpyIndexArray.open(files.shuffleIdx, SHUFFLE_IDX_DTYPES, 1);
     arrays.push(shuffleIdx);
     if (shuffleIdx.length !== sampleIdx.shape[0]! - 1) {
-      throw new FormatError(files.shuffleIdx, `${shuffleIdx.length} entries, but sample_idx has ${sampleIdx.shape[0]} rows (expected one fewer): the cached index maps do not belong together; delete them to rebuild`);
+      throw new FormatError(
+        files.shuffleIdx,
+        `${shuffleIdx.length} entries, but sample_idx has ${sampleIdx.shape[0]} rows (expected one fewer): the cached index maps do not belong together; delete them to rebuild`,
+      );
     }
     return { docIdx, sampleIdx, shuffleIdx, close: () => arrays.forEach((a) => a.close()) };
   } catch (e) {
@@ -175,7 +192,11 @@ class NpyIndexArray implements IndexArray {
     if (!dtypes.includes(header.dtype)) {
       throw new FormatError(path, `dtype is ${header.dtype}, expected ${dtypes.join(' or ')} as GPT-NeoX saves it`);
     }
-    if (header.shape.length !== dims) throw new FormatError(path, `shape is (${header.shape.join(', ')}), expected ${dims} dimension${dims > 1 ? 's' : ''}`);
+    if (header.shape.length !== dims)
+      throw new FormatError(
+        path,
+        `shape is (${header.shape.join(', ')}), expected ${dims} dimension${dims > 1 ? 's' : ''}`,
+      );
     const itemSize = header.dtype === '<i8' ? 8 : 4;
     return new NpyIndexArray(new RandomAccessFile(path), header.dtype, itemSize, header.dataOffset, header.shape);
   }

@@ -45,7 +45,8 @@ export function numTokens(sizes: Int32Array, documents: DocumentRange): number {
 
 /** `_num_epochs`: the fewest epochs whose tokens give num_samples samples of seq_length+1. */
 export function numEpochs(tokensPerEpoch: number, seqLength: number, numSamples: number): number {
-  if (tokensPerEpoch <= 1) throw new DataError(`the documents hold ${tokensPerEpoch} tokens; at least 2 are needed to build samples`);
+  if (tokensPerEpoch <= 1)
+    throw new DataError(`the documents hold ${tokensPerEpoch} tokens; at least 2 are needed to build samples`);
   // GPT-NeoX adds epochs until (E·T − 1) // L ≥ N, i.e. until E·T ≥ N·L + 1.
   return Math.max(1, Math.ceil((numSamples * seqLength + 1) / tokensPerEpoch));
 }
@@ -62,7 +63,13 @@ export function buildDocIdx(documents: DocumentRange, epochs: number, rng: Rando
 }
 
 /** `helpers.build_sample_idx`: where each sample starts in the doc_idx-ordered token stream. */
-export function buildSampleIdx(sizes: Int32Array, docIdx: Int32Array, seqLength: number, epochs: number, tokensPerEpoch: number): Int32Array {
+export function buildSampleIdx(
+  sizes: Int32Array,
+  docIdx: Int32Array,
+  seqLength: number,
+  epochs: number,
+  tokensPerEpoch: number,
+): Int32Array {
   const numSamples = Math.floor((epochs * tokensPerEpoch - 1) / seqLength);
   const sampleIdx = new Int32Array(2 * (numSamples + 1));
   let docIdxIndex = 0;
@@ -115,16 +122,26 @@ export function planIndexMaps(spec: IndexMapsSpec): IndexMapsPlan {
   const totalSamples = Math.floor((epochs * tokensPerEpoch - 1) / spec.seqLength);
   const docIdxLength = (documents.stop - documents.start) * epochs;
   if (totalSamples + 1 > 0x7fffffff || docIdxLength > 0x7fffffff) {
-    throw new ConfigError(`${spec.numSamples} samples of ${spec.seqLength} tokens need ${epochs} epochs of these ${documents.stop - documents.start} documents, overflowing GPT-NeoX's int32 doc_idx and sample_idx: is the sample count (train iters × batch size) meant for this dataset?`);
+    throw new ConfigError(
+      `${spec.numSamples} samples of ${spec.seqLength} tokens need ${epochs} epochs of these ${documents.stop - documents.start} documents, overflowing GPT-NeoX's int32 doc_idx and sample_idx: is the sample count (train iters × batch size) meant for this dataset?`,
+    );
   }
-  return { tokensPerEpoch, numEpochs: epochs, totalSamples, bytes: 4 * docIdxLength + 8 * (totalSamples + 1) + 4 * totalSamples };
+  return {
+    tokensPerEpoch,
+    numEpochs: epochs,
+    totalSamples,
+    bytes: 4 * docIdxLength + 8 * (totalSamples + 1) + 4 * totalSamples,
+  };
 }
 
 /**
  * `_build_index_mappings` without the caching: one RandomState(seed) for doc_idx then shuffle_idx.
  * `onPhase` hears which map is being built next.
  */
-export function buildIndexMaps(spec: IndexMapsSpec, onPhase?: (map: 'doc_idx' | 'sample_idx' | 'shuffle_idx') => void): IndexMaps {
+export function buildIndexMaps(
+  spec: IndexMapsSpec,
+  onPhase?: (map: 'doc_idx' | 'sample_idx' | 'shuffle_idx') => void,
+): IndexMaps {
   const documents = spec.documents ?? { start: 0, stop: spec.sizes.length };
   const plan = planIndexMaps(spec);
   const rng = new RandomState(spec.seed);
@@ -140,7 +157,9 @@ export function buildIndexMaps(spec: IndexMapsSpec, onPhase?: (map: 'doc_idx' | 
 function checkSpec(spec: IndexMapsSpec, documents: DocumentRange): void {
   const { start, stop } = documents;
   if (!Number.isInteger(start) || !Number.isInteger(stop) || start < 0 || stop > spec.sizes.length || start >= stop) {
-    throw new ConfigError(`documents [${start}, ${stop}): expected a non-empty range within the ${spec.sizes.length} items`);
+    throw new ConfigError(
+      `documents [${start}, ${stop}): expected a non-empty range within the ${spec.sizes.length} items`,
+    );
   }
   if (!Number.isSafeInteger(spec.numSamples) || spec.numSamples < 1) {
     throw new ConfigError(`num_samples: expected a positive integer, got ${spec.numSamples}`);
@@ -208,7 +227,18 @@ export interface IndexMapFiles {
  * GPT-NeoX's cache names: `{prefix}_{name}_indexmap_{N}ns_{L}sl_{seed}s_{doc,sample,shuffle}_idx.npy`.
  * `name` is "train_0" with train/valid/test data paths and "train" with a split.
  */
-export function indexMapFiles(prefix: string, name: string, numSamples: number, seqLength: number, seed: number): IndexMapFiles {
+export function indexMapFiles(
+  prefix: string,
+  name: string,
+  numSamples: number,
+  seqLength: number,
+  seed: number,
+): IndexMapFiles {
   const base = `${prefix}_${name}_indexmap_${numSamples}ns_${seqLength}sl_${seed}s`;
-  return { docIdx: `${base}_doc_idx.npy`, sampleIdx: `${base}_sample_idx.npy`, shuffleIdx: `${base}_shuffle_idx.npy`, inputs: `${base}_inputs.json` };
+  return {
+    docIdx: `${base}_doc_idx.npy`,
+    sampleIdx: `${base}_sample_idx.npy`,
+    shuffleIdx: `${base}_shuffle_idx.npy`,
+    inputs: `${base}_inputs.json`,
+  };
 }

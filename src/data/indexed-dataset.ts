@@ -117,13 +117,17 @@ export class IndexedDatasetWriter {
   /** Appends tokens to the document being written; `endDocument` closes it. A document may come in any number of parts. */
   append(tokens: ArrayLike<number>): void {
     if (this.done) throw new Error(`${this.prefix}: add after finish or abort`);
-    if (this.current + tokens.length > 0x7fffffff) throw new DataError(`document ${this.count}: ${this.current + tokens.length} tokens do not fit the int32 sizes array`);
+    if (this.current + tokens.length > 0x7fffffff)
+      throw new DataError(
+        `document ${this.count}: ${this.current + tokens.length} tokens do not fit the int32 sizes array`,
+      );
     const bytes = tokens.length * this.itemSize;
     if (this.pendingBytes + bytes > this.pending.length) this.flush();
     if (bytes > this.pending.length) this.pending = new Uint8Array(bytes);
-    const view = this.itemSize === 2
-      ? new Uint16Array(this.pending.buffer, this.pendingBytes, tokens.length)
-      : new Int32Array(this.pending.buffer, this.pendingBytes, tokens.length);
+    const view =
+      this.itemSize === 2
+        ? new Uint16Array(this.pending.buffer, this.pendingBytes, tokens.length)
+        : new Int32Array(this.pending.buffer, this.pendingBytes, tokens.length);
     for (let i = 0; i < tokens.length; i++) {
       const t = tokens[i]!;
       if (!Number.isInteger(t) || t < this.minToken || t > this.maxToken) {
@@ -242,7 +246,10 @@ export class IndexedDataset {
   private sizesCache: Int32Array | undefined;
   private docIdxCache: BigInt64Array | undefined;
 
-  private constructor(readonly prefix: string, fullCheckMaxIndexBytes: number) {
+  private constructor(
+    readonly prefix: string,
+    fullCheckMaxIndexBytes: number,
+  ) {
     this.idxFile = indexPath(prefix);
     this.idxFd = openSync(this.idxFile, 'r');
     try {
@@ -253,7 +260,10 @@ export class IndexedDataset {
       const header = this.readIndexBytes(0, INDEX_HEADER_BYTES);
       const view = new DataView(header.buffer);
       if (!INDEX_MAGIC.every((b, i) => header[i] === b)) {
-        throw new FormatError(this.idxFile, `magic is ${JSON.stringify(Buffer.from(header.subarray(0, 9)).toString('latin1'))}, expected "MMIDIDX\\u0000\\u0000" (not an MMapIndexedDataset index)`);
+        throw new FormatError(
+          this.idxFile,
+          `magic is ${JSON.stringify(Buffer.from(header.subarray(0, 9)).toString('latin1'))}, expected "MMIDIDX\\u0000\\u0000" (not an MMapIndexedDataset index)`,
+        );
       }
       const version = view.getBigUint64(9, true);
       if (version !== 1n) throw new FormatError(this.idxFile, `version is ${version}, expected 1`);
@@ -266,10 +276,16 @@ export class IndexedDataset {
       const d = view.getBigUint64(26, true);
       const expected = BigInt(INDEX_HEADER_BYTES) + 12n * n + 8n * d;
       if (BigInt(idxBytes) < expected) {
-        throw new FormatError(this.idxFile, `truncated: ${idxBytes} bytes, expected ${expected} for ${n} items and ${d} doc_idx entries`);
+        throw new FormatError(
+          this.idxFile,
+          `truncated: ${idxBytes} bytes, expected ${expected} for ${n} items and ${d} doc_idx entries`,
+        );
       }
       if (BigInt(idxBytes) > expected) {
-        throw new FormatError(this.idxFile, `${BigInt(idxBytes) - expected} bytes past the end of doc_idx (expected ${expected} bytes for ${n} items and ${d} doc_idx entries)`);
+        throw new FormatError(
+          this.idxFile,
+          `${BigInt(idxBytes) - expected} bytes past the end of doc_idx (expected ${expected} bytes for ${n} items and ${d} doc_idx entries)`,
+        );
       }
       this.length = Number(n);
       this.docIdxLength = Number(d);
@@ -292,17 +308,24 @@ export class IndexedDataset {
     const held = fstatSync(this.idxFd);
     const now = existsSync(this.idxFile) ? statSync(this.idxFile) : undefined;
     if (!now || now.ino !== held.ino || now.dev !== held.dev) {
-      throw new FormatError(this.idxFile, 'was replaced while the dataset was being opened (tokenized again?); open it again once the writer has finished');
+      throw new FormatError(
+        this.idxFile,
+        'was replaced while the dataset was being opened (tokenized again?); open it again once the writer has finished',
+      );
     }
   }
 
   /** The first item starts at byte 0 and the last ends exactly at the end of the .bin. */
   private checkEnds(): void {
     const end = this.length === 0 ? 0 : this.pointer(this.length - 1) + this.size(this.length - 1) * this.itemSize;
-    if (this.length > 0 && this.pointer(0) !== 0) throw new FormatError(this.idxFile, `pointers[0] is ${this.pointer(0)}, expected 0`);
+    if (this.length > 0 && this.pointer(0) !== 0)
+      throw new FormatError(this.idxFile, `pointers[0] is ${this.pointer(0)}, expected 0`);
     if (end !== this.bin.size) {
       const problem = end > this.bin.size ? 'shorter' : 'longer';
-      throw new FormatError(binPath(this.prefix), `${problem} than the index says: ${this.bin.size} bytes, the last item ends at byte ${end} (${this.idxFile} belongs to other data?)`);
+      throw new FormatError(
+        binPath(this.prefix),
+        `${problem} than the index says: ${this.bin.size} bytes, the last item ends at byte ${end} (${this.idxFile} belongs to other data?)`,
+      );
     }
   }
 
@@ -350,10 +373,15 @@ export class IndexedDataset {
   /** sha256 (hex) of sizes[start, stop) as int32 little-endian bytes, streamed from the index. */
   sizesSha256(start: number, stop: number): string {
     if (!(Number.isInteger(start) && Number.isInteger(stop) && 0 <= start && start <= stop && stop <= this.length)) {
-      throw new DataError(`${this.prefix}: items [${start}, ${stop}) are out of range; the dataset has ${this.length} items`);
+      throw new DataError(
+        `${this.prefix}: items [${start}, ${stop}) are out of range; the dataset has ${this.length} items`,
+      );
     }
     const hash = createHash('sha256');
-    if (this.sizesCache) return hash.update(new Uint8Array(this.sizesCache.buffer, this.sizesCache.byteOffset + 4 * start, 4 * (stop - start))).digest('hex');
+    if (this.sizesCache)
+      return hash
+        .update(new Uint8Array(this.sizesCache.buffer, this.sizesCache.byteOffset + 4 * start, 4 * (stop - start)))
+        .digest('hex');
     for (let at = start; at < stop; at += CHUNK_ITEMS) {
       hash.update(this.readIndexBytes(INDEX_HEADER_BYTES + 4 * at, 4 * Math.min(CHUNK_ITEMS, stop - at)));
     }
@@ -400,7 +428,9 @@ export class IndexedDataset {
   read(i: number, offset: number, length: number): Int32Array {
     const size = this.size(i);
     if (!Number.isInteger(offset) || !Number.isInteger(length) || offset < 0 || length < 0 || offset + length > size) {
-      throw new DataError(`${this.prefix}: tokens [${offset}, ${offset + length}) of item ${i} are out of range; it has ${size}`);
+      throw new DataError(
+        `${this.prefix}: tokens [${offset}, ${offset + length}) of item ${i} are out of range; it has ${size}`,
+      );
     }
     const start = this.pointer(i);
     this.checkExtent(i, start, size);
@@ -420,7 +450,10 @@ export class IndexedDataset {
     const first = this.pointer(start);
     const last = this.pointer(start + count - 1);
     if (last !== first + (total - sizes[count - 1]!) * this.itemSize) {
-      throw new FormatError(this.idxFile, `pointers and sizes disagree between items ${start} and ${start + count - 1}`);
+      throw new FormatError(
+        this.idxFile,
+        `pointers and sizes disagree between items ${start} and ${start + count - 1}`,
+      );
     }
     this.checkExtent(start + count - 1, last, sizes[count - 1]!);
     return { tokens: this.decode(first, total), sizes };
@@ -429,10 +462,16 @@ export class IndexedDataset {
   private checkExtent(i: number, pointer: number, size: number): void {
     if (size < 0) throw new FormatError(this.idxFile, `sizes[${i}] is ${size}, expected a count ≥ 0`);
     if (pointer < 0 || pointer % this.itemSize !== 0) {
-      throw new FormatError(this.idxFile, `pointers[${i}] is ${pointer}, expected a non-negative multiple of ${this.itemSize}`);
+      throw new FormatError(
+        this.idxFile,
+        `pointers[${i}] is ${pointer}, expected a non-negative multiple of ${this.itemSize}`,
+      );
     }
     if (pointer + size * this.itemSize > this.bin.size) {
-      throw new FormatError(binPath(this.prefix), `shorter than the index says: ${this.bin.size} bytes, item ${i} ends at byte ${pointer + size * this.itemSize}`);
+      throw new FormatError(
+        binPath(this.prefix),
+        `shorter than the index says: ${this.bin.size} bytes, item ${i} ends at byte ${pointer + size * this.itemSize}`,
+      );
     }
   }
 
@@ -455,7 +494,8 @@ export class IndexedDataset {
         const out = new Int32Array(count);
         for (let i = 0; i < count; i++) {
           const v = wide[i]!;
-          if (v < -0x80000000n || v > 0x7fffffffn) throw new FormatError(binPath(this.prefix), `token ${v} does not fit int32`);
+          if (v < -0x80000000n || v > 0x7fffffffn)
+            throw new FormatError(binPath(this.prefix), `token ${v} does not fit int32`);
           out[i] = Number(v);
         }
         return out;
@@ -476,18 +516,28 @@ export class IndexedDataset {
       const sizes = new Int32Array(this.readIndexBytes(INDEX_HEADER_BYTES + 4 * start, 4 * count).buffer);
       const pointers = new BigInt64Array(this.readIndexBytes(this.pointersOffset + 8 * start, 8 * count).buffer);
       for (let i = 0; i < count; i++) {
-        if (sizes[i]! < 0) throw new FormatError(this.idxFile, `sizes[${start + i}] is ${sizes[i]}, expected a count ≥ 0`);
+        if (sizes[i]! < 0)
+          throw new FormatError(this.idxFile, `sizes[${start + i}] is ${sizes[i]}, expected a count ≥ 0`);
         if (Number(pointers[i]!) !== expected) {
-          throw new FormatError(this.idxFile, `pointers[${start + i}] is ${pointers[i]}, expected ${expected} (the sum of the sizes before it × ${this.itemSize}): pointers and sizes are inconsistent`);
+          throw new FormatError(
+            this.idxFile,
+            `pointers[${start + i}] is ${pointers[i]}, expected ${expected} (the sum of the sizes before it × ${this.itemSize}): pointers and sizes are inconsistent`,
+          );
         }
         expected += sizes[i]! * this.itemSize;
       }
     }
     if (expected > this.bin.size) {
-      throw new FormatError(binPath(this.prefix), `shorter than the index says: ${this.bin.size} bytes, expected ${expected}`);
+      throw new FormatError(
+        binPath(this.prefix),
+        `shorter than the index says: ${this.bin.size} bytes, expected ${expected}`,
+      );
     }
     if (expected < this.bin.size) {
-      throw new FormatError(binPath(this.prefix), `longer than the index says: ${this.bin.size} bytes, expected ${expected}`);
+      throw new FormatError(
+        binPath(this.prefix),
+        `longer than the index says: ${this.bin.size} bytes, expected ${expected}`,
+      );
     }
   }
 

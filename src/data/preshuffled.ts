@@ -32,7 +32,10 @@ export class PreshuffledDataset implements SampleSource {
   }
 
   private wrongLength(item: number, size: number): never {
-    throw new FormatError(`${this.dataset.prefix}.idx`, `item ${item} has ${size} tokens; a preshuffled dataset with seq_length ${this.seqLength} has ${this.sampleLength} per item`);
+    throw new FormatError(
+      `${this.dataset.prefix}.idx`,
+      `item ${item} has ${size} tokens; a preshuffled dataset with seq_length ${this.seqLength} has ${this.sampleLength} per item`,
+    );
   }
 
   sample(k: number): Int32Array {
@@ -61,7 +64,10 @@ export class PreshuffledWriter {
   ) {}
 
   static create(prefix: string, options: { vocabSize: number; seqLength?: number }): PreshuffledWriter {
-    return new PreshuffledWriter(IndexedDatasetWriter.create(prefix, { vocabSize: options.vocabSize }), (options.seqLength ?? 2048) + 1);
+    return new PreshuffledWriter(
+      IndexedDatasetWriter.create(prefix, { vocabSize: options.vocabSize }),
+      (options.seqLength ?? 2048) + 1,
+    );
   }
 
   get samples(): number {
@@ -70,7 +76,9 @@ export class PreshuffledWriter {
 
   addSample(tokens: ArrayLike<number>): void {
     if (tokens.length !== this.sampleLength) {
-      throw new DataError(`${this.writer.prefix}: sample ${this.samples} has ${tokens.length} tokens, expected ${this.sampleLength}`);
+      throw new DataError(
+        `${this.writer.prefix}: sample ${this.samples} has ${tokens.length} tokens, expected ${this.sampleLength}`,
+      );
     }
     this.writer.add(tokens);
   }
@@ -78,7 +86,9 @@ export class PreshuffledWriter {
   /** A whole batch, row-major [rows, seq_length+1]. */
   addBatch(tokens: Int32Array): void {
     if (tokens.length % this.sampleLength !== 0) {
-      throw new DataError(`${this.writer.prefix}: a batch of ${tokens.length} tokens is not whole samples of ${this.sampleLength}`);
+      throw new DataError(
+        `${this.writer.prefix}: a batch of ${tokens.length} tokens is not whole samples of ${this.sampleLength}`,
+      );
     }
     for (let start = 0; start < tokens.length; start += this.sampleLength) {
       this.writer.add(tokens.subarray(start, start + this.sampleLength));

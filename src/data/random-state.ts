@@ -16,8 +16,17 @@ const TWO_POW_32 = 0x1_0000_0000;
 
 /** Arrays `shuffle` accepts. Elements are swapped as they are, whatever their type. */
 export type ShuffleableArray =
-  | Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | Uint32Array
-  | Float32Array | Float64Array | BigInt64Array | BigUint64Array | number[];
+  | Int8Array
+  | Uint8Array
+  | Int16Array
+  | Uint16Array
+  | Int32Array
+  | Uint32Array
+  | Float32Array
+  | Float64Array
+  | BigInt64Array
+  | BigUint64Array
+  | number[];
 
 /** The smallest 2^k − 1 that is ≥ x, for 0 < x < 2^32. */
 function mask32(x: number): number {

@@ -36,10 +36,13 @@ export interface SampleSource {
 
 /** Checks that step s exists in a source of `length` samples and returns its first index. */
 export function batchStart(step: number, batchSize: number, length: number): number {
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new DataError(`batch size: expected a positive integer, got ${batchSize}`);
+  if (!Number.isInteger(batchSize) || batchSize < 1)
+    throw new DataError(`batch size: expected a positive integer, got ${batchSize}`);
   const steps = Math.floor(length / batchSize);
   if (!Number.isInteger(step) || step < 0 || step >= steps) {
-    throw new DataError(`step ${step} is past the end: ${length} samples make ${steps} steps of ${batchSize} (steps 0 to ${steps - 1})`);
+    throw new DataError(
+      `step ${step} is past the end: ${length} samples make ${steps} steps of ${batchSize} (steps 0 to ${steps - 1})`,
+    );
   }
   return step * batchSize;
 }
@@ -62,7 +65,8 @@ export class GPT2SampleOrder implements SampleSource {
 
   private entry(array: IndexArray, i: number, what: string): number {
     const v = array.at(i);
-    if (v === undefined || i < 0) throw new FormatError(this.mapsName, `${what}[${i}] is out of range (${array.length} entries)`);
+    if (v === undefined || i < 0)
+      throw new FormatError(this.mapsName, `${what}[${i}] is out of range (${array.length} entries)`);
     return v;
   }
 
@@ -98,7 +102,10 @@ export class GPT2SampleOrder implements SampleSource {
   }
 
   private mismatch(k: number): never {
-    throw new FormatError(this.mapsName, `sample ${k} does not have ${this.sampleLength} tokens: the index maps were not built from ${this.dataset.prefix} with seq_length ${this.seqLength}`);
+    throw new FormatError(
+      this.mapsName,
+      `sample ${k} does not have ${this.sampleLength} tokens: the index maps were not built from ${this.dataset.prefix} with seq_length ${this.seqLength}`,
+    );
   }
 
   batchTokens(step: number, batchSize: number): Int32Array {

@@ -57,7 +57,10 @@ export class ShardedFile {
   /** Fills `target` with the bytes at [position, position + target.length). */
   readInto(position: number, target: Uint8Array): void {
     if (position < 0 || position + target.length > this.size) {
-      throw new FormatError(this.name, `read of bytes [${position}, ${position + target.length}) is past the end (${this.size} bytes)`);
+      throw new FormatError(
+        this.name,
+        `read of bytes [${position}, ${position + target.length}) is past the end (${this.size} bytes)`,
+      );
     }
     let done = 0;
     for (const shard of this.shards) {

@@ -9,7 +9,7 @@
  * than growing with the document (the tokenizer holds ~100 bytes per character it encodes).
  * A stretch with no such cut longer than a piece is encoded whole.
  */
-import { readCorpus, type CorpusStats, type TxtMode } from './corpus.js';
+import { type CorpusStats, readCorpus, type TxtMode } from './corpus.js';
 import { datasetPrefix, IndexedDatasetWriter } from './indexed-dataset.js';
 import type { TextTokenizer } from './tokenizer.js';
 
@@ -90,7 +90,7 @@ export async function tokenizeCorpus(options: TokenizeOptions): Promise<Tokenize
   const { tokenizer } = options;
   const prefix = datasetPrefix(options.out);
   const batchChars = options.batchChars ?? 1 << 20;
-  const pieceChars = tokenizer.splitsSafely ? options.pieceChars ?? 1 << 16 : Infinity;
+  const pieceChars = tokenizer.splitsSafely ? (options.pieceChars ?? 1 << 16) : Infinity;
   const stats: CorpusStats = { documents: 0, invalidLines: 0 };
   const progress: TokenizeProgress = { documents: 0, tokens: 0, bytesRead: 0 };
   let emptyDocuments = 0;

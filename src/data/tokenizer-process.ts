@@ -17,7 +17,8 @@ const tokenizer = Tokenizer.fromFile(process.argv[2]!);
 process.on('message', (request: Request) => {
   tokenizer.encodeBatch(request.texts).then(
     (encodings) => process.send!({ id: request.id, ids: encodings.map((e) => Int32Array.from(e.getIds())) }),
-    (e: unknown) => process.send!({ id: request.id, error: (e instanceof Error ? e.message : String(e)).split('\n')[0] }),
+    (e: unknown) =>
+      process.send!({ id: request.id, error: (e instanceof Error ? e.message : String(e)).split('\n')[0] }),
   );
 });
 process.on('disconnect', () => process.exit(0));

@@ -52,7 +52,10 @@ class HfTokenizer implements TextTokenizer {
     let largest = -1;
     for (const [, id] of vocab) largest = Math.max(largest, id);
     if (largest + 1 > MAX_VOCAB_SIZE) {
-      throw new FormatError(path, `largest token id is ${largest}, more than a vocabulary of ${MAX_VOCAB_SIZE} (the most we support) needs`);
+      throw new FormatError(
+        path,
+        `largest token id is ${largest}, more than a vocabulary of ${MAX_VOCAB_SIZE} (the most we support) needs`,
+      );
     }
     for (const [token, id] of vocab) this.tokens[id] = token;
     this.vocabSize = this.tokens.length;
@@ -71,7 +74,8 @@ class HfTokenizer implements TextTokenizer {
   decode(ids: readonly number[]): string {
     const tokens = ids.map((id) => {
       const token = Number.isInteger(id) ? this.tokens[id] : undefined;
-      if (token === undefined) throw new DataError(`token id ${id} is not in the vocabulary of ${this.path} (size ${this.vocabSize})`);
+      if (token === undefined)
+        throw new DataError(`token id ${id} is not in the vocabulary of ${this.path} (size ${this.vocabSize})`);
       return token;
     });
     const decoder = this.inner.getDecoder();
@@ -95,7 +99,8 @@ export async function loadTokenizer(path: string): Promise<TextTokenizer> {
     throw new FormatError(path, `not a Hugging Face tokenizer.json (${message})`);
   }
   const eodId = inner.tokenToId(EOD_TOKEN);
-  if (eodId === null || eodId === undefined) throw new FormatError(path, `added_tokens: expected the end-of-document token ${EOD_TOKEN}`);
+  if (eodId === null || eodId === undefined)
+    throw new FormatError(path, `added_tokens: expected the end-of-document token ${EOD_TOKEN}`);
   const padId = inner.tokenToId(PAD_TOKEN) ?? undefined;
   return new HfTokenizer(path, inner, eodId, padId, safeToSplit(json));
 }
@@ -115,14 +120,32 @@ const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null 
  */
 export function safeToSplit(json: unknown): boolean {
   if (!isObject(json)) return false;
-  const { normalizer, pre_tokenizer: pre, post_processor: post, model, added_tokens: added, truncation, padding } = json;
-  const normalizerOk = normalizer === null || normalizer === undefined || (isObject(normalizer) && normalizer.type === 'NFC');
+  const {
+    normalizer,
+    pre_tokenizer: pre,
+    post_processor: post,
+    model,
+    added_tokens: added,
+    truncation,
+    padding,
+  } = json;
+  const normalizerOk =
+    normalizer === null || normalizer === undefined || (isObject(normalizer) && normalizer.type === 'NFC');
   const preOk = isObject(pre) && pre.type === 'ByteLevel' && pre.add_prefix_space === false && pre.use_regex !== false;
   const postOk = post === null || post === undefined || (isObject(post) && post.type === 'ByteLevel');
   const modelOk = isObject(model) && model.type === 'BPE' && (model.dropout === null || model.dropout === undefined);
   const spacesOnly = (s: string): boolean => /^ {2,}$/.test(s);
-  const addedOk = Array.isArray(added) && added.every((t) => isObject(t) && typeof t.content === 'string' && !t.content.includes('\n')
-    && (!t.content.includes(' ') || spacesOnly(t.content)) && t.lstrip !== true && t.rstrip !== true);
+  const addedOk =
+    Array.isArray(added) &&
+    added.every(
+      (t) =>
+        isObject(t) &&
+        typeof t.content === 'string' &&
+        !t.content.includes('\n') &&
+        (!t.content.includes(' ') || spacesOnly(t.content)) &&
+        t.lstrip !== true &&
+        t.rstrip !== true,
+    );
   const noExtras = (truncation === null || truncation === undefined) && (padding === null || padding === undefined);
   return normalizerOk && preOk && postOk && modelOk && addedOk && noExtras;
 }
@@ -185,8 +208,16 @@ class EncoderProcess {
     child.on('close', (code, signal) => {
       const panic = panicMessage(this.stderr);
       const reason = panic ?? this.stderr.trim().split('\n').at(-1) ?? '';
-      const hint = panic && /regex|onig|retry-limit/i.test(panic) ? ': its pre-tokenizer regex backtracks without end on this text' : '';
-      failAll(new FormatError(this.path, `the tokenizer aborted while encoding (${reason || `exit ${signal ?? code}`})${hint}`));
+      const hint =
+        panic && /regex|onig|retry-limit/i.test(panic)
+          ? ': its pre-tokenizer regex backtracks without end on this text'
+          : '';
+      failAll(
+        new FormatError(
+          this.path,
+          `the tokenizer aborted while encoding (${reason || `exit ${signal ?? code}`})${hint}`,
+        ),
+      );
     });
     this.child = child;
     return child;

@@ -29,7 +29,8 @@ export function createZstdDecompressor(path: string, decoder: ZstdDecoder = defa
   if (decoder === 'node') {
     const create = (zlib as unknown as NodeZstd).createZstdDecompress;
     const windowLogMax = (zlib.constants as unknown as NodeZstdConstants).ZSTD_d_windowLogMax;
-    if (create === undefined || windowLogMax === undefined) throw new Error(`Node ${process.version} has no built-in zstd`);
+    if (create === undefined || windowLogMax === undefined)
+      throw new Error(`Node ${process.version} has no built-in zstd`);
     // windowLogMax 31: accept frames written with long windows (zstd --long), as large corpora often are.
     return create({ params: { [windowLogMax]: 31 } });
   }
@@ -153,7 +154,14 @@ class FrameHeaders {
     if (singleSegment) {
       const at = 5 + [0, 1, 2, 4][descriptor & 3]!;
       const flag = descriptor >> 6;
-      window = flag === 0 ? p[at]! : flag === 1 ? p.readUInt16LE(at) + 256 : flag === 2 ? p.readUInt32LE(at) : Number(p.readBigUInt64LE(at));
+      window =
+        flag === 0
+          ? p[at]!
+          : flag === 1
+            ? p.readUInt16LE(at) + 256
+            : flag === 2
+              ? p.readUInt32LE(at)
+              : Number(p.readBigUInt64LE(at));
     } else {
       const base = 2 ** (10 + (p[5]! >> 3));
       window = base + (base / 8) * (p[5]! & 7);

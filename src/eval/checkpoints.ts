@@ -5,7 +5,7 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { type ResolvedCheckpoint } from '../model/hub-cache.js';
+import type { ResolvedCheckpoint } from '../model/hub-cache.js';
 import { ConfigError } from '../util/errors.js';
 
 export interface CheckpointRef {
@@ -44,7 +44,11 @@ export function readSuite(dir: string): SuiteModels | undefined {
   const models = readdirSync(dir, { withFileTypes: true })
     .filter((e) => e.isDirectory())
     .map((e) => ({ name: e.name, dir: join(dir, e.name) }))
-    .map((m) => ({ ...m, steps: stepsIn(m.dir), log: existsSync(join(m.dir, 'log.jsonl')) ? join(m.dir, 'log.jsonl') : undefined }))
+    .map((m) => ({
+      ...m,
+      steps: stepsIn(m.dir),
+      log: existsSync(join(m.dir, 'log.jsonl')) ? join(m.dir, 'log.jsonl') : undefined,
+    }))
     .filter((m) => m.steps.length > 0)
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   return models.length > 0 ? { dir, models } : undefined;
@@ -82,17 +86,31 @@ export function tokensSeen(dir: string): number | null {
 export function runOf(dir: string, model: string): Pick<CheckpointRef, 'run' | 'baseline'> {
   const state = trainerState(dir);
   if (!state?.intervention) return { run: 'baseline', baseline: null };
-  const baseline = typeof state.baseline === 'string' ? state.baseline : model.endsWith('-intervention') ? model.slice(0, -'-intervention'.length) : null;
+  const baseline =
+    typeof state.baseline === 'string'
+      ? state.baseline
+      : model.endsWith('-intervention')
+        ? model.slice(0, -'-intervention'.length)
+        : null;
   return { run: 'intervention', baseline };
 }
 
 /** A single checkpoint folder: `<model>/step<N>` gives (model, N); any other folder is its own model at step −1. */
-export function checkpointRef(dir: string, named?: { model: string; step?: number; tokens?: number | null }): CheckpointRef {
+export function checkpointRef(
+  dir: string,
+  named?: { model: string; step?: number; tokens?: number | null },
+): CheckpointRef {
   const abs = resolve(dir);
   const m = STEP_DIR.exec(basename(abs));
   const model = named?.model ?? (m ? basename(dirname(abs)) : basename(abs));
   const step = named?.step ?? (m ? Number(m[1]) : -1);
-  return { model, step, dir, tokens: named?.tokens !== undefined ? named.tokens : tokensSeen(dir), ...runOf(dir, model) };
+  return {
+    model,
+    step,
+    dir,
+    tokens: named?.tokens !== undefined ? named.tokens : tokensSeen(dir),
+    ...runOf(dir, model),
+  };
 }
 
 /** Tokens per Pythia training step: 1024 sequences of 2048 tokens (the Pythia paper, §2). */
@@ -101,7 +119,12 @@ export const PYTHIA_TOKENS_PER_STEP = 1024 * 2048;
 /** A hub snapshot: EleutherAI's Pythia checkpoints at `step<N>` have seen N × 2,097,152 tokens. */
 export function hubCheckpointRef(r: ResolvedCheckpoint): CheckpointRef {
   const pythia = /^EleutherAI\/pythia-/.test(r.model);
-  return { model: r.model, step: r.step ?? -1, dir: r.dir, tokens: pythia && r.step !== undefined ? r.step * PYTHIA_TOKENS_PER_STEP : tokensSeen(r.dir) };
+  return {
+    model: r.model,
+    step: r.step ?? -1,
+    dir: r.dir,
+    tokens: pythia && r.step !== undefined ? r.step * PYTHIA_TOKENS_PER_STEP : tokensSeen(r.dir),
+  };
 }
 
 export interface CheckpointFilter {
@@ -115,15 +138,23 @@ export function suiteCheckpoints(suite: SuiteModels, filter: CheckpointFilter): 
   let models = suite.models;
   if (filter.models && filter.models.length > 0) {
     const unknown = filter.models.filter((n) => !models.some((m) => m.name === n));
-    if (unknown.length > 0) throw new ConfigError(`--models: ${unknown.join(', ')} not in ${suite.dir} (${models.map((m) => m.name).join(', ')})`);
+    if (unknown.length > 0)
+      throw new ConfigError(
+        `--models: ${unknown.join(', ')} not in ${suite.dir} (${models.map((m) => m.name).join(', ')})`,
+      );
     models = models.filter((m) => filter.models!.includes(m.name));
   }
   if (filter.steps) {
     const all = new Set(models.flatMap((m) => m.steps));
     const missing = filter.steps.filter((s) => !all.has(s));
-    if (missing.length > 0) throw new ConfigError(`--steps: no checkpoint at step ${missing.join(', ')} in ${suite.dir} (steps: ${[...all].sort((a, b) => a - b).join(', ')})`);
+    if (missing.length > 0)
+      throw new ConfigError(
+        `--steps: no checkpoint at step ${missing.join(', ')} in ${suite.dir} (steps: ${[...all].sort((a, b) => a - b).join(', ')})`,
+      );
   }
   return models.flatMap((m) =>
-    m.steps.filter((s) => !filter.steps || filter.steps.includes(s)).map((step) => checkpointRef(join(m.dir, `step${step}`), { model: m.name, step })),
+    m.steps
+      .filter((s) => !filter.steps || filter.steps.includes(s))
+      .map((step) => checkpointRef(join(m.dir, `step${step}`), { model: m.name, step })),
   );
 }

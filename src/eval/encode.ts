@@ -49,7 +49,10 @@ export function rollingWindows(tokens: readonly number[], prefixToken: number, m
     const length = Math.min(tokens.length - predicted, maxLength);
     const end = predicted + length;
     // The window's inputs are the maxLength tokens before `end`; the last `length` are predicted.
-    windows.push({ context: tokens.slice(Math.max(0, end - maxLength - 1), end - length), continuation: tokens.slice(end - length, end) });
+    windows.push({
+      context: tokens.slice(Math.max(0, end - maxLength - 1), end - length),
+      continuation: tokens.slice(end - length, end),
+    });
     predicted = end;
   }
   return windows;

@@ -46,11 +46,19 @@ function seedFor(seed: number, task: string, shots: number, id: string): number 
  * Draws `shots` demonstrations for `item` from `pool` (the item itself excluded, matched by id when
  * the pool is the task's own items). A partial Fisher–Yates shuffle over the pool's indices.
  */
-export function drawDemonstrations(item: TaskItem, pool: readonly TaskItem[], shots: number, seed: number, task: string): TaskItem[] {
+export function drawDemonstrations(
+  item: TaskItem,
+  pool: readonly TaskItem[],
+  shots: number,
+  seed: number,
+  task: string,
+): TaskItem[] {
   if (shots === 0) return [];
   const candidates = pool.filter((p) => p.id !== item.id);
   if (candidates.length < shots) {
-    throw new ConfigError(`task ${task}: ${shots}-shot prompts need ${shots} other items, the few-shot pool has ${candidates.length}`);
+    throw new ConfigError(
+      `task ${task}: ${shots}-shot prompts need ${shots} other items, the few-shot pool has ${candidates.length}`,
+    );
   }
   const rng = new Prng(seedFor(seed, task, shots, item.id));
   const order = candidates.map((_, i) => i);

@@ -52,7 +52,12 @@ export function argmax(values: readonly number[]): number {
   return best;
 }
 
-export function multipleChoiceResult(itemId: string, choices: readonly string[], gold: number, lls: readonly number[]): ItemResult {
+export function multipleChoiceResult(
+  itemId: string,
+  choices: readonly string[],
+  gold: number,
+  lls: readonly number[],
+): ItemResult {
   const pick = argmax(lls);
   const pickNorm = argmax(lls.map((ll, i) => ll / choices[i]!.length));
   return {
@@ -129,7 +134,10 @@ export function aggregate(outputType: OutputType, items: readonly ItemResult[]):
       const m = mean(lls);
       const se = meanStderr(lls);
       const perplexity = Math.exp(-m);
-      return [meanAggregate('acc', values('acc')), { metric: 'perplexity', value: perplexity, stderr: se === null ? null : perplexity * se, n }];
+      return [
+        meanAggregate('acc', values('acc')),
+        { metric: 'perplexity', value: perplexity, stderr: se === null ? null : perplexity * se, n },
+      ];
     }
     case 'loglikelihood_rolling': {
       const lls = values('loglikelihood');
@@ -138,9 +146,24 @@ export function aggregate(outputType: OutputType, items: readonly ItemResult[]):
       const wordPpl = Math.exp(-perWord.value);
       const bytePpl = Math.exp(-perByte.value);
       return [
-        { metric: 'word_perplexity', value: wordPpl, stderr: perWord.stderr === null ? null : wordPpl * perWord.stderr, n },
-        { metric: 'byte_perplexity', value: bytePpl, stderr: perByte.stderr === null ? null : bytePpl * perByte.stderr, n },
-        { metric: 'bits_per_byte', value: -perByte.value / Math.LN2, stderr: perByte.stderr === null ? null : perByte.stderr / Math.LN2, n },
+        {
+          metric: 'word_perplexity',
+          value: wordPpl,
+          stderr: perWord.stderr === null ? null : wordPpl * perWord.stderr,
+          n,
+        },
+        {
+          metric: 'byte_perplexity',
+          value: bytePpl,
+          stderr: perByte.stderr === null ? null : bytePpl * perByte.stderr,
+          n,
+        },
+        {
+          metric: 'bits_per_byte',
+          value: -perByte.value / Math.LN2,
+          stderr: perByte.stderr === null ? null : perByte.stderr / Math.LN2,
+          n,
+        },
       ];
     }
   }

@@ -7,12 +7,21 @@ import type { NeoXConfig } from '../model/config.js';
 import { Decoder } from '../model/decoder.js';
 import { generate } from '../model/generate.js';
 import type { Params } from '../model/params.js';
-import { Scorer, type ScoreRequest } from '../model/score.js';
+import { type ScoreRequest, Scorer } from '../model/score.js';
 import type { RuntimeOptions } from '../runtime/session.js';
 import { ConfigError } from '../util/errors.js';
 import { encodePairs, rollingWindows, type TextPair } from './encode.js';
 import { drawDemonstrations, fewshotPrompt } from './fewshot.js';
-import { type Aggregate, type ItemResult, aggregate, countBytes, countWords, cutAtStop, exactMatch, multipleChoiceResult } from './metrics.js';
+import {
+  type Aggregate,
+  aggregate,
+  countBytes,
+  countWords,
+  cutAtStop,
+  exactMatch,
+  type ItemResult,
+  multipleChoiceResult,
+} from './metrics.js';
 import type { GenerateItem, Task, TaskItem } from './tasks.js';
 
 /** A checkpoint ready to evaluate. Scoring and decoding sessions are compiled per architecture and shared. */
@@ -53,7 +62,9 @@ export async function runTask(model: EvalModel, task: Task, options: TaskRunOpti
     throw new ConfigError(`task ${task.name}: loglikelihood_rolling takes no few-shot demonstrations (use --shots 0)`);
   }
   const pool = options.fewshotPool ?? task.items;
-  const prompts = items.map((item) => fewshotPrompt(item, drawDemonstrations(item, pool, options.shots, options.seed, task.name)));
+  const prompts = items.map((item) =>
+    fewshotPrompt(item, drawDemonstrations(item, pool, options.shots, options.seed, task.name)),
+  );
   let results: ItemResult[];
   switch (task.outputType) {
     case 'multiple_choice':
@@ -91,7 +102,13 @@ export async function releaseScorers(model: EvalModel): Promise<void> {
 }
 
 /** Scores requests in slices, so progress can be reported between them. */
-async function scoreInSlices(s: Scorer, requests: ScoreRequest[], options: TaskRunOptions, itemsPerRequest: (done: number) => number, totalItems: number) {
+async function scoreInSlices(
+  s: Scorer,
+  requests: ScoreRequest[],
+  options: TaskRunOptions,
+  itemsPerRequest: (done: number) => number,
+  totalItems: number,
+) {
   const slice = options.batchSize * 16;
   const out = [];
   for (let start = 0; start < requests.length; start += slice) {
@@ -101,7 +118,12 @@ async function scoreInSlices(s: Scorer, requests: ScoreRequest[], options: TaskR
   return out;
 }
 
-async function scoreChoices(model: EvalModel, items: readonly TaskItem[], prompts: readonly string[], options: TaskRunOptions): Promise<ItemResult[]> {
+async function scoreChoices(
+  model: EvalModel,
+  items: readonly TaskItem[],
+  prompts: readonly string[],
+  options: TaskRunOptions,
+): Promise<ItemResult[]> {
   const pairs: TextPair[] = [];
   const owner: number[] = [];
   items.forEach((item, i) => {
@@ -116,7 +138,13 @@ async function scoreChoices(model: EvalModel, items: readonly TaskItem[], prompt
     }
   });
   const requests = await encodePairs(model.tokenizer, pairs);
-  const scored = await scoreInSlices(await scorer(model, options.runtime), requests, options, (done) => (done === 0 ? 0 : owner[done - 1]! + 1), items.length);
+  const scored = await scoreInSlices(
+    await scorer(model, options.runtime),
+    requests,
+    options,
+    (done) => (done === 0 ? 0 : owner[done - 1]! + 1),
+    items.length,
+  );
   let k = 0;
   return items.map((item) => {
     if (item.kind === 'multiple_choice') {
@@ -129,7 +157,11 @@ async function scoreChoices(model: EvalModel, items: readonly TaskItem[], prompt
   });
 }
 
-async function scoreRolling(model: EvalModel, items: readonly TaskItem[], options: TaskRunOptions): Promise<ItemResult[]> {
+async function scoreRolling(
+  model: EvalModel,
+  items: readonly TaskItem[],
+  options: TaskRunOptions,
+): Promise<ItemResult[]> {
   const texts = items.map((item) => (item.kind === 'loglikelihood_rolling' ? item.text : ''));
   const encoded = await model.tokenizer.encodeBatch(texts);
   const requests: ScoreRequest[] = [];
@@ -140,7 +172,13 @@ async function scoreRolling(model: EvalModel, items: readonly TaskItem[], option
       owner.push(i);
     }
   });
-  const scored = await scoreInSlices(await scorer(model, options.runtime), requests, options, (done) => (done === 0 ? 0 : owner[done - 1]! + 1), items.length);
+  const scored = await scoreInSlices(
+    await scorer(model, options.runtime),
+    requests,
+    options,
+    (done) => (done === 0 ? 0 : owner[done - 1]! + 1),
+    items.length,
+  );
   const lls = new Array<number>(items.length).fill(0);
   scored.forEach((r, j) => (lls[owner[j]!]! += r.logprob));
   return items.map((item, i) => ({
@@ -152,26 +190,37 @@ async function scoreRolling(model: EvalModel, items: readonly TaskItem[], option
   }));
 }
 
-async function generateAnswers(model: EvalModel, items: readonly GenerateItem[], prompts: readonly string[], options: TaskRunOptions): Promise<ItemResult[]> {
+async function generateAnswers(
+  model: EvalModel,
+  items: readonly GenerateItem[],
+  prompts: readonly string[],
+  options: TaskRunOptions,
+): Promise<ItemResult[]> {
   const { config, tokenizer } = model;
   const maxNew = Math.min(options.maxGenTokens, config.maxPositions - 1);
   const room = config.maxPositions - maxNew;
   const encoded = await tokenizer.encodeBatch(prompts.map((p) => p));
   // As the harness does: an empty prompt is the end-of-text token; long prompts keep their end.
-  const inputs = encoded.map((ids) => (ids.length === 0 ? [tokenizer.eodId] : ids.slice(Math.max(0, ids.length - room))));
+  const inputs = encoded.map((ids) =>
+    ids.length === 0 ? [tokenizer.eodId] : ids.slice(Math.max(0, ids.length - room)),
+  );
   const order = inputs.map((_, i) => i).sort((a, b) => inputs[b]!.length - inputs[a]!.length || a - b);
   const decoder = await Decoder.create(config, model.params, { ...options.runtime, weights: 'inputs' });
   const texts = new Array<string>(items.length);
   try {
     for (let start = 0; start < order.length; start += options.batchSize) {
       const rows = order.slice(start, start + options.batchSize);
-      const out = await generate(decoder, rows.map((i) => inputs[i]!), {
-        maxNewTokens: maxNew,
-        eosTokenId: tokenizer.eodId,
-        padTokenId: tokenizer.padId ?? tokenizer.eodId,
-        allowedTokens: tokenizer.vocabSize,
-        stop: (b, generated) => cutAtStop(tokenizer.decode(generated), items[rows[b]!]!.until).stopped,
-      });
+      const out = await generate(
+        decoder,
+        rows.map((i) => inputs[i]!),
+        {
+          maxNewTokens: maxNew,
+          eosTokenId: tokenizer.eodId,
+          padTokenId: tokenizer.padId ?? tokenizer.eodId,
+          allowedTokens: tokenizer.vocabSize,
+          stop: (b, generated) => cutAtStop(tokenizer.decode(generated), items[rows[b]!]!.until).stopped,
+        },
+      );
       rows.forEach((i, b) => {
         const generated = out[b]!.slice(inputs[i]!.length).filter((id) => id !== tokenizer.eodId);
         texts[i] = cutAtStop(tokenizer.decode(generated), items[i]!.until).text;
@@ -181,5 +230,9 @@ async function generateAnswers(model: EvalModel, items: readonly GenerateItem[],
   } finally {
     await decoder.release();
   }
-  return items.map((item, i) => ({ itemId: item.id, exactMatch: exactMatch(texts[i]!, item.answer), prediction: texts[i]! }));
+  return items.map((item, i) => ({
+    itemId: item.id,
+    exactMatch: exactMatch(texts[i]!, item.answer),
+    prediction: texts[i]!,
+  }));
 }

@@ -33,7 +33,9 @@ export function resolveTaskPaths(specs: readonly string[] | undefined, taskDirs:
   const available = taskDirs.flatMap(tasksIn);
   if (!specs || specs.length === 0) {
     if (available.length === 0) {
-      throw new ConfigError(`no tasks: pass --tasks <files or names>${taskDirs.length > 0 ? ` (no .jsonl files in ${taskDirs.join(', ')})` : ''}`);
+      throw new ConfigError(
+        `no tasks: pass --tasks <files or names>${taskDirs.length > 0 ? ` (no .jsonl files in ${taskDirs.join(', ')})` : ''}`,
+      );
     }
     return available;
   }
@@ -42,7 +44,10 @@ export function resolveTaskPaths(specs: readonly string[] | undefined, taskDirs:
     const found = available.find((p) => p.endsWith(`/${spec}.jsonl`));
     if (found) return found;
     const names = available.map((p) => p.slice(p.lastIndexOf('/') + 1, -'.jsonl'.length));
-    const where = taskDirs.length > 0 ? ` in ${taskDirs.join(', ')}` : ' (no task folder: pass --task-dir or a file path)';
-    throw new ConfigError(`--tasks: unknown task "${spec}"${where}${names.length > 0 ? `; known: ${names.join(', ')}` : ''}`);
+    const where =
+      taskDirs.length > 0 ? ` in ${taskDirs.join(', ')}` : ' (no task folder: pass --task-dir or a file path)';
+    throw new ConfigError(
+      `--tasks: unknown task "${spec}"${where}${names.length > 0 ? `; known: ${names.join(', ')}` : ''}`,
+    );
   });
 }

@@ -84,7 +84,10 @@ export function readTask(path: string, outputType?: OutputType): Task {
     bytes = readFileSync(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new FormatError(path, code === 'ENOENT' ? 'task file not found' : `cannot read (${code ?? (e as Error).message})`);
+    throw new FormatError(
+      path,
+      code === 'ENOENT' ? 'task file not found' : `cannot read (${code ?? (e as Error).message})`,
+    );
   }
   const lines = bytes.toString('utf8').split('\n');
   const items: TaskItem[] = [];
@@ -99,11 +102,15 @@ export function readTask(path: string, outputType?: OutputType): Task {
     } catch (e) {
       throw new FormatError(where, `not valid JSON (${(e as Error).message})`);
     }
-    if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new FormatError(where, 'expected a JSON object');
+    if (json === null || typeof json !== 'object' || Array.isArray(json))
+      throw new FormatError(where, 'expected a JSON object');
     const line = json as Record<string, unknown>;
     const type = lineType(line, outputType, where);
     if (fileType !== undefined && type !== fileType) {
-      throw new FormatError(where, `output_type: "${type}" differs from the file's "${fileType}" (one kind per task file)`);
+      throw new FormatError(
+        where,
+        `output_type: "${type}" differs from the file's "${fileType}" (one kind per task file)`,
+      );
     }
     fileType = type;
     const item = parseItem(line, type, where);
@@ -112,15 +119,25 @@ export function readTask(path: string, outputType?: OutputType): Task {
     ids.set(item.id, i + 1);
     items.push(item);
   });
-  if (items.length === 0 || fileType === undefined) throw new FormatError(path, 'no items: expected JSON Lines, one task item per line');
-  return { name: taskNameOf(path), path, outputType: fileType, items, sha256: createHash('sha256').update(bytes).digest('hex') };
+  if (items.length === 0 || fileType === undefined)
+    throw new FormatError(path, 'no items: expected JSON Lines, one task item per line');
+  return {
+    name: taskNameOf(path),
+    path,
+    outputType: fileType,
+    items,
+    sha256: createHash('sha256').update(bytes).digest('hex'),
+  };
 }
 
 function lineType(line: Record<string, unknown>, fallback: OutputType | undefined, where: string): OutputType {
   const t = line.output_type;
   if (t === undefined) {
     if (fallback) return fallback;
-    throw new FormatError(where, `output_type: missing (expected one of ${OUTPUT_TYPES.join(', ')}; or pass --output-type for the file)`);
+    throw new FormatError(
+      where,
+      `output_type: missing (expected one of ${OUTPUT_TYPES.join(', ')}; or pass --output-type for the file)`,
+    );
   }
   if (typeof t !== 'string' || !(OUTPUT_TYPES as readonly string[]).includes(t)) {
     throw new FormatError(where, `output_type: expected one of ${OUTPUT_TYPES.join(', ')}, got ${JSON.stringify(t)}`);
@@ -128,7 +145,13 @@ function lineType(line: Record<string, unknown>, fallback: OutputType | undefine
   return t as OutputType;
 }
 
-function field<T>(line: Record<string, unknown>, name: string, where: string, check: (v: unknown) => v is T, expected: string): T {
+function field<T>(
+  line: Record<string, unknown>,
+  name: string,
+  where: string,
+  check: (v: unknown) => v is T,
+  expected: string,
+): T {
   const v = line[name];
   if (v === undefined) throw new FormatError(where, `${name}: missing (expected ${expected})`);
   if (!check(v)) throw new FormatError(where, `${name}: expected ${expected}, got ${JSON.stringify(v)}`);
@@ -150,10 +173,23 @@ function parseItem(line: Record<string, unknown>, kind: OutputType, where: strin
   switch (kind) {
     case 'multiple_choice': {
       const context = field(line, 'context', where, isString, 'a string');
-      const choices = field(line, 'choices', where, (v): v is string[] => isStringList(v) && v.length >= 2, 'an array of at least two strings');
+      const choices = field(
+        line,
+        'choices',
+        where,
+        (v): v is string[] => isStringList(v) && v.length >= 2,
+        'an array of at least two strings',
+      );
       const gold = field(line, 'gold', where, (v): v is number => Number.isInteger(v), 'an integer index into choices');
-      if (gold < 0 || gold >= choices.length) throw new FormatError(where, `gold: ${gold} is out of range for ${choices.length} choices (expected 0 to ${choices.length - 1})`);
-      const targetDelimiter = line.target_delimiter === undefined ? TARGET_DELIMITER : field(line, 'target_delimiter', where, isString, 'a string');
+      if (gold < 0 || gold >= choices.length)
+        throw new FormatError(
+          where,
+          `gold: ${gold} is out of range for ${choices.length} choices (expected 0 to ${choices.length - 1})`,
+        );
+      const targetDelimiter =
+        line.target_delimiter === undefined
+          ? TARGET_DELIMITER
+          : field(line, 'target_delimiter', where, isString, 'a string');
       choices.forEach((c, i) => {
         if (targetDelimiter + c === '') throw new FormatError(where, `choices[${i}]: empty (nothing to score)`);
       });
@@ -161,7 +197,13 @@ function parseItem(line: Record<string, unknown>, kind: OutputType, where: strin
     }
     case 'loglikelihood': {
       const context = field(line, 'context', where, isString, 'a string');
-      const target = field(line, 'target', where, (v): v is string => isString(v) && v.length > 0, 'a non-empty string (with its own leading space, e.g. " word")');
+      const target = field(
+        line,
+        'target',
+        where,
+        (v): v is string => isString(v) && v.length > 0,
+        'a non-empty string (with its own leading space, e.g. " word")',
+      );
       return { kind, id, meta, context, target };
     }
     case 'loglikelihood_rolling': {
@@ -172,7 +214,15 @@ function parseItem(line: Record<string, unknown>, kind: OutputType, where: strin
       const context = field(line, 'context', where, isString, 'a string');
       const answer = field(line, 'answer', where, isString, 'a string');
       const until =
-        line.until === undefined ? DEFAULT_UNTIL : field(line, 'until', where, (v): v is string[] => isStringList(v) && v.length > 0 && v.every((s) => s !== ''), 'a non-empty array of non-empty stop strings');
+        line.until === undefined
+          ? DEFAULT_UNTIL
+          : field(
+              line,
+              'until',
+              where,
+              (v): v is string[] => isStringList(v) && v.length > 0 && v.every((s) => s !== ''),
+              'a non-empty array of non-empty stop strings',
+            );
       return { kind, id, meta, context, answer, until };
     }
   }

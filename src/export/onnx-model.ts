@@ -6,13 +6,14 @@
  * (causal and padding) is computed inside the graph from the mask; everything else is
  * `buildGptNeoX` with its fused rotary and attention, the same graph our decoder runs.
  */
-import { Graph, type Tensor } from '../graph/graph.js';
-import * as op from '../graph/ops.js';
-import { type EncodedModel, type ModelSpec, toOnnx } from '../graph/onnx.js';
+
 import { f32ToF16 } from '../formats/index.js';
-import { type NeoXConfig, headDim, parameterShapes } from '../model/config.js';
-import { type LayerCache, MASK_VALUE, type WeightLookup, buildGptNeoX, lmHead } from '../model/gpt-neox.js';
-import { type Params, groupQkvRows, parameterConstants } from '../model/params.js';
+import { Graph, type Tensor } from '../graph/graph.js';
+import { type EncodedModel, type ModelSpec, toOnnx } from '../graph/onnx.js';
+import * as op from '../graph/ops.js';
+import { headDim, type NeoXConfig, parameterShapes } from '../model/config.js';
+import { buildGptNeoX, type LayerCache, lmHead, MASK_VALUE, type WeightLookup } from '../model/gpt-neox.js';
+import { groupQkvRows, type Params, parameterConstants } from '../model/params.js';
 
 export type ExportDType = 'fp32' | 'fp16';
 
@@ -58,7 +59,8 @@ function float16Constants(graph: Graph, config: NeoXConfig, params: Params): Wei
 export function exportGraph(config: NeoXConfig, params: Params, dtype: ExportDType): ModelSpec {
   const graph = new Graph();
   const grouped = groupQkvRows(config, params);
-  const weight = dtype === 'fp16' ? float16Constants(graph, config, grouped) : parameterConstants(graph, config, grouped);
+  const weight =
+    dtype === 'fp16' ? float16Constants(graph, config, grouped) : parameterConstants(graph, config, grouped);
   const nh = config.numHeads;
   const hd = headDim(config);
   const ids = graph.input('input_ids', 'int64', [DIMS.batch, DIMS.seq]);
@@ -71,7 +73,14 @@ export function exportGraph(config: NeoXConfig, params: Params, dtype: ExportDTy
       value: graph.input(`past_key_values.${i}.value`, 'float32', [DIMS.batch, nh, DIMS.past, hd]),
     });
   }
-  const out = buildGptNeoX(config, weight, { ids, positions, attentionBias: maskToBias(mask, ids), past, fused: true, groupedQkv: true });
+  const out = buildGptNeoX(config, weight, {
+    ids,
+    positions,
+    attentionBias: maskToBias(mask, ids),
+    past,
+    fused: true,
+    groupedQkv: true,
+  });
   const outputs: Record<string, Tensor> = { logits: lmHead(config, weight, out.final) };
   out.present.forEach((c, i) => {
     outputs[`present.${i}.key`] = c.key;
@@ -89,6 +98,11 @@ export function weightBytes(config: NeoXConfig, dtype: ExportDType): number {
 }
 
 /** Encodes the export graph; with `externalData` the weights go to that file (name relative to the model). */
-export function encodeExport(config: NeoXConfig, params: Params, dtype: ExportDType, externalData?: string): EncodedModel {
+export function encodeExport(
+  config: NeoXConfig,
+  params: Params,
+  dtype: ExportDType,
+  externalData?: string,
+): EncodedModel {
   return toOnnx(exportGraph(config, params, dtype), externalData ? { externalData: { location: externalData } } : {});
 }

@@ -5,8 +5,9 @@
  * `onnx/model[_fp16].onnx_data` when they pass protobuf's 2 GiB limit. Every file is written
  * atomically; other files in the folder (an export of the other dtype) stay.
  */
-import { copyFile, mkdir, readFile, rename, rm } from 'node:fs/promises';
+
 import { existsSync } from 'node:fs';
+import { copyFile, mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadCheckpoint } from '../model/checkpoint.js';
 import { type NeoXConfig, toHfConfig } from '../model/config.js';
@@ -65,7 +66,12 @@ export function tokenizerConfig(config: NeoXConfig, tokenizerJson: string, sourc
 }
 
 /** config.json with transformers.js's own block: which dtype to load, and where the weights are external. */
-function exportConfig(config: NeoXConfig, dtype: ExportDType, external: boolean, previous: Record<string, unknown> | undefined): Record<string, unknown> {
+function exportConfig(
+  config: NeoXConfig,
+  dtype: ExportDType,
+  external: boolean,
+  previous: Record<string, unknown> | undefined,
+): Record<string, unknown> {
   const fileName = `model${DTYPE_SUFFIX[dtype]}.onnx`;
   const before = (previous?.['transformers.js_config'] ?? {}) as Record<string, unknown>;
   const externalFiles = { ...((before.use_external_data_format ?? {}) as Record<string, number>) };
@@ -91,7 +97,13 @@ async function previousConfig(path: string): Promise<Record<string, unknown> | u
 }
 
 /** Writes the ONNX model (and its external data) for already-loaded weights. */
-export async function writeOnnxModel(dir: string, config: NeoXConfig, params: Params, dtype: ExportDType, externalData: boolean): Promise<string[]> {
+export async function writeOnnxModel(
+  dir: string,
+  config: NeoXConfig,
+  params: Params,
+  dtype: ExportDType,
+  externalData: boolean,
+): Promise<string[]> {
   const base = `model${DTYPE_SUFFIX[dtype]}.onnx`;
   const dataName = `${base}_data`;
   const encoded = encodeExport(config, params, dtype, externalData ? dataName : undefined);
@@ -116,7 +128,11 @@ export async function writeOnnxModel(dir: string, config: NeoXConfig, params: Pa
 }
 
 /** Exports a checkpoint folder to `dir` in transformers.js's layout. */
-export async function exportOnnx(checkpointDir: string, dir: string, options: OnnxExportOptions = {}): Promise<OnnxExportResult> {
+export async function exportOnnx(
+  checkpointDir: string,
+  dir: string,
+  options: OnnxExportOptions = {},
+): Promise<OnnxExportResult> {
   const dtype = options.dtype ?? 'fp32';
   const checkpoint = loadCheckpoint(checkpointDir);
   const { config } = checkpoint;
@@ -126,7 +142,10 @@ export async function exportOnnx(checkpointDir: string, dir: string, options: On
 
   const configPath = join(dir, 'config.json');
   await writeFileAtomic(configPath, json(exportConfig(config, dtype, external, await previousConfig(configPath))));
-  await writeFileAtomic(join(dir, 'generation_config.json'), json({ bos_token_id: config.bosTokenId, eos_token_id: config.eosTokenId }));
+  await writeFileAtomic(
+    join(dir, 'generation_config.json'),
+    json({ bos_token_id: config.bosTokenId, eos_token_id: config.eosTokenId }),
+  );
   files.push('config.json', 'generation_config.json');
 
   const tokenizerPath = options.tokenizerPath ?? checkpoint.tokenizerPath;

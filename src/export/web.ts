@@ -5,8 +5,9 @@
  * @huggingface/tokenizers and our seeded generator, so nothing is fetched from the network.
  * Browsers load modules and WebAssembly only over HTTP, so the folder is served, not opened.
  */
-import { copyFile, mkdir, rename } from 'node:fs/promises';
+
 import { existsSync } from 'node:fs';
+import { copyFile, mkdir, rename } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -77,7 +78,9 @@ function packageDist(name: string): string {
   try {
     return dirname(createRequire(import.meta.url).resolve(name));
   } catch {
-    throw new ConfigError(`pythia export web needs the npm package ${name} (a dependency of pythia-ts): reinstall with npm ci`);
+    throw new ConfigError(
+      `pythia export web needs the npm package ${name} (a dependency of pythia-ts): reinstall with npm ci`,
+    );
   }
 }
 
@@ -88,13 +91,20 @@ async function copyAtomic(from: string, to: string): Promise<void> {
   await rename(tmp, to);
 }
 
-export async function exportWeb(checkpoints: readonly string[], out: string, options: WebExportOptions = {}): Promise<WebModelEntry[]> {
+export async function exportWeb(
+  checkpoints: readonly string[],
+  out: string,
+  options: WebExportOptions = {},
+): Promise<WebModelEntry[]> {
   if (checkpoints.length === 0) throw new ConfigError('pythia export web: give at least one checkpoint folder');
   const dtype = options.dtype ?? 'fp32';
   for (const dir of checkpoints) {
     readConfig(dir);
     if (!options.tokenizerPath && !existsSync(join(dir, 'tokenizer.json'))) {
-      throw new FormatError(dir, 'no tokenizer.json: the page tokenises prompts with it; pass --tokenizer <tokenizer.json>');
+      throw new FormatError(
+        dir,
+        'no tokenizer.json: the page tokenises prompts with it; pass --tokenizer <tokenizer.json>',
+      );
     }
   }
   for (const [name, file] of VENDOR) {

@@ -6,7 +6,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { FormatError } from '../util/errors.js';
 import { openSafetensors } from './safetensors.js';
-import { isJsonObject, JsonSyntaxError, parseStrictJson, type JsonValue } from './strict-json.js';
+import { isJsonObject, JsonSyntaxError, type JsonValue, parseStrictJson } from './strict-json.js';
 import type { StoredDType, TensorInfo, TensorSource } from './tensor-file.js';
 import { openTorchCheckpoint } from './torch-zip.js';
 
@@ -59,12 +59,23 @@ function readWeightMap(indexPath: string): Map<string, string> {
     if (!(e instanceof JsonSyntaxError)) throw new FormatError(indexPath, `cannot read: ${(e as Error).message}`);
     throw new FormatError(indexPath, `not valid JSON: ${e.message}`);
   }
-  const map = isJsonObject(json) ? json['weight_map'] : undefined;
-  if (!isJsonObject(map)) throw new FormatError(indexPath, 'weight_map is missing or not an object of tensor name → file name');
+  const map = isJsonObject(json) ? json.weight_map : undefined;
+  if (!isJsonObject(map))
+    throw new FormatError(indexPath, 'weight_map is missing or not an object of tensor name → file name');
   const out = new Map<string, string>();
   for (const [name, file] of Object.entries(map)) {
-    if (typeof file !== 'string' || file === '' || file !== basename(file) || file === '.' || file === '..' || file.includes('\\')) {
-      throw new FormatError(indexPath, `weight_map[${JSON.stringify(name)}] is ${JSON.stringify(file)}, expected a file name in the same folder`);
+    if (
+      typeof file !== 'string' ||
+      file === '' ||
+      file !== basename(file) ||
+      file === '.' ||
+      file === '..' ||
+      file.includes('\\')
+    ) {
+      throw new FormatError(
+        indexPath,
+        `weight_map[${JSON.stringify(name)}] is ${JSON.stringify(file)}, expected a file name in the same folder`,
+      );
     }
     out.set(name, file);
   }
@@ -75,7 +86,11 @@ class ShardedSource implements TensorSource {
   private readonly owner = new Map<string, TensorSource>();
   private readonly infos: TensorInfo[] = [];
 
-  constructor(readonly file: string, weightMap: Map<string, string>, private readonly shards: Map<string, TensorSource>) {
+  constructor(
+    readonly file: string,
+    weightMap: Map<string, string>,
+    private readonly shards: Map<string, TensorSource>,
+  ) {
     for (const shard of shards.values()) {
       for (const info of shard.list()) {
         const other = this.owner.get(info.name);
@@ -86,7 +101,8 @@ class ShardedSource implements TensorSource {
     }
     for (const [name, shardFile] of weightMap) {
       const shard = shards.get(shardFile)!;
-      if (this.owner.get(name) !== shard) throw new FormatError(file, `weight_map puts ${name} in ${shardFile}, which does not hold it`);
+      if (this.owner.get(name) !== shard)
+        throw new FormatError(file, `weight_map puts ${name} in ${shardFile}, which does not hold it`);
     }
   }
 

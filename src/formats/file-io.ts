@@ -21,7 +21,10 @@ export class RandomAccessFile {
   readInto(into: Uint8Array, position: number, what: string): void {
     if (this.fd === undefined) throw new FormatError(this.path, 'file is closed');
     if (position < 0 || position + into.byteLength > this.size) {
-      throw new FormatError(this.path, `${what} needs bytes ${position}..${position + into.byteLength} but the file has ${this.size} (truncated?)`);
+      throw new FormatError(
+        this.path,
+        `${what} needs bytes ${position}..${position + into.byteLength} but the file has ${this.size} (truncated?)`,
+      );
     }
     let done = 0;
     while (done < into.byteLength) {

@@ -9,7 +9,14 @@ import { AtomicFileWriter } from '../util/atomic.js';
 import { DataError, FormatError } from '../util/errors.js';
 import { RandomAccessFile } from './file-io.js';
 
-export type NpyArray = Int32Array | BigInt64Array | Uint16Array | Uint32Array | Float32Array | Float64Array | Uint8Array;
+export type NpyArray =
+  | Int32Array
+  | BigInt64Array
+  | Uint16Array
+  | Uint32Array
+  | Float32Array
+  | Float64Array
+  | Uint8Array;
 export type NpyDType = '<i4' | '<i8' | '<u2' | '<u4' | '<f4' | '<f8' | '|u1';
 
 interface NpyType {
@@ -85,7 +92,10 @@ function parseHeaderDict(path: string, text: string): { descr: string; fortranOr
   if (!/^['"]/.test(descrLiteral)) fail('descr is not a string');
   const shapeLiteral = fields.get('shape')!;
   if (!shapeLiteral.startsWith('(')) fail('shape is not a tuple');
-  const dims = shapeLiteral.slice(1, -1).split(',').map((s) => s.trim());
+  const dims = shapeLiteral
+    .slice(1, -1)
+    .split(',')
+    .map((s) => s.trim());
   if (dims.length > 1 && dims[dims.length - 1] === '') dims.pop(); // "(3,)"
   if (dims.length === 1 && dims[0] === '') dims.pop(); // "()"
   const shape = dims.map((d) => (/^[0-9]+L?$/.test(d) ? Number(d.replace('L', '')) : NaN));
@@ -104,7 +114,8 @@ function readHeader(file: RandomAccessFile): NpyHeader & { type: NpyType } {
   const prefix = file.read(0, 12 <= file.size ? 12 : 10, 'npy header');
   if (!Buffer.from(prefix.subarray(0, 6)).equals(MAGIC)) fail('not an npy file (no \\x93NUMPY magic)');
   const [major, minor] = [prefix[6]!, prefix[7]!];
-  if (![1, 2, 3].includes(major) || minor !== 0) fail(`npy format version ${major}.${minor} is not supported (1.0, 2.0 and 3.0 are)`);
+  if (![1, 2, 3].includes(major) || minor !== 0)
+    fail(`npy format version ${major}.${minor} is not supported (1.0, 2.0 and 3.0 are)`);
   const view = new DataView(prefix.buffer);
   if (major > 1 && prefix.length < 12) fail('file is too short for an npy 2.0 header');
   const headerStart = major === 1 ? 10 : 12;
@@ -114,13 +125,17 @@ function readHeader(file: RandomAccessFile): NpyHeader & { type: NpyType } {
   const text = Buffer.from(bytes).toString(major === 3 ? 'utf8' : 'latin1');
   const { descr, fortranOrder, shape } = parseHeaderDict(file.path, text);
   const type = typeOf(descr);
-  if (!type) return fail(`npy dtype ${JSON.stringify(descr)} is not supported (${TYPES.map((t) => t.descr).join(' ')})`);
-  if (fortranOrder && shape.filter((d) => d > 1).length > 1) fail('Fortran-order arrays are not supported (save a C-order array)');
+  if (!type)
+    return fail(`npy dtype ${JSON.stringify(descr)} is not supported (${TYPES.map((t) => t.descr).join(' ')})`);
+  if (fortranOrder && shape.filter((d) => d > 1).length > 1)
+    fail('Fortran-order arrays are not supported (save a C-order array)');
   const dataOffset = headerStart + headerLength;
   const dataBytes = shape.reduce((a, b) => a * b, 1) * type.size;
   if (dataOffset + dataBytes !== file.size) {
     const problem = dataOffset + dataBytes > file.size ? 'truncated' : 'has trailing bytes';
-    fail(`npy data is ${file.size - dataOffset} bytes but ${type.descr} shape (${shape.join(', ')}) needs ${dataBytes}: the file is ${problem}`);
+    fail(
+      `npy data is ${file.size - dataOffset} bytes but ${type.descr} shape (${shape.join(', ')}) needs ${dataBytes}: the file is ${problem}`,
+    );
   }
   return { dtype: type.descr, shape, dataOffset, type };
 }
@@ -154,7 +169,10 @@ export function npyHeader(descr: NpyDType, shape: readonly number[]): Buffer {
   let dict = `{'descr': '${descr}', 'fortran_order': False, 'shape': ${shapeText}, }`;
   if (shape.length > 0) dict += ' '.repeat(GROWTH_AXIS_MAX_DIGITS - String(shape[0]).length);
   const body = Buffer.from(dict, 'latin1');
-  for (const [major, lengthBytes] of [[1, 2], [2, 4]] as const) {
+  for (const [major, lengthBytes] of [
+    [1, 2],
+    [2, 4],
+  ] as const) {
     const headerLength = body.length + 1;
     const pad = ARRAY_ALIGN - ((MAGIC.length + 2 + lengthBytes + headerLength) % ARRAY_ALIGN);
     const total = headerLength + pad;
@@ -175,9 +193,13 @@ const WRITE_CHUNK = 1 << 26;
 /** Writes a C-order array exactly as np.save would, atomically. */
 export async function writeNpy(path: string, array: { shape: number[]; data: NpyArray }): Promise<void> {
   const { shape, data } = array;
-  if (!shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new DataError(`writeNpy ${path}: shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
+  if (!shape.every((d) => Number.isSafeInteger(d) && d >= 0))
+    throw new DataError(`writeNpy ${path}: shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
   const numel = shape.reduce((a, b) => a * b, 1);
-  if (numel !== data.length) throw new DataError(`writeNpy ${path}: shape (${shape.join(', ')}) has ${numel} elements but the data has ${data.length}`);
+  if (numel !== data.length)
+    throw new DataError(
+      `writeNpy ${path}: shape (${shape.join(', ')}) has ${numel} elements but the data has ${data.length}`,
+    );
   const type = typeOfArray(data);
   mkdirSync(dirname(path), { recursive: true });
   const out = new AtomicFileWriter(path);

@@ -61,7 +61,12 @@ export interface PickleMemoryBound {
   perByte: number;
 }
 
-export function unpickle(bytes: Uint8Array, file: string, policy: UnpicklePolicy, bound: PickleMemoryBound = { allowance: PICKLE_MEMORY_ALLOWANCE, perByte: PICKLE_MEMORY_PER_BYTE }): PyValue {
+export function unpickle(
+  bytes: Uint8Array,
+  file: string,
+  policy: UnpicklePolicy,
+  bound: PickleMemoryBound = { allowance: PICKLE_MEMORY_ALLOWANCE, perByte: PICKLE_MEMORY_PER_BYTE },
+): PyValue {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const utf8 = new TextDecoder('utf-8', { fatal: true });
   const memo = new Map<number, PyValue>();
@@ -78,7 +83,9 @@ export function unpickle(bytes: Uint8Array, file: string, policy: UnpicklePolicy
   const charge = (cost: number): void => {
     used += cost;
     if (used > budget) {
-      fail(`the pickle builds more objects than ${bytes.length} bytes of a state dict can describe (over ${budget} bytes of memory): refusing it`);
+      fail(
+        `the pickle builds more objects than ${bytes.length} bytes of a state dict can describe (over ${budget} bytes of memory): refusing it`,
+      );
     }
   };
   const push = (v: PyValue, cost: number): void => {
@@ -154,84 +161,149 @@ export function unpickle(bytes: Uint8Array, file: string, policy: UnpicklePolicy
     opAt = pos;
     const op = bytes[need(1)]!;
     switch (op) {
-      case 0x80: { // PROTO
+      case 0x80: {
+        // PROTO
         const v = bytes[need(1)]!;
         if (v > MAX_PROTOCOL) fail(`pickle protocol ${v} is not supported`);
         break;
       }
-      case 0x95: need(8); break; // FRAME: a length hint only
-      case 0x2e: { // STOP
+      case 0x95:
+        need(8);
+        break; // FRAME: a length hint only
+      case 0x2e: {
+        // STOP
         const result = pop();
         if (marks.length !== 0 || stack.length !== 0) fail('STOP with values left on the stack');
         return result;
       }
-      case 0x63: { // GLOBAL
+      case 0x63: {
+        // GLOBAL
         const module = line();
         const name = line();
         push(global(module, name), COST.opaque);
         break;
       }
-      case 0x93: { // STACK_GLOBAL
+      case 0x93: {
+        // STACK_GLOBAL
         const name = pop();
         const module = pop();
         if (typeof module !== 'string' || typeof name !== 'string') fail('STACK_GLOBAL needs two strings');
         push(global(module as string, name as string), COST.opaque);
         break;
       }
-      case 0x71: memoize(bytes[need(1)]!, top()); break; // BINPUT
-      case 0x72: memoize(view.getUint32(need(4), true), top()); break; // LONG_BINPUT
-      case 0x94: memoize(memo.size, top()); break; // MEMOIZE
-      case 0x68: push(memoGet(bytes[need(1)]!), 0); break; // BINGET
-      case 0x6a: push(memoGet(view.getUint32(need(4), true)), 0); break; // LONG_BINGET
-      case 0x28: charge(COST.list); marks.push(stack); stack = []; break; // MARK
-      case 0x7d: push(new PyDict(), COST.dict); break; // EMPTY_DICT
-      case 0x5d: push([], COST.list); break; // EMPTY_LIST
-      case 0x29: push(new PyTuple([]), COST.tuple); break; // EMPTY_TUPLE
-      case 0x58: push(text(view.getUint32(need(4), true)), 0); break; // BINUNICODE
-      case 0x8c: push(text(bytes[need(1)]!), 0); break; // SHORT_BINUNICODE
-      case 0x4b: push(bytes[need(1)]!, 0); break; // BININT1
-      case 0x4d: push(view.getUint16(need(2), true), 0); break; // BININT2
-      case 0x4a: push(view.getInt32(need(4), true), 0); break; // BININT
-      case 0x8a: { // LONG1: little-endian two's complement
+      case 0x71:
+        memoize(bytes[need(1)]!, top());
+        break; // BINPUT
+      case 0x72:
+        memoize(view.getUint32(need(4), true), top());
+        break; // LONG_BINPUT
+      case 0x94:
+        memoize(memo.size, top());
+        break; // MEMOIZE
+      case 0x68:
+        push(memoGet(bytes[need(1)]!), 0);
+        break; // BINGET
+      case 0x6a:
+        push(memoGet(view.getUint32(need(4), true)), 0);
+        break; // LONG_BINGET
+      case 0x28:
+        charge(COST.list);
+        marks.push(stack);
+        stack = [];
+        break; // MARK
+      case 0x7d:
+        push(new PyDict(), COST.dict);
+        break; // EMPTY_DICT
+      case 0x5d:
+        push([], COST.list);
+        break; // EMPTY_LIST
+      case 0x29:
+        push(new PyTuple([]), COST.tuple);
+        break; // EMPTY_TUPLE
+      case 0x58:
+        push(text(view.getUint32(need(4), true)), 0);
+        break; // BINUNICODE
+      case 0x8c:
+        push(text(bytes[need(1)]!), 0);
+        break; // SHORT_BINUNICODE
+      case 0x4b:
+        push(bytes[need(1)]!, 0);
+        break; // BININT1
+      case 0x4d:
+        push(view.getUint16(need(2), true), 0);
+        break; // BININT2
+      case 0x4a:
+        push(view.getInt32(need(4), true), 0);
+        break; // BININT
+      case 0x8a: {
+        // LONG1: little-endian two's complement
         const n = bytes[need(1)]!;
         const at = need(n);
         let v = 0n;
         for (let i = n - 1; i >= 0; i--) v = (v << 8n) | BigInt(bytes[at + i]!);
         if (n > 0 && bytes[at + n - 1]! >= 0x80) v -= 1n << BigInt(8 * n);
-        if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) fail(`integer ${v} is too large`);
+        if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER))
+          fail(`integer ${v} is too large`);
         push(Number(v), 0);
         break;
       }
-      case 0x47: push(view.getFloat64(need(8), false), 0); break; // BINFLOAT (big-endian)
-      case 0x74: { const items = popMark(); push(new PyTuple(items), COST.tuple); break; } // TUPLE (popMark swaps `stack`)
-      case 0x85: push(new PyTuple([pop()]), COST.tuple); break; // TUPLE1
-      case 0x86: { const b = pop(); push(new PyTuple([pop(), b]), COST.tuple); break; } // TUPLE2
-      case 0x87: { const c = pop(); const b = pop(); push(new PyTuple([pop(), b, c]), COST.tuple); break; } // TUPLE3
-      case 0x88: push(true, 0); break; // NEWTRUE
-      case 0x89: push(false, 0); break; // NEWFALSE
-      case 0x4e: push(null, 0); break; // NONE
-      case 0x52: { // REDUCE
+      case 0x47:
+        push(view.getFloat64(need(8), false), 0);
+        break; // BINFLOAT (big-endian)
+      case 0x74: {
+        const items = popMark();
+        push(new PyTuple(items), COST.tuple);
+        break;
+      } // TUPLE (popMark swaps `stack`)
+      case 0x85:
+        push(new PyTuple([pop()]), COST.tuple);
+        break; // TUPLE1
+      case 0x86: {
+        const b = pop();
+        push(new PyTuple([pop(), b]), COST.tuple);
+        break;
+      } // TUPLE2
+      case 0x87: {
+        const c = pop();
+        const b = pop();
+        push(new PyTuple([pop(), b, c]), COST.tuple);
+        break;
+      } // TUPLE3
+      case 0x88:
+        push(true, 0);
+        break; // NEWTRUE
+      case 0x89:
+        push(false, 0);
+        break; // NEWFALSE
+      case 0x4e:
+        push(null, 0);
+        break; // NONE
+      case 0x52: {
+        // REDUCE
         const args = pop();
         const callable = pop();
         if (!(args instanceof PyTuple)) fail(`REDUCE arguments are a ${describePy(args)}, not a tuple`);
         push(policy.call(callable, (args as PyTuple).items), COST.opaque);
         break;
       }
-      case 0x62: { // BUILD
+      case 0x62: {
+        // BUILD
         const state = pop();
         const obj = top();
         if (!(obj instanceof PyDict)) fail(`BUILD on ${describePy(obj)} is not supported`);
         (obj as PyDict).attributes = state;
         break;
       }
-      case 0x73: { // SETITEM
+      case 0x73: {
+        // SETITEM
         const value = pop();
         const k = key(pop());
         charge(COST.entry);
         dictOnTop().entries.set(k, value);
         break;
       }
-      case 0x75: { // SETITEMS
+      case 0x75: {
+        // SETITEMS
         const items = popMark();
         if (items.length % 2 !== 0) fail('SETITEMS with an odd number of items');
         const d = dictOnTop();
@@ -239,9 +311,20 @@ export function unpickle(bytes: Uint8Array, file: string, policy: UnpicklePolicy
         for (let i = 0; i < items.length; i += 2) d.entries.set(key(items[i]!), items[i + 1]!);
         break;
       }
-      case 0x61: { const v = pop(); listOnTop().push(v); break; } // APPEND
-      case 0x65: { const items = popMark(); const l = listOnTop(); for (const v of items) l.push(v); break; } // APPENDS
-      case 0x51: push(policy.persistentLoad(pop()), COST.opaque); break; // BINPERSID
+      case 0x61: {
+        const v = pop();
+        listOnTop().push(v);
+        break;
+      } // APPEND
+      case 0x65: {
+        const items = popMark();
+        const l = listOnTop();
+        for (const v of items) l.push(v);
+        break;
+      } // APPENDS
+      case 0x51:
+        push(policy.persistentLoad(pop()), COST.opaque);
+        break; // BINPERSID
       default:
         fail(`opcode 0x${op.toString(16).padStart(2, '0')} is not supported`);
     }

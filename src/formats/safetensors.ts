@@ -9,10 +9,18 @@ import { AtomicFileWriter } from '../util/atomic.js';
 import { DataError, FormatError } from '../util/errors.js';
 import { RandomAccessFile } from './file-io.js';
 import { bf16ToF32, f16ToF32 } from './float16.js';
-import { isJsonObject, JsonSyntaxError, parseStrictJson, type JsonValue } from './strict-json.js';
+import { isJsonObject, JsonSyntaxError, type JsonValue, parseStrictJson } from './strict-json.js';
 import {
-  bytesToFloat32, formatShape, isStoredDType, isValidShape, numelOf, STORED_DTYPE_SIZE,
-  type StoredDType, type TensorInfo, type TensorSource, type TensorToWrite,
+  bytesToFloat32,
+  formatShape,
+  isStoredDType,
+  isValidShape,
+  numelOf,
+  STORED_DTYPE_SIZE,
+  type StoredDType,
+  type TensorInfo,
+  type TensorSource,
+  type TensorToWrite,
 } from './tensor-file.js';
 
 /** The reference implementation's limit (safetensors' MAX_HEADER_SIZE). */
@@ -58,7 +66,8 @@ function readHeader(file: RandomAccessFile): Header {
   const n = new DataView(lengthBytes.buffer).getBigUint64(0, true);
   if (n > BigInt(MAX_HEADER_BYTES)) fail(`header length ${n} exceeds the limit of ${MAX_HEADER_BYTES} bytes`);
   const headerLength = Number(n);
-  if (8 + headerLength > file.size) fail(`header length ${headerLength} runs past the end of the file (${file.size} bytes; truncated?)`);
+  if (8 + headerLength > file.size)
+    fail(`header length ${headerLength} runs past the end of the file (${file.size} bytes; truncated?)`);
 
   let text = '';
   try {
@@ -85,9 +94,14 @@ function readHeader(file: RandomAccessFile): Header {
     const where = `tensor ${JSON.stringify(name)}`;
     if (!isJsonObject(entry)) fail(`${where}: header entry is not an object`);
     const { dtype, shape, data_offsets: offsets } = entry as Record<string, JsonValue>;
-    if (!isStoredDType(dtype)) fail(`${where}: dtype ${JSON.stringify(dtype)} is not one of ${Object.keys(STORED_DTYPE_SIZE).join(' ')}`);
+    if (!isStoredDType(dtype))
+      fail(`${where}: dtype ${JSON.stringify(dtype)} is not one of ${Object.keys(STORED_DTYPE_SIZE).join(' ')}`);
     if (!isValidShape(shape)) fail(`${where}: shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
-    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && (o as number) >= 0)) {
+    if (
+      !Array.isArray(offsets) ||
+      offsets.length !== 2 ||
+      !offsets.every((o) => Number.isSafeInteger(o) && (o as number) >= 0)
+    ) {
       fail(`${where}: data_offsets ${JSON.stringify(offsets)} is not a pair of non-negative integers`);
     }
     const [begin, end] = offsets as [number, number];
@@ -96,7 +110,9 @@ function readHeader(file: RandomAccessFile): Header {
     const validShape = shape as number[];
     const needed = numelOf(validShape) * STORED_DTYPE_SIZE[validDtype];
     if (end - begin !== needed) {
-      fail(`${where}: data_offsets [${begin},${end}] hold ${end - begin} bytes but ${validDtype} ${formatShape(validShape)} needs ${needed}`);
+      fail(
+        `${where}: data_offsets [${begin},${end}] hold ${end - begin} bytes but ${validDtype} ${formatShape(validShape)} needs ${needed}`,
+      );
     }
     tensors.push({ name, dtype: validDtype, shape: validShape, begin, end });
   }
@@ -112,7 +128,10 @@ function readHeader(file: RandomAccessFile): Header {
   }
   const dataStart = 8 + headerLength;
   if (dataStart + expected !== file.size) {
-    const problem = dataStart + expected > file.size ? 'runs past the end of the file (truncated?)' : 'does not reach the end of the file';
+    const problem =
+      dataStart + expected > file.size
+        ? 'runs past the end of the file (truncated?)'
+        : 'does not reach the end of the file';
     fail(`tensor data ends at byte ${dataStart + expected} but the file has ${file.size} bytes: the data ${problem}`);
   }
   return { dataStart, metadata, tensors };
@@ -122,7 +141,8 @@ function parseMetadata(path: string, entry: JsonValue): Record<string, string> {
   if (!isJsonObject(entry)) throw new FormatError(path, `${METADATA_KEY} is not an object of strings`);
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(entry)) {
-    if (typeof v !== 'string') throw new FormatError(path, `${METADATA_KEY}.${k} is ${JSON.stringify(v)}, expected a string`);
+    if (typeof v !== 'string')
+      throw new FormatError(path, `${METADATA_KEY}.${k} is ${JSON.stringify(v)}, expected a string`);
     out[k] = v;
   }
   return out;
@@ -136,7 +156,10 @@ class SafetensorsReader implements SafetensorsSource {
   private piece: Uint16Array | undefined;
   readonly metadata: Record<string, string>;
 
-  constructor(private readonly handle: RandomAccessFile, private readonly header: Header) {
+  constructor(
+    private readonly handle: RandomAccessFile,
+    private readonly header: Header,
+  ) {
     this.byName = new Map(header.tensors.map((t) => [t.name, t]));
     this.metadata = header.metadata;
   }
@@ -164,7 +187,8 @@ class SafetensorsReader implements SafetensorsSource {
   /** 16-bit floats are widened piece by piece through one small buffer, never held whole beside the result. */
   readFloat32(name: string): Float32Array {
     const t = this.tensor(name);
-    if (t.dtype !== 'F16' && t.dtype !== 'BF16') return bytesToFloat32(this.file, name, t.dtype, this.readRaw(name).data);
+    if (t.dtype !== 'F16' && t.dtype !== 'BF16')
+      return bytesToFloat32(this.file, name, t.dtype, this.readRaw(name).data);
     const widen = t.dtype === 'F16' ? f16ToF32 : bf16ToF32;
     const out = new Float32Array((t.end - t.begin) / 2);
     this.piece ??= new Uint16Array(PIECE);
@@ -187,7 +211,16 @@ class SafetensorsReader implements SafetensorsSource {
  * safetensors' Dtype enum), then name.
  */
 const DTYPE_RANK: Record<StoredDType, number> = {
-  BOOL: 0, U8: 1, I8: 2, I16: 5, F16: 7, BF16: 8, I32: 9, F32: 11, F64: 12, I64: 13,
+  BOOL: 0,
+  U8: 1,
+  I8: 2,
+  I16: 5,
+  F16: 7,
+  BF16: 8,
+  I32: 9,
+  F32: 11,
+  F64: 12,
+  I64: 13,
 };
 
 function compareUtf8(a: string, b: string): number {
@@ -199,12 +232,16 @@ function safetensorsHeader(tensors: readonly TensorInfo[], metadata: Record<stri
   const parts: string[] = [];
   if (metadata !== null) {
     const keys = Object.keys(metadata).sort(compareUtf8);
-    parts.push(`"${METADATA_KEY}":{${keys.map((k) => `${JSON.stringify(k)}:${JSON.stringify(metadata[k])}`).join(',')}}`);
+    parts.push(
+      `"${METADATA_KEY}":{${keys.map((k) => `${JSON.stringify(k)}:${JSON.stringify(metadata[k])}`).join(',')}}`,
+    );
   }
   let offset = 0;
   for (const t of tensors) {
     const bytes = numelOf(t.shape) * STORED_DTYPE_SIZE[t.dtype];
-    parts.push(`${JSON.stringify(t.name)}:{"dtype":"${t.dtype}","shape":[${t.shape.join(',')}],"data_offsets":[${offset},${offset + bytes}]}`);
+    parts.push(
+      `${JSON.stringify(t.name)}:{"dtype":"${t.dtype}","shape":[${t.shape.join(',')}],"data_offsets":[${offset},${offset + bytes}]}`,
+    );
     offset += bytes;
   }
   const json = Buffer.from(`{${parts.join(',')}}`, 'utf8');
@@ -217,16 +254,24 @@ function safetensorsHeader(tensors: readonly TensorInfo[], metadata: Record<stri
  * The length prefix, header and tensors in the order the Python `safetensors` package writes
  * them, after checking names, dtypes, shapes and sizes (`where` names the destination in errors).
  */
-function serialisation(where: string, tensors: readonly TensorToWrite[], metadata: Record<string, string> | null): { prefix: Buffer[]; ordered: TensorToWrite[] } {
+function serialisation(
+  where: string,
+  tensors: readonly TensorToWrite[],
+  metadata: Record<string, string> | null,
+): { prefix: Buffer[]; ordered: TensorToWrite[] } {
   const seen = new Set<string>();
   for (const t of tensors) {
     const what = `${where}: tensor ${JSON.stringify(t.name)}`;
     if (t.name === METADATA_KEY || seen.has(t.name)) throw new DataError(`${what}: name is reserved or repeated`);
     seen.add(t.name);
     if (!isStoredDType(t.dtype)) throw new DataError(`${what}: unknown dtype ${String(t.dtype)}`);
-    if (!isValidShape(t.shape)) throw new DataError(`${what}: shape ${JSON.stringify(t.shape)} is not a list of non-negative integers`);
+    if (!isValidShape(t.shape))
+      throw new DataError(`${what}: shape ${JSON.stringify(t.shape)} is not a list of non-negative integers`);
     const needed = numelOf(t.shape) * STORED_DTYPE_SIZE[t.dtype];
-    if (t.data.byteLength !== needed) throw new DataError(`${what}: data has ${t.data.byteLength} bytes, ${t.dtype} ${formatShape(t.shape)} needs ${needed}`);
+    if (t.data.byteLength !== needed)
+      throw new DataError(
+        `${what}: data has ${t.data.byteLength} bytes, ${t.dtype} ${formatShape(t.shape)} needs ${needed}`,
+      );
   }
   if (metadata !== null) {
     for (const [k, v] of Object.entries(metadata)) {
@@ -246,7 +291,10 @@ const bytesOf = (t: TensorToWrite): Uint8Array => new Uint8Array(t.data.buffer, 
  * A whole safetensors file in memory, byte for byte what `writeSafetensors` writes: for files
  * that go into a folder written in one atomic step. `metadata` as for `writeSafetensors`.
  */
-export function safetensorsBytes(tensors: readonly TensorToWrite[], metadata: Record<string, string> | null = { format: 'pt' }): Uint8Array {
+export function safetensorsBytes(
+  tensors: readonly TensorToWrite[],
+  metadata: Record<string, string> | null = { format: 'pt' },
+): Uint8Array {
   const { prefix, ordered } = serialisation('safetensorsBytes', tensors, metadata);
   return Buffer.concat([...prefix, ...ordered.map(bytesOf)]);
 }
@@ -256,7 +304,11 @@ export function safetensorsBytes(tensors: readonly TensorToWrite[], metadata: Re
  * atomically, streaming each tensor's bytes. `metadata` defaults to {"format":"pt"} as
  * Hugging Face writes it; pass null to leave `__metadata__` out.
  */
-export async function writeSafetensors(path: string, tensors: TensorToWrite[], metadata: Record<string, string> | null = { format: 'pt' }): Promise<void> {
+export async function writeSafetensors(
+  path: string,
+  tensors: TensorToWrite[],
+  metadata: Record<string, string> | null = { format: 'pt' },
+): Promise<void> {
   const { prefix, ordered } = serialisation(`writeSafetensors ${path}`, tensors, metadata);
   mkdirSync(dirname(path), { recursive: true });
   const out = new AtomicFileWriter(path);

@@ -88,7 +88,10 @@ export function parseStrictJson(text: string, limits: StrictJsonLimits = {}): Js
         expect(':');
         obj[key] = parseValue(depth + 1);
         skipSpace();
-        if (text[pos] === ',') { pos++; continue; }
+        if (text[pos] === ',') {
+          pos++;
+          continue;
+        }
         expect('}');
         return obj;
       }
@@ -104,13 +107,20 @@ export function parseStrictJson(text: string, limits: StrictJsonLimits = {}): Js
       for (;;) {
         arr.push(parseValue(depth + 1));
         skipSpace();
-        if (text[pos] === ',') { pos++; continue; }
+        if (text[pos] === ',') {
+          pos++;
+          continue;
+        }
         expect(']');
         return arr;
       }
     }
     if (ch === '"') return parseString();
-    for (const [word, value] of [['true', true], ['false', false], ['null', null]] as const) {
+    for (const [word, value] of [
+      ['true', true],
+      ['false', false],
+      ['null', null],
+    ] as const) {
       if (text.startsWith(word, pos)) {
         pos += word.length;
         return value;

@@ -5,7 +5,16 @@ import { bf16ToF32, f16ToF32 } from './float16.js';
 export type StoredDType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
 export const STORED_DTYPE_SIZE: Record<StoredDType, number> = {
-  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1,
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U8: 1,
+  BOOL: 1,
 };
 
 export function isStoredDType(s: unknown): s is StoredDType {
@@ -61,10 +70,15 @@ export function formatShape(shape: readonly number[]): string {
 export function bytesToFloat32(file: string, name: string, dtype: StoredDType, bytes: Uint8Array): Float32Array {
   const n = bytes.byteLength / STORED_DTYPE_SIZE[dtype];
   switch (dtype) {
-    case 'F32': return new Float32Array(bytes.buffer, bytes.byteOffset, n);
-    case 'F16': return f16ToF32(new Uint16Array(bytes.buffer, bytes.byteOffset, n));
-    case 'BF16': return bf16ToF32(new Uint16Array(bytes.buffer, bytes.byteOffset, n));
-    case 'F64': return Float32Array.from(new Float64Array(bytes.buffer, bytes.byteOffset, n));
-    default: throw new FormatError(file, `tensor ${name} has dtype ${dtype}, which is not a floating-point type`);
+    case 'F32':
+      return new Float32Array(bytes.buffer, bytes.byteOffset, n);
+    case 'F16':
+      return f16ToF32(new Uint16Array(bytes.buffer, bytes.byteOffset, n));
+    case 'BF16':
+      return bf16ToF32(new Uint16Array(bytes.buffer, bytes.byteOffset, n));
+    case 'F64':
+      return Float32Array.from(new Float64Array(bytes.buffer, bytes.byteOffset, n));
+    default:
+      throw new FormatError(file, `tensor ${name} has dtype ${dtype}, which is not a floating-point type`);
   }
 }

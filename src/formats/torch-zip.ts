@@ -5,17 +5,30 @@
  */
 import { FormatError } from '../util/errors.js';
 import { RandomAccessFile } from './file-io.js';
-import { describePy, PyDict, PyOpaque, PyTuple, unpickle, type PyValue, type UnpicklePolicy } from './pickle.js';
+import { describePy, PyDict, PyOpaque, PyTuple, type PyValue, type UnpicklePolicy, unpickle } from './pickle.js';
 import {
-  bytesToFloat32, formatShape, numelOf, STORED_DTYPE_SIZE,
-  type StoredDType, type TensorInfo, type TensorSource,
+  bytesToFloat32,
+  formatShape,
+  numelOf,
+  STORED_DTYPE_SIZE,
+  type StoredDType,
+  type TensorInfo,
+  type TensorSource,
 } from './tensor-file.js';
 import { readZipDirectory, type ZipEntry } from './zip.js';
 
 const STORAGE_DTYPES: Record<string, StoredDType> = {
-  HalfStorage: 'F16', FloatStorage: 'F32', BFloat16Storage: 'BF16', DoubleStorage: 'F64',
-  LongStorage: 'I64', IntStorage: 'I32', ShortStorage: 'I16', CharStorage: 'I8',
-  ByteStorage: 'U8', BoolStorage: 'BOOL', UntypedStorage: 'U8',
+  HalfStorage: 'F16',
+  FloatStorage: 'F32',
+  BFloat16Storage: 'BF16',
+  DoubleStorage: 'F64',
+  LongStorage: 'I64',
+  IntStorage: 'I32',
+  ShortStorage: 'I16',
+  CharStorage: 'I8',
+  ByteStorage: 'U8',
+  BoolStorage: 'BOOL',
+  UntypedStorage: 'U8',
 };
 const CALLABLES = new Set([
   'collections.OrderedDict',
@@ -27,23 +40,51 @@ const CALLABLES = new Set([
 const MAX_PICKLE_BYTES = 64 << 20;
 
 class AllowedCallable extends PyOpaque {
-  constructor(readonly qualifiedName: string) { super(); }
-  describe(): string { return this.qualifiedName; }
+  constructor(readonly qualifiedName: string) {
+    super();
+  }
+  describe(): string {
+    return this.qualifiedName;
+  }
 }
 
 class StorageType extends PyOpaque {
-  constructor(readonly dtype: StoredDType, readonly typeName: string) { super(); }
-  describe(): string { return `torch.${this.typeName}`; }
+  constructor(
+    readonly dtype: StoredDType,
+    readonly typeName: string,
+  ) {
+    super();
+  }
+  describe(): string {
+    return `torch.${this.typeName}`;
+  }
 }
 
 class StorageRef extends PyOpaque {
-  constructor(readonly key: string, readonly dtype: StoredDType, readonly numel: number) { super(); }
-  describe(): string { return `storage ${this.key}`; }
+  constructor(
+    readonly key: string,
+    readonly dtype: StoredDType,
+    readonly numel: number,
+  ) {
+    super();
+  }
+  describe(): string {
+    return `storage ${this.key}`;
+  }
 }
 
 class TensorRef extends PyOpaque {
-  constructor(readonly storage: StorageRef, readonly offset: number, readonly shape: number[], readonly stride: number[]) { super(); }
-  describe(): string { return `tensor ${formatShape(this.shape)}`; }
+  constructor(
+    readonly storage: StorageRef,
+    readonly offset: number,
+    readonly shape: number[],
+    readonly stride: number[],
+  ) {
+    super();
+  }
+  describe(): string {
+    return `tensor ${formatShape(this.shape)}`;
+  }
 }
 
 function isCount(v: PyValue): v is number {
@@ -85,14 +126,24 @@ class StateDictPolicy implements UnpicklePolicy {
         const [storage, offset, size, stride] = args;
         const shape = countTuple(size ?? null);
         const strides = countTuple(stride ?? null);
-        if (args.length < 6 || args.length > 7 || !(storage instanceof StorageRef) || !isCount(offset ?? null) || !shape || !strides || shape.length !== strides.length) {
+        if (
+          args.length < 6 ||
+          args.length > 7 ||
+          !(storage instanceof StorageRef) ||
+          !isCount(offset ?? null) ||
+          !shape ||
+          !strides ||
+          shape.length !== strides.length
+        ) {
           return this.fail(`_rebuild_tensor_v2 got unexpected arguments (${args.map(describePy).join(', ')})`);
         }
         return new TensorRef(storage, offset as number, shape, strides);
       }
-      default: { // _rebuild_parameter(data, requires_grad, hooks[, state]): the Parameter's tensor
+      default: {
+        // _rebuild_parameter(data, requires_grad, hooks[, state]): the Parameter's tensor
         const data = args[0];
-        if (!(data instanceof TensorRef)) return this.fail(`${callable.qualifiedName} got ${describePy(data ?? null)} instead of a tensor`);
+        if (!(data instanceof TensorRef))
+          return this.fail(`${callable.qualifiedName} got ${describePy(data ?? null)} instead of a tensor`);
         return data;
       }
     }
@@ -102,13 +153,21 @@ class StateDictPolicy implements UnpicklePolicy {
     // ('storage', storage_type, key, location, numel)
     const items = pid instanceof PyTuple ? pid.items : [];
     const [tag, type, key, , numel] = items;
-    if (items.length !== 5 || tag !== 'storage' || !(type instanceof StorageType) || typeof key !== 'string' || !isCount(numel ?? null)) {
+    if (
+      items.length !== 5 ||
+      tag !== 'storage' ||
+      !(type instanceof StorageType) ||
+      typeof key !== 'string' ||
+      !isCount(numel ?? null)
+    ) {
       return this.fail(`unexpected persistent id (${items.map(describePy).join(', ') || describePy(pid)})`);
     }
-    if (!/^[A-Za-z0-9_.-]+$/.test(key) || key === '.' || key === '..') this.fail(`storage key ${JSON.stringify(key)} is not a plain record name`);
+    if (!/^[A-Za-z0-9_.-]+$/.test(key) || key === '.' || key === '..')
+      this.fail(`storage key ${JSON.stringify(key)} is not a plain record name`);
     const seen = this.storages.get(key);
     if (seen) {
-      if (seen.dtype !== type.dtype || seen.numel !== numel) this.fail(`storage ${key} is used as both ${seen.dtype}[${seen.numel}] and ${type.dtype}[${numel}]`);
+      if (seen.dtype !== type.dtype || seen.numel !== numel)
+        this.fail(`storage ${key} is used as both ${seen.dtype}[${seen.numel}] and ${type.dtype}[${numel}]`);
       return seen;
     }
     const ref = new StorageRef(key, type.dtype, numel as number);
@@ -138,9 +197,11 @@ function readStateDict(file: RandomAccessFile): StoredTensor[] {
   };
   const records = readZipDirectory(file);
   const first = records.keys().next().value;
-  if (first === undefined || !first.includes('/')) return fail('zip archive has no <name>/data.pkl record: not a torch.save checkpoint');
+  if (first === undefined || !first.includes('/'))
+    return fail('zip archive has no <name>/data.pkl record: not a torch.save checkpoint');
   const prefix = first.slice(0, first.indexOf('/') + 1);
-  for (const name of records.keys()) if (!name.startsWith(prefix)) fail(`zip entry ${name} is outside the archive folder ${prefix}`);
+  for (const name of records.keys())
+    if (!name.startsWith(prefix)) fail(`zip entry ${name} is outside the archive folder ${prefix}`);
 
   const byteorder = records.get(`${prefix}byteorder`);
   if (byteorder) {
@@ -149,10 +210,12 @@ function readStateDict(file: RandomAccessFile): StoredTensor[] {
   }
   const pickleRecord = records.get(`${prefix}data.pkl`);
   if (!pickleRecord) return fail(`zip archive has no ${prefix}data.pkl record`);
-  if (pickleRecord.size > MAX_PICKLE_BYTES) fail(`${prefix}data.pkl is ${pickleRecord.size} bytes, more than a state dict needs`);
+  if (pickleRecord.size > MAX_PICKLE_BYTES)
+    fail(`${prefix}data.pkl is ${pickleRecord.size} bytes, more than a state dict needs`);
   const pickle = file.read(pickleRecord.dataOffset, pickleRecord.size, 'data.pkl');
   const root = unpickle(pickle, file.path, new StateDictPolicy(file.path));
-  if (!(root instanceof PyDict)) return fail(`data.pkl holds a ${describePy(root)}, expected a state dict (name → tensor)`);
+  if (!(root instanceof PyDict))
+    return fail(`data.pkl holds a ${describePy(root)}, expected a state dict (name → tensor)`);
 
   const tensors: StoredTensor[] = [];
   for (const [name, value] of root.entries) {
@@ -160,14 +223,20 @@ function readStateDict(file: RandomAccessFile): StoredTensor[] {
     if (!(value instanceof TensorRef)) return fail(`state dict entry ${name} is a ${describePy(value)}, not a tensor`);
     const { storage } = value;
     const record = records.get(`${prefix}data/${storage.key}`);
-    if (!record) return fail(`tensor ${name}: storage ${storage.key} has no record ${prefix}data/${storage.key} in the archive`);
+    if (!record)
+      return fail(`tensor ${name}: storage ${storage.key} has no record ${prefix}data/${storage.key} in the archive`);
     const storageBytes = storage.numel * STORED_DTYPE_SIZE[storage.dtype];
-    if (record.size !== storageBytes) fail(`tensor ${name}: record data/${storage.key} has ${record.size} bytes but ${storage.dtype} storage of ${storage.numel} needs ${storageBytes}`);
+    if (record.size !== storageBytes)
+      fail(
+        `tensor ${name}: record data/${storage.key} has ${record.size} bytes but ${storage.dtype} storage of ${storage.numel} needs ${storageBytes}`,
+      );
     if (numelOf(value.shape) > 0) {
       let last = value.offset;
       for (let d = 0; d < value.shape.length; d++) last += (value.shape[d]! - 1) * value.stride[d]!;
       if (last >= storage.numel) {
-        fail(`tensor ${name}: offset ${value.offset}, shape ${formatShape(value.shape)}, stride ${formatShape(value.stride)} reach element ${last} of a storage of ${storage.numel}`);
+        fail(
+          `tensor ${name}: offset ${value.offset}, shape ${formatShape(value.shape)}, stride ${formatShape(value.stride)} reach element ${last} of a storage of ${storage.numel}`,
+        );
       }
     }
     tensors.push({ name, dtype: storage.dtype, shape: value.shape, tensor: value, record });
@@ -185,7 +254,12 @@ function isContiguous(shape: readonly number[], stride: readonly number[]): bool
 }
 
 /** Copies a strided view out of `span` (storage elements from the view's first one on) into C order. */
-function gather(span: Uint8Array, shape: readonly number[], stride: readonly number[], elementSize: number): Uint8Array {
+function gather(
+  span: Uint8Array,
+  shape: readonly number[],
+  stride: readonly number[],
+  elementSize: number,
+): Uint8Array {
   const out = new Uint8Array(numelOf(shape) * elementSize);
   if (out.length === 0) return out;
   const rank = shape.length;
@@ -208,7 +282,10 @@ function gather(span: Uint8Array, shape: readonly number[], stride: readonly num
 class TorchCheckpoint implements TensorSource {
   private readonly byName: Map<string, StoredTensor>;
 
-  constructor(private readonly handle: RandomAccessFile, private readonly tensors: StoredTensor[]) {
+  constructor(
+    private readonly handle: RandomAccessFile,
+    private readonly tensors: StoredTensor[],
+  ) {
     this.byName = new Map(tensors.map((t) => [t.name, t]));
   }
 
@@ -227,7 +304,8 @@ class TorchCheckpoint implements TensorSource {
     const size = STORED_DTYPE_SIZE[t.dtype];
     const numel = numelOf(shape);
     const start = t.record.dataOffset + offset * size;
-    if (isContiguous(shape, stride)) return { dtype: t.dtype, shape: [...shape], data: this.handle.read(start, numel * size, `tensor ${name}`) };
+    if (isContiguous(shape, stride))
+      return { dtype: t.dtype, shape: [...shape], data: this.handle.read(start, numel * size, `tensor ${name}`) };
     let last = 0;
     for (let d = 0; d < shape.length; d++) last += numel === 0 ? 0 : (shape[d]! - 1) * stride[d]!;
     const span = numel === 0 ? new Uint8Array(0) : this.handle.read(start, (last + 1) * size, `tensor ${name}`);

@@ -40,7 +40,8 @@ function viewOf(bytes: Uint8Array): DataView {
 
 /** A name is safe when it is relative and never climbs out of the archive with "..". */
 function isSafeEntryName(name: string): boolean {
-  if (name === '' || name.startsWith('/') || name.startsWith('\\') || /^[A-Za-z]:/.test(name) || name.includes('\0')) return false;
+  if (name === '' || name.startsWith('/') || name.startsWith('\\') || /^[A-Za-z]:/.test(name) || name.includes('\0'))
+    return false;
   return !name.split(/[/\\]/).includes('..');
 }
 
@@ -69,9 +70,12 @@ function findDirectory(file: RandomAccessFile): Directory {
     }
   }
   if (eocd < 0) {
-    return fail('not a zip archive (no end-of-central-directory record; a truncated file, or a torch.save file from before PyTorch 1.6)');
+    return fail(
+      'not a zip archive (no end-of-central-directory record; a truncated file, or a torch.save file from before PyTorch 1.6)',
+    );
   }
-  if (view.getUint16(eocd + 4, true) !== 0 && view.getUint16(eocd + 4, true) !== U16_MAX) fail('multi-disk zip archives are not supported');
+  if (view.getUint16(eocd + 4, true) !== 0 && view.getUint16(eocd + 4, true) !== U16_MAX)
+    fail('multi-disk zip archives are not supported');
   const dir: Directory = {
     entries: view.getUint16(eocd + 10, true),
     size: view.getUint32(eocd + 12, true),
@@ -81,14 +85,18 @@ function findDirectory(file: RandomAccessFile): Directory {
   const locator = eocd - ZIP64_LOCATOR_SIZE;
   if (locator >= 0 && view.getUint32(locator, true) === ZIP64_LOCATOR_SIG) {
     const recordAt = u64(view, locator + 8, file.path, 'Zip64 record offset');
-    if (recordAt + ZIP64_EOCD_MIN_SIZE > tailStart + locator) fail(`Zip64 end record offset ${recordAt} is out of range`);
+    if (recordAt + ZIP64_EOCD_MIN_SIZE > tailStart + locator)
+      fail(`Zip64 end record offset ${recordAt} is out of range`);
     const record = viewOf(file.read(recordAt, ZIP64_EOCD_MIN_SIZE, 'Zip64 end record'));
     if (record.getUint32(0, true) !== ZIP64_EOCD_SIG) fail(`no Zip64 end record at offset ${recordAt}`);
     dir.entries = u64(record, 32, file.path, 'entry count');
     dir.size = u64(record, 40, file.path, 'central directory size');
     dir.offset = u64(record, 48, file.path, 'central directory offset');
   }
-  if (dir.offset + dir.size > file.size) fail(`central directory (offset ${dir.offset}, ${dir.size} bytes) runs past the end of the file (${file.size} bytes; truncated?)`);
+  if (dir.offset + dir.size > file.size)
+    fail(
+      `central directory (offset ${dir.offset}, ${dir.size} bytes) runs past the end of the file (${file.size} bytes; truncated?)`,
+    );
   return dir;
 }
 
@@ -104,7 +112,8 @@ export function readZipDirectory(file: RandomAccessFile): Map<string, ZipEntry> 
   const utf8 = new TextDecoder('utf-8', { fatal: false });
   let at = 0;
   for (let i = 0; i < dir.entries; i++) {
-    if (at + CENTRAL_SIZE > central.length || view.getUint32(at, true) !== CENTRAL_SIG) fail(`zip central directory entry ${i} is malformed`);
+    if (at + CENTRAL_SIZE > central.length || view.getUint32(at, true) !== CENTRAL_SIG)
+      fail(`zip central directory entry ${i} is malformed`);
     const flags = view.getUint16(at + 8, true);
     const method = view.getUint16(at + 10, true);
     let compressedSize = view.getUint32(at + 20, true);
@@ -118,13 +127,17 @@ export function readZipDirectory(file: RandomAccessFile): Map<string, ZipEntry> 
     const name = utf8.decode(central.subarray(at + CENTRAL_SIZE, at + CENTRAL_SIZE + nameLength));
 
     // Zip64 extended information: the 64-bit values of exactly the fields saturated above, in this order.
-    const extra = viewOf(central.subarray(at + CENTRAL_SIZE + nameLength, at + CENTRAL_SIZE + nameLength + extraLength));
-    for (let e = 0; e + 4 <= extra.byteLength;) {
+    const extra = viewOf(
+      central.subarray(at + CENTRAL_SIZE + nameLength, at + CENTRAL_SIZE + nameLength + extraLength),
+    );
+    for (let e = 0; e + 4 <= extra.byteLength; ) {
       const id = extra.getUint16(e, true);
       const length = extra.getUint16(e + 2, true);
       if (e + 4 + length > extra.byteLength) fail(`zip entry ${name}: extra field runs past its end`);
       if (id === ZIP64_EXTRA_ID) {
-        const field = viewOf(central.subarray(at + CENTRAL_SIZE + nameLength + e + 4, at + CENTRAL_SIZE + nameLength + e + 4 + length));
+        const field = viewOf(
+          central.subarray(at + CENTRAL_SIZE + nameLength + e + 4, at + CENTRAL_SIZE + nameLength + e + 4 + length),
+        );
         let p = 0;
         const next = (): number => {
           if (p + 8 > field.byteLength) fail(`zip entry ${name}: Zip64 extra field is too short`);
@@ -144,14 +157,16 @@ export function readZipDirectory(file: RandomAccessFile): Map<string, ZipEntry> 
     if (entries.has(name)) fail(`zip entry ${name} appears twice`);
     if ((flags & 1) !== 0) fail(`zip entry ${name} is encrypted`);
     if (method !== 0) fail(`zip entry ${name} is compressed (method ${method}); only stored entries are supported`);
-    if (compressedSize !== size) fail(`zip entry ${name} is stored but its sizes differ (${compressedSize} vs ${size})`);
+    if (compressedSize !== size)
+      fail(`zip entry ${name} is stored but its sizes differ (${compressedSize} vs ${size})`);
     entries.set(name, { name, dataOffset: localOffset, size });
   }
 
   // The data offset comes from the local header, whose extra field (alignment padding) can differ from the central one.
   for (const entry of entries.values()) {
     const localAt = entry.dataOffset;
-    if (localAt + LOCAL_SIZE > dir.offset) fail(`zip entry ${entry.name}: local header offset ${localAt} is out of range`);
+    if (localAt + LOCAL_SIZE > dir.offset)
+      fail(`zip entry ${entry.name}: local header offset ${localAt} is out of range`);
     const local = viewOf(file.read(localAt, LOCAL_SIZE, `zip entry ${entry.name} local header`));
     if (local.getUint32(0, true) !== LOCAL_SIG) fail(`zip entry ${entry.name}: no local header at offset ${localAt}`);
     const nameLength = local.getUint16(26, true);
@@ -160,7 +175,9 @@ export function readZipDirectory(file: RandomAccessFile): Map<string, ZipEntry> 
     if (localName !== entry.name) fail(`zip entry ${entry.name}: local header names it ${JSON.stringify(localName)}`);
     entry.dataOffset = localAt + LOCAL_SIZE + nameLength + extraLength;
     if (entry.dataOffset + entry.size > dir.offset) {
-      fail(`zip entry ${entry.name}: data (offset ${entry.dataOffset}, ${entry.size} bytes) runs into the central directory at ${dir.offset}`);
+      fail(
+        `zip entry ${entry.name}: data (offset ${entry.dataOffset}, ${entry.size} bytes) runs into the central directory at ${dir.offset}`,
+      );
     }
   }
   return entries;

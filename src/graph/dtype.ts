@@ -28,12 +28,18 @@ export function isFloat(dtype: DType): boolean {
 
 export function allocate(dtype: DType, length: number): TypedArray {
   switch (dtype) {
-    case 'float32': return new Float32Array(length);
-    case 'float64': return new Float64Array(length);
-    case 'float16': return new Uint16Array(length);
-    case 'int64': return new BigInt64Array(length);
-    case 'int32': return new Int32Array(length);
-    case 'bool': return new Uint8Array(length);
+    case 'float32':
+      return new Float32Array(length);
+    case 'float64':
+      return new Float64Array(length);
+    case 'float16':
+      return new Uint16Array(length);
+    case 'int64':
+      return new BigInt64Array(length);
+    case 'int32':
+      return new Int32Array(length);
+    case 'bool':
+      return new Uint8Array(length);
   }
 }
 

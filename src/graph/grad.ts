@@ -5,7 +5,7 @@
 import type { Node, OpNode, Tensor } from './graph.js';
 import * as op from './ops.js';
 import { ALL_OUTPUTS_DIFFERENTIABLE, type DifferentiableOp, NOT_DIFFERENTIABLE, type OpName } from './registry.js';
-import { type Dim, GraphError, formatShape } from './shape.js';
+import { type Dim, formatShape, GraphError } from './shape.js';
 
 /** Sums a broadcast gradient back down to `shape` (the inverse of numpy broadcasting). */
 export function sumToShape(g: Tensor, target: Tensor): Tensor {
@@ -109,7 +109,8 @@ const attentionVjp: VjpRule<'attention'> = (n, _g, needs, outputGrads) => {
   }
   const total = staticDim(K, 2, 'attention');
   const pastLength = total - staticDim(k!, 1, 'attention');
-  const newPart = (d: Tensor | undefined): Tensor | undefined => d && mergeHeads(pastLength > 0 ? op.slice(d, 2, pastLength, total) : d);
+  const newPart = (d: Tensor | undefined): Tensor | undefined =>
+    d && mergeHeads(pastLength > 0 ? op.slice(d, 2, pastLength, total) : d);
   const pastPart = (d: Tensor | undefined): Tensor | undefined => d && op.slice(d, 2, 0, pastLength);
   const grads: Grads = [
     dQ && mergeHeads(dQ),
@@ -176,7 +177,13 @@ export const VJP: { [K in DifferentiableOp]: VjpRule<K> } = {
     const x = n.inputs[0]!;
     const axes = n.attrs.axes;
     const sizes = axes.map((a) => x.shape[a]!);
-    if (sizes.every((d): d is number => typeof d === 'number')) return [op.div(unreduce(g, n), sizes.reduce((p, d) => p * d, 1))];
+    if (sizes.every((d): d is number => typeof d === 'number'))
+      return [
+        op.div(
+          unreduce(g, n),
+          sizes.reduce((p, d) => p * d, 1),
+        ),
+      ];
     // A symbolic size is known only at run time: count the reduced elements as a sum of ones.
     const count = op.sum(op.broadcastLike(op.scalar(x.graph, 1, x.dtype), x), axes, true);
     return [op.div(unreduce(g, n), count)];
@@ -227,9 +234,18 @@ export const VJP: { [K in DifferentiableOp]: VjpRule<K> } = {
     const rank = table!.rank;
     const toFront = [axis, ...[...Array(rank).keys()].filter((i) => i !== axis)];
     const q = indices!.rank;
-    const gFront = op.transpose(g, [...Array(g.rank).keys()].map((i) => (i < q ? axis + i : i < q + axis ? i - q : i)));
+    const gFront = op.transpose(
+      g,
+      [...Array(g.rank).keys()].map((i) => (i < q ? axis + i : i < q + axis ? i - q : i)),
+    );
     const rows = op.scatterAdd(op.zerosLike(op.transpose(table!, toFront)), indices!, gFront);
-    return [op.transpose(rows, toFront.map((_, i) => toFront.indexOf(i))), undefined];
+    return [
+      op.transpose(
+        rows,
+        toFront.map((_, i) => toFront.indexOf(i)),
+      ),
+      undefined,
+    ];
   },
   scatterAdd: (n, g) => [g, undefined, op.gather(g, n.inputs[1]!)],
   gatherElements: (n, g) => {
@@ -320,7 +336,10 @@ export function checkInputGrads(n: Node, grads: readonly (Tensor | undefined)[])
     if (!gk) return;
     const sameShape = gk.rank === x.rank && gk.shape.every((d, i) => d === x.shape[i]);
     if (gk.dtype !== x.dtype || !sameShape) {
-      throw new GraphError(n.op, `gradient rule returned ${gk.dtype}${formatShape(gk.shape)} for input ${k} (${x}), expected ${x.dtype}${formatShape(x.shape)}`);
+      throw new GraphError(
+        n.op,
+        `gradient rule returned ${gk.dtype}${formatShape(gk.shape)} for input ${k} (${x}), expected ${x.dtype}${formatShape(x.shape)}`,
+      );
     }
   });
 }

@@ -1,6 +1,6 @@
-import { type DType, type TypedArray, dtypeOfArray } from './dtype.js';
+import { type DType, dtypeOfArray, type TypedArray } from './dtype.js';
 import type { OpAttrs, OpName } from './registry.js';
-import { type Shape, GraphError, formatShape, isStatic, numel } from './shape.js';
+import { formatShape, GraphError, isStatic, numel, type Shape } from './shape.js';
 
 /** One operation in a graph. `outputs[0]` is the main result; some ops have auxiliary outputs. */
 export class OpNode<K extends OpName = OpName> {
@@ -73,7 +73,12 @@ export class Graph {
   }
 
   /** Appends a node; `outputs` gives each output's dtype and shape. */
-  addNode<K extends OpName>(op: K, inputs: readonly Tensor[], attrs: OpAttrs[K], outputs: readonly { dtype: DType; shape: Shape }[]): OpNode<K> {
+  addNode<K extends OpName>(
+    op: K,
+    inputs: readonly Tensor[],
+    attrs: OpAttrs[K],
+    outputs: readonly { dtype: DType; shape: Shape }[],
+  ): OpNode<K> {
     for (const t of inputs) {
       if (t.graph !== this) throw new GraphError(op, `input ${t.name} belongs to another graph`);
     }

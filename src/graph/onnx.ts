@@ -59,7 +59,13 @@ class Lowering {
     return `_${hint}${this.counter++}`;
   }
 
-  emit(opType: string, inputs: string[], attrs: Record<string, OnnxAttr> = {}, output?: string, domain?: string): string {
+  emit(
+    opType: string,
+    inputs: string[],
+    attrs: Record<string, OnnxAttr> = {},
+    output?: string,
+    domain?: string,
+  ): string {
     const out = output ?? this.fresh(opType.toLowerCase());
     this.nodes.push({ opType, inputs, outputs: [out], attrs, domain });
     return out;
@@ -85,9 +91,22 @@ class Lowering {
 }
 
 const ELEMENTWISE: Record<ElementwiseOp, string> = {
-  add: 'Add', sub: 'Sub', mul: 'Mul', div: 'Div', pow: 'Pow',
-  less: 'Less', greater: 'Greater', equal: 'Equal', where: 'Where',
-  neg: 'Neg', exp: 'Exp', log: 'Log', sqrt: 'Sqrt', tanh: 'Tanh', cos: 'Cos', sin: 'Sin',
+  add: 'Add',
+  sub: 'Sub',
+  mul: 'Mul',
+  div: 'Div',
+  pow: 'Pow',
+  less: 'Less',
+  greater: 'Greater',
+  equal: 'Equal',
+  where: 'Where',
+  neg: 'Neg',
+  exp: 'Exp',
+  log: 'Log',
+  sqrt: 'Sqrt',
+  tanh: 'Tanh',
+  cos: 'Cos',
+  sin: 'Sin',
 };
 
 /** erf(x) for float64: sign(x)·(2/√π)·e^(−a²)·Σ 2ⁿa^(2n+1)/(2n+1)!!, a = min(|x|, 6); all terms positive. */
@@ -122,17 +141,31 @@ function lowerLayerNorm64(L: Lowering, x: string, w: string, b: string, eps: num
   const mean = L.emit('ReduceMean', [x, axes], { keepdims: 1 }, outs[1]);
   const centered = L.emit('Sub', [x, mean]);
   const variance = L.emit('ReduceMean', [L.emit('Mul', [centered, centered]), axes], { keepdims: 1 });
-  const invStd = L.emit('Reciprocal', [L.emit('Sqrt', [L.emit('Add', [variance, L.scalar(eps, 'float64')])])], {}, outs[2]);
+  const invStd = L.emit(
+    'Reciprocal',
+    [L.emit('Sqrt', [L.emit('Add', [variance, L.scalar(eps, 'float64')])])],
+    {},
+    outs[2],
+  );
   L.emit('Add', [L.emit('Mul', [L.emit('Mul', [centered, invStd]), w]), b], {}, outs[0]);
 }
 
 /** rotary as standard nodes (float64 has no RotaryEmbedding kernel): heads apart, rotate, rejoin. */
-function lowerRotaryDecomposed(L: Lowering, ins: string[], heads: number, half: number, headDim: number, out: string): void {
+function lowerRotaryDecomposed(
+  L: Lowering,
+  ins: string[],
+  heads: number,
+  half: number,
+  headDim: number,
+  out: string,
+): void {
   const [x, positions, cosTable, sinTable] = ins as [string, string, string, string];
   const x4 = L.emit('Reshape', [x, L.int64s([0, 0, heads, headDim])]);
-  const at = (table: string): string => L.emit('Unsqueeze', [L.emit('Gather', [table, positions], { axis: 0 }), L.int64s([2])]);
+  const at = (table: string): string =>
+    L.emit('Unsqueeze', [L.emit('Gather', [table, positions], { axis: 0 }), L.int64s([2])]);
   const [cos, sin] = [at(cosTable), at(sinTable)];
-  const part = (start: number, end: number): string => L.emit('Slice', [x4, L.int64s([start]), L.int64s([end]), L.int64s([3])]);
+  const part = (start: number, end: number): string =>
+    L.emit('Slice', [x4, L.int64s([start]), L.int64s([end]), L.int64s([3])]);
   const [a, b] = [part(0, half), part(half, 2 * half)];
   const parts = [
     L.emit('Sub', [L.emit('Mul', [a, cos]), L.emit('Mul', [b, sin])]),
@@ -146,14 +179,18 @@ function lowerRotaryDecomposed(L: Lowering, ins: string[], heads: number, half: 
 function lowerAttentionDecomposed(L: Lowering, node: OpNode<'attention'>, ins: string[], outs: string[]): void {
   const { heads, scale } = node.attrs;
   const headDim = (node.inputs[0]!.shape[2] as number) / heads;
-  const split = (t: string): string => L.emit('Transpose', [L.emit('Reshape', [t, L.int64s([0, 0, heads, headDim])])], { perm: [0, 2, 1, 3] });
+  const split = (t: string): string =>
+    L.emit('Transpose', [L.emit('Reshape', [t, L.int64s([0, 0, heads, headDim])])], { perm: [0, 2, 1, 3] });
   const [q, k, v] = [split(ins[0]!), split(ins[1]!), split(ins[2]!)];
   const withPast = (past: string | undefined, t: string, out: string): string =>
     past ? L.emit('Concat', [past, t], { axis: 2 }, out) : L.emit('Identity', [t], {}, out);
   const keys = withPast(ins[4], k, outs[1]!);
   const values = withPast(ins[5], v, outs[2]!);
   const dtype = node.inputs[0]!.dtype;
-  const scores = L.emit('Add', [L.emit('Mul', [L.emit('MatMul', [q, L.emit('Transpose', [keys], { perm: [0, 1, 3, 2] })]), L.scalar(scale, dtype)]), ins[3]!]);
+  const scores = L.emit('Add', [
+    L.emit('Mul', [L.emit('MatMul', [q, L.emit('Transpose', [keys], { perm: [0, 1, 3, 2] })]), L.scalar(scale, dtype)]),
+    ins[3]!,
+  ]);
   const context = L.emit('MatMul', [L.emit('Softmax', [scores], { axis: -1 }), values]);
   L.emit('Reshape', [L.emit('Transpose', [context], { perm: [0, 2, 1, 3] }), L.int64s([0, 0, -1])], {}, outs[0]);
 }
@@ -167,21 +204,47 @@ function lowerAttentionDecomposed(L: Lowering, node: OpNode<'attention'>, ins: s
 export const WEBGPU_SCATTER_BYTES = 2 ** 27;
 
 /** table[index[i], :] += updates[i, :] for int64 `index` [n] and a [rows, d] float table (`shape`: its tensor). */
-function lowerScatterRowsAdd(L: Lowering, table: string, shape: Tensor, index: string, updates: string, out?: string): string {
+function lowerScatterRowsAdd(
+  L: Lowering,
+  table: string,
+  shape: Tensor,
+  index: string,
+  updates: string,
+  out?: string,
+): string {
   const [rows, d] = shape.shape as [number, number];
   const rowBytes = d * (shape.dtype === 'float64' ? 8 : 4);
   const blockRows = Math.floor(L.scatterBytes / rowBytes) - 1;
-  const whole = L.target === 'cpu' || shape.rank !== 2 || typeof rows !== 'number' || typeof d !== 'number' || rows <= blockRows;
-  if (whole) return L.emit('ScatterND', [table, L.emit('Unsqueeze', [index, L.int64s([-1])]), updates], { reduction: 'add' }, out);
+  const whole =
+    L.target === 'cpu' || shape.rank !== 2 || typeof rows !== 'number' || typeof d !== 'number' || rows <= blockRows;
+  if (whole)
+    return L.emit(
+      'ScatterND',
+      [table, L.emit('Unsqueeze', [index, L.int64s([-1])]), updates],
+      { reduction: 'add' },
+      out,
+    );
   const spare = L.fresh('spare_row');
-  L.constants.push({ name: spare, dtype: shape.dtype, dims: [1, d], data: shape.dtype === 'float64' ? new Float64Array(d) : new Float32Array(d) });
+  L.constants.push({
+    name: spare,
+    dtype: shape.dtype,
+    dims: [1, d],
+    data: shape.dtype === 'float64' ? new Float64Array(d) : new Float32Array(d),
+  });
   const parts: string[] = [];
   for (let start = 0; start < rows; start += blockRows) {
     const end = Math.min(rows, start + blockRows);
     const local = L.emit('Sub', [index, L.int64s([start])]);
-    const inside = L.emit('And', [L.emit('GreaterOrEqual', [index, L.int64s([start])]), L.emit('Less', [index, L.int64s([end])])]);
+    const inside = L.emit('And', [
+      L.emit('GreaterOrEqual', [index, L.int64s([start])]),
+      L.emit('Less', [index, L.int64s([end])]),
+    ]);
     const target = L.emit('Unsqueeze', [L.emit('Where', [inside, local, L.int64s([end - start])]), L.int64s([-1])]);
-    const block = L.emit('Concat', [L.emit('Slice', [table, L.int64s([start]), L.int64s([end]), L.int64s([0])]), spare], { axis: 0 });
+    const block = L.emit(
+      'Concat',
+      [L.emit('Slice', [table, L.int64s([start]), L.int64s([end]), L.int64s([0])]), spare],
+      { axis: 0 },
+    );
     const scattered = L.emit('ScatterND', [block, target, updates], { reduction: 'add' });
     parts.push(L.emit('Slice', [scattered, L.int64s([0]), L.int64s([end - start]), L.int64s([0])]));
   }
@@ -269,9 +332,15 @@ function lowerNode(L: Lowering, node: Node): void {
       if (x.rank === 2) {
         L.emit('Gemm', ins, { transB: 1 }, out);
       } else {
-        const product = dtype === 'float32' && L.target === 'cpu'
-          ? L.emit('FusedMatMul', [ins[0]!, ins[1]!], { transB: 1 }, ins[2] ? undefined : out, 'com.microsoft')
-          : L.emit('MatMul', [ins[0]!, L.emit('Transpose', [ins[1]!], { perm: [1, 0] })], {}, ins[2] ? undefined : out);
+        const product =
+          dtype === 'float32' && L.target === 'cpu'
+            ? L.emit('FusedMatMul', [ins[0]!, ins[1]!], { transB: 1 }, ins[2] ? undefined : out, 'com.microsoft')
+            : L.emit(
+                'MatMul',
+                [ins[0]!, L.emit('Transpose', [ins[1]!], { perm: [1, 0] })],
+                {},
+                ins[2] ? undefined : out,
+              );
         if (ins[2]) L.emit('Add', [product, ins[2]], {}, out);
       }
       return;
@@ -296,7 +365,12 @@ function lowerNode(L: Lowering, node: Node): void {
       L.emit('Transpose', ins, { perm: node.attrs.perm }, out);
       return;
     case 'slice':
-      L.emit('Slice', [ins[0]!, L.int64s([node.attrs.start]), L.int64s([node.attrs.end]), L.int64s([node.attrs.axis])], {}, out);
+      L.emit(
+        'Slice',
+        [ins[0]!, L.int64s([node.attrs.start]), L.int64s([node.attrs.end]), L.int64s([node.attrs.axis])],
+        {},
+        out,
+      );
       return;
     case 'pad': {
       const rank = node.inputs[0]!.rank;
@@ -310,7 +384,12 @@ function lowerNode(L: Lowering, node: Node): void {
       L.emit('Concat', ins, { axis: node.attrs.axis }, out);
       return;
     case 'split':
-      L.nodes.push({ opType: 'Split', inputs: [ins[0]!, L.int64s(node.attrs.sizes)], outputs: outs, attrs: { axis: node.attrs.axis } });
+      L.nodes.push({
+        opType: 'Split',
+        inputs: [ins[0]!, L.int64s(node.attrs.sizes)],
+        outputs: outs,
+        attrs: { axis: node.attrs.axis },
+      });
       return;
     case 'gather':
       L.emit('Gather', ins, { axis: node.attrs.axis }, out);
@@ -343,7 +422,12 @@ function lowerNode(L: Lowering, node: Node): void {
       if (dtype === 'float64') {
         lowerLayerNorm64(L, ins[0]!, ins[1]!, ins[2]!, node.attrs.eps, outs);
       } else {
-        L.nodes.push({ opType: 'LayerNormalization', inputs: ins, outputs: outs, attrs: { axis: -1, epsilon: { float: node.attrs.eps } } });
+        L.nodes.push({
+          opType: 'LayerNormalization',
+          inputs: ins,
+          outputs: outs,
+          attrs: { axis: -1, epsilon: { float: node.attrs.eps } },
+        });
       }
       return;
     case 'rotary': {
@@ -353,8 +437,15 @@ function lowerNode(L: Lowering, node: Node): void {
       if (dtype === 'float32') {
         // com.microsoft RotaryEmbedding takes int64 position_ids only.
         const [x, positions, ...tables] = ins;
-        const pos = node.inputs[1]!.dtype === 'int64' ? positions! : L.emit('Cast', [positions!], { to: ONNX_TYPE.int64 });
-        L.emit('RotaryEmbedding', [x!, pos, ...tables], { interleaved: 0, num_heads: heads, rotary_embedding_dim: 2 * half }, out, 'com.microsoft');
+        const pos =
+          node.inputs[1]!.dtype === 'int64' ? positions! : L.emit('Cast', [positions!], { to: ONNX_TYPE.int64 });
+        L.emit(
+          'RotaryEmbedding',
+          [x!, pos, ...tables],
+          { interleaved: 0, num_heads: heads, rotary_embedding_dim: 2 * half },
+          out,
+          'com.microsoft',
+        );
       } else {
         lowerRotaryDecomposed(L, ins, heads, half, headDim, out);
       }
@@ -404,7 +495,12 @@ function lowerNode(L: Lowering, node: Node): void {
  * softmax p the gradient parts p·w (rows of ∂x) and pᵀ·x (accumulated into ∂w through Gemm's C).
  * The one-hot part, w[label] and the scatter of x into rows of ∂w, is taken once over all rows.
  */
-function lowerMeanLinearCrossEntropy(L: Lowering, node: OpNode<'meanLinearCrossEntropy'>, ins: string[], outs: string[]): void {
+function lowerMeanLinearCrossEntropy(
+  L: Lowering,
+  node: OpNode<'meanLinearCrossEntropy'>,
+  ins: string[],
+  outs: string[],
+): void {
   const [x, w, labels] = ins as [string, string, string];
   const rows = node.inputs[0]!.shape[0] as number;
   const dtype = node.inputs[0]!.dtype;
@@ -423,14 +519,18 @@ function lowerMeanLinearCrossEntropy(L: Lowering, node: OpNode<'meanLinearCrossE
     if (!wantDx && !wantDw) continue;
     const p = L.emit('Softmax', [logits], { axis: 1 });
     if (wantDx) dxParts.push(L.emit('MatMul', [p, w]));
-    if (wantDw) dw = L.emit('Gemm', dw ? [p, xChunk, dw] : [p, xChunk], dw ? { transA: 1, beta: { float: 1 } } : { transA: 1 });
+    if (wantDw)
+      dw = L.emit('Gemm', dw ? [p, xChunk, dw] : [p, xChunk], dw ? { transA: 1, beta: { float: 1 } } : { transA: 1 });
   }
   if (wantLoss) {
     const total = L.emit('ReduceSum', [L.emit('Concat', picked, { axis: 0 }), L.int64s([0, 1])], { keepdims: 0 });
     L.emit('Mul', [total, L.scalar(-1 / rows, dtype)], {}, outs[0]);
   }
   if (wantDx) {
-    const dx = L.emit('Sub', [dxParts.length > 1 ? L.emit('Concat', dxParts, { axis: 0 }) : dxParts[0]!, L.emit('Gather', [w, labels], { axis: 0 })]);
+    const dx = L.emit('Sub', [
+      dxParts.length > 1 ? L.emit('Concat', dxParts, { axis: 0 }) : dxParts[0]!,
+      L.emit('Gather', [w, labels], { axis: 0 }),
+    ]);
     L.emit('Mul', [dx, L.scalar(1 / rows, dtype)], {}, outs[1]);
   }
   if (wantDw) {
@@ -559,7 +659,10 @@ function encodeNode(n: OnnxNode, index: number): ProtoWriter {
 export function toOnnx(spec: ModelSpec, options: EncodeOptions = {}): EncodedModel {
   const { graph } = spec;
   const outputEntries = Object.entries(spec.outputs);
-  const nodes = reachableNodes(graph, outputEntries.map(([, t]) => t));
+  const nodes = reachableNodes(
+    graph,
+    outputEntries.map(([, t]) => t),
+  );
   const used = new Set<number>();
   for (const n of nodes) for (const t of n.inputs) used.add(t.id);
   for (const [, t] of outputEntries) used.add(t.id);
@@ -580,7 +683,11 @@ export function toOnnx(spec: ModelSpec, options: EncodeOptions = {}): EncodedMod
   g.string(2, spec.name ?? 'pythia_ts');
   const external = options.externalData ? new ExternalFile(options.externalData.location) : undefined;
   for (const { tensor, data } of graph.initializers) {
-    if (used.has(tensor.id)) g.message(5, encodeTensor({ name: tensor.name, dtype: tensor.dtype, dims: tensor.shape as number[], data }, external));
+    if (used.has(tensor.id))
+      g.message(
+        5,
+        encodeTensor({ name: tensor.name, dtype: tensor.dtype, dims: tensor.shape as number[], data }, external),
+      );
   }
   for (const c of L.constants) g.message(5, encodeTensor(c));
   const inputs = graph.inputs.filter((t) => used.has(t.id));

@@ -2,10 +2,10 @@
  * The op set. Each builder checks its inputs' dtypes and shapes and appends one node; mistakes
  * throw a GraphError naming the op at build time, never later inside onnxruntime.
  */
-import { type DType, type TypedArray, allocate, isFloat } from './dtype.js';
-import { Graph, Tensor } from './graph.js';
+import { allocate, type DType, isFloat, type TypedArray } from './dtype.js';
+import { type Graph, Tensor } from './graph.js';
 import type { GeluApproximation, OpAttrs, OpName } from './registry.js';
-import { type Dim, type Shape, GraphError, broadcastShapes, formatShape, normalizeAxis } from './shape.js';
+import { broadcastShapes, type Dim, formatShape, GraphError, normalizeAxis, type Shape } from './shape.js';
 
 export type { GeluApproximation } from './registry.js';
 
@@ -163,14 +163,20 @@ function reduce(op: 'sum' | 'mean' | 'max', x: Tensor, axes: readonly number[] |
 export function reshape(x: Tensor, shape: Shape): Tensor {
   const inferred = shape.filter((d, i) => typeof d === 'string' && d !== x.shape[i]);
   if (inferred.length > 1) {
-    throw new GraphError('reshape', `cannot infer both ${inferred.join(' and ')} when reshaping ${x} to ${formatShape(shape)}`);
+    throw new GraphError(
+      'reshape',
+      `cannot infer both ${inferred.join(' and ')} when reshaping ${x} to ${formatShape(shape)}`,
+    );
   }
   const known = (s: Shape): number | undefined =>
     s.every((d) => typeof d === 'number') ? (s as number[]).reduce((a, b) => a * b, 1) : undefined;
   const before = known(x.shape);
   const after = known(shape);
   if (before !== undefined && after !== undefined && before !== after) {
-    throw new GraphError('reshape', `cannot reshape ${x} (${before} values) to ${formatShape(shape)} (${after} values)`);
+    throw new GraphError(
+      'reshape',
+      `cannot reshape ${x} (${before} values) to ${formatShape(shape)} (${after} values)`,
+    );
   }
   if (shape.some((d) => typeof d === 'number' && (d < 1 || !Number.isInteger(d)))) {
     throw new GraphError('reshape', `bad target shape ${formatShape(shape)}`);
@@ -182,7 +188,13 @@ export function transpose(x: Tensor, perm: readonly number[]): Tensor {
   if (perm.length !== x.rank || [...perm].sort((p, q) => p - q).some((p, i) => p !== i)) {
     throw new GraphError('transpose', `permutation [${perm}] does not fit ${x}`);
   }
-  return node('transpose', [x], { perm }, x.dtype, perm.map((p) => x.shape[p]!));
+  return node(
+    'transpose',
+    [x],
+    { perm },
+    x.dtype,
+    perm.map((p) => x.shape[p]!),
+  );
 }
 
 /** x[start:end] along one axis (static bounds). */
@@ -235,7 +247,11 @@ export function split(x: Tensor, axis: number, sizes: readonly number[]): Tensor
   const a = normalizeAxis(axis, x.rank, 'split');
   const dim = x.shape[a]!;
   if (typeof dim !== 'number') throw new GraphError('split', `axis ${axis} of ${x} is symbolic`);
-  if (sizes.length === 0 || sizes.some((s) => !Number.isInteger(s) || s < 1) || sizes.reduce((p, q) => p + q, 0) !== dim) {
+  if (
+    sizes.length === 0 ||
+    sizes.some((s) => !Number.isInteger(s) || s < 1) ||
+    sizes.reduce((p, q) => p + q, 0) !== dim
+  ) {
     throw new GraphError('split', `sizes [${sizes}] do not add up to axis ${axis} of ${x}`);
   }
   const outputs = sizes.map((size) => {
@@ -274,7 +290,11 @@ export function gather(table: Tensor, indices: Tensor, axis = 0): Tensor {
 export function scatterAdd(data: Tensor, indices: Tensor, updates: Tensor): Tensor {
   requireIndices('scatterAdd', indices);
   const expected = [...indices.shape, ...data.shape.slice(1)];
-  if (updates.rank !== expected.length || updates.shape.some((d, i) => d !== expected[i]) || updates.dtype !== data.dtype) {
+  if (
+    updates.rank !== expected.length ||
+    updates.shape.some((d, i) => d !== expected[i]) ||
+    updates.dtype !== data.dtype
+  ) {
     throw new GraphError('scatterAdd', `updates ${updates} should be ${data.dtype}${formatShape(expected)}`);
   }
   return node('scatterAdd', [data, indices, updates], {}, data.dtype, data.shape);
@@ -355,8 +375,18 @@ export function rotary(x: Tensor, positions: Tensor, cos: Tensor, sin: Tensor, h
   }
   const half = cos.shape[1];
   for (const t of [cos, sin]) {
-    if (t.rank !== 2 || t.dtype !== x.dtype || t.shape[1] !== half || t.shape[0] !== cos.shape[0] || typeof half !== 'number' || 2 * half > width / heads) {
-      throw new GraphError('rotary', `tables ${cos} and ${sin} should be ${x.dtype}[positions, half] with 2·half ≤ head_dim ${width / heads}`);
+    if (
+      t.rank !== 2 ||
+      t.dtype !== x.dtype ||
+      t.shape[1] !== half ||
+      t.shape[0] !== cos.shape[0] ||
+      typeof half !== 'number' ||
+      2 * half > width / heads
+    ) {
+      throw new GraphError(
+        'rotary',
+        `tables ${cos} and ${sin} should be ${x.dtype}[positions, half] with 2·half ≤ head_dim ${width / heads}`,
+      );
     }
   }
   return node('rotary', [x, positions, cos, sin], { heads }, x.dtype, x.shape);
@@ -395,25 +425,48 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor, options
   const L = k.shape[1]!;
   for (const t of [k, v]) {
     if (t.rank !== 3 || t.dtype !== q.dtype || t.shape[0] !== B || t.shape[1] !== L || t.shape[2] !== width) {
-      throw new GraphError('attention', `k ${k} and v ${v} should both be ${q.dtype}[${B}, kv_seq, ${width}] for q ${q}`);
+      throw new GraphError(
+        'attention',
+        `k ${k} and v ${v} should both be ${q.dtype}[${B}, kv_seq, ${width}] for q ${q}`,
+      );
     }
   }
   let total: Dim = L;
   if (past) {
     const P = past.key.shape[2]!;
     for (const t of [past.key, past.value]) {
-      if (t.rank !== 4 || t.dtype !== q.dtype || t.shape[0] !== B || t.shape[1] !== heads || t.shape[2] !== P || t.shape[3] !== hd) {
-        throw new GraphError('attention', `past ${past.key} and ${past.value} should both be ${q.dtype}[${B}, ${heads}, past, ${hd}]`);
+      if (
+        t.rank !== 4 ||
+        t.dtype !== q.dtype ||
+        t.shape[0] !== B ||
+        t.shape[1] !== heads ||
+        t.shape[2] !== P ||
+        t.shape[3] !== hd
+      ) {
+        throw new GraphError(
+          'attention',
+          `past ${past.key} and ${past.value} should both be ${q.dtype}[${B}, ${heads}, past, ${hd}]`,
+        );
       }
     }
     total = typeof P === 'number' && typeof L === 'number' ? P + L : `${P}+${L}`;
   }
-  const biasOk = bias.rank === 4 && bias.dtype === q.dtype && (bias.shape[0] === B || bias.shape[0] === 1)
-    && (bias.shape[1] === 1 || bias.shape[1] === heads) && bias.shape[2] === S && bias.shape[3] === total;
-  if (!biasOk) throw new GraphError('attention', `bias ${bias} should be ${q.dtype}[${B} or 1, 1 or ${heads}, ${S}, ${total}]`);
+  const biasOk =
+    bias.rank === 4 &&
+    bias.dtype === q.dtype &&
+    (bias.shape[0] === B || bias.shape[0] === 1) &&
+    (bias.shape[1] === 1 || bias.shape[1] === heads) &&
+    bias.shape[2] === S &&
+    bias.shape[3] === total;
+  if (!biasOk)
+    throw new GraphError('attention', `bias ${bias} should be ${q.dtype}[${B} or 1, 1 or ${heads}, ${S}, ${total}]`);
   const inputs = past ? [q, k, v, bias, past.key, past.value] : [q, k, v, bias];
   const cache = { dtype: q.dtype, shape: [B, heads, total, hd] };
-  const [output, key, value] = q.graph.addNode('attention', inputs, { heads, scale }, [{ dtype: q.dtype, shape: q.shape }, cache, cache]).outputs as [Tensor, Tensor, Tensor];
+  const [output, key, value] = q.graph.addNode('attention', inputs, { heads, scale }, [
+    { dtype: q.dtype, shape: q.shape },
+    cache,
+    cache,
+  ]).outputs as [Tensor, Tensor, Tensor];
   return { output, key, value };
 }
 
@@ -448,11 +501,26 @@ export const LOGITS_PER_CHUNK = 1 << 24;
  * [N, V] logits are never whole, and each chunk also gives its part of the gradient, kept as the
  * auxiliary outputs ∂loss/∂x [N, d] and ∂loss/∂w [V, d] for the backward pass to scale.
  */
-export function meanLinearCrossEntropy(x: Tensor, w: Tensor, labels: Tensor, logitsPerChunk = LOGITS_PER_CHUNK): Tensor {
+export function meanLinearCrossEntropy(
+  x: Tensor,
+  w: Tensor,
+  labels: Tensor,
+  logitsPerChunk = LOGITS_PER_CHUNK,
+): Tensor {
   requireFloat('meanLinearCrossEntropy', x);
   requireIndices('meanLinearCrossEntropy', labels);
-  if (x.rank !== 2 || w.rank !== 2 || labels.rank !== 1 || x.shape[1] !== w.shape[1] || labels.shape[0] !== x.shape[0] || x.dtype !== w.dtype) {
-    throw new GraphError('meanLinearCrossEntropy', `expects x [N,d], w [V,d] and labels [N], got ${x}, ${w} and ${labels}`);
+  if (
+    x.rank !== 2 ||
+    w.rank !== 2 ||
+    labels.rank !== 1 ||
+    x.shape[1] !== w.shape[1] ||
+    labels.shape[0] !== x.shape[0] ||
+    x.dtype !== w.dtype
+  ) {
+    throw new GraphError(
+      'meanLinearCrossEntropy',
+      `expects x [N,d], w [V,d] and labels [N], got ${x}, ${w} and ${labels}`,
+    );
   }
   const [rows, vocab] = [x.shape[0], w.shape[0]];
   if (typeof rows !== 'number' || typeof vocab !== 'number') {

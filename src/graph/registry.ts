@@ -70,8 +70,23 @@ export interface OpAttrs {
 export type OpName = keyof OpAttrs;
 
 /** Ops that lower to one ONNX node of the same meaning, with no attributes. */
-export type ElementwiseOp = 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'less' | 'greater' | 'equal' | 'where'
-  | 'neg' | 'exp' | 'log' | 'sqrt' | 'tanh' | 'cos' | 'sin';
+export type ElementwiseOp =
+  | 'add'
+  | 'sub'
+  | 'mul'
+  | 'div'
+  | 'pow'
+  | 'less'
+  | 'greater'
+  | 'equal'
+  | 'where'
+  | 'neg'
+  | 'exp'
+  | 'log'
+  | 'sqrt'
+  | 'tanh'
+  | 'cos'
+  | 'sin';
 
 /** Ops with no gradient: their outputs are booleans. */
 export const NOT_DIFFERENTIABLE = ['less', 'greater', 'equal'] as const satisfies readonly OpName[];

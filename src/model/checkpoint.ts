@@ -3,13 +3,32 @@
  * layer reads), and tokenizer.json where known. What we write loads with
  * `GPTNeoXForCausalLM.from_pretrained(folder)`.
  */
-import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
+
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { f32ToBf16, f32ToF16, JsonSyntaxError, openCheckpointWeights, parseStrictJson, writeSafetensors, type JsonValue, type StoredDType, type TensorToWrite } from '../formats/index.js';
+import {
+  f32ToBf16,
+  f32ToF16,
+  JsonSyntaxError,
+  type JsonValue,
+  openCheckpointWeights,
+  parseStrictJson,
+  type StoredDType,
+  type TensorToWrite,
+  writeSafetensors,
+} from '../formats/index.js';
 import { replaceDirectory, tempPathFor } from '../util/atomic.js';
 import { ConfigError, FormatError, isSystemError, withPath } from '../util/errors.js';
-import { type NeoXConfig, type WeightDType, ignoredBuffers, parameterShapes, parameterTensorCount, parseHfConfig, toHfConfig } from './config.js';
+import {
+  ignoredBuffers,
+  type NeoXConfig,
+  parameterShapes,
+  parameterTensorCount,
+  parseHfConfig,
+  toHfConfig,
+  type WeightDType,
+} from './config.js';
 import type { Params } from './params.js';
 
 /** transformers ≥ 5 names the LM head `lm_head` in its modules; files use `embed_out`. */
@@ -31,7 +50,8 @@ export function readConfig(dir: string): NeoXConfig {
   const path = join(dir, 'config.json');
   if (!existsSync(path)) throw new FormatError(dir, 'not a checkpoint folder: config.json is missing');
   const size = statSync(path).size;
-  if (size > MAX_CONFIG_BYTES) throw new FormatError(path, `${size} bytes, more than a config.json holds (at most ${MAX_CONFIG_BYTES})`);
+  if (size > MAX_CONFIG_BYTES)
+    throw new FormatError(path, `${size} bytes, more than a config.json holds (at most ${MAX_CONFIG_BYTES})`);
   let json: JsonValue;
   try {
     json = parseStrictJson(readFileSync(path, 'utf8'));
@@ -51,7 +71,10 @@ export function loadCheckpoint(dir: string): Checkpoint {
     const stored = source.list().filter((info) => !ignored.has(ALIASES[info.name] ?? info.name));
     const expected = parameterTensorCount(config);
     if (stored.length !== expected) {
-      throw new FormatError(source.file, `holds ${stored.length} parameter tensors, but ${join(dir, 'config.json')} (${config.numLayers} layers) implies ${expected}`);
+      throw new FormatError(
+        source.file,
+        `holds ${stored.length} parameter tensors, but ${join(dir, 'config.json')} (${config.numLayers} layers) implies ${expected}`,
+      );
     }
     const wanted = new Map(parameterShapes(config).map((p) => [p.name, p.shape]));
     const params: Params = new Map();
@@ -61,11 +84,18 @@ export function loadCheckpoint(dir: string): Checkpoint {
       const shape = wanted.get(name);
       if (!shape) throw new FormatError(source.file, `unexpected tensor ${info.name} for this config.json`);
       if (shape.length !== info.shape.length || shape.some((d, i) => d !== info.shape[i])) {
-        throw new FormatError(source.file, `tensor ${info.name} has shape [${info.shape.join(',')}], config.json implies [${shape.join(',')}]`);
+        throw new FormatError(
+          source.file,
+          `tensor ${info.name} has shape [${info.shape.join(',')}], config.json implies [${shape.join(',')}]`,
+        );
       }
       const values = source.readFloat32(info.name);
       const bad = firstNonFinite(values);
-      if (bad >= 0) throw new FormatError(source.file, `tensor ${info.name} holds ${values[bad]} at element ${bad}: weights must be finite`);
+      if (bad >= 0)
+        throw new FormatError(
+          source.file,
+          `tensor ${info.name} holds ${values[bad]} at element ${bad}: weights must be finite`,
+        );
       params.set(name, values);
       storedDTypes.set(name, info.dtype);
     }
@@ -112,7 +142,12 @@ export interface SaveOptions {
  * (`.<name>.<hex>.tmp`) that is then swapped in (replaceDirectory: an existing folder is renamed
  * aside, the new one in, then the old deleted), so `dir` is always absent or whole.
  */
-export async function saveCheckpoint(dir: string, config: NeoXConfig, params: Params, options: SaveOptions = {}): Promise<void> {
+export async function saveCheckpoint(
+  dir: string,
+  config: NeoXConfig,
+  params: Params,
+  options: SaveOptions = {},
+): Promise<void> {
   const dtype = options.dtype ?? 'float32';
   const tmp = tempPathFor(dir);
   await mkdir(tmp, { recursive: true });
@@ -127,7 +162,10 @@ export async function saveCheckpoint(dir: string, config: NeoXConfig, params: Pa
       await writeFile(join(tmp, name), contents).catch((e: unknown) => Promise.reject(withPath(e, join(tmp, name))));
     };
     await write('config.json', `${JSON.stringify({ ...toHfConfig(config), torch_dtype: dtype }, null, 2)}\n`);
-    await write('generation_config.json', `${JSON.stringify({ bos_token_id: config.bosTokenId, eos_token_id: config.eosTokenId }, null, 2)}\n`);
+    await write(
+      'generation_config.json',
+      `${JSON.stringify({ bos_token_id: config.bosTokenId, eos_token_id: config.eosTokenId }, null, 2)}\n`,
+    );
     await writeSafetensors(join(tmp, 'model.safetensors'), tensors, { format: 'pt' });
     if (options.tokenizerPath) await copyFile(options.tokenizerPath, join(tmp, 'tokenizer.json'));
     for (const [name, contents] of Object.entries(options.extraFiles ?? {})) await write(name, contents);
@@ -149,7 +187,9 @@ const INTERRUPTED = /^\.(.+)\.[0-9a-f]{8}\.(tmp|old)$/;
  */
 export function recoverInterruptedSaves(parent: string, folders: RegExp): void {
   if (!existsSync(parent)) return;
-  const entries = readdirSync(parent).map((e) => ({ entry: e, m: INTERRUPTED.exec(e) })).filter(({ m }) => m && folders.test(m[1]!));
+  const entries = readdirSync(parent)
+    .map((e) => ({ entry: e, m: INTERRUPTED.exec(e) }))
+    .filter(({ m }) => m && folders.test(m[1]!));
   for (const { entry, m } of entries) {
     const target = join(parent, m![1]!);
     if (m![2] === 'old' && !existsSync(target)) renameSync(join(parent, entry), target);

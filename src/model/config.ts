@@ -82,18 +82,28 @@ function checkSizes(c: NeoXConfig, source: string): void {
 export function validateConfig(c: NeoXConfig, source: string): NeoXConfig {
   checkSizes(c, source);
   if (c.hiddenSize % c.numHeads !== 0) {
-    throw new ConfigError(`${source}: hidden_size ${c.hiddenSize} is not divisible by num_attention_heads ${c.numHeads}`);
+    throw new ConfigError(
+      `${source}: hidden_size ${c.hiddenSize} is not divisible by num_attention_heads ${c.numHeads}`,
+    );
   }
-  if (!(c.rotaryPct >= 0 && c.rotaryPct <= 1)) throw new ConfigError(`${source}: rotary_pct must lie in [0, 1], got ${c.rotaryPct}`);
+  if (!(c.rotaryPct >= 0 && c.rotaryPct <= 1))
+    throw new ConfigError(`${source}: rotary_pct must lie in [0, 1], got ${c.rotaryPct}`);
   if (rotaryDims(c) % 2 !== 0) throw new ConfigError(`${source}: rotary dimensions ${rotaryDims(c)} must be even`);
   if (!HIDDEN_ACTS.includes(c.hiddenAct)) {
-    throw new ConfigError(`${source}: hidden_act ${JSON.stringify(c.hiddenAct)} is not supported (expected one of ${HIDDEN_ACTS.join(', ')})`);
+    throw new ConfigError(
+      `${source}: hidden_act ${JSON.stringify(c.hiddenAct)} is not supported (expected one of ${HIDDEN_ACTS.join(', ')})`,
+    );
   }
   if (!(c.layerNormEps > 0)) throw new ConfigError(`${source}: layer_norm_eps must be positive`);
   if (!(c.rotaryBase > 0)) throw new ConfigError(`${source}: rotary base must be positive`);
-  for (const [key, id] of [['bos_token_id', c.bosTokenId], ['eos_token_id', c.eosTokenId]] as const) {
+  for (const [key, id] of [
+    ['bos_token_id', c.bosTokenId],
+    ['eos_token_id', c.eosTokenId],
+  ] as const) {
     if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) {
-      throw new ConfigError(`${source}: ${key} is ${id}, expected a token id in [0, ${c.vocabSize}) (vocab_size ${c.vocabSize})`);
+      throw new ConfigError(
+        `${source}: ${key} is ${id}, expected a token id in [0, ${c.vocabSize}) (vocab_size ${c.vocabSize})`,
+      );
     }
   }
   return c;
@@ -114,7 +124,9 @@ function field<T>(json: Json, key: string, kind: 'number' | 'boolean' | 'string'
 function parseDType(v: unknown, source: string): WeightDType {
   if (v === undefined || v === null) return 'float32';
   if (v === 'float32' || v === 'float16' || v === 'bfloat16') return v;
-  throw new ConfigError(`${source}: dtype ${JSON.stringify(v)} is not supported (expected float32, float16 or bfloat16)`);
+  throw new ConfigError(
+    `${source}: dtype ${JSON.stringify(v)} is not supported (expected float32, float16 or bfloat16)`,
+  );
 }
 
 /** Reads a GPTNeoXForCausalLM config.json object; `source` names the file in errors. */
@@ -131,7 +143,10 @@ export function parseHfConfig(json: unknown, source = 'config.json'): NeoXConfig
   const rope = j.rope_parameters as Json | undefined;
   if (rope && typeof rope === 'object') {
     const type = rope.rope_type ?? 'default';
-    if (type !== 'default') throw new ConfigError(`${source}: rope_parameters.rope_type ${JSON.stringify(type)} is not supported (expected default)`);
+    if (type !== 'default')
+      throw new ConfigError(
+        `${source}: rope_parameters.rope_type ${JSON.stringify(type)} is not supported (expected default)`,
+      );
     rotaryPct = field(rope, 'partial_rotary_factor', 'number', `${source} rope_parameters`, 1);
     rotaryBase = field(rope, 'rope_theta', 'number', `${source} rope_parameters`, 10000);
   } else {
@@ -221,8 +236,18 @@ export interface ParameterSpec {
   qkvPerHead?: true;
 }
 
-const matrix = (name: string, shape: number[], init: 'input' | 'output'): ParameterSpec => ({ name, shape, init, weightDecay: true });
-const bias = (name: string, size: number): ParameterSpec => ({ name, shape: [size], init: 'zeros', weightDecay: false });
+const matrix = (name: string, shape: number[], init: 'input' | 'output'): ParameterSpec => ({
+  name,
+  shape,
+  init,
+  weightDecay: true,
+});
+const bias = (name: string, size: number): ParameterSpec => ({
+  name,
+  shape: [size],
+  init: 'zeros',
+  weightDecay: false,
+});
 const layerNorm = (prefix: string, size: number): ParameterSpec[] => [
   { name: `${prefix}.weight`, shape: [size], init: 'ones', weightDecay: false },
   bias(`${prefix}.bias`, size),
@@ -240,11 +265,10 @@ export function parameterShapes(c: NeoXConfig): ParameterSpec[] {
   const specs: ParameterSpec[] = [matrix('gpt_neox.embed_in.weight', [c.vocabSize, H], 'input')];
   for (let i = 0; i < c.numLayers; i++) {
     const p = `gpt_neox.layers.${i}`;
-    specs.push(
-      ...layerNorm(`${p}.input_layernorm`, H),
-      ...layerNorm(`${p}.post_attention_layernorm`, H),
-      { ...matrix(`${p}.attention.query_key_value.weight`, [3 * H, H], 'input'), qkvPerHead: true },
-    );
+    specs.push(...layerNorm(`${p}.input_layernorm`, H), ...layerNorm(`${p}.post_attention_layernorm`, H), {
+      ...matrix(`${p}.attention.query_key_value.weight`, [3 * H, H], 'input'),
+      qkvPerHead: true,
+    });
     if (c.attentionBias) specs.push({ ...bias(`${p}.attention.query_key_value.bias`, 3 * H), qkvPerHead: true });
     specs.push(matrix(`${p}.attention.dense.weight`, [H, H], 'output'));
     if (c.attentionBias) specs.push(bias(`${p}.attention.dense.bias`, H));
@@ -269,7 +293,8 @@ export function parameterShapes(c: NeoXConfig): ParameterSpec[] {
 export function ignoredBuffers(c: NeoXConfig): Set<string> {
   const names = new Set<string>();
   for (let i = 0; i < c.numLayers; i++) {
-    for (const buffer of ['bias', 'masked_bias', 'rotary_emb.inv_freq']) names.add(`gpt_neox.layers.${i}.attention.${buffer}`);
+    for (const buffer of ['bias', 'masked_bias', 'rotary_emb.inv_freq'])
+      names.add(`gpt_neox.layers.${i}.attention.${buffer}`);
   }
   return names;
 }

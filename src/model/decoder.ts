@@ -12,12 +12,25 @@
  * fresh memory).
  */
 import { Graph, type Tensor } from '../graph/graph.js';
-import { ConfigError } from '../util/errors.js';
 import * as op from '../graph/ops.js';
-import { type CompiledGraph, type DeviceTensor, type HostTensor, type RuntimeOptions, compile } from '../runtime/session.js';
-import { type NeoXConfig, headDim } from './config.js';
-import { type LayerCache, MASK_VALUE, buildGptNeoX, lmHead } from './gpt-neox.js';
-import { type Params, groupQkvRows, parameterConstants, parameterInputs, releaseFeeds, residentParameterFeeds } from './params.js';
+import {
+  type CompiledGraph,
+  compile,
+  type DeviceTensor,
+  type HostTensor,
+  type RuntimeOptions,
+} from '../runtime/session.js';
+import { ConfigError } from '../util/errors.js';
+import { headDim, type NeoXConfig } from './config.js';
+import { buildGptNeoX, type LayerCache, lmHead, MASK_VALUE } from './gpt-neox.js';
+import {
+  groupQkvRows,
+  type Params,
+  parameterConstants,
+  parameterInputs,
+  releaseFeeds,
+  residentParameterFeeds,
+} from './params.js';
 
 /**
  * Keys and values of every layer, key then value: [batch, heads, capacity, head_dim] host buffers
@@ -84,7 +97,9 @@ export class Decoder {
     const bytes = [...params.values()].reduce((sum, p) => sum + p.byteLength, 0);
     const fits = bytes <= MAX_BAKED_BYTES;
     if (options.weights === 'constants' && !fits) {
-      throw new ConfigError(`weights of ${(bytes / 2 ** 30).toFixed(1)} GiB cannot be baked into an ONNX model (protobuf's 2 GiB limit): use weights: 'inputs'`);
+      throw new ConfigError(
+        `weights of ${(bytes / 2 ** 30).toFixed(1)} GiB cannot be baked into an ONNX model (protobuf's 2 GiB limit): use weights: 'inputs'`,
+      );
     }
     const baked = (options.weights ?? (fits ? 'constants' : 'inputs')) === 'constants';
     // Regrouped qkv rows save four kernels a layer: worth a copy of those rows where it is transient
@@ -104,7 +119,14 @@ export class Decoder {
         value: graph.input(`past.${i}.value`, 'float32', ['batch', nh, 'past', hd]),
       });
     }
-    const out = buildGptNeoX(config, lookup, { ids, positions, attentionBias: bias, past, fused: true, groupedQkv: grouped });
+    const out = buildGptNeoX(config, lookup, {
+      ids,
+      positions,
+      attentionBias: bias,
+      past,
+      fused: true,
+      groupedQkv: grouped,
+    });
     const last = op.gather(out.final, graph.constant(BigInt64Array.of(-1n), []), 1);
     const outputs: Record<string, Tensor> = { logits: lmHead(config, lookup, last) };
     // On WebGPU the whole cache stays on the device, each step's keys and values appended to it there.
@@ -117,8 +139,18 @@ export class Decoder {
     const runtime = { ...options, cache: baked ? false : options.cache, deviceOutputs };
     const session = await compile({ graph, outputs }, runtime);
     const stepThreads = options.stepThreads ?? (bytes < SINGLE_THREAD_STEP_BYTES ? 1 : options.threads);
-    const stepSession = stepThreads === options.threads ? session : await compile({ graph, outputs }, { ...runtime, threads: stepThreads });
-    return new Decoder(config, baked ? {} : await residentParameterFeeds(config, weights, options.provider), session, stepSession, baked, onDevice);
+    const stepSession =
+      stepThreads === options.threads
+        ? session
+        : await compile({ graph, outputs }, { ...runtime, threads: stepThreads });
+    return new Decoder(
+      config,
+      baked ? {} : await residentParameterFeeds(config, weights, options.provider),
+      session,
+      stepSession,
+      baked,
+      onDevice,
+    );
   }
 
   /** Ends onnxruntime's profiling of a decoder created with `profile`, writing its JSON file(s). */
@@ -136,14 +168,25 @@ export class Decoder {
   }
 
   emptyCache(batch: number): KvCache {
-    return { batch, length: 0, capacity: 0, buffers: Array.from({ length: 2 * this.config.numLayers }, () => new Float32Array(0)) };
+    return {
+      batch,
+      length: 0,
+      capacity: 0,
+      buffers: Array.from({ length: 2 * this.config.numLayers }, () => new Float32Array(0)),
+    };
   }
 
   /**
    * Runs new tokens [batch, seq] at `positions` with `bias` [batch, 1, seq, past + seq] (past: the
    * cache's length) against `cache` (from `emptyCache` or an earlier step), which it updates.
    */
-  async step(ids: BigInt64Array, positions: BigInt64Array, bias: Float32Array, cache: KvCache, batch: number): Promise<DecoderStep> {
+  async step(
+    ids: BigInt64Array,
+    positions: BigInt64Array,
+    bias: Float32Array,
+    cache: KvCache,
+    batch: number,
+  ): Promise<DecoderStep> {
     if (this.onDevice) return this.stepOnDevice(ids, positions, bias, cache, batch);
     const seq = ids.length / batch;
     const { length: past, capacity } = cache;
@@ -196,7 +239,13 @@ export class Decoder {
     cache.device = undefined;
   }
 
-  private async stepOnDevice(ids: BigInt64Array, positions: BigInt64Array, bias: Float32Array, cache: KvCache, batch: number): Promise<DecoderStep> {
+  private async stepOnDevice(
+    ids: BigInt64Array,
+    positions: BigInt64Array,
+    bias: Float32Array,
+    cache: KvCache,
+    batch: number,
+  ): Promise<DecoderStep> {
     const seq = ids.length / batch;
     const past = cache.length;
     const feeds: Record<string, HostTensor | DeviceTensor> = {
@@ -212,7 +261,10 @@ export class Decoder {
     }
     const { host, device } = await (seq === 1 ? this.stepSession : this.session).runOnDevice(feeds);
     this.releaseCache(cache);
-    cache.device = Array.from({ length: 2 * this.config.numLayers }, (_, i) => device[`new.${i >> 1}.${i & 1 ? 'value' : 'key'}`]!);
+    cache.device = Array.from(
+      { length: 2 * this.config.numLayers },
+      (_, i) => device[`new.${i >> 1}.${i & 1 ? 'value' : 'key'}`]!,
+    );
     cache.length += seq;
     cache.capacity = cache.length;
     return { logits: host.logits!.data as Float32Array, cache };
@@ -224,7 +276,8 @@ export class Decoder {
     cache.buffers = Array.from({ length: 2 * this.config.numLayers }, (_, i) => {
       const wider = new Float32Array(rows * capacity * hd);
       const old = cache.buffers[i]!;
-      for (let r = 0; r < rows; r++) wider.set(old.subarray(r * cache.capacity * hd, (r * cache.capacity + cache.length) * hd), r * capacity * hd);
+      for (let r = 0; r < rows; r++)
+        wider.set(old.subarray(r * cache.capacity * hd, (r * cache.capacity + cache.length) * hd), r * capacity * hd);
       return wider;
     });
     cache.capacity = capacity;

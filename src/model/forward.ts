@@ -3,10 +3,11 @@
  * HF's GPTNeoXForCausalLM returns: logits, hidden states, the mean next-token loss over
  * batch × (seq − 1) positions, and gradients of that loss for every parameter.
  */
-import { Graph, type Tensor } from '../graph/graph.js';
+
 import { grad } from '../graph/grad.js';
+import { Graph, type Tensor } from '../graph/graph.js';
 import * as op from '../graph/ops.js';
-import { type RuntimeOptions, compile } from '../runtime/session.js';
+import { compile, type RuntimeOptions } from '../runtime/session.js';
 import { ConfigError } from '../util/errors.js';
 import { type NeoXConfig, parameterShapes } from './config.js';
 import { buildGptNeoX, lmHead } from './gpt-neox.js';
@@ -38,7 +39,9 @@ export function tokenMatrix(rows: readonly (readonly number[])[], vocabSize: num
     if (row.length !== seq) throw new ConfigError(`${source}: row ${b} has ${row.length} tokens, row 0 has ${seq}`);
     row.forEach((id, t) => {
       if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
-        throw new ConfigError(`${source}: row ${b} position ${t}: token id ${id} is outside the vocabulary [0, ${vocabSize})`);
+        throw new ConfigError(
+          `${source}: row ${b} position ${t}: token id ${id} is outside the vocabulary [0, ${vocabSize})`,
+        );
       }
       out[b * seq + t] = BigInt(id);
     });
@@ -63,7 +66,8 @@ export async function forward(
   runtime: RuntimeOptions = {},
 ): Promise<ForwardResult> {
   const seq = ids.length / batch;
-  if ((options.loss || options.grads) && seq < 2) throw new ConfigError('the loss needs sequences of at least 2 tokens');
+  if ((options.loss || options.grads) && seq < 2)
+    throw new ConfigError('the loss needs sequences of at least 2 tokens');
   const graph = new Graph();
   const { lookup, tensors } = parameterInputs(graph, config);
   const idsInput = graph.input('input_ids', 'int64', [batch, seq]);
@@ -77,7 +81,10 @@ export async function forward(
     outputs.loss = loss;
     if (options.grads) {
       const names = parameterShapes(config).map((p) => p.name);
-      const grads = grad(loss, names.map((n) => tensors.get(n)!));
+      const grads = grad(
+        loss,
+        names.map((n) => tensors.get(n)!),
+      );
       names.forEach((n, i) => (outputs[`grad.${n}`] = grads[i]!));
     }
   }
@@ -85,7 +92,8 @@ export async function forward(
   const r = await compiled.run({ ...parameterFeeds(config, params), input_ids: { data: ids, dims: [batch, seq] } });
   const result: ForwardResult = {};
   if (r.logits) result.logits = r.logits.data as Float32Array;
-  if (options.hiddenStates) result.hiddenStates = out.hiddenStates.map((_, i) => r[`hidden_states.${i}`]!.data as Float32Array);
+  if (options.hiddenStates)
+    result.hiddenStates = out.hiddenStates.map((_, i) => r[`hidden_states.${i}`]!.data as Float32Array);
   if (r.loss) result.loss = (r.loss.data as Float32Array)[0]!;
   if (options.grads) {
     result.grads = new Map(parameterShapes(config).map((p) => [p.name, r[`grad.${p.name}`]!.data as Float32Array]));

@@ -3,8 +3,9 @@
  * position. Rows of different lengths are left-padded; padded keys are masked and positions count
  * only real tokens, as HF's generate does. Greedy by default; sampling with a seed.
  */
-import { Prng } from '../util/prng.js';
+
 import { ConfigError } from '../util/errors.js';
+import { Prng } from '../util/prng.js';
 import type { Decoder, KvCache } from './decoder.js';
 import { MASK_VALUE } from './gpt-neox.js';
 
@@ -58,7 +59,8 @@ export function pick(logits: Float32Array, offset: number, vocab: number, option
   const topK = options.topK && options.topK > 0 && options.topK < vocab ? options.topK : vocab;
   const topP = options.topP ?? 1;
   let candidates = Array.from({ length: vocab }, (_, v) => v);
-  if (topK < vocab || topP < 1) candidates = candidates.sort((a, b) => logits[offset + b]! - logits[offset + a]! || a - b).slice(0, topK);
+  if (topK < vocab || topP < 1)
+    candidates = candidates.sort((a, b) => logits[offset + b]! - logits[offset + a]! || a - b).slice(0, topK);
   const maxLogit = Math.max(...candidates.map((v) => logits[offset + v]!));
   let weights = candidates.map((v) => Math.exp((logits[offset + v]! - maxLogit) / temperature));
   let total = weights.reduce((a, b) => a + b, 0);
@@ -80,18 +82,26 @@ export function pick(logits: Float32Array, offset: number, vocab: number, option
 }
 
 /** Returns each prompt followed by its continuation (without padding). */
-export async function generate(decoder: Decoder, prompts: readonly (readonly number[])[], options: GenerateOptions): Promise<number[][]> {
+export async function generate(
+  decoder: Decoder,
+  prompts: readonly (readonly number[])[],
+  options: GenerateOptions,
+): Promise<number[][]> {
   const batch = prompts.length;
   if (batch === 0) return [];
   const vocab = decoder.config.vocabSize;
   for (const [b, p] of prompts.entries()) {
     if (p.length === 0) throw new ConfigError(`prompt ${b} is empty`);
-    for (const id of p) if (!Number.isInteger(id) || id < 0 || id >= vocab) throw new ConfigError(`prompt ${b}: token id ${id} is outside [0, ${vocab})`);
+    for (const id of p)
+      if (!Number.isInteger(id) || id < 0 || id >= vocab)
+        throw new ConfigError(`prompt ${b}: token id ${id} is outside [0, ${vocab})`);
   }
   const width = Math.max(...prompts.map((p) => p.length));
   const total = width + options.maxNewTokens;
   if (total > decoder.config.maxPositions) {
-    throw new ConfigError(`prompt (${width}) plus ${options.maxNewTokens} new tokens exceeds max_position_embeddings ${decoder.config.maxPositions}`);
+    throw new ConfigError(
+      `prompt (${width}) plus ${options.maxNewTokens} new tokens exceeds max_position_embeddings ${decoder.config.maxPositions}`,
+    );
   }
   const pad = options.padTokenId ?? 0;
   const rng = new Prng(options.seed ?? 0);
@@ -135,7 +145,9 @@ export async function generate(decoder: Decoder, prompts: readonly (readonly num
         }
         const next = pick(result.logits, b * vocab, Math.min(vocab, options.allowedTokens ?? vocab), options, rng);
         tokens[b]!.push(next);
-        const finished = (options.eosTokenId !== undefined && next === options.eosTokenId) || options.stop?.(b, tokens[b]!.slice(width));
+        const finished =
+          (options.eosTokenId !== undefined && next === options.eosTokenId) ||
+          options.stop?.(b, tokens[b]!.slice(width));
         if (finished) ended[b] = tokens[b]!.length;
       }
       if (ended.every((e) => e !== undefined)) break;

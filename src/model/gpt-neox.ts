@@ -12,7 +12,7 @@
 import type { Graph, Tensor } from '../graph/graph.js';
 import * as op from '../graph/ops.js';
 import { type Dim, GraphError } from '../graph/shape.js';
-import { type NeoXConfig, geluApproximation, headDim, rotaryDims } from './config.js';
+import { geluApproximation, headDim, type NeoXConfig, rotaryDims } from './config.js';
 import { halfRotaryTables, qkvRotaryTables, rotateHalfMatrix } from './rotary.js';
 
 /** Supplies the tensor for a parameter by its HF name (a graph input or an initializer). */
@@ -62,13 +62,22 @@ export function causalBias(length: number): Float32Array {
 }
 
 /** One layer's attention from its fused qkv projection: the merged heads [lead…, H] and the present keys/values. */
-type AttentionBlock = (qkv: Tensor, past: LayerCache | undefined) => { merged: Tensor; cache: LayerCache; fresh?: LayerCache };
+type AttentionBlock = (
+  qkv: Tensor,
+  past: LayerCache | undefined,
+) => { merged: Tensor; cache: LayerCache; fresh?: LayerCache };
 
 /**
  * Attention as matmuls, softmax and a multiply-add rotary (differentiable, static or symbolic).
  * Fused rows are per head [nh, 3, hd]: [B, T, nh, 3, hd] → [B, nh, T, 3, hd], rotate, split.
  */
-function decomposedAttention(config: NeoXConfig, positions: Tensor | undefined, bias: Tensor, [B, T]: [Dim, Dim], lead: Dim[]): AttentionBlock {
+function decomposedAttention(
+  config: NeoXConfig,
+  positions: Tensor | undefined,
+  bias: Tensor,
+  [B, T]: [Dim, Dim],
+  lead: Dim[],
+): AttentionBlock {
   const graph = bias.graph;
   const nh = config.numHeads;
   const hd = headDim(config);
@@ -89,12 +98,19 @@ function decomposedAttention(config: NeoXConfig, positions: Tensor | undefined, 
   return (qkv, past) => {
     const heads = op.transpose(op.reshape(qkv, [B, T, nh, 3, hd]), [0, 2, 1, 3, 4]);
     const rotated = r === 0 ? heads : op.add(op.mul(heads, cos), op.mul(op.matmul(heads, rotateHalf), sin));
-    const [q, k0, v0] = op.split(rotated, 3, [1, 1, 1]).map((t) => op.reshape(t, [B, nh, T, hd])) as [Tensor, Tensor, Tensor];
+    const [q, k0, v0] = op.split(rotated, 3, [1, 1, 1]).map((t) => op.reshape(t, [B, nh, T, hd])) as [
+      Tensor,
+      Tensor,
+      Tensor,
+    ];
     const k = past ? op.concat([past.key, k0], 2) : k0;
     const v = past ? op.concat([past.value, v0], 2) : v0;
     const scores = op.add(op.matmul(q, k, { transB: true, alpha: 1 / Math.sqrt(hd) }), bias);
     const context = op.matmul(op.softmax(scores, -1), v);
-    return { merged: op.reshape(op.transpose(context, [0, 2, 1, 3]), [...lead, config.hiddenSize]), cache: { key: k, value: v } };
+    return {
+      merged: op.reshape(op.transpose(context, [0, 2, 1, 3]), [...lead, config.hiddenSize]),
+      cache: { key: k, value: v },
+    };
   };
 }
 
@@ -103,7 +119,13 @@ function decomposedAttention(config: NeoXConfig, positions: Tensor | undefined, 
  * that axis of [B, T, nh, 3, hd], which costs four Reshape kernels a layer; rows regrouped
  * [q; k; v] (`groupedQkv`) split on the last axis with none.
  */
-function fusedAttention(config: NeoXConfig, positions: Tensor, bias: Tensor, [B, T]: [Dim, Dim], grouped: boolean): AttentionBlock {
+function fusedAttention(
+  config: NeoXConfig,
+  positions: Tensor,
+  bias: Tensor,
+  [B, T]: [Dim, Dim],
+  grouped: boolean,
+): AttentionBlock {
   const H = config.hiddenSize;
   const nh = config.numHeads;
   const hd = headDim(config);
@@ -113,9 +135,11 @@ function fusedAttention(config: NeoXConfig, positions: Tensor, bias: Tensor, [B,
   const sin = bias.graph.constant(table.sin, [config.maxPositions, r / 2]);
   const rotate = (t: Tensor): Tensor => (r === 0 ? t : op.rotary(t, positions, cos, sin, nh));
   return (qkv, past) => {
-    const [q, k, v] = (grouped
-      ? op.split(qkv, -1, [H, H, H])
-      : op.split(op.reshape(qkv, [B, T, nh, 3, hd]), 3, [1, 1, 1]).map((t) => op.reshape(t, [B, T, H]))) as [Tensor, Tensor, Tensor];
+    const [q, k, v] = (
+      grouped
+        ? op.split(qkv, -1, [H, H, H])
+        : op.split(op.reshape(qkv, [B, T, nh, 3, hd]), 3, [1, 1, 1]).map((t) => op.reshape(t, [B, T, H]))
+    ) as [Tensor, Tensor, Tensor];
     const key = rotate(k);
     const out = op.attention(rotate(q), key, v, bias, { heads: nh, scale: 1 / Math.sqrt(hd), past });
     return { merged: out.output, cache: { key: out.key, value: out.value }, fresh: { key, value: v } };
@@ -139,9 +163,11 @@ export function buildGptNeoX(config: NeoXConfig, weight: WeightLookup, inputs: F
 
   const positions = inputs.positions;
   let bias = inputs.attentionBias;
-  if (fused && (!positions || !bias)) throw new GraphError('gpt-neox', 'fused attention needs explicit positions and an attention bias');
+  if (fused && (!positions || !bias))
+    throw new GraphError('gpt-neox', 'fused attention needs explicit positions and an attention bias');
   if (!bias) {
-    if (!flat || inputs.past) throw new GraphError('gpt-neox', 'symbolic shapes or a cache need an explicit attention bias');
+    if (!flat || inputs.past)
+      throw new GraphError('gpt-neox', 'symbolic shapes or a cache need an explicit attention bias');
     bias = graph.constant(causalBias(T as number), [1, 1, T as number, T as number]);
   }
   const attend = fused
@@ -156,15 +182,27 @@ export function buildGptNeoX(config: NeoXConfig, weight: WeightLookup, inputs: F
   for (let i = 0; i < config.numLayers; i++) {
     const p = `gpt_neox.layers.${i}`;
     const a = op.layerNorm(x, weight(`${p}.input_layernorm.weight`), weight(`${p}.input_layernorm.bias`), eps);
-    const qkv = op.linear(a, weight(`${p}.attention.query_key_value.weight`), bOf(`${p}.attention.query_key_value.bias`));
+    const qkv = op.linear(
+      a,
+      weight(`${p}.attention.query_key_value.weight`),
+      bOf(`${p}.attention.query_key_value.bias`),
+    );
     const block = attend(qkv, inputs.past?.[i]);
     present.push(block.cache);
     if (block.fresh) fresh.push(block.fresh);
     const attn = op.linear(block.merged, weight(`${p}.attention.dense.weight`), bOf(`${p}.attention.dense.bias`));
 
     const mlp = (h: Tensor): Tensor => {
-      const n = op.layerNorm(h, weight(`${p}.post_attention_layernorm.weight`), weight(`${p}.post_attention_layernorm.bias`), eps);
-      const up = op.gelu(op.linear(n, weight(`${p}.mlp.dense_h_to_4h.weight`), weight(`${p}.mlp.dense_h_to_4h.bias`)), approximate);
+      const n = op.layerNorm(
+        h,
+        weight(`${p}.post_attention_layernorm.weight`),
+        weight(`${p}.post_attention_layernorm.bias`),
+        eps,
+      );
+      const up = op.gelu(
+        op.linear(n, weight(`${p}.mlp.dense_h_to_4h.weight`), weight(`${p}.mlp.dense_h_to_4h.bias`)),
+        approximate,
+      );
       return op.linear(up, weight(`${p}.mlp.dense_4h_to_h.weight`), weight(`${p}.mlp.dense_4h_to_h.bias`));
     };
     if (config.parallelResidual) {
@@ -175,12 +213,19 @@ export function buildGptNeoX(config: NeoXConfig, weight: WeightLookup, inputs: F
     }
     if (i < config.numLayers - 1) hiddenStates.push(x);
   }
-  const final = op.layerNorm(x, weight('gpt_neox.final_layer_norm.weight'), weight('gpt_neox.final_layer_norm.bias'), eps);
+  const final = op.layerNorm(
+    x,
+    weight('gpt_neox.final_layer_norm.weight'),
+    weight('gpt_neox.final_layer_norm.bias'),
+    eps,
+  );
   hiddenStates.push(final);
   return { hiddenStates, final, present, fresh };
 }
 
 /** logits = final · embed_outᵀ (embed_in when the embeddings are tied). */
 export function lmHead(config: NeoXConfig, weight: WeightLookup, final: Tensor): Tensor {
-  return op.matmul(final, weight(config.tieWordEmbeddings ? 'gpt_neox.embed_in.weight' : 'embed_out.weight'), { transB: true });
+  return op.matmul(final, weight(config.tieWordEmbeddings ? 'gpt_neox.embed_in.weight' : 'embed_out.weight'), {
+    transB: true,
+  });
 }

@@ -43,7 +43,9 @@ function expandHome(path: string): string {
 export function hubCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   const direct = env.HF_HUB_CACHE || env.HUGGINGFACE_HUB_CACHE;
   if (direct) return expandHome(direct);
-  const home = env.HF_HOME ? expandHome(env.HF_HOME) : join(env.XDG_CACHE_HOME ? expandHome(env.XDG_CACHE_HOME) : join(homedir(), '.cache'), 'huggingface');
+  const home = env.HF_HOME
+    ? expandHome(env.HF_HOME)
+    : join(env.XDG_CACHE_HOME ? expandHome(env.XDG_CACHE_HOME) : join(homedir(), '.cache'), 'huggingface');
   return join(home, 'hub');
 }
 
@@ -57,14 +59,17 @@ const stepOf = (name: string): number | undefined => {
 /** Resolves a folder or a hub id to a checkpoint folder; a one-line ConfigError when it cannot. */
 export function resolveCheckpoint(spec: string, options: ResolveOptions = {}): ResolvedCheckpoint {
   if (isDirectory(spec)) {
-    if (options.revision !== undefined) throw new ConfigError(`${spec}: a revision applies to a Hugging Face model id, not to a folder`);
+    if (options.revision !== undefined)
+      throw new ConfigError(`${spec}: a revision applies to a Hugging Face model id, not to a folder`);
     const dir = resolve(spec);
     const step = stepOf(basename(dir));
     return step === undefined ? { dir, model: basename(dir) } : { dir, model: basename(dirname(dir)), step };
   }
   const m = HUB_ID.exec(spec);
   if (!m) {
-    throw new ConfigError(`${spec}: no such checkpoint folder, and not a Hugging Face model id (org/name or org/name@revision)`);
+    throw new ConfigError(
+      `${spec}: no such checkpoint folder, and not a Hugging Face model id (org/name or org/name@revision)`,
+    );
   }
   const [, org, name, atRevision] = m as unknown as [string, string, string, string | undefined];
   if (atRevision !== undefined && options.revision !== undefined && atRevision !== options.revision) {
@@ -76,14 +81,23 @@ export function resolveCheckpoint(spec: string, options: ResolveOptions = {}): R
   const repoDir = join(cacheDir, `models--${org}--${name}`);
   const fetchHint = `nothing is downloaded: fetch it with huggingface-cli download ${id} --revision ${revision}`;
   if (!isDirectory(repoDir)) {
-    throw new ConfigError(`${spec}: no such checkpoint folder, and ${id} is not in the Hugging Face cache ${cacheDir}; ${fetchHint}`);
+    throw new ConfigError(
+      `${spec}: no such checkpoint folder, and ${id} is not in the Hugging Face cache ${cacheDir}; ${fetchHint}`,
+    );
   }
   const refs = listRefs(join(repoDir, 'refs'));
-  const snapshots = isDirectory(join(repoDir, 'snapshots')) ? readdirSync(join(repoDir, 'snapshots')).filter((s) => isDirectory(join(repoDir, 'snapshots', s))).sort() : [];
+  const snapshots = isDirectory(join(repoDir, 'snapshots'))
+    ? readdirSync(join(repoDir, 'snapshots'))
+        .filter((s) => isDirectory(join(repoDir, 'snapshots', s)))
+        .sort()
+    : [];
   const present = `revisions present: ${refs.size > 0 ? [...refs.keys()].join(', ') : 'no refs'}; snapshots: ${snapshots.length > 0 ? snapshots.join(', ') : 'none'}`;
   const commit = COMMIT_HASH.test(revision) ? revision : refs.get(revision);
   if (commit === undefined || !snapshots.includes(commit)) {
-    const what = commit === undefined || commit === revision ? `revision ${revision} is not in the Hugging Face cache` : `revision ${revision} names commit ${commit}, whose snapshot is missing from the Hugging Face cache`;
+    const what =
+      commit === undefined || commit === revision
+        ? `revision ${revision} is not in the Hugging Face cache`
+        : `revision ${revision} names commit ${commit}, whose snapshot is missing from the Hugging Face cache`;
     throw new ConfigError(`${id}: ${what} ${cacheDir} (${present}); ${fetchHint}`);
   }
   const stepRef = [...refs].find(([ref, hash]) => hash === commit && stepOf(ref) !== undefined)?.[0];
@@ -95,7 +109,9 @@ export function resolveCheckpoint(spec: string, options: ResolveOptions = {}): R
 function listRefs(refsDir: string): Map<string, string> {
   const refs = new Map<string, string>();
   if (!isDirectory(refsDir)) return refs;
-  const entries = readdirSync(refsDir, { recursive: true, encoding: 'utf8' }).sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+  const entries = readdirSync(refsDir, { recursive: true, encoding: 'utf8' }).sort((a, b) =>
+    a.localeCompare(b, 'en', { numeric: true }),
+  );
   for (const ref of entries) {
     const path = join(refsDir, ref);
     if (isFile(path)) refs.set(ref.split('\\').join('/'), readFileSync(path, 'utf8').trim());

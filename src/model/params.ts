@@ -1,8 +1,8 @@
 /** Model parameters: float32 arrays keyed by Hugging Face state-dict name. */
-import { Graph, type Tensor } from '../graph/graph.js';
+import type { Graph, Tensor } from '../graph/graph.js';
 import { type DeviceTensor, type ExecutionProvider, type HostTensor, upload } from '../runtime/session.js';
 import { ConfigError } from '../util/errors.js';
-import { type NeoXConfig, headDim, parameterShapes } from './config.js';
+import { headDim, type NeoXConfig, parameterShapes } from './config.js';
 import type { WeightLookup } from './gpt-neox.js';
 
 export type Params = Map<string, Float32Array>;
@@ -13,12 +13,16 @@ export function checkParams(config: NeoXConfig, params: Params, source: string):
     const p = params.get(name);
     if (!p) throw new ConfigError(`${source}: missing parameter ${name}`);
     const n = shape.reduce((a, b) => a * b, 1);
-    if (p.length !== n) throw new ConfigError(`${source}: parameter ${name} has ${p.length} values, expected [${shape.join(',')}]`);
+    if (p.length !== n)
+      throw new ConfigError(`${source}: parameter ${name} has ${p.length} values, expected [${shape.join(',')}]`);
   }
 }
 
 /** Declares every parameter as a graph input named after it. */
-export function parameterInputs(graph: Graph, config: NeoXConfig): { lookup: WeightLookup; tensors: Map<string, Tensor> } {
+export function parameterInputs(
+  graph: Graph,
+  config: NeoXConfig,
+): { lookup: WeightLookup; tensors: Map<string, Tensor> } {
   const tensors = new Map<string, Tensor>();
   for (const { name, shape } of parameterShapes(config)) tensors.set(name, graph.input(name, 'float32', shape));
   const lookup: WeightLookup = (name) => {
@@ -41,7 +45,11 @@ export function parameterFeeds(config: NeoXConfig, params: Params): Record<strin
  * `releaseFeeds`), so that a run does not send every weight to the card again; elsewhere views of
  * the host arrays.
  */
-export async function residentParameterFeeds(config: NeoXConfig, params: Params, provider: ExecutionProvider | undefined): Promise<Record<string, HostTensor | DeviceTensor>> {
+export async function residentParameterFeeds(
+  config: NeoXConfig,
+  params: Params,
+  provider: ExecutionProvider | undefined,
+): Promise<Record<string, HostTensor | DeviceTensor>> {
   const feeds = parameterFeeds(config, params);
   if (provider !== 'webgpu') return feeds;
   const names = Object.keys(feeds);
@@ -61,7 +69,8 @@ export function releaseFeeds(feeds: Record<string, HostTensor | DeviceTensor>): 
  */
 export function parameterConstants(graph: Graph, config: NeoXConfig, params: Params): WeightLookup {
   const tensors = new Map<string, Tensor>();
-  for (const { name, shape } of parameterShapes(config)) tensors.set(name, graph.initializer(name, params.get(name)!, shape));
+  for (const { name, shape } of parameterShapes(config))
+    tensors.set(name, graph.initializer(name, params.get(name)!, shape));
   return (name) => {
     const t = tensors.get(name);
     if (!t) throw new ConfigError(`no parameter ${name} in this configuration`);

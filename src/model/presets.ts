@@ -60,8 +60,18 @@ export function pythiaPreset(name: string): NeoXConfig | undefined {
 export function matchPreset(c: NeoXConfig): string | undefined {
   for (const name of Object.keys(PYTHIA_SIZES)) {
     const p = pythiaPreset(name)!;
-    const same = (['vocabSize', 'hiddenSize', 'numLayers', 'numHeads', 'intermediateSize', 'rotaryPct', 'parallelResidual', 'tieWordEmbeddings'] as const)
-      .every((k) => p[k] === c[k]);
+    const same = (
+      [
+        'vocabSize',
+        'hiddenSize',
+        'numLayers',
+        'numHeads',
+        'intermediateSize',
+        'rotaryPct',
+        'parallelResidual',
+        'tieWordEmbeddings',
+      ] as const
+    ).every((k) => p[k] === c[k]);
     if (same) return `pythia-${name}`;
   }
   return undefined;

@@ -8,7 +8,7 @@ import { ConfigError } from '../util/errors.js';
 export function inverseFrequencies(rotaryDims: number, base: number): Float32Array {
   const half = rotaryDims / 2;
   const out = new Float32Array(half);
-  for (let i = 0; i < half; i++) out[i] = 1 / Math.pow(base, Math.fround((2 * i) / rotaryDims));
+  for (let i = 0; i < half; i++) out[i] = 1 / base ** Math.fround((2 * i) / rotaryDims);
   return out;
 }
 
@@ -27,7 +27,11 @@ function checkTableSize(positions: number, width: number): void {
   }
 }
 
-export function rotaryTables(positions: number, rotaryDims: number, base: number): { cos: Float32Array; sin: Float32Array } {
+export function rotaryTables(
+  positions: number,
+  rotaryDims: number,
+  base: number,
+): { cos: Float32Array; sin: Float32Array } {
   checkTableSize(positions, rotaryDims);
   const invFreq = inverseFrequencies(rotaryDims, base);
   const half = rotaryDims / 2;
@@ -48,7 +52,11 @@ export function rotaryTables(positions: number, rotaryDims: number, base: number
 }
 
 /** cos and sin [positions, r/2] of the rotary angles: the tables the fused rotary op reads. */
-export function halfRotaryTables(positions: number, rotaryDims: number, base: number): { cos: Float32Array; sin: Float32Array } {
+export function halfRotaryTables(
+  positions: number,
+  rotaryDims: number,
+  base: number,
+): { cos: Float32Array; sin: Float32Array } {
   const { cos, sin } = rotaryTables(positions, rotaryDims, base);
   const half = rotaryDims / 2;
   const firstHalves = (table: Float32Array): Float32Array => {
@@ -65,7 +73,12 @@ export function halfRotaryTables(positions: number, rotaryDims: number, base: nu
  * rotary_ndims and on v. With R = rotateHalfMatrix, rows become x·cos + (x·R)·sin, which is
  * exactly HF's x·cos + rotate_half(x)·sin on the rotary dimensions and x elsewhere.
  */
-export function qkvRotaryTables(positions: number, rotaryDims: number, headDim: number, base: number): { cos: Float32Array; sin: Float32Array } {
+export function qkvRotaryTables(
+  positions: number,
+  rotaryDims: number,
+  headDim: number,
+  base: number,
+): { cos: Float32Array; sin: Float32Array } {
   checkTableSize(positions, 3 * headDim);
   const { cos, sin } = rotaryTables(positions, rotaryDims, base);
   const row = 3 * headDim;

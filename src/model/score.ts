@@ -6,10 +6,16 @@
  */
 import { Graph } from '../graph/graph.js';
 import * as op from '../graph/ops.js';
-import { type CompiledGraph, type DeviceTensor, type HostTensor, type RuntimeOptions, compile } from '../runtime/session.js';
+import {
+  type CompiledGraph,
+  compile,
+  type DeviceTensor,
+  type HostTensor,
+  type RuntimeOptions,
+} from '../runtime/session.js';
 import { ConfigError } from '../util/errors.js';
 import type { NeoXConfig } from './config.js';
-import { MASK_VALUE, buildGptNeoX, lmHead } from './gpt-neox.js';
+import { buildGptNeoX, lmHead, MASK_VALUE } from './gpt-neox.js';
 import { type Params, parameterInputs, releaseFeeds, residentParameterFeeds } from './params.js';
 
 export interface ScoreRequest {
@@ -74,11 +80,21 @@ export class Scorer {
       if (r.continuation.length === 0) throw new ConfigError(`request ${i}: empty continuation`);
       if (r.context.length === 0) throw new ConfigError(`request ${i}: empty context (start it with the EOD token)`);
       const all = [...r.context, ...r.continuation];
-      for (const id of all) if (!Number.isInteger(id) || id < 0 || id >= V) throw new ConfigError(`request ${i}: token id ${id} is outside [0, ${V})`);
+      for (const id of all)
+        if (!Number.isInteger(id) || id < 0 || id >= V)
+          throw new ConfigError(`request ${i}: token id ${id} is outside [0, ${V})`);
       // Inputs are all but the last token; keep the rightmost max_positions (left truncation).
       const keep = Math.min(all.length - 1, this.config.maxPositions);
-      if (r.continuation.length > keep) throw new ConfigError(`request ${i}: continuation of ${r.continuation.length} tokens exceeds max_position_embeddings`);
-      return { index: i, input: all.slice(all.length - 1 - keep, -1), target: all.slice(all.length - keep), n: r.continuation.length };
+      if (r.continuation.length > keep)
+        throw new ConfigError(
+          `request ${i}: continuation of ${r.continuation.length} tokens exceeds max_position_embeddings`,
+        );
+      return {
+        index: i,
+        input: all.slice(all.length - 1 - keep, -1),
+        target: all.slice(all.length - keep),
+        n: r.continuation.length,
+      };
     });
     const order = [...rows].sort((a, b) => b.input.length - a.input.length || a.index - b.index);
     const results = new Array<ScoreResult>(requests.length);

@@ -5,10 +5,18 @@
  * Tokens are int32 from the dataset to the graph (ONNX Gather and GatherElements take int32
  * indices), fed zero-copy too; each batch's ids are checked against the vocabulary first.
  */
-import { Graph, type Tensor } from '../graph/graph.js';
+
 import { grad } from '../graph/grad.js';
+import { Graph, type Tensor } from '../graph/graph.js';
 import * as op from '../graph/ops.js';
-import { type CompiledGraph, type DeviceTensor, type Feed, type HostTensor, type RuntimeOptions, compile } from '../runtime/session.js';
+import {
+  type CompiledGraph,
+  compile,
+  type DeviceTensor,
+  type Feed,
+  type HostTensor,
+  type RuntimeOptions,
+} from '../runtime/session.js';
 import { ConfigError, DataError } from '../util/errors.js';
 import { type NeoXConfig, parameterShapes } from './config.js';
 import { buildGptNeoX } from './gpt-neox.js';
@@ -45,7 +53,8 @@ export class TrainStep {
     if (!(Number.isInteger(batch) && batch > 0 && Number.isInteger(seq) && seq > 0)) {
       throw new ConfigError(`training batch ${batch} × seq ${seq} must be positive integers`);
     }
-    if (seq > config.maxPositions) throw new ConfigError(`seq-length ${seq} exceeds max_position_embeddings ${config.maxPositions}`);
+    if (seq > config.maxPositions)
+      throw new ConfigError(`seq-length ${seq} exceeds max_position_embeddings ${config.maxPositions}`);
     const graph = new Graph();
     const { lookup, tensors } = parameterInputs(graph, config);
     const tokens = graph.input('tokens', 'int32', [batch, seq + 1]);
@@ -57,11 +66,22 @@ export class TrainStep {
     const outputs: Record<string, Tensor> = { loss };
     if (shape.gradients ?? true) {
       const names = parameterShapes(config).map((p) => p.name);
-      const grads = grad(loss, names.map((n) => tensors.get(n)!));
+      const grads = grad(
+        loss,
+        names.map((n) => tensors.get(n)!),
+      );
       names.forEach((n, i) => (outputs[`grad.${n}`] = grads[i]!));
     }
-    const deviceOutputs = shape.gradientsOnDevice ? Object.keys(outputs).filter((n) => n.startsWith('grad.')) : undefined;
-    return new TrainStep(config, batch, seq, await compile({ graph, outputs }, { ...runtime, deviceOutputs }), !!shape.gradientsOnDevice);
+    const deviceOutputs = shape.gradientsOnDevice
+      ? Object.keys(outputs).filter((n) => n.startsWith('grad.'))
+      : undefined;
+    return new TrainStep(
+      config,
+      batch,
+      seq,
+      await compile({ graph, outputs }, { ...runtime, deviceOutputs }),
+      !!shape.gradientsOnDevice,
+    );
   }
 
   /** Ends onnxruntime's profiling of a step compiled with `runtime.profile`, writing its JSON file. */
@@ -75,7 +95,11 @@ export class TrainStep {
   }
 
   /** Loss and gradients, left on the device (a step created with `gradientsOnDevice`); free them with `dispose()`. */
-  async runOnDevice(params: Params | DeviceParams, tokens: Int32Array, source = 'a batch'): Promise<{ loss: number; grads: Map<string, DeviceTensor> }> {
+  async runOnDevice(
+    params: Params | DeviceParams,
+    tokens: Int32Array,
+    source = 'a batch',
+  ): Promise<{ loss: number; grads: Map<string, DeviceTensor> }> {
     const { loss, device } = await this.feed(params, tokens, source);
     const grads = new Map<string, DeviceTensor>();
     for (const { name } of parameterShapes(this.config)) {
@@ -105,7 +129,9 @@ export class TrainStep {
     source: string,
   ): Promise<{ loss: number; outputs: Record<string, HostTensor>; device: Record<string, DeviceTensor> }> {
     if (!(tokens instanceof Int32Array)) {
-      throw new ConfigError(`a training batch is an Int32Array of token ids, got ${(tokens as object)?.constructor?.name ?? typeof tokens}`);
+      throw new ConfigError(
+        `a training batch is an Int32Array of token ids, got ${(tokens as object)?.constructor?.name ?? typeof tokens}`,
+      );
     }
     if (tokens.length !== this.batch * (this.seq + 1)) {
       throw new ConfigError(`a training batch needs ${this.batch} × ${this.seq + 1} tokens, got ${tokens.length}`);
@@ -114,11 +140,18 @@ export class TrainStep {
     for (let i = 0; i < tokens.length; i++) {
       const id = tokens[i]!;
       if (id < 0 || id >= vocabSize) {
-        throw new DataError(`${source} holds token id ${id}, outside the model's vocabulary [0, ${vocabSize}): the data was tokenized with a larger vocabulary`);
+        throw new DataError(
+          `${source} holds token id ${id}, outside the model's vocabulary [0, ${vocabSize}): the data was tokenized with a larger vocabulary`,
+        );
       }
     }
-    const weights: Record<string, Feed> = isDeviceParams(params) ? Object.fromEntries(params) : parameterFeeds(this.config, params);
-    const { host, device } = await this.session.runOnDevice({ ...weights, tokens: { data: tokens, dims: [this.batch, this.seq + 1] } });
+    const weights: Record<string, Feed> = isDeviceParams(params)
+      ? Object.fromEntries(params)
+      : parameterFeeds(this.config, params);
+    const { host, device } = await this.session.runOnDevice({
+      ...weights,
+      tokens: { data: tokens, dims: [this.batch, this.seq + 1] },
+    });
     return { loss: (host.loss!.data as Float32Array)[0]!, outputs: host, device };
   }
 }

@@ -6,18 +6,18 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { EvalEvent } from '../results/evaluate.js';
-import { evaluate } from '../results/evaluate.js';
-import { DEFAULT_OPTIONS } from '../synth/corpus.js';
-import { DATASET_PREFIX, TOKENIZER_FILE, TRUTH_FILE, type SynthProgress, synthesize } from '../synth/synthesize.js';
-import type { RecipeOverrides } from '../train/overrides.js';
-import { type SuiteManifest, runSuite, suiteModels } from '../train/suite.js';
-import type { ModelPreset } from '../train/recipes.js';
-import type { StepProgress } from '../train/trainer.js';
 import { loadTokenizer } from '../data/tokenizer.js';
 import { writeReport } from '../report/report.js';
-import { writeFileAtomic } from '../util/atomic.js';
+import type { EvalEvent } from '../results/evaluate.js';
+import { evaluate } from '../results/evaluate.js';
 import type { ExecutionProvider } from '../runtime/session.js';
+import { DEFAULT_OPTIONS } from '../synth/corpus.js';
+import { DATASET_PREFIX, type SynthProgress, synthesize, TOKENIZER_FILE, TRUTH_FILE } from '../synth/synthesize.js';
+import type { RecipeOverrides } from '../train/overrides.js';
+import type { ModelPreset } from '../train/recipes.js';
+import { runSuite, type SuiteManifest, suiteModels } from '../train/suite.js';
+import type { StepProgress } from '../train/trainer.js';
+import { writeFileAtomic } from '../util/atomic.js';
 import { ConfigError } from '../util/errors.js';
 
 export const RUN_RECORD = 'run.json';
@@ -62,7 +62,14 @@ export type RunEvent =
   | { type: 'stage'; stage: Stage; status: 'start' | 'skip' | 'done'; seconds?: number; detail?: string }
   | { type: 'synth'; progress: SynthProgress }
   /** `run` of `runs`: baselines and intervention siblings in training order, for the stage's share done. */
-  | { type: 'train'; model: ModelPreset; run: number; runs: number; status?: 'fresh' | 'resume' | 'done'; progress?: StepProgress }
+  | {
+      type: 'train';
+      model: ModelPreset;
+      run: number;
+      runs: number;
+      status?: 'fresh' | 'resume' | 'done';
+      progress?: StepProgress;
+    }
   | { type: 'eval'; event: EvalEvent };
 
 export interface StageTime {
@@ -100,18 +107,27 @@ export async function runPipeline(options: RunOptions): Promise<RunRecord> {
   const data = options.data ?? join(synthDir, DATASET_PREFIX);
   const tokenizerPath = options.tokenizer ?? (options.data ? undefined : join(synthDir, TOKENIZER_FILE));
   const suiteDir = join(options.out, 'suite');
-  if (options.data && !options.tokenizer) throw new ConfigError('--data needs --tokenizer <tokenizer.json> (the one the data was tokenized with)');
+  if (options.data && !options.tokenizer)
+    throw new ConfigError('--data needs --tokenizer <tokenizer.json> (the one the data was tokenized with)');
 
-  const synthDone = options.data ? 'using --data' : existsSync(join(synthDir, TRUTH_FILE)) ? `${synthDir} already there` : undefined;
+  const synthDone = options.data
+    ? 'using --data'
+    : existsSync(join(synthDir, TRUTH_FILE))
+      ? `${synthDir} already there`
+      : undefined;
   await stage('synth', synthDone, async () => {
-    await synthesize(synthDir, { ...DEFAULT_OPTIONS, documents: options.synthDocuments }, (progress) => emit({ type: 'synth', progress }));
+    await synthesize(synthDir, { ...DEFAULT_OPTIONS, documents: options.synthDocuments }, (progress) =>
+      emit({ type: 'synth', progress }),
+    );
     return synthDir;
   });
 
   let manifest: SuiteManifest | undefined;
   await stage('train', options.skipTrain ? '--skip-train' : undefined, async () => {
     const tokenizerVocab = tokenizerPath ? (await loadTokenizer(tokenizerPath)).vocabSize : undefined;
-    const runs = suiteModels({ preset: options.preset, tokenizerVocab, overrides: options.overrides, only: options.models }).length * (options.interventionFrom === undefined ? 1 : 2);
+    const runs =
+      suiteModels({ preset: options.preset, tokenizerVocab, overrides: options.overrides, only: options.models })
+        .length * (options.interventionFrom === undefined ? 1 : 2);
     const order = new Map<string, number>();
     const runOf = (model: ModelPreset): number => {
       if (!order.has(model.name)) order.set(model.name, order.size);
@@ -128,7 +144,12 @@ export async function runPipeline(options: RunOptions): Promise<RunRecord> {
       evalIters: options.evalIters ?? 2,
       threads: options.threads,
       device: options.device,
-      interventionFrom: options.interventionFrom === undefined ? undefined : options.interventionFrom < 1 ? { fraction: options.interventionFrom } : { step: options.interventionFrom },
+      interventionFrom:
+        options.interventionFrom === undefined
+          ? undefined
+          : options.interventionFrom < 1
+            ? { fraction: options.interventionFrom }
+            : { step: options.interventionFrom },
       onModelStart: (model, status) => emit({ type: 'train', model, run: runOf(model), runs, status }),
       onProgress: (model, progress) => emit({ type: 'train', model, run: runOf(model), runs, progress }),
     });
@@ -153,7 +174,12 @@ export async function runPipeline(options: RunOptions): Promise<RunRecord> {
   });
 
   // Recorded before the report is drawn, so that it shows the time each stage took.
-  const record = (report?: string): RunRecord => ({ out: options.out, stages, totalSeconds: (performance.now() - started) / 1000, report });
+  const record = (report?: string): RunRecord => ({
+    out: options.out,
+    stages,
+    totalSeconds: (performance.now() - started) / 1000,
+    report,
+  });
   await writeFileAtomic(join(options.out, RUN_RECORD), `${JSON.stringify(record(), null, 2)}\n`);
   let report: string | undefined;
   await stage('report', undefined, async () => {

@@ -4,7 +4,7 @@
  * with `spec: null` and the command that fills it.
  */
 import { ACCURACY_METRICS, type ReportData, type ScoreRow } from './data.js';
-import { poissonQuantile, poissonQQ } from './poisson.js';
+import { poissonQQ, poissonQuantile } from './poisson.js';
 
 export type VegaLiteSpec = Record<string, unknown>;
 
@@ -52,15 +52,29 @@ export const DASH_LEGEND = { symbolType: 'stroke', symbolStrokeColor: '#444', sy
 function runDash(rows: readonly Record<string, unknown>[]): unknown {
   const runs = ['baseline', 'intervention'].filter((run) => rows.some((r) => (r.run ?? 'baseline') === run));
   const dashes: Record<string, number[]> = { baseline: [1, 0], intervention: [5, 3] };
-  return { field: 'run', type: 'nominal', title: 'run', scale: { domain: runs, range: runs.map((r) => dashes[r]) }, legend: DASH_LEGEND };
+  return {
+    field: 'run',
+    type: 'nominal',
+    title: 'run',
+    scale: { domain: runs, range: runs.map((r) => dashes[r]) },
+    legend: DASH_LEGEND,
+  };
 }
 
 function panelLabel(r: { task: string; metric?: string; shots: number }): string {
-  return [r.task, r.metric, r.shots > 0 ? `${r.shots}-shot` : null].filter((s) => s !== null && s !== undefined).join(' · ');
+  return [r.task, r.metric, r.shots > 0 ? `${r.shots}-shot` : null]
+    .filter((s) => s !== null && s !== undefined)
+    .join(' · ');
 }
 
-function withSize<T extends Record<string, unknown>>(rows: readonly T[], sizeOf: Map<string, string>): (T & { size: string })[] {
-  return rows.map((r) => ({ ...r, size: (r.size as string | undefined) ?? sizeOf.get(r.model as string) ?? (r.model as string) }));
+function withSize<T extends Record<string, unknown>>(
+  rows: readonly T[],
+  sizeOf: Map<string, string>,
+): (T & { size: string })[] {
+  return rows.map((r) => ({
+    ...r,
+    size: (r.size as string | undefined) ?? sizeOf.get(r.model as string) ?? (r.model as string),
+  }));
 }
 
 function empty(command: string): string {
@@ -77,15 +91,28 @@ export function buildSections(data: ReportData): Section[] {
     {
       id: 'benchmarks',
       title: 'Benchmarks',
-      charts: [accuracyChart(data.scores, models, selector), otherMetricsChart(data.scores, models, selector), finalAccuracyChart(data.scores)],
+      charts: [
+        accuracyChart(data.scores, models, selector),
+        otherMetricsChart(data.scores, models, selector),
+        finalAccuracyChart(data.scores),
+      ],
     },
     {
       id: 'memorization',
       title: 'Memorization',
-      charts: [canaryChart(data, sizes, selector), windowsChart(data, models, sizes, selector), qqChart(data, sizes, selector), memorizedFractionChart(data, sizes, selector)],
+      charts: [
+        canaryChart(data, sizes, selector),
+        windowsChart(data, models, sizes, selector),
+        qqChart(data, sizes, selector),
+        memorizedFractionChart(data, sizes, selector),
+      ],
     },
     { id: 'terms', title: 'Term frequency', charts: [termChart(data, selector), deltaChart(data, sizes, selector)] },
-    { id: 'bias', title: 'Gender bias', charts: [winobiasChart(data, sizes, selector), crowsChart(data, sizes, selector)] },
+    {
+      id: 'bias',
+      title: 'Gender bias',
+      charts: [winobiasChart(data, sizes, selector), crowsChart(data, sizes, selector)],
+    },
   ];
 }
 
@@ -94,7 +121,7 @@ function lossChart(data: ReportData, models: string[], sizeOf: Map<string, strin
     id: 'loss',
     title: 'Training and validation loss against step',
     caption:
-      'Each line is one model: solid the training loss of each step\'s batch, dashed the held-out validation loss at its checkpoints; ' +
+      "Each line is one model: solid the training loss of each step's batch, dashed the held-out validation loss at its checkpoints; " +
       'lower is better, and larger models should end lower. The x axis is step + 1 on a log scale, so step 0 (the initialisation) sits at 1.',
     empty: empty('pythia eval <suite>, which loads every <model>/log.jsonl'),
   };
@@ -110,10 +137,32 @@ function lossChart(data: ReportData, models: string[], sizeOf: Map<string, strin
       mark: { type: 'line', strokeWidth: 1.5, point: { size: 30, opacity: 0, filled: false } },
       encoding: {
         x: { field: 'step1', type: 'quantitative', scale: { type: 'log', nice: false }, title: STEP_LOG },
-        y: { field: 'loss', type: 'quantitative', scale: { zero: false }, title: 'cross-entropy loss (nats per token)' },
+        y: {
+          field: 'loss',
+          type: 'quantitative',
+          scale: { zero: false },
+          title: 'cross-entropy loss (nats per token)',
+        },
         color: modelColor(models),
-        strokeDash: { field: 'series', type: 'nominal', title: 'loss', scale: { domain: ['training', 'validation'], range: [[1, 0], [4, 2]] }, legend: DASH_LEGEND },
-        tooltip: [{ field: 'model' }, { field: 'series' }, { field: 'step', type: 'quantitative' }, { field: 'loss', type: 'quantitative', format: '.4f' }],
+        strokeDash: {
+          field: 'series',
+          type: 'nominal',
+          title: 'loss',
+          scale: {
+            domain: ['training', 'validation'],
+            range: [
+              [1, 0],
+              [4, 2],
+            ],
+          },
+          legend: DASH_LEGEND,
+        },
+        tooltip: [
+          { field: 'model' },
+          { field: 'series' },
+          { field: 'step', type: 'quantitative' },
+          { field: 'loss', type: 'quantitative', format: '.4f' },
+        ],
       },
     },
   };
@@ -132,14 +181,26 @@ function scoreTooltip(): unknown[] {
   ];
 }
 
-function metricPanels(rows: readonly ScoreRow[], models: string[], selector: Selector, logY: boolean, yTitle: string): VegaLiteSpec {
+function metricPanels(
+  rows: readonly ScoreRow[],
+  models: string[],
+  selector: Selector,
+  logY: boolean,
+  yTitle: string,
+): VegaLiteSpec {
   const values = rows.map((r) => ({ ...r, panel: panelLabel(r) }));
   const panels = [...new Set(values.map((v) => v.panel))];
   return {
     data: { values },
     params: selector.params,
     transform: [selector.filter, { calculate: 'datum.step + 1', as: 'step1' }],
-    facet: { field: 'panel', type: 'nominal', title: null, sort: panels, header: { labelFontSize: 12, labelFontWeight: 'bold' } },
+    facet: {
+      field: 'panel',
+      type: 'nominal',
+      title: null,
+      sort: panels,
+      header: { labelFontSize: 12, labelFontWeight: 'bold' },
+    },
     columns: Math.min(3, panels.length),
     resolve: { scale: { y: 'independent' }, axis: { x: 'independent' } },
     spec: {
@@ -148,7 +209,12 @@ function metricPanels(rows: readonly ScoreRow[], models: string[], selector: Sel
       mark: { type: 'line', point: { size: 20 } },
       encoding: {
         x: { field: 'step1', type: 'quantitative', scale: { type: 'log', nice: false }, title: STEP_LOG },
-        y: { field: 'value', type: 'quantitative', scale: logY ? { type: 'log' } : { domain: { unionWith: [0, 0.05] } }, title: yTitle },
+        y: {
+          field: 'value',
+          type: 'quantitative',
+          scale: logY ? { type: 'log' } : { domain: { unionWith: [0, 0.05] } },
+          title: yTitle,
+        },
         color: modelColor(models),
         tooltip: scoreTooltip(),
       },
@@ -187,7 +253,13 @@ function finalAccuracyChart(scores: readonly ScoreRow[]): Chart {
   const lastStep = new Map<string, number>();
   for (const r of scores) lastStep.set(r.model, Math.max(lastStep.get(r.model) ?? -1, r.step));
   const rows = scores
-    .filter((r) => ACCURACY_METRICS.includes(r.metric) && r.run === 'baseline' && r.parameters !== null && r.step === lastStep.get(r.model))
+    .filter(
+      (r) =>
+        ACCURACY_METRICS.includes(r.metric) &&
+        r.run === 'baseline' &&
+        r.parameters !== null &&
+        r.step === lastStep.get(r.model),
+    )
     .map((r) => ({ ...r, panel: panelLabel(r), low: r.value - (r.stderr ?? 0), high: r.value + (r.stderr ?? 0) }));
   const panels = [...new Set(rows.map((r) => r.panel))];
   const color = { field: 'panel', type: 'nominal', title: 'task · metric', sort: panels, legend: { labelLimit: 320 } };
@@ -195,7 +267,7 @@ function finalAccuracyChart(scores: readonly ScoreRow[]): Chart {
     id: 'final-accuracy',
     title: 'Final accuracy against parameter count',
     caption:
-      'Each line is one task and metric at every model\'s last evaluated checkpoint, with ± one standard error bars; ' +
+      "Each line is one task and metric at every model's last evaluated checkpoint, with ± one standard error bars; " +
       'a rising line means the task improves with scale (x: total parameters, embeddings included, log scale).',
     empty: empty('pythia eval <suite>'),
     spec:
@@ -206,14 +278,26 @@ function finalAccuracyChart(scores: readonly ScoreRow[]): Chart {
             width: 560,
             height: 300,
             encoding: {
-              x: { field: 'parameters', type: 'quantitative', scale: { type: 'log', nice: false, padding: 20 }, axis: { format: '~s' }, title: 'parameters (count, log scale; k = thousand, M = million)' },
+              x: {
+                field: 'parameters',
+                type: 'quantitative',
+                scale: { type: 'log', nice: false, padding: 20 },
+                axis: { format: '~s' },
+                title: 'parameters (count, log scale; k = thousand, M = million)',
+              },
               color,
             },
             layer: [
-              { mark: { type: 'rule' }, encoding: { y: { field: 'low', type: 'quantitative' }, y2: { field: 'high' } } },
+              {
+                mark: { type: 'rule' },
+                encoding: { y: { field: 'low', type: 'quantitative' }, y2: { field: 'high' } },
+              },
               {
                 mark: { type: 'line', point: { size: 30 } },
-                encoding: { y: { field: 'value', type: 'quantitative', title: 'final accuracy (fraction of items)' }, tooltip: scoreTooltip() },
+                encoding: {
+                  y: { field: 'value', type: 'quantitative', title: 'final accuracy (fraction of items)' },
+                  tooltip: scoreTooltip(),
+                },
               },
             ],
           },
@@ -240,8 +324,18 @@ function canaryChart(data: ReportData, sizes: string[], selector: Selector): Cha
             height: 280,
             mark: { type: 'line', point: { size: 40 } },
             encoding: {
-              x: { field: 'duplicates', type: 'quantitative', scale: { type: 'log', base: 2 }, title: 'copies of the canary in the corpus (count, log scale)' },
-              y: { field: 'memorized_fraction', type: 'quantitative', scale: { domain: [0, 1] }, title: 'canaries memorized (fraction)' },
+              x: {
+                field: 'duplicates',
+                type: 'quantitative',
+                scale: { type: 'log', base: 2 },
+                title: 'copies of the canary in the corpus (count, log scale)',
+              },
+              y: {
+                field: 'memorized_fraction',
+                type: 'quantitative',
+                scale: { domain: [0, 1] },
+                title: 'canaries memorized (fraction)',
+              },
               color: sizeColor(sizes),
               tooltip: [
                 { field: 'model' },
@@ -259,7 +353,8 @@ function canaryChart(data: ReportData, sizes: string[], selector: Selector): Cha
 /** Windows per model with λ and the central 95% range of a Poisson of that λ. */
 function windowsWithFit(data: ReportData): Record<string, unknown>[] {
   const byModel = new Map<string, Record<string, unknown>[]>();
-  for (const r of data.memorizationWindows) byModel.set(r.model as string, [...(byModel.get(r.model as string) ?? []), r]);
+  for (const r of data.memorizationWindows)
+    byModel.set(r.model as string, [...(byModel.get(r.model as string) ?? []), r]);
   const out: Record<string, unknown>[] = [];
   for (const rows of byModel.values()) {
     const lambda = rows.reduce((a, r) => a + (r.memorized as number), 0) / rows.length;
@@ -276,7 +371,7 @@ function windowsChart(data: ReportData, models: string[], sizes: string[], selec
     id: 'memorization-windows',
     title: 'Memorized sequences per window of training order',
     caption:
-      'Bars count the memorized sequences in each window of consecutive training samples (x: the first sample index of the window) at each model\'s last scored checkpoint; ' +
+      "Bars count the memorized sequences in each window of consecutive training samples (x: the first sample index of the window) at each model's last scored checkpoint; " +
       'the line is the mean λ and the band the central 95% of a Poisson(λ), so bars scattered inside the band with no trend mean memorization is spread over training like a Poisson process.',
     empty: empty('pythia eval <suite> --memorization 1024'),
     spec:
@@ -291,9 +386,18 @@ function windowsChart(data: ReportData, models: string[], sizes: string[], selec
             spec: {
               width: 560,
               height: 130,
-              encoding: { x: { field: 'first_index', type: 'quantitative', title: 'training sample index at the window start (samples)' } },
+              encoding: {
+                x: {
+                  field: 'first_index',
+                  type: 'quantitative',
+                  title: 'training sample index at the window start (samples)',
+                },
+              },
               layer: [
-                { mark: { type: 'area', opacity: 0.15, color: '#4c78a8' }, encoding: { y: { field: 'low', type: 'quantitative' }, y2: { field: 'high' } } },
+                {
+                  mark: { type: 'area', opacity: 0.15, color: '#4c78a8' },
+                  encoding: { y: { field: 'low', type: 'quantitative' }, y2: { field: 'high' } },
+                },
                 {
                   mark: { type: 'bar', width: { band: 1 } },
                   encoding: {
@@ -310,7 +414,10 @@ function windowsChart(data: ReportData, models: string[], sizes: string[], selec
                     ],
                   },
                 },
-                { mark: { type: 'line', color: 'black', strokeDash: [4, 2] }, encoding: { y: { field: 'lambda', type: 'quantitative' } } },
+                {
+                  mark: { type: 'line', color: 'black', strokeDash: [4, 2] },
+                  encoding: { y: { field: 'lambda', type: 'quantitative' } },
+                },
               ],
             },
           },
@@ -319,7 +426,8 @@ function windowsChart(data: ReportData, models: string[], sizes: string[], selec
 
 function qqChart(data: ReportData, sizes: string[], selector: Selector): Chart {
   const byModel = new Map<string, number[]>();
-  for (const r of data.memorizationWindows) byModel.set(r.model as string, [...(byModel.get(r.model as string) ?? []), r.memorized as number]);
+  for (const r of data.memorizationWindows)
+    byModel.set(r.model as string, [...(byModel.get(r.model as string) ?? []), r.memorized as number]);
   const points: Record<string, unknown>[] = [];
   for (const [model, counts] of byModel) {
     const { lambda, pairs } = poissonQQ(counts);
@@ -331,7 +439,7 @@ function qqChart(data: ReportData, sizes: string[], selector: Selector): Chart {
     id: 'memorization-qq',
     title: 'Quantile–quantile plot of memorized counts per window against a Poisson',
     caption:
-      'Each point pairs a sorted window count with the same quantile of a Poisson of the windows\' mean λ; ' +
+      "Each point pairs a sorted window count with the same quantile of a Poisson of the windows' mean λ; " +
       'points on the diagonal mean the counts follow a Poisson distribution, and points above it at the top mean more clumping than Poisson.',
     empty: empty('pythia eval <suite> --memorization 1024'),
     spec:
@@ -352,10 +460,23 @@ function qqChart(data: ReportData, sizes: string[], selector: Selector): Chart {
                 transform: [selector.filter],
                 mark: { type: 'point', filled: true, size: 40, opacity: 0.7 },
                 encoding: {
-                  x: { field: 'expected', type: 'quantitative', title: 'Poisson(λ) quantile (memorized sequences per window)' },
-                  y: { field: 'observed', type: 'quantitative', title: 'observed count (memorized sequences per window)' },
+                  x: {
+                    field: 'expected',
+                    type: 'quantitative',
+                    title: 'Poisson(λ) quantile (memorized sequences per window)',
+                  },
+                  y: {
+                    field: 'observed',
+                    type: 'quantitative',
+                    title: 'observed count (memorized sequences per window)',
+                  },
                   color: sizeColor(sizes),
-                  tooltip: [{ field: 'model' }, { field: 'expected', type: 'quantitative' }, { field: 'observed', type: 'quantitative' }, { field: 'lambda', type: 'quantitative', format: '.3f', title: 'λ' }],
+                  tooltip: [
+                    { field: 'model' },
+                    { field: 'expected', type: 'quantitative' },
+                    { field: 'observed', type: 'quantitative' },
+                    { field: 'lambda', type: 'quantitative', format: '.3f', title: 'λ' },
+                  ],
                 },
               },
             ],
@@ -428,7 +549,12 @@ function termChart(data: ReportData, selector: Selector): Chart {
               encoding: {
                 x: { field: 'log_count', type: 'quantitative', title: 'log10(1 + term count)' },
                 y: { field: 'accuracy', type: 'quantitative', scale: { domain: [0, 1] }, title: 'accuracy (fraction)' },
-                color: { field: 'step', type: 'ordinal', title: 'checkpoint step', scale: { scheme: 'viridis', reverse: true } },
+                color: {
+                  field: 'step',
+                  type: 'ordinal',
+                  title: 'checkpoint step',
+                  scale: { scheme: 'viridis', reverse: true },
+                },
                 tooltip: [
                   { field: 'model' },
                   { field: 'step', type: 'quantitative' },
@@ -445,7 +571,9 @@ function termChart(data: ReportData, selector: Selector): Chart {
 }
 
 function deltaChart(data: ReportData, sizes: string[], selector: Selector): Chart {
-  const rows = data.termDelta.filter((r) => r.delta !== null).map((r) => ({ ...r, panel: panelLabel(r as { task: string; shots: number }) }));
+  const rows = data.termDelta
+    .filter((r) => r.delta !== null)
+    .map((r) => ({ ...r, panel: panelLabel(r as { task: string; shots: number }) }));
   return {
     id: 'term-delta',
     title: 'Δ, the accuracy gap between frequent and rare terms, against step',
@@ -506,16 +634,32 @@ function withBranchPoints(rows: readonly Record<string, unknown>[]): Record<stri
     for (const key of new Set(own.map(panel))) {
       const first = Math.min(...own.filter((r) => panel(r) === key).map((r) => r.step as number));
       const before = rows.filter((r) => r.model === baseline && panel(r) === key && (r.step as number) < first);
-      const fork = before.reduce<Record<string, unknown> | undefined>((a, r) => (a === undefined || (r.step as number) > (a.step as number) ? r : a), undefined);
+      const fork = before.reduce<Record<string, unknown> | undefined>(
+        (a, r) => (a === undefined || (r.step as number) > (a.step as number) ? r : a),
+        undefined,
+      );
       if (fork) out.push({ ...fork, model, run: 'intervention' });
     }
   }
   return out;
 }
 
-function biasSpec(rows: Record<string, unknown>[], sizes: string[], selector: Selector, field: string, yTitle: string, reference: number, tooltip: unknown[]): VegaLiteSpec {
+function biasSpec(
+  rows: Record<string, unknown>[],
+  sizes: string[],
+  selector: Selector,
+  field: string,
+  yTitle: string,
+  reference: number,
+  tooltip: unknown[],
+): VegaLiteSpec {
   return {
-    data: { values: withBranchPoints(rows).map((r) => ({ ...r, series: `${r.model as string} ${panelLabel(r as { task: string; shots: number })}` })) },
+    data: {
+      values: withBranchPoints(rows).map((r) => ({
+        ...r,
+        series: `${r.model as string} ${panelLabel(r as { task: string; shots: number })}`,
+      })),
+    },
     params: selector.params,
     transform: [selector.filter],
     width: 560,

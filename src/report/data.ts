@@ -85,12 +85,14 @@ export async function loadReportData(store: ResultsStore): Promise<ReportData> {
   const when = async (needs: string[], sql: string): Promise<Record<string, unknown>[]> =>
     needs.every((t) => have.has(t)) ? (await store.rows(sql)).map(plainNumbers) : [];
 
-  const models = (await when(
-    ['models'],
-    `SELECT model, coalesce(baseline, model) AS size, run, parameters::DOUBLE AS parameters,
+  const models = (
+    await when(
+      ['models'],
+      `SELECT model, coalesce(baseline, model) AS size, run, parameters::DOUBLE AS parameters,
        non_embedding_parameters::DOUBLE AS non_embedding_parameters, layers, hidden_size, heads
      FROM models ORDER BY parameters, model`,
-  )).map((r) => ({
+    )
+  ).map((r) => ({
     model: r.model as string,
     size: r.size as string,
     run: r.run as string,
@@ -118,9 +120,10 @@ export async function loadReportData(store: ResultsStore): Promise<ReportData> {
      ORDER BY x.task, x.metric, x.shots, m.parameters, x.model, x.step`,
   )) as unknown as ScoreRow[];
 
-  const training = (await when(
-    ['training_log'],
-    `WITH last AS (SELECT model, max(step) AS step FROM training_log GROUP BY model),
+  const training = (
+    await when(
+      ['training_log'],
+      `WITH last AS (SELECT model, max(step) AS step FROM training_log GROUP BY model),
       per_step AS (SELECT model, (max(tokens)::DOUBLE / nullif(max(step), 0)) AS tokens_per_step FROM checkpoints WHERE step > 0 GROUP BY model)
      SELECT l.model, l.step AS last_step,
        (SELECT loss FROM training_log t WHERE t.model = l.model AND t.loss IS NOT NULL ORDER BY step DESC LIMIT 1) AS final_loss,
@@ -128,7 +131,8 @@ export async function loadReportData(store: ResultsStore): Promise<ReportData> {
        (SELECT sum(p.tokens_per_step / t.tokens_per_s) FROM training_log t WHERE t.model = l.model AND t.tokens_per_s > 0) AS train_seconds,
        p.tokens_per_step * l.step AS tokens
      FROM last l LEFT JOIN per_step p USING (model) ORDER BY l.model`,
-  )).map((r) => ({
+    )
+  ).map((r) => ({
     model: r.model as string,
     lastStep: r.last_step as number,
     finalLoss: r.final_loss as number | null,
@@ -156,7 +160,10 @@ export async function loadReportData(store: ResultsStore): Promise<ReportData> {
      FROM memorization_windows x JOIN size USING (model, step, window_size) LEFT JOIN models m USING (model)
      WHERE x.scored > 0 ORDER BY m.parameters, x.model, x.window_index`,
   );
-  const memorizationPoisson = await when(['memorization_poisson'], 'SELECT * FROM memorization_poisson ORDER BY model, step, window_size');
+  const memorizationPoisson = await when(
+    ['memorization_poisson'],
+    'SELECT * FROM memorization_poisson ORDER BY model, step, window_size',
+  );
 
   const memorizedFraction = await when(
     ['memorization', 'models'],
@@ -190,5 +197,18 @@ export async function loadReportData(store: ResultsStore): Promise<ReportData> {
      ORDER BY m.parameters, x.model, x.task, x.shots, x.step`,
   );
 
-  return { models, loss, scores, training, canaries, memorizationWindows, memorizationPoisson, memorizedFraction, termBins, termDelta, winobias, crows };
+  return {
+    models,
+    loss,
+    scores,
+    training,
+    canaries,
+    memorizationWindows,
+    memorizationPoisson,
+    memorizedFraction,
+    termBins,
+    termDelta,
+    winobias,
+    crows,
+  };
 }

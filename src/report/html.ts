@@ -52,7 +52,12 @@ function duration(seconds: number | null): string {
 
 function table(header: string[], rows: string[][], numericFrom = 1): string {
   const th = header.map((h) => `<th>${escapeHtml(h)}</th>`).join('');
-  const body = rows.map((r) => `<tr>${r.map((c, i) => `<td${i >= numericFrom ? ' class="num"' : ''}>${escapeHtml(c)}</td>`).join('')}</tr>`).join('\n');
+  const body = rows
+    .map(
+      (r) =>
+        `<tr>${r.map((c, i) => `<td${i >= numericFrom ? ' class="num"' : ''}>${escapeHtml(c)}</td>`).join('')}</tr>`,
+    )
+    .join('\n');
   return `<table><thead><tr>${th}</tr></thead><tbody>\n${body}\n</tbody></table>`;
 }
 
@@ -74,7 +79,22 @@ function suiteTable(models: ModelInfo[], training: TrainingSummary[], suite: Sui
       number(t?.finalValLoss, 4),
     ];
   });
-  return table(['model', 'run', 'parameters', 'non-embedding parameters', 'layers × width, heads', 'steps', 'tokens', 'training time', 'final loss', 'final validation loss'], rows, 2);
+  return table(
+    [
+      'model',
+      'run',
+      'parameters',
+      'non-embedding parameters',
+      'layers × width, heads',
+      'steps',
+      'tokens',
+      'training time',
+      'final loss',
+      'final validation loss',
+    ],
+    rows,
+    2,
+  );
 }
 
 function dataOrder(suite: SuiteInfo | null): string {
@@ -97,7 +117,17 @@ function poissonTable(rows: Record<string, unknown>[]): string {
   return `<details><summary>Poisson statistics per (model, step, window size)</summary>
 ${table(
   ['model', 'step', 'window', 'windows', 'λ', 'dispersion', 'χ²', 'dof', 'p-value'],
-  rows.map((r) => [String(r.model), fmt(r.step, 0), fmt(r.window_size, 0), fmt(r.windows, 0), fmt(r.mean, 3), fmt(r.dispersion, 3), fmt(r.chi2, 2), fmt(r.dof, 0), fmt(r.p_value, 4)]),
+  rows.map((r) => [
+    String(r.model),
+    fmt(r.step, 0),
+    fmt(r.window_size, 0),
+    fmt(r.windows, 0),
+    fmt(r.mean, 3),
+    fmt(r.dispersion, 3),
+    fmt(r.chi2, 2),
+    fmt(r.dof, 0),
+    fmt(r.p_value, 4),
+  ]),
 )}</details>`;
 }
 
@@ -107,7 +137,16 @@ function deltaTable(rows: Record<string, unknown>[]): string {
   return `<details><summary>Δ per (size, step, k): the table</summary>
 ${table(
   ['model', 'task', 'k (shots)', 'step', 'top 10% accuracy', 'bottom 10% accuracy', 'Δ', 'items'],
-  rows.map((r) => [String(r.model), String(r.task), fmt(r.shots, 0), fmt(r.step, 0), fmt(r.top_accuracy, 3), fmt(r.bottom_accuracy, 3), fmt(r.delta, 3), fmt(r.items, 0)]),
+  rows.map((r) => [
+    String(r.model),
+    String(r.task),
+    fmt(r.shots, 0),
+    fmt(r.step, 0),
+    fmt(r.top_accuracy, 3),
+    fmt(r.bottom_accuracy, 3),
+    fmt(r.delta, 3),
+    fmt(r.items, 0),
+  ]),
   2,
 )}</details>`;
 }
@@ -168,9 +207,17 @@ const BOOT = `
 `;
 
 export function buildPage(input: PageInput): string {
-  const nav = [`<a href="#suite">Suite</a>`, ...input.sections.map((s) => `<a href="#${s.section.id}">${escapeHtml(s.section.title)}</a>`)].join('');
+  const nav = [
+    `<a href="#suite">Suite</a>`,
+    ...input.sections.map((s) => `<a href="#${s.section.id}">${escapeHtml(s.section.title)}</a>`),
+  ].join('');
   const sections = input.sections.map(({ section, charts }) => {
-    const extra = section.id === 'memorization' ? poissonTable(input.data.memorizationPoisson) : section.id === 'terms' ? deltaTable(input.data.termDelta) : '';
+    const extra =
+      section.id === 'memorization'
+        ? poissonTable(input.data.memorizationPoisson)
+        : section.id === 'terms'
+          ? deltaTable(input.data.termDelta)
+          : '';
     return `<section id="${section.id}">\n<h2>${escapeHtml(section.title)}</h2>\n${charts.map(figure).join('\n')}\n${extra}\n</section>`;
   });
   return `<!doctype html>

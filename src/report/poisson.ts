@@ -19,10 +19,16 @@ export function poissonQuantile(p: number, lambda: number): number {
 }
 
 /** Observed counts sorted against the Poisson quantiles at (i − ½)/n, with λ the counts' mean. */
-export function poissonQQ(counts: readonly number[]): { lambda: number; pairs: { expected: number; observed: number }[] } {
+export function poissonQQ(counts: readonly number[]): {
+  lambda: number;
+  pairs: { expected: number; observed: number }[];
+} {
   const n = counts.length;
   if (n === 0) return { lambda: 0, pairs: [] };
   const lambda = counts.reduce((a, b) => a + b, 0) / n;
   const sorted = [...counts].sort((a, b) => a - b);
-  return { lambda, pairs: sorted.map((observed, i) => ({ expected: poissonQuantile((i + 0.5) / n, lambda), observed })) };
+  return {
+    lambda,
+    pairs: sorted.map((observed, i) => ({ expected: poissonQuantile((i + 0.5) / n, lambda), observed })),
+  };
 }

@@ -36,7 +36,10 @@ export async function renderSvg(spec: vega.Spec): Promise<string> {
 
 /** PNG at `scale` times the SVG's size. Text needs a system font: resvg loads the machine's fonts. */
 export function svgToPng(svg: string, scale = 2): Buffer {
-  const resvg = new Resvg(svg, { fitTo: { mode: 'zoom', value: scale }, font: { loadSystemFonts: true, defaultFontFamily: 'DejaVu Sans' } });
+  const resvg = new Resvg(svg, {
+    fitTo: { mode: 'zoom', value: scale },
+    font: { loadSystemFonts: true, defaultFontFamily: 'DejaVu Sans' },
+  });
   return resvg.render().asPng();
 }
 

@@ -33,9 +33,13 @@ export interface ReportResult {
 
 export async function writeReport(options: ReportOptions): Promise<ReportResult> {
   const suiteDir = resolve(options.suiteDir);
-  if (!existsSync(suiteDir) || !statSync(suiteDir).isDirectory()) throw new ConfigError(`${options.suiteDir}: no such suite folder`);
+  if (!existsSync(suiteDir) || !statSync(suiteDir).isDirectory())
+    throw new ConfigError(`${options.suiteDir}: no such suite folder`);
   const db = resolve(options.db ?? join(suiteDir, 'results.duckdb'));
-  if (!existsSync(db)) throw new ConfigError(`${db}: no results database; run \`pythia eval ${options.suiteDir}\` first, or name one with --db`);
+  if (!existsSync(db))
+    throw new ConfigError(
+      `${db}: no results database; run \`pythia eval ${options.suiteDir}\` first, or name one with --db`,
+    );
   const outDir = resolve(options.outDir ?? join(suiteDir, 'report'));
 
   const suite = readSuiteInfo(suiteDir);

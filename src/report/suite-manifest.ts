@@ -43,12 +43,17 @@ export function readSuiteInfo(dir: string): SuiteInfo | null {
   }
   if (!Array.isArray(manifest.models)) throw new FormatError(path, 'models: expected an array');
   const hashes = manifest.batchSha256 ?? [];
-  if (!Array.isArray(hashes) || hashes.some((h) => typeof h !== 'string')) throw new FormatError(path, 'batchSha256: expected an array of strings');
+  if (!Array.isArray(hashes) || hashes.some((h) => typeof h !== 'string'))
+    throw new FormatError(path, 'batchSha256: expected an array of strings');
   return {
     path,
     suite: typeof manifest.suite === 'string' ? manifest.suite : 'suite',
     dataPrefix: typeof manifest.data?.prefix === 'string' ? manifest.data.prefix : null,
-    trainIters: new Map(manifest.models.filter((m) => typeof m?.name === 'string' && typeof m.trainIters === 'number').map((m) => [m.name, m.trainIters])),
+    trainIters: new Map(
+      manifest.models
+        .filter((m) => typeof m?.name === 'string' && typeof m.trainIters === 'number')
+        .map((m) => [m.name, m.trainIters]),
+    ),
     dataOrder: dataOrderHash(hashes),
   };
 }
@@ -74,6 +79,10 @@ export function readStageTimes(suiteDir: string): StageTimes | null {
     return null;
   }
   const stages = record?.stages;
-  if (!Array.isArray(stages) || stages.some((s) => typeof s?.stage !== 'string' || typeof s.seconds !== 'number' || typeof s.status !== 'string')) return null;
+  if (
+    !Array.isArray(stages) ||
+    stages.some((s) => typeof s?.stage !== 'string' || typeof s.seconds !== 'number' || typeof s.status !== 'string')
+  )
+    return null;
   return { path, stages, totalSeconds: typeof record.totalSeconds === 'number' ? record.totalSeconds : null };
 }

@@ -32,7 +32,10 @@ export interface MemorizationStudy {
 }
 
 async function has(store: ResultsStore, table: string, ref: CheckpointRef): Promise<boolean> {
-  const rows = await store.rows(`SELECT count(*) AS n FROM ${table} WHERE model = $1 AND step = $2`, [ref.model, ref.step]);
+  const rows = await store.rows(`SELECT count(*) AS n FROM ${table} WHERE model = $1 AND step = $2`, [
+    ref.model,
+    ref.step,
+  ]);
   return (rows[0]!.n as number) > 0;
 }
 
@@ -44,10 +47,23 @@ export function corpusTruth(record: TrainingRecord): string | undefined {
 }
 
 /** Scores training sequences seen before the checkpoint's step; writes scores, windows and the Poisson test. */
-export async function recordMemorization(store: ResultsStore, ref: CheckpointRef, model: EvalModel, study: MemorizationStudy, runtime: RuntimeOptions): Promise<boolean> {
+export async function recordMemorization(
+  store: ResultsStore,
+  ref: CheckpointRef,
+  model: EvalModel,
+  study: MemorizationStudy,
+  runtime: RuntimeOptions,
+): Promise<boolean> {
   if (ref.step <= 0 || (await has(store, 'memorization', ref))) return false;
   const record = readTrainingRecord(ref.dir);
-  if (!record.data || record.trainBatchSize === undefined || record.seqLength === undefined || record.trainIters === undefined || record.seed === undefined) return false;
+  if (
+    !record.data ||
+    record.trainBatchSize === undefined ||
+    record.seqLength === undefined ||
+    record.trainIters === undefined ||
+    record.seed === undefined
+  )
+    return false;
   const order = await openTrainingOrder({
     data: record.data.prefix,
     preshuffled: record.data.preshuffled,
@@ -71,9 +87,23 @@ export async function recordMemorization(store: ResultsStore, ref: CheckpointRef
       );
       await store.insertRows(
         'memorization_windows',
-        windows.scored.flatMap((n, w) => (n === 0 ? [] : [[ref.model, ref.step, study.window, w, w * study.window, n, windows.memorized[w]!]])),
+        windows.scored.flatMap((n, w) =>
+          n === 0 ? [] : [[ref.model, ref.step, study.window, w, w * study.window, n, windows.memorized[w]!]],
+        ),
       );
-      await store.insertRows('memorization_poisson', [[ref.model, ref.step, study.window, test.windows, test.lambda, test.dispersion, test.chi2, test.dof, test.pValue]]);
+      await store.insertRows('memorization_poisson', [
+        [
+          ref.model,
+          ref.step,
+          study.window,
+          test.windows,
+          test.lambda,
+          test.dispersion,
+          test.chi2,
+          test.dof,
+          test.pValue,
+        ],
+      ]);
     });
     return true;
   } finally {
@@ -83,7 +113,13 @@ export async function recordMemorization(store: ResultsStore, ref: CheckpointRef
 }
 
 /** Scores every canary of the corpus's truth.json at this checkpoint. */
-export async function recordCanaries(store: ResultsStore, ref: CheckpointRef, model: EvalModel, study: MemorizationStudy, runtime: RuntimeOptions): Promise<boolean> {
+export async function recordCanaries(
+  store: ResultsStore,
+  ref: CheckpointRef,
+  model: EvalModel,
+  study: MemorizationStudy,
+  runtime: RuntimeOptions,
+): Promise<boolean> {
   if (await has(store, 'canary_memorization', ref)) return false;
   const truth = corpusTruth(readTrainingRecord(ref.dir));
   if (!truth) return false;
@@ -108,20 +144,38 @@ export async function recordCanaries(store: ResultsStore, ref: CheckpointRef, mo
  * Counts each key term of the tasks' items (`item_terms`) in the batches before every step, as
  * whole words (docs/analyses.md), once for the suite: every model of a suite trains on one order.
  */
-export async function recordTermCounts(store: ResultsStore, checkpoints: readonly CheckpointRef[], tokenizer: TextTokenizer): Promise<number> {
-  const withRecord = checkpoints.map((c) => ({ c, record: readTrainingRecord(c.dir) })).find((x) => x.record.data && x.record.trainBatchSize !== undefined);
+export async function recordTermCounts(
+  store: ResultsStore,
+  checkpoints: readonly CheckpointRef[],
+  tokenizer: TextTokenizer,
+): Promise<number> {
+  const withRecord = checkpoints
+    .map((c) => ({ c, record: readTrainingRecord(c.dir) }))
+    .find((x) => x.record.data && x.record.trainBatchSize !== undefined);
   if (!withRecord) return 0;
   const { record } = withRecord;
   const terms = (await store.rows('SELECT DISTINCT term FROM item_terms ORDER BY term')).map((r) => r.term as string);
   if (terms.length === 0) return 0;
   const done = new Set((await store.rows('SELECT DISTINCT step FROM term_counts')).map((r) => r.step as number));
-  const wanted = [...new Set(checkpoints.map((c) => c.step))].filter((s) => s >= 0 && s <= record.trainIters! && !done.has(s)).sort((a, b) => a - b);
+  const wanted = [...new Set(checkpoints.map((c) => c.step))]
+    .filter((s) => s >= 0 && s <= record.trainIters! && !done.has(s))
+    .sort((a, b) => a - b);
   if (wanted.length === 0) return 0;
   // Nothing is trained on before step 0.
-  if (wanted[0] === 0) await store.transaction(() => store.insertRows('term_counts', terms.map((term) => [term, 0, 0])));
+  if (wanted[0] === 0)
+    await store.transaction(() =>
+      store.insertRows(
+        'term_counts',
+        terms.map((term) => [term, 0, 0]),
+      ),
+    );
   const steps = wanted.filter((s) => s > 0);
   if (steps.length === 0) return wanted.length;
-  const patterns = await termPatterns(terms.map((term, i) => ({ term, line: i + 1 })), tokenizer, 'item_terms');
+  const patterns = await termPatterns(
+    terms.map((term, i) => ({ term, line: i + 1 })),
+    tokenizer,
+    'item_terms',
+  );
   const counts = await countTerms({
     order: {
       data: record.data!.prefix,

@@ -6,19 +6,26 @@
  */
 import { existsSync } from 'node:fs';
 import { loadTokenizer, type TextTokenizer } from '../data/tokenizer.js';
-import { type CheckpointRef, checkpointRef, hubCheckpointRef, isCheckpointDir, readSuite, suiteCheckpoints } from '../eval/checkpoints.js';
-import { resolveCheckpoint } from '../model/hub-cache.js';
+import {
+  type CheckpointRef,
+  checkpointRef,
+  hubCheckpointRef,
+  isCheckpointDir,
+  readSuite,
+  suiteCheckpoints,
+} from '../eval/checkpoints.js';
 import type { Aggregate } from '../eval/metrics.js';
 import { type EvalModel, releaseScorers, runTask } from '../eval/run-task.js';
-import { type MemorizationStudy, recordCanaries, recordMemorization, recordTermCounts } from './case-studies.js';
 import { resolveTaskPaths, suiteTaskDir } from '../eval/task-files.js';
-import { type OutputType, type Task, readTask } from '../eval/tasks.js';
+import { type OutputType, readTask, type Task } from '../eval/tasks.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
-import { readLog } from '../train/trainer.js';
 import { countParameters } from '../model/config.js';
-import { type ExecutionProvider, checkProvider } from '../runtime/session.js';
+import { resolveCheckpoint } from '../model/hub-cache.js';
+import { checkProvider, type ExecutionProvider } from '../runtime/session.js';
+import { readLog } from '../train/trainer.js';
 import { ConfigError } from '../util/errors.js';
-import { type CellKey, ResultsStore, cellId } from './store.js';
+import { type MemorizationStudy, recordCanaries, recordMemorization, recordTermCounts } from './case-studies.js';
+import { type CellKey, cellId, ResultsStore } from './store.js';
 
 export interface Shard {
   index: number;
@@ -75,20 +82,41 @@ export interface EvaluateSummary {
   evaluated: number;
   skipped: number;
   /** Aggregates of every cell of the grid, from the database. */
-  rows: { model: string; step: number; task: string; shots: number; metric: string; value: number; stderr: number | null; n: number }[];
+  rows: {
+    model: string;
+    step: number;
+    task: string;
+    shots: number;
+    metric: string;
+    value: number;
+    stderr: number | null;
+    n: number;
+  }[];
 }
 
 export const DEFAULT_SEED = 1234;
 
 /** Pythia's memorization setting (32-token prompt, 32 generated), scoring up to 1024 sequences per checkpoint. */
-export const DEFAULT_MEMORIZATION: MemorizationStudy = { sequences: 1024, window: 512, seed: 1, promptLength: 32, continuationLength: 32, batchSize: 64 };
+export const DEFAULT_MEMORIZATION: MemorizationStudy = {
+  sequences: 1024,
+  window: 512,
+  seed: 1,
+  promptLength: 32,
+  continuationLength: 32,
+  batchSize: 64,
+};
 
 function sortedCheckpoints(refs: readonly CheckpointRef[]): CheckpointRef[] {
   return [...refs].sort((a, b) => (a.model < b.model ? -1 : a.model > b.model ? 1 : a.step - b.step));
 }
 
 /** Loads a checkpoint and its tokenizer, and records the model and checkpoint rows. */
-async function loadForEvaluation(store: ResultsStore, ref: CheckpointRef, fallbackTokenizer: string | undefined, tokenizers: Map<string, TextTokenizer>): Promise<EvalModel> {
+async function loadForEvaluation(
+  store: ResultsStore,
+  ref: CheckpointRef,
+  fallbackTokenizer: string | undefined,
+  tokenizers: Map<string, TextTokenizer>,
+): Promise<EvalModel> {
   const checkpoint = loadCheckpoint(ref.dir);
   const tokenizerPath = checkpoint.tokenizerPath ?? fallbackTokenizer;
   if (!tokenizerPath) throw new ConfigError(`${ref.dir}: no tokenizer.json in the checkpoint; pass --tokenizer`);
@@ -134,7 +162,10 @@ function planSources(options: EvaluateOptions): Plan {
       continue;
     }
     const suite = readSuite(source);
-    if (!suite) throw new ConfigError(`${source}: neither a checkpoint folder (config.json) nor a suite folder (<model>/step<N>/config.json)`);
+    if (!suite)
+      throw new ConfigError(
+        `${source}: neither a checkpoint folder (config.json) nor a suite folder (<model>/step<N>/config.json)`,
+      );
     plan.suites.push(suite);
     plan.checkpoints.push(...suiteCheckpoints(suite, { models: options.models, steps: options.steps }));
     if (!options.taskDirs?.length) {
@@ -146,27 +177,40 @@ function planSources(options: EvaluateOptions): Plan {
   for (const c of plan.checkpoints) {
     const id = `${c.model}@${c.step}`;
     const other = seen.get(id);
-    if (other !== undefined && other !== c.dir) throw new ConfigError(`two checkpoints are both ${c.model} step ${c.step}: ${other} and ${c.dir}`);
+    if (other !== undefined && other !== c.dir)
+      throw new ConfigError(`two checkpoints are both ${c.model} step ${c.step}: ${other} and ${c.dir}`);
     seen.set(id, c.dir);
   }
   return plan;
 }
 
 export function defaultDatabase(sources: EvaluateOptions['sources']): string | undefined {
-  if (sources.length === 1 && typeof sources[0] === 'string' && readSuite(sources[0])) return `${sources[0]}/results.duckdb`;
+  if (sources.length === 1 && typeof sources[0] === 'string' && readSuite(sources[0]))
+    return `${sources[0]}/results.duckdb`;
   return undefined;
 }
 
 function compareCells(a: CellKey, b: CellKey): number {
-  return a.model < b.model ? -1 : a.model > b.model ? 1 : a.step - b.step || (a.task < b.task ? -1 : a.task > b.task ? 1 : 0) || a.shots - b.shots;
+  return a.model < b.model
+    ? -1
+    : a.model > b.model
+      ? 1
+      : a.step - b.step || (a.task < b.task ? -1 : a.task > b.task ? 1 : 0) || a.shots - b.shots;
 }
 
 /** The grid's cells in their canonical order, then this shard's share. */
-export function gridCells(checkpoints: readonly CheckpointRef[], tasks: readonly Task[], shots: readonly number[], shard?: Shard): CellKey[] {
+export function gridCells(
+  checkpoints: readonly CheckpointRef[],
+  tasks: readonly Task[],
+  shots: readonly number[],
+  shard?: Shard,
+): CellKey[] {
   const cells: CellKey[] = [];
   for (const c of checkpoints) {
     for (const t of tasks) {
-      for (const k of shots) if (k === 0 || t.outputType !== 'loglikelihood_rolling') cells.push({ model: c.model, step: c.step, task: t.name, shots: k });
+      for (const k of shots)
+        if (k === 0 || t.outputType !== 'loglikelihood_rolling')
+          cells.push({ model: c.model, step: c.step, task: t.name, shots: k });
     }
   }
   cells.sort(compareCells);
@@ -205,10 +249,21 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateSummar
       byCheckpoint.set(id, [...(byCheckpoint.get(id) ?? []), c]);
     }
     // The case studies of a checkpoint go to one shard: its place among the sorted checkpoints, mod n.
-    const studyRefs = sortedCheckpoints(plan.checkpoints).filter((_, i) => !options.shard || i % options.shard.count === options.shard.index);
-    const studies = new Set(options.memorization || options.canaries ? studyRefs.map((r) => `${r.model}@${r.step}`) : []);
-    const toLoad = plan.checkpoints.filter((r) => byCheckpoint.has(`${r.model}@${r.step}`) || studies.has(`${r.model}@${r.step}`));
-    options.onEvent?.({ type: 'plan', cells: cells.length, skipped: cells.length - todo.length, checkpoints: toLoad.length });
+    const studyRefs = sortedCheckpoints(plan.checkpoints).filter(
+      (_, i) => !options.shard || i % options.shard.count === options.shard.index,
+    );
+    const studies = new Set(
+      options.memorization || options.canaries ? studyRefs.map((r) => `${r.model}@${r.step}`) : [],
+    );
+    const toLoad = plan.checkpoints.filter(
+      (r) => byCheckpoint.has(`${r.model}@${r.step}`) || studies.has(`${r.model}@${r.step}`),
+    );
+    options.onEvent?.({
+      type: 'plan',
+      cells: cells.length,
+      skipped: cells.length - todo.length,
+      checkpoints: toLoad.length,
+    });
     const runtime = { threads: options.threads, provider: options.device };
     const tokenizers = new Map<string, TextTokenizer>();
     let index = cells.length - todo.length;
@@ -230,7 +285,14 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateSummar
         });
         const seconds = (performance.now() - started) / 1000;
         await store.writeCell(cell, seed, run.items, run.aggregates, seconds);
-        options.onEvent?.({ type: 'cell', cell, index: ++index, total: cells.length, aggregates: run.aggregates, seconds });
+        options.onEvent?.({
+          type: 'cell',
+          cell,
+          index: ++index,
+          total: cells.length,
+          aggregates: run.aggregates,
+          seconds,
+        });
       }
       await releaseScorers(model);
       if (studies.has(`${ref.model}@${ref.step}`)) {
@@ -250,7 +312,9 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateSummar
       if (counted > 0) options.onEvent?.({ type: 'study', study: 'term counts', model: '*', step: counted });
     }
     const wanted = new Set(cells.map(cellId));
-    const all = await store.rows('SELECT model, step, task, shots, metric, value, stderr, n FROM aggregates ORDER BY model, step, task, shots, metric');
+    const all = await store.rows(
+      'SELECT model, step, task, shots, metric, value, stderr, n FROM aggregates ORDER BY model, step, task, shots, metric',
+    );
     const rows = all.filter((r) => wanted.has(cellId(r as unknown as CellKey))) as EvaluateSummary['rows'];
     return { db, cells, evaluated: todo.length, skipped: cells.length - todo.length, rows };
   } finally {

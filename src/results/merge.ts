@@ -5,14 +5,18 @@
  */
 import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConfigError, FormatError } from '../util/errors.js';
 import { tempPathFor } from '../util/atomic.js';
+import { ConfigError, FormatError } from '../util/errors.js';
 import { TABLES } from './schema.js';
 import { ResultsStore } from './store.js';
 
 const quote = (s: string) => `'${s.replace(/'/g, "''")}'`;
 
-export async function mergeDatabases(inputs: readonly string[], out: string, options: { force?: boolean } = {}): Promise<{ rows: Record<string, number> }> {
+export async function mergeDatabases(
+  inputs: readonly string[],
+  out: string,
+  options: { force?: boolean } = {},
+): Promise<{ rows: Record<string, number> }> {
   if (inputs.length === 0) throw new ConfigError('results merge: name at least one database to merge');
   if (existsSync(out) && !options.force) throw new ConfigError(`--out: ${out} exists (pass --force to replace it)`);
   for (const input of inputs) {
@@ -31,18 +35,26 @@ export async function mergeDatabases(inputs: readonly string[], out: string, opt
         const compared = t.columns.filter((c) => !t.key.includes(c) && !(t.volatile ?? []).includes(c));
         if (compared.length > 0) {
           const differs = compared.map((c) => `s.${c} IS DISTINCT FROM m.${c}`).join(' OR ');
-          const conflict = await store.rows(`SELECT ${t.key.map((k) => `s.${k}`).join(', ')} FROM ${alias}.${t.name} s JOIN main.${t.name} m USING (${t.key.join(', ')}) WHERE ${differs} LIMIT 1`);
+          const conflict = await store.rows(
+            `SELECT ${t.key.map((k) => `s.${k}`).join(', ')} FROM ${alias}.${t.name} s JOIN main.${t.name} m USING (${t.key.join(', ')}) WHERE ${differs} LIMIT 1`,
+          );
           if (conflict.length > 0) {
             const key = t.key.map((k) => `${k}=${String(conflict[0]![k])}`).join(', ');
-            throw new FormatError(input, `conflicts with an earlier input in table ${t.name} at ${key}: the same key with other values; refusing to merge`);
+            throw new FormatError(
+              input,
+              `conflicts with an earlier input in table ${t.name} at ${key}: the same key with other values; refusing to merge`,
+            );
           }
         }
-        await store.connection.run(`INSERT OR IGNORE INTO main.${t.name} SELECT ${t.columns.join(', ')} FROM ${alias}.${t.name}`);
+        await store.connection.run(
+          `INSERT OR IGNORE INTO main.${t.name} SELECT ${t.columns.join(', ')} FROM ${alias}.${t.name}`,
+        );
       }
       await store.connection.run(`DETACH ${alias}`);
     }
     const rows: Record<string, number> = {};
-    for (const t of TABLES) rows[t.name] = (await store.rows(`SELECT count(*)::INTEGER AS n FROM ${t.name}`))[0]!.n as number;
+    for (const t of TABLES)
+      rows[t.name] = (await store.rows(`SELECT count(*)::INTEGER AS n FROM ${t.name}`))[0]!.n as number;
     store.close();
     renameSync(tmp, out);
     rmSync(`${tmp}.wal`, { force: true });
@@ -58,10 +70,16 @@ export async function mergeDatabases(inputs: readonly string[], out: string, opt
 export type ExportFormat = 'parquet' | 'csv';
 
 /** Writes every table (or the named ones) as `<out>/<table>.<format>`, each file atomically. */
-export async function exportTables(db: string, out: string, format: ExportFormat, tables?: readonly string[]): Promise<string[]> {
+export async function exportTables(
+  db: string,
+  out: string,
+  format: ExportFormat,
+  tables?: readonly string[],
+): Promise<string[]> {
   const names = tables && tables.length > 0 ? tables : TABLES.map((t) => t.name);
   for (const name of names) {
-    if (!TABLES.some((t) => t.name === name)) throw new ConfigError(`--tables: unknown table ${name} (tables: ${TABLES.map((t) => t.name).join(', ')})`);
+    if (!TABLES.some((t) => t.name === name))
+      throw new ConfigError(`--tables: unknown table ${name} (tables: ${TABLES.map((t) => t.name).join(', ')})`);
   }
   mkdirSync(out, { recursive: true });
   const store = await ResultsStore.open(db, { readOnly: true });

@@ -17,7 +17,13 @@ export interface TableSpec {
 
 function table(name: string, columns: [string, string][], key: string[], volatile?: string[]): TableSpec {
   const body = [...columns.map(([c, t]) => `${c} ${t}`), `PRIMARY KEY (${key.join(', ')})`].join(',\n  ');
-  return { name, columns: columns.map(([c]) => c), key, volatile, ddl: `CREATE TABLE IF NOT EXISTS ${name} (\n  ${body}\n)` };
+  return {
+    name,
+    columns: columns.map(([c]) => c),
+    key,
+    volatile,
+    ddl: `CREATE TABLE IF NOT EXISTS ${name} (\n  ${body}\n)`,
+  };
 }
 
 const CELL: [string, string][] = [
@@ -29,7 +35,14 @@ const CELL: [string, string][] = [
 const CELL_KEY = ['model', 'step', 'task', 'shots'];
 
 export const TABLES: readonly TableSpec[] = [
-  table('meta', [['key', 'VARCHAR NOT NULL'], ['value', 'VARCHAR']], ['key']),
+  table(
+    'meta',
+    [
+      ['key', 'VARCHAR NOT NULL'],
+      ['value', 'VARCHAR'],
+    ],
+    ['key'],
+  ),
   table(
     'models',
     [
@@ -46,10 +59,44 @@ export const TABLES: readonly TableSpec[] = [
     ],
     ['model'],
   ),
-  table('checkpoints', [['model', 'VARCHAR NOT NULL'], ['step', 'INTEGER NOT NULL'], ['tokens', 'BIGINT'], ['path', 'VARCHAR']], ['model', 'step'], ['path']),
-  table('tasks', [['task', 'VARCHAR NOT NULL'], ['output_type', 'VARCHAR NOT NULL'], ['items', 'INTEGER NOT NULL'], ['sha256', 'VARCHAR NOT NULL'], ['path', 'VARCHAR']], ['task'], ['path']),
-  table('task_items', [['task', 'VARCHAR NOT NULL'], ['item_id', 'VARCHAR NOT NULL'], ['meta', 'JSON']], ['task', 'item_id']),
-  table('cells', [...CELL, ['seed', 'INTEGER NOT NULL'], ['items', 'INTEGER NOT NULL'], ['seconds', 'DOUBLE']], CELL_KEY, ['seconds']),
+  table(
+    'checkpoints',
+    [
+      ['model', 'VARCHAR NOT NULL'],
+      ['step', 'INTEGER NOT NULL'],
+      ['tokens', 'BIGINT'],
+      ['path', 'VARCHAR'],
+    ],
+    ['model', 'step'],
+    ['path'],
+  ),
+  table(
+    'tasks',
+    [
+      ['task', 'VARCHAR NOT NULL'],
+      ['output_type', 'VARCHAR NOT NULL'],
+      ['items', 'INTEGER NOT NULL'],
+      ['sha256', 'VARCHAR NOT NULL'],
+      ['path', 'VARCHAR'],
+    ],
+    ['task'],
+    ['path'],
+  ),
+  table(
+    'task_items',
+    [
+      ['task', 'VARCHAR NOT NULL'],
+      ['item_id', 'VARCHAR NOT NULL'],
+      ['meta', 'JSON'],
+    ],
+    ['task', 'item_id'],
+  ),
+  table(
+    'cells',
+    [...CELL, ['seed', 'INTEGER NOT NULL'], ['items', 'INTEGER NOT NULL'], ['seconds', 'DOUBLE']],
+    CELL_KEY,
+    ['seconds'],
+  ),
   table(
     'item_results',
     [
@@ -68,7 +115,11 @@ export const TABLES: readonly TableSpec[] = [
     ],
     [...CELL_KEY, 'item_id'],
   ),
-  table('aggregates', [...CELL, ['metric', 'VARCHAR NOT NULL'], ['value', 'DOUBLE'], ['stderr', 'DOUBLE'], ['n', 'INTEGER NOT NULL']], [...CELL_KEY, 'metric']),
+  table(
+    'aggregates',
+    [...CELL, ['metric', 'VARCHAR NOT NULL'], ['value', 'DOUBLE'], ['stderr', 'DOUBLE'], ['n', 'INTEGER NOT NULL']],
+    [...CELL_KEY, 'metric'],
+  ),
   table(
     'training_log',
     [
@@ -134,8 +185,24 @@ export const TABLES: readonly TableSpec[] = [
     ],
     ['model', 'step', 'canary'],
   ),
-  table('term_counts', [['term', 'VARCHAR NOT NULL'], ['step', 'INTEGER NOT NULL'], ['count', 'BIGINT NOT NULL']], ['term', 'step']),
-  table('item_terms', [['task', 'VARCHAR NOT NULL'], ['item_id', 'VARCHAR NOT NULL'], ['term', 'VARCHAR NOT NULL']], ['task', 'item_id']),
+  table(
+    'term_counts',
+    [
+      ['term', 'VARCHAR NOT NULL'],
+      ['step', 'INTEGER NOT NULL'],
+      ['count', 'BIGINT NOT NULL'],
+    ],
+    ['term', 'step'],
+  ),
+  table(
+    'item_terms',
+    [
+      ['task', 'VARCHAR NOT NULL'],
+      ['item_id', 'VARCHAR NOT NULL'],
+      ['term', 'VARCHAR NOT NULL'],
+    ],
+    ['task', 'item_id'],
+  ),
 ];
 
 /**

@@ -6,11 +6,11 @@
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { DuckDBConnection, DuckDBInstance, type DuckDBValue } from '@duckdb/node-api';
+import { type DuckDBConnection, DuckDBInstance, type DuckDBValue } from '@duckdb/node-api';
 import type { Aggregate, ItemResult } from '../eval/metrics.js';
 import type { Task } from '../eval/tasks.js';
 import { FormatError } from '../util/errors.js';
-import { SCHEMA_VERSION, TABLES, VIEWS, tableSpec } from './schema.js';
+import { SCHEMA_VERSION, TABLES, tableSpec, VIEWS } from './schema.js';
 
 export interface CellKey {
   model: string;
@@ -68,7 +68,10 @@ export class ResultsStore {
     if (!options.readOnly) mkdirSync(dirname(path), { recursive: true });
     let instance: DuckDBInstance;
     try {
-      instance = await DuckDBInstance.create(path, { ...OFFLINE, ...(options.readOnly ? { access_mode: 'READ_ONLY' } : {}) });
+      instance = await DuckDBInstance.create(path, {
+        ...OFFLINE,
+        ...(options.readOnly ? { access_mode: 'READ_ONLY' } : {}),
+      });
     } catch (e) {
       throw new FormatError(path, `cannot open as a DuckDB results database (${firstLine(e)})`);
     }
@@ -83,13 +86,24 @@ export class ResultsStore {
   }
 
   private async checkSchema(readOnly: boolean): Promise<void> {
-    const tables = new Set((await this.rows("SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'")).map((r) => r.table_name as string));
+    const tables = new Set(
+      (await this.rows("SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'")).map(
+        (r) => r.table_name as string,
+      ),
+    );
     if (tables.has('meta')) {
       const version = (await this.rows("SELECT value FROM meta WHERE key = 'schema_version'"))[0]?.value;
       const n = Number(version);
-      if (!Number.isInteger(n)) throw new FormatError(this.path, `meta.schema_version: expected an integer, got ${JSON.stringify(version ?? null)}`);
+      if (!Number.isInteger(n))
+        throw new FormatError(
+          this.path,
+          `meta.schema_version: expected an integer, got ${JSON.stringify(version ?? null)}`,
+        );
       if (n > SCHEMA_VERSION) {
-        throw new FormatError(this.path, `meta.schema_version: ${n} is newer than this pythia-ts understands (${SCHEMA_VERSION}); upgrade pythia-ts to read it`);
+        throw new FormatError(
+          this.path,
+          `meta.schema_version: ${n} is newer than this pythia-ts understands (${SCHEMA_VERSION}); upgrade pythia-ts to read it`,
+        );
       }
     } else if (tables.size > 0) {
       throw new FormatError(this.path, 'not a pythia-ts results database (no meta table)');
@@ -99,7 +113,10 @@ export class ResultsStore {
     if (readOnly) return;
     for (const t of TABLES) await this.connection.run(t.ddl);
     for (const v of VIEWS) await this.connection.run(`CREATE OR REPLACE VIEW ${v.name} AS ${v.sql}`);
-    await this.connection.run('INSERT OR REPLACE INTO meta VALUES ($1, $2)', ['schema_version', String(SCHEMA_VERSION)]);
+    await this.connection.run('INSERT OR REPLACE INTO meta VALUES ($1, $2)', [
+      'schema_version',
+      String(SCHEMA_VERSION),
+    ]);
   }
 
   close(): void {
@@ -144,20 +161,35 @@ export class ResultsStore {
   }
 
   async upsertCheckpoint(c: CheckpointRow): Promise<void> {
-    await this.connection.run('INSERT OR REPLACE INTO checkpoints VALUES ($1, $2, $3, $4)', [c.model, c.step, c.tokens, c.path]);
+    await this.connection.run('INSERT OR REPLACE INTO checkpoints VALUES ($1, $2, $3, $4)', [
+      c.model,
+      c.step,
+      c.tokens,
+      c.path,
+    ]);
   }
 
   /** Records a task and its items' metadata; a task whose file changed since it was scored is refused. */
   async registerTask(task: Task): Promise<void> {
     const known = (await this.rows('SELECT sha256 FROM tasks WHERE task = $1', [task.name]))[0];
     if (known && known.sha256 !== task.sha256) {
-      const scored = (await this.rows('SELECT count(*)::INTEGER AS n FROM cells WHERE task = $1', [task.name]))[0]!.n as number;
+      const scored = (await this.rows('SELECT count(*)::INTEGER AS n FROM cells WHERE task = $1', [task.name]))[0]!
+        .n as number;
       if (scored > 0) {
-        throw new FormatError(task.path, `differs from the task "${task.name}" already scored in ${this.path} (sha256 ${String(known.sha256).slice(0, 12)}…); rename the file or use another --db`);
+        throw new FormatError(
+          task.path,
+          `differs from the task "${task.name}" already scored in ${this.path} (sha256 ${String(known.sha256).slice(0, 12)}…); rename the file or use another --db`,
+        );
       }
     }
     await this.transaction(async () => {
-      await this.connection.run('INSERT OR REPLACE INTO tasks VALUES ($1, $2, $3, $4, $5)', [task.name, task.outputType, task.items.length, task.sha256, task.path]);
+      await this.connection.run('INSERT OR REPLACE INTO tasks VALUES ($1, $2, $3, $4, $5)', [
+        task.name,
+        task.outputType,
+        task.items.length,
+        task.sha256,
+        task.path,
+      ]);
       await this.connection.run('DELETE FROM task_items WHERE task = $1', [task.name]);
       await this.insertMany(
         'task_items',
@@ -168,7 +200,9 @@ export class ResultsStore {
       await this.insertMany(
         'item_terms',
         ['$1', '$2', '$3'],
-        task.items.flatMap((item) => (keyTerm(item.meta) === undefined ? [] : [[task.name, item.id, keyTerm(item.meta)!]])),
+        task.items.flatMap((item) =>
+          keyTerm(item.meta) === undefined ? [] : [[task.name, item.id, keyTerm(item.meta)!]],
+        ),
       );
     });
   }
@@ -179,11 +213,20 @@ export class ResultsStore {
   }
 
   /** Writes one evaluated cell (its items, aggregates and the cell row) in one transaction. */
-  async writeCell(cell: CellKey, seed: number, items: readonly ItemResult[], aggregates: readonly Aggregate[], seconds: number): Promise<void> {
+  async writeCell(
+    cell: CellKey,
+    seed: number,
+    items: readonly ItemResult[],
+    aggregates: readonly Aggregate[],
+    seconds: number,
+  ): Promise<void> {
     const key = [cell.model, cell.step, cell.task, cell.shots];
     await this.transaction(async () => {
       for (const table of ['item_results', 'aggregates', 'cells']) {
-        await this.connection.run(`DELETE FROM ${table} WHERE model = $1 AND step = $2 AND task = $3 AND shots = $4`, key);
+        await this.connection.run(
+          `DELETE FROM ${table} WHERE model = $1 AND step = $2 AND task = $3 AND shots = $4`,
+          key,
+        );
       }
       await this.insertMany(
         'item_results',
@@ -208,7 +251,12 @@ export class ResultsStore {
         ['$1', '$2', '$3', '$4', '$5', '$6', '$7', '$8'],
         aggregates.map((a) => [...key, a.metric, a.value, a.stderr, a.n]),
       );
-      await this.connection.run('INSERT INTO cells VALUES ($1, $2, $3, $4, $5, $6, $7)', [...key, seed, items.length, seconds]);
+      await this.connection.run('INSERT INTO cells VALUES ($1, $2, $3, $4, $5, $6, $7)', [
+        ...key,
+        seed,
+        items.length,
+        seconds,
+      ]);
     });
   }
 
@@ -221,7 +269,15 @@ export class ResultsStore {
       await this.insertMany(
         'training_log',
         ['$1', '$2', '$3', '$4', '$5', '$6', '$7'],
-        [...byStep.values()].map((r) => [model, r.step, r.loss ?? null, r.val_loss ?? null, r.lr ?? null, r.grad_norm ?? null, r.tokens_per_s ?? null]),
+        [...byStep.values()].map((r) => [
+          model,
+          r.step,
+          r.loss ?? null,
+          r.val_loss ?? null,
+          r.lr ?? null,
+          r.grad_norm ?? null,
+          r.tokens_per_s ?? null,
+        ]),
       );
     });
   }
@@ -229,16 +285,27 @@ export class ResultsStore {
   /** Inserts rows, each one value per column of the table in schema order. */
   async insertRows(table: string, rows: readonly DuckDBValue[][]): Promise<void> {
     const spec = tableSpec(table);
-    await this.insertMany(table, spec.columns.map((_, i) => `$${i + 1}`), rows);
+    await this.insertMany(
+      table,
+      spec.columns.map((_, i) => `$${i + 1}`),
+      rows,
+    );
   }
 
   /** Inserts rows in chunks of one multi-row statement each; `placeholders` are one row's, numbered from $1. */
-  private async insertMany(table: string, placeholders: readonly string[], rows: readonly DuckDBValue[][]): Promise<void> {
+  private async insertMany(
+    table: string,
+    placeholders: readonly string[],
+    rows: readonly DuckDBValue[][],
+  ): Promise<void> {
     const width = placeholders.length;
     const chunk = Math.max(1, Math.floor(2000 / width));
     for (let start = 0; start < rows.length; start += chunk) {
       const part = rows.slice(start, start + chunk);
-      const tuples = part.map((_, r) => `(${placeholders.map((p) => p.replace(/\$(\d+)/, (_m, d: string) => `$${r * width + Number(d)}`)).join(', ')})`);
+      const tuples = part.map(
+        (_, r) =>
+          `(${placeholders.map((p) => p.replace(/\$(\d+)/, (_m, d: string) => `$${r * width + Number(d)}`)).join(', ')})`,
+      );
       await this.connection.run(`INSERT INTO ${table} VALUES ${tuples.join(', ')}`, part.flat());
     }
   }

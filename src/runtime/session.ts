@@ -7,13 +7,13 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { pathToFileURL } from 'node:url';
 import { availableParallelism } from 'node:os';
+import { pathToFileURL } from 'node:url';
 import ort from 'onnxruntime-node';
-import { type DType, type TypedArray, dtypeOfArray } from '../graph/dtype.js';
+import { type DType, dtypeOfArray, type TypedArray } from '../graph/dtype.js';
 import { Graph } from '../graph/graph.js';
 import { type ModelSpec, toOnnx } from '../graph/onnx.js';
-import { type Shape, formatShape } from '../graph/shape.js';
+import { formatShape, type Shape } from '../graph/shape.js';
 import { PythiaError } from '../util/errors.js';
 
 export const EXECUTION_PROVIDERS = ['cpu', 'webgpu', 'cuda'] as const;
@@ -170,7 +170,9 @@ export class CompiledGraph {
   }
 }
 
-const ORT_DTYPE: Partial<Record<ort.Tensor.Type, DType>> = Object.fromEntries(Object.entries(ORT_TYPE).map(([ours, theirs]) => [theirs, ours as DType]));
+const ORT_DTYPE: Partial<Record<ort.Tensor.Type, DType>> = Object.fromEntries(
+  Object.entries(ORT_TYPE).map(([ours, theirs]) => [theirs, ours as DType]),
+);
 
 const cache = new Map<string, Promise<CompiledGraph>>();
 
@@ -183,7 +185,10 @@ const FLOAT64_UNSAFE_REWRITES = ['NoopElimination', 'MatMulScaleFusion'];
 
 function usesFloat64(spec: ModelSpec): boolean {
   const { graph } = spec;
-  return graph.inputs.some((t) => t.dtype === 'float64') || graph.nodes.some((n) => n.outputs.some((t) => t.dtype === 'float64'));
+  return (
+    graph.inputs.some((t) => t.dtype === 'float64') ||
+    graph.nodes.some((n) => n.outputs.some((t) => t.dtype === 'float64'))
+  );
 }
 
 function sessionOptions(options: RuntimeOptions, float64: boolean): ort.InferenceSession.SessionOptions {
@@ -199,7 +204,9 @@ function sessionOptions(options: RuntimeOptions, float64: boolean): ort.Inferenc
     // grew (1.5 GiB more at a pythia-70m training step, 1.3 GiB at a 1b forward) for no measured speed.
     enableMemPattern: false,
     ...(options.profile && { enableProfiling: true, profileFilePrefix: options.profile }),
-    ...(options.deviceOutputs && { preferredOutputLocation: Object.fromEntries(options.deviceOutputs.map((n) => [n, 'gpu-buffer' as const])) }),
+    ...(options.deviceOutputs && {
+      preferredOutputLocation: Object.fromEntries(options.deviceOutputs.map((n) => [n, 'gpu-buffer' as const])),
+    }),
     ...(float64 && { extra: { optimization: { disable_specified_optimizers: FLOAT64_UNSAFE_REWRITES.join(';') } } }),
   };
 }
@@ -207,7 +214,11 @@ function sessionOptions(options: RuntimeOptions, float64: boolean): ort.Inferenc
 /** Compiles (or fetches from the cache) the part of a graph that computes `spec.outputs`. */
 export function compile(spec: ModelSpec, options: RuntimeOptions = {}): Promise<CompiledGraph> {
   if (options.deviceOutputs?.length && options.provider !== 'webgpu') {
-    return Promise.reject(new RuntimeError(`outputs can stay on the device only with the webgpu provider, not ${options.provider ?? 'cpu'}`));
+    return Promise.reject(
+      new RuntimeError(
+        `outputs can stay on the device only with the webgpu provider, not ${options.provider ?? 'cpu'}`,
+      ),
+    );
   }
   const model = toOnnx(spec, { target: options.provider === 'webgpu' ? 'webgpu' : 'cpu' });
   const signature = (): InputSignature[] =>
@@ -216,7 +227,9 @@ export function compile(spec: ModelSpec, options: RuntimeOptions = {}): Promise<
       return { name, dtype: t.dtype, shape: t.shape };
     });
   if (options.cache === false || options.profile) {
-    return createSession(model.bytes, sessionOptions(options, usesFloat64(spec))).then((s) => new CompiledGraph(s, signature(), model.outputNames));
+    return createSession(model.bytes, sessionOptions(options, usesFloat64(spec))).then(
+      (s) => new CompiledGraph(s, signature(), model.outputNames),
+    );
   }
   const key = createHash('sha256')
     .update(model.bytes)
@@ -224,7 +237,9 @@ export function compile(spec: ModelSpec, options: RuntimeOptions = {}): Promise<
     .digest('hex');
   let entry = cache.get(key);
   if (!entry) {
-    entry = createSession(model.bytes, sessionOptions(options, usesFloat64(spec))).then((s) => new CompiledGraph(s, signature(), model.outputNames));
+    entry = createSession(model.bytes, sessionOptions(options, usesFloat64(spec))).then(
+      (s) => new CompiledGraph(s, signature(), model.outputNames),
+    );
     entry.catch(() => cache.delete(key));
     cache.set(key, entry);
   }
@@ -239,14 +254,27 @@ export function compile(spec: ModelSpec, options: RuntimeOptions = {}): Promise<
 export function checkProvider(provider: ExecutionProvider): void {
   if (provider === 'cpu') return;
   const backend = ort.listSupportedBackends().find((b) => b.name === provider);
-  if (!backend) throw new RuntimeError(`--device ${provider}: this build of onnxruntime-node has no ${provider} execution provider`);
-  if (!backend.bundled && !existsSync(new URL(`../bin/napi-v6/${process.platform}/${process.arch}/libonnxruntime_providers_${provider}.so`, ORT_ENTRY)))
-    throw new RuntimeError(`--device ${provider}: onnxruntime-node's ${provider} libraries are not installed (onnxruntime-node fetches them at install time with ONNXRUNTIME_NODE_INSTALL_CUDA=1)`);
+  if (!backend)
+    throw new RuntimeError(
+      `--device ${provider}: this build of onnxruntime-node has no ${provider} execution provider`,
+    );
+  if (
+    !backend.bundled &&
+    !existsSync(
+      new URL(`../bin/napi-v6/${process.platform}/${process.arch}/libonnxruntime_providers_${provider}.so`, ORT_ENTRY),
+    )
+  )
+    throw new RuntimeError(
+      `--device ${provider}: onnxruntime-node's ${provider} libraries are not installed (onnxruntime-node fetches them at install time with ONNXRUNTIME_NODE_INSTALL_CUDA=1)`,
+    );
 }
 
 const ORT_ENTRY = pathToFileURL(createRequire(import.meta.url).resolve('onnxruntime-node'));
 
-async function createSession(bytes: Uint8Array, options: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession> {
+async function createSession(
+  bytes: Uint8Array,
+  options: ort.InferenceSession.SessionOptions,
+): Promise<ort.InferenceSession> {
   const provider = (options.executionProviders?.[0] ?? 'cpu') as ExecutionProvider;
   checkProvider(provider);
   try {
@@ -254,8 +282,12 @@ async function createSession(bytes: Uint8Array, options: ort.InferenceSession.Se
   } catch (e) {
     const first = (e as Error).message.split('\n')[0];
     if (provider !== 'cpu') {
-      const why = /Failed to get a WebGPU adapter/.test(first) ? 'no WebGPU adapter found (it needs a Vulkan driver: a GPU\'s, or Mesa\'s software one in mesa-vulkan-drivers 23 or later)' : first.replace(/^.*(?:was false\.|\]) /, '');
-      throw new RuntimeError(`--device ${provider}: onnxruntime could not start the ${provider} execution provider: ${why}`);
+      const why = /Failed to get a WebGPU adapter/.test(first)
+        ? "no WebGPU adapter found (it needs a Vulkan driver: a GPU's, or Mesa's software one in mesa-vulkan-drivers 23 or later)"
+        : first.replace(/^.*(?:was false\.|\]) /, '');
+      throw new RuntimeError(
+        `--device ${provider}: onnxruntime could not start the ${provider} execution provider: ${why}`,
+      );
     }
     throw new RuntimeError(`onnxruntime rejected the graph: ${first}`);
   }
@@ -275,7 +307,10 @@ export async function evaluate(
  * per list of shapes: `upload` leaves the copies on the device, `download` brings them back.
  */
 export async function upload(tensors: readonly HostTensor[]): Promise<DeviceTensor[]> {
-  const session = await identity(tensors.map((t) => ({ dtype: dtypeOfArray(t.data), dims: t.dims })), true);
+  const session = await identity(
+    tensors.map((t) => ({ dtype: dtypeOfArray(t.data), dims: t.dims })),
+    true,
+  );
   const { device } = await session.runOnDevice(Object.fromEntries(tensors.map((t, i) => [`x${i}`, t])));
   return tensors.map((_, i) => device[`y${i}`]!);
 }
@@ -286,7 +321,10 @@ export async function download(tensors: readonly DeviceTensor[]): Promise<HostTe
   return tensors.map((_, i) => host[`y${i}`]!);
 }
 
-async function identity(tensors: readonly { dtype: DType; dims: readonly number[] }[], toDevice: boolean): Promise<CompiledGraph> {
+async function identity(
+  tensors: readonly { dtype: DType; dims: readonly number[] }[],
+  toDevice: boolean,
+): Promise<CompiledGraph> {
   const graph = new Graph();
   const outputs = Object.fromEntries(tensors.map((t, i) => [`y${i}`, graph.input(`x${i}`, t.dtype, [...t.dims])]));
   return compile({ graph, outputs }, { provider: 'webgpu', ...(toDevice && { deviceOutputs: Object.keys(outputs) }) });

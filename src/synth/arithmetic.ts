@@ -3,8 +3,9 @@
  * form `Q: What is 17 plus 25? A: 42`, one per line. Operands are 0..99 drawn from a Zipf law over a
  * seeded shuffle of the values, so an operand's frequency does not follow its size.
  */
-import { countPretokens } from './pretokens.js';
+
 import type { Prng } from '../util/prng.js';
+import { countPretokens } from './pretokens.js';
 import { WeightedSampler, zipfWeights } from './sampling.js';
 
 export const OPERATORS = ['plus', 'times'] as const;
@@ -65,7 +66,11 @@ export function generateArithmetic(rng: Prng, options: ArithmeticOptions): Arith
       const x2 = operandByRank[sampler.sample(rng)]!;
       const op = rng.pick(OPERATORS);
       const answer = applyOperator(op, x1, x2);
-      lines.push(rng.chance(options.questionShare) ? `Q: What is ${x1} ${op} ${x2}? A: ${answer}` : `${x1} ${op} ${x2} is ${answer}.`);
+      lines.push(
+        rng.chance(options.questionShare)
+          ? `Q: What is ${x1} ${op} ${x2}? A: ${answer}`
+          : `${x1} ${op} ${x2} is ${answer}.`,
+      );
       source.x1Counts[x1]!++;
       source.x2Counts[x2]!++;
       source.numberCounts[x1]!++;
@@ -98,8 +103,12 @@ export function arithmeticTasks(rng: Prng, perOperand: number): ArithmeticItem[]
   const seconds = Array.from({ length: 50 }, (_, i) => i + 1);
   for (const op of OPERATORS) {
     for (let x1 = 0; x1 < OPERAND_VALUES; x1++) {
-      const chosen = rng.shuffle([...seconds]).slice(0, perOperand).sort((a, b) => a - b);
-      for (const x2 of chosen) items.push({ x1, x2, op, answer: applyOperator(op, x1, x2), question: `What is ${x1} ${op} ${x2}?` });
+      const chosen = rng
+        .shuffle([...seconds])
+        .slice(0, perOperand)
+        .sort((a, b) => a - b);
+      for (const x2 of chosen)
+        items.push({ x1, x2, op, answer: applyOperator(op, x1, x2), question: `What is ${x1} ${op} ${x2}?` });
     }
   }
   return items;

@@ -3,8 +3,9 @@
  * times (1, 2, 4, 8, ...). One word is at least one pre-token and so at least one token, so a canary of
  * 64 words is at least 64 tokens: enough for Pythia's 32-token prompt and 32-token continuation.
  */
-import { CANARY_WORDS } from './lexicon.js';
+
 import type { Prng } from '../util/prng.js';
+import { CANARY_WORDS } from './lexicon.js';
 
 export interface CanaryPlan {
   /** Copies per canary, one entry per canary: perLevel canaries at each of 1, 2, 4, ..., 2^maxLevel. */

@@ -4,24 +4,37 @@
  * fixed order, so a source's text depends only on the seed and its own budget.
  */
 import { ConfigError } from '../util/errors.js';
-import { type ArithmeticItem, type ArithmeticSource, arithmeticTasks, arithmeticTemplateTexts, generateArithmetic } from './arithmetic.js';
+import { Prng } from '../util/prng.js';
+import {
+  type ArithmeticItem,
+  type ArithmeticSource,
+  arithmeticTasks,
+  arithmeticTemplateTexts,
+  generateArithmetic,
+} from './arithmetic.js';
 import { type Canary, generateCanaries, planCanaries } from './canaries.js';
-import { type FactsSource, type QaItem, factTemplateTexts, generateFacts, meanStatementPretokens, qaTasks } from './facts.js';
+import {
+  type FactsSource,
+  factTemplateTexts,
+  generateFacts,
+  meanStatementPretokens,
+  type QaItem,
+  qaTasks,
+} from './facts.js';
 import * as lexicon from './lexicon.js';
 import { DEFAULT_MIX, type Mix, SOURCES, type SourceName } from './mix.js';
 import { NameMaker } from './names.js';
-import { type LambadaItem, generateNarrative, lambadaTasks, narrativeTemplateTexts } from './narrative.js';
+import { generateNarrative, type LambadaItem, lambadaTasks, narrativeTemplateTexts } from './narrative.js';
 import {
   type CrowsPairsItem,
-  type Occupation,
-  type WinoBiasItem,
   crowsPairsTasks,
   generateOccupations,
+  type Occupation,
   occupationRatios,
   occupationTemplateTexts,
+  type WinoBiasItem,
   winoBiasTasks,
 } from './occupations.js';
-import { Prng } from '../util/prng.js';
 
 export interface SynthOptions {
   seed: number;
@@ -65,7 +78,13 @@ export const DEFAULT_OPTIONS: SynthOptions = {
  * `documents` into a size estimate.
  */
 function typicalDocumentPretokens(options: SynthOptions): Record<SourceName, number> {
-  return { facts: 2.5 * meanStatementPretokens(), arithmetic: 40, occupations: 41, canaries: options.canaryWords, narrative: 77 };
+  return {
+    facts: 2.5 * meanStatementPretokens(),
+    arithmetic: 40,
+    occupations: 41,
+    canaries: options.canaryWords,
+    narrative: 77,
+  };
 }
 
 export interface CorpusDocument {
@@ -103,17 +122,32 @@ function requireNumber(flag: string, value: number, ok: (v: number) => boolean, 
 export function validateOptions(o: SynthOptions): void {
   const positiveInt = (v: number) => Number.isSafeInteger(v) && v > 0;
   const nonNegativeInt = (v: number) => Number.isSafeInteger(v) && v >= 0;
-  requireNumber('--seed', o.seed, (v) => Number.isInteger(v) && v >= 0 && v < 2 ** 32, `an integer from 0 to ${2 ** 32 - 1}`);
+  requireNumber(
+    '--seed',
+    o.seed,
+    (v) => Number.isInteger(v) && v >= 0 && v < 2 ** 32,
+    `an integer from 0 to ${2 ** 32 - 1}`,
+  );
   requireNumber('--tokens', o.tokens, positiveInt, 'a positive integer');
   if (o.documents !== undefined) requireNumber('--documents', o.documents, positiveInt, 'a positive integer');
-  requireNumber('--vocab-size', o.vocabSize, (v) => Number.isSafeInteger(v) && v >= 258 && v <= 65500, 'an integer from 258 to 65500');
+  requireNumber(
+    '--vocab-size',
+    o.vocabSize,
+    (v) => Number.isSafeInteger(v) && v >= 258 && v <= 65500,
+    'an integer from 258 to 65500',
+  );
   requireNumber('--entities', o.entities, positiveInt, 'a positive integer');
   requireNumber('--entity-zipf', o.entityZipf, (v) => v > 0 && v <= 10, 'a number in (0, 10]');
   requireNumber('--operand-zipf', o.operandZipf, (v) => v >= 0 && v <= 10, 'a number in [0, 10]');
   requireNumber('--question-share', o.questionShare, (v) => v >= 0 && v <= 1, 'a number in [0, 1]');
   requireNumber('--canaries-per-level', o.canariesPerLevel, nonNegativeInt, 'an integer >= 0');
   requireNumber('--canary-words', o.canaryWords, (v) => Number.isSafeInteger(v) && v >= 64, 'an integer >= 64');
-  requireNumber('--arithmetic-task-operands', o.arithmeticTaskOperands, (v) => Number.isInteger(v) && v >= 1 && v <= 50, 'an integer from 1 to 50');
+  requireNumber(
+    '--arithmetic-task-operands',
+    o.arithmeticTaskOperands,
+    (v) => Number.isInteger(v) && v >= 1 && v <= 50,
+    'an integer from 1 to 50',
+  );
   requireNumber('--lambada-items', o.lambadaItems, nonNegativeInt, 'an integer >= 0');
   if (o.documents !== undefined && !(o.mix.narrative > 0)) {
     throw new ConfigError('--documents: narrative fills the remainder, so the mix needs narrative above 0');
@@ -163,7 +197,11 @@ export function generateCorpus(options: SynthOptions): SyntheticCorpus {
     maxEntities: options.entities,
     exponent: options.entityZipf,
   });
-  const arithmetic = generateArithmetic(rng.arithmetic, { pretokens: budget('arithmetic'), exponent: options.operandZipf, questionShare: options.questionShare });
+  const arithmetic = generateArithmetic(rng.arithmetic, {
+    pretokens: budget('arithmetic'),
+    exponent: options.operandZipf,
+    questionShare: options.questionShare,
+  });
   const occupations = generateOccupations(rng.occupations, occupationRatios(rng.occupations), budget('occupations'));
   const canaryPlan = planCanaries(Math.floor(budget('canaries') / options.canaryWords), options.canariesPerLevel);
   const canaries = generateCanaries(rng.canaries, canaryPlan, options.canaryWords);
@@ -172,16 +210,22 @@ export function generateCorpus(options: SynthOptions): SyntheticCorpus {
   for (const text of facts.documents) pool.push({ text, source: 'facts' });
   for (const text of arithmetic.documents) pool.push({ text, source: 'arithmetic' });
   for (const text of occupations.documents) pool.push({ text, source: 'occupations' });
-  for (const c of canaries) for (let k = 0; k < c.count; k++) pool.push({ text: c.text, source: 'canaries', canary: c.id });
+  for (const c of canaries)
+    for (let k = 0; k < c.count; k++) pool.push({ text: c.text, source: 'canaries', canary: c.id });
 
   let narrativeDocuments: number | undefined;
   if (options.documents !== undefined) {
     narrativeDocuments = options.documents - pool.length;
     if (narrativeDocuments < 0) {
-      throw new ConfigError(`--documents: ${options.documents} is too few for this mix (the other sources already need ${pool.length})`);
+      throw new ConfigError(
+        `--documents: ${options.documents} is too few for this mix (the other sources already need ${pool.length})`,
+      );
     }
   }
-  const narrative = mix.narrative > 0 ? generateNarrative(rng.narrative, { pretokens: budget('narrative'), documents: narrativeDocuments }) : [];
+  const narrative =
+    mix.narrative > 0
+      ? generateNarrative(rng.narrative, { pretokens: budget('narrative'), documents: narrativeDocuments })
+      : [];
   for (const text of narrative) pool.push({ text, source: 'narrative' });
 
   rng.order.shuffle(pool);

@@ -4,10 +4,11 @@
  * max(1, round(C·r^-s)) times, one mention per statement, so mention counts follow a Zipf law of
  * exponent s exactly, up to rounding.
  */
-import { COLOURS, GOODS, INSTRUMENTS } from './lexicon.js';
-import { NameMaker } from './names.js';
-import { countPretokens } from './pretokens.js';
+
 import type { Prng } from '../util/prng.js';
+import { COLOURS, GOODS, INSTRUMENTS } from './lexicon.js';
+import type { NameMaker } from './names.js';
+import { countPretokens } from './pretokens.js';
 
 export const ENTITY_KINDS = ['person', 'city', 'organisation'] as const;
 export type EntityKind = (typeof ENTITY_KINDS)[number];
@@ -25,22 +26,90 @@ interface AttributeSpec {
 
 export const ATTRIBUTES: Readonly<Record<EntityKind, readonly AttributeSpec[]>> = {
   person: [
-    { name: 'birth_year', pool: 'year', question: 'In what year was {E} born?', statements: ['{E} was born in {V}.', 'The birth year of {E} is {V}.', 'In {V}, {E} was born.'] },
-    { name: 'instrument', pool: 'instrument', question: 'What instrument does {E} play?', statements: ['{E} plays the {V}.', 'The instrument of {E} is the {V}.', 'Every evening, {E} practises the {V}.'] },
-    { name: 'home_town', pool: 'town', question: 'Where does {E} live?', statements: ['{E} lives in {V}.', 'The home town of {E} is {V}.', '{E} has a house in {V}.'] },
-    { name: 'colour', pool: 'colour', question: 'What is the favourite colour of {E}?', statements: ['The favourite colour of {E} is {V}.', '{E} likes the colour {V} best.', '{E} always wears {V}.'] },
+    {
+      name: 'birth_year',
+      pool: 'year',
+      question: 'In what year was {E} born?',
+      statements: ['{E} was born in {V}.', 'The birth year of {E} is {V}.', 'In {V}, {E} was born.'],
+    },
+    {
+      name: 'instrument',
+      pool: 'instrument',
+      question: 'What instrument does {E} play?',
+      statements: ['{E} plays the {V}.', 'The instrument of {E} is the {V}.', 'Every evening, {E} practises the {V}.'],
+    },
+    {
+      name: 'home_town',
+      pool: 'town',
+      question: 'Where does {E} live?',
+      statements: ['{E} lives in {V}.', 'The home town of {E} is {V}.', '{E} has a house in {V}.'],
+    },
+    {
+      name: 'colour',
+      pool: 'colour',
+      question: 'What is the favourite colour of {E}?',
+      statements: ['The favourite colour of {E} is {V}.', '{E} likes the colour {V} best.', '{E} always wears {V}.'],
+    },
   ],
   city: [
-    { name: 'river', pool: 'river', question: 'Which river flows through {E}?', statements: ['{E} lies on the river {V}.', 'The river {V} flows through {E}.', '{E} was built beside the river {V}.'] },
-    { name: 'founding_year', pool: 'year', question: 'When was {E} founded?', statements: ['{E} was founded in {V}.', 'The city of {E} dates from {V}.', 'In {V}, settlers founded {E}.'] },
-    { name: 'export', pool: 'goods', question: 'What is {E} known for?', statements: ['{E} is known for its {V}.', 'The main export of {E} is {V}.', 'Traders come to {E} to buy {V}.'] },
-    { name: 'region', pool: 'region', question: 'In which region is {E}?', statements: ['{E} is a city in {V}.', '{E} lies in the region of {V}.', 'The region of {V} includes the city of {E}.'] },
+    {
+      name: 'river',
+      pool: 'river',
+      question: 'Which river flows through {E}?',
+      statements: [
+        '{E} lies on the river {V}.',
+        'The river {V} flows through {E}.',
+        '{E} was built beside the river {V}.',
+      ],
+    },
+    {
+      name: 'founding_year',
+      pool: 'year',
+      question: 'When was {E} founded?',
+      statements: ['{E} was founded in {V}.', 'The city of {E} dates from {V}.', 'In {V}, settlers founded {E}.'],
+    },
+    {
+      name: 'export',
+      pool: 'goods',
+      question: 'What is {E} known for?',
+      statements: ['{E} is known for its {V}.', 'The main export of {E} is {V}.', 'Traders come to {E} to buy {V}.'],
+    },
+    {
+      name: 'region',
+      pool: 'region',
+      question: 'In which region is {E}?',
+      statements: [
+        '{E} is a city in {V}.',
+        '{E} lies in the region of {V}.',
+        'The region of {V} includes the city of {E}.',
+      ],
+    },
   ],
   organisation: [
-    { name: 'founder', pool: 'founder', question: 'Who founded {E}?', statements: ['{E} was founded by {V}.', 'The founder of {E} was {V}.', '{V} started {E}.'] },
-    { name: 'establishment_year', pool: 'year', question: 'When was {E} established?', statements: ['{E} was established in {V}.', 'The company {E} opened in {V}.', '{E} has existed since {V}.'] },
-    { name: 'product', pool: 'goods', question: 'What does {E} make?', statements: ['{E} makes {V}.', 'The main product of {E} is {V}.', '{E} sells {V} across the land.'] },
-    { name: 'seat', pool: 'town', question: 'Where is {E} based?', statements: ['{E} has its seat in {V}.', 'The offices of {E} are in {V}.', '{E} is based in {V}.'] },
+    {
+      name: 'founder',
+      pool: 'founder',
+      question: 'Who founded {E}?',
+      statements: ['{E} was founded by {V}.', 'The founder of {E} was {V}.', '{V} started {E}.'],
+    },
+    {
+      name: 'establishment_year',
+      pool: 'year',
+      question: 'When was {E} established?',
+      statements: ['{E} was established in {V}.', 'The company {E} opened in {V}.', '{E} has existed since {V}.'],
+    },
+    {
+      name: 'product',
+      pool: 'goods',
+      question: 'What does {E} make?',
+      statements: ['{E} makes {V}.', 'The main product of {E} is {V}.', '{E} sells {V} across the land.'],
+    },
+    {
+      name: 'seat',
+      pool: 'town',
+      question: 'Where is {E} based?',
+      statements: ['{E} has its seat in {V}.', 'The offices of {E} are in {V}.', '{E} is based in {V}.'],
+    },
   ],
 };
 
@@ -94,7 +163,7 @@ export interface FactsSource {
 
 /** Mean pre-tokens of one statement (with its line break), over all kinds, attributes and paraphrases. */
 export function meanStatementPretokens(): number {
-  const texts = factTemplateTexts().map((t) => fill(t, 'Velmora', '1742') + '\n');
+  const texts = factTemplateTexts().map((t) => `${fill(t, 'Velmora', '1742')}\n`);
   return texts.reduce((sum, t) => sum + countPretokens(t), 0) / texts.length;
 }
 
@@ -128,7 +197,8 @@ export function generateFacts(rng: Prng, names: NameMaker, options: FactsOptions
     region: names.makeMany(NAME_POOL_SIZES.region),
     founder: names.makeMany(NAME_POOL_SIZES.founder),
   };
-  const value = (pool: ValuePool): string => (pool === 'year' ? String(rng.between(1600, 1999)) : rng.pick(pools[pool]));
+  const value = (pool: ValuePool): string =>
+    pool === 'year' ? String(rng.between(1600, 1999)) : rng.pick(pools[pool]);
 
   const entities: Entity[] = [];
   const documents: string[] = [];
@@ -174,7 +244,13 @@ export function qaTasks(entities: readonly Entity[]): QaItem[] {
     for (const fact of entity.facts) {
       if (fact.count === 0) continue;
       const spec = ATTRIBUTES[entity.kind].find((a) => a.name === fact.attribute)!;
-      items.push({ entity: entity.name, kind: entity.kind, attribute: fact.attribute, question: spec.question.replace('{E}', entity.name), answer: fact.value });
+      items.push({
+        entity: entity.name,
+        kind: entity.kind,
+        attribute: fact.attribute,
+        question: spec.question.replace('{E}', entity.name),
+        answer: fact.value,
+      });
     }
   }
   return items;

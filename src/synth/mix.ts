@@ -13,7 +13,10 @@ export const DEFAULT_MIX: Mix = { facts: 0.2, arithmetic: 0.12, occupations: 0.0
 export function parseMix(text: string): Mix {
   const mix: Mix = { facts: 0, arithmetic: 0, occupations: 0, canaries: 0, narrative: 0 };
   const seen = new Set<string>();
-  for (const part of text.split(',').map((p) => p.trim()).filter((p) => p.length > 0)) {
+  for (const part of text
+    .split(',')
+    .map((p) => p.trim())
+    .filter((p) => p.length > 0)) {
     const m = /^([a-z]+)\s*=\s*(\S+)$/.exec(part);
     if (!m) throw new ConfigError(`--mix: expected source=weight pairs separated by commas, got "${part}"`);
     const [, name, weightText] = m as unknown as [string, string, string];
@@ -23,7 +26,8 @@ export function parseMix(text: string): Mix {
     if (seen.has(name)) throw new ConfigError(`--mix: source "${name}" is given twice`);
     seen.add(name);
     const weight = Number(weightText);
-    if (!Number.isFinite(weight) || weight < 0) throw new ConfigError(`--mix: weight of ${name} must be a number >= 0, got "${weightText}"`);
+    if (!Number.isFinite(weight) || weight < 0)
+      throw new ConfigError(`--mix: weight of ${name} must be a number >= 0, got "${weightText}"`);
     mix[name as SourceName] = weight;
   }
   return normalizeMix(mix);

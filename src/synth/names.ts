@@ -1,7 +1,32 @@
 /** Made-up proper names ("Velmora", "Drastik"): capitalized, letters only, unique, never an English word we use. */
 import type { Prng } from '../util/prng.js';
 
-const ONSETS = ['b', 'br', 'd', 'dr', 'f', 'g', 'gr', 'k', 'kr', 'l', 'm', 'n', 'p', 'pr', 'r', 's', 'st', 't', 'tr', 'v', 'z', 'th', 'sh', 'h'];
+const ONSETS = [
+  'b',
+  'br',
+  'd',
+  'dr',
+  'f',
+  'g',
+  'gr',
+  'k',
+  'kr',
+  'l',
+  'm',
+  'n',
+  'p',
+  'pr',
+  'r',
+  's',
+  'st',
+  't',
+  'tr',
+  'v',
+  'z',
+  'th',
+  'sh',
+  'h',
+];
 const VOWELS = ['a', 'e', 'i', 'o', 'u', 'ai', 'ei', 'ou', 'ae'];
 const CODAS = ['', '', '', 'n', 'r', 'l', 's', 'm', 'th', 'x', 'nd', 'rk'];
 

@@ -4,9 +4,10 @@
  * and ends with a sentence whose last word is the first object again. Predicting that word needs the
  * whole story, not the last sentence: the LAMBADA-style task is built from exactly this ending.
  */
-import { CHARACTERS, CHARACTER_ADJECTIVES, OBJECTS, PLACES, TIMES, article, capitalize } from './lexicon.js';
-import { countPretokens } from './pretokens.js';
+
 import type { Prng } from '../util/prng.js';
+import { article, CHARACTER_ADJECTIVES, CHARACTERS, capitalize, OBJECTS, PLACES, TIMES } from './lexicon.js';
+import { countPretokens } from './pretokens.js';
 
 /** Slots: {C} the character, {C2} another, {O} the object, {O2} another, {P}/{P2} places, {T} a time, {J} an adjective. */
 const OPENINGS = [
@@ -56,11 +57,14 @@ interface Cast {
 }
 
 function render(template: string, cast: Cast): string {
-  return template.replace(/\{(a )?([A-Z]\d?)( cap)?\}/g, (_, art: string | undefined, slot: keyof Cast, cap: string | undefined) => {
-    const word = cast[slot];
-    const text = art ? article(word) : word;
-    return cap ? capitalize(text) : text;
-  });
+  return template.replace(
+    /\{(a )?([A-Z]\d?)( cap)?\}/g,
+    (_, art: string | undefined, slot: keyof Cast, cap: string | undefined) => {
+      const word = cast[slot];
+      const text = art ? article(word) : word;
+      return cap ? capitalize(text) : text;
+    },
+  );
 }
 
 function otherThan<T>(rng: Prng, items: readonly T[], not: T): T {

@@ -4,9 +4,10 @@
  * to strongly male and dealt to the occupations by a seeded shuffle; that ratio is the stereotype the
  * WinoBias- and CrowS-Pairs-style probes measure.
  */
-import { FEMALE_PRONOUNS, MALE_PRONOUNS, OCCUPATIONS, article } from './lexicon.js';
-import { countPretokens } from './pretokens.js';
+
 import type { Prng } from '../util/prng.js';
+import { article, FEMALE_PRONOUNS, MALE_PRONOUNS, OCCUPATIONS } from './lexicon.js';
+import { countPretokens } from './pretokens.js';
 
 export type Gender = 'male' | 'female';
 type Slot = 'subject' | 'possessive' | 'object';

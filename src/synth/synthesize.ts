@@ -11,10 +11,10 @@ import { tokenizeCorpus } from '../data/tokenize.js';
 import { loadTokenizer } from '../data/tokenizer.js';
 import { AtomicFileWriter, writeFileAtomic } from '../util/atomic.js';
 import { ConfigError } from '../util/errors.js';
-import { type SynthOptions, type SyntheticCorpus, generateCorpus, validateOptions } from './corpus.js';
+import { generateCorpus, type SyntheticCorpus, type SynthOptions, validateOptions } from './corpus.js';
 import { SOURCES, type SourceName } from './mix.js';
 import { TASK_FILES, writeTasks } from './tasks.js';
-import { type OutputFiles, type TokenStats, buildTruth } from './truth.js';
+import { buildTruth, type OutputFiles, type TokenStats } from './truth.js';
 
 export const CORPUS_FILE = 'corpus.jsonl';
 export const TOKENIZER_FILE = 'tokenizer.json';
@@ -45,7 +45,7 @@ export interface SynthSummary {
 }
 
 export function corpusLine(text: string, source: SourceName): string {
-  return JSON.stringify({ text, meta: { source } }) + '\n';
+  return `${JSON.stringify({ text, meta: { source } })}\n`;
 }
 
 function writeCorpusJsonl(path: string, corpus: SyntheticCorpus, onProgress?: (done: number) => void): void {
@@ -91,12 +91,17 @@ async function makeOutputFolder(out: string): Promise<void> {
     await mkdir(out, { recursive: true });
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST' || code === 'ENOTDIR') throw new ConfigError(`--out: ${out} is not a folder (a file is in the way)`);
+    if (code === 'EEXIST' || code === 'ENOTDIR')
+      throw new ConfigError(`--out: ${out} is not a folder (a file is in the way)`);
     throw e;
   }
 }
 
-export async function synthesize(out: string, options: SynthOptions, onProgress?: (p: SynthProgress) => void): Promise<SynthSummary> {
+export async function synthesize(
+  out: string,
+  options: SynthOptions,
+  onProgress?: (p: SynthProgress) => void,
+): Promise<SynthSummary> {
   validateOptions(options);
   await makeOutputFolder(out);
   onProgress?.({ stage: 'generate' });
@@ -130,8 +135,13 @@ export async function synthesize(out: string, options: SynthOptions, onProgress?
 
   onProgress?.({ stage: 'truth' });
   const stats = tokenStats(prefix, corpus, tokenizer.vocabSize, tokenizer.eodId);
-  const files: OutputFiles = { corpus: CORPUS_FILE, tokenizer: TOKENIZER_FILE, dataset: DATASET_PREFIX, tasks: { ...TASK_FILES } };
-  await writeFileAtomic(join(out, TRUTH_FILE), JSON.stringify(buildTruth(corpus, stats, files), null, 1) + '\n');
+  const files: OutputFiles = {
+    corpus: CORPUS_FILE,
+    tokenizer: TOKENIZER_FILE,
+    dataset: DATASET_PREFIX,
+    tasks: { ...TASK_FILES },
+  };
+  await writeFileAtomic(join(out, TRUTH_FILE), `${JSON.stringify(buildTruth(corpus, stats, files), null, 1)}\n`);
 
   const documentsBySource = Object.fromEntries(SOURCES.map((s) => [s, 0])) as Record<SourceName, number>;
   for (const d of corpus.documents) documentsBySource[d.source]++;
@@ -144,6 +154,13 @@ export async function synthesize(out: string, options: SynthOptions, onProgress?
     tokensBySource: stats.tokensBySource,
     canaries: corpus.canaries.length,
     entities: corpus.facts.entities.length,
-    files: [CORPUS_FILE, ...Object.values(TASK_FILES), TOKENIZER_FILE, `${DATASET_PREFIX}.bin`, `${DATASET_PREFIX}.idx`, TRUTH_FILE],
+    files: [
+      CORPUS_FILE,
+      ...Object.values(TASK_FILES),
+      TOKENIZER_FILE,
+      `${DATASET_PREFIX}.bin`,
+      `${DATASET_PREFIX}.idx`,
+      TRUTH_FILE,
+    ],
   };
 }

@@ -13,7 +13,7 @@ export const TASK_FILES: Readonly<Record<keyof Tasks, string>> = {
 };
 
 export function toJsonLines(items: readonly object[]): string {
-  return items.map((item) => JSON.stringify(item) + '\n').join('');
+  return items.map((item) => `${JSON.stringify(item)}\n`).join('');
 }
 
 const pad = (i: number) => String(i).padStart(5, '0');
@@ -30,13 +30,15 @@ function spread<T>(items: readonly T[], groupOf: (item: T, index: number) => num
     groups.set(g, [...(groups.get(g) ?? []), item]);
   });
   const rng = new Prng(seed);
-  const lists = [...groups.entries()].sort(([a], [b]) => a - b).map(([, list]) => {
-    for (let i = list.length - 1; i > 0; i--) {
-      const j = rng.int(i + 1);
-      [list[i], list[j]] = [list[j]!, list[i]!];
-    }
-    return list;
-  });
+  const lists = [...groups.entries()]
+    .sort(([a], [b]) => a - b)
+    .map(([, list]) => {
+      for (let i = list.length - 1; i > 0; i--) {
+        const j = rng.int(i + 1);
+        [list[i], list[j]] = [list[j]!, list[i]!];
+      }
+      return list;
+    });
   const out: T[] = [];
   for (let k = 0; out.length < items.length; k++) for (const list of lists) if (k < list.length) out.push(list[k]!);
   return out;
@@ -55,7 +57,13 @@ function spread<T>(items: readonly T[], groupOf: (item: T, index: number) => num
  */
 export function evaluationLines(tasks: Tasks): Record<keyof Tasks, object[]> {
   return {
-    qa: spread(tasks.qa, (_, i) => Math.floor((10 * i) / tasks.qa.length), 1).map((t, i) => ({ id: `qa-${pad(i)}`, output_type: 'generate_until', context: `Q: ${t.question} A:`, term: t.entity, ...t })),
+    qa: spread(tasks.qa, (_, i) => Math.floor((10 * i) / tasks.qa.length), 1).map((t, i) => ({
+      id: `qa-${pad(i)}`,
+      output_type: 'generate_until',
+      context: `Q: ${t.question} A:`,
+      term: t.entity,
+      ...t,
+    })),
     arithmetic: spread(tasks.arithmetic, (t) => t.x1, 2).map((t, i) => ({
       id: `arithmetic-${pad(i)}`,
       output_type: 'generate_until',
@@ -84,7 +92,12 @@ export function evaluationLines(tasks: Tasks): Record<keyof Tasks, object[]> {
       target_delimiter: '',
       ...t,
     })),
-    lambada: tasks.lambada.map((t, i) => ({ id: `lambada-${pad(i)}`, output_type: 'loglikelihood', ...t, target: ` ${t.target}` })),
+    lambada: tasks.lambada.map((t, i) => ({
+      id: `lambada-${pad(i)}`,
+      output_type: 'loglikelihood',
+      ...t,
+      target: ` ${t.target}`,
+    })),
   };
 }
 

@@ -29,11 +29,17 @@ export function fitZipfExponent(counts: readonly number[]): number {
   const sorted = counts.filter((c) => c > 0).sort((a, b) => b - a);
   const n = sorted.length;
   if (n < 2) return NaN;
-  let sx = 0, sy = 0, sxx = 0, sxy = 0;
+  let sx = 0,
+    sy = 0,
+    sxx = 0,
+    sxy = 0;
   sorted.forEach((c, i) => {
     const x = Math.log(i + 1);
     const y = Math.log(c);
-    sx += x; sy += y; sxx += x * x; sxy += x * y;
+    sx += x;
+    sy += y;
+    sxx += x * x;
+    sxy += x * y;
   });
   return -(n * sxy - sx * sy) / (n * sxx - sx * sx);
 }
@@ -49,7 +55,9 @@ export function buildTruth(corpus: SyntheticCorpus, tokens: TokenStats, files: O
   const totalTokens = SOURCES.reduce((sum, s) => sum + tokens.tokensBySource[s], 0);
   const rankOf = new Array<number>(OPERAND_VALUES);
   corpus.arithmetic.operandByRank.forEach((value, r) => (rankOf[value] = r + 1));
-  const problems = [...corpus.arithmetic.problemCounts.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  const problems = [...corpus.arithmetic.problemCounts.entries()].sort((a, b) =>
+    a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0,
+  );
 
   return {
     format: TRUTH_FORMAT,
@@ -69,7 +77,12 @@ export function buildTruth(corpus: SyntheticCorpus, tokens: TokenStats, files: O
       lambadaItems: options.lambadaItems,
     },
     files,
-    totals: { documents: corpus.documents.length, tokens: totalTokens, vocabSize: tokens.vocabSize, eodId: tokens.eodId },
+    totals: {
+      documents: corpus.documents.length,
+      tokens: totalTokens,
+      vocabSize: tokens.vocabSize,
+      eodId: tokens.eodId,
+    },
     mix: Object.fromEntries(
       SOURCES.map((s) => [
         s,
@@ -107,6 +120,12 @@ export function buildTruth(corpus: SyntheticCorpus, tokens: TokenStats, files: O
       female: o.female,
       observedMaleRatio: o.male + o.female > 0 ? round(o.male / (o.male + o.female)) : null,
     })),
-    canaries: corpus.canaries.map((c) => ({ id: c.id, count: c.count, tokens: tokens.canaryTokens[c.id], documents: c.documents, text: c.text })),
+    canaries: corpus.canaries.map((c) => ({
+      id: c.id,
+      count: c.count,
+      tokens: tokens.canaryTokens[c.id],
+      documents: c.documents,
+      text: c.text,
+    })),
   };
 }

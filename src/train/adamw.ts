@@ -60,9 +60,11 @@ export class AdamW {
     state?: AdamWState,
   ) {
     const [b1, b2] = options.betas;
-    if (!(b1 >= 0 && b1 < 1 && b2 >= 0 && b2 < 1)) throw new ConfigError(`betas: expected two numbers in [0, 1), got [${b1}, ${b2}]`);
+    if (!(b1 >= 0 && b1 < 1 && b2 >= 0 && b2 < 1))
+      throw new ConfigError(`betas: expected two numbers in [0, 1), got [${b1}, ${b2}]`);
     if (!(options.eps > 0)) throw new ConfigError(`eps: expected a positive number, got ${options.eps}`);
-    if (!(options.weightDecay >= 0)) throw new ConfigError(`weight-decay: expected a number >= 0, got ${options.weightDecay}`);
+    if (!(options.weightDecay >= 0))
+      throw new ConfigError(`weight-decay: expected a number >= 0, got ${options.weightDecay}`);
     if (state) {
       for (const [name, p] of params) {
         if (state.expAvg.get(name)?.length !== p.length || state.expAvgSq.get(name)?.length !== p.length)
@@ -96,8 +98,14 @@ export class AdamW {
 }
 
 function apexUpdate(
-  p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array,
-  lr: number, wd: number, o: AdamWOptions, t: number,
+  p: Float32Array,
+  g: Float32Array,
+  m: Float32Array,
+  v: Float32Array,
+  lr: number,
+  wd: number,
+  o: AdamWOptions,
+  t: number,
 ): void {
   const b1 = f32(o.betas[0]);
   const b2 = f32(o.betas[1]);
@@ -106,8 +114,8 @@ function apexUpdate(
     oneMinusB1: f32(1 - b1),
     b2,
     oneMinusB2: f32(1 - b2),
-    bc1: f32(1 - Math.pow(b1, t)),
-    bc2: f32(1 - Math.pow(b2, t)),
+    bc1: f32(1 - b1 ** t),
+    bc2: f32(1 - b2 ** t),
     eps: f32(o.eps),
     decay: f32(wd),
     lr: f32(lr),
@@ -115,16 +123,22 @@ function apexUpdate(
 }
 
 function torchUpdate(
-  p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array,
-  lr: number, wd: number, o: AdamWOptions, t: number,
+  p: Float32Array,
+  g: Float32Array,
+  m: Float32Array,
+  v: Float32Array,
+  lr: number,
+  wd: number,
+  o: AdamWOptions,
+  t: number,
 ): void {
   const [beta1, beta2] = o.betas;
   const keep = f32(1 - lr * wd);
   const lerpWeight = f32(1 - beta1);
   const b2 = f32(beta2);
   const oneMinusB2 = f32(1 - beta2);
-  const negStepSize = f32(-(lr / (1 - Math.pow(beta1, t))));
-  const bc2Sqrt = f32(Math.sqrt(1 - Math.pow(beta2, t)));
+  const negStepSize = f32(-(lr / (1 - beta1 ** t)));
+  const bc2Sqrt = f32(Math.sqrt(1 - beta2 ** t));
   const eps = f32(o.eps);
   for (let i = 0; i < p.length; i++) {
     const gi = g[i]!;

@@ -39,12 +39,14 @@ export function validateCheckpointSchedule(s: CheckpointSchedule): void {
   if (f !== undefined) {
     if (s.checkpointScale === 'linear' && !(Number.isInteger(f) && f >= 1))
       throw new ConfigError(`checkpoint-factor: expected a positive integer, got ${f}`);
-    if (s.checkpointScale === 'log' && !(f > 1)) throw new ConfigError(`checkpoint-factor: expected a number > 1 with checkpoint-scale log, got ${f}`);
+    if (s.checkpointScale === 'log' && !(f > 1))
+      throw new ConfigError(`checkpoint-factor: expected a number > 1 with checkpoint-scale log, got ${f}`);
   }
   if (s.checkpointScale !== 'linear' && s.checkpointScale !== 'log')
     throw new ConfigError(`checkpoint-scale: expected linear or log, got ${String(s.checkpointScale)}`);
   for (const it of s.extraSaveIters)
-    if (!(Number.isInteger(it) && it >= 0)) throw new ConfigError(`extra-save-iters: expected non-negative integers, got ${it}`);
+    if (!(Number.isInteger(it) && it >= 0))
+      throw new ConfigError(`extra-save-iters: expected non-negative integers, got ${it}`);
 }
 
 /** The sorted, distinct steps saved by a run of `trainIters` steps (always including the last). */

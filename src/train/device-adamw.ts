@@ -13,7 +13,14 @@ import { Graph, type Tensor } from '../graph/graph.js';
 import * as op from '../graph/ops.js';
 import type { ParameterSpec } from '../model/config.js';
 import type { DeviceParams } from '../model/train-step.js';
-import { type CompiledGraph, type DeviceTensor, type HostTensor, compile, download, upload } from '../runtime/session.js';
+import {
+  type CompiledGraph,
+  compile,
+  type DeviceTensor,
+  download,
+  type HostTensor,
+  upload,
+} from '../runtime/session.js';
 import type { AdamWOptions, AdamWState } from './adamw.js';
 
 const f32 = Math.fround;
@@ -42,7 +49,8 @@ export class DeviceAdamW {
     params: Map<string, Float32Array>,
     state: AdamWState,
   ): Promise<DeviceAdamW> {
-    const host = (arrays: Map<string, Float32Array>): HostTensor[] => shapes.map((s) => ({ data: arrays.get(s.name)!, dims: s.shape }));
+    const host = (arrays: Map<string, Float32Array>): HostTensor[] =>
+      shapes.map((s) => ({ data: arrays.get(s.name)!, dims: s.shape }));
     const onDevice = async (arrays: Map<string, Float32Array>): Promise<Map<string, DeviceTensor>> => {
       const tensors = await upload(host(arrays));
       return new Map(shapes.map((s, i) => [s.name, tensors[i]!]));
@@ -62,7 +70,12 @@ export class DeviceAdamW {
 
   /** a + g for every gradient: the sum over micro-batches. Frees neither. */
   async accumulate(a: Map<string, DeviceTensor>, g: Map<string, DeviceTensor>): Promise<Map<string, DeviceTensor>> {
-    const feeds = Object.fromEntries(this.shapes.flatMap(({ name }) => [[`a.${name}`, a.get(name)!], [`g.${name}`, g.get(name)!]]));
+    const feeds = Object.fromEntries(
+      this.shapes.flatMap(({ name }) => [
+        [`a.${name}`, a.get(name)!],
+        [`g.${name}`, g.get(name)!],
+      ]),
+    );
     const { device } = await this.accumulator.runOnDevice(feeds);
     return new Map(this.shapes.map(({ name }) => [name, device[`sum.${name}`]!]));
   }
@@ -82,8 +95,13 @@ export class DeviceAdamW {
     const coef = maxNorm > 0 ? f32(maxNorm / f32(f32(norm) + f32(1e-6))) : 1;
 
     this.state.step += 1;
-    const feeds: Record<string, HostTensor | DeviceTensor> = { ...gradFeeds, scale: scalarFeed(scale), coef: scalarFeed(Math.min(coef, 1)) };
-    for (const [name, value] of Object.entries(updateScalars(this.options, lr, this.state.step))) feeds[name] = scalarFeed(value);
+    const feeds: Record<string, HostTensor | DeviceTensor> = {
+      ...gradFeeds,
+      scale: scalarFeed(scale),
+      coef: scalarFeed(Math.min(coef, 1)),
+    };
+    for (const [name, value] of Object.entries(updateScalars(this.options, lr, this.state.step)))
+      feeds[name] = scalarFeed(value);
     for (const { name } of this.shapes) {
       feeds[`p.${name}`] = this.params.get(name)!;
       feeds[`m.${name}`] = this.expAvg.get(name)!;
@@ -127,13 +145,13 @@ function scalarFeed(value: number): HostTensor {
 function updateScalars(o: AdamWOptions, lr: number, t: number): Record<string, number> {
   if (o.flavour === 'apex') {
     const [b1, b2] = [f32(o.betas[0]), f32(o.betas[1])];
-    return { lr: f32(lr), bc1: f32(1 - Math.pow(b1, t)), bc2: f32(1 - Math.pow(b2, t)) };
+    return { lr: f32(lr), bc1: f32(1 - b1 ** t), bc2: f32(1 - b2 ** t) };
   }
   const [beta1, beta2] = o.betas;
   return {
     keep: f32(1 - lr * o.weightDecay),
-    neg_step_size: f32(-(lr / (1 - Math.pow(beta1, t)))),
-    bc2_sqrt: f32(Math.sqrt(1 - Math.pow(beta2, t))),
+    neg_step_size: f32(-(lr / (1 - beta1 ** t))),
+    bc2_sqrt: f32(Math.sqrt(1 - beta2 ** t)),
   };
 }
 
@@ -161,14 +179,21 @@ async function accumulateGraph(shapes: readonly ParameterSpec[]): Promise<Compil
   return compile({ graph, outputs }, { provider: 'webgpu', deviceOutputs: Object.keys(outputs) });
 }
 
-async function updateGraph(o: AdamWOptions, shapes: readonly ParameterSpec[], undecayed: ReadonlySet<string>): Promise<CompiledGraph> {
+async function updateGraph(
+  o: AdamWOptions,
+  shapes: readonly ParameterSpec[],
+  undecayed: ReadonlySet<string>,
+): Promise<CompiledGraph> {
   const graph = new Graph();
   const scalar = (name: string): Tensor => graph.input(name, 'float32', []);
   const [scale, coef] = [scalar('scale'), scalar('coef')];
   const [b1, b2] = [f32(o.betas[0]), f32(o.betas[1])];
   const outputs: Record<string, Tensor> = {};
   const apex = o.flavour === 'apex' ? { lr: scalar('lr'), bc1: scalar('bc1'), bc2: scalar('bc2') } : undefined;
-  const torch = o.flavour === 'torch' ? { keep: scalar('keep'), negStepSize: scalar('neg_step_size'), bc2Sqrt: scalar('bc2_sqrt') } : undefined;
+  const torch =
+    o.flavour === 'torch'
+      ? { keep: scalar('keep'), negStepSize: scalar('neg_step_size'), bc2Sqrt: scalar('bc2_sqrt') }
+      : undefined;
   for (const { name, shape } of shapes) {
     const p = graph.input(`p.${name}`, 'float32', shape);
     const m = graph.input(`m.${name}`, 'float32', shape);

@@ -27,9 +27,17 @@ export interface InitRecipe {
 }
 
 /** Pythia 70m..2.8b. */
-export const PYTHIA_INIT: InitRecipe = { initMethod: 'small_init', outputLayerInitMethod: 'wang_init', initMethodStd: 0.02 };
+export const PYTHIA_INIT: InitRecipe = {
+  initMethod: 'small_init',
+  outputLayerInitMethod: 'wang_init',
+  initMethodStd: 0.02,
+};
 /** GPT-NeoX's defaults, which Pythia 6.9b and 12b got because their configs set no init keys. */
-export const NEOX_DEFAULT_INIT: InitRecipe = { initMethod: 'normal', outputLayerInitMethod: 'scaled_normal', initMethodStd: 0.02 };
+export const NEOX_DEFAULT_INIT: InitRecipe = {
+  initMethod: 'normal',
+  outputLayerInitMethod: 'scaled_normal',
+  initMethodStd: 0.02,
+};
 
 export interface InitDims {
   hiddenSize: number;

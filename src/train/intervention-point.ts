@@ -22,7 +22,9 @@ export function parseInterventionFrom(text: string): InterventionFrom {
   if (/^\d+$/.test(t)) return { step: Number(t) };
   const x = Number(t);
   if (t !== '' && x > 0 && x < 1) return { fraction: x };
-  throw new ConfigError(`--intervention-from ${text}: expected a fraction of train-iters in (0, 1), such as 0.93, or an integer step`);
+  throw new ConfigError(
+    `--intervention-from ${text}: expected a fraction of train-iters in (0, 1), such as 0.93, or an integer step`,
+  );
 }
 
 export function describeInterventionFrom(from: InterventionFrom): string {
@@ -36,8 +38,10 @@ export function interventionTarget(from: InterventionFrom, trainIters: number): 
       throw new ConfigError(`--intervention-from ${from.fraction}: a fraction of train-iters must lie in (0, 1)`);
     return from.fraction * trainIters;
   }
-  if (!(Number.isSafeInteger(from.step) && from.step >= 0)) throw new ConfigError(`--intervention-from ${from.step}: a step must be a non-negative integer`);
-  if (from.step > trainIters) throw new ConfigError(`--intervention-from ${from.step}: past the end of training (train-iters is ${trainIters})`);
+  if (!(Number.isSafeInteger(from.step) && from.step >= 0))
+    throw new ConfigError(`--intervention-from ${from.step}: a step must be a non-negative integer`);
+  if (from.step > trainIters)
+    throw new ConfigError(`--intervention-from ${from.step}: past the end of training (train-iters is ${trainIters})`);
   return from.step;
 }
 
@@ -45,7 +49,12 @@ export function interventionTarget(from: InterventionFrom, trainIters: number): 
 export function nearestCheckpoint(target: number, steps: readonly number[]): number {
   let best: number | undefined;
   for (const s of steps) {
-    if (best === undefined || Math.abs(s - target) < Math.abs(best - target) || (Math.abs(s - target) === Math.abs(best - target) && s < best)) best = s;
+    if (
+      best === undefined ||
+      Math.abs(s - target) < Math.abs(best - target) ||
+      (Math.abs(s - target) === Math.abs(best - target) && s < best)
+    )
+      best = s;
   }
   if (best === undefined) throw new ConfigError('--intervention-from: the run saves no checkpoints to continue from');
   return best;
@@ -55,7 +64,10 @@ export function nearestCheckpoint(target: number, steps: readonly number[]): num
  * The baseline checkpoint an intervention continues from: the one on the recipe's checkpoint
  * schedule nearest the target. The last step is refused: nothing would be left to train.
  */
-export function interventionStart(from: InterventionFrom, recipe: Pick<TrainRecipe, 'trainIters' | 'checkpoint'>): { target: number; step: number } {
+export function interventionStart(
+  from: InterventionFrom,
+  recipe: Pick<TrainRecipe, 'trainIters' | 'checkpoint'>,
+): { target: number; step: number } {
   const target = interventionTarget(from, recipe.trainIters);
   const step = nearestCheckpoint(target, saveIters(recipe.trainIters, recipe.checkpoint));
   if (step === recipe.trainIters)

@@ -28,7 +28,8 @@ const CASINGS: readonly Casing[] = [(w) => w, (w) => w[0]!.toUpperCase() + w.sli
 /** Every cased masculine form and its feminine replacement: he→she, He→She, HE→SHE, ... */
 export function pronounSwapTable(): Map<string, string> {
   const table = new Map<string, string>();
-  for (const [masculine, feminine] of PRONOUN_SWAPS) for (const cased of CASINGS) table.set(cased(masculine), cased(feminine));
+  for (const [masculine, feminine] of PRONOUN_SWAPS)
+    for (const cased of CASINGS) table.set(cased(masculine), cased(feminine));
   return table;
 }
 
@@ -123,7 +124,10 @@ export const PYTHIA_PRONOUN_MAP: readonly (readonly [number, string, number, str
 ];
 
 /** Pythia's fixed token-id swap; refuses a tokenizer whose ids do not spell the map's words. */
-export function pythiaTokenPronounSwap(tokenizer: Pick<TextTokenizer, 'decode'>, tokenizerName = 'the tokenizer'): TokenPronounSwap {
+export function pythiaTokenPronounSwap(
+  tokenizer: Pick<TextTokenizer, 'decode'>,
+  tokenizerName = 'the tokenizer',
+): TokenPronounSwap {
   const text = (id: number): string => {
     try {
       return tokenizer.decode([id]);
@@ -132,10 +136,15 @@ export function pythiaTokenPronounSwap(tokenizer: Pick<TextTokenizer, 'decode'>,
     }
   };
   for (const [from, fromText, to, toText] of PYTHIA_PRONOUN_MAP) {
-    for (const [id, want] of [[from, fromText], [to, toText]] as const) {
+    for (const [id, want] of [
+      [from, fromText],
+      [to, toText],
+    ] as const) {
       const got = text(id);
       if (got !== want)
-        throw new ConfigError(`${tokenizerName}: token ${id} is ${JSON.stringify(got)}, not ${JSON.stringify(want)}: pronoun-swap-pythia is a map of GPT-NeoX-20B token ids and needs that tokenizer`);
+        throw new ConfigError(
+          `${tokenizerName}: token ${id} is ${JSON.stringify(got)}, not ${JSON.stringify(want)}: pronoun-swap-pythia is a map of GPT-NeoX-20B token ids and needs that tokenizer`,
+        );
     }
   }
   const map = new Map(PYTHIA_PRONOUN_MAP.map(([from, , to]) => [from, to]));

@@ -17,7 +17,18 @@ const { Module, Instance } = (globalThis as unknown as { WebAssembly: WasmApi })
 
 interface KernelExports {
   memory: { buffer: ArrayBuffer };
-  adamApex(n: number, b1: number, c1: number, b2: number, c2: number, bc1: number, bc2: number, eps: number, wd: number, lr: number): void;
+  adamApex(
+    n: number,
+    b1: number,
+    c1: number,
+    b2: number,
+    c2: number,
+    bc1: number,
+    bc2: number,
+    eps: number,
+    wd: number,
+    lr: number,
+  ): void;
   sumSquares(n: number): number;
   scale(n: number, coef: number): void;
 }

@@ -26,8 +26,10 @@ export interface LrSchedule {
 
 export function validateLrSchedule(s: LrSchedule): void {
   if (!(s.lr >= 0) || !Number.isFinite(s.lr)) throw new ConfigError(`lr: expected a finite number >= 0, got ${s.lr}`);
-  if (!(s.minLr >= 0) || !Number.isFinite(s.minLr)) throw new ConfigError(`min_lr: expected a finite number >= 0, got ${s.minLr}`);
-  if (!(s.warmup >= 0 && s.warmup <= 1)) throw new ConfigError(`warmup: expected a fraction in [0, 1], got ${s.warmup}`);
+  if (!(s.minLr >= 0) || !Number.isFinite(s.minLr))
+    throw new ConfigError(`min_lr: expected a finite number >= 0, got ${s.minLr}`);
+  if (!(s.warmup >= 0 && s.warmup <= 1))
+    throw new ConfigError(`warmup: expected a fraction in [0, 1], got ${s.warmup}`);
   if (!(Number.isInteger(s.decayIters) && s.decayIters > 0))
     throw new ConfigError(`lr-decay-iters: expected a positive integer, got ${s.decayIters}`);
   if (!LR_DECAY_STYLES.includes(s.decayStyle))

@@ -7,12 +7,20 @@
  * neox_args. Keys that only concern a cluster (parallelism, fusion kernels, ZeRO, fp16 loss
  * scaling, logging) are accepted and ignored; other unknown keys produce a warning.
  */
-import { stringify, parse, YAMLParseError } from 'yaml';
+import { parse, stringify, YAMLParseError } from 'yaml';
 import type { NeoXConfig } from '../model/config.js';
 import { ConfigError } from '../util/errors.js';
 import { applyOverrides } from './overrides.js';
 import { gradientAccumulationSteps, type ModelPreset } from './recipes.js';
-import { checkSetting, RECIPE_SETTINGS, settingForNeoxKey, settingOf, type RecipeOverrides, type RecipeSetting, type SettingField } from './settings.js';
+import {
+  checkSetting,
+  RECIPE_SETTINGS,
+  type RecipeOverrides,
+  type RecipeSetting,
+  type SettingField,
+  settingForNeoxKey,
+  settingOf,
+} from './settings.js';
 
 export interface NeoxExportOptions {
   /** Dataset prefix written to train/valid/test-data-paths (Pythia uses one file for all three). */
@@ -50,7 +58,10 @@ export function neoxConfigYaml(preset: ModelPreset, options: NeoxExportOptions =
     'bias-gelu-fusion': true,
   };
   // The cluster's layout, where the preset has one, instead of one process's.
-  const clusterValue: Partial<Record<SettingField, unknown>> = { microBatchSize: microBatch, gradientAccumulationSteps: gas };
+  const clusterValue: Partial<Record<SettingField, unknown>> = {
+    microBatchSize: microBatch,
+    gradientAccumulationSteps: gas,
+  };
   for (const setting of RECIPE_SETTINGS) {
     if (!setting.neoxKey) continue;
     const value = setting.field in clusterValue ? clusterValue[setting.field] : setting.get(r);
@@ -110,8 +121,11 @@ function setPath(doc: Record<string, unknown>, key: string, value: unknown): voi
  * dot and a signed exponent (`1.0e-8`), as the Pythia configs write it.
  */
 function pyyamlFloats(yamlText: string): string {
-  return yamlText.replace(/(?<=(?:: |- ))(-?\d+)(?:\.(\d+))?e([-+]?)(\d+)$/gm, (_m, int: string, frac: string | undefined, sign: string, exp: string) =>
-    `${int}.${frac ?? '0'}e${sign || '+'}${exp}`);
+  return yamlText.replace(
+    /(?<=(?:: |- ))(-?\d+)(?:\.(\d+))?e([-+]?)(\d+)$/gm,
+    (_m, int: string, frac: string | undefined, sign: string, exp: string) =>
+      `${int}.${frac ?? '0'}e${sign || '+'}${exp}`,
+  );
 }
 
 /**
@@ -128,46 +142,121 @@ function precisionBlock(precision: 'fp16' | 'bf16' | undefined): Record<string, 
 
 /** What a GPT-NeoX config file sets, in our terms; absent keys are absent. */
 export interface NeoxConfigValues {
-  architecture: Partial<Pick<NeoXConfig, 'numLayers' | 'hiddenSize' | 'numHeads' | 'intermediateSize' | 'maxPositions' | 'rotaryPct' | 'rotaryBase' | 'parallelResidual' | 'tieWordEmbeddings' | 'layerNormEps'>>;
+  architecture: Partial<
+    Pick<
+      NeoXConfig,
+      | 'numLayers'
+      | 'hiddenSize'
+      | 'numHeads'
+      | 'intermediateSize'
+      | 'maxPositions'
+      | 'rotaryPct'
+      | 'rotaryBase'
+      | 'parallelResidual'
+      | 'tieWordEmbeddings'
+      | 'layerNormEps'
+    >
+  >;
   recipe: RecipeOverrides;
   /** Data and tokenizer, and how GPT-NeoX pads the vocabulary (make_vocab_size_divisible_by × model_parallel_size). */
-  data: { trainDataPaths?: string[]; dataPath?: string; vocabFile?: string; makeVocabSizeDivisibleBy?: number; modelParallelSize?: number };
+  data: {
+    trainDataPaths?: string[];
+    dataPath?: string;
+    vocabFile?: string;
+    makeVocabSizeDivisibleBy?: number;
+    modelParallelSize?: number;
+  };
   warnings: string[];
 }
 
 /** Keys that only concern how a GPT-NeoX cluster runs; read without effect here. */
 const CLUSTER_KEYS = new Set([
-  'pipe_parallel_size', 'output_layer_parallelism', 'scaled_upper_triang_masked_softmax_fusion',
-  'scaled_masked_softmax_fusion', 'bias_gelu_fusion', 'bias_dropout_fusion', 'attention_config', 'zero_optimization',
-  'checkpoint_activations', 'checkpoint_num_layers', 'partition_activations', 'synchronize_each_layer', 'fp16', 'bf16',
-  'precision', 'fp32_allreduce', 'data_impl', 'num_workers', 'distributed_backend', 'eval_interval', 'eval_iters',
-  'log_interval', 'steps_per_print', 'wall_clock_breakdown', 'launcher', 'deepspeed_mpi', 'save', 'load',
-  'tensorboard_dir', 'log_dir', 'use_wandb', 'wandb_group', 'wandb_project', 'wandb_team', 'keep_last_n_checkpoints',
-  'override_lr_scheduler', 'use_checkpoint_lr_scheduler', 'hostfile', 'include', 'master_port', 'tokenizer_type',
-  'valid_data_paths', 'test_data_paths', 'split', 'train_data_weights', 'valid_data_weights', 'test_data_weights',
-  'gpt_j_tied', 'apply_query_key_layer_scaling', 'attention_softmax_in_fp32', 'no_load_optim', 'no_load_rng',
-  'finetune', 'memory_profiling', 'log_grad_norm', 'log_optimizer_states', 'log_gradient_noise_scale',
-  'weight_by_num_documents', 'weighted_sampler_alpha', 'no_save_optim', 'no_save_rng', 'gradient_predivide_factor',
+  'pipe_parallel_size',
+  'output_layer_parallelism',
+  'scaled_upper_triang_masked_softmax_fusion',
+  'scaled_masked_softmax_fusion',
+  'bias_gelu_fusion',
+  'bias_dropout_fusion',
+  'attention_config',
+  'zero_optimization',
+  'checkpoint_activations',
+  'checkpoint_num_layers',
+  'partition_activations',
+  'synchronize_each_layer',
+  'fp16',
+  'bf16',
+  'precision',
+  'fp32_allreduce',
+  'data_impl',
+  'num_workers',
+  'distributed_backend',
+  'eval_interval',
+  'eval_iters',
+  'log_interval',
+  'steps_per_print',
+  'wall_clock_breakdown',
+  'launcher',
+  'deepspeed_mpi',
+  'save',
+  'load',
+  'tensorboard_dir',
+  'log_dir',
+  'use_wandb',
+  'wandb_group',
+  'wandb_project',
+  'wandb_team',
+  'keep_last_n_checkpoints',
+  'override_lr_scheduler',
+  'use_checkpoint_lr_scheduler',
+  'hostfile',
+  'include',
+  'master_port',
+  'tokenizer_type',
+  'valid_data_paths',
+  'test_data_paths',
+  'split',
+  'train_data_weights',
+  'valid_data_weights',
+  'test_data_weights',
+  'gpt_j_tied',
+  'apply_query_key_layer_scaling',
+  'attention_softmax_in_fp32',
+  'no_load_optim',
+  'no_load_rng',
+  'finetune',
+  'memory_profiling',
+  'log_grad_norm',
+  'log_optimizer_states',
+  'log_gradient_noise_scale',
+  'weight_by_num_documents',
+  'weighted_sampler_alpha',
+  'no_save_optim',
+  'no_save_rng',
+  'gradient_predivide_factor',
 ]);
 
 type Reader = (key: string, value: unknown, out: NeoxConfigValues) => void;
 
 function num(key: string, v: unknown, check: (x: number) => boolean = Number.isFinite, expected = 'a number'): number {
-  if (typeof v !== 'number' || !check(v)) throw new ConfigError(`${key}: expected ${expected}, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !check(v))
+    throw new ConfigError(`${key}: expected ${expected}, got ${JSON.stringify(v)}`);
   return v;
 }
-const posInt = (key: string, v: unknown): number => num(key, v, (x) => Number.isInteger(x) && x >= 1, 'a positive integer');
+const posInt = (key: string, v: unknown): number =>
+  num(key, v, (x) => Number.isInteger(x) && x >= 1, 'a positive integer');
 function bool(key: string, v: unknown): boolean {
   if (typeof v !== 'boolean') throw new ConfigError(`${key}: expected true or false, got ${JSON.stringify(v)}`);
   return v;
 }
 function oneOf<T extends string>(key: string, v: unknown, allowed: readonly T[]): T {
-  if (typeof v !== 'string' || !allowed.includes(v as T)) throw new ConfigError(`${key}: expected one of ${allowed.join(', ')}, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'string' || !allowed.includes(v as T))
+    throw new ConfigError(`${key}: expected one of ${allowed.join(', ')}, got ${JSON.stringify(v)}`);
   return v as T;
 }
 function paths(key: string, v: unknown): string[] {
   if (typeof v === 'string') return [v];
-  if (!Array.isArray(v) || v.length === 0 || !v.every((p) => typeof p === 'string')) throw new ConfigError(`${key}: expected a list of dataset paths, got ${JSON.stringify(v)}`);
+  if (!Array.isArray(v) || v.length === 0 || !v.every((p) => typeof p === 'string'))
+    throw new ConfigError(`${key}: expected a list of dataset paths, got ${JSON.stringify(v)}`);
   return v as string[];
 }
 
@@ -208,9 +297,11 @@ const READERS: Record<string, Reader> = {
   make_vocab_size_divisible_by: (k, v, o) => void (o.data.makeVocabSizeDivisibleBy = posInt(k, v)),
   model_parallel_size: (k, v, o) => void (o.data.modelParallelSize = posInt(k, v)),
   optimizer: (k, v, o) => {
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigError(`${k}: expected {type, params}, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'object' || v === null || Array.isArray(v))
+      throw new ConfigError(`${k}: expected {type, params}, got ${JSON.stringify(v)}`);
     const { type, params } = v as { type?: unknown; params?: Record<string, unknown> };
-    if (typeof type !== 'string' || type.toLowerCase() !== 'adam') throw new ConfigError(`${k}.type: expected Adam, got ${JSON.stringify(type)}`);
+    if (typeof type !== 'string' || type.toLowerCase() !== 'adam')
+      throw new ConfigError(`${k}.type: expected Adam, got ${JSON.stringify(type)}`);
     if (params === undefined) return;
     for (const [pk, pv] of Object.entries(params)) {
       const key = `${k}.params.${pk}`;
@@ -230,7 +321,8 @@ export function parseNeoxConfig(text: string, file: string): NeoxConfigValues {
     const where = e instanceof YAMLParseError && e.linePos ? ` at line ${e.linePos[0].line}` : '';
     throw new ConfigError(`${file}: not valid YAML or JSON${where} (${(e as Error).message.split('\n')[0]})`);
   }
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new ConfigError(`${file}: expected a mapping of GPT-NeoX keys`);
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
+    throw new ConfigError(`${file}: expected a mapping of GPT-NeoX keys`);
   const out: NeoxConfigValues = { architecture: {}, recipe: {}, data: {}, warnings: [] };
   const entries = Object.entries(doc as Record<string, unknown>).map(([k, v]) => [k.replace(/-/g, '_'), v] as const);
   // save_interval only stands in for checkpoint_factor, whatever the order of the keys.
@@ -255,7 +347,9 @@ export function parseNeoxConfig(text: string, file: string): NeoxConfigValues {
     // GPT-NeoX: a micro-batch alone means one accumulation step.
     r.gradientAccumulationSteps ??= 1;
     const perStep = r.microBatchSize * r.gradientAccumulationSteps;
-    out.warnings.push(`train_batch_size is not set: one process trains ${perStep} sequences per step (micro-batch x gradient_accumulation_steps); set train_batch_size for a cluster's global batch`);
+    out.warnings.push(
+      `train_batch_size is not set: one process trains ${perStep} sequences per step (micro-batch x gradient_accumulation_steps); set train_batch_size for a cluster's global batch`,
+    );
   }
   return out;
 }
@@ -263,10 +357,17 @@ export function parseNeoxConfig(text: string, file: string): NeoxConfigValues {
 /** `base` with everything the config file sets laid over it, checked. */
 export function applyNeoxConfig(base: ModelPreset, values: NeoxConfigValues, file: string): ModelPreset {
   const config: NeoXConfig = { ...base.config, ...values.architecture };
-  if (values.architecture.hiddenSize !== undefined && values.architecture.intermediateSize === undefined) config.intermediateSize = 4 * config.hiddenSize;
+  if (values.architecture.hiddenSize !== undefined && values.architecture.intermediateSize === undefined)
+    config.intermediateSize = 4 * config.hiddenSize;
   try {
     const preset = applyOverrides({ ...base, config }, values.recipe);
-    return { name: base.name, config: preset.config, recipe: preset.recipe, cluster: base.cluster, evaluation: base.evaluation };
+    return {
+      name: base.name,
+      config: preset.config,
+      recipe: preset.recipe,
+      cluster: base.cluster,
+      evaluation: base.evaluation,
+    };
   } catch (e) {
     if (e instanceof ConfigError) throw new ConfigError(`${file}: ${e.message}`);
     throw e;

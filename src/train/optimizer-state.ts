@@ -23,12 +23,17 @@ export function readOptimizerState(path: string, shapes: { name: string; shape: 
   const source = openSafetensors(path);
   try {
     const step = Number(source.metadata.step);
-    if (!Number.isInteger(step) || step < 0) throw new FormatError(path, `metadata step: expected a non-negative integer, got ${JSON.stringify(source.metadata.step)}`);
+    if (!Number.isInteger(step) || step < 0)
+      throw new FormatError(
+        path,
+        `metadata step: expected a non-negative integer, got ${JSON.stringify(source.metadata.step)}`,
+      );
     const present = new Set(source.list().map((t) => t.name));
     const read = (name: string, size: number): Float32Array => {
       if (!present.has(name)) throw new FormatError(path, `missing tensor ${name}`);
       const data = source.readFloat32(name);
-      if (data.length !== size) throw new FormatError(path, `tensor ${name} has ${data.length} values, expected ${size}`);
+      if (data.length !== size)
+        throw new FormatError(path, `tensor ${name} has ${data.length} values, expected ${size}`);
       return data;
     };
     const expAvg = new Map<string, Float32Array>();

@@ -5,7 +5,7 @@
  */
 import { ConfigError } from '../util/errors.js';
 import { validateCheckpointSchedule } from './checkpoint-schedule.js';
-import { gradientAccumulationSteps, validateRecipe, type ModelPreset, type TrainRecipe } from './recipes.js';
+import { gradientAccumulationSteps, type ModelPreset, type TrainRecipe, validateRecipe } from './recipes.js';
 import { RECIPE_SETTINGS, type RecipeOverrides } from './settings.js';
 
 export type { RecipeOverrides } from './settings.js';
@@ -15,15 +15,21 @@ export type { RecipeOverrides } from './settings.js';
  * `calculate_batch_parameters` does with one data-parallel rank; what is not given keeps the
  * base recipe's.
  */
-export function resolveBatch(base: TrainRecipe, o: RecipeOverrides): { trainBatchSize: number; microBatchSize: number } {
+export function resolveBatch(
+  base: TrainRecipe,
+  o: RecipeOverrides,
+): { trainBatchSize: number; microBatchSize: number } {
   const { trainBatchSize: total, microBatchSize: micro, gradientAccumulationSteps: gas } = o;
   if (total !== undefined && micro !== undefined) {
     if (gas !== undefined && micro * gas !== total)
-      throw new ConfigError(`train-batch-size ${total} is not train-micro-batch-size-per-gpu ${micro} x gradient-accumulation-steps ${gas}`);
+      throw new ConfigError(
+        `train-batch-size ${total} is not train-micro-batch-size-per-gpu ${micro} x gradient-accumulation-steps ${gas}`,
+      );
     return { trainBatchSize: total, microBatchSize: micro };
   }
   if (total !== undefined && gas !== undefined) {
-    if (total % gas !== 0) throw new ConfigError(`train-batch-size ${total} is not a multiple of gradient-accumulation-steps ${gas}`);
+    if (total % gas !== 0)
+      throw new ConfigError(`train-batch-size ${total} is not a multiple of gradient-accumulation-steps ${gas}`);
     return { trainBatchSize: total, microBatchSize: total / gas };
   }
   if (micro !== undefined && gas !== undefined) return { trainBatchSize: micro * gas, microBatchSize: micro };

@@ -3,12 +3,16 @@
  * models/<size>/*.yml) and `nano`, a suite of the same shape sized for a 2-core machine.
  */
 import type { NeoXConfig } from '../model/config.js';
-import { pythiaArchitecture, PYTHIA_SIZES } from '../model/presets.js';
+import { PYTHIA_SIZES, pythiaArchitecture } from '../model/presets.js';
 import { ConfigError } from '../util/errors.js';
 import type { AdamFlavour } from './adamw.js';
-import { PYTHIA_CHECKPOINT_SCHEDULE, scaledCheckpointSchedule, type CheckpointSchedule } from './checkpoint-schedule.js';
-import { NEOX_DEFAULT_INIT, PYTHIA_INIT, type InitRecipe } from './init.js';
-import { validateLrSchedule, type LrSchedule } from './lr-schedule.js';
+import {
+  type CheckpointSchedule,
+  PYTHIA_CHECKPOINT_SCHEDULE,
+  scaledCheckpointSchedule,
+} from './checkpoint-schedule.js';
+import { type InitRecipe, NEOX_DEFAULT_INIT, PYTHIA_INIT } from './init.js';
+import { type LrSchedule, validateLrSchedule } from './lr-schedule.js';
 
 export interface TrainRecipe {
   seqLength: number;
@@ -70,12 +74,17 @@ export function validateRecipe(r: TrainRecipe): void {
     ['train-micro-batch-size-per-gpu', r.microBatchSize],
     ['train-iters', r.trainIters],
   ];
-  for (const [key, v] of ints) if (!(Number.isInteger(v) && v >= 1)) throw new ConfigError(`${key}: expected a positive integer, got ${v}`);
+  for (const [key, v] of ints)
+    if (!(Number.isInteger(v) && v >= 1)) throw new ConfigError(`${key}: expected a positive integer, got ${v}`);
   if (r.trainBatchSize % r.microBatchSize !== 0)
-    throw new ConfigError(`train-batch-size ${r.trainBatchSize} is not a multiple of train-micro-batch-size-per-gpu ${r.microBatchSize}`);
-  if (!(Number.isInteger(r.seed) && r.seed >= 0)) throw new ConfigError(`seed: expected a non-negative integer, got ${r.seed}`);
+    throw new ConfigError(
+      `train-batch-size ${r.trainBatchSize} is not a multiple of train-micro-batch-size-per-gpu ${r.microBatchSize}`,
+    );
+  if (!(Number.isInteger(r.seed) && r.seed >= 0))
+    throw new ConfigError(`seed: expected a non-negative integer, got ${r.seed}`);
   if (!(r.weightDecay >= 0)) throw new ConfigError(`weight-decay: expected a number >= 0, got ${r.weightDecay}`);
-  if (!(r.gradientClipping >= 0)) throw new ConfigError(`gradient-clipping: expected a number >= 0, got ${r.gradientClipping}`);
+  if (!(r.gradientClipping >= 0))
+    throw new ConfigError(`gradient-clipping: expected a number >= 0, got ${r.gradientClipping}`);
   validateLrSchedule(r.schedule);
 }
 
@@ -83,7 +92,9 @@ export function validateRecipe(r: TrainRecipe): void {
 export function sameRecipe(a: TrainRecipe, b: TrainRecipe): boolean {
   const canonical = (value: unknown): string =>
     JSON.stringify(value, (_key, v: unknown) =>
-      v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as object).sort(([x], [y]) => x.localeCompare(y))) : v,
+      v && typeof v === 'object' && !Array.isArray(v)
+        ? Object.fromEntries(Object.entries(v as object).sort(([x], [y]) => x.localeCompare(y)))
+        : v,
     );
   return canonical(a) === canonical(b);
 }
@@ -112,18 +123,118 @@ function pythiaRecipe(lr: number, microBatchSize: number, init: InitRecipe): Tra
  * eval-interval (eval-iters is 10 in every file).
  */
 const PYTHIA_TABLE: Record<string, { lr: number; cluster: ClusterLayout; evalInterval: number }> = {
-  '14m': { lr: 1.0e-3, evalInterval: 100000, cluster: { microBatchPerGpu: 32, gradientAccumulationSteps: 1, modelParallelSize: 1, precision: 'fp16', zeroStage: 0 } },
-  '31m': { lr: 1.0e-3, evalInterval: 100000, cluster: { microBatchPerGpu: 32, gradientAccumulationSteps: 1, modelParallelSize: 1, precision: 'fp16', zeroStage: 0 } },
-  '70m': { lr: 1.0e-3, evalInterval: 100000, cluster: { microBatchPerGpu: 32, gradientAccumulationSteps: 1, modelParallelSize: 1, precision: 'fp16', zeroStage: 1 } },
-  '160m': { lr: 6.0e-4, evalInterval: 40000, cluster: { microBatchPerGpu: 32, gradientAccumulationSteps: 1, modelParallelSize: 1, precision: 'fp16', zeroStage: 1 } },
-  '410m': { lr: 3.0e-4, evalInterval: 40000, cluster: { microBatchPerGpu: 32, gradientAccumulationSteps: 1, modelParallelSize: 1, precision: 'fp16', zeroStage: 1 } },
+  '14m': {
+    lr: 1.0e-3,
+    evalInterval: 100000,
+    cluster: {
+      microBatchPerGpu: 32,
+      gradientAccumulationSteps: 1,
+      modelParallelSize: 1,
+      precision: 'fp16',
+      zeroStage: 0,
+    },
+  },
+  '31m': {
+    lr: 1.0e-3,
+    evalInterval: 100000,
+    cluster: {
+      microBatchPerGpu: 32,
+      gradientAccumulationSteps: 1,
+      modelParallelSize: 1,
+      precision: 'fp16',
+      zeroStage: 0,
+    },
+  },
+  '70m': {
+    lr: 1.0e-3,
+    evalInterval: 100000,
+    cluster: {
+      microBatchPerGpu: 32,
+      gradientAccumulationSteps: 1,
+      modelParallelSize: 1,
+      precision: 'fp16',
+      zeroStage: 1,
+    },
+  },
+  '160m': {
+    lr: 6.0e-4,
+    evalInterval: 40000,
+    cluster: {
+      microBatchPerGpu: 32,
+      gradientAccumulationSteps: 1,
+      modelParallelSize: 1,
+      precision: 'fp16',
+      zeroStage: 1,
+    },
+  },
+  '410m': {
+    lr: 3.0e-4,
+    evalInterval: 40000,
+    cluster: {
+      microBatchPerGpu: 32,
+      gradientAccumulationSteps: 1,
+      modelParallelSize: 1,
+      precision: 'fp16',
+      zeroStage: 1,
+    },
+  },
   // pythia-1b: the yml says 2.5e-4 (the README table says 3e-4) and fp16, but the README says the
   // released model trained in bf16 (fp16 had a loss spike late in training).
-  '1b': { lr: 2.5e-4, evalInterval: 40000, cluster: { microBatchPerGpu: 16, gradientAccumulationSteps: 1, modelParallelSize: 1, precision: 'bf16', zeroStage: 1 } },
-  '1.4b': { lr: 2.0e-4, evalInterval: 40000, cluster: { microBatchPerGpu: 16, gradientAccumulationSteps: 1, modelParallelSize: 1, precision: 'fp16', zeroStage: 1 } },
-  '2.8b': { lr: 1.6e-4, evalInterval: 40000, cluster: { microBatchPerGpu: 16, gradientAccumulationSteps: 1, modelParallelSize: 1, precision: 'fp16', zeroStage: 1 } },
-  '6.9b': { lr: 1.2e-4, evalInterval: 1000, cluster: { microBatchPerGpu: 8, gradientAccumulationSteps: 2, modelParallelSize: 2, precision: 'fp16', zeroStage: 1 } },
-  '12b': { lr: 1.2e-4, evalInterval: 1000, cluster: { microBatchPerGpu: 8, gradientAccumulationSteps: 2, modelParallelSize: 4, precision: 'fp16', zeroStage: 1 } },
+  '1b': {
+    lr: 2.5e-4,
+    evalInterval: 40000,
+    cluster: {
+      microBatchPerGpu: 16,
+      gradientAccumulationSteps: 1,
+      modelParallelSize: 1,
+      precision: 'bf16',
+      zeroStage: 1,
+    },
+  },
+  '1.4b': {
+    lr: 2.0e-4,
+    evalInterval: 40000,
+    cluster: {
+      microBatchPerGpu: 16,
+      gradientAccumulationSteps: 1,
+      modelParallelSize: 1,
+      precision: 'fp16',
+      zeroStage: 1,
+    },
+  },
+  '2.8b': {
+    lr: 1.6e-4,
+    evalInterval: 40000,
+    cluster: {
+      microBatchPerGpu: 16,
+      gradientAccumulationSteps: 1,
+      modelParallelSize: 1,
+      precision: 'fp16',
+      zeroStage: 1,
+    },
+  },
+  '6.9b': {
+    lr: 1.2e-4,
+    evalInterval: 1000,
+    cluster: {
+      microBatchPerGpu: 8,
+      gradientAccumulationSteps: 2,
+      modelParallelSize: 2,
+      precision: 'fp16',
+      zeroStage: 1,
+    },
+  },
+  '12b': {
+    lr: 1.2e-4,
+    evalInterval: 1000,
+    cluster: {
+      microBatchPerGpu: 8,
+      gradientAccumulationSteps: 2,
+      modelParallelSize: 4,
+      precision: 'fp16',
+      zeroStage: 1,
+    },
+  },
 };
 
 /** 6.9b and 12b got GPT-NeoX's default init (README "Erata", issue #135). */
@@ -135,7 +246,8 @@ export function pythiaModelPreset(size: string): ModelPreset {
   const s = size.replace(/^pythia-/, '');
   const row = PYTHIA_TABLE[s];
   const spec = PYTHIA_SIZES[s];
-  if (!row || !spec) throw new ConfigError(`preset: unknown Pythia size ${size} (expected one of ${PYTHIA_SIZE_NAMES.join(', ')})`);
+  if (!row || !spec)
+    throw new ConfigError(`preset: unknown Pythia size ${size} (expected one of ${PYTHIA_SIZE_NAMES.join(', ')})`);
   const config = { ...pythiaArchitecture(spec), dtype: 'float32' as const };
   const init = DEFAULT_INIT_SIZES.has(s) ? NEOX_DEFAULT_INIT : PYTHIA_INIT;
   return {
@@ -177,7 +289,10 @@ export function nanoRecipe(lr: number): TrainRecipe {
 export function nanoModelPresets(vocabSize = NANO_VOCAB): ModelPreset[] {
   return NANO_SIZES.map(({ name, lr, ...spec }) => {
     const recipe = nanoRecipe(lr);
-    const config = { ...pythiaArchitecture({ ...spec, vocabSize, maxPositions: recipe.seqLength }), dtype: 'float32' as const };
+    const config = {
+      ...pythiaArchitecture({ ...spec, vocabSize, maxPositions: recipe.seqLength }),
+      dtype: 'float32' as const,
+    };
     return { name, config, recipe };
   });
 }
@@ -186,9 +301,17 @@ export const SUITE_NAMES = ['pythia', 'nano'] as const;
 
 export function suitePreset(name: string, vocabSize?: number): SuitePreset {
   if (name === 'pythia')
-    return { name, description: 'the Pythia suite, 14m to 12b, as published', models: PYTHIA_SIZE_NAMES.map(pythiaModelPreset) };
+    return {
+      name,
+      description: 'the Pythia suite, 14m to 12b, as published',
+      models: PYTHIA_SIZE_NAMES.map(pythiaModelPreset),
+    };
   if (name === 'nano')
-    return { name, description: 'four small sizes for a 2-core machine (25k to 793k non-embedding parameters)', models: nanoModelPresets(vocabSize) };
+    return {
+      name,
+      description: 'four small sizes for a 2-core machine (25k to 793k non-embedding parameters)',
+      models: nanoModelPresets(vocabSize),
+    };
   throw new ConfigError(`preset: unknown suite ${name} (expected ${SUITE_NAMES.join(' or ')})`);
 }
 
@@ -222,6 +345,10 @@ export function withTokenizerVocab(
   padding: { modelParallelSize?: number; divisibleBy?: number } = {},
 ): ModelPreset {
   if (tokenizerVocab === undefined) return preset;
-  const vocabSize = paddedVocabSize(tokenizerVocab, padding.modelParallelSize ?? preset.cluster?.modelParallelSize ?? 1, padding.divisibleBy);
+  const vocabSize = paddedVocabSize(
+    tokenizerVocab,
+    padding.modelParallelSize ?? preset.cluster?.modelParallelSize ?? 1,
+    padding.divisibleBy,
+  );
   return { ...preset, config: { ...preset.config, vocabSize } };
 }

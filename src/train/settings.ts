@@ -47,7 +47,8 @@ interface ValueKind<T> {
   check: (value: unknown) => T;
 }
 
-export interface RecipeSetting<F extends SettingField = SettingField> extends ValueKind<NonNullable<RecipeOverrides[F]>> {
+export interface RecipeSetting<F extends SettingField = SettingField>
+  extends ValueKind<NonNullable<RecipeOverrides[F]>> {
   field: F;
   /** Command-line flag with its value name, e.g. `--seq-length <n>`; absent: config files only. */
   flag?: string;
@@ -93,12 +94,18 @@ function oneOf<T extends string>(allowed: readonly T[]): ValueKind<T> {
   };
 }
 
-const listText = (text: string): unknown => text.split(',').map((s) => s.trim()).filter((s) => s !== '').map(numberText);
+const listText = (text: string): unknown =>
+  text
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')
+    .map(numberText);
 
 const intList: ValueKind<number[]> = {
   parse: listText,
   check: (v) => {
-    if (!Array.isArray(v) || !v.every((x) => Number.isSafeInteger(x) && x >= 0)) throw expected('a list of non-negative integers, e.g. 0,1,2,4', v);
+    if (!Array.isArray(v) || !v.every((x) => Number.isSafeInteger(x) && x >= 0))
+      throw expected('a list of non-negative integers, e.g. 0,1,2,4', v);
     return v as number[];
   },
 };
@@ -106,7 +113,8 @@ const intList: ValueKind<number[]> = {
 const betaPair: ValueKind<[number, number]> = {
   parse: listText,
   check: (v) => {
-    if (!Array.isArray(v) || v.length !== 2 || !v.every((b) => typeof b === 'number' && b >= 0 && b < 1)) throw expected('two numbers in [0, 1)', v);
+    if (!Array.isArray(v) || v.length !== 2 || !v.every((b) => typeof b === 'number' && b >= 0 && b < 1))
+      throw expected('two numbers in [0, 1)', v);
     return [v[0], v[1]];
   },
 };
@@ -117,52 +125,200 @@ function row<F extends SettingField>(r: RecipeSetting<F>): RecipeSetting {
 
 /** In the order an exported config lists them (Pythia's models/*.yml order). */
 export const RECIPE_SETTINGS: readonly RecipeSetting[] = [
-  row({ field: 'seqLength', flag: '--seq-length <n>', neoxKey: 'seq-length', help: 'tokens per sample (the data holds seq-length + 1 per sample)', ...positiveInt,
-    get: (r) => r.seqLength, set: (r, v) => void (r.seqLength = v) }),
-  row({ field: 'initMethod', neoxKey: 'init_method', help: 'init of the input-side weights', ...oneOf(INIT_METHODS), choices: INIT_METHODS,
-    get: (r) => r.init.initMethod, set: (r, v) => void (r.init.initMethod = v) }),
-  row({ field: 'outputLayerInitMethod', neoxKey: 'output_layer_init_method', help: 'init of the residual output projections', ...oneOf(INIT_METHODS), choices: INIT_METHODS,
-    get: (r) => r.init.outputLayerInitMethod, set: (r, v) => void (r.init.outputLayerInitMethod = v) }),
-  row({ field: 'initMethodStd', neoxKey: 'init_method_std', help: 'std of the normal and scaled_normal inits', ...positive,
-    get: (r) => r.init.initMethodStd, set: (r, v) => void (r.init.initMethodStd = v) }),
-  row({ field: 'lr', flag: '--lr <x>', neoxKey: 'optimizer.params.lr', help: 'peak learning rate', ...nonNegative,
-    get: (r) => r.schedule.lr, set: (r, v) => void (r.schedule.lr = v) }),
-  row({ field: 'betas', neoxKey: 'optimizer.params.betas', help: 'Adam betas', ...betaPair,
-    get: (r) => r.betas, set: (r, v) => void (r.betas = v) }),
-  row({ field: 'eps', neoxKey: 'optimizer.params.eps', help: 'Adam epsilon', ...positive,
-    get: (r) => r.eps, set: (r, v) => void (r.eps = v) }),
-  row({ field: 'minLr', flag: '--min-lr <x>', neoxKey: 'min_lr', help: 'learning-rate floor', ...nonNegative,
-    get: (r) => r.schedule.minLr, set: (r, v) => void (r.schedule.minLr = v) }),
-  row({ field: 'trainBatchSize', flag: '--train-batch-size <n>', neoxKey: 'train_batch_size', help: 'sequences per optimizer step', ...positiveInt,
-    get: (r) => r.trainBatchSize }),
-  row({ field: 'microBatchSize', flag: '--train-micro-batch-size-per-gpu <n>', neoxKey: 'train_micro_batch_size_per_gpu', help: 'sequences per forward/backward pass', ...positiveInt,
-    get: (r) => r.microBatchSize }),
-  row({ field: 'gradientAccumulationSteps', flag: '--gradient-accumulation-steps <n>', neoxKey: 'gradient_accumulation_steps', help: 'micro-batches per optimizer step', ...positiveInt,
-    get: (r) => r.trainBatchSize / r.microBatchSize }),
-  row({ field: 'gradientClipping', flag: '--gradient-clipping <x>', neoxKey: 'gradient_clipping', help: 'global gradient-norm limit (0: off)', ...nonNegative,
-    get: (r) => r.gradientClipping, set: (r, v) => void (r.gradientClipping = v) }),
-  row({ field: 'weightDecay', flag: '--weight-decay <x>', neoxKey: 'weight-decay', help: 'decoupled weight decay (not on biases and LayerNorm parameters)', ...nonNegative,
-    get: (r) => r.weightDecay, set: (r, v) => void (r.weightDecay = v) }),
-  row({ field: 'trainIters', flag: '--train-iters <n>', neoxKey: 'train-iters', help: 'optimizer steps', ...positiveInt,
-    get: (r) => r.trainIters, set: (r, v) => void (r.trainIters = v) }),
-  row({ field: 'lrDecayIters', flag: '--lr-decay-iters <n>', neoxKey: 'lr-decay-iters', help: 'length of the LR schedule (default: train-iters)', ...positiveInt,
-    get: (r) => r.schedule.decayIters, set: (r, v) => void (r.schedule.decayIters = v) }),
-  row({ field: 'lrDecayStyle', flag: '--lr-decay-style <style>', neoxKey: 'lr-decay-style', help: 'schedule after warmup', ...oneOf(LR_DECAY_STYLES), choices: LR_DECAY_STYLES,
-    get: (r) => r.schedule.decayStyle, set: (r, v) => void (r.schedule.decayStyle = v) }),
-  row({ field: 'warmup', flag: '--warmup <fraction>', neoxKey: 'warmup', help: 'linear warmup as a fraction of lr-decay-iters (GPT-NeoX warmup)', ...fraction,
-    get: (r) => r.schedule.warmup, set: (r, v) => void (r.schedule.warmup = v) }),
-  row({ field: 'checkpointFactor', flag: '--checkpoint-factor <n>', neoxKey: 'checkpoint-factor', help: 'save every n steps (with linear checkpoint-scale)',
+  row({
+    field: 'seqLength',
+    flag: '--seq-length <n>',
+    neoxKey: 'seq-length',
+    help: 'tokens per sample (the data holds seq-length + 1 per sample)',
+    ...positiveInt,
+    get: (r) => r.seqLength,
+    set: (r, v) => void (r.seqLength = v),
+  }),
+  row({
+    field: 'initMethod',
+    neoxKey: 'init_method',
+    help: 'init of the input-side weights',
+    ...oneOf(INIT_METHODS),
+    choices: INIT_METHODS,
+    get: (r) => r.init.initMethod,
+    set: (r, v) => void (r.init.initMethod = v),
+  }),
+  row({
+    field: 'outputLayerInitMethod',
+    neoxKey: 'output_layer_init_method',
+    help: 'init of the residual output projections',
+    ...oneOf(INIT_METHODS),
+    choices: INIT_METHODS,
+    get: (r) => r.init.outputLayerInitMethod,
+    set: (r, v) => void (r.init.outputLayerInitMethod = v),
+  }),
+  row({
+    field: 'initMethodStd',
+    neoxKey: 'init_method_std',
+    help: 'std of the normal and scaled_normal inits',
+    ...positive,
+    get: (r) => r.init.initMethodStd,
+    set: (r, v) => void (r.init.initMethodStd = v),
+  }),
+  row({
+    field: 'lr',
+    flag: '--lr <x>',
+    neoxKey: 'optimizer.params.lr',
+    help: 'peak learning rate',
+    ...nonNegative,
+    get: (r) => r.schedule.lr,
+    set: (r, v) => void (r.schedule.lr = v),
+  }),
+  row({
+    field: 'betas',
+    neoxKey: 'optimizer.params.betas',
+    help: 'Adam betas',
+    ...betaPair,
+    get: (r) => r.betas,
+    set: (r, v) => void (r.betas = v),
+  }),
+  row({
+    field: 'eps',
+    neoxKey: 'optimizer.params.eps',
+    help: 'Adam epsilon',
+    ...positive,
+    get: (r) => r.eps,
+    set: (r, v) => void (r.eps = v),
+  }),
+  row({
+    field: 'minLr',
+    flag: '--min-lr <x>',
+    neoxKey: 'min_lr',
+    help: 'learning-rate floor',
+    ...nonNegative,
+    get: (r) => r.schedule.minLr,
+    set: (r, v) => void (r.schedule.minLr = v),
+  }),
+  row({
+    field: 'trainBatchSize',
+    flag: '--train-batch-size <n>',
+    neoxKey: 'train_batch_size',
+    help: 'sequences per optimizer step',
+    ...positiveInt,
+    get: (r) => r.trainBatchSize,
+  }),
+  row({
+    field: 'microBatchSize',
+    flag: '--train-micro-batch-size-per-gpu <n>',
+    neoxKey: 'train_micro_batch_size_per_gpu',
+    help: 'sequences per forward/backward pass',
+    ...positiveInt,
+    get: (r) => r.microBatchSize,
+  }),
+  row({
+    field: 'gradientAccumulationSteps',
+    flag: '--gradient-accumulation-steps <n>',
+    neoxKey: 'gradient_accumulation_steps',
+    help: 'micro-batches per optimizer step',
+    ...positiveInt,
+    get: (r) => r.trainBatchSize / r.microBatchSize,
+  }),
+  row({
+    field: 'gradientClipping',
+    flag: '--gradient-clipping <x>',
+    neoxKey: 'gradient_clipping',
+    help: 'global gradient-norm limit (0: off)',
+    ...nonNegative,
+    get: (r) => r.gradientClipping,
+    set: (r, v) => void (r.gradientClipping = v),
+  }),
+  row({
+    field: 'weightDecay',
+    flag: '--weight-decay <x>',
+    neoxKey: 'weight-decay',
+    help: 'decoupled weight decay (not on biases and LayerNorm parameters)',
+    ...nonNegative,
+    get: (r) => r.weightDecay,
+    set: (r, v) => void (r.weightDecay = v),
+  }),
+  row({
+    field: 'trainIters',
+    flag: '--train-iters <n>',
+    neoxKey: 'train-iters',
+    help: 'optimizer steps',
+    ...positiveInt,
+    get: (r) => r.trainIters,
+    set: (r, v) => void (r.trainIters = v),
+  }),
+  row({
+    field: 'lrDecayIters',
+    flag: '--lr-decay-iters <n>',
+    neoxKey: 'lr-decay-iters',
+    help: 'length of the LR schedule (default: train-iters)',
+    ...positiveInt,
+    get: (r) => r.schedule.decayIters,
+    set: (r, v) => void (r.schedule.decayIters = v),
+  }),
+  row({
+    field: 'lrDecayStyle',
+    flag: '--lr-decay-style <style>',
+    neoxKey: 'lr-decay-style',
+    help: 'schedule after warmup',
+    ...oneOf(LR_DECAY_STYLES),
+    choices: LR_DECAY_STYLES,
+    get: (r) => r.schedule.decayStyle,
+    set: (r, v) => void (r.schedule.decayStyle = v),
+  }),
+  row({
+    field: 'warmup',
+    flag: '--warmup <fraction>',
+    neoxKey: 'warmup',
+    help: 'linear warmup as a fraction of lr-decay-iters (GPT-NeoX warmup)',
+    ...fraction,
+    get: (r) => r.schedule.warmup,
+    set: (r, v) => void (r.schedule.warmup = v),
+  }),
+  row({
+    field: 'checkpointFactor',
+    flag: '--checkpoint-factor <n>',
+    neoxKey: 'checkpoint-factor',
+    help: 'save every n steps (with linear checkpoint-scale)',
     ...numberKind('a number >= 1', (x) => Number.isFinite(x) && x >= 1),
-    get: (r) => r.checkpoint.checkpointFactor, set: (r, v) => void (r.checkpoint.checkpointFactor = v) }),
-  row({ field: 'checkpointScale', flag: '--checkpoint-scale <scale>', neoxKey: 'checkpoint-scale', help: 'linear: every factor steps; log: at powers of factor',
-    ...oneOf(['linear', 'log'] as const), choices: ['linear', 'log'],
-    get: (r) => r.checkpoint.checkpointScale, set: (r, v) => void (r.checkpoint.checkpointScale = v) }),
-  row({ field: 'extraSaveIters', flag: '--extra-save-iters <list>', neoxKey: 'extra-save-iters', help: 'further steps to save, e.g. 0,1,2,4,8', ...intList,
-    get: (r) => r.checkpoint.extraSaveIters, set: (r, v) => void (r.checkpoint.extraSaveIters = v) }),
-  row({ field: 'seed', flag: '--seed <n>', neoxKey: 'seed', help: 'seed of the initialisation and of the data order', ...nonNegativeInt,
-    get: (r) => r.seed, set: (r, v) => void (r.seed = v) }),
-  row({ field: 'optimizer', flag: '--optimizer-flavour <flavour>', help: 'Adam rounding: apex FusedAdam (GPT-NeoX) or torch AdamW', ...oneOf(ADAM_FLAVOURS), choices: ADAM_FLAVOURS,
-    get: (r) => r.optimizer, set: (r, v) => void (r.optimizer = v) }),
+    get: (r) => r.checkpoint.checkpointFactor,
+    set: (r, v) => void (r.checkpoint.checkpointFactor = v),
+  }),
+  row({
+    field: 'checkpointScale',
+    flag: '--checkpoint-scale <scale>',
+    neoxKey: 'checkpoint-scale',
+    help: 'linear: every factor steps; log: at powers of factor',
+    ...oneOf(['linear', 'log'] as const),
+    choices: ['linear', 'log'],
+    get: (r) => r.checkpoint.checkpointScale,
+    set: (r, v) => void (r.checkpoint.checkpointScale = v),
+  }),
+  row({
+    field: 'extraSaveIters',
+    flag: '--extra-save-iters <list>',
+    neoxKey: 'extra-save-iters',
+    help: 'further steps to save, e.g. 0,1,2,4,8',
+    ...intList,
+    get: (r) => r.checkpoint.extraSaveIters,
+    set: (r, v) => void (r.checkpoint.extraSaveIters = v),
+  }),
+  row({
+    field: 'seed',
+    flag: '--seed <n>',
+    neoxKey: 'seed',
+    help: 'seed of the initialisation and of the data order',
+    ...nonNegativeInt,
+    get: (r) => r.seed,
+    set: (r, v) => void (r.seed = v),
+  }),
+  row({
+    field: 'optimizer',
+    flag: '--optimizer-flavour <flavour>',
+    help: 'Adam rounding: apex FusedAdam (GPT-NeoX) or torch AdamW',
+    ...oneOf(ADAM_FLAVOURS),
+    choices: ADAM_FLAVOURS,
+    get: (r) => r.optimizer,
+    set: (r, v) => void (r.optimizer = v),
+  }),
 ];
 
 export function settingOf(field: SettingField): RecipeSetting {

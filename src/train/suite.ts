@@ -10,26 +10,26 @@
  */
 import { join } from 'node:path';
 import { countParameters } from '../model/config.js';
+import type { ExecutionProvider } from '../runtime/session.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { ConfigError, DataError } from '../util/errors.js';
+import { type InterventionFrom, interventionName } from './intervention-point.js';
 import { applyOverrides, type RecipeOverrides } from './overrides.js';
-import { suitePreset, withTokenizerVocab, type ModelPreset } from './recipes.js';
-import type { ExecutionProvider } from '../runtime/session.js';
-import { interventionName, type InterventionFrom } from './intervention-point.js';
+import { type ModelPreset, suitePreset, withTokenizerVocab } from './recipes.js';
 import {
   continuePoint,
-  existingCheckpoints,
-  LOG_FILE,
-  planIntervention,
-  readLog,
-  train,
-  trainIntervention,
   type DataSpec,
+  existingCheckpoints,
   type Intervention,
   type InterventionPlan,
   type InterventionStart,
+  LOG_FILE,
+  planIntervention,
+  readLog,
   type StepProgress,
   type TrainOptions,
+  train,
+  trainIntervention,
 } from './trainer.js';
 
 export const SUITE_MANIFEST = 'suite.json';
@@ -85,11 +85,16 @@ export interface SuiteManifest {
   batchSha256: string[];
 }
 
-export function suiteModels(options: Pick<SuiteOptions, 'preset' | 'tokenizerVocab' | 'overrides' | 'only'>): ModelPreset[] {
+export function suiteModels(
+  options: Pick<SuiteOptions, 'preset' | 'tokenizerVocab' | 'overrides' | 'only'>,
+): ModelPreset[] {
   let models = suitePreset(options.preset).models;
   if (options.only && options.only.length > 0) {
     const unknown = options.only.filter((n) => !models.some((m) => m.name === n));
-    if (unknown.length > 0) throw new ConfigError(`--models: ${unknown.join(', ')} not in suite ${options.preset} (${models.map((m) => m.name).join(', ')})`);
+    if (unknown.length > 0)
+      throw new ConfigError(
+        `--models: ${unknown.join(', ')} not in suite ${options.preset} (${models.map((m) => m.name).join(', ')})`,
+      );
     models = models.filter((m) => options.only!.includes(m.name));
   }
   return models.map((m) => applyOverrides(withTokenizerVocab(m, options.tokenizerVocab), options.overrides ?? {}));
@@ -101,7 +106,9 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteManifest> {
   let reference: { name: string; hashes: string[] } | undefined;
   // Every sibling's point, tokenizer and swap are checked before the first model trains.
   const plans: InterventionPlan[] = [];
-  if (options.interventionFrom) for (const model of models) plans.push(await planIntervention({ ...options, name: model.name, recipe: model.recipe }));
+  if (options.interventionFrom)
+    for (const model of models)
+      plans.push(await planIntervention({ ...options, name: model.name, recipe: model.recipe }));
   for (const [index, model] of models.entries()) {
     const modelDir = join(options.outDir, model.name);
     const resume = continuePoint(modelDir, model.recipe);
@@ -130,7 +137,9 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteManifest> {
       const n = Math.min(hashes.length, reference.hashes.length);
       for (let i = 0; i < n; i++) {
         if (hashes[i] !== reference.hashes[i])
-          throw new DataError(`suite: ${model.name} trained on a different batch at step ${i + 1} than ${reference.name}; the sizes must share one data order`);
+          throw new DataError(
+            `suite: ${model.name} trained on a different batch at step ${i + 1} than ${reference.name}; the sizes must share one data order`,
+          );
       }
     } else reference = { name: model.name, hashes };
     const lastLoss = [...log].reverse().find((e) => e.loss !== undefined);
@@ -153,7 +162,9 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteManifest> {
     for (const e of siblingLog) {
       const expected = reference!.hashes[e.step - 1];
       if (e.source_batch_sha256 && expected && e.source_batch_sha256 !== expected)
-        throw new DataError(`suite: ${run.name} trained at step ${e.step} on a batch (before the swap) other than ${reference!.name}'s; it must continue the same data order`);
+        throw new DataError(
+          `suite: ${run.name} trained at step ${e.step} on a batch (before the swap) other than ${reference!.name}'s; it must continue the same data order`,
+        );
     }
     const siblingLoss = [...siblingLog].reverse().find((e) => e.loss !== undefined);
     const siblingVal = [...siblingLog].reverse().find((e) => e.val_loss !== undefined);
@@ -164,12 +175,22 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteManifest> {
       interventionFrom: plan.fromStep,
     });
   }
-  const manifest: SuiteManifest = { suite: options.preset, data: options.data, models: results, batchSha256: reference?.hashes ?? [] };
+  const manifest: SuiteManifest = {
+    suite: options.preset,
+    data: options.data,
+    models: results,
+    batchSha256: reference?.hashes ?? [],
+  };
   await writeFileAtomic(join(options.outDir, SUITE_MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
   return manifest;
 }
 
-function modelResult(model: ModelPreset, modelDir: string, finalLoss: number | null, finalValLoss: number | null): SuiteModelResult {
+function modelResult(
+  model: ModelPreset,
+  modelDir: string,
+  finalLoss: number | null,
+  finalValLoss: number | null,
+): SuiteModelResult {
   const { total, nonEmbedding } = countParameters(model.config);
   return {
     name: model.name,

@@ -14,20 +14,20 @@ import { join, resolve } from 'node:path';
 import { openTrainingOrder } from '../data/batches.js';
 import type { SampleSource } from '../data/sample-order.js';
 import { loadTokenizer } from '../data/tokenizer.js';
-import { type NeoXConfig, parameterShapes } from '../model/config.js';
 import { loadCheckpoint, recoverInterruptedSaves, saveCheckpoint } from '../model/checkpoint.js';
+import { type NeoXConfig, parameterShapes } from '../model/config.js';
 import type { Params } from '../model/params.js';
 import type { ExecutionProvider } from '../runtime/session.js';
 import { ConfigError, DataError, FormatError } from '../util/errors.js';
+import { Prng, type PrngState } from '../util/prng.js';
 import { AdamW, type AdamWState, noWeightDecay } from './adamw.js';
 import { saveIters } from './checkpoint-schedule.js';
 import { initParameters } from './init.js';
-import { interventionName, interventionStart, type InterventionFrom } from './intervention-point.js';
-import { pythiaTokenPronounSwap, tokenPronounSwap, type TokenPronounSwap } from './intervention.js';
+import { pythiaTokenPronounSwap, type TokenPronounSwap, tokenPronounSwap } from './intervention.js';
+import { type InterventionFrom, interventionName, interventionStart } from './intervention-point.js';
 import { learningRateForUpdate } from './lr-schedule.js';
 import { OPTIMIZER_FILE, optimizerStateBytes, readOptimizerState } from './optimizer-state.js';
-import { Prng, type PrngState } from '../util/prng.js';
-import { gradientAccumulationSteps, sameRecipe, validateRecipe, type TrainRecipe } from './recipes.js';
+import { gradientAccumulationSteps, sameRecipe, type TrainRecipe, validateRecipe } from './recipes.js';
 import { checkTrainerState } from './resume-state.js';
 import { createUpdateStep, type UpdateStep } from './update-step.js';
 import { openValidation, type ValidationBatches } from './validation.js';
@@ -80,14 +80,29 @@ export function loadResumePoint(stepDir: string): ResumePoint {
   const state = readTrainerState(stepDir);
   const ckpt = loadCheckpoint(stepDir);
   const optimizer = readOptimizerState(join(stepDir, OPTIMIZER_FILE), parameterShapes(ckpt.config));
-  if (optimizer.step !== state.step) throw new FormatError(join(stepDir, OPTIMIZER_FILE), `step ${optimizer.step} does not match ${TRAINER_STATE_FILE} step ${state.step}`);
-  return { dir: stepDir, config: ckpt.config, params: ckpt.params, optimizer, state, tokenizerPath: ckpt.tokenizerPath };
+  if (optimizer.step !== state.step)
+    throw new FormatError(
+      join(stepDir, OPTIMIZER_FILE),
+      `step ${optimizer.step} does not match ${TRAINER_STATE_FILE} step ${state.step}`,
+    );
+  return {
+    dir: stepDir,
+    config: ckpt.config,
+    params: ckpt.params,
+    optimizer,
+    state,
+    tokenizerPath: ckpt.tokenizerPath,
+  };
 }
 
 /** A checkpoint folder's `trainer_state.json`, checked. */
 export function readTrainerState(stepDir: string): TrainerState {
   const statePath = join(stepDir, TRAINER_STATE_FILE);
-  if (!existsSync(statePath)) throw new FormatError(stepDir, `cannot resume: ${TRAINER_STATE_FILE} is missing (not a checkpoint written by pythia train)`);
+  if (!existsSync(statePath))
+    throw new FormatError(
+      stepDir,
+      `cannot resume: ${TRAINER_STATE_FILE} is missing (not a checkpoint written by pythia train)`,
+    );
   let json: unknown;
   try {
     json = JSON.parse(readFileSync(statePath, 'utf8'));
@@ -111,7 +126,10 @@ function upgradeRecipe(json: unknown): unknown {
   const r = (json as { recipe?: unknown }).recipe as Record<string, unknown> | undefined;
   if (typeof r !== 'object' || r === null || r.schedule !== undefined || r.lr === undefined) return json;
   const { lr, minLr, warmup, lrDecayIters, lrDecayStyle, ...rest } = r;
-  return { ...json, recipe: { ...rest, schedule: { lr, minLr, warmup, decayIters: lrDecayIters, decayStyle: lrDecayStyle } } };
+  return {
+    ...json,
+    recipe: { ...rest, schedule: { lr, minLr, warmup, decayIters: lrDecayIters, decayStyle: lrDecayStyle } },
+  };
 }
 
 export interface StepProgress {
@@ -219,22 +237,46 @@ interface StartPoint {
 /** The starting point: a resume point, an HF checkpoint's weights, or the seeded init. */
 function resolveStart(options: TrainOptions): StartPoint {
   const { config, recipe } = options;
-  const adamOptions = { betas: recipe.betas, eps: recipe.eps, weightDecay: recipe.weightDecay, flavour: recipe.optimizer };
+  const adamOptions = {
+    betas: recipe.betas,
+    eps: recipe.eps,
+    weightDecay: recipe.weightDecay,
+    flavour: recipe.optimizer,
+  };
   const shapes = parameterShapes(config);
   const undecayed = noWeightDecay(shapes);
   let start: StartPoint;
   if (options.resume) {
     const { params, optimizer, state } = options.resume;
-    start = { params, optimizer: new AdamW(adamOptions, params, undecayed, optimizer), step: state.step, init: state.init, rng: state.rng };
+    start = {
+      params,
+      optimizer: new AdamW(adamOptions, params, undecayed, optimizer),
+      step: state.step,
+      init: state.init,
+      rng: state.rng,
+    };
   } else if (options.initFrom) {
     const { params } = loadCheckpoint(options.initFrom);
-    start = { params, optimizer: new AdamW(adamOptions, params, undecayed), step: 0, init: { seed: recipe.seed, from: resolve(options.initFrom) }, rng: null };
+    start = {
+      params,
+      optimizer: new AdamW(adamOptions, params, undecayed),
+      step: 0,
+      init: { seed: recipe.seed, from: resolve(options.initFrom) },
+      rng: null,
+    };
   } else {
     const generator = new Prng(recipe.seed);
     const params = initParameters(shapes, config, recipe.init, generator);
-    start = { params, optimizer: new AdamW(adamOptions, params, undecayed), step: 0, init: { seed: recipe.seed, from: null }, rng: generator.state };
+    start = {
+      params,
+      optimizer: new AdamW(adamOptions, params, undecayed),
+      step: 0,
+      init: { seed: recipe.seed, from: null },
+      rng: generator.state,
+    };
   }
-  if (start.step > recipe.trainIters) throw new ConfigError(`cannot resume at step ${start.step}: train-iters is ${recipe.trainIters}`);
+  if (start.step > recipe.trainIters)
+    throw new ConfigError(`cannot resume at step ${start.step}: train-iters is ${recipe.trainIters}`);
   return start;
 }
 
@@ -247,19 +289,28 @@ interface ActiveIntervention {
 async function resolveIntervention(options: TrainOptions, startStep: number): Promise<ActiveIntervention> {
   const info: TrainerState['intervention'] = options.intervention
     ? { kind: options.intervention, fromStep: options.resume?.state.intervention?.fromStep ?? startStep }
-    : options.resume?.state.intervention ?? null;
+    : (options.resume?.state.intervention ?? null);
   if (!info) return { info };
   return { info, swap: await loadPronounSwap(info.kind, options.tokenizerPath, options.onWarning) };
 }
 
 /** The token swap of an intervention kind for a tokenizer, checked to change something. */
-async function loadPronounSwap(kind: Intervention, tokenizerPath: string | undefined, onWarning?: (message: string) => void): Promise<TokenPronounSwap> {
+async function loadPronounSwap(
+  kind: Intervention,
+  tokenizerPath: string | undefined,
+  onWarning?: (message: string) => void,
+): Promise<TokenPronounSwap> {
   if (!tokenizerPath)
-    throw new ConfigError(`--intervention ${kind} needs the tokenizer: pass --tokenizer or resume from a checkpoint that holds tokenizer.json`);
+    throw new ConfigError(
+      `--intervention ${kind} needs the tokenizer: pass --tokenizer or resume from a checkpoint that holds tokenizer.json`,
+    );
   const tokenizer = await loadTokenizer(tokenizerPath);
   if (kind === 'pronoun-swap-pythia') return pythiaTokenPronounSwap(tokenizer, tokenizerPath);
   const swap = await tokenPronounSwap(tokenizer);
-  if (swap.map.size === 0) throw new ConfigError(`${tokenizerPath}: no masculine pronoun is a single token, so the pronoun swap would change nothing`);
+  if (swap.map.size === 0)
+    throw new ConfigError(
+      `${tokenizerPath}: no masculine pronoun is a single token, so the pronoun swap would change nothing`,
+    );
   if (swap.skipped.length > 0) {
     onWarning?.(
       `pronoun swap: ${swap.map.size} forms are swapped; ${swap.skipped.length} are not single tokens in this tokenizer and are left as they are: ` +
@@ -278,7 +329,9 @@ function prepareRunFolder(modelDir: string, startStep: number, resume: ResumePoi
   if (existsSync(modelDir)) recoverInterruptedSaves(modelDir, /^step\d+$/);
   const existing = existingCheckpoints(modelDir);
   if (!resume && existing.length > 0)
-    throw new ConfigError(`${modelDir} already holds checkpoints of another run: continue it with --resume ${join(modelDir, `step${existing.at(-1)}`)} or choose another --out`);
+    throw new ConfigError(
+      `${modelDir} already holds checkpoints of another run: continue it with --resume ${join(modelDir, `step${existing.at(-1)}`)} or choose another --out`,
+    );
   mkdirSync(modelDir, { recursive: true });
   prepareLog(logPath, startStep, resume !== undefined && resolve(resume.dir, '..') === resolve(modelDir));
   return logPath;
@@ -302,7 +355,8 @@ export function continuePoint(modelDir: string, recipe: TrainRecipe): ResumePoin
   const last = existingCheckpoints(modelDir).at(-1);
   if (last === undefined) return undefined;
   const point = loadResumePoint(join(modelDir, `step${last}`));
-  if (!sameRecipe(point.state.recipe, recipe)) throw new ConfigError(`${modelDir} holds a run with another recipe; choose another --out or remove it`);
+  if (!sameRecipe(point.state.recipe, recipe))
+    throw new ConfigError(`${modelDir} holds a run with another recipe; choose another --out or remove it`);
   return point;
 }
 
@@ -317,14 +371,21 @@ export interface InterventionPlan {
  * baseline checkpoint it continues from.
  */
 export async function planIntervention(
-  options: Pick<TrainOptions, 'name' | 'outDir' | 'recipe' | 'resume' | 'intervention' | 'interventionFrom' | 'tokenizerPath'>,
+  options: Pick<
+    TrainOptions,
+    'name' | 'outDir' | 'recipe' | 'resume' | 'intervention' | 'interventionFrom' | 'tokenizerPath'
+  >,
 ): Promise<InterventionPlan> {
   if (options.resume?.state.intervention)
-    throw new ConfigError(`${options.resume.dir} is already an intervention run (${options.resume.state.intervention.kind}); --intervention-from continues a baseline`);
+    throw new ConfigError(
+      `${options.resume.dir} is already an intervention run (${options.resume.state.intervention.kind}); --intervention-from continues a baseline`,
+    );
   const kind = options.intervention ?? 'pronoun-swap';
   const { target, step } = interventionStart(options.interventionFrom!, options.recipe);
   if (!options.tokenizerPath)
-    throw new ConfigError(`--intervention-from needs the tokenizer for the ${kind} swap: pass --tokenizer (or resume from a checkpoint that holds tokenizer.json)`);
+    throw new ConfigError(
+      `--intervention-from needs the tokenizer for the ${kind} swap: pass --tokenizer (or resume from a checkpoint that holds tokenizer.json)`,
+    );
   await loadPronounSwap(kind, options.tokenizerPath);
   const plan = { kind, target, fromStep: step };
   existingSibling(options, plan);
@@ -332,14 +393,24 @@ export async function planIntervention(
 }
 
 /** The last checkpoint of the sibling's folder, if any, checked to be this intervention of this baseline. */
-function existingSibling(options: Pick<TrainOptions, 'name' | 'outDir' | 'recipe'>, plan: InterventionPlan): { dir: string; step: number } | undefined {
+function existingSibling(
+  options: Pick<TrainOptions, 'name' | 'outDir' | 'recipe'>,
+  plan: InterventionPlan,
+): { dir: string; step: number } | undefined {
   const modelDir = join(options.outDir, interventionName(options.name));
   const last = existingCheckpoints(modelDir).at(-1);
   if (last === undefined) return undefined;
   const stepDir = join(modelDir, `step${last}`);
   const s = readTrainerState(stepDir);
-  if (!sameRecipe(s.recipe, options.recipe) || s.baseline !== options.name || s.intervention?.kind !== plan.kind || s.intervention.fromStep !== plan.fromStep) {
-    const held = s.intervention ? `${s.intervention.kind} from step ${s.intervention.fromStep} of ${s.baseline}` : 'no intervention';
+  if (
+    !sameRecipe(s.recipe, options.recipe) ||
+    s.baseline !== options.name ||
+    s.intervention?.kind !== plan.kind ||
+    s.intervention.fromStep !== plan.fromStep
+  ) {
+    const held = s.intervention
+      ? `${s.intervention.kind} from step ${s.intervention.fromStep} of ${s.baseline}`
+      : 'no intervention';
     throw new ConfigError(`${modelDir} holds another run (${held}); remove it or choose another --out`);
   }
   return { dir: stepDir, step: last };
@@ -368,11 +439,18 @@ export async function trainIntervention(options: TrainOptions, plan: Interventio
     resume = loadResumePoint(last.dir);
     status = 'resume';
   } else {
-    const folders = [join(options.outDir, options.name), ...(options.resume ? [resolve(options.resume.dir, '..')] : [])];
+    const folders = [
+      join(options.outDir, options.name),
+      ...(options.resume ? [resolve(options.resume.dir, '..')] : []),
+    ];
     const from = folders.map((f) => join(f, `step${plan.fromStep}`)).find((d) => existsSync(d));
-    if (!from) throw new ConfigError(`${join(folders[0]!, `step${plan.fromStep}`)}: the baseline has no checkpoint at step ${plan.fromStep} to continue with the intervention`);
+    if (!from)
+      throw new ConfigError(
+        `${join(folders[0]!, `step${plan.fromStep}`)}: the baseline has no checkpoint at step ${plan.fromStep} to continue with the intervention`,
+      );
     resume = loadResumePoint(from);
-    if (!sameRecipe(resume.state.recipe, recipe)) throw new ConfigError(`${from}: the checkpoint was trained with another recipe than ${options.name}`);
+    if (!sameRecipe(resume.state.recipe, recipe))
+      throw new ConfigError(`${from}: the checkpoint was trained with another recipe than ${options.name}`);
     status = 'fresh';
   }
   const started: InterventionStart = { ...start, status, step: resume.state.step };
@@ -392,7 +470,10 @@ export async function trainIntervention(options: TrainOptions, plan: Interventio
 async function trainRun(options: TrainOptions): Promise<TrainResult> {
   const { config, recipe } = options;
   validateRecipe(recipe);
-  if (recipe.seqLength > config.maxPositions) throw new ConfigError(`seq-length ${recipe.seqLength} exceeds the model's max-position-embeddings ${config.maxPositions}`);
+  if (recipe.seqLength > config.maxPositions)
+    throw new ConfigError(
+      `seq-length ${recipe.seqLength} exceeds the model's max-position-embeddings ${config.maxPositions}`,
+    );
   const start = resolveStart(options);
   const intervention = await resolveIntervention(options, start.step);
   const order = await openTrainingOrder({
@@ -408,7 +489,9 @@ async function trainRun(options: TrainOptions): Promise<TrainResult> {
   try {
     const needed = recipe.trainIters * recipe.trainBatchSize;
     if (order.source.length < needed)
-      throw new DataError(`${options.data.prefix}: ${order.source.length} samples, but ${recipe.trainIters} steps of ${recipe.trainBatchSize} need ${needed}`);
+      throw new DataError(
+        `${options.data.prefix}: ${order.source.length} samples, but ${recipe.trainIters} steps of ${recipe.trainBatchSize} need ${needed}`,
+      );
     const evalIters = options.evalIters ?? 0;
     if (evalIters > 0) {
       const opened = await openValidation({
@@ -470,7 +553,7 @@ async function updates(options: TrainOptions, inputs: LoopInputs, updateStep: Up
   const shapes = parameterShapes(config);
   const { trainBatchSize: B, microBatchSize: micro, seqLength: seq } = recipe;
   const gas = gradientAccumulationSteps(recipe);
-  const evalIters = validation ? options.evalIters ?? 0 : 0;
+  const evalIters = validation ? (options.evalIters ?? 0) : 0;
   const saves = new Set(saveIters(recipe.trainIters, recipe.checkpoint));
   const isEvalStep = (k: number): boolean =>
     evalIters > 0 && (options.evalInterval ? k % options.evalInterval === 0 || k === recipe.trainIters : saves.has(k));
@@ -485,7 +568,8 @@ async function updates(options: TrainOptions, inputs: LoopInputs, updateStep: Up
     for (let j = 0; j < evalIters; j++) {
       const tokens = validation!.batch(step, j);
       swapValidation?.apply(tokens, seq + 1);
-      for (let m = 0; m < gas; m++) total += await updateStep.loss(microBatch(tokens, m, micro, seq + 1), 'a validation batch');
+      for (let m = 0; m < gas; m++)
+        total += await updateStep.loss(microBatch(tokens, m, micro, seq + 1), 'a validation batch');
     }
     return total / (evalIters * gas);
   };
@@ -540,10 +624,18 @@ async function updates(options: TrainOptions, inputs: LoopInputs, updateStep: Up
     const lr = learningRateForUpdate(recipe.schedule, k);
     const microBatches = Array.from({ length: gas }, (_, m) => microBatch(tokens, m, micro, seq + 1));
     const { loss, gradNorm } = await updateStep.update(microBatches, lr, `the batch of step ${k}`);
-    if (!Number.isFinite(loss)) throw new DataError(`step ${k}: the loss is ${loss}; training diverged (try a lower --lr)`);
+    if (!Number.isFinite(loss))
+      throw new DataError(`step ${k}: the loss is ${loss}; training diverged (try a lower --lr)`);
 
     const tokensPerSecond = (B * seq) / ((performance.now() - started) / 1000);
-    const entry: LogEntry = { step: k, loss, lr, grad_norm: gradNorm, tokens_per_s: Math.round(tokensPerSecond), batch_sha256: hash };
+    const entry: LogEntry = {
+      step: k,
+      loss,
+      lr,
+      grad_norm: gradNorm,
+      tokens_per_s: Math.round(tokensPerSecond),
+      batch_sha256: hash,
+    };
     if (sourceHash) entry.source_batch_sha256 = sourceHash;
     if (saves.has(k)) await save(k);
     if (isEvalStep(k)) entry.val_loss = finalValLoss = await validationLoss(k);
@@ -555,7 +647,9 @@ async function updates(options: TrainOptions, inputs: LoopInputs, updateStep: Up
 }
 
 function sha256Tokens(tokens: Int32Array): string {
-  return createHash('sha256').update(new Uint8Array(tokens.buffer, tokens.byteOffset, tokens.byteLength)).digest('hex');
+  return createHash('sha256')
+    .update(new Uint8Array(tokens.buffer, tokens.byteOffset, tokens.byteLength))
+    .digest('hex');
 }
 
 /** Micro-batch `m` of `rows` samples of a [*, width] token matrix: a view, no copy. */

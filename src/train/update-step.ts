@@ -40,10 +40,18 @@ export interface UpdateStepOptions {
 
 export async function createUpdateStep(o: UpdateStepOptions): Promise<UpdateStep> {
   const shape = { batch: o.micro, seq: o.seq };
-  const evalStep = o.validation ? await TrainStep.create(o.config, { ...shape, gradients: false }, o.runtime) : undefined;
+  const evalStep = o.validation
+    ? await TrainStep.create(o.config, { ...shape, gradients: false }, o.runtime)
+    : undefined;
   if (o.runtime.provider === 'webgpu') {
     const step = await TrainStep.create(o.config, { ...shape, gradientsOnDevice: true }, o.runtime);
-    const optimizer = await DeviceAdamW.create(o.optimizer.options, parameterShapes(o.config), o.optimizer.undecayed, o.params, o.optimizer.state);
+    const optimizer = await DeviceAdamW.create(
+      o.optimizer.options,
+      parameterShapes(o.config),
+      o.optimizer.undecayed,
+      o.params,
+      o.optimizer.state,
+    );
     return new DeviceUpdate(step, evalStep, optimizer, o.params, o.maxNorm);
   }
   return new HostUpdate(await TrainStep.create(o.config, shape, o.runtime), evalStep, o.optimizer, o.params, o.maxNorm);
@@ -58,7 +66,11 @@ class HostUpdate implements UpdateStep {
     private readonly maxNorm: number,
   ) {}
 
-  async update(microBatches: readonly Int32Array[], lr: number, source: string): Promise<{ loss: number; gradNorm: number }> {
+  async update(
+    microBatches: readonly Int32Array[],
+    lr: number,
+    source: string,
+  ): Promise<{ loss: number; gradNorm: number }> {
     let loss = 0;
     let grads: Map<string, Float32Array> | undefined;
     for (const tokens of microBatches) {
@@ -93,7 +105,11 @@ class DeviceUpdate implements UpdateStep {
     private readonly maxNorm: number,
   ) {}
 
-  async update(microBatches: readonly Int32Array[], lr: number, source: string): Promise<{ loss: number; gradNorm: number }> {
+  async update(
+    microBatches: readonly Int32Array[],
+    lr: number,
+    source: string,
+  ): Promise<{ loss: number; gradNorm: number }> {
     let loss = 0;
     let grads: Map<string, DeviceTensor> | undefined;
     for (const tokens of microBatches) {

@@ -13,8 +13,9 @@
  * Otherwise (the whole dataset trains, as in Pythia, whose valid-data-paths name the training
  * data itself) the validation batches are held out: the batches right after the last training batch.
  */
-import { splitDocuments } from '../data/index-maps.js';
+
 import { loadOrBuildIndexMaps } from '../data/index-map-cache.js';
+import { splitDocuments } from '../data/index-maps.js';
 import { IndexedDataset } from '../data/indexed-dataset.js';
 import { GPT2SampleOrder, type SampleSource } from '../data/sample-order.js';
 
@@ -45,7 +46,8 @@ export interface ValidationPlan {
 export async function openValidation(plan: ValidationPlan): Promise<ValidationBatches | string> {
   const { batchSize: B, trainIters: T, evalIters } = plan;
   if (plan.data.split === undefined) {
-    if (plan.train.length < (T + evalIters) * B) return `${plan.data.prefix} has no ${evalIters} batches left after the ${T} training batches`;
+    if (plan.train.length < (T + evalIters) * B)
+      return `${plan.data.prefix} has no ${evalIters} batches left after the ${T} training batches`;
     return {
       batch: (_step, j) => plan.train.batchTokens(T + j, B),
       description: `${evalIters} held-out batches after the last training batch`,
@@ -72,7 +74,8 @@ export async function openValidation(plan: ValidationPlan): Promise<ValidationBa
       name: 'valid',
     });
     const source = new GPT2SampleOrder(dataset, cached.maps, plan.seqLength, cached.files.shuffleIdx);
-    const window = (step: number): number => (step >= T ? Math.floor(T / interval) : Math.max(0, Math.ceil(step / interval) - 1));
+    const window = (step: number): number =>
+      step >= T ? Math.floor(T / interval) : Math.max(0, Math.ceil(step / interval) - 1);
     return {
       batch: (step, j) => source.batchTokens(window(step) * evalIters + j, B),
       description: `GPT-NeoX's "valid" dataset (documents ${start}..${stop - 1}), ${evalIters} batches per evaluation`,

@@ -19,7 +19,10 @@ export class PythiaError extends Error {
 }
 
 export class FormatError extends PythiaError {
-  constructor(readonly file: string, message: string) {
+  constructor(
+    readonly file: string,
+    message: string,
+  ) {
     super(`${file}: ${message}`);
   }
 }
@@ -31,7 +34,15 @@ export class ConfigError extends PythiaError {}
 export class UserError extends PythiaError {}
 
 /** Names of the PythiaError classes, for errors that crossed a thread boundary and lost their class. */
-export const PYTHIA_ERROR_NAMES: ReadonlySet<string> = new Set(['PythiaError', 'FormatError', 'DataError', 'ConfigError', 'UserError', 'GraphError', 'RuntimeError']);
+export const PYTHIA_ERROR_NAMES: ReadonlySet<string> = new Set([
+  'PythiaError',
+  'FormatError',
+  'DataError',
+  'ConfigError',
+  'UserError',
+  'GraphError',
+  'RuntimeError',
+]);
 
 export function isPythiaError(e: unknown): e is Error {
   return e instanceof PythiaError || (e instanceof Error && PYTHIA_ERROR_NAMES.has(e.name));
@@ -39,7 +50,11 @@ export function isPythiaError(e: unknown): e is Error {
 
 /** A Node.js system error (ENOSPC, EACCES, ...): an Error with a string `code` and a `syscall`. */
 export function isSystemError(e: unknown): e is NodeJS.ErrnoException {
-  return e instanceof Error && typeof (e as NodeJS.ErrnoException).code === 'string' && typeof (e as NodeJS.ErrnoException).syscall === 'string';
+  return (
+    e instanceof Error &&
+    typeof (e as NodeJS.ErrnoException).code === 'string' &&
+    typeof (e as NodeJS.ErrnoException).syscall === 'string'
+  );
 }
 
 /**

@@ -5,7 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { chiSquareSurvival, gammaP, gammaQ, lnGamma, poissonCdf, poissonQuantiles } from '../../src/analysis/distributions.js';
+import {
+  chiSquareSurvival,
+  gammaP,
+  gammaQ,
+  lnGamma,
+  poissonCdf,
+  poissonQuantiles,
+} from '../../src/analysis/distributions.js';
 
 function close(actual: number, expected: number, relative = 1e-12): void {
   const scale = Math.max(Math.abs(expected), Number.MIN_VALUE);

@@ -4,7 +4,12 @@ import { forward } from '../../src/model/forward.js';
 import type { Params } from '../../src/model/params.js';
 
 /** Every row gets `newTokens` argmax tokens (the lowest id on a tie); rows must have equal lengths. */
-export async function greedyByForward(config: NeoXConfig, params: Params, prompts: number[][], newTokens: number): Promise<number[][]> {
+export async function greedyByForward(
+  config: NeoXConfig,
+  params: Params,
+  prompts: number[][],
+  newTokens: number,
+): Promise<number[][]> {
   const rows = prompts.map((p) => [...p]);
   const vocab = config.vocabSize;
   for (let t = 0; t < newTokens; t++) {

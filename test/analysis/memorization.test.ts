@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { IndexRange, memorizationScores, sampleIndices } from '../../src/analysis/memorization.js';
 import { PreshuffledDataset, PreshuffledWriter } from '../../src/data/preshuffled.js';
-import { loadCheckpoint, type Checkpoint } from '../../src/model/checkpoint.js';
+import { type Checkpoint, loadCheckpoint } from '../../src/model/checkpoint.js';
 import type { NeoXConfig } from '../../src/model/config.js';
 import { Decoder } from '../../src/model/decoder.js';
 import { pythiaArchitecture } from '../../src/model/presets.js';
@@ -26,7 +26,10 @@ import { greedyByForward } from './greedy.js';
 const SEQ = 64;
 const BATCH = 8;
 const STEPS = 120;
-const config: NeoXConfig = { ...pythiaArchitecture({ numLayers: 2, hiddenSize: 32, numHeads: 2, vocabSize: 160, maxPositions: SEQ }), dtype: 'float32' };
+const config: NeoXConfig = {
+  ...pythiaArchitecture({ numLayers: 2, hiddenSize: 32, numHeads: 2, vocabSize: 160, maxPositions: SEQ }),
+  dtype: 'float32',
+};
 // The nano recipe at lr 1e-2 (its schedule decays over 256 steps; these 120 stay near the peak).
 const recipe: TrainRecipe = {
   ...nanoRecipe(1e-2),
@@ -53,7 +56,15 @@ before(async () => {
     for (let j = 1; j < BATCH; j++) writer.addSample(Array.from({ length: SEQ + 1 }, () => 2 + rng.int(62)));
   }
   await writer.finish();
-  const result = await train({ name: 'tiny', config, recipe, data: { prefix: data, preshuffled: true }, outDir: join(work, 'run'), evalIters: 0, threads: 1 });
+  const result = await train({
+    name: 'tiny',
+    config,
+    recipe,
+    data: { prefix: data, preshuffled: true },
+    outDir: join(work, 'run'),
+    evalIters: 0,
+    threads: 1,
+  });
   stepDir = join(result.modelDir, `step${STEPS}`);
   checkpoint = loadCheckpoint(stepDir);
 });
@@ -66,7 +77,12 @@ test('the canary is memorized, random samples are not, and every score matches g
   await decoder.release();
   const samples = indices.map((k) => Array.from(source.sample(k)));
   source.close();
-  const greedy = await greedyByForward(checkpoint.config, checkpoint.params, samples.map((s) => s.slice(0, 32)), 32);
+  const greedy = await greedyByForward(
+    checkpoint.config,
+    checkpoint.params,
+    samples.map((s) => s.slice(0, 32)),
+    32,
+  );
   const expected = samples.map((s, i) => {
     let matched = 0;
     for (let t = 32; t < 64; t++) if (greedy[i]![t] === s[t]) matched++;
@@ -82,7 +98,10 @@ test('the canary is memorized, random samples are not, and every score matches g
 test('sampled indices: distinct, ascending, seeded; bad ranges are one-line errors', async () => {
   const a = sampleIndices(1000, 50, 7);
   assert.equal(new Set(a).size, 50);
-  assert.deepEqual(a, [...a].sort((x, y) => x - y));
+  assert.deepEqual(
+    a,
+    [...a].sort((x, y) => x - y),
+  );
   assert.deepEqual(sampleIndices(1000, 50, 7), a);
   assert.notDeepEqual(sampleIndices(1000, 50, 8), a);
   assert.deepEqual(sampleIndices(5, 9, 1), [0, 1, 2, 3, 4]);
@@ -91,8 +110,14 @@ test('sampled indices: distinct, ascending, seeded; bad ranges are one-line erro
 
   const source = PreshuffledDataset.open(data, { seqLength: SEQ });
   const decoder = await Decoder.create(checkpoint.config, checkpoint.params, { threads: 1 });
-  await assert.rejects(memorizationScores(decoder, source, new IndexRange(950, 961)), /sample 960 is out of range: the training order has 960 samples/);
-  await assert.rejects(memorizationScores(decoder, source, [0], { promptLength: 40, continuationLength: 30 }), /longer than a training sample \(65 tokens\)/);
+  await assert.rejects(
+    memorizationScores(decoder, source, new IndexRange(950, 961)),
+    /sample 960 is out of range: the training order has 960 samples/,
+  );
+  await assert.rejects(
+    memorizationScores(decoder, source, [0], { promptLength: 40, continuationLength: 30 }),
+    /longer than a training sample \(65 tokens\)/,
+  );
   await decoder.release();
   source.close();
 });
@@ -100,16 +125,42 @@ test('sampled indices: distinct, ascending, seeded; bad ranges are one-line erro
 test('pythia memorize reads the order from trainer_state.json; pythia poisson sees one memorized sequence per batch', () => {
   const cli = join(repoRoot, 'dist/src/cli/main.js');
   const out = join(work, 'scores.jsonl');
-  const r = spawnSync(process.execPath, [cli, 'memorize', stepDir, '--sequences', '0:64', '--out', out, '--threads', '1'], { encoding: 'utf8' });
+  const r = spawnSync(
+    process.execPath,
+    [cli, 'memorize', stepDir, '--sequences', '0:64', '--out', out, '--threads', '1'],
+    { encoding: 'utf8' },
+  );
   assert.equal(r.status, 0, r.stderr);
-  const lines = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { index: number; score: number; memorized: boolean; step: number; trained_at: number });
-  assert.deepEqual(lines.map((l) => l.index), Array.from({ length: 64 }, (_, i) => i));
-  assert.ok(lines.every((l) => l.step === STEPS && l.trained_at === Math.floor(l.index / BATCH) && l.memorized === (l.index % BATCH === 0)));
+  const lines = readFileSync(out, 'utf8')
+    .trim()
+    .split('\n')
+    .map(
+      (l) => JSON.parse(l) as { index: number; score: number; memorized: boolean; step: number; trained_at: number },
+    );
+  assert.deepEqual(
+    lines.map((l) => l.index),
+    Array.from({ length: 64 }, (_, i) => i),
+  );
+  assert.ok(
+    lines.every(
+      (l) =>
+        l.step === STEPS && l.trained_at === Math.floor(l.index / BATCH) && l.memorized === (l.index % BATCH === 0),
+    ),
+  );
   assert.match(r.stderr, /64 sequences, 8 memorized/);
 
-  const p = spawnSync(process.execPath, [cli, 'poisson', '--scores', out, '--window', String(BATCH), '--json'], { encoding: 'utf8' });
+  const p = spawnSync(process.execPath, [cli, 'poisson', '--scores', out, '--window', String(BATCH), '--json'], {
+    encoding: 'utf8',
+  });
   assert.equal(p.status, 0, p.stderr);
-  const test = JSON.parse(p.stdout) as { windows: number; lambda: number; dispersion: number; dof: number; p_value: number; qq: number[][] };
+  const test = JSON.parse(p.stdout) as {
+    windows: number;
+    lambda: number;
+    dispersion: number;
+    dof: number;
+    p_value: number;
+    qq: number[][];
+  };
   assert.equal(test.windows, 8);
   assert.equal(test.lambda, 1);
   assert.equal(test.dispersion, 0);
@@ -119,9 +170,17 @@ test('pythia memorize reads the order from trainer_state.json; pythia poisson se
 
   const zero = spawnSync(process.execPath, [cli, 'poisson', '--scores', out, '--window', '0'], { encoding: 'utf8' });
   assert.equal(zero.status, 1);
-  assert.equal(zero.stderr.trim().split('\n').filter((l) => !l.startsWith('(')).length, 1);
+  assert.equal(
+    zero.stderr
+      .trim()
+      .split('\n')
+      .filter((l) => !l.startsWith('(')).length,
+    1,
+  );
 
-  const sampled = spawnSync(process.execPath, [cli, 'memorize', stepDir, '--sample', '20', '--threads', '1'], { encoding: 'utf8' });
+  const sampled = spawnSync(process.execPath, [cli, 'memorize', stepDir, '--sample', '20', '--threads', '1'], {
+    encoding: 'utf8',
+  });
   assert.equal(sampled.status, 0, sampled.stderr);
   assert.equal(sampled.stdout.trim().split('\n').length, 20);
 });

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { poissonTest, readScoresIntoWindows, tallyWindows, type ScoredIndex } from '../../src/analysis/poisson.js';
+import { poissonTest, readScoresIntoWindows, type ScoredIndex, tallyWindows } from '../../src/analysis/poisson.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'poisson-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -32,7 +32,12 @@ test('counts 2, 0, 1, 3: λ, variance, dispersion, χ², p and the Q–Q pairs b
   assert.ok(Math.abs(r.pValue! - 0.3430301461382424) < 1e-12);
   // Q–Q: sorted counts 0, 1, 2, 3 against Poisson(1.5) quantiles at 1/5 … 4/5. CDF(0) = e^−1.5 =
   // 0.223, CDF(1) = 0.558, CDF(2) = 0.809, so the quantiles are 0, 1, 2, 2.
-  assert.deepEqual(r.qq, [[0, 0], [1, 1], [2, 2], [2, 3]]);
+  assert.deepEqual(r.qq, [
+    [0, 0],
+    [1, 1],
+    [2, 2],
+    [2, 3],
+  ]);
   assert.deepEqual(r.emptyWindows, []);
   assert.equal(r.partialWindows, 0);
 });
@@ -68,7 +73,11 @@ test('nothing memorized: λ 0, no dispersion; one window: no variance', () => {
   assert.equal(none.lambda, 0);
   assert.equal(none.dispersion, null);
   assert.equal(none.pValue, null);
-  assert.deepEqual(none.qq, [[0, 0], [0, 0], [0, 0]]);
+  assert.deepEqual(none.qq, [
+    [0, 0],
+    [0, 0],
+    [0, 0],
+  ]);
   const one = poissonTest(tallyWindows(fullWindows(4, 1, [1]), 4));
   assert.equal(one.variance, null);
   assert.equal(one.dof, 0);
@@ -76,7 +85,16 @@ test('nothing memorized: λ 0, no dispersion; one window: no variance', () => {
 
 test('scores files: score 1 or memorized: true count, bad lines are one-line errors', async () => {
   const good = join(dir, 'good.jsonl');
-  writeFileSync(good, ['{"index": 0, "score": 1}', '{"index": 1, "score": 0.5}', '', '{"index": 2, "memorized": true, "score": 0.9}', '{"index": 5, "score": 1}'].join('\n') + '\n');
+  writeFileSync(
+    good,
+    `${[
+      '{"index": 0, "score": 1}',
+      '{"index": 1, "score": 0.5}',
+      '',
+      '{"index": 2, "memorized": true, "score": 0.9}',
+      '{"index": 5, "score": 1}',
+    ].join('\n')}\n`,
+  );
   const counts = await readScoresIntoWindows(good, 3);
   assert.deepEqual(counts.memorized, [2, 1]);
   assert.deepEqual(counts.scored, [3, 1]);
@@ -84,13 +102,21 @@ test('scores files: score 1 or memorized: true count, bad lines are one-line err
   const bad = async (name: string, lines: string[], message: RegExp) => {
     const path = join(dir, name);
     writeFileSync(path, lines.join('\n'));
-    await assert.rejects(readScoresIntoWindows(path, 3), (e: Error) => e.name === 'FormatError' && message.test(e.message) && e.message.includes(path) && !e.message.includes('\n'));
+    await assert.rejects(
+      readScoresIntoWindows(path, 3),
+      (e: Error) =>
+        e.name === 'FormatError' && message.test(e.message) && e.message.includes(path) && !e.message.includes('\n'),
+    );
   };
   await bad('no-score.jsonl', ['{"index": 0, "score": 1}', '{"index": 1}'], /line 2: score: missing/);
   await bad('no-index.jsonl', ['{"score": 1}'], /line 1: index: missing/);
   await bad('neg-index.jsonl', ['{"index": -1, "score": 1}'], /line 1: index: expected an integer from 0 to 2\^32 - 1/);
   await bad('score-range.jsonl', ['{"index": 1, "score": 2}'], /line 1: score: expected a number from 0 to 1/);
-  await bad('twice.jsonl', ['{"index": 1, "score": 1}', '{"index": 1, "score": 0}'], /line 2: index: 1 is scored twice/);
+  await bad(
+    'twice.jsonl',
+    ['{"index": 1, "score": 1}', '{"index": 1, "score": 0}'],
+    /line 2: index: 1 is scored twice/,
+  );
   await bad('not-json.jsonl', ['{"index": 1,'], /line 1: not valid JSON/);
   assert.throws(() => tallyWindows([], 0), /window: expected a positive integer/);
 });

@@ -9,7 +9,15 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { countTerms, parseSteps, readTerms, termPatterns, wordEdges, type CountOrder, type TermPatterns } from '../../src/analysis/term-count.js';
+import {
+  type CountOrder,
+  countTerms,
+  parseSteps,
+  readTerms,
+  type TermPatterns,
+  termPatterns,
+  wordEdges,
+} from '../../src/analysis/term-count.js';
 import { openTrainingOrder, PreshuffledWriter } from '../../src/data/batches.js';
 import { trainBpe, writeTokenizerJson } from '../../src/data/bpe-trainer.js';
 import { IndexedDatasetWriter } from '../../src/data/indexed-dataset.js';
@@ -20,7 +28,26 @@ import { repoRoot } from '../support/paths.js';
 const dir = mkdtempSync(join(tmpdir(), 'term-count-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-const WORDS = ['the', 'cat', 'sat', 'on', 'a', 'mat', 'catalog', 'dog', 'ran', '17', '170', '7', 'New', 'York', 'is', 'big', '.', '\n'];
+const WORDS = [
+  'the',
+  'cat',
+  'sat',
+  'on',
+  'a',
+  'mat',
+  'catalog',
+  'dog',
+  'ran',
+  '17',
+  '170',
+  '7',
+  'New',
+  'York',
+  'is',
+  'big',
+  '.',
+  '\n',
+];
 const RARE = ['catalogue', 'cats', 'concat', '1777', '17th', 'matte', 'New Yorker', 'the cattle', 'x7'];
 const TERMS = ['cat', 'the cat', '17', '7', 'New York', 'mat', 'zebra', '.'];
 const ORDER = { batchSize: 4, seqLength: 16, seed: 1234, trainIters: 30 };
@@ -35,7 +62,9 @@ before(async () => {
   const rng = new Prng(5);
   const documents = Array.from({ length: 160 }, () => {
     const n = rng.between(3, 20);
-    return Array.from({ length: n }, () => WORDS[rng.int(WORDS.length)]!).join(' ').replace(/ \n /g, '\n');
+    return Array.from({ length: n }, () => WORDS[rng.int(WORDS.length)]!)
+      .join(' ')
+      .replace(/ \n /g, '\n');
   });
   tokenizerPath = join(dir, 'tokenizer.json');
   await writeTokenizerJson(tokenizerPath, await trainBpe(documents, { vocabSize: 300 }));
@@ -75,7 +104,9 @@ async function directCounts(order: CountOrder, steps: number[]): Promise<number[
             const at = (f: number[]) => i + f.length <= L && f.every((id, k) => sample[i + k] === id);
             // A position where the spaced form matches also holds the bare form when the spaced
             // form is a space token followed by the bare tokens: count the position once.
-            const spacedIsSpacePlusBare = termForms[1]!.length === termForms[0]!.length + 1 && termForms[0]!.every((id, k) => termForms[1]![k + 1] === id);
+            const spacedIsSpacePlusBare =
+              termForms[1]!.length === termForms[0]!.length + 1 &&
+              termForms[0]!.every((id, k) => termForms[1]![k + 1] === id);
             if (at(termForms[0]!)) n++;
             else if (!spacedIsSpacePlusBare && at(termForms[1]!)) n++;
           }
@@ -92,7 +123,10 @@ test('counts at every step equal a direct count over the rebuilt batches (GPT-Ne
   const steps = [0, 1, 2, 7, 16, 30];
   const order = { data, ...ORDER };
   const truth = await directCounts(order, steps);
-  assert.ok(truth.some((c) => c[c.length - 1]! > 10), 'the corpus should hold the terms');
+  assert.ok(
+    truth.some((c) => c[c.length - 1]! > 10),
+    'the corpus should hold the terms',
+  );
   assert.equal(truth[TERMS.indexOf('zebra')]![steps.length - 1], 0);
   const r = await countTerms({ order, patterns, steps });
   assert.deepEqual(r.steps, steps);
@@ -123,7 +157,10 @@ test('with whole words, the counts equal whole-word matches of a regular express
   // "cat" inside "catalog" and "7" inside "17" or "170" are not words: fewer than the plain token count.
   const plain = await countTerms({ order, patterns, steps: [ORDER.trainIters] });
   assert.ok(plain.counts[TERMS.indexOf('7')]![0]! >= r.counts[TERMS.indexOf('7')]![0]!);
-  assert.ok(plain.counts.some((c, t) => c[0]! > r.counts[t]![0]!), 'some token matches are not whole words');
+  assert.ok(
+    plain.counts.some((c, t) => c[0]! > r.counts[t]![0]!),
+    'some token matches are not whole words',
+  );
 });
 
 test('two workers, and shards that add up to the whole', async () => {
@@ -132,8 +169,17 @@ test('two workers, and shards that add up to the whole', async () => {
   const whole = await countTerms({ order, patterns, steps });
   const workers = await countTerms({ order, patterns, steps, workers: 2 });
   assert.deepEqual(workers.counts, whole.counts);
-  const shards = await Promise.all([0, 1, 2].map((index) => countTerms({ order, patterns, steps, shard: { index, count: 3 } })));
-  assert.deepEqual(shards.map((s) => s.batches), [[0, 10], [10, 20], [20, 30]]);
+  const shards = await Promise.all(
+    [0, 1, 2].map((index) => countTerms({ order, patterns, steps, shard: { index, count: 3 } })),
+  );
+  assert.deepEqual(
+    shards.map((s) => s.batches),
+    [
+      [0, 10],
+      [10, 20],
+      [20, 30],
+    ],
+  );
   const summed = whole.counts.map((row, t) => row.map((_, j) => shards.reduce((sum, s) => sum + s.counts[t]![j]!, 0)));
   assert.deepEqual(summed, whole.counts);
 });
@@ -141,7 +187,10 @@ test('two workers, and shards that add up to the whole', async () => {
 test('terms: JSON Lines with "term", the "pythia" steps, and bad input as one-line errors', async () => {
   const jsonl = join(dir, 'terms.jsonl');
   writeFileSync(jsonl, '{"term": "cat", "kind": "animal"}\n{"term": "dog"}\n');
-  assert.deepEqual(readTerms(jsonl), [{ term: 'cat', line: 1 }, { term: 'dog', line: 2 }]);
+  assert.deepEqual(readTerms(jsonl), [
+    { term: 'cat', line: 1 },
+    { term: 'dog', line: 2 },
+  ]);
   const pythia = parseSteps('pythia');
   assert.equal(pythia.length, 154);
   assert.deepEqual(pythia.slice(0, 12), [0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000]);
@@ -150,7 +199,10 @@ test('terms: JSON Lines with "term", the "pythia" steps, and bad input as one-li
 
   const dup = join(dir, 'dup.txt');
   writeFileSync(dup, 'cat\ndog\ncat\n');
-  assert.throws(() => readTerms(dup), (e: Error) => e.name === 'FormatError' && /dup\.txt: line 3: term "cat" already on line 1/.test(e.message));
+  assert.throws(
+    () => readTerms(dup),
+    (e: Error) => e.name === 'FormatError' && /dup\.txt: line 3: term "cat" already on line 1/.test(e.message),
+  );
   const empty = join(dir, 'empty.jsonl');
   writeFileSync(empty, '{"term": ""}\n');
   assert.throws(() => readTerms(empty), /line 1: term: expected a non-empty string/);
@@ -162,15 +214,35 @@ test('terms: JSON Lines with "term", the "pythia" steps, and bad input as one-li
   writeFileSync(stripping, JSON.stringify(json));
   const tilde = join(dir, 'tilde.txt');
   writeFileSync(tilde, 'cat\n~~\n');
-  await assert.rejects(termPatterns(readTerms(tilde), await loadTokenizer(stripping), tilde), /tilde\.txt: line 2: term "~~" tokenizes to nothing/);
+  await assert.rejects(
+    termPatterns(readTerms(tilde), await loadTokenizer(stripping), tilde),
+    /tilde\.txt: line 2: term "~~" tokenizes to nothing/,
+  );
 
   const order = { data, ...ORDER };
-  await assert.rejects(countTerms({ order, patterns, steps: [31] }), /step 31 is past the end of training: train-iters is 30/);
+  await assert.rejects(
+    countTerms({ order, patterns, steps: [31] }),
+    /step 31 is past the end of training: train-iters is 30/,
+  );
 });
 
 test('pythia count: --json shape and one-line errors', () => {
   const cli = join(repoRoot, 'dist/src/cli/main.js');
-  const common = ['count', '--data', data, '--terms', termsPath, '--tokenizer', tokenizerPath, '--train-batch-size', '4', '--seq-length', '16', '--train-iters', '30'];
+  const common = [
+    'count',
+    '--data',
+    data,
+    '--terms',
+    termsPath,
+    '--tokenizer',
+    tokenizerPath,
+    '--train-batch-size',
+    '4',
+    '--seq-length',
+    '16',
+    '--train-iters',
+    '30',
+  ];
   const r = spawnSync(process.execPath, [cli, ...common, '--steps', '30,2', '--json'], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   const out = JSON.parse(r.stdout) as { steps: number[]; terms: Record<string, number[]> };

@@ -50,14 +50,30 @@ describe('GPTNeoX', () => {
   });
 
   test("generate continues token ids greedily as Hugging Face's generate does, one row or several", async () => {
-    const g = JSON.parse(readFileSync(join(fixture, 'generate.json'), 'utf8')) as { prompt: number[]; argmax_loop: number[]; max_new_tokens: number };
+    const g = JSON.parse(readFileSync(join(fixture, 'generate.json'), 'utf8')) as {
+      prompt: number[];
+      argmax_loop: number[];
+      max_new_tokens: number;
+    };
     const one = await model.generate(g.prompt, { maxNewTokens: g.max_new_tokens, stopAtEos: false });
     assert.deepEqual(one, g.argmax_loop);
     const two = await model.generate([g.prompt, g.prompt], { maxNewTokens: g.max_new_tokens, stopAtEos: false });
     assert.deepEqual(two, [g.argmax_loop, g.argmax_loop]);
     // A nucleus of one token leaves sampling nothing to choose: the greedy tokens, whatever the seed.
-    assert.deepEqual(await model.generate(g.prompt, { maxNewTokens: g.max_new_tokens, stopAtEos: false, temperature: 1, topP: 1e-9, seed: 5 }), g.argmax_loop);
-    await assert.rejects(model.generate('text'), (e: Error) => e instanceof ConfigError && /has no tokenizer\.json/.test(e.message));
+    assert.deepEqual(
+      await model.generate(g.prompt, {
+        maxNewTokens: g.max_new_tokens,
+        stopAtEos: false,
+        temperature: 1,
+        topP: 1e-9,
+        seed: 5,
+      }),
+      g.argmax_loop,
+    );
+    await assert.rejects(
+      model.generate('text'),
+      (e: Error) => e instanceof ConfigError && /has no tokenizer\.json/.test(e.message),
+    );
   });
 
   test('score: summed log-softmax of the continuation under the context, from the Hugging Face logits', async () => {
@@ -91,8 +107,12 @@ describe('GPTNeoX', () => {
       const ids = await withText.generate(await tokenizer.encode('the cat'), { maxNewTokens: 5, stopAtEos: false });
       assert.equal(out, tokenizer.decode(ids));
       assert.deepEqual(await withText.generate(['the cat', 'a dog'], { maxNewTokens: 3, stopAtEos: false }), [
-        tokenizer.decode(await withText.generate(await tokenizer.encode('the cat'), { maxNewTokens: 3, stopAtEos: false })),
-        tokenizer.decode(await withText.generate(await tokenizer.encode('a dog'), { maxNewTokens: 3, stopAtEos: false })),
+        tokenizer.decode(
+          await withText.generate(await tokenizer.encode('the cat'), { maxNewTokens: 3, stopAtEos: false }),
+        ),
+        tokenizer.decode(
+          await withText.generate(await tokenizer.encode('a dog'), { maxNewTokens: 3, stopAtEos: false }),
+        ),
       ]);
       // The context's trailing space moves to the continuation; the whole string is encoded once.
       const whole = await tokenizer.encode('the cat sat');
@@ -100,8 +120,14 @@ describe('GPTNeoX', () => {
       const [text] = await withText.score([{ context: 'the cat ', continuation: 'sat' }]);
       const [byIds] = await withText.score([{ context, continuation: whole.slice(context.length) }]);
       assert.equal(text!.logprob, byIds!.logprob);
-      const [empty, white] = await withText.score([['', 'the cat'], ['  ', 'the cat']]);
-      const [eod, eodSpaced] = await withText.score([[[tokenizer.eodId], context], [[tokenizer.eodId], await tokenizer.encode('  the cat')]]);
+      const [empty, white] = await withText.score([
+        ['', 'the cat'],
+        ['  ', 'the cat'],
+      ]);
+      const [eod, eodSpaced] = await withText.score([
+        [[tokenizer.eodId], context],
+        [[tokenizer.eodId], await tokenizer.encode('  the cat')],
+      ]);
       assert.equal(empty!.logprob, eod!.logprob);
       assert.equal(white!.logprob, eodSpaced!.logprob);
     } finally {
@@ -110,8 +136,14 @@ describe('GPTNeoX', () => {
   });
 
   test('bad options and a disposed model are one-line ConfigErrors', async () => {
-    await assert.rejects(GPTNeoX.fromPretrained(join(fixture, 'model'), { dtype: 'float16' as 'float32' }), /dtype "float16": only float32/);
-    await assert.rejects(GPTNeoX.fromPretrained(join(work, 'nowhere')), (e: Error) => e instanceof ConfigError && /no such checkpoint folder/.test(e.message));
+    await assert.rejects(
+      GPTNeoX.fromPretrained(join(fixture, 'model'), { dtype: 'float16' as 'float32' }),
+      /dtype "float16": only float32/,
+    );
+    await assert.rejects(
+      GPTNeoX.fromPretrained(join(work, 'nowhere')),
+      (e: Error) => e instanceof ConfigError && /no such checkpoint folder/.test(e.message),
+    );
     const m = await GPTNeoX.fromPretrained(join(fixture, 'model'));
     await m.dispose();
     await assert.rejects(m.forward([1, 2, 3]), /the model was disposed/);
@@ -120,16 +152,33 @@ describe('GPTNeoX', () => {
 
 test('Suite.open lists models and steps from the folder; load gives a model', async () => {
   const dir = join(work, 'suite');
-  for (const [model, steps] of [['nano-a', [0, 1, 4]], ['nano-b', [0, 4]]] as const) {
+  for (const [model, steps] of [
+    ['nano-a', [0, 1, 4]],
+    ['nano-b', [0, 4]],
+  ] as const) {
     for (const step of steps) cpSync(join(fixture, 'model'), join(dir, model, `step${step}`), { recursive: true });
     mkdirSync(join(dir, model, '.step8.abcd.tmp'), { recursive: true }); // a killed save's leftover: not a checkpoint
   }
-  writeFileSync(join(dir, 'suite.json'), JSON.stringify({ suite: 'nano', data: { prefix: 'x', preshuffled: true }, models: [{ name: 'nano-a' }, { name: 'nano-b' }], batchSha256: [] }));
+  writeFileSync(
+    join(dir, 'suite.json'),
+    JSON.stringify({
+      suite: 'nano',
+      data: { prefix: 'x', preshuffled: true },
+      models: [{ name: 'nano-a' }, { name: 'nano-b' }],
+      batchSha256: [],
+    }),
+  );
   const suite = Suite.open(dir);
   assert.deepEqual(suite.models, ['nano-a', 'nano-b']);
   assert.deepEqual(suite.steps('nano-a'), [0, 1, 4]);
-  assert.deepEqual([...suite].map((c) => `${c.model}@${c.step}`), ['nano-a@0', 'nano-a@1', 'nano-a@4', 'nano-b@0', 'nano-b@4']);
-  assert.deepEqual(suite.checkpoints({ steps: [4] }).map((c) => c.dir), [join(dir, 'nano-a/step4'), join(dir, 'nano-b/step4')]);
+  assert.deepEqual(
+    [...suite].map((c) => `${c.model}@${c.step}`),
+    ['nano-a@0', 'nano-a@1', 'nano-a@4', 'nano-b@0', 'nano-b@4'],
+  );
+  assert.deepEqual(
+    suite.checkpoints({ steps: [4] }).map((c) => c.dir),
+    [join(dir, 'nano-a/step4'), join(dir, 'nano-b/step4')],
+  );
   const m = await suite.load('nano-b', 4);
   assert.deepEqual(m.source, { dir: join(dir, 'nano-b/step4'), model: 'nano-b', step: 4 });
   await m.dispose();
@@ -162,17 +211,33 @@ describe('TrainingOrder and train', () => {
   test('train runs a nano preset on the batches, writes checkpoints that load, and resumes', async () => {
     const out = join(work, 'run');
     const recipe = { seqLength: 16, trainBatchSize: 4, trainIters: 3, checkpointFactor: 2, extraSaveIters: [0] };
-    const r = await train({ preset: 'nano-25k', data, preshuffled: true, outDir: out, recipe, evalIters: 0, threads: 1 });
+    const r = await train({
+      preset: 'nano-25k',
+      data,
+      preshuffled: true,
+      outDir: out,
+      recipe,
+      evalIters: 0,
+      threads: 1,
+    });
     assert.equal(r.finalStep, 3);
     assert.deepEqual(r.checkpoints, [0, 2, 3]);
     assert.ok(Number.isFinite(r.finalLoss));
     const m = await GPTNeoX.fromPretrained(join(out, 'nano-25k', 'step3'));
     assert.equal(m.source.step, 3);
     await m.dispose();
-    const again = await train({ resume: join(out, 'nano-25k', 'step2'), outDir: join(work, 'resumed'), evalIters: 0, threads: 1 });
+    const again = await train({
+      resume: join(out, 'nano-25k', 'step2'),
+      outDir: join(work, 'resumed'),
+      evalIters: 0,
+      threads: 1,
+    });
     assert.equal(again.finalLoss, r.finalLoss);
     assert.ok(existsSync(join(work, 'resumed', 'nano-25k', 'step3')));
     await assert.rejects(train({ data, outDir: out }), /give a preset/);
-    await assert.rejects(train({ resume: join(out, 'nano-25k', 'step2'), recipe }), /recipe cannot be combined with resume/);
+    await assert.rejects(
+      train({ resume: join(out, 'nano-25k', 'step2'), recipe }),
+      /recipe cannot be combined with resume/,
+    );
   });
 });

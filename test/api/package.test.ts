@@ -30,15 +30,22 @@ function quickStart(): string {
 }
 
 before(async () => {
-  const pack = spawnSync('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', work], { cwd: repoRoot, encoding: 'utf8' });
+  const pack = spawnSync('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', work], {
+    cwd: repoRoot,
+    encoding: 'utf8',
+  });
   assert.equal(pack.status, 0, pack.stderr);
   const [info] = JSON.parse(pack.stdout) as { filename: string; files: { path: string }[] }[];
   packed = info!.files.map((f) => f.path);
   const installed = join(project, 'node_modules', 'pythia-ts');
   mkdirSync(installed, { recursive: true });
-  const untar = spawnSync('tar', ['-xzf', join(work, info!.filename), '-C', installed, '--strip-components=1'], { encoding: 'utf8' });
+  const untar = spawnSync('tar', ['-xzf', join(work, info!.filename), '-C', installed, '--strip-components=1'], {
+    encoding: 'utf8',
+  });
   assert.equal(untar.status, 0, untar.stderr);
-  const manifest = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+  const manifest = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8')) as {
+    dependencies: Record<string, string>;
+  };
   for (const dep of Object.keys(manifest.dependencies)) {
     const link = join(project, 'node_modules', dep);
     mkdirSync(dirname(link), { recursive: true });
@@ -50,8 +57,19 @@ before(async () => {
 });
 
 test('the tarball holds the built library, its declarations and docs, and no tests, benchmarks or fixtures', () => {
-  for (const f of ['package.json', 'README.md', 'docs/api.md', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/cli/main.js']) assert.ok(packed.includes(f), `${f} is not packed`);
-  assert.deepEqual(packed.filter((f) => /(^|\/)(test|bench|fixtures)\//.test(f)), []);
+  for (const f of [
+    'package.json',
+    'README.md',
+    'docs/api.md',
+    'dist/src/index.js',
+    'dist/src/index.d.ts',
+    'dist/src/cli/main.js',
+  ])
+    assert.ok(packed.includes(f), `${f} is not packed`);
+  assert.deepEqual(
+    packed.filter((f) => /(^|\/)(test|bench|fixtures)\//.test(f)),
+    [],
+  );
 });
 
 test("the quick start, importing only 'pythia-ts' from the installed tarball, loads, generates and scores as the repository does", async () => {
@@ -90,7 +108,22 @@ test("a TypeScript project type-checks against the package's declarations", () =
     ].join('\n'),
   );
   const tsc = join(repoRoot, 'node_modules/typescript/bin/tsc');
-  const args = ['--noEmit', '--strict', '--skipLibCheck', '--target', 'ES2022', '--module', 'NodeNext', '--moduleResolution', 'NodeNext', '--types', 'node', '--typeRoots', join(repoRoot, 'node_modules/@types'), 'check.ts'];
+  const args = [
+    '--noEmit',
+    '--strict',
+    '--skipLibCheck',
+    '--target',
+    'ES2022',
+    '--module',
+    'NodeNext',
+    '--moduleResolution',
+    'NodeNext',
+    '--types',
+    'node',
+    '--typeRoots',
+    join(repoRoot, 'node_modules/@types'),
+    'check.ts',
+  ];
   const check = spawnSync(process.execPath, [tsc, ...args], { cwd: project, encoding: 'utf8' });
   assert.equal(check.status, 0, check.stdout + check.stderr);
 });

@@ -10,9 +10,13 @@ import { fixtureDir } from '../support/paths.js';
 
 export async function writeTextCheckpoint(dir: string, work: string): Promise<void> {
   const tokenizerPath = join(work, 'text-tokenizer.json');
-  await writeTokenizerJson(tokenizerPath, await trainBpe(['the cat sat on the mat. '.repeat(20), 'a dog ran. '.repeat(10)], { vocabSize: 300 }));
+  await writeTokenizerJson(
+    tokenizerPath,
+    await trainBpe(['the cat sat on the mat. '.repeat(20), 'a dog ran. '.repeat(10)], { vocabSize: 300 }),
+  );
   const vocabSize = (await loadTokenizer(tokenizerPath)).vocabSize;
   const { config, params } = loadCheckpoint(join(fixtureDir('fp16-long'), 'model'));
-  for (const name of ['gpt_neox.embed_in.weight', 'embed_out.weight']) params.set(name, params.get(name)!.slice(0, vocabSize * config.hiddenSize));
+  for (const name of ['gpt_neox.embed_in.weight', 'embed_out.weight'])
+    params.set(name, params.get(name)!.slice(0, vocabSize * config.hiddenSize));
   await saveCheckpoint(dir, { ...config, vocabSize }, params, { tokenizerPath });
 }

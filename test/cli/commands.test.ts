@@ -5,9 +5,9 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { IndexedDatasetWriter } from '../../src/data/indexed-dataset.js';
-import { trainingProgress } from '../../src/cli/progress.js';
 import { pipelineProgress } from '../../src/cli/commands/run.js';
+import { trainingProgress } from '../../src/cli/progress.js';
+import { IndexedDatasetWriter } from '../../src/data/indexed-dataset.js';
 import { fixtureDir, repoRoot } from '../support/paths.js';
 
 const cli = join(repoRoot, 'dist/src/cli/main.js');
@@ -24,33 +24,100 @@ before(async () => {
 after(() => rmSync(work, { recursive: true, force: true }));
 
 /** stderr's lines that are errors (`pythia: ...`) or stack frames. */
-const errorLines = (stderr: string): string[] => stderr.trim().split('\n').filter((l) => l.startsWith('pythia:') || l.includes('    at '));
+const errorLines = (stderr: string): string[] =>
+  stderr
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('pythia:') || l.includes('    at '));
 
 test('pythia train without --preset, --config or --init-from refuses with a one-line hint', () => {
   const r = run('train', '--data', join(work, 'docs'), '--out', join(work, 'x'));
   assert.equal(r.status, 1);
-  assert.deepEqual(errorLines(r.stderr), ['pythia: say what to train: --preset <name> (e.g. nano-25k, pythia-70m), --config <file.yml> or --init-from <checkpoint>']);
+  assert.deepEqual(errorLines(r.stderr), [
+    'pythia: say what to train: --preset <name> (e.g. nano-25k, pythia-70m), --config <file.yml> or --init-from <checkpoint>',
+  ]);
 });
 
-test('pythia train --split: GPT-NeoX\'s validation data, progress lines off a terminal, a JSON summary', () => {
-  const r = run('train', '--preset', 'nano-25k', '--data', join(work, 'docs'), '--split', '8,2', '--out', join(work, 'split'), '--seq-length', '8',
-    '--train-batch-size', '2', '--train-iters', '4', '--checkpoint-factor', '2', '--extra-save-iters', '0', '--eval-iters', '1', '--eval-interval', '2',
-    '--threads', '1', '--vocab-file', join(fixtureDir('parallel-r25'), 'model', 'config.json').replace('config.json', 'missing.json'), '--json');
+test("pythia train --split: GPT-NeoX's validation data, progress lines off a terminal, a JSON summary", () => {
+  const r = run(
+    'train',
+    '--preset',
+    'nano-25k',
+    '--data',
+    join(work, 'docs'),
+    '--split',
+    '8,2',
+    '--out',
+    join(work, 'split'),
+    '--seq-length',
+    '8',
+    '--train-batch-size',
+    '2',
+    '--train-iters',
+    '4',
+    '--checkpoint-factor',
+    '2',
+    '--extra-save-iters',
+    '0',
+    '--eval-iters',
+    '1',
+    '--eval-interval',
+    '2',
+    '--threads',
+    '1',
+    '--vocab-file',
+    join(fixtureDir('parallel-r25'), 'model', 'config.json').replace('config.json', 'missing.json'),
+    '--json',
+  );
   // --vocab-file is the alias of --tokenizer: a missing file is named in one line.
   assert.equal(r.status, 1);
   assert.match(errorLines(r.stderr)[0]!, /missing\.json/);
-  const ok = run('train', '--preset', 'nano-25k', '--data', join(work, 'docs'), '--split', '8,2', '--out', join(work, 'split'), '--seq-length', '8',
-    '--train-batch-size', '2', '--train-iters', '4', '--checkpoint-factor', '2', '--extra-save-iters', '0', '--eval-iters', '1', '--eval-interval', '2',
-    '--threads', '1', '--json');
+  const ok = run(
+    'train',
+    '--preset',
+    'nano-25k',
+    '--data',
+    join(work, 'docs'),
+    '--split',
+    '8,2',
+    '--out',
+    join(work, 'split'),
+    '--seq-length',
+    '8',
+    '--train-batch-size',
+    '2',
+    '--train-iters',
+    '4',
+    '--checkpoint-factor',
+    '2',
+    '--extra-save-iters',
+    '0',
+    '--eval-iters',
+    '1',
+    '--eval-interval',
+    '2',
+    '--threads',
+    '1',
+    '--json',
+  );
   assert.equal(ok.status, 0, ok.stderr);
   const summary = JSON.parse(ok.stdout);
   assert.equal(summary.finalStep, 4);
   assert.deepEqual(summary.checkpoints, [0, 2, 4]);
   assert.equal(typeof summary.finalValLoss, 'number');
   // stderr is a pipe here: progress comes as lines, and the last step always gets one.
-  assert.match(ok.stderr, /^pythia train: nano-25k: step 4\/4 \(100\.0%\), loss \d+\.\d{4}, [\d,]+ tokens\/s, ETA 0s$/m);
-  const log = readFileSync(join(work, 'split/nano-25k/log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  assert.deepEqual(log.filter((e) => e.val_loss !== undefined).map((e) => e.step), [0, 2, 4]);
+  assert.match(
+    ok.stderr,
+    /^pythia train: nano-25k: step 4\/4 \(100\.0%\), loss \d+\.\d{4}, [\d,]+ tokens\/s, ETA 0s$/m,
+  );
+  const log = readFileSync(join(work, 'split/nano-25k/log.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  assert.deepEqual(
+    log.filter((e) => e.val_loss !== undefined).map((e) => e.step),
+    [0, 2, 4],
+  );
 });
 
 test('progress lines: at most one per interval, always the last step, with loss, tokens/s and ETA', () => {
@@ -71,10 +138,24 @@ test('pythia run progress lines: a study between eval cells keeps the eval share
   }
   p.onEvent({ type: 'stage', stage: 'eval', status: 'start' });
   p.onEvent({ type: 'eval', event: { type: 'plan', cells: 10, skipped: 0, checkpoints: 2 } });
-  p.onEvent({ type: 'eval', event: { type: 'cell', cell: { model: 'm', step: 8, task: 'qa', shots: 0 }, index: 5, total: 10, aggregates: [], seconds: 1 } });
+  p.onEvent({
+    type: 'eval',
+    event: {
+      type: 'cell',
+      cell: { model: 'm', step: 8, task: 'qa', shots: 0 },
+      index: 5,
+      total: 10,
+      aggregates: [],
+      seconds: 1,
+    },
+  });
   p.onEvent({ type: 'eval', event: { type: 'study', study: 'memorization', model: 'm', step: 8 } });
   // synth 10% and train 55% of the bar, then half of eval's 30%.
-  assert.deepEqual(lines.slice(-3), ['pythia run: [65%] eval: 10 cells, 0 already there\n', 'pythia run: [80%] eval: m step 8 qa 0-shot (5/10)\n', 'pythia run: [80%] eval: memorization: m step 8\n']);
+  assert.deepEqual(lines.slice(-3), [
+    'pythia run: [65%] eval: 10 cells, 0 already there\n',
+    'pythia run: [80%] eval: m step 8 qa 0-shot (5/10)\n',
+    'pythia run: [80%] eval: memorization: m step 8\n',
+  ]);
 });
 
 test('pythia generate stops at the end-of-text token unless --ignore-eos; --top-p samples', () => {
@@ -89,9 +170,31 @@ test('pythia generate stops at the end-of-text token unless --ignore-eos; --top-
   const stopped = run('generate', copy, '--tokens', join(work, 'p.json'), '--max-new-tokens', String(g.max_new_tokens));
   assert.equal(stopped.status, 0, stopped.stderr);
   assert.deepEqual(JSON.parse(stopped.stdout), [g.hf_generate[0].slice(0, g.prompt.length + 3)]);
-  const full = run('generate', copy, '--tokens', join(work, 'p.json'), '--max-new-tokens', String(g.max_new_tokens), '--ignore-eos');
+  const full = run(
+    'generate',
+    copy,
+    '--tokens',
+    join(work, 'p.json'),
+    '--max-new-tokens',
+    String(g.max_new_tokens),
+    '--ignore-eos',
+  );
   assert.deepEqual(JSON.parse(full.stdout), g.hf_generate);
-  const sampled = (seed: string) => run('generate', model, '--tokens', join(work, 'p.json'), '--max-new-tokens', '6', '--temperature', '1', '--top-p', '0.9', '--seed', seed).stdout;
+  const sampled = (seed: string) =>
+    run(
+      'generate',
+      model,
+      '--tokens',
+      join(work, 'p.json'),
+      '--max-new-tokens',
+      '6',
+      '--temperature',
+      '1',
+      '--top-p',
+      '0.9',
+      '--seed',
+      seed,
+    ).stdout;
   assert.equal(sampled('4'), sampled('4'));
   assert.equal(run('generate', model, '--tokens', join(work, 'p.json'), '--top-p', '1.5').status, 1);
 });
@@ -108,7 +211,7 @@ test('pythia generate --text takes one prompt and is repeated for several', () =
   assert.match(help, /--device <device>/);
 });
 
-test('pythia inspect --json uses Hugging Face\'s config keys', () => {
+test("pythia inspect --json uses Hugging Face's config keys", () => {
   const info = JSON.parse(run('inspect', model, '--json').stdout);
   assert.equal(info.config.model_type, 'gpt_neox');
   assert.equal(typeof info.config.num_hidden_layers, 'number');
@@ -118,11 +221,33 @@ test('pythia inspect --json uses Hugging Face\'s config keys', () => {
 
 test('--device names a provider; one that cannot start here is a one-line error', () => {
   writeFileSync(join(work, 't.json'), '[[1, 2, 3]]');
-  assert.equal(run('forward', model, '--tokens', join(work, 't.json'), '--out', join(work, 'o.safetensors'), '--device', 'tpu').status, 1);
-  const cuda = run('forward', model, '--tokens', join(work, 't.json'), '--out', join(work, 'o.safetensors'), '--device', 'cuda');
+  assert.equal(
+    run('forward', model, '--tokens', join(work, 't.json'), '--out', join(work, 'o.safetensors'), '--device', 'tpu')
+      .status,
+    1,
+  );
+  const cuda = run(
+    'forward',
+    model,
+    '--tokens',
+    join(work, 't.json'),
+    '--out',
+    join(work, 'o.safetensors'),
+    '--device',
+    'cuda',
+  );
   if (cuda.status !== 0) assert.deepEqual(errorLines(cuda.stderr).length, 1, cuda.stderr);
   if (cuda.status !== 0) assert.match(cuda.stderr, /^pythia: --device cuda: /m);
-  const cpu = run('forward', model, '--tokens', join(work, 't.json'), '--out', join(work, 'o.safetensors'), '--device', 'cpu');
+  const cpu = run(
+    'forward',
+    model,
+    '--tokens',
+    join(work, 't.json'),
+    '--out',
+    join(work, 'o.safetensors'),
+    '--device',
+    'cpu',
+  );
   assert.equal(cpu.status, 0, cpu.stderr);
 });
 
@@ -140,7 +265,12 @@ test('pythia batch: --seq-length and --train-batch-size as in pythia train; the 
 
 test('--json summaries of data tokenize and data dedup', () => {
   const corpus = join(work, 'c.jsonl');
-  writeFileSync(corpus, ['the cat sat on the mat today', 'the cat sat on the mat today', 'a different text entirely here'].map((t) => JSON.stringify({ text: t })).join('\n') + '\n');
+  writeFileSync(
+    corpus,
+    `${['the cat sat on the mat today', 'the cat sat on the mat today', 'a different text entirely here']
+      .map((t) => JSON.stringify({ text: t }))
+      .join('\n')}\n`,
+  );
   const dedup = run('data', 'dedup', '--input', corpus, '--out', join(work, 'kept.jsonl'), '--json');
   assert.equal(dedup.status, 0, dedup.stderr);
   const d = JSON.parse(dedup.stdout);
@@ -148,7 +278,18 @@ test('--json summaries of data tokenize and data dedup', () => {
   assert.equal(d.removed, 1);
   const tokenizer = join(work, 'tok.json');
   assert.equal(run('tokenizer', 'train', '--input', corpus, '--vocab-size', '280', '--out', tokenizer).status, 0);
-  const tok = run('data', 'tokenize', '--input', corpus, '--vocab-file', tokenizer, '--out', join(work, 'tok'), '--append-eod', '--json');
+  const tok = run(
+    'data',
+    'tokenize',
+    '--input',
+    corpus,
+    '--vocab-file',
+    tokenizer,
+    '--out',
+    join(work, 'tok'),
+    '--append-eod',
+    '--json',
+  );
   assert.equal(tok.status, 0, tok.stderr);
   const t = JSON.parse(tok.stdout);
   assert.equal(t.documents, 3);
@@ -162,12 +303,35 @@ test('--json summaries of synth and suite', () => {
   const s = JSON.parse(synth.stdout);
   assert.equal(s.documents, 40);
   assert.ok(s.files.includes('tokenizer.json'));
-  const suite = run('suite', '--preset', 'nano', '--models', 'nano-25k', '--data', join(work, 'docs'), '--out', join(work, 'suite'),
-    '--seq-length', '8', '--train-batch-size', '2', '--train-iters', '2', '--eval-iters', '0', '--threads', '1', '--json');
+  const suite = run(
+    'suite',
+    '--preset',
+    'nano',
+    '--models',
+    'nano-25k',
+    '--data',
+    join(work, 'docs'),
+    '--out',
+    join(work, 'suite'),
+    '--seq-length',
+    '8',
+    '--train-batch-size',
+    '2',
+    '--train-iters',
+    '2',
+    '--eval-iters',
+    '0',
+    '--threads',
+    '1',
+    '--json',
+  );
   assert.equal(suite.status, 0, suite.stderr);
   const m = JSON.parse(suite.stdout);
   assert.equal(m.suite, 'nano');
-  assert.deepEqual(m.models.map((r: { name: string }) => r.name), ['nano-25k']);
+  assert.deepEqual(
+    m.models.map((r: { name: string }) => r.name),
+    ['nano-25k'],
+  );
   assert.equal(m.batchSha256.length, 2);
   assert.deepEqual(m, JSON.parse(readFileSync(join(work, 'suite/suite.json'), 'utf8')));
   assert.match(suite.stderr, /^pythia suite: nano-25k: step 2\/2 \(100\.0%\)/m);

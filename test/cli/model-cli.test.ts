@@ -18,7 +18,19 @@ test('pythia forward writes logits, hidden states, loss and gradients that match
   const ids = Array.from(new BigInt64Array(raw.data.buffer, 0, raw.data.byteLength / 8), Number);
   const seq = raw.shape[1]!;
   writeFileSync(join(dir, 'tokens.json'), JSON.stringify([ids.slice(0, seq), ids.slice(seq)]));
-  const r = run('forward', model, '--tokens', join(dir, 'tokens.json'), '--out', join(dir, 'out.safetensors'), '--hidden-states', '--grads', '--loss', '--threads', '1');
+  const r = run(
+    'forward',
+    model,
+    '--tokens',
+    join(dir, 'tokens.json'),
+    '--out',
+    join(dir, 'out.safetensors'),
+    '--hidden-states',
+    '--grads',
+    '--loss',
+    '--threads',
+    '1',
+  );
   assert.equal(r.status, 0, r.stderr);
   const out = openSafetensors(join(dir, 'out.safetensors'));
   assert.deepEqual(out.list().find((t) => t.name === 'logits')!.shape, [2, seq, 211]);
@@ -51,7 +63,10 @@ test('bad token files get a one-line error naming the file and the problem', () 
     const r = run('forward', model, '--tokens', file, '--out', join(dir, 'o.safetensors'));
     assert.equal(r.status, 1);
     assert.match(r.stderr, message);
-    assert.ok(r.stderr.startsWith(`pythia: ${file}`) || r.stderr.startsWith('pythia: tokens') || r.stderr.includes(file), r.stderr);
+    assert.ok(
+      r.stderr.startsWith(`pythia: ${file}`) || r.stderr.startsWith('pythia: tokens') || r.stderr.includes(file),
+      r.stderr,
+    );
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
   }
 });

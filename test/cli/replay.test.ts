@@ -33,11 +33,23 @@ test('pythia batch replays every step the trainer logged', async () => {
   const seq = 8;
   const result = await train({
     name: 'tiny',
-    config: { ...pythiaArchitecture({ numLayers: 1, hiddenSize: 16, numHeads: 2, vocabSize: 64, maxPositions: seq }), dtype: 'float32' },
+    config: {
+      ...pythiaArchitecture({ numLayers: 1, hiddenSize: 16, numHeads: 2, vocabSize: 64, maxPositions: seq }),
+      dtype: 'float32',
+    },
     recipe: {
-      seqLength: seq, trainBatchSize: batch, microBatchSize: batch, trainIters: steps,
-      schedule: { lr: 1e-3, minLr: 1e-4, warmup: 0.1, decayIters: steps, decayStyle: 'cosine' }, weightDecay: 0.1, gradientClipping: 1,
-      betas: [0.9, 0.95], eps: 1e-8, optimizer: 'apex', seed: 1234, init: PYTHIA_INIT,
+      seqLength: seq,
+      trainBatchSize: batch,
+      microBatchSize: batch,
+      trainIters: steps,
+      schedule: { lr: 1e-3, minLr: 1e-4, warmup: 0.1, decayIters: steps, decayStyle: 'cosine' },
+      weightDecay: 0.1,
+      gradientClipping: 1,
+      betas: [0.9, 0.95],
+      eps: 1e-8,
+      optimizer: 'apex',
+      seed: 1234,
+      init: PYTHIA_INIT,
       checkpoint: scaledCheckpointSchedule(steps, 3),
     },
     data: { prefix, preshuffled: false },
@@ -49,10 +61,25 @@ test('pythia batch replays every step the trainer logged', async () => {
   assert.equal(logged.length, steps);
   for (const entry of logged) {
     // Update k trains on batch k − 1 (so step<N> has seen samples [0, N·B), as in Pythia).
-    const r = spawnSync(process.execPath, [
-      join(repoRoot, 'dist/src/cli/main.js'), 'batch', '--data', prefix, '--step', String(entry.step - 1),
-      '--train-batch-size', String(batch), '--seq-length', String(seq), '--train-iters', String(steps), '--json',
-    ], { encoding: 'utf8' });
+    const r = spawnSync(
+      process.execPath,
+      [
+        join(repoRoot, 'dist/src/cli/main.js'),
+        'batch',
+        '--data',
+        prefix,
+        '--step',
+        String(entry.step - 1),
+        '--train-batch-size',
+        String(batch),
+        '--seq-length',
+        String(seq),
+        '--train-iters',
+        String(steps),
+        '--json',
+      ],
+      { encoding: 'utf8' },
+    );
     assert.equal(r.status, 0, r.stderr);
     const rows = JSON.parse(r.stdout) as number[][];
     assert.equal(rows.length, batch);

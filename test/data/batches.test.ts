@@ -9,9 +9,14 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { openTrainingOrder, parseStepRange, PreshuffledWriter, type TrainingOrderOptions } from '../../src/data/batches.js';
-import { IndexedDatasetWriter } from '../../src/data/indexed-dataset.js';
+import {
+  openTrainingOrder,
+  PreshuffledWriter,
+  parseStepRange,
+  type TrainingOrderOptions,
+} from '../../src/data/batches.js';
 import { buildIndexMaps, indexMapFiles } from '../../src/data/index-maps.js';
+import { IndexedDatasetWriter } from '../../src/data/indexed-dataset.js';
 import { readNpy, writeNpy } from '../../src/formats/npy.js';
 import { repoRoot } from '../support/paths.js';
 import { PATHS, SIZES, SPLIT_TRAIN } from './index-maps-golden.js';
@@ -28,7 +33,13 @@ async function writeCorpus(name: string): Promise<string> {
 }
 
 /** ceil(99 · 1 · 1.005) = 100 samples: the golden PATHS case (num_samples 100, L 16, seed 1234). */
-const pathsOptions = (data: string): TrainingOrderOptions => ({ data, batchSize: 1, seqLength: 16, seed: 1234, trainIters: 99 });
+const pathsOptions = (data: string): TrainingOrderOptions => ({
+  data,
+  batchSize: 1,
+  seqLength: 16,
+  seed: 1234,
+  trainIters: 99,
+});
 
 function cli(args: string[]): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [join(repoRoot, 'dist/src/cli/main.js'), ...args], { encoding: 'utf8' });
@@ -71,12 +82,22 @@ test('doc_idx and sample_idx files are byte-identical to those GPT-NeoX v1.0 sav
   const order = await openTrainingOrder({ data: prefix, batchSize: 1, seqLength: 4, seed: 1234, trainIters: 2 }); // ceil(2·1.005) = 3
   order.source.close();
   const npy = (dict: string, data: string) =>
-    Buffer.concat([Buffer.from('934e554d505901007600', 'hex'), Buffer.from(`${dict.padEnd(117)}\n`, 'latin1'), Buffer.from(data, 'hex')]);
+    Buffer.concat([
+      Buffer.from('934e554d505901007600', 'hex'),
+      Buffer.from(`${dict.padEnd(117)}\n`, 'latin1'),
+      Buffer.from(data, 'hex'),
+    ]);
   const files = indexMapFiles(prefix, 'train_0', 3, 4, 1234);
-  assert.deepEqual(readFileSync(files.docIdx), npy("{'descr': '<i4', 'fortran_order': False, 'shape': (5,), }", '0400000000000000010000000200000003000000'));
+  assert.deepEqual(
+    readFileSync(files.docIdx),
+    npy("{'descr': '<i4', 'fortran_order': False, 'shape': (5,), }", '0400000000000000010000000200000003000000'),
+  );
   assert.deepEqual(
     readFileSync(files.sampleIdx),
-    npy("{'descr': '<i4', 'fortran_order': False, 'shape': (6, 2), }", '000000000000000001000000000000000200000001000000030000000000000004000000020000000400000006000000'),
+    npy(
+      "{'descr': '<i4', 'fortran_order': False, 'shape': (6, 2), }",
+      '000000000000000001000000000000000200000001000000030000000000000004000000020000000400000006000000',
+    ),
   );
   // GPT-NeoX saves shuffle_idx as '<u4' here ([3, 2, 1, 0, 4]); ours holds the same values as '<i8'.
   assert.deepEqual(Array.from(readNpy(files.shuffleIdx).data, Number), [3, 2, 1, 0, 4]);
@@ -98,16 +119,19 @@ test('cached maps are used as found, and maps of other data are refused in one l
 
   const refused = async (fragment: RegExp) => {
     const order = await openTrainingOrder(pathsOptions(prefix)).catch((e: Error) => e);
-    const error = order instanceof Error ? order : (() => {
-      try {
-        order.source.batchTokens(0, 1);
-        return new Error('no error');
-      } catch (e) {
-        return e as Error;
-      } finally {
-        order.source.close();
-      }
-    })();
+    const error =
+      order instanceof Error
+        ? order
+        : (() => {
+            try {
+              order.source.batchTokens(0, 1);
+              return new Error('no error');
+            } catch (e) {
+              return e as Error;
+            } finally {
+              order.source.close();
+            }
+          })();
     assert.equal(error.name, 'FormatError', error.message);
     assert.match(error.message, fragment);
     assert.ok(!error.message.includes('\n'));
@@ -118,7 +142,10 @@ test('cached maps are used as found, and maps of other data are refused in one l
   const other = buildIndexMaps({ sizes: Int32Array.from(SIZES), numSamples: 100, seqLength: 8, seed: 1234 });
   await writeNpy(files.docIdx, { shape: [other.docIdx.length], data: other.docIdx });
   await writeNpy(files.sampleIdx, { shape: [other.sampleIdx.length / 2, 2], data: other.sampleIdx });
-  await writeNpy(files.shuffleIdx, { shape: [other.shuffleIdx.length], data: BigInt64Array.from(other.shuffleIdx, BigInt) });
+  await writeNpy(files.shuffleIdx, {
+    shape: [other.shuffleIdx.length],
+    data: BigInt64Array.from(other.shuffleIdx, BigInt),
+  });
   await refused(/does not have 17 tokens: the index maps were not built from .*cached with seq_length 16/);
   await writeNpy(files.shuffleIdx, { shape: [3], data: BigInt64Array.from([0n, 1n, 2n]) });
   await refused(/shuffle_idx\.npy: 3 entries, but sample_idx has/);
@@ -127,11 +154,19 @@ test('cached maps are used as found, and maps of other data are refused in one l
 test('with a split, training uses the first document range and GPT-NeoX\'s "train" maps', async () => {
   const prefix = await writeCorpus('split');
   // Split mode asks for train_iters · batch samples exactly: 60 · 1.
-  const order = await openTrainingOrder({ data: prefix, batchSize: 1, seqLength: 16, seed: 99, trainIters: 60, split: '7,2,1' });
+  const order = await openTrainingOrder({
+    data: prefix,
+    batchSize: 1,
+    seqLength: 16,
+    seed: 99,
+    trainIters: 60,
+    split: '7,2,1',
+  });
   assert.equal(order.indexMaps?.name, 'train');
   assert.equal(order.indexMaps?.numSamples, 60);
   assert.ok(existsSync(indexMapFiles(prefix, 'train', 60, 16, 99).shuffleIdx));
-  for (const [k, tokens] of Object.entries(SPLIT_TRAIN.samples)) assert.deepEqual(Array.from(order.source.batchTokens(Number(k), 1)), tokens);
+  for (const [k, tokens] of Object.entries(SPLIT_TRAIN.samples))
+    assert.deepEqual(Array.from(order.source.batchTokens(Number(k), 1)), tokens);
   assert.equal(order.source.length, SPLIT_TRAIN.length);
   order.source.close();
 });
@@ -141,13 +176,31 @@ test('a preshuffled dataset is read in place, step by step', async () => {
   const w = PreshuffledWriter.create(prefix, { vocabSize: 50277, seqLength: 4 });
   for (let r = 0; r < 6; r++) w.addSample([r, r, r, r, r]);
   await w.finish();
-  const order = await openTrainingOrder({ data: prefix, batchSize: 2, seqLength: 4, seed: 1234, trainIters: 143000, preshuffled: true });
+  const order = await openTrainingOrder({
+    data: prefix,
+    batchSize: 2,
+    seqLength: 4,
+    seed: 1234,
+    trainIters: 143000,
+    preshuffled: true,
+  });
   assert.deepEqual(Array.from(order.source.batchTokens(2, 2)), [4, 4, 4, 4, 4, 5, 5, 5, 5, 5]);
   assert.equal(order.indexMaps, undefined);
   order.source.close();
-  await assert.rejects(openTrainingOrder({ data: prefix, batchSize: 2, seqLength: 4, seed: 1234, trainIters: 1, preshuffled: true, split: '1,1' }), {
-    name: 'ConfigError',
-  });
+  await assert.rejects(
+    openTrainingOrder({
+      data: prefix,
+      batchSize: 2,
+      seqLength: 4,
+      seed: 1234,
+      trainIters: 1,
+      preshuffled: true,
+      split: '1,1',
+    }),
+    {
+      name: 'ConfigError',
+    },
+  );
 });
 
 test('step ranges parse as A up to B', () => {
@@ -174,7 +227,10 @@ test('pythia batch: --json, plain ids, decoded text, --steps to .npy, and one-li
   const saved = readNpy(out);
   assert.equal(saved.dtype, '<u2');
   assert.deepEqual(saved.shape, [3, 17]);
-  assert.deepEqual(Array.from(saved.data, Number), [0, 1, 2].map((k) => PATHS.samples[k]!).flat());
+  assert.deepEqual(
+    Array.from(saved.data, Number),
+    [0, 1, 2].flatMap((k) => PATHS.samples[k]!),
+  );
 
   const past = cli(['batch', ...common, '--step', '117']);
   assert.equal(past.status, 1);
@@ -196,13 +252,43 @@ test('pythia batch: --json, plain ids, decoded text, --steps to .npy, and one-li
   const vocab: Record<string, number> = { '<|endoftext|>': 0, '<|padding|>': 1 };
   for (let i = 2; i < 10; i++) vocab[`w${i}`] = i;
   const tokenizer = join(dir, 'words.json');
-  writeFileSync(tokenizer, JSON.stringify({
-    version: '1.0', truncation: null, padding: null, normalizer: null, post_processor: null, decoder: null,
-    added_tokens: [0, 1].map((id) => ({ id, content: id === 0 ? '<|endoftext|>' : '<|padding|>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
-    pre_tokenizer: { type: 'Whitespace' },
-    model: { type: 'WordLevel', vocab, unk_token: '<|padding|>' },
-  }));
-  const text = cli(['batch', '--data', pre, '--preshuffled', '--seq-len', '3', '--batch-size', '2', '--step', '0', '--tokenizer', tokenizer, '--json']);
+  writeFileSync(
+    tokenizer,
+    JSON.stringify({
+      version: '1.0',
+      truncation: null,
+      padding: null,
+      normalizer: null,
+      post_processor: null,
+      decoder: null,
+      added_tokens: [0, 1].map((id) => ({
+        id,
+        content: id === 0 ? '<|endoftext|>' : '<|padding|>',
+        single_word: false,
+        lstrip: false,
+        rstrip: false,
+        normalized: false,
+        special: true,
+      })),
+      pre_tokenizer: { type: 'Whitespace' },
+      model: { type: 'WordLevel', vocab, unk_token: '<|padding|>' },
+    }),
+  );
+  const text = cli([
+    'batch',
+    '--data',
+    pre,
+    '--preshuffled',
+    '--seq-len',
+    '3',
+    '--batch-size',
+    '2',
+    '--step',
+    '0',
+    '--tokenizer',
+    tokenizer,
+    '--json',
+  ]);
   assert.equal(text.status, 0, text.stderr);
   assert.deepEqual(JSON.parse(text.stdout), ['w2 w3 w4 <|endoftext|>', 'w5 w6 w7 w8']);
 });
@@ -228,12 +314,16 @@ test('cached maps record what they were built from; maps of data tokenized again
   const again = await openTrainingOrder(pathsOptions(prefix));
   const fresh = await openTrainingOrder(pathsOptions(join(dir, 'fresh')));
   assert.equal(again.indexMaps?.built, true, 'the stale maps were rebuilt');
-  for (let s = 0; s < 99; s += 7) assert.deepEqual(again.source.batchTokens(s, 1), fresh.source.batchTokens(s, 1), `sample ${s}`);
+  for (let s = 0; s < 99; s += 7)
+    assert.deepEqual(again.source.batchTokens(s, 1), fresh.source.batchTokens(s, 1), `sample ${s}`);
   again.source.close();
   fresh.source.close();
 
   // A build killed before its record said "complete".
-  writeFileSync(files.inputs, JSON.stringify({ ...JSON.parse(readFileSync(files.inputs, 'utf8')), complete: false }, null, 2));
+  writeFileSync(
+    files.inputs,
+    JSON.stringify({ ...JSON.parse(readFileSync(files.inputs, 'utf8')), complete: false }, null, 2),
+  );
   const unfinished = await openTrainingOrder(pathsOptions(prefix));
   assert.equal(unfinished.indexMaps?.built, true);
   unfinished.source.close();

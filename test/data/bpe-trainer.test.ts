@@ -34,8 +34,16 @@ test('the byte alphabet is GPT-2 bytes_to_unicode, the same set the tokenizers p
 // and u (id 86) < Ġ (id 222) so un first, then Ġp; all remaining pairs count 1 and go by smallest
 // left id: b (67) → bun, Ġ (222) → Ġbun, Ġhug (260) → Ġhugs, Ġp (262) with ug (258) before un (261).
 const HUG_MERGES = [
-  ['u', 'g'], ['h', 'ug'], ['Ġ', 'hug'], ['u', 'n'], ['Ġ', 'p'],
-  ['b', 'un'], ['Ġ', 'bun'], ['Ġhug', 's'], ['Ġp', 'ug'], ['Ġp', 'un'],
+  ['u', 'g'],
+  ['h', 'ug'],
+  ['Ġ', 'hug'],
+  ['u', 'n'],
+  ['Ġ', 'p'],
+  ['b', 'un'],
+  ['Ġ', 'bun'],
+  ['Ġhug', 's'],
+  ['Ġp', 'ug'],
+  ['Ġp', 'un'],
 ];
 
 test('merges learned on a tiny corpus are the ones worked out by hand', async () => {
@@ -62,9 +70,48 @@ const REFERENCE_TEXT =
   "The quick brown fox jumps over the lazy dog. The dog sleeps; the fox doesn't.\n\n" +
   'Then the fox ran over 12 hills and 7 rivers, and the dog\'s owner said: "that\'s the fox!"\n\n' +
   '  Indented   text   with  runs of spaces\tand tabs.\n';
-const REFERENCE_MERGES = ['h e', 'Ġ t', 'Ġt he', 'a n', 'd o', 'e r', 'f o', 'Ġ o', 'Ġ do', 'Ġ fo', 'Ġfo x', 'T he', 'v er',
-  'Ġ r', 'Ġ s', 'an d', 'Ġdo g', "' s", 'e s', 'p s', 't h', 'w n', 'Ġ Ġ', 'Ġ and', 'Ġo ver', '! "', "' t", '1 2', 'I n',
-  'a b', 'a c', 'a i', 'a t', 'a z', 'b r', 'c k', 'd e', 'e d', 'e e', 'e x'];
+const REFERENCE_MERGES = [
+  'h e',
+  'Ġ t',
+  'Ġt he',
+  'a n',
+  'd o',
+  'e r',
+  'f o',
+  'Ġ o',
+  'Ġ do',
+  'Ġ fo',
+  'Ġfo x',
+  'T he',
+  'v er',
+  'Ġ r',
+  'Ġ s',
+  'an d',
+  'Ġdo g',
+  "' s",
+  'e s',
+  'p s',
+  't h',
+  'w n',
+  'Ġ Ġ',
+  'Ġ and',
+  'Ġo ver',
+  '! "',
+  "' t",
+  '1 2',
+  'I n',
+  'a b',
+  'a c',
+  'a i',
+  'a t',
+  'a z',
+  'b r',
+  'c k',
+  'd e',
+  'e d',
+  'e e',
+  'e x',
+];
 
 test('merges equal a naive reference trainer on a paragraph', async () => {
   const { path, tokenizer } = await trainAndLoad('ref.json', [REFERENCE_TEXT], 298);
@@ -76,15 +123,23 @@ test('merges equal a naive reference trainer on a paragraph', async () => {
 test('the written tokenizer.json has GPT-NeoX-20B shape: special tokens 0 and 1, byte alphabet from 2', async () => {
   const { path, tokenizer } = await trainAndLoad('shape.json', [REFERENCE_TEXT], 280);
   const json = JSON.parse(readFileSync(path, 'utf8'));
-  assert.deepEqual(json.added_tokens.map((t: { id: number; content: string; special: boolean }) => [t.id, t.content, t.special]), [
-    [0, '<|endoftext|>', true],
-    [1, '<|padding|>', true],
-  ]);
+  assert.deepEqual(
+    json.added_tokens.map((t: { id: number; content: string; special: boolean }) => [t.id, t.content, t.special]),
+    [
+      [0, '<|endoftext|>', true],
+      [1, '<|padding|>', true],
+    ],
+  );
   assert.equal(json.model.type, 'BPE');
   assert.equal(json.model.vocab['<|endoftext|>'], 0);
   assert.equal(json.model.vocab['!'], 2); // as in GPT-NeoX-20B
-  assert.equal(json.model.vocab['Ġ'], 222);
-  assert.deepEqual(json.pre_tokenizer, { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true });
+  assert.equal(json.model.vocab.Ġ, 222);
+  assert.deepEqual(json.pre_tokenizer, {
+    type: 'ByteLevel',
+    add_prefix_space: false,
+    trim_offsets: true,
+    use_regex: true,
+  });
   assert.equal(json.decoder.type, 'ByteLevel');
   assert.equal(json.normalizer, null);
   assert.equal(tokenizer.vocabSize, 280);
@@ -142,11 +197,25 @@ test('pythia tokenizer train writes a loadable tokenizer.json; a bad size is one
   const input = join(dir, 'train.txt');
   writeFileSync(input, 'hug hug hug pug pun bun hugs\n\ns\n');
   const out = join(dir, 'cli.json');
-  const ok = spawnSync(process.execPath, [cli, 'tokenizer', 'train', '--input', input, '--vocab-size', '268', '--out', out], { encoding: 'utf8' });
+  const ok = spawnSync(
+    process.execPath,
+    [cli, 'tokenizer', 'train', '--input', input, '--vocab-size', '268', '--out', out],
+    { encoding: 'utf8' },
+  );
   assert.equal(ok.status, 0, ok.stderr);
   assert.match(ok.stdout, /268 tokens \(10 merges\) from 2 documents/);
-  assert.deepEqual(JSON.parse(readFileSync(out, 'utf8')).model.merges, HUG_MERGES.map(([a, b]) => `${a} ${b}`));
-  const small = spawnSync(process.execPath, [cli, 'tokenizer', 'train', '--input', input, '--vocab-size', '100', '--out', out], { encoding: 'utf8' });
+  assert.deepEqual(
+    JSON.parse(readFileSync(out, 'utf8')).model.merges,
+    HUG_MERGES.map(([a, b]) => `${a} ${b}`),
+  );
+  const small = spawnSync(
+    process.execPath,
+    [cli, 'tokenizer', 'train', '--input', input, '--vocab-size', '100', '--out', out],
+    { encoding: 'utf8' },
+  );
   assert.equal(small.status, 1);
-  assert.equal(small.stderr, 'pythia: --vocab-size: expected an integer of at least 258 (special tokens + 256 bytes), got 100\n');
+  assert.equal(
+    small.stderr,
+    'pythia: --vocab-size: expected an integer of at least 258 (special tokens + 256 bytes), got 100\n',
+  );
 });

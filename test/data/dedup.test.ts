@@ -4,7 +4,14 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { dedupCorpus, MinHasher, estimatedJaccard, NearDuplicateIndex, optimalLshParameters, type RemovedDocument } from '../../src/data/dedup.js';
+import {
+  dedupCorpus,
+  estimatedJaccard,
+  MinHasher,
+  NearDuplicateIndex,
+  optimalLshParameters,
+  type RemovedDocument,
+} from '../../src/data/dedup.js';
 import { ConfigError, DataError } from '../../src/util/errors.js';
 import { Prng } from '../../src/util/prng.js';
 import { repoRoot } from '../support/paths.js';
@@ -76,7 +83,7 @@ test('planted near-duplicates are removed, pointing at the kept original; distin
   assert.ok(trueJaccard(originals[5]!, docs.at(-1)!.text.split(' ')) < 0.3);
 
   const input = join(dir, 'planted.jsonl');
-  writeFileSync(input, docs.map((d) => JSON.stringify({ text: d.text, meta: { id: d.id } })).join('\n') + '\n');
+  writeFileSync(input, `${docs.map((d) => JSON.stringify({ text: d.text, meta: { id: d.id } })).join('\n')}\n`);
   const out = join(dir, 'kept.jsonl');
   const report = join(dir, 'removed.jsonl');
   const summary = await dedupCorpus({ inputs: [input], out, report });
@@ -85,7 +92,10 @@ test('planted near-duplicates are removed, pointing at the kept original; distin
   assert.equal(summary.removed, 4);
   assert.equal(summary.kept, 31);
 
-  const removed = readFileSync(report, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as RemovedDocument);
+  const removed = readFileSync(report, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as RemovedDocument);
   const positionOf = (id: string) => docs.findIndex((d) => d.id === id);
   assert.deepEqual(
     removed.map((r) => [r.document, r.duplicateOf]),
@@ -97,8 +107,14 @@ test('planted near-duplicates are removed, pointing at the kept original; distin
     assert.equal(r.duplicateOfLine, r.duplicateOf + 1);
     assert.equal(r.file, input);
   }
-  const kept = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { text: string; meta: { id: string } });
-  assert.deepEqual(kept.map((k) => k.meta.id), [...originals.map((_, i) => `orig${i}`), 'far5']);
+  const kept = readFileSync(out, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { text: string; meta: { id: string } });
+  assert.deepEqual(
+    kept.map((k) => k.meta.id),
+    [...originals.map((_, i) => `orig${i}`), 'far5'],
+  );
 });
 
 test('the same seed gives the same bytes; another seed finds the same planted duplicates', async () => {
@@ -106,7 +122,7 @@ test('the same seed gives the same bytes; another seed finds the same planted du
   // One changed word: Jaccard ≈ 0.967, found by 7 bands × 18 rows with probability 1 − (1 − 0.967^18)^7 ≈ 0.996.
   const lines = [a.join(' '), randomWords(300).join(' '), edited(a, 1).join(' '), randomWords(50).join(' ')];
   const input = join(dir, 'seeded.txt');
-  writeFileSync(input, lines.join('\n\n') + '\n');
+  writeFileSync(input, `${lines.join('\n\n')}\n`);
   const run = async (name: string, seed: number) => {
     const out = join(dir, `${name}.jsonl`);
     const report = join(dir, `${name}.removed.jsonl`);
@@ -140,7 +156,10 @@ test('bad parameters are ConfigErrors; bad input leaves no output behind', async
   const input = join(dir, 'broken.jsonl');
   writeFileSync(input, '{"text": "fine"}\n{"text": oops}\n');
   const sub = mkdtempSync(join(dir, 'out-'));
-  await assert.rejects(dedupCorpus({ inputs: [input], out: join(sub, 'o.jsonl'), report: join(sub, 'r.jsonl') }), DataError);
+  await assert.rejects(
+    dedupCorpus({ inputs: [input], out: join(sub, 'o.jsonl'), report: join(sub, 'r.jsonl') }),
+    DataError,
+  );
   assert.deepEqual(readdirSync(sub), []);
   assert.equal(existsSync(join(sub, 'o.jsonl')), false);
 });
@@ -149,15 +168,20 @@ test('pythia data dedup reports the counts and writes the report beside the outp
   const cli = join(repoRoot, 'dist/src/cli/main.js');
   const a = randomWords(200).join(' ');
   const input = join(dir, 'cli.txt');
-  writeFileSync(input, [a, randomWords(200).join(' '), a.replace(/^\S+/, 'different')].join('\n\n') + '\n');
+  writeFileSync(input, `${[a, randomWords(200).join(' '), a.replace(/^\S+/, 'different')].join('\n\n')}\n`);
   const out = join(dir, 'cli-kept.jsonl');
   const run = spawnSync(process.execPath, [cli, 'data', 'dedup', '--input', input, '--out', out], { encoding: 'utf8' });
   assert.equal(run.status, 0, run.stderr);
-  assert.match(run.stdout, /^kept 2 of 3 documents, removed 1 near-duplicates \(Jaccard ≥ 0\.87, 5-word shingles, 128 permutations, 7 bands × 18 rows, seed 1\)/);
+  assert.match(
+    run.stdout,
+    /^kept 2 of 3 documents, removed 1 near-duplicates \(Jaccard ≥ 0\.87, 5-word shingles, 128 permutations, 7 bands × 18 rows, seed 1\)/,
+  );
   const removed = JSON.parse(readFileSync(join(dir, 'cli-kept.removed.jsonl'), 'utf8')) as RemovedDocument;
   assert.equal(removed.document, 2);
   assert.equal(removed.duplicateOf, 0);
-  const bad = spawnSync(process.execPath, [cli, 'data', 'dedup', '--input', input, '--out', out, '--threshold', '2'], { encoding: 'utf8' });
+  const bad = spawnSync(process.execPath, [cli, 'data', 'dedup', '--input', input, '--out', out, '--threshold', '2'], {
+    encoding: 'utf8',
+  });
   assert.notEqual(bad.status, 0);
   assert.match(bad.stderr, /--threshold/);
 });

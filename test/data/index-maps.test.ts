@@ -4,7 +4,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { IndexedDataset, IndexedDatasetWriter } from '../../src/data/indexed-dataset.js';
 import {
   buildIndexMaps,
   indexMapFiles,
@@ -13,6 +12,7 @@ import {
   splitDocuments,
   trainNumSamples,
 } from '../../src/data/index-maps.js';
+import { IndexedDataset, IndexedDatasetWriter } from '../../src/data/indexed-dataset.js';
 import { RandomState } from '../../src/data/random-state.js';
 import { GPT2SampleOrder } from '../../src/data/sample-order.js';
 import { PATHS, SIZES, SPLIT_TRAIN, SPLIT_VALID } from './index-maps-golden.js';
@@ -55,12 +55,16 @@ test('Pythia mode (all documents, train_0): doc_idx, sample_idx, shuffle_idx and
   const ds = await writeCorpus();
   const order = new GPT2SampleOrder(ds, maps, 16);
   assert.equal(order.length, PATHS.length);
-  for (const [k, tokens] of Object.entries(PATHS.samples)) assert.deepEqual(Array.from(order.sample(Number(k))), tokens, `sample ${k}`);
+  for (const [k, tokens] of Object.entries(PATHS.samples))
+    assert.deepEqual(Array.from(order.sample(Number(k))), tokens, `sample ${k}`);
   // Step 1 with batch 3 is samples 3, 4, 5, back to back.
   const batch = order.batchTokens(1, 3);
   assert.equal(batch.length, 3 * 17);
   assert.deepEqual(Array.from(batch.subarray(17, 34)), Array.from(order.sample(4)));
-  assert.throws(() => order.batchTokens(39, 3), { name: 'DataError', message: /step 39 is past the end: 117 samples make 39 steps of 3/ });
+  assert.throws(() => order.batchTokens(39, 3), {
+    name: 'DataError',
+    message: /step 39 is past the end: 117 samples make 39 steps of 3/,
+  });
   ds.close();
 });
 
@@ -80,7 +84,8 @@ test('split mode (train and valid ranges of "7,2,1"): maps over absolute documen
     assert.deepEqual(Array.from(maps.shuffleIdx), golden.shuffleIdx);
     const order = new GPT2SampleOrder(ds, maps, 16);
     assert.equal(order.length, golden.length);
-    for (const [k, tokens] of Object.entries(golden.samples)) assert.deepEqual(Array.from(order.sample(Number(k))), tokens);
+    for (const [k, tokens] of Object.entries(golden.samples))
+      assert.deepEqual(Array.from(order.sample(Number(k))), tokens);
   }
   ds.close();
 });
@@ -123,7 +128,9 @@ test('sample counts and epochs as GPT-NeoX computes them', () => {
     const tokens = 2 + rs.randint(0, 5000);
     const seq = 2 + rs.randint(0, 64);
     const samples = 1 + rs.randint(0, 2000);
-    for (const n of [samples, Math.floor((tokens - 1) / seq), Math.floor((tokens - 1) / seq) + 1].filter((n) => n >= 1)) {
+    for (const n of [samples, Math.floor((tokens - 1) / seq), Math.floor((tokens - 1) / seq) + 1].filter(
+      (n) => n >= 1,
+    )) {
       assert.equal(numEpochs(tokens, seq, n), loop(tokens, seq, n), `T ${tokens} L ${seq} N ${n}`);
     }
   }
@@ -135,5 +142,8 @@ test('cache file names are those GPT-NeoX writes', () => {
   assert.equal(files.docIdx, '/d/corpus_train_0_indexmap_100ns_16sl_1234s_doc_idx.npy');
   assert.equal(files.sampleIdx, '/d/corpus_train_0_indexmap_100ns_16sl_1234s_sample_idx.npy');
   assert.equal(files.shuffleIdx, '/d/corpus_train_0_indexmap_100ns_16sl_1234s_shuffle_idx.npy');
-  assert.equal(indexMapFiles('/d/corpus', 'valid', 20, 16, 99).docIdx, '/d/corpus_valid_indexmap_20ns_16sl_99s_doc_idx.npy');
+  assert.equal(
+    indexMapFiles('/d/corpus', 'valid', 20, 16, 99).docIdx,
+    '/d/corpus_valid_indexmap_20ns_16sl_99s_doc_idx.npy',
+  );
 });

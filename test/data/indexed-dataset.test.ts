@@ -61,15 +61,27 @@ test('round trip: documents, parts of documents, runs of items, sizes and doc_id
   try {
     assert.equal(ds.length, 300);
     assert.equal(ds.dtype, 'uint16');
-    assert.deepEqual(Array.from(ds.sizes), docs.map((d) => d.length));
-    assert.deepEqual(Array.from(ds.docIdx, Number), Array.from({ length: 301 }, (_, i) => i));
-    assert.equal(ds.totalTokens, docs.reduce((s, d) => s + d.length, 0));
+    assert.deepEqual(
+      Array.from(ds.sizes),
+      docs.map((d) => d.length),
+    );
+    assert.deepEqual(
+      Array.from(ds.docIdx, Number),
+      Array.from({ length: 301 }, (_, i) => i),
+    );
+    assert.equal(
+      ds.totalTokens,
+      docs.reduce((s, d) => s + d.length, 0),
+    );
     for (let i = 0; i < docs.length; i++) assert.deepEqual(Array.from(ds.document(i)), docs[i]);
     const long = docs.findIndex((d) => d.length > 20);
     assert.deepEqual(Array.from(ds.read(long, 5, 10)), docs[long]!.slice(5, 15));
     const run = ds.readItems(10, 7);
     assert.deepEqual(Array.from(run.tokens), docs.slice(10, 17).flat());
-    assert.deepEqual(Array.from(run.sizes), docs.slice(10, 17).map((d) => d.length));
+    assert.deepEqual(
+      Array.from(run.sizes),
+      docs.slice(10, 17).map((d) => d.length),
+    );
     assert.throws(() => ds.read(long, 5, docs[long]!.length), { name: 'DataError' });
     assert.throws(() => ds.document(300), { name: 'DataError' });
   } finally {
@@ -78,7 +90,14 @@ test('round trip: documents, parts of documents, runs of items, sizes and doc_id
 });
 
 test('the .bin is read with positioned reads of the needed bytes only', async () => {
-  const prefix = await write('sparse', [[1, 2, 3], [4, 5, 6]], 100);
+  const prefix = await write(
+    'sparse',
+    [
+      [1, 2, 3],
+      [4, 5, 6],
+    ],
+    100,
+  );
   // Overwrite the first document's bytes on disk: reading the second must not touch them.
   const bin = readFileSync(`${prefix}.bin`);
   bin.fill(0xff, 0, 6);
@@ -118,7 +137,14 @@ test('abort and failed writes leave no files behind', async () => {
 });
 
 test('bad files get one-line FormatErrors', async () => {
-  const good = await write('good', [[1, 2, 3], [4, 5]], 100);
+  const good = await write(
+    'good',
+    [
+      [1, 2, 3],
+      [4, 5],
+    ],
+    100,
+  );
   const goodIdx = readFileSync(`${good}.idx`);
   const goodBin = readFileSync(`${good}.bin`);
   const variant = (name: string, idx: Uint8Array, bin: Uint8Array = goodBin) => {
@@ -133,13 +159,33 @@ test('bad files get one-line FormatErrors', async () => {
     return copy;
   };
   assertOneLine(() => IndexedDataset.open(variant('magic', patched(0, [0x54, 0x4e, 0x54]))), 'FormatError', /magic/);
-  assertOneLine(() => IndexedDataset.open(variant('version', patched(9, [2]))), 'FormatError', /version is 2, expected 1/);
+  assertOneLine(
+    () => IndexedDataset.open(variant('version', patched(9, [2]))),
+    'FormatError',
+    /version is 2, expected 1/,
+  );
   assertOneLine(() => IndexedDataset.open(variant('dtype', patched(17, [9]))), 'FormatError', /dtype code is 9/);
-  assertOneLine(() => IndexedDataset.open(variant('header', goodIdx.subarray(0, 20))), 'FormatError', /truncated: 20 bytes/);
-  assertOneLine(() => IndexedDataset.open(variant('body', goodIdx.subarray(0, goodIdx.length - 8))), 'FormatError', /truncated/);
-  assertOneLine(() => IndexedDataset.open(variant('short', goodIdx, goodBin.subarray(0, 8))), 'FormatError', /shorter than the index says/);
+  assertOneLine(
+    () => IndexedDataset.open(variant('header', goodIdx.subarray(0, 20))),
+    'FormatError',
+    /truncated: 20 bytes/,
+  );
+  assertOneLine(
+    () => IndexedDataset.open(variant('body', goodIdx.subarray(0, goodIdx.length - 8))),
+    'FormatError',
+    /truncated/,
+  );
+  assertOneLine(
+    () => IndexedDataset.open(variant('short', goodIdx, goodBin.subarray(0, 8))),
+    'FormatError',
+    /shorter than the index says/,
+  );
   // pointers[1] at byte 34 + 4·2 + 8: claim 2 instead of 6.
-  assertOneLine(() => IndexedDataset.open(variant('pointers', patched(34 + 8 + 8, [2]))), 'FormatError', /pointers\[1\] is 2, expected 6/);
+  assertOneLine(
+    () => IndexedDataset.open(variant('pointers', patched(34 + 8 + 8, [2]))),
+    'FormatError',
+    /pointers\[1\] is 2, expected 6/,
+  );
   const trailing = variant('trailing', Buffer.concat([goodIdx, Buffer.alloc(3)]));
   assertOneLine(() => IndexedDataset.open(trailing), 'FormatError', /3 bytes past the end/);
   const missingBin = join(dir, 'nobin');
@@ -148,10 +194,20 @@ test('bad files get one-line FormatErrors', async () => {
 });
 
 test('a .bin truncated after opening is caught on read', async () => {
-  const prefix = await write('later', [[1, 2, 3], [4, 5]], 100);
+  const prefix = await write(
+    'later',
+    [
+      [1, 2, 3],
+      [4, 5],
+    ],
+    100,
+  );
   const ds = IndexedDataset.open(prefix);
   truncateSync(`${prefix}.bin`, 4);
-  assert.throws(() => ds.document(1), (e: Error) => /shrank|past the end|shorter/.test(e.message));
+  assert.throws(
+    () => ds.document(1),
+    (e: Error) => /shrank|past the end|shorter/.test(e.message),
+  );
   ds.close();
   assert.equal(statSync(`${prefix}.idx`).size, 34 + 12 * 2 + 8 * 3);
 });

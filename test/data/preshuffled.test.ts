@@ -38,12 +38,15 @@ test('step s is items [s·B, (s+1)·B), whole rows in training order', async () 
   }
   assert.deepEqual(Array.from(ds.sample(5)), row(5));
   // Other batch sizes slice the same sequence differently: step 1 of batch 6 is rows 6..11.
-  assert.deepEqual(Array.from(ds.batchTokens(1, 6)), [6, 7, 8, 9, 10, 11].map(row).flat());
-  assert.throws(() => ds.batchTokens(STEPS, BATCH), { name: 'DataError', message: /step 3 is past the end: 12 samples make 3 steps of 4/ });
+  assert.deepEqual(Array.from(ds.batchTokens(1, 6)), [6, 7, 8, 9, 10, 11].flatMap(row));
+  assert.throws(() => ds.batchTokens(STEPS, BATCH), {
+    name: 'DataError',
+    message: /step 3 is past the end: 12 samples make 3 steps of 4/,
+  });
   ds.close();
 });
 
-test('the bytes are what Pythia\'s batch viewer slices: rows of seq+1 uint16 back to back', async () => {
+test("the bytes are what Pythia's batch viewer slices: rows of seq+1 uint16 back to back", async () => {
   const prefix = await writeSteps('bytes');
   // batch_viewer: dataset[start*B:(end+1)*B] reads the .bin from pointers[start*B] as one block and
   // reshapes to (-1, 2049); here (-1, 9). So the .bin must be the rows' uint16 values in order.
@@ -69,13 +72,13 @@ test('items of the wrong length are refused when written and when read', async (
   ds.close();
 });
 
-test('a sharded preshuffled .bin (Pythia\'s download) reads like the merged file', async () => {
+test("a sharded preshuffled .bin (Pythia's download) reads like the merged file", async () => {
   const prefix = await writeSteps('document');
   const bin = readFileSync(`${prefix}.bin`);
   rmSync(`${prefix}.bin`);
   writeFileSync(`${prefix}-00000-of-00001.bin`, bin.subarray(0, 100));
   writeFileSync(`${prefix}-00001-of-00001.bin`, bin.subarray(100));
   const ds = PreshuffledDataset.open(prefix, { seqLength: SEQ });
-  assert.deepEqual(Array.from(ds.batchTokens(2, BATCH)), [8, 9, 10, 11].map(row).flat());
+  assert.deepEqual(Array.from(ds.batchTokens(2, BATCH)), [8, 9, 10, 11].flatMap(row));
   ds.close();
 });

@@ -32,10 +32,13 @@ let inputs: string[];
 
 before(async () => {
   tokenizerPath = join(dir, 'tokenizer.json');
-  await writeTokenizerJson(tokenizerPath, await trainBpe([...JSONL_DOCS, ...TXT_DOCS, 'more words for merges '.repeat(20)], { vocabSize: 320 }));
+  await writeTokenizerJson(
+    tokenizerPath,
+    await trainBpe([...JSONL_DOCS, ...TXT_DOCS, 'more words for merges '.repeat(20)], { vocabSize: 320 }),
+  );
   tokenizer = await loadTokenizer(tokenizerPath);
   reference = Tokenizer.fromFile(tokenizerPath);
-  const jsonl = JSONL_DOCS.map((text, i) => JSON.stringify({ text, meta: { i } })).join('\n') + '\n';
+  const jsonl = `${JSONL_DOCS.map((text, i) => JSON.stringify({ text, meta: { i } })).join('\n')}\n`;
   inputs = [join(dir, 'a.jsonl.zst'), join(dir, 'b.txt')];
   writeFileSync(inputs[0]!, rawZstdFrame(Buffer.from(jsonl)));
   writeFileSync(inputs[1]!, TXT);
@@ -78,7 +81,10 @@ test('an error part way leaves no .bin, .idx or temporary file behind', async ()
   const sub = mkdtempSync(join(dir, 'fail-'));
   const bad = join(sub, 'bad.jsonl');
   writeFileSync(bad, '{"text": "fine"}\n{"text": "fine too"}\nnot json\n');
-  await assert.rejects(tokenizeCorpus({ inputs: [inputs[1]!, bad], tokenizer, out: join(sub, 'ds') }), (e: Error) => e instanceof DataError && e.message.startsWith(`${bad}:3: invalid JSON (`));
+  await assert.rejects(
+    tokenizeCorpus({ inputs: [inputs[1]!, bad], tokenizer, out: join(sub, 'ds') }),
+    (e: Error) => e instanceof DataError && e.message.startsWith(`${bad}:3: invalid JSON (`),
+  );
   assert.deepEqual(readdirSync(sub), ['bad.jsonl']);
   const summary = await tokenizeCorpus({ inputs: [bad], tokenizer, out: join(sub, 'ds'), skipInvalid: true });
   assert.equal(summary.invalidLines, 1);
@@ -88,11 +94,19 @@ test('an error part way leaves no .bin, .idx or temporary file behind', async ()
 test('pythia data tokenize writes the dataset and reports; bad input is one line on stderr', () => {
   const cli = join(repoRoot, 'dist/src/cli/main.js');
   const out = join(dir, 'cli-ds');
-  const ok = spawnSync(process.execPath, [cli, 'data', 'tokenize', '--input', ...inputs, '--tokenizer', tokenizerPath, '--out', out, '--append-eod'], { encoding: 'utf8' });
+  const ok = spawnSync(
+    process.execPath,
+    [cli, 'data', 'tokenize', '--input', ...inputs, '--tokenizer', tokenizerPath, '--out', out, '--append-eod'],
+    { encoding: 'utf8' },
+  );
   assert.equal(ok.status, 0, ok.stderr);
   assert.match(ok.stdout, /5 documents, \d+ tokens \(uint16, EOD 0 appended\)/);
   assert.equal(readItems(out).length, 5);
-  const missing = spawnSync(process.execPath, [cli, 'data', 'tokenize', '--input', join(dir, 'nope.jsonl'), '--tokenizer', tokenizerPath, '--out', out], { encoding: 'utf8' });
+  const missing = spawnSync(
+    process.execPath,
+    [cli, 'data', 'tokenize', '--input', join(dir, 'nope.jsonl'), '--tokenizer', tokenizerPath, '--out', out],
+    { encoding: 'utf8' },
+  );
   assert.equal(missing.status, 1);
   assert.equal(missing.stderr, `pythia: ${join(dir, 'nope.jsonl')}: no such file or directory\n`);
 });
@@ -100,9 +114,23 @@ test('pythia data tokenize writes the dataset and reports; bad input is one line
 /** A long synthetic document with what pre-tokenizers treat specially around newlines. */
 function longDocument(lines: number): string {
   const parts = [
-    'plain words here', "'s a contraction at the start", '  two leading spaces', '\ta tab', 'digits 12345 and 3.14',
-    'punctuation!? (yes) — “quotes”', 'e\u0301 combining accent', '\u0301starts with a mark', 'CJK 日本語 and 🎉',
-    '<|endoftext|> inside', 'trailing spaces   ', '', '', 'carriage\r', 'x', "they're", '\u00a0no-break space',
+    'plain words here',
+    "'s a contraction at the start",
+    '  two leading spaces',
+    '\ta tab',
+    'digits 12345 and 3.14',
+    'punctuation!? (yes) — “quotes”',
+    'e\u0301 combining accent',
+    '\u0301starts with a mark',
+    'CJK 日本語 and 🎉',
+    '<|endoftext|> inside',
+    'trailing spaces   ',
+    '',
+    '',
+    'carriage\r',
+    'x',
+    "they're",
+    '\u00a0no-break space',
   ];
   let seed = 7;
   const next = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31);
@@ -126,23 +154,38 @@ test('long documents are encoded in pieces with exactly the ids of the whole doc
     assert.deepEqual(ids, whole, `pieces of ${pieceChars} characters`);
   }
   // The check can fail: cutting after every newline, or before every space, changes the ids.
-  for (const naive of [doc.split(/(?<=\n)/), doc.split(/(?= )/)]) assert.notDeepEqual((await tokenizer.encodeBatch(naive)).flat(), whole);
+  for (const naive of [doc.split(/(?<=\n)/), doc.split(/(?= )/)])
+    assert.notDeepEqual((await tokenizer.encodeBatch(naive)).flat(), whole);
   // A document without a newline is cut before spaces.
   const line = doc.replaceAll('\n', ' ');
   const lineWhole = (await reference.encode(line)).getIds();
   for (const pieceChars of [1, 37, 500]) {
     const pieces = splitAtSafeCuts(line, pieceChars);
     if (pieceChars < 100) assert.ok(pieces.length > 100, `${pieces.length} pieces of ${pieceChars}`);
-    assert.deepEqual((await tokenizer.encodeBatch(pieces)).flat(), lineWhole, `one line in pieces of ${pieceChars} characters`);
+    assert.deepEqual(
+      (await tokenizer.encodeBatch(pieces)).flat(),
+      lineWhole,
+      `one line in pieces of ${pieceChars} characters`,
+    );
   }
   const out = join(dir, 'long');
   writeFileSync(join(dir, 'long.jsonl'), `${JSON.stringify({ text: doc })}\n${JSON.stringify({ text: 'short' })}\n`);
-  const summary = await tokenizeCorpus({ inputs: [join(dir, 'long.jsonl')], tokenizer, out, appendEod: true, pieceChars: 200, batchChars: 1000 });
+  const summary = await tokenizeCorpus({
+    inputs: [join(dir, 'long.jsonl')],
+    tokenizer,
+    out,
+    appendEod: true,
+    pieceChars: 200,
+    batchChars: 1000,
+  });
   assert.equal(summary.documents, 2);
-  assert.deepEqual(readItems(out), [[...whole, 0], [...(await reference.encode('short')).getIds(), 0]]);
+  assert.deepEqual(readItems(out), [
+    [...whole, 0],
+    [...(await reference.encode('short')).getIds(), 0],
+  ]);
 });
 
-test('the same holds with an NFC normalizer (GPT-NeoX-20B\'s); tokenizers it does not hold for are not split', async () => {
+test("the same holds with an NFC normalizer (GPT-NeoX-20B's); tokenizers it does not hold for are not split", async () => {
   const json = JSON.parse(readFileSync(tokenizerPath, 'utf8')) as Record<string, unknown>;
   const nfcPath = join(dir, 'nfc-tokenizer.json');
   writeFileSync(nfcPath, JSON.stringify({ ...json, normalizer: { type: 'NFC' } }));
@@ -158,10 +201,22 @@ test('the same holds with an NFC normalizer (GPT-NeoX-20B\'s); tokenizers it doe
   assert.equal(safeToSplit({ ...json, normalizer: { type: 'Lowercase' } }), false);
   assert.equal(safeToSplit({ ...json, post_processor: { type: 'TemplateProcessing' } }), false);
   const added = json.added_tokens as Record<string, unknown>[];
-  assert.equal(safeToSplit({ ...json, added_tokens: [...added, { id: 999, content: 'a\nb', lstrip: false, rstrip: false }] }), false);
-  assert.equal(safeToSplit({ ...json, added_tokens: [...added, { id: 999, content: 'x', lstrip: true, rstrip: false }] }), false);
-  assert.equal(safeToSplit({ ...json, added_tokens: [...added, { id: 999, content: 'a b', lstrip: false, rstrip: false }] }), false);
-  assert.equal(safeToSplit({ ...json, added_tokens: [...added, { id: 999, content: '    ', lstrip: false, rstrip: false }] }), true);
+  assert.equal(
+    safeToSplit({ ...json, added_tokens: [...added, { id: 999, content: 'a\nb', lstrip: false, rstrip: false }] }),
+    false,
+  );
+  assert.equal(
+    safeToSplit({ ...json, added_tokens: [...added, { id: 999, content: 'x', lstrip: true, rstrip: false }] }),
+    false,
+  );
+  assert.equal(
+    safeToSplit({ ...json, added_tokens: [...added, { id: 999, content: 'a b', lstrip: false, rstrip: false }] }),
+    false,
+  );
+  assert.equal(
+    safeToSplit({ ...json, added_tokens: [...added, { id: 999, content: '    ', lstrip: false, rstrip: false }] }),
+    true,
+  );
 });
 
 test('splitAtSafeCuts cuts only after a newline, or before a space, between solid characters', () => {

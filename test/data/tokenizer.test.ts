@@ -28,7 +28,13 @@ function neoxShapedJson(): object {
   const merges = ['Ġ t', 'h e', 'Ġt he', 'c a', 'ca t', 'Ġ cat'];
   for (const merge of merges) vocab[merge.replace(' ', '')] = Object.keys(vocab).length;
   const added = (id: number, content: string, special: boolean) => ({
-    id, special, content, single_word: false, lstrip: false, rstrip: false, normalized: !special,
+    id,
+    special,
+    content,
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: !special,
   });
   const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true };
   return {
@@ -40,7 +46,16 @@ function neoxShapedJson(): object {
     pre_tokenizer: byteLevel,
     post_processor: byteLevel,
     decoder: byteLevel,
-    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, vocab, merges },
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      vocab,
+      merges,
+    },
   };
 }
 
@@ -75,7 +90,7 @@ test('encodeBatch equals encode one by one, in order', async () => {
   assert.deepEqual(await tok.encodeBatch([]), []);
 });
 
-test('decode is synchronous and agrees with the package\'s own async decode', async () => {
+test("decode is synchronous and agrees with the package's own async decode", async () => {
   const tok = await loadTokenizer(neoxPath);
   const reference = Tokenizer.fromFile(neoxPath);
   const cases = [[85, 259, 263, 222, 84, 66, 85], [0], [66, 264, 67], [129, 104], [260, 0, 1, 222], [], [190, 225]];
@@ -89,7 +104,10 @@ test('decode is synchronous and agrees with the package\'s own async decode', as
 test('bad tokenizer files are one-line FormatErrors', async () => {
   const notJson = join(dir, 'bad.json');
   writeFileSync(notJson, '{"version": ');
-  await assert.rejects(loadTokenizer(notJson), (e: Error) => e instanceof FormatError && /invalid JSON/.test(e.message) && !e.message.includes('\n'));
+  await assert.rejects(
+    loadTokenizer(notJson),
+    (e: Error) => e instanceof FormatError && /invalid JSON/.test(e.message) && !e.message.includes('\n'),
+  );
   const wrongShape = join(dir, 'shape.json');
   writeFileSync(wrongShape, JSON.stringify({ version: '1.0', model: { type: 'Nonsense' } }));
   await assert.rejects(loadTokenizer(wrongShape), (e: Error) => e instanceof FormatError && !e.message.includes('\n'));
@@ -98,6 +116,9 @@ test('bad tokenizer files are one-line FormatErrors', async () => {
   json.added_tokens = [];
   delete json.model.vocab['<|endoftext|>'];
   writeFileSync(noEod, JSON.stringify(json));
-  await assert.rejects(loadTokenizer(noEod), (e: Error) => e instanceof FormatError && /<\|endoftext\|>/.test(e.message));
+  await assert.rejects(
+    loadTokenizer(noEod),
+    (e: Error) => e instanceof FormatError && /<\|endoftext\|>/.test(e.message),
+  );
   await assert.rejects(loadTokenizer(join(dir, 'missing.json')), FormatError);
 });

@@ -20,11 +20,30 @@ before(async () => {
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-const mc = (id: string, context: string, choices: string[], gold: number): TaskItem => ({ kind: 'multiple_choice', id, meta: {}, context, choices, gold, targetDelimiter: ' ' });
-const gen = (id: string, context: string, answer: string): TaskItem => ({ kind: 'generate_until', id, meta: {}, context, answer, until: ['\n'] });
+const mc = (id: string, context: string, choices: string[], gold: number): TaskItem => ({
+  kind: 'multiple_choice',
+  id,
+  meta: {},
+  context,
+  choices,
+  gold,
+  targetDelimiter: ' ',
+});
+const gen = (id: string, context: string, answer: string): TaskItem => ({
+  kind: 'generate_until',
+  id,
+  meta: {},
+  context,
+  answer,
+  until: ['\n'],
+});
 
 test('few-shot prompts: demonstrations joined by a blank line, then the item, byte for byte', () => {
-  const items = [mc('a', 'Sky is', ['blue', 'green'], 0), mc('b', 'Grass is', ['blue', 'green'], 1), mc('c', 'Snow is', ['white', 'black'], 0)];
+  const items = [
+    mc('a', 'Sky is', ['blue', 'green'], 0),
+    mc('b', 'Grass is', ['blue', 'green'], 1),
+    mc('c', 'Snow is', ['white', 'black'], 0),
+  ];
   assert.equal(fewshotPrompt(items[0]!, [items[1]!, items[2]!]), 'Grass is green\n\nSnow is white\n\nSky is');
   assert.equal(fewshotPrompt(items[0]!, []), 'Sky is');
   const q = [gen('x', 'Q: What is 1 plus 1? A:', '2'), gen('y', 'Q: What is 2 plus 2? A:', '4')];
@@ -41,7 +60,10 @@ test('demonstrations: seeded, never the item itself, without replacement, indepe
   assert.ok(!first.some((d) => d.id === 'q3'));
   assert.notDeepEqual(drawDemonstrations(pool[3]!, pool, 8, 1235, 'arith'), first);
   assert.notDeepEqual(drawDemonstrations(pool[3]!, pool, 8, 1234, 'other-task'), first);
-  assert.throws(() => drawDemonstrations(pool[0]!, pool.slice(0, 3), 4, 1, 'arith'), /4-shot prompts need 4 other items, the few-shot pool has 2/);
+  assert.throws(
+    () => drawDemonstrations(pool[0]!, pool.slice(0, 3), 4, 1, 'arith'),
+    /4-shot prompts need 4 other items, the few-shot pool has 2/,
+  );
 });
 
 test('token boundaries: trailing spaces move to the continuation; an empty context is end-of-text', async () => {

@@ -7,8 +7,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { drawDemonstrations, fewshotPrompt } from '../../src/eval/fewshot.js';
 import { runTask } from '../../src/eval/run-task.js';
-import { fewshotPrompt, drawDemonstrations } from '../../src/eval/fewshot.js';
 import { readTask } from '../../src/eval/tasks.js';
 import { forward, tokenMatrix } from '../../src/model/forward.js';
 import type { Params } from '../../src/model/params.js';
@@ -64,7 +64,9 @@ test('multiple choice: acc and acc_norm from each choice log-likelihood, checked
     if (item.kind !== 'multiple_choice') throw new Error('expected multiple choice');
     const lls = await Promise.all(item.choices.map(async (c) => (await pairLoglikelihood(item.context, ` ${c}`)).ll));
     const got = run.items[i]!;
-    got.choiceLoglikelihoods!.forEach((ll, j) => assert.ok(Math.abs(ll - lls[j]!) < 1e-4, `${item.id} choice ${j}: ${ll} vs ${lls[j]}`));
+    got.choiceLoglikelihoods!.forEach((ll, j) =>
+      assert.ok(Math.abs(ll - lls[j]!) < 1e-4, `${item.id} choice ${j}: ${ll} vs ${lls[j]}`),
+    );
     const best = lls.indexOf(Math.max(...lls));
     const norm = lls.map((ll, j) => ll / item.choices[j]!.length);
     const bestNorm = norm.indexOf(Math.max(...norm));
@@ -109,20 +111,30 @@ test('rolling: windows of the context length cover the document, log-likelihoods
     let ll = 0;
     for (let start = 0; start < tokens.length; start += 8) {
       const end = Math.min(start + 8, tokens.length);
-      const inputs = start === 0 ? [world.tokenizer.eodId, ...tokens.slice(0, end)] : tokens.slice(Math.max(0, end - 9), end);
+      const inputs =
+        start === 0 ? [world.tokenizer.eodId, ...tokens.slice(0, end)] : tokens.slice(Math.max(0, end - 9), end);
       ll += (await reference(inputs, inputs.length - (end - start))).ll;
     }
-    assert.ok(Math.abs(run.items[i]!.loglikelihood! - ll) < 1e-3, `${item.id}: ${run.items[i]!.loglikelihood} vs ${ll}`);
+    assert.ok(
+      Math.abs(run.items[i]!.loglikelihood! - ll) < 1e-3,
+      `${item.id}: ${run.items[i]!.loglikelihood} vs ${ll}`,
+    );
     assert.equal(run.items[i]!.words, item.text.split(/\s+/).length);
     assert.equal(run.items[i]!.bytes, Buffer.byteLength(item.text));
   }
-  assert.deepEqual(run.aggregates.map((a) => a.metric), ['word_perplexity', 'byte_perplexity', 'bits_per_byte']);
+  assert.deepEqual(
+    run.aggregates.map((a) => a.metric),
+    ['word_perplexity', 'byte_perplexity', 'bits_per_byte'],
+  );
 });
 
 test('generate until: greedy continuation cut at the stop string, exact match, checked by full recomputation', async () => {
   const task = readTask(tasks.arithmetic!);
   for (const shots of [0, 2]) {
-    const run = await runTask({ config: world.config, params, tokenizer: world.tokenizer }, task, { ...options, shots });
+    const run = await runTask({ config: world.config, params, tokenizer: world.tokenizer }, task, {
+      ...options,
+      shots,
+    });
     for (const [i, item] of task.items.entries()) {
       if (item.kind !== 'generate_until') throw new Error('expected generate_until');
       const prompt = fewshotPrompt(item, drawDemonstrations(item, task.items, shots, 1234, task.name));
@@ -146,7 +158,13 @@ test('generate until: greedy continuation cut at the stop string, exact match, c
 });
 
 test('rolling tasks take no demonstrations', async () => {
-  await assert.rejects(runTask({ config: world.config, params, tokenizer: world.tokenizer }, readTask(tasks.rolling!), { ...options, shots: 2 }), /takes no few-shot demonstrations/);
+  await assert.rejects(
+    runTask({ config: world.config, params, tokenizer: world.tokenizer }, readTask(tasks.rolling!), {
+      ...options,
+      shots: 2,
+    }),
+    /takes no few-shot demonstrations/,
+  );
 });
 
 test('generation never picks ids past the tokenizer when the model vocabulary is padded beyond it', async () => {

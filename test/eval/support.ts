@@ -9,9 +9,9 @@ import { trainBpe, writeTokenizerJson } from '../../src/data/bpe-trainer.js';
 import { loadTokenizer, type TextTokenizer } from '../../src/data/tokenizer.js';
 import { saveCheckpoint } from '../../src/model/checkpoint.js';
 import { type NeoXConfig, parameterShapes } from '../../src/model/config.js';
+import type { Params } from '../../src/model/params.js';
 import { pythiaArchitecture } from '../../src/model/presets.js';
 import { initParameters } from '../../src/train/init.js';
-import type { Params } from '../../src/model/params.js';
 
 const SENTENCES = [
   'The cat sat on the mat.',
@@ -43,7 +43,12 @@ export async function makeWorld(dir: string, maxPositions = 64): Promise<EvalWor
 
 /** Random weights, larger than Pythia's init so the model's preferences are sharp and vary by seed. */
 export function randomParams(config: NeoXConfig, seed: number): Params {
-  return initParameters(parameterShapes(config), { hiddenSize: config.hiddenSize, numLayers: config.numLayers }, { initMethod: 'normal', outputLayerInitMethod: 'normal', initMethodStd: 0.5 }, seed);
+  return initParameters(
+    parameterShapes(config),
+    { hiddenSize: config.hiddenSize, numLayers: config.numLayers },
+    { initMethod: 'normal', outputLayerInitMethod: 'normal', initMethodStd: 0.5 },
+    seed,
+  );
 }
 
 export async function writeCheckpoint(world: EvalWorld, dir: string, seed: number): Promise<Params> {
@@ -54,7 +59,7 @@ export async function writeCheckpoint(world: EvalWorld, dir: string, seed: numbe
 
 export function writeJsonl(path: string, lines: readonly object[]): string {
   mkdirSync(join(path, '..'), { recursive: true });
-  writeFileSync(path, lines.map((l) => JSON.stringify(l) + '\n').join(''));
+  writeFileSync(path, lines.map((l) => `${JSON.stringify(l)}\n`).join(''));
   return path;
 }
 
@@ -63,13 +68,44 @@ export function writeTasks(dir: string): Record<string, string> {
   const tasks = join(dir, 'tasks');
   return {
     choice: writeJsonl(join(tasks, 'choice.jsonl'), [
-      { id: 'c1', output_type: 'multiple_choice', context: 'The cat sat on the', choices: ['mat', 'river', 'city'], gold: 0 },
-      { id: 'c2', output_type: 'multiple_choice', context: 'The nurse said', choices: ['she', 'he'], gold: 0, type: 'pro' },
-      { id: 'c3', output_type: 'multiple_choice', context: 'The nurse said', choices: ['she', 'he'], gold: 1, type: 'anti' },
-      { id: 'c4', output_type: 'multiple_choice', context: 'Paris is a', choices: ['city', 'fox found a coin'], gold: 0 },
+      {
+        id: 'c1',
+        output_type: 'multiple_choice',
+        context: 'The cat sat on the',
+        choices: ['mat', 'river', 'city'],
+        gold: 0,
+      },
+      {
+        id: 'c2',
+        output_type: 'multiple_choice',
+        context: 'The nurse said',
+        choices: ['she', 'he'],
+        gold: 0,
+        type: 'pro',
+      },
+      {
+        id: 'c3',
+        output_type: 'multiple_choice',
+        context: 'The nurse said',
+        choices: ['she', 'he'],
+        gold: 1,
+        type: 'anti',
+      },
+      {
+        id: 'c4',
+        output_type: 'multiple_choice',
+        context: 'Paris is a',
+        choices: ['city', 'fox found a coin'],
+        gold: 0,
+      },
     ]),
     lambada: writeJsonl(join(tasks, 'lambada.jsonl'), [
-      { id: 'l1', output_type: 'loglikelihood', context: 'Long ago a fox found a coin by the river and kept the', target: ' coin' },
+      {
+        id: 'l1',
+        output_type: 'loglikelihood',
+        context: 'Long ago a fox found a coin by the river and kept the',
+        target: ' coin',
+      },
       { id: 'l2', output_type: 'loglikelihood', context: 'The river flows to the', target: ' sea' },
       { id: 'l3', output_type: 'loglikelihood', context: 'The pilot said he was', target: ' late.' },
     ]),
@@ -89,11 +125,22 @@ export function writeTasks(dir: string): Record<string, string> {
  * A suite folder: `<dir>/suite/<model>/step<N>/` for each model and step, suite.json naming a data
  * prefix under `<dir>/corpus/data/`, so the suite's task folder is `<dir>/corpus/tasks/`.
  */
-export async function writeSuite(world: EvalWorld, models: readonly string[], steps: readonly number[]): Promise<string> {
+export async function writeSuite(
+  world: EvalWorld,
+  models: readonly string[],
+  steps: readonly number[],
+): Promise<string> {
   const suite = join(world.dir, 'suite');
   let seed = 1;
   for (const m of models) for (const s of steps) await writeCheckpoint(world, join(suite, m, `step${s}`), seed++);
-  writeFileSync(join(suite, 'suite.json'), JSON.stringify({ suite: 'test', data: { prefix: join(world.dir, 'corpus', 'data', 'corpus_text_document'), preshuffled: false }, models: [] }));
+  writeFileSync(
+    join(suite, 'suite.json'),
+    JSON.stringify({
+      suite: 'test',
+      data: { prefix: join(world.dir, 'corpus', 'data', 'corpus_text_document'), preshuffled: false },
+      models: [],
+    }),
+  );
   writeTasks(join(world.dir, 'corpus'));
   return suite;
 }

@@ -4,9 +4,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { type OutputType, readTask } from '../../src/eval/tasks.js';
 import { resolveTaskPaths } from '../../src/eval/task-files.js';
-import { FormatError, ConfigError } from '../../src/util/errors.js';
+import { type OutputType, readTask } from '../../src/eval/tasks.js';
+import { ConfigError, FormatError } from '../../src/util/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pythia-tasks-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -19,12 +19,15 @@ function file(name: string, text: string): string {
 
 function refuses(text: string, pattern: RegExp, outputType?: OutputType) {
   const path = file('bad.jsonl', text);
-  assert.throws(() => readTask(path, outputType), (e: Error) => {
-    assert.ok(e instanceof FormatError, e.message);
-    assert.equal(e.message.split('\n').length, 1);
-    assert.match(e.message, pattern);
-    return true;
-  });
+  assert.throws(
+    () => readTask(path, outputType),
+    (e: Error) => {
+      assert.ok(e instanceof FormatError, e.message);
+      assert.equal(e.message.split('\n').length, 1);
+      assert.match(e.message, pattern);
+      return true;
+    },
+  );
 }
 
 test('reads each kind, keeps extra fields as metadata, and defaults delimiters and stop strings', () => {
@@ -35,32 +38,81 @@ test('reads each kind, keeps extra fields as metadata, and defaults delimiters a
   const task = readTask(path);
   assert.equal(task.name, 'mixed-meta');
   assert.equal(task.outputType, 'multiple_choice');
-  assert.deepEqual(task.items[0], { kind: 'multiple_choice', id: '7', meta: { type: 'pro' }, context: 'A', choices: ['x', 'y'], gold: 1, targetDelimiter: ' ' });
+  assert.deepEqual(task.items[0], {
+    kind: 'multiple_choice',
+    id: '7',
+    meta: { type: 'pro' },
+    context: 'A',
+    choices: ['x', 'y'],
+    gold: 1,
+    targetDelimiter: ' ',
+  });
   const gen = readTask(file('gen.jsonl', '{"id": "g", "context": "Q:", "answer": "4", "x1": 2}\n'), 'generate_until');
-  assert.deepEqual(gen.items[0], { kind: 'generate_until', id: 'g', meta: { x1: 2 }, context: 'Q:', answer: '4', until: ['\n'] });
+  assert.deepEqual(gen.items[0], {
+    kind: 'generate_until',
+    id: 'g',
+    meta: { x1: 2 },
+    context: 'Q:',
+    answer: '4',
+    until: ['\n'],
+  });
   assert.match(task.sha256, /^[0-9a-f]{64}$/);
 });
 
 test('refuses bad lines with the file, the line and the field', () => {
-  refuses('{"id": "a", "output_type": "multiple_choice", "context": "c", "choices": ["x", "y"], "gold": 0}\nnot json\n', /bad\.jsonl:2: not valid JSON/);
-  refuses('{"id": "a", "output_type": "multiple_choice", "choices": ["x", "y"], "gold": 0}\n', /bad\.jsonl:1: context: missing/);
-  refuses('{"id": "a", "output_type": "multiple_choice", "context": "c", "choices": ["x", "y"], "gold": 2}\n', /bad\.jsonl:1: gold: 2 is out of range for 2 choices/);
-  refuses('{"id": "a", "output_type": "multiple_choice", "context": "c", "choices": ["x"], "gold": 0}\n', /choices: expected an array of at least two strings/);
-  refuses('{"id": "a", "output_type": "ranking", "context": "c"}\n', /output_type: expected one of multiple_choice, loglikelihood, loglikelihood_rolling, generate_until/);
+  refuses(
+    '{"id": "a", "output_type": "multiple_choice", "context": "c", "choices": ["x", "y"], "gold": 0}\nnot json\n',
+    /bad\.jsonl:2: not valid JSON/,
+  );
+  refuses(
+    '{"id": "a", "output_type": "multiple_choice", "choices": ["x", "y"], "gold": 0}\n',
+    /bad\.jsonl:1: context: missing/,
+  );
+  refuses(
+    '{"id": "a", "output_type": "multiple_choice", "context": "c", "choices": ["x", "y"], "gold": 2}\n',
+    /bad\.jsonl:1: gold: 2 is out of range for 2 choices/,
+  );
+  refuses(
+    '{"id": "a", "output_type": "multiple_choice", "context": "c", "choices": ["x"], "gold": 0}\n',
+    /choices: expected an array of at least two strings/,
+  );
+  refuses(
+    '{"id": "a", "output_type": "ranking", "context": "c"}\n',
+    /output_type: expected one of multiple_choice, loglikelihood, loglikelihood_rolling, generate_until/,
+  );
   refuses('{"id": "a", "context": "c", "target": " t"}\n', /output_type: missing .*--output-type/);
   refuses('{"output_type": "loglikelihood", "context": "c", "target": " t"}\n', /bad\.jsonl:1: id: missing/);
-  refuses('{"id": "a", "output_type": "loglikelihood", "context": "c", "target": " t"}\n{"id": "a", "output_type": "loglikelihood", "context": "d", "target": " u"}\n', /bad\.jsonl:2: id: "a" already used on line 1/);
-  refuses('{"id": "a", "output_type": "loglikelihood", "context": "c", "target": " t"}\n{"id": "b", "output_type": "generate_until", "context": "d", "answer": "u"}\n', /bad\.jsonl:2: output_type: "generate_until" differs/);
-  refuses('{"id": "a", "output_type": "loglikelihood", "context": "c", "target": ""}\n', /target: expected a non-empty string/);
-  refuses('{"id": "a", "output_type": "generate_until", "context": "c", "answer": "x", "until": []}\n', /until: expected a non-empty array/);
+  refuses(
+    '{"id": "a", "output_type": "loglikelihood", "context": "c", "target": " t"}\n{"id": "a", "output_type": "loglikelihood", "context": "d", "target": " u"}\n',
+    /bad\.jsonl:2: id: "a" already used on line 1/,
+  );
+  refuses(
+    '{"id": "a", "output_type": "loglikelihood", "context": "c", "target": " t"}\n{"id": "b", "output_type": "generate_until", "context": "d", "answer": "u"}\n',
+    /bad\.jsonl:2: output_type: "generate_until" differs/,
+  );
+  refuses(
+    '{"id": "a", "output_type": "loglikelihood", "context": "c", "target": ""}\n',
+    /target: expected a non-empty string/,
+  );
+  refuses(
+    '{"id": "a", "output_type": "generate_until", "context": "c", "answer": "x", "until": []}\n',
+    /until: expected a non-empty array/,
+  );
   refuses('[1, 2]\n', /bad\.jsonl:1: expected a JSON object/);
   refuses('\n\n', /no items/);
-  refuses('{"id": "a", "context": "c", "choices": ["x", "y"], "gold": "0"}\n', /gold: expected an integer/, 'multiple_choice');
+  refuses(
+    '{"id": "a", "context": "c", "choices": ["x", "y"], "gold": "0"}\n',
+    /gold: expected an integer/,
+    'multiple_choice',
+  );
 });
 
 test('a missing task file and an unknown task name are one-line errors', () => {
   assert.throws(() => readTask(join(dir, 'absent.jsonl')), /absent\.jsonl: task file not found/);
   file('known.jsonl', '{"id": "a", "output_type": "loglikelihood", "context": "c", "target": " t"}\n');
   assert.deepEqual(resolveTaskPaths(['known'], [dir]), [join(dir, 'known.jsonl')]);
-  assert.throws(() => resolveTaskPaths(['unknown'], [dir]), (e: Error) => e instanceof ConfigError && /unknown task "unknown".*known: .*known/.test(e.message));
+  assert.throws(
+    () => resolveTaskPaths(['unknown'], [dir]),
+    (e: Error) => e instanceof ConfigError && /unknown task "unknown".*known: .*known/.test(e.message),
+  );
 });

@@ -5,10 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import { Graph } from '../../src/graph/graph.js';
 import { maskToBias } from '../../src/export/onnx-model.js';
 import { writeOnnxModel } from '../../src/export/transformers-js.js';
 import { f32ToF16 } from '../../src/formats/index.js';
+import { Graph } from '../../src/graph/graph.js';
 import { loadCheckpoint } from '../../src/model/checkpoint.js';
 import { MASK_VALUE } from '../../src/model/gpt-neox.js';
 import { evaluate } from '../../src/runtime/session.js';
@@ -43,13 +43,23 @@ test("the model declares transformers.js's names, with symbolic batch, sequence 
     const session = await ort.InferenceSession.create(readFileSync(join(dir, 'onnx', 'model.onnx')));
     const layers = Array.from({ length: config.numLayers }, (_, i) => i);
     assert.deepEqual(session.inputNames, [
-      'input_ids', 'attention_mask', 'position_ids',
+      'input_ids',
+      'attention_mask',
+      'position_ids',
       ...layers.flatMap((i) => [`past_key_values.${i}.key`, `past_key_values.${i}.value`]),
     ]);
-    assert.deepEqual(session.outputNames, ['logits', ...layers.flatMap((i) => [`present.${i}.key`, `present.${i}.value`])]);
+    assert.deepEqual(session.outputNames, [
+      'logits',
+      ...layers.flatMap((i) => [`present.${i}.key`, `present.${i}.value`]),
+    ]);
     const past = session.inputMetadata.find((m) => m.name === 'past_key_values.0.key')!;
     assert.ok(past.isTensor);
-    assert.deepEqual(past.shape, ['batch_size', config.numHeads, 'past_sequence_length', config.hiddenSize / config.numHeads]);
+    assert.deepEqual(past.shape, [
+      'batch_size',
+      config.numHeads,
+      'past_sequence_length',
+      config.hiddenSize / config.numHeads,
+    ]);
     await session.release();
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -78,7 +88,13 @@ test('external data: the weights leave model.onnx for model_fp16.onnx_data, and 
       position_ids: new ort.Tensor('int64', BigInt64Array.from([0n, 1n, 2n]), [1, n]),
     };
     for (let i = 0; i < config.numLayers; i++) {
-      for (const part of ['key', 'value']) feeds[`past_key_values.${i}.${part}`] = new ort.Tensor('float32', new Float32Array(0), [1, config.numHeads, 0, 16]);
+      for (const part of ['key', 'value'])
+        feeds[`past_key_values.${i}.${part}`] = new ort.Tensor('float32', new Float32Array(0), [
+          1,
+          config.numHeads,
+          0,
+          16,
+        ]);
     }
     const out = await session.run(feeds);
     assert.deepEqual(out.logits!.dims, [1, n, config.vocabSize]);

@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { AutoModelForCausalLM, AutoTokenizer, Tensor, env } from '@huggingface/transformers';
+import { AutoModelForCausalLM, AutoTokenizer, env, Tensor } from '@huggingface/transformers';
 import { loadTokenizer } from '../../src/data/tokenizer.js';
 import { exportOnnx, type OnnxExportOptions } from '../../src/export/transformers-js.js';
 import { openSafetensors } from '../../src/formats/index.js';
@@ -31,11 +31,18 @@ after(() => rmSync(work, { recursive: true, force: true }));
 type CausalLM = Awaited<ReturnType<typeof AutoModelForCausalLM.from_pretrained>>;
 
 /** Exports and loads with transformers.js; the export's folder name is its model id under env.localModelPath. */
-async function exportAndLoad(checkpoint: string, name: string, options: OnnxExportOptions = {}): Promise<{ dir: string; model: CausalLM }> {
+async function exportAndLoad(
+  checkpoint: string,
+  name: string,
+  options: OnnxExportOptions = {},
+): Promise<{ dir: string; model: CausalLM }> {
   const dir = join(work, name);
   await exportOnnx(checkpoint, dir, options);
   env.localModelPath = `${dirname(dir)}/`;
-  const model = await AutoModelForCausalLM.from_pretrained(basename(dir), { dtype: options.dtype ?? 'fp32', local_files_only: true });
+  const model = await AutoModelForCausalLM.from_pretrained(basename(dir), {
+    dtype: options.dtype ?? 'fp32',
+    local_files_only: true,
+  });
   return { dir, model };
 }
 
@@ -54,7 +61,11 @@ async function theirGreedy(model: CausalLM, prompt: readonly number[], maxNewTok
   return (out.tolist() as bigint[][])[0]!.map(Number);
 }
 
-async function ourGreedy(checkpoint: Checkpoint, prompts: readonly (readonly number[])[], maxNewTokens: number): Promise<number[][]> {
+async function ourGreedy(
+  checkpoint: Checkpoint,
+  prompts: readonly (readonly number[])[],
+  maxNewTokens: number,
+): Promise<number[][]> {
   const decoder = await Decoder.create(checkpoint.config, checkpoint.params, { threads: 1 });
   try {
     return await generate(decoder, prompts, { maxNewTokens, eosTokenId: checkpoint.config.eosTokenId });
@@ -64,11 +75,16 @@ async function ourGreedy(checkpoint: Checkpoint, prompts: readonly (readonly num
 }
 
 async function theirLogits(model: CausalLM, rows: readonly (readonly number[])[]): Promise<Float32Array> {
-  const out = (await model({ input_ids: int64(rows), attention_mask: int64(rows.map((r) => r.map(() => 1))) })) as { logits: Tensor };
+  const out = (await model({ input_ids: int64(rows), attention_mask: int64(rows.map((r) => r.map(() => 1))) })) as {
+    logits: Tensor;
+  };
   return out.logits.data as Float32Array;
 }
 
-function fixtureIds(name: string): { rows: number[][]; generate: { prompt: number[]; hf_generate: number[][]; max_new_tokens: number } } {
+function fixtureIds(name: string): {
+  rows: number[][];
+  generate: { prompt: number[]; hf_generate: number[][]; max_new_tokens: number };
+} {
   const dir = fixtureDir(name);
   const raw = openSafetensors(join(dir, 'expected.safetensors')).readRaw('input_ids');
   const ids = Array.from(new BigInt64Array(raw.data.buffer, raw.data.byteOffset, raw.data.byteLength / 8), Number);
@@ -77,7 +93,12 @@ function fixtureIds(name: string): { rows: number[][]; generate: { prompt: numbe
   return { rows, generate: JSON.parse(readFileSync(join(dir, 'generate.json'), 'utf8')) };
 }
 
-for (const [name, dtype] of [['parallel-r25', 'fp32'], ['sequential-r100', 'fp32'], ['fp16-long', 'fp32'], ['fp16-long', 'fp16']] as const) {
+for (const [name, dtype] of [
+  ['parallel-r25', 'fp32'],
+  ['sequential-r100', 'fp32'],
+  ['fp16-long', 'fp32'],
+  ['fp16-long', 'fp16'],
+] as const) {
   describe(`transformers.js runs the ${dtype} export of fixture ${name}`, () => {
     const checkpointDir = join(fixtureDir(name), 'model');
     const checkpoint = loadCheckpoint(checkpointDir);
@@ -92,12 +113,19 @@ for (const [name, dtype] of [['parallel-r25', 'fp32'], ['sequential-r100', 'fp32
       assert.deepEqual(await theirGreedy(model, hf.prompt, hf.max_new_tokens), hf.hf_generate[0]);
       const prompts = [rows[0]!.slice(0, 1), rows[0]!.slice(0, 5), rows.at(-1)!.slice(3, 14)];
       const ours = await ourGreedy(checkpoint, prompts, 12);
-      for (const [i, prompt] of prompts.entries()) assert.deepEqual(await theirGreedy(model, prompt, 12), ours[i], `prompt ${i}`);
+      for (const [i, prompt] of prompts.entries())
+        assert.deepEqual(await theirGreedy(model, prompt, 12), ours[i], `prompt ${i}`);
     });
 
     test('logits of every position match our forward pass within 1e-4 relative', async () => {
       const theirs = await theirLogits(model, rows);
-      const ours = await forward(checkpoint.config, checkpoint.params, BigInt64Array.from(rows.flat(), BigInt), rows.length, {});
+      const ours = await forward(
+        checkpoint.config,
+        checkpoint.params,
+        BigInt64Array.from(rows.flat(), BigInt),
+        rows.length,
+        {},
+      );
       const diff = maxRelativeDiff(theirs, ours.logits!);
       assert.ok(diff <= 1e-4, `max |Δ| / max |logit| = ${diff}`);
     });
@@ -117,12 +145,16 @@ describe('transformers.js and the export of a trained checkpoint', () => {
   test('with the weights in external data, greedy generation equals ours', async () => {
     const data = join(work, 'counting', 'onnx', 'model.onnx_data');
     assert.ok(statSync(data).size > 4 * 64 * 32, 'the weights are in model.onnx_data');
-    assert.ok(statSync(join(work, 'counting', 'onnx', 'model.onnx')).size < 64 * 1024, 'model.onnx holds the graph only');
+    assert.ok(
+      statSync(join(work, 'counting', 'onnx', 'model.onnx')).size < 64 * 1024,
+      'model.onnx holds the graph only',
+    );
     const config = JSON.parse(readFileSync(join(work, 'counting', 'config.json'), 'utf8'));
     assert.deepEqual(config['transformers.js_config'].use_external_data_format, { 'model.onnx': 1 });
     const prompts = [[3, 10, 17], [5], [1, 3, 5, 7, 9]];
     const ours = await ourGreedy(checkpoint, prompts, 20);
-    for (const [i, prompt] of prompts.entries()) assert.deepEqual(await theirGreedy(model, prompt, 20), ours[i], `prompt ${i}`);
+    for (const [i, prompt] of prompts.entries())
+      assert.deepEqual(await theirGreedy(model, prompt, 20), ours[i], `prompt ${i}`);
   });
 
   test('a left-padded batch: padding is masked and positions count real tokens only, as in our generate', async () => {
@@ -131,7 +163,12 @@ describe('transformers.js and the export of a trained checkpoint', () => {
     const pad = 1;
     const padded = prompts.map((p) => [...new Array<number>(width - p.length).fill(pad), ...p]);
     const mask = prompts.map((p) => [...new Array<number>(width - p.length).fill(0), ...p.map(() => 1)]);
-    const out = (await model.generate({ input_ids: int64(padded), attention_mask: int64(mask), max_new_tokens: 10, do_sample: false })) as Tensor;
+    const out = (await model.generate({
+      input_ids: int64(padded),
+      attention_mask: int64(mask),
+      max_new_tokens: 10,
+      do_sample: false,
+    })) as Tensor;
     const theirs = (out.tolist() as bigint[][]).map((row, b) => row.map(Number).slice(width - prompts[b]!.length));
     const ours = await ourGreedy(checkpoint, prompts, 10);
     const eos = checkpoint.config.eosTokenId;
@@ -141,8 +178,17 @@ describe('transformers.js and the export of a trained checkpoint', () => {
   });
 
   test('logits of a batch match our forward pass within 1e-4 relative', async () => {
-    const rows = [[3, 10, 17, 24, 31, 38], [5, 6, 7, 8, 9, 10]];
-    const ours = await forward(checkpoint.config, checkpoint.params, BigInt64Array.from(rows.flat(), BigInt), rows.length, {});
+    const rows = [
+      [3, 10, 17, 24, 31, 38],
+      [5, 6, 7, 8, 9, 10],
+    ];
+    const ours = await forward(
+      checkpoint.config,
+      checkpoint.params,
+      BigInt64Array.from(rows.flat(), BigInt),
+      rows.length,
+      {},
+    );
     const diff = maxRelativeDiff(await theirLogits(model, rows), ours.logits!);
     assert.ok(diff <= 1e-4, `max |Δ| / max |logit| = ${diff}`);
   });
@@ -177,6 +223,7 @@ describe("transformers.js's tokenizer and text generation on an export with our 
     const checkpoint = loadCheckpoint(join(fixtureDir('fp16-long'), 'model'));
     const ids = prompts.map((text) => tokenizer.encode(text));
     const ours = await ourGreedy(checkpoint, ids, 16);
-    for (const [i, prompt] of ids.entries()) assert.deepEqual(await theirGreedy(model, prompt, 16), ours[i], prompts[i]);
+    for (const [i, prompt] of ids.entries())
+      assert.deepEqual(await theirGreedy(model, prompt, 16), ours[i], prompts[i]);
   });
 });

@@ -6,18 +6,18 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { type Server, createServer } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { extname, join, normalize } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
+import { pathToFileURL } from 'node:url';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { loadTokenizer } from '../../src/data/tokenizer.js';
 import { exportWeb } from '../../src/export/web.js';
 import { type Checkpoint, loadCheckpoint, saveCheckpoint } from '../../src/model/checkpoint.js';
-import { MASK_VALUE } from '../../src/model/gpt-neox.js';
 import { Decoder } from '../../src/model/decoder.js';
-import { generate, type GenerateOptions } from '../../src/model/generate.js';
+import { type GenerateOptions, generate } from '../../src/model/generate.js';
+import { MASK_VALUE } from '../../src/model/gpt-neox.js';
 import { Prng } from '../../src/util/prng.js';
 import { fixtureDir } from '../support/paths.js';
 import { trainedTokenizer } from './support.js';
@@ -36,8 +36,12 @@ interface El {
 const skip = existsSync(CHROMIUM) ? false : `no ${CHROMIUM} (Debian's chromium package; .ci/run installs it)`;
 
 const TYPES: Record<string, string> = {
-  '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.css': 'text/css',
-  '.json': 'application/json', '.wasm': 'application/wasm',
+  '.html': 'text/html',
+  '.js': 'text/javascript',
+  '.mjs': 'text/javascript',
+  '.css': 'text/css',
+  '.json': 'application/json',
+  '.wasm': 'application/wasm',
 };
 
 /** A static file server on 127.0.0.1 for `root`. */
@@ -80,7 +84,13 @@ async function nextTokenProbabilities(checkpoint: Checkpoint, ids: readonly numb
   const decoder = await Decoder.create(checkpoint.config, checkpoint.params, { threads: 1 });
   const n = ids.length;
   const bias = new Float32Array(n * n).map((_, k) => (k % n > Math.floor(k / n) ? MASK_VALUE : 0));
-  const step = await decoder.step(BigInt64Array.from(ids, BigInt), BigInt64Array.from(ids, (_, t) => BigInt(t)), bias, decoder.emptyCache(1), 1);
+  const step = await decoder.step(
+    BigInt64Array.from(ids, BigInt),
+    BigInt64Array.from(ids, (_, t) => BigInt(t)),
+    bias,
+    decoder.emptyCache(1),
+    1,
+  );
   await decoder.release();
   const max = Math.max(...step.logits);
   const e = Float64Array.from(step.logits, (l) => Math.exp(l - max));
@@ -104,8 +114,12 @@ async function columns(page: Page): Promise<Column[]> {
         prompt: (c as unknown as El).querySelector('.prompt-ids').dataset.ids!.split(',').map(Number),
         greedy: ids('greedy'),
         sampled: ids('sampled'),
-        greedyP: [...(c as unknown as El).querySelectorAll('.continuation[data-mode=greedy] .token')].map((t) => Number(t.dataset.p)),
-        otherP: [...(c as unknown as El).querySelectorAll('.continuation[data-mode=greedy] .token')].map((t) => Number(t.dataset.otherP)),
+        greedyP: [...(c as unknown as El).querySelectorAll('.continuation[data-mode=greedy] .token')].map((t) =>
+          Number(t.dataset.p),
+        ),
+        otherP: [...(c as unknown as El).querySelectorAll('.continuation[data-mode=greedy] .token')].map((t) =>
+          Number(t.dataset.otherP),
+        ),
       };
     }),
   );
@@ -128,7 +142,10 @@ describe('pythia export web in headless Chromium', () => {
     const second = join(work, 'perturbed', 'step2');
     const rng = new Prng(5);
     const params = new Map(first.params);
-    params.set('embed_out.weight', first.params.get('embed_out.weight')!.map((w) => w + 0.05 * rng.normal()));
+    params.set(
+      'embed_out.weight',
+      first.params.get('embed_out.weight')!.map((w) => w + 0.05 * rng.normal()),
+    );
     await saveCheckpoint(second, first.config, params, { tokenizerPath });
     checkpoints.push(first, loadCheckpoint(second));
     await exportWeb([first.dir, second], join(work, 'page'), { tokenizerPath });
@@ -142,7 +159,9 @@ describe('pythia export web in headless Chromium', () => {
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
-  test('two checkpoints on a typed prompt: our prompt ids, greedy tokens, seeded samples and probabilities', { skip }, async () => {
+  test('two checkpoints on a typed prompt: our prompt ids, greedy tokens, seeded samples and probabilities', {
+    skip,
+  }, async () => {
     const page = await browser.newPage();
     const foreign: string[] = [];
     page.on('request', (r) => {
@@ -155,23 +174,42 @@ describe('pythia export web in headless Chromium', () => {
     const prompt = 'Q: What is 12 plus 7? A:';
     await page.$eval('#prompt', (e) => ((e as unknown as El).value = ''));
     await page.type('#prompt', prompt);
-    for (const [id, value] of [['#max-new-tokens', '12'], ['#temperature', '0.8'], ['#seed', '3']]) {
+    for (const [id, value] of [
+      ['#max-new-tokens', '12'],
+      ['#temperature', '0.8'],
+      ['#seed', '3'],
+    ]) {
       await page.$eval(id!, (e) => ((e as unknown as El).value = ''));
       await page.type(id!, value!);
     }
     await page.click('#run');
     await page.waitForSelector('#status[data-state=done], #status[data-state=error]', { timeout: 300_000 });
-    assert.equal(await page.$eval('#status', (e) => (e as unknown as El).dataset.state), 'done', await page.$eval('#status', (e) => e.textContent));
+    assert.equal(
+      await page.$eval('#status', (e) => (e as unknown as El).dataset.state),
+      'done',
+      await page.$eval('#status', (e) => e.textContent),
+    );
 
     const ids = await (await loadTokenizer(tokenizerPath)).encode(prompt);
     const shown = await columns(page);
-    assert.deepEqual(shown.map((c) => c.model), ['fp16-long-model', 'perturbed-step2']);
+    assert.deepEqual(
+      shown.map((c) => c.model),
+      ['fp16-long-model', 'perturbed-step2'],
+    );
     for (const [i, column] of shown.entries()) {
       const checkpoint = checkpoints[i]!;
       const eosTokenId = checkpoint.config.eosTokenId;
       assert.deepEqual(column.prompt, ids, 'the prompt tokenised as our tokenizer does');
-      assert.deepEqual(column.greedy, await ours(checkpoint, ids, { maxNewTokens: 12, eosTokenId }), `${column.model}: greedy`);
-      assert.deepEqual(column.sampled, await ours(checkpoint, ids, { maxNewTokens: 12, eosTokenId, temperature: 0.8, seed: 3 }), `${column.model}: sampled`);
+      assert.deepEqual(
+        column.greedy,
+        await ours(checkpoint, ids, { maxNewTokens: 12, eosTokenId }),
+        `${column.model}: greedy`,
+      );
+      assert.deepEqual(
+        column.sampled,
+        await ours(checkpoint, ids, { maxNewTokens: 12, eosTokenId, temperature: 0.8, seed: 3 }),
+        `${column.model}: sampled`,
+      );
     }
     // The first greedy token's probability under its own checkpoint and under the other one.
     const probabilities = await Promise.all(checkpoints.map((c) => nextTokenProbabilities(c, ids)));
@@ -188,7 +226,10 @@ describe('pythia export web in headless Chromium', () => {
   test('opened from file:// the page says to serve it over HTTP', { skip }, async () => {
     const page = await browser.newPage();
     await page.goto(pathToFileURL(join(work, 'page', 'index.html')).href);
-    const status = await page.$eval('#status', (e) => ({ state: (e as unknown as El).dataset.state, text: e.textContent ?? '' }));
+    const status = await page.$eval('#status', (e) => ({
+      state: (e as unknown as El).dataset.state,
+      text: e.textContent ?? '',
+    }));
     assert.equal(status.state, 'error');
     assert.match(status.text, /serve this folder over HTTP/);
     await page.close();

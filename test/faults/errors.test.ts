@@ -29,12 +29,22 @@ function systemError(code: string, syscall: string, path?: string): NodeJS.Errno
 }
 
 test('every user-facing error class is a PythiaError and is reported as its one line', () => {
-  const errors = [new FormatError('f.bin', 'bad'), new ConfigError('c'), new DataError('d'), new UserError('u'), new GraphError('matmul', 'g'), new RuntimeError('r')];
+  const errors = [
+    new FormatError('f.bin', 'bad'),
+    new ConfigError('c'),
+    new DataError('d'),
+    new UserError('u'),
+    new GraphError('matmul', 'g'),
+    new RuntimeError('r'),
+  ];
   for (const e of errors) {
     assert.ok(e instanceof PythiaError, e.name);
     assert.equal(describeError(e), e.message);
   }
-  assert.deepEqual(errors.map((e) => e.name), ['FormatError', 'ConfigError', 'DataError', 'UserError', 'GraphError', 'RuntimeError']);
+  assert.deepEqual(
+    errors.map((e) => e.name),
+    ['FormatError', 'ConfigError', 'DataError', 'UserError', 'GraphError', 'RuntimeError'],
+  );
   assert.equal(describeError(new FormatError('f.bin', 'two\n  lines')), 'f.bin: two lines');
   // An error that crossed a thread boundary keeps only its name.
   const carried = Object.assign(new Error('x.json: field y'), { name: 'ConfigError' });
@@ -59,7 +69,9 @@ test('a closed pipe ends `pythia inspect` quietly; a full stdout is one line', a
   const status = await new Promise<number | null>((resolve) => child.on('exit', resolve));
   assert.equal(stderr, '');
   assert.equal(status, 0);
-  const full = spawnSync('sh', ['-c', `"${process.execPath}" "${cli}" inspect "${model}" --json > /dev/full`], { encoding: 'utf8' });
+  const full = spawnSync('sh', ['-c', `"${process.execPath}" "${cli}" inspect "${model}" --json > /dev/full`], {
+    encoding: 'utf8',
+  });
   assert.equal(full.stderr, 'pythia: standard output: no space left on device\n');
   assert.equal(full.status, 1);
 });
@@ -81,7 +93,17 @@ test('disk full: `forward`, `data tokenize` and `train` print one line naming th
   writeFileSync(tokens, JSON.stringify([[1, 2, 3, 4, 5, 6, 7, 8]]));
   const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
 
-  const forward = run('forward', model, '--tokens', tokens, '--out', join(disk, 'out.safetensors'), '--hidden-states', '--grads', '--loss');
+  const forward = run(
+    'forward',
+    model,
+    '--tokens',
+    tokens,
+    '--out',
+    join(disk, 'out.safetensors'),
+    '--hidden-states',
+    '--grads',
+    '--loss',
+  );
   assert.equal(forward.stderr, `pythia: ${join(disk, 'out.safetensors')}: no space left on device\n`);
   assert.equal(forward.status, 1);
 
@@ -95,27 +117,61 @@ test('disk full: `forward`, `data tokenize` and `train` print one line naming th
 
   const data = join(dir, 'ds');
   assert.equal(run('data', 'tokenize', '--input', corpus, '--tokenizer', tokenizer, '--out', data).status, 0);
-  const train = run('train', '--preset', 'nano-25k', '--data', data, '--vocab-file', tokenizer, '--train-iters', '2', '--out', disk);
-  assert.match(train.stderr, new RegExp(`pythia: ${join(disk, 'nano-25k', 'step0')}/[a-z_.]+: no space left on device\\n$`));
+  const train = run(
+    'train',
+    '--preset',
+    'nano-25k',
+    '--data',
+    data,
+    '--vocab-file',
+    tokenizer,
+    '--train-iters',
+    '2',
+    '--out',
+    disk,
+  );
+  assert.match(
+    train.stderr,
+    new RegExp(`pythia: ${join(disk, 'nano-25k', 'step0')}/[a-z_.]+: no space left on device\\n$`),
+  );
   assert.equal(train.status, 1);
 });
 
 test('--resume from a trainer_state.json with a missing or wrong field names the file and the field', () => {
   const state = {
-    format: 'pythia-ts trainer state', version: 1, model: 'm', step: 2, samplesConsumed: 32, recipe: nanoRecipe(0.003),
-    data: { prefix: '/data/corpus', preshuffled: false }, init: { seed: 1, from: null }, rng: { words: [1, -2, 3, 4], spareNormal: null }, intervention: null,
+    format: 'pythia-ts trainer state',
+    version: 1,
+    model: 'm',
+    step: 2,
+    samplesConsumed: 32,
+    recipe: nanoRecipe(0.003),
+    data: { prefix: '/data/corpus', preshuffled: false },
+    init: { seed: 1, from: null },
+    rng: { words: [1, -2, 3, 4], spareNormal: null },
+    intervention: null,
   };
   assert.equal(checkTrainerState(state, 's.json'), state);
   const step = join(dir, 'step2');
   cpSync(model, step, { recursive: true });
   const write = (s: unknown) => writeFileSync(join(step, TRAINER_STATE_FILE), JSON.stringify(s));
-  const refused = (pattern: RegExp) => assert.throws(() => loadResumePoint(step), (e: Error) => e.name === 'FormatError' && pattern.test(e.message) && !e.message.includes('\n'));
+  const refused = (pattern: RegExp) =>
+    assert.throws(
+      () => loadResumePoint(step),
+      (e: Error) => e.name === 'FormatError' && pattern.test(e.message) && !e.message.includes('\n'),
+    );
   const { lr: _, ...noLr } = state.recipe.schedule;
   write({ ...state, recipe: { ...state.recipe, schedule: noLr } });
-  refused(new RegExp(`${join(step, TRAINER_STATE_FILE)}: cannot resume: field recipe\\.schedule\\.lr is missing \\(expected a number\\)`));
+  refused(
+    new RegExp(
+      `${join(step, TRAINER_STATE_FILE)}: cannot resume: field recipe\\.schedule\\.lr is missing \\(expected a number\\)`,
+    ),
+  );
   write({ ...state, step: -1 });
   refused(/field step is -1, expected a non-negative integer/);
-  write({ ...state, recipe: { ...state.recipe, checkpoint: { ...state.recipe.checkpoint, checkpointScale: 'cubic' } } });
+  write({
+    ...state,
+    recipe: { ...state.recipe, checkpoint: { ...state.recipe.checkpoint, checkpointScale: 'cubic' } },
+  });
   refused(/field recipe\.checkpoint\.checkpointScale is "cubic", expected one of "linear", "log"/);
   write({ ...state, data: undefined });
   refused(/data is missing, expected an object/);

@@ -5,7 +5,16 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -20,14 +29,18 @@ const dist = (path: string): string => join(repoRoot, 'dist/src', path);
 /** Runs `code` (an ES module) in a child that loops, and SIGKILLs it `ms` after its first line of output. */
 function killAfter(code: string, ms: number): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--input-type=module', '-e', code], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let armed = false;
     child.stdout.on('data', () => {
       if (armed) return;
       armed = true;
       setTimeout(() => child.kill('SIGKILL'), ms);
     });
-    child.on('exit', (status, signal) => (signal === 'SIGKILL' ? resolve() : reject(new Error(`the looping child ended by itself (${status})`))));
+    child.on('exit', (status, signal) =>
+      signal === 'SIGKILL' ? resolve() : reject(new Error(`the looping child ended by itself (${status})`)),
+    );
   });
 }
 
@@ -54,7 +67,11 @@ test('a checkpoint overwritten again and again and killed at any moment loads wh
     const loaded = loadCheckpoint(step);
     const factor = readFileSync(join(step, 'marker.txt'), 'utf8') === '1' ? 2 : 1;
     const name = 'gpt_neox.embed_in.weight';
-    assert.deepEqual(loaded.params.get(name), original.params.get(name)!.map((x) => factor * x), `weights match marker.txt after a kill at ${ms} ms`);
+    assert.deepEqual(
+      loaded.params.get(name),
+      original.params.get(name)!.map((x) => factor * x),
+      `weights match marker.txt after a kill at ${ms} ms`,
+    );
   }
 });
 
@@ -136,7 +153,12 @@ test('an old .idx beside a new .bin is refused on open, however large the index'
   await b.finish();
   renameSync(join(sub, 'b.bin'), join(sub, 'a.bin'));
   for (const fullCheckMaxIndexBytes of [0, 64 << 20]) {
-    assert.throws(() => IndexedDataset.open(join(sub, 'a'), { fullCheckMaxIndexBytes }), (e: Error) =>
-      e.name === 'FormatError' && /a\.bin: longer than the index says: 32 bytes/.test(e.message) && !e.message.includes('\n'));
+    assert.throws(
+      () => IndexedDataset.open(join(sub, 'a'), { fullCheckMaxIndexBytes }),
+      (e: Error) =>
+        e.name === 'FormatError' &&
+        /a\.bin: longer than the index says: 32 bytes/.test(e.message) &&
+        !e.message.includes('\n'),
+    );
   }
 });

@@ -80,15 +80,18 @@ describe('f32 → f16 (round to nearest even)', () => {
     const all = new Uint16Array(65536).map((_, i) => i);
     const back = f32ToF16(f16ToF32(all));
     for (let h = 0; h < 65536; h++) {
-      if ((h & 0x7c00) === 0x7c00 && (h & 0x3ff) !== 0) assert.equal(back[h]! & 0x7e00, 0x7e00, 'NaN stays a (quiet) NaN');
+      if ((h & 0x7c00) === 0x7c00 && (h & 0x3ff) !== 0)
+        assert.equal(back[h]! & 0x7e00, 0x7e00, 'NaN stays a (quiet) NaN');
       else assert.equal(back[h], h);
     }
   });
 
   it('matches numpy astype(float16) on overflow, underflow and tie cases', () => {
     // numpy 2.4.6: np.array(bits, uint32).view(float32).astype(float16).view(uint16)
-    const inputBits = [1199566847, 1199566848, 1199562752, 855638016, 855638017, 868220928, 874512384, 1036831949, 3226013648,
-      1203982336, 2147483648, 2139095040, 4286578688, 947912704, 947904415, 1065365504, 1065357312];
+    const inputBits = [
+      1199566847, 1199566848, 1199562752, 855638016, 855638017, 868220928, 874512384, 1036831949, 3226013648,
+      1203982336, 2147483648, 2139095040, 4286578688, 947912704, 947904415, 1065365504, 1065357312,
+    ];
     const numpy = [31743, 31744, 31743, 0, 1, 2, 2, 11878, 49736, 31744, 32768, 31744, 64512, 1024, 1023, 15362, 15360];
     const out = f32ToF16(new Float32Array(new Uint32Array(inputBits).buffer));
     assert.deepEqual([...out], numpy);
@@ -97,7 +100,11 @@ describe('f32 → f16 (round to nearest even)', () => {
   it('agrees with a brute-force nearest-even search on 20000 pseudo-random floats and all halfway points', () => {
     const xs = testFloats();
     const halfways: number[] = [];
-    for (let h = 0; h < 0x7bff; h += 7) halfways.push((F16_MAGNITUDES[h]! + F16_MAGNITUDES[h + 1]!) / 2, -(F16_MAGNITUDES[h]! + F16_MAGNITUDES[h + 1]!) / 2);
+    for (let h = 0; h < 0x7bff; h += 7)
+      halfways.push(
+        (F16_MAGNITUDES[h]! + F16_MAGNITUDES[h + 1]!) / 2,
+        -(F16_MAGNITUDES[h]! + F16_MAGNITUDES[h + 1]!) / 2,
+      );
     const all = Float32Array.from([...xs, ...halfways]); // f16 halfway points are exact in f32
     const out = f32ToF16(all);
     for (let i = 0; i < all.length; i++) {
@@ -114,7 +121,10 @@ describe('f32 → f16 (round to nearest even)', () => {
 describe('bf16', () => {
   it('decodes by placing the bits in the top half of an f32', () => {
     const out = bf16ToF32(new Uint16Array([0x3f80, 0xc049, 0x0001, 0x7f80, 0xff80, 0x8000, 0x7fc1]));
-    assert.deepEqual([...new Uint32Array(out.buffer)], [0x3f800000, 0xc0490000, 0x00010000, 0x7f800000, 0xff800000, 0x80000000, 0x7fc10000]);
+    assert.deepEqual(
+      [...new Uint32Array(out.buffer)],
+      [0x3f800000, 0xc0490000, 0x00010000, 0x7f800000, 0xff800000, 0x80000000, 0x7fc10000],
+    );
   });
 
   it('encodes with round to nearest even, overflowing to inf, against a brute-force search', () => {

@@ -35,5 +35,8 @@ test('the bytes read back as the tensors', () => {
 });
 
 test('a repeated name is refused', () => {
-  assert.throws(() => safetensorsBytes([tensors[0]!, tensors[0]!]), /safetensorsBytes: tensor "b\.weight": name is reserved or repeated/);
+  assert.throws(
+    () => safetensorsBytes([tensors[0]!, tensors[0]!]),
+    /safetensorsBytes: tensor "b\.weight": name is reserved or repeated/,
+  );
 });

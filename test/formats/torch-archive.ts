@@ -51,9 +51,32 @@ export function storedZip(records: ZipRecord[], options: { zip64?: boolean; meth
     const unpadded = offset + 30 + name.length + 4;
     const pad = (64 - (unpadded % 64)) % 64;
     const extra = Buffer.concat([u16(0x4246), u16(pad), Buffer.alloc(pad, 0x5a)]);
-    const common = Buffer.concat([u16(0), u16(options.method ?? 0), u16(0), u16(0), u32(crc32(r.data)), u32(r.data.length), u32(r.data.length), u16(name.length)]);
+    const common = Buffer.concat([
+      u16(0),
+      u16(options.method ?? 0),
+      u16(0),
+      u16(0),
+      u32(crc32(r.data)),
+      u32(r.data.length),
+      u32(r.data.length),
+      u16(name.length),
+    ]);
     const local = Buffer.concat([u32(0x04034b50), u16(20), common, u16(extra.length), name, extra]);
-    central.push(Buffer.concat([u32(0x02014b50), u16(20), u16(20), common, u16(0), u16(0), u16(0), u16(0), u32(0), u32(offset), name]));
+    central.push(
+      Buffer.concat([
+        u32(0x02014b50),
+        u16(20),
+        u16(20),
+        common,
+        u16(0),
+        u16(0),
+        u16(0),
+        u16(0),
+        u32(0),
+        u32(offset),
+        name,
+      ]),
+    );
     parts.push(local, Buffer.from(r.data));
     offset += local.length + r.data.length;
   }
@@ -62,10 +85,34 @@ export function storedZip(records: ZipRecord[], options: { zip64?: boolean; meth
   parts.push(dir);
   if (options.zip64) {
     const recordAt = dirOffset + dir.length;
-    parts.push(Buffer.concat([u32(0x06064b50), u64(44), u16(45), u16(45), u32(0), u32(0), u64(records.length), u64(records.length), u64(dir.length), u64(dirOffset)]));
+    parts.push(
+      Buffer.concat([
+        u32(0x06064b50),
+        u64(44),
+        u16(45),
+        u16(45),
+        u32(0),
+        u32(0),
+        u64(records.length),
+        u64(records.length),
+        u64(dir.length),
+        u64(dirOffset),
+      ]),
+    );
     parts.push(Buffer.concat([u32(0x07064b50), u32(0), u64(recordAt), u32(1)]));
   }
-  parts.push(Buffer.concat([u32(0x06054b50), u16(0), u16(0), u16(records.length), u16(records.length), u32(dir.length), u32(dirOffset), u16(0)]));
+  parts.push(
+    Buffer.concat([
+      u32(0x06054b50),
+      u16(0),
+      u16(0),
+      u16(records.length),
+      u16(records.length),
+      u32(dir.length),
+      u32(dirOffset),
+      u16(0),
+    ]),
+  );
   return Buffer.concat(parts);
 }
 
@@ -116,15 +163,50 @@ function intTuple(values: number[]): Buffer {
 
 /** A state dict pickled the way torch.save does it (OrderedDict, _rebuild_tensor_v2, BINPERSID storages). */
 export function stateDictPickle(tensors: PickledTensor[]): Buffer {
-  const parts: Buffer[] = [op.proto(), op.global('collections', 'OrderedDict'), op.binput(0), op.emptyTuple, op.reduce, op.mark];
+  const parts: Buffer[] = [
+    op.proto(),
+    op.global('collections', 'OrderedDict'),
+    op.binput(0),
+    op.emptyTuple,
+    op.reduce,
+    op.mark,
+  ];
   for (const t of tensors) {
     parts.push(op.str(t.name));
     if (t.parameter) parts.push(op.global('torch._utils', '_rebuild_parameter'), op.mark);
-    parts.push(op.global('torch._utils', '_rebuild_tensor_v2'), op.mark,
-      op.mark, op.str('storage'), op.global('torch', t.storageType), op.str(t.key), op.str('cpu'), op.int(t.storageNumel), op.tuple, op.persid,
-      op.int(t.offset), intTuple(t.shape), intTuple(t.stride), op.false, op.binget(0), op.emptyTuple, op.reduce, op.tuple, op.reduce);
+    parts.push(
+      op.global('torch._utils', '_rebuild_tensor_v2'),
+      op.mark,
+      op.mark,
+      op.str('storage'),
+      op.global('torch', t.storageType),
+      op.str(t.key),
+      op.str('cpu'),
+      op.int(t.storageNumel),
+      op.tuple,
+      op.persid,
+      op.int(t.offset),
+      intTuple(t.shape),
+      intTuple(t.stride),
+      op.false,
+      op.binget(0),
+      op.emptyTuple,
+      op.reduce,
+      op.tuple,
+      op.reduce,
+    );
     if (t.parameter) parts.push(op.false, op.binget(0), op.emptyTuple, op.reduce, op.tuple, op.reduce);
   }
-  parts.push(op.setitems, op.emptyDict, op.str('_metadata'), op.binget(0), op.emptyTuple, op.reduce, Buffer.from('s'), op.build, op.stop);
+  parts.push(
+    op.setitems,
+    op.emptyDict,
+    op.str('_metadata'),
+    op.binget(0),
+    op.emptyTuple,
+    op.reduce,
+    Buffer.from('s'),
+    op.build,
+    op.stop,
+  );
   return Buffer.concat(parts);
 }

@@ -18,7 +18,12 @@ function heads(t: Tensor): Tensor {
 }
 
 function block(x: Record<string, Tensor>, g: Graph): Tensor {
-  const causal = g.initializer('causal', Uint8Array.from({ length: T * T }, (_, i) => (i % T <= Math.floor(i / T) ? 1 : 0)), [T, T], 'bool');
+  const causal = g.initializer(
+    'causal',
+    Uint8Array.from({ length: T * T }, (_, i) => (i % T <= Math.floor(i / T) ? 1 : 0)),
+    [T, T],
+    'bool',
+  );
   const h = op.layerNorm(x.x!, x.ln1w!, x.ln1b!, 1e-5);
   const qkv = op.add(op.matmul(h, x.wqkv!), x.bqkv!);
   const [q, k, v] = [0, 1, 2].map((i) => heads(op.slice(qkv, -1, i * D, (i + 1) * D))) as [Tensor, Tensor, Tensor];

@@ -18,11 +18,20 @@ const BINARY: Record<string, [(a: Operand, b: Operand) => Tensor, (a: number, b:
 
 /** Shape pairs covering same shapes, trailing-axis broadcast, both sides broadcasting, and rank 0. */
 const BROADCASTS: [number[], number[]][] = [
-  [[2, 3], [2, 3]],
+  [
+    [2, 3],
+    [2, 3],
+  ],
   [[2, 3], [3]],
-  [[4, 1, 3], [2, 1]],
+  [
+    [4, 1, 3],
+    [2, 1],
+  ],
   [[], [2, 2]],
-  [[3, 1], [1, 4]],
+  [
+    [3, 1],
+    [1, 4],
+  ],
 ];
 
 const UNARY: Record<string, [(x: Tensor) => Tensor, (x: number) => number, boolean]> = {
@@ -52,9 +61,23 @@ describe('elementwise forward (float64, against the reference)', () => {
 
   it('scalar operands take the tensor dtype on either side', async () => {
     const a = rng.nd([2, 3]);
-    const r = await run({ a: f64(a) }, (x) => ({ s: op.sub(1.25, x.a!), d: op.div(x.a!, 4), p: op.pow(op.mul(x.a!, x.a!), 0.5) }));
-    assertNdClose(r.s!, ref.map(a, (v) => 1.25 - v), {}, 'sub');
-    assertNdClose(r.d!, ref.map(a, (v) => v / 4), {}, 'div');
+    const r = await run({ a: f64(a) }, (x) => ({
+      s: op.sub(1.25, x.a!),
+      d: op.div(x.a!, 4),
+      p: op.pow(op.mul(x.a!, x.a!), 0.5),
+    }));
+    assertNdClose(
+      r.s!,
+      ref.map(a, (v) => 1.25 - v),
+      {},
+      'sub',
+    );
+    assertNdClose(
+      r.d!,
+      ref.map(a, (v) => v / 4),
+      {},
+      'div',
+    );
     assertNdClose(r.p!, ref.map(a, Math.abs), { rtol: 1e-14 }, 'pow');
   });
 
@@ -67,7 +90,10 @@ describe('elementwise forward (float64, against the reference)', () => {
   }
 
   it('erf over its whole range (the float64 series decomposition)', async () => {
-    const x = ref.nd(Array.from({ length: 161 }, (_, i) => -8 + i * 0.1), [161]);
+    const x = ref.nd(
+      Array.from({ length: 161 }, (_, i) => -8 + i * 0.1),
+      [161],
+    );
     const r = await run({ x: f64(x) }, (t) => op.erf(t.x!));
     assertNdClose(r.y!, ref.map(x, ref.erf), { rtol: 1e-14, atol: 2e-15 }, 'erf');
   });
@@ -99,12 +125,20 @@ describe('cast', () => {
     const x = ref.nd([0.1, -1 / 3, 1e10 + 1], [3]);
     const r = await run({ x: f64(x) }, (t) => op.cast(t.x!, 'float32'));
     assert.ok(r.y!.data instanceof Float32Array);
-    assert.deepEqual(Array.from(r.y!.data as Float32Array), [Math.fround(0.1), Math.fround(-1 / 3), Math.fround(1e10 + 1)]);
+    assert.deepEqual(Array.from(r.y!.data as Float32Array), [
+      Math.fround(0.1),
+      Math.fround(-1 / 3),
+      Math.fround(1e10 + 1),
+    ]);
   });
 
   it('int64 and bool → float64, float64 → int64 truncates toward zero', async () => {
     const r = await run(
-      { i: { data: BigInt64Array.from([-3n, 0n, 9007199254740991n]), dims: [3] }, b: { data: Uint8Array.from([1, 0]), dims: [2] }, x: f64(ref.nd([2.7, -2.7], [2])) },
+      {
+        i: { data: BigInt64Array.from([-3n, 0n, 9007199254740991n]), dims: [3] },
+        b: { data: Uint8Array.from([1, 0]), dims: [2] },
+        x: f64(ref.nd([2.7, -2.7], [2])),
+      },
       (t) => ({ fi: op.cast(t.i!, 'float64'), fb: op.cast(t.b!, 'float64'), ix: op.cast(t.x!, 'int64') }),
     );
     assert.deepEqual(Array.from(r.fi!.data as Float64Array), [-3, 0, 9007199254740991]);

@@ -1,8 +1,8 @@
 /** Malformed graphs fail when they are built, with one line that names the op. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Graph } from '../../src/graph/graph.js';
 import { grad, VJP } from '../../src/graph/grad.js';
+import { Graph } from '../../src/graph/graph.js';
 import { toOnnx } from '../../src/graph/onnx.js';
 import * as op from '../../src/graph/ops.js';
 import type { OpName } from '../../src/graph/registry.js';
@@ -53,18 +53,33 @@ describe('build-time errors name the op', () => {
   });
 
   it('bad reshape', () => {
-    assertGraphError(() => op.reshape(x, [4, 2]), 'reshape: cannot reshape x:float32[2,3] (6 values) to [4,2] (8 values)');
+    assertGraphError(
+      () => op.reshape(x, [4, 2]),
+      'reshape: cannot reshape x:float32[2,3] (6 values) to [4,2] (8 values)',
+    );
     assertGraphError(() => op.reshape(x, ['n', 0]), 'reshape: bad target shape [n,0]');
-    assertGraphError(() => op.reshape(x, ['a', 'b']), 'reshape: cannot infer both a and b when reshaping x:float32[2,3] to [a,b]');
+    assertGraphError(
+      () => op.reshape(x, ['a', 'b']),
+      'reshape: cannot infer both a and b when reshaping x:float32[2,3] to [a,b]',
+    );
   });
 
   it('model ops check their parameters', () => {
     const w = g.input('w', 'float32', [4]);
-    assertGraphError(() => op.layerNorm(x, w, w, 1e-5), 'layerNorm: parameter w:float32[4] should be float32[3] for input x:float32[2,3]');
-    assertGraphError(() => op.crossEntropy(x, ids), 'crossEntropy: expects logits [N,V] and labels [N], got x:float32[2,3] and ids:int64[5]');
+    assertGraphError(
+      () => op.layerNorm(x, w, w, 1e-5),
+      'layerNorm: parameter w:float32[4] should be float32[3] for input x:float32[2,3]',
+    );
+    assertGraphError(
+      () => op.crossEntropy(x, ids),
+      'crossEntropy: expects logits [N,V] and labels [N], got x:float32[2,3] and ids:int64[5]',
+    );
     const table = g.input('table', 'float32', [10, 3]);
     const updates = g.input('u', 'float32', [5, 2]);
-    assertGraphError(() => op.scatterAdd(table, ids, updates), 'scatterAdd: updates u:float32[5,2] should be float32[5,3]');
+    assertGraphError(
+      () => op.scatterAdd(table, ids, updates),
+      'scatterAdd: updates u:float32[5,2] should be float32[5,3]',
+    );
   });
 
   it('a tensor from another graph (an input this graph does not know)', () => {
@@ -78,7 +93,10 @@ describe('build-time errors name the op', () => {
 
   it('gradient of a non-scalar without a seed', () => {
     const e = op.exp(x);
-    assertGraphError(() => grad(e, [x]), `grad: output ${e.name}:float32[2,3] must be a scalar, or pass a seed gradient`);
+    assertGraphError(
+      () => grad(e, [x]),
+      `grad: output ${e.name}:float32[2,3] must be a scalar, or pass a seed gradient`,
+    );
   });
 
   it('an op outside the registry (only past the compiler, with a cast) has no lowering and no gradient rule', () => {
@@ -106,32 +124,52 @@ describe('grad checks what each gradient rule returns', () => {
     const g = new Graph();
     const x = g.input('x', 'float32', [2, 3]);
     const loss = op.sum(op.exp(x));
-    withExpRule((n, gy) => [op.sum(op.mul(gy, n.outputs[0]!), [0])], () =>
-      assertGraphError(() => grad(loss, [x]), 'exp: gradient rule returned float32[3] for input 0 (x:float32[2,3]), expected float32[2,3]'));
+    withExpRule(
+      (n, gy) => [op.sum(op.mul(gy, n.outputs[0]!), [0])],
+      () =>
+        assertGraphError(
+          () => grad(loss, [x]),
+          'exp: gradient rule returned float32[3] for input 0 (x:float32[2,3]), expected float32[2,3]',
+        ),
+    );
   });
 
   it('a gradient of the wrong dtype', () => {
     const g = new Graph();
     const x = g.input('x', 'float32', [2, 3]);
     const loss = op.sum(op.exp(x));
-    withExpRule((n, gy) => [op.cast(op.mul(gy, n.outputs[0]!), 'float64')], () =>
-      assertGraphError(() => grad(loss, [x]), 'exp: gradient rule returned float64[2,3] for input 0 (x:float32[2,3]), expected float32[2,3]'));
+    withExpRule(
+      (n, gy) => [op.cast(op.mul(gy, n.outputs[0]!), 'float64')],
+      () =>
+        assertGraphError(
+          () => grad(loss, [x]),
+          'exp: gradient rule returned float64[2,3] for input 0 (x:float32[2,3]), expected float32[2,3]',
+        ),
+    );
   });
 
   it('the wrong number of gradients', () => {
     const g = new Graph();
     const x = g.input('x', 'float32', [2, 3]);
     const loss = op.sum(op.exp(x));
-    withExpRule((n, gy) => [op.mul(gy, n.outputs[0]!), undefined], () =>
-      assertGraphError(() => grad(loss, [x]), 'exp: gradient rule returned 2 gradients for 1 inputs'));
+    withExpRule(
+      (n, gy) => [op.mul(gy, n.outputs[0]!), undefined],
+      () => assertGraphError(() => grad(loss, [x]), 'exp: gradient rule returned 2 gradients for 1 inputs'),
+    );
   });
 
-  it('a symbolic dimension other than the input\'s', () => {
+  it("a symbolic dimension other than the input's", () => {
     const g = new Graph();
     const x = g.input('x', 'float32', ['batch', 3]);
     const loss = op.sum(op.exp(x));
-    withExpRule((_n, gy) => [op.reshape(gy, ['rows', 3])], () =>
-      assertGraphError(() => grad(loss, [x]), 'exp: gradient rule returned float32[rows,3] for input 0 (x:float32[batch,3]), expected float32[batch,3]'));
+    withExpRule(
+      (_n, gy) => [op.reshape(gy, ['rows', 3])],
+      () =>
+        assertGraphError(
+          () => grad(loss, [x]),
+          'exp: gradient rule returned float32[rows,3] for input 0 (x:float32[batch,3]), expected float32[batch,3]',
+        ),
+    );
   });
 
   it('the real rules pass the check: linear without a bias returns two gradients', () => {
@@ -139,6 +177,12 @@ describe('grad checks what each gradient rule returns', () => {
     const x = g.input('x', 'float32', [4, 3]);
     const w = g.input('w', 'float32', [2, 3]);
     const [gx, gw] = grad(op.sum(op.linear(x, w)), [x, w]);
-    assert.deepEqual([gx!.shape, gw!.shape], [[4, 3], [2, 3]]);
+    assert.deepEqual(
+      [gx!.shape, gw!.shape],
+      [
+        [4, 3],
+        [2, 3],
+      ],
+    );
   });
 });

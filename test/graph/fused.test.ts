@@ -57,9 +57,13 @@ function attentionReference(c: AttentionCase): { output: Float64Array; key: Floa
   const hd = W / c.heads;
   const present = (past: Nd | undefined, fresh: Nd): Float64Array => {
     const out = new Float64Array(B * c.heads * T * hd);
-    for (let b = 0; b < B; b++) for (let h = 0; h < c.heads; h++) for (let t = 0; t < T; t++) for (let d = 0; d < hd; d++) {
-      out[((b * c.heads + h) * T + t) * hd + d] = t < P ? past!.data[((b * c.heads + h) * P + t) * hd + d]! : fresh.data[(b * L + t - P) * W + h * hd + d]!;
-    }
+    for (let b = 0; b < B; b++)
+      for (let h = 0; h < c.heads; h++)
+        for (let t = 0; t < T; t++)
+          for (let d = 0; d < hd; d++) {
+            out[((b * c.heads + h) * T + t) * hd + d] =
+              t < P ? past!.data[((b * c.heads + h) * P + t) * hd + d]! : fresh.data[(b * L + t - P) * W + h * hd + d]!;
+          }
     return out;
   };
   const key = present(c.pastKey, c.k);
@@ -71,7 +75,8 @@ function attentionReference(c: AttentionCase): { output: Float64Array; key: Floa
       for (let s = 0; s < S; s++) {
         const scores = Array.from({ length: T }, (_, t) => {
           let dot = 0;
-          for (let d = 0; d < hd; d++) dot += c.q.data[(b * S + s) * W + h * hd + d]! * key[((b * c.heads + h) * T + t) * hd + d]!;
+          for (let d = 0; d < hd; d++)
+            dot += c.q.data[(b * S + s) * W + h * hd + d]! * key[((b * c.heads + h) * T + t) * hd + d]!;
           return dot * c.scale + c.bias.data[(((bb === 1 ? 0 : b) * bh + (bh === 1 ? 0 : h)) * S + s) * T + t]!;
         });
         const max = Math.max(...scores);
@@ -93,7 +98,7 @@ function angleTables(rows: number, half: number): { cos: Nd; sin: Nd } {
   const sin = new Float64Array(rows * half);
   for (let p = 0; p < rows; p++) {
     for (let i = 0; i < half; i++) {
-      const angle = p / Math.pow(100, i / half);
+      const angle = p / 100 ** (i / half);
       cos[p * half + i] = Math.cos(angle);
       sin[p * half + i] = Math.sin(angle);
     }
@@ -138,8 +143,14 @@ describe('rotary', () => {
 
   it('refuses tables wider than a head and positions of another shape', () => {
     const { graph, xs } = inputs({ x: [B, S, heads * hd], wide: [8, 5], narrow: [8, 4] });
-    assert.throws(() => op.rotary(xs.x!, graph.input('p1', 'int64', [B, S]), xs.wide!, xs.wide!, heads), /rotary: tables .* 2·half ≤ head_dim 8/);
-    assert.throws(() => op.rotary(xs.x!, graph.input('p2', 'int64', [B, S + 1]), xs.narrow!, xs.narrow!, heads), GraphError);
+    assert.throws(
+      () => op.rotary(xs.x!, graph.input('p1', 'int64', [B, S]), xs.wide!, xs.wide!, heads),
+      /rotary: tables .* 2·half ≤ head_dim 8/,
+    );
+    assert.throws(
+      () => op.rotary(xs.x!, graph.input('p2', 'int64', [B, S + 1]), xs.narrow!, xs.narrow!, heads),
+      GraphError,
+    );
   });
 });
 
@@ -157,47 +168,97 @@ describe('attention', () => {
   function causalBias(S: number, P: number): Nd {
     const T = P + S;
     const data = new Float64Array(B * S * T);
-    for (let b = 0; b < B; b++) for (let s = 0; s < S; s++) for (let t = 0; t < T; t++) {
-      if (t > P + s || (b === 1 && t === 0 && P + s > 0)) data[(b * S + s) * T + t] = MASK;
-    }
+    for (let b = 0; b < B; b++)
+      for (let s = 0; s < S; s++)
+        for (let t = 0; t < T; t++) {
+          if (t > P + s || (b === 1 && t === 0 && P + s > 0)) data[(b * S + s) * T + t] = MASK;
+        }
     return { data, dims: [B, 1, S, T] };
   }
 
   const cases: { label: string; c: AttentionCase }[] = [
-    { label: 'prompt of 3, no past', c: { q: rng.nd([B, 3, W]), k: rng.nd([B, 3, W]), v: rng.nd([B, 3, W]), bias: causalBias(3, 0), heads, scale } },
+    {
+      label: 'prompt of 3, no past',
+      c: { q: rng.nd([B, 3, W]), k: rng.nd([B, 3, W]), v: rng.nd([B, 3, W]), bias: causalBias(3, 0), heads, scale },
+    },
     {
       label: 'one new position after 4 past ones',
-      c: { q: rng.nd([B, 1, W]), k: rng.nd([B, 1, W]), v: rng.nd([B, 1, W]), bias: causalBias(1, 4), pastKey: rng.nd([B, heads, 4, hd]), pastValue: rng.nd([B, heads, 4, hd]), heads, scale },
+      c: {
+        q: rng.nd([B, 1, W]),
+        k: rng.nd([B, 1, W]),
+        v: rng.nd([B, 1, W]),
+        bias: causalBias(1, 4),
+        pastKey: rng.nd([B, heads, 4, hd]),
+        pastValue: rng.nd([B, heads, 4, hd]),
+        heads,
+        scale,
+      },
     },
     {
       label: 'two new positions after 2 past ones, a per-head bias',
-      c: { q: rng.nd([B, 2, W]), k: rng.nd([B, 2, W]), v: rng.nd([B, 2, W]), bias: rng.nd([B, heads, 2, 4]), pastKey: rng.nd([B, heads, 2, hd]), pastValue: rng.nd([B, heads, 2, hd]), heads, scale: 0.7 },
+      c: {
+        q: rng.nd([B, 2, W]),
+        k: rng.nd([B, 2, W]),
+        v: rng.nd([B, 2, W]),
+        bias: rng.nd([B, heads, 2, 4]),
+        pastKey: rng.nd([B, heads, 2, hd]),
+        pastValue: rng.nd([B, heads, 2, hd]),
+        heads,
+        scale: 0.7,
+      },
     },
   ];
 
-  const build = (c: AttentionCase) => (t: Record<string, Tensor>): Record<string, Tensor> => {
-    const past = t.pastKey ? { key: t.pastKey, value: t.pastValue! } : undefined;
-    const r = op.attention(t.q!, t.k!, t.v!, t.bias!, { heads: c.heads, scale: c.scale, past });
-    return { output: r.output, key: r.key, value: r.value };
-  };
+  const build =
+    (c: AttentionCase) =>
+    (t: Record<string, Tensor>): Record<string, Tensor> => {
+      const past = t.pastKey ? { key: t.pastKey, value: t.pastValue! } : undefined;
+      const r = op.attention(t.q!, t.k!, t.v!, t.bias!, { heads: c.heads, scale: c.scale, past });
+      return { output: r.output, key: r.key, value: r.value };
+    };
   const feeds = (c: AttentionCase, to: (nd: Nd) => ReturnType<typeof f64>): Record<string, ReturnType<typeof f64>> => {
-    const named: Record<string, Nd | undefined> = { q: c.q, k: c.k, v: c.v, bias: c.bias, pastKey: c.pastKey, pastValue: c.pastValue };
-    return Object.fromEntries(Object.entries(named).filter(([, nd]) => nd).map(([name, nd]) => [name, to(nd!)]));
+    const named: Record<string, Nd | undefined> = {
+      q: c.q,
+      k: c.k,
+      v: c.v,
+      bias: c.bias,
+      pastKey: c.pastKey,
+      pastValue: c.pastValue,
+    };
+    return Object.fromEntries(
+      Object.entries(named)
+        .filter(([, nd]) => nd)
+        .map(([name, nd]) => [name, to(nd!)]),
+    );
   };
 
   for (const { label, c } of cases) {
     const expected = attentionReference(c);
     it(`${label}: float32 kernel and float64 decomposition`, async () => {
-      for (const [to, tol] of [[f32, { rtol: 1e-5, atol: 1e-6 }], [f64, { rtol: 1e-12, atol: 1e-14 }]] as const) {
+      for (const [to, tol] of [
+        [f32, { rtol: 1e-5, atol: 1e-6 }],
+        [f64, { rtol: 1e-12, atol: 1e-14 }],
+      ] as const) {
         const r = await run(feeds(c, to), build(c));
         for (const name of ['output', 'key', 'value'] as const) {
-          assertClose(r[name]!.data as Float64Array, expected[name], tol, `${name} (${to === f32 ? 'float32' : 'float64'})`);
+          assertClose(
+            r[name]!.data as Float64Array,
+            expected[name],
+            tol,
+            `${name} (${to === f32 ? 'float32' : 'float64'})`,
+          );
         }
       }
     });
 
     it(`${label}: VJP of output and present keys/values matches central differences`, async () => {
-      const named: Record<string, Nd | undefined> = { q: c.q, k: c.k, v: c.v, pastKey: c.pastKey, pastValue: c.pastValue };
+      const named: Record<string, Nd | undefined> = {
+        q: c.q,
+        k: c.k,
+        v: c.v,
+        pastKey: c.pastKey,
+        pastValue: c.pastValue,
+      };
       const wrt = Object.fromEntries(Object.entries(named).filter(([, nd]) => nd)) as Record<string, Nd>;
       // The mask's −3.4e38 cannot be perturbed; a per-head bias is an input like any other.
       const biasIsInput = c.bias.dims[1] === heads;
@@ -214,13 +275,33 @@ describe('attention', () => {
   }
 
   it('refuses mismatched shapes with a one-line error naming the op', () => {
-    const { graph, xs } = inputs({ q: [B, 1, W], k: [B, 1, W], v: [B, 1, W], pk: [B, heads, 4, hd], pv: [B, heads, 4, hd] });
-    assert.throws(() => op.attention(xs.q!, xs.k!, xs.v!, graph.input('b1', 'float32', [B, 1, 1, 4]), { heads, scale, past: { key: xs.pk!, value: xs.pv! } }), /attention: bias .* should be float32\[2 or 1, 1 or 2, 1, 5\]/);
-    assert.throws(() => op.attention(xs.q!, xs.k!, xs.v!, graph.input('b2', 'float32', [B, 1, 1, 5]), { heads: 4, scale }), /attention: q .* with 4 heads/);
+    const { graph, xs } = inputs({
+      q: [B, 1, W],
+      k: [B, 1, W],
+      v: [B, 1, W],
+      pk: [B, heads, 4, hd],
+      pv: [B, heads, 4, hd],
+    });
+    assert.throws(
+      () =>
+        op.attention(xs.q!, xs.k!, xs.v!, graph.input('b1', 'float32', [B, 1, 1, 4]), {
+          heads,
+          scale,
+          past: { key: xs.pk!, value: xs.pv! },
+        }),
+      /attention: bias .* should be float32\[2 or 1, 1 or 2, 1, 5\]/,
+    );
+    assert.throws(
+      () => op.attention(xs.q!, xs.k!, xs.v!, graph.input('b2', 'float32', [B, 1, 1, 5]), { heads: 4, scale }),
+      /attention: q .* with 4 heads/,
+    );
   });
 });
 
 function inputs(dims: Record<string, number[]>): { graph: Graph; xs: Record<string, Tensor> } {
   const graph = new Graph();
-  return { graph, xs: Object.fromEntries(Object.entries(dims).map(([name, d]) => [name, graph.input(name, 'float32', d)])) };
+  return {
+    graph,
+    xs: Object.fromEntries(Object.entries(dims).map(([name, d]) => [name, graph.input(name, 'float32', d)])),
+  };
 }

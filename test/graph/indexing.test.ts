@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import * as op from '../../src/graph/ops.js';
-import { type HostTensor } from '../../src/runtime/session.js';
+import type { HostTensor } from '../../src/runtime/session.js';
 import { assertNdClose, checkVjp, f64, i64, run } from '../support/check.js';
 import { Rng } from '../support/random.js';
 import * as ref from '../support/reference.js';
@@ -13,7 +13,10 @@ describe('gather and scatterAdd (rows along axis 0)', () => {
   const rng = new Rng(51);
   const ids = [3, 1, 3, 0, 3, 2]; // repeated on purpose: the embedding gradient must accumulate
 
-  for (const [name, feed] of [['int64', i64], ['int32', i32]] as const) {
+  for (const [name, feed] of [
+    ['int64', i64],
+    ['int32', i32],
+  ] as const) {
     it(`gather with ${name} indices of rank 2`, async () => {
       const table = rng.nd([5, 3]);
       const r = await run({ t: f64(table), i: feed(ids, [2, 3]) }, (x) => op.gather(x.t!, x.i!));

@@ -11,12 +11,18 @@ describe('linear', () => {
   const w = rng.nd([4, 3]);
   const b = rng.nd([4]);
 
-  for (const dims of [[5, 3], [2, 5, 3]]) {
+  for (const dims of [
+    [5, 3],
+    [2, 5, 3],
+  ]) {
     const x = rng.nd(dims);
     const expected = ref.zip([ref.matmul(x, w, { transB: true }), b], (p, q) => p + q);
 
     it(`forward on x[${dims}], with and without bias`, async () => {
-      const r = await run({ x: f64(x), w: f64(w), b: f64(b) }, (t) => ({ y: op.linear(t.x!, t.w!, t.b!), plain: op.linear(t.x!, t.w!) }));
+      const r = await run({ x: f64(x), w: f64(w), b: f64(b) }, (t) => ({
+        y: op.linear(t.x!, t.w!, t.b!),
+        plain: op.linear(t.x!, t.w!),
+      }));
       assertNdClose(r.y!, expected, { rtol: 1e-14 }, 'y');
       assertNdClose(r.plain!, ref.matmul(x, w, { transB: true }), { rtol: 1e-14 }, 'plain');
       const r32 = await run({ x: f32(x), w: f32(w), b: f32(b) }, (t) => op.linear(t.x!, t.w!, t.b!));
@@ -29,6 +35,9 @@ describe('linear', () => {
   }
 
   it('a weight that does not fit is refused, naming the op', async () => {
-    await assert.rejects(run({ x: f64(rng.nd([2, 3])), w: f64(rng.nd([3, 4])) }, (t) => op.linear(t.x!, t.w!)), /^GraphError: linear: weight/);
+    await assert.rejects(
+      run({ x: f64(rng.nd([2, 3])), w: f64(rng.nd([3, 4])) }, (t) => op.linear(t.x!, t.w!)),
+      /^GraphError: linear: weight/,
+    );
   });
 });

@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import ort from 'onnxruntime-node';
-import { Graph, type Tensor } from '../../src/graph/graph.js';
 import { grad } from '../../src/graph/grad.js';
+import { Graph, type Tensor } from '../../src/graph/graph.js';
 import { type LoweringTarget, toOnnx } from '../../src/graph/onnx.js';
 import * as op from '../../src/graph/ops.js';
 import { assertClose } from '../support/check.js';
@@ -27,15 +27,26 @@ function spec(): { graph: Graph; outputs: Record<string, Tensor> } {
   const logits = op.linear(xs, ws); // rank 3: FusedMatMul on the CPU
   const scores = op.matmul(xs, xs, { transB: true, alpha: 0.25 }); // [2, 3, 3]
   const flat = op.reshape(logits, [6, 6]);
-  const loss = op.add(op.mean(op.crossEntropy(flat, ls)), op.meanLinearCrossEntropy(op.reshape(xs, [6, 8]), ws, ls, 12));
+  const loss = op.add(
+    op.mean(op.crossEntropy(flat, ls)),
+    op.meanLinearCrossEntropy(op.reshape(xs, [6, 8]), ws, ls, 12),
+  );
   const [dx, dw] = grad(op.add(loss, op.mean(op.logSoftmax(scores, -1))), [xs, ws]) as [Tensor, Tensor];
   return { graph: g, outputs: { logSoftmax: op.logSoftmax(logits, -1), scores, loss, dx, dw } };
 }
 
-const opTypesList = (bytes: Uint8Array): string[] => [...Buffer.from(bytes).toString('latin1').matchAll(/n\d+_([A-Za-z]+)/g)].map((m) => m[1]!);
+const opTypesList = (bytes: Uint8Array): string[] =>
+  [
+    ...Buffer.from(bytes)
+      .toString('latin1')
+      .matchAll(/n\d+_([A-Za-z]+)/g),
+  ].map((m) => m[1]!);
 const opTypes = (bytes: Uint8Array): Set<string> => new Set(opTypesList(bytes));
 
-async function runLowered(target: LoweringTarget, feeds: Record<string, ort.Tensor>): Promise<Record<string, Float32Array>> {
+async function runLowered(
+  target: LoweringTarget,
+  feeds: Record<string, ort.Tensor>,
+): Promise<Record<string, Float32Array>> {
   const model = toOnnx(spec(), { target });
   const session = await ort.InferenceSession.create(model.bytes);
   const out = await session.run(feeds);
@@ -64,7 +75,9 @@ test('the WebGPU lowering computes what the CPU lowering does, gradients include
 test('the decomposed log-softmax stays finite where exp overflows: log softmax [1000, 0, −1000] = [0, −1000, −2000]', async () => {
   const g = new Graph();
   const v = g.input('v', 'float32', [1, 3]);
-  const session = await ort.InferenceSession.create(toOnnx({ graph: g, outputs: { y: op.logSoftmax(v, -1) } }, { target: 'webgpu' }).bytes);
+  const session = await ort.InferenceSession.create(
+    toOnnx({ graph: g, outputs: { y: op.logSoftmax(v, -1) } }, { target: 'webgpu' }).bytes,
+  );
   const { y } = await session.run({ v: new ort.Tensor('float32', Float32Array.of(1000, 0, -1000), [1, 3]) });
   assert.deepEqual(Array.from(y!.data as Float32Array), [0, -1000, -2000]);
   await session.release();

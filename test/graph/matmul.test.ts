@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Graph, type Tensor } from '../../src/graph/graph.js';
 import { grad } from '../../src/graph/grad.js';
+import { Graph, type Tensor } from '../../src/graph/graph.js';
 import { toOnnx } from '../../src/graph/onnx.js';
 import * as op from '../../src/graph/ops.js';
 import { evaluate } from '../../src/runtime/session.js';
@@ -61,23 +61,45 @@ describe('matmul forward against the reference', () => {
 
 describe('matmul lowering paths', () => {
   it('2-D goes to Gemm, with transposes and alpha as attributes', () => {
-    const types = onnxOpTypes((g) => op.matmul(g.input('a', 'float32', [4, 3]), g.input('b', 'float32', [5, 4]), { transA: true, transB: true, alpha: 0.5 }));
-    assert.deepEqual(types.filter((t) => t !== 'Identity'), ['Gemm']);
+    const types = onnxOpTypes((g) =>
+      op.matmul(g.input('a', 'float32', [4, 3]), g.input('b', 'float32', [5, 4]), {
+        transA: true,
+        transB: true,
+        alpha: 0.5,
+      }),
+    );
+    assert.deepEqual(
+      types.filter((t) => t !== 'Identity'),
+      ['Gemm'],
+    );
   });
 
   it('batched float32 with a transpose or alpha goes to com.microsoft FusedMatMul', () => {
-    const types = onnxOpTypes((g) => op.matmul(g.input('a', 'float32', [2, 3, 4]), g.input('b', 'float32', [2, 5, 4]), { transB: true, alpha: 0.5 }));
-    assert.deepEqual(types.filter((t) => t !== 'Identity'), ['FusedMatMul']);
+    const types = onnxOpTypes((g) =>
+      op.matmul(g.input('a', 'float32', [2, 3, 4]), g.input('b', 'float32', [2, 5, 4]), { transB: true, alpha: 0.5 }),
+    );
+    assert.deepEqual(
+      types.filter((t) => t !== 'Identity'),
+      ['FusedMatMul'],
+    );
   });
 
   it('batched without transposes goes to MatMul', () => {
     const types = onnxOpTypes((g) => op.matmul(g.input('a', 'float32', [2, 3, 4]), g.input('b', 'float32', [4, 5])));
-    assert.deepEqual(types.filter((t) => t !== 'Identity'), ['MatMul']);
+    assert.deepEqual(
+      types.filter((t) => t !== 'Identity'),
+      ['MatMul'],
+    );
   });
 
   it('batched float64 with transposes goes to Transpose + MatMul (FusedMatMul has no float64 kernel)', () => {
-    const types = onnxOpTypes((g) => op.matmul(g.input('a', 'float64', [2, 4, 3]), g.input('b', 'float64', [2, 4, 5]), { transA: true }));
-    assert.deepEqual(types.filter((t) => t !== 'Identity'), ['Transpose', 'MatMul']);
+    const types = onnxOpTypes((g) =>
+      op.matmul(g.input('a', 'float64', [2, 4, 3]), g.input('b', 'float64', [2, 4, 5]), { transA: true }),
+    );
+    assert.deepEqual(
+      types.filter((t) => t !== 'Identity'),
+      ['Transpose', 'MatMul'],
+    );
   });
 
   it('a float64 alpha that float32 cannot hold is applied exactly', async () => {
@@ -119,7 +141,10 @@ describe('matmul gradients in float32 (FusedMatMul in the backward) match float6
         const tb = g.input('b', dtype, b.dims);
         const ts = g.input('s', dtype, seed.dims);
         const [ga, gb] = grad(op.matmul(ta, tb, { ...t, alpha: 0.25 }), [ta, tb], ts);
-        return (await evaluate({ graph: g, outputs: { ga: ga!, gb: gb! } }, { a: feed(a), b: feed(b), s: feed(seed) })) as never;
+        return (await evaluate(
+          { graph: g, outputs: { ga: ga!, gb: gb! } },
+          { a: feed(a), b: feed(b), s: feed(seed) },
+        )) as never;
       };
       const [lo, hi] = [await grads(f32), await grads(f64)];
       assertClose(lo.ga!.data, hi.ga!.data, { rtol: 1e-5, atol: 1e-5 }, 'grad a');

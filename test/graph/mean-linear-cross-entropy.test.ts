@@ -6,11 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import * as op from '../../src/graph/ops.js';
 import { grad } from '../../src/graph/grad.js';
+import * as op from '../../src/graph/ops.js';
 import { assertClose, checkVjp, f32, f64, i32, i64, run } from '../support/check.js';
-import * as ref from '../support/reference.js';
 import { Rng } from '../support/random.js';
+import * as ref from '../support/reference.js';
 
 describe('meanLinearCrossEntropy', () => {
   const rng = new Rng(91);
@@ -22,7 +22,9 @@ describe('meanLinearCrossEntropy', () => {
 
   for (const perChunk of chunkings) {
     it(`float64 loss equals the reference mean cross-entropy (${perChunk} logits per chunk)`, async () => {
-      const r = await run({ x: f64(x), w: f64(w), l: i64(labels) }, (t) => op.meanLinearCrossEntropy(t.x!, t.w!, t.l!, perChunk));
+      const r = await run({ x: f64(x), w: f64(w), l: i64(labels) }, (t) =>
+        op.meanLinearCrossEntropy(t.x!, t.w!, t.l!, perChunk),
+      );
       const rows = ref.crossEntropy(ref.matmul(x, w, { transB: true }), labels).data;
       const expected = rows.reduce((a, b) => a + b, 0) / rows.length;
       assertClose(r.y!.data as Float64Array, [expected], { rtol: 1e-13, atol: 0 }, 'loss');
@@ -71,13 +73,19 @@ describe('meanLinearCrossEntropy', () => {
       );
     }
     for (const name of ['loss', 'dx', 'dw']) {
-      assertClose(results[0]![name]!.data as Float32Array, results[1]![name]!.data as Float64Array, { rtol: 1e-5, atol: 1e-6 }, name);
+      assertClose(
+        results[0]![name]!.data as Float32Array,
+        results[1]![name]!.data as Float64Array,
+        { rtol: 1e-5, atol: 1e-6 },
+        name,
+      );
     }
   });
 
   it('refuses mismatched shapes in one line', async () => {
     await assert.rejects(
-      () => run({ x: f64(x), w: f64(rng.nd([6, 3])), l: i64(labels) }, (t) => op.meanLinearCrossEntropy(t.x!, t.w!, t.l!)),
+      () =>
+        run({ x: f64(x), w: f64(rng.nd([6, 3])), l: i64(labels) }, (t) => op.meanLinearCrossEntropy(t.x!, t.w!, t.l!)),
       /meanLinearCrossEntropy.*expects x \[N,d\], w \[V,d\] and labels \[N\]/,
     );
   });

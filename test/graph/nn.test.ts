@@ -4,10 +4,10 @@
  * against the reference and finite differences, and the float32 kernels against it.
  */
 import { describe, it } from 'node:test';
-import { Graph, type Tensor } from '../../src/graph/graph.js';
 import { grad } from '../../src/graph/grad.js';
+import { Graph, type Tensor } from '../../src/graph/graph.js';
 import * as op from '../../src/graph/ops.js';
-import { type HostTensor, evaluate } from '../../src/runtime/session.js';
+import { evaluate, type HostTensor } from '../../src/runtime/session.js';
 import { assertClose, assertNdClose, checkVjp, dtypeOf, f32, f64, i64, run } from '../support/check.js';
 import { Rng } from '../support/random.js';
 import * as ref from '../support/reference.js';
@@ -34,13 +34,18 @@ async function float32MatchesFloat64(
     for (const [name, t] of Object.entries(feeds)) x[name] = g.input(name, dtypeOf(t), t.dims);
     const y = build(x);
     const names = Object.keys(floats);
-    const grads = grad(y, names.map((n) => x[n]!), x.seed);
+    const grads = grad(
+      y,
+      names.map((n) => x[n]!),
+      x.seed,
+    );
     const outputs: Record<string, Tensor> = { y };
     names.forEach((n, i) => (outputs[`g_${n}`] = grads[i]!));
     results.push(await evaluate({ graph: g, outputs }, feeds));
   }
   const [lo, hi] = results as [Record<string, HostTensor>, Record<string, HostTensor>];
-  for (const name of Object.keys(hi)) assertClose(lo[name]!.data as Float32Array, hi[name]!.data as Float64Array, tol, name);
+  for (const name of Object.keys(hi))
+    assertClose(lo[name]!.data as Float32Array, hi[name]!.data as Float64Array, tol, name);
 }
 
 describe('softmax and logSoftmax', () => {
@@ -96,10 +101,18 @@ describe('gelu', () => {
   const rng = new Rng(63);
   for (const approximate of ['none', 'tanh'] as const) {
     it(`${approximate}: float64 against the reference`, async () => {
-      const x = ref.nd(Array.from({ length: 81 }, (_, i) => -8 + i * 0.2 + 0.01), [81]);
+      const x = ref.nd(
+        Array.from({ length: 81 }, (_, i) => -8 + i * 0.2 + 0.01),
+        [81],
+      );
       const r = await run({ x: f64(x) }, (t) => op.gelu(t.x!, approximate));
       // 1 + erf(x/√2) and 1 + tanh(·) cancel for x ≪ 0 in both: hence the absolute 1e-14.
-      assertNdClose(r.y!, ref.map(x, (v) => ref.gelu(v, approximate)), { rtol: 1e-14, atol: 1e-14 }, 'gelu');
+      assertNdClose(
+        r.y!,
+        ref.map(x, (v) => ref.gelu(v, approximate)),
+        { rtol: 1e-14, atol: 1e-14 },
+        'gelu',
+      );
     });
 
     it(`${approximate}: float64 VJP`, async () => {
@@ -107,7 +120,12 @@ describe('gelu', () => {
     });
 
     it(`${approximate}: float32 Gelu kernel, forward and gradient, against float64`, async () => {
-      await float32MatchesFloat64({ x: rng.nd([5, 6], 0.05, 4) }, {}, (t) => op.gelu(t.x!, approximate), rng.nd([5, 6]));
+      await float32MatchesFloat64(
+        { x: rng.nd([5, 6], 0.05, 4) },
+        {},
+        (t) => op.gelu(t.x!, approximate),
+        rng.nd([5, 6]),
+      );
     });
   }
 });
@@ -123,7 +141,11 @@ describe('crossEntropy', () => {
   });
 
   it('float64 VJP, int64 and int32 labels', async () => {
-    await checkVjp({ wrt: { z: rng.nd([4, 5]) }, fixed: { l: i64(labels) }, build: (t) => op.crossEntropy(t.z!, t.l!) });
+    await checkVjp({
+      wrt: { z: rng.nd([4, 5]) },
+      fixed: { l: i64(labels) },
+      build: (t) => op.crossEntropy(t.z!, t.l!),
+    });
     await checkVjp({
       wrt: { z: rng.nd([4, 5]) },
       fixed: { l: { data: Int32Array.from(labels), dims: [4] } },
@@ -132,15 +154,27 @@ describe('crossEntropy', () => {
   });
 
   it('mean loss over tokens, as training uses it', async () => {
-    await checkVjp({ wrt: { z: rng.nd([4, 5]) }, fixed: { l: i64(labels) }, build: (t) => op.mean(op.crossEntropy(t.z!, t.l!)) });
+    await checkVjp({
+      wrt: { z: rng.nd([4, 5]) },
+      fixed: { l: i64(labels) },
+      build: (t) => op.mean(op.crossEntropy(t.z!, t.l!)),
+    });
   });
 
   it('float32 against float64', async () => {
-    await float32MatchesFloat64({ z: rng.nd([4, 7], 0.1, 6) }, { l: i64(labels) }, (t) => op.crossEntropy(t.z!, t.l!), rng.nd([4]));
+    await float32MatchesFloat64(
+      { z: rng.nd([4, 7], 0.1, 6) },
+      { l: i64(labels) },
+      (t) => op.crossEntropy(t.z!, t.l!),
+      rng.nd([4]),
+    );
   });
 
   it('repeated labels (the accumulation in the backward)', async () => {
-    await checkVjp({ wrt: { z: rng.nd([5, 3]) }, fixed: { l: i64([1, 1, 1, 0, 1]) }, build: (t) => op.crossEntropy(t.z!, t.l!) });
+    await checkVjp({
+      wrt: { z: rng.nd([5, 3]) },
+      fixed: { l: i64([1, 1, 1, 0, 1]) },
+      build: (t) => op.crossEntropy(t.z!, t.l!),
+    });
   });
 });
-

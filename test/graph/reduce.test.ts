@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
-import { Graph, type Tensor } from '../../src/graph/graph.js';
 import { grad } from '../../src/graph/grad.js';
+import { Graph, type Tensor } from '../../src/graph/graph.js';
 import * as op from '../../src/graph/ops.js';
 import { compile } from '../../src/runtime/session.js';
 import { assertClose, assertNdClose, checkVjp, f64, run, toNumbers } from '../support/check.js';
@@ -52,7 +52,12 @@ describe('reductions', () => {
     for (const tokens of [1, 3, 8]) {
       const xv = rng.nd([tokens, 2]);
       const r = await compiled.run({ x: f64(xv), w: f64(ref.nd([0.5, -3], [2])) });
-      assertClose(toNumbers(r.gx!.data), Array.from({ length: 2 * tokens }, (_, i) => (i % 2 ? -3 : 0.5) / tokens), {}, `gx, ${tokens} tokens`);
+      assertClose(
+        toNumbers(r.gx!.data),
+        Array.from({ length: 2 * tokens }, (_, i) => (i % 2 ? -3 : 0.5) / tokens),
+        {},
+        `gx, ${tokens} tokens`,
+      );
     }
   });
 });

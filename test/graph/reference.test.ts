@@ -25,7 +25,12 @@ describe('reference library', () => {
       [4.2, 0.9999999971445058],
       [5.5, 0.9999999999999927],
     ];
-    assertClose(golden.map(([x]) => ref.erf(x)), golden.map(([, y]) => y), { rtol: 2e-15, atol: 1e-16 }, 'erf');
+    assertClose(
+      golden.map(([x]) => ref.erf(x)),
+      golden.map(([, y]) => y),
+      { rtol: 2e-15, atol: 1e-16 },
+      'erf',
+    );
   });
 
   it('matmul, transpose and softmax match numpy', () => {
@@ -33,11 +38,17 @@ describe('reference library', () => {
     //   a = np.arange(6.).reshape(2,3) / 4; b = np.arange(12.).reshape(3,4) - 5.5
     //   (a @ b).ravel(); e = np.exp(a); (e / e.sum(-1, keepdims=True)).ravel()
     const a = ref.nd([0, 0.25, 0.5, 0.75, 1, 1.25], [2, 3]);
-    const b = ref.nd(Array.from({ length: 12 }, (_, i) => i - 5.5), [3, 4]);
+    const b = ref.nd(
+      Array.from({ length: 12 }, (_, i) => i - 5.5),
+      [3, 4],
+    );
     assertClose(ref.matmul(a, b).data, [0.875, 1.625, 2.375, 3.125, -2.5, 0.5, 3.5, 6.5], {}, 'matmul');
     const viaTransposes = ref.matmul(ref.transpose(b, [1, 0]), ref.transpose(a, [1, 0]), { alpha: 2 });
     assertClose(viaTransposes.data, ref.transpose(ref.matmul(a, b, { alpha: 2 }), [1, 0]).data, {}, '(ab)ᵀ = bᵀaᵀ');
-    const softmax = [0.25427521259046565, 0.32649583579983665, 0.4192289516096977, 0.25427521259046565, 0.32649583579983665, 0.41922895160969775];
+    const softmax = [
+      0.25427521259046565, 0.32649583579983665, 0.4192289516096977, 0.25427521259046565, 0.32649583579983665,
+      0.41922895160969775,
+    ];
     assertClose(ref.softmax(a).data, softmax, { rtol: 1e-15 }, 'softmax');
   });
 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Graph } from '../../src/graph/graph.js';
 import { grad } from '../../src/graph/grad.js';
+import { Graph } from '../../src/graph/graph.js';
 import * as op from '../../src/graph/ops.js';
 import { compile } from '../../src/runtime/session.js';
 import { assertClose, assertNdClose, checkVjp, f64, run, toNumbers } from '../support/check.js';
@@ -32,13 +32,21 @@ describe('reshape', () => {
     const [gx, gw] = grad(loss, [x, w]);
     const compiled = await compile({ graph: g, outputs: { back, gx: gx!, gw: gw! } });
     const wv = ref.nd([0.5, -2], [2]);
-    for (const dims of [[1, 3, 4], [2, 5, 4]]) {
+    for (const dims of [
+      [1, 3, 4],
+      [2, 5, 4],
+    ]) {
       const xv = rng.nd(dims);
       const r = await compiled.run({ x: f64(xv), w: f64(wv) });
       const expected = ref.zip([ref.nd(xv.data, [xv.data.length / 2, 2]), wv], (a, b) => a * b);
       assertNdClose(r.back!, ref.nd(expected.data, dims), {}, `back ${dims}`);
       // d/dx Σ(x·w)² = 2·x·w², d/dw = Σ 2·(x·w)·x over the rows.
-      assertClose(toNumbers(r.gx!.data), xv.data.map((v, i) => 2 * v * wv.data[i % 2]! ** 2), {}, 'gx');
+      assertClose(
+        toNumbers(r.gx!.data),
+        xv.data.map((v, i) => 2 * v * wv.data[i % 2]! ** 2),
+        {},
+        'gx',
+      );
       const gw = [0, 1].map((j) => xv.data.reduce((s, v, i) => (i % 2 === j ? s + 2 * v * v * wv.data[j]! : s), 0));
       assertClose(toNumbers(r.gw!.data), gw, {}, 'gw');
     }
@@ -95,7 +103,12 @@ describe('transpose, slice, pad, concat, broadcastLike', () => {
     const x = rng.nd([2, 1]);
     const like = rng.nd([3, 2, 4]);
     const r = await run({ x: f64(x), l: f64(like) }, (t) => op.broadcastLike(t.x!, t.l!));
-    assertNdClose(r.y!, ref.zip([x, like], (v) => v), {}, 'broadcastLike');
+    assertNdClose(
+      r.y!,
+      ref.zip([x, like], (v) => v),
+      {},
+      'broadcastLike',
+    );
     await checkVjp({
       wrt: { x: rng.nd([3]) },
       fixed: { l: f64(rng.nd([2, 2, 3])) },

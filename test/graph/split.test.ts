@@ -21,14 +21,23 @@ describe('split', () => {
   });
 
   it('VJP: every part used, and only some parts used', async () => {
-    await checkVjp({ wrt: { x }, build: (t) => {
-      const [a, b, c] = op.split(t.x!, 1, [1, 3, 2]);
-      return op.add(op.add(op.mul(op.sum(a!, [1], true), 2), op.sum(op.mul(b!, b!), [1], true)), op.sum(c!, [1], true));
-    } });
+    await checkVjp({
+      wrt: { x },
+      build: (t) => {
+        const [a, b, c] = op.split(t.x!, 1, [1, 3, 2]);
+        return op.add(
+          op.add(op.mul(op.sum(a!, [1], true), 2), op.sum(op.mul(b!, b!), [1], true)),
+          op.sum(c!, [1], true),
+        );
+      },
+    });
     await checkVjp({ wrt: { x }, build: (t) => op.mul(op.split(t.x!, -1, [2, 1])[1]!, 3) });
   });
 
   it('sizes that do not add up are refused, naming the op', async () => {
-    await assert.rejects(run({ x: f64(x) }, (t) => op.split(t.x!, 1, [2, 2])[0]!), /^GraphError: split: sizes \[2,2\] do not add up/);
+    await assert.rejects(
+      run({ x: f64(x) }, (t) => op.split(t.x!, 1, [2, 2])[0]!),
+      /^GraphError: split: sizes \[2,2\] do not add up/,
+    );
   });
 });

@@ -30,11 +30,15 @@ describe('Hugging Face loads the checkpoints we write', () => {
         await saveCheckpoint(folder, source.config, source.params, { dtype });
         const { config, params } = loadCheckpoint(folder);
         const [batch, seq] = [2, 12];
-        const rows = Array.from({ length: batch }, (_, b) => Array.from({ length: seq }, (_, t) => (b * 7919 + t * 104729) % config.vocabSize));
+        const rows = Array.from({ length: batch }, (_, b) =>
+          Array.from({ length: seq }, (_, t) => (b * 7919 + t * 104729) % config.vocabSize),
+        );
         const tokens = join(work, 'tokens.json');
         writeFileSync(tokens, JSON.stringify(rows));
         const out = join(work, `${name}-${dtype}.safetensors`);
-        const hf = spawnSync(python!, [join(repoRoot, 'test/interop/hf_load.py'), folder, tokens, out], { encoding: 'utf8' });
+        const hf = spawnSync(python!, [join(repoRoot, 'test/interop/hf_load.py'), folder, tokens, out], {
+          encoding: 'utf8',
+        });
         assert.equal(hf.status, 0, `hf_load.py failed: ${hf.stderr.trim().split('\n').pop()}`);
         const expected = openSafetensors(out).readFloat32('logits');
         const ours = (await forward(config, params, BigInt64Array.from(rows.flat().map(BigInt)), batch, {})).logits!;

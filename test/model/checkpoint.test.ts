@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -34,7 +34,13 @@ test('a checkpoint with a tensor of the wrong shape is refused with a one-line e
   config.hidden_size = 32;
   config.num_attention_heads = 4;
   writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
-  assert.throws(() => loadCheckpoint(dir), (e: Error) => e.name === 'FormatError' && /tensor (embed_out|gpt_neox\.embed_in)\.weight has shape \[211,64\]/.test(e.message) && !e.message.includes('\n'));
+  assert.throws(
+    () => loadCheckpoint(dir),
+    (e: Error) =>
+      e.name === 'FormatError' &&
+      /tensor (embed_out|gpt_neox\.embed_in)\.weight has shape \[211,64\]/.test(e.message) &&
+      !e.message.includes('\n'),
+  );
 });
 
 test('a folder without config.json is not a checkpoint', () => {

@@ -2,8 +2,14 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { countParameters, parameterShapes, parameterTensorCount, parseHfConfig, rotaryDims } from '../../src/model/config.js';
-import { PYTHIA_SIZES, matchPreset, pythiaPreset } from '../../src/model/presets.js';
+import {
+  countParameters,
+  parameterShapes,
+  parameterTensorCount,
+  parseHfConfig,
+  rotaryDims,
+} from '../../src/model/config.js';
+import { matchPreset, PYTHIA_SIZES, pythiaPreset } from '../../src/model/presets.js';
 import { fixtureDir } from '../support/paths.js';
 
 const read = (name: string): unknown => JSON.parse(readFileSync(join(fixtureDir(name), 'model/config.json'), 'utf8'));
@@ -24,9 +30,18 @@ test('the current layout (rope_parameters, dtype) and the legacy one (rotary_pct
 
 test('unsupported settings get a clear one-line error naming the field', () => {
   const base = read('parallel-r25') as Record<string, unknown>;
-  assert.throws(() => parseHfConfig({ ...base, hidden_act: 'relu' }, 'c.json'), /c\.json: hidden_act "relu" is not supported/);
-  assert.throws(() => parseHfConfig({ ...base, hidden_size: 'wide' }, 'c.json'), /c\.json: field hidden_size must be a number/);
-  assert.throws(() => parseHfConfig({ ...base, rope_parameters: { rope_type: 'yarn' } }, 'c.json'), /rope_type "yarn" is not supported/);
+  assert.throws(
+    () => parseHfConfig({ ...base, hidden_act: 'relu' }, 'c.json'),
+    /c\.json: hidden_act "relu" is not supported/,
+  );
+  assert.throws(
+    () => parseHfConfig({ ...base, hidden_size: 'wide' }, 'c.json'),
+    /c\.json: field hidden_size must be a number/,
+  );
+  assert.throws(
+    () => parseHfConfig({ ...base, rope_parameters: { rope_type: 'yarn' } }, 'c.json'),
+    /rope_type "yarn" is not supported/,
+  );
   assert.throws(() => parseHfConfig({ ...base, model_type: 'llama' }, 'c.json'), /model_type "llama" is not gpt_neox/);
   assert.throws(() => parseHfConfig({ ...base, num_attention_heads: 5 }, 'c.json'), /not divisible/);
 });
@@ -61,7 +76,9 @@ test('parameterTensorCount and countParameters agree with parameterShapes for ev
       const shapes = parameterShapes(c);
       assert.equal(parameterTensorCount(c), shapes.length);
       const total = shapes.reduce((sum, p) => sum + p.shape.reduce((a, b) => a * b, 1), 0);
-      const embedding = shapes.filter((p) => /embed_(in|out)\.weight$/.test(p.name)).reduce((sum, p) => sum + p.shape.reduce((a, b) => a * b, 1), 0);
+      const embedding = shapes
+        .filter((p) => /embed_(in|out)\.weight$/.test(p.name))
+        .reduce((sum, p) => sum + p.shape.reduce((a, b) => a * b, 1), 0);
       assert.deepEqual(countParameters(c), { total, nonEmbedding: total - embedding });
     }
   }
@@ -69,11 +86,26 @@ test('parameterTensorCount and countParameters agree with parameterShapes for ev
 
 test('sizes past the supported limits are refused before anything is built', () => {
   const base = read('parallel-r25') as Record<string, unknown>;
-  for (const [key, limit] of [['num_hidden_layers', 4096], ['hidden_size', 65536], ['vocab_size', 4194304], ['max_position_embeddings', 1048576], ['intermediate_size', 262144]] as const) {
-    assert.throws(() => parseHfConfig({ ...base, [key]: limit * 2 }, 'c.json'), new RegExp(`^ConfigError: c\\.json: ${key} is ${limit * 2}, more than the ${limit} we support$`));
+  for (const [key, limit] of [
+    ['num_hidden_layers', 4096],
+    ['hidden_size', 65536],
+    ['vocab_size', 4194304],
+    ['max_position_embeddings', 1048576],
+    ['intermediate_size', 262144],
+  ] as const) {
+    assert.throws(
+      () => parseHfConfig({ ...base, [key]: limit * 2 }, 'c.json'),
+      new RegExp(`^ConfigError: c\\.json: ${key} is ${limit * 2}, more than the ${limit} we support$`),
+    );
   }
-  assert.throws(() => parseHfConfig({ ...base, eos_token_id: 1e6 }, 'c.json'), /c\.json: eos_token_id is 1000000, expected a token id in \[0, 211\)/);
+  assert.throws(
+    () => parseHfConfig({ ...base, eos_token_id: 1e6 }, 'c.json'),
+    /c\.json: eos_token_id is 1000000, expected a token id in \[0, 211\)/,
+  );
   // A config made from flags or a GPT-NeoX YAML, never parsed from config.json, is checked too.
   const fromFlags = { ...parseHfConfig(base), numLayers: 1e7 };
-  assert.throws(() => parameterShapes(fromFlags), /^ConfigError: model config: num_hidden_layers is 10000000, more than the 4096 we support$/);
+  assert.throws(
+    () => parameterShapes(fromFlags),
+    /^ConfigError: model config: num_hidden_layers is 10000000, more than the 4096 we support$/,
+  );
 });

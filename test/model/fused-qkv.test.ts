@@ -20,12 +20,28 @@ test('fused attention: per-head and regrouped qkv rows give the same logits and 
   const cacheDims = [batch, config.numHeads, past, headDim(config)];
   const rng = new Rng(5);
   const feeds: Record<string, HostTensor> = {
-    ids: { data: BigInt64Array.from({ length: batch * seq }, () => BigInt(rng.int(0, config.vocabSize))), dims: [batch, seq] },
-    positions: { data: BigInt64Array.from({ length: batch * seq }, (_, i) => BigInt(past + (i % seq))), dims: [batch, seq] },
+    ids: {
+      data: BigInt64Array.from({ length: batch * seq }, () => BigInt(rng.int(0, config.vocabSize))),
+      dims: [batch, seq],
+    },
+    positions: {
+      data: BigInt64Array.from({ length: batch * seq }, (_, i) => BigInt(past + (i % seq))),
+      dims: [batch, seq],
+    },
     bias: { data: new Float32Array(batch * seq * (past + seq)), dims: [batch, 1, seq, past + seq] },
   };
   for (let i = 0; i < config.numLayers; i++) {
-    for (const kv of ['key', 'value']) feeds[`past.${i}.${kv}`] = { data: Float32Array.from(rng.floats(cacheDims.reduce((a, b) => a * b), -1, 1)), dims: cacheDims };
+    for (const kv of ['key', 'value'])
+      feeds[`past.${i}.${kv}`] = {
+        data: Float32Array.from(
+          rng.floats(
+            cacheDims.reduce((a, b) => a * b),
+            -1,
+            1,
+          ),
+        ),
+        dims: cacheDims,
+      };
   }
   async function run(groupedQkv: boolean): Promise<Record<string, HostTensor>> {
     const graph = new Graph();
@@ -43,7 +59,11 @@ test('fused attention: per-head and regrouped qkv rows give the same logits and 
       groupedQkv,
     });
     const weights = groupedQkv ? groupQkvRows(config, params) : params;
-    const outputs = { logits: lmHead(config, lookup, out.final), key: out.present.at(-1)!.key, value: out.present.at(-1)!.value };
+    const outputs = {
+      logits: lmHead(config, lookup, out.final),
+      key: out.present.at(-1)!.key,
+      value: out.present.at(-1)!.value,
+    };
     return evaluate({ graph, outputs }, { ...parameterFeeds(config, weights), ...feeds });
   }
   const [perHead, grouped] = [await run(false), await run(true)];

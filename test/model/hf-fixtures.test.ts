@@ -4,7 +4,7 @@
  * with and without the KV cache (test/support/hf-fixture-checks.ts).
  */
 import { describe, test } from 'node:test';
-import { FIXTURE_CASES, checkForwardFixture, checkGenerateFixture } from '../support/hf-fixture-checks.js';
+import { checkForwardFixture, checkGenerateFixture, FIXTURE_CASES } from '../support/hf-fixture-checks.js';
 
 for (const name of FIXTURE_CASES) {
   describe(`HF fixture ${name}`, () => {

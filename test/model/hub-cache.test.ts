@@ -24,7 +24,13 @@ const STEP3000 = createHash('sha1').update('step3000').digest('hex');
 const ORPHAN = createHash('sha1').update('orphan').digest('hex');
 
 /** Writes one revision the way huggingface_hub does: blob by hash, relative symlink, ref file. */
-function addRevision(cache: string, id: string, ref: string | undefined, commit: string, files: Record<string, Buffer>): void {
+function addRevision(
+  cache: string,
+  id: string,
+  ref: string | undefined,
+  commit: string,
+  files: Record<string, Buffer>,
+): void {
   const repo = join(cache, `models--${id.replace('/', '--')}`);
   mkdirSync(join(repo, 'blobs'), { recursive: true });
   mkdirSync(join(repo, 'snapshots', commit), { recursive: true });
@@ -40,7 +46,10 @@ function addRevision(cache: string, id: string, ref: string | undefined, commit:
 }
 
 const model = join(fixtureDir('parallel-r25'), 'model');
-const files = { 'config.json': readFileSync(join(model, 'config.json')), 'model.safetensors': readFileSync(join(model, 'model.safetensors')) };
+const files = {
+  'config.json': readFileSync(join(model, 'config.json')),
+  'model.safetensors': readFileSync(join(model, 'model.safetensors')),
+};
 const cache = join(root, 'hub');
 addRevision(cache, ID, 'main', MAIN, files);
 addRevision(cache, ID, 'step3000', STEP3000, files);
@@ -70,8 +79,17 @@ describe('hub ids', () => {
     assert.deepEqual(resolveCheckpoint(ID, { cacheDir: cache }), { dir: snapshot(MAIN), model: ID, revision: 'main' });
     assert.deepEqual(resolveCheckpoint(ID, { cacheDir: cache, revision: 'step3000' }).dir, snapshot(STEP3000));
     // A hash that a step ref names carries that step.
-    assert.deepEqual(resolveCheckpoint(`${ID}@${STEP3000}`, { cacheDir: cache }), { dir: snapshot(STEP3000), model: ID, revision: STEP3000, step: 3000 });
-    assert.deepEqual(resolveCheckpoint(`${ID}@${ORPHAN}`, { cacheDir: cache }), { dir: snapshot(ORPHAN), model: ID, revision: ORPHAN });
+    assert.deepEqual(resolveCheckpoint(`${ID}@${STEP3000}`, { cacheDir: cache }), {
+      dir: snapshot(STEP3000),
+      model: ID,
+      revision: STEP3000,
+      step: 3000,
+    });
+    assert.deepEqual(resolveCheckpoint(`${ID}@${ORPHAN}`, { cacheDir: cache }), {
+      dir: snapshot(ORPHAN),
+      model: ID,
+      revision: ORPHAN,
+    });
   });
 
   test('the cache folder comes from HF_HUB_CACHE, else HF_HOME/hub, else XDG_CACHE_HOME/huggingface/hub, else ~/.cache/huggingface/hub', () => {
@@ -99,21 +117,31 @@ describe('hub ids', () => {
       `snapshots: ${[MAIN, ORPHAN, STEP3000].sort().join(', ')}`,
       `huggingface-cli download ${ID} --revision step5000`,
     );
-    assertOneLine(() => resolveCheckpoint(`${ID}@${'0'.repeat(40)}`, { cacheDir: cache }), 'is not in the Hugging Face cache', 'main, step3000');
+    assertOneLine(
+      () => resolveCheckpoint(`${ID}@${'0'.repeat(40)}`, { cacheDir: cache }),
+      'is not in the Hugging Face cache',
+      'main, step3000',
+    );
   });
 
   test('a ref whose snapshot is gone, a model not in the cache, and text that is neither folder nor id: one-line errors', () => {
     const other = join(root, 'other-cache');
     addRevision(other, 'EleutherAI/pythia-14m', 'main', MAIN, files);
     writeFileSync(join(other, 'models--EleutherAI--pythia-14m', 'refs', 'step1'), STEP3000);
-    assertOneLine(() => resolveCheckpoint('EleutherAI/pythia-14m@step1', { cacheDir: other }), `names commit ${STEP3000}, whose snapshot is missing`);
+    assertOneLine(
+      () => resolveCheckpoint('EleutherAI/pythia-14m@step1', { cacheDir: other }),
+      `names commit ${STEP3000}, whose snapshot is missing`,
+    );
     assertOneLine(
       () => resolveCheckpoint('EleutherAI/pythia-160m@step1000', { cacheDir: cache }),
       'EleutherAI/pythia-160m@step1000: no such checkpoint folder, and EleutherAI/pythia-160m is not in the Hugging Face cache',
       'huggingface-cli download EleutherAI/pythia-160m --revision step1000',
     );
     for (const spec of ['./no/such/folder', 'a/b/c', 'plainname', '/abs/missing']) {
-      assertOneLine(() => resolveCheckpoint(spec, { cacheDir: cache }), `${spec}: no such checkpoint folder, and not a Hugging Face model id`);
+      assertOneLine(
+        () => resolveCheckpoint(spec, { cacheDir: cache }),
+        `${spec}: no such checkpoint folder, and not a Hugging Face model id`,
+      );
     }
     assertOneLine(() => resolveCheckpoint(`${ID}@main`, { cacheDir: cache, revision: 'step3000' }), 'give one');
   });
@@ -125,21 +153,36 @@ describe('folders', () => {
     mkdirSync(stepDir, { recursive: true });
     assert.deepEqual(resolveCheckpoint(stepDir), { dir: stepDir, model: 'nano-a', step: 512 });
     assert.deepEqual(resolveCheckpoint(model), { dir: model, model: 'model' });
-    assertOneLine(() => resolveCheckpoint(model, { revision: 'main' }), 'a revision applies to a Hugging Face model id, not to a folder');
+    assertOneLine(
+      () => resolveCheckpoint(model, { revision: 'main' }),
+      'a revision applies to a Hugging Face model id, not to a folder',
+    );
   });
 });
 
 describe('the commands that take a checkpoint', () => {
   const cli = join(repoRoot, 'dist/src/cli/main.js');
   test('inspect takes id@rev from the cache (--cache-dir or HF_HUB_CACHE) and --revision', () => {
-    const viaOption = spawnSync(process.execPath, [cli, 'inspect', `${ID}@step3000`, '--cache-dir', cache, '--json'], { encoding: 'utf8' });
+    const viaOption = spawnSync(process.execPath, [cli, 'inspect', `${ID}@step3000`, '--cache-dir', cache, '--json'], {
+      encoding: 'utf8',
+    });
     assert.equal(viaOption.status, 0, viaOption.stderr);
     assert.equal(JSON.parse(viaOption.stdout).weights, join(snapshot(STEP3000), 'model.safetensors'));
-    const viaEnv = spawnSync(process.execPath, [cli, 'inspect', ID, '--revision', 'step3000', '--json'], { encoding: 'utf8', env: { ...process.env, HF_HUB_CACHE: cache } });
+    const viaEnv = spawnSync(process.execPath, [cli, 'inspect', ID, '--revision', 'step3000', '--json'], {
+      encoding: 'utf8',
+      env: { ...process.env, HF_HUB_CACHE: cache },
+    });
     assert.equal(viaEnv.status, 0, viaEnv.stderr);
     assert.equal(JSON.parse(viaEnv.stdout).weights, join(snapshot(STEP3000), 'model.safetensors'));
-    const missing = spawnSync(process.execPath, [cli, 'generate', `${ID}@step9`, '--cache-dir', cache, '--tokens', 'x.json'], { encoding: 'utf8' });
+    const missing = spawnSync(
+      process.execPath,
+      [cli, 'generate', `${ID}@step9`, '--cache-dir', cache, '--tokens', 'x.json'],
+      { encoding: 'utf8' },
+    );
     assert.equal(missing.status, 1);
-    assert.match(missing.stderr, /^pythia: EleutherAI\/pythia-70m-deduped: revision step9 is not in the Hugging Face cache .*huggingface-cli download EleutherAI\/pythia-70m-deduped --revision step9\n$/);
+    assert.match(
+      missing.stderr,
+      /^pythia: EleutherAI\/pythia-70m-deduped: revision step9 is not in the Hugging Face cache .*huggingface-cli download EleutherAI\/pythia-70m-deduped --revision step9\n$/,
+    );
   });
 });

@@ -15,7 +15,12 @@ async function withBuffers(layers: number[]): Promise<string> {
   const dir = join(mkdtempSync(join(tmpdir(), 'pythia-buffers-')), 'ckpt');
   mkdirSync(dir);
   copyFileSync(join(source, 'config.json'), join(dir, 'config.json'));
-  const tensors: TensorToWrite[] = parameterShapes(original.config).map(({ name, shape }) => ({ name, dtype: 'F32', shape, data: original.params.get(name)! }));
+  const tensors: TensorToWrite[] = parameterShapes(original.config).map(({ name, shape }) => ({
+    name,
+    dtype: 'F32',
+    shape,
+    data: original.params.get(name)!,
+  }));
   for (const i of layers) {
     const p = `gpt_neox.layers.${i}.attention`;
     tensors.push(
@@ -37,5 +42,10 @@ test('the causal mask, masked_bias and inv_freq buffers of each layer are skippe
 
 test('a buffer of a layer the config does not have is refused: one tensor more than the config implies', async () => {
   const dir = await withBuffers([0, 2]);
-  assert.throws(() => loadCheckpoint(dir), (e: Error) => e.name === 'FormatError' && /holds \d+ parameter tensors, but .*config\.json \(2 layers\) implies \d+/.test(e.message));
+  assert.throws(
+    () => loadCheckpoint(dir),
+    (e: Error) =>
+      e.name === 'FormatError' &&
+      /holds \d+ parameter tensors, but .*config\.json \(2 layers\) implies \d+/.test(e.message),
+  );
 });

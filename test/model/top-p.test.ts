@@ -4,7 +4,11 @@ import { pick } from '../../src/model/generate.js';
 import { Prng } from '../../src/util/prng.js';
 
 /** Frequencies of `draws` seeded picks from one row of logits. */
-function frequencies(probabilities: number[], options: { temperature: number; topK?: number; topP?: number }, draws = 40000): number[] {
+function frequencies(
+  probabilities: number[],
+  options: { temperature: number; topK?: number; topP?: number },
+  draws = 40000,
+): number[] {
   const logits = Float32Array.from(probabilities, Math.log);
   const rng = new Prng(7);
   const counts = new Array<number>(probabilities.length).fill(0);

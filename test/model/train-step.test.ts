@@ -44,7 +44,10 @@ test('tokens reach the step as an Int32Array only: a BigInt64Array is refused in
   const { config, params } = loadCheckpoint(join(fixtureDir('parallel-r25'), 'model'));
   const step = await TrainStep.create(config, { batch: 2, seq: 8, gradients: false }, { threads: 1 });
   const wide = new BigInt64Array(18) as unknown as Int32Array;
-  await assert.rejects(step.loss(params, wide), (e: Error) => e.message === 'a training batch is an Int32Array of token ids, got BigInt64Array');
+  await assert.rejects(
+    step.loss(params, wide),
+    (e: Error) => e.message === 'a training batch is an Int32Array of token ids, got BigInt64Array',
+  );
 });
 
 test('token ids outside the vocabulary are refused, naming the batch', async () => {
@@ -54,7 +57,10 @@ test('token ids outside the vocabulary are refused, naming the batch', async () 
   for (const bad of [V, -1]) {
     const tokens = new Int32Array(18).fill(3);
     tokens[11] = bad;
-    await assert.rejects(step.loss(params, tokens, 'the batch of step 7'), new RegExp(`^DataError: the batch of step 7 holds token id ${bad}, outside the model's vocabulary \\[0, ${V}\\)`));
+    await assert.rejects(
+      step.loss(params, tokens, 'the batch of step 7'),
+      new RegExp(`^DataError: the batch of step 7 holds token id ${bad}, outside the model's vocabulary \\[0, ${V}\\)`),
+    );
   }
   const last = new Int32Array(18).fill(V - 1);
   assert.ok(Number.isFinite(await step.loss(params, last)));

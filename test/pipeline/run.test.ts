@@ -17,9 +17,33 @@ const out = mkdtempSync(join(tmpdir(), 'pythia-run-'));
 after(() => rmSync(out, { recursive: true, force: true }));
 
 const ARGS = [
-  'run', '--out', out, '--synth-documents', '400', '--models', 'nano-25k',
-  '--train-iters', '8', '--train-batch-size', '4', '--seq-length', '64', '--checkpoint-factor', '4', '--extra-save-iters', '0,1,2',
-  '--intervention-from', '0.5', '--limit', '8', '--memorization', '8', '--window', '4', '--threads', '1',
+  'run',
+  '--out',
+  out,
+  '--synth-documents',
+  '400',
+  '--models',
+  'nano-25k',
+  '--train-iters',
+  '8',
+  '--train-batch-size',
+  '4',
+  '--seq-length',
+  '64',
+  '--checkpoint-factor',
+  '4',
+  '--extra-save-iters',
+  '0,1,2',
+  '--intervention-from',
+  '0.5',
+  '--limit',
+  '8',
+  '--memorization',
+  '8',
+  '--window',
+  '4',
+  '--threads',
+  '1',
 ];
 
 function pythia(args: string[]) {
@@ -32,9 +56,15 @@ test('pythia run: synth, suite with its intervention sibling, eval with case stu
   const report = join(out, 'suite', 'report', 'index.html');
   assert.equal(first.stdout.trim(), report);
   assert.ok(existsSync(report));
-  assert.match(first.stderr, /wall time per stage:\n  synth +\S+\n  train +\S+\n  eval +\S+\n  report +\S+\n  total/);
+  assert.match(
+    first.stderr,
+    /wall time per stage:\n {2}synth +\S+\n {2}train +\S+\n {2}eval +\S+\n {2}report +\S+\n {2}total/,
+  );
   const record = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'));
-  assert.deepEqual(record.stages.map((s: { stage: string; status: string }) => `${s.stage}:${s.status}`), ['synth:done', 'train:done', 'eval:done', 'report:done']);
+  assert.deepEqual(
+    record.stages.map((s: { stage: string; status: string }) => `${s.stage}:${s.status}`),
+    ['synth:done', 'train:done', 'eval:done', 'report:done'],
+  );
 
   const store = await ResultsStore.open(join(out, 'suite', 'results.duckdb'), { readOnly: true });
   try {
@@ -48,9 +78,14 @@ test('pythia run: synth, suite with its intervention sibling, eval with case stu
     const memorized = await store.rows('SELECT DISTINCT model FROM memorization ORDER BY model');
     assert.equal(memorized.length, 2);
     assert.ok(((await store.rows('SELECT count(*) AS n FROM canary_memorization'))[0]!.n as number) > 0);
-    assert.ok(((await store.rows('SELECT count(*) AS n FROM term_counts WHERE step = 8 AND count > 0'))[0]!.n as number) > 0);
+    assert.ok(
+      ((await store.rows('SELECT count(*) AS n FROM term_counts WHERE step = 8 AND count > 0'))[0]!.n as number) > 0,
+    );
     assert.ok(((await store.rows('SELECT count(*) AS n FROM training_log'))[0]!.n as number) >= 8);
-    assert.ok(((await store.rows('SELECT count(*) AS n FROM training_log WHERE val_loss IS NOT NULL'))[0]!.n as number) > 0, 'validation loss at the checkpoints');
+    assert.ok(
+      ((await store.rows('SELECT count(*) AS n FROM training_log WHERE val_loss IS NOT NULL'))[0]!.n as number) > 0,
+      'validation loss at the checkpoints',
+    );
   } finally {
     store.close();
   }

@@ -31,7 +31,11 @@ export interface PageReport {
 
 export async function launch(): Promise<Browser> {
   const root = process.getuid?.() === 0;
-  return puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: [...(root ? ['--no-sandbox'] : []), '--disable-gpu'] });
+  return puppeteer.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [...(root ? ['--no-sandbox'] : []), '--disable-gpu'],
+  });
 }
 
 export async function chartStates(page: Page): Promise<ChartState[]> {
@@ -39,7 +43,9 @@ export async function chartStates(page: Page): Promise<ChartState[]> {
     figures.map((f) => ({
       id: f.id,
       rendered: f.getAttribute('data-rendered') ?? 'empty',
-      marks: f.querySelectorAll('.view svg g.role-mark > path, .view svg g.role-mark > line, .view svg g.role-mark > rect').length,
+      marks: f.querySelectorAll(
+        '.view svg g.role-mark > path, .view svg g.role-mark > line, .view svg g.role-mark > rect',
+      ).length,
       selector: f.querySelector('select') !== null,
       text: (f.querySelector('.empty')?.textContent ?? '').trim(),
     })),
@@ -47,7 +53,11 @@ export async function chartStates(page: Page): Promise<ChartState[]> {
 }
 
 /** Loads the page (JavaScript on or off), waits until every chart with a spec is interactive, and collects what happened. */
-export async function openReport(browser: Browser, html: string, options: { javascript?: boolean; screenshot?: string; width?: number } = {}): Promise<PageReport & { page: Page }> {
+export async function openReport(
+  browser: Browser,
+  html: string,
+  options: { javascript?: boolean; screenshot?: string; width?: number } = {},
+): Promise<PageReport & { page: Page }> {
   const page = await browser.newPage();
   const errors: string[] = [];
   const requests: string[] = [];
@@ -62,7 +72,10 @@ export async function openReport(browser: Browser, html: string, options: { java
   await page.goto(pathToFileURL(html).href, { waitUntil: 'load' });
   if (options.javascript ?? true) {
     await page
-      .waitForFunction("[...document.querySelectorAll('figure[data-spec]')].every((f) => f.dataset.rendered === 'interactive')", { timeout: 60_000 })
+      .waitForFunction(
+        "[...document.querySelectorAll('figure[data-spec]')].every((f) => f.dataset.rendered === 'interactive')",
+        { timeout: 60_000 },
+      )
       .catch(() => errors.push('not every chart became interactive within 60 s'));
   }
   if (options.screenshot) await page.screenshot({ path: options.screenshot as `${string}.png`, fullPage: true });

@@ -6,21 +6,57 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { after, before, test } from 'node:test';
+import { pathToFileURL } from 'node:url';
 import { svgToPng } from '../../src/report/render.js';
 import { ResultsStore } from '../../src/results/store.js';
 import { repoRoot } from '../support/paths.js';
 import { chromiumMissing, launch, openReport } from './browser.js';
 
 const cli = join(repoRoot, 'dist/src/cli/main.js');
-const ALL_CHARTS = ['loss', 'accuracy', 'perplexity', 'final-accuracy', 'canaries', 'memorization-windows', 'memorization-qq', 'memorized-fraction', 'term-frequency', 'term-delta', 'winobias', 'crows-pairs'];
+const ALL_CHARTS = [
+  'loss',
+  'accuracy',
+  'perplexity',
+  'final-accuracy',
+  'canaries',
+  'memorization-windows',
+  'memorization-qq',
+  'memorized-fraction',
+  'term-frequency',
+  'term-delta',
+  'winobias',
+  'crows-pairs',
+];
 /** Charts drawn from the case-study tables, and the tables. */
-const CASE_STUDY_CHARTS = ['canaries', 'memorization-windows', 'memorization-qq', 'memorized-fraction', 'term-frequency', 'term-delta'];
-const CASE_STUDY_TABLES = ['memorization', 'memorization_windows', 'memorization_poisson', 'canary_memorization', 'term_counts'];
+const CASE_STUDY_CHARTS = [
+  'canaries',
+  'memorization-windows',
+  'memorization-qq',
+  'memorized-fraction',
+  'term-frequency',
+  'term-delta',
+];
+const CASE_STUDY_TABLES = [
+  'memorization',
+  'memorization_windows',
+  'memorization_poisson',
+  'canary_memorization',
+  'term_counts',
+];
 let work: string;
 let suite: string;
 
@@ -45,14 +81,74 @@ before(() => {
   const synth = join(work, 'synth');
   ok('synth', '--out', synth, '--tokens', '20000', '--vocab-size', '512');
   // 64 tokens per sample: room for memorization's 32-token prompt and 32-token continuation.
-  ok('suite', '--preset', 'nano', '--models', 'nano-25k', 'nano-100k', '--data', join(synth, 'data/corpus_text_document'), '--vocab-file', join(synth, 'tokenizer.json'),
-    '--out', suite, '--seq-length', '64', '--train-batch-size', '4', '--train-iters', '4', '--checkpoint-factor', '2', '--extra-save-iters', '0,1', '--eval-iters', '1', '--threads', '1');
-  ok('eval', suite, '--limit', '12', '--threads', '1', '--memorization', '16', '--window', '4', '--canaries', '--term-counts');
+  ok(
+    'suite',
+    '--preset',
+    'nano',
+    '--models',
+    'nano-25k',
+    'nano-100k',
+    '--data',
+    join(synth, 'data/corpus_text_document'),
+    '--vocab-file',
+    join(synth, 'tokenizer.json'),
+    '--out',
+    suite,
+    '--seq-length',
+    '64',
+    '--train-batch-size',
+    '4',
+    '--train-iters',
+    '4',
+    '--checkpoint-factor',
+    '2',
+    '--extra-save-iters',
+    '0,1',
+    '--eval-iters',
+    '1',
+    '--threads',
+    '1',
+  );
+  ok(
+    'eval',
+    suite,
+    '--limit',
+    '12',
+    '--threads',
+    '1',
+    '--memorization',
+    '16',
+    '--window',
+    '4',
+    '--canaries',
+    '--term-counts',
+  );
   // The intervention sibling of nano-25k from step 2, named as its baseline's sibling, into the same database.
   const intervention = join(work, 'intervention');
-  ok('train', '--resume', join(suite, 'nano-25k/step2'), '--intervention', 'pronoun-swap', '--out', intervention, '--threads', '1');
+  ok(
+    'train',
+    '--resume',
+    join(suite, 'nano-25k/step2'),
+    '--intervention',
+    'pronoun-swap',
+    '--out',
+    intervention,
+    '--threads',
+    '1',
+  );
   renameSync(join(intervention, 'nano-25k'), join(intervention, 'nano-25k-intervention'));
-  ok('eval', intervention, '--db', join(suite, 'results.duckdb'), '--task-dir', join(synth, 'tasks'), '--limit', '12', '--threads', '1');
+  ok(
+    'eval',
+    intervention,
+    '--db',
+    join(suite, 'results.duckdb'),
+    '--task-dir',
+    join(synth, 'tasks'),
+    '--limit',
+    '12',
+    '--threads',
+    '1',
+  );
 });
 
 after(() => rmSync(work, { recursive: true, force: true }));
@@ -63,7 +159,9 @@ function figure(html: string, id: string): string {
 }
 
 function specOf(html: string, id: string): { data: { values?: Record<string, unknown>[] }[] } {
-  return JSON.parse(new RegExp(`<script type="application/json" id="spec-${id}">(.*?)</script>`, 's').exec(html)![1]!) as { data: { values?: Record<string, unknown>[] }[] };
+  return JSON.parse(
+    new RegExp(`<script type="application/json" id="spec-${id}">(.*?)</script>`, 's').exec(html)![1]!,
+  ) as { data: { values?: Record<string, unknown>[] }[] };
 }
 
 test('pythia report writes one self-contained page: every chart as SVG and Vega spec with its data inline', () => {
@@ -76,23 +174,47 @@ test('pythia report writes one self-contained page: every chart as SVG and Vega 
   for (const id of drawn) {
     assert.match(figure(html, id), /<div class="view"><svg [^>]*class="marks"/, `${id}: a pre-rendered SVG`);
     assert.match(figure(html, id), /<p class="how">[^<]+\.<\/p>/, `${id}: a sentence on how to read it`);
-    assert.ok(specOf(html, id).data.some((d) => (d.values?.length ?? 0) > 0), `${id}: data inline in the spec`);
+    assert.ok(
+      specOf(html, id).data.some((d) => (d.values?.length ?? 0) > 0),
+      `${id}: data inline in the spec`,
+    );
   }
   // The intervention run is drawn beside its baseline, from the step it branched off (2).
   for (const id of ['winobias', 'crows-pairs']) {
-    const rows = specOf(html, id).data.flatMap((d) => d.values ?? []).filter((r) => r.model === 'nano-25k-intervention');
-    assert.deepEqual(rows.map((r) => [r.run, r.size, r.step]).sort(), [['intervention', 'nano-25k', 2], ['intervention', 'nano-25k', 4]], id);
+    const rows = specOf(html, id)
+      .data.flatMap((d) => d.values ?? [])
+      .filter((r) => r.model === 'nano-25k-intervention');
+    assert.deepEqual(
+      rows.map((r) => [r.run, r.size, r.step]).sort(),
+      [
+        ['intervention', 'nano-25k', 2],
+        ['intervention', 'nano-25k', 4],
+      ],
+      id,
+    );
   }
   // The loss chart carries every logged loss and validation loss of both models.
-  const logged = ['nano-25k', 'nano-100k'].flatMap((m) => readFileSync(join(suite, m, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => ({ model: m, ...(JSON.parse(l) as { step: number; loss?: number; val_loss?: number }) })));
+  const logged = ['nano-25k', 'nano-100k'].flatMap((m) =>
+    readFileSync(join(suite, m, 'log.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => ({ model: m, ...(JSON.parse(l) as { step: number; loss?: number; val_loss?: number }) })),
+  );
   const expected = logged.flatMap((l) => [
     ...(l.loss !== undefined ? [`${l.model} training ${l.step} ${l.loss}`] : []),
     ...(l.val_loss !== undefined ? [`${l.model} validation ${l.step} ${l.val_loss}`] : []),
   ]);
-  const drawnLoss = specOf(html, 'loss').data.flatMap((d) => d.values ?? []).filter((v) => v.model !== 'nano-25k-intervention').map((v) => `${v.model} ${v.series} ${v.step} ${v.loss}`);
+  const drawnLoss = specOf(html, 'loss')
+    .data.flatMap((d) => d.values ?? [])
+    .filter((v) => v.model !== 'nano-25k-intervention')
+    .map((v) => `${v.model} ${v.series} ${v.step} ${v.loss}`);
   assert.deepEqual(drawnLoss.sort(), expected.sort());
   const ids = [...html.matchAll(/ id="([^"]+)"/g)].map((m) => m[1]!);
-  assert.deepEqual(ids.filter((id, i) => ids.indexOf(id) !== i), [], 'ids are unique (anchors, static SVG clip paths)');
+  assert.deepEqual(
+    ids.filter((id, i) => ids.indexOf(id) !== i),
+    [],
+    'ids are unique (anchors, static SVG clip paths)',
+  );
   // Self-contained: no external scripts, styles, images or fetches.
   assert.doesNotMatch(html, /<script[^>]+src=|<link[^>]+href=|<img[^>]+src=/);
   assert.doesNotMatch(html, /\b(src|href)="(https?:)?\/\//);
@@ -107,7 +229,10 @@ test('the suite table and the data-order hash come from suite.json and the train
   assert.ok(html.includes(order), 'data-order hash');
   assert.ok(html.includes(`${manifest.batchSha256[0]!.slice(0, 16)}…`), 'first batch hash');
   for (const model of ['nano-25k', 'nano-100k']) {
-    const lines = readFileSync(join(suite, model, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; loss?: number; val_loss?: number });
+    const lines = readFileSync(join(suite, model, 'log.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { step: number; loss?: number; val_loss?: number });
     const lastLoss = lines.filter((l) => l.loss !== undefined).at(-1)!.loss!;
     const lastVal = lines.filter((l) => l.val_loss !== undefined).at(-1)!.val_loss!;
     const row = new RegExp(`<tr><td>${model}</td>.*?</tr>`).exec(html)?.[0];
@@ -121,12 +246,23 @@ test('the suite table and the data-order hash come from suite.json and the train
 
 test('the wall time of each stage of pythia run, from the run.json beside the suite', () => {
   // The record pythia run writes before drawing the report (src/pipeline/run.ts).
-  const record = { out: work, stages: [{ stage: 'synth', seconds: 0, status: 'skipped' }, { stage: 'train', seconds: 95.25, status: 'done' }, { stage: 'eval', seconds: 12.5, status: 'done' }], totalSeconds: 107.75 };
+  const record = {
+    out: work,
+    stages: [
+      { stage: 'synth', seconds: 0, status: 'skipped' },
+      { stage: 'train', seconds: 95.25, status: 'done' },
+      { stage: 'eval', seconds: 12.5, status: 'done' },
+    ],
+    totalSeconds: 107.75,
+  };
   writeFileSync(join(work, 'run.json'), JSON.stringify(record));
   try {
     ok('report', suite, '--out', join(work, 'with-run'));
     const html = readFileSync(join(work, 'with-run/index.html'), 'utf8');
-    assert.match(html, /Wall time of each stage of <code>pythia run<\/code> \(<code>run\.json<\/code>\): synth skipped, train 1\.6 min, eval 12\.5 s; 1\.8 min in all\./);
+    assert.match(
+      html,
+      /Wall time of each stage of <code>pythia run<\/code> \(<code>run\.json<\/code>\): synth skipped, train 1\.6 min, eval 12\.5 s; 1\.8 min in all\./,
+    );
     // A run.json that is not pythia run's record is passed over.
     writeFileSync(join(work, 'run.json'), '{"stages": "elsewhere"}');
     ok('report', suite, '--out', join(work, 'with-run'));
@@ -169,7 +305,8 @@ function systemFonts(): string[] {
 
 test('PNG figures carry their text (resvg with the system fonts)', (t) => {
   if (systemFonts().length === 0) return t.skip('no font files under /usr/share/fonts: PNG figures would have no text');
-  if (!existsSync(join(work, 'figures/loss.svg'))) ok('report', suite, '--out', join(work, 'page'), '--figures', join(work, 'figures'));
+  if (!existsSync(join(work, 'figures/loss.svg')))
+    ok('report', suite, '--out', join(work, 'page'), '--figures', join(work, 'figures'));
   const svg = readFileSync(join(work, 'figures/loss.svg'), 'utf8');
   const withText = svgToPng(svg);
   const withoutText = svgToPng(svg.replace(/<text\b[^>]*>[^<]*<\/text>/g, ''));
@@ -189,11 +326,21 @@ test('user errors are one line: no suite folder, no results database, a broken s
   assert.match(missing.stderr, /^pythia: .*nowhere: no such suite folder\n$/);
   const noDb = pythia('report', join(work, 'synth'));
   assert.equal(noDb.status, 1);
-  assert.match(noDb.stderr, /^pythia: .*results\.duckdb: no results database; run `pythia eval .*` first, or name one with --db\n$/);
+  assert.match(
+    noDb.stderr,
+    /^pythia: .*results\.duckdb: no results database; run `pythia eval .*` first, or name one with --db\n$/,
+  );
   const broken = join(work, 'broken');
   mkdirSync(broken);
   writeFileSync(join(broken, 'suite.json'), '{"models": 3}');
-  const badManifest = pythia('report', broken, '--db', join(suite, 'results.duckdb'), '--out', join(work, 'broken-report'));
+  const badManifest = pythia(
+    'report',
+    broken,
+    '--db',
+    join(suite, 'results.duckdb'),
+    '--out',
+    join(work, 'broken-report'),
+  );
   assert.equal(badManifest.status, 1);
   assert.match(badManifest.stderr, /^pythia: .*broken\/suite\.json: models: expected an array\n$/);
   writeFileSync(join(broken, 'not.duckdb'), 'not a database');
@@ -219,7 +366,11 @@ test('in headless Chromium: every chart turns interactive with marks, no console
       else {
         assert.equal(c.rendered, 'interactive', c.id);
         assert.ok(c.marks > 0, `${c.id}: marks in its SVG`);
-        assert.equal(c.selector, c.id !== 'final-accuracy', `${c.id}: a size selector (final accuracy has sizes on its x axis)`);
+        assert.equal(
+          c.selector,
+          c.id !== 'final-accuracy',
+          `${c.id}: a size selector (final accuracy has sizes on its x axis)`,
+        );
       }
     }
     assert.ok(existsSync(screenshot) && readFileSync(screenshot).subarray(1, 4).toString() === 'PNG');
@@ -228,13 +379,19 @@ test('in headless Chromium: every chart turns interactive with marks, no console
     const point = await page.$('figure#final-accuracy .view svg g.mark-symbol.role-mark > path');
     assert.ok(point, 'a point to hover');
     await point.hover();
-    await page.waitForFunction("[...document.querySelectorAll('figure#final-accuracy .view, figure#final-accuracy .view *')].some((e) => /model: nano-/.test(e.getAttribute('title') ?? ''))", { timeout: 10_000 });
+    await page.waitForFunction(
+      "[...document.querySelectorAll('figure#final-accuracy .view, figure#final-accuracy .view *')].some((e) => /model: nano-/.test(e.getAttribute('title') ?? ''))",
+      { timeout: 10_000 },
+    );
 
     // The size selector: picking one size leaves fewer loss lines than 'all'.
     const lines = () => page.$$eval('figure#loss .view svg g.mark-line.role-mark > path', (p) => p.length);
     const before = await lines();
     await page.select('figure#loss select', 'nano-25k');
-    await page.waitForFunction(`document.querySelectorAll('figure#loss .view svg g.mark-line.role-mark > path').length < ${before}`, { timeout: 10_000 });
+    await page.waitForFunction(
+      `document.querySelectorAll('figure#loss .view svg g.mark-line.role-mark > path').length < ${before}`,
+      { timeout: 10_000 },
+    );
     assert.ok((await lines()) < before);
     await page.close();
 
@@ -262,5 +419,10 @@ test('charts without rows wait with the command that fills them', async () => {
   ok('report', suite, '--db', db, '--out', join(work, 'waiting'));
   const html = readFileSync(join(work, 'waiting/index.html'), 'utf8');
   assert.deepEqual(chartIds(html, 'data-empty').sort(), [...CASE_STUDY_CHARTS].sort());
-  for (const id of CASE_STUDY_CHARTS) assert.match(figure(html, id), /<div class="empty">no data yet \(run pythia eval &lt;suite&gt; --(memorization|canaries|term-counts)/, id);
+  for (const id of CASE_STUDY_CHARTS)
+    assert.match(
+      figure(html, id),
+      /<div class="empty">no data yet \(run pythia eval &lt;suite&gt; --(memorization|canaries|term-counts)/,
+      id,
+    );
 });

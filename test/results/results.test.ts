@@ -5,14 +5,23 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { TABLES } from '../../src/results/schema.js';
 import { ResultsStore } from '../../src/results/store.js';
-import { repoRoot } from '../support/paths.js';
 import { makeWorld, writeSuite } from '../eval/support.js';
+import { repoRoot } from '../support/paths.js';
 
 const cli = join(repoRoot, 'dist/src/cli/main.js');
 const dir = mkdtempSync(join(tmpdir(), 'pythia-results-'));
@@ -41,7 +50,10 @@ async function content(db: string): Promise<Record<string, unknown[]>> {
 before(async () => {
   const world = await makeWorld(dir);
   suite = await writeSuite(world, ['tiny-a', 'tiny-b'], [0, 4]);
-  writeFileSync(join(suite, 'tiny-a', 'log.jsonl'), '{"step":0,"val_loss":5.5}\n{"step":1,"loss":5.4,"lr":0.001,"grad_norm":1.5}\n');
+  writeFileSync(
+    join(suite, 'tiny-a', 'log.jsonl'),
+    '{"step":0,"val_loss":5.5}\n{"step":1,"loss":5.4,"lr":0.001,"grad_norm":1.5}\n',
+  );
   const r = pythia('eval', suite, '--db', join(dir, 'full.duckdb'), ...GRID);
   assert.equal(r.status, 0, r.stderr);
 });
@@ -52,18 +64,27 @@ test('eval fills every cell of the grid with items and aggregates, and the train
   // 2 models x 2 steps x (3 tasks x 2 shot counts + rolling at 0 shots only).
   assert.equal(c.cells!.length, 4 * 7);
   assert.equal(c.item_results!.length, 4 * (2 * (4 + 3 + 3) + 2));
-  assert.deepEqual(
-    [...new Set(c.aggregates!.map((r: any) => `${r.task}:${r.metric}`))].sort(),
-    ['arithmetic:exact_match', 'choice:acc', 'choice:acc_norm', 'lambada:acc', 'lambada:perplexity', 'rolling:bits_per_byte', 'rolling:byte_perplexity', 'rolling:word_perplexity'],
-  );
+  assert.deepEqual([...new Set(c.aggregates!.map((r: any) => `${r.task}:${r.metric}`))].sort(), [
+    'arithmetic:exact_match',
+    'choice:acc',
+    'choice:acc_norm',
+    'lambada:acc',
+    'lambada:perplexity',
+    'rolling:bits_per_byte',
+    'rolling:byte_perplexity',
+    'rolling:word_perplexity',
+  ]);
   assert.deepEqual(c.training_log, [
     { model: 'tiny-a', step: 0, loss: null, val_loss: 5.5, lr: null, grad_norm: null },
     { model: 'tiny-a', step: 1, loss: 5.4, val_loss: null, lr: 0.001, grad_norm: 1.5 },
   ]);
-  assert.deepEqual(c.models!.map((m: any) => [m.model, m.run, m.layers]), [
-    ['tiny-a', 'baseline', 2],
-    ['tiny-b', 'baseline', 2],
-  ]);
+  assert.deepEqual(
+    c.models!.map((m: any) => [m.model, m.run, m.layers]),
+    [
+      ['tiny-a', 'baseline', 2],
+      ['tiny-b', 'baseline', 2],
+    ],
+  );
   assert.equal(c.task_items!.filter((r: any) => r.task === 'choice').length, 4);
   assert.deepEqual(c.item_terms, [
     { task: 'arithmetic', item_id: 'a1', term: '2' },
@@ -79,7 +100,11 @@ test('eval fills every cell of the grid with items and aggregates, and the train
     }
   })();
   assert.equal(winobias.length, 8);
-  for (const w of winobias) assert.ok(Math.abs((w.pro_accuracy as number) + (w.anti_accuracy as number) - 1) < 1e-12, 'pro and anti items share their choices');
+  for (const w of winobias)
+    assert.ok(
+      Math.abs((w.pro_accuracy as number) + (w.anti_accuracy as number) - 1) < 1e-12,
+      'pro and anti items share their choices',
+    );
 });
 
 test('a second run skips every finished cell', () => {
@@ -106,24 +131,34 @@ test('merging refuses rows that conflict, and a database from a newer schema', a
   const changed = join(dir, 'changed.duckdb');
   copyFileSync(join(dir, 'full.duckdb'), changed);
   const store = await ResultsStore.open(changed);
-  await store.connection.run("UPDATE aggregates SET value = value + 0.5 WHERE model = 'tiny-b' AND step = 4 AND task = 'choice' AND shots = 1 AND metric = 'acc'");
+  await store.connection.run(
+    "UPDATE aggregates SET value = value + 0.5 WHERE model = 'tiny-b' AND step = 4 AND task = 'choice' AND shots = 1 AND metric = 'acc'",
+  );
   await store.connection.run("UPDATE meta SET value = '99' WHERE key = 'schema_version'");
   store.close();
   const newer = pythia('results', 'merge', join(dir, 'full.duckdb'), changed, '--out', join(dir, 'never.duckdb'));
   assert.equal(newer.status, 1);
-  assert.match(newer.stderr, /^pythia: .*changed\.duckdb: meta\.schema_version: 99 is newer than this pythia-ts understands \(1\)/);
+  assert.match(
+    newer.stderr,
+    /^pythia: .*changed\.duckdb: meta\.schema_version: 99 is newer than this pythia-ts understands \(1\)/,
+  );
   const fix = await ResultsStore.open(changed, { readOnly: false }).catch((e: Error) => e);
   assert.ok(fix instanceof Error, 'a newer database is refused for writing too');
 
   const conflicting = join(dir, 'conflicting.duckdb');
   copyFileSync(join(dir, 'full.duckdb'), conflicting);
   const s2 = await ResultsStore.open(conflicting);
-  await s2.connection.run("UPDATE aggregates SET value = value + 0.5 WHERE model = 'tiny-b' AND step = 4 AND task = 'choice' AND shots = 1 AND metric = 'acc'");
+  await s2.connection.run(
+    "UPDATE aggregates SET value = value + 0.5 WHERE model = 'tiny-b' AND step = 4 AND task = 'choice' AND shots = 1 AND metric = 'acc'",
+  );
   s2.close();
   const r = pythia('results', 'merge', join(dir, 'full.duckdb'), conflicting, '--out', join(dir, 'never.duckdb'));
   assert.equal(r.status, 1);
   assert.equal(r.stderr.trim().split('\n').length, 1);
-  assert.match(r.stderr, /conflicting\.duckdb: conflicts with an earlier input in table aggregates at model=tiny-b, step=4, task=choice, shots=1, metric=acc/);
+  assert.match(
+    r.stderr,
+    /conflicting\.duckdb: conflicts with an earlier input in table aggregates at model=tiny-b, step=4, task=choice, shots=1, metric=acc/,
+  );
   assert.ok(!existsSync(join(dir, 'never.duckdb')));
 });
 
@@ -140,7 +175,9 @@ function waitForLine(child: ChildProcess, pattern: RegExp): Promise<void> {
 
 test('an evaluation killed with SIGKILL resumes to the same database content', async () => {
   const db = join(dir, 'killed.duckdb');
-  const child = spawn(process.execPath, [cli, 'eval', suite, '--db', db, ...GRID], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [cli, 'eval', suite, '--db', db, ...GRID], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   await waitForLine(child, /\[5\/28\]/);
   child.kill('SIGKILL');
   await new Promise((resolve) => child.on('close', resolve));
@@ -171,16 +208,32 @@ test('results export writes each table as Parquet and CSV that DuckDB reads back
 });
 
 test('eval --json prints the summary rows; bad arguments are one-line errors', () => {
-  const r = pythia('eval', join(suite, 'tiny-a', 'step4'), '--task-dir', join(dir, 'corpus', 'tasks'), '--tasks', 'choice', '--db', join(dir, 'one.duckdb'), '--json');
+  const r = pythia(
+    'eval',
+    join(suite, 'tiny-a', 'step4'),
+    '--task-dir',
+    join(dir, 'corpus', 'tasks'),
+    '--tasks',
+    'choice',
+    '--db',
+    join(dir, 'one.duckdb'),
+    '--json',
+  );
   assert.equal(r.status, 0, r.stderr);
   const rows = JSON.parse(r.stdout);
-  assert.deepEqual(rows.map((x: any) => [x.model, x.step, x.task, x.metric]), [
-    ['tiny-a', 4, 'choice', 'acc'],
-    ['tiny-a', 4, 'choice', 'acc_norm'],
-  ]);
+  assert.deepEqual(
+    rows.map((x: any) => [x.model, x.step, x.task, x.metric]),
+    [
+      ['tiny-a', 4, 'choice', 'acc'],
+      ['tiny-a', 4, 'choice', 'acc_norm'],
+    ],
+  );
   const unknown = pythia('eval', suite, '--tasks', 'nope', '--db', join(dir, 'x.duckdb'));
   assert.equal(unknown.status, 1);
-  assert.match(unknown.stderr, /^pythia: --tasks: unknown task "nope" in .*tasks; known: arithmetic, choice, lambada, rolling\n$/);
+  assert.match(
+    unknown.stderr,
+    /^pythia: --tasks: unknown task "nope" in .*tasks; known: arithmetic, choice, lambada, rolling\n$/,
+  );
   const steps = pythia('eval', suite, '--steps', '3', '--db', join(dir, 'x.duckdb'));
   assert.match(steps.stderr, /^pythia: --steps: no checkpoint at step 3 in .*suite \(steps: 0, 4\)\n$/);
   const shard = pythia('eval', suite, '--shard', '3/3');
@@ -218,13 +271,21 @@ test('eval reads a Hugging Face id at a revision from a hub cache laid out as hu
   const strip = (rows: unknown[]) => rows.map((x: any) => ({ ...x, model: undefined }));
   assert.deepEqual(
     strip(c.item_results!),
-    strip(full.item_results!.filter((x: any) => x.model === 'tiny-b' && x.step === 4 && x.task === 'choice' && x.shots === 0)),
+    strip(
+      full.item_results!.filter(
+        (x: any) => x.model === 'tiny-b' && x.step === 4 && x.task === 'choice' && x.shots === 0,
+      ),
+    ),
   );
   // The other commands that take a checkpoint read the same hub cache ($HF_HUB_CACHE).
-  const exported = spawnSync(process.execPath, [cli, 'export', 'onnx', 'EleutherAI/pythia-tiny@step4', '--out', join(dir, 'hub-export')], {
-    encoding: 'utf8',
-    env: { ...process.env, HF_HUB_CACHE: cache },
-  });
+  const exported = spawnSync(
+    process.execPath,
+    [cli, 'export', 'onnx', 'EleutherAI/pythia-tiny@step4', '--out', join(dir, 'hub-export')],
+    {
+      encoding: 'utf8',
+      env: { ...process.env, HF_HUB_CACHE: cache },
+    },
+  );
   assert.equal(exported.status, 0, exported.stderr);
   assert.ok(existsSync(join(dir, 'hub-export', 'onnx', 'model.onnx')));
   const missing = pythia('eval', 'EleutherAI/pythia-tiny@step8', '--cache-dir', cache, '--tasks', tasks, '--db', db);

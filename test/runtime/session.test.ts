@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Graph, type Tensor } from '../../src/graph/graph.js';
 import { grad } from '../../src/graph/grad.js';
+import { Graph, type Tensor } from '../../src/graph/graph.js';
 import * as op from '../../src/graph/ops.js';
-import { type HostTensor, RuntimeError, compile } from '../../src/runtime/session.js';
+import { compile, type HostTensor, RuntimeError } from '../../src/runtime/session.js';
 import { f32, i64 } from '../support/check.js';
 import { Rng } from '../support/random.js';
 
@@ -37,7 +37,11 @@ function sameBits(a: Record<string, HostTensor>, b: Record<string, HostTensor>):
   assert.deepEqual(Object.keys(a).sort(), Object.keys(b).sort());
   for (const k of Object.keys(a)) {
     const [x, y] = [a[k]!.data, b[k]!.data];
-    assert.deepEqual(Buffer.from(x.buffer, x.byteOffset, x.byteLength), Buffer.from(y.buffer, y.byteOffset, y.byteLength), `${k} bits`);
+    assert.deepEqual(
+      Buffer.from(x.buffer, x.byteOffset, x.byteLength),
+      Buffer.from(y.buffer, y.byteOffset, y.byteLength),
+      `${k} bits`,
+    );
   }
 }
 
@@ -98,11 +102,31 @@ describe('runtime errors name the input, in one line', () => {
   });
   const cases: [string, Record<string, HostTensor>, string][] = [
     ['missing input', { x: good().x!, a: good().a! }, 'missing input b (the graph needs: x, a, b)'],
-    ['wrong dtype', { ...good(), x: { data: new Float64Array(6), dims: [2, 3] } }, 'input x: expected float32[2,3], got float64[2,3]'],
-    ['wrong static size', { ...good(), x: { data: new Float32Array(9), dims: [3, 3] } }, 'input x: expected float32[2,3], got float32[3,3]'],
-    ['wrong rank', { ...good(), x: { data: new Float32Array(6), dims: [6] } }, 'input x: expected float32[2,3], got float32[6]'],
-    ['symbolic size disagrees', { ...good(), b: { data: new Float32Array(9), dims: [3, 3] } }, 'input b: expected float32[n,3], got float32[3,3] (n is 2 in another input)'],
-    ['data does not fill dims', { ...good(), a: { data: new Float32Array(5), dims: [2, 3] } }, 'input a: 5 values do not fill dims [2,3]'],
+    [
+      'wrong dtype',
+      { ...good(), x: { data: new Float64Array(6), dims: [2, 3] } },
+      'input x: expected float32[2,3], got float64[2,3]',
+    ],
+    [
+      'wrong static size',
+      { ...good(), x: { data: new Float32Array(9), dims: [3, 3] } },
+      'input x: expected float32[2,3], got float32[3,3]',
+    ],
+    [
+      'wrong rank',
+      { ...good(), x: { data: new Float32Array(6), dims: [6] } },
+      'input x: expected float32[2,3], got float32[6]',
+    ],
+    [
+      'symbolic size disagrees',
+      { ...good(), b: { data: new Float32Array(9), dims: [3, 3] } },
+      'input b: expected float32[n,3], got float32[3,3] (n is 2 in another input)',
+    ],
+    [
+      'data does not fill dims',
+      { ...good(), a: { data: new Float32Array(5), dims: [2, 3] } },
+      'input a: 5 values do not fill dims [2,3]',
+    ],
   ];
   for (const [label, input, message] of cases) {
     it(label, async () => {
@@ -128,11 +152,14 @@ describe('runtime errors name the input, in one line', () => {
     const t = h.input('t', 'float32', [4, 2]);
     const ids = h.input('ids', 'int64', [3]);
     const compiled = await compile({ graph: h, outputs: { y: op.gather(t, ids) } });
-    await assert.rejects(compiled.run({ t: { data: new Float32Array(8), dims: [4, 2] }, ids: i64([0, 9, 1]) }), (e: unknown) => {
-      assert.ok(e instanceof RuntimeError);
-      assert.match(e.message, /^onnxruntime: .*Gather/);
-      assert.ok(!e.message.includes('\n'));
-      return true;
-    });
+    await assert.rejects(
+      compiled.run({ t: { data: new Float32Array(8), dims: [4, 2] }, ids: i64([0, 9, 1]) }),
+      (e: unknown) => {
+        assert.ok(e instanceof RuntimeError);
+        assert.match(e.message, /^onnxruntime: .*Gather/);
+        assert.ok(!e.message.includes('\n'));
+        return true;
+      },
+    );
   });
 });

@@ -6,25 +6,25 @@
  * Skipped, saying why, where onnxruntime finds no WebGPU adapter.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { PreshuffledWriter } from '../../src/data/preshuffled.js';
 import { Graph } from '../../src/graph/graph.js';
 import * as op from '../../src/graph/ops.js';
 import { loadCheckpoint } from '../../src/model/checkpoint.js';
+import type { NeoXConfig } from '../../src/model/config.js';
 import { Decoder } from '../../src/model/decoder.js';
 import { generate } from '../../src/model/generate.js';
 import { MASK_VALUE } from '../../src/model/gpt-neox.js';
+import { pythiaArchitecture } from '../../src/model/presets.js';
 import { Scorer } from '../../src/model/score.js';
 import { TrainStep } from '../../src/model/train-step.js';
 import { compile, download, upload } from '../../src/runtime/session.js';
-import { PreshuffledWriter } from '../../src/data/preshuffled.js';
-import type { NeoXConfig } from '../../src/model/config.js';
-import { pythiaArchitecture } from '../../src/model/presets.js';
 import { PYTHIA_INIT } from '../../src/train/init.js';
 import type { TrainRecipe } from '../../src/train/recipes.js';
-import { loadResumePoint, readLog, train, type TrainOptions } from '../../src/train/trainer.js';
+import { loadResumePoint, readLog, type TrainOptions, train } from '../../src/train/trainer.js';
 import { trainedRelativeL2 } from '../support/check.js';
 import { checkFixtureTraining } from '../support/fixture-training.js';
 import { checkForwardFixture, checkGenerateFixture } from '../support/hf-fixture-checks.js';
@@ -52,9 +52,16 @@ const SHAPE_OPS = new Set(['Reshape', 'Slice', 'Squeeze', 'Unsqueeze', 'Shape'])
 function cpuOps(dir: string): Set<string> {
   const file = readdirSync(dir).find((f) => f.endsWith('.json'));
   assert.ok(file, `onnxruntime wrote no profile in ${dir}`);
-  const events = JSON.parse(readFileSync(join(dir, file), 'utf8')) as { cat: string; name: string; args?: { op_name?: string; provider?: string } }[];
+  const events = JSON.parse(readFileSync(join(dir, file), 'utf8')) as {
+    cat: string;
+    name: string;
+    args?: { op_name?: string; provider?: string };
+  }[];
   const kernels = events.filter((e) => e.cat === 'Node' && e.name.endsWith('_kernel_time'));
-  assert.ok(kernels.some((e) => e.args?.provider === 'WebGpuExecutionProvider'), 'no kernel ran on WebGPU');
+  assert.ok(
+    kernels.some((e) => e.args?.provider === 'WebGpuExecutionProvider'),
+    'no kernel ran on WebGPU',
+  );
   return new Set(kernels.filter((e) => e.args?.provider === 'CPUExecutionProvider').map((e) => e.args!.op_name!));
 }
 
@@ -85,7 +92,10 @@ describe('WebGPU execution provider', { skip }, () => {
   test('training on the device (apex AdamW, 2 micro-batches, validation) follows the CPU run, and resumes to the same bytes', async () => {
     const work = mkdtempSync(join(tmpdir(), 'pythia-webgpu-train-'));
     try {
-      const config: NeoXConfig = { ...pythiaArchitecture({ numLayers: 2, hiddenSize: 32, numHeads: 2, vocabSize: 64, maxPositions: 16 }), dtype: 'float32' };
+      const config: NeoXConfig = {
+        ...pythiaArchitecture({ numLayers: 2, hiddenSize: 32, numHeads: 2, vocabSize: 64, maxPositions: 16 }),
+        dtype: 'float32',
+      };
       const recipe: TrainRecipe = {
         seqLength: 16,
         trainBatchSize: 8,
@@ -103,10 +113,19 @@ describe('WebGPU execution provider', { skip }, () => {
       };
       const data = join(work, 'data');
       const writer = PreshuffledWriter.create(data, { vocabSize: 64, seqLength: 16 });
-      for (let s = 0; s < 7 * 8; s++) writer.addSample(Array.from({ length: 17 }, (_, t) => (s * 5 + t * (1 + (s % 3))) % 64));
+      for (let s = 0; s < 7 * 8; s++)
+        writer.addSample(Array.from({ length: 17 }, (_, t) => (s * 5 + t * (1 + (s % 3))) % 64));
       await writer.finish();
       const options = (out: string, device: 'cpu' | 'webgpu', extra: Partial<TrainOptions> = {}): TrainOptions => ({
-        name: 'tiny', config, recipe, data: { prefix: data, preshuffled: true }, outDir: join(work, out), evalIters: 1, threads: 1, device, ...extra,
+        name: 'tiny',
+        config,
+        recipe,
+        data: { prefix: data, preshuffled: true },
+        outDir: join(work, out),
+        evalIters: 1,
+        threads: 1,
+        device,
+        ...extra,
       });
       const cpu = await train(options('cpu', 'cpu'));
       const gpu = await train(options('gpu', 'webgpu'));
@@ -116,23 +135,37 @@ describe('WebGPU execution provider', { skip }, () => {
       lc.forEach((c, i) => {
         const g = lg[i]!;
         assert.deepEqual([g.step, g.batch_sha256], [c.step, c.batch_sha256]);
-        for (const key of ['loss', 'val_loss'] as const) if (c[key] !== undefined) assert.ok(Math.abs(g[key]! - c[key]) <= 1e-5, `step ${c.step} ${key} ${g[key]} vs ${c[key]}`);
-        if (c.grad_norm !== undefined) assert.ok(Math.abs(g.grad_norm! - c.grad_norm) / c.grad_norm <= 1e-4, `step ${c.step} grad norm ${g.grad_norm} vs ${c.grad_norm}`);
+        for (const key of ['loss', 'val_loss'] as const)
+          if (c[key] !== undefined)
+            assert.ok(Math.abs(g[key]! - c[key]) <= 1e-5, `step ${c.step} ${key} ${g[key]} vs ${c[key]}`);
+        if (c.grad_norm !== undefined)
+          assert.ok(
+            Math.abs(g.grad_norm! - c.grad_norm) / c.grad_norm <= 1e-4,
+            `step ${c.step} grad norm ${g.grad_norm} vs ${c.grad_norm}`,
+          );
       });
       // Weights and moments at the last checkpoint (trainedRelativeL2 leaves out the qkv bias's key part).
       const headDim = config.hiddenSize / config.numHeads;
       const [pc, pg] = [loadResumePoint(join(cpu.modelDir, 'step6')), loadResumePoint(join(gpu.modelDir, 'step6'))];
-      for (const [label, a, b] of [['weights', pc.params, pg.params], ['first moments', pc.optimizer.expAvg, pg.optimizer.expAvg]] as const) {
+      for (const [label, a, b] of [
+        ['weights', pc.params, pg.params],
+        ['first moments', pc.optimizer.expAvg, pg.optimizer.expAvg],
+      ] as const) {
         for (const [name, x] of a) {
           const err = trainedRelativeL2(name, b.get(name)!, x, headDim);
           assert.ok(err <= 1e-3, `${label} ${name}: relative L2 ${err}`);
         }
       }
       // Resumed from step 3 on the device: the same bytes at step 6 as the unbroken device run.
-      const resumed = await train(options('resumed', 'webgpu', { resume: loadResumePoint(join(gpu.modelDir, 'step3')) }));
+      const resumed = await train(
+        options('resumed', 'webgpu', { resume: loadResumePoint(join(gpu.modelDir, 'step3')) }),
+      );
       assert.deepEqual(resumed.checkpoints, [6]);
       for (const file of readdirSync(join(gpu.modelDir, 'step6'))) {
-        const [x, y] = [readFileSync(join(gpu.modelDir, 'step6', file)), readFileSync(join(resumed.modelDir, 'step6', file))];
+        const [x, y] = [
+          readFileSync(join(gpu.modelDir, 'step6', file)),
+          readFileSync(join(resumed.modelDir, 'step6', file)),
+        ];
         assert.ok(x.equals(y), `step6/${file} differs after resume`);
       }
     } finally {
@@ -145,11 +178,18 @@ describe('WebGPU execution provider', { skip }, () => {
     // the activations here), which the fixtures' short sequences do not reach.
     const { config, params } = loadCheckpoint(join(fixtureDir('parallel-r25'), 'model'));
     const row = (n: number, seed: number) => Array.from({ length: n }, (_, i) => (i * seed + 3) % config.vocabSize);
-    const requests = [{ context: row(45, 7), continuation: row(3, 11) }, { context: row(33, 5), continuation: row(1, 13) }, { context: row(4, 3), continuation: row(2, 17) }];
+    const requests = [
+      { context: row(45, 7), continuation: row(3, 11) },
+      { context: row(33, 5), continuation: row(1, 13) },
+      { context: row(4, 3), continuation: row(2, 17) },
+    ];
     const onCpu = await (await Scorer.create(config, params)).score(requests);
     const scorer = await Scorer.create(config, params, webgpu);
     (await scorer.score(requests)).forEach((r, i) => {
-      assert.ok(Math.abs(r.logprob - onCpu[i]!.logprob) <= 1e-4, `request ${i}: log-probability ${r.logprob} on WebGPU, ${onCpu[i]!.logprob} on the CPU`);
+      assert.ok(
+        Math.abs(r.logprob - onCpu[i]!.logprob) <= 1e-4,
+        `request ${i}: log-probability ${r.logprob} on WebGPU, ${onCpu[i]!.logprob} on the CPU`,
+      );
       assert.equal(r.isGreedy, onCpu[i]!.isGreedy);
     });
     scorer.release();
@@ -163,7 +203,8 @@ describe('WebGPU execution provider', { skip }, () => {
         const past = cache.length;
         const seq = tokens.length;
         const bias = new Float32Array(seq * (past + seq));
-        for (let t = 0; t < seq; t++) for (let u = past + t + 1; u < past + seq; u++) bias[t * (past + seq) + u] = MASK_VALUE;
+        for (let t = 0; t < seq; t++)
+          for (let u = past + t + 1; u < past + seq; u++) bias[t * (past + seq) + u] = MASK_VALUE;
         const positions = BigInt64Array.from(tokens, (_, t) => BigInt(past + t));
         const step = await decoder.step(BigInt64Array.from(tokens, BigInt), positions, bias, cache, 1);
         cache = step.cache;
@@ -197,17 +238,23 @@ describe('WebGPU execution provider', { skip }, () => {
     await assert.rejects(square.run({ x: onDevice! }), /outputs y stay on the device: use runOnDevice/);
     const h = new Graph();
     const wide = await compile({ graph: h, outputs: { y: op.neg(h.input('x', 'float32', [3, 2])) } }, webgpu);
-    await assert.rejects(wide.run({ x: onDevice! }), /^RuntimeError: input x: expected float32\[3,2\], got float32\[2,3\]$/);
+    await assert.rejects(
+      wide.run({ x: onDevice! }),
+      /^RuntimeError: input x: expected float32\[3,2\], got float32\[2,3\]$/,
+    );
     for (const t of [onDevice!, device.y!, again.device.y!]) t.dispose();
   });
 
-  test('a scatter-add into a table over 128 MiB (Pythia-160m\'s embedding gradient) runs, in blocks', async () => {
+  test("a scatter-add into a table over 128 MiB (Pythia-160m's embedding gradient) runs, in blocks", async () => {
     const [rows, d] = [50304, 768];
     const g = new Graph();
     const table = g.input('table', 'float32', [rows, d]);
     const index = g.input('index', 'int64', [4]);
     const updates = g.input('updates', 'float32', [4, d]);
-    const session = await compile({ graph: g, outputs: { y: op.scatterAdd(table, index, updates) } }, { ...webgpu, cache: false });
+    const session = await compile(
+      { graph: g, outputs: { y: op.scatterAdd(table, index, updates) } },
+      { ...webgpu, cache: false },
+    );
     const at = [3n, 50303n, 40000n, 3n];
     const { y } = await session.run({
       table: { data: new Float32Array(rows * d).fill(0.5), dims: [rows, d] },

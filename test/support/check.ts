@@ -3,10 +3,10 @@
  * gradient of ⟨seed, f(x)⟩ against central differences of the same float64 graph.
  */
 import assert from 'node:assert/strict';
-import { type DType, type TypedArray, dtypeOfArray } from '../../src/graph/dtype.js';
-import { Graph, type Tensor } from '../../src/graph/graph.js';
+import { type DType, dtypeOfArray, type TypedArray } from '../../src/graph/dtype.js';
 import { grad } from '../../src/graph/grad.js';
-import { type HostTensor, compile, evaluate } from '../../src/runtime/session.js';
+import { Graph, type Tensor } from '../../src/graph/graph.js';
+import { compile, evaluate, type HostTensor } from '../../src/runtime/session.js';
 import { Rng } from './random.js';
 import type { Nd } from './reference.js';
 
@@ -16,7 +16,12 @@ export interface Tolerance {
 }
 
 /** Asserts |actual − expected| ≤ atol + rtol·|expected| elementwise, naming the first index that fails. */
-export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: Tolerance, label: string): void {
+export function assertClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  tol: Tolerance,
+  label: string,
+): void {
   const { rtol = 1e-12, atol = 1e-12 } = tol;
   assert.equal(actual.length, expected.length, `${label}: ${actual.length} values, expected ${expected.length}`);
   for (let i = 0; i < expected.length; i++) {
@@ -156,7 +161,12 @@ export function relativeL2(actual: ArrayLike<number>, expected: ArrayLike<number
  * gradient is exactly zero (softmax is unchanged when every score shifts by q·b_k), so Adam turns
  * its rounding noise into ±lr steps. The fused layout is per head [q, k, v], each `headDim` wide.
  */
-export function trainedRelativeL2(name: string, actual: ArrayLike<number>, expected: ArrayLike<number>, headDim: number): number {
+export function trainedRelativeL2(
+  name: string,
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  headDim: number,
+): number {
   const keyBias = name.endsWith('query_key_value.bias');
   let num = 0;
   let den = 0;

@@ -21,8 +21,14 @@ import { fixtureDir } from './paths.js';
 export async function checkFixtureTraining(device: ExecutionProvider): Promise<void> {
   const dir = fixtureDir('parallel-r25');
   const trainJson = JSON.parse(readFileSync(join(dir, 'train.json'), 'utf8')) as {
-    steps: number; lr: number; betas: [number, number]; eps: number; weight_decay: number; grad_clip_global_norm: number;
-    losses: number[]; grad_norms_before_clip: number[];
+    steps: number;
+    lr: number;
+    betas: [number, number];
+    eps: number;
+    weight_decay: number;
+    grad_clip_global_norm: number;
+    losses: number[];
+    grad_norms_before_clip: number[];
   };
   const work = mkdtempSync(join(tmpdir(), 'pythia-fixture-train-'));
   try {
@@ -30,7 +36,10 @@ export async function checkFixtureTraining(device: ExecutionProvider): Promise<v
     const first = batches.list().find((t) => t.name === 'batch.0')!;
     const [batch, width] = first.shape as [number, number];
     const model = loadCheckpoint(join(dir, 'model'));
-    const writer = PreshuffledWriter.create(join(work, 'data'), { vocabSize: model.config.vocabSize, seqLength: width - 1 });
+    const writer = PreshuffledWriter.create(join(work, 'data'), {
+      vocabSize: model.config.vocabSize,
+      seqLength: width - 1,
+    });
     for (let s = 0; s < trainJson.steps; s++) {
       const raw = batches.readRaw(`batch.${s}`);
       writer.addBatch(Int32Array.from(new BigInt64Array(raw.data.buffer, 0, batch * width), Number));
@@ -66,7 +75,10 @@ export async function checkFixtureTraining(device: ExecutionProvider): Promise<v
     const log = readLog(result.logPath).filter((e) => e.loss !== undefined);
     assert.equal(log.length, trainJson.steps);
     log.forEach((e, i) => {
-      assert.ok(Math.abs(e.loss! - trainJson.losses[i]!) <= 1e-5, `step ${i + 1} loss ${e.loss} vs ${trainJson.losses[i]}`);
+      assert.ok(
+        Math.abs(e.loss! - trainJson.losses[i]!) <= 1e-5,
+        `step ${i + 1} loss ${e.loss} vs ${trainJson.losses[i]}`,
+      );
       const g = trainJson.grad_norms_before_clip[i]!;
       assert.ok(Math.abs(e.grad_norm! - g) / g <= 1e-4, `step ${i + 1} grad norm ${e.grad_norm} vs ${g}`);
     });

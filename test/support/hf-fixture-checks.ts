@@ -34,7 +34,14 @@ export async function checkForwardFixture(name: string, runtime: RuntimeOptions 
   const ids = expected.readRaw('input_ids');
   const idData = new BigInt64Array(ids.data.buffer, ids.data.byteOffset, ids.data.byteLength / 8);
   const [batch, seq] = ids.shape as [number, number];
-  const r = await forward(checkpoint.config, checkpoint.params, idData, batch, { hiddenStates: true, loss: true, grads: true }, runtime);
+  const r = await forward(
+    checkpoint.config,
+    checkpoint.params,
+    idData,
+    batch,
+    { hiddenStates: true, loss: true, grads: true },
+    runtime,
+  );
   const logits = maxAbsDiff(r.logits!, expected.readFloat32('logits'));
   assert.ok(logits.diff <= 1e-4 * logits.scale, `logits max |Δ| ${logits.diff} vs scale ${logits.scale}`);
   assert.equal(r.hiddenStates!.length, checkpoint.config.numLayers + 1);
@@ -64,7 +71,10 @@ export async function checkGenerateFixture(name: string, runtime: RuntimeOptions
   const dir = fixtureDir(name);
   const checkpoint = loadCheckpoint(join(dir, 'model'));
   const g = JSON.parse(readFileSync(join(dir, 'generate.json'), 'utf8')) as {
-    prompt: number[]; argmax_loop: number[]; hf_generate: number[][]; max_new_tokens: number;
+    prompt: number[];
+    argmax_loop: number[];
+    hf_generate: number[][];
+    max_new_tokens: number;
   };
   const fed = await Decoder.create(checkpoint.config, checkpoint.params, { ...runtime, weights: 'inputs' });
   assert.deepEqual((await generate(fed, [g.prompt], { maxNewTokens: g.max_new_tokens }))[0], g.hf_generate[0]);

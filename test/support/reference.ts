@@ -107,7 +107,8 @@ export type Reduction = 'sum' | 'mean' | 'max';
 
 export function reduce(a: Nd, kind: Reduction, axes?: readonly number[], keepDims = false): Nd {
   const rank = a.dims.length;
-  const reduced = axes === undefined || axes.length === 0 ? a.dims.map((_, i) => i) : axes.map((x) => (x + rank) % rank);
+  const reduced =
+    axes === undefined || axes.length === 0 ? a.dims.map((_, i) => i) : axes.map((x) => (x + rank) % rank);
   const keptDims = a.dims.map((d, i) => (reduced.includes(i) ? 1 : d));
   const acc = new Float64Array(numel(keptDims)).fill(kind === 'max' ? -Infinity : 0);
   for (let i = 0; i < a.data.length; i++) {
@@ -297,5 +298,8 @@ export function gelu(x: number, approximate: 'none' | 'tanh' = 'none'): number {
 export function crossEntropy(logits: Nd, labels: readonly number[]): Nd {
   const logp = logSoftmax(logits, 1);
   const v = logits.dims[1]!;
-  return nd(labels.map((label, row) => -logp.data[row * v + label]!), [labels.length]);
+  return nd(
+    labels.map((label, row) => -logp.data[row * v + label]!),
+    [labels.length],
+  );
 }

@@ -2,14 +2,26 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { planCanaries } from '../../src/synth/canaries.js';
-import { DEFAULT_OPTIONS, type SynthOptions, generateCorpus } from '../../src/synth/corpus.js';
+import { DEFAULT_OPTIONS, generateCorpus, type SynthOptions } from '../../src/synth/corpus.js';
 import { zipfMentionCounts } from '../../src/synth/facts.js';
 import * as lexicon from '../../src/synth/lexicon.js';
 import { type Mix, parseMix } from '../../src/synth/mix.js';
 import { ConfigError } from '../../src/util/errors.js';
 
-const only = (source: keyof Mix): Mix => ({ facts: 0, arithmetic: 0, occupations: 0, canaries: 0, narrative: 0, [source]: 1 });
-const small = (over: Partial<SynthOptions>): SynthOptions => ({ ...DEFAULT_OPTIONS, tokens: 20_000, lambadaItems: 20, ...over });
+const only = (source: keyof Mix): Mix => ({
+  facts: 0,
+  arithmetic: 0,
+  occupations: 0,
+  canaries: 0,
+  narrative: 0,
+  [source]: 1,
+});
+const small = (over: Partial<SynthOptions>): SynthOptions => ({
+  ...DEFAULT_OPTIONS,
+  tokens: 20_000,
+  lambadaItems: 20,
+  ...over,
+});
 
 /** Least-squares slope of ln(count) on ln(rank), counts sorted decreasing: written here, apart from the library's. */
 function zipfSlope(counts: number[]): number {
@@ -49,12 +61,18 @@ describe('synthetic corpus generator', () => {
     it(`gives entity mention counts a Zipf law of exponent ${exponent}`, () => {
       const corpus = generateCorpus(small({ tokens: 150_000, mix: only('facts'), entityZipf: exponent }));
       const names = corpus.facts.entities.map((e) => e.name);
-      const counts = countWords(corpus.documents.map((d) => d.text), names);
+      const counts = countWords(
+        corpus.documents.map((d) => d.text),
+        names,
+      );
       const fitted = zipfSlope([...counts.values()]);
       assert.ok(Math.abs(fitted - exponent) < 0.05, `fitted ${fitted} for ${exponent}`);
       if (exponent === 1) {
         const sorted = [...counts.values()].sort((x, y) => y - x);
-        assert.ok(sorted[0]! / sorted[sorted.length - 1]! >= 1000, `counts span ${sorted[0]}..${sorted[sorted.length - 1]}`);
+        assert.ok(
+          sorted[0]! / sorted[sorted.length - 1]! >= 1000,
+          `counts span ${sorted[0]}..${sorted[sorted.length - 1]}`,
+        );
       }
     });
   }
@@ -82,8 +100,14 @@ describe('synthetic corpus generator', () => {
     assert.ok(Math.abs(fitted - 1) < 0.05, `fitted ${fitted}`);
     const top = corpus.arithmetic.operandByRank[0]!;
     assert.equal(Math.max(...counts), counts[top]);
-    assert.deepEqual([...corpus.arithmetic.operandByRank].sort((a, b) => a - b), Array.from({ length: 100 }, (_, i) => i));
-    assert.notDeepEqual(corpus.arithmetic.operandByRank, Array.from({ length: 100 }, (_, i) => i));
+    assert.deepEqual(
+      [...corpus.arithmetic.operandByRank].sort((a, b) => a - b),
+      Array.from({ length: 100 }, (_, i) => i),
+    );
+    assert.notDeepEqual(
+      corpus.arithmetic.operandByRank,
+      Array.from({ length: 100 }, (_, i) => i),
+    );
   });
 
   it('spreads pronoun ratios from 0.05 to 0.95 and realizes each within binomial noise', () => {
@@ -110,7 +134,10 @@ describe('synthetic corpus generator', () => {
 
   it('writes exactly --documents documents, narrative filling the remainder', () => {
     for (const documents of [300, 1234]) assert.equal(generateCorpus(small({ documents })).documents.length, documents);
-    assert.throws(() => generateCorpus(small({ documents: 2, mix: parseMix('facts=1,arithmetic=1,occupations=1,narrative=1') })), /too few for this mix/);
+    assert.throws(
+      () => generateCorpus(small({ documents: 2, mix: parseMix('facts=1,arithmetic=1,occupations=1,narrative=1') })),
+      /too few for this mix/,
+    );
     assert.throws(() => generateCorpus(small({ documents: 50, mix: parseMix('facts=1') })), /narrative/);
   });
 
@@ -137,14 +164,25 @@ describe('synthetic corpus generator', () => {
   });
 
   it('keeps occupations and gendered pronouns out of every other word list', () => {
-    const others = new Set<string>([...lexicon.CANARY_WORDS, ...lexicon.COLOURS, ...lexicon.INSTRUMENTS, ...lexicon.GOODS]);
+    const others = new Set<string>([
+      ...lexicon.CANARY_WORDS,
+      ...lexicon.COLOURS,
+      ...lexicon.INSTRUMENTS,
+      ...lexicon.GOODS,
+    ]);
     for (const w of [...lexicon.OCCUPATIONS, ...lexicon.GENDERED_PRONOUNS]) assert.ok(!others.has(w), w);
   });
 });
 
 describe('--mix', () => {
   it('parses weights, gives unnamed sources 0 and scales to 1', () => {
-    assert.deepEqual(parseMix('facts=1, narrative=3'), { facts: 0.25, arithmetic: 0, occupations: 0, canaries: 0, narrative: 0.75 });
+    assert.deepEqual(parseMix('facts=1, narrative=3'), {
+      facts: 0.25,
+      arithmetic: 0,
+      occupations: 0,
+      canaries: 0,
+      narrative: 0.75,
+    });
   });
 
   it('rejects malformed specs with a one-line message', () => {
@@ -156,7 +194,10 @@ describe('--mix', () => {
       ['facts=0', /at least one source/],
       ['facts=1,facts=2', /given twice/],
     ] as const) {
-      assert.throws(() => parseMix(spec), (e: unknown) => e instanceof ConfigError && message.test(e.message) && !e.message.includes('\n'));
+      assert.throws(
+        () => parseMix(spec),
+        (e: unknown) => e instanceof ConfigError && message.test(e.message) && !e.message.includes('\n'),
+      );
     }
   });
 });

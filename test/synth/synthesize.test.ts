@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -15,7 +15,14 @@ import { OCCUPATIONS } from '../../src/synth/lexicon.js';
 import { synthesize } from '../../src/synth/synthesize.js';
 import { repoRoot } from '../support/paths.js';
 
-const OPTIONS: SynthOptions = { ...DEFAULT_OPTIONS, seed: 7, tokens: 40_000, vocabSize: 1024, entities: 300, lambadaItems: 30 };
+const OPTIONS: SynthOptions = {
+  ...DEFAULT_OPTIONS,
+  seed: 7,
+  tokens: 40_000,
+  vocabSize: 1024,
+  entities: 300,
+  lambadaItems: 30,
+};
 
 interface Line {
   text: string;
@@ -35,7 +42,10 @@ function filesUnder(dir: string): string[] {
 }
 
 function readJsonl(path: string): any[] {
-  return readFileSync(path, 'utf8').split('\n').filter((l) => l.length > 0).map((l) => JSON.parse(l));
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => l.length > 0)
+    .map((l) => JSON.parse(l));
 }
 
 const wholeWord = (word: string) => new RegExp(`(?<![A-Za-z0-9])${word}(?![A-Za-z0-9])`);
@@ -68,7 +78,8 @@ describe('pythia synth output', () => {
       'truth.json',
     ]);
     assert.deepEqual(filesUnder(dirs[1]!), names);
-    for (const name of names) assert.ok(readFileSync(join(dirs[0]!, name)).equals(readFileSync(join(dirs[1]!, name))), name);
+    for (const name of names)
+      assert.ok(readFileSync(join(dirs[0]!, name)).equals(readFileSync(join(dirs[1]!, name))), name);
   });
 
   it('records the seed, the parameters and the documents of each source', () => {
@@ -98,7 +109,11 @@ describe('pythia synth output', () => {
     assert.ok(truth.entities.list.length > 100);
     for (const entity of truth.entities.list) {
       assert.equal(mentions.get(entity.name), entity.count, entity.name);
-      assert.equal(entity.facts.reduce((sum: number, f: any) => sum + f.count, 0), entity.count, entity.name);
+      assert.equal(
+        entity.facts.reduce((sum: number, f: any) => sum + f.count, 0),
+        entity.count,
+        entity.name,
+      );
       for (const fact of entity.facts) {
         const stated = linesWith.get(entity.name)!.filter((line) => wholeWord(fact.value).test(line)).length;
         assert.equal(stated, fact.count, `${entity.name} ${fact.attribute}`);
@@ -125,10 +140,22 @@ describe('pythia synth output', () => {
     }
     assert.ok(statements > 500);
     const operands = truth.arithmetic.operands;
-    assert.deepEqual(operands.map((o: any) => o.asX1), asX1);
-    assert.deepEqual(operands.map((o: any) => o.asX2), asX2);
-    assert.deepEqual(operands.map((o: any) => o.count), asX1.map((x, i) => x + asX2[i]!));
-    assert.deepEqual(operands.map((o: any) => o.numberCount), numbers);
+    assert.deepEqual(
+      operands.map((o: any) => o.asX1),
+      asX1,
+    );
+    assert.deepEqual(
+      operands.map((o: any) => o.asX2),
+      asX2,
+    );
+    assert.deepEqual(
+      operands.map((o: any) => o.count),
+      asX1.map((x, i) => x + asX2[i]!),
+    );
+    assert.deepEqual(
+      operands.map((o: any) => o.numberCount),
+      numbers,
+    );
     assert.deepEqual(truth.arithmetic.problems, problems);
     operands.forEach((o: any) => assert.equal(truth.arithmetic.operandByRank[o.rank - 1], o.value));
   });
@@ -181,11 +208,16 @@ describe('pythia synth output', () => {
     const names = new Set(truth.entities.list.map((e: any) => e.name));
     assert.ok(qa.length > 100);
     const byEntity = new Map<string, string[]>();
-    for (const line of lines) for (const m of line.matchAll(/[A-Z][a-z]+/g)) if (names.has(m[0])) byEntity.set(m[0], [...(byEntity.get(m[0]) ?? []), line]);
+    for (const line of lines)
+      for (const m of line.matchAll(/[A-Z][a-z]+/g))
+        if (names.has(m[0])) byEntity.set(m[0], [...(byEntity.get(m[0]) ?? []), line]);
     for (const item of qa) {
       assert.ok(names.has(item.entity), item.entity);
       assert.ok(wholeWord(item.entity).test(item.question), item.question);
-      assert.ok((byEntity.get(item.entity) ?? []).some((line) => wholeWord(item.answer).test(line)), `${item.entity}: ${item.answer}`);
+      assert.ok(
+        (byEntity.get(item.entity) ?? []).some((line) => wholeWord(item.answer).test(line)),
+        `${item.entity}: ${item.answer}`,
+      );
     }
   });
 
@@ -211,7 +243,10 @@ describe('pythia synth output', () => {
       assert.ok(t.pro.startsWith(`${t.prefix} ${t.proPronoun} `), t.pro);
       assert.ok(t.anti.startsWith(`${t.prefix} ${t.antiPronoun} `), t.anti);
       assert.ok(!texts.some((text) => text.includes(t.pro)), 'probe sentences are held out of the corpus');
-      assert.deepEqual([t.context, t.choices, t.gold], [t.prefix, [t.proPronoun, t.antiPronoun], t.type === 'pro' ? 0 : 1]);
+      assert.deepEqual(
+        [t.context, t.choices, t.gold],
+        [t.prefix, [t.proPronoun, t.antiPronoun], t.type === 'pro' ? 0 : 1],
+      );
     }
     assert.equal(winobias.filter((t) => t.type === 'pro').length, winobias.length / 2);
     const crows = readJsonl(join(dirs[0]!, 'tasks/crows_pairs.jsonl'));
@@ -265,7 +300,11 @@ describe('pythia synth command', () => {
   it('writes a corpus and prints a summary', () => {
     const out = mkdtempSync(join(tmpdir(), 'pythia-synth-cli-'));
     try {
-      const run = spawnSync(process.execPath, [main, 'synth', '--out', out, '--tokens', '3000', '--vocab-size', '600', '--seed', '5'], { encoding: 'utf8' });
+      const run = spawnSync(
+        process.execPath,
+        [main, 'synth', '--out', out, '--tokens', '3000', '--vocab-size', '600', '--seed', '5'],
+        { encoding: 'utf8' },
+      );
       assert.equal(run.status, 0, run.stderr);
       assert.match(run.stdout, /^wrote .*: \d+ documents, \d+ tokens/);
       assert.match(run.stdout, /files: corpus\.jsonl, /);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parameterShapes } from '../../src/model/config.js';
 import { pythiaArchitecture } from '../../src/model/presets.js';
-import { AdamW, noWeightDecay, type AdamFlavour, type AdamWOptions } from '../../src/train/adamw.js';
+import { type AdamFlavour, AdamW, type AdamWOptions, noWeightDecay } from '../../src/train/adamw.js';
 import { clipGradNorm, globalGradNorm } from '../../src/train/grad-clip.js';
 
 const p0 = [0.5, -1.25, 0.003, 2.0];
@@ -74,10 +74,19 @@ test('three torch steps match a float32 numpy transcription of torch.optim.AdamW
 test('no weight decay on biases and LayerNorm parameters', () => {
   const specs = parameterShapes(pythiaArchitecture({ numLayers: 4, hiddenSize: 32, numHeads: 2, vocabSize: 16 }));
   const undecayed = noWeightDecay(specs);
-  for (const name of ['gpt_neox.embed_in.weight', 'gpt_neox.layers.3.attention.query_key_value.weight', 'embed_out.weight']) {
+  for (const name of [
+    'gpt_neox.embed_in.weight',
+    'gpt_neox.layers.3.attention.query_key_value.weight',
+    'embed_out.weight',
+  ]) {
     assert.equal(undecayed.has(name), false, name);
   }
-  for (const name of ['gpt_neox.layers.3.attention.query_key_value.bias', 'gpt_neox.layers.0.input_layernorm.weight', 'gpt_neox.layers.0.post_attention_layernorm.weight', 'gpt_neox.final_layer_norm.weight']) {
+  for (const name of [
+    'gpt_neox.layers.3.attention.query_key_value.bias',
+    'gpt_neox.layers.0.input_layernorm.weight',
+    'gpt_neox.layers.0.post_attention_layernorm.weight',
+    'gpt_neox.final_layer_norm.weight',
+  ]) {
     assert.equal(undecayed.has(name), true, name);
   }
   // Exactly the biases and LayerNorm parameters, by their Hugging Face names.

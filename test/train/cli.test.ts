@@ -25,29 +25,83 @@ before(async () => {
 after(() => rmSync(work, { recursive: true, force: true }));
 
 test('pythia train runs a short preshuffled run and prints where things are', () => {
-  const r = pythia('train', '--preset', 'nano-25k', '--data', join(work, 'data'), '--preshuffled', '--out', join(work, 'run'),
-    '--seq-length', '16', '--train-batch-size', '4', '--train-iters', '3', '--checkpoint-factor', '2', '--extra-save-iters', '0,1', '--eval-iters', '1', '--threads', '1');
+  const r = pythia(
+    'train',
+    '--preset',
+    'nano-25k',
+    '--data',
+    join(work, 'data'),
+    '--preshuffled',
+    '--out',
+    join(work, 'run'),
+    '--seq-length',
+    '16',
+    '--train-batch-size',
+    '4',
+    '--train-iters',
+    '3',
+    '--checkpoint-factor',
+    '2',
+    '--extra-save-iters',
+    '0,1',
+    '--eval-iters',
+    '1',
+    '--threads',
+    '1',
+  );
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /nano-25k: step 3, final loss \d+\.\d+, validation loss \d+\.\d+/);
   assert.match(r.stdout, /step\{0,1,2,3\}/);
-  for (const step of [0, 1, 2, 3]) assert.ok(existsSync(join(work, 'run/nano-25k', `step${step}`, 'model.safetensors')));
+  for (const step of [0, 1, 2, 3])
+    assert.ok(existsSync(join(work, 'run/nano-25k', `step${step}`, 'model.safetensors')));
 });
 
 test('user errors are one line, without a stack trace', () => {
   const cases: [string[], RegExp][] = [
     [['train', '--preset', 'nano-25k', '--out', join(work, 'x')], /^pythia: --data <prefix> is required/],
-    [['train', '--preset', 'pythia-7b', '--data', join(work, 'data'), '--out', join(work, 'x')], /^pythia: preset: unknown model pythia-7b/],
-    [['train', '--resume', join(work, 'run/nano-25k/step2'), '--lr', '0.1'], /^pythia: --lr cannot be combined with --resume/],
+    [
+      ['train', '--preset', 'pythia-7b', '--data', join(work, 'data'), '--out', join(work, 'x')],
+      /^pythia: preset: unknown model pythia-7b/,
+    ],
+    [
+      ['train', '--resume', join(work, 'run/nano-25k/step2'), '--lr', '0.1'],
+      /^pythia: --lr cannot be combined with --resume/,
+    ],
     [['train', '--resume', join(work, 'nowhere')], /^pythia: .*nowhere: cannot resume: trainer_state\.json is missing/],
-    [['train', '--preset', 'nano-25k', '--data', join(work, 'data'), '--preshuffled', '--out', join(work, 'y'), '--seq-length', '16', '--train-iters', '5'],
-      /^pythia: .*data: 16 samples, but 5 steps of 16 need 80/],
+    [
+      [
+        'train',
+        '--preset',
+        'nano-25k',
+        '--data',
+        join(work, 'data'),
+        '--preshuffled',
+        '--out',
+        join(work, 'y'),
+        '--seq-length',
+        '16',
+        '--train-iters',
+        '5',
+      ],
+      /^pythia: .*data: 16 samples, but 5 steps of 16 need 80/,
+    ],
   ];
   for (const [args, message] of cases) {
     const r = pythia(...args);
     assert.equal(r.status, 1, args.join(' '));
-    const errors = r.stderr.trim().split('\n').filter((l) => !l.startsWith('pythia train: '));
+    const errors = r.stderr
+      .trim()
+      .split('\n')
+      .filter((l) => !l.startsWith('pythia train: '));
     assert.match(errors.join('\n'), message);
-    assert.equal(r.stderr.trim().split('\n').filter((l) => l.startsWith('pythia:') || l.includes('    at ')).length, 1, r.stderr);
+    assert.equal(
+      r.stderr
+        .trim()
+        .split('\n')
+        .filter((l) => l.startsWith('pythia:') || l.includes('    at ')).length,
+      1,
+      r.stderr,
+    );
   }
 });
 

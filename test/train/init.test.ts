@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { type ParameterSpec, parameterShapes } from '../../src/model/config.js';
 import { readConfig } from '../../src/model/checkpoint.js';
+import { type ParameterSpec, parameterShapes } from '../../src/model/config.js';
 import { initParameters, initStd, NEOX_DEFAULT_INIT, PYTHIA_INIT } from '../../src/train/init.js';
 import { Prng } from '../../src/util/prng.js';
 import { fixtureDir } from '../support/paths.js';
@@ -15,8 +15,13 @@ import { fixtureDir } from '../support/paths.js';
 function hfSpecs(caseName: string): ParameterSpec[] {
   const dir = join(fixtureDir(caseName), 'model');
   const buf = readFileSync(join(dir, 'model.safetensors'));
-  const header = JSON.parse(buf.subarray(8, 8 + Number(buf.readBigUInt64LE(0))).toString('utf8')) as Record<string, { shape: number[] }>;
-  const stored = Object.entries(header).filter(([name]) => name !== '__metadata__').map(([name, { shape }]) => ({ name, shape }));
+  const header = JSON.parse(buf.subarray(8, 8 + Number(buf.readBigUInt64LE(0))).toString('utf8')) as Record<
+    string,
+    { shape: number[] }
+  >;
+  const stored = Object.entries(header)
+    .filter(([name]) => name !== '__metadata__')
+    .map(([name, { shape }]) => ({ name, shape }));
   const specs = parameterShapes(readConfig(dir));
   const sortByName = (xs: { name: string; shape: number[] }[]) => [...xs].sort((a, b) => (a.name < b.name ? -1 : 1));
   assert.deepEqual(sortByName(specs.map(({ name, shape }) => ({ name, shape }))), sortByName(stored));
@@ -75,9 +80,21 @@ test('each parameter group gets its distribution; biases zero; LayerNorm (1, 0)'
   for (const { name, shape, init } of specs) {
     assert.equal(init, expectedInit(name), name);
     const x = params.get(name)!;
-    assert.equal(x.length, shape.reduce((a, b) => a * b, 1), name);
-    if (init === 'zeros') assert.ok(x.every((v) => v === 0), name);
-    else if (init === 'ones') assert.ok(x.every((v) => v === 1), name);
+    assert.equal(
+      x.length,
+      shape.reduce((a, b) => a * b, 1),
+      name,
+    );
+    if (init === 'zeros')
+      assert.ok(
+        x.every((v) => v === 0),
+        name,
+      );
+    else if (init === 'ones')
+      assert.ok(
+        x.every((v) => v === 1),
+        name,
+      );
     else {
       const sigma = init === 'input' ? small : wang;
       const { mean, std } = stats(x);

@@ -5,12 +5,17 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { trainBpe, writeTokenizerJson } from '../../src/data/bpe-trainer.js';
 import { loadTokenizer } from '../../src/data/tokenizer.js';
-import { PYTHIA_PRONOUN_MAP, pythiaTokenPronounSwap, swapPronouns, tokenPronounSwap } from '../../src/train/intervention.js';
+import {
+  PYTHIA_PRONOUN_MAP,
+  pythiaTokenPronounSwap,
+  swapPronouns,
+  tokenPronounSwap,
+} from '../../src/train/intervention.js';
 
 test('pronoun swap on text: whole words, three casings, nothing else touched', () => {
   assert.equal(
-    swapPronouns('He said he would bring his dog to him. HIS dog, His rules; he\'s sure of himself. Himself!'),
-    'She said she would bring her dog to her. HER dog, Her rules; she\'s sure of herself. Herself!',
+    swapPronouns("He said he would bring his dog to him. HIS dog, His rules; he's sure of himself. Himself!"),
+    "She said she would bring her dog to her. HER dog, Her rules; she's sure of herself. Herself!",
   );
   // Sub-words and other words stay: the, hello, shelf, Heather, chisel, whim, ethics, HEAP, he_llo, he2.
   const untouched = 'the hello shelf Heather chisel whim ethics HEAP he_llo he2 hE hiS';
@@ -59,9 +64,17 @@ test('pronoun swap on token ids agrees with the text swap where every form is on
   }
 });
 
-test('pronoun-swap-pythia: Pythia\'s fixed id map on every position, sub-word pieces included', async () => {
+test("pronoun-swap-pythia: Pythia's fixed id map on every position, sub-word pieces included", async () => {
   // The words of the GPT-NeoX-20B ids the map names (Pythia's intervention branch, replace_tokens).
-  const words = new Map<number, string>(PYTHIA_PRONOUN_MAP.flatMap(([from, fromText, to, toText]) => [[from, fromText], [to, toText]] as [number, string][]));
+  const words = new Map<number, string>(
+    PYTHIA_PRONOUN_MAP.flatMap(
+      ([from, fromText, to, toText]) =>
+        [
+          [from, fromText],
+          [to, toText],
+        ] as [number, string][],
+    ),
+  );
   const twentyB = { decode: (ids: readonly number[]) => ids.map((id) => words.get(id) ?? `<${id}>`).join('') };
   const swap = pythiaTokenPronounSwap(twentyB, '20B_tokenizer.json');
   assert.equal(swap.map.size, 10);
@@ -75,7 +88,10 @@ test('pronoun-swap-pythia: Pythia\'s fixed id map on every position, sub-word pi
     const path = join(dir, 'tokenizer.json');
     await writeTokenizerJson(path, await trainBpe(['he said his name to him'], { vocabSize: 300 }));
     const ours = await loadTokenizer(path);
-    assert.throws(() => pythiaTokenPronounSwap(ours, path), /tokenizer\.json: token 754 is "", not " He": pronoun-swap-pythia is a map of GPT-NeoX-20B token ids/);
+    assert.throws(
+      () => pythiaTokenPronounSwap(ours, path),
+      /tokenizer\.json: token 754 is "", not " He": pronoun-swap-pythia is a map of GPT-NeoX-20B token ids/,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

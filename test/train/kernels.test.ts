@@ -13,7 +13,9 @@ const f32 = Math.fround;
 const LENGTHS = [1, 3, 4, 5, 16383, 16384, 16389, 40000];
 
 function randomArray(rng: Rng, n: number, scale: number): Float32Array {
-  return Float32Array.from({ length: n }, (_, i) => (i % 97 === 0 ? 0 : i % 89 === 0 ? 1e-42 : scale * rng.uniform(-1, 1)));
+  return Float32Array.from({ length: n }, (_, i) =>
+    i % 97 === 0 ? 0 : i % 89 === 0 ? 1e-42 : scale * rng.uniform(-1, 1),
+  );
 }
 
 describe('SIMD optimizer kernels', () => {
@@ -29,7 +31,17 @@ describe('SIMD optimizer kernels', () => {
     it(`apex AdamW equals the scalar float32 loop bit for bit (${n} values)`, () => {
       const [p, g, m] = [randomArray(rng, n, 0.02), randomArray(rng, n, 0.5), randomArray(rng, n, 0.01)];
       const v = randomArray(rng, n, 0.01).map(Math.abs);
-      const c = { b1: f32(0.9), oneMinusB1: f32(1 - f32(0.9)), b2: f32(0.95), oneMinusB2: f32(1 - f32(0.95)), bc1: f32(1 - 0.9 ** 3), bc2: f32(1 - 0.95 ** 3), eps: f32(1e-8), decay: f32(0.1), lr: f32(6e-4) };
+      const c = {
+        b1: f32(0.9),
+        oneMinusB1: f32(1 - f32(0.9)),
+        b2: f32(0.95),
+        oneMinusB2: f32(1 - f32(0.95)),
+        bc1: f32(1 - 0.9 ** 3),
+        bc2: f32(1 - 0.95 ** 3),
+        eps: f32(1e-8),
+        decay: f32(0.1),
+        lr: f32(6e-4),
+      };
       const [p1, m1, v1] = [p.slice(), m.slice(), v.slice()];
       for (let i = 0; i < n; i++) {
         const mi = f32(f32(c.b1 * m1[i]!) + f32(c.oneMinusB1 * g[i]!));

@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { learningRateAt, learningRateForUpdate, validateLrSchedule, type LrSchedule } from '../../src/train/lr-schedule.js';
+import {
+  type LrSchedule,
+  learningRateAt,
+  learningRateForUpdate,
+  validateLrSchedule,
+} from '../../src/train/lr-schedule.js';
 
 const pythia70m: LrSchedule = { lr: 1e-3, minLr: 1e-4, warmup: 0.01, decayIters: 143000, decayStyle: 'cosine' };
 

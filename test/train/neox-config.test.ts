@@ -17,11 +17,15 @@ test('exported configs read back to the same architecture, recipe and checkpoint
     const back = applyNeoxConfig(base, values, 'x.yml');
     assert.deepEqual(back.config, preset.config, preset.name);
     assert.deepEqual(back.recipe, preset.recipe, preset.name);
-    assert.deepEqual(values.data, { trainDataPaths: ['data/x_text_document'], vocabFile: 'data/tok.json', modelParallelSize: preset.cluster?.modelParallelSize ?? 1 });
+    assert.deepEqual(values.data, {
+      trainDataPaths: ['data/x_text_document'],
+      vocabFile: 'data/tok.json',
+      modelParallelSize: preset.cluster?.modelParallelSize ?? 1,
+    });
   }
 });
 
-test('the 70m export uses Pythia\'s key names and values', () => {
+test("the 70m export uses Pythia's key names and values", () => {
   const doc = parse(neoxConfigYaml(pythiaModelPreset('70m'))) as Record<string, unknown>;
   assert.equal(doc['num-layers'], 6);
   assert.equal(doc['hidden-size'], 512);
@@ -92,12 +96,22 @@ const PYTHIA_STYLE = `{
 test('a Pythia-style JSON-with-comments file is read', () => {
   const values = parseNeoxConfig(PYTHIA_STYLE, 'pythia-160m.yml');
   assert.deepEqual(values.architecture, {
-    numLayers: 12, hiddenSize: 768, numHeads: 12, maxPositions: 2048, rotaryPct: 0.25, tieWordEmbeddings: false, parallelResidual: true,
+    numLayers: 12,
+    hiddenSize: 768,
+    numHeads: 12,
+    maxPositions: 2048,
+    rotaryPct: 0.25,
+    tieWordEmbeddings: false,
+    parallelResidual: true,
   });
   assert.equal(values.recipe.lr, 6e-4);
   assert.equal(values.recipe.minLr, 6e-5);
   assert.equal(values.recipe.checkpointFactor, 1000);
-  assert.deepEqual(values.data, { trainDataPaths: ['/data/pile_text_document'], vocabFile: '/data/20B_tokenizer.json', modelParallelSize: 1 });
+  assert.deepEqual(values.data, {
+    trainDataPaths: ['/data/pile_text_document'],
+    vocabFile: '/data/20B_tokenizer.json',
+    modelParallelSize: 1,
+  });
   // No train_batch_size: one process cannot know the cluster's data-parallel width, so it says so.
   assert.equal(values.warnings.length, 1);
   assert.match(values.warnings[0]!, /train_batch_size is not set/);
@@ -107,13 +121,27 @@ test('a Pythia-style JSON-with-comments file is read', () => {
 });
 
 test('bad values name the key; unknown keys warn; broken files fail in one line', () => {
-  assert.throws(() => parseNeoxConfig('"num-layers": -2', 'a.yml'), /^ConfigError: a\.yml: num_layers: expected a positive integer, got -2$/m);
-  assert.throws(() => parseNeoxConfig('lr-decay-style: step', 'a.yml'), /lr_decay_style: expected one of constant, linear, cosine, exponential/);
+  assert.throws(
+    () => parseNeoxConfig('"num-layers": -2', 'a.yml'),
+    /^ConfigError: a\.yml: num_layers: expected a positive integer, got -2$/m,
+  );
+  assert.throws(
+    () => parseNeoxConfig('lr-decay-style: step', 'a.yml'),
+    /lr_decay_style: expected one of constant, linear, cosine, exponential/,
+  );
   assert.throws(() => parseNeoxConfig('optimizer: {type: SGD}', 'a.yml'), /optimizer\.type: expected Adam/);
   assert.throws(() => parseNeoxConfig('hidden-dropout: 0.1', 'a.yml'), /hidden_dropout: expected 0/);
-  assert.throws(() => parseNeoxConfig('{"a": 1\n "b": 2}', 'b.yml'), (e: Error) => /^b\.yml: not valid YAML or JSON at line 1/.test(e.message) && !e.message.includes('\n'));
+  assert.throws(
+    () => parseNeoxConfig('{"a": 1\n "b": 2}', 'b.yml'),
+    (e: Error) => /^b\.yml: not valid YAML or JSON at line 1/.test(e.message) && !e.message.includes('\n'),
+  );
   assert.throws(() => parseNeoxConfig('- 1\n- 2', 'c.yml'), /expected a mapping/);
-  assert.deepEqual(parseNeoxConfig('flash-attention: true\nseed: 3', 'd.yml').warnings, ['flash_attention: unknown GPT-NeoX key, ignored']);
+  assert.deepEqual(parseNeoxConfig('flash-attention: true\nseed: 3', 'd.yml').warnings, [
+    'flash_attention: unknown GPT-NeoX key, ignored',
+  ]);
   const values = parseNeoxConfig('train_micro_batch_size_per_gpu: 3\ntrain_batch_size: 16', 'e.yml');
-  assert.throws(() => applyNeoxConfig(modelPreset('nano-25k'), values, 'e.yml'), /e\.yml: train-batch-size 16 is not a multiple/);
+  assert.throws(
+    () => applyNeoxConfig(modelPreset('nano-25k'), values, 'e.yml'),
+    /e\.yml: train-batch-size 16 is not a multiple/,
+  );
 });

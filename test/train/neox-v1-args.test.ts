@@ -14,16 +14,23 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { neoxConfigYaml } from '../../src/train/neox-config.js';
-import { gradientAccumulationSteps, nanoModelPresets, PYTHIA_SIZE_NAMES, pythiaModelPreset, type ModelPreset } from '../../src/train/recipes.js';
 import { saveIters } from '../../src/train/checkpoint-schedule.js';
+import { neoxConfigYaml } from '../../src/train/neox-config.js';
+import {
+  gradientAccumulationSteps,
+  type ModelPreset,
+  nanoModelPresets,
+  PYTHIA_SIZE_NAMES,
+  pythiaModelPreset,
+} from '../../src/train/recipes.js';
 import { repoRoot } from '../support/paths.js';
 
 const neox = process.env.PYTHIA_NEOX_V1;
 const pythiaRepo = process.env.PYTHIA_REPO;
 const python = process.env.PYTHIA_NEOX_PYTHON ?? 'python3';
 const skip = neox ? false : 'set PYTHIA_NEOX_V1 to a GPT-NeoX checkout at the v1.0 tag to run';
-const skipPythia = neox && pythiaRepo ? false : 'set PYTHIA_NEOX_V1 and PYTHIA_REPO (a checkout of EleutherAI/pythia) to run';
+const skipPythia =
+  neox && pythiaRepo ? false : 'set PYTHIA_NEOX_V1 and PYTHIA_REPO (a checkout of EleutherAI/pythia) to run';
 
 type Derived = Record<string, unknown>;
 
@@ -35,9 +42,14 @@ function gpusFor(p: ModelPreset): number {
 }
 
 function neoxArgs(files: string[], gpus: number): Derived[] {
-  const r = spawnSync(python, [join(repoRoot, 'test/train/neox_v1_args.py'), neox!, String(gpus), ...files], { encoding: 'utf8' });
+  const r = spawnSync(python, [join(repoRoot, 'test/train/neox_v1_args.py'), neox!, String(gpus), ...files], {
+    encoding: 'utf8',
+  });
   assert.equal(r.status, 0, `GPT-NeoX v1.0 refused ${files.join(', ')}: ${r.stderr.trim().split('\n').slice(-1)[0]}`);
-  return r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Derived);
+  return r.stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Derived);
 }
 
 describe('GPT-NeoX v1.0 loads every exported config', () => {
@@ -70,7 +82,10 @@ describe('GPT-NeoX v1.0 loads every exported config', () => {
       assert.equal(d!.seed, r.seed);
       assert.equal(d!.precision, p.cluster?.precision === 'bf16' ? 'bfloat16' : p.cluster ? 'fp16' : 'fp32');
       // GPT-NeoX lists the steps before the last one; the last is saved when training ends.
-      assert.deepEqual(d!.save_iters, saveIters(r.trainIters, r.checkpoint).filter((s) => s < r.trainIters));
+      assert.deepEqual(
+        d!.save_iters,
+        saveIters(r.trainIters, r.checkpoint).filter((s) => s < r.trainIters),
+      );
     });
   }
 
@@ -84,7 +99,9 @@ describe('GPT-NeoX v1.0 loads every exported config', () => {
   };
 
   for (const size of PYTHIA_SIZE_NAMES) {
-    test(`pythia-${size}: GPT-NeoX derives the same settings from our export as from Pythia's own config`, { skip: skipPythia }, () => {
+    test(`pythia-${size}: GPT-NeoX derives the same settings from our export as from Pythia's own config`, {
+      skip: skipPythia,
+    }, () => {
       const p = pythiaModelPreset(size);
       assert.ok(existsSync(join(pythiaRepo!, 'models')), `${pythiaRepo} is not a checkout of EleutherAI/pythia`);
       const [ours, theirs] = neoxArgs([write(p), pythiaFile(size)], gpusFor(p));

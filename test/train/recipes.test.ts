@@ -3,7 +3,15 @@ import { test } from 'node:test';
 import { countParameters } from '../../src/model/config.js';
 import { saveIters } from '../../src/train/checkpoint-schedule.js';
 import { initStd } from '../../src/train/init.js';
-import { gradientAccumulationSteps, modelPreset, nanoModelPresets, paddedVocabSize, pythiaModelPreset, suitePreset, validateRecipe } from '../../src/train/recipes.js';
+import {
+  gradientAccumulationSteps,
+  modelPreset,
+  nanoModelPresets,
+  paddedVocabSize,
+  pythiaModelPreset,
+  suitePreset,
+  validateRecipe,
+} from '../../src/train/recipes.js';
 
 test('Pythia presets carry the published recipe and parameter counts (pythia-facts.md §1.2)', () => {
   // [size, lr, min_lr, non-embedding params, total params] from the facts table.
@@ -57,7 +65,10 @@ test('nano suite: at least four sizes spanning ten times in non-embedding parame
     assert.equal(gradientAccumulationSteps(m.recipe), 1);
     validateRecipe(m.recipe);
   }
-  assert.deepEqual(saveIters(first.trainIters, first.checkpoint), [0, 1, 2, 4, 8, 16, 32, 64, 96, 128, 160, 192, 224, 256]);
+  assert.deepEqual(
+    saveIters(first.trainIters, first.checkpoint),
+    [0, 1, 2, 4, 8, 16, 32, 64, 96, 128, 160, 192, 224, 256],
+  );
   assert.equal(suitePreset('nano', 512).models[0]!.config.vocabSize, 512);
 });
 

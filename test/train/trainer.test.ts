@@ -12,10 +12,13 @@ import { pythiaArchitecture } from '../../src/model/presets.js';
 import { scaledCheckpointSchedule } from '../../src/train/checkpoint-schedule.js';
 import { PYTHIA_INIT } from '../../src/train/init.js';
 import type { TrainRecipe } from '../../src/train/recipes.js';
-import { existingCheckpoints, loadResumePoint, readLog, train, type TrainOptions } from '../../src/train/trainer.js';
+import { existingCheckpoints, loadResumePoint, readLog, type TrainOptions, train } from '../../src/train/trainer.js';
 import { trainedRelativeL2 } from '../support/check.js';
 
-const config: NeoXConfig = { ...pythiaArchitecture({ numLayers: 2, hiddenSize: 32, numHeads: 2, vocabSize: 64, maxPositions: 16 }), dtype: 'float32' };
+const config: NeoXConfig = {
+  ...pythiaArchitecture({ numLayers: 2, hiddenSize: 32, numHeads: 2, vocabSize: 64, maxPositions: 16 }),
+  dtype: 'float32',
+};
 const recipe: TrainRecipe = {
   seqLength: 16,
   trainBatchSize: 8,
@@ -40,14 +43,24 @@ before(async () => {
   data = join(work, 'data');
   // 14 steps' worth of samples (12 to train, 2 held out) of a learnable pattern: counting mod 64 with jumps.
   const writer = PreshuffledWriter.create(data, { vocabSize: 64, seqLength: 16 });
-  for (let s = 0; s < 14 * 8; s++) writer.addSample(Array.from({ length: 17 }, (_, t) => (s * 7 + t * (1 + (s % 3))) % 64));
+  for (let s = 0; s < 14 * 8; s++)
+    writer.addSample(Array.from({ length: 17 }, (_, t) => (s * 7 + t * (1 + (s % 3))) % 64));
   await writer.finish();
 });
 
 after(() => rmSync(work, { recursive: true, force: true }));
 
 function options(out: string, extra: Partial<TrainOptions> = {}): TrainOptions {
-  return { name: 'tiny', config, recipe, data: { prefix: data, preshuffled: true }, outDir: out, evalIters: 1, threads: 1, ...extra };
+  return {
+    name: 'tiny',
+    config,
+    recipe,
+    data: { prefix: data, preshuffled: true },
+    outDir: out,
+    evalIters: 1,
+    threads: 1,
+    ...extra,
+  };
 }
 
 function stepFiles(dir: string): Map<string, Buffer> {
@@ -61,10 +74,16 @@ test('a run trains, saves on the schedule, logs every step, and two runs give id
   assert.deepEqual(a.checkpoints, [0, 1, 2, 4, 8, 12]);
   const log = readLog(a.logPath);
   const steps = log.filter((e) => e.loss !== undefined);
-  assert.deepEqual(steps.map((e) => e.step), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+  assert.deepEqual(
+    steps.map((e) => e.step),
+    [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
+  );
   assert.equal(steps[0]!.lr, 0, 'the first update uses lr 0');
   assert.ok(steps.at(-1)!.loss! < steps[0]!.loss! - 0.5, `loss ${steps[0]!.loss} -> ${steps.at(-1)!.loss}`);
-  assert.deepEqual(log.filter((e) => e.val_loss !== undefined).map((e) => e.step), [0, 1, 2, 4, 8, 12]);
+  assert.deepEqual(
+    log.filter((e) => e.val_loss !== undefined).map((e) => e.step),
+    [0, 1, 2, 4, 8, 12],
+  );
   // Identical init and update at step 1 (lr 0 leaves the weights, only the moments change).
   const step0 = loadCheckpoint(join(a.modelDir, 'step0')).params;
   const step1 = loadCheckpoint(join(a.modelDir, 'step1')).params;
@@ -82,7 +101,9 @@ test('a run trains, saves on the schedule, logs every step, and two runs give id
 
 test('a run killed (SIGKILL) mid-way and resumed ends with the same bytes as an unbroken run', async () => {
   const out = join(work, 'killed');
-  const trainerUrl = pathToFileURL(join(fileURLToPath(new URL('.', import.meta.url)), '../../src/train/trainer.js')).href;
+  const trainerUrl = pathToFileURL(
+    join(fileURLToPath(new URL('.', import.meta.url)), '../../src/train/trainer.js'),
+  ).href;
   // The child trains slowly (a pause after each step) and reports steps; we kill it after step 6.
   const script = `
     const { train } = await import(${JSON.stringify(trainerUrl)});
@@ -90,14 +111,19 @@ test('a run killed (SIGKILL) mid-way and resumed ends with the same bytes as an 
     await train({ ...o, onProgress: (p) => { process.stdout.write('step ' + p.step + '\\n'); Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 150); } });
   `;
   const { onProgress: _, ...plain } = options(out);
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, TRAIN_OPTIONS: JSON.stringify(plain) }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+    env: { ...process.env, TRAIN_OPTIONS: JSON.stringify(plain) },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   await new Promise<void>((resolve, reject) => {
     let seen = '';
     child.stdout.on('data', (chunk: Buffer) => {
       seen += chunk.toString();
       if (seen.includes('step 6\n')) child.kill('SIGKILL');
     });
-    child.on('exit', (_code, signal) => (signal === 'SIGKILL' ? resolve() : reject(new Error(`child exited without being killed: ${seen}`))));
+    child.on('exit', (_code, signal) =>
+      signal === 'SIGKILL' ? resolve() : reject(new Error(`child exited without being killed: ${seen}`)),
+    );
   });
   const saved = existingCheckpoints(join(out, 'tiny'));
   assert.deepEqual(saved, [0, 1, 2, 4]);
@@ -123,7 +149,10 @@ test('gradient accumulation of 4 micro-batches of B/4 matches one batch of B', a
   const ls = readLog(split.logPath);
   lw.forEach((e, i) => {
     assert.ok(Math.abs(e.loss! - ls[i]!.loss!) < 1e-5, `loss ${e.loss} vs ${ls[i]!.loss}`);
-    assert.ok(Math.abs(e.grad_norm! - ls[i]!.grad_norm!) / e.grad_norm! < 1e-5, `grad norm ${e.grad_norm} vs ${ls[i]!.grad_norm}`);
+    assert.ok(
+      Math.abs(e.grad_norm! - ls[i]!.grad_norm!) / e.grad_norm! < 1e-5,
+      `grad norm ${e.grad_norm} vs ${ls[i]!.grad_norm}`,
+    );
   });
   const pw = loadCheckpoint(join(whole.modelDir, 'step3')).params;
   const ps = loadCheckpoint(join(split.modelDir, 'step3')).params;
@@ -135,9 +164,19 @@ test('gradient accumulation of 4 micro-batches of B/4 matches one batch of B', a
 });
 
 test('bad data fails in one line: too few samples, token ids outside the vocabulary', async () => {
-  await assert.rejects(train(options(join(work, 'short'), { recipe: { ...recipe, trainIters: 20, schedule: { ...recipe.schedule, decayIters: 20 } } })), /112 samples, but 20 steps of 8 need 160/);
+  await assert.rejects(
+    train(
+      options(join(work, 'short'), {
+        recipe: { ...recipe, trainIters: 20, schedule: { ...recipe.schedule, decayIters: 20 } },
+      }),
+    ),
+    /112 samples, but 20 steps of 8 need 160/,
+  );
   const small = { ...config, vocabSize: 32 };
-  await assert.rejects(train(options(join(work, 'vocab'), { config: small })), /token id \d+, outside the model's vocabulary \[0, 32\)/);
+  await assert.rejects(
+    train(options(join(work, 'vocab'), { config: small })),
+    /token id \d+, outside the model's vocabulary \[0, 32\)/,
+  );
 });
 
 test('resume reads trainer states of the older flat recipe layout, and names a missing field in one line', async () => {
@@ -146,12 +185,25 @@ test('resume reads trainer states of the older flat recipe layout, and names a m
   cpSync(from, old, { recursive: true });
   const state = JSON.parse(readFileSync(join(from, 'trainer_state.json'), 'utf8'));
   const { schedule, ...rest } = state.recipe;
-  const flat = { ...rest, lrDecayIters: schedule.decayIters, lr: schedule.lr, minLr: schedule.minLr, lrDecayStyle: schedule.decayStyle, warmup: schedule.warmup };
+  const flat = {
+    ...rest,
+    lrDecayIters: schedule.decayIters,
+    lr: schedule.lr,
+    minLr: schedule.minLr,
+    lrDecayStyle: schedule.decayStyle,
+    warmup: schedule.warmup,
+  };
   writeFileSync(join(old, 'trainer_state.json'), JSON.stringify({ ...state, recipe: flat }));
   assert.deepEqual(loadResumePoint(old).state.recipe, recipe);
   const { step: _, ...noStep } = state;
   writeFileSync(join(old, 'trainer_state.json'), JSON.stringify(noStep));
-  assert.throws(() => loadResumePoint(old), /trainer_state\.json: cannot resume: field step is missing \(expected a non-negative integer\)/);
-  writeFileSync(join(old, 'trainer_state.json'), JSON.stringify({ ...state, recipe: { ...state.recipe, schedule: undefined } }));
+  assert.throws(
+    () => loadResumePoint(old),
+    /trainer_state\.json: cannot resume: field step is missing \(expected a non-negative integer\)/,
+  );
+  writeFileSync(
+    join(old, 'trainer_state.json'),
+    JSON.stringify({ ...state, recipe: { ...state.recipe, schedule: undefined } }),
+  );
   assert.throws(() => loadResumePoint(old), /cannot resume: recipe\.schedule is missing, expected an object/);
 });

@@ -26,7 +26,16 @@ test('with --split, validation batches come from GPT-NeoX\'s "valid" dataset, on
   const [B, L, T, E, I] = [2, 8, 6, 3, 2];
   const split = '8,2'; // documents [0, 80) train, [80, 100) validate
   const order = await openTrainingOrder({ data: prefix, batchSize: B, seqLength: L, seed: 1234, trainIters: T, split });
-  const opened = await openValidation({ data: { prefix, split, preshuffled: false }, train: order.source, batchSize: B, seqLength: L, seed: 1234, trainIters: T, evalIters: E, evalInterval: I });
+  const opened = await openValidation({
+    data: { prefix, split, preshuffled: false },
+    train: order.source,
+    batchSize: B,
+    seqLength: L,
+    seed: 1234,
+    trainIters: T,
+    evalIters: E,
+    evalInterval: I,
+  });
   assert.notEqual(typeof opened, 'string');
   const valid = opened as ValidationBatches;
   try {
@@ -34,16 +43,32 @@ test('with --split, validation batches come from GPT-NeoX\'s "valid" dataset, on
     const numSamples = (Math.floor(T / I) + 1) * E * B;
     assert.ok(existsSync(indexMapFiles(prefix, 'valid', numSamples, L, 1234).shuffleIdx));
     // The same samples from the index maps built directly, read by the closed form stream[i*L, i*L + L + 1).
-    const maps = buildIndexMaps({ sizes: Int32Array.from(sizes), documents: { start: 80, stop: 100 }, numSamples, seqLength: L, seed: 1234 });
+    const maps = buildIndexMaps({
+      sizes: Int32Array.from(sizes),
+      documents: { start: 80, stop: 100 },
+      numSamples,
+      seqLength: L,
+      seed: 1234,
+    });
     const stream = [...maps.docIdx].flatMap((d) => new Array<number>(sizes[d]!).fill(d));
     const sample = (k: number): number[] => stream.slice(maps.shuffleIdx[k]! * L, maps.shuffleIdx[k]! * L + L + 1);
-    const windowOf: [number, number][] = [[I, 0], [2 * I, 1], [1, 0], [3, 1], [T, Math.floor(T / I)], [0, 0]];
+    const windowOf: [number, number][] = [
+      [I, 0],
+      [2 * I, 1],
+      [1, 0],
+      [3, 1],
+      [T, Math.floor(T / I)],
+      [0, 0],
+    ];
     for (const [step, window] of windowOf) {
       for (let j = 0; j < E; j++) {
         const tokens = [...valid.batch(step, j)];
         const expected = [0, 1].flatMap((row) => sample((window * E + j) * B + row));
         assert.deepEqual(tokens, expected, `step ${step} batch ${j}`);
-        assert.ok(tokens.every((t) => t >= 80), 'only validation documents');
+        assert.ok(
+          tokens.every((t) => t >= 80),
+          'only validation documents',
+        );
       }
     }
   } finally {
@@ -56,10 +81,26 @@ test('without --split, validation is the batches held out after the last trainin
   const prefix = join(work, 'docs');
   const order = await openTrainingOrder({ data: prefix, batchSize: 2, seqLength: 8, seed: 1234, trainIters: 4 });
   try {
-    const opened = await openValidation({ data: { prefix, preshuffled: false }, train: order.source, batchSize: 2, seqLength: 8, seed: 1234, trainIters: 4, evalIters: 2 });
+    const opened = await openValidation({
+      data: { prefix, preshuffled: false },
+      train: order.source,
+      batchSize: 2,
+      seqLength: 8,
+      seed: 1234,
+      trainIters: 4,
+      evalIters: 2,
+    });
     const valid = opened as ValidationBatches;
     assert.deepEqual(valid.batch(3, 1), order.source.batchTokens(5, 2));
-    const none = await openValidation({ data: { prefix, preshuffled: false }, train: order.source, batchSize: 2, seqLength: 8, seed: 1234, trainIters: 4, evalIters: 10_000 });
+    const none = await openValidation({
+      data: { prefix, preshuffled: false },
+      train: order.source,
+      batchSize: 2,
+      seqLength: 8,
+      seed: 1234,
+      trainIters: 4,
+      evalIters: 10_000,
+    });
     assert.match(none as string, /has no 10000 batches left after the 4 training batches/);
   } finally {
     order.source.close();

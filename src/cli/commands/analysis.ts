@@ -1,16 +1,23 @@
 /** `pythia memorize`, `pythia poisson`, `pythia count`: the memorization and term-frequency analyses. */
 import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
-import { memorizationBatches, parseIndexRange, PYTHIA_CONTINUATION_LENGTH, PYTHIA_PROMPT_LENGTH, sampleIndices, type SampleIndices } from '../../analysis/memorization.js';
 import { canaryMemorization, readCanaries, summarizeByCount } from '../../analysis/canaries.js';
+import {
+  memorizationBatches,
+  PYTHIA_CONTINUATION_LENGTH,
+  PYTHIA_PROMPT_LENGTH,
+  parseIndexRange,
+  type SampleIndices,
+  sampleIndices,
+} from '../../analysis/memorization.js';
 import { poissonTest, readScoresIntoWindows } from '../../analysis/poisson.js';
 import { countTerms, parseShard, parseSteps, readTerms, termPatterns, wordEdges } from '../../analysis/term-count.js';
 import { readTrainingRecord } from '../../analysis/training-record.js';
 import { openTrainingOrder, PYTHIA_DEFAULTS } from '../../data/batches.js';
 import { loadTokenizer } from '../../data/tokenizer.js';
 import { loadCheckpoint } from '../../model/checkpoint.js';
-import { resolveCheckpoint } from '../../model/hub-cache.js';
 import { Decoder } from '../../model/decoder.js';
+import { resolveCheckpoint } from '../../model/hub-cache.js';
 import type { ExecutionProvider } from '../../runtime/session.js';
 import { AtomicFileWriter } from '../../util/atomic.js';
 import { ConfigError } from '../../util/errors.js';
@@ -19,7 +26,14 @@ import { deviceOption, nonNegativeInt, positiveInt } from '../arguments.js';
 /** A progress bar on a terminal; elsewhere a plain line every few seconds and at the end. */
 function progress(label: string, unit: string): { update(done: number, total: number): void; stop(): void } {
   if (process.stderr.isTTY) {
-    const bar = new SingleBar({ format: `${label} {bar} {value}/{total} ${unit} | {eta_formatted} left`, stream: process.stderr, hideCursor: true }, undefined);
+    const bar = new SingleBar(
+      {
+        format: `${label} {bar} {value}/{total} ${unit} | {eta_formatted} left`,
+        stream: process.stderr,
+        hideCursor: true,
+      },
+      undefined,
+    );
     let started = false;
     return {
       update(done, total) {
@@ -76,15 +90,24 @@ function lineSink(path: string | undefined): { write(lines: string): void; commi
 }
 
 async function runCanaries(dir: string, flags: MemorizeFlags): Promise<void> {
-  for (const [flag, given] of [['--sequences', flags.sequences], ['--sample', flags.sample], ['--data', flags.data]] as const) {
-    if (given !== undefined) throw new ConfigError(`--canaries scores the canaries of truth.json; ${flag} does not apply`);
+  for (const [flag, given] of [
+    ['--sequences', flags.sequences],
+    ['--sample', flags.sample],
+    ['--data', flags.data],
+  ] as const) {
+    if (given !== undefined)
+      throw new ConfigError(`--canaries scores the canaries of truth.json; ${flag} does not apply`);
   }
   const canaries = readCanaries(flags.canaries!);
   const checkpoint = loadCheckpoint(dir);
   const tokenizerPath = flags.tokenizer ?? checkpoint.tokenizerPath;
-  if (!tokenizerPath) throw new ConfigError(`${dir} has no tokenizer.json: give --tokenizer <tokenizer.json> (the corpus's)`);
+  if (!tokenizerPath)
+    throw new ConfigError(`${dir} has no tokenizer.json: give --tokenizer <tokenizer.json> (the corpus's)`);
   const tokenizer = await loadTokenizer(tokenizerPath);
-  const decoder = await Decoder.create(checkpoint.config, checkpoint.params, { threads: flags.threads, provider: flags.device });
+  const decoder = await Decoder.create(checkpoint.config, checkpoint.params, {
+    threads: flags.threads,
+    provider: flags.device,
+  });
   const step = flags.step ?? readTrainingRecord(dir).step ?? null;
   const bar = progress('pythia memorize', 'canaries');
   let scores;
@@ -101,7 +124,11 @@ async function runCanaries(dir: string, flags: MemorizeFlags): Promise<void> {
   }
   const sink = lineSink(flags.out);
   try {
-    sink.write(scores.map((c) => JSON.stringify({ canary: c.id, count: c.count, score: c.score, memorized: c.memorized, step })).join('\n') + '\n');
+    sink.write(
+      `${scores
+        .map((c) => JSON.stringify({ canary: c.id, count: c.count, score: c.score, memorized: c.memorized, step }))
+        .join('\n')}\n`,
+    );
     sink.commit();
   } catch (e) {
     sink.abort();
@@ -109,13 +136,16 @@ async function runCanaries(dir: string, flags: MemorizeFlags): Promise<void> {
   }
   process.stderr.write('copies  canaries  memorized  mean score\n');
   for (const g of summarizeByCount(scores)) {
-    process.stderr.write(`${String(g.count).padStart(6)}  ${String(g.canaries).padStart(8)}  ${String(g.memorized).padStart(9)}  ${g.meanScore.toFixed(4).padStart(10)}\n`);
+    process.stderr.write(
+      `${String(g.count).padStart(6)}  ${String(g.canaries).padStart(8)}  ${String(g.memorized).padStart(9)}  ${g.meanScore.toFixed(4).padStart(10)}\n`,
+    );
   }
 }
 
 async function runMemorize(dir: string, flags: MemorizeFlags): Promise<void> {
   if (flags.canaries !== undefined) return runCanaries(dir, flags);
-  if (flags.sequences !== undefined && flags.sample !== undefined) throw new ConfigError('give --sequences A:B or --sample N, not both');
+  if (flags.sequences !== undefined && flags.sample !== undefined)
+    throw new ConfigError('give --sequences A:B or --sample N, not both');
   const record = readTrainingRecord(dir);
   const data = flags.data ?? record.data?.prefix;
   if (!data) throw new ConfigError(`${dir} records no training data (no trainer_state.json): give --data <prefix>`);
@@ -142,16 +172,25 @@ async function runMemorize(dir: string, flags: MemorizeFlags): Promise<void> {
       indices = range;
       const trained = step === undefined ? undefined : step * batchSize;
       if (trained !== undefined && range.end > trained) {
-        process.stderr.write(`pythia memorize: warning: the checkpoint (step ${step}) has trained on samples 0 to ${trained - 1} only; later ones are scored too\n`);
+        process.stderr.write(
+          `pythia memorize: warning: the checkpoint (step ${step}) has trained on samples 0 to ${trained - 1} only; later ones are scored too\n`,
+        );
       }
     } else {
-      if (step === undefined) throw new ConfigError(`cannot tell which sequences ${dir} has trained on (no trainer_state.json, not a step<N> folder): give --step N or --sequences A:B`);
+      if (step === undefined)
+        throw new ConfigError(
+          `cannot tell which sequences ${dir} has trained on (no trainer_state.json, not a step<N> folder): give --step N or --sequences A:B`,
+        );
       const trained = Math.min(step * batchSize, source.length);
-      if (trained === 0) throw new ConfigError(`the checkpoint at step ${step} has trained on no sequences: give --sequences A:B`);
+      if (trained === 0)
+        throw new ConfigError(`the checkpoint at step ${step} has trained on no sequences: give --sequences A:B`);
       indices = sampleIndices(trained, flags.sample ?? 1024, flags.seed);
     }
     const checkpoint = loadCheckpoint(dir);
-    const decoder = await Decoder.create(checkpoint.config, checkpoint.params, { threads: flags.threads, provider: flags.device });
+    const decoder = await Decoder.create(checkpoint.config, checkpoint.params, {
+      threads: flags.threads,
+      provider: flags.device,
+    });
     sink = lineSink(flags.out);
     const bar = progress('pythia memorize', 'sequences');
     let scored = 0;
@@ -165,7 +204,18 @@ async function runMemorize(dir: string, flags: MemorizeFlags): Promise<void> {
         batchSize: flags.batchSize,
         onProgress: (done, total) => bar.update(done, total),
       })) {
-        const lines = batch.map((s) => JSON.stringify({ index: s.index, score: s.score, memorized: s.memorized, step: step ?? null, trained_at: Math.floor(s.index / batchSize) })).join('\n') + '\n';
+        const lines =
+          `${batch
+            .map((s) =>
+              JSON.stringify({
+                index: s.index,
+                score: s.score,
+                memorized: s.memorized,
+                step: step ?? null,
+                trained_at: Math.floor(s.index / batchSize),
+              }),
+            )
+            .join('\n')}\n`;
         sink.write(lines);
         for (const s of batch) {
           scored++;
@@ -220,7 +270,10 @@ async function runPoisson(flags: { scores: string; window: number; json?: boolea
   const empty = r.emptyWindows.reduce((n, [a, b]) => n + b - a + 1, 0);
   const show = (x: number | null, digits = 6) => (x === null ? 'n/a' : Number(x.toPrecision(digits)).toString());
   const rows: [string, string][] = [
-    ['windows', `${r.windows} of ${r.window} sequences${empty ? `; ${empty} left out, with no scored sequence: ${ranges(r.emptyWindows)}` : ''}${r.partialWindows ? `; ${r.partialWindows} partly scored` : ''}`],
+    [
+      'windows',
+      `${r.windows} of ${r.window} sequences${empty ? `; ${empty} left out, with no scored sequence: ${ranges(r.emptyWindows)}` : ''}${r.partialWindows ? `; ${r.partialWindows} partly scored` : ''}`,
+    ],
     ['scored', String(r.scored)],
     ['memorized', String(r.memorized)],
     ['lambda', `${show(r.lambda)} memorized per window`],
@@ -261,7 +314,16 @@ async function runCount(flags: CountFlags): Promise<void> {
   let result;
   try {
     result = await countTerms({
-      order: { data: flags.data, preshuffled: flags.preshuffled, split: flags.split, cacheDir: flags.cacheDir, batchSize: flags.trainBatchSize, seqLength: flags.seqLength, trainIters: flags.trainIters, seed: flags.seed },
+      order: {
+        data: flags.data,
+        preshuffled: flags.preshuffled,
+        split: flags.split,
+        cacheDir: flags.cacheDir,
+        batchSize: flags.trainBatchSize,
+        seqLength: flags.seqLength,
+        trainIters: flags.trainIters,
+        seed: flags.seed,
+      },
       patterns,
       words: flags.wholeWords ? wordEdges(tokenizer) : undefined,
       steps,
@@ -273,7 +335,9 @@ async function runCount(flags: CountFlags): Promise<void> {
     bar.stop();
   }
   const seconds = (performance.now() - started) / 1000;
-  process.stderr.write(`pythia count: ${result.tokens.toLocaleString('en-US')} tokens (batches ${result.batches[0]} to ${result.batches[1] - 1}) in ${seconds.toFixed(1)} s, ${(result.tokens / seconds / 1e6).toFixed(1)}M tokens/s\n`);
+  process.stderr.write(
+    `pythia count: ${result.tokens.toLocaleString('en-US')} tokens (batches ${result.batches[0]} to ${result.batches[1] - 1}) in ${seconds.toFixed(1)} s, ${(result.tokens / seconds / 1e6).toFixed(1)}M tokens/s\n`,
+  );
   if (flags.json) {
     // Written by hand to keep the terms file's order (an object would put integer-like keys first).
     const terms = result.terms.map((t, i) => `${JSON.stringify(t)}:${JSON.stringify(result.counts[i])}`).join(',');
@@ -285,24 +349,35 @@ async function runCount(flags: CountFlags): Promise<void> {
   result.terms.forEach((t, i) => process.stdout.write(`${t}\t${result.counts[i]!.join('\t')}\n`));
 }
 
-const ORDER_HELP = '(default: the checkpoint\'s trainer_state.json, else Pythia\'s';
+const ORDER_HELP = "(default: the checkpoint's trainer_state.json, else Pythia's";
 
 export function registerAnalysis(program: Command): void {
   program
     .command('memorize')
     .description(
       'memorization scores of training sequences (Carlini et al., as Pythia measured them): greedy-generate --cont-len tokens ' +
-        'from each sequence\'s first --prompt-len tokens; the score is the fraction equal to the true continuation, memorized when 1',
+        "from each sequence's first --prompt-len tokens; the score is the fraction equal to the true continuation, memorized when 1",
     )
-    .argument('<checkpoint>', 'checkpoint folder (a suite\'s <model>/step<N> records its data and order in trainer_state.json), or a Hugging Face id org/name@revision from the local hub cache')
+    .argument(
+      '<checkpoint>',
+      "checkpoint folder (a suite's <model>/step<N> records its data and order in trainer_state.json), or a Hugging Face id org/name@revision from the local hub cache",
+    )
     .option('--data <prefix>', 'training data prefix (default: the one in trainer_state.json)')
-    .option('--preshuffled', 'the data is Pythia\'s preshuffled layout: item k is training sample k')
+    .option('--preshuffled', "the data is Pythia's preshuffled layout: item k is training sample k")
     .option('--split <weights>', 'GPT-NeoX train/valid/test weights for a single data path')
     .option('--cache-dir <dir>', 'where the index-map .npy files are kept (default: beside the data)')
     .option('--sequences <A:B>', 'score training samples A up to but not including B (positions in training order)')
-    .option('--sample <n>', 'score n samples drawn from those the checkpoint has trained on (default 1024, or all of them if fewer)', positiveInt)
+    .option(
+      '--sample <n>',
+      'score n samples drawn from those the checkpoint has trained on (default 1024, or all of them if fewer)',
+      positiveInt,
+    )
     .option('--seed <n>', 'seed of --sample', nonNegativeInt, 1234)
-    .option('--step <n>', 'the checkpoint\'s step (default: trainer_state.json, or a step<N> folder name)', nonNegativeInt)
+    .option(
+      '--step <n>',
+      "the checkpoint's step (default: trainer_state.json, or a step<N> folder name)",
+      nonNegativeInt,
+    )
     .option('--prompt-len <n>', 'prompt tokens', positiveInt, PYTHIA_PROMPT_LENGTH)
     .option('--cont-len <n>', 'generated and compared tokens', positiveInt, PYTHIA_CONTINUATION_LENGTH)
     .option('--out <scores.jsonl>', 'write one JSON object per sequence here (default: stdout)')
@@ -313,8 +388,14 @@ export function registerAnalysis(program: Command): void {
     .option('--seq-length <n>', `training sequence length ${ORDER_HELP} 2048)`, positiveInt)
     .option('--train-iters <n>', `training steps the order was built for ${ORDER_HELP} 143000)`, positiveInt)
     .option('--order-seed <n>', `GPT-NeoX seed of the data order ${ORDER_HELP} 1234)`, nonNegativeInt)
-    .option('--canaries <truth.json>', 'instead, score the canaries of a `pythia synth` truth.json, each as one sequence; a table by copies on stderr')
-    .option('--tokenizer <tokenizer.json>', 'with --canaries: the corpus\'s tokenizer (default: the checkpoint\'s tokenizer.json)')
+    .option(
+      '--canaries <truth.json>',
+      'instead, score the canaries of a `pythia synth` truth.json, each as one sequence; a table by copies on stderr',
+    )
+    .option(
+      '--tokenizer <tokenizer.json>',
+      "with --canaries: the corpus's tokenizer (default: the checkpoint's tokenizer.json)",
+    )
     .addHelpText(
       'after',
       '\nEach output line: {"index", "score", "memorized", "step" (the checkpoint\'s), "trained_at" (the step that trained on the sample)}.\n' +
@@ -327,10 +408,18 @@ export function registerAnalysis(program: Command): void {
 
   program
     .command('poisson')
-    .description('is memorization a Poisson process over training order? Memorized counts per window, index of dispersion, its chi-square test, Q-Q pairs')
-    .requiredOption('--scores <file.jsonl>', 'scores as `pythia memorize --out` writes them ({"index", "score"} per line; "memorized" if present)')
+    .description(
+      'is memorization a Poisson process over training order? Memorized counts per window, index of dispersion, its chi-square test, Q-Q pairs',
+    )
+    .requiredOption(
+      '--scores <file.jsonl>',
+      'scores as `pythia memorize --out` writes them ({"index", "score"} per line; "memorized" if present)',
+    )
     .option('--window <n>', 'consecutive sample indices per window', positiveInt, 512)
-    .option('--json', 'print {"windows", "lambda", "dispersion", "chi2", "dof", "p_value", "qq": [[expected, observed], ...], ...}')
+    .option(
+      '--json',
+      'print {"windows", "lambda", "dispersion", "chi2", "dof", "p_value", "qq": [[expected, observed], ...], ...}',
+    )
     .action(runPoisson);
 
   program
@@ -343,16 +432,19 @@ export function registerAnalysis(program: Command): void {
     .requiredOption('--terms <file>', 'one term per line, or JSON Lines with a "term" field')
     .requiredOption('--steps <list|pythia>', 'checkpoint steps, e.g. 0,1000,143000, or "pythia" for Pythia\'s 154')
     .requiredOption('--tokenizer <tokenizer.json>', 'the tokenizer the data was written with')
-    .option('--preshuffled', 'the data is Pythia\'s preshuffled layout')
+    .option('--preshuffled', "the data is Pythia's preshuffled layout")
     .option('--split <weights>', 'GPT-NeoX train/valid/test weights for a single data path')
     .option('--cache-dir <dir>', 'where the index-map .npy files are kept (default: beside the data)')
     .option('--train-batch-size <n>', 'sequences per training step', positiveInt, PYTHIA_DEFAULTS.batchSize)
     .option('--seq-length <n>', 'training sequence length', positiveInt, PYTHIA_DEFAULTS.seqLength)
     .option('--train-iters <n>', 'training steps of the run', positiveInt, PYTHIA_DEFAULTS.trainIters)
     .option('--seed <n>', 'GPT-NeoX seed of the data order', nonNegativeInt, PYTHIA_DEFAULTS.seed)
-    .option('--whole-words', 'count a match only where it stands as a whole word (no letter, digit or _ right after it, nor right before a form without the space)')
+    .option(
+      '--whole-words',
+      'count a match only where it stands as a whole word (no letter, digit or _ right after it, nor right before a form without the space)',
+    )
     .option('--workers <n>', 'worker threads', positiveInt, 1)
-    .option('--shard <i/n>', 'count only the i-th of n equal ranges of batches (shards\' counts add up to the whole)')
+    .option('--shard <i/n>', "count only the i-th of n equal ranges of batches (shards' counts add up to the whole)")
     .option('--json', 'print {"steps": [...], "terms": {"<term>": [count per step]}}')
     .action(runCount);
 }

@@ -1,21 +1,29 @@
 /** `pythia eval`: lm-eval-style benchmarks over every (model × checkpoint × task × shots) cell, into a results database. */
 import cliProgress from 'cli-progress';
 import { type Command, InvalidArgumentError } from 'commander';
-import { OUTPUT_TYPES, type OutputType } from '../../eval/tasks.js';
 import { parseShard } from '../../analysis/term-count.js';
-import { DEFAULT_MEMORIZATION, DEFAULT_SEED, type EvalEvent, type EvaluateSummary, evaluate, type Shard } from '../../results/evaluate.js';
-import { deviceOption, nonNegativeInt, positiveInt } from '../arguments.js';
+import { OUTPUT_TYPES, type OutputType } from '../../eval/tasks.js';
+import {
+  DEFAULT_MEMORIZATION,
+  DEFAULT_SEED,
+  type EvalEvent,
+  type EvaluateSummary,
+  evaluate,
+  type Shard,
+} from '../../results/evaluate.js';
 import type { ExecutionProvider } from '../../runtime/session.js';
+import { deviceOption, nonNegativeInt, positiveInt } from '../arguments.js';
 
 export function intList(value: string): number[] {
   const parts = value.split(',').map((s) => s.trim());
-  if (parts.some((p) => !/^\d+$/.test(p))) throw new InvalidArgumentError('expected comma-separated non-negative integers, e.g. 0,2,4.');
+  if (parts.some((p) => !/^\d+$/.test(p)))
+    throw new InvalidArgumentError('expected comma-separated non-negative integers, e.g. 0,2,4.');
   return parts.map(Number);
 }
 
-
 function outputType(value: string): OutputType {
-  if (!(OUTPUT_TYPES as readonly string[]).includes(value)) throw new InvalidArgumentError(`expected one of ${OUTPUT_TYPES.join(', ')}.`);
+  if (!(OUTPUT_TYPES as readonly string[]).includes(value))
+    throw new InvalidArgumentError(`expected one of ${OUTPUT_TYPES.join(', ')}.`);
   return value as OutputType;
 }
 
@@ -53,14 +61,21 @@ function label(c: { model: string; step: number; task: string; shots: number }):
 function progressReporter(): { onEvent: (e: EvalEvent) => void; stop: () => void } {
   const tty = process.stderr.isTTY === true;
   const bar = new cliProgress.SingleBar(
-    { format: 'eval |{bar}| {value}/{total} cells | {cell} | ETA {eta_formatted}', stream: process.stderr, hideCursor: true, etaBuffer: 10 },
+    {
+      format: 'eval |{bar}| {value}/{total} cells | {cell} | ETA {eta_formatted}',
+      stream: process.stderr,
+      hideCursor: true,
+      etaBuffer: 10,
+    },
     cliProgress.Presets.shades_classic,
   );
   let started = false;
   return {
     onEvent(e) {
       if (e.type === 'plan') {
-        process.stderr.write(`pythia eval: ${e.cells} cells, ${e.skipped} already in the database, ${e.checkpoints} checkpoints to load\n`);
+        process.stderr.write(
+          `pythia eval: ${e.cells} cells, ${e.skipped} already in the database, ${e.checkpoints} checkpoints to load\n`,
+        );
         if (tty && e.cells > e.skipped) {
           bar.start(e.cells, e.skipped, { cell: '' });
           started = true;
@@ -68,7 +83,8 @@ function progressReporter(): { onEvent: (e: EvalEvent) => void; stop: () => void
       } else if (e.type === 'progress' && started) {
         bar.update({ cell: `${label(e.cell)} ${e.done}/${e.items}` });
       } else if (e.type === 'study') {
-        const what = e.study === 'term counts' ? `term counts at ${e.step} steps` : `${e.study}: ${e.model} step ${e.step}`;
+        const what =
+          e.study === 'term counts' ? `term counts at ${e.step} steps` : `${e.study}: ${e.model} step ${e.step}`;
         if (started) bar.update({ cell: what });
         else process.stderr.write(`pythia eval: ${what}\n`);
       } else if (e.type === 'cell') {
@@ -85,10 +101,22 @@ function progressReporter(): { onEvent: (e: EvalEvent) => void; stop: () => void
 
 export function formatSummary(aggregates: EvaluateSummary['rows']): string {
   const header = ['model', 'step', 'task', 'shots', 'metric', 'value', 'stderr'];
-  const rows = aggregates.map((r) => [r.model, String(r.step), r.task, String(r.shots), r.metric, r.value.toFixed(4), r.stderr === null ? '-' : r.stderr.toFixed(4)]);
+  const rows = aggregates.map((r) => [
+    r.model,
+    String(r.step),
+    r.task,
+    String(r.shots),
+    r.metric,
+    r.value.toFixed(4),
+    r.stderr === null ? '-' : r.stderr.toFixed(4),
+  ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i >= 5 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd();
-  return [line(header), ...rows.map(line)].join('\n') + '\n';
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i >= 5 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  return `${[line(header), ...rows.map(line)].join('\n')}\n`;
 }
 
 export function registerEval(program: Command): void {
@@ -98,11 +126,19 @@ export function registerEval(program: Command): void {
       'evaluate checkpoints on lm-eval-style tasks (multiple_choice, loglikelihood, loglikelihood_rolling, generate_until) ' +
         'into a DuckDB results database; cells already there are skipped, so an interrupted run resumes',
     )
-    .argument('<sources...>', 'suite folders, checkpoint folders (HF layout or <model>/step<N>), or Hugging Face ids org/name@revision read offline from the local cache')
+    .argument(
+      '<sources...>',
+      'suite folders, checkpoint folders (HF layout or <model>/step<N>), or Hugging Face ids org/name@revision read offline from the local cache',
+    )
     .option('--tasks <tasks...>', 'task files (.jsonl) or names in the task folders (default: every task there)')
-    .option('--task-dir <dirs...>', "folders of <name>.jsonl tasks (default: the tasks/ of the suite's synthetic corpus)")
-    .option('--steps <list>', 'only these checkpoint steps of a suite, e.g. 0,512,1000, or all', (v: string) => (v === 'all' ? 'all' : intList(v)))
-    .option('--models <names...>', "only these models of a suite")
+    .option(
+      '--task-dir <dirs...>',
+      "folders of <name>.jsonl tasks (default: the tasks/ of the suite's synthetic corpus)",
+    )
+    .option('--steps <list>', 'only these checkpoint steps of a suite, e.g. 0,512,1000, or all', (v: string) =>
+      v === 'all' ? 'all' : intList(v),
+    )
+    .option('--models <names...>', 'only these models of a suite')
     .option('--shots <list>', 'numbers of few-shot demonstrations, e.g. 0,2,4,8,16', intList, [0])
     .option('--seed <n>', 'seed of the few-shot draw', nonNegativeInt, DEFAULT_SEED)
     .option('--fewshot-file <file>', 'draw demonstrations from this task file instead of each task itself')
@@ -112,15 +148,37 @@ export function registerEval(program: Command): void {
     .option('--batch-size <n>', 'rows scored or generated at once', positiveInt, 16)
     .option('--max-gen-tokens <n>', 'most tokens a generate_until item may generate', positiveInt, 32)
     .option('--tokenizer <file>', 'tokenizer.json for checkpoints that carry none')
-    .option('--cache-dir <dir>', 'Hugging Face hub cache for ids (default: $HF_HUB_CACHE, $HF_HOME/hub, ~/.cache/huggingface/hub)')
+    .option(
+      '--cache-dir <dir>',
+      'Hugging Face hub cache for ids (default: $HF_HUB_CACHE, $HF_HOME/hub, ~/.cache/huggingface/hub)',
+    )
     .option('--threads <n>', 'compute threads (default: every core)', positiveInt)
     .addOption(deviceOption())
-    .option('--shard <i/n>', 'evaluate only every n-th cell of the grid starting at i (cluster array jobs; merge with `pythia results merge`)', parseShard)
-    .option('--memorization <sequences>', 'case study: memorization (32-token prompt, 32 greedy tokens) of up to this many training sequences per checkpoint, with its Poisson test', positiveInt)
-    .option('--window <n>', 'training-order indices per window of the Poisson test', positiveInt, DEFAULT_MEMORIZATION.window)
-    .option('--canaries', "case study: memorization of the synthetic corpus's canaries against their duplication counts")
+    .option(
+      '--shard <i/n>',
+      'evaluate only every n-th cell of the grid starting at i (cluster array jobs; merge with `pythia results merge`)',
+      parseShard,
+    )
+    .option(
+      '--memorization <sequences>',
+      'case study: memorization (32-token prompt, 32 greedy tokens) of up to this many training sequences per checkpoint, with its Poisson test',
+      positiveInt,
+    )
+    .option(
+      '--window <n>',
+      'training-order indices per window of the Poisson test',
+      positiveInt,
+      DEFAULT_MEMORIZATION.window,
+    )
+    .option(
+      '--canaries',
+      "case study: memorization of the synthetic corpus's canaries against their duplication counts",
+    )
     .option('--term-counts', "case study: counts of the tasks' key terms in the tokens each checkpoint trained on")
-    .option('--case-studies', `all three case studies (memorization of ${DEFAULT_MEMORIZATION.sequences} sequences per checkpoint)`)
+    .option(
+      '--case-studies',
+      `all three case studies (memorization of ${DEFAULT_MEMORIZATION.sequences} sequences per checkpoint)`,
+    )
     .option('--json', 'print the summary table as JSON')
     .action(async (sources: string[], flags: EvalFlags) => {
       const memorization = flags.memorization ?? (flags.caseStudies ? DEFAULT_MEMORIZATION.sequences : undefined);
@@ -156,6 +214,8 @@ export function registerEval(program: Command): void {
       }
       if (flags.json) process.stdout.write(`${JSON.stringify(summary.rows, null, 2)}\n`);
       else process.stdout.write(formatSummary(summary.rows));
-      process.stderr.write(`pythia eval: ${summary.evaluated} cells evaluated, ${summary.skipped} already there; results in ${summary.db}\n`);
+      process.stderr.write(
+        `pythia eval: ${summary.evaluated} cells evaluated, ${summary.skipped} already there; results in ${summary.db}\n`,
+      );
     });
 }

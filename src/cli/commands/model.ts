@@ -1,8 +1,8 @@
 /** `pythia inspect`, `pythia forward`, `pythia generate`: a checkpoint (folder or hub id@revision) in, numbers out. */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { type TensorToWrite, writeSafetensors } from '../../formats/index.js';
 import { loadTokenizer } from '../../data/tokenizer.js';
+import { openCheckpointWeights, type TensorToWrite, writeSafetensors } from '../../formats/index.js';
 import { loadCheckpoint, readConfig } from '../../model/checkpoint.js';
 import { countParameters, headDim, parameterShapes, rotaryDims, toHfConfig } from '../../model/config.js';
 import { Decoder } from '../../model/decoder.js';
@@ -10,12 +10,17 @@ import { forward, tokenMatrix } from '../../model/forward.js';
 import { generate } from '../../model/generate.js';
 import { resolveCheckpoint } from '../../model/hub-cache.js';
 import { matchPreset } from '../../model/presets.js';
-import { openCheckpointWeights } from '../../formats/index.js';
-import { UserError } from '../errors.js';
 import type { ExecutionProvider } from '../../runtime/session.js';
-import { addTokenizerOption, collect, deviceOption, nonNegativeNumber, positiveInt, probability, tokenizerFlag } from '../arguments.js';
-
-
+import {
+  addTokenizerOption,
+  collect,
+  deviceOption,
+  nonNegativeNumber,
+  positiveInt,
+  probability,
+  tokenizerFlag,
+} from '../arguments.js';
+import { UserError } from '../errors.js';
 
 /** A JSON file holding an array of arrays of token ids. */
 export function readTokenRows(path: string, equalLength: boolean): number[][] {
@@ -23,7 +28,8 @@ export function readTokenRows(path: string, equalLength: boolean): number[][] {
   try {
     json = JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code) throw new UserError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code})`);
+    if ((e as NodeJS.ErrnoException).code)
+      throw new UserError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code})`);
     throw new UserError(`${path}: not valid JSON: ${(e as Error).message}`);
   }
   if (!Array.isArray(json) || json.length === 0 || !json.every((r) => Array.isArray(r))) {
@@ -34,11 +40,15 @@ export function readTokenRows(path: string, equalLength: boolean): number[][] {
     if (row.length === 0) throw new UserError(`${path}: row ${b} is empty`);
     row.forEach((id, t) => {
       if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) {
-        throw new UserError(`${path}: row ${b} position ${t}: expected a non-negative integer token id, got ${JSON.stringify(id)}`);
+        throw new UserError(
+          `${path}: row ${b} position ${t}: expected a non-negative integer token id, got ${JSON.stringify(id)}`,
+        );
       }
     });
     if (equalLength && row.length !== rows[0]!.length) {
-      throw new UserError(`${path}: row ${b} has ${row.length} tokens but row 0 has ${rows[0]!.length}; rows must have equal length`);
+      throw new UserError(
+        `${path}: row ${b} has ${row.length} tokens but row 0 has ${rows[0]!.length}; rows must have equal length`,
+      );
     }
   });
   return rows as number[][];
@@ -54,7 +64,15 @@ function inspect(dir: string, options: { json?: boolean }): void {
   const preset = matchPreset(config) ?? 'none';
   if (options.json) {
     // The configuration as Hugging Face's config.json spells it.
-    const summary = { config: toHfConfig(config), parameters: total, nonEmbeddingParameters: nonEmbedding, dtypes, preset, tensors: tensors.length, weights: source.file };
+    const summary = {
+      config: toHfConfig(config),
+      parameters: total,
+      nonEmbeddingParameters: nonEmbedding,
+      dtypes,
+      preset,
+      tensors: tensors.length,
+      weights: source.file,
+    };
     process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
     return;
   }
@@ -65,7 +83,10 @@ function inspect(dir: string, options: { json?: boolean }): void {
     ['stored dtypes', dtypes.join(', ')],
     ['tensors', `${tensors.length} (${parameterShapes(config).length} parameters)`],
     ['layers × hidden', `${config.numLayers} × ${config.hiddenSize}`],
-    ['heads', `${config.numHeads} × ${headDim(config)} (rotary on ${rotaryDims(config)} dims, base ${config.rotaryBase})`],
+    [
+      'heads',
+      `${config.numHeads} × ${headDim(config)} (rotary on ${rotaryDims(config)} dims, base ${config.rotaryBase})`,
+    ],
     ['mlp', `${config.intermediateSize}, ${config.hiddenAct}`],
     ['vocabulary', String(config.vocabSize)],
     ['residual', config.parallelResidual ? 'parallel' : 'sequential'],
@@ -78,22 +99,44 @@ function inspect(dir: string, options: { json?: boolean }): void {
 
 async function runForward(
   dir: string,
-  options: { tokens: string; out: string; hiddenStates?: boolean; loss?: boolean; grads?: boolean; threads?: number; device: ExecutionProvider },
+  options: {
+    tokens: string;
+    out: string;
+    hiddenStates?: boolean;
+    loss?: boolean;
+    grads?: boolean;
+    threads?: number;
+    device: ExecutionProvider;
+  },
 ): Promise<void> {
   const { config, params } = loadCheckpoint(dir);
   const rows = readTokenRows(options.tokens, true);
   const ids = tokenMatrix(rows, config.vocabSize, options.tokens);
   const batch = rows.length;
   const seq = rows[0]!.length;
-  const r = await forward(config, params, ids, batch, { hiddenStates: options.hiddenStates, loss: options.loss, grads: options.grads }, { threads: options.threads, provider: options.device });
-  const tensors: TensorToWrite[] = [{ name: 'logits', dtype: 'F32', shape: [batch, seq, config.vocabSize], data: r.logits! }];
-  r.hiddenStates?.forEach((h, i) => tensors.push({ name: `hidden_states.${i}`, dtype: 'F32', shape: [batch, seq, config.hiddenSize], data: h }));
+  const r = await forward(
+    config,
+    params,
+    ids,
+    batch,
+    { hiddenStates: options.hiddenStates, loss: options.loss, grads: options.grads },
+    { threads: options.threads, provider: options.device },
+  );
+  const tensors: TensorToWrite[] = [
+    { name: 'logits', dtype: 'F32', shape: [batch, seq, config.vocabSize], data: r.logits! },
+  ];
+  r.hiddenStates?.forEach((h, i) =>
+    tensors.push({ name: `hidden_states.${i}`, dtype: 'F32', shape: [batch, seq, config.hiddenSize], data: h }),
+  );
   if (r.loss !== undefined) tensors.push({ name: 'loss', dtype: 'F32', shape: [1], data: Float32Array.of(r.loss) });
   if (r.grads) {
-    for (const { name, shape } of parameterShapes(config)) tensors.push({ name: `grad.${name}`, dtype: 'F32', shape, data: r.grads.get(name)! });
+    for (const { name, shape } of parameterShapes(config))
+      tensors.push({ name: `grad.${name}`, dtype: 'F32', shape, data: r.grads.get(name)! });
   }
   await writeSafetensors(options.out, tensors);
-  process.stderr.write(`wrote ${tensors.length} tensors to ${options.out}${r.loss !== undefined ? ` (loss ${r.loss.toFixed(6)})` : ''}\n`);
+  process.stderr.write(
+    `wrote ${tensors.length} tensors to ${options.out}${r.loss !== undefined ? ` (loss ${r.loss.toFixed(6)})` : ''}\n`,
+  );
 }
 
 interface GenerateFlags {
@@ -113,18 +156,23 @@ interface GenerateFlags {
 }
 
 async function runGenerate(dir: string, options: GenerateFlags): Promise<void> {
-  if (!options.tokens === !options.text) throw new UserError('give either --tokens <file.json> or --text <prompt> (repeat --text for several prompts)');
+  if (!options.tokens === !options.text)
+    throw new UserError('give either --tokens <file.json> or --text <prompt> (repeat --text for several prompts)');
   const checkpoint = loadCheckpoint(dir);
   const tokenizerPath = tokenizerFlag(options) ?? checkpoint.tokenizerPath;
   let prompts: number[][];
   const tokenizer = options.text ? (tokenizerPath ? await loadTokenizer(tokenizerPath) : undefined) : undefined;
   if (options.text) {
-    if (!tokenizer) throw new UserError(`--text needs a tokenizer: ${dir} has no tokenizer.json; pass --tokenizer <tokenizer.json>`);
+    if (!tokenizer)
+      throw new UserError(`--text needs a tokenizer: ${dir} has no tokenizer.json; pass --tokenizer <tokenizer.json>`);
     prompts = await tokenizer.encodeBatch(options.text);
   } else {
     prompts = readTokenRows(options.tokens!, false);
   }
-  const decoder = await Decoder.create(checkpoint.config, checkpoint.params, { threads: options.threads, provider: options.device });
+  const decoder = await Decoder.create(checkpoint.config, checkpoint.params, {
+    threads: options.threads,
+    provider: options.device,
+  });
   const rows = await generate(decoder, prompts, {
     maxNewTokens: options.maxNewTokens,
     noCache: !options.cache,
@@ -142,24 +190,36 @@ async function runGenerate(dir: string, options: GenerateFlags): Promise<void> {
 }
 
 /** Where a checkpoint argument (a folder, or a hub id resolved offline in the HF cache) lives. */
-const CHECKPOINT_ARGUMENT = 'checkpoint folder, or Hugging Face model id[@revision] from the local hub cache (e.g. EleutherAI/pythia-70m-deduped@step3000)';
-const REVISION_OPTION = ['--revision <rev>', 'hub revision (branch, tag such as step3000, or commit) for an id without @revision (default: main)'] as const;
-const CACHE_DIR_OPTION = ['--cache-dir <dir>', 'Hugging Face hub cache (default: $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub)'] as const;
-const checkpointDir = (spec: string, options: { revision?: string; cacheDir?: string }): string => resolveCheckpoint(spec, options).dir;
+const CHECKPOINT_ARGUMENT =
+  'checkpoint folder, or Hugging Face model id[@revision] from the local hub cache (e.g. EleutherAI/pythia-70m-deduped@step3000)';
+const REVISION_OPTION = [
+  '--revision <rev>',
+  'hub revision (branch, tag such as step3000, or commit) for an id without @revision (default: main)',
+] as const;
+const CACHE_DIR_OPTION = [
+  '--cache-dir <dir>',
+  'Hugging Face hub cache (default: $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub)',
+] as const;
+const checkpointDir = (spec: string, options: { revision?: string; cacheDir?: string }): string =>
+  resolveCheckpoint(spec, options).dir;
 
 export function registerModel(program: Command): void {
   program
     .command('inspect')
-    .description('show a checkpoint\'s configuration, parameter count, stored dtypes and matching Pythia preset')
+    .description("show a checkpoint's configuration, parameter count, stored dtypes and matching Pythia preset")
     .argument('<checkpoint>', CHECKPOINT_ARGUMENT)
     .option('--json', 'print JSON instead of a table')
     .option(...REVISION_OPTION)
     .option(...CACHE_DIR_OPTION)
-    .action((spec: string, options: { json?: boolean; revision?: string; cacheDir?: string }) => inspect(checkpointDir(spec, options), options));
+    .action((spec: string, options: { json?: boolean; revision?: string; cacheDir?: string }) =>
+      inspect(checkpointDir(spec, options), options),
+    );
 
   program
     .command('forward')
-    .description('run the model on token rows and write logits (and optionally hidden states, loss, gradients) to safetensors')
+    .description(
+      'run the model on token rows and write logits (and optionally hidden states, loss, gradients) to safetensors',
+    )
     .argument('<checkpoint>', CHECKPOINT_ARGUMENT)
     .requiredOption('--tokens <file.json>', 'JSON array of equal-length arrays of token ids')
     .requiredOption('--out <file.safetensors>', 'where to write the outputs')
@@ -177,13 +237,25 @@ export function registerModel(program: Command): void {
     .description('continue prompts greedily (or by seeded sampling) with a KV cache, up to the end-of-text token')
     .argument('<checkpoint>', CHECKPOINT_ARGUMENT)
     .option('--tokens <file.json>', 'JSON array of prompts (arrays of token ids); prints a JSON array of rows')
-    .option('--text <prompt>', 'a prompt (repeat the flag for several); needs a tokenizer and prints decoded text, one JSON string per line', collect);
-  addTokenizerOption(gen, 'tokenizer.json (default: the checkpoint\'s)')
+    .option(
+      '--text <prompt>',
+      'a prompt (repeat the flag for several); needs a tokenizer and prints decoded text, one JSON string per line',
+      collect,
+    );
+  addTokenizerOption(gen, "tokenizer.json (default: the checkpoint's)")
     .option('--max-new-tokens <n>', 'most tokens to add to each prompt', positiveInt, 32)
-    .option('--ignore-eos', 'go on past the end-of-text token (config.json eos_token_id) instead of stopping a row there')
+    .option(
+      '--ignore-eos',
+      'go on past the end-of-text token (config.json eos_token_id) instead of stopping a row there',
+    )
     .option('--temperature <t>', 'sampling temperature; 0 is greedy', nonNegativeNumber, 0)
     .option('--top-k <k>', 'sample among the k most likely tokens (0: all)', (v) => Math.floor(nonNegativeNumber(v)), 0)
-    .option('--top-p <p>', 'sample among the most likely tokens whose probabilities first reach p together (1: all)', probability, 1)
+    .option(
+      '--top-p <p>',
+      'sample among the most likely tokens whose probabilities first reach p together (1: all)',
+      probability,
+      1,
+    )
     .option('--seed <n>', 'sampling seed', (v) => Math.floor(nonNegativeNumber(v)), 0)
     .option('--no-cache', 'recompute the whole sequence at every step (slow; for checking)')
     .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)', positiveInt)

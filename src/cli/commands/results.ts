@@ -1,7 +1,7 @@
 /** `pythia results`: merge shard databases, export tables, show aggregates. */
 import { type Command, InvalidArgumentError } from 'commander';
-import { type ExportFormat, exportTables, mergeDatabases } from '../../results/merge.js';
 import type { EvaluateSummary } from '../../results/evaluate.js';
+import { type ExportFormat, exportTables, mergeDatabases } from '../../results/merge.js';
 import { ResultsStore } from '../../results/store.js';
 import { formatSummary } from './eval.js';
 
@@ -11,7 +11,9 @@ function exportFormat(value: string): ExportFormat {
 }
 
 export function registerResults(program: Command): void {
-  const results = program.command('results').description('work with results databases (DuckDB) written by `pythia eval`');
+  const results = program
+    .command('results')
+    .description('work with results databases (DuckDB) written by `pythia eval`');
   results
     .command('merge')
     .description('combine databases (the shards of an array job) into one; refuses rows that conflict')
@@ -20,7 +22,9 @@ export function registerResults(program: Command): void {
     .option('--force', 'replace --out if it exists')
     .action(async (inputs: string[], flags: { out: string; force?: boolean }) => {
       const { rows } = await mergeDatabases(inputs, flags.out, { force: flags.force });
-      process.stderr.write(`pythia results merge: ${inputs.length} databases into ${flags.out} (${rows.cells} cells, ${rows.item_results} item rows)\n`);
+      process.stderr.write(
+        `pythia results merge: ${inputs.length} databases into ${flags.out} (${rows.cells} cells, ${rows.item_results} item rows)\n`,
+      );
     });
   results
     .command('export')
@@ -41,7 +45,9 @@ export function registerResults(program: Command): void {
     .action(async (db: string, flags: { json?: boolean }) => {
       const store = await ResultsStore.open(db, { readOnly: true });
       try {
-        const rows = (await store.rows('SELECT model, step, task, shots, metric, value, stderr, n FROM aggregates ORDER BY model, step, task, shots, metric')) as EvaluateSummary['rows'];
+        const rows = (await store.rows(
+          'SELECT model, step, task, shots, metric, value, stderr, n FROM aggregates ORDER BY model, step, task, shots, metric',
+        )) as EvaluateSummary['rows'];
         if (flags.json) process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
         else process.stdout.write(formatSummary(rows));
       } finally {

@@ -1,10 +1,17 @@
 /** `pythia run`: the whole pipeline (synth → suite with intervention siblings → eval with case studies → report) with one progress display. */
 import cliProgress from 'cli-progress';
 import { type Command, InvalidArgumentError } from 'commander';
+import { type RunEvent, type RunRecord, runPipeline, STAGES, type Stage } from '../../pipeline/run.js';
 import { DEFAULT_MEMORIZATION } from '../../results/evaluate.js';
-import { type RunEvent, type RunRecord, STAGES, type Stage, runPipeline } from '../../pipeline/run.js';
 import type { ExecutionProvider } from '../../runtime/session.js';
-import { addTokenizerOption, deviceOption, nonNegativeInt, positiveInt, tokenizerFlag, type TokenizerFlags } from '../arguments.js';
+import {
+  addTokenizerOption,
+  deviceOption,
+  nonNegativeInt,
+  positiveInt,
+  type TokenizerFlags,
+  tokenizerFlag,
+} from '../arguments.js';
 import { formatDuration, PROGRESS_LINE_SECONDS } from '../progress.js';
 import { intList } from './eval.js';
 import { addRecipeOptions, recipeOverrides } from './train.js';
@@ -17,7 +24,9 @@ const WEIGHT: Record<Stage, number> = { synth: 0.1, train: 0.55, eval: 0.3, repo
  * stages' weights plus the current stage's own progress), else a line at each stage boundary and
  * every few seconds in between.
  */
-export function pipelineProgress(options: { tty?: boolean; everySeconds?: number; write?: (line: string) => void } = {}): { onEvent: (e: RunEvent) => void; stop: () => void } {
+export function pipelineProgress(
+  options: { tty?: boolean; everySeconds?: number; write?: (line: string) => void } = {},
+): { onEvent: (e: RunEvent) => void; stop: () => void } {
   const tty = options.tty ?? process.stderr.isTTY === true;
   const every = (options.everySeconds ?? PROGRESS_LINE_SECONDS) * 1000;
   const write = options.write ?? ((line: string) => process.stderr.write(line));
@@ -51,7 +60,10 @@ export function pipelineProgress(options: { tty?: boolean; everySeconds?: number
         if (e.status === 'start') show(0, 'starting', true);
         else {
           done += WEIGHT[e.stage];
-          const what = e.status === 'skip' ? `skipped (${e.detail})` : `done in ${formatDuration(e.seconds ?? 0)}${e.detail ? `: ${e.detail}` : ''}`;
+          const what =
+            e.status === 'skip'
+              ? `skipped (${e.detail})`
+              : `done in ${formatDuration(e.seconds ?? 0)}${e.detail ? `: ${e.detail}` : ''}`;
           show(0, what, true);
           if (!tty) lastLine = -Infinity;
         }
@@ -61,13 +73,24 @@ export function pipelineProgress(options: { tty?: boolean; everySeconds?: number
       } else if (e.type === 'train') {
         if (e.progress) {
           const p = e.progress;
-          show((e.run + p.step / p.trainIters) / e.runs, `${e.model.name} step ${p.step}/${p.trainIters}, loss ${p.loss.toFixed(3)}`);
-        } else show(e.run / e.runs, `${e.model.name}: ${e.status === 'done' ? 'already trained' : e.status === 'resume' ? 'resuming' : 'training'}`, true);
+          show(
+            (e.run + p.step / p.trainIters) / e.runs,
+            `${e.model.name} step ${p.step}/${p.trainIters}, loss ${p.loss.toFixed(3)}`,
+          );
+        } else
+          show(
+            e.run / e.runs,
+            `${e.model.name}: ${e.status === 'done' ? 'already trained' : e.status === 'resume' ? 'resuming' : 'training'}`,
+            true,
+          );
       } else if (e.type === 'eval') {
         const ev = e.event;
         if (ev.type === 'cell') {
           evalFraction = ev.index / ev.total;
-          show(evalFraction, `${ev.cell.model} step ${ev.cell.step} ${ev.cell.task} ${ev.cell.shots}-shot (${ev.index}/${ev.total})`);
+          show(
+            evalFraction,
+            `${ev.cell.model} step ${ev.cell.step} ${ev.cell.task} ${ev.cell.shots}-shot (${ev.index}/${ev.total})`,
+          );
         } else if (ev.type === 'study') {
           show(evalFraction, ev.study === 'term counts' ? 'term counts' : `${ev.study}: ${ev.model} step ${ev.step}`);
         } else if (ev.type === 'plan') {
@@ -84,9 +107,10 @@ export function pipelineProgress(options: { tty?: boolean; everySeconds?: number
 
 export function formatStageTimes(record: RunRecord): string {
   const lines = ['wall time per stage:'];
-  for (const s of record.stages) lines.push(`  ${s.stage.padEnd(8)} ${s.status === 'skipped' ? 'skipped' : formatDuration(s.seconds)}`);
+  for (const s of record.stages)
+    lines.push(`  ${s.stage.padEnd(8)} ${s.status === 'skipped' ? 'skipped' : formatDuration(s.seconds)}`);
   lines.push(`  ${'total'.padEnd(8)} ${formatDuration(record.totalSeconds)}`);
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }
 
 interface RunFlags extends TokenizerFlags {
@@ -125,17 +149,34 @@ export function registerRun(program: Command): void {
     )
     .option('--out <dir>', 'run folder: <out>/synth, <out>/suite, <out>/run.json', 'runs/default')
     .option('--preset <suite>', 'suite preset (nano or pythia)', 'nano')
-    .option('--data <prefix>', "your own tokenized data (.bin/.idx prefix) instead of the synthetic corpus; needs --tokenizer")
+    .option(
+      '--data <prefix>',
+      'your own tokenized data (.bin/.idx prefix) instead of the synthetic corpus; needs --tokenizer',
+    )
     .option('--preshuffled', 'the data is in training order (Pythia preshuffled layout)')
     .option('--task-dir <dir>', "task files for evaluation (default: the synthetic corpus's tasks/)")
     .option('--skip-train', 'evaluate and report an existing suite in <out>/suite')
     .option('--models <names...>', 'only these models of the preset')
-    .option('--synth-documents <n>', 'documents of the synthetic corpus (default: its standard 3-million-word size)', positiveInt)
-    .option('--intervention-from <fraction|step>', "continue each model with pronouns swapped from this point (Pythia: 0.93, the last 7%)", fractionOrStep, 0.75)
+    .option(
+      '--synth-documents <n>',
+      'documents of the synthetic corpus (default: its standard 3-million-word size)',
+      positiveInt,
+    )
+    .option(
+      '--intervention-from <fraction|step>',
+      'continue each model with pronouns swapped from this point (Pythia: 0.93, the last 7%)',
+      fractionOrStep,
+      0.75,
+    )
     .option('--limit <n>', 'items per task at each checkpoint (default: all)', positiveInt)
     .option('--shots <list>', 'numbers of few-shot demonstrations', intList, [0])
     .option('--max-gen-tokens <n>', 'most tokens a generate_until item may generate', positiveInt, 32)
-    .option('--memorization <n>', 'training sequences scored for memorization per checkpoint (0: none)', nonNegativeInt, DEFAULT_MEMORIZATION.sequences)
+    .option(
+      '--memorization <n>',
+      'training sequences scored for memorization per checkpoint (0: none)',
+      nonNegativeInt,
+      DEFAULT_MEMORIZATION.sequences,
+    )
     .option('--window <n>', 'training-order indices per window of the Poisson test', positiveInt, 64)
     .option('--threads <n>', 'compute threads (default: every core)', positiveInt)
     .addOption(deviceOption());

@@ -1,7 +1,7 @@
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { DEFAULT_OPTIONS, type SynthOptions } from '../../synth/corpus.js';
-import { DEFAULT_MIX, SOURCES, formatMix, parseMix } from '../../synth/mix.js';
+import { DEFAULT_MIX, formatMix, parseMix, SOURCES } from '../../synth/mix.js';
 import { type SynthProgress, type SynthStage, type SynthSummary, synthesize } from '../../synth/synthesize.js';
 import { ConfigError } from '../../util/errors.js';
 
@@ -66,7 +66,11 @@ function progressReporter(): { report: (p: SynthProgress) => void; stop: () => v
       stage = p.stage;
       if (p.total !== undefined && process.stderr.isTTY) {
         bar = new cliProgress.SingleBar(
-          { format: `synth: ${STAGE_LABELS[p.stage]} [{bar}] {value}/{total} documents`, stream: process.stderr, hideCursor: true },
+          {
+            format: `synth: ${STAGE_LABELS[p.stage]} [{bar}] {value}/{total} documents`,
+            stream: process.stderr,
+            hideCursor: true,
+          },
           cliProgress.Presets.shades_classic,
         );
         bar.start(p.total, p.done ?? 0);
@@ -81,13 +85,17 @@ function progressReporter(): { report: (p: SynthProgress) => void; stop: () => v
 }
 
 export function formatSummary(s: SynthSummary): string {
-  const lines = [`wrote ${s.out}: ${s.documents} documents, ${s.tokens} tokens (EOD included), vocabulary ${s.vocabSize}`];
+  const lines = [
+    `wrote ${s.out}: ${s.documents} documents, ${s.tokens} tokens (EOD included), vocabulary ${s.vocabSize}`,
+  ];
   for (const source of SOURCES) {
-    lines.push(`  ${source.padEnd(12)} ${String(s.documentsBySource[source]).padStart(9)} documents ${String(s.tokensBySource[source]).padStart(11)} tokens`);
+    lines.push(
+      `  ${source.padEnd(12)} ${String(s.documentsBySource[source]).padStart(9)} documents ${String(s.tokensBySource[source]).padStart(11)} tokens`,
+    );
   }
   lines.push(`  ${s.entities} entities, ${s.canaries} canaries`);
   lines.push(`files: ${s.files.join(', ')}`);
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }
 
 /** Registers `pythia synth`. */
@@ -100,14 +108,36 @@ export function registerSynth(program: Command): void {
     )
     .requiredOption('--out <dir>', 'output folder (created if missing; files of the same names are replaced)')
     .option('--seed <n>', 'seed of the generator, 0 to 2^32-1', String(DEFAULT_OPTIONS.seed))
-    .option('--tokens <n>', `corpus size in pre-tokens (words and punctuation; BPE tokens come out a few percent higher) (default: ${DEFAULT_OPTIONS.tokens})`)
+    .option(
+      '--tokens <n>',
+      `corpus size in pre-tokens (words and punctuation; BPE tokens come out a few percent higher) (default: ${DEFAULT_OPTIONS.tokens})`,
+    )
     .option('--documents <n>', 'exact number of documents instead of --tokens (narrative fills the remainder)')
-    .option('--vocab-size <n>', 'vocabulary of the trained tokenizer, special tokens included', String(DEFAULT_OPTIONS.vocabSize))
-    .option('--mix <weights>', `source weights in pre-tokens, e.g. facts=0.3,narrative=0.7 (unnamed sources get 0; scaled to sum to 1) (default: ${formatMix(DEFAULT_MIX)})`)
-    .option('--entities <n>', 'most entities in the facts source (fewer if the rarest would get no mention)', String(DEFAULT_OPTIONS.entities))
+    .option(
+      '--vocab-size <n>',
+      'vocabulary of the trained tokenizer, special tokens included',
+      String(DEFAULT_OPTIONS.vocabSize),
+    )
+    .option(
+      '--mix <weights>',
+      `source weights in pre-tokens, e.g. facts=0.3,narrative=0.7 (unnamed sources get 0; scaled to sum to 1) (default: ${formatMix(DEFAULT_MIX)})`,
+    )
+    .option(
+      '--entities <n>',
+      'most entities in the facts source (fewer if the rarest would get no mention)',
+      String(DEFAULT_OPTIONS.entities),
+    )
     .option('--entity-zipf <s>', 'Zipf exponent of entity mention counts', String(DEFAULT_OPTIONS.entityZipf))
-    .option('--operand-zipf <s>', 'Zipf exponent of arithmetic operand frequencies', String(DEFAULT_OPTIONS.operandZipf))
-    .option('--canaries-per-level <n>', 'canaries at each duplication level 1, 2, 4, ...', String(DEFAULT_OPTIONS.canariesPerLevel))
+    .option(
+      '--operand-zipf <s>',
+      'Zipf exponent of arithmetic operand frequencies',
+      String(DEFAULT_OPTIONS.operandZipf),
+    )
+    .option(
+      '--canaries-per-level <n>',
+      'canaries at each duplication level 1, 2, 4, ...',
+      String(DEFAULT_OPTIONS.canariesPerLevel),
+    )
     .option('--json', 'print the summary as JSON')
     .action(async (flags: SynthFlags) => {
       const options = synthOptionsFromFlags(flags);

@@ -6,20 +6,20 @@ import { loadTokenizer } from '../../data/tokenizer.js';
 import { readConfig } from '../../model/checkpoint.js';
 import { countParameters } from '../../model/config.js';
 import type { ExecutionProvider } from '../../runtime/session.js';
+import { parseInterventionFrom } from '../../train/intervention-point.js';
 import { applyNeoxConfig, parseNeoxConfig } from '../../train/neox-config.js';
 import { applyOverrides, type RecipeOverrides } from '../../train/overrides.js';
-import { modelPreset, withTokenizerVocab, type ModelPreset } from '../../train/recipes.js';
+import { type ModelPreset, modelPreset, withTokenizerVocab } from '../../train/recipes.js';
 import { flagName, RECIPE_SETTINGS } from '../../train/settings.js';
-import { parseInterventionFrom } from '../../train/intervention-point.js';
 import {
-  INTERVENTIONS,
-  loadResumePoint,
-  train,
   type DataSpec,
+  INTERVENTIONS,
   type Intervention,
   type InterventionRunResult,
   type InterventionStart,
+  loadResumePoint,
   type TrainResult,
+  train,
 } from '../../train/trainer.js';
 import { ConfigError } from '../../util/errors.js';
 import { addTokenizerOption, deviceOption, nonNegativeInt, positiveInt, tokenizerFlag } from '../arguments.js';
@@ -79,19 +79,22 @@ export function resultJson(name: string, r: TrainResult): Record<string, unknown
 
 /** The line that says which baseline checkpoint an intervention sibling continues. */
 export function describeInterventionStart(s: InterventionStart): string {
-  const what = s.status === 'done' ? 'already trained' : s.status === 'resume' ? `resuming at step ${s.step}` : 'training';
+  const what =
+    s.status === 'done' ? 'already trained' : s.status === 'resume' ? `resuming at step ${s.step}` : 'training';
   return `${s.name}: ${what}; ${s.kind} from ${s.baseline}'s step${s.fromStep} (the checkpoint nearest step ${Number(s.target.toFixed(4))})`;
 }
 
 function describeIntervention(run: InterventionRunResult): string {
-  return run.trained ? describeResult(run.name, run.trained) : `${run.name}: already trained\n  checkpoints ${run.modelDir}\n  log ${run.logPath}\n`;
+  return run.trained
+    ? describeResult(run.name, run.trained)
+    : `${run.name}: already trained\n  checkpoints ${run.modelDir}\n  log ${run.logPath}\n`;
 }
 
 /** `--intervention-from` as an option (parsed in the action, so a bad value is the usual one-line error). */
 export function interventionFromOption(): Option {
   return new Option(
     '--intervention-from <fraction|step>',
-    'after training, continue from the checkpoint nearest this point (a fraction of train-iters such as 0.93, Pythia\'s last 7%, or a step) ' +
+    "after training, continue from the checkpoint nearest this point (a fraction of train-iters such as 0.93, Pythia's last 7%, or a step) " +
       'to the end with pronouns swapped, as the sibling run <out>/<model>-intervention/ (needs the tokenizer)',
   );
 }
@@ -121,25 +124,47 @@ export function registerTrain(program: Command): void {
   const cmd = program
     .command('train')
     .description(
-      'train one GPT-NeoX model on a dataset\'s fixed batch order with the Pythia recipe (AdamW, clipping, ' +
+      "train one GPT-NeoX model on a dataset's fixed batch order with the Pythia recipe (AdamW, clipping, " +
         'GPT-NeoX v1.0 warmup + cosine), saving HF checkpoints <out>/<name>/step<N>/ on the Pythia-shaped schedule',
     )
     .option('--preset <name>', 'architecture and recipe to start from: 70m ... 12b, nano-25k ... nano-793k')
-    .option('--config <file>', 'GPT-NeoX YAML/JSON config laid over the preset (pythia-70m without --preset), e.g. from pythia export neox-config')
+    .option(
+      '--config <file>',
+      'GPT-NeoX YAML/JSON config laid over the preset (pythia-70m without --preset), e.g. from pythia export neox-config',
+    )
     .option('--data <prefix>', 'training data: a GPT-NeoX .bin/.idx prefix')
-    .option('--preshuffled', 'the data is in training order, one sample of seq-length+1 tokens per item (step s trains on items [s*B, (s+1)*B))', false)
-    .option('--split <weights>', 'GPT-NeoX split (e.g. 969,30,1): train on the first part of the documents, validate on the second as GPT-NeoX does');
+    .option(
+      '--preshuffled',
+      'the data is in training order, one sample of seq-length+1 tokens per item (step s trains on items [s*B, (s+1)*B))',
+      false,
+    )
+    .option(
+      '--split <weights>',
+      'GPT-NeoX split (e.g. 969,30,1): train on the first part of the documents, validate on the second as GPT-NeoX does',
+    );
   addTokenizerOption(cmd, 'tokenizer.json: sets the padded vocabulary and is copied into every checkpoint');
   addRecipeOptions(cmd)
-    .option('--init-from <checkpoint>', 'start from this HF checkpoint folder\'s weights (its architecture) instead of the seeded init')
-    .option('--resume <step dir>', 'continue a run from <run>/<model>/step<N>/ to the same bytes as a run that never stopped')
+    .option(
+      '--init-from <checkpoint>',
+      "start from this HF checkpoint folder's weights (its architecture) instead of the seeded init",
+    )
+    .option(
+      '--resume <step dir>',
+      'continue a run from <run>/<model>/step<N>/ to the same bytes as a run that never stopped',
+    )
     .addOption(
-      new Option('--intervention <kind>', 'with --resume: swap masculine pronouns for feminine ones in every batch from there on; ' +
-        'with --intervention-from: the sibling run\'s swap (pronoun-swap, the default: whole words, any tokenizer; ' +
-        'pronoun-swap-pythia: Pythia\'s fixed GPT-NeoX-20B token-id map)').choices([...INTERVENTIONS]),
+      new Option(
+        '--intervention <kind>',
+        'with --resume: swap masculine pronouns for feminine ones in every batch from there on; ' +
+          "with --intervention-from: the sibling run's swap (pronoun-swap, the default: whole words, any tokenizer; " +
+          "pronoun-swap-pythia: Pythia's fixed GPT-NeoX-20B token-id map)",
+      ).choices([...INTERVENTIONS]),
     )
     .addOption(interventionFromOption())
-    .option('--out <dir>', 'run folder; checkpoints go to <out>/<name>/step<N>/ (default with --resume: the resumed run\'s folder)')
+    .option(
+      '--out <dir>',
+      "run folder; checkpoints go to <out>/<name>/step<N>/ (default with --resume: the resumed run's folder)",
+    )
     .option('--name <name>', 'model folder name (default: the preset name)')
     .option('--eval-iters <n>', 'validation batches per evaluation, 0 for none', nonNegativeInt, 2)
     .option('--eval-interval <n>', 'validate every n steps (default: at every checkpoint)', positiveInt)
@@ -150,15 +175,22 @@ export function registerTrain(program: Command): void {
       const result = flags.resume ? await resumeRun(flags) : await freshRun(flags);
       const name = basename(result.modelDir);
       if (flags.json) process.stdout.write(`${JSON.stringify(resultJson(name, result), null, 2)}\n`);
-      else process.stdout.write(describeResult(name, result) + (result.intervention ? describeIntervention(result.intervention) : ''));
+      else
+        process.stdout.write(
+          describeResult(name, result) + (result.intervention ? describeIntervention(result.intervention) : ''),
+        );
     });
 }
 
 async function freshRun(flags: TrainFlags): Promise<TrainResult> {
   if (!flags.preset && !flags.config && !flags.initFrom)
-    throw new ConfigError('say what to train: --preset <name> (e.g. nano-25k, pythia-70m), --config <file.yml> or --init-from <checkpoint>');
+    throw new ConfigError(
+      'say what to train: --preset <name> (e.g. nano-25k, pythia-70m), --config <file.yml> or --init-from <checkpoint>',
+    );
   if (flags.intervention && !flags.interventionFrom)
-    throw new ConfigError('--intervention needs --resume <run>/<model>/step<N> (it continues a run from a checkpoint) or --intervention-from <fraction|step>');
+    throw new ConfigError(
+      '--intervention needs --resume <run>/<model>/step<N> (it continues a run from a checkpoint) or --intervention-from <fraction|step>',
+    );
   if (!flags.data) throw new ConfigError('--data <prefix> is required (a GPT-NeoX .bin/.idx dataset)');
   if (!flags.out) throw new ConfigError('--out <dir> is required (the run folder)');
   const tokenizerPath = tokenizerFlag(flags);
@@ -177,7 +209,9 @@ async function freshRun(flags: TrainFlags): Promise<TrainResult> {
   if (flags.initFrom) {
     const config = readConfig(flags.initFrom);
     if (tokenizerVocab !== undefined && tokenizerVocab > config.vocabSize)
-      throw new ConfigError(`${tokenizerPath}: ${tokenizerVocab} tokens do not fit the vocabulary of ${flags.initFrom} (${config.vocabSize})`);
+      throw new ConfigError(
+        `${tokenizerPath}: ${tokenizerVocab} tokens do not fit the vocabulary of ${flags.initFrom} (${config.vocabSize})`,
+      );
     preset = { ...preset, config };
     name = flags.name ?? basename(resolve(flags.initFrom));
   }
@@ -193,21 +227,36 @@ async function freshRun(flags: TrainFlags): Promise<TrainResult> {
 
 async function resumeRun(flags: TrainFlags): Promise<TrainResult> {
   const changed = RECIPE_SETTINGS.filter((s) => s.flag && recipeOverrides(flags)[s.field] !== undefined).map(flagName);
-  const others = [...(flags.preset ? ['--preset'] : []), ...(flags.config ? ['--config'] : []), ...(flags.initFrom ? ['--init-from'] : []), ...(flags.split ? ['--split'] : [])];
+  const others = [
+    ...(flags.preset ? ['--preset'] : []),
+    ...(flags.config ? ['--config'] : []),
+    ...(flags.initFrom ? ['--init-from'] : []),
+    ...(flags.split ? ['--split'] : []),
+  ];
   for (const flag of [...changed, ...others])
     throw new ConfigError(`${flag} cannot be combined with --resume: a resumed run keeps its recipe and data order`);
   const point = loadResumePoint(flags.resume!);
   const stepDir = resolve(flags.resume!);
   const name = flags.name ?? point.state.model;
-  if (flags.intervention && !flags.interventionFrom && !flags.out) throw new ConfigError('--intervention writes a separate run: give it its own --out <dir>');
+  if (flags.intervention && !flags.interventionFrom && !flags.out)
+    throw new ConfigError('--intervention writes a separate run: give it its own --out <dir>');
   const out = flags.out ?? dirname(dirname(stepDir));
-  if ((!flags.intervention || flags.interventionFrom) && flags.out && resolve(flags.out, name) !== dirname(stepDir) && existsSync(resolve(flags.out, name)))
-    throw new ConfigError(`${resolve(flags.out, name)} already exists; resume into the original run folder or a new one`);
+  if (
+    (!flags.intervention || flags.interventionFrom) &&
+    flags.out &&
+    resolve(flags.out, name) !== dirname(stepDir) &&
+    existsSync(resolve(flags.out, name))
+  )
+    throw new ConfigError(
+      `${resolve(flags.out, name)} already exists; resume into the original run folder or a new one`,
+    );
   const data: DataSpec = { ...point.state.data, prefix: flags.data ?? point.state.data.prefix };
   const preset: ModelPreset = { name, config: point.config, recipe: point.state.recipe };
   const tokenizer = tokenizerFlag(flags) ?? point.tokenizerPath;
   const swapNow = flags.intervention && !flags.interventionFrom;
-  process.stderr.write(`pythia train: ${name}: resuming at step ${point.state.step} of ${point.state.recipe.trainIters}${swapNow ? ` with the ${flags.intervention} intervention` : ''}\n`);
+  process.stderr.write(
+    `pythia train: ${name}: resuming at step ${point.state.step} of ${point.state.recipe.trainIters}${swapNow ? ` with the ${flags.intervention} intervention` : ''}\n`,
+  );
   return run(name, preset, data, flags, out, tokenizer, point);
 }
 
@@ -232,7 +281,8 @@ async function run(
       initFrom: flags.initFrom,
       resume,
       intervention: flags.intervention,
-      interventionFrom: flags.interventionFrom === undefined ? undefined : parseInterventionFrom(flags.interventionFrom),
+      interventionFrom:
+        flags.interventionFrom === undefined ? undefined : parseInterventionFrom(flags.interventionFrom),
       onInterventionStart: (start) => {
         progress.stop();
         progress = trainingProgress('pythia train', start.name);
