@@ -39,13 +39,6 @@ export interface Aggregate {
   n: number;
 }
 
-export const METRICS: Readonly<Record<OutputType, readonly string[]>> = {
-  multiple_choice: ['acc', 'acc_norm'],
-  loglikelihood: ['acc', 'perplexity'],
-  loglikelihood_rolling: ['word_perplexity', 'byte_perplexity', 'bits_per_byte'],
-  generate_until: ['exact_match'],
-};
-
 export function argmax(values: readonly number[]): number {
   let best = 0;
   for (let i = 1; i < values.length; i++) if (values[i]! > values[best]!) best = i;

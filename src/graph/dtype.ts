@@ -13,15 +13,6 @@ export const ONNX_TYPE: Record<DType, number> = {
   float64: 11,
 };
 
-export const BYTES_PER_ELEMENT: Record<DType, number> = {
-  float32: 4,
-  float64: 8,
-  float16: 2,
-  int64: 8,
-  int32: 4,
-  bool: 1,
-};
-
 export function isFloat(dtype: DType): boolean {
   return dtype === 'float32' || dtype === 'float64' || dtype === 'float16';
 }

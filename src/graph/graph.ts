@@ -1,6 +1,6 @@
 import { type DType, dtypeOfArray, type TypedArray } from './dtype.js';
 import type { OpAttrs, OpName } from './registry.js';
-import { formatShape, GraphError, isStatic, numel, type Shape } from './shape.js';
+import { formatShape, GraphError, numel, type Shape } from './shape.js';
 
 /** One operation in a graph. `outputs[0]` is the main result; some ops have auxiliary outputs. */
 export class OpNode<K extends OpName = OpName> {
@@ -97,9 +97,4 @@ export class Graph {
     if (this.names.has(name)) throw new GraphError('graph', `the name ${name} is used twice`);
     this.names.add(name);
   }
-}
-
-export function staticShape(t: Tensor, op: string): readonly number[] {
-  if (!isStatic(t.shape)) throw new GraphError(op, `${t} needs a static shape`);
-  return t.shape;
 }

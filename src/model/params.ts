@@ -7,17 +7,6 @@ import type { WeightLookup } from './gpt-neox.js';
 
 export type Params = Map<string, Float32Array>;
 
-/** Checks that `params` holds exactly the parameters `config` needs, with the right sizes. */
-export function checkParams(config: NeoXConfig, params: Params, source: string): void {
-  for (const { name, shape } of parameterShapes(config)) {
-    const p = params.get(name);
-    if (!p) throw new ConfigError(`${source}: missing parameter ${name}`);
-    const n = shape.reduce((a, b) => a * b, 1);
-    if (p.length !== n)
-      throw new ConfigError(`${source}: parameter ${name} has ${p.length} values, expected [${shape.join(',')}]`);
-  }
-}
-
 /** Declares every parameter as a graph input named after it. */
 export function parameterInputs(
   graph: Graph,
