@@ -78,7 +78,9 @@ export async function canaryMemorization(
   const scores: CanaryScore[] = [];
   for (let start = 0; start < canaries.length; start += batchSize) {
     const batch = await scoreSequences(decoder, tokens.slice(start, start + batchSize), prompt, continuation);
-    batch.forEach((s, b) => scores.push({ id: canaries[start + b]!.id, count: canaries[start + b]!.count, ...s }));
+    batch.forEach((s, b) => {
+      scores.push({ id: canaries[start + b]!.id, count: canaries[start + b]!.count, ...s });
+    });
     options.onProgress?.(scores.length, canaries.length);
   }
   return scores;

@@ -58,7 +58,9 @@ export class TermMatcher {
       this.offset[i + 1] = this.offset[i]! + p.length;
     });
     this.tokens = new Int32Array(this.offset[patterns.length]!);
-    patterns.forEach((p, i) => this.tokens.set(p, this.offset[i]!));
+    patterns.forEach((p, i) => {
+      this.tokens.set(p, this.offset[i]!);
+    });
     this.termOf = Int32Array.from(termOf);
     this.words = words;
     this.checkBefore = Uint8Array.from(patterns, (_, p) => (checkBefore?.[p] ? 1 : 0));

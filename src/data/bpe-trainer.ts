@@ -154,7 +154,9 @@ export function learnMerges(counter: WordCounter, options: BpeTrainOptions): Bpe
 
   const vocab: string[] = [...specialTokens];
   const idOf = new Map<string, number>();
-  specialTokens.forEach((t, i) => idOf.set(t, i));
+  specialTokens.forEach((t, i) => {
+    idOf.set(t, i);
+  });
   const alphabet = byteToUnicode()
     .slice()
     .sort((x, y) => x.charCodeAt(0) - y.charCodeAt(0));
@@ -163,7 +165,9 @@ export function learnMerges(counter: WordCounter, options: BpeTrainOptions): Bpe
     vocab.push(ch);
   }
   const byteId = new Int32Array(256);
-  byteToUnicode().forEach((ch, b) => (byteId[b] = idOf.get(ch)!));
+  byteToUnicode().forEach((ch, b) => {
+    byteId[b] = idOf.get(ch)!;
+  });
 
   // Unique words as symbol-id sequences, sorted so that word indices do not depend on Map order.
   const entries = [...counter.counts.entries()].sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
@@ -289,7 +293,9 @@ export function tokenizerJson(model: BpeModel): object {
   const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true };
   // No prototype: a learned token may well be "__proto__" (from code), and must stay an ordinary key.
   const vocab: Record<string, number> = Object.create(null) as Record<string, number>;
-  model.vocab.forEach((token, id) => (vocab[token] = id));
+  model.vocab.forEach((token, id) => {
+    vocab[token] = id;
+  });
   return {
     version: '1.0',
     truncation: null,

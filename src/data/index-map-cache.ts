@@ -159,7 +159,15 @@ function openCachedMaps(files: IndexMapFiles, documentsPerEpoch: number): IndexM
         `${shuffleIdx.length} entries, but sample_idx has ${sampleIdx.shape[0]} rows (expected one fewer): the cached index maps do not belong together; delete them to rebuild`,
       );
     }
-    return { docIdx, sampleIdx, shuffleIdx, close: () => arrays.forEach((a) => a.close()) };
+    return {
+      docIdx,
+      sampleIdx,
+      shuffleIdx,
+      close: () =>
+        arrays.forEach((a) => {
+          a.close();
+        }),
+    };
   } catch (e) {
     for (const a of arrays) a.close();
     throw e;

@@ -87,9 +87,15 @@ const scorers = new WeakMap<Params, Map<string, Promise<Scorer>>>();
 function scorer(model: EvalModel, runtime: RuntimeOptions | undefined): Promise<Scorer> {
   const key = JSON.stringify([model.config, runtime ?? {}]);
   let byKey = scorers.get(model.params);
-  if (!byKey) scorers.set(model.params, (byKey = new Map()));
+  if (!byKey) {
+    byKey = new Map();
+    scorers.set(model.params, byKey);
+  }
   let s = byKey.get(key);
-  if (!s) byKey.set(key, (s = Scorer.create(model.config, model.params, runtime)));
+  if (!s) {
+    s = Scorer.create(model.config, model.params, runtime);
+    byKey.set(key, s);
+  }
   return s;
 }
 
@@ -180,7 +186,9 @@ async function scoreRolling(
     items.length,
   );
   const lls = new Array<number>(items.length).fill(0);
-  scored.forEach((r, j) => (lls[owner[j]!]! += r.logprob));
+  scored.forEach((r, j) => {
+    lls[owner[j]!]! += r.logprob;
+  });
   return items.map((item, i) => ({
     itemId: item.id,
     loglikelihood: lls[i]!,

@@ -6,7 +6,7 @@
  * compiled package carries them without a build step; they hold no backticks.
  */
 
-export const INDEX_HTML = String.raw`<!doctype html>
+export const INDEX_HTML = `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -44,7 +44,7 @@ export const INDEX_HTML = String.raw`<!doctype html>
 </html>
 `;
 
-export const STYLE_CSS = String.raw`body { font: 15px/1.45 system-ui, sans-serif; margin: 1.5rem auto; max-width: 72rem; padding: 0 1rem; color: #1d1d1f; }
+export const STYLE_CSS = `body { font: 15px/1.45 system-ui, sans-serif; margin: 1.5rem auto; max-width: 72rem; padding: 0 1rem; color: #1d1d1f; }
 h1 { margin-bottom: 0.2rem; }
 .lead { color: #555; margin-top: 0; }
 #controls { display: flex; flex-wrap: wrap; gap: 0.6rem 1rem; align-items: end; }

@@ -679,7 +679,9 @@ export function toOnnx(spec: ModelSpec, options: EncodeOptions = {}): EncodedMod
   }
 
   const g = new ProtoWriter();
-  L.nodes.forEach((n, i) => g.message(1, encodeNode(n, i)));
+  L.nodes.forEach((n, i) => {
+    g.message(1, encodeNode(n, i));
+  });
   g.string(2, spec.name ?? 'pythia_ts');
   const external = options.externalData ? new ExternalFile(options.externalData.location) : undefined;
   for (const { tensor, data } of graph.initializers) {

@@ -75,7 +75,10 @@ export async function forward(
   const logits = lmHead(config, lookup, out.final);
   const outputs: Record<string, Tensor> = {};
   if (!options.skipLogits) outputs.logits = logits;
-  if (options.hiddenStates) out.hiddenStates.forEach((h, i) => (outputs[`hidden_states.${i}`] = h));
+  if (options.hiddenStates)
+    out.hiddenStates.forEach((h, i) => {
+      outputs[`hidden_states.${i}`] = h;
+    });
   if (options.loss || options.grads) {
     const loss = nextTokenLoss(logits, idsInput, batch, seq);
     outputs.loss = loss;
@@ -85,7 +88,9 @@ export async function forward(
         loss,
         names.map((n) => tensors.get(n)!),
       );
-      names.forEach((n, i) => (outputs[`grad.${n}`] = grads[i]!));
+      names.forEach((n, i) => {
+        outputs[`grad.${n}`] = grads[i]!;
+      });
     }
   }
   const compiled = await compile({ graph, outputs }, runtime);

@@ -70,7 +70,9 @@ export class TrainStep {
         loss,
         names.map((n) => tensors.get(n)!),
       );
-      names.forEach((n, i) => (outputs[`grad.${n}`] = grads[i]!));
+      names.forEach((n, i) => {
+        outputs[`grad.${n}`] = grads[i]!;
+      });
     }
     const deviceOutputs = shape.gradientsOnDevice
       ? Object.keys(outputs).filter((n) => n.startsWith('grad.'))

@@ -89,7 +89,11 @@ export async function runPipeline(options: RunOptions): Promise<RunRecord> {
   const emit = options.onEvent ?? (() => {});
   const stages: StageTime[] = [];
   const started = performance.now();
-  const stage = async (name: Stage, skip: string | undefined, body: () => Promise<string | void>): Promise<void> => {
+  const stage = async (
+    name: Stage,
+    skip: string | undefined,
+    body: () => Promise<string | undefined>,
+  ): Promise<void> => {
     if (skip !== undefined) {
       emit({ type: 'stage', stage: name, status: 'skip', detail: skip });
       stages.push({ stage: name, seconds: 0, status: 'skipped' });

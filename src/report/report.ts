@@ -44,7 +44,7 @@ export async function writeReport(options: ReportOptions): Promise<ReportResult>
 
   const suite = readSuiteInfo(suiteDir);
   const store = await ResultsStore.open(db, { readOnly: true });
-  let data;
+  let data: Awaited<ReturnType<typeof loadReportData>>;
   try {
     data = await loadReportData(store);
   } finally {

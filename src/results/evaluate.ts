@@ -121,7 +121,10 @@ async function loadForEvaluation(
   const tokenizerPath = checkpoint.tokenizerPath ?? fallbackTokenizer;
   if (!tokenizerPath) throw new ConfigError(`${ref.dir}: no tokenizer.json in the checkpoint; pass --tokenizer`);
   let tokenizer = tokenizers.get(tokenizerPath);
-  if (!tokenizer) tokenizers.set(tokenizerPath, (tokenizer = await loadTokenizer(tokenizerPath)));
+  if (!tokenizer) {
+    tokenizer = await loadTokenizer(tokenizerPath);
+    tokenizers.set(tokenizerPath, tokenizer);
+  }
   const { config } = checkpoint;
   const counts = countParameters(config);
   await store.upsertModel({

@@ -78,7 +78,9 @@ function tokenStats(prefix: string, corpus: SyntheticCorpus, vocabSize: number, 
       throw new Error(`${prefix}: ${sizes.length} items for ${corpus.documents.length} documents`);
     }
     const tokensBySource = Object.fromEntries(SOURCES.map((s) => [s, 0])) as Record<SourceName, number>;
-    corpus.documents.forEach((doc, i) => (tokensBySource[doc.source] += sizes[i]!));
+    corpus.documents.forEach((doc, i) => {
+      tokensBySource[doc.source] += sizes[i]!;
+    });
     const canaryTokens = corpus.canaries.map((c) => sizes[c.documents[0]!]! - 1);
     return { vocabSize, eodId, tokensBySource, canaryTokens };
   } finally {

@@ -54,7 +54,9 @@ export function buildTruth(corpus: SyntheticCorpus, tokens: TokenStats, files: O
   for (const d of corpus.documents) documentsBySource[d.source]++;
   const totalTokens = SOURCES.reduce((sum, s) => sum + tokens.tokensBySource[s], 0);
   const rankOf = new Array<number>(OPERAND_VALUES);
-  corpus.arithmetic.operandByRank.forEach((value, r) => (rankOf[value] = r + 1));
+  corpus.arithmetic.operandByRank.forEach((value, r) => {
+    rankOf[value] = r + 1;
+  });
   const problems = [...corpus.arithmetic.problemCounts.entries()].sort((a, b) =>
     a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0,
   );

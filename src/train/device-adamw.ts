@@ -127,7 +127,9 @@ export class DeviceAdamW {
       [this.expAvgSq, this.state.expAvgSq],
     ] as const) {
       const host = await download(this.shapes.map(({ name }) => source.get(name)!));
-      this.shapes.forEach(({ name }, i) => target.get(name)!.set(host[i]!.data as Float32Array));
+      this.shapes.forEach(({ name }, i) => {
+        target.get(name)!.set(host[i]!.data as Float32Array);
+      });
     }
   }
 

@@ -76,12 +76,18 @@ export async function tokenPronounSwap(tokenizer: TextTokenizer): Promise<TokenP
   };
   const starts = (id: number): boolean => {
     let v = startsWord.get(id);
-    if (v === undefined) startsWord.set(id, (v = WORD_CHAR.test(text(id).charAt(0))));
+    if (v === undefined) {
+      v = WORD_CHAR.test(text(id).charAt(0));
+      startsWord.set(id, v);
+    }
     return v;
   };
   const ends = (id: number): boolean => {
     let v = endsWord.get(id);
-    if (v === undefined) endsWord.set(id, (v = WORD_CHAR.test(text(id).slice(-1))));
+    if (v === undefined) {
+      v = WORD_CHAR.test(text(id).slice(-1));
+      endsWord.set(id, v);
+    }
     return v;
   };
   const apply = (tokens: Int32Array, sampleLength = tokens.length): number => {

@@ -52,6 +52,7 @@ export function learningRateAt(s: LrSchedule, n: number): number {
       lr = (s.lr / 2) * (Math.cos((Math.PI * n_) / end) + 1);
       break;
     case 'exponential':
+      // biome-ignore lint/suspicious/noApproximativeNumericConstant: GPT-NeoX writes 0.693, not ln 2; the schedule must match it
       lr = s.lr * Math.exp((-0.693 * n_) / end);
       break;
     case 'constant':

@@ -112,7 +112,10 @@ export function neoxConfigYaml(preset: ModelPreset, options: NeoxExportOptions =
 function setPath(doc: Record<string, unknown>, key: string, value: unknown): void {
   const parts = key.split('.');
   let block = doc;
-  for (const part of parts.slice(0, -1)) block = (block[part] ??= {}) as Record<string, unknown>;
+  for (const part of parts.slice(0, -1)) {
+    block[part] ??= {};
+    block = block[part] as Record<string, unknown>;
+  }
   block[parts.at(-1)!] = value;
 }
 
@@ -267,16 +270,36 @@ function recipeValue(setting: RecipeSetting, key: string, v: unknown, out: NeoxC
 
 /** Keys outside the recipe table: the architecture, data and checks of what we cannot run. */
 const READERS: Record<string, Reader> = {
-  num_layers: (k, v, o) => void (o.architecture.numLayers = posInt(k, v)),
-  hidden_size: (k, v, o) => void (o.architecture.hiddenSize = posInt(k, v)),
-  num_attention_heads: (k, v, o) => void (o.architecture.numHeads = posInt(k, v)),
-  intermediate_size: (k, v, o) => void (o.architecture.intermediateSize = posInt(k, v)),
-  max_position_embeddings: (k, v, o) => void (o.architecture.maxPositions = posInt(k, v)),
-  rotary_pct: (k, v, o) => void (o.architecture.rotaryPct = num(k, v, (x) => x > 0 && x <= 1, 'a fraction in (0, 1]')),
-  rotary_emb_base: (k, v, o) => void (o.architecture.rotaryBase = num(k, v, (x) => x > 0, 'a positive number')),
-  gpt_j_residual: (k, v, o) => void (o.architecture.parallelResidual = bool(k, v)),
-  no_weight_tying: (k, v, o) => void (o.architecture.tieWordEmbeddings = !bool(k, v)),
-  layernorm_epsilon: (k, v, o) => void (o.architecture.layerNormEps = num(k, v, (x) => x > 0, 'a positive number')),
+  num_layers: (k, v, o) => {
+    o.architecture.numLayers = posInt(k, v);
+  },
+  hidden_size: (k, v, o) => {
+    o.architecture.hiddenSize = posInt(k, v);
+  },
+  num_attention_heads: (k, v, o) => {
+    o.architecture.numHeads = posInt(k, v);
+  },
+  intermediate_size: (k, v, o) => {
+    o.architecture.intermediateSize = posInt(k, v);
+  },
+  max_position_embeddings: (k, v, o) => {
+    o.architecture.maxPositions = posInt(k, v);
+  },
+  rotary_pct: (k, v, o) => {
+    o.architecture.rotaryPct = num(k, v, (x) => x > 0 && x <= 1, 'a fraction in (0, 1]');
+  },
+  rotary_emb_base: (k, v, o) => {
+    o.architecture.rotaryBase = num(k, v, (x) => x > 0, 'a positive number');
+  },
+  gpt_j_residual: (k, v, o) => {
+    o.architecture.parallelResidual = bool(k, v);
+  },
+  no_weight_tying: (k, v, o) => {
+    o.architecture.tieWordEmbeddings = !bool(k, v);
+  },
+  layernorm_epsilon: (k, v, o) => {
+    o.architecture.layerNormEps = num(k, v, (x) => x > 0, 'a positive number');
+  },
   pos_emb: (k, v) => void oneOf(k, v, ['rotary']),
   norm: (k, v) => void oneOf(k, v, ['layernorm']),
   activation: (k, v) => void oneOf(k, v, ['gelu']),
@@ -288,14 +311,22 @@ const READERS: Record<string, Reader> = {
   save_interval: (k, v, o) => {
     if (o.recipe.checkpointFactor === undefined) recipeValue(settingOf('checkpointFactor'), k, v, o);
   },
-  train_data_paths: (k, v, o) => void (o.data.trainDataPaths = paths(k, v)),
-  data_path: (k, v, o) => void (o.data.dataPath = paths(k, v)[0]),
+  train_data_paths: (k, v, o) => {
+    o.data.trainDataPaths = paths(k, v);
+  },
+  data_path: (k, v, o) => {
+    o.data.dataPath = paths(k, v)[0];
+  },
   vocab_file: (k, v, o) => {
     if (typeof v !== 'string') throw new ConfigError(`${k}: expected a file path, got ${JSON.stringify(v)}`);
     o.data.vocabFile = v;
   },
-  make_vocab_size_divisible_by: (k, v, o) => void (o.data.makeVocabSizeDivisibleBy = posInt(k, v)),
-  model_parallel_size: (k, v, o) => void (o.data.modelParallelSize = posInt(k, v)),
+  make_vocab_size_divisible_by: (k, v, o) => {
+    o.data.makeVocabSizeDivisibleBy = posInt(k, v);
+  },
+  model_parallel_size: (k, v, o) => {
+    o.data.modelParallelSize = posInt(k, v);
+  },
   optimizer: (k, v, o) => {
     if (typeof v !== 'object' || v === null || Array.isArray(v))
       throw new ConfigError(`${k}: expected {type, params}, got ${JSON.stringify(v)}`);

@@ -132,7 +132,9 @@ export const RECIPE_SETTINGS: readonly RecipeSetting[] = [
     help: 'tokens per sample (the data holds seq-length + 1 per sample)',
     ...positiveInt,
     get: (r) => r.seqLength,
-    set: (r, v) => void (r.seqLength = v),
+    set: (r, v) => {
+      r.seqLength = v;
+    },
   }),
   row({
     field: 'initMethod',
@@ -141,7 +143,9 @@ export const RECIPE_SETTINGS: readonly RecipeSetting[] = [
     ...oneOf(INIT_METHODS),
     choices: INIT_METHODS,
     get: (r) => r.init.initMethod,
-    set: (r, v) => void (r.init.initMethod = v),
+    set: (r, v) => {
+      r.init.initMethod = v;
+    },
   }),
   row({
     field: 'outputLayerInitMethod',
@@ -150,7 +154,9 @@ export const RECIPE_SETTINGS: readonly RecipeSetting[] = [
     ...oneOf(INIT_METHODS),
     choices: INIT_METHODS,
     get: (r) => r.init.outputLayerInitMethod,
-    set: (r, v) => void (r.init.outputLayerInitMethod = v),
+    set: (r, v) => {
+      r.init.outputLayerInitMethod = v;
+    },
   }),
   row({
     field: 'initMethodStd',
@@ -158,7 +164,9 @@ export const RECIPE_SETTINGS: readonly RecipeSetting[] = [
     help: 'std of the normal and scaled_normal inits',
     ...positive,
     get: (r) => r.init.initMethodStd,
-    set: (r, v) => void (r.init.initMethodStd = v),
+    set: (r, v) => {
+      r.init.initMethodStd = v;
+    },
   }),
   row({
     field: 'lr',
@@ -167,7 +175,9 @@ export const RECIPE_SETTINGS: readonly RecipeSetting[] = [
     help: 'peak learning rate',
     ...nonNegative,
     get: (r) => r.schedule.lr,
-    set: (r, v) => void (r.schedule.lr = v),
+    set: (r, v) => {
+      r.schedule.lr = v;
+    },
   }),
   row({
     field: 'betas',
@@ -175,7 +185,9 @@ export const RECIPE_SETTINGS: readonly RecipeSetting[] = [
     help: 'Adam betas',
     ...betaPair,
     get: (r) => r.betas,
-    set: (r, v) => void (r.betas = v),
+    set: (r, v) => {
+      r.betas = v;
+    },
   }),
   row({
     field: 'eps',
@@ -183,7 +195,9 @@ export const RECIPE_SETTINGS: readonly RecipeSetting[] = [
     help: 'Adam epsilon',
     ...positive,
     get: (r) => r.eps,
-    set: (r, v) => void (r.eps = v),
+    set: (r, v) => {
+      r.eps = v;
+    },
   }),
   row({
     field: 'minLr',
@@ -192,7 +206,9 @@ export const RECIPE_SETTINGS: readonly RecipeSetting[] = [
     help: 'learning-rate floor',
     ...nonNegative,
     get: (r) => r.schedule.minLr,
-    set: (r, v) => void (r.schedule.minLr = v),
+    set: (r, v) => {
+      r.schedule.minLr = v;
+    },
   }),
   row({
     field: 'trainBatchSize',
@@ -225,7 +241,9 @@ export const RECIPE_SETTINGS: readonly RecipeSetting[] = [
     help: 'global gradient-norm limit (0: off)',
     ...nonNegative,
     get: (r) => r.gradientClipping,
-    set: (r, v) => void (r.gradientClipping = v),
+    set: (r, v) => {
+      r.gradientClipping = v;
+    },
   }),
   row({
     field: 'weightDecay',
@@ -234,7 +252,9 @@ export const RECIPE_SETTINGS: readonly RecipeSetting[] = [
     help: 'decoupled weight decay (not on biases and LayerNorm parameters)',
     ...nonNegative,
     get: (r) => r.weightDecay,
-    set: (r, v) => void (r.weightDecay = v),
+    set: (r, v) => {
+      r.weightDecay = v;
+    },
   }),
   row({
     field: 'trainIters',
@@ -243,7 +263,9 @@ export const RECIPE_SETTINGS: readonly RecipeSetting[] = [
     help: 'optimizer steps',
     ...positiveInt,
     get: (r) => r.trainIters,
-    set: (r, v) => void (r.trainIters = v),
+    set: (r, v) => {
+      r.trainIters = v;
+    },
   }),
   row({
     field: 'lrDecayIters',
@@ -252,7 +274,9 @@ export const RECIPE_SETTINGS: readonly RecipeSetting[] = [
     help: 'length of the LR schedule (default: train-iters)',
     ...positiveInt,
     get: (r) => r.schedule.decayIters,
-    set: (r, v) => void (r.schedule.decayIters = v),
+    set: (r, v) => {
+      r.schedule.decayIters = v;
+    },
   }),
   row({
     field: 'lrDecayStyle',
@@ -262,7 +286,9 @@ export const RECIPE_SETTINGS: readonly RecipeSetting[] = [
     ...oneOf(LR_DECAY_STYLES),
     choices: LR_DECAY_STYLES,
     get: (r) => r.schedule.decayStyle,
-    set: (r, v) => void (r.schedule.decayStyle = v),
+    set: (r, v) => {
+      r.schedule.decayStyle = v;
+    },
   }),
   row({
     field: 'warmup',
@@ -271,7 +297,9 @@ export const RECIPE_SETTINGS: readonly RecipeSetting[] = [
     help: 'linear warmup as a fraction of lr-decay-iters (GPT-NeoX warmup)',
     ...fraction,
     get: (r) => r.schedule.warmup,
-    set: (r, v) => void (r.schedule.warmup = v),
+    set: (r, v) => {
+      r.schedule.warmup = v;
+    },
   }),
   row({
     field: 'checkpointFactor',
@@ -280,7 +308,9 @@ export const RECIPE_SETTINGS: readonly RecipeSetting[] = [
     help: 'save every n steps (with linear checkpoint-scale)',
     ...numberKind('a number >= 1', (x) => Number.isFinite(x) && x >= 1),
     get: (r) => r.checkpoint.checkpointFactor,
-    set: (r, v) => void (r.checkpoint.checkpointFactor = v),
+    set: (r, v) => {
+      r.checkpoint.checkpointFactor = v;
+    },
   }),
   row({
     field: 'checkpointScale',
@@ -290,7 +320,9 @@ export const RECIPE_SETTINGS: readonly RecipeSetting[] = [
     ...oneOf(['linear', 'log'] as const),
     choices: ['linear', 'log'],
     get: (r) => r.checkpoint.checkpointScale,
-    set: (r, v) => void (r.checkpoint.checkpointScale = v),
+    set: (r, v) => {
+      r.checkpoint.checkpointScale = v;
+    },
   }),
   row({
     field: 'extraSaveIters',
@@ -299,7 +331,9 @@ export const RECIPE_SETTINGS: readonly RecipeSetting[] = [
     help: 'further steps to save, e.g. 0,1,2,4,8',
     ...intList,
     get: (r) => r.checkpoint.extraSaveIters,
-    set: (r, v) => void (r.checkpoint.extraSaveIters = v),
+    set: (r, v) => {
+      r.checkpoint.extraSaveIters = v;
+    },
   }),
   row({
     field: 'seed',
@@ -308,7 +342,9 @@ export const RECIPE_SETTINGS: readonly RecipeSetting[] = [
     help: 'seed of the initialisation and of the data order',
     ...nonNegativeInt,
     get: (r) => r.seed,
-    set: (r, v) => void (r.seed = v),
+    set: (r, v) => {
+      r.seed = v;
+    },
   }),
   row({
     field: 'optimizer',
@@ -317,7 +353,9 @@ export const RECIPE_SETTINGS: readonly RecipeSetting[] = [
     ...oneOf(ADAM_FLAVOURS),
     choices: ADAM_FLAVOURS,
     get: (r) => r.optimizer,
-    set: (r, v) => void (r.optimizer = v),
+    set: (r, v) => {
+      r.optimizer = v;
+    },
   }),
 ];
 

@@ -148,9 +148,9 @@ test('with whole words, the counts equal whole-word matches of a regular express
     for (let row = 0; row < ORDER.batchSize; row++) texts.push(tokenizer.decode(batch.slice(row * L, (row + 1) * L)));
   }
   source.close();
-  const escape = (t: string) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const escapeRegExp = (t: string) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   const expected = TERMS.map((t) => {
-    const re = new RegExp(`(?<![\\p{L}\\p{N}_])${escape(t)}(?![\\p{L}\\p{N}_])`, 'gu');
+    const re = new RegExp(`(?<![\\p{L}\\p{N}_])${escapeRegExp(t)}(?![\\p{L}\\p{N}_])`, 'gu');
     return [texts.reduce((n, text) => n + (text.match(re)?.length ?? 0), 0)];
   });
   assert.deepEqual(r.counts, expected);

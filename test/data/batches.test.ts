@@ -27,7 +27,9 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 async function writeCorpus(name: string): Promise<string> {
   const prefix = join(dir, name);
   const w = IndexedDatasetWriter.create(prefix, { vocabSize: 50277 });
-  SIZES.forEach((size, d) => w.add(Array.from({ length: size }, (_, p) => (1000 * d + p) % 50000)));
+  SIZES.forEach((size, d) => {
+    w.add(Array.from({ length: size }, (_, p) => (1000 * d + p) % 50000));
+  });
   await w.finish();
   return prefix;
 }
@@ -306,7 +308,9 @@ test('cached maps record what they were built from; maps of data tokenized again
   const sizes = SIZES.map((s) => s + 1);
   const rewrite = async (path: string): Promise<void> => {
     const w = IndexedDatasetWriter.create(path, { vocabSize: 50277 });
-    sizes.forEach((size, d) => w.add(Array.from({ length: size }, (_, p) => (7 * d + p) % 50000)));
+    sizes.forEach((size, d) => {
+      w.add(Array.from({ length: size }, (_, p) => (7 * d + p) % 50000));
+    });
     await w.finish();
   };
   await rewrite(prefix);

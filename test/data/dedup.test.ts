@@ -71,7 +71,9 @@ test('planted near-duplicates are removed, pointing at the kept original; distin
   const planted: [number, number][] = []; // [position in corpus, original index]
   const plant = (at: number, original: number, text: string, id: string): void => {
     docs.splice(at, 0, { text, id });
-    planted.forEach((p) => p[0] >= at && p[0]++);
+    planted.forEach((p) => {
+      if (p[0] >= at) p[0]++;
+    });
     planted.push([at, original]);
   };
   plant(12, 3, edited(originals[3]!, 3).join(' '), 'near3');

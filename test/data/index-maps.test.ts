@@ -23,7 +23,9 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 async function writeCorpus(): Promise<IndexedDataset> {
   const prefix = join(dir, 'corpus');
   const w = IndexedDatasetWriter.create(prefix, { vocabSize: 50277 });
-  SIZES.forEach((size, d) => w.add(Array.from({ length: size }, (_, p) => (1000 * d + p) % 50000)));
+  SIZES.forEach((size, d) => {
+    w.add(Array.from({ length: size }, (_, p) => (1000 * d + p) % 50000));
+  });
   await w.finish();
   return IndexedDataset.open(prefix);
 }

@@ -24,7 +24,9 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 function neoxShapedJson(): object {
   const alphabet = [...byteToUnicode()].sort((x, y) => x.charCodeAt(0) - y.charCodeAt(0));
   const vocab: Record<string, number> = { '<|endoftext|>': 0, '<|padding|>': 1 };
-  alphabet.forEach((ch, i) => (vocab[ch] = 2 + i));
+  alphabet.forEach((ch, i) => {
+    vocab[ch] = 2 + i;
+  });
   const merges = ['Ġ t', 'h e', 'Ġt he', 'c a', 'ca t', 'Ġ cat'];
   for (const merge of merges) vocab[merge.replace(' ', '')] = Object.keys(vocab).length;
   const added = (id: number, content: string, special: boolean) => ({

@@ -64,9 +64,9 @@ test('multiple choice: acc and acc_norm from each choice log-likelihood, checked
     if (item.kind !== 'multiple_choice') throw new Error('expected multiple choice');
     const lls = await Promise.all(item.choices.map(async (c) => (await pairLoglikelihood(item.context, ` ${c}`)).ll));
     const got = run.items[i]!;
-    got.choiceLoglikelihoods!.forEach((ll, j) =>
-      assert.ok(Math.abs(ll - lls[j]!) < 1e-4, `${item.id} choice ${j}: ${ll} vs ${lls[j]}`),
-    );
+    got.choiceLoglikelihoods!.forEach((ll, j) => {
+      assert.ok(Math.abs(ll - lls[j]!) < 1e-4, `${item.id} choice ${j}: ${ll} vs ${lls[j]}`);
+    });
     const best = lls.indexOf(Math.max(...lls));
     const norm = lls.map((ll, j) => ll / item.choices[j]!.length);
     const bestNorm = norm.indexOf(Math.max(...norm));

@@ -173,7 +173,9 @@ describe('transformers.js and the export of a trained checkpoint', () => {
     const ours = await ourGreedy(checkpoint, prompts, 10);
     const eos = checkpoint.config.eosTokenId;
     // transformers.js keeps finished rows going with padding; ours end at the end-of-text token.
-    theirs.forEach((row, b) => assert.deepEqual(row.slice(0, ours[b]!.length), ours[b], `row ${b}`));
+    theirs.forEach((row, b) => {
+      assert.deepEqual(row.slice(0, ours[b]!.length), ours[b], `row ${b}`);
+    });
     for (const row of ours) assert.ok(row.indexOf(eos, 1) < 0 || row.at(-1) === eos);
   });
 

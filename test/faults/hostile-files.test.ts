@@ -151,7 +151,10 @@ test('a real PyTorch state dict pickle is well inside the memory bound', () => {
   file.close();
   const seen: string[] = [];
   const policy: UnpicklePolicy = {
-    findGlobal: (module, name) => (seen.push(`${module}.${name}`), `${module}.${name}`),
+    findGlobal: (module, name) => {
+      seen.push(`${module}.${name}`);
+      return `${module}.${name}`;
+    },
     call: () => new PyDict(),
     persistentLoad: () => null,
   };

@@ -40,7 +40,9 @@ async function float32MatchesFloat64(
       x.seed,
     );
     const outputs: Record<string, Tensor> = { y };
-    names.forEach((n, i) => (outputs[`g_${n}`] = grads[i]!));
+    names.forEach((n, i) => {
+      outputs[`g_${n}`] = grads[i]!;
+    });
     results.push(await evaluate({ graph: g, outputs }, feeds));
   }
   const [lo, hi] = results as [Record<string, HostTensor>, Record<string, HostTensor>];

@@ -35,7 +35,9 @@ test('top-p keeps the most likely tokens until their probability reaches p, then
   assert.deepEqual(frequencies(P, { temperature: 1, topP: 0.45 }, 2000), [1, 0, 0, 0]);
   // p = 1: everything.
   const all = frequencies(P, { temperature: 1, topP: 1 });
-  P.forEach((p, i) => near(all[i]!, p));
+  P.forEach((p, i) => {
+    near(all[i]!, p);
+  });
 });
 
 test('temperature applies before top-p, and top-k before top-p, as in HF', () => {

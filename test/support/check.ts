@@ -111,7 +111,9 @@ export async function checkVjp(c: VjpCase): Promise<void> {
   const wrtTensors = names.map((n) => x[n]!);
   const grads = scalar ? grad(y, wrtTensors) : grad(y, wrtTensors, g.input('vjp_seed', 'float64', yDims));
   const outputs: Record<string, Tensor> = { y };
-  names.forEach((n, i) => (outputs[`grad_${n}`] = grads[i]!));
+  names.forEach((n, i) => {
+    outputs[`grad_${n}`] = grads[i]!;
+  });
   const withSeed = { ...feeds, vjp_seed: { data: seedData, dims: yDims } };
   const analytic = await (await compile({ graph: g, outputs })).run(withSeed);
   const forward = await compile({ graph: g, outputs: { y } });

@@ -130,7 +130,9 @@ export function transpose(a: Nd, perm: readonly number[]): Nd {
   for (let i = 0; i < data.length; i++) {
     const c = coords(i, dims);
     const src = new Array<number>(c.length);
-    perm.forEach((p, k) => (src[p] = c[k]!));
+    perm.forEach((p, k) => {
+      src[p] = c[k]!;
+    });
     data[i] = a.data[offset(src, a.dims)]!;
   }
   return { data, dims };
@@ -234,7 +236,9 @@ function lanes(a: Nd, axis: number, f: (lane: number[]) => number[]): Nd {
     if (coords(i, a.dims)[axis] !== 0) continue;
     const idx = Array.from({ length: size }, (_, k) => i + k * st[axis]!);
     const result = f(idx.map((j) => a.data[j]!));
-    idx.forEach((j, k) => (out.data[j] = result[k]!));
+    idx.forEach((j, k) => {
+      out.data[j] = result[k]!;
+    });
   }
   return out;
 }

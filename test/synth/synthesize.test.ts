@@ -157,7 +157,9 @@ describe('pythia synth output', () => {
       numbers,
     );
     assert.deepEqual(truth.arithmetic.problems, problems);
-    operands.forEach((o: any) => assert.equal(truth.arithmetic.operandByRank[o.rank - 1], o.value));
+    operands.forEach((o: any) => {
+      assert.equal(truth.arithmetic.operandByRank[o.rank - 1], o.value);
+    });
   });
 
   it('counts pronouns per occupation as the text does, and no other sentence has a gendered pronoun', () => {

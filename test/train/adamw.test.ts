@@ -20,7 +20,9 @@ function options(flavour: AdamFlavour, weightDecay: number): AdamWOptions {
 function run(flavour: AdamFlavour, weightDecay: number, name = 'gpt_neox.layers.0.mlp.dense_h_to_4h.weight') {
   const params = new Map([[name, Float32Array.from(p0)]]);
   const opt = new AdamW(options(flavour, weightDecay), params, new Set());
-  grads.forEach((g, i) => opt.step(params, new Map([[name, Float32Array.from(g)]]), lrs[i]!));
+  grads.forEach((g, i) => {
+    opt.step(params, new Map([[name, Float32Array.from(g)]]), lrs[i]!);
+  });
   return { p: params.get(name)!, m: opt.state.expAvg.get(name)!, v: opt.state.expAvgSq.get(name)! };
 }
 
@@ -108,7 +110,9 @@ test('an optimizer rebuilt from its state continues with identical bytes', () =>
     const name = 'w.weight';
     const straight = new Map([[name, Float32Array.from(p0)]]);
     const a = new AdamW(options(flavour, 0.1), straight, new Set());
-    grads.forEach((g, i) => a.step(straight, new Map([[name, Float32Array.from(g)]]), lrs[i]!));
+    grads.forEach((g, i) => {
+      a.step(straight, new Map([[name, Float32Array.from(g)]]), lrs[i]!);
+    });
 
     const resumed = new Map([[name, Float32Array.from(p0)]]);
     const b = new AdamW(options(flavour, 0.1), resumed, new Set());

@@ -82,7 +82,9 @@ test('an intervention run continues the same order from step N with pronouns swa
       swapLog.map((e) => e.step),
       [5, 6, 7, 8],
     );
-    swapLog.forEach((e, i) => assert.notEqual(e.batch_sha256, baseLog[i]!.batch_sha256, `step ${e.step}`));
+    swapLog.forEach((e, i) => {
+      assert.notEqual(e.batch_sha256, baseLog[i]!.batch_sha256, `step ${e.step}`);
+    });
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

@@ -110,7 +110,7 @@ async function runCanaries(dir: string, flags: MemorizeFlags): Promise<void> {
   });
   const step = flags.step ?? readTrainingRecord(dir).step ?? null;
   const bar = progress('pythia memorize', 'canaries');
-  let scores;
+  let scores: Awaited<ReturnType<typeof canaryMemorization>>;
   try {
     scores = await canaryMemorization(decoder, tokenizer, canaries, {
       promptLength: flags.promptLen,
@@ -204,18 +204,17 @@ async function runMemorize(dir: string, flags: MemorizeFlags): Promise<void> {
         batchSize: flags.batchSize,
         onProgress: (done, total) => bar.update(done, total),
       })) {
-        const lines =
-          `${batch
-            .map((s) =>
-              JSON.stringify({
-                index: s.index,
-                score: s.score,
-                memorized: s.memorized,
-                step: step ?? null,
-                trained_at: Math.floor(s.index / batchSize),
-              }),
-            )
-            .join('\n')}\n`;
+        const lines = `${batch
+          .map((s) =>
+            JSON.stringify({
+              index: s.index,
+              score: s.score,
+              memorized: s.memorized,
+              step: step ?? null,
+              trained_at: Math.floor(s.index / batchSize),
+            }),
+          )
+          .join('\n')}\n`;
         sink.write(lines);
         for (const s of batch) {
           scored++;
@@ -311,7 +310,7 @@ async function runCount(flags: CountFlags): Promise<void> {
   const patterns = await termPatterns(readTerms(flags.terms), tokenizer, flags.terms);
   const bar = progress('pythia count', 'batches');
   const started = performance.now();
-  let result;
+  let result: Awaited<ReturnType<typeof countTerms>>;
   try {
     result = await countTerms({
       order: {
@@ -346,7 +345,9 @@ async function runCount(flags: CountFlags): Promise<void> {
     return;
   }
   process.stdout.write(`term\t${result.steps.map((s) => `step${s}`).join('\t')}\n`);
-  result.terms.forEach((t, i) => process.stdout.write(`${t}\t${result.counts[i]!.join('\t')}\n`));
+  result.terms.forEach((t, i) => {
+    process.stdout.write(`${t}\t${result.counts[i]!.join('\t')}\n`);
+  });
 }
 
 const ORDER_HELP = "(default: the checkpoint's trainer_state.json, else Pythia's";

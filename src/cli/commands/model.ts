@@ -125,9 +125,9 @@ async function runForward(
   const tensors: TensorToWrite[] = [
     { name: 'logits', dtype: 'F32', shape: [batch, seq, config.vocabSize], data: r.logits! },
   ];
-  r.hiddenStates?.forEach((h, i) =>
-    tensors.push({ name: `hidden_states.${i}`, dtype: 'F32', shape: [batch, seq, config.hiddenSize], data: h }),
-  );
+  r.hiddenStates?.forEach((h, i) => {
+    tensors.push({ name: `hidden_states.${i}`, dtype: 'F32', shape: [batch, seq, config.hiddenSize], data: h });
+  });
   if (r.loss !== undefined) tensors.push({ name: 'loss', dtype: 'F32', shape: [1], data: Float32Array.of(r.loss) });
   if (r.grads) {
     for (const { name, shape } of parameterShapes(config))

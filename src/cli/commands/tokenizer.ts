@@ -74,7 +74,7 @@ export function registerTokenizer(program: Command): void {
           cliProgress.Presets.shades_classic,
         );
         merging.start(opts.vocabSize, 0);
-        let model;
+        let model: ReturnType<typeof learnMerges>;
         try {
           model = learnMerges(counter, {
             vocabSize: opts.vocabSize,
