@@ -280,7 +280,7 @@ async function createSession(
   try {
     return await ort.InferenceSession.create(bytes, options);
   } catch (e) {
-    const first = (e as Error).message.split('\n')[0];
+    const first = (e as Error).message.split('\n')[0] ?? '';
     if (provider !== 'cpu') {
       const why = /Failed to get a WebGPU adapter/.test(first)
         ? "no WebGPU adapter found (it needs a Vulkan driver: a GPU's, or Mesa's software one in mesa-vulkan-drivers 23 or later)"
