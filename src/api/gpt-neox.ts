@@ -10,12 +10,14 @@ import { loadCheckpoint } from '../model/checkpoint.js';
 import type { NeoXConfig } from '../model/config.js';
 import { Decoder } from '../model/decoder.js';
 import { type ForwardOptions, type ForwardResult, forward, tokenMatrix } from '../model/forward.js';
-import { generate } from '../model/generate.js';
+import { checkGenerateOptions, type GenerateOptions, generate } from '../model/generate.js';
 import { type ResolvedCheckpoint, resolveCheckpoint } from '../model/hub-cache.js';
 import type { Params } from '../model/params.js';
 import { type ScoreResult, Scorer } from '../model/score.js';
-import type { ExecutionProvider, RuntimeOptions } from '../runtime/session.js';
+import { EXECUTION_PROVIDERS, type ExecutionProvider, type RuntimeOptions } from '../runtime/session.js';
 import { ConfigError } from '../util/errors.js';
+import { checkOptionalNumber, POSITIVE_INTEGER, showValue } from '../util/values.js';
+import { checkOptionalBoolean, checkOptions } from './options.js';
 
 export interface FromPretrainedOptions {
   /** Hub revision for an id without `@revision`: a branch, a tag such as `step3000`, or a commit (default `main`). */
@@ -39,14 +41,15 @@ export interface ModelForwardResult extends ForwardResult {
 }
 
 export interface ModelGenerateOptions {
-  /** Tokens to add to each prompt (default 32). */
+  /** Tokens to add to each prompt, a positive integer (default 32). */
   maxNewTokens?: number;
-  /** 0 (default) is greedy. */
+  /** Sampling temperature, >= 0; 0 (default) is greedy. */
   temperature?: number;
   /** Sample among the k most likely tokens (0: all). */
   topK?: number;
-  /** Nucleus sampling: not yet supported by the model layer (only 1, which is off). */
+  /** Nucleus sampling: among the most likely tokens whose probabilities first reach `topP` together, in (0, 1] (1, the default: all). */
   topP?: number;
+  /** Sampling seed, an integer from 0 to 2^32 − 1 (default 0). */
   seed?: number;
   /** Stop a row at the end-of-text token (config `eos_token_id`); default true. */
   stopAtEos?: boolean;
@@ -77,6 +80,12 @@ export class GPTNeoX {
 
   /** Loads a checkpoint folder, or a hub id (`org/name[@revision]`) from the local Hugging Face cache; nothing is downloaded. */
   static async fromPretrained(pathOrHubId: string, options: FromPretrainedOptions = {}): Promise<GPTNeoX> {
+    checkOptions('fromPretrained', options, FROM_PRETRAINED_OPTIONS);
+    checkOptionalNumber('threads', options.threads, POSITIVE_INTEGER);
+    if (options.device !== undefined && !EXECUTION_PROVIDERS.includes(options.device))
+      throw new ConfigError(
+        `device: expected one of ${EXECUTION_PROVIDERS.join(', ')}, got ${showValue(options.device)}`,
+      );
     if (options.dtype !== undefined && options.dtype !== 'float32' && options.dtype !== 'fp32') {
       throw new ConfigError(
         `dtype "${String(options.dtype)}": only float32 computation is supported (float16/bfloat16 weights are widened to it)`,
@@ -112,42 +121,39 @@ export class GPTNeoX {
     options: ModelGenerateOptions = {},
   ): Promise<string | string[] | number[] | number[][]> {
     this.checkAlive();
-    const texts =
-      typeof input === 'string'
-        ? [input]
-        : input.length > 0 && input.every((x) => typeof x === 'string')
-          ? (input as readonly string[])
-          : undefined;
-    let prompts: number[][];
-    if (texts) prompts = await this.requireTokenizer('generate from text').encodeBatch([...texts]);
-    else
-      prompts = isRow(input as readonly number[])
-        ? [[...(input as readonly number[])]]
-        : (input as readonly (readonly number[])[]).map((r) => [...r]);
-    this.decoder ??= await Decoder.create(this.config, this.params, this.runtime);
-    const rows = await generate(this.decoder, prompts, {
-      maxNewTokens: options.maxNewTokens ?? 32,
+    checkOptions('generate', options, GENERATE_OPTIONS);
+    const settings: GenerateOptions = {
+      maxNewTokens: options.maxNewTokens === undefined ? 32 : options.maxNewTokens,
       temperature: options.temperature,
       topK: options.topK,
       topP: options.topP,
       seed: options.seed,
-      eosTokenId: options.stopAtEos === false ? undefined : this.config.eosTokenId,
-    });
-    if (texts) {
-      const decoded = rows.map((r) => this.tokenizer!.decode(r));
-      return typeof input === 'string' ? decoded[0]! : decoded;
-    }
-    return isRow(input as readonly number[]) ? rows[0]! : rows;
+      eosTokenId: checkOptionalBoolean('stopAtEos', options.stopAtEos) === false ? undefined : this.config.eosTokenId,
+    };
+    checkGenerateOptions(settings);
+    const given = readPrompts(input);
+    const prompts =
+      given.texts !== undefined
+        ? await this.requireTokenizer('generate from text').encodeBatch(given.texts)
+        : given.rows;
+    this.decoder ??= await Decoder.create(this.config, this.params, this.runtime);
+    const rows = await generate(this.decoder, prompts, settings);
+    const out = given.texts !== undefined ? rows.map((r) => this.tokenizer!.decode(r)) : rows;
+    return given.single ? out[0]! : out;
   }
 
   /** Log-likelihood of each continuation given its context, and whether greedy decoding produces it. */
   async score(pairs: readonly ScorePair[], options: { batchSize?: number } = {}): Promise<ScoreResult[]> {
     this.checkAlive();
+    checkOptions('score', options, ['batchSize']);
+    const batchSize = checkOptionalNumber('batchSize', options.batchSize, POSITIVE_INTEGER);
+    if (!Array.isArray(pairs))
+      throw new ConfigError(
+        `score: expected an array of pairs ({ context, continuation } or [context, continuation]), got ${showValue(pairs)}`,
+      );
     const requests = await Promise.all(
-      pairs.map(async (pair, i) => {
-        const [context, continuation] = Array.isArray(pair)
-          ? pair
-          : [(pair as { context: unknown }).context, (pair as { continuation: unknown }).continuation];
+      pairs.map(async (pair: unknown, i) => {
+        const [context, continuation] = pairParts(pair, i);
         if (typeof context === 'string' && typeof continuation === 'string')
           return (await encodePairs(this.requireTokenizer('score text'), [{ context, continuation }]))[0]!;
         if (isRow(context) && isRow(continuation)) return { context, continuation };
@@ -155,7 +161,7 @@ export class GPTNeoX {
       }),
     );
     this.scorer ??= await Scorer.create(this.config, this.params, this.runtime);
-    return this.scorer.score(requests, options.batchSize);
+    return this.scorer.score(requests, batchSize);
   }
 
   /** Frees the onnxruntime sessions that hold this model's weights; the model cannot be used after. */
@@ -180,6 +186,77 @@ export class GPTNeoX {
   }
 }
 
+/** The options of each method, for refusing a misspelt one. */
+const FROM_PRETRAINED_OPTIONS: readonly (keyof FromPretrainedOptions)[] = [
+  'revision',
+  'cacheDir',
+  'dtype',
+  'threads',
+  'device',
+  'tokenizer',
+];
+
+const GENERATE_OPTIONS: readonly (keyof ModelGenerateOptions)[] = [
+  'maxNewTokens',
+  'temperature',
+  'topK',
+  'topP',
+  'seed',
+  'stopAtEos',
+];
+
 function isRow(x: unknown): x is readonly number[] {
   return Array.isArray(x) && x.every((v) => typeof v === 'number');
+}
+
+/** Text prompts, or token-id rows; `single`: one prompt, answered with one result. */
+type Prompts =
+  | { texts: string[]; rows?: undefined; single: boolean }
+  | { texts?: undefined; rows: number[][]; single: boolean };
+
+/**
+ * What `generate` was given: one text, texts, one row of token ids or rows (whose values the model
+ * layer checks against the vocabulary).
+ */
+function readPrompts(input: unknown): Prompts {
+  if (typeof input === 'string') return { texts: [input], single: true };
+  if (!Array.isArray(input))
+    throw new ConfigError(
+      `generate: expected a prompt (text or token ids) or an array of prompts, got ${showValue(input)}`,
+    );
+  if (input.length === 0 || typeof input[0] === 'number') {
+    input.forEach((id: unknown, t) => {
+      if (typeof id !== 'number')
+        throw new ConfigError(`generate: prompt 0: token ${t}: expected a token id, got ${showValue(id)}`);
+    });
+    return { rows: [[...(input as number[])]], single: true };
+  }
+  if (typeof input[0] === 'string') {
+    input.forEach((text: unknown, i) => {
+      if (typeof text !== 'string')
+        throw new ConfigError(`generate: prompt ${i}: expected text like prompt 0, got ${showValue(text)}`);
+    });
+    return { texts: input as string[], single: false };
+  }
+  input.forEach((row: unknown, i) => {
+    if (!Array.isArray(row))
+      throw new ConfigError(
+        `generate: prompt ${i}: expected ${i === 0 ? 'text or ' : ''}an array of token ids${i === 0 ? '' : ' like prompt 0'}, got ${showValue(row)}`,
+      );
+    row.forEach((id: unknown, t) => {
+      if (typeof id !== 'number')
+        throw new ConfigError(`generate: prompt ${i}: token ${t}: expected a token id, got ${showValue(id)}`);
+    });
+  });
+  return { rows: (input as number[][]).map((r) => [...r]), single: false };
+}
+
+/** A score pair's context and continuation, from `{ context, continuation }` or `[context, continuation]`. */
+function pairParts(pair: unknown, i: number): [unknown, unknown] {
+  if (Array.isArray(pair) && pair.length === 2) return [pair[0], pair[1]];
+  if (typeof pair === 'object' && pair !== null && !Array.isArray(pair) && 'context' in pair && 'continuation' in pair)
+    return [pair.context, pair.continuation];
+  throw new ConfigError(
+    `score: pair ${i}: expected { context, continuation } or [context, continuation], got ${showValue(pair)}`,
+  );
 }

@@ -20,7 +20,7 @@ import {
 import { ConfigError } from '../util/errors.js';
 
 export interface TrainModelOptions {
-  /** Architecture and recipe to start from: a Pythia size (`pythia-70m` … `pythia-12b`) or `nano-25k` …. */
+  /** Architecture and recipe to start from: a Pythia model (`pythia-70m` … `pythia-12b`, `pythia-70m-deduped` … `pythia-12b-deduped`) or `nano-25k` …. */
   preset?: string;
   /** Start from this checkpoint's weights and architecture (a folder or a hub id from the local cache). */
   initFrom?: string;

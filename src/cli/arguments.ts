@@ -1,27 +1,36 @@
 /** Parsers for command-line values (commander option coercions) and the options several commands share. */
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { EXECUTION_PROVIDERS } from '../runtime/session.js';
+import {
+  NON_NEGATIVE_INTEGER,
+  NON_NEGATIVE_NUMBER,
+  type NumberRule,
+  POSITIVE_INTEGER,
+  PROBABILITY,
+  SEED,
+} from '../util/values.js';
 import { UserError } from './errors.js';
 
-export function nonNegativeInt(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n))
-    throw new InvalidArgumentError('expected a non-negative integer.');
-  return n;
+/**
+ * A commander parser for a number by one of the rules the library checks with (src/util/values.ts),
+ * so both say the same "expected ..."; an integer is written in decimal digits alone.
+ */
+function numberBy(rule: NumberRule): (value: string) => number {
+  return (value) => {
+    const text = value.trim();
+    const x = text === '' || (rule.integer && !/^\d+$/.test(text)) ? Number.NaN : Number(text);
+    if (!rule.accepts(x)) throw new InvalidArgumentError(`expected ${rule.expected}.`);
+    return x;
+  };
 }
 
-export function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1)
-    throw new InvalidArgumentError('expected a positive integer.');
-  return n;
-}
-
-export function nonNegativeNumber(value: string): number {
-  const x = Number(value);
-  if (value.trim() === '' || !Number.isFinite(x) || x < 0) throw new InvalidArgumentError('expected a number >= 0.');
-  return x;
-}
+export const nonNegativeInt = numberBy(NON_NEGATIVE_INTEGER);
+export const positiveInt = numberBy(POSITIVE_INTEGER);
+export const nonNegativeNumber = numberBy(NON_NEGATIVE_NUMBER);
+/** A probability in (0, 1]. */
+export const probability = numberBy(PROBABILITY);
+/** A seed of the project's 32-bit generator. */
+export const seed = numberBy(SEED);
 
 /** `--device`: the onnxruntime execution provider of the commands that compute. */
 export function deviceOption(): Option {
@@ -59,13 +68,6 @@ export function requiredTokenizer(flags: TokenizerFlags): string {
   const path = tokenizerFlag(flags);
   if (!path) throw new UserError('--tokenizer <tokenizer.json> is required');
   return path;
-}
-
-/** A probability in (0, 1]. */
-export function probability(value: string): number {
-  const x = Number(value);
-  if (value.trim() === '' || !(x > 0 && x <= 1)) throw new InvalidArgumentError('expected a number in (0, 1].');
-  return x;
 }
 
 /** For a flag given several times: each value appended. */

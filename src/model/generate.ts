@@ -6,6 +6,15 @@
 
 import { ConfigError } from '../util/errors.js';
 import { Prng } from '../util/prng.js';
+import {
+  checkNumber,
+  checkOptionalNumber,
+  NON_NEGATIVE_INTEGER,
+  NON_NEGATIVE_NUMBER,
+  POSITIVE_INTEGER,
+  PROBABILITY,
+  SEED,
+} from '../util/values.js';
 import type { Decoder, KvCache } from './decoder.js';
 import { MASK_VALUE } from './gpt-neox.js';
 
@@ -81,12 +90,25 @@ export function pick(logits: Float32Array, offset: number, vocab: number, option
   return candidates[candidates.length - 1]!;
 }
 
+/**
+ * Refuses, as one line naming the option, a setting `generate` cannot honour: the library passes
+ * what its callers wrote, and a negative or fractional count would otherwise run (or loop) quietly.
+ */
+export function checkGenerateOptions(options: GenerateOptions): void {
+  checkNumber('maxNewTokens', options.maxNewTokens, POSITIVE_INTEGER);
+  checkOptionalNumber('temperature', options.temperature, NON_NEGATIVE_NUMBER);
+  checkOptionalNumber('topK', options.topK, NON_NEGATIVE_INTEGER);
+  checkOptionalNumber('topP', options.topP, PROBABILITY);
+  checkOptionalNumber('seed', options.seed, SEED);
+}
+
 /** Returns each prompt followed by its continuation (without padding). */
 export async function generate(
   decoder: Decoder,
   prompts: readonly (readonly number[])[],
   options: GenerateOptions,
 ): Promise<number[][]> {
+  checkGenerateOptions(options);
   const batch = prompts.length;
   if (batch === 0) return [];
   const vocab = decoder.config.vocabSize;

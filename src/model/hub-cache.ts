@@ -4,13 +4,16 @@
  *
  *   <cache>/models--<org>--<name>/refs/<revision>       a file holding a commit hash
  *   <cache>/models--<org>--<name>/snapshots/<commit>/   the files, symlinks into ../../blobs/
+ *   <cache>/models--<org>--<name>/blobs/<hash>           each file's content, once
+ *
+ * A snapshot with a link whose blob is missing is refused by name, link and blob.
  *
  * The cache is `$HF_HUB_CACHE`, else `$HF_HOME/hub`, else `$XDG_CACHE_HOME/huggingface/hub`, else
  * `~/.cache/huggingface/hub` (huggingface_hub's constants, with its older `HUGGINGFACE_HUB_CACHE`).
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { ConfigError } from '../util/errors.js';
 
 export interface ResolveOptions {
@@ -100,9 +103,46 @@ export function resolveCheckpoint(spec: string, options: ResolveOptions = {}): R
         : `revision ${revision} names commit ${commit}, whose snapshot is missing from the Hugging Face cache`;
     throw new ConfigError(`${id}: ${what} ${cacheDir} (${present}); ${fetchHint}`);
   }
+  const dir = join(repoDir, 'snapshots', commit);
+  const dangling = danglingLinks(dir);
+  if (dangling.length > 0) {
+    const [{ link, blob }] = dangling as [DanglingLink];
+    const partial = existsSync(`${blob}.incomplete`) ? ` (an interrupted download left ${blob}.incomplete)` : '';
+    const more =
+      dangling.length > 1
+        ? ` (and ${dangling.length - 1} more: ${dangling
+            .slice(1)
+            .map((d) => relative(dir, d.link))
+            .join(', ')})`
+        : '';
+    throw new ConfigError(
+      `${id}@${revision}: ${link} links to ${blob}, which is missing from the Hugging Face cache${partial}${more}; fetch it again with huggingface-cli download ${id} --revision ${revision}`,
+    );
+  }
   const stepRef = [...refs].find(([ref, hash]) => hash === commit && stepOf(ref) !== undefined)?.[0];
   const step = stepOf(revision) ?? (stepRef === undefined ? undefined : stepOf(stepRef));
-  return { dir: join(repoDir, 'snapshots', commit), model: id, revision, ...(step === undefined ? {} : { step }) };
+  return { dir, model: id, revision, ...(step === undefined ? {} : { step }) };
+}
+
+interface DanglingLink {
+  link: string;
+  /** Where it points, resolved. */
+  blob: string;
+}
+
+/**
+ * A snapshot's links whose blob is gone (deleted, or a download that never finished): the files
+ * would look absent, and a checkpoint without its weights would be reported as having none.
+ */
+function danglingLinks(snapshotDir: string): DanglingLink[] {
+  const out: DanglingLink[] = [];
+  const names = readdirSync(snapshotDir, { recursive: true, encoding: 'utf8' }).sort();
+  for (const name of names) {
+    const link = join(snapshotDir, name);
+    if (!lstatSync(link).isSymbolicLink() || existsSync(link)) continue;
+    out.push({ link, blob: resolve(dirname(link), readlinkSync(link)) });
+  }
+  return out;
 }
 
 /** Every ref (branches, tags, `refs/pr/N`) and the commit it names, sorted with steps in numeric order. */

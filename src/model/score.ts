@@ -14,6 +14,7 @@ import {
   type RuntimeOptions,
 } from '../runtime/session.js';
 import { ConfigError } from '../util/errors.js';
+import { checkNumber, POSITIVE_INTEGER } from '../util/values.js';
 import type { NeoXConfig } from './config.js';
 import { buildGptNeoX, lmHead, MASK_VALUE } from './gpt-neox.js';
 import { type Params, parameterInputs, releaseFeeds, residentParameterFeeds } from './params.js';
@@ -75,6 +76,7 @@ export class Scorer {
 
   /** Scores requests in batches of up to `batchSize` rows of similar length. */
   async score(requests: readonly ScoreRequest[], batchSize = 8): Promise<ScoreResult[]> {
+    checkNumber('batchSize', batchSize, POSITIVE_INTEGER);
     const V = this.config.vocabSize;
     const rows = requests.map((r, i) => {
       if (r.continuation.length === 0) throw new ConfigError(`request ${i}: empty continuation`);

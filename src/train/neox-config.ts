@@ -7,11 +7,12 @@
  * neox_args. Keys that only concern a cluster (parallelism, fusion kernels, ZeRO, fp16 loss
  * scaling, logging) are accepted and ignored; other unknown keys produce a warning.
  */
+import { basename } from 'node:path';
 import { parse, stringify, YAMLParseError } from 'yaml';
 import type { NeoXConfig } from '../model/config.js';
 import { ConfigError } from '../util/errors.js';
 import { applyOverrides } from './overrides.js';
-import { gradientAccumulationSteps, type ModelPreset } from './recipes.js';
+import { gradientAccumulationSteps, type ModelPreset, PYTHIA_DATA } from './recipes.js';
 import {
   checkSetting,
   RECIPE_SETTINGS,
@@ -37,7 +38,9 @@ export function neoxConfigYaml(preset: ModelPreset, options: NeoxExportOptions =
   const microBatch = cluster?.microBatchPerGpu ?? r.microBatchSize;
   const gas = cluster?.gradientAccumulationSteps ?? gradientAccumulationSteps(r);
   const modelParallel = cluster?.modelParallelSize ?? 1;
-  const dataPrefix = options.dataPrefix ?? 'data/pile_20B_tokenizer_text_document';
+  // The file name of the published run's data (the cluster's folder is its own).
+  const dataPrefix =
+    options.dataPrefix ?? `data/${basename(preset.data?.neoxDataPath ?? PYTHIA_DATA.pile.neoxDataPath)}`;
   const doc: Record<string, unknown> = {
     'pipe-parallel-size': 1,
     'model-parallel-size': modelParallel,
@@ -72,10 +75,10 @@ export function neoxConfigYaml(preset: ModelPreset, options: NeoxExportOptions =
     zero_optimization: {
       stage: cluster?.zeroStage ?? 0,
       allgather_partitions: true,
-      allgather_bucket_size: 500000000,
+      allgather_bucket_size: cluster?.zeroBucketSize ?? 500000000,
       overlap_comm: true,
       reduce_scatter: true,
-      reduce_bucket_size: 500000000,
+      reduce_bucket_size: cluster?.zeroBucketSize ?? 500000000,
       contiguous_gradients: true,
     },
     'data-impl': 'mmap',
@@ -104,6 +107,9 @@ export function neoxConfigYaml(preset: ModelPreset, options: NeoxExportOptions =
     `# Global batch ${r.trainBatchSize} sequences = micro-batch ${microBatch} x gradient accumulation ${gas} x ${dataParallel} data-parallel ranks;`,
     `# this layout needs ${dataParallel * modelParallel} GPUs (model-parallel ${modelParallel}).`,
     `# Padded vocabulary for this run: ${c.vocabSize} (tokenizer size rounded up to a multiple of 128 x model-parallel).`,
+    ...(preset.data
+      ? [`# The published run trained on ${preset.data.description} (${preset.data.neoxDataPath}).`]
+      : []),
   ];
   return `${header.join('\n')}\n${pyyamlFloats(stringify(doc, { lineWidth: 0 }))}`;
 }

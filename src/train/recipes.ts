@@ -1,6 +1,7 @@
 /**
- * Training recipes: the Pythia suite as published (EleutherAI/pythia's README and
- * models/<size>/*.yml) and `nano`, a suite of the same shape sized for a 2-core machine.
+ * Training recipes: the Pythia suites as published (EleutherAI/pythia's README and
+ * models/<size>/*.yml), on the Pile and on the deduplicated Pile, and `nano`, a suite of the same
+ * shape sized for a 2-core machine.
  */
 import type { NeoXConfig } from '../model/config.js';
 import { PYTHIA_SIZES, pythiaArchitecture } from '../model/presets.js';
@@ -34,13 +35,35 @@ export interface TrainRecipe {
   checkpoint: CheckpointSchedule;
 }
 
+export type Precision = 'fp16' | 'bf16';
+
 /** How the published run was laid out on its cluster (for GPT-NeoX config export only). */
 export interface ClusterLayout {
   microBatchPerGpu: number;
   gradientAccumulationSteps: number;
   modelParallelSize: number;
-  precision: 'fp16' | 'bf16';
+  precision: Precision;
   zeroStage: number;
+  /** ZeRO's allgather and reduce bucket size, in elements. */
+  zeroBucketSize: number;
+}
+
+/** The two corpora Pythia was trained on: the Pile, and the Pile near-deduplicated. */
+export const PYTHIA_CORPORA = ['pile', 'pile-deduped'] as const;
+export type PythiaCorpus = (typeof PYTHIA_CORPORA)[number];
+
+/** What a published run trained on (EleutherAI/pythia's README and models/<size>/*.yml). */
+export interface TrainingData {
+  corpus: PythiaCorpus;
+  description: string;
+  /** Passes over the corpus in 143,000 steps of 1024 × 2048 tokens, as the README rounds it. */
+  epochs: number;
+  /** The prefix of the models/*.yml train-, valid- and test-data-paths (one file for all three). */
+  neoxDataPath: string;
+  /** The samples in training order, one of 2049 tokens per item (Hugging Face dataset). */
+  preshuffledDataset: string;
+  /** The tokenized documents GPT-NeoX's index maps shuffle (Hugging Face dataset); null: not published. */
+  idxmapsDataset: string | null;
 }
 
 /** How often the published run validated, and on how many batches (GPT-NeoX `eval-interval`, `eval-iters`). */
@@ -55,6 +78,8 @@ export interface ModelPreset {
   recipe: TrainRecipe;
   cluster?: ClusterLayout;
   evaluation?: EvaluationSettings;
+  /** What the published run trained on (Pythia presets only). */
+  data?: TrainingData;
 }
 
 export interface SuitePreset {
@@ -119,10 +144,42 @@ function pythiaRecipe(lr: number, microBatchSize: number, init: InitRecipe): Tra
 }
 
 /**
- * Per size, from the Pythia repo's models/<size>/pythia-<size>.yml: lr, the cluster layout, and
- * eval-interval (eval-iters is 10 in every file).
+ * Each corpus, from the README ("Models", "Reproducing Training", "Exploring the Dataset") and the
+ * data paths of models/<size>/pythia-<size>[-deduped].yml. Every model saw 299,892,736,000 tokens:
+ * "just under 1 epoch on the Pile", "≈ 1.5 epochs on the deduped Pile (which contains 207B tokens
+ * in 1 epoch)".
  */
-const PYTHIA_TABLE: Record<string, { lr: number; cluster: ClusterLayout; evalInterval: number }> = {
+export const PYTHIA_DATA: Readonly<Record<PythiaCorpus, TrainingData>> = {
+  pile: {
+    corpus: 'pile',
+    description: 'the Pile, just under 1 epoch',
+    epochs: 1,
+    neoxDataPath: '/fsx/pile/pile_20B_tokenizer_text_document',
+    preshuffledDataset: 'EleutherAI/pile-standard-pythia-preshuffled',
+    idxmapsDataset: null,
+  },
+  'pile-deduped': {
+    corpus: 'pile-deduped',
+    description: 'the Pile near-deduplicated (207B tokens an epoch), about 1.5 epochs',
+    epochs: 1.5,
+    neoxDataPath: '/fsx/pile_deduped/pile_0.87_deduped_text_document',
+    preshuffledDataset: 'EleutherAI/pile-deduped-pythia-preshuffled',
+    idxmapsDataset: 'EleutherAI/pythia_deduped_pile_idxmaps',
+  },
+};
+
+/** A published size's run on each corpus: its precision, or null where there is no such run. */
+type PrecisionByCorpus = Record<PythiaCorpus, Precision | null>;
+
+/**
+ * Per size, from the Pythia repo's models/<size>/pythia-<size>.yml: lr, the cluster layout, and
+ * eval-interval (eval-iters is 10 in every file); the -deduped.yml files differ only in their data
+ * paths. The precision of each run is the README's: fp16 for every model but pythia-1b.
+ */
+const PYTHIA_TABLE: Record<
+  string,
+  { lr: number; cluster: Omit<ClusterLayout, 'precision'>; precision: PrecisionByCorpus; evalInterval: number }
+> = {
   '14m': {
     lr: 1.0e-3,
     evalInterval: 100000,
@@ -130,9 +187,11 @@ const PYTHIA_TABLE: Record<string, { lr: number; cluster: ClusterLayout; evalInt
       microBatchPerGpu: 32,
       gradientAccumulationSteps: 1,
       modelParallelSize: 1,
-      precision: 'fp16',
       zeroStage: 0,
+      zeroBucketSize: 50000000,
     },
+    // No deduplicated run (README, November 2023: planned).
+    precision: { pile: 'fp16', 'pile-deduped': null },
   },
   '31m': {
     lr: 1.0e-3,
@@ -141,9 +200,11 @@ const PYTHIA_TABLE: Record<string, { lr: number; cluster: ClusterLayout; evalInt
       microBatchPerGpu: 32,
       gradientAccumulationSteps: 1,
       modelParallelSize: 1,
-      precision: 'fp16',
       zeroStage: 0,
+      zeroBucketSize: 500000000,
     },
+    // No deduplicated run (README, November 2023: planned).
+    precision: { pile: 'fp16', 'pile-deduped': null },
   },
   '70m': {
     lr: 1.0e-3,
@@ -152,9 +213,10 @@ const PYTHIA_TABLE: Record<string, { lr: number; cluster: ClusterLayout; evalInt
       microBatchPerGpu: 32,
       gradientAccumulationSteps: 1,
       modelParallelSize: 1,
-      precision: 'fp16',
       zeroStage: 1,
+      zeroBucketSize: 500000000,
     },
+    precision: { pile: 'fp16', 'pile-deduped': 'fp16' },
   },
   '160m': {
     lr: 6.0e-4,
@@ -163,9 +225,10 @@ const PYTHIA_TABLE: Record<string, { lr: number; cluster: ClusterLayout; evalInt
       microBatchPerGpu: 32,
       gradientAccumulationSteps: 1,
       modelParallelSize: 1,
-      precision: 'fp16',
       zeroStage: 1,
+      zeroBucketSize: 500000000,
     },
+    precision: { pile: 'fp16', 'pile-deduped': 'fp16' },
   },
   '410m': {
     lr: 3.0e-4,
@@ -174,12 +237,13 @@ const PYTHIA_TABLE: Record<string, { lr: number; cluster: ClusterLayout; evalInt
       microBatchPerGpu: 32,
       gradientAccumulationSteps: 1,
       modelParallelSize: 1,
-      precision: 'fp16',
       zeroStage: 1,
+      zeroBucketSize: 500000000,
     },
+    precision: { pile: 'fp16', 'pile-deduped': 'fp16' },
   },
   // pythia-1b: the yml says 2.5e-4 (the README table says 3e-4) and fp16, but the README says the
-  // released model trained in bf16 (fp16 had a loss spike late in training).
+  // released model trained in bf16 (fp16 had a loss spike late in training); pythia-1b-deduped in fp16.
   '1b': {
     lr: 2.5e-4,
     evalInterval: 40000,
@@ -187,9 +251,10 @@ const PYTHIA_TABLE: Record<string, { lr: number; cluster: ClusterLayout; evalInt
       microBatchPerGpu: 16,
       gradientAccumulationSteps: 1,
       modelParallelSize: 1,
-      precision: 'bf16',
       zeroStage: 1,
+      zeroBucketSize: 500000000,
     },
+    precision: { pile: 'bf16', 'pile-deduped': 'fp16' },
   },
   '1.4b': {
     lr: 2.0e-4,
@@ -198,9 +263,10 @@ const PYTHIA_TABLE: Record<string, { lr: number; cluster: ClusterLayout; evalInt
       microBatchPerGpu: 16,
       gradientAccumulationSteps: 1,
       modelParallelSize: 1,
-      precision: 'fp16',
       zeroStage: 1,
+      zeroBucketSize: 500000000,
     },
+    precision: { pile: 'fp16', 'pile-deduped': 'fp16' },
   },
   '2.8b': {
     lr: 1.6e-4,
@@ -209,9 +275,10 @@ const PYTHIA_TABLE: Record<string, { lr: number; cluster: ClusterLayout; evalInt
       microBatchPerGpu: 16,
       gradientAccumulationSteps: 1,
       modelParallelSize: 1,
-      precision: 'fp16',
       zeroStage: 1,
+      zeroBucketSize: 500000000,
     },
+    precision: { pile: 'fp16', 'pile-deduped': 'fp16' },
   },
   '6.9b': {
     lr: 1.2e-4,
@@ -220,9 +287,10 @@ const PYTHIA_TABLE: Record<string, { lr: number; cluster: ClusterLayout; evalInt
       microBatchPerGpu: 8,
       gradientAccumulationSteps: 2,
       modelParallelSize: 2,
-      precision: 'fp16',
       zeroStage: 1,
+      zeroBucketSize: 1260000000,
     },
+    precision: { pile: 'fp16', 'pile-deduped': 'fp16' },
   },
   '12b': {
     lr: 1.2e-4,
@@ -231,9 +299,10 @@ const PYTHIA_TABLE: Record<string, { lr: number; cluster: ClusterLayout; evalInt
       microBatchPerGpu: 8,
       gradientAccumulationSteps: 2,
       modelParallelSize: 4,
-      precision: 'fp16',
       zeroStage: 1,
+      zeroBucketSize: 1260000000,
     },
+    precision: { pile: 'fp16', 'pile-deduped': 'fp16' },
   },
 };
 
@@ -241,21 +310,32 @@ const PYTHIA_TABLE: Record<string, { lr: number; cluster: ClusterLayout; evalInt
 const DEFAULT_INIT_SIZES = new Set(['6.9b', '12b']);
 
 export const PYTHIA_SIZE_NAMES = Object.keys(PYTHIA_TABLE);
+/** The sizes also trained on the deduplicated Pile (70m to 12b). */
+export const PYTHIA_DEDUPED_SIZE_NAMES = PYTHIA_SIZE_NAMES.filter((s) => PYTHIA_TABLE[s]!.precision['pile-deduped']);
+/** Every published model: `pythia-<size>`, then `pythia-<size>-deduped`. */
+export const PYTHIA_MODEL_NAMES = [
+  ...PYTHIA_SIZE_NAMES.map((s) => `pythia-${s}`),
+  ...PYTHIA_DEDUPED_SIZE_NAMES.map((s) => `pythia-${s}-deduped`),
+];
 
-export function pythiaModelPreset(size: string): ModelPreset {
-  const s = size.replace(/^pythia-/, '');
-  const row = PYTHIA_TABLE[s];
-  const spec = PYTHIA_SIZES[s];
-  if (!row || !spec)
-    throw new ConfigError(`preset: unknown Pythia size ${size} (expected one of ${PYTHIA_SIZE_NAMES.join(', ')})`);
+/** A published model by name: `pythia-<size>` or `pythia-<size>-deduped` (`pythia-` may be left out). */
+export function pythiaModelPreset(name: string): ModelPreset {
+  const [, s, deduped] = /^(?:pythia-)?(.+?)(-deduped)?$/.exec(name) ?? [];
+  const corpus: PythiaCorpus = deduped ? 'pile-deduped' : 'pile';
+  const row = s === undefined ? undefined : PYTHIA_TABLE[s];
+  const spec = s === undefined ? undefined : PYTHIA_SIZES[s];
+  const precision = row?.precision[corpus];
+  if (!row || !spec || !precision)
+    throw new ConfigError(`preset: unknown Pythia model ${name} (expected one of ${PYTHIA_MODEL_NAMES.join(', ')})`);
   const config = { ...pythiaArchitecture(spec), dtype: 'float32' as const };
-  const init = DEFAULT_INIT_SIZES.has(s) ? NEOX_DEFAULT_INIT : PYTHIA_INIT;
+  const init = DEFAULT_INIT_SIZES.has(s!) ? NEOX_DEFAULT_INIT : PYTHIA_INIT;
   return {
-    name: `pythia-${s}`,
+    name: `pythia-${s}${deduped ?? ''}`,
     config,
     recipe: pythiaRecipe(row.lr, row.cluster.microBatchPerGpu, init),
-    cluster: row.cluster,
+    cluster: { ...row.cluster, precision },
     evaluation: { interval: row.evalInterval, iters: 10 },
+    data: { ...PYTHIA_DATA[corpus] },
   };
 }
 
@@ -297,14 +377,20 @@ export function nanoModelPresets(vocabSize = NANO_VOCAB): ModelPreset[] {
   });
 }
 
-export const SUITE_NAMES = ['pythia', 'nano'] as const;
+export const SUITE_NAMES = ['pythia', 'pythia-deduped', 'nano'] as const;
 
 export function suitePreset(name: string, vocabSize?: number): SuitePreset {
   if (name === 'pythia')
     return {
       name,
-      description: 'the Pythia suite, 14m to 12b, as published',
+      description: 'the Pythia suite, 14m to 12b, as published (the Pile)',
       models: PYTHIA_SIZE_NAMES.map(pythiaModelPreset),
+    };
+  if (name === 'pythia-deduped')
+    return {
+      name,
+      description: 'the Pythia suite on the deduplicated Pile, 70m to 12b, as published',
+      models: PYTHIA_DEDUPED_SIZE_NAMES.map((s) => pythiaModelPreset(`${s}-deduped`)),
     };
   if (name === 'nano')
     return {
@@ -312,15 +398,20 @@ export function suitePreset(name: string, vocabSize?: number): SuitePreset {
       description: 'four small sizes for a 2-core machine (25k to 793k non-embedding parameters)',
       models: nanoModelPresets(vocabSize),
     };
-  throw new ConfigError(`preset: unknown suite ${name} (expected ${SUITE_NAMES.join(' or ')})`);
+  throw new ConfigError(`preset: unknown suite ${name} (expected ${SUITE_NAMES.join(', ')})`);
 }
 
-/** A model preset by name: a Pythia size (`70m`, `pythia-70m`) or a nano size (`nano-100k`). */
+/** A model preset by name: a published Pythia model (`70m`, `pythia-70m`, `pythia-70m-deduped`) or a nano size (`nano-100k`). */
 export function modelPreset(name: string, vocabSize?: number): ModelPreset {
   const nano = nanoModelPresets(vocabSize).find((m) => m.name === name);
   if (nano) return nano;
-  if (PYTHIA_TABLE[name.replace(/^pythia-/, '')]) return pythiaModelPreset(name);
-  const known = [...PYTHIA_SIZE_NAMES, ...NANO_SIZES.map((s) => s.name)].join(', ');
+  const pythia = name.startsWith('pythia-') ? name : `pythia-${name}`;
+  if (PYTHIA_MODEL_NAMES.includes(pythia)) return pythiaModelPreset(pythia);
+  const known = [
+    ...PYTHIA_SIZE_NAMES,
+    ...PYTHIA_DEDUPED_SIZE_NAMES.map((s) => `${s}-deduped`),
+    ...NANO_SIZES.map((s) => s.name),
+  ].join(', ');
   throw new ConfigError(`preset: unknown model ${name} (expected one of ${known})`);
 }
 

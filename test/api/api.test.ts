@@ -4,6 +4,7 @@
  * by construction, a suite folder written here.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,13 +12,22 @@ import { after, before, describe, test } from 'node:test';
 import { PreshuffledWriter } from '../../src/data/preshuffled.js';
 import { openSafetensors } from '../../src/formats/index.js';
 import { ConfigError, GPTNeoX, Suite, TrainingOrder, train } from '../../src/index.js';
-import { fixtureDir } from '../support/paths.js';
+import { fixtureDir, repoRoot } from '../support/paths.js';
 import { writeTextCheckpoint } from './text-checkpoint.js';
 
 const work = mkdtempSync(join(tmpdir(), 'pythia-api-'));
 after(() => rmSync(work, { recursive: true, force: true }));
 
 const fixture = fixtureDir('parallel-r25');
+const pythiaCli = join(repoRoot, 'dist/src/cli/main.js');
+/** The value placeholder of each `pythia generate` flag, as commander names it in an error. */
+const cliPlaceholder: Record<string, string> = {
+  '--max-new-tokens': '<n>',
+  '--temperature': '<t>',
+  '--top-p': '<p>',
+  '--top-k': '<k>',
+  '--seed': '<n>',
+};
 const expected = openSafetensors(join(fixture, 'expected.safetensors'));
 const ids = expected.readRaw('input_ids');
 const inputIds = new BigInt64Array(ids.data.slice().buffer);
@@ -144,9 +154,164 @@ describe('GPTNeoX', () => {
       GPTNeoX.fromPretrained(join(work, 'nowhere')),
       (e: Error) => e instanceof ConfigError && /no such checkpoint folder/.test(e.message),
     );
+    for (const [options, message] of [
+      [{ threads: 0 }, 'threads: expected a positive integer, got 0'],
+      [{ threads: '2' }, 'threads: expected a positive integer, got "2"'],
+      [{ device: 'gpu' }, 'device: expected one of cpu, webgpu, cuda, got "gpu"'],
+      [
+        { thread: 2 },
+        'fromPretrained: unknown option thread (options: revision, cacheDir, dtype, threads, device, tokenizer)',
+      ],
+    ] as const) {
+      const e = await rejection(() => GPTNeoX.fromPretrained(join(fixture, 'model'), options as object));
+      assert.ok(e instanceof ConfigError, `${message}: ${e.stack}`);
+      assert.equal(e.message, message);
+    }
     const m = await GPTNeoX.fromPretrained(join(fixture, 'model'));
     await m.dispose();
     await assert.rejects(m.forward([1, 2, 3]), /the model was disposed/);
+  });
+});
+
+/** The error a call rejects with, for asserting its class and whole message. */
+async function rejection(call: () => Promise<unknown>): Promise<Error> {
+  try {
+    await call();
+  } catch (e) {
+    return e as Error;
+  }
+  throw new Error('expected a rejection');
+}
+
+describe('generate and score refuse what the CLI refuses, in one line naming the option', () => {
+  let model: GPTNeoX;
+  before(async () => {
+    model = await GPTNeoX.fromPretrained(join(fixture, 'model'), { threads: 1 });
+  });
+  after(() => model.dispose());
+  const prompt = [1, 2, 3];
+
+  // [library option, value, its text in the message, CLI flag, CLI value, what is expected]
+  const numbers: [string, unknown, string, string, string, string][] = [
+    ['maxNewTokens', -1, '-1', '--max-new-tokens', '-1', 'a positive integer'],
+    ['maxNewTokens', 0, '0', '--max-new-tokens', '0', 'a positive integer'],
+    ['maxNewTokens', 1.5, '1.5', '--max-new-tokens', '1.5', 'a positive integer'],
+    ['maxNewTokens', Number.NaN, 'NaN', '--max-new-tokens', 'NaN', 'a positive integer'],
+    ['maxNewTokens', '5', '"5"', '--max-new-tokens', 'five', 'a positive integer'],
+    ['temperature', -1, '-1', '--temperature', '-1', 'a number >= 0'],
+    ['temperature', Number.NaN, 'NaN', '--temperature', 'NaN', 'a number >= 0'],
+    ['temperature', Number.POSITIVE_INFINITY, 'Infinity', '--temperature', 'Infinity', 'a number >= 0'],
+    ['temperature', '1', '"1"', '--temperature', '', 'a number >= 0'],
+    ['topP', 1.5, '1.5', '--top-p', '1.5', 'a number in (0, 1]'],
+    ['topP', 0, '0', '--top-p', '0', 'a number in (0, 1]'],
+    ['topP', -0.5, '-0.5', '--top-p', '-0.5', 'a number in (0, 1]'],
+    ['topP', Number.NaN, 'NaN', '--top-p', 'NaN', 'a number in (0, 1]'],
+    ['topK', -1, '-1', '--top-k', '-1', 'a non-negative integer'],
+    ['topK', 2.5, '2.5', '--top-k', '2.5', 'a non-negative integer'],
+    ['seed', -1, '-1', '--seed', '-1', 'an integer from 0 to 4294967295'],
+    ['seed', 0.5, '0.5', '--seed', '0.5', 'an integer from 0 to 4294967295'],
+    ['seed', 2 ** 32, '4294967296', '--seed', '4294967296', 'an integer from 0 to 4294967295'],
+  ];
+
+  test('generate: each numeric option, as a ConfigError with the expectation pythia generate prints', async () => {
+    for (const [option, value, shown, flag, cliValue, expected] of numbers) {
+      const e = await rejection(() => model.generate(prompt, { maxNewTokens: 2, [option]: value }));
+      assert.ok(e instanceof ConfigError, `${option} ${shown}: ${e.stack}`);
+      assert.equal(e.message, `${option}: expected ${expected}, got ${shown}`);
+      const cli = spawnSync(process.execPath, [pythiaCli, 'generate', join(fixture, 'model'), `${flag}=${cliValue}`], {
+        encoding: 'utf8',
+      });
+      assert.equal(cli.status, 1, `${flag}=${cliValue}`);
+      assert.equal(
+        cli.stderr.split('\n')[0],
+        `error: option '${flag} ${cliPlaceholder[flag]}' argument '${cliValue}' is invalid. expected ${expected}.`,
+      );
+    }
+  });
+
+  test('generate: stopAtEos, unknown options, options and prompts of the wrong kind', async () => {
+    const cases: [() => Promise<unknown>, string][] = [
+      [
+        () => model.generate(prompt, { stopAtEos: 'no' as unknown as boolean }),
+        'stopAtEos: expected true or false, got "no"',
+      ],
+      [
+        () => model.generate(prompt, { max_new_tokens: 2 } as object),
+        'generate: unknown option max_new_tokens (options: maxNewTokens, temperature, topK, topP, seed, stopAtEos)',
+      ],
+      [() => model.generate(prompt, 5 as unknown as object), 'generate: options: expected an object, got 5'],
+      [
+        () => model.generate(5 as unknown as string),
+        'generate: expected a prompt (text or token ids) or an array of prompts, got 5',
+      ],
+      [
+        () => model.generate(null as unknown as string),
+        'generate: expected a prompt (text or token ids) or an array of prompts, got null',
+      ],
+      [
+        () => model.generate([[1, 2], 'a'] as unknown as number[][]),
+        'generate: prompt 1: expected an array of token ids like prompt 0, got "a"',
+      ],
+      [
+        () => model.generate([1, '2'] as unknown as number[]),
+        'generate: prompt 0: token 1: expected a token id, got "2"',
+      ],
+      [
+        () => model.generate([[1], [2, null]] as unknown as number[][]),
+        'generate: prompt 1: token 1: expected a token id, got null',
+      ],
+      [() => model.generate(['a', 5] as unknown as string[]), 'generate: prompt 1: expected text like prompt 0, got 5'],
+      [
+        () => model.generate([{}] as unknown as string[]),
+        'generate: prompt 0: expected text or an array of token ids, got an object',
+      ],
+    ];
+    for (const [call, message] of cases) {
+      const e = await rejection(call);
+      assert.ok(e instanceof ConfigError, `${message}: ${e.stack}`);
+      assert.equal(e.message, message);
+    }
+  });
+
+  test('score: the pairs and batchSize', async () => {
+    const pair = { context: [1, 2], continuation: [3] };
+    const cases: [() => Promise<unknown>, string][] = [
+      [
+        () => model.score('the cat' as unknown as []),
+        'score: expected an array of pairs ({ context, continuation } or [context, continuation]), got "the cat"',
+      ],
+      [
+        () => model.score(undefined as unknown as []),
+        'score: expected an array of pairs ({ context, continuation } or [context, continuation]), got undefined',
+      ],
+      [
+        () => model.score([pair, null] as unknown as []),
+        'score: pair 1: expected { context, continuation } or [context, continuation], got null',
+      ],
+      [
+        () => model.score([[[1], [2], [3]]] as unknown as []),
+        'score: pair 0: expected { context, continuation } or [context, continuation], got an array of 3',
+      ],
+      [
+        () => model.score([{ context: [1], continuation: 'x' }] as unknown as []),
+        'score: pair 0: expected context and continuation both as text or both as token ids',
+      ],
+      [() => model.score([pair], { batchSize: 0 }), 'batchSize: expected a positive integer, got 0'],
+      [() => model.score([pair], { batchSize: -2 }), 'batchSize: expected a positive integer, got -2'],
+      [() => model.score([pair], { batchSize: 1.5 }), 'batchSize: expected a positive integer, got 1.5'],
+      [
+        () => model.score([pair], { batchSize: '8' as unknown as number }),
+        'batchSize: expected a positive integer, got "8"',
+      ],
+      [() => model.score([pair], { batch_size: 8 } as object), 'score: unknown option batch_size (options: batchSize)'],
+    ];
+    for (const [call, message] of cases) {
+      const e = await rejection(call);
+      assert.ok(e instanceof ConfigError, `${message}: ${e.stack}`);
+      assert.equal(e.message, message);
+    }
+    // What is accepted still scores: an absent option takes its default.
+    assert.equal((await model.score([pair], { batchSize: undefined })).length, 1);
   });
 });
 

@@ -147,6 +147,47 @@ describe('hub ids', () => {
   });
 });
 
+describe('a snapshot whose blob is missing', () => {
+  const damaged = join(root, 'damaged-cache');
+  /** A revision laid out whole, then its weights' blob removed: the snapshot's link dangles. */
+  const damage = (id: string): { link: string; blob: string } => {
+    addRevision(damaged, id, 'main', MAIN, files);
+    const repo = join(damaged, `models--${id.replace('/', '--')}`);
+    const blob = join(repo, 'blobs', createHash('sha256').update(files['model.safetensors']).digest('hex'));
+    rmSync(blob);
+    return { link: join(repo, 'snapshots', MAIN, 'model.safetensors'), blob };
+  };
+  const gone = damage('EleutherAI/pythia-160m');
+  const interrupted = damage('EleutherAI/pythia-410m');
+  // huggingface_hub downloads into blobs/<hash>.incomplete before moving it into place.
+  writeFileSync(`${interrupted.blob}.incomplete`, files['model.safetensors'].subarray(0, 100));
+
+  test('names the dangling link and the blob it points to, not "no weights found"', () => {
+    assertOneLine(
+      () => resolveCheckpoint('EleutherAI/pythia-160m', { cacheDir: damaged }),
+      `EleutherAI/pythia-160m@main: ${gone.link} links to ${gone.blob}, which is missing from the Hugging Face cache;`,
+      'fetch it again with huggingface-cli download EleutherAI/pythia-160m --revision main',
+    );
+    assertOneLine(
+      () => resolveCheckpoint('EleutherAI/pythia-410m@main', { cacheDir: damaged }),
+      `${interrupted.link} links to ${interrupted.blob}, which is missing from the Hugging Face cache (an interrupted download left ${interrupted.blob}.incomplete);`,
+    );
+  });
+
+  test('the CLI prints the same one line', () => {
+    const r = spawnSync(
+      process.execPath,
+      [join(repoRoot, 'dist/src/cli/main.js'), 'inspect', 'EleutherAI/pythia-160m', '--cache-dir', damaged],
+      { encoding: 'utf8' },
+    );
+    assert.equal(r.status, 1);
+    assert.equal(
+      r.stderr,
+      `pythia: EleutherAI/pythia-160m@main: ${gone.link} links to ${gone.blob}, which is missing from the Hugging Face cache; fetch it again with huggingface-cli download EleutherAI/pythia-160m --revision main\n`,
+    );
+  });
+});
+
 describe('folders', () => {
   test("a folder is itself; a suite's <model>/step<N> names the model and the step", () => {
     const stepDir = join(root, 'suite', 'nano-a', 'step512');

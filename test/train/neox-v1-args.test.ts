@@ -20,6 +20,7 @@ import {
   gradientAccumulationSteps,
   type ModelPreset,
   nanoModelPresets,
+  PYTHIA_MODEL_NAMES,
   PYTHIA_SIZE_NAMES,
   pythiaModelPreset,
 } from '../../src/train/recipes.js';
@@ -61,7 +62,7 @@ describe('GPT-NeoX v1.0 loads every exported config', () => {
     return path;
   };
 
-  for (const p of [...PYTHIA_SIZE_NAMES.map(pythiaModelPreset), ...nanoModelPresets()]) {
+  for (const p of [...PYTHIA_MODEL_NAMES.map(pythiaModelPreset), ...nanoModelPresets()]) {
     test(`${p.name}: loads and derives the preset`, { skip }, () => {
       const [d] = neoxArgs([write(p)], gpusFor(p));
       const r = p.recipe;

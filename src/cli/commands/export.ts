@@ -35,7 +35,7 @@ export function registerExport(program: Command): void {
     )
     .requiredOption(
       '--preset <name>',
-      `a model (70m ... 12b, pythia-70m, nano-100k, ...) or a suite (${SUITE_NAMES.join(', ')})`,
+      `a model (70m ... 12b, pythia-70m, pythia-70m-deduped, nano-100k, ...) or a suite (${SUITE_NAMES.join(', ')})`,
     )
     .requiredOption('--out <dir>', 'folder for the .yml files')
     .option('--data <prefix>', "dataset prefix for train/valid/test-data-paths (the cluster's path)");

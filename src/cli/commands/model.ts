@@ -15,9 +15,11 @@ import {
   addTokenizerOption,
   collect,
   deviceOption,
+  nonNegativeInt,
   nonNegativeNumber,
   positiveInt,
   probability,
+  seed,
   tokenizerFlag,
 } from '../arguments.js';
 import { UserError } from '../errors.js';
@@ -249,14 +251,14 @@ export function registerModel(program: Command): void {
       'go on past the end-of-text token (config.json eos_token_id) instead of stopping a row there',
     )
     .option('--temperature <t>', 'sampling temperature; 0 is greedy', nonNegativeNumber, 0)
-    .option('--top-k <k>', 'sample among the k most likely tokens (0: all)', (v) => Math.floor(nonNegativeNumber(v)), 0)
+    .option('--top-k <k>', 'sample among the k most likely tokens (0: all)', nonNegativeInt, 0)
     .option(
       '--top-p <p>',
       'sample among the most likely tokens whose probabilities first reach p together (1: all)',
       probability,
       1,
     )
-    .option('--seed <n>', 'sampling seed', (v) => Math.floor(nonNegativeNumber(v)), 0)
+    .option('--seed <n>', 'sampling seed (0 to 4294967295)', seed, 0)
     .option('--no-cache', 'recompute the whole sequence at every step (slow; for checking)')
     .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)', positiveInt)
     .addOption(deviceOption())

@@ -127,7 +127,10 @@ export function registerTrain(program: Command): void {
       "train one GPT-NeoX model on a dataset's fixed batch order with the Pythia recipe (AdamW, clipping, " +
         'GPT-NeoX v1.0 warmup + cosine), saving HF checkpoints <out>/<name>/step<N>/ on the Pythia-shaped schedule',
     )
-    .option('--preset <name>', 'architecture and recipe to start from: 70m ... 12b, nano-25k ... nano-793k')
+    .option(
+      '--preset <name>',
+      'architecture and recipe to start from: 70m ... 12b, 70m-deduped ... 12b-deduped, nano-25k ... nano-793k',
+    )
     .option(
       '--config <file>',
       'GPT-NeoX YAML/JSON config laid over the preset (pythia-70m without --preset), e.g. from pythia export neox-config',
