@@ -12,6 +12,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
+import { JsonSyntaxError, parseStrictJson } from '../formats/strict-json.js';
 import { FormatError } from '../util/errors.js';
 
 export const OUTPUT_TYPES = ['multiple_choice', 'loglikelihood', 'loglikelihood_rolling', 'generate_until'] as const;
@@ -98,9 +99,10 @@ export function readTask(path: string, outputType?: OutputType): Task {
     const where = `${path}:${i + 1}`;
     let json: unknown;
     try {
-      json = JSON.parse(text);
+      json = parseStrictJson(text);
     } catch (e) {
-      throw new FormatError(where, `not valid JSON (${(e as Error).message})`);
+      if (!(e instanceof JsonSyntaxError)) throw e;
+      throw new FormatError(where, `not valid JSON (${e.message})`);
     }
     if (json === null || typeof json !== 'object' || Array.isArray(json))
       throw new FormatError(where, 'expected a JSON object');

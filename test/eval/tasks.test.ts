@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { resolveTaskPaths } from '../../src/eval/task-files.js';
 import { type OutputType, readTask } from '../../src/eval/tasks.js';
+import { MAX_JSON_DEPTH } from '../../src/formats/strict-json.js';
 import { ConfigError, FormatError } from '../../src/util/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pythia-tasks-'));
@@ -104,6 +105,23 @@ test('refuses bad lines with the file, the line and the field', () => {
     '{"id": "a", "context": "c", "choices": ["x", "y"], "gold": "0"}\n',
     /gold: expected an integer/,
     'multiple_choice',
+  );
+});
+
+test('extra fields nested deeper than MAX_JSON_DEPTH, and keys given twice, are refused on read', () => {
+  const start = '{"id": "a", "output_type": "loglikelihood", "context": "c", "target": " t", "x": ';
+  const line = (depth: number) => `${start}${'['.repeat(depth)}${']'.repeat(depth)}}\n`;
+  assert.equal(readTask(file('deep-ok.jsonl', line(MAX_JSON_DEPTH - 1))).items.length, 1);
+  // The line's object is the first level: the 64th array, at this character, is one too many.
+  const at = start.length + MAX_JSON_DEPTH - 1;
+  refuses(
+    line(MAX_JSON_DEPTH),
+    new RegExp(`bad\\.jsonl:1: not valid JSON \\(nested deeper than 64 arrays and objects at character ${at}\\)`),
+  );
+  refuses(line(1_000_000), /bad\.jsonl:1: not valid JSON \(nested deeper than 64 arrays and objects/);
+  refuses(
+    '{"id": "a", "output_type": "loglikelihood", "context": "c", "target": " t", "context": "d"}\n',
+    /bad\.jsonl:1: not valid JSON \(duplicate key "context" at character 76\)/,
   );
 });
 
