@@ -134,8 +134,11 @@ export function parseStrictJson(text: string, limits: StrictJsonLimits = {}): Js
     NUMBER.lastIndex = pos;
     const m = NUMBER.exec(text);
     if (!m) return fail('expected a JSON value');
+    // JSON.parse makes 1e400 Infinity, which JSON.stringify writes back as null.
+    const n = Number(m[0]);
+    if (!Number.isFinite(n)) fail(`number ${m[0]} is beyond the range of a double`);
     pos += m[0].length;
-    return Number(m[0]);
+    return n;
   };
 
   const value = parseValue(0);

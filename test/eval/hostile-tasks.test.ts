@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { MAX_JSON_DEPTH } from '../../src/formats/strict-json.js';
+import { ResultsStore } from '../../src/results/store.js';
 import { repoRoot } from '../support/paths.js';
 import { makeWorld, writeCheckpoint } from './support.js';
 
@@ -64,4 +65,38 @@ test('extra fields nested deeper than the limit are refused on read, naming the 
   const atLimit = taskFile('at-limit.jsonl', `${line(MAX_JSON_DEPTH - 1)}\n`);
   const r = evaluate(atLimit, join(dir, 'at-limit.duckdb'));
   assert.equal(r.status, 0, r.stderr);
+});
+
+test('invalid UTF-8 and a term of the wrong type are refused through pythia eval', () => {
+  const invalid = Buffer.concat([
+    Buffer.from(`${GOOD}\n${GOOD.replace('"a"', '"b"').replace('cat', 'c\xff')}\n`, 'latin1'),
+  ]);
+  refused(taskFile('latin1.jsonl', invalid), /^pythia: .*latin1\.jsonl:2: not valid UTF-8$/m);
+  refused(
+    taskFile('term.jsonl', `${GOOD.replace(/}$/, ', "term": false}')}\n`),
+    /^pythia: .*term\.jsonl:1: term: expected a non-empty string or a number \(the item's key term\), got false$/m,
+  );
+});
+
+test('metadata keys reach the results database as written, "__proto__" included', async () => {
+  const line = GOOD.replace(
+    /}$/,
+    ', "__proto__": {"polluted": true}, "constructor": 1, "term": "mat", "x1": [1, {"y": null}]}',
+  );
+  const db = join(dir, 'proto.duckdb');
+  const r = evaluate(taskFile('proto.jsonl', `${line}\n`), db);
+  assert.equal(r.status, 0, r.stderr);
+  const store = await ResultsStore.open(db, { readOnly: true });
+  try {
+    const [row] = await store.rows(
+      "SELECT CAST(meta AS VARCHAR) AS meta, meta->>'$.__proto__.polluted' AS polluted FROM task_items",
+    );
+    assert.equal(row!.meta, '{"__proto__":{"polluted":true},"constructor":1,"term":"mat","x1":[1,{"y":null}]}');
+    assert.equal(row!.polluted, 'true');
+    assert.deepEqual(await store.rows('SELECT task, item_id, term FROM item_terms'), [
+      { task: 'proto', item_id: 'a', term: 'mat' },
+    ]);
+  } finally {
+    store.close();
+  }
 });
