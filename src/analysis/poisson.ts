@@ -238,8 +238,10 @@ async function* scoreLines(path: string): AsyncGenerator<ScoreLine> {
   const lines = createInterface({ input, crlfDelay: Infinity });
   let lineNumber = 0;
   try {
-    for await (const line of lines) {
+    for await (const text of lines) {
       lineNumber++;
+      // A byte-order mark may start the file; anywhere else it is an error.
+      const line = lineNumber === 1 && text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
       if (line.trim() === '') continue;
       const where = `line ${lineNumber}`;
       let record: JsonValue;

@@ -91,6 +91,8 @@ export function readTask(path: string, outputType?: OutputType): Task {
     );
   }
   const lines = textLines(path, bytes);
+  // A byte-order mark may start the file (as Windows editors save UTF-8); anywhere else it is an error.
+  if (lines[0]!.charCodeAt(0) === 0xfeff) lines[0] = lines[0]!.slice(1);
   const items: TaskItem[] = [];
   const ids = new Map<string, number>();
   let fileType: OutputType | undefined = outputType;

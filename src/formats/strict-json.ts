@@ -141,6 +141,8 @@ export function parseStrictJson(text: string, limits: StrictJsonLimits = {}): Js
     return n;
   };
 
+  // Named in words: quoted, the mark is invisible.
+  if (text.charCodeAt(0) === 0xfeff) throw new JsonSyntaxError('starts with a UTF-8 byte-order mark (U+FEFF)');
   const value = parseValue(0);
   skipSpace();
   if (pos !== text.length) fail('unexpected text after the JSON value');

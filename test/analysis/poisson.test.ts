@@ -1,7 +1,7 @@
 /** The Poisson statistics of memorized counts per window, against values worked out by hand. */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -98,6 +98,10 @@ test('scores files: score 1 or memorized: true count, bad lines are one-line err
     ].join('\n')}\n`,
   );
   const counts = await readScoresIntoWindows(good, 3);
+  // The same file after a UTF-8 byte-order mark.
+  const bom = join(dir, 'bom.jsonl');
+  writeFileSync(bom, `\uFEFF${readFileSync(good, 'utf8')}`);
+  assert.deepEqual(await readScoresIntoWindows(bom, 3), counts);
   assert.deepEqual(counts.windows, [0, 1]);
   assert.deepEqual(counts.memorized, [2, 1]);
   assert.deepEqual(counts.scored, [3, 1]);

@@ -67,6 +67,16 @@ test('extra fields nested deeper than the limit are refused on read, naming the 
   assert.equal(r.status, 0, r.stderr);
 });
 
+test('a byte-order mark starts a task file unnoticed; later it is named in words', () => {
+  const r = evaluate(taskFile('bom.jsonl', `\uFEFF${GOOD}\n`), join(dir, 'bom.duckdb'));
+  assert.equal(r.status, 0, r.stderr);
+  const twice = taskFile('bom-twice.jsonl', `\uFEFF${GOOD}\n\uFEFF${GOOD.replace('"a"', '"b"')}\n`);
+  refused(
+    twice,
+    /^pythia: [^\uFEFF]*bom-twice\.jsonl:2: not valid JSON \(starts with a UTF-8 byte-order mark \(U\+FEFF\)\)$/m,
+  );
+});
+
 test('invalid UTF-8 and a term of the wrong type are refused through pythia eval', () => {
   const invalid = Buffer.concat([
     Buffer.from(`${GOOD}\n${GOOD.replace('"a"', '"b"').replace('cat', 'c\xff')}\n`, 'latin1'),

@@ -1,5 +1,6 @@
 /** Task files: each shape parsed, and every kind of bad line refused with file, line and field. */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -176,6 +177,21 @@ test('invalid UTF-8 is refused with its line', () => {
       Buffer.from('", "target": " t"}\n'),
     ]),
     /bad\.jsonl:1: not valid UTF-8/,
+  );
+});
+
+test('a UTF-8 byte-order mark may start a task file; anywhere else it is named, not quoted', () => {
+  const line = (id: string) => `{"id": "${id}", "output_type": "loglikelihood", "context": "c", "target": " t"}\n`;
+  const bytes = Buffer.from(`\uFEFF${line('a')}`);
+  const task = readTask(file('bom.jsonl', bytes));
+  assert.deepEqual(
+    task.items.map((i) => i.id),
+    ['a'],
+  );
+  assert.equal(task.sha256, createHash('sha256').update(bytes).digest('hex'));
+  refuses(
+    `${line('a')}\uFEFF${line('b')}`,
+    /^[^\uFEFF]*bad\.jsonl:2: not valid JSON \(starts with a UTF-8 byte-order mark \(U\+FEFF\)\)$/,
   );
 });
 
