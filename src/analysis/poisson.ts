@@ -7,6 +7,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { isJsonObject, JsonSyntaxError, type JsonValue, parseStrictJson } from '../formats/strict-json.js';
 import { DataError, FormatError } from '../util/errors.js';
 import { chiSquareSurvival, poissonQuantiles } from './distributions.js';
 
@@ -16,9 +17,13 @@ export interface ScoredIndex {
   memorized: boolean;
 }
 
-/** Memorized and scored sequences per window; window w holds indices [w·size, (w+1)·size). */
+/**
+ * Memorized and scored sequences per window, for the windows that hold at least one scored
+ * sequence, in ascending order; window w holds indices [w·size, (w+1)·size).
+ */
 export interface WindowCounts {
   size: number;
+  windows: number[];
   memorized: number[];
   scored: number[];
 }
@@ -49,52 +54,98 @@ export interface PoissonTest {
   qq: [number, number][];
 }
 
-/** Sample indices below 2³² (Pythia has 146,432,000), so a bitmap can say which were seen. */
+/** Sample indices are the integers a double holds exactly (Pythia has 146,432,000). */
+const SAMPLE_INDEX = 'an integer from 0 to 2^53 - 1';
+
 function isSampleIndex(index: unknown): index is number {
-  return typeof index === 'number' && Number.isInteger(index) && index >= 0 && index < 2 ** 32;
+  return typeof index === 'number' && Number.isSafeInteger(index) && index >= 0;
 }
 
-/** Tallies scored sequences into windows; an index given twice is an error. */
+/** What an index that is not a sample index was, as a message ends. */
+function described(index: unknown): string {
+  return typeof index === 'number' && Math.abs(index) > Number.MAX_SAFE_INTEGER
+    ? 'a number beyond 2^53 - 1 (which a double does not hold exactly)'
+    : JSON.stringify(index);
+}
+
+/** A list of numbers that grows as they are added: 8 bytes each, whatever their size. */
+class NumberList {
+  private data = new Float64Array(1024);
+  private length = 0;
+
+  push(x: number): void {
+    if (this.length === this.data.length) {
+      const grown = new Float64Array(2 * this.data.length);
+      grown.set(this.data);
+      this.data = grown;
+    }
+    this.data[this.length++] = x;
+  }
+
+  /** The numbers in ascending order (sorted in place). */
+  sorted(): Float64Array {
+    return this.data.subarray(0, this.length).sort();
+  }
+}
+
+/**
+ * Tallies scored sequences into windows. Memory follows the number of sequences added (8 bytes
+ * each, 16 if memorized), not the indices: they are kept, sorted, and only the windows that hold
+ * one are formed.
+ */
 export class WindowTally {
-  private readonly memorizedCounts: number[] = [];
-  private readonly scoredCounts: number[] = [];
-  private seen = new Uint8Array(1024);
+  private readonly scored = new NumberList();
+  private readonly memorized = new NumberList();
 
   constructor(readonly size: number) {
     if (!Number.isInteger(size) || size < 1) throw new DataError(`window: expected a positive integer, got ${size}`);
   }
 
-  /** Adds one sequence; returns false if its index was already added. */
-  add(index: number, memorized: boolean): boolean {
-    const byte = index >>> 3;
-    if (byte >= this.seen.length) {
-      const grown = new Uint8Array(Math.max(byte + 1, 2 * this.seen.length));
-      grown.set(this.seen);
-      this.seen = grown;
-    }
-    const bit = 1 << (index & 7);
-    if (this.seen[byte]! & bit) return false;
-    this.seen[byte]! |= bit;
-    const w = Math.floor(index / this.size);
-    while (this.scoredCounts.length <= w) {
-      this.scoredCounts.push(0);
-      this.memorizedCounts.push(0);
-    }
-    this.scoredCounts[w]!++;
-    if (memorized) this.memorizedCounts[w]!++;
-    return true;
+  add(index: number, memorized: boolean): void {
+    this.scored.push(index);
+    if (memorized) this.memorized.push(index);
   }
 
+  /** The smallest index added more than once, if any. */
+  repeatedIndex(): number | undefined {
+    const scored = this.scored.sorted();
+    for (let i = 1; i < scored.length; i++) if (scored[i] === scored[i - 1]) return scored[i];
+    return undefined;
+  }
+
+  /** The counts per window; an index added twice is an error. */
   counts(): WindowCounts {
-    return { size: this.size, memorized: [...this.memorizedCounts], scored: [...this.scoredCounts] };
+    const repeated = this.repeatedIndex();
+    if (repeated !== undefined) throw new DataError(`index ${repeated} is scored twice`);
+    // Below 2^53, index / size is at least 1/size from the next integer, more than half the spacing
+    // of doubles there: it never rounds across a window boundary.
+    const windowOf = (index: number) => Math.floor(index / this.size);
+    const counts: WindowCounts = { size: this.size, windows: [], memorized: [], scored: [] };
+    for (const index of this.scored.sorted()) {
+      const w = windowOf(index);
+      if (counts.windows[counts.windows.length - 1] !== w) {
+        counts.windows.push(w);
+        counts.scored.push(0);
+        counts.memorized.push(0);
+      }
+      counts.scored[counts.scored.length - 1]!++;
+    }
+    // Every memorized index is also a scored one, so its window is there, in the same order.
+    let k = 0;
+    for (const index of this.memorized.sorted()) {
+      const w = windowOf(index);
+      while (counts.windows[k] !== w) k++;
+      counts.memorized[k]!++;
+    }
+    return counts;
   }
 }
 
 export function tallyWindows(sequences: Iterable<ScoredIndex>, window: number): WindowCounts {
   const tally = new WindowTally(window);
   for (const s of sequences) {
-    if (!isSampleIndex(s.index)) throw new DataError(`index: expected an integer from 0 to 2^32 - 1, got ${s.index}`);
-    if (!tally.add(s.index, s.memorized)) throw new DataError(`index ${s.index} is scored twice`);
+    if (!isSampleIndex(s.index)) throw new DataError(`index: expected ${SAMPLE_INDEX}, got ${described(s.index)}`);
+    tally.add(s.index, s.memorized);
   }
   return tally.counts();
 }
@@ -105,16 +156,14 @@ export function poissonTest(counts: WindowCounts): PoissonTest {
   const emptyWindows: [number, number][] = [];
   let partialWindows = 0;
   let scored = 0;
-  counts.scored.forEach((n, w) => {
-    if (n === 0) {
-      const last = emptyWindows[emptyWindows.length - 1];
-      if (last && last[1] === w - 1) last[1] = w;
-      else emptyWindows.push([w, w]);
-      return;
-    }
+  let previous = -1;
+  counts.windows.forEach((w, i) => {
+    if (w > previous + 1) emptyWindows.push([previous + 1, w - 1]);
+    previous = w;
+    const n = counts.scored[i]!;
     if (n < counts.size) partialWindows++;
     scored += n;
-    kept.push(counts.memorized[w]!);
+    kept.push(counts.memorized[i]!);
   });
   if (kept.length === 0) throw new DataError('no scored sequences: nothing to test');
   const n = kept.length;
@@ -152,35 +201,62 @@ export function poissonTest(counts: WindowCounts): PoissonTest {
   };
 }
 
+/** One line of a scores file. */
+interface ScoreLine {
+  line: number;
+  index: number;
+  memorized: boolean;
+}
+
 /**
  * Reads a scores file (JSON Lines, one object per sequence, as `pythia memorize --out` writes):
  * `index` (a non-negative integer) and `memorized` (boolean) or else `score` (memorized when 1).
  */
 export async function readScoresIntoWindows(path: string, window: number): Promise<WindowCounts> {
   const tally = new WindowTally(window);
-  const lines = createInterface({ input: createReadStream(path), crlfDelay: Infinity });
+  for await (const s of scoreLines(path)) tally.add(s.index, s.memorized);
+  const repeated = tally.repeatedIndex();
+  if (repeated !== undefined) throw await repeatedIndexError(path, repeated);
+  return tally.counts();
+}
+
+/** Finds the lines of an index scored twice by reading the file again: not worth tracking while tallying. */
+async function repeatedIndexError(path: string, index: number): Promise<FormatError> {
+  const lines: number[] = [];
+  for await (const s of scoreLines(path)) {
+    if (s.index === index) lines.push(s.line);
+    if (lines.length === 2) break;
+  }
+  const [first, second] = lines;
+  return second === undefined
+    ? new FormatError(path, `index: ${index} is scored twice`)
+    : new FormatError(path, `line ${second}: index: ${index} is scored twice (first on line ${first})`);
+}
+
+async function* scoreLines(path: string): AsyncGenerator<ScoreLine> {
+  const input = createReadStream(path);
+  const lines = createInterface({ input, crlfDelay: Infinity });
   let lineNumber = 0;
   try {
-    for await (const line of lines) {
+    for await (const text of lines) {
       lineNumber++;
+      // A byte-order mark may start the file; anywhere else it is an error.
+      const line = lineNumber === 1 && text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
       if (line.trim() === '') continue;
       const where = `line ${lineNumber}`;
-      let record: unknown;
+      let record: JsonValue;
       try {
-        record = JSON.parse(line);
-      } catch {
-        throw new FormatError(path, `${where}: not valid JSON`);
+        record = parseStrictJson(line);
+      } catch (e) {
+        if (!(e instanceof JsonSyntaxError)) throw e;
+        throw new FormatError(path, `${where}: not valid JSON (${e.message})`);
       }
-      if (typeof record !== 'object' || record === null || Array.isArray(record))
-        throw new FormatError(path, `${where}: expected a JSON object`);
-      const { index, score, memorized } = record as Record<string, unknown>;
+      if (!isJsonObject(record)) throw new FormatError(path, `${where}: expected a JSON object`);
+      const { index, score, memorized } = record;
       if (index === undefined)
         throw new FormatError(path, `${where}: index: missing (the sample index in training order)`);
       if (!isSampleIndex(index))
-        throw new FormatError(
-          path,
-          `${where}: index: expected an integer from 0 to 2^32 - 1, got ${JSON.stringify(index)}`,
-        );
+        throw new FormatError(path, `${where}: index: expected ${SAMPLE_INDEX}, got ${described(index)}`);
       let isMemorized: boolean;
       if (memorized !== undefined) {
         if (typeof memorized !== 'boolean')
@@ -193,12 +269,10 @@ export async function readScoresIntoWindows(path: string, window: number): Promi
       } else {
         throw new FormatError(path, `${where}: score: missing (give score, or memorized)`);
       }
-      if (!tally.add(index, isMemorized)) {
-        throw new FormatError(path, `${where}: index: ${index} is scored twice`);
-      }
+      yield { line: lineNumber, index, memorized: isMemorized };
     }
   } finally {
     lines.close();
+    input.destroy();
   }
-  return tally.counts();
 }

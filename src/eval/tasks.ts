@@ -12,6 +12,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
+import { JsonSyntaxError, parseStrictJson } from '../formats/strict-json.js';
 import { FormatError } from '../util/errors.js';
 
 export const OUTPUT_TYPES = ['multiple_choice', 'loglikelihood', 'loglikelihood_rolling', 'generate_until'] as const;
@@ -89,7 +90,9 @@ export function readTask(path: string, outputType?: OutputType): Task {
       code === 'ENOENT' ? 'task file not found' : `cannot read (${code ?? (e as Error).message})`,
     );
   }
-  const lines = bytes.toString('utf8').split('\n');
+  const lines = textLines(path, bytes);
+  // A byte-order mark may start the file (as Windows editors save UTF-8); anywhere else it is an error.
+  if (lines[0]!.charCodeAt(0) === 0xfeff) lines[0] = lines[0]!.slice(1);
   const items: TaskItem[] = [];
   const ids = new Map<string, number>();
   let fileType: OutputType | undefined = outputType;
@@ -98,9 +101,10 @@ export function readTask(path: string, outputType?: OutputType): Task {
     const where = `${path}:${i + 1}`;
     let json: unknown;
     try {
-      json = JSON.parse(text);
+      json = parseStrictJson(text);
     } catch (e) {
-      throw new FormatError(where, `not valid JSON (${(e as Error).message})`);
+      if (!(e instanceof JsonSyntaxError)) throw e;
+      throw new FormatError(where, `not valid JSON (${e.message})`);
     }
     if (json === null || typeof json !== 'object' || Array.isArray(json))
       throw new FormatError(where, 'expected a JSON object');
@@ -128,6 +132,24 @@ export function readTask(path: string, outputType?: OutputType): Task {
     items,
     sha256: createHash('sha256').update(bytes).digest('hex'),
   };
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** The file's lines, split at "\n"; a line that is not UTF-8 is an error naming it. */
+function textLines(path: string, bytes: Buffer): string[] {
+  const lines: string[] = [];
+  for (let start = 0; start <= bytes.length; ) {
+    const newline = bytes.indexOf(0x0a, start);
+    const end = newline < 0 ? bytes.length : newline;
+    try {
+      lines.push(utf8.decode(bytes.subarray(start, end)));
+    } catch {
+      throw new FormatError(`${path}:${lines.length + 1}`, 'not valid UTF-8');
+    }
+    start = end + 1;
+  }
+  return lines;
 }
 
 function lineType(line: Record<string, unknown>, fallback: OutputType | undefined, where: string): OutputType {
@@ -160,6 +182,7 @@ function field<T>(
 
 const isString = (v: unknown): v is string => typeof v === 'string';
 const isStringList = (v: unknown): v is string[] => Array.isArray(v) && v.every(isString);
+const isTerm = (v: unknown): v is string | number => (isString(v) && v !== '') || typeof v === 'number';
 
 function parseItem(line: Record<string, unknown>, kind: OutputType, where: string): TaskItem {
   const rawId = line.id;
@@ -168,8 +191,11 @@ function parseItem(line: Record<string, unknown>, kind: OutputType, where: strin
     throw new FormatError(where, `id: expected a string or number, got ${JSON.stringify(rawId)}`);
   }
   const id = String(rawId);
-  const meta: Record<string, unknown> = {};
+  // No prototype: a "__proto__" field is kept as a key rather than taken for the object's prototype.
+  const meta: Record<string, unknown> = Object.create(null);
   for (const [k, v] of Object.entries(line)) if (!OWN_FIELDS[kind].includes(k)) meta[k] = v;
+  if (meta.term !== undefined)
+    field(line, 'term', where, isTerm, "a non-empty string or a number (the item's key term)");
   switch (kind) {
     case 'multiple_choice': {
       const context = field(line, 'context', where, isString, 'a string');

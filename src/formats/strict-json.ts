@@ -1,13 +1,16 @@
 /**
- * A JSON parser for file headers that, unlike JSON.parse, refuses duplicate object keys
- * (safetensors requires it). Objects come back with a null prototype, so a key such as
- * "__proto__" is just a key. Errors are messages with a byte position; callers wrap them.
+ * A JSON parser for file headers and task lines that, unlike JSON.parse, refuses duplicate object
+ * keys (safetensors requires it) and bounds nesting, so that no later recursive reader or writer
+ * (JSON.stringify included) can overflow the stack on what it returns. Objects come back with a
+ * null prototype, so a key such as "__proto__" is just a key. Errors are messages with a character
+ * position; callers wrap them.
  */
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | JsonObject;
 export type JsonObject = { [key: string]: JsonValue };
 
-const MAX_DEPTH = 64;
+/** Arrays and objects nested more deeply than this are refused. */
+export const MAX_JSON_DEPTH = 64;
 const NUMBER = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
 const ESCAPES: Record<string, string> = { '"': '"', '\\': '\\', '/': '/', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
 
@@ -63,11 +66,13 @@ export function parseStrictJson(text: string, limits: StrictJsonLimits = {}): Js
     }
   };
 
+  /** `depth`: how many arrays and objects enclose the value. */
   const parseValue = (depth: number): JsonValue => {
-    if (depth > MAX_DEPTH) fail('nesting too deep');
     if (--valuesLeft < 0) fail(`more than ${limits.maxValues} values`);
     skipSpace();
     const ch = text[pos];
+    if ((ch === '{' || ch === '[') && depth >= MAX_JSON_DEPTH)
+      fail(`nested deeper than ${MAX_JSON_DEPTH} arrays and objects`);
     if (ch === '{') {
       pos++;
       const obj: JsonObject = Object.create(null) as JsonObject;
@@ -129,10 +134,15 @@ export function parseStrictJson(text: string, limits: StrictJsonLimits = {}): Js
     NUMBER.lastIndex = pos;
     const m = NUMBER.exec(text);
     if (!m) return fail('expected a JSON value');
+    // JSON.parse makes 1e400 Infinity, which JSON.stringify writes back as null.
+    const n = Number(m[0]);
+    if (!Number.isFinite(n)) fail(`number ${m[0]} is beyond the range of a double`);
     pos += m[0].length;
-    return Number(m[0]);
+    return n;
   };
 
+  // Named in words: quoted, the mark is invisible.
+  if (text.charCodeAt(0) === 0xfeff) throw new JsonSyntaxError('starts with a UTF-8 byte-order mark (U+FEFF)');
   const value = parseValue(0);
   skipSpace();
   if (pos !== text.length) fail('unexpected text after the JSON value');

@@ -87,9 +87,15 @@ export async function recordMemorization(
       );
       await store.insertRows(
         'memorization_windows',
-        windows.scored.flatMap((n, w) =>
-          n === 0 ? [] : [[ref.model, ref.step, study.window, w, w * study.window, n, windows.memorized[w]!]],
-        ),
+        windows.windows.map((w, i) => [
+          ref.model,
+          ref.step,
+          study.window,
+          w,
+          w * study.window,
+          windows.scored[i]!,
+          windows.memorized[i]!,
+        ]),
       );
       await store.insertRows('memorization_poisson', [
         [

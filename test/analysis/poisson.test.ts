@@ -1,10 +1,12 @@
 /** The Poisson statistics of memorized counts per window, against values worked out by hand. */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { poissonTest, readScoresIntoWindows, type ScoredIndex, tallyWindows } from '../../src/analysis/poisson.js';
+import { repoRoot } from '../support/paths.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'poisson-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -96,6 +98,11 @@ test('scores files: score 1 or memorized: true count, bad lines are one-line err
     ].join('\n')}\n`,
   );
   const counts = await readScoresIntoWindows(good, 3);
+  // The same file after a UTF-8 byte-order mark.
+  const bom = join(dir, 'bom.jsonl');
+  writeFileSync(bom, `\uFEFF${readFileSync(good, 'utf8')}`);
+  assert.deepEqual(await readScoresIntoWindows(bom, 3), counts);
+  assert.deepEqual(counts.windows, [0, 1]);
   assert.deepEqual(counts.memorized, [2, 1]);
   assert.deepEqual(counts.scored, [3, 1]);
 
@@ -110,13 +117,79 @@ test('scores files: score 1 or memorized: true count, bad lines are one-line err
   };
   await bad('no-score.jsonl', ['{"index": 0, "score": 1}', '{"index": 1}'], /line 2: score: missing/);
   await bad('no-index.jsonl', ['{"score": 1}'], /line 1: index: missing/);
-  await bad('neg-index.jsonl', ['{"index": -1, "score": 1}'], /line 1: index: expected an integer from 0 to 2\^32 - 1/);
+  const index = /index: expected an integer from 0 to 2\^53 - 1/;
+  await bad('neg-index.jsonl', ['{"index": -1, "score": 1}'], new RegExp(`line 1: ${index.source}, got -1$`));
+  await bad(
+    'frac-index.jsonl',
+    ['{"index": 0, "score": 1}', '{"index": 2.5, "score": 1}'],
+    /line 2: index: .*got 2\.5$/,
+  );
+  await bad('text-index.jsonl', ['{"index": "7", "score": 1}'], /line 1: index: .*got "7"$/);
+  // 2^53 + 1 reads as 2^53: refused rather than counted as a neighbour.
+  await bad('huge-index.jsonl', ['{"index": 9007199254740993, "score": 1}'], /line 1: index: .*got a number beyond/);
   await bad('score-range.jsonl', ['{"index": 1, "score": 2}'], /line 1: score: expected a number from 0 to 1/);
   await bad(
     'twice.jsonl',
     ['{"index": 1, "score": 1}', '{"index": 1, "score": 0}'],
-    /line 2: index: 1 is scored twice/,
+    /line 2: index: 1 is scored twice \(first on line 1\)$/,
+  );
+  await bad(
+    'twice-far.jsonl',
+    ['{"index": 4, "score": 1}', '{"index": 9007199254740991, "score": 1}', '{"index": 9007199254740991, "score": 0}'],
+    /line 3: index: 9007199254740991 is scored twice \(first on line 2\)$/,
+  );
+  await bad(
+    'twice-key.jsonl',
+    ['{"index": 1, "score": 1, "index": 2}'],
+    /line 1: not valid JSON \(duplicate key "index"/,
   );
   await bad('not-json.jsonl', ['{"index": 1,'], /line 1: not valid JSON/);
   assert.throws(() => tallyWindows([], 0), /window: expected a positive integer/);
+});
+
+test('indices near 2^32 and 2^53 take memory by the number of lines, not by the largest index', async () => {
+  const path = join(dir, 'far.jsonl');
+  const far = [2 ** 32 - 1, 2 ** 32, 2 ** 53 - 2, 2 ** 53 - 1];
+  writeFileSync(
+    path,
+    `{"index": 3, "score": 1}\n${far.map((index) => `{"index": ${index}, "score": 1}`).join('\n')}\n`,
+  );
+  const ones = await readScoresIntoWindows(path, 1);
+  assert.deepEqual(ones.windows, [3, ...far]);
+  assert.deepEqual(ones.scored, [1, 1, 1, 1, 1]);
+  const r = poissonTest(ones);
+  assert.deepEqual(r.emptyWindows, [
+    [0, 2],
+    [4, 2 ** 32 - 2],
+    [2 ** 32 + 1, 2 ** 53 - 3],
+  ]);
+  assert.equal(r.windows, 5);
+  assert.equal(r.lambda, 1);
+  // Window 2^32: [2^32 − 1] in window 0 with 3, then 2^32 alone; 2^53 − 2 and 2^53 − 1 share the last.
+  const wide = await readScoresIntoWindows(path, 2 ** 32);
+  assert.deepEqual(wide.windows, [0, 1, 2 ** 21 - 1]);
+  assert.deepEqual(wide.scored, [2, 1, 2]);
+  assert.deepEqual(wide.memorized, [2, 1, 2]);
+
+  // Through the CLI, which V8 used to abort with a fatal out-of-memory error.
+  const cli = join(repoRoot, 'dist/src/cli/main.js');
+  const p = spawnSync(process.execPath, [cli, 'poisson', '--scores', path, '--window', '1', '--json'], {
+    encoding: 'utf8',
+  });
+  assert.equal(p.status, 0, p.stderr);
+  const json = JSON.parse(p.stdout) as { windows: number; scored: number; empty_windows: number[][] };
+  assert.equal(json.windows, 5);
+  assert.equal(json.scored, 5);
+  assert.deepEqual(json.empty_windows, r.emptyWindows);
+});
+
+test('window boundaries are exact up to 2^53', () => {
+  // (2^53 − 3) / 3 = 3002399751580329.67 rounds to …329.5 as a double, still in the window before.
+  const size = 3;
+  const counts = tallyWindows(
+    [2 ** 53 - 4, 2 ** 53 - 3, 2 ** 53 - 2].map((index) => ({ index, memorized: false })),
+    size,
+  );
+  assert.deepEqual(counts.windows, [(2 ** 53 - 5) / 3, (2 ** 53 - 2) / 3]);
+  assert.deepEqual(counts.scored, [2, 1]);
 });

@@ -1,23 +1,25 @@
 /** Task files: each shape parsed, and every kind of bad line refused with file, line and field. */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { resolveTaskPaths } from '../../src/eval/task-files.js';
 import { type OutputType, readTask } from '../../src/eval/tasks.js';
+import { MAX_JSON_DEPTH } from '../../src/formats/strict-json.js';
 import { ConfigError, FormatError } from '../../src/util/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pythia-tasks-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-function file(name: string, text: string): string {
+function file(name: string, text: string | Uint8Array): string {
   const path = join(dir, name);
   writeFileSync(path, text);
   return path;
 }
 
-function refuses(text: string, pattern: RegExp, outputType?: OutputType) {
+function refuses(text: string | Uint8Array, pattern: RegExp, outputType?: OutputType) {
   const path = file('bad.jsonl', text);
   assert.throws(
     () => readTask(path, outputType),
@@ -30,6 +32,9 @@ function refuses(text: string, pattern: RegExp, outputType?: OutputType) {
   );
 }
 
+/** Metadata as readTask returns it: an object with no prototype, so that any key is just a key. */
+const record = (fields: object): Record<string, unknown> => Object.assign(Object.create(null), fields);
+
 test('reads each kind, keeps extra fields as metadata, and defaults delimiters and stop strings', () => {
   const path = file(
     'mixed-meta.jsonl',
@@ -41,7 +46,7 @@ test('reads each kind, keeps extra fields as metadata, and defaults delimiters a
   assert.deepEqual(task.items[0], {
     kind: 'multiple_choice',
     id: '7',
-    meta: { type: 'pro' },
+    meta: record({ type: 'pro' }),
     context: 'A',
     choices: ['x', 'y'],
     gold: 1,
@@ -51,7 +56,7 @@ test('reads each kind, keeps extra fields as metadata, and defaults delimiters a
   assert.deepEqual(gen.items[0], {
     kind: 'generate_until',
     id: 'g',
-    meta: { x1: 2 },
+    meta: record({ x1: 2 }),
     context: 'Q:',
     answer: '4',
     until: ['\n'],
@@ -104,6 +109,89 @@ test('refuses bad lines with the file, the line and the field', () => {
     '{"id": "a", "context": "c", "choices": ["x", "y"], "gold": "0"}\n',
     /gold: expected an integer/,
     'multiple_choice',
+  );
+});
+
+test('extra fields nested deeper than MAX_JSON_DEPTH, numbers beyond a double and keys given twice are refused', () => {
+  const start = '{"id": "a", "output_type": "loglikelihood", "context": "c", "target": " t", "x": ';
+  const line = (depth: number) => `${start}${'['.repeat(depth)}${']'.repeat(depth)}}\n`;
+  assert.equal(readTask(file('deep-ok.jsonl', line(MAX_JSON_DEPTH - 1))).items.length, 1);
+  // The line's object is the first level: the 64th array, at this character, is one too many.
+  const at = start.length + MAX_JSON_DEPTH - 1;
+  refuses(
+    line(MAX_JSON_DEPTH),
+    new RegExp(`bad\\.jsonl:1: not valid JSON \\(nested deeper than 64 arrays and objects at character ${at}\\)`),
+  );
+  refuses(line(1_000_000), /bad\.jsonl:1: not valid JSON \(nested deeper than 64 arrays and objects/);
+  refuses(
+    '{"id": "a", "output_type": "loglikelihood", "context": "c", "target": " t", "x1": -1e400}\n',
+    /bad\.jsonl:1: not valid JSON \(number -1e400 is beyond the range of a double at character 82\)/,
+  );
+  refuses(
+    '{"id": "a", "output_type": "loglikelihood", "context": "c", "target": " t", "context": "d"}\n',
+    /bad\.jsonl:1: not valid JSON \(duplicate key "context" at character 76\)/,
+  );
+});
+
+test('every extra key is kept as written, "__proto__" and "constructor" included', () => {
+  const task = readTask(
+    file(
+      'proto.jsonl',
+      '{"id": "a", "output_type": "loglikelihood", "context": "c", "target": " t", "__proto__": {"x": 1}, "constructor": "k", "term": "w"}\n',
+    ),
+  );
+  const meta = task.items[0]!.meta;
+  assert.deepEqual(Object.keys(meta), ['__proto__', 'constructor', 'term']);
+  assert.deepEqual(Object.getOwnPropertyDescriptor(meta, '__proto__')?.value, record({ x: 1 }));
+  assert.equal(JSON.stringify(meta), '{"__proto__":{"x":1},"constructor":"k","term":"w"}');
+});
+
+test('a term of the wrong type is refused, naming what a term is', () => {
+  const line = (term: string) =>
+    `{"id": "a", "output_type": "loglikelihood", "context": "c", "target": " t", "term": ${term}}\n`;
+  for (const term of ['true', 'null', '["x"]', '{"w":1}', '""']) {
+    refuses(
+      line(term),
+      new RegExp(
+        `bad\\.jsonl:1: term: expected a non-empty string or a number \\(the item's key term\\), got ${term.replace(/[[\]{}]/g, '\\$&')}$`,
+      ),
+    );
+  }
+  assert.equal(readTask(file('term-number.jsonl', line('17'))).items[0]!.meta.term, 17);
+});
+
+test('invalid UTF-8 is refused with its line', () => {
+  const good = '{"id": "a", "output_type": "loglikelihood", "context": "caf\u00e9", "target": " t"}\n';
+  const bad = Buffer.concat([
+    Buffer.from(good),
+    Buffer.from('{"id": "b", "output_type": "loglikelihood", "context": "caf'),
+    Buffer.from([0xc3, 0x28]),
+    Buffer.from('", "target": " t"}\n'),
+  ]);
+  refuses(bad, /bad\.jsonl:2: not valid UTF-8$/);
+  // A lone surrogate half, encoded (CESU-8 style), is not UTF-8 either.
+  refuses(
+    Buffer.concat([
+      Buffer.from('{"id": "a", "output_type": "loglikelihood", "context": "'),
+      Buffer.from([0xed, 0xa0, 0x80]),
+      Buffer.from('", "target": " t"}\n'),
+    ]),
+    /bad\.jsonl:1: not valid UTF-8/,
+  );
+});
+
+test('a UTF-8 byte-order mark may start a task file; anywhere else it is named, not quoted', () => {
+  const line = (id: string) => `{"id": "${id}", "output_type": "loglikelihood", "context": "c", "target": " t"}\n`;
+  const bytes = Buffer.from(`\uFEFF${line('a')}`);
+  const task = readTask(file('bom.jsonl', bytes));
+  assert.deepEqual(
+    task.items.map((i) => i.id),
+    ['a'],
+  );
+  assert.equal(task.sha256, createHash('sha256').update(bytes).digest('hex'));
+  refuses(
+    `${line('a')}\uFEFF${line('b')}`,
+    /^[^\uFEFF]*bad\.jsonl:2: not valid JSON \(starts with a UTF-8 byte-order mark \(U\+FEFF\)\)$/,
   );
 });
 

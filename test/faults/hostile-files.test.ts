@@ -86,6 +86,16 @@ test('config.json: ten million layers, a billion positions, bos/eos outside the 
   );
 });
 
+test('a config.json that starts with a byte-order mark is refused in words, not by quoting the mark', async () => {
+  // transformers refuses it too (Python's json: "Unexpected UTF-8 BOM").
+  const bom = checkpointWith('bom', (c) => `\uFEFF${JSON.stringify(c)}`);
+  await refused(
+    () => readConfig(bom),
+    'FormatError',
+    /^[^\uFEFF]*config\.json: not valid JSON: starts with a UTF-8 byte-order mark \(U\+FEFF\)$/,
+  );
+});
+
 test('a config.json that does not match its weights is refused before per-layer specs are built', async () => {
   const dir = checkpointWith('more-layers', (c) => ({ ...c, num_hidden_layers: 4000 }));
   await refused(

@@ -77,6 +77,19 @@ test('pythia run: synth, suite with its intervention sibling, eval with case stu
     assert.deepEqual(tasks, ['arithmetic', 'crows_pairs', 'lambada', 'qa', 'winobias']);
     const memorized = await store.rows('SELECT DISTINCT model FROM memorization ORDER BY model');
     assert.equal(memorized.length, 2);
+    // Each window of 4 holds the scored and memorized sequences of the memorization table.
+    const numbers = (rows: Record<string, unknown>[]) => rows.map((r) => Object.values(r).map(Number));
+    assert.deepEqual(
+      numbers(
+        await store.rows(
+          'SELECT step, window_index, first_index, scored, memorized FROM memorization_windows ORDER BY model, step, window_index',
+        ),
+      ),
+      numbers(
+        await store.rows(`SELECT step, sample_index // 4, sample_index // 4 * 4, count(*), count(*) FILTER (WHERE memorized)
+          FROM memorization GROUP BY model, step, sample_index // 4 ORDER BY model, step, sample_index // 4`),
+      ),
+    );
     assert.ok(((await store.rows('SELECT count(*) AS n FROM canary_memorization'))[0]!.n as number) > 0);
     assert.ok(
       ((await store.rows('SELECT count(*) AS n FROM term_counts WHERE step = 8 AND count > 0'))[0]!.n as number) > 0,
