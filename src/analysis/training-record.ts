@@ -6,6 +6,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
+import { recordedData } from '../train/recorded-data.js';
 import { FormatError } from '../util/errors.js';
 
 export interface TrainingRecord {
@@ -15,6 +16,7 @@ export interface TrainingRecord {
   seqLength?: number;
   trainIters?: number;
   seed?: number;
+  /** The prefix is where the dataset is now: relative to the step folder, else where it was written. */
   data?: { prefix: string; preshuffled: boolean; split?: string };
 }
 
@@ -49,10 +51,14 @@ export function readTrainingRecord(dir: string): TrainingRecord {
     seqLength: field(recipe, path, 'seqLength'),
     trainIters: field(recipe, path, 'trainIters'),
     seed: field(recipe, path, 'seed'),
-    data: {
-      prefix: data.prefix,
-      preshuffled: data.preshuffled === true,
-      split: typeof data.split === 'string' ? data.split : undefined,
-    },
+    data: recordedData(
+      {
+        prefix: data.prefix,
+        preshuffled: data.preshuffled === true,
+        split: typeof data.split === 'string' ? data.split : undefined,
+        absolutePrefix: typeof data.absolutePrefix === 'string' ? data.absolutePrefix : undefined,
+      },
+      dir,
+    ),
   };
 }

@@ -4,8 +4,9 @@
  * folder of the corpus a suite was trained on, as `pythia synth` lays it out).
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { ConfigError } from '../util/errors.js';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { ConfigError, FormatError } from '../util/errors.js';
+import { locateRecorded } from '../util/recorded-path.js';
 
 export function tasksIn(dir: string): string[] {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) return [];
@@ -15,18 +16,34 @@ export function tasksIn(dir: string): string[] {
     .map((f) => join(dir, f));
 }
 
-/** The `tasks/` folder beside the data a suite was trained on (suite.json's data prefix), if any. */
+/**
+ * The `tasks/` folder beside the data a suite was trained on (`<corpus>/data/<name>` →
+ * `<corpus>/tasks/`), from suite.json's data prefix: relative to suite.json, else where it was
+ * written. Older versions recorded the prefix as typed, relative to the directory `pythia suite`
+ * ran in, which cannot be known here: where only that reading finds a task folder, it is refused.
+ */
 export function suiteTaskDir(suiteDir: string): string | undefined {
   const manifest = join(suiteDir, 'suite.json');
   if (!existsSync(manifest)) return undefined;
+  let data: { prefix?: unknown; absolutePrefix?: unknown } | undefined;
   try {
-    const prefix = (JSON.parse(readFileSync(manifest, 'utf8')) as { data?: { prefix?: unknown } }).data?.prefix;
-    if (typeof prefix !== 'string') return undefined;
-    const dir = join(dirname(dirname(prefix)), 'tasks');
-    return existsSync(dir) ? dir : undefined;
+    data = (JSON.parse(readFileSync(manifest, 'utf8')) as { data?: typeof data }).data;
   } catch {
     return undefined;
   }
+  if (typeof data?.prefix !== 'string') return undefined;
+  const absolute = typeof data.absolutePrefix === 'string' ? data.absolutePrefix : undefined;
+  const tasksBeside = (prefix: string): string => join(dirname(dirname(prefix)), 'tasks');
+  const isFolder = (dir: string): boolean => existsSync(dir) && statSync(dir).isDirectory();
+  const located = locateRecorded(suiteDir, data.prefix, absolute, (p) => isFolder(tasksBeside(p)));
+  if (located.found) return tasksBeside(located.path);
+  if (absolute === undefined && !isAbsolute(data.prefix) && isFolder(tasksBeside(resolve(data.prefix))))
+    throw new FormatError(
+      manifest,
+      `data.prefix: ${data.prefix}: no corpus at ${located.path} (relative to suite.json); ${resolve(data.prefix)} ` +
+        '(relative to this directory, as older versions recorded it) may be another one: pass --task-dir',
+    );
+  return undefined;
 }
 
 export function resolveTaskPaths(specs: readonly string[] | undefined, taskDirs: readonly string[]): string[] {

@@ -19,6 +19,7 @@ import { runSuite, type SuiteManifest, suiteModels } from '../train/suite.js';
 import type { StepProgress } from '../train/trainer.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { ConfigError } from '../util/errors.js';
+import { relativePath } from '../util/recorded-path.js';
 
 export const RUN_RECORD = 'run.json';
 
@@ -78,10 +79,11 @@ export interface StageTime {
   status: 'done' | 'skipped';
 }
 
+/** `<out>/run.json`. */
 export interface RunRecord {
-  out: string;
   stages: StageTime[];
   totalSeconds: number;
+  /** The report's page, relative to the run folder. */
   report?: string;
 }
 
@@ -179,10 +181,9 @@ export async function runPipeline(options: RunOptions): Promise<RunRecord> {
 
   // Recorded before the report is drawn, so that it shows the time each stage took.
   const record = (report?: string): RunRecord => ({
-    out: options.out,
     stages,
     totalSeconds: (performance.now() - started) / 1000,
-    report,
+    report: report === undefined ? undefined : relativePath(options.out, report),
   });
   await writeFileAtomic(join(options.out, RUN_RECORD), `${JSON.stringify(record(), null, 2)}\n`);
   let report: string | undefined;

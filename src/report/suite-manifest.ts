@@ -2,8 +2,11 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { indexPath } from '../data/indexed-dataset.js';
+import type { RecordedData } from '../train/recorded-data.js';
 import { SUITE_MANIFEST, type SuiteManifest } from '../train/suite.js';
 import { FormatError } from '../util/errors.js';
+import { locateRecorded } from '../util/recorded-path.js';
 
 export interface DataOrder {
   /** sha256 of the per-step batch hashes joined by newlines: one value names the whole order. */
@@ -16,6 +19,7 @@ export interface DataOrder {
 export interface SuiteInfo {
   path: string;
   suite: string;
+  /** Where the training data is now (relative to suite.json, else where it was written), else as recorded. */
   dataPrefix: string | null;
   trainIters: Map<string, number>;
   dataOrder: DataOrder | null;
@@ -48,7 +52,7 @@ export function readSuiteInfo(dir: string): SuiteInfo | null {
   return {
     path,
     suite: typeof manifest.suite === 'string' ? manifest.suite : 'suite',
-    dataPrefix: typeof manifest.data?.prefix === 'string' ? manifest.data.prefix : null,
+    dataPrefix: typeof manifest.data?.prefix === 'string' ? dataPrefix(dir, manifest.data) : null,
     trainIters: new Map(
       manifest.models
         .filter((m) => typeof m?.name === 'string' && typeof m.trainIters === 'number')
@@ -56,6 +60,12 @@ export function readSuiteInfo(dir: string): SuiteInfo | null {
     ),
     dataOrder: dataOrderHash(hashes),
   };
+}
+
+function dataPrefix(dir: string, data: RecordedData): string {
+  const absolute = typeof data.absolutePrefix === 'string' ? data.absolutePrefix : undefined;
+  const located = locateRecorded(dir, data.prefix, absolute, (p) => existsSync(indexPath(p)));
+  return located.found ? located.path : data.prefix;
 }
 
 export interface StageTimes {

@@ -9,7 +9,8 @@ import type { CheckpointSchedule } from './checkpoint-schedule.js';
 import type { InitRecipe } from './init.js';
 import type { LrSchedule } from './lr-schedule.js';
 import type { TrainRecipe } from './recipes.js';
-import type { DataSpec, TrainerState } from './trainer.js';
+import type { RecordedData } from './recorded-data.js';
+import type { TrainerState } from './trainer.js';
 
 interface Check {
   expected: string;
@@ -60,7 +61,12 @@ const RECIPE: Schema<TrainRecipe> = {
   init: INIT,
   checkpoint: CHECKPOINT,
 };
-const DATA: Schema<DataSpec> = { prefix: string, preshuffled: boolean, split: optional(string) };
+const DATA: Schema<RecordedData> = {
+  prefix: string,
+  preshuffled: boolean,
+  split: optional(string),
+  absolutePrefix: optional(string),
+};
 const RNG = check(
   'null or {words: [4 integers], spareNormal}',
   (v) =>

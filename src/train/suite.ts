@@ -13,9 +13,11 @@ import { countParameters } from '../model/config.js';
 import type { ExecutionProvider } from '../runtime/session.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { ConfigError, DataError } from '../util/errors.js';
+import { relativePath } from '../util/recorded-path.js';
 import { type InterventionFrom, interventionName } from './intervention-point.js';
 import { applyOverrides, type RecipeOverrides } from './overrides.js';
 import { type ModelPreset, suitePreset, withTokenizerVocab } from './recipes.js';
+import { type RecordedData, recordData } from './recorded-data.js';
 import {
   continuePoint,
   type DataSpec,
@@ -70,6 +72,7 @@ export interface SuiteModelResult {
   finalLoss: number | null;
   finalValLoss: number | null;
   checkpoints: number[];
+  /** The model's log.jsonl, relative to the suite folder. */
   log: string;
   /** Intervention siblings only: the model whose checkpoint they continued, the swap and its step. */
   baseline?: string;
@@ -79,7 +82,8 @@ export interface SuiteModelResult {
 
 export interface SuiteManifest {
   suite: string;
-  data: DataSpec;
+  /** Its prefix relative to the suite folder, and where it was when written. */
+  data: RecordedData;
   models: SuiteModelResult[];
   /** sha256 of the tokens of each step's batch (index 0: step 1), the same for every model. */
   batchSha256: string[];
@@ -144,7 +148,7 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteManifest> {
     } else reference = { name: model.name, hashes };
     const lastLoss = [...log].reverse().find((e) => e.loss !== undefined);
     const lastVal = [...log].reverse().find((e) => e.val_loss !== undefined);
-    results.push(modelResult(model, modelDir, lastLoss?.loss ?? null, lastVal?.val_loss ?? null));
+    results.push(modelResult(model, options.outDir, lastLoss?.loss ?? null, lastVal?.val_loss ?? null));
 
     const plan = plans[index];
     if (!plan) continue;
@@ -169,7 +173,7 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteManifest> {
     const siblingLoss = [...siblingLog].reverse().find((e) => e.loss !== undefined);
     const siblingVal = [...siblingLog].reverse().find((e) => e.val_loss !== undefined);
     results.push({
-      ...modelResult(sibling, run.modelDir, siblingLoss?.loss ?? null, siblingVal?.val_loss ?? null),
+      ...modelResult(sibling, options.outDir, siblingLoss?.loss ?? null, siblingVal?.val_loss ?? null),
       baseline: model.name,
       intervention: plan.kind,
       interventionFrom: plan.fromStep,
@@ -177,7 +181,7 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteManifest> {
   }
   const manifest: SuiteManifest = {
     suite: options.preset,
-    data: options.data,
+    data: recordData(options.data, options.outDir),
     models: results,
     batchSha256: reference?.hashes ?? [],
   };
@@ -187,10 +191,11 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteManifest> {
 
 function modelResult(
   model: ModelPreset,
-  modelDir: string,
+  suiteDir: string,
   finalLoss: number | null,
   finalValLoss: number | null,
 ): SuiteModelResult {
+  const modelDir = join(suiteDir, model.name);
   const { total, nonEmbedding } = countParameters(model.config);
   return {
     name: model.name,
@@ -203,6 +208,6 @@ function modelResult(
     finalLoss,
     finalValLoss,
     checkpoints: existingCheckpoints(modelDir),
-    log: join(modelDir, LOG_FILE),
+    log: relativePath(suiteDir, join(modelDir, LOG_FILE)),
   };
 }

@@ -28,6 +28,7 @@ import { type InterventionFrom, interventionName, interventionStart } from './in
 import { learningRateForUpdate } from './lr-schedule.js';
 import { OPTIMIZER_FILE, optimizerStateBytes, readOptimizerState } from './optimizer-state.js';
 import { gradientAccumulationSteps, sameRecipe, type TrainRecipe, validateRecipe } from './recipes.js';
+import { type RecordedData, recordData, recordedData } from './recorded-data.js';
 import { checkTrainerState } from './resume-state.js';
 import { createUpdateStep, type UpdateStep } from './update-step.js';
 import { openValidation, type ValidationBatches } from './validation.js';
@@ -47,7 +48,11 @@ export interface DataSpec {
 export const INTERVENTIONS = ['pronoun-swap', 'pronoun-swap-pythia'] as const;
 export type Intervention = (typeof INTERVENTIONS)[number];
 
-/** Everything in `trainer_state.json`: no wall-clock values, so identical runs write identical bytes. */
+/**
+ * Everything in `trainer_state.json`: no wall-clock values, so identical runs write identical bytes.
+ * On disk `data` is a RecordedData (its prefix relative to the step folder); read back, the prefix
+ * is where the dataset is now.
+ */
 export interface TrainerState {
   format: 'pythia-ts trainer state';
   version: 1;
@@ -110,6 +115,7 @@ export function readTrainerState(stepDir: string): TrainerState {
     throw new FormatError(statePath, `not valid JSON: ${(e as Error).message}`);
   }
   const state = checkTrainerState(upgradeRecipe(json), statePath);
+  state.data = recordedData(state.data as RecordedData, stepDir);
   try {
     validateRecipe(state.recipe);
   } catch (e) {
@@ -581,7 +587,7 @@ async function updates(options: TrainOptions, inputs: LoopInputs, updateStep: Up
     step,
     samplesConsumed: step * B,
     recipe,
-    data: { ...options.data, prefix: resolve(options.data.prefix) },
+    data: recordData(options.data, join(modelDir, `step${step}`)),
     init: start.init,
     rng: start.rng,
     intervention: intervention.info,

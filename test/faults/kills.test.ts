@@ -1,7 +1,9 @@
 /**
- * SIGKILL at any moment while a checkpoint or a dataset is being replaced leaves either the old or
+ * SIGKILL at any point while a checkpoint or a dataset is being replaced leaves either the old or
  * the new whole under its name (or, for a dataset, no .idx: a one-line error), never a mix; and
- * the next start restores a checkpoint folder a kill left renamed aside.
+ * the next start restores a checkpoint folder a kill left renamed aside. The kills are placed, not
+ * timed: a child counts its calls that change the file system and kills itself just before the
+ * n-th, for every n from the first call to the last.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -26,53 +28,108 @@ const dir = mkdtempSync(join(tmpdir(), 'pythia-kills-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const dist = (path: string): string => join(repoRoot, 'dist/src', path);
 
-/** Runs `code` (an ES module) in a child that loops, and SIGKILLs it `ms` after its first line of output. */
-function killAfter(code: string, ms: number): Promise<void> {
+/**
+ * Runs first in a child: counts the calls of node:fs and node:fs/promises that change the file
+ * system, from `armKills()` on, and SIGKILLs the child just before call number KILL_AT. A child
+ * that gets to the end prints how many there were.
+ */
+const KILL_AT_CALL = `
+  import fs from 'node:fs';
+  import fsp from 'node:fs/promises';
+  import { syncBuiltinESMExports } from 'node:module';
+  const killAt = Number(process.env.KILL_AT);
+  const report = fs.writeSync;
+  let armed = false;
+  let calls = 0;
+  const wrap = (module, names) => {
+    for (const name of names) {
+      const real = module[name];
+      module[name] = function (...args) {
+        if (armed && ++calls === killAt) {
+          process.kill(process.pid, 'SIGKILL');
+          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
+        }
+        return real.apply(this, args);
+      };
+    }
+  };
+  wrap(fs, ['openSync', 'writeSync', 'writeFileSync', 'fsyncSync', 'closeSync', 'ftruncateSync', 'renameSync',
+    'rmSync', 'unlinkSync', 'mkdirSync', 'copyFileSync']);
+  wrap(fsp, ['open', 'writeFile', 'rename', 'rm', 'unlink', 'mkdir', 'copyFile']);
+  syncBuiltinESMExports();
+  globalThis.armKills = () => { armed = true; };
+  process.on('exit', () => report(1, String(calls)));
+`;
+
+/** Runs `code` (an ES module that calls `armKills()`) with the kill at call `n`: killed, or finished after that many calls. */
+function runKilledAt(code: string, n: number): Promise<{ killed: true } | { killed: false; calls: number }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', code], {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', KILL_AT_CALL + code], {
+      env: { ...process.env, KILL_AT: String(n) },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
-    let armed = false;
-    child.stdout.on('data', () => {
-      if (armed) return;
-      armed = true;
-      setTimeout(() => child.kill('SIGKILL'), ms);
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
     });
-    child.on('exit', (status, signal) =>
-      signal === 'SIGKILL' ? resolve() : reject(new Error(`the looping child ended by itself (${status})`)),
-    );
+    child.on('exit', (status, signal) => {
+      if (signal === 'SIGKILL') resolve({ killed: true });
+      else if (status === 0) resolve({ killed: false, calls: Number(out) });
+      else reject(new Error(`the child failed (${status ?? signal})`));
+    });
   });
 }
 
-const DELAYS = [0, 3, 11, 29, 53, 97, 151];
+/**
+ * Kills `code` before each of its file-system calls in turn, checking what it leaves with `check`,
+ * until a run finishes; returns what each kill left.
+ */
+async function killAtEveryCall<T>(code: string, reset: () => Promise<void>, check: (n: number) => T): Promise<T[]> {
+  const seen: T[] = [];
+  for (let n = 1; ; n++) {
+    await reset();
+    const run = await runKilledAt(code, n);
+    if (!run.killed) {
+      assert.equal(run.calls, n - 1, 'every call before the end was a kill point');
+      return seen;
+    }
+    seen.push(check(n));
+  }
+}
 
-test('a checkpoint overwritten again and again and killed at any moment loads whole (old or new) after recovery', async () => {
+test('a checkpoint saved over another and killed at any point loads whole (old or new) after recovery', async () => {
   const fixture = join(fixtureDir('parallel-r25'), 'model');
   const models = join(dir, 'models');
   const step = join(models, 'step1');
   const original = loadCheckpoint(fixture);
-  await saveCheckpoint(step, original.config, original.params, { extraFiles: { 'marker.txt': '0' } });
-  const loop = `
-    import { loadCheckpoint, saveCheckpoint } from ${JSON.stringify(dist('model/checkpoint.js'))};
+  const save = `
+    const { loadCheckpoint, saveCheckpoint } = await import(${JSON.stringify(dist('model/checkpoint.js'))});
     const { config, params } = loadCheckpoint(${JSON.stringify(fixture)});
     const doubled = new Map([...params].map(([k, v]) => [k, v.map((x) => 2 * x)]));
-    for (let i = 1; ; i++) {
-      await saveCheckpoint(${JSON.stringify(step)}, config, i % 2 ? doubled : params, { extraFiles: { 'marker.txt': String(i % 2) } });
-      process.stdout.write('.');
-    }`;
-  for (const ms of DELAYS) {
-    await killAfter(loop, ms);
+    armKills();
+    await saveCheckpoint(${JSON.stringify(step)}, config, doubled, { extraFiles: { 'marker.txt': '1' } });`;
+  const reset = async (): Promise<void> => {
+    rmSync(models, { recursive: true, force: true });
+    await saveCheckpoint(step, original.config, original.params, { extraFiles: { 'marker.txt': '0' } });
+  };
+  const left = await killAtEveryCall(save, reset, (n) => {
     recoverInterruptedSaves(models, /^step\d+$/);
-    assert.deepEqual(readdirSync(models), ['step1'], `after a kill at ${ms} ms nothing but step1 is left`);
+    assert.deepEqual(readdirSync(models), ['step1'], `after a kill at call ${n} nothing but step1 is left`);
     const loaded = loadCheckpoint(step);
-    const factor = readFileSync(join(step, 'marker.txt'), 'utf8') === '1' ? 2 : 1;
+    const marker = readFileSync(join(step, 'marker.txt'), 'utf8');
     const name = 'gpt_neox.embed_in.weight';
     assert.deepEqual(
       loaded.params.get(name),
-      original.params.get(name)!.map((x) => factor * x),
-      `weights match marker.txt after a kill at ${ms} ms`,
+      original.params.get(name)!.map((x) => (marker === '1' ? 2 : 1) * x),
+      `weights match marker.txt after a kill at call ${n}`,
     );
-  }
+    return marker;
+  });
+  // Kills before the swap leave the old checkpoint, kills after it the new one.
+  assert.ok(left.length >= 8, `${left.length} kill points`);
+  assert.equal(left[0], '0');
+  assert.equal(left.at(-1), '1');
+  assert.deepEqual(left, [...left].sort(), 'old until the swap, new after it');
 });
 
 test('start-up recovery: a folder renamed aside comes back when its place is empty, temporaries go', async () => {
@@ -110,7 +167,7 @@ function checkWhole(prefix: string, options: { fullCheckMaxIndexBytes?: number }
   }
 }
 
-test('a dataset tokenized again over itself and killed at any moment is the old pair, the new pair, or no .idx', async () => {
+test('a dataset tokenized again over itself and killed at any point is the old pair, the new pair, or no .idx', async () => {
   const prefix = join(dir, 'data', 'corpus');
   const write = (layout: keyof typeof LAYOUTS): Promise<void> => {
     const { documents, size, token } = LAYOUTS[layout];
@@ -124,23 +181,36 @@ test('a dataset tokenized again over itself and killed at any moment is the old 
   assert.equal(checkWhole(prefix, {}), 'B');
   assert.deepEqual(readdirSync(join(dir, 'data')).sort(), ['corpus.bin', 'corpus.idx'], 'no file left aside');
 
-  const loop = `
-    import { IndexedDatasetWriter } from ${JSON.stringify(dist('data/indexed-dataset.js'))};
-    const layouts = ${JSON.stringify(LAYOUTS)};
-    for (let i = 0; ; i++) {
-      const { documents, size, token } = i % 2 ? layouts.A : layouts.B;
-      const w = IndexedDatasetWriter.create(${JSON.stringify(prefix)}, { vocabSize: 10 });
-      for (let d = 0; d < documents; d++) w.add(new Array(size).fill(token));
-      await w.finish();
-      process.stdout.write('.');
-    }`;
-  for (const ms of DELAYS) {
-    await killAfter(loop, ms);
-    // Whole either way, also when only the ends of the index are checked (indexes over 64 MiB).
-    const full = checkWhole(prefix, {});
-    assert.equal(checkWhole(prefix, { fullCheckMaxIndexBytes: 0 }), full);
-    if (full === 'error') assert.ok(!existsSync(`${prefix}.idx`), 'only a missing .idx makes it unreadable');
-  }
+  const rewrite = `
+    const { IndexedDatasetWriter } = await import(${JSON.stringify(dist('data/indexed-dataset.js'))});
+    const { documents, size, token } = ${JSON.stringify(LAYOUTS.A)};
+    armKills();
+    const w = IndexedDatasetWriter.create(${JSON.stringify(prefix)}, { vocabSize: 10 });
+    for (let d = 0; d < documents; d++) w.add(new Array(size).fill(token));
+    await w.finish();`;
+  const left = await killAtEveryCall(
+    rewrite,
+    async () => {
+      rmSync(join(dir, 'data'), { recursive: true, force: true });
+      await write('B');
+    },
+    (n) => {
+      // Whole either way, also when only the ends of the index are checked (indexes over 64 MiB).
+      const full = checkWhole(prefix, {});
+      assert.equal(checkWhole(prefix, { fullCheckMaxIndexBytes: 0 }), full, `after a kill at call ${n}`);
+      if (full === 'error') assert.ok(!existsSync(`${prefix}.idx`), 'only a missing .idx makes it unreadable');
+      return full;
+    },
+  );
+  // The old pair until the new .bin is in, then no .idx, then the new pair.
+  assert.ok(left.length >= 6, `${left.length} kill points`);
+  const order = ['B', 'error', 'A'];
+  assert.deepEqual(
+    left,
+    [...left].sort((a, b) => order.indexOf(a) - order.indexOf(b)),
+  );
+  assert.equal(left[0], 'B');
+  assert.equal(left.at(-1), 'A');
 });
 
 test('an old .idx beside a new .bin is refused on open, however large the index', async () => {

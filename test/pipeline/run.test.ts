@@ -1,11 +1,12 @@
 /**
  * `pythia run` end to end on a reduced pipeline (a small corpus, one size, a few steps): every stage
  * joins the next (synth → suite with its intervention sibling → eval with the case studies →
- * report), and a second run skips all finished work.
+ * report), a second run skips all finished work, and so does a run of the run folder moved
+ * elsewhere, started from another directory.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -13,13 +14,11 @@ import { ResultsStore } from '../../src/results/store.js';
 import { repoRoot } from '../support/paths.js';
 
 const cli = join(repoRoot, 'dist/src/cli/main.js');
-const out = mkdtempSync(join(tmpdir(), 'pythia-run-'));
-after(() => rmSync(out, { recursive: true, force: true }));
+const root = mkdtempSync(join(tmpdir(), 'pythia-run-'));
+const out = join(root, 'runs', 'default');
+after(() => rmSync(root, { recursive: true, force: true }));
 
-const ARGS = [
-  'run',
-  '--out',
-  out,
+const OPTIONS = [
   '--synth-documents',
   '400',
   '--models',
@@ -45,9 +44,10 @@ const ARGS = [
   '--threads',
   '1',
 ];
+const ARGS = ['run', '--out', out, ...OPTIONS];
 
-function pythia(args: string[]) {
-  return spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
+function pythia(args: string[], cwd?: string) {
+  return spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', cwd });
 }
 
 test('pythia run: synth, suite with its intervention sibling, eval with case studies, report; then nothing left to do', async () => {
@@ -110,4 +110,17 @@ test('pythia run: synth, suite with its intervention sibling, eval with case stu
   const second = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'));
   assert.equal(second.stages[0].status, 'skipped');
   assert.match(again.stderr, /0 cells evaluated, \d+ already there/);
+
+  // Moved as a whole and run from elsewhere, without the training stage: the suite.json written
+  // before the move leads to the moved corpus's tasks, whose cells are all there.
+  const moved = join(root, 'moved', 'default');
+  mkdirSync(join(root, 'moved'));
+  renameSync(out, moved);
+  const elsewhere = join(root, 'elsewhere');
+  mkdirSync(elsewhere);
+  const third = pythia(['run', '--out', moved, '--skip-train', ...OPTIONS], elsewhere);
+  assert.equal(third.status, 0, third.stderr);
+  assert.equal(third.stdout.trim(), join(moved, 'suite', 'report', 'index.html'));
+  assert.match(third.stderr, /0 cells evaluated, \d+ already there/);
+  assert.equal(JSON.parse(readFileSync(join(moved, 'run.json'), 'utf8')).report, 'suite/report/index.html');
 });

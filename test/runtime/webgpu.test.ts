@@ -3,7 +3,8 @@
  * graphs to the Hugging Face fixtures' tolerances, and places every compute node on the GPU (from
  * onnxruntime's own per-node profile). Needs a Vulkan device: a GPU, or Mesa's software one
  * (lavapipe, in Debian's mesa-vulkan-drivers from 23 on; .ci/run installs it from bookworm-backports).
- * Skipped, saying why, where onnxruntime finds no WebGPU adapter.
+ * Skipped, saying why, only where onnxruntime finds no WebGPU adapter or has no WebGPU provider;
+ * any other error of the first compile (a lowering or session error) fails the tests instead.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -21,7 +22,7 @@ import { MASK_VALUE } from '../../src/model/gpt-neox.js';
 import { pythiaArchitecture } from '../../src/model/presets.js';
 import { Scorer } from '../../src/model/score.js';
 import { TrainStep } from '../../src/model/train-step.js';
-import { compile, download, upload } from '../../src/runtime/session.js';
+import { compile, download, RuntimeError, upload } from '../../src/runtime/session.js';
 import { PYTHIA_INIT } from '../../src/train/init.js';
 import type { TrainRecipe } from '../../src/train/recipes.js';
 import { loadResumePoint, readLog, type TrainOptions, train } from '../../src/train/trainer.js';
@@ -30,15 +31,28 @@ import { checkFixtureTraining } from '../support/fixture-training.js';
 import { checkForwardFixture, checkGenerateFixture } from '../support/hf-fixture-checks.js';
 import { fixtureDir } from '../support/paths.js';
 
-async function webgpuMissing(): Promise<string | false> {
+/** Set by session.ts where onnxruntime finds no adapter (no Vulkan device), or has no WebGPU provider. */
+const MISSING = /no WebGPU adapter found|has no webgpu execution provider/;
+
+/** Why WebGPU is missing here, from the error of a first compile; any other error is no reason to skip. */
+function missingReason(error: unknown): string | false {
+  return error instanceof RuntimeError && MISSING.test(error.message) ? error.message : false;
+}
+
+/** exp of two numbers, compiled for WebGPU. */
+async function compileProbe(): Promise<Awaited<ReturnType<typeof compile>>> {
   const g = new Graph();
   const x = g.input('x', 'float32', [2]);
+  return compile({ graph: g, outputs: { y: op.exp(x) } }, { provider: 'webgpu', cache: false });
+}
+
+async function webgpuMissing(): Promise<string | false> {
   try {
-    const session = await compile({ graph: g, outputs: { y: op.exp(x) } }, { provider: 'webgpu', cache: false });
-    await session.release();
+    await (await compileProbe()).release();
     return false;
   } catch (e) {
-    return (e as Error).message;
+    // A lowering or session error is not a skip: the probe test below fails with it.
+    return missingReason(e);
   }
 }
 
@@ -75,7 +89,32 @@ async function profiled(run: (profile: string) => Promise<void>): Promise<Set<st
   }
 }
 
+test('only a missing adapter or provider skips the WebGPU tests, never an error of our graphs or their lowering', () => {
+  const g = new Graph();
+  let graphError: unknown;
+  try {
+    op.matmul(g.input('a', 'float32', [2, 3]), g.input('b', 'float32', [4, 5]));
+  } catch (e) {
+    graphError = e;
+  }
+  assert.ok(graphError instanceof Error);
+  assert.equal(missingReason(graphError), false);
+  assert.equal(missingReason(new RuntimeError('onnxruntime rejected the graph: a node it cannot run')), false);
+  if (skip) assert.match(skip, MISSING);
+});
+
 describe('WebGPU execution provider', { skip }, () => {
+  test('the probe graph compiles and runs: exp on the device', async () => {
+    const session = await compileProbe();
+    try {
+      const { y } = await session.run({ x: { data: Float32Array.of(0, 1), dims: [2] } });
+      const values = [...(y!.data as Float32Array)];
+      assert.ok(Math.abs(values[0]! - 1) < 1e-6 && Math.abs(values[1]! - Math.E) < 1e-5, `exp [0, 1] = ${values}`);
+    } finally {
+      await session.release();
+    }
+  });
+
   test('forward: logits, hidden states, loss and every gradient match the HF fixtures', async () => {
     await checkForwardFixture('parallel-r25', webgpu);
     await checkForwardFixture('sequential-r100', webgpu);

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { PreshuffledWriter } from '../../src/data/preshuffled.js';
+import { oncePerProcess } from '../support/once.js';
 import { repoRoot } from '../support/paths.js';
 
 const cli = join(repoRoot, 'dist/src/cli/main.js');
@@ -24,7 +25,8 @@ before(async () => {
 
 after(() => rmSync(work, { recursive: true, force: true }));
 
-test('pythia train runs a short preshuffled run and prints where things are', () => {
+/** A finished three-step run in `<work>/run`, which the resume test copies. */
+const trainedRun = oncePerProcess(async () => {
   const r = pythia(
     'train',
     '--preset',
@@ -50,6 +52,11 @@ test('pythia train runs a short preshuffled run and prints where things are', ()
     '1',
   );
   assert.equal(r.status, 0, r.stderr);
+  return { ...r, dir: join(work, 'run') };
+});
+
+test('pythia train runs a short preshuffled run and prints where things are', async () => {
+  const r = await trainedRun();
   assert.match(r.stdout, /nano-25k: step 3, final loss \d+\.\d+, validation loss \d+\.\d+/);
   assert.match(r.stdout, /step\{0,1,2,3\}/);
   for (const step of [0, 1, 2, 3])
@@ -64,7 +71,7 @@ test('user errors are one line, without a stack trace', () => {
       /^pythia: preset: unknown model pythia-7b/,
     ],
     [
-      ['train', '--resume', join(work, 'run/nano-25k/step2'), '--lr', '0.1'],
+      ['train', '--resume', join(work, 'any/nano-25k/step2'), '--lr', '0.1'],
       /^pythia: --lr cannot be combined with --resume/,
     ],
     [['train', '--resume', join(work, 'nowhere')], /^pythia: .*nowhere: cannot resume: trainer_state\.json is missing/],
@@ -105,10 +112,15 @@ test('user errors are one line, without a stack trace', () => {
   }
 });
 
-test('pythia train --resume continues to the end; export neox-config writes one file per model', () => {
-  const r = pythia('train', '--resume', join(work, 'run/nano-25k/step2'), '--threads', '1');
+test('pythia train --resume continues to the end; export neox-config writes one file per model', async () => {
+  const resumed = join(work, 'resumed');
+  cpSync((await trainedRun()).dir, resumed, { recursive: true });
+  rmSync(join(resumed, 'nano-25k/step3'), { recursive: true });
+  const r = pythia('train', '--resume', join(resumed, 'nano-25k/step2'), '--threads', '1');
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /step\{3\}/);
+  const original = join(work, 'run/nano-25k/step3/model.safetensors');
+  assert.ok(readFileSync(join(resumed, 'nano-25k/step3/model.safetensors')).equals(readFileSync(original)));
   const e = pythia('export', 'neox-config', '--preset', 'nano', '--out', join(work, 'configs'));
   assert.equal(e.status, 0, e.stderr);
   assert.equal(e.stdout.trim().split('\n').length, 4);

@@ -279,7 +279,7 @@ test('a suite lists each sibling beside its baseline, skips it when finished, an
     ],
   );
   assert.deepEqual(manifest.models[1]!.checkpoints, [4]);
-  assert.equal(manifest.models[1]!.log, join(out, 'nano-25k-intervention', 'log.jsonl'));
+  assert.equal(manifest.models[1]!.log, 'nano-25k-intervention/log.jsonl', 'relative to the suite folder');
   assert.equal(typeof manifest.models[1]!.finalLoss, 'number');
   assert.deepEqual(JSON.parse(readFileSync(join(out, 'suite.json'), 'utf8')), manifest);
   const state = JSON.parse(

@@ -14,6 +14,7 @@ import { PYTHIA_INIT } from '../../src/train/init.js';
 import type { TrainRecipe } from '../../src/train/recipes.js';
 import { existingCheckpoints, loadResumePoint, readLog, type TrainOptions, train } from '../../src/train/trainer.js';
 import { trainedRelativeL2 } from '../support/check.js';
+import { oncePerProcess } from '../support/once.js';
 
 const config: NeoXConfig = {
   ...pythiaArchitecture({ numLayers: 2, hiddenSize: 32, numHeads: 2, vocabSize: 64, maxPositions: 16 }),
@@ -69,8 +70,11 @@ function stepFiles(dir: string): Map<string, Buffer> {
   return files;
 }
 
+/** The whole run, which the other tests compare with or resume from. */
+const unbrokenRun = oncePerProcess(() => train(options(join(work, 'unbroken'))));
+
 test('a run trains, saves on the schedule, logs every step, and two runs give identical checkpoint bytes', async () => {
-  const a = await train(options(join(work, 'a')));
+  const a = await unbrokenRun();
   assert.deepEqual(a.checkpoints, [0, 1, 2, 4, 8, 12]);
   const log = readLog(a.logPath);
   const steps = log.filter((e) => e.loss !== undefined);
@@ -99,20 +103,25 @@ test('a run trains, saves on the schedule, logs every step, and two runs give id
   assert.deepEqual(a.batchHashes, b.batchHashes);
 });
 
-test('a run killed (SIGKILL) mid-way and resumed ends with the same bytes as an unbroken run', async () => {
+test('a run killed (SIGKILL) after step 6 and resumed ends with the same bytes as an unbroken run', async () => {
+  const unbroken = (await unbrokenRun()).modelDir;
   const out = join(work, 'killed');
   const trainerUrl = pathToFileURL(
     join(fileURLToPath(new URL('.', import.meta.url)), '../../src/train/trainer.js'),
   ).href;
-  // The child trains slowly (a pause after each step) and reports steps; we kill it after step 6.
+  // The child reports each step; after step 6 (checkpoints 0, 1, 2 and 4 saved, the log at step 6)
+  // it waits for good, so the kill lands there and nowhere else.
   const script = `
+    import { writeSync } from 'node:fs';
     const { train } = await import(${JSON.stringify(trainerUrl)});
     const o = JSON.parse(process.env.TRAIN_OPTIONS);
-    await train({ ...o, onProgress: (p) => { process.stdout.write('step ' + p.step + '\\n'); Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 150); } });
+    await train({ ...o, onProgress: (p) => {
+      writeSync(1, 'step ' + p.step + '\\n');
+      if (p.step === 6) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
+    } });
   `;
-  const { onProgress: _, ...plain } = options(out);
   const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
-    env: { ...process.env, TRAIN_OPTIONS: JSON.stringify(plain) },
+    env: { ...process.env, TRAIN_OPTIONS: JSON.stringify(options(out)) },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   await new Promise<void>((resolve, reject) => {
@@ -125,14 +134,18 @@ test('a run killed (SIGKILL) mid-way and resumed ends with the same bytes as an 
       signal === 'SIGKILL' ? resolve() : reject(new Error(`child exited without being killed: ${seen}`)),
     );
   });
-  const saved = existingCheckpoints(join(out, 'tiny'));
-  assert.deepEqual(saved, [0, 1, 2, 4]);
+  assert.deepEqual(existingCheckpoints(join(out, 'tiny')), [0, 1, 2, 4]);
+  const logged = readLog(join(out, 'tiny', 'log.jsonl')).filter((e) => e.loss !== undefined);
+  assert.deepEqual(
+    logged.map((e) => e.step),
+    [1, 2, 3, 4, 5, 6],
+  );
   const resumed = await train(options(out, { resume: loadResumePoint(join(out, 'tiny', 'step4')) }));
   assert.deepEqual(resumed.checkpoints, [8, 12]);
-  const unbroken = join(work, 'a', 'tiny');
   for (const step of [8, 12]) {
     const fa = stepFiles(join(unbroken, `step${step}`));
     const fb = stepFiles(join(out, 'tiny', `step${step}`));
+    assert.deepEqual([...fb.keys()], [...fa.keys()]);
     for (const [name, bytes] of fa) assert.ok(bytes.equals(fb.get(name)!), `step${step}/${name} differs after resume`);
   }
   // The log holds each step once, in order, with the unbroken run's losses.
@@ -180,7 +193,7 @@ test('bad data fails in one line: too few samples, token ids outside the vocabul
 });
 
 test('resume reads trainer states of the older flat recipe layout, and names a missing field in one line', async () => {
-  const from = join(work, 'a', 'tiny', 'step8');
+  const from = join((await unbrokenRun()).modelDir, 'step8');
   const old = join(work, 'old', 'tiny', 'step8');
   cpSync(from, old, { recursive: true });
   const state = JSON.parse(readFileSync(join(from, 'trainer_state.json'), 'utf8'));

@@ -12,9 +12,8 @@ import { Prng } from '../../src/util/prng.js';
 const work = mkdtempSync(join(tmpdir(), 'pythia-validation-'));
 after(() => rmSync(work, { recursive: true, force: true }));
 
-test('with --split, validation batches come from GPT-NeoX\'s "valid" dataset, one window per evaluation', async () => {
-  // 100 documents; every token of document d is d, so a token says which document it came from.
-  const prefix = join(work, 'docs');
+/** 100 documents of seeded lengths; every token of document d is d, so a token says which document it came from. */
+async function writeDocs(prefix: string): Promise<number[]> {
   const writer = IndexedDatasetWriter.create(prefix, { vocabSize: 128 });
   const rng = new Prng(5);
   const sizes: number[] = [];
@@ -23,6 +22,12 @@ test('with --split, validation batches come from GPT-NeoX\'s "valid" dataset, on
     writer.add(new Array<number>(sizes[d]!).fill(d));
   }
   await writer.finish();
+  return sizes;
+}
+
+test('with --split, validation batches come from GPT-NeoX\'s "valid" dataset, one window per evaluation', async () => {
+  const prefix = join(work, 'split', 'docs');
+  const sizes = await writeDocs(prefix);
   const [B, L, T, E, I] = [2, 8, 6, 3, 2];
   const split = '8,2'; // documents [0, 80) train, [80, 100) validate
   const order = await openTrainingOrder({ data: prefix, batchSize: B, seqLength: L, seed: 1234, trainIters: T, split });
@@ -78,7 +83,8 @@ test('with --split, validation batches come from GPT-NeoX\'s "valid" dataset, on
 });
 
 test('without --split, validation is the batches held out after the last training batch', async () => {
-  const prefix = join(work, 'docs');
+  const prefix = join(work, 'held-out', 'docs');
+  await writeDocs(prefix);
   const order = await openTrainingOrder({ data: prefix, batchSize: 2, seqLength: 8, seed: 1234, trainIters: 4 });
   try {
     const opened = await openValidation({

@@ -133,7 +133,7 @@ export function registerEval(program: Command): void {
     .option('--tasks <tasks...>', 'task files (.jsonl) or names in the task folders (default: every task there)')
     .option(
       '--task-dir <dirs...>',
-      "folders of <name>.jsonl tasks (default: the tasks/ of the suite's synthetic corpus)",
+      "folders of <name>.jsonl tasks (default: the tasks/ beside the data the suite's suite.json records)",
     )
     .option('--steps <list>', 'only these checkpoint steps of a suite, e.g. 0,512,1000, or all', (v: string) =>
       v === 'all' ? 'all' : intList(v),

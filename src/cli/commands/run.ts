@@ -1,4 +1,5 @@
 /** `pythia run`: the whole pipeline (synth → suite with intervention siblings → eval with case studies → report) with one progress display. */
+import { join } from 'node:path';
 import cliProgress from 'cli-progress';
 import { type Command, InvalidArgumentError } from 'commander';
 import { type RunEvent, type RunRecord, runPipeline, STAGES, type Stage } from '../../pipeline/run.js';
@@ -210,6 +211,6 @@ export function registerRun(program: Command): void {
       progress.stop();
     }
     process.stderr.write(formatStageTimes(record));
-    process.stdout.write(`${record.report ?? `${flags.out}/suite/results.duckdb`}\n`);
+    process.stdout.write(`${join(flags.out, record.report ?? 'suite/results.duckdb')}\n`);
   });
 }
