@@ -7,6 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { TextTokenizer } from '../data/tokenizer.js';
+import { parseJsonFile } from '../formats/strict-json.js';
 import type { Decoder } from '../model/decoder.js';
 import { DataError, FormatError } from '../util/errors.js';
 import {
@@ -41,7 +42,7 @@ export interface CanarySummary {
 export function readCanaries(truthPath: string): Canary[] {
   let truth: unknown;
   try {
-    truth = JSON.parse(readFileSync(truthPath, 'utf8'));
+    truth = parseJsonFile(readFileSync(truthPath, 'utf8'));
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code) throw e;
     throw new FormatError(truthPath, `not valid JSON: ${(e as Error).message}`);

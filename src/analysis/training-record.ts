@@ -6,6 +6,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
+import { parseJsonFile } from '../formats/strict-json.js';
 import { recordedData } from '../train/recorded-data.js';
 import { FormatError } from '../util/errors.js';
 
@@ -36,7 +37,7 @@ export function readTrainingRecord(dir: string): TrainingRecord {
   }
   let state: Record<string, unknown>;
   try {
-    state = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+    state = parseJsonFile(readFileSync(path, 'utf8')) as Record<string, unknown>;
   } catch (e) {
     throw new FormatError(path, `not valid JSON: ${(e as Error).message}`);
   }

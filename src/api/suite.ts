@@ -4,6 +4,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { parseJsonFile } from '../formats/strict-json.js';
 import { SUITE_MANIFEST, type SuiteManifest } from '../train/suite.js';
 import { existingCheckpoints } from '../train/trainer.js';
 import { ConfigError, FormatError } from '../util/errors.js';
@@ -28,7 +29,7 @@ export class Suite {
       throw new FormatError(dir, `not a suite folder: ${SUITE_MANIFEST} is missing (pythia suite writes it)`);
     let manifest: SuiteManifest;
     try {
-      manifest = JSON.parse(readFileSync(path, 'utf8')) as SuiteManifest;
+      manifest = parseJsonFile(readFileSync(path, 'utf8')) as SuiteManifest;
     } catch (e) {
       throw new FormatError(path, `not valid JSON: ${(e as Error).message}`);
     }

@@ -14,6 +14,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { RandomAccessFile } from '../formats/file-io.js';
 import { readNpyHeader, writeNpy } from '../formats/npy.js';
+import { parseJsonFile } from '../formats/strict-json.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { ConfigError, FormatError } from '../util/errors.js';
 import { buildIndexMaps, type DocumentRange, type IndexMapFiles, indexMapFiles, planIndexMaps } from './index-maps.js';
@@ -123,7 +124,7 @@ function int32Bytes(a: Int32Array): Uint8Array {
 function recordAllowsReuse(path: string, wanted: IndexMapInputs): boolean {
   if (!existsSync(path)) return true;
   try {
-    const found = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+    const found = parseJsonFile(readFileSync(path, 'utf8')) as Record<string, unknown>;
     return JSON.stringify(found) === JSON.stringify(wanted);
   } catch {
     return false;

@@ -10,6 +10,7 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { Tokenizer } from 'tokenizers';
+import { parseJsonFile } from '../formats/strict-json.js';
 import { DataError, FormatError } from '../util/errors.js';
 
 export const EOD_TOKEN = '<|endoftext|>';
@@ -87,7 +88,7 @@ export async function loadTokenizer(path: string): Promise<TextTokenizer> {
   if (!existsSync(path)) throw new FormatError(path, 'tokenizer file not found');
   let json: unknown;
   try {
-    json = JSON.parse(readFileSync(path, 'utf8'));
+    json = parseJsonFile(readFileSync(path, 'utf8'));
   } catch (e) {
     throw new FormatError(path, `not a tokenizer.json: invalid JSON (${e instanceof Error ? e.message : String(e)})`);
   }

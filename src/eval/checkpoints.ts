@@ -5,6 +5,7 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
+import { parseJsonFile } from '../formats/strict-json.js';
 import type { ResolvedCheckpoint } from '../model/hub-cache.js';
 import { ConfigError } from '../util/errors.js';
 
@@ -65,7 +66,7 @@ function trainerState(dir: string): TrainerStateFields | undefined {
   const path = join(dir, 'trainer_state.json');
   if (!existsSync(path)) return undefined;
   try {
-    return JSON.parse(readFileSync(path, 'utf8')) as TrainerStateFields;
+    return parseJsonFile(readFileSync(path, 'utf8')) as TrainerStateFields;
   } catch {
     return undefined;
   }

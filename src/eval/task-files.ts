@@ -5,6 +5,7 @@
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { parseJsonFile } from '../formats/strict-json.js';
 import { ConfigError, FormatError } from '../util/errors.js';
 import { locateRecorded } from '../util/recorded-path.js';
 
@@ -27,7 +28,7 @@ export function suiteTaskDir(suiteDir: string): string | undefined {
   if (!existsSync(manifest)) return undefined;
   let data: { prefix?: unknown; absolutePrefix?: unknown } | undefined;
   try {
-    data = (JSON.parse(readFileSync(manifest, 'utf8')) as { data?: typeof data }).data;
+    data = (parseJsonFile(readFileSync(manifest, 'utf8')) as { data?: typeof data }).data;
   } catch {
     return undefined;
   }

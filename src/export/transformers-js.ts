@@ -9,6 +9,7 @@
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { parseJsonFile } from '../formats/strict-json.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
 import { type NeoXConfig, toHfConfig } from '../model/config.js';
 import type { Params } from '../model/params.js';
@@ -90,7 +91,7 @@ function exportConfig(
 async function previousConfig(path: string): Promise<Record<string, unknown> | undefined> {
   if (!existsSync(path)) return undefined;
   try {
-    return JSON.parse(await readFile(path, 'utf8')) as Record<string, unknown>;
+    return parseJsonFile(await readFile(path, 'utf8')) as Record<string, unknown>;
   } catch {
     return undefined;
   }

@@ -152,3 +152,9 @@ export function parseStrictJson(text: string, limits: StrictJsonLimits = {}): Js
 export function isJsonObject(v: JsonValue | undefined): v is JsonObject {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
+
+/** JSON.parse for whole files, with a leading byte-order mark named in words rather than quoted. */
+export function parseJsonFile(text: string): unknown {
+  if (text.charCodeAt(0) === 0xfeff) throw new SyntaxError('starts with a UTF-8 byte-order mark (U+FEFF)');
+  return JSON.parse(text);
+}

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { indexPath } from '../data/indexed-dataset.js';
+import { parseJsonFile } from '../formats/strict-json.js';
 import type { RecordedData } from '../train/recorded-data.js';
 import { SUITE_MANIFEST, type SuiteManifest } from '../train/suite.js';
 import { FormatError } from '../util/errors.js';
@@ -41,7 +42,7 @@ export function readSuiteInfo(dir: string): SuiteInfo | null {
   if (!existsSync(path)) return null;
   let manifest: Partial<SuiteManifest>;
   try {
-    manifest = JSON.parse(readFileSync(path, 'utf8')) as Partial<SuiteManifest>;
+    manifest = parseJsonFile(readFileSync(path, 'utf8')) as Partial<SuiteManifest>;
   } catch (e) {
     throw new FormatError(path, `not valid JSON (${e instanceof Error ? e.message : String(e)})`);
   }
@@ -84,7 +85,7 @@ export function readStageTimes(suiteDir: string): StageTimes | null {
   if (!existsSync(path)) return null;
   let record: { stages?: unknown; totalSeconds?: unknown };
   try {
-    record = JSON.parse(readFileSync(path, 'utf8')) as typeof record;
+    record = parseJsonFile(readFileSync(path, 'utf8')) as typeof record;
   } catch {
     return null;
   }

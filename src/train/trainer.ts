@@ -14,6 +14,7 @@ import { join, resolve } from 'node:path';
 import { openTrainingOrder } from '../data/batches.js';
 import type { SampleSource } from '../data/sample-order.js';
 import { loadTokenizer } from '../data/tokenizer.js';
+import { parseJsonFile } from '../formats/strict-json.js';
 import { loadCheckpoint, recoverInterruptedSaves, saveCheckpoint } from '../model/checkpoint.js';
 import { type NeoXConfig, parameterShapes } from '../model/config.js';
 import type { Params } from '../model/params.js';
@@ -110,7 +111,7 @@ export function readTrainerState(stepDir: string): TrainerState {
     );
   let json: unknown;
   try {
-    json = JSON.parse(readFileSync(statePath, 'utf8'));
+    json = parseJsonFile(readFileSync(statePath, 'utf8'));
   } catch (e) {
     throw new FormatError(statePath, `not valid JSON: ${(e as Error).message}`);
   }

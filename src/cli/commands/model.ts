@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { loadTokenizer } from '../../data/tokenizer.js';
 import { openCheckpointWeights, type TensorToWrite, writeSafetensors } from '../../formats/index.js';
+import { parseJsonFile } from '../../formats/strict-json.js';
 import { loadCheckpoint, readConfig } from '../../model/checkpoint.js';
 import { countParameters, headDim, parameterShapes, rotaryDims, toHfConfig } from '../../model/config.js';
 import { Decoder } from '../../model/decoder.js';
@@ -28,7 +29,7 @@ import { UserError } from '../errors.js';
 export function readTokenRows(path: string, equalLength: boolean): number[][] {
   let json: unknown;
   try {
-    json = JSON.parse(readFileSync(path, 'utf8'));
+    json = parseJsonFile(readFileSync(path, 'utf8'));
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code)
       throw new UserError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code})`);
