@@ -10,6 +10,7 @@ import type { Params } from '../model/params.js';
 import { type ScoreRequest, Scorer } from '../model/score.js';
 import type { RuntimeOptions } from '../runtime/session.js';
 import { ConfigError } from '../util/errors.js';
+import { checkNumber, checkOptionalNumber, NON_NEGATIVE_INTEGER, POSITIVE_INTEGER } from '../util/values.js';
 import { encodePairs, rollingWindows, type TextPair } from './encode.js';
 import { drawDemonstrations, fewshotPrompt } from './fewshot.js';
 import {
@@ -56,7 +57,17 @@ export function selectedItems(task: Task, limit: number | undefined): TaskItem[]
   return limit === undefined ? task.items : task.items.slice(0, limit);
 }
 
+/** The numeric options, checked as the CLI's flags are (a library caller gets the same one line). */
+function checkRunOptions(o: TaskRunOptions): void {
+  checkNumber('shots', o.shots, NON_NEGATIVE_INTEGER);
+  checkNumber('seed', o.seed, NON_NEGATIVE_INTEGER);
+  checkOptionalNumber('limit', o.limit, POSITIVE_INTEGER);
+  checkNumber('batchSize', o.batchSize, POSITIVE_INTEGER);
+  checkNumber('maxGenTokens', o.maxGenTokens, POSITIVE_INTEGER);
+}
+
 export async function runTask(model: EvalModel, task: Task, options: TaskRunOptions): Promise<TaskRun> {
+  checkRunOptions(options);
   const items = selectedItems(task, options.limit);
   if (task.outputType === 'loglikelihood_rolling' && options.shots > 0) {
     throw new ConfigError(`task ${task.name}: loglikelihood_rolling takes no few-shot demonstrations (use --shots 0)`);

@@ -188,3 +188,23 @@ test('generation never picks ids past the tokenizer when the model vocabulary is
     else assert.ok(run.items[i]!.prediction!.startsWith(world.tokenizer.decode([first]).split('\n')[0]!), item.id);
   }
 });
+
+test('runTask refuses bad numeric options in one line, naming the option, before any work', async () => {
+  const task = readTask(tasks.choice!);
+  const model = { config: world.config, params, tokenizer: world.tokenizer };
+  const bad: [string, Record<string, unknown>, RegExp][] = [
+    ['maxGenTokens', { maxGenTokens: 0 }, /^maxGenTokens: expected a positive integer, got 0$/],
+    ['maxGenTokens', { maxGenTokens: 2.5 }, /^maxGenTokens: expected a positive integer, got 2\.5$/],
+    ['batchSize', { batchSize: 0 }, /^batchSize: expected a positive integer, got 0$/],
+    ['shots', { shots: -1 }, /^shots: expected a non-negative integer, got -1$/],
+    ['seed', { seed: '7' }, /^seed: expected a non-negative integer, got "7"$/],
+    ['limit', { limit: Number.NaN }, /^limit: expected a positive integer, got NaN$/],
+  ];
+  for (const [name, change, message] of bad) {
+    await assert.rejects(
+      runTask(model, task, { ...options, ...change } as typeof options),
+      (e: Error) => e.name === 'ConfigError' && message.test(e.message),
+      name,
+    );
+  }
+});
