@@ -4,10 +4,13 @@
  */
 
 export type {
+  ActivationInput,
+  ActivationResult,
   FromPretrainedOptions,
   ModelForwardOptions,
   ModelForwardResult,
   ModelGenerateOptions,
+  RunWithCacheOptions,
   ScorePair,
 } from './api/gpt-neox.js';
 export { GPTNeoX, GPTNeoX as GPTNeoXForCausalLM } from './api/gpt-neox.js';
@@ -18,7 +21,9 @@ export { type CorpusRecord, type ReadOptions, readCorpus, readDocuments, readRec
 export { loadTokenizer, type TextTokenizer } from './data/tokenizer.js';
 export { type EvalModel, runTask, type TaskRunOptions } from './eval/run-task.js';
 export { type OutputType, readTask, type Task, type TaskItem } from './eval/tasks.js';
+export type { ActivationCache, LogitsRequest } from './model/activations.js';
 export type { NeoXConfig } from './model/config.js';
+export type { Activation } from './model/hooks.js';
 
 export { hubCacheDir, type ResolvedCheckpoint, type ResolveOptions, resolveCheckpoint } from './model/hub-cache.js';
 export type { ScoreResult } from './model/score.js';
