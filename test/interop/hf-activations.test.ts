@@ -58,4 +58,32 @@ describe("named activations equal Hugging Face's tensors", () => {
       await runner.release();
     });
   }
+
+  test("what pythia activations writes loads in Python's safetensors, names and shapes kept", { skip }, () => {
+    const tokens = join(work, 'rows.json');
+    writeFileSync(tokens, JSON.stringify([[1, 2, 3, 4, 5]]));
+    const out = join(work, 'cli.safetensors');
+    const model = join(fixtureDir('parallel-r25'), 'model');
+    const cli = spawnSync(
+      process.execPath,
+      [join(repoRoot, 'dist/src/cli/main.js'), 'activations', model, '--tokens', tokens, '--out', out],
+      { encoding: 'utf8' },
+    );
+    assert.equal(cli.status, 0, cli.stderr);
+    const py = spawnSync(
+      python!,
+      [
+        '-c',
+        'import json, sys; from safetensors.torch import load_file; print(json.dumps({k: list(v.shape) for k, v in load_file(sys.argv[1]).items()}))',
+        out,
+      ],
+      { encoding: 'utf8' },
+    );
+    assert.equal(py.status, 0, py.stderr);
+    const shapes = JSON.parse(py.stdout) as Record<string, number[]>;
+    const ours = openSafetensors(out);
+    assert.deepEqual(Object.fromEntries(ours.list().map((t) => [t.name, t.shape])), shapes);
+    assert.deepEqual(shapes['blocks.1.attn.hook_pattern'], [1, 4, 5, 5]);
+    ours.close();
+  });
 });
