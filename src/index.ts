@@ -11,6 +11,7 @@ export type {
   ModelForwardResult,
   ModelGenerateOptions,
   RunWithCacheOptions,
+  RunWithHooksOptions,
   ScorePair,
 } from './api/gpt-neox.js';
 export { GPTNeoX, GPTNeoX as GPTNeoXForCausalLM } from './api/gpt-neox.js';
@@ -24,8 +25,14 @@ export { type OutputType, readTask, type Task, type TaskItem } from './eval/task
 export type { ActivationCache, LogitsRequest } from './model/activations.js';
 export type { NeoXConfig } from './model/config.js';
 export type { Activation } from './model/hooks.js';
-
 export { hubCacheDir, type ResolvedCheckpoint, type ResolveOptions, resolveCheckpoint } from './model/hub-cache.js';
+export type {
+  ActivationPatch,
+  ActivationScale,
+  EditCells,
+  HeadAblation,
+  Interventions,
+} from './model/interventions.js';
 export type { ScoreResult } from './model/score.js';
 export { type EvalEvent, type EvaluateOptions, type EvaluateSummary, evaluate } from './results/evaluate.js';
 export { exportTables, mergeDatabases } from './results/merge.js';

@@ -14,6 +14,7 @@ import { type ForwardOptions, type ForwardResult, forward, tokenMatrix } from '.
 import { generate } from '../model/generate.js';
 import { type Activation, activationNames } from '../model/hooks.js';
 import { type ResolvedCheckpoint, resolveCheckpoint } from '../model/hub-cache.js';
+import type { Interventions } from '../model/interventions.js';
 import type { Params } from '../model/params.js';
 import { type ScoreResult, Scorer } from '../model/score.js';
 import type { ExecutionProvider, RuntimeOptions } from '../runtime/session.js';
@@ -68,6 +69,13 @@ export interface RunWithCacheOptions {
   /** TransformerLens names or globs (`blocks.*.attn.hook_pattern`); default every name. */
   names?: string | readonly string[];
   /** Also the logits: `all` [batch, seq, vocab], or `last` (the last position's) [batch, vocab]; default none. */
+  logits?: LogitsRequest;
+}
+
+export interface RunWithHooksOptions extends Interventions {
+  /** Named activations to return as well (after the edits); default none. */
+  names?: string | readonly string[];
+  /** `all` (default) [batch, seq, vocab], `last` [batch, vocab], or `none`. */
   logits?: LogitsRequest;
 }
 
@@ -196,6 +204,28 @@ export class GPTNeoX {
     this.activationRunner ??= new ActivationRunner(this.config, this.params, this.runtime);
     const ids = tokenMatrix(tokens, this.config.vocabSize, 'runWithCache');
     const run = await this.activationRunner.run(ids, tokens.length, { names, logits: options.logits });
+    return { ...run, tokens };
+  }
+
+  /**
+   * One forward pass with interventions, as TransformerLens's run_with_hooks: `patch` sets named
+   * activations at chosen rows, positions and heads to supplied values, `ablate` zeroes heads (or
+   * sets them to their mean) at hook_z, `scale` multiplies. They are inputs of the graph, so one
+   * compiled graph serves every edit of the same names, and rows of one batch may differ.
+   */
+  async runWithHooks(input: ActivationInput, options: RunWithHooksOptions = {}): Promise<ActivationResult> {
+    this.checkAlive();
+    const tokens = await this.activationRows(input, 'runWithHooks');
+    const names =
+      options.names === undefined ? [] : typeof options.names === 'string' ? [options.names] : options.names;
+    this.activationRunner ??= new ActivationRunner(this.config, this.params, this.runtime);
+    const ids = tokenMatrix(tokens, this.config.vocabSize, 'runWithHooks');
+    const { patch, ablate, scale } = options;
+    const run = await this.activationRunner.run(ids, tokens.length, {
+      names,
+      logits: options.logits ?? 'all',
+      interventions: { patch, ablate, scale },
+    });
     return { ...run, tokens };
   }
 

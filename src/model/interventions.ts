@@ -2,7 +2,9 @@
  * Interventions on named activations. ONNX has no run-time hooks, so an edit is made of graph
  * inputs: per edited activation a mask of the cells (row, position, head) it touches and what
  * they become. One compiled graph serves every edit of the same activations: which cells, which
- * rows and what values are data, so a batch of differently patched rows runs as one call.
+ * rows and what values are data, so a batch of differently patched rows runs as one call. (Patched
+ * values are fed as one row for every row, unless two patches put different values at the same
+ * position and head of different rows: then a row per batch row, which is a second graph.)
  *
  *   patch  the cells take a supplied activation's values (activation patching)
  *   ablate heads at hook_z: zero, or their mean over every row and position of the batch
@@ -150,12 +152,7 @@ interface Pending {
 }
 
 /** The edits as graph inputs for `batch` rows of `seq` tokens. */
-export function planEdits(
-  config: NeoXConfig,
-  batch: number,
-  seq: number,
-  interventions: Interventions = {},
-): EditPlan {
+export function planEdits(config: NeoXConfig, batch: number, seq: number, interventions: Interventions = {}): EditPlan {
   const pending = new Map<string, Pending>();
   const cellCount = (name: string): number => cellDims(config, name, batch, seq).reduce((a, b) => a * b, 1);
   const entry = (name: string): Pending => {
@@ -195,7 +192,14 @@ export function planEdits(
     if (a.kind !== undefined && a.kind !== 'zero' && a.kind !== 'mean')
       throw new ConfigError(`${where}.kind: expected "zero" or "mean", got ${JSON.stringify(a.kind)}`);
     const name = `blocks.${a.layer}.attn.hook_z`;
-    const cells = cellIndices(config, name, batch, seq, { rows: a.rows, positions: a.positions, heads: [a.head] }, where);
+    const cells = cellIndices(
+      config,
+      name,
+      batch,
+      seq,
+      { rows: a.rows, positions: a.positions, heads: [a.head] },
+      where,
+    );
     const e = entry(name);
     if (a.kind === 'mean') {
       e.mean ??= new Uint8Array(cellCount(name));
@@ -236,7 +240,8 @@ export function planEdits(
 
 /**
  * One value for all the patches of an activation: the one supplied when every patch gives the same
- * array, else a whole batch with each patch's cells copied from its own value.
+ * array; else one row when every value has one row and no two claim the same position and head;
+ * else a whole batch, each patch's cells copied from its own value.
  */
 function mergedValue(
   config: NeoXConfig,
@@ -250,15 +255,26 @@ function mergedValue(
   const full = activationShape(config, name, batch, seq);
   const inner = full.at(-1)!;
   const perRow = full.slice(1, -1).reduce((a, b) => a * b, 1);
-  const data = new Float32Array(full.reduce((a, b) => a * b, 1));
-  for (const { cells, value } of values) {
-    const oneRow = value.dims[0] === 1;
+  const claimedBy = new Map<number, Activation>();
+  const oneRow = values.every(({ cells, value }) => {
+    if (value.dims[0] !== 1) return false;
     for (const c of cells) {
-      const from = oneRow ? c % perRow : c;
-      data.set(value.data.subarray(from * inner, (from + 1) * inner), c * inner);
+      const owner = claimedBy.get(c % perRow);
+      if (owner !== undefined && owner !== value) return false;
+      claimedBy.set(c % perRow, value);
+    }
+    return true;
+  });
+  const dims = oneRow ? [1, ...full.slice(1)] : full;
+  const data = new Float32Array(dims.reduce((a, b) => a * b, 1));
+  for (const { cells, value } of values) {
+    for (const c of cells) {
+      const from = value.dims[0] === 1 ? c % perRow : c;
+      const to = oneRow ? c % perRow : c;
+      data.set(value.data.subarray(from * inner, (from + 1) * inner), to * inner);
     }
   }
-  return { data, dims: full };
+  return { data, dims };
 }
 
 /** Applies a plan's edits inside `graph`: the editor the hook set calls at each edited activation. */

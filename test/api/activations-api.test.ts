@@ -58,6 +58,24 @@ describe('GPTNeoX.runWithCache', () => {
         assert.ok(Math.abs(last.logits!.data[b * V + v]! - all.logits!.data[(b * 4 + 3) * V + v]!) < 1e-5);
   });
 
+  test('runWithHooks: zero-ablating every head of layer 0 leaves its attention output at the dense bias', async () => {
+    const heads = Array.from({ length: model.config.numHeads }, (_, head) => ({ layer: 0, head }));
+    const { cache, logits } = await model.runWithHooks('the cat sat on the mat', {
+      ablate: heads,
+      names: 'blocks.0.hook_attn_out',
+    });
+    const bias = model.params.get('gpt_neox.layers.0.attention.dense.bias')!;
+    const out = cache.get('blocks.0.hook_attn_out')!;
+    const H = model.config.hiddenSize;
+    assert.ok(out.data.every((v, i) => Math.abs(v - bias[i % H]!) < 1e-6));
+    assert.deepEqual(logits!.dims.slice(-1), [model.config.vocabSize]);
+    const plain = await model.runWithCache('the cat sat on the mat', { names: [], logits: 'all' });
+    assert.ok(
+      plain.logits!.data.some((v, i) => Math.abs(v - logits!.data[i]!) > 1e-3),
+      'the ablation changes the logits',
+    );
+  });
+
   test('bad requests are one-line ConfigErrors', async () => {
     const fixture = await GPTNeoX.fromPretrained(join(fixtureDir('parallel-r25'), 'model'), { threads: 1 });
     const refuse = (p: Promise<unknown>, re: RegExp) =>
