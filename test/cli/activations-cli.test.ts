@@ -4,9 +4,10 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { openSafetensors } from '../../src/formats/index.js';
 import { activationNames } from '../../src/model/hooks.js';
+import { writeTextCheckpoint } from '../api/text-checkpoint.js';
 import { assertActivationClose, fixtureModel } from '../support/activations.js';
 import { fixtureDir, repoRoot } from '../support/paths.js';
 import { referenceGptNeoX } from '../support/reference.js';
@@ -87,6 +88,63 @@ describe('pythia activations', () => {
     for (const [args, message] of cases) {
       const r = run('activations', model, ...args);
       assert.equal(r.status, 1, args.join(' '));
+      assert.match(r.stderr, message);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    }
+  });
+});
+
+describe('pythia patch', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pythia-patch-cli-'));
+  const checkpoint = join(dir, 'text');
+  before(() => writeTextCheckpoint(checkpoint, dir));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const texts = [
+    '--clean',
+    'the cat sat on the',
+    '--corrupt',
+    'the dog sat on the',
+    '--answer',
+    ' mat',
+    '--wrong',
+    ' cat',
+  ];
+
+  test('--json prints the [layer, position] and [layer, head] grids; a position the inputs share before the change is 0', () => {
+    const resid = run('patch', checkpoint, ...texts, '--json', '--threads', '1', '--batch-size', '3');
+    assert.equal(resid.status, 0, resid.stderr);
+    const r = JSON.parse(resid.stdout);
+    assert.equal(r.over, 'resid_pre');
+    assert.deepEqual(r.tokens, ['the', ' cat', ' sat', ' on', ' the']);
+    assert.equal(r.grid.length, 2);
+    assert.equal(r.grid[0].length, 5);
+    assert.ok(Math.abs(r.grid[0][0]) < 1e-5 && Math.abs(r.grid[0][1] - 1) < 1e-5, JSON.stringify(r.grid[0]));
+    assert.match(resid.stderr, /10\/10 patched runs/);
+    const heads = run('patch', checkpoint, ...texts, '--over', 'head_out', '--json', '--threads', '1');
+    assert.equal(heads.status, 0, heads.stderr);
+    const h = JSON.parse(heads.stdout);
+    assert.equal(h.columns, 'head');
+    assert.deepEqual([h.grid.length, h.grid[0].length], [2, 8]);
+    assert.equal(h.cleanLogitDiff, r.cleanLogitDiff);
+    const table = run('patch', checkpoint, ...texts, '--threads', '1');
+    assert.equal(table.status, 0, table.stderr);
+    assert.match(table.stdout, /layer \\ position\s+0:"the"\s+1:" cat"/);
+  });
+
+  test('multi-token answers and inputs of different token lengths are refused in one line', () => {
+    const cases: [string[], RegExp][] = [
+      [
+        ['--clean', 'the cat sat on the', '--corrupt', 'the dog sat on the', '--answer', ' mat', '--wrong', ' the cat'],
+        /--wrong " the cat" is 2 tokens/,
+      ],
+      [
+        ['--clean', 'the cat sat on the', '--corrupt', 'the dog sat on the mat', '--answer', ' mat', '--wrong', ' cat'],
+        /--clean is 5 tokens and --corrupt 6/,
+      ],
+    ];
+    for (const [args, message] of cases) {
+      const r = run('patch', checkpoint, ...args);
+      assert.equal(r.status, 1);
       assert.match(r.stderr, message);
       assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
     }
