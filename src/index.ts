@@ -4,10 +4,14 @@
  */
 
 export type {
+  ActivationInput,
+  ActivationResult,
   FromPretrainedOptions,
   ModelForwardOptions,
   ModelForwardResult,
   ModelGenerateOptions,
+  RunWithCacheOptions,
+  RunWithHooksOptions,
   ScorePair,
 } from './api/gpt-neox.js';
 export { GPTNeoX, GPTNeoX as GPTNeoXForCausalLM } from './api/gpt-neox.js';
@@ -18,9 +22,17 @@ export { type CorpusRecord, type ReadOptions, readCorpus, readDocuments, readRec
 export { loadTokenizer, type TextTokenizer } from './data/tokenizer.js';
 export { type EvalModel, runTask, type TaskRunOptions } from './eval/run-task.js';
 export { type OutputType, readTask, type Task, type TaskItem } from './eval/tasks.js';
+export type { ActivationCache, LogitsRequest } from './model/activations.js';
 export type { NeoXConfig } from './model/config.js';
-
+export type { Activation } from './model/hooks.js';
 export { hubCacheDir, type ResolvedCheckpoint, type ResolveOptions, resolveCheckpoint } from './model/hub-cache.js';
+export type {
+  ActivationPatch,
+  ActivationScale,
+  EditCells,
+  HeadAblation,
+  Interventions,
+} from './model/interventions.js';
 export type { ScoreResult } from './model/score.js';
 export { type EvalEvent, type EvaluateOptions, type EvaluateSummary, evaluate } from './results/evaluate.js';
 export { exportTables, mergeDatabases } from './results/merge.js';

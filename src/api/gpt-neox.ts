@@ -6,12 +6,15 @@
  */
 import { loadTokenizer, type TextTokenizer } from '../data/tokenizer.js';
 import { encodePairs } from '../eval/encode.js';
+import { type ActivationCache, ActivationRunner, type LogitsRequest } from '../model/activations.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
 import type { NeoXConfig } from '../model/config.js';
 import { Decoder } from '../model/decoder.js';
 import { type ForwardOptions, type ForwardResult, forward, tokenMatrix } from '../model/forward.js';
 import { checkGenerateOptions, type GenerateOptions, generate } from '../model/generate.js';
+import { type Activation, activationNames } from '../model/hooks.js';
 import { type ResolvedCheckpoint, resolveCheckpoint } from '../model/hub-cache.js';
+import type { Interventions } from '../model/interventions.js';
 import type { Params } from '../model/params.js';
 import { type ScoreResult, Scorer } from '../model/score.js';
 import { EXECUTION_PROVIDERS, type ExecutionProvider, type RuntimeOptions } from '../runtime/session.js';
@@ -62,9 +65,35 @@ export type ScorePair =
   | readonly [string, string]
   | readonly [readonly number[], readonly number[]];
 
+/** Token rows for runWithCache and runWithHooks: a text, texts of equal token length, a row of ids, rows. */
+export type ActivationInput = string | readonly string[] | readonly number[] | readonly (readonly number[])[];
+
+export interface RunWithCacheOptions {
+  /** TransformerLens names or globs (`blocks.*.attn.hook_pattern`); default every name. */
+  names?: string | readonly string[];
+  /** Also the logits: `all` [batch, seq, vocab], or `last` (the last position's) [batch, vocab]; default none. */
+  logits?: LogitsRequest;
+}
+
+export interface RunWithHooksOptions extends Interventions {
+  /** Named activations to return as well (after the edits); default none. */
+  names?: string | readonly string[];
+  /** `all` (default) [batch, seq, vocab], `last` [batch, vocab], or `none`. */
+  logits?: LogitsRequest;
+}
+
+export interface ActivationResult {
+  /** The named activations asked for, in forward order, each a Float32Array with its dims. */
+  cache: ActivationCache;
+  logits?: Activation;
+  /** The token rows that ran. */
+  tokens: number[][];
+}
+
 export class GPTNeoX {
   private decoder: Decoder | undefined;
   private scorer: Scorer | undefined;
+  private activationRunner: ActivationRunner | undefined;
   private disposed = false;
 
   private constructor(
@@ -164,13 +193,79 @@ export class GPTNeoX {
     return this.scorer.score(requests, batchSize);
   }
 
+  /** Every named activation of this model (TransformerLens's names), in the order the forward pass meets them. */
+  activationNames(): string[] {
+    return activationNames(this.config);
+  }
+
+  /**
+   * One forward pass over equal-length rows that returns the named activations asked for (all by
+   * default), as TransformerLens's run_with_cache; each set of names compiles its graph once.
+   */
+  async runWithCache(input: ActivationInput, options: RunWithCacheOptions = {}): Promise<ActivationResult> {
+    this.checkAlive();
+    const tokens = await this.activationRows(input, 'runWithCache');
+    const names =
+      options.names === undefined ? ['*'] : typeof options.names === 'string' ? [options.names] : options.names;
+    this.activationRunner ??= new ActivationRunner(this.config, this.params, this.runtime);
+    const ids = tokenMatrix(tokens, this.config.vocabSize, 'runWithCache');
+    const run = await this.activationRunner.run(ids, tokens.length, { names, logits: options.logits });
+    return { ...run, tokens };
+  }
+
+  /**
+   * One forward pass with interventions, as TransformerLens's run_with_hooks: `patch` sets named
+   * activations at chosen rows, positions and heads to supplied values, `ablate` zeroes heads (or
+   * sets them to their mean) at hook_z, `scale` multiplies. They are inputs of the graph, so one
+   * compiled graph serves every edit of the same names, and rows of one batch may differ.
+   */
+  async runWithHooks(input: ActivationInput, options: RunWithHooksOptions = {}): Promise<ActivationResult> {
+    this.checkAlive();
+    const tokens = await this.activationRows(input, 'runWithHooks');
+    const names =
+      options.names === undefined ? [] : typeof options.names === 'string' ? [options.names] : options.names;
+    this.activationRunner ??= new ActivationRunner(this.config, this.params, this.runtime);
+    const ids = tokenMatrix(tokens, this.config.vocabSize, 'runWithHooks');
+    const { patch, ablate, scale } = options;
+    const run = await this.activationRunner.run(ids, tokens.length, {
+      names,
+      logits: options.logits ?? 'all',
+      interventions: { patch, ablate, scale },
+    });
+    return { ...run, tokens };
+  }
+
   /** Frees the onnxruntime sessions that hold this model's weights; the model cannot be used after. */
   async dispose(): Promise<void> {
     this.disposed = true;
     await this.decoder?.release();
     this.scorer?.release();
+    await this.activationRunner?.release();
     this.decoder = undefined;
     this.scorer = undefined;
+    this.activationRunner = undefined;
+  }
+
+  /** Texts (tokenized without a BOS, as TransformerLens does for Pythia) or token rows, all of one length. */
+  private async activationRows(input: ActivationInput, what: string): Promise<number[][]> {
+    if (
+      typeof input === 'string' ||
+      (Array.isArray(input) && input.length > 0 && input.every((x) => typeof x === 'string'))
+    ) {
+      const texts = typeof input === 'string' ? [input] : (input as readonly string[]);
+      const rows = await this.requireTokenizer(`${what} on text`).encodeBatch([...texts]);
+      rows.forEach((row, i) => {
+        if (row.length !== rows[0]!.length)
+          throw new ConfigError(
+            `${what}: text ${i} is ${row.length} tokens and text 0 is ${rows[0]!.length}: rows must have equal token lengths`,
+          );
+        if (row.length === 0) throw new ConfigError(`${what}: text ${i} has no tokens`);
+      });
+      return rows;
+    }
+    if (isRow(input)) return [[...input]];
+    if (Array.isArray(input) && input.length > 0 && input.every((r) => isRow(r))) return input.map((r) => [...r]);
+    throw new ConfigError(`${what}: expected a text, texts, a row of token ids or rows of token ids`);
   }
 
   private checkAlive(): void {

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 /** The `pythia` command line: one subcommand module per area, registered here. */
 import { Command, CommanderError } from 'commander';
+import { registerActivations } from './commands/activations.js';
 import { registerAnalysis } from './commands/analysis.js';
 import { registerBatch } from './commands/batch.js';
 import { registerData } from './commands/data.js';
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
     .version(pkg.version, '-V, --version')
     .showHelpAfterError('(run with --help for usage)');
   registerModel(program);
+  registerActivations(program);
   registerTokenizer(program);
   registerData(program);
   registerBatch(program);

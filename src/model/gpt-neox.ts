@@ -13,7 +13,8 @@ import type { Graph, Tensor } from '../graph/graph.js';
 import * as op from '../graph/ops.js';
 import { type Dim, GraphError } from '../graph/shape.js';
 import { geluApproximation, headDim, type NeoXConfig, rotaryDims } from './config.js';
-import { halfRotaryTables, qkvRotaryTables, rotateHalfMatrix } from './rotary.js';
+import type { HookSet } from './hooks.js';
+import { halfRotaryTables, qkvRotaryTables, rotaryTables, rotateHalfMatrix } from './rotary.js';
 
 /** Supplies the tensor for a parameter by its HF name (a graph input or an initializer). */
 export type WeightLookup = (name: string) => Tensor;
@@ -39,6 +40,11 @@ export interface ForwardInputs {
   fused?: boolean;
   /** With `fused`: the query_key_value rows `weight` gives are regrouped [q; k; v] (`groupQkvRows`), not HF's per-head rows. */
   groupedQkv?: boolean;
+  /**
+   * Named activations to record or edit (hooks.ts). Activations are then [B, T, H]; attention
+   * scores and pattern need the decomposed attention (not `fused`), and no `past`.
+   */
+  hooks?: HookSet;
 }
 
 export interface ForwardOutputs {
@@ -115,6 +121,60 @@ function decomposedAttention(
 }
 
 /**
+ * Attention as TransformerLens lays it out, for the named activations: q, k, v [B, T, heads, hd]
+ * before and after rotary, scores and pattern [B, heads, dest, src], z [B, T, heads, hd]. Each is
+ * on the main path, so an edit of any of them flows on.
+ */
+function hookedAttention(
+  config: NeoXConfig,
+  positions: Tensor | undefined,
+  bias: Tensor,
+  [B, T]: [Dim, Dim],
+  hooks: HookSet,
+): (qkv: Tensor, layer: number) => Tensor {
+  const graph = bias.graph;
+  const nh = config.numHeads;
+  const hd = headDim(config);
+  const r = rotaryDims(config);
+  const rows = positions ? config.maxPositions : (T as number);
+  if (!positions && typeof T !== 'number')
+    throw new GraphError('gpt-neox', 'symbolic batch or length needs explicit positions');
+  // cos and sin [rows, hd]: the rotary angles on the first r dims, cos 1 and sin 0 on the rest.
+  const half = rotaryTables(rows, r, config.rotaryBase);
+  const cosRows = new Float32Array(rows * hd).fill(1);
+  const sinRows = new Float32Array(rows * hd);
+  for (let p = 0; p < rows; p++) {
+    cosRows.set(half.cos.subarray(p * r, (p + 1) * r), p * hd);
+    sinRows.set(half.sin.subarray(p * r, (p + 1) * r), p * hd);
+  }
+  const table = (data: Float32Array): Tensor => {
+    const t = graph.constant(data, [rows, hd]);
+    return positions ? op.reshape(op.gather(t, positions), [B, T, 1, hd]) : op.reshape(t, [rows, 1, hd]);
+  };
+  const cos = table(cosRows);
+  const sin = table(sinRows);
+  const rotateHalf = graph.constant(rotateHalfMatrix(r, hd), [hd, hd]);
+  const hook = (name: string, t: Tensor): Tensor => (hooks.wants(name) ? hooks.at(name, t) : t);
+  return (qkv, layer) => {
+    const a = `blocks.${layer}.attn`;
+    const [q, k, v] = op
+      .split(op.reshape(qkv, [B, T, nh, 3, hd]), 3, [1, 1, 1])
+      .map((t, i) => hook(`${a}.hook_${'qkv'[i]}`, op.reshape(t, [B, T, nh, hd]))) as [Tensor, Tensor, Tensor];
+    const rotate = (t: Tensor): Tensor => (r === 0 ? t : op.add(op.mul(t, cos), op.mul(op.matmul(t, rotateHalf), sin)));
+    const heads = (t: Tensor): Tensor => op.transpose(t, [0, 2, 1, 3]);
+    const rq = hook(`${a}.hook_rot_q`, rotate(q));
+    const rk = hook(`${a}.hook_rot_k`, rotate(k));
+    const scores = hook(
+      `${a}.hook_attn_scores`,
+      op.add(op.matmul(heads(rq), heads(rk), { transB: true, alpha: 1 / Math.sqrt(hd) }), bias),
+    );
+    const pattern = hook(`${a}.hook_pattern`, op.softmax(scores, -1));
+    const z = hook(`${a}.hook_z`, heads(op.matmul(pattern, heads(v))));
+    return op.reshape(z, [B, T, config.hiddenSize]);
+  };
+}
+
+/**
  * Attention through the rotary and attention ops. HF's qkv rows are per head [nh, 3, hd]: split on
  * that axis of [B, T, nh, 3, hd], which costs four Reshape kernels a layer; rows regrouped
  * [q; k; v] (`groupedQkv`) split on the last axis with none.
@@ -125,6 +185,7 @@ function fusedAttention(
   bias: Tensor,
   [B, T]: [Dim, Dim],
   grouped: boolean,
+  hooks?: HookSet,
 ): AttentionBlock {
   const H = config.hiddenSize;
   const nh = config.numHeads;
@@ -134,91 +195,143 @@ function fusedAttention(
   const cos = bias.graph.constant(table.cos, [config.maxPositions, r / 2]);
   const sin = bias.graph.constant(table.sin, [config.maxPositions, r / 2]);
   const rotate = (t: Tensor): Tensor => (r === 0 ? t : op.rotary(t, positions, cos, sin, nh));
+  // A hook point on [B, T, H]: the activation as [B, T, heads, hd], back to [B, T, H] after an edit.
+  const hook = (name: string, t: Tensor): Tensor =>
+    hooks?.wants(name) ? op.reshape(hooks.at(name, op.reshape(t, [B, T, nh, hd])), [B, T, H]) : t;
+  let layer = 0;
   return (qkv, past) => {
+    const a = `blocks.${layer++}.attn`;
     const [q, k, v] = (
       grouped
         ? op.split(qkv, -1, [H, H, H])
         : op.split(op.reshape(qkv, [B, T, nh, 3, hd]), 3, [1, 1, 1]).map((t) => op.reshape(t, [B, T, H]))
-    ) as [Tensor, Tensor, Tensor];
-    const key = rotate(k);
-    const out = op.attention(rotate(q), key, v, bias, { heads: nh, scale: 1 / Math.sqrt(hd), past });
-    return { merged: out.output, cache: { key: out.key, value: out.value }, fresh: { key, value: v } };
+    ).map((t, i) => hook(`${a}.hook_${'qkv'[i]}`, t)) as [Tensor, Tensor, Tensor];
+    const key = hook(`${a}.hook_rot_k`, rotate(k));
+    const query = hook(`${a}.hook_rot_q`, rotate(q));
+    const out = op.attention(query, key, v, bias, { heads: nh, scale: 1 / Math.sqrt(hd), past });
+    return {
+      merged: hook(`${a}.hook_z`, out.output),
+      cache: { key: out.key, value: out.value },
+      fresh: { key, value: v },
+    };
   };
 }
 
 export function buildGptNeoX(config: NeoXConfig, weight: WeightLookup, inputs: ForwardInputs): ForwardOutputs {
-  const { ids } = inputs;
+  const { ids, hooks } = inputs;
   const graph: Graph = ids.graph;
   if (ids.rank !== 2) throw new GraphError('gpt-neox', `ids must be [batch, seq], got ${ids}`);
   const [B, T] = ids.shape as [Dim, Dim];
   const H = config.hiddenSize;
   const fused = inputs.fused ?? false;
-  const flat = typeof B === 'number' && typeof T === 'number' && !fused;
+  const flat = typeof B === 'number' && typeof T === 'number' && !fused && !hooks;
   const lead: Dim[] = flat ? [(B as number) * (T as number)] : [B, T];
   const eps = config.layerNormEps;
   const approximate = geluApproximation(config);
+  if (hooks && inputs.past) throw new GraphError('gpt-neox', 'named activations are not recorded with a KV cache');
+  const hook = (name: string, t: Tensor): Tensor => (hooks?.wants(name) ? hooks.at(name, t) : t);
 
   let x = op.gather(weight('gpt_neox.embed_in.weight'), ids);
   if (flat) x = op.reshape(x, [...lead, H]);
+  x = hook('hook_embed', x);
 
   const positions = inputs.positions;
   let bias = inputs.attentionBias;
   if (fused && (!positions || !bias))
     throw new GraphError('gpt-neox', 'fused attention needs explicit positions and an attention bias');
   if (!bias) {
-    if (!flat || inputs.past)
+    if (typeof B !== 'number' || typeof T !== 'number' || fused || inputs.past)
       throw new GraphError('gpt-neox', 'symbolic shapes or a cache need an explicit attention bias');
-    bias = graph.constant(causalBias(T as number), [1, 1, T as number, T as number]);
+    bias = graph.constant(causalBias(T), [1, 1, T, T]);
   }
-  const attend = fused
-    ? fusedAttention(config, positions!, bias, [B, T], inputs.groupedQkv ?? false)
-    : decomposedAttention(config, positions, bias, [B, T], lead);
+  const hookedDecomposed = hooks && !fused ? hookedAttention(config, positions, bias, [B, T], hooks) : undefined;
+  const attend = hookedDecomposed
+    ? undefined
+    : fused
+      ? fusedAttention(config, positions!, bias, [B, T], inputs.groupedQkv ?? false, hooks)
+      : decomposedAttention(config, positions, bias, [B, T], lead);
 
   const hiddenStates: Tensor[] = [x];
   const present: LayerCache[] = [];
   const fresh: LayerCache[] = [];
   const bOf = (name: string): Tensor | undefined => (config.attentionBias ? weight(name) : undefined);
 
+  /** LayerNorm; with its hooks asked for, TransformerLens's scale and normalized (before weight and bias). */
+  const layerNorm = (h: Tensor, hookName: string, param: string): Tensor => {
+    const [w, b] = [weight(`${param}.weight`), weight(`${param}.bias`)];
+    const [scaleName, normalizedName] = [`${hookName}.hook_scale`, `${hookName}.hook_normalized`];
+    if (!hooks?.wants(scaleName) && !hooks?.wants(normalizedName)) return op.layerNorm(h, w, b, eps);
+    const centred = op.sub(h, op.mean(h, [-1], true));
+    const scale = hook(scaleName, op.sqrt(op.add(op.mean(op.mul(centred, centred), [-1], true), eps)));
+    const normalized = hook(normalizedName, op.div(centred, scale));
+    // Read only, the normalization stays one op; edited, the edit flows on.
+    if (!hooks.edits(scaleName) && !hooks.edits(normalizedName)) return op.layerNorm(h, w, b, eps);
+    return op.add(op.mul(normalized, w), b);
+  };
+
   for (let i = 0; i < config.numLayers; i++) {
     const p = `gpt_neox.layers.${i}`;
-    const a = op.layerNorm(x, weight(`${p}.input_layernorm.weight`), weight(`${p}.input_layernorm.bias`), eps);
+    const blk = `blocks.${i}`;
+    x = hook(`${blk}.hook_resid_pre`, x);
+    const a = layerNorm(x, `${blk}.ln1`, `${p}.input_layernorm`);
     const qkv = op.linear(
       a,
       weight(`${p}.attention.query_key_value.weight`),
       bOf(`${p}.attention.query_key_value.bias`),
     );
-    const block = attend(qkv, inputs.past?.[i]);
-    present.push(block.cache);
-    if (block.fresh) fresh.push(block.fresh);
-    const attn = op.linear(block.merged, weight(`${p}.attention.dense.weight`), bOf(`${p}.attention.dense.bias`));
+    let merged: Tensor;
+    if (hookedDecomposed) {
+      merged = hookedDecomposed(qkv, i);
+    } else {
+      const block = attend!(qkv, inputs.past?.[i]);
+      present.push(block.cache);
+      if (block.fresh) fresh.push(block.fresh);
+      merged = block.merged;
+    }
+    const dense = weight(`${p}.attention.dense.weight`);
+    const denseBias = bOf(`${p}.attention.dense.bias`);
+    let attn: Tensor;
+    const resultName = `${blk}.attn.hook_result`;
+    if (hooks?.wants(resultName)) {
+      // Each head's z through its slice of the dense weight: [B, T, heads, H]; the bias belongs to no head.
+      const nh = config.numHeads;
+      const hd = headDim(config);
+      const perHead = op.transpose(op.reshape(dense, [H, nh, hd]), [1, 2, 0]);
+      const z = op.transpose(op.reshape(merged, [B, T, nh, hd]), [0, 2, 1, 3]);
+      const result = hook(resultName, op.transpose(op.matmul(z, perHead), [0, 2, 1, 3]));
+      if (hooks.edits(resultName)) {
+        const summed = op.sum(result, [2]);
+        attn = denseBias ? op.add(summed, denseBias) : summed;
+      } else {
+        attn = op.linear(merged, dense, denseBias);
+      }
+    } else {
+      attn = op.linear(merged, dense, denseBias);
+    }
+    attn = hook(`${blk}.hook_attn_out`, attn);
 
     const mlp = (h: Tensor): Tensor => {
-      const n = op.layerNorm(
-        h,
-        weight(`${p}.post_attention_layernorm.weight`),
-        weight(`${p}.post_attention_layernorm.bias`),
-        eps,
-      );
-      const up = op.gelu(
+      const n = layerNorm(h, `${blk}.ln2`, `${p}.post_attention_layernorm`);
+      const pre = hook(
+        `${blk}.mlp.hook_pre`,
         op.linear(n, weight(`${p}.mlp.dense_h_to_4h.weight`), weight(`${p}.mlp.dense_h_to_4h.bias`)),
-        approximate,
       );
-      return op.linear(up, weight(`${p}.mlp.dense_4h_to_h.weight`), weight(`${p}.mlp.dense_4h_to_h.bias`));
+      const post = hook(`${blk}.mlp.hook_post`, op.gelu(pre, approximate));
+      return hook(
+        `${blk}.hook_mlp_out`,
+        op.linear(post, weight(`${p}.mlp.dense_4h_to_h.weight`), weight(`${p}.mlp.dense_4h_to_h.bias`)),
+      );
     };
     if (config.parallelResidual) {
       x = op.add(op.add(mlp(x), attn), x);
     } else {
-      const x1 = op.add(attn, x);
+      const x1 = hook(`${blk}.hook_resid_mid`, op.add(attn, x));
       x = op.add(mlp(x1), x1);
     }
+    x = hook(`${blk}.hook_resid_post`, x);
     if (i < config.numLayers - 1) hiddenStates.push(x);
   }
-  const final = op.layerNorm(
-    x,
-    weight('gpt_neox.final_layer_norm.weight'),
-    weight('gpt_neox.final_layer_norm.bias'),
-    eps,
-  );
+  const final = layerNorm(x, 'ln_final', 'gpt_neox.final_layer_norm');
   hiddenStates.push(final);
   return { hiddenStates, final, present, fresh };
 }

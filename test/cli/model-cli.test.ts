@@ -36,7 +36,15 @@ test('pythia forward writes logits, hidden states, loss and gradients that match
   assert.deepEqual(out.list().find((t) => t.name === 'logits')!.shape, [2, seq, 211]);
   assert.ok(Math.abs(out.readFloat32('loss')[0]! - expected.readFloat32('loss')[0]!) < 1e-5);
   assert.ok(out.list().some((t) => t.name === 'grad.gpt_neox.layers.1.attention.dense.weight'));
-  assert.ok(out.list().some((t) => t.name === 'hidden_states.2'));
+  // --hidden-states writes TransformerLens's names: HF's hidden_states[i] for every layer i.
+  const hidden = out.list().filter((t) => t.name.includes('hook_resid_pre'));
+  assert.deepEqual(
+    hidden.map((t) => t.name),
+    ['blocks.0.hook_resid_pre', 'blocks.1.hook_resid_pre'],
+  );
+  const hf = expected.readFloat32('hidden_states.1');
+  const ours = out.readFloat32('blocks.1.hook_resid_pre');
+  assert.ok(hf.every((v, i) => Math.abs(v - ours[i]!) < 1e-4));
 });
 
 test('pythia generate prints the prompt and its greedy continuation', () => {

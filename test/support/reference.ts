@@ -307,3 +307,218 @@ export function crossEntropy(logits: Nd, labels: readonly number[]): Nd {
     [labels.length],
   );
 }
+
+/** What the float64 GPT-NeoX below needs of a model's configuration (src/model/config.ts's NeoXConfig). */
+export interface ReferenceNeoXConfig {
+  vocabSize: number;
+  hiddenSize: number;
+  numLayers: number;
+  numHeads: number;
+  intermediateSize: number;
+  rotaryPct: number;
+  rotaryBase: number;
+  layerNormEps: number;
+  parallelResidual: boolean;
+  hiddenAct: string;
+  tieWordEmbeddings: boolean;
+  attentionBias: boolean;
+}
+
+/**
+ * Replaces the named activation `x` (TransformerLens's name and shape) by what it returns; undefined
+ * keeps it. The reference's interventions: an edit done by hand.
+ */
+export type ReferenceEdit = (name: string, x: Nd) => Nd | undefined;
+
+/**
+ * GPT-NeoX in float64 from the definitions (HF's GPTNeoXForCausalLM; TransformerLens's hook points
+ * and shapes), every activation recorded under its TransformerLens name: hook_embed; per block
+ * hook_resid_pre, ln1.hook_scale / hook_normalized (x − mean over √(mean((x − mean)²) + eps), before
+ * the weight and bias), attn.hook_q/k/v [batch, pos, head, d_head], hook_rot_q/k (rotate-half
+ * rotary on the first rotary_pct·d_head dims), hook_attn_scores (q·k/√d_head, −inf above the
+ * diagonal, [batch, head, dest, src]), hook_pattern, hook_z, hook_result (each head's z through its
+ * columns of the dense weight), hook_attn_out (Σ over heads of hook_result + dense bias),
+ * hook_resid_mid (sequential residual only), ln2.*, mlp.hook_pre / hook_post, hook_mlp_out,
+ * hook_resid_post; ln_final.*. Returns them and the logits [batch, seq, vocab].
+ */
+export function referenceGptNeoX(
+  c: ReferenceNeoXConfig,
+  params: ReadonlyMap<string, ArrayLike<number>>,
+  ids: readonly (readonly number[])[],
+  edit: ReferenceEdit = () => undefined,
+): { activations: Map<string, Nd>; logits: Nd } {
+  const B = ids.length;
+  const T = ids[0]!.length;
+  const H = c.hiddenSize;
+  const nh = c.numHeads;
+  const hd = H / nh;
+  const I = c.intermediateSize;
+  const r = Math.floor(hd * c.rotaryPct);
+  const p = (name: string): Float64Array => {
+    const v = params.get(name);
+    if (!v) throw new Error(`reference: no parameter ${name}`);
+    return Float64Array.from(v);
+  };
+  const activations = new Map<string, Nd>();
+  const hook = (name: string, x: Nd): Nd => {
+    const y = edit(name, x) ?? x;
+    activations.set(name, y);
+    return y;
+  };
+  /** x [.., in] · wᵀ [out, in] + b. */
+  const linear = (x: Nd, w: Float64Array, out: number, b?: Float64Array): Nd => {
+    const inner = x.dims.at(-1)!;
+    const rows = x.data.length / inner;
+    const data = new Float64Array(rows * out);
+    for (let i = 0; i < rows; i++)
+      for (let o = 0; o < out; o++) {
+        let s = b ? b[o]! : 0;
+        for (let k = 0; k < inner; k++) s += x.data[i * inner + k]! * w[o * inner + k]!;
+        data[i * out + o] = s;
+      }
+    return { data, dims: [...x.dims.slice(0, -1), out] };
+  };
+  const layerNorm = (x: Nd, hookName: string, param: string): Nd => {
+    const [w, b] = [p(`${param}.weight`), p(`${param}.bias`)];
+    const rows = x.data.length / H;
+    const centred = new Float64Array(x.data.length);
+    const scaleData = new Float64Array(rows);
+    for (let i = 0; i < rows; i++) {
+      let mu = 0;
+      for (let k = 0; k < H; k++) mu += x.data[i * H + k]!;
+      mu /= H;
+      let sq = 0;
+      for (let k = 0; k < H; k++) {
+        centred[i * H + k] = x.data[i * H + k]! - mu;
+        sq += centred[i * H + k]! ** 2;
+      }
+      scaleData[i] = Math.sqrt(sq / H + c.layerNormEps);
+    }
+    const scale = hook(`${hookName}.hook_scale`, { data: scaleData, dims: [B, T, 1] });
+    const normalized = hook(
+      `${hookName}.hook_normalized`,
+      zip([{ data: centred, dims: [B, T, H] }, scale], (v, s) => v / s),
+    );
+    return { data: normalized.data.map((v, i) => v * w[i % H]! + b[i % H]!), dims: [B, T, H] };
+  };
+  const invFreq = Array.from({ length: r / 2 }, (_, i) => 1 / c.rotaryBase ** ((2 * i) / r));
+  const rotate = (x: Nd): Nd => {
+    const out = Float64Array.from(x.data);
+    for (let b = 0; b < B; b++)
+      for (let t = 0; t < T; t++)
+        for (let h = 0; h < nh; h++) {
+          const o = ((b * T + t) * nh + h) * hd;
+          for (let j = 0; j < r / 2; j++) {
+            const [cos, sin] = [Math.cos(t * invFreq[j]!), Math.sin(t * invFreq[j]!)];
+            const [x1, x2] = [x.data[o + j]!, x.data[o + j + r / 2]!];
+            out[o + j] = x1 * cos - x2 * sin;
+            out[o + j + r / 2] = x2 * cos + x1 * sin;
+          }
+        }
+    return { data: out, dims: [...x.dims] };
+  };
+  const gelu1 = (v: number): number => gelu(v, c.hiddenAct === 'gelu' ? 'none' : 'tanh');
+
+  const embedIn = p('gpt_neox.embed_in.weight');
+  const embedData = new Float64Array(B * T * H);
+  ids.forEach((row, b) => {
+    row.forEach((id, t) => {
+      embedData.set(embedIn.subarray(id * H, (id + 1) * H), (b * T + t) * H);
+    });
+  });
+  let x = hook('hook_embed', { data: embedData, dims: [B, T, H] });
+  for (let i = 0; i < c.numLayers; i++) {
+    const pre = `gpt_neox.layers.${i}`;
+    const blk = `blocks.${i}`;
+    x = hook(`${blk}.hook_resid_pre`, x);
+    const a = layerNorm(x, `${blk}.ln1`, `${pre}.input_layernorm`);
+    const qkv = linear(
+      a,
+      p(`${pre}.attention.query_key_value.weight`),
+      3 * H,
+      c.attentionBias ? p(`${pre}.attention.query_key_value.bias`) : undefined,
+    );
+    // HF's fused rows are per head [head, q|k|v, d_head].
+    const part = (which: number): Nd => {
+      const data = new Float64Array(B * T * H);
+      for (let bt = 0; bt < B * T; bt++)
+        for (let h = 0; h < nh; h++)
+          for (let e = 0; e < hd; e++) data[(bt * nh + h) * hd + e] = qkv.data[bt * 3 * H + (h * 3 + which) * hd + e]!;
+      return { data, dims: [B, T, nh, hd] };
+    };
+    const q = hook(`${blk}.attn.hook_q`, part(0));
+    const k = hook(`${blk}.attn.hook_k`, part(1));
+    const v = hook(`${blk}.attn.hook_v`, part(2));
+    const rq = hook(`${blk}.attn.hook_rot_q`, rotate(q));
+    const rk = hook(`${blk}.attn.hook_rot_k`, rotate(k));
+    const scoresData = new Float64Array(B * nh * T * T);
+    for (let b = 0; b < B; b++)
+      for (let h = 0; h < nh; h++)
+        for (let d = 0; d < T; d++)
+          for (let s = 0; s < T; s++) {
+            let dot = 0;
+            for (let e = 0; e < hd; e++)
+              dot += rq.data[((b * T + d) * nh + h) * hd + e]! * rk.data[((b * T + s) * nh + h) * hd + e]!;
+            scoresData[((b * nh + h) * T + d) * T + s] = s > d ? -Infinity : dot / Math.sqrt(hd);
+          }
+    const scores = hook(`${blk}.attn.hook_attn_scores`, { data: scoresData, dims: [B, nh, T, T] });
+    const pattern = hook(`${blk}.attn.hook_pattern`, softmax(scores, -1));
+    const zData = new Float64Array(B * T * H);
+    for (let b = 0; b < B; b++)
+      for (let h = 0; h < nh; h++)
+        for (let d = 0; d < T; d++)
+          for (let e = 0; e < hd; e++) {
+            let sum = 0;
+            for (let s = 0; s < T; s++)
+              sum += pattern.data[((b * nh + h) * T + d) * T + s]! * v.data[((b * T + s) * nh + h) * hd + e]!;
+            zData[((b * T + d) * nh + h) * hd + e] = sum;
+          }
+    const z = hook(`${blk}.attn.hook_z`, { data: zData, dims: [B, T, nh, hd] });
+    const dense = p(`${pre}.attention.dense.weight`);
+    const resultData = new Float64Array(B * T * nh * H);
+    for (let bt = 0; bt < B * T; bt++)
+      for (let h = 0; h < nh; h++)
+        for (let o = 0; o < H; o++) {
+          let sum = 0;
+          for (let e = 0; e < hd; e++) sum += z.data[(bt * nh + h) * hd + e]! * dense[o * H + h * hd + e]!;
+          resultData[(bt * nh + h) * H + o] = sum;
+        }
+    const result = hook(`${blk}.attn.hook_result`, { data: resultData, dims: [B, T, nh, H] });
+    const denseBias = c.attentionBias ? p(`${pre}.attention.dense.bias`) : new Float64Array(H);
+    const attnData = new Float64Array(B * T * H);
+    for (let bt = 0; bt < B * T; bt++)
+      for (let o = 0; o < H; o++) {
+        let sum = denseBias[o]!;
+        for (let h = 0; h < nh; h++) sum += result.data[(bt * nh + h) * H + o]!;
+        attnData[bt * H + o] = sum;
+      }
+    const attnOut = hook(`${blk}.hook_attn_out`, { data: attnData, dims: [B, T, H] });
+    const mlp = (h: Nd): Nd => {
+      const n = layerNorm(h, `${blk}.ln2`, `${pre}.post_attention_layernorm`);
+      const mlpPre = hook(
+        `${blk}.mlp.hook_pre`,
+        linear(n, p(`${pre}.mlp.dense_h_to_4h.weight`), I, p(`${pre}.mlp.dense_h_to_4h.bias`)),
+      );
+      const post = hook(`${blk}.mlp.hook_post`, map(mlpPre, gelu1));
+      return hook(
+        `${blk}.hook_mlp_out`,
+        linear(post, p(`${pre}.mlp.dense_4h_to_h.weight`), H, p(`${pre}.mlp.dense_4h_to_h.bias`)),
+      );
+    };
+    if (c.parallelResidual) {
+      const mlpOut = mlp(x);
+      x = zip([x, attnOut, mlpOut], (u, w, m) => u + w + m);
+    } else {
+      const mid = hook(
+        `${blk}.hook_resid_mid`,
+        zip([x, attnOut], (u, w) => u + w),
+      );
+      const mlpOut = mlp(mid);
+      x = zip([mid, mlpOut], (u, m) => u + m);
+    }
+    x = hook(`${blk}.hook_resid_post`, x);
+  }
+  const final = layerNorm(x, 'ln_final', 'gpt_neox.final_layer_norm');
+  const unembed = p(c.tieWordEmbeddings ? 'gpt_neox.embed_in.weight' : 'embed_out.weight');
+  return { activations, logits: linear(final, unembed, c.vocabSize) };
+}

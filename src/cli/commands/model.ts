@@ -128,8 +128,9 @@ async function runForward(
   const tensors: TensorToWrite[] = [
     { name: 'logits', dtype: 'F32', shape: [batch, seq, config.vocabSize], data: r.logits! },
   ];
-  r.hiddenStates?.forEach((h, i) => {
-    tensors.push({ name: `hidden_states.${i}`, dtype: 'F32', shape: [batch, seq, config.hiddenSize], data: h });
+  // HF's hidden_states[i] for i < L is TransformerLens's blocks.{i}.hook_resid_pre, the name it is written under.
+  r.hiddenStates?.slice(0, config.numLayers).forEach((h, i) => {
+    tensors.push({ name: `blocks.${i}.hook_resid_pre`, dtype: 'F32', shape: [batch, seq, config.hiddenSize], data: h });
   });
   if (r.loss !== undefined) tensors.push({ name: 'loss', dtype: 'F32', shape: [1], data: Float32Array.of(r.loss) });
   if (r.grads) {
@@ -193,17 +194,17 @@ async function runGenerate(dir: string, options: GenerateFlags): Promise<void> {
 }
 
 /** Where a checkpoint argument (a folder, or a hub id resolved offline in the HF cache) lives. */
-const CHECKPOINT_ARGUMENT =
+export const CHECKPOINT_ARGUMENT =
   'checkpoint folder, or Hugging Face model id[@revision] from the local hub cache (e.g. EleutherAI/pythia-70m-deduped@step3000)';
-const REVISION_OPTION = [
+export const REVISION_OPTION = [
   '--revision <rev>',
   'hub revision (branch, tag such as step3000, or commit) for an id without @revision (default: main)',
 ] as const;
-const CACHE_DIR_OPTION = [
+export const CACHE_DIR_OPTION = [
   '--cache-dir <dir>',
   'Hugging Face hub cache (default: $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub)',
 ] as const;
-const checkpointDir = (spec: string, options: { revision?: string; cacheDir?: string }): string =>
+export const checkpointDir = (spec: string, options: { revision?: string; cacheDir?: string }): string =>
   resolveCheckpoint(spec, options).dir;
 
 export function registerModel(program: Command): void {
@@ -226,7 +227,10 @@ export function registerModel(program: Command): void {
     .argument('<checkpoint>', CHECKPOINT_ARGUMENT)
     .requiredOption('--tokens <file.json>', 'JSON array of equal-length arrays of token ids')
     .requiredOption('--out <file.safetensors>', 'where to write the outputs')
-    .option('--hidden-states', 'also write hidden_states.N (HF convention: embeddings, each layer, final norm)')
+    .option(
+      '--hidden-states',
+      "also write blocks.N.hook_resid_pre, the residual stream entering each block (HF's hidden_states[N]); shorthand for pythia activations --names 'blocks.*.hook_resid_pre'",
+    )
     .option('--loss', 'also write the mean next-token cross-entropy as loss [1]')
     .option('--grads', 'also write grad.<parameter> for every parameter (implies the loss)')
     .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)', positiveInt)
