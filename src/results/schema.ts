@@ -5,9 +5,14 @@
  */
 export const SCHEMA_VERSION = 1;
 
+/** The column types the schema uses; values are bound to statements as these types (store.ts). */
+export type ColumnType = 'VARCHAR' | 'INTEGER' | 'BIGINT' | 'DOUBLE' | 'BOOLEAN' | 'JSON' | 'DOUBLE[]';
+
 export interface TableSpec {
   name: string;
   columns: readonly string[];
+  /** Each column's type, in the order of `columns`. */
+  types: readonly ColumnType[];
   /** Columns that identify a row; merging refuses two rows with one key and other values. */
   key: readonly string[];
   /** Columns that may differ between copies of one row (timings) without a conflict. */
@@ -20,6 +25,7 @@ function table(name: string, columns: [string, string][], key: string[], volatil
   return {
     name,
     columns: columns.map(([c]) => c),
+    types: columns.map(([, t]) => t.split(' ')[0] as ColumnType),
     key,
     volatile,
     ddl: `CREATE TABLE IF NOT EXISTS ${name} (\n  ${body}\n)`,

@@ -6,11 +6,23 @@
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { type DuckDBConnection, DuckDBInstance, type DuckDBValue } from '@duckdb/node-api';
+import {
+  BIGINT,
+  BOOLEAN,
+  DOUBLE,
+  type DuckDBConnection,
+  DuckDBInstance,
+  type DuckDBType,
+  type DuckDBValue,
+  INTEGER,
+  LIST,
+  listValue,
+  VARCHAR,
+} from '@duckdb/node-api';
 import type { Aggregate, ItemResult } from '../eval/metrics.js';
 import type { Task } from '../eval/tasks.js';
 import { FormatError } from '../util/errors.js';
-import { SCHEMA_VERSION, TABLES, tableSpec, VIEWS } from './schema.js';
+import { type ColumnType, SCHEMA_VERSION, TABLES, tableSpec, VIEWS } from './schema.js';
 
 export interface CellKey {
   model: string;
@@ -53,6 +65,32 @@ export interface TrainingLogRow {
 }
 
 export type Row = Record<string, unknown>;
+
+/** A value for one column: numbers for INTEGER, BIGINT and DOUBLE, a list of numbers for DOUBLE[], text for JSON. */
+export type CellValue = string | number | boolean | null | readonly number[];
+
+/**
+ * The type each column's values are bound as. Left to itself the client picks a type from the
+ * JavaScript value, and a whole-valued double above 2^63 (a perplexity) fails as an out-of-range
+ * BIGINT; bound as the column's own type, every value is stored as it is.
+ */
+const BIND_AS: Record<ColumnType, DuckDBType> = {
+  VARCHAR,
+  INTEGER,
+  BIGINT,
+  DOUBLE,
+  BOOLEAN,
+  JSON: VARCHAR,
+  'DOUBLE[]': LIST(DOUBLE),
+};
+
+function bindable(value: CellValue, type: ColumnType, where: string): DuckDBValue {
+  if (value === null) return null;
+  if (type === 'DOUBLE[]') return listValue(value as readonly number[]);
+  if ((type === 'INTEGER' || type === 'BIGINT') && !Number.isSafeInteger(value))
+    throw new Error(`${where}: ${String(value)} is not an integer`);
+  return value as DuckDBValue;
+}
 
 /** Opening options: no extension is ever downloaded (everything we use is statically linked). */
 const OFFLINE = { autoinstall_known_extensions: 'false', autoload_known_extensions: 'false' };
@@ -146,27 +184,28 @@ export class ResultsStore {
   }
 
   async upsertModel(m: ModelRow): Promise<void> {
-    await this.connection.run('INSERT OR REPLACE INTO models VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)', [
-      m.model,
-      m.run ?? 'baseline',
-      m.baseline ?? null,
-      m.parameters,
-      m.nonEmbeddingParameters,
-      m.layers,
-      m.hiddenSize,
-      m.heads,
-      m.vocabSize,
-      m.maxPositions,
-    ]);
+    await this.insertRows(
+      'models',
+      [
+        [
+          m.model,
+          m.run ?? 'baseline',
+          m.baseline ?? null,
+          m.parameters,
+          m.nonEmbeddingParameters,
+          m.layers,
+          m.hiddenSize,
+          m.heads,
+          m.vocabSize,
+          m.maxPositions,
+        ],
+      ],
+      'INSERT OR REPLACE',
+    );
   }
 
   async upsertCheckpoint(c: CheckpointRow): Promise<void> {
-    await this.connection.run('INSERT OR REPLACE INTO checkpoints VALUES ($1, $2, $3, $4)', [
-      c.model,
-      c.step,
-      c.tokens,
-      c.path,
-    ]);
+    await this.insertRows('checkpoints', [[c.model, c.step, c.tokens, c.path]], 'INSERT OR REPLACE');
   }
 
   /** Records a task and its items' metadata; a task whose file changed since it was scored is refused. */
@@ -183,23 +222,19 @@ export class ResultsStore {
       }
     }
     await this.transaction(async () => {
-      await this.connection.run('INSERT OR REPLACE INTO tasks VALUES ($1, $2, $3, $4, $5)', [
-        task.name,
-        task.outputType,
-        task.items.length,
-        task.sha256,
-        task.path,
-      ]);
+      await this.insertRows(
+        'tasks',
+        [[task.name, task.outputType, task.items.length, task.sha256, task.path]],
+        'INSERT OR REPLACE',
+      );
       await this.connection.run('DELETE FROM task_items WHERE task = $1', [task.name]);
-      await this.insertMany(
+      await this.insertRows(
         'task_items',
-        ['$1', '$2', '$3::JSON'],
         task.items.map((item) => [task.name, item.id, JSON.stringify(item.meta)]),
       );
       await this.connection.run('DELETE FROM item_terms WHERE task = $1', [task.name]);
-      await this.insertMany(
+      await this.insertRows(
         'item_terms',
-        ['$1', '$2', '$3'],
         task.items.flatMap((item) =>
           keyTerm(item.meta) === undefined ? [] : [[task.name, item.id, keyTerm(item.meta)!]],
         ),
@@ -228,9 +263,8 @@ export class ResultsStore {
           key,
         );
       }
-      await this.insertMany(
+      await this.insertRows(
         'item_results',
-        ['$1', '$2', '$3', '$4', '$5', '$6', '$7', '$8', '$9', '$10', '$11', '$12', '$13', '$14', '$15::DOUBLE[]'],
         items.map((r) => [
           ...key,
           r.itemId,
@@ -243,20 +277,14 @@ export class ResultsStore {
           r.words ?? null,
           r.bytes ?? null,
           r.prediction ?? null,
-          r.choiceLoglikelihoods ? JSON.stringify(r.choiceLoglikelihoods) : null,
+          r.choiceLoglikelihoods ?? null,
         ]),
       );
-      await this.insertMany(
+      await this.insertRows(
         'aggregates',
-        ['$1', '$2', '$3', '$4', '$5', '$6', '$7', '$8'],
         aggregates.map((a) => [...key, a.metric, a.value, a.stderr, a.n]),
       );
-      await this.connection.run('INSERT INTO cells VALUES ($1, $2, $3, $4, $5, $6, $7)', [
-        ...key,
-        seed,
-        items.length,
-        seconds,
-      ]);
+      await this.insertRows('cells', [[...key, seed, items.length, seconds]]);
     });
   }
 
@@ -266,9 +294,8 @@ export class ResultsStore {
     for (const r of rows) byStep.set(r.step, { ...byStep.get(r.step), ...r });
     await this.transaction(async () => {
       await this.connection.run('DELETE FROM training_log WHERE model = $1', [model]);
-      await this.insertMany(
+      await this.insertRows(
         'training_log',
-        ['$1', '$2', '$3', '$4', '$5', '$6', '$7'],
         [...byStep.values()].map((r) => [
           model,
           r.step,
@@ -282,31 +309,24 @@ export class ResultsStore {
     });
   }
 
-  /** Inserts rows, each one value per column of the table in schema order. */
-  async insertRows(table: string, rows: readonly DuckDBValue[][]): Promise<void> {
+  /** Inserts rows, each one value per column of the table in schema order, bound as the columns' types. */
+  async insertRows(table: string, rows: readonly (readonly CellValue[])[], verb = 'INSERT'): Promise<void> {
     const spec = tableSpec(table);
-    await this.insertMany(
-      table,
-      spec.columns.map((_, i) => `$${i + 1}`),
-      rows,
-    );
-  }
-
-  /** Inserts rows in chunks of one multi-row statement each; `placeholders` are one row's, numbered from $1. */
-  private async insertMany(
-    table: string,
-    placeholders: readonly string[],
-    rows: readonly DuckDBValue[][],
-  ): Promise<void> {
-    const width = placeholders.length;
+    const width = spec.columns.length;
     const chunk = Math.max(1, Math.floor(2000 / width));
     for (let start = 0; start < rows.length; start += chunk) {
       const part = rows.slice(start, start + chunk);
-      const tuples = part.map(
-        (_, r) =>
-          `(${placeholders.map((p) => p.replace(/\$(\d+)/, (_m, d: string) => `$${r * width + Number(d)}`)).join(', ')})`,
-      );
-      await this.connection.run(`INSERT INTO ${table} VALUES ${tuples.join(', ')}`, part.flat());
+      const values: DuckDBValue[] = [];
+      const types: DuckDBType[] = [];
+      for (const row of part) {
+        if (row.length !== width) throw new Error(`${table}: a row of ${row.length} values for ${width} columns`);
+        row.forEach((v, i) => {
+          values.push(bindable(v, spec.types[i]!, `${table}.${spec.columns[i]}`));
+          types.push(BIND_AS[spec.types[i]!]);
+        });
+      }
+      const tuples = part.map((_, r) => `(${spec.columns.map((_c, i) => `$${r * width + i + 1}`).join(', ')})`);
+      await this.connection.run(`${verb} INTO ${table} VALUES ${tuples.join(', ')}`, values, types);
     }
   }
 }

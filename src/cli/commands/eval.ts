@@ -119,6 +119,16 @@ export function formatSummary(aggregates: EvaluateSummary['rows']): string {
   return `${[line(header), ...rows.map(line)].join('\n')}\n`;
 }
 
+/** JSON of result rows; a non-finite number, which JSON cannot hold, is written as the string "Infinity", "-Infinity" or "NaN". */
+export function resultsJson(rows: readonly object[]): string {
+  const json = JSON.stringify(
+    rows,
+    (_key, value: unknown) => (typeof value === 'number' && !Number.isFinite(value) ? String(value) : value),
+    2,
+  );
+  return `${json}\n`;
+}
+
 export function registerEval(program: Command): void {
   program
     .command('eval')
@@ -212,7 +222,7 @@ export function registerEval(program: Command): void {
       } finally {
         progress.stop();
       }
-      if (flags.json) process.stdout.write(`${JSON.stringify(summary.rows, null, 2)}\n`);
+      if (flags.json) process.stdout.write(resultsJson(summary.rows));
       else process.stdout.write(formatSummary(summary.rows));
       process.stderr.write(
         `pythia eval: ${summary.evaluated} cells evaluated, ${summary.skipped} already there; results in ${summary.db}\n`,

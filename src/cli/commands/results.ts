@@ -3,7 +3,7 @@ import { type Command, InvalidArgumentError } from 'commander';
 import type { EvaluateSummary } from '../../results/evaluate.js';
 import { type ExportFormat, exportTables, mergeDatabases } from '../../results/merge.js';
 import { ResultsStore } from '../../results/store.js';
-import { formatSummary } from './eval.js';
+import { formatSummary, resultsJson } from './eval.js';
 
 function exportFormat(value: string): ExportFormat {
   if (value !== 'parquet' && value !== 'csv') throw new InvalidArgumentError('expected parquet or csv.');
@@ -48,7 +48,7 @@ export function registerResults(program: Command): void {
         const rows = (await store.rows(
           'SELECT model, step, task, shots, metric, value, stderr, n FROM aggregates ORDER BY model, step, task, shots, metric',
         )) as EvaluateSummary['rows'];
-        if (flags.json) process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+        if (flags.json) process.stdout.write(resultsJson(rows));
         else process.stdout.write(formatSummary(rows));
       } finally {
         store.close();
