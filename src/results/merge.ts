@@ -7,10 +7,20 @@ import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempPathFor } from '../util/atomic.js';
 import { ConfigError, FormatError } from '../util/errors.js';
-import { TABLES } from './schema.js';
+import { TABLES, type TableSpec } from './schema.js';
 import { ResultsStore } from './store.js';
 
 const quote = (s: string) => `'${s.replace(/'/g, "''")}'`;
+
+/** Where a row sits: its model, step, task and shots where it has them, then the rest of its key (hashes shortened). */
+function describeRow(t: TableSpec, row: Record<string, unknown>): string {
+  const hashes = ['cell', 'study'];
+  const where = ['model', 'step', 'task', 'shots'].filter((c) => t.columns.includes(c));
+  const rest = t.key.filter((k) => !where.includes(k) && !hashes.includes(k));
+  const fields = [...where, ...rest].map((c) => `${c}=${String(row[c])}`);
+  const ids = t.key.filter((k) => hashes.includes(k)).map((k) => `${k} ${String(row[k]).slice(0, 12)}…`);
+  return fields.join(', ') + (ids.length > 0 ? ` (${ids.join(', ')})` : '');
+}
 
 export async function mergeDatabases(
   inputs: readonly string[],
@@ -36,13 +46,12 @@ export async function mergeDatabases(
         if (compared.length > 0) {
           const differs = compared.map((c) => `s.${c} IS DISTINCT FROM m.${c}`).join(' OR ');
           const conflict = await store.rows(
-            `SELECT ${t.key.map((k) => `s.${k}`).join(', ')} FROM ${alias}.${t.name} s JOIN main.${t.name} m USING (${t.key.join(', ')}) WHERE ${differs} LIMIT 1`,
+            `SELECT s.* FROM ${alias}.${t.name} s JOIN main.${t.name} m USING (${t.key.join(', ')}) WHERE ${differs} LIMIT 1`,
           );
           if (conflict.length > 0) {
-            const key = t.key.map((k) => `${k}=${String(conflict[0]![k])}`).join(', ');
             throw new FormatError(
               input,
-              `conflicts with an earlier input in table ${t.name} at ${key}: the same key with other values; refusing to merge`,
+              `conflicts with an earlier input in table ${t.name} at ${describeRow(t, conflict[0]!)}: the same key with other values; refusing to merge`,
             );
           }
         }

@@ -18,7 +18,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { TABLES } from '../../src/results/schema.js';
+import { SCHEMA_VERSION, TABLES } from '../../src/results/schema.js';
 import { ResultsStore } from '../../src/results/store.js';
 import { makeWorld, writeSuite } from '../eval/support.js';
 import { repoRoot } from '../support/paths.js';
@@ -140,7 +140,9 @@ test('merging refuses rows that conflict, and a database from a newer schema', a
   assert.equal(newer.status, 1);
   assert.match(
     newer.stderr,
-    /^pythia: .*changed\.duckdb: meta\.schema_version: 99 is newer than this pythia-ts understands \(1\)/,
+    new RegExp(
+      `^pythia: .*changed\\.duckdb: meta\\.schema_version: 99 is newer than this pythia-ts understands \\(${SCHEMA_VERSION}\\)`,
+    ),
   );
   const fix = await ResultsStore.open(changed, { readOnly: false }).catch((e: Error) => e);
   assert.ok(fix instanceof Error, 'a newer database is refused for writing too');
@@ -265,10 +267,13 @@ test('eval reads a Hugging Face id at a revision from a hub cache laid out as hu
   const r = pythia('eval', 'EleutherAI/pythia-tiny@step4', '--cache-dir', cache, '--tasks', tasks, '--db', db);
   assert.equal(r.status, 0, r.stderr);
   const c = await content(db);
-  assert.deepEqual(c.checkpoints, [{ model: 'EleutherAI/pythia-tiny', step: 4, tokens: 4 * 1024 * 2048 }]);
-  // The same weights as the suite's tiny-b at step 4 give the same item results.
+  // The same files as the suite's tiny-b at step 4: the same content hash, and the same item results.
   const full = await content(join(dir, 'full.duckdb'));
-  const strip = (rows: unknown[]) => rows.map((x: any) => ({ ...x, model: undefined }));
+  const tinyB = (full.checkpoints as Record<string, unknown>[]).find((x) => x.model === 'tiny-b' && x.step === 4)!;
+  assert.deepEqual(c.checkpoints, [
+    { model: 'EleutherAI/pythia-tiny', step: 4, sha256: tinyB.sha256, tokens: 4 * 1024 * 2048 },
+  ]);
+  const strip = (rows: unknown[]) => rows.map((x: any) => ({ ...x, model: undefined, cell: undefined }));
   assert.deepEqual(
     strip(c.item_results!),
     strip(

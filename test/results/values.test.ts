@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { saveCheckpoint } from '../../src/model/checkpoint.js';
+import { cellIdentity, identityKey } from '../../src/results/identity.js';
 import { ResultsStore } from '../../src/results/store.js';
 import { type EvalWorld, makeWorld, randomParams, writeTasks } from '../eval/support.js';
 import { repoRoot } from '../support/paths.js';
@@ -69,11 +70,23 @@ test('--json prints an infinite perplexity as "Infinity", in eval and in results
 test('whole-valued, infinite and NaN values keep their values in every DOUBLE column', async () => {
   const db = join(dir, 'edges.duckdb');
   const store = await ResultsStore.open(db);
-  const cell = { model: 'm', step: 1, task: 't', shots: 0 };
+  const identity = cellIdentity(
+    { model: 'm', step: 1, task: 't', shots: 0 },
+    { sha256: 'f'.repeat(64), outputType: 'multiple_choice', items: 1 },
+    {
+      checkpointSha256: 'a'.repeat(64),
+      tokenizerSha256: 'b'.repeat(64),
+      seed: 1234,
+      fewshotSha256: null,
+      limit: undefined,
+      maxGenTokens: 32,
+      device: 'cpu',
+    },
+  );
+  const cell = { ...identity, cell: identityKey(identity), items: 1, batchSize: 16, threads: 1, seconds: 2 };
   try {
     await store.writeCell(
       cell,
-      1234,
       [
         {
           itemId: 'i1',
@@ -86,7 +99,6 @@ test('whole-valued, infinite and NaN values keep their values in every DOUBLE co
         { metric: 'perplexity', value: 2 ** 64, stderr: Infinity, n: 1 },
         { metric: 'other', value: Number.NaN, stderr: -Infinity, n: 1 },
       ],
-      2,
     );
     const [item] = await store.rows('SELECT acc, loglikelihood, choice_loglikelihoods FROM item_results');
     assert.deepEqual(item, {
