@@ -1,6 +1,7 @@
 /**
  * What opening a results database checks and does before anything else touches it: the file is a
- * pythia-ts database of a version this code reads, and its tables and columns are its version's. A
+ * pythia-ts database of a version this code reads, every block of its tables reads back (DuckDB
+ * checks each block's checksum as it reads it), and its tables and columns are its version's. A
  * writable open of an empty file creates the schema; of an older version, brings it up to date in
  * one transaction (schema.ts's MIGRATIONS) or refuses with the command that rebuilds it.
  */
@@ -21,6 +22,12 @@ async function schemaVersion(store: ResultsStore): Promise<number> {
   if (typeof value !== 'string' || !Number.isInteger(version) || version < 1)
     throw new FormatError(store.path, `meta.schema_version: expected an integer, got ${JSON.stringify(value ?? null)}`);
   return version;
+}
+
+/** Reads every row of every table of ours that is there: a damaged block fails here, not halfway through a run. */
+async function readEveryBlock(store: ResultsStore, present: ReadonlySet<string>): Promise<void> {
+  for (const t of TABLES)
+    if (present.has(t.name)) await store.rows(`SELECT count(*) AS n, bit_xor(hash(t)) AS h FROM ${t.name} AS t`);
 }
 
 /** Refuses a database whose tables or columns (names, order, types) are not schema version SCHEMA_VERSION's. */
@@ -82,6 +89,7 @@ export async function prepareDatabase(store: ResultsStore, readOnly: boolean): P
       `meta.schema_version: ${version} is newer than this pythia-ts understands (${SCHEMA_VERSION}); upgrade pythia-ts to read it`,
     );
   checkUpgradable(store.path, version);
+  await readEveryBlock(store, present);
   if (version < SCHEMA_VERSION && readOnly)
     throw new FormatError(
       store.path,
