@@ -164,6 +164,16 @@ test('merging refuses rows that conflict, and a database from a newer schema', a
   assert.ok(!existsSync(join(dir, 'never.duckdb')));
 });
 
+test('results merge --force names --out, never its temporary file, when --out cannot be written', () => {
+  const parent = join(dir, 'merge-into');
+  const out = join(parent, 'results.duckdb');
+  mkdirSync(join(out, 'inside'), { recursive: true });
+  const r = pythia('results', 'merge', join(dir, 'full.duckdb'), '--out', out, '--force');
+  assert.equal(r.status, 1);
+  assert.equal(r.stderr, `pythia: --out: ${out} is a directory, expected a results database file\n`);
+  assert.deepEqual(readdirSync(parent), ['results.duckdb'], 'no temporary file left beside it');
+});
+
 function waitForLine(child: ChildProcess, pattern: RegExp): Promise<void> {
   return new Promise((resolve, reject) => {
     let seen = '';
