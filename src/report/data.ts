@@ -214,7 +214,7 @@ export async function loadReportData(store: ResultsStore): Promise<ReportData> {
   );
   if (cells && (cells.repeated as number) > 0)
     notes.push(
-      `${cells.repeated} of the ${cells.places} (model, step, task, shots) cells were evaluated more than once (other settings or another checkpoint under the same name); every chart shows the evaluation finished last (\`pythia results show\` lists them all).`,
+      `${cells.repeated} of the ${cells.places} (model, step, task, shots) cells were evaluated more than once (other settings or another checkpoint under the same name); every chart shows the evaluation finished last (pythia results show lists them all).`,
     );
   const [studies] = await when(
     ['studies'],
@@ -223,7 +223,7 @@ export async function loadReportData(store: ResultsStore): Promise<ReportData> {
   );
   if (studies && (studies.repeated as number) > 0)
     notes.push(
-      `${studies.repeated} case studies were run more than once at one checkpoint with other settings; every chart shows the run finished last (the \`current_studies\` view of the database).`,
+      `${studies.repeated} case studies were run more than once at one checkpoint with other settings; every chart shows the run finished last (the current_studies view of the database).`,
     );
 
   return {

@@ -214,7 +214,7 @@ test('the views and the report take the cell finished last of each (model, step,
     const expected = later.rows.find((r) => r.task === 'choice' && r.shots === 0 && r.metric === 'acc')!;
     assert.equal(acc[0]!.value, expected.value);
     assert.deepEqual(data.notes, [
-      '4 of the 4 (model, step, task, shots) cells were evaluated more than once (other settings or another checkpoint under the same name); every chart shows the evaluation finished last (`pythia results show` lists them all).',
+      '4 of the 4 (model, step, task, shots) cells were evaluated more than once (other settings or another checkpoint under the same name); every chart shows the evaluation finished last (pythia results show lists them all).',
     ]);
     const winobias = await store.rows('SELECT model, step, task, shots FROM winobias');
     assert.equal(winobias.length, 2, 'one row per (model, step, task, shots)');
@@ -223,6 +223,13 @@ test('the views and the report take the cell finished last of each (model, step,
   } finally {
     store.close();
   }
+  const page = join(dir, 'report-page');
+  const report = pythia('report', dir, '--db', db, '--out', page);
+  assert.equal(report.status, 0, report.stderr);
+  assert.match(
+    readFileSync(join(page, 'index.html'), 'utf8'),
+    /<p class="how">4 of the 4 \(model, step, task, shots\) cells were evaluated more than once/,
+  );
 });
 
 /** The version-1 tables (pythia-ts before schema version 2) with one finished cell. */
