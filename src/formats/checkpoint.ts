@@ -28,6 +28,16 @@ export function openCheckpointWeights(folder: string): TensorSource {
   throw new FormatError(folder, `no weights found: expected one of ${LAYOUTS.map((l) => l.file).join(', ')}`);
 }
 
+/** The files `openCheckpointWeights(folder)` reads: the weights file, or a shard index and every shard it names. */
+export function checkpointWeightFiles(folder: string): string[] {
+  const layout = LAYOUTS.find((l) => existsSync(join(folder, l.file)));
+  if (!layout)
+    throw new FormatError(folder, `no weights found: expected one of ${LAYOUTS.map((l) => l.file).join(', ')}`);
+  const path = join(folder, layout.file);
+  if (!path.endsWith('.index.json')) return [path];
+  return [path, ...[...new Set(readWeightMap(path).values())].sort().map((f) => join(folder, f))];
+}
+
 function openWeightsFile(path: string): TensorSource {
   if (path.endsWith('.safetensors.index.json')) return openShardedCheckpoint(path, openSafetensors);
   if (path.endsWith('.bin.index.json')) return openShardedCheckpoint(path, openTorchCheckpoint);

@@ -1,7 +1,10 @@
 /**
  * The rows each chart of the report is drawn from, read from a results database. A table or view
- * the database does not have (an older database, a case study not run yet) reads as no rows, so
- * the report always renders and says which charts are waiting for data.
+ * the database does not have reads as no rows, so the report always renders and says which charts
+ * are waiting for data. Where one (model, step, task, shots) was evaluated more than once (other
+ * settings, another checkpoint under its name), or a case study was run again with other settings,
+ * every chart takes the one finished last (the `current_cells` and `current_studies` views), and
+ * `notes` says so.
  */
 import type { ResultsStore } from '../results/store.js';
 
@@ -61,6 +64,8 @@ export interface ReportData {
   termDelta: Record<string, unknown>[];
   winobias: Record<string, unknown>[];
   crows: Record<string, unknown>[];
+  /** Sentences for the reader about what the charts leave out. */
+  notes: string[];
 }
 
 /** Metrics drawn as accuracies (0 to 1); every other metric is drawn on its own log scale. */
@@ -112,10 +117,10 @@ export async function loadReportData(store: ResultsStore): Promise<ReportData> {
   )) as unknown as LossRow[];
 
   const scores = (await when(
-    ['aggregates', 'models'],
+    ['aggregates', 'current_cells', 'models'],
     `SELECT x.model, ${SIZE} AS size, coalesce(m.run, 'baseline') AS run, x.step, x.task, x.shots, x.metric, x.value, x.stderr, x.n,
        m.parameters::DOUBLE AS parameters
-     FROM aggregates x LEFT JOIN models m USING (model)
+     FROM aggregates x JOIN current_cells c ON c.cell = x.cell LEFT JOIN models m ON m.model = x.model
      WHERE x.value IS NOT NULL AND isfinite(x.value)
      ORDER BY x.task, x.metric, x.shots, m.parameters, x.model, x.step`,
   )) as unknown as ScoreRow[];
@@ -141,35 +146,39 @@ export async function loadReportData(store: ResultsStore): Promise<ReportData> {
     tokens: r.tokens as number | null,
   }));
 
+  // The case studies' rows of the current run at each checkpoint.
+  const CURRENT = 'x.study IN (SELECT study FROM current_studies)';
+
   // Canary memorization at each model's last memorized checkpoint, by duplication count.
   const canaries = await when(
-    ['canary_memorization', 'models'],
-    `WITH last AS (SELECT model, max(step) AS step FROM canary_memorization GROUP BY model)
+    ['canary_memorization', 'current_studies', 'models'],
+    `WITH current AS (SELECT * FROM canary_memorization x WHERE ${CURRENT}),
+      last AS (SELECT model, max(step) AS step FROM current GROUP BY model)
      SELECT x.model, ${SIZE} AS size, coalesce(m.run, 'baseline') AS run, x.step, x.duplicates,
        avg(x.memorized::INTEGER) AS memorized_fraction, avg(x.score) AS mean_score, count(*)::INTEGER AS canaries
-     FROM canary_memorization x JOIN last USING (model, step) LEFT JOIN models m USING (model)
+     FROM current x JOIN last USING (model, step) LEFT JOIN models m ON m.model = x.model
      GROUP BY ALL ORDER BY x.model, x.duplicates`,
   );
 
-  // Windows of training order at each model's last step, at its smallest window size.
+  // Windows of training order at each model's last step.
   const memorizationWindows = await when(
-    ['memorization_windows', 'models'],
-    `WITH pick AS (SELECT model, max(step) AS step FROM memorization_windows GROUP BY model),
-      size AS (SELECT model, step, min(window_size) AS window_size FROM memorization_windows JOIN pick USING (model, step) GROUP BY model, step)
+    ['memorization_windows', 'current_studies', 'models'],
+    `WITH current AS (SELECT * FROM memorization_windows x WHERE ${CURRENT}),
+      pick AS (SELECT model, max(step) AS step FROM current GROUP BY model)
      SELECT x.model, ${SIZE} AS size, x.step, x.window_size, x.window_index, x.first_index::DOUBLE AS first_index, x.scored, x.memorized
-     FROM memorization_windows x JOIN size USING (model, step, window_size) LEFT JOIN models m USING (model)
+     FROM current x JOIN pick USING (model, step) LEFT JOIN models m ON m.model = x.model
      WHERE x.scored > 0 ORDER BY m.parameters, x.model, x.window_index`,
   );
   const memorizationPoisson = await when(
-    ['memorization_poisson'],
-    'SELECT * FROM memorization_poisson ORDER BY model, step, window_size',
+    ['memorization_poisson', 'current_studies'],
+    `SELECT * EXCLUDE (study) FROM memorization_poisson x WHERE ${CURRENT} ORDER BY model, step, window_size`,
   );
 
   const memorizedFraction = await when(
-    ['memorization', 'models'],
+    ['memorization', 'current_studies', 'models'],
     `SELECT x.model, ${SIZE} AS size, coalesce(m.run, 'baseline') AS run, x.step,
        avg(x.memorized::INTEGER) AS fraction, sum(x.memorized::INTEGER)::INTEGER AS memorized, count(*)::INTEGER AS scored, avg(x.score) AS mean_score
-     FROM memorization x LEFT JOIN models m USING (model) GROUP BY ALL ORDER BY x.model, x.step`,
+     FROM memorization x LEFT JOIN models m ON m.model = x.model WHERE ${CURRENT} GROUP BY ALL ORDER BY x.model, x.step`,
   );
 
   // Accuracy by bins of log10(1 + count), half a decade wide.
@@ -197,6 +206,26 @@ export async function loadReportData(store: ResultsStore): Promise<ReportData> {
      ORDER BY m.parameters, x.model, x.task, x.shots, x.step`,
   );
 
+  const notes: string[] = [];
+  const [cells] = await when(
+    ['cells'],
+    `SELECT count(*) FILTER (WHERE n > 1)::INTEGER AS repeated, count(*)::INTEGER AS places
+     FROM (SELECT count(*) AS n FROM cells GROUP BY model, step, task, shots)`,
+  );
+  if (cells && (cells.repeated as number) > 0)
+    notes.push(
+      `${cells.repeated} of the ${cells.places} (model, step, task, shots) cells were evaluated more than once (other settings or another checkpoint under the same name); every chart shows the evaluation finished last (pythia results show lists them all).`,
+    );
+  const [studies] = await when(
+    ['studies'],
+    `SELECT count(*) FILTER (WHERE n > 1)::INTEGER AS repeated
+     FROM (SELECT count(*) AS n FROM studies GROUP BY kind, model, step)`,
+  );
+  if (studies && (studies.repeated as number) > 0)
+    notes.push(
+      `${studies.repeated} case studies were run more than once at one checkpoint with other settings; every chart shows the run finished last (the current_studies view of the database).`,
+    );
+
   return {
     models,
     loss,
@@ -210,5 +239,6 @@ export async function loadReportData(store: ResultsStore): Promise<ReportData> {
     termDelta,
     winobias,
     crows,
+    notes,
   };
 }

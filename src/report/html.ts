@@ -232,6 +232,7 @@ export function buildPage(input: PageInput): string {
 <h1>${escapeHtml(input.title)}</h1>
 <p>Results database <code>${escapeHtml(input.database)}</code>${input.suite?.dataPrefix ? `; training data <code>${escapeHtml(input.suite.dataPrefix)}</code>` : ''}.
 Every chart is a Vega-Lite spec drawn from that database; with JavaScript, hover for values and pick a size from the selector.</p>
+${input.data.notes.map((n) => `<p class="how">${escapeHtml(n)}</p>`).join('\n')}
 <nav>${nav}</nav>
 <section id="suite">
 <h2>Suite</h2>

@@ -3,7 +3,9 @@
  * (docs/analyses.md defines each): memorization of training sequences with its Poisson test per
  * checkpoint, memorization of the synthetic corpus's canaries against their duplication counts,
  * and the counts of every task item's key term in the tokens each checkpoint has trained on. Each
- * piece is skipped when the database already has it, so an interrupted run resumes.
+ * run of a study is a row of `studies` keyed by its identity (identity.ts: the checkpoint's and
+ * data's content, the study's settings); one already in the database is skipped, so an interrupted
+ * run resumes, and a run with other settings is stored beside it.
  */
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -18,6 +20,7 @@ import type { CheckpointRef } from '../eval/checkpoints.js';
 import type { EvalModel } from '../eval/run-task.js';
 import { Decoder } from '../model/decoder.js';
 import type { RuntimeOptions } from '../runtime/session.js';
+import { EVAL_WEIGHTS, fileSha256, identityKey, type StudyIdentity, trainingDataSha256 } from './identity.js';
 import type { ResultsStore } from './store.js';
 
 export interface MemorizationStudy {
@@ -31,13 +34,21 @@ export interface MemorizationStudy {
   batchSize: number;
 }
 
-async function has(store: ResultsStore, table: string, ref: CheckpointRef): Promise<boolean> {
-  const rows = await store.rows(`SELECT count(*) AS n FROM ${table} WHERE model = $1 AND step = $2`, [
-    ref.model,
-    ref.step,
-  ]);
-  return (rows[0]!.n as number) > 0;
+/** How the checkpoint under study is run, and the hashes that identify it. */
+export interface StudyRuntime {
+  runtime: RuntimeOptions;
+  device: string;
+  checkpointSha256: string;
+  tokenizerSha256: string;
 }
+
+const NO_SETTINGS = {
+  sequences: null,
+  sampleSeed: null,
+  windowSize: null,
+  promptLength: null,
+  continuationLength: null,
+} as const;
 
 /** The truth.json of the synthetic corpus a checkpoint was trained on (`<corpus>/data/<name>` → `<corpus>/truth.json`), if any. */
 export function corpusTruth(record: TrainingRecord): string | undefined {
@@ -52,9 +63,9 @@ export async function recordMemorization(
   ref: CheckpointRef,
   model: EvalModel,
   study: MemorizationStudy,
-  runtime: RuntimeOptions,
+  context: StudyRuntime,
 ): Promise<boolean> {
-  if (ref.step <= 0 || (await has(store, 'memorization', ref))) return false;
+  if (ref.step <= 0) return false;
   const record = readTrainingRecord(ref.dir);
   if (
     !record.data ||
@@ -64,6 +75,25 @@ export async function recordMemorization(
     record.seed === undefined
   )
     return false;
+  const identity: StudyIdentity = {
+    kind: 'memorization',
+    model: ref.model,
+    step: ref.step,
+    checkpointSha256: context.checkpointSha256,
+    tokenizerSha256: null,
+    dataSha256: await trainingDataSha256(record),
+    truthSha256: null,
+    sequences: study.sequences,
+    sampleSeed: study.seed,
+    windowSize: study.window,
+    promptLength: study.promptLength,
+    continuationLength: study.continuationLength,
+    device: context.device,
+    weights: EVAL_WEIGHTS,
+  };
+  const key = identityKey(identity);
+  if (await store.hasStudy(key)) return false;
+  const started = performance.now();
   const order = await openTrainingOrder({
     data: record.data.prefix,
     preshuffled: record.data.preshuffled,
@@ -73,44 +103,43 @@ export async function recordMemorization(
     trainIters: record.trainIters,
     seed: record.seed,
   });
-  const decoder = await Decoder.create(model.config, model.params, { ...runtime, weights: 'inputs' });
+  const decoder = await Decoder.create(model.config, model.params, { ...context.runtime, weights: 'inputs' });
   try {
     const trained = Math.min(ref.step * record.trainBatchSize, order.source.length);
     const indices = sampleIndices(trained, Math.min(study.sequences, trained), study.seed);
     const scores = await memorizationScores(decoder, order.source, indices, study);
     const windows = tallyWindows(scores, study.window);
     const test = poissonTest(windows);
-    await store.transaction(async () => {
-      await store.insertRows(
-        'memorization',
-        scores.map((s) => [ref.model, ref.step, s.index, s.score, s.memorized]),
-      );
-      await store.insertRows(
-        'memorization_windows',
-        windows.windows.map((w, i) => [
-          ref.model,
-          ref.step,
-          study.window,
-          w,
-          w * study.window,
-          windows.scored[i]!,
-          windows.memorized[i]!,
-        ]),
-      );
-      await store.insertRows('memorization_poisson', [
-        [
-          ref.model,
-          ref.step,
-          study.window,
-          test.windows,
-          test.lambda,
-          test.dispersion,
-          test.chi2,
-          test.dof,
-          test.pValue,
-        ],
-      ]);
-    });
+    const at = [key, ref.model, ref.step];
+    await store.writeStudy(
+      {
+        ...identity,
+        study: key,
+        batchSize: study.batchSize,
+        threads: context.runtime.threads ?? null,
+        seconds: (performance.now() - started) / 1000,
+      },
+      async () => {
+        await store.insertRows(
+          'memorization',
+          scores.map((s) => [...at, s.index, s.score, s.memorized]),
+        );
+        await store.insertRows(
+          'memorization_windows',
+          windows.windows.map((w, i) => [
+            ...at,
+            study.window,
+            w,
+            w * study.window,
+            windows.scored[i]!,
+            windows.memorized[i]!,
+          ]),
+        );
+        await store.insertRows('memorization_poisson', [
+          [...at, study.window, test.windows, test.lambda, test.dispersion, test.chi2, test.dof, test.pValue],
+        ]);
+      },
+    );
     return true;
   } finally {
     order.source.close();
@@ -124,21 +153,45 @@ export async function recordCanaries(
   ref: CheckpointRef,
   model: EvalModel,
   study: MemorizationStudy,
-  runtime: RuntimeOptions,
+  context: StudyRuntime,
 ): Promise<boolean> {
-  if (await has(store, 'canary_memorization', ref)) return false;
   const truth = corpusTruth(readTrainingRecord(ref.dir));
   if (!truth) return false;
+  const identity: StudyIdentity = {
+    ...NO_SETTINGS,
+    kind: 'canaries',
+    model: ref.model,
+    step: ref.step,
+    checkpointSha256: context.checkpointSha256,
+    tokenizerSha256: context.tokenizerSha256,
+    dataSha256: null,
+    truthSha256: await fileSha256(truth),
+    promptLength: study.promptLength,
+    continuationLength: study.continuationLength,
+    device: context.device,
+    weights: EVAL_WEIGHTS,
+  };
+  const key = identityKey(identity);
+  if (await store.hasStudy(key)) return false;
   const canaries = readCanaries(truth);
   if (canaries.length === 0) return false;
-  const decoder = await Decoder.create(model.config, model.params, { ...runtime, weights: 'inputs' });
+  const started = performance.now();
+  const decoder = await Decoder.create(model.config, model.params, { ...context.runtime, weights: 'inputs' });
   try {
     const scores = await canaryMemorization(decoder, model.tokenizer, canaries, study);
-    await store.transaction(() =>
-      store.insertRows(
-        'canary_memorization',
-        scores.map((s) => [ref.model, ref.step, String(s.id), s.count, s.score, s.memorized]),
-      ),
+    await store.writeStudy(
+      {
+        ...identity,
+        study: key,
+        batchSize: study.batchSize,
+        threads: context.runtime.threads ?? null,
+        seconds: (performance.now() - started) / 1000,
+      },
+      () =>
+        store.insertRows(
+          'canary_memorization',
+          scores.map((s) => [key, ref.model, ref.step, String(s.id), s.count, s.score, s.memorized]),
+        ),
     );
     return true;
   } finally {
@@ -149,11 +202,13 @@ export async function recordCanaries(
 /**
  * Counts each key term of the tasks' items (`item_terms`) in the batches before every step, as
  * whole words (docs/analyses.md), once for the suite: every model of a suite trains on one order.
+ * A step is counted again when a term has no count there yet (a task added since).
  */
 export async function recordTermCounts(
   store: ResultsStore,
   checkpoints: readonly CheckpointRef[],
   tokenizer: TextTokenizer,
+  tokenizerSha256: string,
 ): Promise<number> {
   const withRecord = checkpoints
     .map((c) => ({ c, record: readTrainingRecord(c.dir) }))
@@ -162,45 +217,73 @@ export async function recordTermCounts(
   const { record } = withRecord;
   const terms = (await store.rows('SELECT DISTINCT term FROM item_terms ORDER BY term')).map((r) => r.term as string);
   if (terms.length === 0) return 0;
-  const done = new Set((await store.rows('SELECT DISTINCT step FROM term_counts')).map((r) => r.step as number));
+  const identity: StudyIdentity = {
+    ...NO_SETTINGS,
+    kind: 'term_counts',
+    model: null,
+    step: null,
+    checkpointSha256: null,
+    tokenizerSha256,
+    dataSha256: await trainingDataSha256(record),
+    truthSha256: null,
+    device: null,
+    weights: null,
+  };
+  const key = identityKey(identity);
+  const done = new Set(
+    (
+      await store.rows(
+        `SELECT step FROM term_counts WHERE study = $1 AND term IN (SELECT DISTINCT term FROM item_terms)
+         GROUP BY step HAVING count(*) = $2`,
+        [key, terms.length],
+      )
+    ).map((r) => r.step as number),
+  );
   const wanted = [...new Set(checkpoints.map((c) => c.step))]
     .filter((s) => s >= 0 && s <= record.trainIters! && !done.has(s))
     .sort((a, b) => a - b);
   if (wanted.length === 0) return 0;
-  // Nothing is trained on before step 0.
-  if (wanted[0] === 0)
-    await store.transaction(() =>
-      store.insertRows(
-        'term_counts',
-        terms.map((term) => [term, 0, 0]),
-      ),
-    );
+  const started = performance.now();
   const steps = wanted.filter((s) => s > 0);
-  if (steps.length === 0) return wanted.length;
-  const patterns = await termPatterns(
-    terms.map((term, i) => ({ term, line: i + 1 })),
-    tokenizer,
-    'item_terms',
-  );
-  const counts = await countTerms({
-    order: {
-      data: record.data!.prefix,
-      preshuffled: record.data!.preshuffled,
-      split: record.data!.split,
-      batchSize: record.trainBatchSize!,
-      seqLength: record.seqLength!,
-      trainIters: record.trainIters!,
-      seed: record.seed!,
+  const counted: [string, number, number][] = [];
+  // Nothing is trained on before step 0.
+  if (wanted[0] === 0) counted.push(...terms.map((term): [string, number, number] => [term, 0, 0]));
+  if (steps.length > 0) {
+    const patterns = await termPatterns(
+      terms.map((term, i) => ({ term, line: i + 1 })),
+      tokenizer,
+      'item_terms',
+    );
+    const counts = await countTerms({
+      order: {
+        data: record.data!.prefix,
+        preshuffled: record.data!.preshuffled,
+        split: record.data!.split,
+        batchSize: record.trainBatchSize!,
+        seqLength: record.seqLength!,
+        trainIters: record.trainIters!,
+        seed: record.seed!,
+      },
+      patterns,
+      words: wordEdges(tokenizer),
+      steps,
+    });
+    counts.terms.forEach((term, t) => {
+      counts.steps.forEach((step, j) => {
+        counted.push([term, step, counts.counts[t]![j]!]);
+      });
+    });
+  }
+  await store.writeStudy(
+    { ...identity, study: key, batchSize: null, threads: null, seconds: (performance.now() - started) / 1000 },
+    async () => {
+      for (const step of wanted)
+        await store.connection.run('DELETE FROM term_counts WHERE study = $1 AND step = $2', [key, step]);
+      await store.insertRows(
+        'term_counts',
+        counted.map(([term, step, count]) => [key, term, step, count]),
+      );
     },
-    patterns,
-    words: wordEdges(tokenizer),
-    steps,
-  });
-  await store.transaction(() =>
-    store.insertRows(
-      'term_counts',
-      counts.terms.flatMap((term, t) => counts.steps.map((step, j) => [term, step, counts.counts[t]![j]!])),
-    ),
   );
   return wanted.length;
 }

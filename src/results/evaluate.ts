@@ -5,6 +5,7 @@
  * coordination and `mergeDatabases` puts the pieces back together.
  */
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { loadTokenizer, type TextTokenizer } from '../data/tokenizer.js';
 import {
   type CheckpointRef,
@@ -24,8 +25,15 @@ import { resolveCheckpoint } from '../model/hub-cache.js';
 import { checkProvider, type ExecutionProvider } from '../runtime/session.js';
 import { readLog } from '../train/trainer.js';
 import { ConfigError } from '../util/errors.js';
-import { type MemorizationStudy, recordCanaries, recordMemorization, recordTermCounts } from './case-studies.js';
-import { type CellKey, cellId, ResultsStore } from './store.js';
+import {
+  type MemorizationStudy,
+  recordCanaries,
+  recordMemorization,
+  recordTermCounts,
+  type StudyRuntime,
+} from './case-studies.js';
+import { type CellSettings, cellIdentity, checkpointSha256, fileSha256, identityKey } from './identity.js';
+import { type CellKey, type CellRecord, ResultsStore } from './store.js';
 
 export interface Shard {
   index: number;
@@ -78,11 +86,12 @@ export type EvalEvent =
 export interface EvaluateSummary {
   db: string;
   /** Cells of this grid (this shard's), whether evaluated now or found in the database. */
-  cells: CellKey[];
+  cells: (CellKey & { cell: string })[];
   evaluated: number;
   skipped: number;
   /** Aggregates of every cell of the grid, from the database. */
   rows: {
+    cell: string;
     model: string;
     step: number;
     task: string;
@@ -110,21 +119,44 @@ function sortedCheckpoints(refs: readonly CheckpointRef[]): CheckpointRef[] {
   return [...refs].sort((a, b) => (a.model < b.model ? -1 : a.model > b.model ? 1 : a.step - b.step));
 }
 
+/** A checkpoint to evaluate, with the content hashes that identify its cells. */
+interface HashedCheckpoint {
+  ref: CheckpointRef;
+  sha256: string;
+  tokenizerPath: string;
+  tokenizerSha256: string;
+}
+
+/** Hashes a checkpoint's files and its tokenizer (its own tokenizer.json, else `fallback`). */
+async function hashCheckpoint(ref: CheckpointRef, fallback: string | undefined): Promise<HashedCheckpoint> {
+  const own = join(ref.dir, 'tokenizer.json');
+  const tokenizerPath = existsSync(own) ? own : fallback;
+  if (!tokenizerPath) throw new ConfigError(`${ref.dir}: no tokenizer.json in the checkpoint; pass --tokenizer`);
+  return {
+    ref,
+    sha256: await checkpointSha256(ref.dir),
+    tokenizerPath,
+    tokenizerSha256: await fileSha256(tokenizerPath),
+  };
+}
+
+async function cachedTokenizer(tokenizers: Map<string, TextTokenizer>, path: string): Promise<TextTokenizer> {
+  const known = tokenizers.get(path);
+  if (known) return known;
+  const tokenizer = await loadTokenizer(path);
+  tokenizers.set(path, tokenizer);
+  return tokenizer;
+}
+
 /** Loads a checkpoint and its tokenizer, and records the model and checkpoint rows. */
 async function loadForEvaluation(
   store: ResultsStore,
-  ref: CheckpointRef,
-  fallbackTokenizer: string | undefined,
+  hashed: HashedCheckpoint,
   tokenizers: Map<string, TextTokenizer>,
 ): Promise<EvalModel> {
+  const { ref, tokenizerPath } = hashed;
   const checkpoint = loadCheckpoint(ref.dir);
-  const tokenizerPath = checkpoint.tokenizerPath ?? fallbackTokenizer;
-  if (!tokenizerPath) throw new ConfigError(`${ref.dir}: no tokenizer.json in the checkpoint; pass --tokenizer`);
-  let tokenizer = tokenizers.get(tokenizerPath);
-  if (!tokenizer) {
-    tokenizer = await loadTokenizer(tokenizerPath);
-    tokenizers.set(tokenizerPath, tokenizer);
-  }
+  const tokenizer = await cachedTokenizer(tokenizers, tokenizerPath);
   const { config } = checkpoint;
   const counts = countParameters(config);
   await store.upsertModel({
@@ -139,7 +171,13 @@ async function loadForEvaluation(
     vocabSize: config.vocabSize,
     maxPositions: config.maxPositions,
   });
-  await store.upsertCheckpoint({ model: ref.model, step: ref.step, tokens: ref.tokens, path: ref.dir });
+  await store.upsertCheckpoint({
+    model: ref.model,
+    step: ref.step,
+    sha256: hashed.sha256,
+    tokens: ref.tokens,
+    path: ref.dir,
+  });
   return { config, params: checkpoint.params, tokenizer };
 }
 
@@ -235,18 +273,41 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateSummar
   }
   const fewshotPool = options.fewshotFile ? readTask(options.fewshotFile, options.outputType).items : undefined;
   const shots = [...new Set(options.shots ?? [0])].sort((a, b) => a - b);
-  const seed = options.seed ?? DEFAULT_SEED;
-  const cells = gridCells(plan.checkpoints, tasks, shots, options.shard);
+  const grid = gridCells(plan.checkpoints, tasks, shots, options.shard);
+  const batchSize = options.batchSize ?? 16;
+  const maxGenTokens = options.maxGenTokens ?? 32;
+  const device = options.device ?? 'cpu';
 
+  // The database is checked before any checkpoint is hashed, loaded or scored.
   const store = await ResultsStore.open(db);
   try {
     for (const t of tasks) await store.registerTask(t);
     for (const suite of plan.suites) {
       for (const m of suite.models) if (m.log) await store.loadTrainingLog(m.name, readLog(m.log));
     }
+    const hashed = new Map<string, HashedCheckpoint>();
+    for (const ref of plan.checkpoints)
+      hashed.set(`${ref.model}@${ref.step}`, await hashCheckpoint(ref, options.tokenizer));
+    const settings = {
+      seed: options.seed ?? DEFAULT_SEED,
+      fewshotSha256: options.fewshotFile ? await fileSha256(options.fewshotFile) : null,
+      limit: options.limit,
+      maxGenTokens,
+      device,
+    };
+    const cells = grid.map((c) => {
+      const h = hashed.get(`${c.model}@${c.step}`)!;
+      const task = tasks.find((t) => t.name === c.task)!;
+      const identity = cellIdentity(c, { sha256: task.sha256, outputType: task.outputType, items: task.items.length }, {
+        ...settings,
+        checkpointSha256: h.sha256,
+        tokenizerSha256: h.tokenizerSha256,
+      } satisfies CellSettings);
+      return { ...identity, cell: identityKey(identity) };
+    });
     const finished = await store.finishedCells();
-    const todo = cells.filter((c) => !finished.has(cellId(c)));
-    const byCheckpoint = new Map<string, CellKey[]>();
+    const todo = cells.filter((c) => !finished.has(c.cell));
+    const byCheckpoint = new Map<string, typeof todo>();
     for (const c of todo) {
       const id = `${c.model}@${c.step}`;
       byCheckpoint.set(id, [...(byCheckpoint.get(id) ?? []), c]);
@@ -271,26 +332,35 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateSummar
     const tokenizers = new Map<string, TextTokenizer>();
     let index = cells.length - todo.length;
     for (const ref of toLoad) {
+      const h = hashed.get(`${ref.model}@${ref.step}`)!;
       const mine = byCheckpoint.get(`${ref.model}@${ref.step}`) ?? [];
-      const model = await loadForEvaluation(store, ref, options.tokenizer, tokenizers);
+      const model = await loadForEvaluation(store, h, tokenizers);
       for (const cell of mine) {
+        const where: CellKey = { model: cell.model, step: cell.step, task: cell.task, shots: cell.shots };
         const task = tasks.find((t) => t.name === cell.task)!;
         const started = performance.now();
         const run = await runTask(model, task, {
           shots: cell.shots,
-          seed,
+          seed: settings.seed,
           fewshotPool,
           limit: options.limit,
-          batchSize: options.batchSize ?? 16,
-          maxGenTokens: options.maxGenTokens ?? 32,
+          batchSize,
+          maxGenTokens,
           runtime,
-          onProgress: (done, items) => options.onEvent?.({ type: 'progress', cell, done, items }),
+          onProgress: (done, items) => options.onEvent?.({ type: 'progress', cell: where, done, items }),
         });
         const seconds = (performance.now() - started) / 1000;
-        await store.writeCell(cell, seed, run.items, run.aggregates, seconds);
+        const record: CellRecord = {
+          ...cell,
+          items: run.items.length,
+          batchSize,
+          threads: options.threads ?? null,
+          seconds,
+        };
+        await store.writeCell(record, run.items, run.aggregates);
         options.onEvent?.({
           type: 'cell',
-          cell,
+          cell: where,
           index: ++index,
           total: cells.length,
           aggregates: run.aggregates,
@@ -300,26 +370,38 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateSummar
       await releaseScorers(model);
       if (studies.has(`${ref.model}@${ref.step}`)) {
         const study = { ...DEFAULT_MEMORIZATION, ...options.memorization };
-        if (options.memorization && (await recordMemorization(store, ref, model, study, runtime))) {
+        const context: StudyRuntime = {
+          runtime,
+          device,
+          checkpointSha256: h.sha256,
+          tokenizerSha256: h.tokenizerSha256,
+        };
+        if (options.memorization && (await recordMemorization(store, ref, model, study, context))) {
           options.onEvent?.({ type: 'study', study: 'memorization', model: ref.model, step: ref.step });
         }
-        if (options.canaries && (await recordCanaries(store, ref, model, study, runtime))) {
+        if (options.canaries && (await recordCanaries(store, ref, model, study, context))) {
           options.onEvent?.({ type: 'study', study: 'canaries', model: ref.model, step: ref.step });
         }
       }
     }
     if (options.termCounts && (!options.shard || options.shard.index === 0)) {
-      const ref = plan.checkpoints[0]!;
-      const model = await loadForEvaluation(store, ref, options.tokenizer, tokenizers);
-      const counted = await recordTermCounts(store, plan.checkpoints, model.tokenizer);
+      const h = hashed.get(`${plan.checkpoints[0]!.model}@${plan.checkpoints[0]!.step}`)!;
+      const tokenizer = await cachedTokenizer(tokenizers, h.tokenizerPath);
+      const counted = await recordTermCounts(store, plan.checkpoints, tokenizer, h.tokenizerSha256);
       if (counted > 0) options.onEvent?.({ type: 'study', study: 'term counts', model: '*', step: counted });
     }
-    const wanted = new Set(cells.map(cellId));
+    const wanted = new Set(cells.map((c) => c.cell));
     const all = await store.rows(
-      'SELECT model, step, task, shots, metric, value, stderr, n FROM aggregates ORDER BY model, step, task, shots, metric',
+      'SELECT cell, model, step, task, shots, metric, value, stderr, n FROM aggregates ORDER BY model, step, task, shots, metric',
     );
-    const rows = all.filter((r) => wanted.has(cellId(r as unknown as CellKey))) as EvaluateSummary['rows'];
-    return { db, cells, evaluated: todo.length, skipped: cells.length - todo.length, rows };
+    const rows = all.filter((r) => wanted.has(r.cell as string)) as EvaluateSummary['rows'];
+    return {
+      db,
+      cells: cells.map((c) => ({ cell: c.cell, model: c.model, step: c.step, task: c.task, shots: c.shots })),
+      evaluated: todo.length,
+      skipped: cells.length - todo.length,
+      rows,
+    };
   } finally {
     store.close();
   }

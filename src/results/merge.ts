@@ -3,14 +3,24 @@
  * key is already present must be identical (timings aside), else the merge is refused, so shards
  * of one grid merge cleanly and two disagreeing runs never silently mix.
  */
-import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempPathFor } from '../util/atomic.js';
-import { ConfigError, FormatError } from '../util/errors.js';
-import { TABLES } from './schema.js';
+import { ConfigError, FormatError, isSystemError } from '../util/errors.js';
+import { TABLES, type TableSpec } from './schema.js';
 import { ResultsStore } from './store.js';
 
 const quote = (s: string) => `'${s.replace(/'/g, "''")}'`;
+
+/** Where a row sits: its model, step, task and shots where it has them, then the rest of its key (hashes shortened). */
+function describeRow(t: TableSpec, row: Record<string, unknown>): string {
+  const hashes = ['cell', 'study'];
+  const where = ['model', 'step', 'task', 'shots'].filter((c) => t.columns.includes(c));
+  const rest = t.key.filter((k) => !where.includes(k) && !hashes.includes(k));
+  const fields = [...where, ...rest].map((c) => `${c}=${String(row[c])}`);
+  const ids = t.key.filter((k) => hashes.includes(k)).map((k) => `${k} ${String(row[k]).slice(0, 12)}…`);
+  return fields.join(', ') + (ids.length > 0 ? ` (${ids.join(', ')})` : '');
+}
 
 export async function mergeDatabases(
   inputs: readonly string[],
@@ -24,7 +34,29 @@ export async function mergeDatabases(
     // Opening read-only checks each input's schema version before anything is written.
     (await ResultsStore.open(input, { readOnly: true })).close();
   }
+  if (existsSync(out) && statSync(out).isDirectory())
+    throw new ConfigError(`--out: ${out} is a directory, expected a results database file`);
+  // Merged into a temporary file beside --out, renamed over it only when whole.
   const tmp = tempPathFor(out);
+  try {
+    const rows = await mergeInto(tmp, inputs);
+    renameSync(tmp, out);
+    return { rows };
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    rmSync(`${tmp}.wal`, { force: true });
+    throw namedAsOut(e, tmp, out);
+  }
+}
+
+/** An error about the temporary file, told about --out: the file the user named. */
+function namedAsOut(e: unknown, tmp: string, out: string): unknown {
+  if (isSystemError(e) && e.path?.startsWith(tmp)) e.path = out + e.path.slice(tmp.length);
+  if (e instanceof FormatError && e.file === tmp) return new FormatError(out, e.message.slice(tmp.length + 2));
+  return e;
+}
+
+async function mergeInto(tmp: string, inputs: readonly string[]): Promise<Record<string, number>> {
   const store = await ResultsStore.open(tmp);
   try {
     for (const [n, input] of inputs.entries()) {
@@ -36,13 +68,12 @@ export async function mergeDatabases(
         if (compared.length > 0) {
           const differs = compared.map((c) => `s.${c} IS DISTINCT FROM m.${c}`).join(' OR ');
           const conflict = await store.rows(
-            `SELECT ${t.key.map((k) => `s.${k}`).join(', ')} FROM ${alias}.${t.name} s JOIN main.${t.name} m USING (${t.key.join(', ')}) WHERE ${differs} LIMIT 1`,
+            `SELECT s.* FROM ${alias}.${t.name} s JOIN main.${t.name} m USING (${t.key.join(', ')}) WHERE ${differs} LIMIT 1`,
           );
           if (conflict.length > 0) {
-            const key = t.key.map((k) => `${k}=${String(conflict[0]![k])}`).join(', ');
             throw new FormatError(
               input,
-              `conflicts with an earlier input in table ${t.name} at ${key}: the same key with other values; refusing to merge`,
+              `conflicts with an earlier input in table ${t.name} at ${describeRow(t, conflict[0]!)}: the same key with other values; refusing to merge`,
             );
           }
         }
@@ -55,15 +86,9 @@ export async function mergeDatabases(
     const rows: Record<string, number> = {};
     for (const t of TABLES)
       rows[t.name] = (await store.rows(`SELECT count(*)::INTEGER AS n FROM ${t.name}`))[0]!.n as number;
+    return rows;
+  } finally {
     store.close();
-    renameSync(tmp, out);
-    rmSync(`${tmp}.wal`, { force: true });
-    return { rows };
-  } catch (e) {
-    store.close();
-    rmSync(tmp, { force: true });
-    rmSync(`${tmp}.wal`, { force: true });
-    throw e;
   }
 }
 

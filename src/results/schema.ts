@@ -1,42 +1,97 @@
 /**
  * The results database's schema (docs/results.md describes each table). One DuckDB file per
- * suite. A cell is one (model, step, task, shots): its rows in `cells`, `item_results` and
- * `aggregates` are written in one transaction, so a cell is either all there or absent.
+ * suite. A cell is one evaluation of one task at one number of shots on one checkpoint, with every
+ * setting that changes its numbers (its identity, hashed into `cells.cell`): its rows in `cells`,
+ * `item_results` and `aggregates` are written in one transaction, so a cell is either all there or
+ * absent. A case study's run at one checkpoint is likewise a row of `studies` with its identity.
+ *
+ * A later version adds its tables here with `since` set to that version, bumps SCHEMA_VERSION and
+ * appends a step to MIGRATIONS; opening an older database runs the steps in one transaction.
  */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
+
+/** The column types the schema uses; values are bound to statements as these types (store.ts). */
+export type ColumnType = 'VARCHAR' | 'INTEGER' | 'BIGINT' | 'DOUBLE' | 'BOOLEAN' | 'JSON' | 'DOUBLE[]' | 'TIMESTAMP';
 
 export interface TableSpec {
   name: string;
   columns: readonly string[];
+  /** Each column's type, in the order of `columns`. */
+  types: readonly ColumnType[];
   /** Columns that identify a row; merging refuses two rows with one key and other values. */
   key: readonly string[];
-  /** Columns that may differ between copies of one row (timings) without a conflict. */
+  /** Columns that may differ between copies of one row (timings, paths, threads) without a conflict. */
   volatile?: readonly string[];
+  /** The schema version that added the table. */
+  since: number;
   ddl: string;
 }
 
-function table(name: string, columns: [string, string][], key: string[], volatile?: string[]): TableSpec {
+function table(
+  name: string,
+  since: number,
+  columns: [string, string][],
+  key: string[],
+  volatile?: string[],
+): TableSpec {
   const body = [...columns.map(([c, t]) => `${c} ${t}`), `PRIMARY KEY (${key.join(', ')})`].join(',\n  ');
   return {
     name,
     columns: columns.map(([c]) => c),
+    types: columns.map(([, t]) => t.split(' ')[0] as ColumnType),
     key,
     volatile,
+    since,
     ddl: `CREATE TABLE IF NOT EXISTS ${name} (\n  ${body}\n)`,
   };
 }
 
+/** A step from schema version `from` to `from + 1`. */
+export interface Migration {
+  from: number;
+  /** Why a database at `from` cannot be upgraded, where it cannot; opening one is refused with it. */
+  refuse?: string;
+  /** Statements run after the tables new in `from + 1` are created, in the same transaction. */
+  sql?: readonly string[];
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    from: 1,
+    refuse:
+      'version 1 keys a cell by model, step, task and shots alone, so the checkpoint and settings behind its numbers are unknown',
+  },
+];
+
+/** The columns every row of an evaluated cell repeats, for queries by model, step, task and shots. */
 const CELL: [string, string][] = [
+  ['cell', 'VARCHAR NOT NULL'],
   ['model', 'VARCHAR NOT NULL'],
   ['step', 'INTEGER NOT NULL'],
   ['task', 'VARCHAR NOT NULL'],
   ['shots', 'INTEGER NOT NULL'],
 ];
-const CELL_KEY = ['model', 'step', 'task', 'shots'];
+
+/** The columns every row of a case study repeats. */
+const STUDY: [string, string][] = [
+  ['study', 'VARCHAR NOT NULL'],
+  ['model', 'VARCHAR NOT NULL'],
+  ['step', 'INTEGER NOT NULL'],
+];
+
+/** What each row records beside its identity: none of these changes a number. */
+const RECORDED: [string, string][] = [
+  ['batch_size', 'INTEGER'],
+  ['threads', 'INTEGER'],
+  ['seconds', 'DOUBLE'],
+  ['finished_at', 'TIMESTAMP'],
+];
+const RECORDED_COLUMNS = RECORDED.map(([c]) => c);
 
 export const TABLES: readonly TableSpec[] = [
   table(
     'meta',
+    1,
     [
       ['key', 'VARCHAR NOT NULL'],
       ['value', 'VARCHAR'],
@@ -45,6 +100,7 @@ export const TABLES: readonly TableSpec[] = [
   ),
   table(
     'models',
+    1,
     [
       ['model', 'VARCHAR NOT NULL'],
       ['run', "VARCHAR NOT NULL DEFAULT 'baseline'"],
@@ -61,17 +117,20 @@ export const TABLES: readonly TableSpec[] = [
   ),
   table(
     'checkpoints',
+    1,
     [
       ['model', 'VARCHAR NOT NULL'],
       ['step', 'INTEGER NOT NULL'],
+      ['sha256', 'VARCHAR NOT NULL'],
       ['tokens', 'BIGINT'],
       ['path', 'VARCHAR'],
     ],
-    ['model', 'step'],
+    ['model', 'step', 'sha256'],
     ['path'],
   ),
   table(
     'tasks',
+    1,
     [
       ['task', 'VARCHAR NOT NULL'],
       ['output_type', 'VARCHAR NOT NULL'],
@@ -84,6 +143,7 @@ export const TABLES: readonly TableSpec[] = [
   ),
   table(
     'task_items',
+    1,
     [
       ['task', 'VARCHAR NOT NULL'],
       ['item_id', 'VARCHAR NOT NULL'],
@@ -93,12 +153,28 @@ export const TABLES: readonly TableSpec[] = [
   ),
   table(
     'cells',
-    [...CELL, ['seed', 'INTEGER NOT NULL'], ['items', 'INTEGER NOT NULL'], ['seconds', 'DOUBLE']],
-    CELL_KEY,
-    ['seconds'],
+    1,
+    [
+      ...CELL,
+      ['checkpoint_sha256', 'VARCHAR NOT NULL'],
+      ['tokenizer_sha256', 'VARCHAR NOT NULL'],
+      ['task_sha256', 'VARCHAR NOT NULL'],
+      ['output_type', 'VARCHAR NOT NULL'],
+      ['seed', 'INTEGER'],
+      ['fewshot_sha256', 'VARCHAR'],
+      ['item_limit', 'INTEGER'],
+      ['max_gen_tokens', 'INTEGER'],
+      ['device', 'VARCHAR NOT NULL'],
+      ['weights', 'VARCHAR NOT NULL'],
+      ['items', 'INTEGER NOT NULL'],
+      ...RECORDED,
+    ],
+    ['cell'],
+    RECORDED_COLUMNS,
   ),
   table(
     'item_results',
+    1,
     [
       ...CELL,
       ['item_id', 'VARCHAR NOT NULL'],
@@ -113,15 +189,17 @@ export const TABLES: readonly TableSpec[] = [
       ['prediction', 'VARCHAR'],
       ['choice_loglikelihoods', 'DOUBLE[]'],
     ],
-    [...CELL_KEY, 'item_id'],
+    ['cell', 'item_id'],
   ),
   table(
     'aggregates',
+    1,
     [...CELL, ['metric', 'VARCHAR NOT NULL'], ['value', 'DOUBLE'], ['stderr', 'DOUBLE'], ['n', 'INTEGER NOT NULL']],
-    [...CELL_KEY, 'metric'],
+    ['cell', 'metric'],
   ),
   table(
     'training_log',
+    1,
     [
       ['model', 'VARCHAR NOT NULL'],
       ['step', 'INTEGER NOT NULL'],
@@ -135,34 +213,53 @@ export const TABLES: readonly TableSpec[] = [
     ['tokens_per_s'],
   ),
   table(
-    'memorization',
+    'studies',
+    2,
     [
-      ['model', 'VARCHAR NOT NULL'],
-      ['step', 'INTEGER NOT NULL'],
-      ['sample_index', 'BIGINT NOT NULL'],
-      ['score', 'DOUBLE NOT NULL'],
-      ['memorized', 'BOOLEAN NOT NULL'],
+      ['study', 'VARCHAR NOT NULL'],
+      ['kind', 'VARCHAR NOT NULL'],
+      ['model', 'VARCHAR'],
+      ['step', 'INTEGER'],
+      ['checkpoint_sha256', 'VARCHAR'],
+      ['tokenizer_sha256', 'VARCHAR'],
+      ['data_sha256', 'VARCHAR'],
+      ['truth_sha256', 'VARCHAR'],
+      ['sequences', 'INTEGER'],
+      ['sample_seed', 'INTEGER'],
+      ['window_size', 'INTEGER'],
+      ['prompt_length', 'INTEGER'],
+      ['continuation_length', 'INTEGER'],
+      ['device', 'VARCHAR'],
+      ['weights', 'VARCHAR'],
+      ...RECORDED,
     ],
-    ['model', 'step', 'sample_index'],
+    ['study'],
+    RECORDED_COLUMNS,
+  ),
+  table(
+    'memorization',
+    1,
+    [...STUDY, ['sample_index', 'BIGINT NOT NULL'], ['score', 'DOUBLE NOT NULL'], ['memorized', 'BOOLEAN NOT NULL']],
+    ['study', 'sample_index'],
   ),
   table(
     'memorization_windows',
+    1,
     [
-      ['model', 'VARCHAR NOT NULL'],
-      ['step', 'INTEGER NOT NULL'],
+      ...STUDY,
       ['window_size', 'INTEGER NOT NULL'],
       ['window_index', 'INTEGER NOT NULL'],
       ['first_index', 'BIGINT NOT NULL'],
       ['scored', 'INTEGER NOT NULL'],
       ['memorized', 'INTEGER NOT NULL'],
     ],
-    ['model', 'step', 'window_size', 'window_index'],
+    ['study', 'window_index'],
   ),
   table(
     'memorization_poisson',
+    1,
     [
-      ['model', 'VARCHAR NOT NULL'],
-      ['step', 'INTEGER NOT NULL'],
+      ...STUDY,
       ['window_size', 'INTEGER NOT NULL'],
       ['windows', 'INTEGER NOT NULL'],
       ['mean', 'DOUBLE'],
@@ -171,31 +268,34 @@ export const TABLES: readonly TableSpec[] = [
       ['dof', 'INTEGER'],
       ['p_value', 'DOUBLE'],
     ],
-    ['model', 'step', 'window_size'],
+    ['study'],
   ),
   table(
     'canary_memorization',
+    1,
     [
-      ['model', 'VARCHAR NOT NULL'],
-      ['step', 'INTEGER NOT NULL'],
+      ...STUDY,
       ['canary', 'VARCHAR NOT NULL'],
       ['duplicates', 'INTEGER NOT NULL'],
       ['score', 'DOUBLE NOT NULL'],
       ['memorized', 'BOOLEAN NOT NULL'],
     ],
-    ['model', 'step', 'canary'],
+    ['study', 'canary'],
   ),
   table(
     'term_counts',
+    1,
     [
+      ['study', 'VARCHAR NOT NULL'],
       ['term', 'VARCHAR NOT NULL'],
       ['step', 'INTEGER NOT NULL'],
       ['count', 'BIGINT NOT NULL'],
     ],
-    ['term', 'step'],
+    ['study', 'term', 'step'],
   ),
   table(
     'item_terms',
+    1,
     [
       ['task', 'VARCHAR NOT NULL'],
       ['item_id', 'VARCHAR NOT NULL'],
@@ -206,21 +306,37 @@ export const TABLES: readonly TableSpec[] = [
 ];
 
 /**
- * Views over the tables for the case studies and the report; recreated on every open, so they
- * always match the code.
+ * Views over the tables for the case studies and the report; recreated on every writable open, so
+ * they always match the code. Where one (model, step, task, shots) was evaluated more than once
+ * (other settings, another checkpoint under the same name), the views see only its `current_cells`
+ * row: the evaluation finished last (ties by cell id). Studies likewise, per (kind, model, step).
  */
 export const VIEWS: readonly { name: string; sql: string }[] = [
   {
-    // Accuracy-like aggregates with the model's size and the checkpoint's tokens.
-    name: 'scores',
-    sql: `SELECT a.*, m.parameters, m.non_embedding_parameters, m.run, m.baseline, c.tokens
-      FROM aggregates a LEFT JOIN models m USING (model) LEFT JOIN checkpoints c USING (model, step)`,
+    name: 'current_cells',
+    sql: `SELECT * FROM cells
+      QUALIFY row_number() OVER (PARTITION BY model, step, task, shots ORDER BY finished_at DESC NULLS LAST, cell) = 1`,
   },
   {
-    // Each generate_until item with its key term's count in the tokens the checkpoint has trained on.
+    name: 'current_studies',
+    sql: `SELECT * FROM studies
+      QUALIFY row_number() OVER (PARTITION BY kind, model, step ORDER BY finished_at DESC NULLS LAST, study) = 1`,
+  },
+  {
+    // The current cells' aggregates with the model's size and the checkpoint's tokens.
+    name: 'scores',
+    sql: `SELECT a.*, m.parameters, m.non_embedding_parameters, m.run, m.baseline, k.tokens
+      FROM aggregates a JOIN current_cells c ON c.cell = a.cell LEFT JOIN models m ON m.model = a.model
+      LEFT JOIN checkpoints k ON k.model = a.model AND k.step = a.step AND k.sha256 = c.checkpoint_sha256`,
+  },
+  {
+    // Each generate_until item of a current cell with its key term's count in the tokens the checkpoint has trained on.
     name: 'term_accuracy',
-    sql: `SELECT r.model, r.step, r.task, r.shots, r.item_id, t.term, k.count, r.exact_match AS correct
-      FROM item_results r JOIN item_terms t USING (task, item_id) LEFT JOIN term_counts k ON k.term = t.term AND k.step = r.step`,
+    sql: `SELECT r.cell, r.model, r.step, r.task, r.shots, r.item_id, t.term, k.count, r.exact_match AS correct
+      FROM item_results r JOIN item_terms t USING (task, item_id)
+      LEFT JOIN (SELECT term, step, count FROM term_counts WHERE study IN (SELECT study FROM current_studies WHERE kind = 'term_counts')) k
+        ON k.term = t.term AND k.step = r.step
+      WHERE r.cell IN (SELECT cell FROM current_cells)`,
   },
   {
     // Δ: accuracy of the items whose term is among the 10% most frequent minus the 10% least frequent.
@@ -242,13 +358,15 @@ export const VIEWS: readonly { name: string; sql: string }[] = [
         avg(r.acc) FILTER (WHERE i.meta->>'type' = 'anti') AS anti_accuracy,
         avg(r.acc) FILTER (WHERE i.meta->>'type' = 'pro') - avg(r.acc) FILTER (WHERE i.meta->>'type' = 'anti') AS bias
       FROM item_results r JOIN task_items i USING (task, item_id)
-      WHERE i.meta->>'type' IN ('pro', 'anti') GROUP BY r.model, r.step, r.task, r.shots`,
+      WHERE i.meta->>'type' IN ('pro', 'anti') AND r.cell IN (SELECT cell FROM current_cells)
+      GROUP BY r.model, r.step, r.task, r.shots`,
   },
   {
     // CrowS-Pairs-style tasks (name starting with "crows"): % of pairs where the more stereotypical sentence is more likely.
     name: 'crows_pairs',
     sql: `SELECT model, step, task, shots, 100 * avg(acc) AS pct_stereotype, count(*) AS pairs
-      FROM item_results WHERE task LIKE 'crows%' GROUP BY model, step, task, shots`,
+      FROM item_results WHERE task LIKE 'crows%' AND cell IN (SELECT cell FROM current_cells)
+      GROUP BY model, step, task, shots`,
   },
 ];
 

@@ -1,17 +1,34 @@
 /**
  * The results database: one DuckDB file (through the official `@duckdb/node-api`) holding models,
- * checkpoints, tasks, per-item results, aggregates and training logs. DuckDB's write-ahead log
- * makes each transaction all-or-nothing across a kill, which is what lets an interrupted
- * evaluation resume cell by cell.
+ * checkpoints, tasks, per-item results, aggregates, case studies and training logs. DuckDB's
+ * write-ahead log makes each transaction all-or-nothing across a kill, which is what lets an
+ * interrupted evaluation resume cell by cell. Opening checks the file first (prepareDatabase).
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { type DuckDBConnection, DuckDBInstance, type DuckDBValue } from '@duckdb/node-api';
+import {
+  BIGINT,
+  BOOLEAN,
+  DOUBLE,
+  type DuckDBConnection,
+  DuckDBInstance,
+  type DuckDBType,
+  type DuckDBValue,
+  INTEGER,
+  LIST,
+  listValue,
+  TIMESTAMP,
+  timestampValue,
+  VARCHAR,
+} from '@duckdb/node-api';
 import type { Aggregate, ItemResult } from '../eval/metrics.js';
 import type { Task } from '../eval/tasks.js';
-import { FormatError } from '../util/errors.js';
-import { SCHEMA_VERSION, TABLES, tableSpec, VIEWS } from './schema.js';
+import { FormatError, isPythiaError } from '../util/errors.js';
+import type { CellIdentity, StudyIdentity } from './identity.js';
+import { prepareDatabase } from './prepare.js';
+import { type ColumnType, tableSpec } from './schema.js';
 
+/** Where a cell sits in the grid: several cells (other settings, another checkpoint) may share one. */
 export interface CellKey {
   model: string;
   step: number;
@@ -19,8 +36,20 @@ export interface CellKey {
   shots: number;
 }
 
-export function cellId(c: CellKey): string {
-  return `${c.model}\0${c.step}\0${c.task}\0${c.shots}`;
+/** A cell as written: its identity, its key (`identityKey`), and what was recorded beside it. */
+export interface CellRecord extends CellIdentity {
+  cell: string;
+  items: number;
+  batchSize: number;
+  threads: number | null;
+  seconds: number;
+}
+
+export interface StudyRecord extends StudyIdentity {
+  study: string;
+  batchSize: number | null;
+  threads: number | null;
+  seconds: number;
 }
 
 export interface ModelRow {
@@ -39,6 +68,7 @@ export interface ModelRow {
 export interface CheckpointRow {
   model: string;
   step: number;
+  sha256: string;
   tokens: number | null;
   path: string | null;
 }
@@ -54,6 +84,34 @@ export interface TrainingLogRow {
 
 export type Row = Record<string, unknown>;
 
+/** A value for one column: numbers for INTEGER, BIGINT and DOUBLE, a list of numbers for DOUBLE[], text for JSON. */
+export type CellValue = string | number | boolean | null | readonly number[] | Date;
+
+/**
+ * The type each column's values are bound as. Left to itself the client picks a type from the
+ * JavaScript value, and a whole-valued double above 2^63 (a perplexity) fails as an out-of-range
+ * BIGINT; bound as the column's own type, every value is stored as it is.
+ */
+const BIND_AS: Record<ColumnType, DuckDBType> = {
+  VARCHAR,
+  INTEGER,
+  BIGINT,
+  DOUBLE,
+  BOOLEAN,
+  JSON: VARCHAR,
+  'DOUBLE[]': LIST(DOUBLE),
+  TIMESTAMP,
+};
+
+function bindable(value: CellValue, type: ColumnType, where: string): DuckDBValue {
+  if (value === null) return null;
+  if (type === 'DOUBLE[]') return listValue(value as readonly number[]);
+  if (type === 'TIMESTAMP') return timestampValue(BigInt((value as Date).getTime()) * 1000n);
+  if ((type === 'INTEGER' || type === 'BIGINT') && !Number.isSafeInteger(value))
+    throw new Error(`${where}: ${String(value)} is not an integer`);
+  return value as DuckDBValue;
+}
+
 /** Opening options: no extension is ever downloaded (everything we use is statically linked). */
 const OFFLINE = { autoinstall_known_extensions: 'false', autoload_known_extensions: 'false' };
 
@@ -64,59 +122,29 @@ export class ResultsStore {
     readonly connection: DuckDBConnection,
   ) {}
 
+  /**
+   * Opens (or, writable, creates) a results database. A file that is not one, is damaged, holds
+   * tables other than its schema version's, or cannot be brought to this version is refused with
+   * one line naming it, before anything is written.
+   */
   static async open(path: string, options: { readOnly?: boolean } = {}): Promise<ResultsStore> {
-    if (!options.readOnly) mkdirSync(dirname(path), { recursive: true });
+    const readOnly = options.readOnly ?? false;
+    if (!readOnly) mkdirSync(dirname(path), { recursive: true });
     let instance: DuckDBInstance;
     try {
-      instance = await DuckDBInstance.create(path, {
-        ...OFFLINE,
-        ...(options.readOnly ? { access_mode: 'READ_ONLY' } : {}),
-      });
+      instance = await DuckDBInstance.create(path, { ...OFFLINE, ...(readOnly ? { access_mode: 'READ_ONLY' } : {}) });
     } catch (e) {
       throw new FormatError(path, `cannot open as a DuckDB results database (${firstLine(e)})`);
     }
     const store = new ResultsStore(path, instance, await instance.connect());
     try {
-      await store.checkSchema(options.readOnly ?? false);
+      await prepareDatabase(store, readOnly);
     } catch (e) {
       store.close();
-      throw e;
+      if (isPythiaError(e)) throw e;
+      throw new FormatError(path, `damaged or unreadable as a results database (${firstLine(e)})`);
     }
     return store;
-  }
-
-  private async checkSchema(readOnly: boolean): Promise<void> {
-    const tables = new Set(
-      (await this.rows("SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'")).map(
-        (r) => r.table_name as string,
-      ),
-    );
-    if (tables.has('meta')) {
-      const version = (await this.rows("SELECT value FROM meta WHERE key = 'schema_version'"))[0]?.value;
-      const n = Number(version);
-      if (!Number.isInteger(n))
-        throw new FormatError(
-          this.path,
-          `meta.schema_version: expected an integer, got ${JSON.stringify(version ?? null)}`,
-        );
-      if (n > SCHEMA_VERSION) {
-        throw new FormatError(
-          this.path,
-          `meta.schema_version: ${n} is newer than this pythia-ts understands (${SCHEMA_VERSION}); upgrade pythia-ts to read it`,
-        );
-      }
-    } else if (tables.size > 0) {
-      throw new FormatError(this.path, 'not a pythia-ts results database (no meta table)');
-    } else if (readOnly) {
-      throw new FormatError(this.path, 'not a pythia-ts results database (empty)');
-    }
-    if (readOnly) return;
-    for (const t of TABLES) await this.connection.run(t.ddl);
-    for (const v of VIEWS) await this.connection.run(`CREATE OR REPLACE VIEW ${v.name} AS ${v.sql}`);
-    await this.connection.run('INSERT OR REPLACE INTO meta VALUES ($1, $2)', [
-      'schema_version',
-      String(SCHEMA_VERSION),
-    ]);
   }
 
   close(): void {
@@ -146,27 +174,28 @@ export class ResultsStore {
   }
 
   async upsertModel(m: ModelRow): Promise<void> {
-    await this.connection.run('INSERT OR REPLACE INTO models VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)', [
-      m.model,
-      m.run ?? 'baseline',
-      m.baseline ?? null,
-      m.parameters,
-      m.nonEmbeddingParameters,
-      m.layers,
-      m.hiddenSize,
-      m.heads,
-      m.vocabSize,
-      m.maxPositions,
-    ]);
+    await this.insertRows(
+      'models',
+      [
+        [
+          m.model,
+          m.run ?? 'baseline',
+          m.baseline ?? null,
+          m.parameters,
+          m.nonEmbeddingParameters,
+          m.layers,
+          m.hiddenSize,
+          m.heads,
+          m.vocabSize,
+          m.maxPositions,
+        ],
+      ],
+      'INSERT OR REPLACE',
+    );
   }
 
   async upsertCheckpoint(c: CheckpointRow): Promise<void> {
-    await this.connection.run('INSERT OR REPLACE INTO checkpoints VALUES ($1, $2, $3, $4)', [
-      c.model,
-      c.step,
-      c.tokens,
-      c.path,
-    ]);
+    await this.insertRows('checkpoints', [[c.model, c.step, c.sha256, c.tokens, c.path]], 'INSERT OR REPLACE');
   }
 
   /** Records a task and its items' metadata; a task whose file changed since it was scored is refused. */
@@ -183,23 +212,19 @@ export class ResultsStore {
       }
     }
     await this.transaction(async () => {
-      await this.connection.run('INSERT OR REPLACE INTO tasks VALUES ($1, $2, $3, $4, $5)', [
-        task.name,
-        task.outputType,
-        task.items.length,
-        task.sha256,
-        task.path,
-      ]);
+      await this.insertRows(
+        'tasks',
+        [[task.name, task.outputType, task.items.length, task.sha256, task.path]],
+        'INSERT OR REPLACE',
+      );
       await this.connection.run('DELETE FROM task_items WHERE task = $1', [task.name]);
-      await this.insertMany(
+      await this.insertRows(
         'task_items',
-        ['$1', '$2', '$3::JSON'],
         task.items.map((item) => [task.name, item.id, JSON.stringify(item.meta)]),
       );
       await this.connection.run('DELETE FROM item_terms WHERE task = $1', [task.name]);
-      await this.insertMany(
+      await this.insertRows(
         'item_terms',
-        ['$1', '$2', '$3'],
         task.items.flatMap((item) =>
           keyTerm(item.meta) === undefined ? [] : [[task.name, item.id, keyTerm(item.meta)!]],
         ),
@@ -207,30 +232,19 @@ export class ResultsStore {
     });
   }
 
+  /** The keys of every cell in the database. */
   async finishedCells(): Promise<Set<string>> {
-    const rows = await this.rows('SELECT model, step, task, shots FROM cells');
-    return new Set(rows.map((r) => cellId(r as unknown as CellKey)));
+    return new Set((await this.rows('SELECT cell FROM cells')).map((r) => r.cell as string));
   }
 
   /** Writes one evaluated cell (its items, aggregates and the cell row) in one transaction. */
-  async writeCell(
-    cell: CellKey,
-    seed: number,
-    items: readonly ItemResult[],
-    aggregates: readonly Aggregate[],
-    seconds: number,
-  ): Promise<void> {
-    const key = [cell.model, cell.step, cell.task, cell.shots];
+  async writeCell(cell: CellRecord, items: readonly ItemResult[], aggregates: readonly Aggregate[]): Promise<void> {
+    const key = [cell.cell, cell.model, cell.step, cell.task, cell.shots];
     await this.transaction(async () => {
-      for (const table of ['item_results', 'aggregates', 'cells']) {
-        await this.connection.run(
-          `DELETE FROM ${table} WHERE model = $1 AND step = $2 AND task = $3 AND shots = $4`,
-          key,
-        );
-      }
-      await this.insertMany(
+      for (const table of ['item_results', 'aggregates', 'cells'])
+        await this.connection.run(`DELETE FROM ${table} WHERE cell = $1`, [cell.cell]);
+      await this.insertRows(
         'item_results',
-        ['$1', '$2', '$3', '$4', '$5', '$6', '$7', '$8', '$9', '$10', '$11', '$12', '$13', '$14', '$15::DOUBLE[]'],
         items.map((r) => [
           ...key,
           r.itemId,
@@ -243,20 +257,71 @@ export class ResultsStore {
           r.words ?? null,
           r.bytes ?? null,
           r.prediction ?? null,
-          r.choiceLoglikelihoods ? JSON.stringify(r.choiceLoglikelihoods) : null,
+          r.choiceLoglikelihoods ?? null,
         ]),
       );
-      await this.insertMany(
+      await this.insertRows(
         'aggregates',
-        ['$1', '$2', '$3', '$4', '$5', '$6', '$7', '$8'],
         aggregates.map((a) => [...key, a.metric, a.value, a.stderr, a.n]),
       );
-      await this.connection.run('INSERT INTO cells VALUES ($1, $2, $3, $4, $5, $6, $7)', [
-        ...key,
-        seed,
-        items.length,
-        seconds,
+      await this.insertRows('cells', [
+        [
+          ...key,
+          cell.checkpointSha256,
+          cell.tokenizerSha256,
+          cell.taskSha256,
+          cell.outputType,
+          cell.seed,
+          cell.fewshotSha256,
+          cell.limit,
+          cell.maxGenTokens,
+          cell.device,
+          cell.weights,
+          cell.items,
+          cell.batchSize,
+          cell.threads,
+          cell.seconds,
+          new Date(),
+        ],
       ]);
+    });
+  }
+
+  async hasStudy(study: string): Promise<boolean> {
+    return (await this.rows('SELECT 1 FROM studies WHERE study = $1', [study])).length > 0;
+  }
+
+  /** Writes a case study's row and, through `rows`, its measurements, in one transaction. */
+  async writeStudy(s: StudyRecord, rows: () => Promise<void>): Promise<void> {
+    await this.transaction(async () => {
+      await this.insertRows(
+        'studies',
+        [
+          [
+            s.study,
+            s.kind,
+            s.model,
+            s.step,
+            s.checkpointSha256,
+            s.tokenizerSha256,
+            s.dataSha256,
+            s.truthSha256,
+            s.sequences,
+            s.sampleSeed,
+            s.windowSize,
+            s.promptLength,
+            s.continuationLength,
+            s.device,
+            s.weights,
+            s.batchSize,
+            s.threads,
+            s.seconds,
+            new Date(),
+          ],
+        ],
+        'INSERT OR REPLACE',
+      );
+      await rows();
     });
   }
 
@@ -266,9 +331,8 @@ export class ResultsStore {
     for (const r of rows) byStep.set(r.step, { ...byStep.get(r.step), ...r });
     await this.transaction(async () => {
       await this.connection.run('DELETE FROM training_log WHERE model = $1', [model]);
-      await this.insertMany(
+      await this.insertRows(
         'training_log',
-        ['$1', '$2', '$3', '$4', '$5', '$6', '$7'],
         [...byStep.values()].map((r) => [
           model,
           r.step,
@@ -282,31 +346,24 @@ export class ResultsStore {
     });
   }
 
-  /** Inserts rows, each one value per column of the table in schema order. */
-  async insertRows(table: string, rows: readonly DuckDBValue[][]): Promise<void> {
+  /** Inserts rows, each one value per column of the table in schema order, bound as the columns' types. */
+  async insertRows(table: string, rows: readonly (readonly CellValue[])[], verb = 'INSERT'): Promise<void> {
     const spec = tableSpec(table);
-    await this.insertMany(
-      table,
-      spec.columns.map((_, i) => `$${i + 1}`),
-      rows,
-    );
-  }
-
-  /** Inserts rows in chunks of one multi-row statement each; `placeholders` are one row's, numbered from $1. */
-  private async insertMany(
-    table: string,
-    placeholders: readonly string[],
-    rows: readonly DuckDBValue[][],
-  ): Promise<void> {
-    const width = placeholders.length;
+    const width = spec.columns.length;
     const chunk = Math.max(1, Math.floor(2000 / width));
     for (let start = 0; start < rows.length; start += chunk) {
       const part = rows.slice(start, start + chunk);
-      const tuples = part.map(
-        (_, r) =>
-          `(${placeholders.map((p) => p.replace(/\$(\d+)/, (_m, d: string) => `$${r * width + Number(d)}`)).join(', ')})`,
-      );
-      await this.connection.run(`INSERT INTO ${table} VALUES ${tuples.join(', ')}`, part.flat());
+      const values: DuckDBValue[] = [];
+      const types: DuckDBType[] = [];
+      for (const row of part) {
+        if (row.length !== width) throw new Error(`${table}: a row of ${row.length} values for ${width} columns`);
+        row.forEach((v, i) => {
+          values.push(bindable(v, spec.types[i]!, `${table}.${spec.columns[i]}`));
+          types.push(BIND_AS[spec.types[i]!]);
+        });
+      }
+      const tuples = part.map((_, r) => `(${spec.columns.map((_c, i) => `$${r * width + i + 1}`).join(', ')})`);
+      await this.connection.run(`${verb} INTO ${table} VALUES ${tuples.join(', ')}`, values, types);
     }
   }
 }

@@ -1,10 +1,10 @@
 /**
  * The results database end to end through `pythia eval`: a grid over a suite, resumption after a
- * SIGKILL, shards merged back into the unsharded result row for row, conflicting merges refused,
+ * SIGKILL in the middle of a cell, shards merged back into the unsharded result row for row, conflicting merges refused,
  * newer schemas refused, training logs loaded, and tables exported.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import {
   copyFileSync,
   existsSync,
@@ -18,7 +18,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { TABLES } from '../../src/results/schema.js';
+import { SCHEMA_VERSION, TABLES } from '../../src/results/schema.js';
 import { ResultsStore } from '../../src/results/store.js';
 import { makeWorld, writeSuite } from '../eval/support.js';
 import { repoRoot } from '../support/paths.js';
@@ -140,7 +140,9 @@ test('merging refuses rows that conflict, and a database from a newer schema', a
   assert.equal(newer.status, 1);
   assert.match(
     newer.stderr,
-    /^pythia: .*changed\.duckdb: meta\.schema_version: 99 is newer than this pythia-ts understands \(1\)/,
+    new RegExp(
+      `^pythia: .*changed\\.duckdb: meta\\.schema_version: 99 is newer than this pythia-ts understands \\(${SCHEMA_VERSION}\\)`,
+    ),
   );
   const fix = await ResultsStore.open(changed, { readOnly: false }).catch((e: Error) => e);
   assert.ok(fix instanceof Error, 'a newer database is refused for writing too');
@@ -162,30 +164,58 @@ test('merging refuses rows that conflict, and a database from a newer schema', a
   assert.ok(!existsSync(join(dir, 'never.duckdb')));
 });
 
-function waitForLine(child: ChildProcess, pattern: RegExp): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let seen = '';
-    child.stderr!.on('data', (chunk: Buffer) => {
-      seen += chunk.toString();
-      if (pattern.test(seen)) resolve();
+test('results merge --force names --out, never its temporary file, when --out cannot be written', () => {
+  const parent = join(dir, 'merge-into');
+  const out = join(parent, 'results.duckdb');
+  mkdirSync(join(out, 'inside'), { recursive: true });
+  const r = pythia('results', 'merge', join(dir, 'full.duckdb'), '--out', out, '--force');
+  assert.equal(r.status, 1);
+  assert.equal(r.stderr, `pythia: --out: ${out} is a directory, expected a results database file\n`);
+  assert.deepEqual(readdirSync(parent), ['results.duckdb'], 'no temporary file left beside it');
+});
+
+/**
+ * Runs the grid of GRID through the library in a child that stops for good in the middle of its
+ * cell number `after + 1` (at its first progress report: `after` cells are committed, the next is
+ * being scored), says so on stdout, and is then SIGKILLed: the kill lands at one known point.
+ */
+async function killDuringCell(db: string, after: number): Promise<void> {
+  const code = `
+    import { writeSync } from 'node:fs';
+    import { evaluate } from ${JSON.stringify(join(repoRoot, 'dist/src/results/evaluate.js'))};
+    let finished = 0;
+    await evaluate({
+      sources: [${JSON.stringify(suite)}], db: ${JSON.stringify(db)}, shots: [0, 1], maxGenTokens: 4, threads: 1,
+      onEvent: (e) => {
+        if (e.type === 'cell') finished++;
+        if (e.type === 'progress' && finished === ${after}) {
+          writeSync(1, 'stopped\\n');
+          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
+        }
+      },
     });
-    child.on('exit', () => reject(new Error(`exited before ${pattern}: ${seen}`)));
+    writeSync(1, 'finished\\n');
+  `;
+  // A file, not `node -e`: the tokenizer's own child process inherits the parent's execArgv.
+  const script = join(dir, 'stop-during-cell.mjs');
+  writeFileSync(script, code);
+  const child = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let said = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    said += chunk.toString();
+    if (said.includes('stopped')) child.kill('SIGKILL');
   });
+  const signal = await new Promise((resolve) => child.on('close', (_status, sig) => resolve(sig)));
+  assert.equal(signal, 'SIGKILL', `the child was killed where it stopped (it said: ${JSON.stringify(said)})`);
 }
 
-test('an evaluation killed with SIGKILL resumes to the same database content', async () => {
+test('an evaluation killed with SIGKILL in the middle of a cell resumes to the same database content', async () => {
   const db = join(dir, 'killed.duckdb');
-  const child = spawn(process.execPath, [cli, 'eval', suite, '--db', db, ...GRID], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  await waitForLine(child, /\[5\/28\]/);
-  child.kill('SIGKILL');
-  await new Promise((resolve) => child.on('close', resolve));
-  const partial = (await content(db)).cells!.length;
-  assert.ok(partial >= 5 && partial < 28, `killed after ${partial} cells`);
+  await killDuringCell(db, 5);
+  assert.equal((await content(db)).cells!.length, 5, 'the 5 committed cells, not the one being scored');
   const r = pythia('eval', suite, '--db', db, ...GRID);
   assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stderr, new RegExp(`${28 - partial} cells evaluated, ${partial} already there`));
+  assert.match(r.stderr, /23 cells evaluated, 5 already there/);
   assert.deepEqual(await content(db), await content(join(dir, 'full.duckdb')));
 });
 
@@ -265,10 +295,13 @@ test('eval reads a Hugging Face id at a revision from a hub cache laid out as hu
   const r = pythia('eval', 'EleutherAI/pythia-tiny@step4', '--cache-dir', cache, '--tasks', tasks, '--db', db);
   assert.equal(r.status, 0, r.stderr);
   const c = await content(db);
-  assert.deepEqual(c.checkpoints, [{ model: 'EleutherAI/pythia-tiny', step: 4, tokens: 4 * 1024 * 2048 }]);
-  // The same weights as the suite's tiny-b at step 4 give the same item results.
+  // The same files as the suite's tiny-b at step 4: the same content hash, and the same item results.
   const full = await content(join(dir, 'full.duckdb'));
-  const strip = (rows: unknown[]) => rows.map((x: any) => ({ ...x, model: undefined }));
+  const tinyB = (full.checkpoints as Record<string, unknown>[]).find((x) => x.model === 'tiny-b' && x.step === 4)!;
+  assert.deepEqual(c.checkpoints, [
+    { model: 'EleutherAI/pythia-tiny', step: 4, sha256: tinyB.sha256, tokens: 4 * 1024 * 2048 },
+  ]);
+  const strip = (rows: unknown[]) => rows.map((x: any) => ({ ...x, model: undefined, cell: undefined }));
   assert.deepEqual(
     strip(c.item_results!),
     strip(

@@ -17,6 +17,7 @@ before(async () => {
   store = await ResultsStore.open(join(dir, 'views.duckdb'));
   const item = (task: string, id: string, meta: object) => [task, id, JSON.stringify(meta)];
   const result = (model: string, step: number, task: string, id: string, acc: number | null, exact: number | null) => [
+    `cell-${task}`,
     model,
     step,
     task,
@@ -55,9 +56,60 @@ before(async () => {
     'item_terms',
     arith.map((a) => ['arithmetic', a.id, a.term]),
   );
+  // One cell per task and one term-count study, as pythia eval writes them (identity columns made up).
+  const cell = (task: string, outputType: string) => [
+    `cell-${task}`,
+    'm',
+    100,
+    task,
+    0,
+    'c'.repeat(64),
+    't'.repeat(64),
+    'k'.repeat(64),
+    outputType,
+    null,
+    null,
+    null,
+    null,
+    'cpu',
+    'float32',
+    1,
+    16,
+    1,
+    0.5,
+    new Date(0),
+  ];
+  await store.insertRows('cells', [
+    cell('winobias', 'multiple_choice'),
+    cell('crows_pairs', 'multiple_choice'),
+    cell('arithmetic', 'generate_until'),
+  ]);
+  await store.insertRows('studies', [
+    [
+      'counts',
+      'term_counts',
+      null,
+      null,
+      null,
+      't'.repeat(64),
+      'd'.repeat(64),
+      null,
+      null,
+      null,
+      null,
+      null,
+      null,
+      null,
+      null,
+      null,
+      null,
+      1,
+      new Date(0),
+    ],
+  ]);
   await store.insertRows(
     'term_counts',
-    arith.map((a, i) => [a.term, 100, i]),
+    arith.map((a, i) => ['counts', a.term, 100, i]),
   );
   await store.insertRows('item_results', [
     ...wino.map((w) => result('m', 100, 'winobias', w.id, w.acc, null)),

@@ -99,6 +99,17 @@ function progressReporter(): { onEvent: (e: EvalEvent) => void; stop: () => void
   };
 }
 
+/** Text columns padded to their widest cell; the columns named in `right` aligned right. */
+export function formatTable(header: readonly string[], rows: readonly string[][], right: readonly string[]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((c, i) => (right.includes(header[i]!) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  return `${[line(header), ...rows.map(line)].join('\n')}\n`;
+}
+
 export function formatSummary(aggregates: EvaluateSummary['rows']): string {
   const header = ['model', 'step', 'task', 'shots', 'metric', 'value', 'stderr'];
   const rows = aggregates.map((r) => [
@@ -110,13 +121,17 @@ export function formatSummary(aggregates: EvaluateSummary['rows']): string {
     r.value.toFixed(4),
     r.stderr === null ? '-' : r.stderr.toFixed(4),
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => (i >= 5 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
-      .join('  ')
-      .trimEnd();
-  return `${[line(header), ...rows.map(line)].join('\n')}\n`;
+  return formatTable(header, rows, ['value', 'stderr']);
+}
+
+/** JSON of result rows; a non-finite number, which JSON cannot hold, is written as the string "Infinity", "-Infinity" or "NaN". */
+export function resultsJson(rows: readonly object[]): string {
+  const json = JSON.stringify(
+    rows,
+    (_key, value: unknown) => (typeof value === 'number' && !Number.isFinite(value) ? String(value) : value),
+    2,
+  );
+  return `${json}\n`;
 }
 
 export function registerEval(program: Command): void {
@@ -212,7 +227,7 @@ export function registerEval(program: Command): void {
       } finally {
         progress.stop();
       }
-      if (flags.json) process.stdout.write(`${JSON.stringify(summary.rows, null, 2)}\n`);
+      if (flags.json) process.stdout.write(resultsJson(summary.rows));
       else process.stdout.write(formatSummary(summary.rows));
       process.stderr.write(
         `pythia eval: ${summary.evaluated} cells evaluated, ${summary.skipped} already there; results in ${summary.db}\n`,

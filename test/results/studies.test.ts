@@ -1,0 +1,171 @@
+/**
+ * A case study's run at a checkpoint is identified like a cell: by the checkpoint's content, the
+ * training data and the study's settings. A rerun with the same inputs is skipped; one with other
+ * settings, or at a checkpoint whose weights changed, is stored beside the old run, and the report
+ * draws the run finished last and says so.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { loadReportData } from '../../src/report/data.js';
+import { ResultsStore } from '../../src/results/store.js';
+import { repoRoot } from '../support/paths.js';
+
+const cli = join(repoRoot, 'dist/src/cli/main.js');
+const dir = mkdtempSync(join(tmpdir(), 'pythia-studies-'));
+const synth = join(dir, 'synth');
+const trained = join(dir, 'suite');
+
+function ok(...args: string[]): string {
+  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `pythia ${args.join(' ')}\n${r.stderr}`);
+  return r.stderr;
+}
+
+/** The case studies (and the arithmetic cells, whose terms are counted) of a suite into its own results.duckdb. */
+function studies(suite: string, sequences: number): string {
+  return ok(
+    'eval',
+    suite,
+    '--tasks',
+    'arithmetic',
+    '--limit',
+    '4',
+    '--threads',
+    '1',
+    '--memorization',
+    String(sequences),
+    '--window',
+    '4',
+    '--canaries',
+    '--term-counts',
+  );
+}
+
+async function query(db: string, sql: string): Promise<Record<string, unknown>[]> {
+  const store = await ResultsStore.open(db, { readOnly: true });
+  try {
+    return await store.rows(sql);
+  } finally {
+    store.close();
+  }
+}
+
+before(() => {
+  ok('synth', '--out', synth, '--tokens', '20000', '--vocab-size', '512');
+  // 64 tokens per sample: room for memorization's 32-token prompt and 32-token continuation.
+  ok(
+    'suite',
+    '--preset',
+    'nano',
+    '--models',
+    'nano-25k',
+    '--data',
+    join(synth, 'data/corpus_text_document'),
+    '--vocab-file',
+    join(synth, 'tokenizer.json'),
+    '--out',
+    trained,
+    '--seq-length',
+    '64',
+    '--train-batch-size',
+    '4',
+    '--train-iters',
+    '4',
+    '--checkpoint-factor',
+    '2',
+    '--extra-save-iters',
+    '0,1',
+    '--eval-iters',
+    '1',
+    '--threads',
+    '1',
+  );
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const KINDS = 'SELECT kind, model, step FROM studies ORDER BY kind, step, finished_at';
+
+test('a rerun skips the studies it has, and runs again those whose settings changed', async () => {
+  const suite = join(dir, 'settings');
+  cpSync(trained, suite, { recursive: true });
+  const db = join(suite, 'results.duckdb');
+  studies(suite, 16);
+  const first = await query(db, KINDS);
+  const at = (kind: string, steps: number[]) => steps.map((step) => ({ kind, model: 'nano-25k', step }));
+  assert.deepEqual(first, [
+    ...at('canaries', [0, 1, 2, 4]),
+    ...at('memorization', [1, 2, 4]),
+    { kind: 'term_counts', model: null, step: null },
+  ]);
+  const again = studies(suite, 16);
+  assert.doesNotMatch(again, /memorization:|canaries:|term counts/);
+  assert.deepEqual(await query(db, KINDS), first);
+
+  // Fewer sequences: a new memorization run at each step beside the old; canaries and term counts do not depend on it.
+  studies(suite, 8);
+  assert.deepEqual(await query(db, KINDS), [
+    ...at('canaries', [0, 1, 2, 4]),
+    ...at('memorization', [1, 1, 2, 2, 4, 4]),
+    { kind: 'term_counts', model: null, step: null },
+  ]);
+  const scored = await query(
+    db,
+    'SELECT s.sequences, m.step, count(*)::INTEGER AS n FROM memorization m JOIN studies s USING (study) GROUP BY ALL ORDER BY ALL',
+  );
+  // Step 1 has trained on 4 sequences, step 2 on 8, step 4 on 16.
+  assert.deepEqual(scored, [
+    { sequences: 8, step: 1, n: 4 },
+    { sequences: 8, step: 2, n: 8 },
+    { sequences: 8, step: 4, n: 8 },
+    { sequences: 16, step: 1, n: 4 },
+    { sequences: 16, step: 2, n: 8 },
+    { sequences: 16, step: 4, n: 16 },
+  ]);
+  const store = await ResultsStore.open(db, { readOnly: true });
+  try {
+    const data = await loadReportData(store);
+    assert.deepEqual(
+      data.memorizedFraction.map((r) => [r.step, r.scored]),
+      [
+        [1, 4],
+        [2, 8],
+        [4, 8],
+      ],
+      'the run finished last',
+    );
+    assert.ok(
+      data.notes.some((n) => /^3 case studies were run more than once at one checkpoint/.test(n)),
+      data.notes.join('\n'),
+    );
+  } finally {
+    store.close();
+  }
+});
+
+test('a checkpoint whose weights changed under the same name and step is studied again', async () => {
+  const suite = join(dir, 'changed');
+  cpSync(trained, suite, { recursive: true });
+  const db = join(suite, 'results.duckdb');
+  studies(suite, 16);
+  const before = await query(db, KINDS);
+  copyFileSync(join(suite, 'nano-25k/step2/model.safetensors'), join(suite, 'nano-25k/step4/model.safetensors'));
+  const stderr = studies(suite, 16);
+  assert.match(stderr, /1 cells evaluated, 3 already there/);
+  const after = await query(db, KINDS);
+  assert.deepEqual(
+    after.filter((r) => !before.some((b) => JSON.stringify(b) === JSON.stringify(r))),
+    [],
+    'every earlier study is kept',
+  );
+  assert.deepEqual(
+    await query(db, 'SELECT kind, step, count(*)::INTEGER AS n FROM studies GROUP BY ALL HAVING n > 1 ORDER BY ALL'),
+    [
+      { kind: 'canaries', step: 4, n: 2 },
+      { kind: 'memorization', step: 4, n: 2 },
+    ],
+  );
+});
