@@ -203,8 +203,41 @@ function lowerAttentionDecomposed(L: Lowering, node: OpNode<'attention'>, ins: s
  */
 export const WEBGPU_SCATTER_BYTES = 2 ** 27;
 
-/** table[index[i], :] += updates[i, :] for int64 `index` [n] and a [rows, d] float table (`shape`: its tensor). */
+/**
+ * table[index[i], ...] += updates[i, ...] (`tableTensor`, `indexTensor`: their tensors in the
+ * graph). On the CPU: ScatterElements along axis 0 with each index repeated over its row, which adds
+ * every element's updates one after another in index order, whatever the thread count.
+ * onnxruntime 1.30's CPU ScatterND with reduction 'add' splits the indices over the intra-op
+ * threads, which add into the same rows unsynchronised: at 2 threads repeated indices lose updates,
+ * and the order of the sums changes from run to run.
+ */
 function lowerScatterRowsAdd(
+  L: Lowering,
+  table: string,
+  tableTensor: Tensor,
+  index: string,
+  indexTensor: Tensor,
+  updates: string,
+  out?: string,
+): string {
+  if (L.target !== 'cpu') {
+    const index64 = indexTensor.dtype === 'int64' ? index : L.emit('Cast', [index], { to: ONNX_TYPE.int64 });
+    return lowerScatterNDRowsAdd(L, table, tableTensor, index64, updates, out);
+  }
+  // As [rows, d] and [n, d].
+  const rank = tableTensor.rank;
+  const rows = rank === 2 ? table : L.emit('Flatten', [table], { axis: 1 });
+  const plain = rank === 2 && indexTensor.rank === 1;
+  const updateRows = plain ? updates : L.emit('Flatten', [updates], { axis: indexTensor.rank });
+  const rowIndex = L.emit('Expand', [L.emit('Reshape', [index, L.int64s([-1, 1])]), L.emit('Shape', [updateRows])]);
+  const attrs = { axis: 0, reduction: 'add' };
+  if (rank === 2) return L.emit('ScatterElements', [rows, rowIndex, updateRows], attrs, out);
+  const scattered = L.emit('ScatterElements', [rows, rowIndex, updateRows], attrs);
+  return L.emit('Reshape', [scattered, L.emit('Shape', [table])], {}, out);
+}
+
+/** The same through ScatterND (int64 `index`), for WebGPU: tables over `L.scatterBytes` in blocks of rows. */
+function lowerScatterNDRowsAdd(
   L: Lowering,
   table: string,
   shape: Tensor,
@@ -215,8 +248,7 @@ function lowerScatterRowsAdd(
   const [rows, d] = shape.shape as [number, number];
   const rowBytes = d * (shape.dtype === 'float64' ? 8 : 4);
   const blockRows = Math.floor(L.scatterBytes / rowBytes) - 1;
-  const whole =
-    L.target === 'cpu' || shape.rank !== 2 || typeof rows !== 'number' || typeof d !== 'number' || rows <= blockRows;
+  const whole = shape.rank !== 2 || typeof rows !== 'number' || typeof d !== 'number' || rows <= blockRows;
   if (whole)
     return L.emit(
       'ScatterND',
@@ -394,12 +426,9 @@ function lowerNode(L: Lowering, node: Node): void {
     case 'gather':
       L.emit('Gather', ins, { axis: node.attrs.axis }, out);
       return;
-    case 'scatterAdd': {
-      let idx = ins[1]!;
-      if (node.inputs[1]!.dtype !== 'int64') idx = L.emit('Cast', [idx], { to: ONNX_TYPE.int64 });
-      lowerScatterRowsAdd(L, ins[0]!, node.inputs[0]!, idx, ins[2]!, out);
+    case 'scatterAdd':
+      lowerScatterRowsAdd(L, ins[0]!, node.inputs[0]!, ins[1]!, node.inputs[1]!, ins[2]!, out);
       return;
-    }
     case 'gatherElements':
       L.emit('GatherElements', ins, { axis: node.attrs.axis }, out);
       return;
@@ -534,8 +563,7 @@ function lowerMeanLinearCrossEntropy(
     L.emit('Mul', [dx, L.scalar(1 / rows, dtype)], {}, outs[1]);
   }
   if (wantDw) {
-    const index = node.inputs[2]!.dtype === 'int64' ? labels : L.emit('Cast', [labels], { to: ONNX_TYPE.int64 });
-    const oneHotPart = lowerScatterRowsAdd(L, dw!, node.inputs[1]!, index, L.emit('Neg', [x]));
+    const oneHotPart = lowerScatterRowsAdd(L, dw!, node.inputs[1]!, labels, node.inputs[2]!, L.emit('Neg', [x]));
     L.emit('Mul', [oneHotPart, L.scalar(1 / rows, dtype)], {}, outs[2]);
   }
 }
@@ -679,9 +707,7 @@ export function toOnnx(spec: ModelSpec, options: EncodeOptions = {}): EncodedMod
   }
 
   const g = new ProtoWriter();
-  L.nodes.forEach((n, i) => {
-    g.message(1, encodeNode(n, i));
-  });
+  for (const [i, n] of L.nodes.entries()) g.message(1, encodeNode(n, i));
   g.string(2, spec.name ?? 'pythia_ts');
   const external = options.externalData ? new ExternalFile(options.externalData.location) : undefined;
   for (const { tensor, data } of graph.initializers) {

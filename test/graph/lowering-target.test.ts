@@ -109,3 +109,10 @@ test('a scatter-add into a table larger than WebGPU takes whole is done in block
   }
   assert.deepEqual(results[1], results[0]);
 });
+
+test('the CPU lowering scatter-adds through ScatterElements, not ScatterND, whose CPU kernel races across threads', () => {
+  const cpu = opTypesList(toOnnx(spec()).bytes);
+  const webgpu = opTypesList(toOnnx(spec(), { target: 'webgpu' }).bytes);
+  assert.ok(!cpu.includes('ScatterND') && cpu.includes('ScatterElements'), `cpu lowering: ${cpu.join(' ')}`);
+  assert.ok(webgpu.includes('ScatterND'), `webgpu lowering: ${webgpu.join(' ')}`);
+});
