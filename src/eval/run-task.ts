@@ -12,7 +12,7 @@ import type { RuntimeOptions } from '../runtime/session.js';
 import { ConfigError } from '../util/errors.js';
 import { checkNumber, checkOptionalNumber, NON_NEGATIVE_INTEGER, POSITIVE_INTEGER } from '../util/values.js';
 import { encodePairs, rollingWindows, type TextPair } from './encode.js';
-import { drawDemonstrations, fewshotPrompt } from './fewshot.js';
+import { drawDemonstrations, fewshotPrefix } from './fewshot.js';
 import {
   type Aggregate,
   aggregate,
@@ -22,6 +22,7 @@ import {
   exactMatch,
   type ItemResult,
   multipleChoiceResult,
+  partialResult,
 } from './metrics.js';
 import type { GenerateItem, Task, TaskItem } from './tasks.js';
 
@@ -73,21 +74,24 @@ export async function runTask(model: EvalModel, task: Task, options: TaskRunOpti
     throw new ConfigError(`task ${task.name}: loglikelihood_rolling takes no few-shot demonstrations (use --shots 0)`);
   }
   const pool = options.fewshotPool ?? task.items;
-  const prompts = items.map((item) =>
-    fewshotPrompt(item, drawDemonstrations(item, pool, options.shots, options.seed, task.name)),
+  const prefixes = items.map((item) =>
+    fewshotPrefix(drawDemonstrations(item, pool, options.shots, options.seed, task.name)),
   );
   let results: ItemResult[];
   switch (task.outputType) {
     case 'multiple_choice':
     case 'loglikelihood':
-      results = await scoreChoices(model, items, prompts, options);
+      results = await scoreChoices(model, items, prefixes, options);
       break;
     case 'loglikelihood_rolling':
       results = await scoreRolling(model, items, options);
       break;
-    case 'generate_until':
-      results = await generateAnswers(model, items as GenerateItem[], prompts, options);
+    case 'generate_until': {
+      const generateItems = items as GenerateItem[];
+      const prompts = generateItems.map((item, i) => prefixes[i]! + item.context);
+      results = await generateAnswers(model, generateItems, prompts, options);
       break;
+    }
   }
   return { items: results, aggregates: aggregate(task.outputType, results) };
 }
@@ -135,22 +139,29 @@ async function scoreInSlices(
   return out;
 }
 
+/** Multiple choice (one context, several choices), partial evaluation (several contexts, one continuation), last word. */
 async function scoreChoices(
   model: EvalModel,
   items: readonly TaskItem[],
-  prompts: readonly string[],
+  prefixes: readonly string[],
   options: TaskRunOptions,
 ): Promise<ItemResult[]> {
   const pairs: TextPair[] = [];
   const owner: number[] = [];
   items.forEach((item, i) => {
+    const prefix = prefixes[i]!;
     if (item.kind === 'multiple_choice') {
       for (const choice of item.choices) {
-        pairs.push({ context: prompts[i]!, continuation: item.targetDelimiter + choice });
+        pairs.push({ context: prefix + item.context, continuation: item.targetDelimiter + choice });
+        owner.push(i);
+      }
+    } else if (item.kind === 'partial') {
+      for (const context of item.contexts) {
+        pairs.push({ context: prefix + context, continuation: item.targetDelimiter + item.continuation });
         owner.push(i);
       }
     } else if (item.kind === 'loglikelihood') {
-      pairs.push({ context: prompts[i]!, continuation: item.target });
+      pairs.push({ context: prefix + item.context, continuation: item.target });
       owner.push(i);
     }
   });
@@ -167,6 +178,10 @@ async function scoreChoices(
     if (item.kind === 'multiple_choice') {
       const lls = item.choices.map(() => scored[k++]!.logprob);
       return multipleChoiceResult(item.id, item.choices, item.gold, lls);
+    }
+    if (item.kind === 'partial') {
+      const lls = item.contexts.map(() => scored[k++]!.logprob);
+      return partialResult(item.id, item.contexts, item.gold, lls);
     }
     const r = scored[k]!;
     const tokens = requests[k++]!.continuation.length;

@@ -12,7 +12,7 @@ import { runTask } from '../../src/eval/run-task.js';
 import { readTask } from '../../src/eval/tasks.js';
 import { forward, tokenMatrix } from '../../src/model/forward.js';
 import type { Params } from '../../src/model/params.js';
-import { type EvalWorld, makeWorld, randomParams, writeTasks } from './support.js';
+import { type EvalWorld, makeWorld, randomParams, writeJsonl, writeTasks } from './support.js';
 
 let world: EvalWorld;
 let params: Params;
@@ -82,6 +82,62 @@ test('multiple choice: acc and acc_norm from each choice log-likelihood, checked
       ['acc_norm', norms / 4],
     ],
   );
+});
+
+test('partial evaluation: the continuation scored after each context, acc over the contexts, against log-softmax', async () => {
+  const path = writeJsonl(join(dir, 'tasks', 'partial.jsonl'), [
+    {
+      id: 'p1',
+      output_type: 'multiple_choice',
+      contexts: ['The cat sat on', 'The fox sat on'],
+      continuation: 'the mat.',
+      gold: 0,
+    },
+    {
+      id: 'p2',
+      output_type: 'multiple_choice',
+      contexts: ['The nurse said she', 'The nurse said he'],
+      continuation: 'was busy.',
+      gold: 1,
+    },
+    {
+      id: 'p3',
+      output_type: 'multiple_choice',
+      contexts: ['Paris is', 'Rome is', 'The river is'],
+      continuation: 'a city.',
+      gold: 2,
+    },
+  ]);
+  const task = readTask(path);
+  const model = { config: world.config, params, tokenizer: world.tokenizer };
+  for (const shots of [0, 1]) {
+    const run = await runTask(model, task, { ...options, shots });
+    let accs = 0;
+    for (const [i, item] of task.items.entries()) {
+      if (item.kind !== 'partial') throw new Error('expected partial evaluation');
+      const demos = drawDemonstrations(item, task.items, shots, options.seed, task.name);
+      // Written out by hand: a demonstration is the gold context, a space and the continuation.
+      const prefix = demos
+        .map((d) => (d.kind === 'partial' ? `${d.contexts[d.gold]} ${d.continuation}\n\n` : ''))
+        .join('');
+      const lls = await Promise.all(
+        item.contexts.map(async (c) => (await pairLoglikelihood(prefix + c, ` ${item.continuation}`)).ll),
+      );
+      const got = run.items[i]!;
+      got.choiceLoglikelihoods!.forEach((ll, j) => {
+        assert.ok(Math.abs(ll - lls[j]!) < 1e-4, `${item.id} ${shots}-shot context ${j}: ${ll} vs ${lls[j]}`);
+      });
+      const best = lls.indexOf(Math.max(...lls));
+      assert.equal(got.acc, best === item.gold ? 1 : 0, item.id);
+      assert.equal(got.prediction, item.contexts[best]);
+      assert.equal(got.accNorm, undefined);
+      accs += got.acc!;
+    }
+    assert.deepEqual(
+      run.aggregates.map((a) => [a.metric, a.value]),
+      [['acc', accs / 3]],
+    );
+  }
 });
 
 test('last word: log-likelihood, greedy accuracy and perplexity against log-softmax', async () => {
