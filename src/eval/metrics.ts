@@ -13,6 +13,7 @@
  * the delta method (deterministic, no resampling): se(exp(−m)) = exp(−m)·se(m), and for a ratio
  * R = Σa/Σb, se(R) = √(n/(n−1)·Σ(aᵢ − R·bᵢ)²) / Σb.
  */
+import { countSplitAtSpaces, pythonLength } from './lm-eval/python-str.js';
 import type { OutputType } from './tasks.js';
 
 export interface ItemResult {
@@ -48,13 +49,6 @@ export function argmax(values: readonly number[]): number {
     if (values[i]! > values[best]!) best = i;
   }
   return best;
-}
-
-/** Python's `len` of a string: code points, not UTF-16 units. */
-export function pythonLength(text: string): number {
-  let n = 0;
-  for (const _ of text) n++;
-  return n;
 }
 
 export function multipleChoiceResult(
@@ -106,17 +100,9 @@ export function cutAtStop(text: string, until: readonly string[]): { text: strin
   return cut < 0 ? { text, stopped: false } : { text: text.slice(0, cut), stopped: true };
 }
 
-/**
- * Python's `\s` in a str pattern: the characters `str.isspace()` accepts. JavaScript's `\s` differs:
- * it lacks U+001C-U+001F and U+0085 and has U+FEFF.
- */
-export const PYTHON_SPACE =
-  '\\t\\n\\v\\f\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
-const PYTHON_SPACES = new RegExp(`[${PYTHON_SPACE}]+`);
-
 /** The harness's word count: pieces of `re.split(r"\s+", doc)`, with Python's whitespace. */
 export function countWords(text: string): number {
-  return text.split(PYTHON_SPACES).length;
+  return countSplitAtSpaces(text);
 }
 
 export function countBytes(text: string): number {

@@ -93,7 +93,11 @@ export async function runTask(model: EvalModel, task: Task, options: TaskRunOpti
       break;
     }
   }
-  return { items: results, aggregates: aggregate(task.outputType, results) };
+  const aggregates = aggregate(task.outputType, results);
+  return {
+    items: results,
+    aggregates: task.metrics ? aggregates.filter((a) => task.metrics!.includes(a.metric)) : aggregates,
+  };
 }
 
 /** One scorer per loaded checkpoint, configuration and runtime, reused by every task and shot count. */
@@ -139,6 +143,27 @@ async function scoreInSlices(
   return out;
 }
 
+/**
+ * The (context, continuation) pairs an item is scored on, each context after the item's few-shot
+ * prefix (lm-eval's request arguments): one per choice, one per context of a partial item, one
+ * for a last-word item; none for the other kinds.
+ */
+export function scoringPairs(item: TaskItem, prefix: string): TextPair[] {
+  switch (item.kind) {
+    case 'multiple_choice':
+      return item.choices.map((c) => ({ context: prefix + item.context, continuation: item.targetDelimiter + c }));
+    case 'partial':
+      return item.contexts.map((c) => ({
+        context: prefix + c,
+        continuation: item.targetDelimiter + item.continuation,
+      }));
+    case 'loglikelihood':
+      return [{ context: prefix + item.context, continuation: item.target }];
+    default:
+      return [];
+  }
+}
+
 /** Multiple choice (one context, several choices), partial evaluation (several contexts, one continuation), last word. */
 async function scoreChoices(
   model: EvalModel,
@@ -149,19 +174,8 @@ async function scoreChoices(
   const pairs: TextPair[] = [];
   const owner: number[] = [];
   items.forEach((item, i) => {
-    const prefix = prefixes[i]!;
-    if (item.kind === 'multiple_choice') {
-      for (const choice of item.choices) {
-        pairs.push({ context: prefix + item.context, continuation: item.targetDelimiter + choice });
-        owner.push(i);
-      }
-    } else if (item.kind === 'partial') {
-      for (const context of item.contexts) {
-        pairs.push({ context: prefix + context, continuation: item.targetDelimiter + item.continuation });
-        owner.push(i);
-      }
-    } else if (item.kind === 'loglikelihood') {
-      pairs.push({ context: prefix + item.context, continuation: item.target });
+    for (const pair of scoringPairs(item, prefixes[i]!)) {
+      pairs.push(pair);
       owner.push(i);
     }
   });
@@ -215,13 +229,16 @@ async function scoreRolling(
   scored.forEach((r, j) => {
     lls[owner[j]!]! += r.logprob;
   });
-  return items.map((item, i) => ({
-    itemId: item.id,
-    loglikelihood: lls[i]!,
-    tokens: encoded[i]!.length,
-    words: countWords(texts[i]!),
-    bytes: countBytes(texts[i]!),
-  }));
+  return items.map((item, i) => {
+    const counts = item.kind === 'loglikelihood_rolling' ? item.counts : undefined;
+    return {
+      itemId: item.id,
+      loglikelihood: lls[i]!,
+      tokens: encoded[i]!.length,
+      words: counts?.words ?? countWords(texts[i]!),
+      bytes: counts?.bytes ?? countBytes(texts[i]!),
+    };
+  });
 }
 
 async function generateAnswers(

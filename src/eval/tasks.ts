@@ -54,6 +54,8 @@ export interface LoglikelihoodItem extends ItemBase {
 export interface RollingItem extends ItemBase {
   kind: 'loglikelihood_rolling';
   text: string;
+  /** The words and bytes the perplexities divide by, where they are counted on other text than the one scored (WikiText's original page). */
+  counts?: { words: number; bytes: number };
 }
 
 export interface GenerateItem extends ItemBase {
@@ -66,13 +68,38 @@ export interface GenerateItem extends ItemBase {
 export type TaskItem = MultipleChoiceItem | PartialItem | LoglikelihoodItem | RollingItem | GenerateItem;
 
 export interface Task {
-  /** The file name without `.jsonl`. */
+  /** The file name without `.jsonl` (a built-in task: lm-evaluation-harness's name). */
   name: string;
+  /** The task file (a built-in task: the folder its dataset files were read from). */
   path: string;
   outputType: OutputType;
   items: TaskItem[];
-  /** sha256 of the file's bytes: a results database records which version of a task it scored. */
+  /**
+   * sha256 of the file's bytes (a built-in task: of its definition, version and dataset files'
+   * hashes): a results database records which version of a task it scored.
+   */
   sha256: string;
+  /** The metrics reported, where a task names them (built-in tasks, as lm-eval's metric_list); default all of its kind's. */
+  metrics?: readonly string[];
+  /** Demonstrations drawn as lm-evaluation-harness draws them, from the task's own few-shot split (built-in tasks). */
+  fewshot?: HarnessFewshot;
+}
+
+/**
+ * lm-evaluation-harness's few-shot setting of a task: its few-shot split, and how a demonstration
+ * is written. One `random.Random(seed)` draws every item's demonstrations in item order.
+ */
+export interface HarnessFewshot {
+  /** The few-shot split's documents as items, in dataset order; `meta` holds each document. */
+  pool: readonly TaskItem[];
+  /**
+   * Whether a drawn document equal to the evaluated one is dropped (k + 1 drawn, the first k others
+   * kept): lm-eval does so when the task's few-shot split is its test split (`None == None` for a
+   * task without one).
+   */
+  excludeEvalDoc: boolean;
+  targetDelimiter: string;
+  fewshotDelimiter: string;
 }
 
 /** lm-evaluation-harness's defaults. */

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { encodePairs, rollingWindows } from '../../src/eval/encode.js';
 import { drawDemonstrations, fewshotPrompt } from '../../src/eval/fewshot.js';
+import { pythonLength } from '../../src/eval/lm-eval/python-str.js';
 import {
   aggregate,
   argmax,
@@ -17,7 +18,6 @@ import {
   meanStderr,
   multipleChoiceResult,
   partialResult,
-  pythonLength,
   ratioWithStderr,
 } from '../../src/eval/metrics.js';
 import type { TaskItem } from '../../src/eval/tasks.js';
