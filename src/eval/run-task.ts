@@ -13,6 +13,7 @@ import { ConfigError } from '../util/errors.js';
 import { checkNumber, checkOptionalNumber, NON_NEGATIVE_INTEGER, POSITIVE_INTEGER } from '../util/values.js';
 import { encodePairs, rollingWindows, type TextPair } from './encode.js';
 import { drawDemonstrations, fewshotPrefix } from './fewshot.js';
+import { harnessPrefixes } from './lm-eval/fewshot.js';
 import {
   type Aggregate,
   aggregate,
@@ -73,10 +74,7 @@ export async function runTask(model: EvalModel, task: Task, options: TaskRunOpti
   if (task.outputType === 'loglikelihood_rolling' && options.shots > 0) {
     throw new ConfigError(`task ${task.name}: loglikelihood_rolling takes no few-shot demonstrations (use --shots 0)`);
   }
-  const pool = options.fewshotPool ?? task.items;
-  const prefixes = items.map((item) =>
-    fewshotPrefix(drawDemonstrations(item, pool, options.shots, options.seed, task.name)),
-  );
+  const prefixes = fewshotPrefixes(task, items, options);
   let results: ItemResult[];
   switch (task.outputType) {
     case 'multiple_choice':
@@ -98,6 +96,23 @@ export async function runTask(model: EvalModel, task: Task, options: TaskRunOpti
     items: results,
     aggregates: task.metrics ? aggregates.filter((a) => task.metrics!.includes(a.metric)) : aggregates,
   };
+}
+
+/**
+ * Each item's few-shot prefix: a built-in task's demonstrations as lm-eval draws them from its
+ * few-shot split (seeded by `seed`, in item order); a task file's from its other items or the
+ * few-shot file, per item.
+ */
+function fewshotPrefixes(task: Task, items: readonly TaskItem[], options: TaskRunOptions): string[] {
+  if (task.fewshot) {
+    if (options.fewshotPool)
+      throw new ConfigError(
+        `task ${task.name}: a built-in task draws its demonstrations from its own few-shot split; a few-shot file is for task files`,
+      );
+    return harnessPrefixes(task.name, task.fewshot, task.items, items.length, options.shots, options.seed);
+  }
+  const pool = options.fewshotPool ?? task.items;
+  return items.map((item) => fewshotPrefix(drawDemonstrations(item, pool, options.shots, options.seed, task.name)));
 }
 
 /** One scorer per loaded checkpoint, configuration and runtime, reused by every task and shot count. */

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { buildTask, type DatasetSource } from '../../src/eval/lm-eval/build.js';
+import { harnessPrefixes, sameDocument } from '../../src/eval/lm-eval/fewshot.js';
 import {
   BUILTIN_TASKS,
   builtinTask,
@@ -209,4 +210,47 @@ test("a built-in task's identity follows its definition's dataset files and noth
   assert.notEqual(make([{ name: 'validation.parquet', sha256: '1'.repeat(64) }]), base);
   assert.notEqual(make(undefined, 'a'.repeat(40)), base);
   assert.notEqual(build('arc_easy').sha256, build('arc_challenge').sha256);
+});
+
+test("demonstrations are lm-eval's: one random.Random(1234) drawing in document order, byte for byte at 1 and 3 shots", () => {
+  for (const def of BUILTIN_TASKS) {
+    if (def.kind === 'loglikelihood_rolling') continue;
+    const task = build(def.task);
+    const expected = golden.tasks[def.task]!;
+    for (const shots of [1, 3]) {
+      const prefixes = harnessPrefixes(task.name, task.fewshot!, task.items, task.items.length, shots, 1234);
+      task.items.forEach((item, i) => {
+        const pairs = scoringPairs(item, prefixes[i]!).map((p) => [p.context, p.continuation]);
+        assert.deepEqual(pairs, expected.docs[i]!.shots[String(shots)], `${def.task} doc ${i} ${shots}-shot`);
+      });
+      // Whatever --limit selects, a document's demonstrations are the same.
+      const limit = Math.min(2, task.items.length);
+      assert.deepEqual(
+        harnessPrefixes(task.name, task.fewshot!, task.items, limit, shots, 1234),
+        prefixes.slice(0, limit),
+      );
+    }
+  }
+});
+
+test('a document equal to the evaluated one is dropped from its demonstrations (PIQA, WinoGrande); too few documents to draw is one line', () => {
+  const task = build('winogrande');
+  const prefixes = harnessPrefixes(task.name, task.fewshot!, task.items, task.items.length, 3, 1234);
+  task.items.forEach((item, i) => {
+    // A validation document that is also a training document never shows itself with its answer.
+    if (task.fewshot!.pool.some((p) => sameDocument(p.meta, item.meta)) && item.kind === 'partial') {
+      assert.ok(!prefixes[i]!.includes(`${item.contexts[item.gold]} ${item.continuation}`), `doc ${i}`);
+    }
+  });
+  assert.ok(sameDocument({ a: [1, { b: 'x' }] }, { a: [1, { b: 'x' }] }));
+  assert.ok(!sameDocument({ a: 1 }, { a: 1, b: 2 }));
+  assert.throws(
+    () => harnessPrefixes(task.name, task.fewshot!, task.items, 1, 6, 1234),
+    /^ConfigError: task winogrande: 6-shot prompts draw 7 of the few-shot split's documents, which has 6$/,
+  );
+  const wsc = build('wsc273');
+  assert.throws(
+    () => harnessPrefixes(wsc.name, wsc.fewshot!, wsc.items, 1, 9, 1234),
+    /draw 9 of the few-shot split's documents, which has 8/,
+  );
 });

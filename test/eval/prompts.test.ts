@@ -89,6 +89,13 @@ test('token boundaries: trailing spaces move to the continuation; an empty conte
   assert.deepEqual(plain!.context, context);
   assert.deepEqual(plain!.continuation, whole.slice(context.length));
   assert.deepEqual(empty, { context: [tok.eodId], continuation: await tok.encode('The cat') });
+  // Python's rstrip: U+0085 is whitespace and moves; U+FEFF is not and stays with the context.
+  const [nel, bom] = await encodePairs(tok, [
+    { context: 'The cat\u0085', continuation: ' sat' },
+    { context: 'The cat\ufeff', continuation: ' sat' },
+  ]);
+  assert.deepEqual(nel!.context, await tok.encode('The cat'));
+  assert.deepEqual(bom!.context, await tok.encode('The cat\ufeff'));
 });
 
 test('rolling windows: disjoint, covering every token once, each with at most max-length inputs', () => {

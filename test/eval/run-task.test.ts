@@ -8,10 +8,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { drawDemonstrations, fewshotPrompt } from '../../src/eval/fewshot.js';
+import { buildTask } from '../../src/eval/lm-eval/build.js';
+import { builtinTask, evalSplit, fewshotSplit } from '../../src/eval/lm-eval/tasks.js';
 import { runTask } from '../../src/eval/run-task.js';
 import { readTask } from '../../src/eval/tasks.js';
 import { forward, tokenMatrix } from '../../src/model/forward.js';
 import type { Params } from '../../src/model/params.js';
+import { golden, goldenSplit } from './lm-eval-golden.js';
 import { type EvalWorld, makeWorld, randomParams, writeJsonl, writeTasks } from './support.js';
 
 let world: EvalWorld;
@@ -138,6 +141,48 @@ test('partial evaluation: the continuation scored after each context, acc over t
       [['acc', accs / 3]],
     );
   }
+});
+
+test("built-in tasks: lm-eval's 3-shot requests (golden) scored as written, whatever the limit; a few-shot file is refused", async () => {
+  // A longer context than the world's 64, so that no prompt is cut (rotary positions: the weights are the same).
+  const model = { config: { ...world.config, maxPositions: 1024 }, params, tokenizer: world.tokenizer };
+  for (const name of ['winogrande', 'piqa', 'lambada_openai']) {
+    const def = builtinTask(name)!;
+    const task = buildTask(
+      def,
+      { repository: 'golden', config: 'golden', revision: null, dir: '' },
+      goldenSplit(name, evalSplit(def)),
+      goldenSplit(name, fewshotSplit(def)),
+    );
+    const run = await runTask(model, task, { ...options, shots: 3, limit: 3, batchSize: 2 });
+    assert.equal(run.items.length, 3);
+    for (const [i, got] of run.items.entries()) {
+      const pairs = golden.tasks[name]!.docs[i]!.shots['3']!;
+      // lm-eval's _encode_pair: the context's trailing whitespace starts the continuation.
+      const moved = pairs.map(([c, x]) => [c!.replace(/\s+$/, ''), c!.slice(c!.replace(/\s+$/, '').length) + x!]);
+      const lls = await Promise.all(moved.map(async ([c, x]) => (await pairLoglikelihood(c!, x!)).ll));
+      const scored = got.choiceLoglikelihoods ?? [got.loglikelihood!];
+      assert.equal(scored.length, lls.length);
+      scored.forEach((ll, j) =>
+        assert.ok(Math.abs(ll - lls[j]!) < 1e-3, `${name} doc ${i} request ${j}: ${ll} vs ${lls[j]}`),
+      );
+    }
+    assert.deepEqual(run.aggregates.map((a) => a.metric).sort(), [...def.metrics].sort());
+  }
+  const piqa = buildTask(
+    builtinTask('piqa')!,
+    { repository: 'golden', config: 'golden', revision: null, dir: '' },
+    goldenSplit('piqa', 'validation'),
+    goldenSplit('piqa', 'train'),
+  );
+  await assert.rejects(
+    runTask({ config: world.config, params, tokenizer: world.tokenizer }, piqa, {
+      ...options,
+      shots: 1,
+      fewshotPool: readTask(tasks.choice!).items,
+    }),
+    /task piqa: a built-in task draws its demonstrations from its own few-shot split/,
+  );
 });
 
 test('last word: log-likelihood, greedy accuracy and perplexity against log-softmax', async () => {

@@ -20,9 +20,14 @@ export function lstrip(s: string): string {
   return s.replace(LEADING, '');
 }
 
+/** `s.rstrip()` */
+export function rstrip(s: string): string {
+  return s.replace(TRAILING, '');
+}
+
 /** `s.strip()` */
 export function strip(s: string): string {
-  return lstrip(s).replace(TRAILING, '');
+  return rstrip(lstrip(s));
 }
 
 /** `s.split()`: the runs of non-whitespace. */
