@@ -26,6 +26,7 @@ import { locateDataset } from '../../src/eval/hub-datasets.js';
 import { buildTask } from '../../src/eval/lm-eval/build.js';
 import { loadBuiltinTask } from '../../src/eval/lm-eval/load.js';
 import { builtinTask, evalSplit, fewshotSplit } from '../../src/eval/lm-eval/tasks.js';
+import { loadTasks } from '../../src/eval/task-files.js';
 import { golden, goldenSplit } from './lm-eval-golden.js';
 
 /** Each repository's columns, in its order, with DuckDB's types for its features. */
@@ -84,8 +85,14 @@ async function writeParquet(path: string, rows: readonly object[], schema: Recor
  * A snapshot in the hub cache as huggingface_hub writes one: each file a blob named by its sha256,
  * linked from snapshots/<commit>/<path>, and refs/<revision> naming the commit.
  */
-function snapshot(repo: string, revision: string, commit: string, files: Record<string, string>): string {
-  const repoDir = join(cache, `datasets--${repo.split('/').join('--')}`);
+function snapshot(
+  repo: string,
+  revision: string,
+  commit: string,
+  files: Record<string, string>,
+  hub: string = cache,
+): string {
+  const repoDir = join(hub, `datasets--${repo.split('/').join('--')}`);
   const snap = join(repoDir, 'snapshots', commit);
   for (const [path, staged] of Object.entries(files)) {
     const bytes = readFileSync(staged);
@@ -112,11 +119,18 @@ async function stagedParquet(rows: readonly object[], schema: Record<string, str
 const commit = (n: number) => n.toString(16).padStart(40, '0');
 
 /** The parquet conversion of a config: <config>/<split>/0000.parquet, under refs/refs/convert/parquet. */
-async function conversion(repo: string, config: string, task: string, schema: string, n: number): Promise<string> {
+async function conversion(
+  repo: string,
+  config: string,
+  task: string,
+  schema: string,
+  n: number,
+  hub: string = cache,
+): Promise<string> {
   const files: Record<string, string> = {};
   for (const [split, docs] of Object.entries(golden.docs[task]!))
     files[`${config}/${split}/0000.parquet`] = await stagedParquet(docs, SCHEMAS[schema]!);
-  return snapshot(repo, 'refs/convert/parquet', commit(n), files);
+  return snapshot(repo, 'refs/convert/parquet', commit(n), files, hub);
 }
 
 /** The items a task makes, as plain JSON (documents read from parquet come back as objects without prototype). */
@@ -247,12 +261,15 @@ test('where each was found: snapshot, config and commit; files hashed into the i
   // The identity is the definition's and the files': a file changed is another task.
   const before = (await loadBuiltinTask('logiqa', { cacheDir: cache })).sha256;
   assert.equal((await loadBuiltinTask('logiqa', { cacheDir: cache })).sha256, before);
-  const other = golden.docs.piqa!;
-  writeFileSync(
-    join(datasetDir, 'baber', 'piqa', 'data', 'train.jsonl'),
-    [...other.train!, other.train![0]].map((d) => `${JSON.stringify(d)}\n`).join(''),
-  );
-  const changed = await loadBuiltinTask('piqa', { cacheDir: cache, datasetDir });
+  // The same files but for one more training document, in a dataset folder of their own.
+  const changedDir = join(dir, 'datasets-changed');
+  for (const [split, docs] of Object.entries(golden.docs.piqa!)) {
+    const path = join(changedDir, 'baber', 'piqa', 'data', `${split}.jsonl`);
+    mkdirSync(dirname(path), { recursive: true });
+    const lines = split === 'train' ? [...docs, docs[0]!] : docs;
+    writeFileSync(path, lines.map((d) => `${JSON.stringify(d)}\n`).join(''));
+  }
+  const changed = await loadBuiltinTask('piqa', { cacheDir: cache, datasetDir: changedDir });
   assert.notEqual(changed.sha256, piqa.sha256);
   assert.equal(changed.fewshot!.pool.length, piqa.fewshot!.pool.length + 1);
 });
@@ -268,20 +285,21 @@ test('a dataset that is not there, or lacks a split, is one line with the comman
         "nothing is downloaded: fetch it with huggingface-cli download --repo-type dataset allenai/winogrande --revision refs/convert/parquet --include 'winogrande_xl/*'",
       ),
   );
-  // The conversion of logiqa without its train split (a download limited by --include).
-  await conversion('EleutherAI/logiqa', 'logiqa', 'logiqa', 'logiqa', 9);
-  const repoDir = join(cache, 'datasets--EleutherAI--logiqa');
-  rmSync(join(repoDir, 'snapshots', commit(9), 'logiqa', 'train'), { recursive: true });
+  // The conversion of logiqa without its train split (a download limited by --include), in a cache of its own.
+  const partial = join(dir, 'hub-partial');
+  await conversion('EleutherAI/logiqa', 'logiqa', 'logiqa', 'logiqa', 9, partial);
+  rmSync(join(partial, 'datasets--EleutherAI--logiqa', 'snapshots', commit(9), 'logiqa', 'train'), { recursive: true });
   await assert.rejects(
-    loadBuiltinTask('logiqa', { cacheDir: cache }),
+    loadBuiltinTask('logiqa', { cacheDir: partial }),
     /dataset EleutherAI\/logiqa \(logiqa\): .*snapshots\/0+9 has no train split of logiqa \(it has test\); nothing is downloaded: fetch it with huggingface-cli download --repo-type dataset EleutherAI\/logiqa --revision refs\/convert\/parquet --include 'logiqa\/\*'$/,
   );
   // A blob gone from under its link is named, with the command that fetches it again.
-  await conversion('EleutherAI/logiqa', 'logiqa', 'logiqa', 'logiqa', 10);
-  const link = join(repoDir, 'snapshots', commit(10), 'logiqa', 'test', '0000.parquet');
+  const pruned = join(dir, 'hub-pruned');
+  await conversion('EleutherAI/logiqa', 'logiqa', 'logiqa', 'logiqa', 10, pruned);
+  const link = join(pruned, 'datasets--EleutherAI--logiqa', 'snapshots', commit(10), 'logiqa', 'test', '0000.parquet');
   rmSync(resolve(dirname(link), readlinkSync(link)));
   await assert.rejects(
-    loadBuiltinTask('logiqa', { cacheDir: cache }),
+    loadBuiltinTask('logiqa', { cacheDir: pruned }),
     (e: Error) =>
       e.name === 'ConfigError' &&
       e.message.startsWith(`${link} links to `) &&
@@ -315,5 +333,38 @@ test('a file that is not what its name says, or a value of the wrong type, is na
   await assert.rejects(
     loadBuiltinTask('piqa', { cacheDir: join(dir, 'empty'), datasetDir: join(dir, 'bad-piqa') }),
     /default\/validation\/0000\.parquet: row 0: label: expected an integer, got "0" \(task piqa, validation split\)$/,
+  );
+});
+
+test('--tasks resolves a path, then a task file in the task folders, then a built-in task or group (each once)', async () => {
+  const taskDir = join(dir, 'tasks');
+  mkdirSync(taskDir, { recursive: true });
+  writeFileSync(
+    join(taskDir, 'piqa.jsonl'),
+    '{"id": "mine", "output_type": "multiple_choice", "context": "Q", "choices": ["a", "b"], "gold": 0}\n',
+  );
+  const lookup = { cacheDir: cache, datasetDir };
+  const tasks = await loadTasks(['pythia', 'wikitext', 'arc_easy'], [], lookup);
+  assert.deepEqual(
+    tasks.map((t) => t.name),
+    ['lambada_openai', 'piqa', 'winogrande', 'wsc273', 'arc_easy', 'arc_challenge', 'sciq', 'logiqa', 'wikitext'],
+  );
+  const [local] = await loadTasks(['piqa'], [taskDir], lookup);
+  assert.deepEqual(
+    [local!.path, local!.items[0]!.id, local!.fewshot],
+    [join(taskDir, 'piqa.jsonl'), 'mine', undefined],
+  );
+  const [byPath] = await loadTasks([join(taskDir, 'piqa.jsonl')], [], lookup);
+  assert.equal(byPath!.items[0]!.id, 'mine');
+  await assert.rejects(
+    loadTasks(['my-task.yaml'], [], lookup),
+    /--tasks: my-task\.yaml: lm-eval YAML task files are not read yet/,
+  );
+  await assert.rejects(
+    loadTasks(['hellaswag'], [taskDir], lookup),
+    (e: Error) =>
+      e.name === 'ConfigError' &&
+      e.message ===
+        `--tasks: unknown task "hellaswag" in the built-in tasks (arc_challenge, arc_easy, lambada_openai, logiqa, piqa, sciq, wikitext, winogrande, wsc273, pythia) and in ${taskDir}; known: piqa`,
   );
 });
