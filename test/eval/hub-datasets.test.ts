@@ -224,7 +224,7 @@ test('every built-in task read from the hub cache (or --dataset-dir) makes the g
     const task = await loadBuiltinTask(name, { cacheDir: cache, datasetDir });
     const want = goldenTask(name);
     assert.deepEqual(plain(task.items), plain(want.items), name);
-    assert.deepEqual(plain(task.fewshot!.pool), plain(want.fewshot!.pool), name);
+    assert.deepEqual(plain(task.fewshot?.pool ?? null), plain(want.fewshot?.pool ?? null), name);
     assert.equal(task.name, name);
     assert.equal(task.outputType, want.outputType);
   }
@@ -258,6 +258,20 @@ test('where each was found: snapshot, config and commit; files hashed into the i
   assert.match(wsc.path, /datasets--winograd_wsc/);
   const piqa = await loadBuiltinTask('piqa', { cacheDir: cache, datasetDir });
   assert.equal(piqa.path, join(datasetDir, 'baber', 'piqa'));
+  // WikiText takes no demonstrations: its few-shot (train) split is neither needed nor read.
+  const wikiDir = join(dir, 'datasets-wiki');
+  const wikiRepo = join(wikiDir, 'EleutherAI', 'wikitext_document_level');
+  mkdirSync(join(wikiRepo, 'wikitext-2-raw-v1'), { recursive: true });
+  writeFileSync(
+    join(wikiRepo, 'README.md'),
+    '---\nconfigs:\n- config_name: wikitext-2-raw-v1\n  data_files:\n  - split: test\n    path: wikitext-2-raw-v1/test.jsonl\n---\n',
+  );
+  writeFileSync(
+    join(wikiRepo, 'wikitext-2-raw-v1', 'test.jsonl'),
+    golden.docs.wikitext!.test!.map((d) => `${JSON.stringify(d)}\n`).join(''),
+  );
+  const wikitext = await loadBuiltinTask('wikitext', { cacheDir: join(dir, 'empty'), datasetDir: wikiDir });
+  assert.deepEqual([wikitext.items.length, wikitext.fewshot], [2, undefined]);
   // The identity is the definition's and the files': a file changed is another task.
   const before = (await loadBuiltinTask('logiqa', { cacheDir: cache })).sha256;
   assert.equal((await loadBuiltinTask('logiqa', { cacheDir: cache })).sha256, before);

@@ -146,24 +146,39 @@ export function builtinTaskHash(task: BuiltinTask, source: DatasetSource, splits
   return createHash('sha256').update(JSON.stringify(identity)).digest('hex');
 }
 
-/** The task: the evaluated split's items, the few-shot split's as its demonstration pool. */
-export function buildTask(task: BuiltinTask, source: DatasetSource, evalDocs: SplitDocs, fewshotDocs: SplitDocs): Task {
+/** Whether a task draws demonstrations at all (rolling log-likelihood takes none, so its few-shot split is never read). */
+export function takesDemonstrations(task: BuiltinTask): boolean {
+  return task.kind !== 'loglikelihood_rolling';
+}
+
+/**
+ * The task: the evaluated split's items, and the few-shot split's as its demonstration pool
+ * (absent for a task that takes no demonstrations; a few-shot split that is the evaluated one is
+ * read once, from `evalDocs`).
+ */
+export function buildTask(
+  task: BuiltinTask,
+  source: DatasetSource,
+  evalDocs: SplitDocs,
+  fewshotDocs?: SplitDocs,
+): Task {
   const items = splitItems(task, evalDocs);
-  const pool = fewshotDocs.split === evalDocs.split ? items : splitItems(task, fewshotDocs);
-  const fewshot: HarnessFewshot = {
-    pool,
-    excludeEvalDoc: fewshotExcludesEvalDoc(task),
-    targetDelimiter: task.targetDelimiter,
-    fewshotDelimiter: task.fewshotDelimiter,
-  };
-  const splits = fewshotDocs.split === evalDocs.split ? [evalDocs] : [evalDocs, fewshotDocs];
-  return {
+  const sameSplit = !fewshotDocs || fewshotDocs.split === evalDocs.split;
+  const built: Task = {
     name: task.task,
     path: source.dir,
     outputType: task.kind === 'partial' ? 'multiple_choice' : task.kind,
     items,
-    sha256: builtinTaskHash(task, source, splits),
+    sha256: builtinTaskHash(task, source, sameSplit ? [evalDocs] : [evalDocs, fewshotDocs]),
     metrics: task.metrics,
-    fewshot,
   };
+  if (!takesDemonstrations(task)) return built;
+  if (!fewshotDocs) throw new Error(`buildTask: task ${task.task} needs its few-shot split`);
+  const fewshot: HarnessFewshot = {
+    pool: sameSplit ? items : splitItems(task, fewshotDocs),
+    excludeEvalDoc: fewshotExcludesEvalDoc(task),
+    targetDelimiter: task.targetDelimiter,
+    fewshotDelimiter: task.fewshotDelimiter,
+  };
+  return { ...built, fewshot };
 }

@@ -2,7 +2,7 @@
 import { ConfigError } from '../../util/errors.js';
 import { type DatasetLookup, locateDataset, readSplit } from '../hub-datasets.js';
 import type { Task } from '../tasks.js';
-import { buildTask } from './build.js';
+import { buildTask, takesDemonstrations } from './build.js';
 import { BUILTIN_TASKS, builtinTask, evalSplit, fewshotSplit } from './tasks.js';
 
 export async function loadBuiltinTask(name: string, lookup: DatasetLookup = {}): Promise<Task> {
@@ -10,18 +10,23 @@ export async function loadBuiltinTask(name: string, lookup: DatasetLookup = {}):
   if (!def)
     throw new ConfigError(`${name}: not a built-in task (built in: ${BUILTIN_TASKS.map((t) => t.task).join(', ')})`);
   const evaluated = evalSplit(def);
-  const fewshot = fewshotSplit(def);
+  const fewshot = takesDemonstrations(def) ? fewshotSplit(def) : undefined;
   const found = locateDataset(
     {
       repository: def.repository,
       alsoAt: def.alsoAt,
       config: def.config,
-      splits: evaluated === fewshot ? [evaluated] : [evaluated, fewshot],
+      splits: fewshot === undefined || fewshot === evaluated ? [evaluated] : [evaluated, fewshot],
     },
     lookup,
   );
   const evalDocs = await readSplit(evaluated, found.splits.get(evaluated)!);
-  const fewshotDocs = evaluated === fewshot ? evalDocs : await readSplit(fewshot, found.splits.get(fewshot)!);
+  const fewshotDocs =
+    fewshot === undefined
+      ? undefined
+      : fewshot === evaluated
+        ? evalDocs
+        : await readSplit(fewshot, found.splits.get(fewshot)!);
   return buildTask(
     def,
     { repository: found.repository, config: found.config, revision: found.revision, dir: found.dir },
