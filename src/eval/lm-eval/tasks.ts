@@ -264,6 +264,7 @@ export const BUILTIN_TASKS: readonly BuiltinTask[] = [
     testSplit: 'test',
     columns: { text: 'string', pronoun: 'string', pronoun_loc: 'integer', options: 'string[]', label: 'integer' },
     processDocs: wsc273Normalise,
+    // lm-eval would turn a rendered target of digits alone into a number; no WSC273 text ends so.
     ...DEFAULTS,
     kind: 'partial',
     docToText: (d) => d.label,
