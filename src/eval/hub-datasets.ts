@@ -127,7 +127,7 @@ function parquetConversionSplits(
         `${join(dir, config)}: the parquet conversion of split ${split} is partial (the hub converts only the first 5 GB of a large split); it cannot be evaluated as lm-eval evaluates it`,
       );
     const old = files.filter((f) =>
-      new RegExp(`^${escape(config)}/[^/]*-${escape(split)}(-\\d+-of-\\d+)?\\.parquet$`).test(f),
+      new RegExp(`^${escapeRegExp(config)}/[^/]*-${escapeRegExp(split)}(-\\d+-of-\\d+)?\\.parquet$`).test(f),
     );
     const chosen = inFolder.length > 0 ? inFolder : old;
     if (chosen.length > 0)
@@ -139,7 +139,7 @@ function parquetConversionSplits(
   return found;
 }
 
-function escape(s: string): string {
+function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
@@ -268,15 +268,21 @@ function conventionFiles(files: readonly string[], split: string): string[] {
   const readable = files.filter((f) => READABLE.test(f));
   const inName = (f: string) =>
     keywords.some((k) =>
-      new RegExp(`(^|/)(${escape(k)}${NON_WORD}[^/]*|[^/]*${NON_WORD}${escape(k)}${NON_WORD}[^/]*)$`).test(f),
+      new RegExp(`(^|/)(${escapeRegExp(k)}${NON_WORD}[^/]*|[^/]*${NON_WORD}${escapeRegExp(k)}${NON_WORD}[^/]*)$`).test(
+        f,
+      ),
     );
   const anyInName = readable.some((f) =>
     Object.values(SPLIT_KEYWORDS)
       .flat()
-      .some((k) => new RegExp(`(^|/)(${escape(k)}${NON_WORD}|[^/]*${NON_WORD}${escape(k)}${NON_WORD})[^/]*$`).test(f)),
+      .some((k) =>
+        new RegExp(`(^|/)(${escapeRegExp(k)}${NON_WORD}|[^/]*${NON_WORD}${escapeRegExp(k)}${NON_WORD})[^/]*$`).test(f),
+      ),
   );
   if (anyInName) return readable.filter(inName);
-  return readable.filter((f) => keywords.some((k) => new RegExp(`(^|/)${escape(k)}(${NON_WORD}[^/]*)?/`).test(f)));
+  return readable.filter((f) =>
+    keywords.some((k) => new RegExp(`(^|/)${escapeRegExp(k)}(${NON_WORD}[^/]*)?/`).test(f)),
+  );
 }
 
 interface Candidate {

@@ -163,9 +163,9 @@ test("built-in tasks: lm-eval's 3-shot requests (golden) scored as written, what
       const lls = await Promise.all(moved.map(async ([c, x]) => (await pairLoglikelihood(c!, x!)).ll));
       const scored = got.choiceLoglikelihoods ?? [got.loglikelihood!];
       assert.equal(scored.length, lls.length);
-      scored.forEach((ll, j) =>
-        assert.ok(Math.abs(ll - lls[j]!) < 1e-3, `${name} doc ${i} request ${j}: ${ll} vs ${lls[j]}`),
-      );
+      scored.forEach((ll, j) => {
+        assert.ok(Math.abs(ll - lls[j]!) < 1e-3, `${name} doc ${i} request ${j}: ${ll} vs ${lls[j]}`);
+      });
     }
     assert.deepEqual(run.aggregates.map((a) => a.metric).sort(), [...def.metrics].sort());
   }
