@@ -2,7 +2,7 @@
  * Token boundaries as lm-evaluation-harness draws them (its `_encode_pair` and
  * `get_rolling_token_windows`/`make_disjoint_window` in lm_eval/models/huggingface.py and
  * lm_eval/utils.py):
- * - trailing whitespace of the context moves to the front of the continuation;
+ * - trailing whitespace of the context (Python's `rstrip`) moves to the front of the continuation;
  * - context + continuation is encoded whole, and the continuation is the tokens past the length of
  *   the context's own encoding;
  * - an empty context (or one of whitespace only) is the end-of-text token alone, the continuation
@@ -12,6 +12,7 @@
  */
 import type { TextTokenizer } from '../data/tokenizer.js';
 import type { ScoreRequest } from '../model/score.js';
+import { rstrip } from './lm-eval/python-str.js';
 
 export interface TextPair {
   context: string;
@@ -20,7 +21,7 @@ export interface TextPair {
 
 export async function encodePairs(tokenizer: TextTokenizer, pairs: readonly TextPair[]): Promise<ScoreRequest[]> {
   const split = pairs.map(({ context, continuation }) => {
-    const kept = context.trimEnd();
+    const kept = rstrip(context);
     return { context: kept, continuation: context.slice(kept.length) + continuation };
   });
   const texts: string[] = [];

@@ -19,6 +19,8 @@ export function demonstration(item: TaskItem): string {
   switch (item.kind) {
     case 'multiple_choice':
       return item.context + item.targetDelimiter + item.choices[item.gold]!;
+    case 'partial':
+      return item.contexts[item.gold]! + item.targetDelimiter + item.continuation;
     case 'loglikelihood':
       return item.context + item.target;
     case 'generate_until':
@@ -28,14 +30,26 @@ export function demonstration(item: TaskItem): string {
   }
 }
 
-/** The context the model sees for `item` (its `context`, or `text` for rolling items). */
-export function contextOf(item: TaskItem): string {
-  return item.kind === 'loglikelihood_rolling' ? item.text : item.context;
+/** The contexts the model sees for `item`: its `context`, each of a partial item's `contexts`, or a rolling item's `text`. */
+export function contextsOf(item: TaskItem): string[] {
+  switch (item.kind) {
+    case 'partial':
+      return item.contexts;
+    case 'loglikelihood_rolling':
+      return [item.text];
+    default:
+      return [item.context];
+  }
 }
 
+/** What precedes an item's context: the demonstrations, each followed by the few-shot delimiter. */
+export function fewshotPrefix(demos: readonly TaskItem[]): string {
+  return demos.map((d) => demonstration(d) + FEWSHOT_DELIMITER).join('');
+}
+
+/** The prompt of an item with one context (the first context of a partial item). */
 export function fewshotPrompt(item: TaskItem, demos: readonly TaskItem[]): string {
-  if (demos.length === 0) return contextOf(item);
-  return demos.map(demonstration).join(FEWSHOT_DELIMITER) + FEWSHOT_DELIMITER + contextOf(item);
+  return fewshotPrefix(demos) + contextsOf(item)[0]!;
 }
 
 function seedFor(seed: number, task: string, shots: number, id: string): number {

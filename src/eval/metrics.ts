@@ -2,7 +2,8 @@
  * Per-item metrics and their aggregates, as lm-evaluation-harness defines them
  * (lm_eval/api/metrics.py and lm_eval/api/task.py's process_results):
  * - multiple_choice: `acc` (argmax of the summed log-likelihoods is gold) and `acc_norm` (argmax of
- *   log-likelihood divided by the choice's length in characters);
+ *   log-likelihood divided by the choice's length in characters, Python's `len`: code points);
+ *   partial evaluation (one continuation after each of several contexts): `acc` alone;
  * - loglikelihood: `acc` (the target is the greedy continuation) and `perplexity` = exp(−mean ll);
  * - loglikelihood_rolling: `word_perplexity` = exp(−Σll / Σwords), `byte_perplexity` =
  *   exp(−Σll / Σbytes), `bits_per_byte` = −Σll / Σbytes / ln 2;
@@ -12,6 +13,7 @@
  * the delta method (deterministic, no resampling): se(exp(−m)) = exp(−m)·se(m), and for a ratio
  * R = Σa/Σb, se(R) = √(n/(n−1)·Σ(aᵢ − R·bᵢ)²) / Σb.
  */
+import { countSplitAtSpaces, pythonLength } from './lm-eval/python-str.js';
 import type { OutputType } from './tasks.js';
 
 export interface ItemResult {
@@ -26,7 +28,7 @@ export interface ItemResult {
   tokens?: number;
   words?: number;
   bytes?: number;
-  /** multiple_choice: the chosen string; generate_until: the generated text cut at the stop string. */
+  /** multiple_choice: the chosen string (a partial item's chosen context); generate_until: the generated text cut at the stop string. */
   prediction?: string;
   choiceLoglikelihoods?: number[];
 }
@@ -39,9 +41,13 @@ export interface Aggregate {
   n: number;
 }
 
+/** numpy's argmax: the first largest value, or the first NaN if there is one. */
 export function argmax(values: readonly number[]): number {
   let best = 0;
-  for (let i = 1; i < values.length; i++) if (values[i]! > values[best]!) best = i;
+  for (let i = 0; i < values.length; i++) {
+    if (Number.isNaN(values[i])) return i;
+    if (values[i]! > values[best]!) best = i;
+  }
   return best;
 }
 
@@ -52,13 +58,30 @@ export function multipleChoiceResult(
   lls: readonly number[],
 ): ItemResult {
   const pick = argmax(lls);
-  const pickNorm = argmax(lls.map((ll, i) => ll / choices[i]!.length));
+  const pickNorm = argmax(lls.map((ll, i) => ll / pythonLength(choices[i]!)));
   return {
     itemId,
     acc: pick === gold ? 1 : 0,
     accNorm: pickNorm === gold ? 1 : 0,
     loglikelihood: lls[gold],
     prediction: choices[pick],
+    choiceLoglikelihoods: [...lls],
+  };
+}
+
+/** Partial evaluation: `acc` is whether the continuation is most likely after the gold context. */
+export function partialResult(
+  itemId: string,
+  contexts: readonly string[],
+  gold: number,
+  lls: readonly number[],
+): ItemResult {
+  const pick = argmax(lls);
+  return {
+    itemId,
+    acc: pick === gold ? 1 : 0,
+    loglikelihood: lls[gold],
+    prediction: contexts[pick],
     choiceLoglikelihoods: [...lls],
   };
 }
@@ -77,9 +100,9 @@ export function cutAtStop(text: string, until: readonly string[]): { text: strin
   return cut < 0 ? { text, stopped: false } : { text: text.slice(0, cut), stopped: true };
 }
 
-/** The harness's word count: pieces of `re.split(r"\s+", doc)`. */
+/** The harness's word count: pieces of `re.split(r"\s+", doc)`, with Python's whitespace. */
 export function countWords(text: string): number {
-  return text.split(/\s+/).length;
+  return countSplitAtSpaces(text);
 }
 
 export function countBytes(text: string): number {
@@ -119,7 +142,10 @@ export function aggregate(outputType: OutputType, items: readonly ItemResult[]):
   const values = (key: keyof ItemResult): number[] => items.map((r) => r[key] as number);
   switch (outputType) {
     case 'multiple_choice':
-      return [meanAggregate('acc', values('acc')), meanAggregate('acc_norm', values('accNorm'))];
+      // Partial evaluation has no acc_norm (lm-eval's WinoGrande and WSC273 report acc alone).
+      return items.every((r) => r.accNorm !== undefined)
+        ? [meanAggregate('acc', values('acc')), meanAggregate('acc_norm', values('accNorm'))]
+        : [meanAggregate('acc', values('acc'))];
     case 'generate_until':
       return [meanAggregate('exact_match', values('exactMatch'))];
     case 'loglikelihood': {

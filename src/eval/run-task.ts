@@ -12,7 +12,8 @@ import type { RuntimeOptions } from '../runtime/session.js';
 import { ConfigError } from '../util/errors.js';
 import { checkNumber, checkOptionalNumber, NON_NEGATIVE_INTEGER, POSITIVE_INTEGER } from '../util/values.js';
 import { encodePairs, rollingWindows, type TextPair } from './encode.js';
-import { drawDemonstrations, fewshotPrompt } from './fewshot.js';
+import { drawDemonstrations, fewshotPrefix } from './fewshot.js';
+import { harnessPrefixes } from './lm-eval/fewshot.js';
 import {
   type Aggregate,
   aggregate,
@@ -22,6 +23,7 @@ import {
   exactMatch,
   type ItemResult,
   multipleChoiceResult,
+  partialResult,
 } from './metrics.js';
 import type { GenerateItem, Task, TaskItem } from './tasks.js';
 
@@ -72,24 +74,45 @@ export async function runTask(model: EvalModel, task: Task, options: TaskRunOpti
   if (task.outputType === 'loglikelihood_rolling' && options.shots > 0) {
     throw new ConfigError(`task ${task.name}: loglikelihood_rolling takes no few-shot demonstrations (use --shots 0)`);
   }
-  const pool = options.fewshotPool ?? task.items;
-  const prompts = items.map((item) =>
-    fewshotPrompt(item, drawDemonstrations(item, pool, options.shots, options.seed, task.name)),
-  );
+  const prefixes = fewshotPrefixes(task, items, options);
   let results: ItemResult[];
   switch (task.outputType) {
     case 'multiple_choice':
     case 'loglikelihood':
-      results = await scoreChoices(model, items, prompts, options);
+      results = await scoreChoices(model, items, prefixes, options);
       break;
     case 'loglikelihood_rolling':
       results = await scoreRolling(model, items, options);
       break;
-    case 'generate_until':
-      results = await generateAnswers(model, items as GenerateItem[], prompts, options);
+    case 'generate_until': {
+      const generateItems = items as GenerateItem[];
+      const prompts = generateItems.map((item, i) => prefixes[i]! + item.context);
+      results = await generateAnswers(model, generateItems, prompts, options);
       break;
+    }
   }
-  return { items: results, aggregates: aggregate(task.outputType, results) };
+  const aggregates = aggregate(task.outputType, results);
+  return {
+    items: results,
+    aggregates: task.metrics ? aggregates.filter((a) => task.metrics!.includes(a.metric)) : aggregates,
+  };
+}
+
+/**
+ * Each item's few-shot prefix: a built-in task's demonstrations as lm-eval draws them from its
+ * few-shot split (seeded by `seed`, in item order); a task file's from its other items or the
+ * few-shot file, per item.
+ */
+function fewshotPrefixes(task: Task, items: readonly TaskItem[], options: TaskRunOptions): string[] {
+  if (task.fewshot) {
+    if (options.fewshotPool)
+      throw new ConfigError(
+        `task ${task.name}: a built-in task draws its demonstrations from its own few-shot split; a few-shot file is for task files`,
+      );
+    return harnessPrefixes(task.name, task.fewshot, task.items, items.length, options.shots, options.seed);
+  }
+  const pool = options.fewshotPool ?? task.items;
+  return items.map((item) => fewshotPrefix(drawDemonstrations(item, pool, options.shots, options.seed, task.name)));
 }
 
 /** One scorer per loaded checkpoint, configuration and runtime, reused by every task and shot count. */
@@ -135,22 +158,39 @@ async function scoreInSlices(
   return out;
 }
 
+/**
+ * The (context, continuation) pairs an item is scored on, each context after the item's few-shot
+ * prefix (lm-eval's request arguments): one per choice, one per context of a partial item, one
+ * for a last-word item; none for the other kinds.
+ */
+export function scoringPairs(item: TaskItem, prefix: string): TextPair[] {
+  switch (item.kind) {
+    case 'multiple_choice':
+      return item.choices.map((c) => ({ context: prefix + item.context, continuation: item.targetDelimiter + c }));
+    case 'partial':
+      return item.contexts.map((c) => ({
+        context: prefix + c,
+        continuation: item.targetDelimiter + item.continuation,
+      }));
+    case 'loglikelihood':
+      return [{ context: prefix + item.context, continuation: item.target }];
+    default:
+      return [];
+  }
+}
+
+/** Multiple choice (one context, several choices), partial evaluation (several contexts, one continuation), last word. */
 async function scoreChoices(
   model: EvalModel,
   items: readonly TaskItem[],
-  prompts: readonly string[],
+  prefixes: readonly string[],
   options: TaskRunOptions,
 ): Promise<ItemResult[]> {
   const pairs: TextPair[] = [];
   const owner: number[] = [];
   items.forEach((item, i) => {
-    if (item.kind === 'multiple_choice') {
-      for (const choice of item.choices) {
-        pairs.push({ context: prompts[i]!, continuation: item.targetDelimiter + choice });
-        owner.push(i);
-      }
-    } else if (item.kind === 'loglikelihood') {
-      pairs.push({ context: prompts[i]!, continuation: item.target });
+    for (const pair of scoringPairs(item, prefixes[i]!)) {
+      pairs.push(pair);
       owner.push(i);
     }
   });
@@ -167,6 +207,10 @@ async function scoreChoices(
     if (item.kind === 'multiple_choice') {
       const lls = item.choices.map(() => scored[k++]!.logprob);
       return multipleChoiceResult(item.id, item.choices, item.gold, lls);
+    }
+    if (item.kind === 'partial') {
+      const lls = item.contexts.map(() => scored[k++]!.logprob);
+      return partialResult(item.id, item.contexts, item.gold, lls);
     }
     const r = scored[k]!;
     const tokens = requests[k++]!.continuation.length;
@@ -200,13 +244,16 @@ async function scoreRolling(
   scored.forEach((r, j) => {
     lls[owner[j]!]! += r.logprob;
   });
-  return items.map((item, i) => ({
-    itemId: item.id,
-    loglikelihood: lls[i]!,
-    tokens: encoded[i]!.length,
-    words: countWords(texts[i]!),
-    bytes: countBytes(texts[i]!),
-  }));
+  return items.map((item, i) => {
+    const counts = item.kind === 'loglikelihood_rolling' ? item.counts : undefined;
+    return {
+      itemId: item.id,
+      loglikelihood: lls[i]!,
+      tokens: encoded[i]!.length,
+      words: counts?.words ?? countWords(texts[i]!),
+      bytes: counts?.bytes ?? countBytes(texts[i]!),
+    };
+  });
 }
 
 async function generateAnswers(

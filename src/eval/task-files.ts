@@ -1,13 +1,18 @@
 /**
- * Finding task files: `--tasks` takes paths (anything ending in `.jsonl` or naming an existing
- * file) and names, looked up as `<name>.jsonl` in the task folders (`--task-dir`, else the `tasks/`
- * folder of the corpus a suite was trained on, as `pythia synth` lays it out).
+ * Finding tasks: `--tasks` takes paths (anything ending in `.jsonl` or naming an existing file) and
+ * names, looked up as `<name>.jsonl` in the task folders (`--task-dir`, else the `tasks/` folder of
+ * the corpus a suite was trained on, as `pythia synth` lays it out), else among the built-in tasks
+ * (lm-evaluation-harness's names, and the group `pythia`).
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parseJsonFile } from '../formats/strict-json.js';
 import { ConfigError, FormatError } from '../util/errors.js';
 import { locateRecorded } from '../util/recorded-path.js';
+import type { DatasetLookup } from './hub-datasets.js';
+import { loadBuiltinTask } from './lm-eval/load.js';
+import { BUILTIN_TASKS, builtinTask, TASK_GROUPS } from './lm-eval/tasks.js';
+import { type OutputType, readTask, type Task } from './tasks.js';
 
 export function tasksIn(dir: string): string[] {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) return [];
@@ -68,4 +73,65 @@ export function resolveTaskPaths(specs: readonly string[] | undefined, taskDirs:
       `--tasks: unknown task "${spec}"${where}${names.length > 0 ? `; known: ${names.join(', ')}` : ''}`,
     );
   });
+}
+
+export interface TaskLookup extends DatasetLookup {
+  /** The kind of task-file lines that lack `output_type`. */
+  outputType?: OutputType;
+}
+
+/** The order a `--tasks` entry resolves in, for help texts. */
+export const TASK_RESOLUTION =
+  "a path (.jsonl; .yaml is refused), then a task in --task-dir or the suite's task folder, then a built-in task (lm-eval's name, or pythia for the paper's eight)";
+
+/**
+ * The tasks `--tasks` names, read: a path (`.jsonl`, or any existing file) is a task file; a
+ * `.yaml` path is refused (lm-eval's YAML task files are not read yet); a name is a task file in
+ * the task folders, else a built-in task or group (each task once). Without `--tasks`, every task
+ * file in the task folders.
+ */
+export async function loadTasks(
+  specs: readonly string[] | undefined,
+  taskDirs: readonly string[],
+  lookup: TaskLookup = {},
+): Promise<Task[]> {
+  const available = taskDirs.flatMap(tasksIn);
+  if (!specs || specs.length === 0) return resolveTaskPaths(specs, taskDirs).map((p) => readTask(p, lookup.outputType));
+  const tasks: Task[] = [];
+  const builtins = new Set<string>();
+  for (const spec of specs) {
+    if (/\.ya?ml$/.test(spec))
+      throw new ConfigError(
+        `--tasks: ${spec}: lm-eval YAML task files are not read yet; use a built-in task (${BUILTIN_TASKS.map((t) => t.task).join(', ')}) or a task file (.jsonl)`,
+      );
+    if (spec.endsWith('.jsonl') || existsSync(spec)) {
+      tasks.push(readTask(spec, lookup.outputType));
+      continue;
+    }
+    const file = available.find((p) => p.endsWith(`/${spec}.jsonl`));
+    if (file) {
+      tasks.push(readTask(file, lookup.outputType));
+      continue;
+    }
+    const names = TASK_GROUPS[spec] ?? (builtinTask(spec) ? [spec] : undefined);
+    if (!names) throw unknownTask(spec, taskDirs, available);
+    for (const name of names) {
+      if (builtins.has(name)) continue;
+      builtins.add(name);
+      tasks.push(await loadBuiltinTask(name, lookup));
+    }
+  }
+  return tasks;
+}
+
+function unknownTask(spec: string, taskDirs: readonly string[], available: readonly string[]): ConfigError {
+  const files = available.map((p) => p.slice(p.lastIndexOf('/') + 1, -'.jsonl'.length));
+  const builtIn = `the built-in tasks (${[...BUILTIN_TASKS.map((t) => t.task), ...Object.keys(TASK_GROUPS)].join(', ')})`;
+  const where =
+    taskDirs.length > 0
+      ? `${builtIn} and in ${taskDirs.join(', ')}`
+      : `${builtIn} (no task folder: pass --task-dir or a file path)`;
+  return new ConfigError(
+    `--tasks: unknown task "${spec}" in ${where}${files.length > 0 ? `; known: ${files.join(', ')}` : ''}`,
+  );
 }

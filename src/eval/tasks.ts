@@ -5,6 +5,7 @@
  * the arithmetic task's operand `x1`, which the term-frequency study joins on).
  *
  *   multiple_choice        {"id", "context", "choices": [...], "gold": i}   (optional "target_delimiter")
+ *                          {"id", "contexts": [...], "continuation", "gold": i}   (partial evaluation)
  *   loglikelihood          {"id", "context", "target"}                       (target scored as written)
  *   loglikelihood_rolling  {"id", "text"}
  *   generate_until         {"id", "context", "answer"}                       (optional "until": [...])
@@ -32,6 +33,18 @@ export interface MultipleChoiceItem extends ItemBase {
   targetDelimiter: string;
 }
 
+/**
+ * Partial evaluation (WinoGrande, WSC273): one continuation scored after each of several contexts;
+ * the prediction is the context under which it is most likely. A line of a `multiple_choice` file.
+ */
+export interface PartialItem extends ItemBase {
+  kind: 'partial';
+  contexts: string[];
+  continuation: string;
+  gold: number;
+  targetDelimiter: string;
+}
+
 export interface LoglikelihoodItem extends ItemBase {
   kind: 'loglikelihood';
   context: string;
@@ -41,6 +54,8 @@ export interface LoglikelihoodItem extends ItemBase {
 export interface RollingItem extends ItemBase {
   kind: 'loglikelihood_rolling';
   text: string;
+  /** The words and bytes the perplexities divide by, where they are counted on other text than the one scored (WikiText's original page). */
+  counts?: { words: number; bytes: number };
 }
 
 export interface GenerateItem extends ItemBase {
@@ -50,16 +65,41 @@ export interface GenerateItem extends ItemBase {
   until: string[];
 }
 
-export type TaskItem = MultipleChoiceItem | LoglikelihoodItem | RollingItem | GenerateItem;
+export type TaskItem = MultipleChoiceItem | PartialItem | LoglikelihoodItem | RollingItem | GenerateItem;
 
 export interface Task {
-  /** The file name without `.jsonl`. */
+  /** The file name without `.jsonl` (a built-in task: lm-evaluation-harness's name). */
   name: string;
+  /** The task file (a built-in task: the folder its dataset files were read from). */
   path: string;
   outputType: OutputType;
   items: TaskItem[];
-  /** sha256 of the file's bytes: a results database records which version of a task it scored. */
+  /**
+   * sha256 of the file's bytes (a built-in task: of its definition, version and dataset files'
+   * hashes): a results database records which version of a task it scored.
+   */
   sha256: string;
+  /** The metrics reported, where a task names them (built-in tasks, as lm-eval's metric_list); default all of its kind's. */
+  metrics?: readonly string[];
+  /** Demonstrations drawn as lm-evaluation-harness draws them, from the task's own few-shot split (built-in tasks). */
+  fewshot?: HarnessFewshot;
+}
+
+/**
+ * lm-evaluation-harness's few-shot setting of a task: its few-shot split, and how a demonstration
+ * is written. One `random.Random(seed)` draws every item's demonstrations in item order.
+ */
+export interface HarnessFewshot {
+  /** The few-shot split's documents as items, in dataset order; `meta` holds each document. */
+  pool: readonly TaskItem[];
+  /**
+   * Whether a drawn document equal to the evaluated one is dropped (k + 1 drawn, the first k others
+   * kept): lm-eval does so when the task's few-shot split is its test split (`None == None` for a
+   * task without one).
+   */
+  excludeEvalDoc: boolean;
+  targetDelimiter: string;
+  fewshotDelimiter: string;
 }
 
 /** lm-evaluation-harness's defaults. */
@@ -68,7 +108,7 @@ export const FEWSHOT_DELIMITER = '\n\n';
 export const DEFAULT_UNTIL = ['\n'];
 
 const OWN_FIELDS: Record<OutputType, readonly string[]> = {
-  multiple_choice: ['id', 'output_type', 'context', 'choices', 'gold', 'target_delimiter'],
+  multiple_choice: ['id', 'output_type', 'context', 'choices', 'contexts', 'continuation', 'gold', 'target_delimiter'],
   loglikelihood: ['id', 'output_type', 'context', 'target'],
   loglikelihood_rolling: ['id', 'output_type', 'text'],
   generate_until: ['id', 'output_type', 'context', 'answer', 'until'],
@@ -96,6 +136,7 @@ export function readTask(path: string, outputType?: OutputType): Task {
   const items: TaskItem[] = [];
   const ids = new Map<string, number>();
   let fileType: OutputType | undefined = outputType;
+  let fileShape: { shape: 'choices' | 'contexts'; line: number } | undefined;
   lines.forEach((text, i) => {
     if (text.trim() === '') return;
     const where = `${path}:${i + 1}`;
@@ -118,6 +159,16 @@ export function readTask(path: string, outputType?: OutputType): Task {
     }
     fileType = type;
     const item = parseItem(line, type, where);
+    const shape = item.kind === 'partial' ? 'contexts' : 'choices';
+    if (item.kind === 'multiple_choice' || item.kind === 'partial') {
+      if (fileShape !== undefined && shape !== fileShape.shape) {
+        throw new FormatError(
+          where,
+          `${shape}: line ${fileShape.line} has ${fileShape.shape} (a multiple_choice file is all choices or all contexts)`,
+        );
+      }
+      fileShape ??= { shape, line: i + 1 };
+    }
     const seen = ids.get(item.id);
     if (seen !== undefined) throw new FormatError(where, `id: "${item.id}" already used on line ${seen}`);
     ids.set(item.id, i + 1);
@@ -198,6 +249,7 @@ function parseItem(line: Record<string, unknown>, kind: OutputType, where: strin
     field(line, 'term', where, isTerm, "a non-empty string or a number (the item's key term)");
   switch (kind) {
     case 'multiple_choice': {
+      if (line.contexts !== undefined) return parsePartial(line, id, meta, where);
       const context = field(line, 'context', where, isString, 'a string');
       const choices = field(
         line,
@@ -206,16 +258,10 @@ function parseItem(line: Record<string, unknown>, kind: OutputType, where: strin
         (v): v is string[] => isStringList(v) && v.length >= 2,
         'an array of at least two strings',
       );
-      const gold = field(line, 'gold', where, (v): v is number => Number.isInteger(v), 'an integer index into choices');
-      if (gold < 0 || gold >= choices.length)
-        throw new FormatError(
-          where,
-          `gold: ${gold} is out of range for ${choices.length} choices (expected 0 to ${choices.length - 1})`,
-        );
-      const targetDelimiter =
-        line.target_delimiter === undefined
-          ? TARGET_DELIMITER
-          : field(line, 'target_delimiter', where, isString, 'a string');
+      if (line.continuation !== undefined)
+        throw new FormatError(where, 'continuation: belongs with contexts (partial evaluation), not with choices');
+      const gold = goldIndex(line, choices.length, 'choices', where);
+      const targetDelimiter = targetDelimiterOf(line, where);
       choices.forEach((c, i) => {
         if (targetDelimiter + c === '') throw new FormatError(where, `choices[${i}]: empty (nothing to score)`);
       });
@@ -252,4 +298,45 @@ function parseItem(line: Record<string, unknown>, kind: OutputType, where: strin
       return { kind, id, meta, context, answer, until };
     }
   }
+}
+
+function goldIndex(line: Record<string, unknown>, count: number, of: string, where: string): number {
+  const gold = field(line, 'gold', where, (v): v is number => Number.isInteger(v), `an integer index into ${of}`);
+  if (gold < 0 || gold >= count)
+    throw new FormatError(where, `gold: ${gold} is out of range for ${count} ${of} (expected 0 to ${count - 1})`);
+  return gold;
+}
+
+function targetDelimiterOf(line: Record<string, unknown>, where: string): string {
+  return line.target_delimiter === undefined
+    ? TARGET_DELIMITER
+    : field(line, 'target_delimiter', where, isString, 'a string');
+}
+
+/** A multiple_choice line with `contexts`: partial evaluation. */
+function parsePartial(
+  line: Record<string, unknown>,
+  id: string,
+  meta: Record<string, unknown>,
+  where: string,
+): TaskItem {
+  for (const other of ['context', 'choices'])
+    if (line[other] !== undefined)
+      throw new FormatError(
+        where,
+        `${other}: given with contexts (a line has context and choices, or contexts and continuation)`,
+      );
+  const contexts = field(
+    line,
+    'contexts',
+    where,
+    (v): v is string[] => isStringList(v) && v.length >= 2,
+    'an array of at least two strings',
+  );
+  const continuation = field(line, 'continuation', where, isString, 'a string (scored after each context)');
+  const gold = goldIndex(line, contexts.length, 'contexts', where);
+  const targetDelimiter = targetDelimiterOf(line, where);
+  if (targetDelimiter + continuation === '')
+    throw new FormatError(where, 'continuation: empty, with an empty target_delimiter (nothing to score)');
+  return { kind: 'partial', id, meta, contexts, continuation, gold, targetDelimiter };
 }

@@ -17,7 +17,7 @@ import {
 } from '../eval/checkpoints.js';
 import type { Aggregate } from '../eval/metrics.js';
 import { type EvalModel, releaseScorers, runTask } from '../eval/run-task.js';
-import { resolveTaskPaths, suiteTaskDir } from '../eval/task-files.js';
+import { loadTasks, suiteTaskDir } from '../eval/task-files.js';
 import { type OutputType, readTask, type Task } from '../eval/tasks.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
 import { countParameters } from '../model/config.js';
@@ -45,8 +45,10 @@ export interface EvaluateOptions {
   sources: readonly (string | CheckpointRef)[];
   /** The Hugging Face hub cache for ids (default: $HF_HUB_CACHE, $HF_HOME/hub, ~/.cache/huggingface/hub). */
   cacheDir?: string;
-  /** Task files or names; default every task in the task folders. */
+  /** Task files or names (task files in the task folders, else built-in tasks); default every task in the task folders. */
   tasks?: readonly string[];
+  /** Hugging Face datasets for built-in tasks, as `<dir>/<org>/<name>/`, before the hub cache. */
+  datasetDir?: string;
   taskDirs?: readonly string[];
   outputType?: OutputType;
   /** Demonstrations from this file instead of each task's own items. */
@@ -264,7 +266,11 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateSummar
   if (plan.checkpoints.length === 0) throw new ConfigError('no checkpoints to evaluate');
   const db = options.db ?? defaultDatabase(options.sources);
   if (!db) throw new ConfigError('--db: needed when the sources are not exactly one suite folder');
-  const tasks = resolveTaskPaths(options.tasks, plan.taskDirs).map((p) => readTask(p, options.outputType));
+  const tasks = await loadTasks(options.tasks, plan.taskDirs, {
+    outputType: options.outputType,
+    cacheDir: options.cacheDir,
+    datasetDir: options.datasetDir,
+  });
   const names = new Map<string, string>();
   for (const t of tasks) {
     const other = names.get(t.name);

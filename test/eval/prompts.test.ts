@@ -9,7 +9,17 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { encodePairs, rollingWindows } from '../../src/eval/encode.js';
 import { drawDemonstrations, fewshotPrompt } from '../../src/eval/fewshot.js';
-import { aggregate, cutAtStop, meanStderr, multipleChoiceResult, ratioWithStderr } from '../../src/eval/metrics.js';
+import { pythonLength } from '../../src/eval/lm-eval/python-str.js';
+import {
+  aggregate,
+  argmax,
+  countWords,
+  cutAtStop,
+  meanStderr,
+  multipleChoiceResult,
+  partialResult,
+  ratioWithStderr,
+} from '../../src/eval/metrics.js';
 import type { TaskItem } from '../../src/eval/tasks.js';
 import { type EvalWorld, makeWorld } from './support.js';
 
@@ -79,6 +89,13 @@ test('token boundaries: trailing spaces move to the continuation; an empty conte
   assert.deepEqual(plain!.context, context);
   assert.deepEqual(plain!.continuation, whole.slice(context.length));
   assert.deepEqual(empty, { context: [tok.eodId], continuation: await tok.encode('The cat') });
+  // Python's rstrip: U+0085 is whitespace and moves; U+FEFF is not and stays with the context.
+  const [nel, bom] = await encodePairs(tok, [
+    { context: 'The cat\u0085', continuation: ' sat' },
+    { context: 'The cat\ufeff', continuation: ' sat' },
+  ]);
+  assert.deepEqual(nel!.context, await tok.encode('The cat'));
+  assert.deepEqual(bom!.context, await tok.encode('The cat\ufeff'));
 });
 
 test('rolling windows: disjoint, covering every token once, each with at most max-length inputs', () => {
@@ -109,6 +126,31 @@ test('metrics: acc and acc_norm on hand-made log-likelihoods; exact match trims;
   // mean 0.75; sample sd = sqrt(0.25) = 0.5 -> se = 0.5 / 2.
   assert.deepEqual(em, { metric: 'exact_match', value: 0.75, stderr: 0.25, n: 4 });
   assert.equal(meanStderr([1]), null);
+});
+
+test("acc_norm divides by Python's len (code points), argmax is numpy's, words split at Python's whitespace", () => {
+  // "😀" is 1 code point and 2 UTF-16 units: per code point -1.5/1 = -1.5 loses to "ab"'s -2.4/2 = -1.2;
+  // per UTF-16 unit it would win (-0.75).
+  const r = multipleChoiceResult('i', ['\u{1F600}', 'ab'], 1, [-1.5, -2.4]);
+  assert.deepEqual([r.acc, r.accNorm], [0, 1]);
+  assert.equal(pythonLength('a\u{1F600}b'), 3);
+  // numpy.argmax returns the first NaN: an item whose log-likelihood is NaN is wrong, not silently skipped.
+  assert.equal(argmax([-1, Number.NaN, -0.5]), 1);
+  assert.equal(argmax([-3, -1, -1]), 1);
+  // re.split(r"\s+") in Python splits at U+001C-U+001F and U+0085 and not at U+FEFF, unlike JavaScript's \s.
+  assert.equal(countWords('a\x1cb\x85c\ufeffd'), 3);
+  assert.equal(countWords(' a  b\n'), 4);
+  assert.equal(countWords(''), 1);
+});
+
+test('partial evaluation: acc over the contexts, no acc_norm', () => {
+  const r = partialResult('w', ['Anna gave Beth', 'Beth gave Anna'], 0, [-4, -3]);
+  assert.deepEqual([r.acc, r.prediction, r.loglikelihood, r.accNorm], [0, 'Beth gave Anna', -4, undefined]);
+  const aggregates = aggregate('multiple_choice', [r, partialResult('v', ['x', 'y'], 1, [-5, -1])]);
+  assert.deepEqual(
+    aggregates.map((a) => [a.metric, a.value]),
+    [['acc', 0.5]],
+  );
 });
 
 test('perplexities: exp(-mean) for last-word items; Σll over Σwords and Σbytes for documents', () => {

@@ -8,11 +8,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { drawDemonstrations, fewshotPrompt } from '../../src/eval/fewshot.js';
+import { buildTask } from '../../src/eval/lm-eval/build.js';
+import { builtinTask, evalSplit, fewshotSplit } from '../../src/eval/lm-eval/tasks.js';
 import { runTask } from '../../src/eval/run-task.js';
 import { readTask } from '../../src/eval/tasks.js';
 import { forward, tokenMatrix } from '../../src/model/forward.js';
 import type { Params } from '../../src/model/params.js';
-import { type EvalWorld, makeWorld, randomParams, writeTasks } from './support.js';
+import { golden, goldenSplit } from './lm-eval-golden.js';
+import { type EvalWorld, makeWorld, randomParams, writeJsonl, writeTasks } from './support.js';
 
 let world: EvalWorld;
 let params: Params;
@@ -81,6 +84,104 @@ test('multiple choice: acc and acc_norm from each choice log-likelihood, checked
       ['acc', accs / 4],
       ['acc_norm', norms / 4],
     ],
+  );
+});
+
+test('partial evaluation: the continuation scored after each context, acc over the contexts, against log-softmax', async () => {
+  const path = writeJsonl(join(dir, 'tasks', 'partial.jsonl'), [
+    {
+      id: 'p1',
+      output_type: 'multiple_choice',
+      contexts: ['The cat sat on', 'The fox sat on'],
+      continuation: 'the mat.',
+      gold: 0,
+    },
+    {
+      id: 'p2',
+      output_type: 'multiple_choice',
+      contexts: ['The nurse said she', 'The nurse said he'],
+      continuation: 'was busy.',
+      gold: 1,
+    },
+    {
+      id: 'p3',
+      output_type: 'multiple_choice',
+      contexts: ['Paris is', 'Rome is', 'The river is'],
+      continuation: 'a city.',
+      gold: 2,
+    },
+  ]);
+  const task = readTask(path);
+  const model = { config: world.config, params, tokenizer: world.tokenizer };
+  for (const shots of [0, 1]) {
+    const run = await runTask(model, task, { ...options, shots });
+    let accs = 0;
+    for (const [i, item] of task.items.entries()) {
+      if (item.kind !== 'partial') throw new Error('expected partial evaluation');
+      const demos = drawDemonstrations(item, task.items, shots, options.seed, task.name);
+      // Written out by hand: a demonstration is the gold context, a space and the continuation.
+      const prefix = demos
+        .map((d) => (d.kind === 'partial' ? `${d.contexts[d.gold]} ${d.continuation}\n\n` : ''))
+        .join('');
+      const lls = await Promise.all(
+        item.contexts.map(async (c) => (await pairLoglikelihood(prefix + c, ` ${item.continuation}`)).ll),
+      );
+      const got = run.items[i]!;
+      got.choiceLoglikelihoods!.forEach((ll, j) => {
+        assert.ok(Math.abs(ll - lls[j]!) < 1e-4, `${item.id} ${shots}-shot context ${j}: ${ll} vs ${lls[j]}`);
+      });
+      const best = lls.indexOf(Math.max(...lls));
+      assert.equal(got.acc, best === item.gold ? 1 : 0, item.id);
+      assert.equal(got.prediction, item.contexts[best]);
+      assert.equal(got.accNorm, undefined);
+      accs += got.acc!;
+    }
+    assert.deepEqual(
+      run.aggregates.map((a) => [a.metric, a.value]),
+      [['acc', accs / 3]],
+    );
+  }
+});
+
+test("built-in tasks: lm-eval's 3-shot requests (golden) scored as written, whatever the limit; a few-shot file is refused", async () => {
+  // A longer context than the world's 64, so that no prompt is cut (rotary positions: the weights are the same).
+  const model = { config: { ...world.config, maxPositions: 1024 }, params, tokenizer: world.tokenizer };
+  for (const name of ['winogrande', 'piqa', 'lambada_openai']) {
+    const def = builtinTask(name)!;
+    const task = buildTask(
+      def,
+      { repository: 'golden', config: 'golden', revision: null, dir: '' },
+      goldenSplit(name, evalSplit(def)),
+      goldenSplit(name, fewshotSplit(def)),
+    );
+    const run = await runTask(model, task, { ...options, shots: 3, limit: 3, batchSize: 2 });
+    assert.equal(run.items.length, 3);
+    for (const [i, got] of run.items.entries()) {
+      const pairs = golden.tasks[name]!.docs[i]!.shots['3']!;
+      // lm-eval's _encode_pair: the context's trailing whitespace starts the continuation.
+      const moved = pairs.map(([c, x]) => [c!.replace(/\s+$/, ''), c!.slice(c!.replace(/\s+$/, '').length) + x!]);
+      const lls = await Promise.all(moved.map(async ([c, x]) => (await pairLoglikelihood(c!, x!)).ll));
+      const scored = got.choiceLoglikelihoods ?? [got.loglikelihood!];
+      assert.equal(scored.length, lls.length);
+      scored.forEach((ll, j) => {
+        assert.ok(Math.abs(ll - lls[j]!) < 1e-3, `${name} doc ${i} request ${j}: ${ll} vs ${lls[j]}`);
+      });
+    }
+    assert.deepEqual(run.aggregates.map((a) => a.metric).sort(), [...def.metrics].sort());
+  }
+  const piqa = buildTask(
+    builtinTask('piqa')!,
+    { repository: 'golden', config: 'golden', revision: null, dir: '' },
+    goldenSplit('piqa', 'validation'),
+    goldenSplit('piqa', 'train'),
+  );
+  await assert.rejects(
+    runTask({ config: world.config, params, tokenizer: world.tokenizer }, piqa, {
+      ...options,
+      shots: 1,
+      fewshotPool: readTask(tasks.choice!).items,
+    }),
+    /task piqa: a built-in task draws its demonstrations from its own few-shot split/,
   );
 });
 

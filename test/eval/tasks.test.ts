@@ -64,6 +64,67 @@ test('reads each kind, keeps extra fields as metadata, and defaults delimiters a
   assert.match(task.sha256, /^[0-9a-f]{64}$/);
 });
 
+test('partial evaluation: a multiple_choice line with contexts, one continuation and gold', () => {
+  const task = readTask(
+    file(
+      'wino.jsonl',
+      '{"id": "w1", "output_type": "multiple_choice", "contexts": ["Anna gave Beth", "Beth gave Anna"], "continuation": "the book.", "gold": 1, "x": 3}\n' +
+        '{"id": "w2", "output_type": "multiple_choice", "contexts": ["a", "b", "c"], "continuation": "", "gold": 2, "target_delimiter": "_"}\n',
+    ),
+  );
+  assert.equal(task.outputType, 'multiple_choice');
+  assert.deepEqual(task.items, [
+    {
+      kind: 'partial',
+      id: 'w1',
+      meta: record({ x: 3 }),
+      contexts: ['Anna gave Beth', 'Beth gave Anna'],
+      continuation: 'the book.',
+      gold: 1,
+      targetDelimiter: ' ',
+    },
+    {
+      kind: 'partial',
+      id: 'w2',
+      meta: record({}),
+      contexts: ['a', 'b', 'c'],
+      continuation: '',
+      gold: 2,
+      targetDelimiter: '_',
+    },
+  ]);
+});
+
+test('partial evaluation lines are refused with the file, the line and the field', () => {
+  const mc = '{"id": "a", "output_type": "multiple_choice", ';
+  refuses(
+    `${mc}"contexts": ["x"], "continuation": "c", "gold": 0}\n`,
+    /bad\.jsonl:1: contexts: expected an array of at least two strings/,
+  );
+  refuses(
+    `${mc}"contexts": ["x", 1], "continuation": "c", "gold": 0}\n`,
+    /contexts: expected an array of at least two strings/,
+  );
+  refuses(`${mc}"contexts": ["x", "y"], "gold": 0}\n`, /bad\.jsonl:1: continuation: missing/);
+  refuses(`${mc}"contexts": ["x", "y"], "continuation": "c", "gold": 2}\n`, /gold: 2 is out of range for 2 contexts/);
+  refuses(
+    `${mc}"contexts": ["x", "y"], "continuation": "", "gold": 0, "target_delimiter": ""}\n`,
+    /continuation: empty/,
+  );
+  refuses(
+    `${mc}"contexts": ["x", "y"], "context": "x", "continuation": "c", "gold": 0}\n`,
+    /context: given with contexts/,
+  );
+  refuses(
+    `${mc}"context": "x", "choices": ["y", "z"], "continuation": "c", "gold": 0}\n`,
+    /continuation: belongs with contexts/,
+  );
+  refuses(
+    `${mc}"context": "x", "choices": ["y", "z"], "gold": 0}\n{"id": "b", "output_type": "multiple_choice", "contexts": ["x", "y"], "continuation": "c", "gold": 0}\n`,
+    /bad\.jsonl:2: contexts: line 1 has choices \(a multiple_choice file is all choices or all contexts\)/,
+  );
+});
+
 test('refuses bad lines with the file, the line and the field', () => {
   refuses(
     '{"id": "a", "output_type": "multiple_choice", "context": "c", "choices": ["x", "y"], "gold": 0}\nnot json\n',

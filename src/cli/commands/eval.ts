@@ -2,6 +2,7 @@
 import cliProgress from 'cli-progress';
 import { type Command, InvalidArgumentError } from 'commander';
 import { parseShard } from '../../analysis/term-count.js';
+import { TASK_RESOLUTION } from '../../eval/task-files.js';
 import { OUTPUT_TYPES, type OutputType } from '../../eval/tasks.js';
 import {
   DEFAULT_MEMORIZATION,
@@ -44,6 +45,7 @@ interface EvalFlags {
   fewshotFile?: string;
   tokenizer?: string;
   cacheDir?: string;
+  datasetDir?: string;
   shard?: Shard;
   memorization?: number;
   window: number;
@@ -145,7 +147,10 @@ export function registerEval(program: Command): void {
       '<sources...>',
       'suite folders, checkpoint folders (HF layout or <model>/step<N>), or Hugging Face ids org/name@revision read offline from the local cache',
     )
-    .option('--tasks <tasks...>', 'task files (.jsonl) or names in the task folders (default: every task there)')
+    .option(
+      '--tasks <tasks...>',
+      `task files or task names (default: every task in the task folders); each resolves as ${TASK_RESOLUTION}`,
+    )
     .option(
       '--task-dir <dirs...>',
       "folders of <name>.jsonl tasks (default: the tasks/ beside the data the suite's suite.json records)",
@@ -155,7 +160,12 @@ export function registerEval(program: Command): void {
     )
     .option('--models <names...>', 'only these models of a suite')
     .option('--shots <list>', 'numbers of few-shot demonstrations, e.g. 0,2,4,8,16', intList, [0])
-    .option('--seed <n>', 'seed of the few-shot draw', nonNegativeInt, DEFAULT_SEED)
+    .option(
+      '--seed <n>',
+      "seed of the few-shot draw (built-in tasks: lm-eval's fewshot_random_seed)",
+      nonNegativeInt,
+      DEFAULT_SEED,
+    )
     .option('--fewshot-file <file>', 'draw demonstrations from this task file instead of each task itself')
     .option('--output-type <type>', `the kind of lines that lack output_type (${OUTPUT_TYPES.join(', ')})`, outputType)
     .option('--limit <n>', 'only the first n items of each task', positiveInt)
@@ -165,7 +175,11 @@ export function registerEval(program: Command): void {
     .option('--tokenizer <file>', 'tokenizer.json for checkpoints that carry none')
     .option(
       '--cache-dir <dir>',
-      'Hugging Face hub cache for ids (default: $HF_HUB_CACHE, $HF_HOME/hub, ~/.cache/huggingface/hub)',
+      "Hugging Face hub cache for ids and built-in tasks' datasets (default: $HF_HUB_CACHE, $HF_HOME/hub, ~/.cache/huggingface/hub)",
+    )
+    .option(
+      '--dataset-dir <dir>',
+      'datasets for built-in tasks, as <dir>/<org>/<name>/ (huggingface-cli download --local-dir), looked in before the hub cache',
     )
     .option('--threads <n>', 'compute threads (default: every core)', positiveInt)
     .addOption(deviceOption())
@@ -218,6 +232,7 @@ export function registerEval(program: Command): void {
           device: flags.device,
           tokenizer: flags.tokenizer,
           cacheDir: flags.cacheDir,
+          datasetDir: flags.datasetDir,
           shard: flags.shard,
           memorization: memorization === undefined ? undefined : { sequences: memorization, window: flags.window },
           canaries: flags.canaries || flags.caseStudies,
