@@ -23,7 +23,7 @@ import { loadCheckpoint } from '../model/checkpoint.js';
 import { countParameters } from '../model/config.js';
 import { resolveCheckpoint } from '../model/hub-cache.js';
 import { checkProvider, type ExecutionProvider } from '../runtime/session.js';
-import { readLog } from '../train/trainer.js';
+import { readLog } from '../train/run-folder.js';
 import { ConfigError } from '../util/errors.js';
 import {
   type MemorizationStudy,
