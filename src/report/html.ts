@@ -214,9 +214,9 @@ export function buildPage(input: PageInput): string {
   const sections = input.sections.map(({ section, charts }) => {
     const extra =
       section.id === 'memorization'
-        ? poissonTable(input.data.memorizationPoisson)
+        ? poissonTable(input.data.studies.memorizationPoisson)
         : section.id === 'terms'
-          ? deltaTable(input.data.termDelta)
+          ? deltaTable(input.data.studies.termDelta)
           : '';
     return `<section id="${section.id}">\n<h2>${escapeHtml(section.title)}</h2>\n${charts.map(figure).join('\n')}\n${extra}\n</section>`;
   });

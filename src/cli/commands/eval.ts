@@ -3,16 +3,11 @@ import cliProgress from 'cli-progress';
 import { type Command, InvalidArgumentError } from 'commander';
 import { parseShard } from '../../analysis/term-count.js';
 import { OUTPUT_TYPES, type OutputType } from '../../eval/tasks.js';
-import {
-  DEFAULT_MEMORIZATION,
-  DEFAULT_SEED,
-  type EvalEvent,
-  type EvaluateSummary,
-  evaluate,
-  type Shard,
-} from '../../results/evaluate.js';
+import { DEFAULT_SEED, type EvalEvent, type EvaluateSummary, evaluate, type Shard } from '../../results/evaluate.js';
+import { STUDY_NAMES } from '../../results/studies.js';
 import type { ExecutionProvider } from '../../runtime/session.js';
 import { deviceOption, nonNegativeInt, positiveInt } from '../arguments.js';
+import { addStudyOptions, studyFlags } from '../study-flags.js';
 
 export function intList(value: string): number[] {
   const parts = value.split(',').map((s) => s.trim());
@@ -45,10 +40,6 @@ interface EvalFlags {
   tokenizer?: string;
   cacheDir?: string;
   shard?: Shard;
-  memorization?: number;
-  window: number;
-  canaries?: boolean;
-  termCounts?: boolean;
   caseStudies?: boolean;
   json?: boolean;
 }
@@ -83,8 +74,7 @@ function progressReporter(): { onEvent: (e: EvalEvent) => void; stop: () => void
       } else if (e.type === 'progress' && started) {
         bar.update({ cell: `${label(e.cell)} ${e.done}/${e.items}` });
       } else if (e.type === 'study') {
-        const what =
-          e.study === 'term counts' ? `term counts at ${e.step} steps` : `${e.study}: ${e.model} step ${e.step}`;
+        const what = e.model === null ? `${e.study} at ${e.steps} steps` : `${e.study}: ${e.model} step ${e.step}`;
         if (started) bar.update({ cell: what });
         else process.stderr.write(`pythia eval: ${what}\n`);
       } else if (e.type === 'cell') {
@@ -135,7 +125,7 @@ export function resultsJson(rows: readonly object[]): string {
 }
 
 export function registerEval(program: Command): void {
-  program
+  const cmd = program
     .command('eval')
     .description(
       'evaluate checkpoints on lm-eval-style tasks (multiple_choice, loglikelihood, loglikelihood_rolling, generate_until) ' +
@@ -174,63 +164,43 @@ export function registerEval(program: Command): void {
       'evaluate only every n-th cell of the grid starting at i (cluster array jobs; merge with `pythia results merge`)',
       parseShard,
     )
-    .option(
-      '--memorization <sequences>',
-      'case study: memorization (32-token prompt, 32 greedy tokens) of up to this many training sequences per checkpoint, with its Poisson test',
-      positiveInt,
-    )
-    .option(
-      '--window <n>',
-      'training-order indices per window of the Poisson test',
-      positiveInt,
-      DEFAULT_MEMORIZATION.window,
-    )
-    .option(
-      '--canaries',
-      "case study: memorization of the synthetic corpus's canaries against their duplication counts",
-    )
-    .option('--term-counts', "case study: counts of the tasks' key terms in the tokens each checkpoint trained on")
-    .option(
-      '--case-studies',
-      `all three case studies (memorization of ${DEFAULT_MEMORIZATION.sequences} sequences per checkpoint)`,
-    )
-    .option('--json', 'print the summary table as JSON')
-    .action(async (sources: string[], flags: EvalFlags) => {
-      const memorization = flags.memorization ?? (flags.caseStudies ? DEFAULT_MEMORIZATION.sequences : undefined);
-      const progress = progressReporter();
-      let summary: EvaluateSummary;
-      try {
-        summary = await evaluate({
-          sources,
-          tasks: flags.tasks,
-          taskDirs: flags.taskDir,
-          outputType: flags.outputType,
-          fewshotFile: flags.fewshotFile,
-          models: flags.models,
-          steps: flags.steps === 'all' ? undefined : flags.steps,
-          shots: flags.shots,
-          seed: flags.seed,
-          limit: flags.limit,
-          db: flags.db,
-          batchSize: flags.batchSize,
-          maxGenTokens: flags.maxGenTokens,
-          threads: flags.threads,
-          device: flags.device,
-          tokenizer: flags.tokenizer,
-          cacheDir: flags.cacheDir,
-          shard: flags.shard,
-          memorization: memorization === undefined ? undefined : { sequences: memorization, window: flags.window },
-          canaries: flags.canaries || flags.caseStudies,
-          termCounts: flags.termCounts || flags.caseStudies,
-          onEvent: progress.onEvent,
-        });
-      } finally {
-        progress.stop();
-      }
-      if (flags.json) process.stdout.write(resultsJson(summary.rows));
-      else process.stdout.write(formatSummary(summary.rows));
-      process.stderr.write(
-        `pythia eval: ${summary.evaluated} cells evaluated, ${summary.skipped} already there; results in ${summary.db}\n`,
-      );
-    });
+    .option('--case-studies', `every case study (--studies ${STUDY_NAMES.join(',')})`)
+    .option('--json', 'print the summary table as JSON');
+  addStudyOptions(cmd, []).action(async (sources: string[], flags: EvalFlags) => {
+    const studies = studyFlags(flags as unknown as Record<string, unknown>, flags.caseStudies ? STUDY_NAMES : []);
+    const progress = progressReporter();
+    let summary: EvaluateSummary;
+    try {
+      summary = await evaluate({
+        sources,
+        tasks: flags.tasks,
+        taskDirs: flags.taskDir,
+        outputType: flags.outputType,
+        fewshotFile: flags.fewshotFile,
+        models: flags.models,
+        steps: flags.steps === 'all' ? undefined : flags.steps,
+        shots: flags.shots,
+        seed: flags.seed,
+        limit: flags.limit,
+        db: flags.db,
+        batchSize: flags.batchSize,
+        maxGenTokens: flags.maxGenTokens,
+        threads: flags.threads,
+        device: flags.device,
+        tokenizer: flags.tokenizer,
+        cacheDir: flags.cacheDir,
+        shard: flags.shard,
+        studies: studies.studies,
+        studySettings: studies.settings,
+        onEvent: progress.onEvent,
+      });
+    } finally {
+      progress.stop();
+    }
+    if (flags.json) process.stdout.write(resultsJson(summary.rows));
+    else process.stdout.write(formatSummary(summary.rows));
+    process.stderr.write(
+      `pythia eval: ${summary.evaluated} cells evaluated, ${summary.skipped} already there; results in ${summary.db}\n`,
+    );
+  });
 }
