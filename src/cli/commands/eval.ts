@@ -165,42 +165,43 @@ export function registerEval(program: Command): void {
       parseShard,
     )
     .option('--case-studies', `every case study (--studies ${STUDY_NAMES.join(',')})`)
-    .option('--json', 'print the summary table as JSON');
-  addStudyOptions(cmd, []).action(async (sources: string[], flags: EvalFlags) => {
-    const studies = studyFlags(flags as unknown as Record<string, unknown>, flags.caseStudies ? STUDY_NAMES : []);
-    const progress = progressReporter();
-    let summary: EvaluateSummary;
-    try {
-      summary = await evaluate({
-        sources,
-        tasks: flags.tasks,
-        taskDirs: flags.taskDir,
-        outputType: flags.outputType,
-        fewshotFile: flags.fewshotFile,
-        models: flags.models,
-        steps: flags.steps === 'all' ? undefined : flags.steps,
-        shots: flags.shots,
-        seed: flags.seed,
-        limit: flags.limit,
-        db: flags.db,
-        batchSize: flags.batchSize,
-        maxGenTokens: flags.maxGenTokens,
-        threads: flags.threads,
-        device: flags.device,
-        tokenizer: flags.tokenizer,
-        cacheDir: flags.cacheDir,
-        shard: flags.shard,
-        studies: studies.studies,
-        studySettings: studies.settings,
-        onEvent: progress.onEvent,
-      });
-    } finally {
-      progress.stop();
-    }
-    if (flags.json) process.stdout.write(resultsJson(summary.rows));
-    else process.stdout.write(formatSummary(summary.rows));
-    process.stderr.write(
-      `pythia eval: ${summary.evaluated} cells evaluated, ${summary.skipped} already there; results in ${summary.db}\n`,
-    );
-  });
+    .option('--json', 'print the summary table as JSON')
+    .action(async (sources: string[], flags: EvalFlags) => {
+      const studies = studyFlags(flags as unknown as Record<string, unknown>, flags.caseStudies ? STUDY_NAMES : []);
+      const progress = progressReporter();
+      let summary: EvaluateSummary;
+      try {
+        summary = await evaluate({
+          sources,
+          tasks: flags.tasks,
+          taskDirs: flags.taskDir,
+          outputType: flags.outputType,
+          fewshotFile: flags.fewshotFile,
+          models: flags.models,
+          steps: flags.steps === 'all' ? undefined : flags.steps,
+          shots: flags.shots,
+          seed: flags.seed,
+          limit: flags.limit,
+          db: flags.db,
+          batchSize: flags.batchSize,
+          maxGenTokens: flags.maxGenTokens,
+          threads: flags.threads,
+          device: flags.device,
+          tokenizer: flags.tokenizer,
+          cacheDir: flags.cacheDir,
+          shard: flags.shard,
+          studies: studies.studies,
+          studySettings: studies.settings,
+          onEvent: progress.onEvent,
+        });
+      } finally {
+        progress.stop();
+      }
+      if (flags.json) process.stdout.write(resultsJson(summary.rows));
+      else process.stdout.write(formatSummary(summary.rows));
+      process.stderr.write(
+        `pythia eval: ${summary.evaluated} cells evaluated, ${summary.skipped} already there; results in ${summary.db}\n`,
+      );
+    });
+  addStudyOptions(cmd, []);
 }
