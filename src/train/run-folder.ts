@@ -113,9 +113,17 @@ export function readTrainerState(stepDir: string): TrainerState {
   return state;
 }
 
-/** The trainer state of a checkpoint folder where it has one (Hugging Face's have none), checked. */
+/**
+ * The trainer state of a checkpoint folder where it has one of ours, checked. Hugging Face's
+ * checkpoints have none, and transformers' Trainer writes a `trainer_state.json` of its own (no
+ * `format` field): such a folder has no state of ours. A file that cannot be read as JSON is an error.
+ */
 export function trainerStateIfAny(dir: string): TrainerState | undefined {
-  return existsSync(join(dir, TRAINER_STATE_FILE)) ? readTrainerState(dir) : undefined;
+  const path = join(dir, TRAINER_STATE_FILE);
+  if (!existsSync(path)) return undefined;
+  const json = readJson(path);
+  if (typeof json === 'object' && json !== null && !Array.isArray(json) && !('format' in json)) return undefined;
+  return readTrainerState(dir);
 }
 
 /** States written before the learning-rate schedule was nested in the recipe get the nested form. */

@@ -88,7 +88,12 @@ test('trainer_state.json: written and read back; missing field, wrong type, BOM,
   refused(() => readTrainerState(dir), path, /U\+FEFF/);
   writeFileSync(path, JSON.stringify(state(4)).slice(0, 40));
   refused(() => readTrainerState(dir), path, /not valid JSON/);
-  // Every reader refuses it the same way, instead of passing over it.
+  // transformers' Trainer writes a trainer_state.json of its own: not ours, so no record, not an error.
+  writeFileSync(path, JSON.stringify({ global_step: 500, log_history: [] }));
+  assert.deepEqual(readTrainingRecord(dir), { step: 4 });
+  assert.equal(checkpointRef(dir).tokens, null);
+  writeFileSync(path, JSON.stringify(state(4)).slice(0, 40));
+  // Every reader refuses a broken one the same way, instead of passing over it.
   refused(() => readTrainingRecord(dir), path, /not valid JSON/);
   refused(() => checkpointRef(dir), path, /not valid JSON/);
 });
