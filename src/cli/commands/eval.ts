@@ -167,7 +167,8 @@ export function registerEval(program: Command): void {
     .option('--case-studies', `every case study (--studies ${STUDY_NAMES.join(',')})`)
     .option('--json', 'print the summary table as JSON')
     .action(async (sources: string[], flags: EvalFlags) => {
-      const studies = studyFlags(flags as unknown as Record<string, unknown>, flags.caseStudies ? STUDY_NAMES : []);
+      const caseStudies = flags.caseStudies ? { studies: STUDY_NAMES } : {};
+      const studies = studyFlags({ ...(flags as unknown as Record<string, unknown>), ...caseStudies }, []);
       const progress = progressReporter();
       let summary: EvaluateSummary;
       try {
