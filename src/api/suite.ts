@@ -2,11 +2,14 @@
  * `Suite`: what `pythia suite` writes (`suite.json` and `<model>/step<N>/` checkpoint folders),
  * opened for reading: its models, their steps, and each (model, step) checkpoint.
  */
-import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { parseJsonFile } from '../formats/strict-json.js';
-import { SUITE_MANIFEST, type SuiteManifest } from '../train/suite.js';
-import { existingCheckpoints } from '../train/trainer.js';
+import {
+  checkpointSteps,
+  readSuiteManifest,
+  SUITE_MANIFEST,
+  type SuiteManifest,
+  stepFolderName,
+} from '../train/run-folder.js';
 import { ConfigError, FormatError } from '../util/errors.js';
 import { type FromPretrainedOptions, GPTNeoX } from './gpt-neox.js';
 
@@ -24,16 +27,9 @@ export class Suite {
   ) {}
 
   static open(dir: string): Suite {
-    const path = join(dir, SUITE_MANIFEST);
-    if (!existsSync(path))
+    const manifest = readSuiteManifest(dir);
+    if (!manifest)
       throw new FormatError(dir, `not a suite folder: ${SUITE_MANIFEST} is missing (pythia suite writes it)`);
-    let manifest: SuiteManifest;
-    try {
-      manifest = parseJsonFile(readFileSync(path, 'utf8')) as SuiteManifest;
-    } catch (e) {
-      throw new FormatError(path, `not valid JSON: ${(e as Error).message}`);
-    }
-    if (!Array.isArray(manifest.models)) throw new FormatError(path, 'models: expected an array');
     return new Suite(resolve(dir), manifest);
   }
 
@@ -46,7 +42,7 @@ export class Suite {
   steps(model: string): number[] {
     if (!this.models.includes(model))
       throw new ConfigError(`${this.dir}: no model ${model} in this suite (${this.models.join(', ')})`);
-    return existingCheckpoints(join(this.dir, model));
+    return checkpointSteps(join(this.dir, model));
   }
 
   /** Every (model, step) checkpoint, model by model, steps ascending; optionally only some models or steps. */
@@ -55,7 +51,7 @@ export class Suite {
     return models.flatMap((model) =>
       this.steps(model)
         .filter((step) => filter.steps === undefined || filter.steps.includes(step))
-        .map((step) => ({ model, step, dir: join(this.dir, model, `step${step}`) })),
+        .map((step) => ({ model, step, dir: join(this.dir, model, stepFolderName(step)) })),
     );
   }
 
@@ -73,6 +69,6 @@ export class Suite {
       throw new ConfigError(
         `${this.dir}: ${model} has no checkpoint at step ${step} (steps: ${this.steps(model).join(', ')})`,
       );
-    return GPTNeoX.fromPretrained(join(this.dir, model, `step${step}`), options);
+    return GPTNeoX.fromPretrained(join(this.dir, model, stepFolderName(step)), options);
   }
 }

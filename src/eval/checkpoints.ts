@@ -3,11 +3,19 @@
  * folder (an HF folder, or a suite's `<model>/step<N>`), or a resolved hub snapshot. Each comes
  * with its model name, step and, where known, the tokens it has trained on.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { parseJsonFile } from '../formats/strict-json.js';
 import type { ResolvedCheckpoint } from '../model/hub-cache.js';
+import {
+  isCheckpointDir,
+  type ModelFolder,
+  modelFolders,
+  stepFolderName,
+  stepOfFolder,
+  trainerStateIfAny,
+} from '../train/run-folder.js';
 import { ConfigError } from '../util/errors.js';
+
+export { isCheckpointDir };
 
 export interface CheckpointRef {
   model: string;
@@ -23,61 +31,20 @@ export interface CheckpointRef {
 
 export interface SuiteModels {
   dir: string;
-  models: { name: string; dir: string; steps: number[]; log: string | undefined }[];
-}
-
-const STEP_DIR = /^step(\d+)$/;
-
-export function isCheckpointDir(dir: string): boolean {
-  return existsSync(join(dir, 'config.json'));
-}
-
-function stepsIn(dir: string): number[] {
-  return readdirSync(dir, { withFileTypes: true })
-    .filter((e) => e.isDirectory() && STEP_DIR.test(e.name) && isCheckpointDir(join(dir, e.name)))
-    .map((e) => Number(STEP_DIR.exec(e.name)![1]))
-    .sort((a, b) => a - b);
+  models: ModelFolder[];
 }
 
 /** A suite folder: one subfolder per model, each holding `step<N>` checkpoint folders. */
 export function readSuite(dir: string): SuiteModels | undefined {
-  if (!existsSync(dir) || isCheckpointDir(dir)) return undefined;
-  const models = readdirSync(dir, { withFileTypes: true })
-    .filter((e) => e.isDirectory())
-    .map((e) => ({ name: e.name, dir: join(dir, e.name) }))
-    .map((m) => ({
-      ...m,
-      steps: stepsIn(m.dir),
-      log: existsSync(join(m.dir, 'log.jsonl')) ? join(m.dir, 'log.jsonl') : undefined,
-    }))
-    .filter((m) => m.steps.length > 0)
-    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  if (isCheckpointDir(dir)) return undefined;
+  const models = modelFolders(dir);
   return models.length > 0 ? { dir, models } : undefined;
-}
-
-interface TrainerStateFields {
-  samplesConsumed?: unknown;
-  recipe?: { seqLength?: unknown };
-  intervention?: { kind?: unknown } | null;
-  baseline?: unknown;
-}
-
-function trainerState(dir: string): TrainerStateFields | undefined {
-  const path = join(dir, 'trainer_state.json');
-  if (!existsSync(path)) return undefined;
-  try {
-    return parseJsonFile(readFileSync(path, 'utf8')) as TrainerStateFields;
-  } catch {
-    return undefined;
-  }
 }
 
 /** Tokens seen by a checkpoint our trainer wrote (trainer_state.json), else null. */
 export function tokensSeen(dir: string): number | null {
-  const state = trainerState(dir);
-  const samples = state?.samplesConsumed;
-  const seq = state?.recipe?.seqLength;
-  return typeof samples === 'number' && typeof seq === 'number' ? samples * seq : null;
+  const state = trainerStateIfAny(dir);
+  return state ? state.samplesConsumed * state.recipe.seqLength : null;
 }
 
 /**
@@ -85,10 +52,10 @@ export function tokensSeen(dir: string): number | null {
  * the baseline it continued: the state's `baseline`, else the model name without `-intervention`.
  */
 export function runOf(dir: string, model: string): Pick<CheckpointRef, 'run' | 'baseline'> {
-  const state = trainerState(dir);
+  const state = trainerStateIfAny(dir);
   if (!state?.intervention) return { run: 'baseline', baseline: null };
   const baseline =
-    typeof state.baseline === 'string'
+    state.baseline !== null
       ? state.baseline
       : model.endsWith('-intervention')
         ? model.slice(0, -'-intervention'.length)
@@ -102,9 +69,9 @@ export function checkpointRef(
   named?: { model: string; step?: number; tokens?: number | null },
 ): CheckpointRef {
   const abs = resolve(dir);
-  const m = STEP_DIR.exec(basename(abs));
-  const model = named?.model ?? (m ? basename(dirname(abs)) : basename(abs));
-  const step = named?.step ?? (m ? Number(m[1]) : -1);
+  const folderStep = stepOfFolder(basename(abs));
+  const model = named?.model ?? (folderStep !== undefined ? basename(dirname(abs)) : basename(abs));
+  const step = named?.step ?? folderStep ?? -1;
   return {
     model,
     step,
@@ -156,6 +123,6 @@ export function suiteCheckpoints(suite: SuiteModels, filter: CheckpointFilter): 
   return models.flatMap((m) =>
     m.steps
       .filter((s) => !filter.steps || filter.steps.includes(s))
-      .map((step) => checkpointRef(join(m.dir, `step${step}`), { model: m.name, step })),
+      .map((step) => checkpointRef(join(m.dir, stepFolderName(step)), { model: m.name, step })),
   );
 }

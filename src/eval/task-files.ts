@@ -4,9 +4,9 @@
  * the corpus a suite was trained on, as `pythia synth` lays it out), else among the built-in tasks
  * (lm-evaluation-harness's names, and the group `pythia`).
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { parseJsonFile } from '../formats/strict-json.js';
+import { readSuiteManifest, SUITE_MANIFEST } from '../train/run-folder.js';
 import { ConfigError, FormatError } from '../util/errors.js';
 import { locateRecorded } from '../util/recorded-path.js';
 import type { DatasetLookup } from './hub-datasets.js';
@@ -29,16 +29,10 @@ export function tasksIn(dir: string): string[] {
  * ran in, which cannot be known here: where only that reading finds a task folder, it is refused.
  */
 export function suiteTaskDir(suiteDir: string): string | undefined {
-  const manifest = join(suiteDir, 'suite.json');
-  if (!existsSync(manifest)) return undefined;
-  let data: { prefix?: unknown; absolutePrefix?: unknown } | undefined;
-  try {
-    data = (parseJsonFile(readFileSync(manifest, 'utf8')) as { data?: typeof data }).data;
-  } catch {
-    return undefined;
-  }
-  if (typeof data?.prefix !== 'string') return undefined;
-  const absolute = typeof data.absolutePrefix === 'string' ? data.absolutePrefix : undefined;
+  const manifest = join(suiteDir, SUITE_MANIFEST);
+  const data = readSuiteManifest(suiteDir)?.data;
+  if (data === undefined) return undefined;
+  const absolute = data.absolutePrefix;
   const tasksBeside = (prefix: string): string => join(dirname(dirname(prefix)), 'tasks');
   const isFolder = (dir: string): boolean => existsSync(dir) && statSync(dir).isDirectory();
   const located = locateRecorded(suiteDir, data.prefix, absolute, (p) => isFolder(tasksBeside(p)));

@@ -10,6 +10,7 @@ import { loadTokenizer } from '../data/tokenizer.js';
 import { writeReport } from '../report/report.js';
 import type { EvalEvent } from '../results/evaluate.js';
 import { evaluate } from '../results/evaluate.js';
+import { STUDY_NAMES, type StudyName, type StudySettings } from '../results/studies.js';
 import type { ExecutionProvider } from '../runtime/session.js';
 import { DEFAULT_OPTIONS } from '../synth/corpus.js';
 import { DATASET_PREFIX, type SynthProgress, synthesize, TOKENIZER_FILE, TRUTH_FILE } from '../synth/synthesize.js';
@@ -50,9 +51,9 @@ export interface RunOptions {
   /** Most tokens a generate_until item may generate. */
   maxGenTokens?: number;
   shots?: readonly number[];
-  /** Training sequences scored for memorization per checkpoint. */
-  memorization: number;
-  window: number;
+  /** The case studies recorded at every checkpoint (default: every one), and their settings. */
+  studies?: readonly StudyName[];
+  studySettings?: Partial<StudySettings>;
   threads?: number;
   /** onnxruntime execution provider for training and evaluation (default: cpu). */
   device?: ExecutionProvider;
@@ -171,9 +172,8 @@ export async function runPipeline(options: RunOptions): Promise<RunRecord> {
       maxGenTokens: options.maxGenTokens,
       threads: options.threads,
       device: options.device,
-      memorization: options.memorization > 0 ? { sequences: options.memorization, window: options.window } : undefined,
-      canaries: true,
-      termCounts: true,
+      studies: options.studies ?? STUDY_NAMES,
+      studySettings: options.studySettings,
       onEvent: (event) => emit({ type: 'eval', event }),
     });
     return `${summary.evaluated} cells evaluated, ${summary.skipped} already there`;

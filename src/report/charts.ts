@@ -3,6 +3,7 @@
  * units, a legend and one sentence on how to read it. A chart whose rows are missing comes back
  * with `spec: null` and the command that fills it.
  */
+import { STUDIES, STUDY_NAMES, type StudyDefinition, type StudyName } from '../results/studies.js';
 import { ACCURACY_METRICS, type ReportData, type ScoreRow } from './data.js';
 import { poissonQQ, poissonQuantile } from './poisson.js';
 
@@ -81,6 +82,29 @@ function empty(command: string): string {
   return `no data yet (run ${command})`;
 }
 
+/** The sections the case studies' charts go in (each study names its own in STUDIES). */
+const STUDY_SECTIONS = [
+  { id: 'memorization', title: 'Memorization' },
+  { id: 'terms', title: 'Term frequency' },
+] as const satisfies readonly { id: StudyDefinition['report']['section']; title: string }[];
+
+interface ChartContext {
+  models: string[];
+  sizes: string[];
+  selector: Selector;
+}
+
+/** Each case study's charts, over the rows of its report queries; one entry per study of STUDIES. */
+const STUDY_CHARTS: { readonly [K in StudyName]: (data: ReportData, c: ChartContext) => Chart[] } = {
+  canaries: (data, c) => [canaryChart(data, c.sizes, c.selector)],
+  memorization: (data, c) => [
+    windowsChart(data, c.models, c.sizes, c.selector),
+    qqChart(data, c.sizes, c.selector),
+    memorizedFractionChart(data, c.sizes, c.selector),
+  ],
+  'term-counts': (data, c) => [termChart(data, c.selector), deltaChart(data, c.sizes, c.selector)],
+};
+
 export function buildSections(data: ReportData): Section[] {
   const models = data.models.map((m) => m.model);
   const sizes = [...new Set(data.models.map((m) => m.size))];
@@ -97,17 +121,12 @@ export function buildSections(data: ReportData): Section[] {
         finalAccuracyChart(data.scores),
       ],
     },
-    {
-      id: 'memorization',
-      title: 'Memorization',
-      charts: [
-        canaryChart(data, sizes, selector),
-        windowsChart(data, models, sizes, selector),
-        qqChart(data, sizes, selector),
-        memorizedFractionChart(data, sizes, selector),
-      ],
-    },
-    { id: 'terms', title: 'Term frequency', charts: [termChart(data, selector), deltaChart(data, sizes, selector)] },
+    ...STUDY_SECTIONS.map((section) => ({
+      ...section,
+      charts: STUDY_NAMES.filter((name) => STUDIES[name].report.section === section.id).flatMap((name) =>
+        STUDY_CHARTS[name](data, { models, sizes, selector }),
+      ),
+    })),
     {
       id: 'bias',
       title: 'Gender bias',
@@ -305,7 +324,7 @@ function finalAccuracyChart(scores: readonly ScoreRow[]): Chart {
 }
 
 function canaryChart(data: ReportData, sizes: string[], selector: Selector): Chart {
-  const rows = data.canaries.filter((r) => r.run !== 'intervention');
+  const rows = data.studies.canaries.filter((r) => r.run !== 'intervention');
   return {
     id: 'canaries',
     title: 'Canary memorization against duplication count',
@@ -353,7 +372,7 @@ function canaryChart(data: ReportData, sizes: string[], selector: Selector): Cha
 /** Windows per model with λ and the central 95% range of a Poisson of that λ. */
 function windowsWithFit(data: ReportData): Record<string, unknown>[] {
   const byModel = new Map<string, Record<string, unknown>[]>();
-  for (const r of data.memorizationWindows)
+  for (const r of data.studies.memorizationWindows)
     byModel.set(r.model as string, [...(byModel.get(r.model as string) ?? []), r]);
   const out: Record<string, unknown>[] = [];
   for (const rows of byModel.values()) {
@@ -426,7 +445,7 @@ function windowsChart(data: ReportData, models: string[], sizes: string[], selec
 
 function qqChart(data: ReportData, sizes: string[], selector: Selector): Chart {
   const byModel = new Map<string, number[]>();
-  for (const r of data.memorizationWindows)
+  for (const r of data.studies.memorizationWindows)
     byModel.set(r.model as string, [...(byModel.get(r.model as string) ?? []), r.memorized as number]);
   const points: Record<string, unknown>[] = [];
   for (const [model, counts] of byModel) {
@@ -485,7 +504,7 @@ function qqChart(data: ReportData, sizes: string[], selector: Selector): Chart {
 }
 
 function memorizedFractionChart(data: ReportData, sizes: string[], selector: Selector): Chart {
-  const rows = data.memorizedFraction;
+  const rows = data.studies.memorizedFraction;
   return {
     id: 'memorized-fraction',
     title: 'Memorized fraction against step',
@@ -522,8 +541,8 @@ function memorizedFractionChart(data: ReportData, sizes: string[], selector: Sel
 }
 
 function termChart(data: ReportData, selector: Selector): Chart {
-  const rows = data.termBins.map((r) => ({ ...r, panel: panelLabel(r as { task: string; shots: number }) }));
-  const models = data.models.map((m) => m.model).filter((m) => data.termBins.some((r) => r.model === m));
+  const rows = data.studies.termBins.map((r) => ({ ...r, panel: panelLabel(r as { task: string; shots: number }) }));
+  const models = data.models.map((m) => m.model).filter((m) => data.studies.termBins.some((r) => r.model === m));
   return {
     id: 'term-frequency',
     title: 'Accuracy against log term frequency',
@@ -571,7 +590,7 @@ function termChart(data: ReportData, selector: Selector): Chart {
 }
 
 function deltaChart(data: ReportData, sizes: string[], selector: Selector): Chart {
-  const rows = data.termDelta
+  const rows = data.studies.termDelta
     .filter((r) => r.delta !== null)
     .map((r) => ({ ...r, panel: panelLabel(r as { task: string; shots: number }) }));
   return {

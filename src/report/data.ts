@@ -7,6 +7,7 @@
  * `notes` says so.
  */
 import type { ResultsStore } from '../results/store.js';
+import { REPORT_SIZE, STUDIES, STUDY_NAMES, type StudyDataset } from '../results/studies.js';
 
 export interface ModelInfo {
   model: string;
@@ -56,12 +57,8 @@ export interface ReportData {
   loss: LossRow[];
   scores: ScoreRow[];
   training: TrainingSummary[];
-  canaries: Record<string, unknown>[];
-  memorizationWindows: Record<string, unknown>[];
-  memorizationPoisson: Record<string, unknown>[];
-  memorizedFraction: Record<string, unknown>[];
-  termBins: Record<string, unknown>[];
-  termDelta: Record<string, unknown>[];
+  /** Each case study's report queries (STUDIES in src/results/studies.ts), by name. */
+  studies: Record<StudyDataset, Record<string, unknown>[]>;
   winobias: Record<string, unknown>[];
   crows: Record<string, unknown>[];
   /** Sentences for the reader about what the charts leave out. */
@@ -71,7 +68,7 @@ export interface ReportData {
 /** Metrics drawn as accuracies (0 to 1); every other metric is drawn on its own log scale. */
 export const ACCURACY_METRICS: readonly string[] = ['acc', 'acc_norm', 'exact_match'];
 
-const SIZE = `coalesce(m.baseline, x.model)`;
+const SIZE = REPORT_SIZE;
 
 async function relations(store: ResultsStore): Promise<Set<string>> {
   const rows = await store.rows("SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'");
@@ -146,54 +143,10 @@ export async function loadReportData(store: ResultsStore): Promise<ReportData> {
     tokens: r.tokens as number | null,
   }));
 
-  // The case studies' rows of the current run at each checkpoint.
-  const CURRENT = 'x.study IN (SELECT study FROM current_studies)';
-
-  // Canary memorization at each model's last memorized checkpoint, by duplication count.
-  const canaries = await when(
-    ['canary_memorization', 'current_studies', 'models'],
-    `WITH current AS (SELECT * FROM canary_memorization x WHERE ${CURRENT}),
-      last AS (SELECT model, max(step) AS step FROM current GROUP BY model)
-     SELECT x.model, ${SIZE} AS size, coalesce(m.run, 'baseline') AS run, x.step, x.duplicates,
-       avg(x.memorized::INTEGER) AS memorized_fraction, avg(x.score) AS mean_score, count(*)::INTEGER AS canaries
-     FROM current x JOIN last USING (model, step) LEFT JOIN models m ON m.model = x.model
-     GROUP BY ALL ORDER BY x.model, x.duplicates`,
-  );
-
-  // Windows of training order at each model's last step.
-  const memorizationWindows = await when(
-    ['memorization_windows', 'current_studies', 'models'],
-    `WITH current AS (SELECT * FROM memorization_windows x WHERE ${CURRENT}),
-      pick AS (SELECT model, max(step) AS step FROM current GROUP BY model)
-     SELECT x.model, ${SIZE} AS size, x.step, x.window_size, x.window_index, x.first_index::DOUBLE AS first_index, x.scored, x.memorized
-     FROM current x JOIN pick USING (model, step) LEFT JOIN models m ON m.model = x.model
-     WHERE x.scored > 0 ORDER BY m.parameters, x.model, x.window_index`,
-  );
-  const memorizationPoisson = await when(
-    ['memorization_poisson', 'current_studies'],
-    `SELECT * EXCLUDE (study) FROM memorization_poisson x WHERE ${CURRENT} ORDER BY model, step, window_size`,
-  );
-
-  const memorizedFraction = await when(
-    ['memorization', 'current_studies', 'models'],
-    `SELECT x.model, ${SIZE} AS size, coalesce(m.run, 'baseline') AS run, x.step,
-       avg(x.memorized::INTEGER) AS fraction, sum(x.memorized::INTEGER)::INTEGER AS memorized, count(*)::INTEGER AS scored, avg(x.score) AS mean_score
-     FROM memorization x LEFT JOIN models m ON m.model = x.model WHERE ${CURRENT} GROUP BY ALL ORDER BY x.model, x.step`,
-  );
-
-  // Accuracy by bins of log10(1 + count), half a decade wide.
-  const termBins = await when(
-    ['term_accuracy', 'models'],
-    `SELECT x.model, ${SIZE} AS size, x.step, x.task, x.shots,
-       floor(log10(1 + x.count) * 2) / 2 + 0.25 AS log_count, avg(x.correct) AS accuracy, count(*)::INTEGER AS items
-     FROM term_accuracy x LEFT JOIN models m USING (model)
-     WHERE x.count IS NOT NULL AND x.correct IS NOT NULL
-     GROUP BY ALL ORDER BY x.model, x.task, x.shots, x.step, log_count`,
-  );
-  const termDelta = await when(
-    ['term_delta', 'models'],
-    `SELECT x.*, ${SIZE} AS size FROM term_delta x LEFT JOIN models m USING (model) ORDER BY m.parameters, x.model, x.task, x.shots, x.step`,
-  );
+  const studies = {} as ReportData['studies'];
+  for (const name of STUDY_NAMES)
+    for (const [dataset, query] of Object.entries(STUDIES[name].report.queries))
+      studies[dataset as StudyDataset] = await when([...query.needs], query.sql);
 
   const winobias = await when(
     ['winobias', 'models'],
@@ -216,14 +169,14 @@ export async function loadReportData(store: ResultsStore): Promise<ReportData> {
     notes.push(
       `${cells.repeated} of the ${cells.places} (model, step, task, shots) cells were evaluated more than once (other settings or another checkpoint under the same name); every chart shows the evaluation finished last (pythia results show lists them all).`,
     );
-  const [studies] = await when(
+  const [rerun] = await when(
     ['studies'],
     `SELECT count(*) FILTER (WHERE n > 1)::INTEGER AS repeated
      FROM (SELECT count(*) AS n FROM studies GROUP BY kind, model, step)`,
   );
-  if (studies && (studies.repeated as number) > 0)
+  if (rerun && (rerun.repeated as number) > 0)
     notes.push(
-      `${studies.repeated} case studies were run more than once at one checkpoint with other settings; every chart shows the run finished last (the current_studies view of the database).`,
+      `${rerun.repeated} case studies were run more than once at one checkpoint with other settings; every chart shows the run finished last (the current_studies view of the database).`,
     );
 
   return {
@@ -231,12 +184,7 @@ export async function loadReportData(store: ResultsStore): Promise<ReportData> {
     loss,
     scores,
     training,
-    canaries,
-    memorizationWindows,
-    memorizationPoisson,
-    memorizedFraction,
-    termBins,
-    termDelta,
+    studies,
     winobias,
     crows,
     notes,

@@ -3,6 +3,7 @@
  * without JavaScript sees) and as a Vega spec that the inlined Vega runtime turns into the
  * interactive view (tooltips, the size selector) in its place. No network, no external files.
  */
+import { STUDIES, STUDY_NAMES, type StudyName } from '../results/studies.js';
 import type { Chart, Section } from './charts.js';
 import type { ModelInfo, ReportData, TrainingSummary } from './data.js';
 import type { StageTimes, SuiteInfo } from './suite-manifest.js';
@@ -206,18 +207,21 @@ const BOOT = `
 })();
 `;
 
+/** The tables below a study's charts, for the studies that have one. */
+const STUDY_TABLES: { readonly [K in StudyName]?: (data: ReportData) => string } = {
+  memorization: (data) => poissonTable(data.studies.memorizationPoisson),
+  'term-counts': (data) => deltaTable(data.studies.termDelta),
+};
+
 export function buildPage(input: PageInput): string {
   const nav = [
     `<a href="#suite">Suite</a>`,
     ...input.sections.map((s) => `<a href="#${s.section.id}">${escapeHtml(s.section.title)}</a>`),
   ].join('');
   const sections = input.sections.map(({ section, charts }) => {
-    const extra =
-      section.id === 'memorization'
-        ? poissonTable(input.data.memorizationPoisson)
-        : section.id === 'terms'
-          ? deltaTable(input.data.termDelta)
-          : '';
+    const extra = STUDY_NAMES.filter((name) => STUDIES[name].report.section === section.id)
+      .map((name) => STUDY_TABLES[name]?.(input.data) ?? '')
+      .join('');
     return `<section id="${section.id}">\n<h2>${escapeHtml(section.title)}</h2>\n${charts.map(figure).join('\n')}\n${extra}\n</section>`;
   });
   return `<!doctype html>

@@ -5,8 +5,7 @@ import { dirname, join } from 'node:path';
 import { indexPath } from '../data/indexed-dataset.js';
 import { parseJsonFile } from '../formats/strict-json.js';
 import type { RecordedData } from '../train/recorded-data.js';
-import { SUITE_MANIFEST, type SuiteManifest } from '../train/suite.js';
-import { FormatError } from '../util/errors.js';
+import { readSuiteManifest, SUITE_MANIFEST } from '../train/run-folder.js';
 import { locateRecorded } from '../util/recorded-path.js';
 
 export interface DataOrder {
@@ -38,34 +37,19 @@ export function dataOrderHash(batchSha256: readonly string[]): DataOrder | null 
 
 /** Reads `<dir>/suite.json` if it is there (a results database may also come without its suite). */
 export function readSuiteInfo(dir: string): SuiteInfo | null {
-  const path = join(dir, SUITE_MANIFEST);
-  if (!existsSync(path)) return null;
-  let manifest: Partial<SuiteManifest>;
-  try {
-    manifest = parseJsonFile(readFileSync(path, 'utf8')) as Partial<SuiteManifest>;
-  } catch (e) {
-    throw new FormatError(path, `not valid JSON (${e instanceof Error ? e.message : String(e)})`);
-  }
-  if (!Array.isArray(manifest.models)) throw new FormatError(path, 'models: expected an array');
-  const hashes = manifest.batchSha256 ?? [];
-  if (!Array.isArray(hashes) || hashes.some((h) => typeof h !== 'string'))
-    throw new FormatError(path, 'batchSha256: expected an array of strings');
+  const manifest = readSuiteManifest(dir);
+  if (!manifest) return null;
   return {
-    path,
-    suite: typeof manifest.suite === 'string' ? manifest.suite : 'suite',
-    dataPrefix: typeof manifest.data?.prefix === 'string' ? dataPrefix(dir, manifest.data) : null,
-    trainIters: new Map(
-      manifest.models
-        .filter((m) => typeof m?.name === 'string' && typeof m.trainIters === 'number')
-        .map((m) => [m.name, m.trainIters]),
-    ),
-    dataOrder: dataOrderHash(hashes),
+    path: join(dir, SUITE_MANIFEST),
+    suite: manifest.suite,
+    dataPrefix: manifest.data ? dataPrefix(dir, manifest.data) : null,
+    trainIters: new Map(manifest.models.filter((m) => m.trainIters !== undefined).map((m) => [m.name, m.trainIters])),
+    dataOrder: dataOrderHash(manifest.batchSha256),
   };
 }
 
 function dataPrefix(dir: string, data: RecordedData): string {
-  const absolute = typeof data.absolutePrefix === 'string' ? data.absolutePrefix : undefined;
-  const located = locateRecorded(dir, data.prefix, absolute, (p) => existsSync(indexPath(p)));
+  const located = locateRecorded(dir, data.prefix, data.absolutePrefix, (p) => existsSync(indexPath(p)));
   return located.found ? located.path : data.prefix;
 }
 

@@ -110,7 +110,7 @@ export async function recordMemorization(
     const scores = await memorizationScores(decoder, order.source, indices, study);
     const windows = tallyWindows(scores, study.window);
     const test = poissonTest(windows);
-    const at = [key, ref.model, ref.step];
+    const at = { study: key, model: ref.model, step: ref.step };
     await store.writeStudy(
       {
         ...identity,
@@ -120,23 +120,32 @@ export async function recordMemorization(
         seconds: (performance.now() - started) / 1000,
       },
       async () => {
-        await store.insertRows(
+        await store.insertObjects(
           'memorization',
-          scores.map((s) => [...at, s.index, s.score, s.memorized]),
+          scores.map((s) => ({ ...at, sample_index: s.index, score: s.score, memorized: s.memorized })),
         );
-        await store.insertRows(
+        await store.insertObjects(
           'memorization_windows',
-          windows.windows.map((w, i) => [
+          windows.windows.map((w, i) => ({
             ...at,
-            study.window,
-            w,
-            w * study.window,
-            windows.scored[i]!,
-            windows.memorized[i]!,
-          ]),
+            window_size: study.window,
+            window_index: w,
+            first_index: w * study.window,
+            scored: windows.scored[i]!,
+            memorized: windows.memorized[i]!,
+          })),
         );
-        await store.insertRows('memorization_poisson', [
-          [...at, study.window, test.windows, test.lambda, test.dispersion, test.chi2, test.dof, test.pValue],
+        await store.insertObjects('memorization_poisson', [
+          {
+            ...at,
+            window_size: study.window,
+            windows: test.windows,
+            mean: test.lambda,
+            dispersion: test.dispersion,
+            chi2: test.chi2,
+            dof: test.dof,
+            p_value: test.pValue,
+          },
         ]);
       },
     );
@@ -188,9 +197,17 @@ export async function recordCanaries(
         seconds: (performance.now() - started) / 1000,
       },
       () =>
-        store.insertRows(
+        store.insertObjects(
           'canary_memorization',
-          scores.map((s) => [key, ref.model, ref.step, String(s.id), s.count, s.score, s.memorized]),
+          scores.map((s) => ({
+            study: key,
+            model: ref.model,
+            step: ref.step,
+            canary: String(s.id),
+            duplicates: s.count,
+            score: s.score,
+            memorized: s.memorized,
+          })),
         ),
     );
     return true;
@@ -200,13 +217,15 @@ export async function recordCanaries(
 }
 
 /**
- * Counts each key term of the tasks' items (`item_terms`) in the batches before every step, as
- * whole words (docs/analyses.md), once for the suite: every model of a suite trains on one order.
- * A step is counted again when a term has no count there yet (a task added since).
+ * Counts each key term of the tasks' items (`item_terms`) in the batches before each of `steps`,
+ * as whole words (docs/analyses.md), once for the suite: every model of a suite trains on one
+ * order, read from the first of `checkpoints` that records it. Each step is a cell of the grid;
+ * one is counted again when a term has no count there yet (a task added since).
  */
 export async function recordTermCounts(
   store: ResultsStore,
   checkpoints: readonly CheckpointRef[],
+  steps: readonly number[],
   tokenizer: TextTokenizer,
   tokenizerSha256: string,
 ): Promise<number> {
@@ -239,16 +258,16 @@ export async function recordTermCounts(
       )
     ).map((r) => r.step as number),
   );
-  const wanted = [...new Set(checkpoints.map((c) => c.step))]
+  const wanted = [...new Set(steps)]
     .filter((s) => s >= 0 && s <= record.trainIters! && !done.has(s))
     .sort((a, b) => a - b);
   if (wanted.length === 0) return 0;
   const started = performance.now();
-  const steps = wanted.filter((s) => s > 0);
+  const positive = wanted.filter((s) => s > 0);
   const counted: [string, number, number][] = [];
   // Nothing is trained on before step 0.
   if (wanted[0] === 0) counted.push(...terms.map((term): [string, number, number] => [term, 0, 0]));
-  if (steps.length > 0) {
+  if (positive.length > 0) {
     const patterns = await termPatterns(
       terms.map((term, i) => ({ term, line: i + 1 })),
       tokenizer,
@@ -266,7 +285,7 @@ export async function recordTermCounts(
       },
       patterns,
       words: wordEdges(tokenizer),
-      steps,
+      steps: positive,
     });
     counts.terms.forEach((term, t) => {
       counts.steps.forEach((step, j) => {
@@ -279,9 +298,9 @@ export async function recordTermCounts(
     async () => {
       for (const step of wanted)
         await store.connection.run('DELETE FROM term_counts WHERE study = $1 AND step = $2', [key, step]);
-      await store.insertRows(
+      await store.insertObjects(
         'term_counts',
-        counted.map(([term, step, count]) => [key, term, step, count]),
+        counted.map(([term, step, count]) => ({ study: key, term, step, count })),
       );
     },
   );

@@ -23,17 +23,12 @@ import { loadCheckpoint } from '../model/checkpoint.js';
 import { countParameters } from '../model/config.js';
 import { resolveCheckpoint } from '../model/hub-cache.js';
 import { checkProvider, type ExecutionProvider } from '../runtime/session.js';
-import { readLog } from '../train/trainer.js';
+import { readLog } from '../train/run-folder.js';
 import { ConfigError } from '../util/errors.js';
-import {
-  type MemorizationStudy,
-  recordCanaries,
-  recordMemorization,
-  recordTermCounts,
-  type StudyRuntime,
-} from './case-studies.js';
+import type { StudyRuntime } from './case-studies.js';
 import { type CellSettings, cellIdentity, checkpointSha256, fileSha256, identityKey } from './identity.js';
 import { type CellKey, type CellRecord, ResultsStore } from './store.js';
+import { DEFAULT_STUDY_SETTINGS, STUDIES, type StudyName, type StudySettings, studyCells } from './studies.js';
 
 export interface Shard {
   index: number;
@@ -70,11 +65,13 @@ export interface EvaluateOptions {
   /** A tokenizer for checkpoints that carry none. */
   tokenizer?: string;
   shard?: Shard;
-  /** Memorization of training sequences at every checkpoint, with its Poisson test (into the database). */
-  memorization?: Partial<MemorizationStudy>;
-  /** Memorization of the synthetic corpus's canaries at every checkpoint (when its truth.json is found). */
+  /** The case studies to record (src/results/studies.ts), as cells of the grid beside the task cells. */
+  studies?: readonly StudyName[];
+  /** Their settings; each one left out takes its default (DEFAULT_STUDY_SETTINGS). */
+  studySettings?: Partial<StudySettings>;
+  /** Shorthands: memorization with these settings, canaries, term counts. */
+  memorization?: Partial<StudySettings>;
   canaries?: boolean;
-  /** Counts of the tasks' key terms in the tokens each checkpoint trained on. */
   termCounts?: boolean;
   onEvent?: (e: EvalEvent) => void;
 }
@@ -83,7 +80,8 @@ export type EvalEvent =
   | { type: 'plan'; cells: number; skipped: number; checkpoints: number }
   | { type: 'cell'; cell: CellKey; index: number; total: number; aggregates: Aggregate[]; seconds: number }
   | { type: 'progress'; cell: CellKey; done: number; items: number }
-  | { type: 'study'; study: 'memorization' | 'canaries' | 'term counts'; model: string; step: number };
+  /** A study recorded: at one checkpoint, or (per-step studies) at `steps` steps. */
+  | { type: 'study'; study: StudyName; model: string | null; step: number; steps?: number };
 
 export interface EvaluateSummary {
   db: string;
@@ -107,18 +105,15 @@ export interface EvaluateSummary {
 
 export const DEFAULT_SEED = 1234;
 
-/** Pythia's memorization setting (32-token prompt, 32 generated), scoring up to 1024 sequences per checkpoint. */
-export const DEFAULT_MEMORIZATION: MemorizationStudy = {
-  sequences: 1024,
-  window: 512,
-  seed: 1,
-  promptLength: 32,
-  continuationLength: 32,
-  batchSize: 64,
-};
-
-function sortedCheckpoints(refs: readonly CheckpointRef[]): CheckpointRef[] {
-  return [...refs].sort((a, b) => (a.model < b.model ? -1 : a.model > b.model ? 1 : a.step - b.step));
+/** The studies an options object selects: `studies` and the shorthands together, in the table's order. */
+export function selectedStudies(
+  options: Pick<EvaluateOptions, 'studies' | 'memorization' | 'canaries' | 'termCounts'>,
+): StudyName[] {
+  const chosen = new Set<StudyName>(options.studies ?? []);
+  if (options.memorization) chosen.add('memorization');
+  if (options.canaries) chosen.add('canaries');
+  if (options.termCounts) chosen.add('term-counts');
+  return [...chosen];
 }
 
 /** A checkpoint to evaluate, with the content hashes that identify its cells. */
@@ -318,16 +313,15 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateSummar
       const id = `${c.model}@${c.step}`;
       byCheckpoint.set(id, [...(byCheckpoint.get(id) ?? []), c]);
     }
-    // The case studies of a checkpoint go to one shard: its place among the sorted checkpoints, mod n.
-    const studyRefs = sortedCheckpoints(plan.checkpoints).filter(
-      (_, i) => !options.shard || i % options.shard.count === options.shard.index,
-    );
-    const studies = new Set(
-      options.memorization || options.canaries ? studyRefs.map((r) => `${r.model}@${r.step}`) : [],
-    );
-    const toLoad = plan.checkpoints.filter(
-      (r) => byCheckpoint.has(`${r.model}@${r.step}`) || studies.has(`${r.model}@${r.step}`),
-    );
+    const studyGrid = studyCells(selectedStudies(options), plan.checkpoints, options.shard);
+    const studySettings: StudySettings = {
+      ...DEFAULT_STUDY_SETTINGS,
+      ...options.memorization,
+      ...options.studySettings,
+    };
+    const studiesAt = (ref: CheckpointRef) =>
+      studyGrid.filter((c) => c.model === ref.model && c.step === ref.step).map((c) => c.study);
+    const toLoad = plan.checkpoints.filter((r) => byCheckpoint.has(`${r.model}@${r.step}`) || studiesAt(r).length > 0);
     options.onEvent?.({
       type: 'plan',
       cells: cells.length,
@@ -374,27 +368,28 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateSummar
         });
       }
       await releaseScorers(model);
-      if (studies.has(`${ref.model}@${ref.step}`)) {
-        const study = { ...DEFAULT_MEMORIZATION, ...options.memorization };
-        const context: StudyRuntime = {
-          runtime,
-          device,
-          checkpointSha256: h.sha256,
-          tokenizerSha256: h.tokenizerSha256,
-        };
-        if (options.memorization && (await recordMemorization(store, ref, model, study, context))) {
-          options.onEvent?.({ type: 'study', study: 'memorization', model: ref.model, step: ref.step });
-        }
-        if (options.canaries && (await recordCanaries(store, ref, model, study, context))) {
-          options.onEvent?.({ type: 'study', study: 'canaries', model: ref.model, step: ref.step });
-        }
+      const context: StudyRuntime = {
+        runtime,
+        device,
+        checkpointSha256: h.sha256,
+        tokenizerSha256: h.tokenizerSha256,
+      };
+      for (const name of studiesAt(ref)) {
+        const study = STUDIES[name];
+        if (study.per === 'checkpoint' && (await study.record(store, ref, model, studySettings, context)))
+          options.onEvent?.({ type: 'study', study: name, model: ref.model, step: ref.step });
       }
     }
-    if (options.termCounts && (!options.shard || options.shard.index === 0)) {
-      const h = hashed.get(`${plan.checkpoints[0]!.model}@${plan.checkpoints[0]!.step}`)!;
+    for (const name of new Set(studyGrid.filter((c) => c.model === null).map((c) => c.study))) {
+      const study = STUDIES[name];
+      if (study.per !== 'step') continue;
+      const steps = studyGrid.filter((c) => c.study === name).map((c) => c.step);
+      const first = plan.checkpoints[0]!;
+      const h = hashed.get(`${first.model}@${first.step}`)!;
       const tokenizer = await cachedTokenizer(tokenizers, h.tokenizerPath);
-      const counted = await recordTermCounts(store, plan.checkpoints, tokenizer, h.tokenizerSha256);
-      if (counted > 0) options.onEvent?.({ type: 'study', study: 'term counts', model: '*', step: counted });
+      const counted = await study.record(store, plan.checkpoints, steps, tokenizer, h.tokenizerSha256);
+      if (counted > 0)
+        options.onEvent?.({ type: 'study', study: name, model: null, step: steps.at(-1)!, steps: counted });
     }
     const wanted = new Set(cells.map((c) => c.cell));
     const all = await store.rows(

@@ -346,6 +346,29 @@ export class ResultsStore {
     });
   }
 
+  /**
+   * Inserts rows given by column name, bound as the columns' types: every column of the table must
+   * be named (null where a value is absent) and no other, so a row cannot shift into the wrong column.
+   */
+  async insertObjects(
+    table: string,
+    rows: readonly Readonly<Record<string, CellValue>>[],
+    verb = 'INSERT',
+  ): Promise<void> {
+    const spec = tableSpec(table);
+    const columns = new Set(spec.columns);
+    const ordered = rows.map((row) => {
+      for (const name of Object.keys(row))
+        if (!columns.has(name)) throw new Error(`${table}: no column ${name} (columns: ${spec.columns.join(', ')})`);
+      return spec.columns.map((c) => {
+        const v = row[c];
+        if (v === undefined) throw new Error(`${table}: a row without a value for ${c}`);
+        return v;
+      });
+    });
+    await this.insertRows(table, ordered, verb);
+  }
+
   /** Inserts rows, each one value per column of the table in schema order, bound as the columns' types. */
   async insertRows(table: string, rows: readonly (readonly CellValue[])[], verb = 'INSERT'): Promise<void> {
     const spec = tableSpec(table);

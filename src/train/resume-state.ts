@@ -122,6 +122,6 @@ function firstProblem(value: unknown, schema: Record<string, Check | object>, pa
 
 export function checkTrainerState(json: unknown, file: string): TrainerState {
   const problem = firstProblem(json, STATE as unknown as Record<string, Check | object>, '');
-  if (problem) throw new FormatError(file, `cannot resume: ${problem}`);
+  if (problem) throw new FormatError(file, problem);
   return json as TrainerState;
 }

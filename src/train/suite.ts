@@ -11,30 +11,33 @@
 import { join } from 'node:path';
 import { countParameters } from '../model/config.js';
 import type { ExecutionProvider } from '../runtime/session.js';
-import { writeFileAtomic } from '../util/atomic.js';
 import { ConfigError, DataError } from '../util/errors.js';
 import { relativePath } from '../util/recorded-path.js';
 import { type InterventionFrom, interventionName } from './intervention-point.js';
 import { applyOverrides, type RecipeOverrides } from './overrides.js';
 import { type ModelPreset, suitePreset, withTokenizerVocab } from './recipes.js';
-import { type RecordedData, recordData } from './recorded-data.js';
+import {
+  checkpointSteps,
+  LOG_FILE,
+  readLog,
+  type SuiteManifest,
+  type SuiteModelResult,
+  writeSuiteManifest,
+} from './run-folder.js';
 import {
   continuePoint,
   type DataSpec,
-  existingCheckpoints,
   type Intervention,
   type InterventionPlan,
   type InterventionStart,
-  LOG_FILE,
   planIntervention,
-  readLog,
   type StepProgress,
   type TrainOptions,
   train,
   trainIntervention,
 } from './trainer.js';
 
-export const SUITE_MANIFEST = 'suite.json';
+export { SUITE_MANIFEST, type SuiteManifest, type SuiteModelResult } from './run-folder.js';
 
 export interface SuiteOptions {
   preset: string;
@@ -59,34 +62,6 @@ export interface SuiteOptions {
   /** Progress of baselines and siblings (a sibling's `model` carries its own name). */
   onProgress?: (model: ModelPreset, p: StepProgress) => void;
   onWarning?: (message: string) => void;
-}
-
-export interface SuiteModelResult {
-  name: string;
-  parameters: number;
-  nonEmbeddingParameters: number;
-  layers: number;
-  hiddenSize: number;
-  heads: number;
-  trainIters: number;
-  finalLoss: number | null;
-  finalValLoss: number | null;
-  checkpoints: number[];
-  /** The model's log.jsonl, relative to the suite folder. */
-  log: string;
-  /** Intervention siblings only: the model whose checkpoint they continued, the swap and its step. */
-  baseline?: string;
-  intervention?: Intervention;
-  interventionFrom?: number;
-}
-
-export interface SuiteManifest {
-  suite: string;
-  /** Its prefix relative to the suite folder, and where it was when written. */
-  data: RecordedData;
-  models: SuiteModelResult[];
-  /** sha256 of the tokens of each step's batch (index 0: step 1), the same for every model. */
-  batchSha256: string[];
 }
 
 export function suiteModels(
@@ -179,14 +154,12 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteManifest> {
       interventionFrom: plan.fromStep,
     });
   }
-  const manifest: SuiteManifest = {
+  return writeSuiteManifest(options.outDir, {
     suite: options.preset,
-    data: recordData(options.data, options.outDir),
+    data: options.data,
     models: results,
     batchSha256: reference?.hashes ?? [],
-  };
-  await writeFileAtomic(join(options.outDir, SUITE_MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
-  return manifest;
+  });
 }
 
 function modelResult(
@@ -207,7 +180,7 @@ function modelResult(
     trainIters: model.recipe.trainIters,
     finalLoss,
     finalValLoss,
-    checkpoints: existingCheckpoints(modelDir),
+    checkpoints: checkpointSteps(modelDir),
     log: relativePath(suiteDir, join(modelDir, LOG_FILE)),
   };
 }

@@ -9,12 +9,11 @@
  * and `trainer_state.json`, written atomically; together they continue a run to the same bytes.
  */
 import { createHash } from 'node:crypto';
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { openTrainingOrder } from '../data/batches.js';
 import type { SampleSource } from '../data/sample-order.js';
 import { loadTokenizer } from '../data/tokenizer.js';
-import { parseJsonFile } from '../formats/strict-json.js';
 import { loadCheckpoint, recoverInterruptedSaves, saveCheckpoint } from '../model/checkpoint.js';
 import { type NeoXConfig, parameterShapes } from '../model/config.js';
 import type { Params } from '../model/params.js';
@@ -29,13 +28,22 @@ import { type InterventionFrom, interventionName, interventionStart } from './in
 import { learningRateForUpdate } from './lr-schedule.js';
 import { OPTIMIZER_FILE, optimizerStateBytes, readOptimizerState } from './optimizer-state.js';
 import { gradientAccumulationSteps, sameRecipe, type TrainRecipe, validateRecipe } from './recipes.js';
-import { type RecordedData, recordData, recordedData } from './recorded-data.js';
-import { checkTrainerState } from './resume-state.js';
+import {
+  appendLog,
+  checkpointSteps,
+  LOG_FILE,
+  type LogEntry,
+  readTrainerState,
+  STEP_FOLDER,
+  startLog,
+  stepFolderName,
+  TRAINER_STATE_FILE,
+  trainerStateText,
+} from './run-folder.js';
 import { createUpdateStep, type UpdateStep } from './update-step.js';
 import { openValidation, type ValidationBatches } from './validation.js';
 
-export const TRAINER_STATE_FILE = 'trainer_state.json';
-export const LOG_FILE = 'log.jsonl';
+export { LOG_FILE, type LogEntry, readLog, readTrainerState, TRAINER_STATE_FILE } from './run-folder.js';
 
 export interface DataSpec {
   /** Dataset prefix (`<prefix>.bin` / `.idx`). */
@@ -83,7 +91,13 @@ export interface ResumePoint {
 
 /** Reads a checkpoint folder written by the trainer, with everything needed to continue. */
 export function loadResumePoint(stepDir: string): ResumePoint {
-  const state = readTrainerState(stepDir);
+  let state: TrainerState;
+  try {
+    state = readTrainerState(stepDir);
+  } catch (e) {
+    if (e instanceof FormatError) throw new FormatError(e.file, `cannot resume: ${e.message.slice(e.file.length + 2)}`);
+    throw e;
+  }
   const ckpt = loadCheckpoint(stepDir);
   const optimizer = readOptimizerState(join(stepDir, OPTIMIZER_FILE), parameterShapes(ckpt.config));
   if (optimizer.step !== state.step)
@@ -98,44 +112,6 @@ export function loadResumePoint(stepDir: string): ResumePoint {
     optimizer,
     state,
     tokenizerPath: ckpt.tokenizerPath,
-  };
-}
-
-/** A checkpoint folder's `trainer_state.json`, checked. */
-export function readTrainerState(stepDir: string): TrainerState {
-  const statePath = join(stepDir, TRAINER_STATE_FILE);
-  if (!existsSync(statePath))
-    throw new FormatError(
-      stepDir,
-      `cannot resume: ${TRAINER_STATE_FILE} is missing (not a checkpoint written by pythia train)`,
-    );
-  let json: unknown;
-  try {
-    json = parseJsonFile(readFileSync(statePath, 'utf8'));
-  } catch (e) {
-    throw new FormatError(statePath, `not valid JSON: ${(e as Error).message}`);
-  }
-  const state = checkTrainerState(upgradeRecipe(json), statePath);
-  state.data = recordedData(state.data as RecordedData, stepDir);
-  try {
-    validateRecipe(state.recipe);
-  } catch (e) {
-    if (e instanceof ConfigError) throw new FormatError(statePath, `recipe: ${e.message}`);
-    throw e;
-  }
-  state.baseline ??= null; // states written before the field existed
-  return state;
-}
-
-/** States written before the learning-rate schedule was nested in the recipe get the nested form. */
-function upgradeRecipe(json: unknown): unknown {
-  if (typeof json !== 'object' || json === null) return json;
-  const r = (json as { recipe?: unknown }).recipe as Record<string, unknown> | undefined;
-  if (typeof r !== 'object' || r === null || r.schedule !== undefined || r.lr === undefined) return json;
-  const { lr, minLr, warmup, lrDecayIters, lrDecayStyle, ...rest } = r;
-  return {
-    ...json,
-    recipe: { ...rest, schedule: { lr, minLr, warmup, decayIters: lrDecayIters, decayStyle: lrDecayStyle } },
   };
 }
 
@@ -219,17 +195,6 @@ export interface InterventionRunResult extends InterventionStart {
   logPath: string;
   /** What this call trained; absent when the sibling was already finished. */
   trained?: TrainResult;
-}
-
-interface LogEntry {
-  step: number;
-  loss?: number;
-  val_loss?: number;
-  lr?: number;
-  grad_norm?: number;
-  tokens_per_s?: number;
-  batch_sha256?: string;
-  source_batch_sha256?: string;
 }
 
 /** Where a run starts: weights, optimizer state and step, with what the trainer state records of it. */
@@ -333,14 +298,14 @@ async function loadPronounSwap(
  */
 function prepareRunFolder(modelDir: string, startStep: number, resume: ResumePoint | undefined): string {
   const logPath = join(modelDir, LOG_FILE);
-  if (existsSync(modelDir)) recoverInterruptedSaves(modelDir, /^step\d+$/);
-  const existing = existingCheckpoints(modelDir);
+  if (existsSync(modelDir)) recoverInterruptedSaves(modelDir, STEP_FOLDER);
+  const existing = checkpointSteps(modelDir);
   if (!resume && existing.length > 0)
     throw new ConfigError(
-      `${modelDir} already holds checkpoints of another run: continue it with --resume ${join(modelDir, `step${existing.at(-1)}`)} or choose another --out`,
+      `${modelDir} already holds checkpoints of another run: continue it with --resume ${join(modelDir, stepFolderName(existing.at(-1)!))} or choose another --out`,
     );
   mkdirSync(modelDir, { recursive: true });
-  prepareLog(logPath, startStep, resume !== undefined && resolve(resume.dir, '..') === resolve(modelDir));
+  startLog(logPath, startStep, resume !== undefined && resolve(resume.dir, '..') === resolve(modelDir));
   return logPath;
 }
 
@@ -359,9 +324,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
 
 /** The last checkpoint of a model folder, checked to be of this recipe; undefined when it has none. */
 export function continuePoint(modelDir: string, recipe: TrainRecipe): ResumePoint | undefined {
-  const last = existingCheckpoints(modelDir).at(-1);
+  const last = checkpointSteps(modelDir).at(-1);
   if (last === undefined) return undefined;
-  const point = loadResumePoint(join(modelDir, `step${last}`));
+  const point = loadResumePoint(join(modelDir, stepFolderName(last)));
   if (!sameRecipe(point.state.recipe, recipe))
     throw new ConfigError(`${modelDir} holds a run with another recipe; choose another --out or remove it`);
   return point;
@@ -405,9 +370,9 @@ function existingSibling(
   plan: InterventionPlan,
 ): { dir: string; step: number } | undefined {
   const modelDir = join(options.outDir, interventionName(options.name));
-  const last = existingCheckpoints(modelDir).at(-1);
+  const last = checkpointSteps(modelDir).at(-1);
   if (last === undefined) return undefined;
-  const stepDir = join(modelDir, `step${last}`);
+  const stepDir = join(modelDir, stepFolderName(last));
   const s = readTrainerState(stepDir);
   if (
     !sameRecipe(s.recipe, options.recipe) ||
@@ -450,10 +415,10 @@ export async function trainIntervention(options: TrainOptions, plan: Interventio
       join(options.outDir, options.name),
       ...(options.resume ? [resolve(options.resume.dir, '..')] : []),
     ];
-    const from = folders.map((f) => join(f, `step${plan.fromStep}`)).find((d) => existsSync(d));
+    const from = folders.map((f) => join(f, stepFolderName(plan.fromStep))).find((d) => existsSync(d));
     if (!from)
       throw new ConfigError(
-        `${join(folders[0]!, `step${plan.fromStep}`)}: the baseline has no checkpoint at step ${plan.fromStep} to continue with the intervention`,
+        `${join(folders[0]!, stepFolderName(plan.fromStep))}: the baseline has no checkpoint at step ${plan.fromStep} to continue with the intervention`,
       );
     resume = loadResumePoint(from);
     if (!sameRecipe(resume.state.recipe, recipe))
@@ -588,7 +553,7 @@ async function updates(options: TrainOptions, inputs: LoopInputs, updateStep: Up
     step,
     samplesConsumed: step * B,
     recipe,
-    data: recordData(options.data, join(modelDir, `step${step}`)),
+    data: options.data,
     init: start.init,
     rng: start.rng,
     intervention: intervention.info,
@@ -597,11 +562,11 @@ async function updates(options: TrainOptions, inputs: LoopInputs, updateStep: Up
   const checkpoints: number[] = [];
   const save = async (step: number): Promise<void> => {
     await updateStep.toHost();
-    await saveCheckpoint(join(modelDir, `step${step}`), config, params, {
+    await saveCheckpoint(join(modelDir, stepFolderName(step)), config, params, {
       dtype: 'float32',
       tokenizerPath: options.tokenizerPath,
       extraFiles: {
-        [TRAINER_STATE_FILE]: `${JSON.stringify(stateAt(step), null, 2)}\n`,
+        [TRAINER_STATE_FILE]: trainerStateText(stateAt(step), join(modelDir, stepFolderName(step))),
         [OPTIMIZER_FILE]: optimizerStateBytes(optimizer.state, shapes),
       },
     });
@@ -662,55 +627,4 @@ function sha256Tokens(tokens: Int32Array): string {
 /** Micro-batch `m` of `rows` samples of a [*, width] token matrix: a view, no copy. */
 function microBatch(tokens: Int32Array, m: number, rows: number, width: number): Int32Array {
   return tokens.subarray(m * rows * width, (m + 1) * rows * width);
-}
-
-/** The step numbers of the checkpoint folders in a model folder, ascending. */
-export function existingCheckpoints(modelDir: string): number[] {
-  if (!existsSync(modelDir)) return [];
-  return readdirSync(modelDir)
-    .map((e) => /^step(\d+)$/.exec(e))
-    .filter((m): m is RegExpExecArray => m !== null)
-    .map((m) => Number(m[1]))
-    .sort((a, b) => a - b);
-}
-
-/**
- * Starts the log: fresh runs start empty; a run resumed in its own folder keeps the entries up to
- * its starting step (and drops later ones, and any line a kill cut short).
- */
-function prepareLog(logPath: string, startStep: number, continuing: boolean): void {
-  if (!continuing || !existsSync(logPath)) {
-    rmSync(logPath, { force: true });
-    return;
-  }
-  const kept: string[] = [];
-  for (const line of readFileSync(logPath, 'utf8').split('\n')) {
-    try {
-      const entry = JSON.parse(line) as LogEntry;
-      if (typeof entry.step === 'number' && entry.step <= startStep) kept.push(line);
-    } catch {
-      // an incomplete last line
-    }
-  }
-  rmSync(logPath, { force: true });
-  if (kept.length > 0) appendFileSync(logPath, `${kept.join('\n')}\n`);
-}
-
-function appendLog(logPath: string, entry: LogEntry): void {
-  appendFileSync(logPath, `${JSON.stringify(entry)}\n`);
-}
-
-/** Reads a run's log (what the report and results database read). */
-export function readLog(logPath: string): LogEntry[] {
-  if (!existsSync(logPath)) throw new FormatError(logPath, 'no such log');
-  return readFileSync(logPath, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((l, i) => {
-      try {
-        return JSON.parse(l) as LogEntry;
-      } catch {
-        throw new FormatError(logPath, `line ${i + 1} is not JSON`);
-      }
-    });
 }

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { loadReportData } from '../../src/report/data.js';
+import { TABLES } from '../../src/results/schema.js';
 import { ResultsStore } from '../../src/results/store.js';
 import { repoRoot } from '../support/paths.js';
 
@@ -102,7 +103,7 @@ test('a rerun skips the studies it has, and runs again those whose settings chan
     { kind: 'term_counts', model: null, step: null },
   ]);
   const again = studies(suite, 16);
-  assert.doesNotMatch(again, /memorization:|canaries:|term counts/);
+  assert.doesNotMatch(again, /memorization:|canaries:|term-counts/);
   assert.deepEqual(await query(db, KINDS), first);
 
   // Fewer sequences: a new memorization run at each step beside the old; canaries and term counts do not depend on it.
@@ -129,7 +130,7 @@ test('a rerun skips the studies it has, and runs again those whose settings chan
   try {
     const data = await loadReportData(store);
     assert.deepEqual(
-      data.memorizedFraction.map((r) => [r.step, r.scored]),
+      data.studies.memorizedFraction.map((r) => [r.step, r.scored]),
       [
         [1, 4],
         [2, 8],
@@ -167,5 +168,61 @@ test('a checkpoint whose weights changed under the same name and step is studied
       { kind: 'canaries', step: 4, n: 2 },
       { kind: 'memorization', step: 4, n: 2 },
     ],
+  );
+});
+
+/** Every row of every table but the columns that may differ between runs of the same work. */
+async function contents(db: string): Promise<Record<string, unknown[]>> {
+  const store = await ResultsStore.open(db, { readOnly: true });
+  try {
+    const out: Record<string, unknown[]> = {};
+    for (const t of TABLES) {
+      const columns = t.columns.filter((c) => !(t.volatile ?? []).includes(c) && c !== 'path');
+      out[t.name] = await store.rows(`SELECT ${columns.join(', ')} FROM ${t.name} ORDER BY ALL`);
+    }
+    return out;
+  } finally {
+    store.close();
+  }
+}
+
+test('studies are cells of the grid: two shards, merged, hold what one run holds (term counts too); --studies and the shorthands agree', async () => {
+  const suite = join(dir, 'shards');
+  cpSync(trained, suite, { recursive: true });
+  const whole = join(dir, 'whole.duckdb');
+  const common = ['eval', suite, '--tasks', 'arithmetic', '--limit', '4', '--threads', '1', '--window', '4'];
+  ok(...common, '--memorization', '8', '--canaries', '--term-counts', '--db', whole);
+  const shards = [0, 1].map((i) => {
+    const db = join(dir, `shard${i}.duckdb`);
+    const stderr = ok(
+      ...common,
+      '--studies',
+      'canaries,term-counts',
+      '--memorization',
+      '8',
+      '--shard',
+      `${i}/2`,
+      '--db',
+      db,
+    );
+    // Term counts are counted on both shards, each at its share of the steps (0, 1, 2, 4).
+    assert.match(stderr, /term-counts at 2 steps/);
+    return db;
+  });
+  const merged = join(dir, 'merged.duckdb');
+  ok('results', 'merge', ...shards, '--out', merged);
+  const wholeRows = await contents(whole);
+  assert.deepEqual(await contents(merged), wholeRows);
+  for (const t of ['memorization', 'canary_memorization', 'term_counts']) assert.ok(wholeRows[t]!.length > 0, t);
+});
+
+test('--studies with an unknown name is refused as any bad argument is, naming the studies there are', () => {
+  const r = spawnSync(process.execPath, [cli, 'eval', trained, '--studies', 'memorization,canary'], {
+    encoding: 'utf8',
+  });
+  assert.equal(r.status, 1);
+  assert.match(
+    r.stderr.split('\n')[0]!,
+    /^error: option '--studies <list>' argument 'memorization,canary' is invalid\. unknown study canary \(studies: canaries, memorization, term-counts\)\.$/,
   );
 });

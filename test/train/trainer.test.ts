@@ -12,7 +12,8 @@ import { pythiaArchitecture } from '../../src/model/presets.js';
 import { scaledCheckpointSchedule } from '../../src/train/checkpoint-schedule.js';
 import { PYTHIA_INIT } from '../../src/train/init.js';
 import type { TrainRecipe } from '../../src/train/recipes.js';
-import { existingCheckpoints, loadResumePoint, readLog, type TrainOptions, train } from '../../src/train/trainer.js';
+import { checkpointSteps, readLog } from '../../src/train/run-folder.js';
+import { loadResumePoint, type TrainOptions, train } from '../../src/train/trainer.js';
 import { trainedRelativeL2 } from '../support/check.js';
 import { oncePerProcess } from '../support/once.js';
 
@@ -134,7 +135,7 @@ test('a run killed (SIGKILL) after step 6 and resumed ends with the same bytes a
       signal === 'SIGKILL' ? resolve() : reject(new Error(`child exited without being killed: ${seen}`)),
     );
   });
-  assert.deepEqual(existingCheckpoints(join(out, 'tiny')), [0, 1, 2, 4]);
+  assert.deepEqual(checkpointSteps(join(out, 'tiny')), [0, 1, 2, 4]);
   const logged = readLog(join(out, 'tiny', 'log.jsonl')).filter((e) => e.loss !== undefined);
   assert.deepEqual(
     logged.map((e) => e.step),

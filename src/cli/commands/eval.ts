@@ -4,16 +4,11 @@ import { type Command, InvalidArgumentError } from 'commander';
 import { parseShard } from '../../analysis/term-count.js';
 import { TASK_RESOLUTION } from '../../eval/task-files.js';
 import { OUTPUT_TYPES, type OutputType } from '../../eval/tasks.js';
-import {
-  DEFAULT_MEMORIZATION,
-  DEFAULT_SEED,
-  type EvalEvent,
-  type EvaluateSummary,
-  evaluate,
-  type Shard,
-} from '../../results/evaluate.js';
+import { DEFAULT_SEED, type EvalEvent, type EvaluateSummary, evaluate, type Shard } from '../../results/evaluate.js';
+import { STUDY_NAMES } from '../../results/studies.js';
 import type { ExecutionProvider } from '../../runtime/session.js';
 import { deviceOption, nonNegativeInt, positiveInt } from '../arguments.js';
+import { addStudyOptions, studyFlags } from '../study-flags.js';
 
 export function intList(value: string): number[] {
   const parts = value.split(',').map((s) => s.trim());
@@ -47,10 +42,6 @@ interface EvalFlags {
   cacheDir?: string;
   datasetDir?: string;
   shard?: Shard;
-  memorization?: number;
-  window: number;
-  canaries?: boolean;
-  termCounts?: boolean;
   caseStudies?: boolean;
   json?: boolean;
 }
@@ -85,8 +76,7 @@ function progressReporter(): { onEvent: (e: EvalEvent) => void; stop: () => void
       } else if (e.type === 'progress' && started) {
         bar.update({ cell: `${label(e.cell)} ${e.done}/${e.items}` });
       } else if (e.type === 'study') {
-        const what =
-          e.study === 'term counts' ? `term counts at ${e.step} steps` : `${e.study}: ${e.model} step ${e.step}`;
+        const what = e.model === null ? `${e.study} at ${e.steps} steps` : `${e.study}: ${e.model} step ${e.step}`;
         if (started) bar.update({ cell: what });
         else process.stderr.write(`pythia eval: ${what}\n`);
       } else if (e.type === 'cell') {
@@ -137,7 +127,7 @@ export function resultsJson(rows: readonly object[]): string {
 }
 
 export function registerEval(program: Command): void {
-  program
+  const cmd = program
     .command('eval')
     .description(
       'evaluate checkpoints on lm-eval-style tasks (multiple_choice, loglikelihood, loglikelihood_rolling, generate_until) ' +
@@ -188,29 +178,11 @@ export function registerEval(program: Command): void {
       'evaluate only every n-th cell of the grid starting at i (cluster array jobs; merge with `pythia results merge`)',
       parseShard,
     )
-    .option(
-      '--memorization <sequences>',
-      'case study: memorization (32-token prompt, 32 greedy tokens) of up to this many training sequences per checkpoint, with its Poisson test',
-      positiveInt,
-    )
-    .option(
-      '--window <n>',
-      'training-order indices per window of the Poisson test',
-      positiveInt,
-      DEFAULT_MEMORIZATION.window,
-    )
-    .option(
-      '--canaries',
-      "case study: memorization of the synthetic corpus's canaries against their duplication counts",
-    )
-    .option('--term-counts', "case study: counts of the tasks' key terms in the tokens each checkpoint trained on")
-    .option(
-      '--case-studies',
-      `all three case studies (memorization of ${DEFAULT_MEMORIZATION.sequences} sequences per checkpoint)`,
-    )
+    .option('--case-studies', `every case study (--studies ${STUDY_NAMES.join(',')})`)
     .option('--json', 'print the summary table as JSON')
     .action(async (sources: string[], flags: EvalFlags) => {
-      const memorization = flags.memorization ?? (flags.caseStudies ? DEFAULT_MEMORIZATION.sequences : undefined);
+      const caseStudies = flags.caseStudies ? { studies: STUDY_NAMES } : {};
+      const studies = studyFlags({ ...(flags as unknown as Record<string, unknown>), ...caseStudies }, []);
       const progress = progressReporter();
       let summary: EvaluateSummary;
       try {
@@ -234,9 +206,8 @@ export function registerEval(program: Command): void {
           cacheDir: flags.cacheDir,
           datasetDir: flags.datasetDir,
           shard: flags.shard,
-          memorization: memorization === undefined ? undefined : { sequences: memorization, window: flags.window },
-          canaries: flags.canaries || flags.caseStudies,
-          termCounts: flags.termCounts || flags.caseStudies,
+          studies: studies.studies,
+          studySettings: studies.settings,
           onEvent: progress.onEvent,
         });
       } finally {
@@ -248,4 +219,5 @@ export function registerEval(program: Command): void {
         `pythia eval: ${summary.evaluated} cells evaluated, ${summary.skipped} already there; results in ${summary.db}\n`,
       );
     });
+  addStudyOptions(cmd, []);
 }

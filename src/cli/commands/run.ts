@@ -3,17 +3,11 @@ import { join } from 'node:path';
 import cliProgress from 'cli-progress';
 import { type Command, InvalidArgumentError } from 'commander';
 import { type RunEvent, type RunRecord, runPipeline, STAGES, type Stage } from '../../pipeline/run.js';
-import { DEFAULT_MEMORIZATION } from '../../results/evaluate.js';
+import { STUDY_NAMES } from '../../results/studies.js';
 import type { ExecutionProvider } from '../../runtime/session.js';
-import {
-  addTokenizerOption,
-  deviceOption,
-  nonNegativeInt,
-  positiveInt,
-  type TokenizerFlags,
-  tokenizerFlag,
-} from '../arguments.js';
+import { addTokenizerOption, deviceOption, positiveInt, type TokenizerFlags, tokenizerFlag } from '../arguments.js';
 import { formatDuration, PROGRESS_LINE_SECONDS } from '../progress.js';
+import { addStudyOptions, studyFlags } from '../study-flags.js';
 import { intList } from './eval.js';
 import { addRecipeOptions, recipeOverrides } from './train.js';
 
@@ -93,7 +87,7 @@ export function pipelineProgress(
             `${ev.cell.model} step ${ev.cell.step} ${ev.cell.task} ${ev.cell.shots}-shot (${ev.index}/${ev.total})`,
           );
         } else if (ev.type === 'study') {
-          show(evalFraction, ev.study === 'term counts' ? 'term counts' : `${ev.study}: ${ev.model} step ${ev.step}`);
+          show(evalFraction, ev.model === null ? ev.study : `${ev.study}: ${ev.model} step ${ev.step}`);
         } else if (ev.type === 'plan') {
           evalFraction = ev.skipped / Math.max(1, ev.cells);
           show(evalFraction, `${ev.cells} cells, ${ev.skipped} already there`, true);
@@ -127,8 +121,6 @@ interface RunFlags extends TokenizerFlags {
   limit?: number;
   maxGenTokens: number;
   shots: number[];
-  memorization: number;
-  window: number;
   threads?: number;
   device: ExecutionProvider;
 }
@@ -172,18 +164,13 @@ export function registerRun(program: Command): void {
     .option('--limit <n>', 'items per task at each checkpoint (default: all)', positiveInt)
     .option('--shots <list>', 'numbers of few-shot demonstrations', intList, [0])
     .option('--max-gen-tokens <n>', 'most tokens a generate_until item may generate', positiveInt, 32)
-    .option(
-      '--memorization <n>',
-      'training sequences scored for memorization per checkpoint (0: none)',
-      nonNegativeInt,
-      DEFAULT_MEMORIZATION.sequences,
-    )
-    .option('--window <n>', 'training-order indices per window of the Poisson test', positiveInt, 64)
     .option('--threads <n>', 'compute threads (default: every core)', positiveInt)
     .addOption(deviceOption());
+  addStudyOptions(cmd, STUDY_NAMES);
   addTokenizerOption(cmd, 'tokenizer.json of --data');
   addRecipeOptions(cmd).action(async (flags: RunFlags) => {
     const progress = pipelineProgress();
+    const studies = studyFlags(flags as unknown as Record<string, unknown>, STUDY_NAMES);
     let record: RunRecord;
     try {
       record = await runPipeline({
@@ -201,8 +188,8 @@ export function registerRun(program: Command): void {
         limit: flags.limit,
         maxGenTokens: flags.maxGenTokens,
         shots: flags.shots,
-        memorization: flags.memorization,
-        window: flags.window,
+        studies: studies.studies,
+        studySettings: studies.settings,
         threads: flags.threads,
         device: flags.device,
         onEvent: progress.onEvent,

@@ -1,0 +1,77 @@
+/**
+ * The case studies' flags, made from the STUDIES table (src/results/studies.ts) for `pythia eval`
+ * and `pythia run` alike: `--studies a,b,c`, each study's shorthand (`--memorization <sequences>`,
+ * `--canaries`, `--term-counts`; `--memorization 0` leaves memorization out), and the settings,
+ * each with its one default.
+ */
+import { type Command, InvalidArgumentError } from 'commander';
+import {
+  DEFAULT_STUDY_SETTINGS,
+  parseStudies,
+  STUDIES,
+  STUDY_NAMES,
+  type StudyDefinition,
+  type StudyName,
+  type StudySettings,
+} from '../results/studies.js';
+import { nonNegativeInt, positiveInt } from './arguments.js';
+
+function studyList(value: string): StudyName[] {
+  if (value.trim() === 'none') return [];
+  try {
+    return parseStudies(value);
+  } catch (e) {
+    throw new InvalidArgumentError(`${(e as Error).message}.`);
+  }
+}
+
+/** commander's camel-case key of a flag: `--term-counts` → `termCounts`. */
+function flagKey(name: string): string {
+  return name.replace(/^--/, '').replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
+}
+
+/** Adds the study flags; `selected` is what runs without any (eval: none, run: every study). */
+export function addStudyOptions(cmd: Command, selected: readonly StudyName[]): Command {
+  cmd.option(
+    '--studies <list>',
+    `case studies to record, comma-separated: ${STUDY_NAMES.join(', ')}, or none (default: ${selected.length > 0 ? selected.join(',') : 'none'})`,
+    studyList,
+  );
+  for (const name of STUDY_NAMES) {
+    const { flag, description }: StudyDefinition = STUDIES[name];
+    if (flag.value)
+      cmd.option(
+        `${flag.name} ${flag.value.placeholder}`,
+        `the ${name} study: ${description} (0: without it; default ${DEFAULT_STUDY_SETTINGS[flag.value.setting]})`,
+        nonNegativeInt,
+      );
+    else cmd.option(flag.name, `the ${name} study: ${description}`);
+  }
+  return cmd.option(
+    '--window <n>',
+    'training-order indices per window of the Poisson test',
+    positiveInt,
+    DEFAULT_STUDY_SETTINGS.window,
+  );
+}
+
+/** The studies and settings the flags ask for. */
+export function studyFlags(
+  flags: Record<string, unknown>,
+  selected: readonly StudyName[],
+): { studies: StudyName[]; settings: Partial<StudySettings> } {
+  const chosen = new Set<StudyName>((flags.studies as StudyName[] | undefined) ?? selected);
+  const settings: Partial<StudySettings> = { window: flags.window as number };
+  for (const name of STUDY_NAMES) {
+    const { flag }: StudyDefinition = STUDIES[name];
+    const given = flags[flagKey(flag.name)];
+    if (given === undefined || given === false) continue;
+    if (flag.value && given === 0) {
+      chosen.delete(name);
+      continue;
+    }
+    chosen.add(name);
+    if (flag.value) settings[flag.value.setting] = given as number;
+  }
+  return { studies: STUDY_NAMES.filter((n) => chosen.has(n)), settings };
+}
