@@ -100,6 +100,8 @@ export interface HarnessFewshot {
   excludeEvalDoc: boolean;
   targetDelimiter: string;
   fewshotDelimiter: string;
+  /** The text before an item's demonstrations, from its document (`meta`): lm-eval's `description` (YAML tasks). */
+  description?: (doc: Record<string, unknown>) => string;
 }
 
 /** lm-evaluation-harness's defaults. */
