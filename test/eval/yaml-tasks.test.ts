@@ -5,16 +5,21 @@
  * refused in one line.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, test } from 'node:test';
 import { harnessPrefixes } from '../../src/eval/lm-eval/fewshot.js';
 import { loadBuiltinTask } from '../../src/eval/lm-eval/load.js';
+import { literalEval } from '../../src/eval/lm-eval/python-literal.js';
 import { scoringPairs } from '../../src/eval/run-task.js';
 import { loadTasks } from '../../src/eval/task-files.js';
 import type { Task } from '../../src/eval/tasks.js';
+import { ResultsStore } from '../../src/results/store.js';
+import { repoRoot } from '../support/paths.js';
 import { golden } from './lm-eval-golden.js';
+import { makeWorld, writeCheckpoint } from './support.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pythia-yaml-tasks-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -489,4 +494,54 @@ test('settings that would change the numbers and are not supported are refused, 
     );
     return true;
   });
+});
+
+test("literalEval reads Python's literals as lm-eval's ast.literal_eval does, and refuses anything else", () => {
+  assert.deepEqual(literalEval(`['a', "b's", 'c\\'d', "e\\"f"]`), ['a', "b's", "c'd", 'e"f']);
+  assert.deepEqual(literalEval('( "x" ,  \'y\' , )'), ['x', 'y']);
+  assert.deepEqual(literalEval("[1, -2, 3.5, True, False, None, ['\\n\\t\\x41\\u00e9']]"), [
+    1,
+    -2,
+    3.5,
+    true,
+    false,
+    null,
+    ['\n\tAé'],
+  ]);
+  assert.deepEqual(literalEval('["\\ud83d\\ude00"]'), ['\ud83d\ude00']);
+  assert.equal(literalEval("'con' 'cat'"), 'concat');
+  for (const bad of ['[a, b]', "['a'", "['a'] x", '', "['a' 'b'", '{1: 2}'])
+    assert.throws(() => literalEval(bad), /not a Python literal/, bad);
+});
+
+test('pythia eval --include-path: a YAML task evaluated, its rows under its lm-eval name and identity', async () => {
+  const world = await makeWorld(join(dir, 'cli'));
+  const checkpoint = join(dir, 'cli', 'tiny', 'step0');
+  await writeCheckpoint(world, checkpoint, 1);
+  const lookup = qaWorld('cli-tasks', {
+    'choice.yaml': `task: qa_choice\n${QA}output_type: multiple_choice\ndoc_to_text: "Q: {{question|trim}} A:"\ndoc_to_choice: "{{choices}}"\ndoc_to_target: label\nmetric_list:\n  - metric: acc\n`,
+  });
+  const db = join(dir, 'cli', 'results.duckdb');
+  const cli = join(repoRoot, 'dist/src/cli/main.js');
+  const args = ['eval', checkpoint, '--include-path', lookup.includePath[0]!, '--tasks', 'qa_choice'];
+  const r = spawnSync(
+    process.execPath,
+    [cli, ...args, '--dataset-dir', lookup.datasetDir, '--cache-dir', noCache, '--shots', '0,1', '--db', db],
+    { encoding: 'utf8' },
+  );
+  assert.equal(r.status, 0, r.stderr);
+  const [task] = await loadTasks(['qa_choice'], [], lookup);
+  const store = await ResultsStore.open(db, { readOnly: true });
+  try {
+    assert.deepEqual(await store.rows('SELECT task, output_type, items, sha256 FROM tasks'), [
+      { task: 'qa_choice', output_type: 'multiple_choice', items: 2, sha256: task!.sha256 },
+    ]);
+    const metrics = await store.rows('SELECT DISTINCT task, shots, metric FROM aggregates ORDER BY shots');
+    assert.deepEqual(plain(metrics), [
+      { task: 'qa_choice', shots: 0, metric: 'acc' },
+      { task: 'qa_choice', shots: 1, metric: 'acc' },
+    ]);
+  } finally {
+    store.close();
+  }
 });
