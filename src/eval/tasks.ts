@@ -63,6 +63,8 @@ export interface GenerateItem extends ItemBase {
   context: string;
   answer: string;
   until: string[];
+  /** `exact_match` compares the prediction and the answer as written, not trimmed (lm-eval YAML tasks, as lm-eval compares). */
+  exactAsWritten?: boolean;
 }
 
 export type TaskItem = MultipleChoiceItem | PartialItem | LoglikelihoodItem | RollingItem | GenerateItem;

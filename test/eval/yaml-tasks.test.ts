@@ -13,13 +13,14 @@ import { after, test } from 'node:test';
 import { harnessPrefixes } from '../../src/eval/lm-eval/fewshot.js';
 import { loadBuiltinTask } from '../../src/eval/lm-eval/load.js';
 import { literalEval } from '../../src/eval/lm-eval/python-literal.js';
-import { scoringPairs } from '../../src/eval/run-task.js';
+import { exactMatch } from '../../src/eval/metrics.js';
+import { runTask, scoringPairs } from '../../src/eval/run-task.js';
 import { loadTasks } from '../../src/eval/task-files.js';
 import type { Task } from '../../src/eval/tasks.js';
 import { ResultsStore } from '../../src/results/store.js';
 import { repoRoot } from '../support/paths.js';
 import { golden } from './lm-eval-golden.js';
-import { makeWorld, writeCheckpoint } from './support.js';
+import { makeWorld, randomParams, writeCheckpoint } from './support.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pythia-yaml-tasks-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -544,4 +545,38 @@ test('pythia eval --include-path: a YAML task evaluated, its rows under its lm-e
   } finally {
     store.close();
   }
+});
+
+test("a YAML generate_until task's exact_match compares as written, as lm-eval's does (task files' trims)", async () => {
+  const world = await makeWorld(join(dir, 'generate'));
+  const model = { config: world.config, params: randomParams(world.config, 3), tokenizer: world.tokenizer };
+  const docs = [{ q: 'Q: What is 2 plus 3? A:' }, { q: 'The cat sat on the' }, { q: 'Paris is a' }];
+  const config = (answers: readonly string[]) => {
+    const datasets = join(dir, 'generate', `datasets-${answers.length}-${answers[0]!.length}`);
+    dataset(datasets, 'test/gen', 'default', { test: docs.map((d, i) => ({ ...d, answer: answers[i] })) });
+    const file = write(
+      join(datasets, 'gen.yaml'),
+      'task: gen\ndataset_path: test/gen\ntest_split: test\ndoc_to_text: q\ndoc_to_target: answer\ngeneration_kwargs:\n  until: ["\\n"]\n',
+    );
+    return loadTasks([file], [], { cacheDir: noCache, datasetDir: datasets });
+  };
+  const options = { shots: 0, seed: 1234, batchSize: 2, maxGenTokens: 6 };
+  const [first] = await config(['x', 'x', 'x']);
+  const predictions = (await runTask(model, first!, options)).items.map((r) => r.prediction!);
+  // The same predictions, against answers equal to them but for a trailing space.
+  const [second] = await config(predictions.map((p) => `${p} `));
+  const run = await runTask(model, second!, options);
+  assert.deepEqual(
+    run.items.map((r) => r.prediction),
+    predictions,
+  );
+  assert.deepEqual(
+    run.items.map((r) => r.exactMatch),
+    [0, 0, 0],
+  );
+  assert.deepEqual(
+    predictions.map((p) => exactMatch(p, `${p} `)),
+    [1, 1, 1],
+    'trimmed, they would match',
+  );
 });

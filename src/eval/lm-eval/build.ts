@@ -108,6 +108,7 @@ function toItem(task: BuiltinTask, doc: DocOf<Columns>, id: string): TaskItem {
         context: task.docToText(doc),
         answer: task.docToTarget(doc),
         until: [...task.until],
+        exactAsWritten: true,
       };
     case 'loglikelihood_rolling': {
       const item: TaskItem = { kind: 'loglikelihood_rolling', id, meta, text: task.docToTarget(doc) };
