@@ -580,3 +580,55 @@ test("a YAML generate_until task's exact_match compares as written, as lm-eval's
     'trimmed, they would match',
   );
 });
+
+test('bad configs are one line naming the file: an include cycle, a missing include, YAML that does not parse, a group member that is nowhere', async () => {
+  const one = async (files: Record<string, string>, spec: string, pattern: RegExp) => {
+    const lookup = qaWorld(`bad-${Object.keys(files).join('-').replaceAll('/', '_')}`, files);
+    await assert.rejects(loadTasks([spec], [], lookup), (e: Error) => {
+      assert.ok(['ConfigError', 'FormatError'].includes(e.name), e.name);
+      assert.equal(e.message.split('\n').length, 1, e.message);
+      assert.match(e.message, pattern);
+      return true;
+    });
+  };
+  await one(
+    { 'a.yaml': 'include: b.yaml\ntask: a\n', 'b.yaml': 'include: a.yaml\n' },
+    'a',
+    /include: .*a\.yaml includes itself/,
+  );
+  await one({ 'c.yaml': 'include: nowhere.yaml\ntask: c\n' }, 'c', /c\.yaml: include: nowhere\.yaml: no such file/);
+  await one({ 'd.yaml': 'task: d\ndoc_to_text: "unclosed\n' }, 'd', /d\.yaml: not valid YAML/);
+  await one({ 'e.yaml': '- task: e\n' }, 'e', /e\.yaml: expected a mapping of task settings/);
+  await one(
+    { 'g.yaml': 'group: g\ntask:\n  - nowhere\n' },
+    'g',
+    /g\.yaml: task: nowhere is neither an --include-path task nor a built-in one/,
+  );
+  await one(
+    { 'h.yaml': 'group: h\ntask:\n  - task: piqa\n    num_fewshot: 5\n' },
+    'h',
+    /h\.yaml: task: .*members with settings of their own are not supported/,
+  );
+  await one(
+    { 'i.yaml': 'group: i\ntask: [piqa]\nnum_fewshot: 5\n' },
+    'i',
+    /i\.yaml: num_fewshot: a group's settings for its members are not supported/,
+  );
+});
+
+test("a group's members may be built-in tasks, selected by the name the group gives", async () => {
+  const datasets = join(dir, 'group-builtin', 'datasets');
+  dataset(datasets, 'baber/piqa', 'default', golden.docs.piqa!);
+  const configs = join(dir, 'group-builtin', 'configs');
+  write(join(configs, 'group.yaml'), 'group: mine\ntask:\n  - piqa\n');
+  const tasks = await loadTasks(['mine', 'piqa'], [], {
+    cacheDir: noCache,
+    datasetDir: datasets,
+    includePath: [configs],
+  });
+  assert.deepEqual(
+    tasks.map((t) => t.name),
+    ['piqa'],
+  );
+  assert.equal(tasks[0]!.sha256, (await loadBuiltinTask('piqa', { cacheDir: noCache, datasetDir: datasets })).sha256);
+});
