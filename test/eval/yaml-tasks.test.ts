@@ -473,6 +473,7 @@ test('settings that would change the numbers and are not supported are refused, 
     'typo.yaml': `task: typo\n${base}doc_to_txt: "{{question}}"\n`,
     'kind.yaml': `task: kind\n${base.replace('multiple_choice', 'generate_until')}generation_kwargs:\n  do_sample: true\n`,
     'undefined.yaml': `task: undefined_var\n${base.replace('{{question}}', '{{questoin}}')}`,
+    'missing-key.yaml': `task: missing_key\n${base.replace('{{question}}', '{{question}} {{choices[7]}}')}`,
   });
   await refused(lookup, 'filters', /filters\.yaml: filter_list: not supported/);
   await refused(
@@ -492,6 +493,14 @@ test('settings that would change the numbers and are not supported are refused, 
     assert.match(
       e.message,
       /test\.jsonl: row 0: doc_to_text: the template does not render \('questoin' is undefined\)/,
+    );
+    return true;
+  });
+  await assert.rejects(loadTasks(['missing_key'], [], lookup), (e: Error) => {
+    assert.equal(e.name, 'FormatError');
+    assert.match(
+      e.message,
+      /row 0: doc_to_text: the template does not render \(a value that is not defined is rendered/,
     );
     return true;
   });

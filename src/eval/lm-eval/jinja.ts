@@ -2,7 +2,8 @@
  * lm-evaluation-harness's templates (`doc_to_text: "Question: {{goal}}\nAnswer:"`) rendered with
  * `@huggingface/jinja`, set up as lm-eval sets up Jinja (lm_eval/utils.py): the template's trailing
  * newline kept, block tags left as written (no trim_blocks, no lstrip_blocks), and a variable that
- * is not defined an error (StrictUndefined) rather than an empty string. A string's `strip()`,
+ * is not defined, or a missing key or index rendered, an error (StrictUndefined) rather than an
+ * empty string. A string's `strip()`,
  * `lstrip()`, `rstrip()` (with or without the characters to strip) and the `trim` filter strip
  * Python's whitespace (src/eval/lm-eval/python-str.ts), not JavaScript's.
  *
@@ -55,7 +56,13 @@ function pythonStringBuiltins(this: Value): Builtins {
 }
 
 type ApplyFilter = (operand: Value, filter: { type: string; value?: unknown }, environment: Environment) => Value;
-const interpreter = Interpreter.prototype as unknown as { applyFilter: ApplyFilter };
+type Statement = { type: string };
+type EvaluateBlock = (statements: Statement[], environment: Environment) => Value;
+const interpreter = Interpreter.prototype as unknown as {
+  applyFilter: ApplyFilter;
+  evaluateBlock: EvaluateBlock;
+  evaluate(statement: Statement, environment: Environment): Value & { type: string };
+};
 
 /** The `trim` filter with Python's whitespace; the others as the package has them. */
 function pythonFilters(original: ApplyFilter): ApplyFilter {
@@ -64,6 +71,21 @@ function pythonFilters(original: ApplyFilter): ApplyFilter {
       return new operand.constructor(strip(operand.value as string));
     return original.call(this, operand, filter, environment);
   };
+}
+
+/**
+ * A block's output, where rendering a value that is not defined (a missing key, an index past the
+ * end) is an error, as under lm-eval's StrictUndefined.
+ */
+function strictBlock(this: typeof interpreter, statements: Statement[], environment: Environment): Value {
+  let output = '';
+  for (const statement of statements) {
+    const value = this.evaluate(statement, environment);
+    if (value.type === 'UndefinedValue')
+      throw new DataError(`a value that is not defined is rendered (a missing key or index, in a ${statement.type})`);
+    if (value.type !== 'NullValue') output += String(value);
+  }
+  return new (STRING_PROTOTYPE.constructor as new (value: string) => Value)(output);
 }
 
 /** A name found in no scope is an error, as under lm-eval's StrictUndefined. */
@@ -82,14 +104,17 @@ function strictLookup(this: Environment, name: string) {
 function withPythonSemantics<T>(render: () => T): T {
   const lookup = Environment.prototype.lookupVariable;
   const applyFilter = interpreter.applyFilter;
+  const evaluateBlock = interpreter.evaluateBlock;
   Environment.prototype.lookupVariable = strictLookup;
   interpreter.applyFilter = pythonFilters(applyFilter);
+  interpreter.evaluateBlock = strictBlock;
   Object.defineProperty(STRING_PROTOTYPE, 'builtins', { get: pythonStringBuiltins, configurable: true });
   try {
     return render();
   } finally {
     Environment.prototype.lookupVariable = lookup;
     interpreter.applyFilter = applyFilter;
+    interpreter.evaluateBlock = evaluateBlock;
     Object.defineProperty(STRING_PROTOTYPE, 'builtins', STRING_BUILTINS);
   }
 }
