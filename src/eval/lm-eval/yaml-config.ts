@@ -34,7 +34,11 @@ function readYaml(path: string): Config {
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw new FormatError(path, `cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new FormatError(
+      path,
+      code === 'ENOENT' ? 'task config not found' : `cannot read (${code ?? (e as Error).message})`,
+    );
   }
   const functionTag: ScalarTag = {
     tag: '!function',

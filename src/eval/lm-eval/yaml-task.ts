@@ -174,6 +174,8 @@ const READ = new Set([
   'should_decontaminate',
   'doc_to_decontamination_query',
   'metadata',
+  // lm-eval 0.4.12 drops it from a task's config.
+  'task_list',
 ]);
 /** lm-eval settings that change what is scored, which we do not support. */
 const UNSUPPORTED = new Set([
