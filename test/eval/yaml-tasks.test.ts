@@ -32,14 +32,22 @@ function write(path: string, text: string): string {
   return path;
 }
 
-/** A dataset in `huggingface-cli download --local-dir` layout: one JSON Lines file per split, placed by the README's configs. */
+const readmeConfigs = new Map<string, string[]>();
+
+/**
+ * A dataset in `huggingface-cli download --local-dir` layout: one JSON Lines file per split, placed
+ * by the README's configs (each config written for a repository kept there).
+ */
 function dataset(datasets: string, repository: string, config: string, splits: Record<string, readonly object[]>) {
   const root = join(datasets, ...repository.split('/'));
   const files = Object.entries(splits).map(([split, docs]) => {
     write(join(root, config, `${split}.jsonl`), docs.map((d) => `${JSON.stringify(d)}\n`).join(''));
     return `  - split: ${split}\n    path: ${config}/${split}.jsonl\n`;
   });
-  write(join(root, 'README.md'), `---\nconfigs:\n- config_name: ${config}\n  data_files:\n${files.join('')}---\n`);
+  const configs = readmeConfigs.get(root) ?? [];
+  configs.push(`- config_name: ${config}\n  data_files:\n${files.join('')}`);
+  readmeConfigs.set(root, configs);
+  write(join(root, 'README.md'), `---\nconfigs:\n${configs.join('')}---\n`);
 }
 
 const plain = (x: unknown) => JSON.parse(JSON.stringify(x ?? null));
@@ -190,6 +198,34 @@ metadata:
 `,
 };
 
+LM_EVAL_CONFIGS.arc_easy = `tag:
+  - ai2_arc
+task: arc_easy
+dataset_path: allenai/ai2_arc
+dataset_name: ARC-Easy
+output_type: multiple_choice
+training_split: train
+validation_split: validation
+test_split: test
+doc_to_text: "Question: {{question}}\\nAnswer:"
+doc_to_target: "{{choices.label.index(answerKey)}}"
+doc_to_choice: "{{choices.text}}"
+should_decontaminate: true
+doc_to_decontamination_query: "Question: {{question}}\\nAnswer:"
+metric_list:
+  - metric: acc
+    aggregation: mean
+    higher_is_better: true
+  - metric: acc_norm
+    aggregation: mean
+    higher_is_better: true
+metadata:
+  version: 1.0
+`;
+// arc_challenge.yaml includes arc_easy.yaml, which lives in its folder.
+LM_EVAL_CONFIGS.arc_challenge =
+  'include: ../arc_easy/arc_easy.yaml\ntask: arc_challenge\ndataset_name: ARC-Challenge\n';
+
 const REPOSITORIES: Record<string, [string, string]> = {
   piqa: ['baber/piqa', 'default'],
   winogrande: ['allenai/winogrande', 'winogrande_xl'],
@@ -198,9 +234,11 @@ const REPOSITORIES: Record<string, [string, string]> = {
   sciq: ['allenai/sciq', 'default'],
   logiqa: ['EleutherAI/logiqa', 'logiqa'],
   wikitext: ['EleutherAI/wikitext_document_level', 'wikitext-2-raw-v1'],
+  arc_easy: ['allenai/ai2_arc', 'ARC-Easy'],
+  arc_challenge: ['allenai/ai2_arc', 'ARC-Challenge'],
 };
 
-test("lm-eval 0.4.12's own YAML configs give the built-in tasks' items, few-shot pools and lm-eval's requests at 0, 1 and 3 shots", async () => {
+test("lm-eval 0.4.12's own YAML configs of the nine tasks give the built-in tasks' items, few-shot pools and lm-eval's requests at 0, 1 and 3 shots", async () => {
   const root = join(dir, 'own');
   const datasets = join(root, 'datasets');
   const configs = join(root, 'configs');
@@ -230,39 +268,15 @@ test("lm-eval 0.4.12's own YAML configs give the built-in tasks' items, few-shot
       });
     }
   }
-  // The tag lambada_openai's config carries selects it.
+  // The tags the configs carry select them; arc_challenge inherits ARC-Easy's through include:.
   assert.deepEqual(
     (await loadTasks(['lambada'], [], lookup)).map((t) => t.name),
     ['lambada_openai'],
   );
-});
-
-test("ARC's template calls a list's .index(), which the Jinja here lacks: one line naming the file, the key and the row", async () => {
-  const root = join(dir, 'arc');
-  const datasets = join(root, 'datasets');
-  dataset(datasets, 'allenai/ai2_arc', 'ARC-Easy', golden.docs.arc_easy!);
-  const file = write(
-    join(root, 'configs', 'arc_easy.yaml'),
-    `task: arc_easy
-dataset_path: allenai/ai2_arc
-dataset_name: ARC-Easy
-output_type: multiple_choice
-training_split: train
-validation_split: validation
-test_split: test
-doc_to_text: "Question: {{question}}\\nAnswer:"
-doc_to_target: "{{choices.label.index(answerKey)}}"
-doc_to_choice: "{{choices.text}}"
-`,
+  assert.deepEqual(
+    (await loadTasks(['ai2_arc'], [], lookup)).map((t) => t.name),
+    ['arc_challenge', 'arc_easy'],
   );
-  await assert.rejects(loadTasks([file], [], { cacheDir: noCache, datasetDir: datasets }), (e: Error) => {
-    assert.equal(e.message.split('\n').length, 1);
-    assert.match(
-      e.message,
-      /test\.jsonl: row 0: doc_to_target: the template does not render \(.*\) \(task arc_easy, test split\)$/,
-    );
-    return true;
-  });
 });
 
 /** Documents of a made-up dataset with the columns the configs below read. */
@@ -474,6 +488,7 @@ test('settings that would change the numbers and are not supported are refused, 
     'kind.yaml': `task: kind\n${base.replace('multiple_choice', 'generate_until')}generation_kwargs:\n  do_sample: true\n`,
     'undefined.yaml': `task: undefined_var\n${base.replace('{{question}}', '{{questoin}}')}`,
     'missing-key.yaml': `task: missing_key\n${base.replace('{{question}}', '{{question}} {{choices[7]}}')}`,
+    'not-in-list.yaml': `task: not_in_list\n${base.replace('doc_to_target: label', 'doc_to_target: "{{choices.index(\'zzz\')}}"')}`,
   });
   await refused(lookup, 'filters', /filters\.yaml: filter_list: not supported/);
   await refused(
@@ -501,6 +516,15 @@ test('settings that would change the numbers and are not supported are refused, 
     assert.match(
       e.message,
       /row 0: doc_to_text: the template does not render \(a value that is not defined is rendered/,
+    );
+    return true;
+  });
+  await assert.rejects(loadTasks(['not_in_list'], [], lookup), (e: Error) => {
+    assert.equal(e.name, 'FormatError');
+    assert.equal(e.message.split('\n').length, 1);
+    assert.match(
+      e.message,
+      /row 0: doc_to_target: the template does not render \("zzz" is not in the list\) \(task not_in_list, test split\)$/,
     );
     return true;
   });

@@ -3,14 +3,14 @@
  * `@huggingface/jinja`, set up as lm-eval sets up Jinja (lm_eval/utils.py): the template's trailing
  * newline kept, block tags left as written (no trim_blocks, no lstrip_blocks), and a variable that
  * is not defined, or a missing key or index rendered, an error (StrictUndefined) rather than an
- * empty string. A string's `strip()`,
- * `lstrip()`, `rstrip()` (with or without the characters to strip) and the `trim` filter strip
- * Python's whitespace (src/eval/lm-eval/python-str.ts), not JavaScript's.
+ * empty string. A string's `strip()`, `lstrip()`, `rstrip()` (with or without the characters to
+ * strip) and the `trim` filter strip Python's whitespace (src/eval/lm-eval/python-str.ts), not
+ * JavaScript's, and a list has Python's `index()` (ARC's `{{choices.label.index(answerKey)}}`).
  *
  * Where `@huggingface/jinja` differs from Python's Jinja otherwise, a template renders differently
  * or fails: lists render as JSON (`["a", "b"]`, the same list once read back), `true`/`false`/`none`
- * as JavaScript writes them, indices count UTF-16 units, and list methods such as `.index()` and
- * lm-eval's `regex_replace` filter are missing (an error naming the template's key and the row).
+ * as JavaScript writes them, string indices count UTF-16 units, and other list methods and lm-eval's
+ * `regex_replace` filter are missing (an error naming the template's key and the row).
  */
 import { Environment, Interpreter, parse, Template, tokenize } from '@huggingface/jinja';
 import { DataError } from '../../util/errors.js';
@@ -26,6 +26,12 @@ type Builtins = Map<string, Value>;
 /** The runtime's string class, which the package does not export: the value a string is stored as. */
 const STRING_PROTOTYPE = Object.getPrototypeOf(new Environment().set('s', '')) as object;
 const STRING_BUILTINS = Object.getOwnPropertyDescriptor(STRING_PROTOTYPE, 'builtins')!;
+/** The runtime's list class, likewise. */
+const ARRAY_PROTOTYPE = Object.getPrototypeOf(new Environment().set('a', [])) as object;
+const ARRAY_BUILTINS = Object.getOwnPropertyDescriptor(ARRAY_PROTOTYPE, 'builtins')!;
+/** The runtime's integer and function classes, from the values a number and a function are stored as. */
+const INTEGER = (new Environment().set('i', 0) as unknown as Value).constructor;
+const FUNCTION = (new Environment().set('f', () => undefined) as unknown as Value).constructor;
 
 function pythonStrip(s: string, side: 'both' | 'left' | 'right', chars: unknown): string {
   if (typeof chars !== 'string') return side === 'both' ? strip(s) : side === 'left' ? lstrip(s) : rstrip(s);
@@ -52,6 +58,22 @@ function pythonStringBuiltins(this: Value): Builtins {
       name,
       new FunctionValue((args: Value[]) => new StringValue(pythonStrip(this.value as string, side, args[0]?.value))),
     );
+  return builtins;
+}
+
+/** A list's `index(x)`: the first position of an equal string, number or boolean; an error where there is none, as Python's ValueError. */
+function pythonListBuiltins(this: Value): Builtins {
+  const builtins = new Map(ARRAY_BUILTINS.get!.call(this) as Builtins);
+  const items = this.value as Value[];
+  builtins.set(
+    'index',
+    new FUNCTION((args: Value[]) => {
+      const wanted = args[0]?.value;
+      const at = items.findIndex((item) => typeof item.value !== 'object' && item.value === wanted);
+      if (at < 0) throw new DataError(`${JSON.stringify(wanted)} is not in the list`);
+      return new INTEGER(at);
+    }),
+  );
   return builtins;
 }
 
@@ -109,6 +131,7 @@ function withPythonSemantics<T>(render: () => T): T {
   interpreter.applyFilter = pythonFilters(applyFilter);
   interpreter.evaluateBlock = strictBlock;
   Object.defineProperty(STRING_PROTOTYPE, 'builtins', { get: pythonStringBuiltins, configurable: true });
+  Object.defineProperty(ARRAY_PROTOTYPE, 'builtins', { get: pythonListBuiltins, configurable: true });
   try {
     return render();
   } finally {
@@ -116,6 +139,7 @@ function withPythonSemantics<T>(render: () => T): T {
     interpreter.applyFilter = applyFilter;
     interpreter.evaluateBlock = evaluateBlock;
     Object.defineProperty(STRING_PROTOTYPE, 'builtins', STRING_BUILTINS);
+    Object.defineProperty(ARRAY_PROTOTYPE, 'builtins', ARRAY_BUILTINS);
   }
 }
 
