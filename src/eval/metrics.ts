@@ -7,7 +7,7 @@
  * - loglikelihood: `acc` (the target is the greedy continuation) and `perplexity` = exp(−mean ll);
  * - loglikelihood_rolling: `word_perplexity` = exp(−Σll / Σwords), `byte_perplexity` =
  *   exp(−Σll / Σbytes), `bits_per_byte` = −Σll / Σbytes / ln 2;
- * - generate_until: `exact_match` of the trimmed prediction and answer.
+ * - generate_until: `exact_match` of the trimmed prediction and answer (as written for lm-eval YAML tasks).
  * Means carry the harness's standard error (sample standard deviation over √n). The harness
  * bootstraps the error of perplexity and leaves weighted perplexities without one; here both use
  * the delta method (deterministic, no resampling): se(exp(−m)) = exp(−m)·se(m), and for a ratio
@@ -86,7 +86,9 @@ export function partialResult(
   };
 }
 
-export function exactMatch(prediction: string, answer: string): number {
+/** Trimmed comparison; `asWritten` compares the strings as they are, as lm-eval's exact_match does (YAML tasks). */
+export function exactMatch(prediction: string, answer: string, asWritten = false): number {
+  if (asWritten) return prediction === answer ? 1 : 0;
   return prediction.trim() === answer.trim() ? 1 : 0;
 }
 

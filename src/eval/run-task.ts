@@ -298,7 +298,7 @@ async function generateAnswers(
   }
   return items.map((item, i) => ({
     itemId: item.id,
-    exactMatch: exactMatch(texts[i]!, item.answer),
+    exactMatch: exactMatch(texts[i]!, item.answer, item.exactAsWritten),
     prediction: texts[i]!,
   }));
 }

@@ -63,6 +63,8 @@ export interface GenerateItem extends ItemBase {
   context: string;
   answer: string;
   until: string[];
+  /** `exact_match` compares the prediction and the answer as written, not trimmed (lm-eval YAML tasks, as lm-eval compares). */
+  exactAsWritten?: boolean;
 }
 
 export type TaskItem = MultipleChoiceItem | PartialItem | LoglikelihoodItem | RollingItem | GenerateItem;
@@ -100,6 +102,8 @@ export interface HarnessFewshot {
   excludeEvalDoc: boolean;
   targetDelimiter: string;
   fewshotDelimiter: string;
+  /** The text before an item's demonstrations, from its document (`meta`): lm-eval's `description` (YAML tasks). */
+  description?: (doc: Record<string, unknown>) => string;
 }
 
 /** lm-evaluation-harness's defaults. */

@@ -45,6 +45,8 @@ export interface EvaluateOptions {
   /** Hugging Face datasets for built-in tasks, as `<dir>/<org>/<name>/`, before the hub cache. */
   datasetDir?: string;
   taskDirs?: readonly string[];
+  /** Folders of lm-evaluation-harness YAML task configs (`--include-path`). */
+  includePath?: readonly string[];
   outputType?: OutputType;
   /** Demonstrations from this file instead of each task's own items. */
   fewshotFile?: string;
@@ -265,6 +267,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateSummar
     outputType: options.outputType,
     cacheDir: options.cacheDir,
     datasetDir: options.datasetDir,
+    includePath: options.includePath,
   });
   const names = new Map<string, string>();
   for (const t of tasks) {

@@ -124,8 +124,9 @@ test('a built-in task whose dataset is not there is one line with the command th
 test('--help says the order a task name resolves in', () => {
   const help = pythia('eval', '--help').stdout.replace(/\s+/g, ' ');
   assert.match(help, /--dataset-dir <dir>/);
+  assert.match(help, /--include-path <dirs\.\.\.>/);
   assert.match(
     help,
-    /a path \(\.jsonl; \.yaml is refused\), then a task in --task-dir or the suite's task folder, then a built-in task/,
+    /a path \(\.jsonl, or an lm-eval \.yaml task config\), then a task in --task-dir or the suite's task folder, then a task, tag or group of the --include-path YAML configs, then a built-in task/,
   );
 });

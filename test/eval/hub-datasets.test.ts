@@ -370,10 +370,7 @@ test('--tasks resolves a path, then a task file in the task folders, then a buil
   );
   const [byPath] = await loadTasks([join(taskDir, 'piqa.jsonl')], [], lookup);
   assert.equal(byPath!.items[0]!.id, 'mine');
-  await assert.rejects(
-    loadTasks(['my-task.yaml'], [], lookup),
-    /--tasks: my-task\.yaml: lm-eval YAML task files are not read yet/,
-  );
+  await assert.rejects(loadTasks(['my-task.yaml'], [], lookup), /my-task\.yaml: task config not found$/);
   await assert.rejects(
     loadTasks(['hellaswag'], [taskDir], lookup),
     (e: Error) =>

@@ -26,6 +26,7 @@ function outputType(value: string): OutputType {
 interface EvalFlags {
   tasks?: string[];
   taskDir?: string[];
+  includePath?: string[];
   steps?: number[] | 'all';
   models?: string[];
   shots: number[];
@@ -145,6 +146,10 @@ export function registerEval(program: Command): void {
       '--task-dir <dirs...>',
       "folders of <name>.jsonl tasks (default: the tasks/ beside the data the suite's suite.json records)",
     )
+    .option(
+      '--include-path <dirs...>',
+      'folders of lm-eval YAML task configs (every *.yaml under them): --tasks names their tasks, tags and groups',
+    )
     .option('--steps <list>', 'only these checkpoint steps of a suite, e.g. 0,512,1000, or all', (v: string) =>
       v === 'all' ? 'all' : intList(v),
     )
@@ -190,6 +195,7 @@ export function registerEval(program: Command): void {
           sources,
           tasks: flags.tasks,
           taskDirs: flags.taskDir,
+          includePath: flags.includePath,
           outputType: flags.outputType,
           fewshotFile: flags.fewshotFile,
           models: flags.models,

@@ -100,6 +100,16 @@ function toItem(task: BuiltinTask, doc: DocOf<Columns>, id: string): TaskItem {
     }
     case 'loglikelihood':
       return { kind: 'loglikelihood', id, meta, context: task.docToText(doc), target: task.docToTarget(doc) };
+    case 'generate_until':
+      return {
+        kind: 'generate_until',
+        id,
+        meta,
+        context: task.docToText(doc),
+        answer: task.docToTarget(doc),
+        until: [...task.until],
+        exactAsWritten: true,
+      };
     case 'loglikelihood_rolling': {
       const item: TaskItem = { kind: 'loglikelihood_rolling', id, meta, text: task.docToTarget(doc) };
       return task.counts ? { ...item, counts: task.counts(doc) } : item;
@@ -140,6 +150,7 @@ export function builtinTaskHash(task: BuiltinTask, source: DatasetSource, splits
     targetDelimiter: task.targetDelimiter,
     fewshotDelimiter: task.fewshotDelimiter,
     metrics: task.metrics,
+    definition: task.definition,
     dataset: { repository: source.repository, config: source.config, revision: source.revision },
     files: splits.map((s) => ({ split: s.split, files: s.files })),
   };
@@ -179,6 +190,7 @@ export function buildTask(
     excludeEvalDoc: fewshotExcludesEvalDoc(task),
     targetDelimiter: task.targetDelimiter,
     fewshotDelimiter: task.fewshotDelimiter,
+    ...(task.description ? { description: task.description as (doc: Doc) => string } : {}),
   };
   return { ...built, fewshot };
 }

@@ -64,7 +64,9 @@ export function harnessPrefixes(
   seed: number,
 ): string[] {
   if (count > items.length) throw new RangeError(`harnessPrefixes: ${count} prefixes asked of ${items.length} items`);
-  if (shots === 0) return new Array<string>(count).fill('');
+  const described = (i: number, demonstrations: string) =>
+    fewshot.description ? fewshot.description(items[i]!.meta) + demonstrations : demonstrations;
+  if (shots === 0) return Array.from({ length: count }, (_, i) => described(i, ''));
   const pool = fewshot.pool;
   const drawn = fewshot.excludeEvalDoc ? shots + 1 : shots;
   if (drawn > pool.length)
@@ -83,7 +85,7 @@ export function harnessPrefixes(
           `task ${taskName}: the ${drawn} demonstrations drawn for document ${item.id} include it more than once (the few-shot split repeats it), leaving fewer than ${shots}`,
         );
     }
-    prefixes.push(picks.map((j) => harnessDemonstration(pool[j]!, fewshot)).join(''));
+    prefixes.push(described(i, picks.map((j) => harnessDemonstration(pool[j]!, fewshot)).join('')));
   }
   return prefixes;
 }

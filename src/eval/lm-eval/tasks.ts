@@ -72,6 +72,10 @@ interface Common<C extends Columns> {
   processDocs?: (doc: DocOf<C>) => DocOf<C>;
   targetDelimiter: string;
   fewshotDelimiter: string;
+  /** `description`, rendered for each evaluated document: the text before its demonstrations (YAML tasks). */
+  description?: (doc: DocOf<C>) => string;
+  /** What else defines the task, hashed into its identity (a YAML task's resolved config). */
+  definition?: unknown;
 }
 
 /** One context, several choices (`doc_to_target` an index into `doc_to_choice`). */
@@ -108,11 +112,21 @@ interface RollingTask<C extends Columns> extends Common<C> {
   metrics: readonly ('word_perplexity' | 'byte_perplexity' | 'bits_per_byte')[];
 }
 
+/** A context, and the answer greedy generation up to a stop string is compared with. */
+interface GenerateTask<C extends Columns> extends Common<C> {
+  kind: 'generate_until';
+  docToText: (doc: DocOf<C>) => string;
+  docToTarget: (doc: DocOf<C>) => string;
+  until: readonly string[];
+  metrics: readonly 'exact_match'[];
+}
+
 export type BuiltinTaskOf<C extends Columns> =
   | MultipleChoiceTask<C>
   | PartialTask<C>
   | LoglikelihoodTask<C>
-  | RollingTask<C>;
+  | RollingTask<C>
+  | GenerateTask<C>;
 
 /** A row with its document type erased, as the loader sees it. */
 export type BuiltinTask = BuiltinTaskOf<Columns>;
