@@ -146,7 +146,7 @@ export function registerEval(program: Command): void {
     )
     .argument(
       '<sources...>',
-      'suite folders, checkpoint folders (HF layout or <model>/step<N>), or Hugging Face ids org/name@revision read offline from the local cache',
+      "suite folders, checkpoint folders (HF layout or <model>/step<N>), or Hugging Face ids org/name@revision read offline from the local cache ('org/name@step*': every step<N> revision there)",
     )
     .option(
       '--tasks <tasks...>',
