@@ -4,7 +4,7 @@
  * with its model name, step and, where known, the tokens it has trained on.
  */
 import { basename, dirname, join, resolve } from 'node:path';
-import type { ResolvedCheckpoint } from '../model/hub-cache.js';
+import { type ResolvedCheckpoint, type ResolveOptions, resolveCheckpoints } from '../model/hub-cache.js';
 import {
   isCheckpointDir,
   type ModelFolder,
@@ -93,6 +93,11 @@ export function hubCheckpointRef(r: ResolvedCheckpoint): CheckpointRef {
     dir: r.dir,
     tokens: pythia && r.step !== undefined ? r.step * PYTHIA_TOKENS_PER_STEP : tokensSeen(r.dir),
   };
+}
+
+/** A hub id, or a glob over its step revisions (`EleutherAI/pythia-160m@step*`), as checkpoints in step order. */
+export function hubCheckpointRefs(spec: string, options: ResolveOptions = {}): CheckpointRef[] {
+  return resolveCheckpoints(spec, options).map(hubCheckpointRef);
 }
 
 export interface CheckpointFilter {

@@ -7,6 +7,7 @@
  *   <cache>/models--<org>--<name>/blobs/<hash>           each file's content, once
  *
  * A snapshot with a link whose blob is missing is refused by name, link and blob.
+ * `org/name@step*` names every `step<N>` revision of the repository in the cache (resolveCheckpoints).
  *
  * The cache is `$HF_HUB_CACHE`, else `$HF_HOME/hub`, else `$XDG_CACHE_HOME/huggingface/hub`, else
  * `~/.cache/huggingface/hub` (huggingface_hub's constants, with its older `HUGGINGFACE_HUB_CACHE`).
@@ -89,12 +90,8 @@ export function resolveCheckpoint(spec: string, options: ResolveOptions = {}): R
     );
   }
   const refs = listRefs(join(repoDir, 'refs'));
-  const snapshots = isDirectory(join(repoDir, 'snapshots'))
-    ? readdirSync(join(repoDir, 'snapshots'))
-        .filter((s) => isDirectory(join(repoDir, 'snapshots', s)))
-        .sort()
-    : [];
-  const present = `revisions present: ${refs.size > 0 ? [...refs.keys()].join(', ') : 'no refs'}; snapshots: ${snapshots.length > 0 ? snapshots.join(', ') : 'none'}`;
+  const snapshots = listSnapshots(repoDir);
+  const present = presentRevisions(refs, snapshots);
   const commit = COMMIT_HASH.test(revision) ? revision : refs.get(revision);
   if (commit === undefined || !snapshots.includes(commit)) {
     const what =
@@ -122,6 +119,57 @@ export function resolveCheckpoint(spec: string, options: ResolveOptions = {}): R
   const stepRef = [...refs].find(([ref, hash]) => hash === commit && stepOf(ref) !== undefined)?.[0];
   const step = stepOf(revision) ?? (stepRef === undefined ? undefined : stepOf(stepRef));
   return { dir, model: id, revision, ...(step === undefined ? {} : { step }) };
+}
+
+/**
+ * `org/name@<pattern>`, a revision with `*` (any characters): every `step<N>` ref of the cached
+ * repository that the whole pattern matches (`step*` all of them), in step order, each resolved as
+ * resolveCheckpoint does, so a matched step whose snapshot is missing or incomplete is refused by
+ * name. Offline, like everything here; a pattern matching none is an error listing what is there.
+ * Any other spec is the one checkpoint resolveCheckpoint gives.
+ */
+export function resolveCheckpoints(spec: string, options: ResolveOptions = {}): ResolvedCheckpoint[] {
+  const m = HUB_ID.exec(spec);
+  const pattern = m?.[3];
+  if (pattern === undefined || !pattern.includes('*') || isDirectory(spec)) return [resolveCheckpoint(spec, options)];
+  const id = `${m![1]}/${m![2]}`;
+  if (options.revision !== undefined)
+    throw new ConfigError(
+      `${spec}: revision pattern ${pattern} in the id and ${options.revision} as an option; give one`,
+    );
+  const cacheDir = options.cacheDir ?? hubCacheDir();
+  const repoDir = join(cacheDir, `models--${m![1]}--${m![2]}`);
+  if (!isDirectory(repoDir)) {
+    throw new ConfigError(
+      `${spec}: ${id} is not in the Hugging Face cache ${cacheDir}; nothing is downloaded: fetch a revision with huggingface-cli download ${id} --revision step<N>`,
+    );
+  }
+  const refs = listRefs(join(repoDir, 'refs'));
+  const glob = new RegExp(`^${pattern.split('*').map(escapeRegExp).join('.*')}$`);
+  const steps = [...refs.keys()]
+    .filter((ref) => stepOf(ref) !== undefined && glob.test(ref))
+    .sort((a, b) => stepOf(a)! - stepOf(b)!);
+  if (steps.length === 0) {
+    throw new ConfigError(
+      `${spec}: no step<N> revision matching ${pattern} in the Hugging Face cache ${cacheDir} (${presentRevisions(refs, listSnapshots(repoDir))})`,
+    );
+  }
+  return steps.map((ref) => resolveCheckpoint(`${id}@${ref}`, { cacheDir }));
+}
+
+const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+function listSnapshots(repoDir: string): string[] {
+  const dir = join(repoDir, 'snapshots');
+  return isDirectory(dir)
+    ? readdirSync(dir)
+        .filter((s) => isDirectory(join(dir, s)))
+        .sort()
+    : [];
+}
+
+function presentRevisions(refs: Map<string, string>, snapshots: readonly string[]): string {
+  return `revisions present: ${refs.size > 0 ? [...refs.keys()].join(', ') : 'no refs'}; snapshots: ${snapshots.length > 0 ? snapshots.join(', ') : 'none'}`;
 }
 
 interface DanglingLink {

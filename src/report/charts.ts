@@ -3,6 +3,7 @@
  * units, a legend and one sentence on how to read it. A chart whose rows are missing comes back
  * with `spec: null` and the command that fills it.
  */
+import { BUILTIN_TASKS, TASK_GROUPS } from '../eval/lm-eval/tasks.js';
 import { STUDIES, STUDY_NAMES, type StudyDefinition, type StudyName } from '../results/studies.js';
 import { ACCURACY_METRICS, type ReportData, type ScoreRow } from './data.js';
 import { poissonQQ, poissonQuantile } from './poisson.js';
@@ -117,6 +118,7 @@ export function buildSections(data: ReportData): Section[] {
       title: 'Benchmarks',
       charts: [
         accuracyChart(data.scores, models, selector),
+        paperChart(data.scores, sizes, selector),
         otherMetricsChart(data.scores, models, selector),
         finalAccuracyChart(data.scores),
       ],
@@ -252,6 +254,70 @@ function accuracyChart(scores: readonly ScoreRow[], models: string[], selector: 
       'a line that leaves chance (0.5 for two choices, 0 for generation) is where the model learned the task.',
     empty: empty('pythia eval <suite>'),
     spec: rows.length === 0 ? null : metricPanels(rows, models, selector, false, 'accuracy (fraction)'),
+  };
+}
+
+/** lm-eval's built-in tasks with an accuracy, the paper's first and in its order, then the rest by name. */
+const PAPER_ORDER: readonly string[] = [
+  ...TASK_GROUPS.pythia!,
+  ...BUILTIN_TASKS.map((t) => t.task).filter((t) => !TASK_GROUPS.pythia!.includes(t)),
+];
+
+/**
+ * The Pythia paper's appendix figures: `acc` of lm-eval's built-in tasks against step, one panel per
+ * task (and number of shots), one line per model coloured by its size. Rows are picked by lm-eval's
+ * task names, which only built-in tasks carry unless a task file was named after one.
+ */
+function paperChart(scores: readonly ScoreRow[], sizes: string[], selector: Selector): Chart {
+  const rows = scores
+    .filter((r) => r.metric === 'acc' && r.step >= 0 && PAPER_ORDER.includes(r.task))
+    .map((r) => ({ ...r, panel: panelLabel({ task: r.task, shots: r.shots }) }));
+  const panels = [...new Set(rows.map((r) => r.panel))].sort((a, b) => {
+    const [x, y] = [rows.find((r) => r.panel === a)!, rows.find((r) => r.panel === b)!];
+    return PAPER_ORDER.indexOf(x.task) - PAPER_ORDER.indexOf(y.task) || x.shots - y.shots;
+  });
+  return {
+    id: 'paper-benchmarks',
+    title: "The Pythia paper's benchmarks against step (lm-eval's tasks, acc)",
+    caption:
+      "As the paper's appendix draws them: one panel per lm-eval task (and number of shots), one line per model coloured by its size (dashed for intervention runs), " +
+      'accuracy on the y axis and step + 1 on a log x axis; larger models should rise earlier and end higher.',
+    empty: empty("pythia eval 'EleutherAI/pythia-160m@step*' --tasks pythia, or pythia eval <suite> --tasks pythia"),
+    spec:
+      rows.length === 0
+        ? null
+        : {
+            data: { values: rows },
+            params: selector.params,
+            transform: [selector.filter, { calculate: 'datum.step + 1', as: 'step1' }],
+            facet: {
+              field: 'panel',
+              type: 'nominal',
+              title: null,
+              sort: panels,
+              header: { labelFontSize: 12, labelFontWeight: 'bold' },
+            },
+            columns: Math.min(4, panels.length),
+            resolve: { scale: { y: 'independent' }, axis: { x: 'independent' } },
+            spec: {
+              width: 200,
+              height: 150,
+              mark: { type: 'line', point: { size: 20 } },
+              encoding: {
+                x: { field: 'step1', type: 'quantitative', scale: { type: 'log', nice: false }, title: STEP_LOG },
+                y: {
+                  field: 'value',
+                  type: 'quantitative',
+                  scale: { zero: false },
+                  title: 'accuracy (fraction)',
+                },
+                color: sizeColor(sizes),
+                strokeDash: runDash(rows),
+                detail: { field: 'model' },
+                tooltip: scoreTooltip(),
+              },
+            },
+          },
   };
 }
 

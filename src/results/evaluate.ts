@@ -10,7 +10,7 @@ import { loadTokenizer, type TextTokenizer } from '../data/tokenizer.js';
 import {
   type CheckpointRef,
   checkpointRef,
-  hubCheckpointRef,
+  hubCheckpointRefs,
   isCheckpointDir,
   readSuite,
   suiteCheckpoints,
@@ -21,7 +21,6 @@ import { loadTasks, suiteTaskDir } from '../eval/task-files.js';
 import { type OutputType, readTask, type Task } from '../eval/tasks.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
 import { countParameters } from '../model/config.js';
-import { resolveCheckpoint } from '../model/hub-cache.js';
 import { checkProvider, type ExecutionProvider } from '../runtime/session.js';
 import { readLog } from '../train/run-folder.js';
 import { ConfigError } from '../util/errors.js';
@@ -194,7 +193,7 @@ function planSources(options: EvaluateOptions): Plan {
       continue;
     }
     if (!existsSync(source)) {
-      plan.checkpoints.push(hubCheckpointRef(resolveCheckpoint(source, { cacheDir: options.cacheDir })));
+      plan.checkpoints.push(...hubCheckpointRefs(source, { cacheDir: options.cacheDir }));
       continue;
     }
     if (isCheckpointDir(source)) {

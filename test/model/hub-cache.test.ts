@@ -11,7 +11,7 @@ import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { loadCheckpoint } from '../../src/model/checkpoint.js';
-import { hubCacheDir, resolveCheckpoint } from '../../src/model/hub-cache.js';
+import { hubCacheDir, resolveCheckpoint, resolveCheckpoints } from '../../src/model/hub-cache.js';
 import { ConfigError } from '../../src/util/errors.js';
 import { fixtureDir, repoRoot } from '../support/paths.js';
 
@@ -144,6 +144,70 @@ describe('hub ids', () => {
       );
     }
     assertOneLine(() => resolveCheckpoint(`${ID}@main`, { cacheDir: cache, revision: 'step3000' }), 'give one');
+  });
+});
+
+describe('a glob over the step revisions of an id', () => {
+  // Steps written out of order, a branch and a tag beside them, main naming the last step's commit.
+  const globCache = join(root, 'glob-hub');
+  const GLOB_ID = 'EleutherAI/pythia-160m';
+  const commitOf = (ref: string): string => createHash('sha1').update(`160m ${ref}`).digest('hex');
+  for (const step of [1000, 0, 143000, 512, 1])
+    addRevision(globCache, GLOB_ID, `step${step}`, commitOf(`step${step}`), { 'config.json': files['config.json'] });
+  writeFileSync(join(globCache, 'models--EleutherAI--pythia-160m', 'refs', 'main'), commitOf('step143000'));
+  addRevision(globCache, GLOB_ID, 'v1.0', commitOf('v1.0'), { 'config.json': files['config.json'] });
+  const globSnapshot = (ref: string) => join(globCache, 'models--EleutherAI--pythia-160m', 'snapshots', commitOf(ref));
+  const steps = (spec: string) => resolveCheckpoints(spec, { cacheDir: globCache }).map((r) => r.step);
+
+  test('id@step* is every step<N> revision in the cache, in step order, each resolved to its own snapshot', () => {
+    const all = resolveCheckpoints(`${GLOB_ID}@step*`, { cacheDir: globCache });
+    assert.deepEqual(
+      all,
+      [0, 1, 512, 1000, 143000].map((step) => ({
+        dir: globSnapshot(`step${step}`),
+        model: GLOB_ID,
+        revision: `step${step}`,
+        step,
+      })),
+    );
+  });
+
+  test('the pattern matches the whole revision name; a spec without * is the one checkpoint it names', () => {
+    assert.deepEqual(steps(`${GLOB_ID}@step1*`), [1, 1000, 143000]);
+    assert.deepEqual(steps(`${GLOB_ID}@step*000`), [1000, 143000]);
+    assert.deepEqual(steps(`${GLOB_ID}@*`), [0, 1, 512, 1000, 143000], 'main and v1.0 are not step revisions');
+    assert.deepEqual(resolveCheckpoints(`${GLOB_ID}@step512`, { cacheDir: globCache }), [
+      resolveCheckpoint(`${GLOB_ID}@step512`, { cacheDir: globCache }),
+    ]);
+    assert.deepEqual(steps(GLOB_ID), [143000], 'a bare id is main, whose commit is step143000');
+  });
+
+  test('a pattern matching none, an id not in the cache, a pattern beside --revision: one-line errors', () => {
+    assertOneLine(
+      () => resolveCheckpoints(`${GLOB_ID}@step9*`, { cacheDir: globCache }),
+      `${GLOB_ID}@step9*: no step<N> revision matching step9* in the Hugging Face cache ${globCache}`,
+      'revisions present: main, step0, step1, step512, step1000, step143000, v1.0',
+    );
+    assertOneLine(
+      () => resolveCheckpoints('EleutherAI/pythia-410m@step*', { cacheDir: globCache }),
+      'EleutherAI/pythia-410m is not in the Hugging Face cache',
+      'huggingface-cli download EleutherAI/pythia-410m --revision step<N>',
+    );
+    assertOneLine(
+      () => resolveCheckpoints(`${GLOB_ID}@step*`, { cacheDir: globCache, revision: 'main' }),
+      'revision pattern step* in the id and main as an option',
+    );
+  });
+
+  test('a matched step whose snapshot is missing is refused by name, not skipped', () => {
+    const partial = join(root, 'partial-hub');
+    addRevision(partial, GLOB_ID, 'step0', commitOf('step0'), { 'config.json': files['config.json'] });
+    mkdirSync(join(partial, 'models--EleutherAI--pythia-160m', 'refs'), { recursive: true });
+    writeFileSync(join(partial, 'models--EleutherAI--pythia-160m', 'refs', 'step1'), commitOf('step1'));
+    assertOneLine(
+      () => resolveCheckpoints(`${GLOB_ID}@step*`, { cacheDir: partial }),
+      `revision step1 names commit ${commitOf('step1')}, whose snapshot is missing`,
+    );
   });
 });
 

@@ -171,6 +171,8 @@ test('pythia report writes one self-contained page: every chart as SVG and Vega 
   const html = readFileSync(path, 'utf8');
   const drawn = chartIds(html, 'data-spec');
   assert.deepEqual(drawn.sort(), [...ALL_CHARTS].sort());
+  // The paper's chart draws lm-eval's built-in tasks, which this suite was not evaluated on (test/report/paper.test.ts).
+  assert.deepEqual(chartIds(html, 'data-empty'), ['paper-benchmarks']);
   for (const id of drawn) {
     assert.match(figure(html, id), /<div class="view"><svg [^>]*class="marks"/, `${id}: a pre-rendered SVG`);
     assert.match(figure(html, id), /<p class="how">[^<]+\.<\/p>/, `${id}: a sentence on how to read it`);
@@ -418,7 +420,7 @@ test('charts without rows wait with the command that fills them', async () => {
   }
   ok('report', suite, '--db', db, '--out', join(work, 'waiting'));
   const html = readFileSync(join(work, 'waiting/index.html'), 'utf8');
-  assert.deepEqual(chartIds(html, 'data-empty').sort(), [...CASE_STUDY_CHARTS].sort());
+  assert.deepEqual(chartIds(html, 'data-empty').sort(), [...CASE_STUDY_CHARTS, 'paper-benchmarks'].sort());
   for (const id of CASE_STUDY_CHARTS)
     assert.match(
       figure(html, id),

@@ -4,7 +4,14 @@ import { type Command, InvalidArgumentError } from 'commander';
 import { parseShard } from '../../analysis/term-count.js';
 import { TASK_RESOLUTION } from '../../eval/task-files.js';
 import { OUTPUT_TYPES, type OutputType } from '../../eval/tasks.js';
-import { DEFAULT_SEED, type EvalEvent, type EvaluateSummary, evaluate, type Shard } from '../../results/evaluate.js';
+import {
+  DEFAULT_SEED,
+  defaultDatabase,
+  type EvalEvent,
+  type EvaluateSummary,
+  evaluate,
+  type Shard,
+} from '../../results/evaluate.js';
 import { STUDY_NAMES } from '../../results/studies.js';
 import type { ExecutionProvider } from '../../runtime/session.js';
 import { deviceOption, nonNegativeInt, positiveInt } from '../arguments.js';
@@ -127,6 +134,9 @@ export function resultsJson(rows: readonly object[]): string {
   return `${json}\n`;
 }
 
+/** Where results go without --db and with no one suite folder to keep them beside. */
+export const WORKING_DATABASE = 'results.duckdb';
+
 export function registerEval(program: Command): void {
   const cmd = program
     .command('eval')
@@ -136,7 +146,7 @@ export function registerEval(program: Command): void {
     )
     .argument(
       '<sources...>',
-      'suite folders, checkpoint folders (HF layout or <model>/step<N>), or Hugging Face ids org/name@revision read offline from the local cache',
+      "suite folders, checkpoint folders (HF layout or <model>/step<N>), or Hugging Face ids org/name@revision read offline from the local cache ('org/name@step*': every step<N> revision there)",
     )
     .option(
       '--tasks <tasks...>',
@@ -164,7 +174,10 @@ export function registerEval(program: Command): void {
     .option('--fewshot-file <file>', 'draw demonstrations from this task file instead of each task itself')
     .option('--output-type <type>', `the kind of lines that lack output_type (${OUTPUT_TYPES.join(', ')})`, outputType)
     .option('--limit <n>', 'only the first n items of each task', positiveInt)
-    .option('--db <file>', 'results database (default: <suite>/results.duckdb for one suite)')
+    .option(
+      '--db <file>',
+      `results database (default: <suite>/results.duckdb for one suite folder, else ./${WORKING_DATABASE})`,
+    )
     .option('--batch-size <n>', 'rows scored or generated at once', positiveInt, 16)
     .option('--max-gen-tokens <n>', 'most tokens a generate_until item may generate', positiveInt, 32)
     .option('--tokenizer <file>', 'tokenizer.json for checkpoints that carry none')
@@ -188,7 +201,15 @@ export function registerEval(program: Command): void {
     .action(async (sources: string[], flags: EvalFlags) => {
       const caseStudies = flags.caseStudies ? { studies: STUDY_NAMES } : {};
       const studies = studyFlags({ ...(flags as unknown as Record<string, unknown>), ...caseStudies }, []);
+      const named = flags.db ?? defaultDatabase(sources);
+      const db = named ?? WORKING_DATABASE;
       const progress = progressReporter();
+      // Said once the sources and tasks are known good, so a refused run is still one line.
+      const onEvent = (e: EvalEvent) => {
+        if (e.type === 'plan' && named === undefined)
+          process.stderr.write(`pythia eval: no --db given and no suite folder; results kept in ./${db}\n`);
+        progress.onEvent(e);
+      };
       let summary: EvaluateSummary;
       try {
         summary = await evaluate({
@@ -203,7 +224,7 @@ export function registerEval(program: Command): void {
           shots: flags.shots,
           seed: flags.seed,
           limit: flags.limit,
-          db: flags.db,
+          db,
           batchSize: flags.batchSize,
           maxGenTokens: flags.maxGenTokens,
           threads: flags.threads,
@@ -214,7 +235,7 @@ export function registerEval(program: Command): void {
           shard: flags.shard,
           studies: studies.studies,
           studySettings: studies.settings,
-          onEvent: progress.onEvent,
+          onEvent,
         });
       } finally {
         progress.stop();
