@@ -19,7 +19,9 @@
  * Arrow cache), so lm-eval is pointed at the same parquet files through task configs under
  * --include_path that include lm-eval's own and override only where the data is:
  * `dataset_path: parquet`, `dataset_name: null`, `dataset_kwargs.data_files` the snapshot's files
- * per split. `pythia eval` reads the same cache with --cache-dir.
+ * per split. `pythia eval` reads the same cache with --cache-dir. lm-eval runs through
+ * test/interop/lm_eval_run.py, its own command line with the summary table printed as JSON where
+ * pytablewriter (not on the package mirror) is missing.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
