@@ -7,130 +7,35 @@
  * symlinks included. Each task read from there makes the same items as from the golden documents.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import {
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  readlinkSync,
-  renameSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { mkdirSync, mkdtempSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
-import { type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { locateDataset } from '../../src/eval/hub-datasets.js';
 import { buildTask } from '../../src/eval/lm-eval/build.js';
 import { loadBuiltinTask } from '../../src/eval/lm-eval/load.js';
 import { builtinTask, evalSplit, fewshotSplit } from '../../src/eval/lm-eval/tasks.js';
 import { loadTasks } from '../../src/eval/task-files.js';
+import { commit, HubCacheWriter, SCHEMAS } from './hub-cache.js';
 import { golden, goldenSplit } from './lm-eval-golden.js';
-
-/** Each repository's columns, in its order, with DuckDB's types for its features. */
-const SCHEMAS: Record<string, Record<string, string>> = {
-  piqa: { goal: 'VARCHAR', sol1: 'VARCHAR', sol2: 'VARCHAR', label: 'BIGINT' },
-  winogrande: { sentence: 'VARCHAR', option1: 'VARCHAR', option2: 'VARCHAR', answer: 'VARCHAR' },
-  wsc273: {
-    text: 'VARCHAR',
-    pronoun: 'VARCHAR',
-    pronoun_loc: 'INTEGER',
-    quote: 'VARCHAR',
-    quote_loc: 'INTEGER',
-    options: 'VARCHAR[]',
-    label: 'BIGINT',
-    source: 'VARCHAR',
-  },
-  lambada_openai: { text: 'VARCHAR' },
-  arc: { id: 'VARCHAR', question: 'VARCHAR', choices: 'STRUCT(text VARCHAR[], label VARCHAR[])', answerKey: 'VARCHAR' },
-  sciq: {
-    question: 'VARCHAR',
-    distractor3: 'VARCHAR',
-    distractor1: 'VARCHAR',
-    distractor2: 'VARCHAR',
-    correct_answer: 'VARCHAR',
-    support: 'VARCHAR',
-  },
-  logiqa: { label: 'VARCHAR', context: 'VARCHAR', question: 'VARCHAR', options: 'VARCHAR[]' },
-  wikitext: { page: 'VARCHAR' },
-};
 
 const dir = mkdtempSync(join(tmpdir(), 'pythia-hub-datasets-'));
 const cache = join(dir, 'hub');
-let db: DuckDBInstance;
-let connection: DuckDBConnection;
+let hub: HubCacheWriter;
 after(() => {
-  connection.closeSync();
-  db.closeSync();
+  hub.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** Writes rows as a parquet file of the given schema with DuckDB. */
-async function writeParquet(path: string, rows: readonly object[], schema: Record<string, string>): Promise<void> {
-  mkdirSync(dirname(path), { recursive: true });
-  const staging = `${path}.jsonl`;
-  writeFileSync(staging, rows.map((r) => `${JSON.stringify(r)}\n`).join(''));
-  const columns = Object.entries(schema)
-    .map(([k, t]) => `'${k}': '${t}'`)
-    .join(', ');
-  await connection.run(
-    `COPY (SELECT * FROM read_json('${staging}', format = 'newline_delimited', columns = {${columns}})) TO '${path}' (FORMAT parquet)`,
-  );
-  rmSync(staging);
-}
+const writeParquet = (path: string, rows: readonly object[], schema: Record<string, string>) =>
+  hub.writeParquet(path, rows, schema);
+const stagedParquet = (rows: readonly object[], schema: Record<string, string>) => hub.stagedParquet(rows, schema);
+const snapshot = (repo: string, revision: string, commitHash: string, files: Record<string, string>) =>
+  hub.snapshot(repo, revision, commitHash, files);
 
-/**
- * A snapshot in the hub cache as huggingface_hub writes one: each file a blob named by its sha256,
- * linked from snapshots/<commit>/<path>, and refs/<revision> naming the commit.
- */
-function snapshot(
-  repo: string,
-  revision: string,
-  commit: string,
-  files: Record<string, string>,
-  hub: string = cache,
-): string {
-  const repoDir = join(hub, `datasets--${repo.split('/').join('--')}`);
-  const snap = join(repoDir, 'snapshots', commit);
-  for (const [path, staged] of Object.entries(files)) {
-    const bytes = readFileSync(staged);
-    const blob = join(repoDir, 'blobs', createHash('sha256').update(bytes).digest('hex'));
-    mkdirSync(dirname(blob), { recursive: true });
-    renameSync(staged, blob);
-    const link = join(snap, path);
-    mkdirSync(dirname(link), { recursive: true });
-    symlinkSync(relative(dirname(link), blob), link);
-  }
-  const ref = join(repoDir, 'refs', ...revision.split('/'));
-  mkdirSync(dirname(ref), { recursive: true });
-  writeFileSync(ref, commit);
-  return snap;
-}
-
-let staged = 0;
-async function stagedParquet(rows: readonly object[], schema: Record<string, string>): Promise<string> {
-  const path = join(dir, 'staging', `${staged++}.parquet`);
-  await writeParquet(path, rows, schema);
-  return path;
-}
-
-const commit = (n: number) => n.toString(16).padStart(40, '0');
-
-/** The parquet conversion of a config: <config>/<split>/0000.parquet, under refs/refs/convert/parquet. */
-async function conversion(
-  repo: string,
-  config: string,
-  task: string,
-  schema: string,
-  n: number,
-  hub: string = cache,
-): Promise<string> {
-  const files: Record<string, string> = {};
-  for (const [split, docs] of Object.entries(golden.docs[task]!))
-    files[`${config}/${split}/0000.parquet`] = await stagedParquet(docs, SCHEMAS[schema]!);
-  return snapshot(repo, 'refs/convert/parquet', commit(n), files, hub);
+/** The parquet conversion of a config, of a golden task's documents: <config>/<split>/0000.parquet. */
+function conversion(repo: string, config: string, task: string, schema: string, n: number, at: string = cache) {
+  return hub.conversion(repo, config, golden.docs[task]!, SCHEMAS[schema]!, commit(n), at);
 }
 
 /** The items a task makes, as plain JSON (documents read from parquet come back as objects without prototype). */
@@ -147,8 +52,7 @@ function goldenTask(name: string) {
 }
 
 before(async () => {
-  db = await DuckDBInstance.create(':memory:');
-  connection = await db.connect();
+  hub = await HubCacheWriter.open(cache, join(dir, 'staging'));
   await conversion('EleutherAI/logiqa', 'logiqa', 'logiqa', 'logiqa', 1);
   await conversion('allenai/ai2_arc', 'ARC-Easy', 'arc_easy', 'arc', 2);
   await conversion('allenai/ai2_arc', 'ARC-Challenge', 'arc_challenge', 'arc', 2);
