@@ -193,7 +193,9 @@ function planSources(options: EvaluateOptions): Plan {
       continue;
     }
     if (!existsSync(source)) {
-      plan.checkpoints.push(...hubCheckpointRefs(source, { cacheDir: options.cacheDir }));
+      plan.checkpoints.push(
+        ...stepsOf(source, hubCheckpointRefs(source, { cacheDir: options.cacheDir }), options.steps),
+      );
       continue;
     }
     if (isCheckpointDir(source)) {
@@ -221,6 +223,17 @@ function planSources(options: EvaluateOptions): Plan {
     seen.set(id, c.dir);
   }
   return plan;
+}
+
+/** The hub revisions of `source` at the `--steps` asked for; a step it does not have is an error. */
+function stepsOf(source: string, refs: CheckpointRef[], steps: readonly number[] | undefined): CheckpointRef[] {
+  if (!steps) return refs;
+  const missing = steps.filter((s) => !refs.some((r) => r.step === s));
+  if (missing.length > 0)
+    throw new ConfigError(
+      `--steps: ${missing.join(', ')} not among the revisions of ${source} in the cache (${refs.map((r) => r.step).join(', ')})`,
+    );
+  return refs.filter((r) => steps.includes(r.step));
 }
 
 export function defaultDatabase(sources: EvaluateOptions['sources']): string | undefined {

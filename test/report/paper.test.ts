@@ -10,6 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   copyFileSync,
+  existsSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -185,4 +186,16 @@ test('in headless Chromium the paper chart turns interactive with its marks and 
   } finally {
     await browser.close();
   }
+});
+
+test('--steps picks among the hub revisions a glob matched, and a step none of them has is refused in one line', () => {
+  const common = ['--tasks', join(dir, 'tasks', 'choice.jsonl'), '--cache-dir', cache, '--limit', '2'];
+  const r = pythia('eval', `${TINY}@step*`, ...common, '--steps', '0,8', '--db', 'steps.duckdb', '--json');
+  assert.equal(r.status, 0, r.stderr);
+  const checkpoints = [...new Set((JSON.parse(r.stdout) as Row[]).map((x) => `${x.model}@${x.step}`))];
+  assert.deepEqual(checkpoints, [`${TINY}@0`, `${TINY}@8`]);
+  const bad = pythia('eval', `${TINY}@step*`, ...common, '--steps', '0,5', '--db', 'bad.duckdb');
+  assert.notEqual(bad.status, 0);
+  assert.equal(bad.stderr.trim(), `pythia: --steps: 5 not among the revisions of ${TINY}@step* in the cache (0, 1, 8)`);
+  assert.ok(!existsSync(join(work, 'bad.duckdb')), 'a refused run leaves no database');
 });

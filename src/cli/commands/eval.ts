@@ -160,8 +160,10 @@ export function registerEval(program: Command): void {
       '--include-path <dirs...>',
       'folders of lm-eval YAML task configs (every *.yaml under them): --tasks names their tasks, tags and groups',
     )
-    .option('--steps <list>', 'only these checkpoint steps of a suite, e.g. 0,512,1000, or all', (v: string) =>
-      v === 'all' ? 'all' : intList(v),
+    .option(
+      '--steps <list>',
+      'only these checkpoint steps of a suite or of hub revisions (org/name@step*), e.g. 0,512,1000, or all',
+      (v: string) => (v === 'all' ? 'all' : intList(v)),
     )
     .option('--models <names...>', 'only these models of a suite')
     .option('--shots <list>', 'numbers of few-shot demonstrations, e.g. 0,2,4,8,16', intList, [0])
