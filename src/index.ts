@@ -28,7 +28,13 @@ export { type OutputType, readTask, type Task, type TaskItem } from './eval/task
 export type { ActivationCache, LogitsRequest } from './model/activations.js';
 export type { NeoXConfig } from './model/config.js';
 export type { Activation } from './model/hooks.js';
-export { hubCacheDir, type ResolvedCheckpoint, type ResolveOptions, resolveCheckpoint } from './model/hub-cache.js';
+export {
+  hubCacheDir,
+  type ResolvedCheckpoint,
+  type ResolveOptions,
+  resolveCheckpoint,
+  resolveCheckpoints,
+} from './model/hub-cache.js';
 export type {
   ActivationPatch,
   ActivationScale,
