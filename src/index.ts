@@ -42,6 +42,7 @@ export type {
   HeadAblation,
   Interventions,
 } from './model/interventions.js';
+export { type LensLayer, type LogitLensOptions, logitLens } from './model/logit-lens.js';
 export type { ScoreResult } from './model/score.js';
 export { type EvalEvent, type EvaluateOptions, type EvaluateSummary, evaluate } from './results/evaluate.js';
 export { exportTables, mergeDatabases } from './results/merge.js';

@@ -15,6 +15,7 @@ import { checkGenerateOptions, type GenerateOptions, generate } from '../model/g
 import { type Activation, activationNames } from '../model/hooks.js';
 import { type ResolvedCheckpoint, resolveCheckpoint } from '../model/hub-cache.js';
 import type { Interventions } from '../model/interventions.js';
+import { type LensLayer, logitLens } from '../model/logit-lens.js';
 import type { Params } from '../model/params.js';
 import { type ScoreResult, Scorer } from '../model/score.js';
 import { EXECUTION_PROVIDERS, type ExecutionProvider, type RuntimeOptions } from '../runtime/session.js';
@@ -233,6 +234,20 @@ export class GPTNeoX {
       interventions: { patch, ablate, scale },
     });
     return { ...run, tokens };
+  }
+
+  /**
+   * The logit lens over equal-length rows (at least 2 tokens each): per layer ℓ = 0…L, the residual
+   * entering block ℓ (ℓ = L: the final residual) through the final LayerNorm and the unembedding;
+   * mean KL(final ‖ lens), cross-entropy, entropy (nats) and top-1 agreement over every position
+   * that has a next token.
+   */
+  async logitLens(input: ActivationInput): Promise<LensLayer[]> {
+    this.checkAlive();
+    const tokens = await this.activationRows(input, 'logitLens');
+    this.activationRunner ??= new ActivationRunner(this.config, this.params, this.runtime);
+    const ids = tokenMatrix(tokens, this.config.vocabSize, 'logitLens');
+    return logitLens(this.activationRunner, this.params, ids, tokens.length, { runtime: this.runtime });
   }
 
   /** Frees the onnxruntime sessions that hold this model's weights; the model cannot be used after. */

@@ -8,6 +8,7 @@ import { registerBatch } from './commands/batch.js';
 import { registerData } from './commands/data.js';
 import { registerEval } from './commands/eval.js';
 import { registerExport } from './commands/export.js';
+import { registerLens } from './commands/lens.js';
 import { registerModel } from './commands/model.js';
 import { registerReport } from './commands/report.js';
 import { registerResults } from './commands/results.js';
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)');
   registerModel(program);
   registerActivations(program);
+  registerLens(program);
   registerTokenizer(program);
   registerData(program);
   registerBatch(program);

@@ -1,0 +1,144 @@
+/**
+ * The logit lens (TransformerLens's accumulated_resid(apply_ln=True) through the unembedding): the
+ * residual entering each block, and the final residual, through the final LayerNorm (recomputed on
+ * that residual) and the unembedding. Per layer, averaged over every position that has a next token:
+ * KL(final ‖ lens), the cross-entropy against the next token, the lens distribution's entropy (all
+ * in nats) and how often its top token is the final one. The final distribution is the lens at the
+ * last layer, the model's own next-token distribution, so there KL is 0 and top-1 agreement 1.
+ * Rows run one at a time and positions in chunks: memory follows one row's residuals and one
+ * chunk's [positions, vocab], never [layers, positions, vocab].
+ */
+import { Graph } from '../graph/graph.js';
+import * as op from '../graph/ops.js';
+import { type CompiledGraph, compile, type RuntimeOptions } from '../runtime/session.js';
+import { ConfigError } from '../util/errors.js';
+import type { ActivationRunner } from './activations.js';
+import { parameterShapes } from './config.js';
+import { lmHead } from './gpt-neox.js';
+import type { Params } from './params.js';
+
+/** One layer's lens metrics: layer ℓ < L reads blocks.ℓ.hook_resid_pre, ℓ = L the last block's hook_resid_post. */
+export interface LensLayer {
+  layer: number;
+  /** Mean KL(final ‖ lens), nats. */
+  kl: number;
+  /** Mean cross-entropy of the lens against the next token, nats. */
+  ce: number;
+  /** Mean entropy of the lens distribution, nats. */
+  entropy: number;
+  /** Share of positions where the lens's most likely token is the final distribution's. */
+  top1: number;
+}
+
+export interface LogitLensOptions {
+  /** Positions per lens projection (default 128). */
+  chunk?: number;
+  runtime?: RuntimeOptions;
+}
+
+const LENS_PARAMS = ['gpt_neox.final_layer_norm.weight', 'gpt_neox.final_layer_norm.bias'];
+
+/** log_softmax(unembed(ln_final(resid))) for resid [n, hidden], as the model's own head computes it. */
+function compileLens(runner: ActivationRunner, params: Params, runtime: RuntimeOptions) {
+  const { config } = runner;
+  const unembed = config.tieWordEmbeddings ? 'gpt_neox.embed_in.weight' : 'embed_out.weight';
+  const shapes = new Map(parameterShapes(config).map((p) => [p.name, p.shape]));
+  const graph = new Graph();
+  const inputs = new Map(
+    [...LENS_PARAMS, unembed].map((name) => [name, graph.input(name, 'float32', shapes.get(name)!)]),
+  );
+  const resid = graph.input('resid', 'float32', ['n', config.hiddenSize]);
+  const [w, b] = LENS_PARAMS.map((name) => inputs.get(name)!);
+  const normalized = op.layerNorm(resid, w!, b!, config.layerNormEps);
+  const logp = op.logSoftmax(
+    lmHead(config, (name) => inputs.get(name)!, normalized),
+    -1,
+  );
+  const feeds = Object.fromEntries(
+    [...LENS_PARAMS, unembed].map((name) => [name, { data: params.get(name)!, dims: shapes.get(name)! }]),
+  );
+  return { session: compile({ graph, outputs: { logp } }, { ...runtime, cache: false }), feeds };
+}
+
+/** The logit lens over equal-length token rows `ids` [batch, seq] (seq ≥ 2); layers 0…L. */
+export async function logitLens(
+  runner: ActivationRunner,
+  params: Params,
+  ids: BigInt64Array,
+  batch: number,
+  options: LogitLensOptions = {},
+): Promise<LensLayer[]> {
+  const { config } = runner;
+  const L = config.numLayers;
+  const H = config.hiddenSize;
+  const V = config.vocabSize;
+  const seq = ids.length / batch;
+  if (!Number.isInteger(seq) || seq < 2)
+    throw new ConfigError(`the logit lens needs rows of at least 2 tokens (a next token to predict); got ${seq}`);
+  const chunk = options.chunk ?? 128;
+  if (!Number.isInteger(chunk) || chunk < 1) throw new ConfigError(`chunk: expected a positive integer, got ${chunk}`);
+  const names = [
+    ...Array.from({ length: L }, (_, l) => `blocks.${l}.hook_resid_pre`),
+    `blocks.${L - 1}.hook_resid_post`,
+  ];
+  const lens = compileLens(runner, params, options.runtime ?? {});
+  const session: CompiledGraph = await lens.session;
+  const project = async (resid: Float32Array, n: number): Promise<Float32Array> =>
+    (await session.run({ ...lens.feeds, resid: { data: resid, dims: [n, H] } })).logp!.data as Float32Array;
+
+  const kl = new Float64Array(L + 1);
+  const ce = new Float64Array(L + 1);
+  const entropy = new Float64Array(L + 1);
+  const top1 = new Float64Array(L + 1);
+  let count = 0;
+  try {
+    for (let row = 0; row < batch; row++) {
+      const { cache } = await runner.run(ids.slice(row * seq, (row + 1) * seq), 1, { names });
+      const resid = names.map((name) => cache.get(name)!.data);
+      for (let start = 0; start < seq - 1; start += chunk) {
+        const n = Math.min(chunk, seq - 1 - start);
+        const at = (l: number) => resid[l]!.slice(start * H, (start + n) * H);
+        const final = await project(at(L), n);
+        const pFinal = new Float64Array(n * V);
+        const finalTop = new Int32Array(n);
+        for (let i = 0; i < n; i++) {
+          for (let v = 0; v < V; v++) pFinal[i * V + v] = Math.exp(final[i * V + v]!);
+          finalTop[i] = argmax(final, i * V, V);
+        }
+        for (let l = 0; l <= L; l++) {
+          const q = l === L ? final : await project(at(l), n);
+          for (let i = 0; i < n; i++) {
+            const o = i * V;
+            let k = 0;
+            let h = 0;
+            for (let v = 0; v < V; v++) {
+              k += pFinal[o + v]! * (final[o + v]! - q[o + v]!);
+              h -= Math.exp(q[o + v]!) * q[o + v]!;
+            }
+            kl[l]! += k;
+            entropy[l]! += h;
+            ce[l]! -= q[o + Number(ids[row * seq + start + i + 1]!)]!;
+            if (argmax(q, o, V) === finalTop[i]) top1[l]! += 1;
+          }
+        }
+        count += n;
+      }
+    }
+  } finally {
+    await session.release();
+  }
+  return Array.from({ length: L + 1 }, (_, l) => ({
+    layer: l,
+    kl: kl[l]! / count,
+    ce: ce[l]! / count,
+    entropy: entropy[l]! / count,
+    top1: top1[l]! / count,
+  }));
+}
+
+/** The first index of the largest of `a[offset … offset + n)`. */
+function argmax(a: Float32Array, offset: number, n: number): number {
+  let best = 0;
+  for (let v = 1; v < n; v++) if (a[offset + v]! > a[offset + best]!) best = v;
+  return best;
+}
