@@ -63,9 +63,8 @@ interface StepStudy {
   ): Promise<number>;
 }
 
-/** A query of the report over a study's tables, run where every relation it `needs` is in the database. */
+/** A query of the report over a study's tables. */
 export interface ReportQuery {
-  needs: readonly string[];
   sql: string;
 }
 
@@ -103,7 +102,6 @@ export const STUDIES = {
       queries: {
         // At each model's last studied checkpoint, by duplication count.
         canaries: {
-          needs: ['canary_memorization', 'current_studies', 'models'],
           sql: `WITH current AS (SELECT * FROM canary_memorization x WHERE ${CURRENT}),
       last AS (SELECT model, max(step) AS step FROM current GROUP BY model)
      SELECT x.model, ${REPORT_SIZE} AS size, coalesce(m.run, 'baseline') AS run, x.step, x.duplicates,
@@ -128,7 +126,6 @@ export const STUDIES = {
       queries: {
         // Windows of training order at each model's last step.
         memorizationWindows: {
-          needs: ['memorization_windows', 'current_studies', 'models'],
           sql: `WITH current AS (SELECT * FROM memorization_windows x WHERE ${CURRENT}),
       pick AS (SELECT model, max(step) AS step FROM current GROUP BY model)
      SELECT x.model, ${REPORT_SIZE} AS size, x.step, x.window_size, x.window_index, x.first_index::DOUBLE AS first_index, x.scored, x.memorized
@@ -136,11 +133,9 @@ export const STUDIES = {
      WHERE x.scored > 0 ORDER BY m.parameters, x.model, x.window_index`,
         },
         memorizationPoisson: {
-          needs: ['memorization_poisson', 'current_studies'],
           sql: `SELECT * EXCLUDE (study) FROM memorization_poisson x WHERE ${CURRENT} ORDER BY model, step, window_size`,
         },
         memorizedFraction: {
-          needs: ['memorization', 'current_studies', 'models'],
           sql: `SELECT x.model, ${REPORT_SIZE} AS size, coalesce(m.run, 'baseline') AS run, x.step,
        avg(x.memorized::INTEGER) AS fraction, sum(x.memorized::INTEGER)::INTEGER AS memorized, count(*)::INTEGER AS scored, avg(x.score) AS mean_score
      FROM memorization x LEFT JOIN models m ON m.model = x.model WHERE ${CURRENT} GROUP BY ALL ORDER BY x.model, x.step`,
@@ -161,7 +156,6 @@ export const STUDIES = {
       queries: {
         // Accuracy by bins of log10(1 + count), half a decade wide.
         termBins: {
-          needs: ['term_accuracy', 'models'],
           sql: `SELECT x.model, ${REPORT_SIZE} AS size, x.step, x.task, x.shots,
        floor(log10(1 + x.count) * 2) / 2 + 0.25 AS log_count, avg(x.correct) AS accuracy, count(*)::INTEGER AS items
      FROM term_accuracy x LEFT JOIN models m USING (model)
@@ -169,7 +163,6 @@ export const STUDIES = {
      GROUP BY ALL ORDER BY x.model, x.task, x.shots, x.step, log_count`,
         },
         termDelta: {
-          needs: ['term_delta', 'models'],
           sql: `SELECT x.*, ${REPORT_SIZE} AS size FROM term_delta x LEFT JOIN models m USING (model) ORDER BY m.parameters, x.model, x.task, x.shots, x.step`,
         },
       },
