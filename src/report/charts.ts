@@ -202,15 +202,17 @@ function scoreTooltip(): unknown[] {
   ];
 }
 
-function metricPanels(
-  rows: readonly ScoreRow[],
-  models: string[],
+/**
+ * Lines against step + 1 on a log x axis, one panel per `panel` value in `panels`' order, each
+ * panel with its own y scale; `encoding` gives y, colour and the rest.
+ */
+function stepPanels(
+  values: readonly Record<string, unknown>[],
+  panels: readonly string[],
   selector: Selector,
-  logY: boolean,
-  yTitle: string,
+  layout: { columns: number; width: number },
+  encoding: Record<string, unknown>,
 ): VegaLiteSpec {
-  const values = rows.map((r) => ({ ...r, panel: panelLabel(r) }));
-  const panels = [...new Set(values.map((v) => v.panel))];
   return {
     data: { values },
     params: selector.params,
@@ -222,25 +224,45 @@ function metricPanels(
       sort: panels,
       header: { labelFontSize: 12, labelFontWeight: 'bold' },
     },
-    columns: Math.min(3, panels.length),
+    columns: Math.min(layout.columns, panels.length),
     resolve: { scale: { y: 'independent' }, axis: { x: 'independent' } },
     spec: {
-      width: 220,
+      width: layout.width,
       height: 150,
       mark: { type: 'line', point: { size: 20 } },
       encoding: {
         x: { field: 'step1', type: 'quantitative', scale: { type: 'log', nice: false }, title: STEP_LOG },
-        y: {
-          field: 'value',
-          type: 'quantitative',
-          scale: logY ? { type: 'log' } : { domain: { unionWith: [0, 0.05] } },
-          title: yTitle,
-        },
-        color: modelColor(models),
-        tooltip: scoreTooltip(),
+        ...encoding,
       },
     },
   };
+}
+
+function metricPanels(
+  rows: readonly ScoreRow[],
+  models: string[],
+  selector: Selector,
+  logY: boolean,
+  yTitle: string,
+): VegaLiteSpec {
+  const values = rows.map((r) => ({ ...r, panel: panelLabel(r) }));
+  const panels = [...new Set(values.map((v) => v.panel))];
+  return stepPanels(
+    values,
+    panels,
+    selector,
+    { columns: 3, width: 220 },
+    {
+      y: {
+        field: 'value',
+        type: 'quantitative',
+        scale: logY ? { type: 'log' } : { domain: { unionWith: [0, 0.05] } },
+        title: yTitle,
+      },
+      color: modelColor(models),
+      tooltip: scoreTooltip(),
+    },
+  );
 }
 
 // Checkpoints outside a suite (a lone folder, a hub snapshot) are step −1: they have no place on a step axis.
@@ -286,38 +308,19 @@ function paperChart(scores: readonly ScoreRow[], sizes: string[], selector: Sele
     spec:
       rows.length === 0
         ? null
-        : {
-            data: { values: rows },
-            params: selector.params,
-            transform: [selector.filter, { calculate: 'datum.step + 1', as: 'step1' }],
-            facet: {
-              field: 'panel',
-              type: 'nominal',
-              title: null,
-              sort: panels,
-              header: { labelFontSize: 12, labelFontWeight: 'bold' },
+        : stepPanels(
+            rows,
+            panels,
+            selector,
+            { columns: 4, width: 200 },
+            {
+              y: { field: 'value', type: 'quantitative', scale: { zero: false }, title: 'accuracy (fraction)' },
+              color: sizeColor(sizes),
+              strokeDash: runDash(rows),
+              detail: { field: 'model' },
+              tooltip: scoreTooltip(),
             },
-            columns: Math.min(4, panels.length),
-            resolve: { scale: { y: 'independent' }, axis: { x: 'independent' } },
-            spec: {
-              width: 200,
-              height: 150,
-              mark: { type: 'line', point: { size: 20 } },
-              encoding: {
-                x: { field: 'step1', type: 'quantitative', scale: { type: 'log', nice: false }, title: STEP_LOG },
-                y: {
-                  field: 'value',
-                  type: 'quantitative',
-                  scale: { zero: false },
-                  title: 'accuracy (fraction)',
-                },
-                color: sizeColor(sizes),
-                strokeDash: runDash(rows),
-                detail: { field: 'model' },
-                tooltip: scoreTooltip(),
-              },
-            },
-          },
+          ),
   };
 }
 
