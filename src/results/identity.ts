@@ -145,10 +145,23 @@ export interface StudyIdentity {
   continuationLength: number | null;
   device: string | null;
   weights: string | null;
+  /**
+   * A kind's own settings beyond the fields above, by name. Absent for the kinds that have none, so
+   * their keys are what they were before the field existed.
+   */
+  settings?: Readonly<Record<string, number | string | boolean | null>>;
 }
 
-/** The key of an identity: the sha256 of its fields, by name, in one fixed order. */
+const byName = ([a]: [string, unknown], [b]: [string, unknown]) => (a < b ? -1 : a > b ? 1 : 0);
+
+/** The key of an identity: the sha256 of its fields (and a study's settings), by name, in one fixed order. */
 export function identityKey(identity: CellIdentity | StudyIdentity): string {
-  const fields = Object.entries(identity).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const fields = Object.entries(identity)
+    .map(([name, value]): [string, unknown] =>
+      name === 'settings' && value !== null && typeof value === 'object'
+        ? [name, Object.entries(value).sort(byName)]
+        : [name, value],
+    )
+    .sort(byName);
   return createHash('sha256').update(JSON.stringify(fields)).digest('hex');
 }

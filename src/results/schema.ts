@@ -8,7 +8,7 @@
  * A later version adds its tables here with `since` set to that version, bumps SCHEMA_VERSION and
  * appends a step to MIGRATIONS; opening an older database runs the steps in one transaction.
  */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 /** The column types the schema uses; values are bound to statements as these types (store.ts). */
 export type ColumnType = 'VARCHAR' | 'INTEGER' | 'BIGINT' | 'DOUBLE' | 'BOOLEAN' | 'JSON' | 'DOUBLE[]' | 'TIMESTAMP';
@@ -61,6 +61,8 @@ export const MIGRATIONS: readonly Migration[] = [
     refuse:
       'version 1 keys a cell by model, step, task and shots alone, so the checkpoint and settings behind its numbers are unknown',
   },
+  // Version 3: the interpretability studies, with settings of their own (studies.settings).
+  { from: 2, sql: ['ALTER TABLE studies ADD COLUMN settings JSON'] },
 ];
 
 /** The columns every row of an evaluated cell repeats, for queries by model, step, task and shots. */
@@ -232,6 +234,8 @@ export const TABLES: readonly TableSpec[] = [
       ['device', 'VARCHAR'],
       ['weights', 'VARCHAR'],
       ...RECORDED,
+      // A kind's own settings beyond the columns above (null for the kinds of version 2).
+      ['settings', 'JSON'],
     ],
     ['study'],
     RECORDED_COLUMNS,

@@ -317,6 +317,7 @@ export class ResultsStore {
             s.threads,
             s.seconds,
             new Date(),
+            s.settings === undefined ? null : JSON.stringify(s.settings),
           ],
         ],
         'INSERT OR REPLACE',

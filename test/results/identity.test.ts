@@ -7,12 +7,15 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { loadReportData } from '../../src/report/data.js';
+import { identityKey } from '../../src/results/identity.js';
+import { SCHEMA_VERSION } from '../../src/results/schema.js';
 import { ResultsStore } from '../../src/results/store.js';
 import { type EvalWorld, makeWorld, writeCheckpoint, writeJsonl, writeTasks } from '../eval/support.js';
 import { repoRoot } from '../support/paths.js';
@@ -252,7 +255,7 @@ test('a version-1 database is refused in one line that names the command rebuild
   await writeVersion1(db);
   const before = readFileSync(db);
   const expected = new RegExp(
-    `^pythia: ${db.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: schema version 1 cannot be upgraded to 2: version 1 keys a cell by model, step, task and shots alone, so the checkpoint and settings behind its numbers are unknown; move it aside and rebuild it with \`pythia eval <suite or checkpoints> --db .*v1\\.duckdb\`\\n$`,
+    `^pythia: ${db.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: schema version 1 cannot be upgraded to ${SCHEMA_VERSION}: version 1 keys a cell by model, step, task and shots alone, so the checkpoint and settings behind its numbers are unknown; move it aside and rebuild it with \`pythia eval <suite or checkpoints> --db .*v1\\.duckdb\`\\n$`,
   );
   const r = pythia('eval', checkpoint, '--tasks', tasks.choice!, '--db', db);
   assert.equal(r.status, 1);
@@ -267,4 +270,44 @@ test('a version-1 database is refused in one line that names the command rebuild
   }
   assert.deepEqual(readFileSync(db), before);
   assert.ok(!existsSync(`${db}.wal`));
+});
+
+test('a version-2 database upgrades in place: its studies keep their rows and keys, with no settings', async () => {
+  const db = join(dir, 'v2.duckdb');
+  const made = await ResultsStore.open(db);
+  const identity = {
+    kind: 'term_counts',
+    model: null,
+    step: null,
+    checkpointSha256: null,
+    tokenizerSha256: 't'.repeat(64),
+    dataSha256: 'd'.repeat(64),
+    truthSha256: null,
+    sequences: null,
+    sampleSeed: null,
+    windowSize: null,
+    promptLength: null,
+    continuationLength: null,
+    device: null,
+    weights: null,
+  } as const;
+  const key = identityKey(identity);
+  // The key schema version 2 gave it: the sha256 of its fields as [name, value] pairs by name.
+  const v2Key = createHash('sha256')
+    .update(JSON.stringify(Object.entries(identity).sort(([a], [b]) => (a < b ? -1 : 1))))
+    .digest('hex');
+  assert.equal(key, v2Key);
+  await made.writeStudy({ ...identity, study: key, batchSize: null, threads: 1, seconds: 1 }, async () => {});
+  // Version 2's studies table is version 3's without its last column.
+  await made.connection.run('DROP VIEW current_studies');
+  await made.connection.run('ALTER TABLE studies DROP COLUMN settings');
+  await made.connection.run("UPDATE meta SET value = '2' WHERE key = 'schema_version'");
+  made.close();
+  const upgraded = await ResultsStore.open(db);
+  assert.ok(await upgraded.hasStudy(key));
+  const rows = await upgraded.rows('SELECT study, settings FROM current_studies');
+  assert.deepEqual(rows, [{ study: key, settings: null }]);
+  const version = await upgraded.rows("SELECT value FROM meta WHERE key = 'schema_version'");
+  assert.deepEqual(version, [{ value: String(SCHEMA_VERSION) }]);
+  upgraded.close();
 });

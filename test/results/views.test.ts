@@ -105,6 +105,7 @@ before(async () => {
       null,
       1,
       new Date(0),
+      null,
     ],
   ]);
   await store.insertRows(
