@@ -4,6 +4,7 @@
  * `--canaries`, `--term-counts`; `--memorization 0` leaves memorization out), and the settings,
  * each with its one default.
  */
+import { resolve } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
 import {
   DEFAULT_STUDY_SETTINGS,
@@ -47,12 +48,29 @@ export function addStudyOptions(cmd: Command, selected: readonly StudyName[]): C
       );
     else cmd.option(flag.name, `the ${name} study: ${description}`);
   }
-  return cmd.option(
-    '--window <n>',
-    'training-order indices per window of the Poisson test',
-    positiveInt,
-    DEFAULT_STUDY_SETTINGS.window,
-  );
+  return cmd
+    .option(
+      '--window <n>',
+      'training-order indices per window of the Poisson test',
+      positiveInt,
+      DEFAULT_STUDY_SETTINGS.window,
+    )
+    .option(
+      '--held-out-rows <n>',
+      'rows of held-out tokens for the studies that read unseen text',
+      positiveInt,
+      DEFAULT_STUDY_SETTINGS.heldOutRows,
+    )
+    .option(
+      '--held-out-length <n>',
+      "tokens per held-out row (at most a training sample's, seq-length + 1)",
+      positiveInt,
+      DEFAULT_STUDY_SETTINGS.heldOutLength,
+    )
+    .option(
+      '--held-out-data <prefix>',
+      "held-out text as a tokenized dataset (.bin/.idx prefix), read from its start (default: each checkpoint's own validation batches; required for hub checkpoints)",
+    );
 }
 
 /** The studies and settings the flags ask for. */
@@ -61,7 +79,12 @@ export function studyFlags(
   selected: readonly StudyName[],
 ): { studies: StudyName[]; settings: Partial<StudySettings> } {
   const chosen = new Set<StudyName>((flags.studies as StudyName[] | undefined) ?? selected);
-  const settings: Partial<StudySettings> = { window: flags.window as number };
+  const settings: Partial<StudySettings> = {
+    window: flags.window as number,
+    heldOutRows: flags.heldOutRows as number,
+    heldOutLength: flags.heldOutLength as number,
+  };
+  if (flags.heldOutData !== undefined) settings.heldOutData = resolve(flags.heldOutData as string);
   for (const name of STUDY_NAMES) {
     const { flag }: StudyDefinition = STUDIES[name];
     const given = flags[flagKey(flag.name)];

@@ -24,10 +24,25 @@ import type { ResultsStore } from './store.js';
 export const STUDY_NAMES = ['canaries', 'memorization', 'term-counts'] as const;
 export type StudyName = (typeof STUDY_NAMES)[number];
 
-/** Every study's settings, one default each (`pythia eval` and `pythia run` share them). */
-export type StudySettings = MemorizationStudy;
+/**
+ * The held-out text the studies that read a model on unseen tokens use (analysis/held-out.ts): rows
+ * of tokens from the checkpoint's own validation batches, or from the start of `heldOutData`.
+ */
+export interface HeldOutStudy {
+  heldOutRows: number;
+  /** Tokens per row; at most a training sample's (seq-length + 1), and the rows' length is what is recorded. */
+  heldOutLength: number;
+  /** A dataset prefix (`.bin`/`.idx`) to read instead; required for checkpoints without a training record. */
+  heldOutData?: string;
+}
 
-/** Pythia's memorization setting (32-token prompt, 32 generated), scoring up to 1024 sequences per checkpoint. */
+/** Every study's settings, one default each (`pythia eval` and `pythia run` share them). */
+export type StudySettings = MemorizationStudy & HeldOutStudy;
+
+/**
+ * Pythia's memorization setting (32-token prompt, 32 generated), scoring up to 1024 sequences per
+ * checkpoint; 16 held-out rows of up to 1024 tokens.
+ */
 export const DEFAULT_STUDY_SETTINGS: StudySettings = {
   sequences: 1024,
   window: 512,
@@ -35,7 +50,14 @@ export const DEFAULT_STUDY_SETTINGS: StudySettings = {
   promptLength: 32,
   continuationLength: 32,
   batchSize: 64,
+  heldOutRows: 16,
+  heldOutLength: 1024,
 };
+
+/** The settings that are numbers, which a shorthand flag can set. */
+type NumericSetting = {
+  [K in keyof StudySettings]-?: StudySettings[K] extends number ? K : never;
+}[keyof StudySettings];
 
 /** A study whose cell is one checkpoint: it runs the loaded model. */
 interface CheckpointStudy {
@@ -81,7 +103,7 @@ export type StudyDefinition = (CheckpointStudy | StepStudy) & {
   /** The settings it reads (each with one default, DEFAULT_STUDY_SETTINGS). */
   settings: readonly (keyof StudySettings)[];
   /** The shorthand flag that selects it (`pythia eval`, `pythia run`); with a value, the setting it sets. */
-  flag: { name: string; value?: { setting: keyof StudySettings; placeholder: string } };
+  flag: { name: string; value?: { setting: NumericSetting; placeholder: string } };
   /** The result tables it writes (src/results/schema.ts), each keyed by `study` first. */
   tables: readonly string[];
   /** The report's section its charts go in (src/report/charts.ts draws them) and the rows they read. */
