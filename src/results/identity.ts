@@ -124,7 +124,17 @@ export function cellIdentity(
   };
 }
 
-export type StudyKind = 'memorization' | 'canaries' | 'term_counts';
+export type StudyKind =
+  | 'memorization'
+  | 'canaries'
+  | 'term_counts'
+  | 'logit_lens'
+  | 'tuned_lens'
+  | 'heads'
+  | 'icl'
+  | 'token_curves'
+  | 'weights'
+  | 'attention';
 
 /** Everything that changes a case study's numbers; null where a kind does not use it. */
 export interface StudyIdentity {

@@ -11,7 +11,16 @@
 export const SCHEMA_VERSION = 3;
 
 /** The column types the schema uses; values are bound to statements as these types (store.ts). */
-export type ColumnType = 'VARCHAR' | 'INTEGER' | 'BIGINT' | 'DOUBLE' | 'BOOLEAN' | 'JSON' | 'DOUBLE[]' | 'TIMESTAMP';
+export type ColumnType =
+  | 'VARCHAR'
+  | 'INTEGER'
+  | 'BIGINT'
+  | 'FLOAT'
+  | 'DOUBLE'
+  | 'BOOLEAN'
+  | 'JSON'
+  | 'DOUBLE[]'
+  | 'TIMESTAMP';
 
 export interface TableSpec {
   name: string;
@@ -296,6 +305,105 @@ export const TABLES: readonly TableSpec[] = [
       ['count', 'BIGINT NOT NULL'],
     ],
     ['study', 'term', 'step'],
+  ),
+  // Version 3: the interpretability studies (docs/analyses.md defines each).
+  table(
+    'lens_layers',
+    3,
+    [
+      ...STUDY,
+      // 'logit' or 'tuned'; layer ℓ < L reads blocks.ℓ.hook_resid_pre, ℓ = L the final residual.
+      ['lens', 'VARCHAR NOT NULL'],
+      ['layer', 'INTEGER NOT NULL'],
+      ['kl', 'DOUBLE NOT NULL'],
+      ['ce', 'DOUBLE NOT NULL'],
+      ['entropy', 'DOUBLE NOT NULL'],
+      ['top1', 'DOUBLE NOT NULL'],
+      // The same in bits per byte; null without a tokenizer to count bytes.
+      ['kl_bpb', 'DOUBLE'],
+      ['ce_bpb', 'DOUBLE'],
+    ],
+    ['study', 'lens', 'layer'],
+  ),
+  table(
+    'head_scores',
+    3,
+    [
+      ...STUDY,
+      ['layer', 'INTEGER NOT NULL'],
+      ['head', 'INTEGER NOT NULL'],
+      ['previous_token', 'DOUBLE NOT NULL'],
+      ['duplicate_token', 'DOUBLE NOT NULL'],
+      ['induction', 'DOUBLE NOT NULL'],
+    ],
+    ['study', 'layer', 'head'],
+  ),
+  table(
+    'icl_scores',
+    3,
+    [
+      ...STUDY,
+      ['induction_loss', 'DOUBLE NOT NULL'],
+      ['early_position', 'INTEGER NOT NULL'],
+      ['late_position', 'INTEGER NOT NULL'],
+      ['early_loss', 'DOUBLE NOT NULL'],
+      ['late_loss', 'DOUBLE NOT NULL'],
+      // late_loss − early_loss: negative where the model uses its context.
+      ['icl_score', 'DOUBLE NOT NULL'],
+    ],
+    ['study'],
+  ),
+  table(
+    'token_losses',
+    3,
+    [...STUDY, ['row', 'INTEGER NOT NULL'], ['position', 'INTEGER NOT NULL'], ['loss', 'FLOAT NOT NULL']],
+    ['study', 'row', 'position'],
+  ),
+  table(
+    'weight_stats',
+    3,
+    [
+      ...STUDY,
+      // A parameter group (docs/analyses.md), or 'all'.
+      ['param_group', 'VARCHAR NOT NULL'],
+      ['norm', 'DOUBLE NOT NULL'],
+      // The checkpoint compared with: the model's previous studied step; null at its first.
+      ['previous_step', 'INTEGER'],
+      ['relative_change', 'DOUBLE'],
+      ['cosine', 'DOUBLE'],
+    ],
+    ['study', 'param_group'],
+  ),
+  table(
+    'weight_checkpoints',
+    3,
+    [
+      ...STUDY,
+      // sha256 of the weights' values (every parameter by name, as float32), whatever the file layout.
+      ['weights_sha256', 'VARCHAR NOT NULL'],
+      ['previous_step', 'INTEGER'],
+      ['identical', 'BOOLEAN'],
+    ],
+    ['study'],
+  ),
+  table(
+    'attention_patterns',
+    3,
+    [
+      ...STUDY,
+      ['layer', 'INTEGER NOT NULL'],
+      ['head', 'INTEGER NOT NULL'],
+      ['dest', 'INTEGER NOT NULL'],
+      ['src', 'INTEGER NOT NULL'],
+      ['weight', 'FLOAT NOT NULL'],
+    ],
+    ['study', 'layer', 'head', 'dest', 'src'],
+  ),
+  table(
+    'attention_tokens',
+    3,
+    [...STUDY, ['position', 'INTEGER NOT NULL'], ['token_id', 'INTEGER NOT NULL'], ['text', 'VARCHAR NOT NULL']],
+    ['study', 'position'],
   ),
   table(
     'item_terms',

@@ -107,7 +107,7 @@ export type StudyDefinition = (CheckpointStudy | StepStudy) & {
   /** The result tables it writes (src/results/schema.ts), each keyed by `study` first. */
   tables: readonly string[];
   /** The report's section its charts go in (src/report/charts.ts draws them) and the rows they read. */
-  report: { section: 'memorization' | 'terms'; queries: Readonly<Record<string, ReportQuery>> };
+  report: { section: 'memorization' | 'terms' | 'inside'; queries: Readonly<Record<string, ReportQuery>> };
 };
 
 export const STUDIES = {
