@@ -139,6 +139,7 @@ function stepAxis(steps: readonly number[]): StepAxis {
       field: 'at',
       type: 'quantitative',
       scale: log ? { type: 'log', nice: false } : { nice: false },
+      ...(log ? {} : { axis: { tickMinStep: 1 } }),
       title: log ? STEP_LOG : STEP,
     },
   };
@@ -152,13 +153,20 @@ function sortedSteps(rows: readonly { step: number }[]): number[] {
  * A heatmap cell per checkpoint spans from halfway to the previous checkpoint to halfway to the next
  * (geometric halves on a log axis); the first and last mirror their one neighbour.
  */
-function cellEdges(axis: StepAxis, groupby: string[]): unknown[] {
-  const [mid, beyond, alone] = axis.log
-    ? [(a: string, b: string) => `sqrt(${a} * ${b})`, (a: string, b: string) => `${a} * sqrt(${a} / ${b})`, 1.5]
-    : [(a: string, b: string) => `(${a} + ${b}) / 2`, (a: string, b: string) => `${a} + (${a} - ${b}) / 2`, 0.5];
+function cellEdges(axis: StepAxis, steps: readonly number[], groupby: string[]): unknown[] {
+  // A checkpoint alone in its row is as wide as the closest two checkpoints of the chart are apart.
+  const at = steps.map((s) => (axis.log ? s + 1 : s));
+  const gaps = at.slice(1).map((x, i) => (axis.log ? x / at[i]! : x - at[i]!));
+  const alone =
+    gaps.length === 0 ? (axis.log ? 1.5 : 0.5) : axis.log ? Math.sqrt(Math.min(...gaps)) : Math.min(...gaps) / 2;
+  const [mid, beyond] = axis.log
+    ? [(a: string, b: string) => `sqrt(${a} * ${b})`, (a: string, b: string) => `${a} * sqrt(${a} / ${b})`]
+    : [(a: string, b: string) => `(${a} + ${b}) / 2`, (a: string, b: string) => `${a} + (${a} - ${b}) / 2`];
   const edge = (near: string, far: string, single: string) =>
     `isValid(datum.${near}) ? ${mid('datum.at', `datum.${near}`)} : isValid(datum.${far}) ? ${beyond('datum.at', `datum.${far}`)} : ${single}`;
-  const [low, high] = axis.log ? [`datum.at / ${alone}`, `datum.at * ${alone}`] : [`datum.at - ${alone}`, `datum.at + ${alone}`];
+  const [low, high] = axis.log
+    ? [`datum.at / ${alone}`, `datum.at * ${alone}`]
+    : [`datum.at - ${alone}`, `datum.at + ${alone}`];
   return [
     {
       window: [
@@ -189,11 +197,12 @@ function lensTooltip(): unknown[] {
 
 /** KL(final ‖ lens) of each layer (y) at each checkpoint (x), one heatmap per model. */
 function lensHeatmap(rows: readonly LensLayerRow[], c: ChartContext): VegaLiteSpec {
-  const axis = stepAxis(sortedSteps(rows));
+  const steps = sortedSteps(rows);
+  const axis = stepAxis(steps);
   return {
     data: { values: rows },
     params: c.selector.params,
-    transform: [c.selector.filter, axis.at, ...cellEdges(axis, ['model', 'layer'])],
+    transform: [c.selector.filter, axis.at, ...cellEdges(axis, steps, ['model', 'layer'])],
     facet: {
       row: {
         field: 'model',
@@ -257,14 +266,25 @@ function lensComparison(tuned: readonly LensLayerRow[], logit: readonly LensLaye
     transform: [c.selector.filter],
     mark: { type: 'line', point: { size: 30, filled: false } },
     encoding: {
-      x: { field: 'layer', type: 'quantitative', axis: { tickMinStep: 1 }, title: 'layer (residual before block ℓ; L = final)' },
+      x: {
+        field: 'layer',
+        type: 'quantitative',
+        axis: { tickMinStep: 1 },
+        title: 'layer (residual before block ℓ; L = final)',
+      },
       y: { field: 'kl', type: 'quantitative', title: 'KL(final ‖ lens) (nats)' },
       color: sizeColor(c.sizes),
       strokeDash: {
         datum: label,
         type: 'nominal',
         title: 'lens',
-        scale: { domain: ['tuned lens', 'logit lens'], range: [[1, 0], [5, 3]] },
+        scale: {
+          domain: ['tuned lens', 'logit lens'],
+          range: [
+            [1, 0],
+            [5, 3],
+          ],
+        },
       },
       detail: { field: 'model' },
       tooltip: [{ field: 'model' }, { datum: label, title: 'lens' }, ...lensTooltip()],
@@ -298,7 +318,7 @@ export function tunedLensCharts(
       id: 'tuned-vs-logit-lens',
       title: 'Tuned against logit lens: KL by layer at the last step',
       caption:
-        "Each model at its last checkpoint with a tuned lens: KL(final ‖ lens) in nats by layer, solid for the tuned lens and dashed for the logit lens at the same checkpoint (drawn where the logit-lens study ran there too); " +
+        'Each model at its last checkpoint with a tuned lens: KL(final ‖ lens) in nats by layer, solid for the tuned lens and dashed for the logit lens at the same checkpoint (drawn where the logit-lens study ran there too); ' +
         'the gap between a solid and its dashed line is how much a trained translator reads out of that layer beyond the unembedding alone, and both reach 0 at the final layer.',
       empty: empty('pythia eval <suite> --studies tuned-lens,logit-lens'),
       spec: last.tuned.length === 0 ? null : lensComparison(last.tuned, last.logit, c),
@@ -315,7 +335,13 @@ function headHeatmaps(rows: readonly HeadScoreRow[], c: ChartContext): VegaLiteS
       {
         name: CHECKPOINT_SELECT,
         value: steps.length - 1,
-        bind: { input: 'range', min: 0, max: steps.length - 1, step: 1, name: 'checkpoint (0 = first; panels name the step) ' },
+        bind: {
+          input: 'range',
+          min: 0,
+          max: steps.length - 1,
+          step: 1,
+          name: 'checkpoint (0 = first; panels name the step) ',
+        },
       },
     ],
     transform: [
@@ -350,13 +376,13 @@ function headHeatmaps(rows: readonly HeadScoreRow[], c: ChartContext): VegaLiteS
       height: 130,
       mark: { type: 'rect' },
       encoding: {
-        x: { field: 'head', type: 'ordinal', title: 'head' },
+        x: { field: 'head', type: 'ordinal', axis: { labelAngle: 0 }, title: 'head' },
         y: { field: 'layer', type: 'ordinal', sort: 'descending', title: 'layer' },
         color: {
           field: 'value',
           type: 'quantitative',
           scale: { domain: [0, 1], scheme: 'viridis' },
-          title: 'score (fraction of attention)',
+          title: 'score (0 to 1)',
         },
         tooltip: [
           { field: 'model' },
@@ -693,7 +719,7 @@ export function weightCharts(
       title: 'Weight change between consecutive checkpoints against step',
       caption:
         `One line per model and parameter group (picked in the selector; ${all}): the norm of the change since the previous checkpoint relative to that checkpoint's norm, on a log y axis; ` +
-        'lines fall as the learning rate decays, and a dotted vertical rule marks a checkpoint whose weights are byte-identical to the previous one (no change to draw).',
+        'lines usually fall as the learning rate decays, and a dotted vertical rule marks a checkpoint whose weights are byte-identical to the previous one (no change to draw).',
       empty: empty('pythia eval <suite> --studies weights'),
       spec: changes.length === 0 && identical.length === 0 ? null : weightChanges(changes, identical, c),
     },

@@ -119,9 +119,25 @@ const icl: IclScoreRow[] = [
 ];
 
 function score(model: string, step: number, task: string, metric: string, value: number): ScoreRow {
-  return { model, size: model, run: 'baseline', step, task, shots: 0, metric, value, stderr: 0.01, n: 500, parameters: 1e5 };
+  return {
+    model,
+    size: model,
+    run: 'baseline',
+    step,
+    task,
+    shots: 0,
+    metric,
+    value,
+    stderr: 0.01,
+    n: 500,
+    parameters: 1e5,
+  };
 }
-const lambadaAcc = [score(A, 0, 'lambada', 'acc', 0.05), score(A, 32, 'lambada', 'acc', 0.9), score(B, 32, 'lambada', 'acc', 0.1)];
+const lambadaAcc = [
+  score(A, 0, 'lambada', 'acc', 0.05),
+  score(A, 32, 'lambada', 'acc', 0.9),
+  score(B, 32, 'lambada', 'acc', 0.1),
+];
 const scores: ScoreRow[] = [
   score(A, 0, 'arithmetic', 'acc', 0.2),
   lambadaAcc[0]!,
@@ -141,7 +157,14 @@ const learning: TokenLearningRow[] = [
   { model: B, size: B, run: 'baseline', category: 'never', tokens: 25, share: 0.25 },
 ];
 const byStep: TokenLossRow[] = [A, B].flatMap((model, m) =>
-  STEPS.map((step) => ({ model, size: model, run: 'baseline', step, mean_loss: 6 - step / 10 - m, learned_share: step / 40 })),
+  STEPS.map((step) => ({
+    model,
+    size: model,
+    run: 'baseline',
+    step,
+    mean_loss: 6 - step / 10 - m,
+    learned_share: step / 40,
+  })),
 );
 
 // A has the whole model ('all') and per-group rows, B only 'all'; A's step 2 is identical to its step 1.
@@ -201,7 +224,16 @@ test('every chart has an id, a title, one sentence on how to read it, and its ow
   const charts = allCharts();
   assert.deepEqual(
     charts.map((c) => c.id),
-    ['logit-lens', 'tuned-lens', 'tuned-vs-logit-lens', 'head-scores', 'induction', 'token-shares', 'token-curves', 'weight-changes'],
+    [
+      'logit-lens',
+      'tuned-lens',
+      'tuned-vs-logit-lens',
+      'head-scores',
+      'induction',
+      'token-shares',
+      'token-curves',
+      'weight-changes',
+    ],
   );
   for (const c of charts) {
     assert.ok(c.title.length > 0 && c.spec !== null, c.id);
@@ -333,7 +365,10 @@ test('the lens cells tile the step axis: each starts where the previous checkpoi
   );
   assert.equal(cells.length, STEPS.length);
   for (let i = 1; i < cells.length; i++)
-    assert.ok(Math.abs(cells[i - 1]![0] + cells[i - 1]![1] - cells[i]![0]) < 0.01, `cell ${i} starts where ${i - 1} ends`);
+    assert.ok(
+      Math.abs(cells[i - 1]![0] + cells[i - 1]![1] - cells[i]![0]) < 0.01,
+      `cell ${i} starts where ${i - 1} ends`,
+    );
 });
 
 const work = mkdtempSync(join(tmpdir(), 'pythia-inside-charts-'));
@@ -352,7 +387,9 @@ test('in headless Chromium every chart turns interactive with no error; the chec
     crows: [],
     notes: [],
   };
-  const charts = await rendered([...allCharts(), ...logitLensCharts([], context)]);
+  // One chart waiting for its rows, under an id of its own (ids are unique on a page).
+  const waiting = logitLensCharts([], context).map((c) => ({ ...c, id: 'logit-lens-waiting' }));
+  const charts = await rendered([...allCharts(), ...waiting]);
   const html = join(work, 'index.html');
   writeFileSync(
     html,
@@ -376,15 +413,14 @@ test('in headless Chromium every chart turns interactive with no error; the chec
       assert.ok(c.selector, `${c.id}: a size selector`);
     }
     assert.deepEqual(states.at(-1), {
-      id: 'logit-lens',
+      id: 'logit-lens-waiting',
       rendered: 'empty',
       marks: 0,
       selector: false,
       text: 'no data yet (run pythia eval <suite> --studies logit-lens)',
     });
 
-    const rects = (id: string) =>
-      page.$$eval(`figure#${id} .view svg g.mark-rect.role-mark > path`, (p) => p.length);
+    const rects = (id: string) => page.$$eval(`figure#${id} .view svg g.mark-rect.role-mark > path`, (p) => p.length);
     assert.equal(await rects('head-scores'), 30);
     // The slider to the first checkpoint (step 0): only A has one, 2 × 2 heads, three scores.
     await page.$eval('figure#head-scores input[type=range]', (input) => {
@@ -396,10 +432,7 @@ test('in headless Chromium every chart turns interactive with no error; the chec
       "document.querySelectorAll('figure#head-scores .view svg g.mark-rect.role-mark > path').length === 12",
       { timeout: 10_000 },
     );
-    assert.match(
-      await page.$eval('figure#head-scores .view svg', (s) => s.textContent ?? ''),
-      /nano-a · step 0/,
-    );
+    assert.match(await page.$eval('figure#head-scores .view svg', (s) => s.textContent ?? ''), /nano-a · step 0/);
     // To the middle one (step 8): A and B both at 8.
     await page.$eval('figure#head-scores input[type=range]', (input) => {
       const range = input as unknown as { value: string; dispatchEvent(e: unknown): boolean };
