@@ -145,6 +145,11 @@ function stepAxis(steps: readonly number[]): StepAxis {
   };
 }
 
+/** Checkpoints outside a suite (a lone folder, a hub snapshot) are step −1: they have no place on a step axis. */
+function onStepAxis<T extends { step: number }>(rows: readonly T[]): T[] {
+  return rows.filter((r) => r.step >= 0);
+}
+
 function sortedSteps(rows: readonly { step: number }[]): number[] {
   return [...new Set(rows.map((r) => r.step))].sort((a, b) => a - b);
 }
@@ -233,7 +238,8 @@ function lensHeatmap(rows: readonly LensLayerRow[], c: ChartContext): VegaLiteSp
   };
 }
 
-export function logitLensCharts(rows: readonly LensLayerRow[], c: ChartContext): Chart[] {
+export function logitLensCharts(lensLayers: readonly LensLayerRow[], c: ChartContext): Chart[] {
+  const rows = onStepAxis(lensLayers);
   return [
     {
       id: 'logit-lens',
@@ -304,6 +310,7 @@ export function tunedLensCharts(
   c: ChartContext,
 ): Chart[] {
   const last = lastStepLenses(tuned, logit);
+  const heatmap = onStepAxis(tuned);
   return [
     {
       id: 'tuned-lens',
@@ -312,7 +319,7 @@ export function tunedLensCharts(
         "As the logit lens above, with each layer's learned affine translator applied before the final LayerNorm: " +
         'cells darker than the logit lens at the same layer and step are what the translator recovers, so a layer that stays bright here carries little of the final prediction yet.',
       empty: empty('pythia eval <suite> --studies tuned-lens'),
-      spec: tuned.length === 0 ? null : lensHeatmap(tuned, c),
+      spec: heatmap.length === 0 ? null : lensHeatmap(heatmap, c),
     },
     {
       id: 'tuned-vs-logit-lens',
@@ -513,7 +520,7 @@ export function iclCharts(
   scores: readonly ScoreRow[],
   c: ChartContext,
 ): Chart[] {
-  const lambada = lambadaRows(scores);
+  const [checkpoints, scored, lambada] = [onStepAxis(icl), onStepAxis(heads), lambadaRows(scores)];
   return [
     {
       id: 'induction',
@@ -522,7 +529,7 @@ export function iclCharts(
         'Stacked panels on one step axis, one line per model: the strongest induction score of any head, the loss on the second copy of repeated random tokens, the in-context-learning score (loss late in the context minus early; more negative is more in-context learning) and LAMBADA-style accuracy; ' +
         'an induction head forming shows as the first panel jumping while the induction loss and the score drop at the same step, and LAMBADA rising with them ties it to the benchmark.',
       empty: empty('pythia eval <suite> --studies icl,heads'),
-      spec: icl.length === 0 && heads.length === 0 ? null : iclPanels(icl, heads, lambada, c),
+      spec: checkpoints.length === 0 && scored.length === 0 ? null : iclPanels(checkpoints, scored, lambada, c),
     },
   ];
 }
@@ -617,6 +624,7 @@ export function tokenCurveCharts(
   c: ChartContext,
 ): Chart[] {
   const rule = thresholdsSentence(thresholds);
+  const curves = onStepAxis(byStep);
   return [
     {
       id: 'token-shares',
@@ -630,7 +638,7 @@ export function tokenCurveCharts(
       title: 'Share of tokens learned and their mean loss against step',
       caption: `One line per model: left, the share of the sampled held-out tokens learned by each checkpoint; right, their mean loss in nats. ${rule} A curve that rises early and steeply is a model that learns most tokens early.`,
       empty: empty('pythia eval <suite> --studies token-curves'),
-      spec: byStep.length === 0 ? null : tokenCurves(byStep, c),
+      spec: curves.length === 0 ? null : tokenCurves(curves, c),
     },
   ];
 }
@@ -712,6 +720,7 @@ export function weightCharts(
   identical: readonly IdenticalCheckpointRow[],
   c: ChartContext,
 ): Chart[] {
+  const [changed, hashed] = [onStepAxis(changes), onStepAxis(identical)];
   const all = changes.some((r) => r.param_group === 'all') ? "'all' is the whole model" : "'all' draws every group";
   return [
     {
@@ -721,7 +730,7 @@ export function weightCharts(
         `One line per model and parameter group (picked in the selector; ${all}): the norm of the change since the previous checkpoint relative to that checkpoint's norm, on a log y axis; ` +
         'lines usually fall as the learning rate decays, and a dotted vertical rule marks a checkpoint whose weights are byte-identical to the previous one (no change to draw).',
       empty: empty('pythia eval <suite> --studies weights'),
-      spec: changes.length === 0 && identical.length === 0 ? null : weightChanges(changes, identical, c),
+      spec: changed.length === 0 && hashed.length === 0 ? null : weightChanges(changed, hashed, c),
     },
   ];
 }

@@ -64,7 +64,10 @@ function lensRows(at: Record<string, number[]>, layers: Record<string, number>):
 
 // A has 2 blocks (layers 0, 1 and L = 2), B 3 blocks.
 const LAYERS = { [A]: 2, [B]: 3 };
-const logit = lensRows({ [A]: STEPS, [B]: STEPS }, LAYERS);
+// A lone checkpoint outside a suite (step −1) has no place on a step axis.
+const lone = lensRow(A, 2, -1, 0);
+const logit = [lone, ...lensRows({ [A]: STEPS, [B]: STEPS }, LAYERS)];
+const onSteps = logit.slice(1);
 const tuned = lensRows({ [A]: [8, 32], [B]: [16] }, LAYERS).map((r) => ({ ...r, kl: r.kl / 2 }));
 
 // A: 2 layers × 2 heads at steps 0, 8, 32; B: 3 layers × 2 heads at steps 8, 32.
@@ -241,9 +244,8 @@ test('every chart has an id, a title, one sentence on how to read it, and its ow
   }
 });
 
-test('the lens heatmaps carry exactly the rows given, in order; the comparison the last tuned step of each model', () => {
-  assert.equal(chart('logit-lens').spec.data!.values, logit);
-  assert.deepEqual(chart('logit-lens').spec.data!.values, logit);
+test('the lens heatmaps carry exactly the rows given at suite steps (not step −1), in order; the comparison the last tuned step of each model', () => {
+  assert.deepEqual(chart('logit-lens').spec.data!.values, onSteps);
   assert.deepEqual(chart('tuned-lens').spec.data!.values, tuned);
   const [tunedLayer, logitLayer] = chart('tuned-vs-logit-lens').spec.layer!;
   // A's last tuned step is 32, B's 16: every layer of each, tuned and logit at the same checkpoint.
@@ -300,7 +302,7 @@ test("the token charts state the study's thresholds", () => {
 
 test('no rows: every chart waits with the command that fills it', () => {
   const charts = [
-    ...logitLensCharts([], context),
+    ...logitLensCharts([lone], context),
     ...tunedLensCharts([], logit, context),
     ...headCharts([], context),
     ...iclCharts([], [], scores, context),
@@ -343,7 +345,7 @@ function svgMarks(svg: string, kind: string): number {
 test('every spec compiles with Vega-Lite and renders in Node; the heatmaps draw one cell per row at the shown checkpoint', async () => {
   const byId = new Map((await rendered(allCharts())).map((r) => [r.chart.id, r]));
   for (const [id, r] of byId) assert.match(r.svg!, /<svg[^>]*class="marks"/, id);
-  assert.equal(svgMarks(byId.get('logit-lens')!.svg!, 'rect'), logit.length);
+  assert.equal(svgMarks(byId.get('logit-lens')!.svg!, 'rect'), onSteps.length);
   assert.equal(svgMarks(byId.get('tuned-lens')!.svg!, 'rect'), tuned.length);
   // The slider starts at the last checkpoint (32): A's 2 × 2 heads and B's 3 × 2, three scores each.
   assert.equal(svgMarks(byId.get('head-scores')!.svg!, 'rect'), (4 + 6) * 3);
@@ -358,7 +360,7 @@ test('every spec compiles with Vega-Lite and renders in Node; the heatmaps draw 
 test('the lens cells tile the step axis: each starts where the previous checkpoint ends', async () => {
   const spec = chart('logit-lens').spec;
   // Only the first model's layer L, so the cells are one row of the heatmap.
-  const single = { ...spec, data: { values: logit.filter((r) => r.model === A && r.layer === 2) } };
+  const single = { ...spec, data: { values: onSteps.filter((r) => r.model === A && r.layer === 2) } };
   const svg = await renderSvg(toVega(single));
   const cells = [...svg.matchAll(/aria-roledescription="rect mark" d="M([\d.]+),[\d.]+h([\d.]+)v/g)].map(
     (m) => [Number(m[1]), Number(m[2])] as const,
