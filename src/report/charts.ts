@@ -27,13 +27,13 @@ export interface Section {
 }
 
 const SELECT = 'size_select';
-const STEP_LOG = 'step + 1 (optimizer steps, log scale)';
-const STEP = 'step (optimizer steps)';
+export const STEP_LOG = 'step + 1 (optimizer steps, log scale)';
+export const STEP = 'step (optimizer steps)';
 
-type Selector = { params: unknown[]; filter: unknown };
+export type Selector = { params: unknown[]; filter: unknown };
 
 /** The size selector: a parameter bound to a drop-down, and the filter it drives. */
-function sizeSelector(sizes: readonly string[]): Selector {
+export function sizeSelector(sizes: readonly string[]): Selector {
   return {
     params: [{ name: SELECT, value: 'all', bind: { input: 'select', options: ['all', ...sizes], name: 'size ' } }],
     filter: { filter: `${SELECT} == 'all' || datum.size == ${SELECT}` },
@@ -44,14 +44,14 @@ function modelColor(models: readonly string[]): unknown {
   return { field: 'model', type: 'nominal', title: 'model', sort: models, scale: { domain: models } };
 }
 
-function sizeColor(sizes: readonly string[]): unknown {
+export function sizeColor(sizes: readonly string[]): unknown {
   return { field: 'size', type: 'nominal', title: 'size', sort: sizes, scale: { domain: sizes } };
 }
 
 /** Dash legends draw their symbols as dark strokes (the default draws them in no colour). */
 export const DASH_LEGEND = { symbolType: 'stroke', symbolStrokeColor: '#444', symbolStrokeWidth: 2 };
 /** Baseline runs solid, intervention runs dashed; the legend lists only the runs the rows have. */
-function runDash(rows: readonly Record<string, unknown>[]): unknown {
+export function runDash(rows: readonly Record<string, unknown>[]): unknown {
   const runs = ['baseline', 'intervention'].filter((run) => rows.some((r) => (r.run ?? 'baseline') === run));
   const dashes: Record<string, number[]> = { baseline: [1, 0], intervention: [5, 3] };
   return {
@@ -63,7 +63,7 @@ function runDash(rows: readonly Record<string, unknown>[]): unknown {
   };
 }
 
-function panelLabel(r: { task: string; metric?: string; shots: number }): string {
+export function panelLabel(r: { task: string; metric?: string; shots: number }): string {
   return [r.task, r.metric, r.shots > 0 ? `${r.shots}-shot` : null]
     .filter((s) => s !== null && s !== undefined)
     .join(' · ');
@@ -79,7 +79,7 @@ function withSize<T extends Record<string, unknown>>(
   }));
 }
 
-function empty(command: string): string {
+export function empty(command: string): string {
   return `no data yet (run ${command})`;
 }
 
@@ -87,9 +87,10 @@ function empty(command: string): string {
 const STUDY_SECTIONS = [
   { id: 'memorization', title: 'Memorization' },
   { id: 'terms', title: 'Term frequency' },
+  { id: 'inside', title: 'Inside the model' },
 ] as const satisfies readonly { id: StudyDefinition['report']['section']; title: string }[];
 
-interface ChartContext {
+export interface ChartContext {
   models: string[];
   sizes: string[];
   selector: Selector;
