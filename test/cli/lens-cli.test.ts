@@ -45,7 +45,12 @@ describe('pythia lens', () => {
   });
 
   for (const [label, rows, args, message] of [
-    ['no --tokens', undefined, [], /--tokens <file\.json> is required/],
+    [
+      'no --tokens and no --data for a checkpoint with no training record',
+      undefined,
+      [],
+      /records no training data .*: give held-out text with --data <prefix>$/m,
+    ],
     ['rows of one token', [[1], [2]], undefined, /rows of 1 token; the lens needs at least 2/],
     ['a token id outside the vocabulary', [[1, 100000]], undefined, /100000/],
     ['rows of unequal length', [[1, 2], [3]], undefined, /row 1 has 1 tokens but row 0 has 2/],
