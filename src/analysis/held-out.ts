@@ -3,8 +3,10 @@
  * per-token learning curves): a suite checkpoint's own held-out data, or the start of a dataset.
  *
  * - A checkpoint of `pythia train` (its trainer_state.json names its data): the validation batches
- *   its training evaluated on (train/validation.ts): GPT-NeoX's "valid" dataset with a split, else
- *   the samples right after the last training batch. Every checkpoint of a suite gets the same rows.
+ *   its training evaluated on (train/validation.ts): the samples right after the last training
+ *   batch, or with a split GPT-NeoX's "valid" dataset as read at the last step, sized for the rows
+ *   asked for (the run's eval-iters and eval-interval, which size it, are not recorded, so these
+ *   need not be the very batches it evaluated). Every checkpoint of a suite gets the same rows.
  * - `--data PREFIX`: the dataset's documents in order, concatenated and cut into rows.
  *
  * The rows are identified by the sha256 of their tokens, which is what a study's identity records.
