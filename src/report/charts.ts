@@ -104,7 +104,7 @@ const STUDY_CHARTS: { readonly [K in StudyName]: (data: ReportData, c: ChartCont
     memorizedFractionChart(data, c.sizes, c.selector),
   ],
   'term-counts': (data, c) => [termChart(data, c.selector), deltaChart(data, c.sizes, c.selector)],
-  // On merge with main: (data, c) => logitLensCharts(data.studies.lensLayers as LensLayerRow[], c) (inside-charts.ts).
+  // On merge with main: (data, c) => logitLensCharts(data.studies.lensLayers as unknown as LensLayerRow[], c) (inside-charts.ts).
   'logit-lens': () => [],
 };
 
