@@ -105,6 +105,8 @@ const STUDY_CHARTS: { readonly [K in StudyName]: (data: ReportData, c: ChartCont
     memorizedFractionChart(data, c.sizes, c.selector),
   ],
   'term-counts': (data, c) => [termChart(data, c.selector), deltaChart(data, c.sizes, c.selector)],
+  // On merge with main: (data, c) => logitLensCharts(data.studies.lensLayers as unknown as LensLayerRow[], c) (inside-charts.ts).
+  'logit-lens': () => [],
 };
 
 export function buildSections(data: ReportData): Section[] {

@@ -40,6 +40,8 @@ export interface StudyRuntime {
   device: string;
   checkpointSha256: string;
   tokenizerSha256: string;
+  /** Says, in one line, why a study records nothing at a checkpoint where the user may expect it to. */
+  warn?: (message: string) => void;
 }
 
 const NO_SETTINGS = {

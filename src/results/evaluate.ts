@@ -82,7 +82,9 @@ export type EvalEvent =
   | { type: 'cell'; cell: CellKey; index: number; total: number; aggregates: Aggregate[]; seconds: number }
   | { type: 'progress'; cell: CellKey; done: number; items: number }
   /** A study recorded: at one checkpoint, or (per-step studies) at `steps` steps. */
-  | { type: 'study'; study: StudyName; model: string | null; step: number; steps?: number };
+  | { type: 'study'; study: StudyName; model: string | null; step: number; steps?: number }
+  /** Why a study records nothing where it might be expected to; each message once per run. */
+  | { type: 'warning'; message: string };
 
 export interface EvaluateSummary {
   db: string;
@@ -345,6 +347,12 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateSummar
     });
     const runtime = { threads: options.threads, provider: options.device };
     const tokenizers = new Map<string, TextTokenizer>();
+    const warned = new Set<string>();
+    const warn = (message: string) => {
+      if (warned.has(message)) return;
+      warned.add(message);
+      options.onEvent?.({ type: 'warning', message });
+    };
     let index = cells.length - todo.length;
     for (const ref of toLoad) {
       const h = hashed.get(`${ref.model}@${ref.step}`)!;
@@ -388,6 +396,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateSummar
         device,
         checkpointSha256: h.sha256,
         tokenizerSha256: h.tokenizerSha256,
+        warn,
       };
       for (const name of studiesAt(ref)) {
         const study = STUDIES[name];

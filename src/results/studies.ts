@@ -18,10 +18,11 @@ import {
   recordTermCounts,
   type StudyRuntime,
 } from './case-studies.js';
+import { recordLogitLens } from './lens-study.js';
 import type { ResultsStore } from './store.js';
 
 /** In the table's order: the order of their cells, flags and report charts. */
-export const STUDY_NAMES = ['canaries', 'memorization', 'term-counts'] as const;
+export const STUDY_NAMES = ['canaries', 'memorization', 'term-counts', 'logit-lens'] as const;
 export type StudyName = (typeof STUDY_NAMES)[number];
 
 /**
@@ -186,6 +187,27 @@ export const STUDIES = {
         },
         termDelta: {
           sql: `SELECT x.*, ${REPORT_SIZE} AS size FROM term_delta x LEFT JOIN models m USING (model) ORDER BY m.parameters, x.model, x.task, x.shots, x.step`,
+        },
+      },
+    },
+  },
+  'logit-lens': {
+    per: 'checkpoint',
+    kind: 'logit_lens',
+    description:
+      'the logit lens over held-out text: per layer KL(final ‖ lens), cross-entropy, entropy, top-1 agreement (nats, and bits per byte)',
+    settings: ['heldOutRows', 'heldOutLength', 'heldOutData'],
+    flag: { name: '--logit-lens' },
+    tables: ['lens_layers'],
+    record: recordLogitLens,
+    report: {
+      section: 'inside',
+      queries: {
+        lensLayers: {
+          sql: `SELECT x.model, ${REPORT_SIZE} AS size, coalesce(m.run, 'baseline') AS run, x.step, x.layer,
+       x.kl, x.ce, x.entropy, x.top1, x.kl_bpb, x.ce_bpb
+     FROM lens_layers x LEFT JOIN models m ON m.model = x.model
+     WHERE x.lens = 'logit' AND ${CURRENT} ORDER BY x.model, x.step, x.layer`,
         },
       },
     },

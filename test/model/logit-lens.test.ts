@@ -105,3 +105,28 @@ test('rows of one token are refused in one line', async () => {
   );
   await runner.release();
 });
+
+test('a row may be the context + 1 tokens (a training sample): the last is only predicted; one more is refused', async () => {
+  const m = fixtureModel('parallel-r25');
+  const runner = new ActivationRunner(m.config, m.params, { threads: 1 });
+  try {
+    const T = m.config.maxPositions + 1;
+    const row = Array.from({ length: T }, (_, t) => (t * 7 + 3) % m.config.vocabSize);
+    const ids = BigInt64Array.from(row, BigInt);
+    const got = await logitLens(runner, m.params, ids, 1);
+    // Another last token changes only the cross-entropy, and only at the last position.
+    const other = BigInt64Array.from(ids);
+    other[T - 1] = BigInt((row[T - 1]! + 1) % m.config.vocabSize);
+    const changed = await logitLens(runner, m.params, other, 1);
+    got.forEach((g, l) => {
+      for (const key of ['kl', 'entropy', 'top1'] as const) assert.equal(changed[l]![key], g[key]);
+      assert.notEqual(changed[l]!.ce, g.ce);
+    });
+    await assert.rejects(
+      logitLens(runner, m.params, BigInt64Array.from([...row, 1].map(BigInt)), 1),
+      (e: Error) => e instanceof ConfigError && /max_position_embeddings \+ 1 = 129 tokens; got 130/.test(e.message),
+    );
+  } finally {
+    await runner.release();
+  }
+});

@@ -87,6 +87,8 @@ function progressReporter(): { onEvent: (e: EvalEvent) => void; stop: () => void
         const what = e.model === null ? `${e.study} at ${e.steps} steps` : `${e.study}: ${e.model} step ${e.step}`;
         if (started) bar.update({ cell: what });
         else process.stderr.write(`pythia eval: ${what}\n`);
+      } else if (e.type === 'warning') {
+        process.stderr.write(`${started ? '\n' : ''}pythia eval: warning: ${e.message}\n`);
       } else if (e.type === 'cell') {
         const summary = e.aggregates.map((a) => `${a.metric} ${a.value.toFixed(4)}`).join(', ');
         if (started) bar.update(e.index, { cell: label(e.cell) });

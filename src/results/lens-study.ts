@@ -1,0 +1,92 @@
+/**
+ * The logit-lens study (docs/analyses.md): at one checkpoint, the logit lens over held-out text
+ * (analysis/held-out.ts), per layer KL(final ‖ lens), cross-entropy, entropy, top-1 agreement, and
+ * KL and cross-entropy in bits per byte, into `lens_layers` with lens 'logit'. Identified by the
+ * checkpoint, the held-out tokens (their sha256, rows and length) and the tokenizer that counted
+ * their bytes; a rerun with the same inputs is skipped.
+ */
+import { bitsPerByteFactor, hasOwnHeldOut, heldOutTokens, longestHeldOutRow } from '../analysis/held-out.js';
+import type { CheckpointRef } from '../eval/checkpoints.js';
+import type { EvalModel } from '../eval/run-task.js';
+import { ActivationRunner } from '../model/activations.js';
+import { logitLens } from '../model/logit-lens.js';
+import type { StudyRuntime } from './case-studies.js';
+import { EVAL_WEIGHTS, identityKey, type StudyIdentity } from './identity.js';
+import type { ResultsStore } from './store.js';
+import type { HeldOutStudy } from './studies.js';
+
+/** Records the logit lens at one checkpoint; false where it was there already, or there is no held-out text. */
+export async function recordLogitLens(
+  store: ResultsStore,
+  ref: CheckpointRef,
+  model: EvalModel,
+  study: HeldOutStudy,
+  context: StudyRuntime,
+): Promise<boolean> {
+  if (study.heldOutData === undefined && !hasOwnHeldOut(ref.dir)) {
+    context.warn?.(
+      `logit-lens skipped for ${ref.model}: no training record to take held-out text from; give --held-out-data <prefix>`,
+    );
+    return false;
+  }
+  const length = Math.min(
+    study.heldOutLength,
+    longestHeldOutRow(ref.dir, model.config.maxPositions, study.heldOutData),
+  );
+  const held = await heldOutTokens(ref.dir, { rows: study.heldOutRows, length, data: study.heldOutData });
+  const factor = bitsPerByteFactor(model.tokenizer, held.tokens, held.rows);
+  const identity: StudyIdentity = {
+    kind: 'logit_lens',
+    model: ref.model,
+    step: ref.step,
+    checkpointSha256: context.checkpointSha256,
+    tokenizerSha256: factor === undefined ? null : context.tokenizerSha256,
+    dataSha256: held.sha256,
+    truthSha256: null,
+    sequences: null,
+    sampleSeed: null,
+    windowSize: null,
+    promptLength: null,
+    continuationLength: null,
+    device: context.device,
+    weights: EVAL_WEIGHTS,
+    settings: { rows: held.rows, length: held.length, lens: 'logit' },
+  };
+  const key = identityKey(identity);
+  if (await store.hasStudy(key)) return false;
+  const started = performance.now();
+  const runner = new ActivationRunner(model.config, model.params, context.runtime);
+  try {
+    const ids = BigInt64Array.from(held.tokens, (t) => BigInt(t));
+    const layers = await logitLens(runner, model.params, ids, held.rows, { runtime: context.runtime });
+    await store.writeStudy(
+      {
+        ...identity,
+        study: key,
+        batchSize: null,
+        threads: context.runtime.threads ?? null,
+        seconds: (performance.now() - started) / 1000,
+      },
+      () =>
+        store.insertObjects(
+          'lens_layers',
+          layers.map((l) => ({
+            study: key,
+            model: ref.model,
+            step: ref.step,
+            lens: 'logit',
+            layer: l.layer,
+            kl: l.kl,
+            ce: l.ce,
+            entropy: l.entropy,
+            top1: l.top1,
+            kl_bpb: factor === undefined ? null : l.kl * factor,
+            ce_bpb: factor === undefined ? null : l.ce * factor,
+          })),
+        ),
+    );
+    return true;
+  } finally {
+    await runner.release();
+  }
+}
