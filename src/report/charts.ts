@@ -6,6 +6,7 @@
 import { BUILTIN_TASKS, TASK_GROUPS } from '../eval/lm-eval/tasks.js';
 import { STUDIES, STUDY_NAMES, type StudyDefinition, type StudyName } from '../results/studies.js';
 import { ACCURACY_METRICS, type ReportData, type ScoreRow } from './data.js';
+import { type LensLayerRow, logitLensCharts } from './inside-charts.js';
 import { poissonQQ, poissonQuantile } from './poisson.js';
 
 export type VegaLiteSpec = Record<string, unknown>;
@@ -105,8 +106,7 @@ const STUDY_CHARTS: { readonly [K in StudyName]: (data: ReportData, c: ChartCont
     memorizedFractionChart(data, c.sizes, c.selector),
   ],
   'term-counts': (data, c) => [termChart(data, c.selector), deltaChart(data, c.sizes, c.selector)],
-  // On merge with main: (data, c) => logitLensCharts(data.studies.lensLayers as unknown as LensLayerRow[], c) (inside-charts.ts).
-  'logit-lens': () => [],
+  'logit-lens': (data, c) => logitLensCharts(data.studies.lensLayers as unknown as LensLayerRow[], c),
 };
 
 export function buildSections(data: ReportData): Section[] {

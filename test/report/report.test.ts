@@ -28,6 +28,7 @@ import { chromiumMissing, launch, openReport } from './browser.js';
 
 const cli = join(repoRoot, 'dist/src/cli/main.js');
 const ALL_CHARTS = [
+  'logit-lens',
   'loss',
   'accuracy',
   'perplexity',
@@ -43,6 +44,7 @@ const ALL_CHARTS = [
 ];
 /** Charts drawn from the case-study tables, and the tables. */
 const CASE_STUDY_CHARTS = [
+  'logit-lens',
   'canaries',
   'memorization-windows',
   'memorization-qq',
@@ -56,6 +58,7 @@ const CASE_STUDY_TABLES = [
   'memorization_poisson',
   'canary_memorization',
   'term_counts',
+  'lens_layers',
 ];
 let work: string;
 let suite: string;
@@ -122,6 +125,9 @@ before(() => {
     '4',
     '--canaries',
     '--term-counts',
+    '--logit-lens',
+    '--held-out-rows',
+    '4',
   );
   // The intervention sibling of nano-25k from step 2, named as its baseline's sibling, into the same database.
   const intervention = join(work, 'intervention');
@@ -424,7 +430,7 @@ test('charts without rows wait with the command that fills them', async () => {
   for (const id of CASE_STUDY_CHARTS)
     assert.match(
       figure(html, id),
-      /<div class="empty">no data yet \(run pythia eval &lt;suite&gt; --(memorization|canaries|term-counts)/,
+      /<div class="empty">no data yet \(run pythia eval &lt;suite&gt; --(memorization|canaries|term-counts|studies [a-z-]+)/,
       id,
     );
 });
