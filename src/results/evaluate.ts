@@ -388,6 +388,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateSummar
         device,
         checkpointSha256: h.sha256,
         tokenizerSha256: h.tokenizerSha256,
+        checkpoints: plan.checkpoints,
       };
       for (const name of studiesAt(ref)) {
         const study = STUDIES[name];
