@@ -31,7 +31,7 @@ const TOKEN_LOSSES_COLUMNS = ['study', 'model', 'step', 'row', 'position', 'loss
  * Appends one row per token (position p of row r: the token predicted from positions 0…p−1) through
  * DuckDB's appender, inside the caller's transaction: a rollback leaves none of them.
  */
-async function appendTokenLosses(
+export async function appendTokenLosses(
   store: ResultsStore,
   at: { study: string; model: string; step: number },
   length: number,

@@ -16,6 +16,7 @@ import { type EvalEvent, evaluate } from '../../src/results/evaluate.js';
 import { EVAL_WEIGHTS, identityKey, type StudyIdentity } from '../../src/results/identity.js';
 import { ResultsStore } from '../../src/results/store.js';
 import { STUDIES } from '../../src/results/studies.js';
+import { appendTokenLosses } from '../../src/results/token-curves-study.js';
 import { Prng } from '../../src/util/prng.js';
 import { makeWorld, writeCheckpoint, writeTasks } from '../eval/support.js';
 
@@ -246,5 +247,48 @@ test('through evaluate: each token loss is the float64 log-softmax of the logits
     );
   } finally {
     after.close();
+  }
+});
+
+test("the appender writes each token's row and position, and a failed study's transaction leaves none", async () => {
+  const store = await ResultsStore.open(join(dir, 'appender.duckdb'));
+  try {
+    const losses = Float32Array.of(0.5, 1.25, 2, 3.5, 4.75, 6);
+    await store.transaction(() => appendTokenLosses(store, { study: 's', model: 'm', step: 3 }, 4, losses));
+    assert.deepEqual(await store.rows('SELECT * FROM token_losses ORDER BY row, position'), [
+      { study: 's', model: 'm', step: 3, row: 0, position: 1, loss: 0.5 },
+      { study: 's', model: 'm', step: 3, row: 0, position: 2, loss: 1.25 },
+      { study: 's', model: 'm', step: 3, row: 0, position: 3, loss: 2 },
+      { study: 's', model: 'm', step: 3, row: 1, position: 1, loss: 3.5 },
+      { study: 's', model: 'm', step: 3, row: 1, position: 2, loss: 4.75 },
+      { study: 's', model: 'm', step: 3, row: 1, position: 3, loss: 6 },
+    ]);
+    const identity: StudyIdentity = {
+      kind: 'token_curves',
+      model: 'm',
+      step: 4,
+      checkpointSha256: 'c',
+      tokenizerSha256: null,
+      dataSha256: 'd',
+      truthSha256: null,
+      sequences: null,
+      sampleSeed: null,
+      windowSize: null,
+      promptLength: null,
+      continuationLength: null,
+      device: 'cpu',
+      weights: EVAL_WEIGHTS,
+    };
+    await assert.rejects(
+      store.writeStudy({ ...identity, study: 't', batchSize: 1, threads: null, seconds: 0 }, async () => {
+        await appendTokenLosses(store, { study: 't', model: 'm', step: 4 }, 4, losses);
+        throw new Error('killed after the rows were appended');
+      }),
+      /killed after/,
+    );
+    assert.deepEqual(await store.rows("SELECT count(*)::INTEGER AS n FROM token_losses WHERE study = 't'"), [{ n: 0 }]);
+    assert.equal(await store.hasStudy('t'), false);
+  } finally {
+    store.close();
   }
 });
