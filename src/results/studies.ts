@@ -102,8 +102,9 @@ const CURRENT = 'x.study IN (SELECT study FROM current_studies)';
  * Each held-out token of each model with a step-0 token-curves run (docs/analyses.md): the runs
  * compared are the model's current ones on the same tokens and settings as its step-0 run; a token
  * is below at a later step when its loss is under learnedRatio × its step-0 loss. `learned_step`:
- * the first step from which it stays below through the model's last compared step (null: not
- * learned); `ever_below`: below at some step after 0.
+ * the first step from which it stays below through the model's last compared step, the compared
+ * step after the last one it was not below at (null: not below at the last); `ever_below`: below at
+ * some step after 0.
  */
 const TOKEN_CATEGORIES = `WITH runs AS (SELECT * FROM current_studies WHERE kind = 'token_curves'),
       base AS (SELECT model, study, data_sha256, settings::VARCHAR AS settings, (settings->>'learnedRatio')::DOUBLE AS ratio
@@ -113,10 +114,12 @@ const TOKEN_CATEGORIES = `WITH runs AS (SELECT * FROM current_studies WHERE kind
       marked AS (SELECT c.model, c.step, x.row, x.position, x.loss < b.ratio * z.loss AS below
         FROM compared c JOIN token_losses x ON x.study = c.study JOIN base b ON b.model = c.model
         JOIN token_losses z ON z.study = b.study AND z.row = x.row AND z.position = x.position),
-      spans AS (SELECT *, max(CASE WHEN NOT below THEN step END) OVER (PARTITION BY model, row, position) AS last_above FROM marked),
-      tokens AS (SELECT model, row, position, bool_or(below) AS ever_below,
-          min(step) FILTER (WHERE step > coalesce(last_above, -1)) AS learned_step
-        FROM spans GROUP BY model, row, position)`;
+      spans AS (SELECT model, row, position, bool_or(below) AS ever_below, max(step) FILTER (WHERE NOT below) AS last_above
+        FROM marked GROUP BY model, row, position),
+      following AS (SELECT model, step, lead(step) OVER (PARTITION BY model ORDER BY step) AS next_step FROM compared
+        UNION ALL SELECT model, NULL, min(step) FROM compared GROUP BY model),
+      tokens AS (SELECT s.model, s.row, s.position, s.ever_below, f.next_step AS learned_step
+        FROM spans s JOIN following f ON f.model = s.model AND f.step IS NOT DISTINCT FROM s.last_above)`;
 
 export type StudyDefinition = (CheckpointStudy | StepStudy) & {
   /** Its `studies.kind`. */
