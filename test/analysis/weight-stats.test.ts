@@ -110,7 +110,7 @@ test('the weights hash: the definition, equal for float16 shards and one float32
     const count = Buffer.alloc(8);
     count.writeBigUInt64LE(BigInt(values.length));
     const data = Buffer.alloc(4 * values.length);
-    values.forEach((v, i) => data.writeFloatLE(v, 4 * i));
+    for (const [i, v] of values.entries()) data.writeFloatLE(v, 4 * i);
     return Buffer.concat([Buffer.from(name), Buffer.of(0), count, data]);
   };
   assert.equal(

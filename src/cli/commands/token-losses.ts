@@ -68,14 +68,14 @@ async function runTokenLosses(dir: string, flags: TokenLossesFlags): Promise<voi
   let sum = 0;
   for (const l of losses) sum += l;
   process.stdout.write(
-    [
+    `${[
       `tokens   ${losses.length}`,
       `mean     ${(sum / losses.length).toFixed(4)} nats`,
       `p10      ${quantile(sorted, 0.1).toFixed(4)}`,
       `median   ${quantile(sorted, 0.5).toFixed(4)}`,
       `p90      ${quantile(sorted, 0.9).toFixed(4)}`,
       `sha256   ${held.sha256} (held-out tokens)`,
-    ].join('\n') + '\n',
+    ].join('\n')}\n`,
   );
 }
 
