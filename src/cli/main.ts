@@ -15,8 +15,10 @@ import { registerResults } from './commands/results.js';
 import { registerRun } from './commands/run.js';
 import { registerSuite } from './commands/suite.js';
 import { registerSynth } from './commands/synth.js';
+import { registerTokenLosses } from './commands/token-losses.js';
 import { registerTokenizer } from './commands/tokenizer.js';
 import { registerTrain } from './commands/train.js';
+import { registerWeights } from './commands/weights.js';
 import { handleClosedOutput, reportError } from './errors.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -31,6 +33,8 @@ export function buildProgram(): Command {
   registerModel(program);
   registerActivations(program);
   registerLens(program);
+  registerTokenLosses(program);
+  registerWeights(program);
   registerTokenizer(program);
   registerData(program);
   registerBatch(program);

@@ -15,7 +15,7 @@ import {
   type StudyName,
   type StudySettings,
 } from '../results/studies.js';
-import { nonNegativeInt, positiveInt } from './arguments.js';
+import { nonNegativeInt, positiveInt, probability } from './arguments.js';
 
 function studyList(value: string): StudyName[] {
   if (value.trim() === 'none') return [];
@@ -68,6 +68,12 @@ export function addStudyOptions(cmd: Command, selected: readonly StudyName[]): C
       DEFAULT_STUDY_SETTINGS.heldOutLength,
     )
     .option(
+      '--learned-ratio <r>',
+      'token-curves: a token is learned when its loss stays below this fraction of its step-0 loss, in (0, 1]',
+      probability,
+      DEFAULT_STUDY_SETTINGS.learnedRatio,
+    )
+    .option(
       '--held-out-data <prefix>',
       "held-out text as a tokenized dataset (.bin/.idx prefix), read from its start (default: each checkpoint's own validation batches; required for hub checkpoints)",
     );
@@ -83,6 +89,7 @@ export function studyFlags(
     window: flags.window as number,
     heldOutRows: flags.heldOutRows as number,
     heldOutLength: flags.heldOutLength as number,
+    learnedRatio: flags.learnedRatio as number,
   };
   if (flags.heldOutData !== undefined) settings.heldOutData = resolve(flags.heldOutData as string);
   for (const name of STUDY_NAMES) {

@@ -4,9 +4,24 @@
  * with `spec: null` and the command that fills it.
  */
 import { BUILTIN_TASKS, TASK_GROUPS } from '../eval/lm-eval/tasks.js';
-import { STUDIES, STUDY_NAMES, type StudyDefinition, type StudyName } from '../results/studies.js';
+import {
+  DEFAULT_STUDY_SETTINGS,
+  STUDIES,
+  STUDY_NAMES,
+  type StudyDefinition,
+  type StudyName,
+} from '../results/studies.js';
 import { ACCURACY_METRICS, type ReportData, type ScoreRow } from './data.js';
-import { type LensLayerRow, logitLensCharts } from './inside-charts.js';
+import {
+  type IdenticalCheckpointRow,
+  type LensLayerRow,
+  logitLensCharts,
+  type TokenLearningRow,
+  type TokenLossRow,
+  tokenCurveCharts,
+  type WeightChangeRow,
+  weightCharts,
+} from './inside-charts.js';
 import { poissonQQ, poissonQuantile } from './poisson.js';
 
 export type VegaLiteSpec = Record<string, unknown>;
@@ -107,6 +122,22 @@ const STUDY_CHARTS: { readonly [K in StudyName]: (data: ReportData, c: ChartCont
   ],
   'term-counts': (data, c) => [termChart(data, c.selector), deltaChart(data, c.sizes, c.selector)],
   'logit-lens': (data, c) => logitLensCharts(data.studies.lensLayers as unknown as LensLayerRow[], c),
+  'token-curves': (data, c) => {
+    const learning = data.studies.tokenLearning as unknown as TokenLearningRow[];
+    const ratio = learning[0]?.learned_ratio ?? DEFAULT_STUDY_SETTINGS.learnedRatio;
+    return tokenCurveCharts(
+      learning,
+      data.studies.tokenLossByStep as unknown as TokenLossRow[],
+      { learned: ratio, forgotten: ratio },
+      c,
+    );
+  },
+  weights: (data, c) =>
+    weightCharts(
+      data.studies.weightChanges as unknown as WeightChangeRow[],
+      data.studies.identicalCheckpoints as unknown as IdenticalCheckpointRow[],
+      c,
+    ),
 };
 
 export function buildSections(data: ReportData): Section[] {

@@ -70,6 +70,8 @@ export interface TokenLearningRow {
   category: TokenCategory;
   tokens: number;
   share: number;
+  /** The study's --learned-ratio for this model's runs. */
+  learned_ratio: number;
 }
 
 /** `tokenLossByStep`: the sampled tokens' mean loss at one checkpoint and the share learned by then. */

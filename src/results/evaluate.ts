@@ -397,6 +397,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateSummar
         checkpointSha256: h.sha256,
         tokenizerSha256: h.tokenizerSha256,
         warn,
+        checkpoints: plan.checkpoints,
       };
       for (const name of studiesAt(ref)) {
         const study = STUDIES[name];

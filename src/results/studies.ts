@@ -20,9 +20,18 @@ import {
 } from './case-studies.js';
 import { recordLogitLens } from './lens-study.js';
 import type { ResultsStore } from './store.js';
+import { recordTokenCurves, type TokenCurvesStudy } from './token-curves-study.js';
+import { recordWeights } from './weights-study.js';
 
 /** In the table's order: the order of their cells, flags and report charts. */
-export const STUDY_NAMES = ['canaries', 'memorization', 'term-counts', 'logit-lens'] as const;
+export const STUDY_NAMES = [
+  'canaries',
+  'memorization',
+  'term-counts',
+  'logit-lens',
+  'token-curves',
+  'weights',
+] as const;
 export type StudyName = (typeof STUDY_NAMES)[number];
 
 /**
@@ -38,7 +47,7 @@ export interface HeldOutStudy {
 }
 
 /** Every study's settings, one default each (`pythia eval` and `pythia run` share them). */
-export type StudySettings = MemorizationStudy & HeldOutStudy;
+export type StudySettings = MemorizationStudy & HeldOutStudy & TokenCurvesStudy;
 
 /**
  * Pythia's memorization setting (32-token prompt, 32 generated), scoring up to 1024 sequences per
@@ -53,6 +62,7 @@ export const DEFAULT_STUDY_SETTINGS: StudySettings = {
   batchSize: 64,
   heldOutRows: 16,
   heldOutLength: 1024,
+  learnedRatio: 0.5,
 };
 
 /** The settings that are numbers, which a shorthand flag can set. */
@@ -95,6 +105,29 @@ export interface ReportQuery {
 export const REPORT_SIZE = 'coalesce(m.baseline, x.model)';
 /** The rows of the current run of a study at each checkpoint (the `current_studies` view). */
 const CURRENT = 'x.study IN (SELECT study FROM current_studies)';
+
+/**
+ * Each held-out token of each model with a step-0 token-curves run (docs/analyses.md): the runs
+ * compared are the model's current ones on the same tokens and settings as its step-0 run; a token
+ * is below at a later step when its loss is under learnedRatio × its step-0 loss. `learned_step`:
+ * the first step from which it stays below through the model's last compared step, the compared
+ * step after the last one it was not below at (null: not below at the last); `ever_below`: below at
+ * some step after 0.
+ */
+const TOKEN_CATEGORIES = `WITH runs AS (SELECT * FROM current_studies WHERE kind = 'token_curves'),
+      base AS (SELECT model, study, data_sha256, settings::VARCHAR AS settings, (settings->>'learnedRatio')::DOUBLE AS ratio
+        FROM runs WHERE step = 0),
+      compared AS (SELECT r.model, r.step, r.study FROM runs r JOIN base b USING (model)
+        WHERE r.step > 0 AND r.data_sha256 = b.data_sha256 AND r.settings::VARCHAR = b.settings),
+      marked AS (SELECT c.model, c.step, x.row, x.position, x.loss < b.ratio * z.loss AS below
+        FROM compared c JOIN token_losses x ON x.study = c.study JOIN base b ON b.model = c.model
+        JOIN token_losses z ON z.study = b.study AND z.row = x.row AND z.position = x.position),
+      spans AS (SELECT model, row, position, bool_or(below) AS ever_below, max(step) FILTER (WHERE NOT below) AS last_above
+        FROM marked GROUP BY model, row, position),
+      following AS (SELECT model, step, lead(step) OVER (PARTITION BY model ORDER BY step) AS next_step FROM compared
+        UNION ALL SELECT model, NULL, min(step) FROM compared GROUP BY model),
+      tokens AS (SELECT s.model, s.row, s.position, s.ever_below, f.next_step AS learned_step
+        FROM spans s JOIN following f ON f.model = s.model AND f.step IS NOT DISTINCT FROM s.last_above)`;
 
 export type StudyDefinition = (CheckpointStudy | StepStudy) & {
   /** Its `studies.kind`. */
@@ -208,6 +241,68 @@ export const STUDIES = {
        x.kl, x.ce, x.entropy, x.top1, x.kl_bpb, x.ce_bpb
      FROM lens_layers x LEFT JOIN models m ON m.model = x.model
      WHERE x.lens = 'logit' AND ${CURRENT} ORDER BY x.model, x.step, x.layer`,
+        },
+      },
+    },
+  },
+  'token-curves': {
+    per: 'checkpoint',
+    kind: 'token_curves',
+    description:
+      'the loss of every held-out token at each checkpoint; per model the share learned (below --learned-ratio × its step-0 loss from some step on), forgotten and never learned',
+    settings: ['heldOutRows', 'heldOutLength', 'heldOutData', 'learnedRatio', 'batchSize'],
+    flag: { name: '--token-curves' },
+    tables: ['token_losses'],
+    record: recordTokenCurves,
+    report: {
+      section: 'inside',
+      queries: {
+        // One row per model and category; models without a step-0 run (or no later one) have none.
+        tokenLearning: {
+          sql: `${TOKEN_CATEGORIES},
+      categories AS (SELECT model, CASE WHEN learned_step IS NOT NULL THEN 'learned' WHEN ever_below THEN 'forgotten' ELSE 'never' END AS category FROM tokens),
+      names(category, rank) AS (VALUES ('learned', 1), ('forgotten', 2), ('never', 3)),
+      totals AS (SELECT model, count(*) AS total FROM categories GROUP BY model),
+      x AS (SELECT t.model, n.category, n.rank, t.total, count(c.model) AS tokens FROM totals t CROSS JOIN names n
+        LEFT JOIN categories c ON c.model = t.model AND c.category = n.category GROUP BY ALL)
+     SELECT x.model, ${REPORT_SIZE} AS size, coalesce(m.run, 'baseline') AS run, x.category,
+       x.tokens::INTEGER AS tokens, x.tokens / x.total AS share, b.ratio AS learned_ratio
+     FROM x JOIN base b ON b.model = x.model LEFT JOIN models m ON m.model = x.model ORDER BY m.parameters, x.model, x.rank`,
+        },
+        // Each current run's mean loss; learned_share (learned by then) where the run is among those compared.
+        tokenLossByStep: {
+          sql: `${TOKEN_CATEGORIES},
+      steps AS (SELECT model, step FROM compared UNION ALL SELECT model, 0 FROM base WHERE model IN (SELECT model FROM tokens)),
+      shares AS (SELECT s.model, s.step, avg(coalesce(t.learned_step <= s.step, false)::INTEGER) AS learned_share
+        FROM steps s JOIN tokens t USING (model) GROUP BY ALL),
+      x AS (SELECT r.model, r.step, avg(l.loss) AS mean_loss FROM runs r JOIN token_losses l ON l.study = r.study GROUP BY ALL)
+     SELECT x.model, ${REPORT_SIZE} AS size, coalesce(m.run, 'baseline') AS run, x.step, x.mean_loss, s.learned_share
+     FROM x LEFT JOIN shares s USING (model, step) LEFT JOIN models m ON m.model = x.model
+     ORDER BY m.parameters, x.model, x.step`,
+        },
+      },
+    },
+  },
+  weights: {
+    per: 'checkpoint',
+    kind: 'weights',
+    description:
+      "per parameter group the weights' norm, and their relative change and cosine from the model's previous checkpoint; identical checkpoints flagged by a hash of the weights' values",
+    settings: [],
+    flag: { name: '--weight-changes' },
+    tables: ['weight_stats', 'weight_checkpoints'],
+    record: recordWeights,
+    report: {
+      section: 'inside',
+      queries: {
+        weightChanges: {
+          sql: `SELECT x.model, ${REPORT_SIZE} AS size, coalesce(m.run, 'baseline') AS run, x.step, x.param_group, x.norm,
+       x.previous_step, x.relative_change, x.cosine
+     FROM weight_stats x LEFT JOIN models m ON m.model = x.model WHERE ${CURRENT} ORDER BY m.parameters, x.model, x.step, x.param_group`,
+        },
+        identicalCheckpoints: {
+          sql: `SELECT x.model, ${REPORT_SIZE} AS size, x.step, x.previous_step, x.weights_sha256, x.identical
+     FROM weight_checkpoints x LEFT JOIN models m ON m.model = x.model WHERE ${CURRENT} ORDER BY m.parameters, x.model, x.step`,
         },
       },
     },

@@ -152,12 +152,12 @@ const scores: ScoreRow[] = [
 ];
 
 const learning: TokenLearningRow[] = [
-  { model: A, size: A, run: 'baseline', category: 'learned', tokens: 60, share: 0.6 },
-  { model: A, size: A, run: 'baseline', category: 'forgotten', tokens: 10, share: 0.1 },
-  { model: A, size: A, run: 'baseline', category: 'never', tokens: 30, share: 0.3 },
-  { model: B, size: B, run: 'baseline', category: 'learned', tokens: 70, share: 0.7 },
-  { model: B, size: B, run: 'baseline', category: 'forgotten', tokens: 5, share: 0.05 },
-  { model: B, size: B, run: 'baseline', category: 'never', tokens: 25, share: 0.25 },
+  { model: A, size: A, run: 'baseline', category: 'learned', tokens: 60, share: 0.6, learned_ratio: 0.5 },
+  { model: A, size: A, run: 'baseline', category: 'forgotten', tokens: 10, share: 0.1, learned_ratio: 0.5 },
+  { model: A, size: A, run: 'baseline', category: 'never', tokens: 30, share: 0.3, learned_ratio: 0.5 },
+  { model: B, size: B, run: 'baseline', category: 'learned', tokens: 70, share: 0.7, learned_ratio: 0.5 },
+  { model: B, size: B, run: 'baseline', category: 'forgotten', tokens: 5, share: 0.05, learned_ratio: 0.5 },
+  { model: B, size: B, run: 'baseline', category: 'never', tokens: 25, share: 0.25, learned_ratio: 0.5 },
 ];
 const byStep: TokenLossRow[] = [A, B].flatMap((model, m) =>
   STEPS.map((step) => ({

@@ -29,6 +29,9 @@ import { chromiumMissing, launch, openReport } from './browser.js';
 const cli = join(repoRoot, 'dist/src/cli/main.js');
 const ALL_CHARTS = [
   'logit-lens',
+  'token-shares',
+  'token-curves',
+  'weight-changes',
   'loss',
   'accuracy',
   'perplexity',
@@ -45,6 +48,9 @@ const ALL_CHARTS = [
 /** Charts drawn from the case-study tables, and the tables. */
 const CASE_STUDY_CHARTS = [
   'logit-lens',
+  'token-shares',
+  'token-curves',
+  'weight-changes',
   'canaries',
   'memorization-windows',
   'memorization-qq',
@@ -59,6 +65,9 @@ const CASE_STUDY_TABLES = [
   'canary_memorization',
   'term_counts',
   'lens_layers',
+  'token_losses',
+  'weight_stats',
+  'weight_checkpoints',
 ];
 let work: string;
 let suite: string;
@@ -126,6 +135,8 @@ before(() => {
     '--canaries',
     '--term-counts',
     '--logit-lens',
+    '--token-curves',
+    '--weight-changes',
     '--held-out-rows',
     '4',
   );
