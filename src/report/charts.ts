@@ -87,6 +87,7 @@ function empty(command: string): string {
 const STUDY_SECTIONS = [
   { id: 'memorization', title: 'Memorization' },
   { id: 'terms', title: 'Term frequency' },
+  { id: 'inside', title: 'Inside the model' },
 ] as const satisfies readonly { id: StudyDefinition['report']['section']; title: string }[];
 
 interface ChartContext {
@@ -104,6 +105,8 @@ const STUDY_CHARTS: { readonly [K in StudyName]: (data: ReportData, c: ChartCont
     memorizedFractionChart(data, c.sizes, c.selector),
   ],
   'term-counts': (data, c) => [termChart(data, c.selector), deltaChart(data, c.sizes, c.selector)],
+  // The attention viewer is no chart: html.ts puts attention-viewer.ts's section in its place.
+  attention: () => [],
 };
 
 export function buildSections(data: ReportData): Section[] {

@@ -11,6 +11,7 @@
 import type { TextTokenizer } from '../data/tokenizer.js';
 import type { CheckpointRef } from '../eval/checkpoints.js';
 import type { EvalModel } from '../eval/run-task.js';
+import { type AttentionStudy, DEFAULT_ATTENTION_TEXT, recordAttention } from './attention-study.js';
 import {
   type MemorizationStudy,
   recordCanaries,
@@ -21,7 +22,7 @@ import {
 import type { ResultsStore } from './store.js';
 
 /** In the table's order: the order of their cells, flags and report charts. */
-export const STUDY_NAMES = ['canaries', 'memorization', 'term-counts'] as const;
+export const STUDY_NAMES = ['canaries', 'memorization', 'term-counts', 'attention'] as const;
 export type StudyName = (typeof STUDY_NAMES)[number];
 
 /**
@@ -37,7 +38,7 @@ export interface HeldOutStudy {
 }
 
 /** Every study's settings, one default each (`pythia eval` and `pythia run` share them). */
-export type StudySettings = MemorizationStudy & HeldOutStudy;
+export type StudySettings = MemorizationStudy & HeldOutStudy & AttentionStudy;
 
 /**
  * Pythia's memorization setting (32-token prompt, 32 generated), scoring up to 1024 sequences per
@@ -52,6 +53,7 @@ export const DEFAULT_STUDY_SETTINGS: StudySettings = {
   batchSize: 64,
   heldOutRows: 16,
   heldOutLength: 1024,
+  attentionText: DEFAULT_ATTENTION_TEXT,
 };
 
 /** The settings that are numbers, which a shorthand flag can set. */
@@ -186,6 +188,29 @@ export const STUDIES = {
         },
         termDelta: {
           sql: `SELECT x.*, ${REPORT_SIZE} AS size FROM term_delta x LEFT JOIN models m USING (model) ORDER BY m.parameters, x.model, x.task, x.shots, x.step`,
+        },
+      },
+    },
+  },
+  attention: {
+    per: 'checkpoint',
+    kind: 'attention',
+    description: "every head's attention pattern on a short text (--attention-text), for the report's attention viewer",
+    settings: ['attentionText'],
+    flag: { name: '--attention' },
+    tables: ['attention_patterns', 'attention_tokens'],
+    record: recordAttention,
+    report: {
+      section: 'inside',
+      queries: {
+        attentionPatterns: {
+          sql: `SELECT x.model, ${REPORT_SIZE} AS size, x.step, x.layer, x.head, x.dest, x.src, x.weight
+     FROM attention_patterns x LEFT JOIN models m ON m.model = x.model WHERE ${CURRENT}
+     ORDER BY x.model, x.step, x.layer, x.head, x.dest, x.src`,
+        },
+        attentionTokens: {
+          sql: `SELECT x.model, ${REPORT_SIZE} AS size, x.step, x.position, x.token_id, x.text
+     FROM attention_tokens x LEFT JOIN models m ON m.model = x.model WHERE ${CURRENT} ORDER BY x.model, x.step, x.position`,
         },
       },
     },
