@@ -148,6 +148,7 @@ export const ATTENTION_VIEWER_JS = String.raw`(function () {
    */
   function pythiaAttentionViewer(root, runs) {
     root.replaceChildren();
+    root.dataset.state = 'busy';
     var state = { run: null, layer: 0, head: 0, dest: 0, pinned: 0 };
     root.pythiaAttention = state;
     var controls = element('div', 'attn-controls');
