@@ -112,7 +112,9 @@ export const ATTENTION_VIEWER_JS = String.raw`(function () {
     if (text !== undefined) e.textContent = text;
     return e;
   }
+  /** A token as written: line breaks and tabs as arrows, a token of spaces alone as dots, none as ∅. */
   function shown(text) {
+    if (/^ +$/.test(text)) return text.replace(/ /g, '\u00b7');
     return text.replace(/\n/g, '\u21b5').replace(/\t/g, '\u21e5') || '\u2205';
   }
   function weight(run, layer, head, dest, src) {
@@ -193,8 +195,8 @@ export const ATTENTION_VIEWER_JS = String.raw`(function () {
         b.setAttribute('aria-pressed', String(Number(b.dataset.layer) === state.layer && Number(b.dataset.head) === state.head));
       });
       draw(pattern, run, state.layer, state.head, state.dest);
-      caption.textContent = 'Layer ' + state.layer + ', head ' + state.head + ': what token ' + state.dest + ' (' +
-        shown(run.tokens[state.dest]) + ') attends to. Rows of the pattern are destinations, columns sources.';
+      caption.textContent = 'Layer ' + state.layer + ', head ' + state.head + ': what token ' + state.dest + ' (\u201c' +
+        shown(run.tokens[state.dest]) + '\u201d) attends to. Rows of the pattern are destinations, columns sources.';
       tokens.querySelectorAll('.attn-token').forEach(function (t) {
         var src = Number(t.dataset.position);
         var w = src <= state.dest ? weight(run, state.layer, state.head, state.dest, src) : 0;
@@ -289,7 +291,7 @@ export function attentionSection(data: ReportData): string {
   const head = `<h3>Attention patterns</h3>
 <p class="how">Every head's attention on one short text (the attention study's text, at most 32 tokens), at the chosen size and step.
 Each small square is one head (rows: destination token, columns: source token; darker is more weight); pick one to draw it large,
-and point at a token (click to keep it) to see how much it attends to each earlier token. Weights shown to 1e-4.</p>`;
+and point at a token (click to keep it) to see how much it attends to each earlier token, written under each (to three decimals).</p>`;
   if (runs.length === 0)
     return `<div class="attention-viewer" id="attention-viewer" data-state="empty">\n${head}\n<div class="empty">${escapeHtml('no data yet (run pythia eval <suite> --attention)')}</div>\n</div>`;
   const json = JSON.stringify(runs).replace(/</g, '\\u003c');
