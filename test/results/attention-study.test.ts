@@ -4,7 +4,8 @@
  * the text, a rerun is skipped, another text is stored beside it, and a long text is cut to 32 tokens.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -14,7 +15,8 @@ import { ActivationRunner } from '../../src/model/activations.js';
 import { ATTENTION_MAX_TOKENS, recordAttention } from '../../src/results/attention-study.js';
 import type { StudyRuntime } from '../../src/results/case-studies.js';
 import { ResultsStore } from '../../src/results/store.js';
-import { type EvalWorld, makeWorld, randomParams } from '../eval/support.js';
+import { type EvalWorld, makeWorld, randomParams, writeCheckpoint } from '../eval/support.js';
+import { repoRoot } from '../support/paths.js';
 
 /** Under 32 tokens with this world's small tokenizer (the default text is not). */
 const TEXT = 'The cat sat on the mat. The cat sat on the mat.';
@@ -112,4 +114,46 @@ test('a text of no tokens is refused in one line', async () => {
   await withStore('empty.duckdb', async (store) => {
     await assert.rejects(recordAttention(store, ref, model, { attentionText: '' }, context), /has no tokens/);
   });
+});
+
+test('pythia eval --attention --attention-text records the given text; a second run finds it there', async () => {
+  const checkpoint = join(dir, 'cli', 'tiny', 'step4');
+  await writeCheckpoint(world, checkpoint, 4);
+  const tasks = join(dir, 'cli', 'task.jsonl');
+  writeFileSync(
+    tasks,
+    `${JSON.stringify({ id: 'c1', output_type: 'multiple_choice', context: 'The cat sat on the', choices: ['mat', 'river'], gold: 0 })}\n`,
+  );
+  const db = join(dir, 'cli', 'results.duckdb');
+  const args = [
+    join(repoRoot, 'dist/src/cli/main.js'),
+    'eval',
+    checkpoint,
+    '--tasks',
+    tasks,
+    '--threads',
+    '1',
+    '--db',
+    db,
+    '--attention',
+    '--attention-text',
+    'Paris is a city. Paris is a city.',
+  ];
+  for (let run = 0; run < 2; run++) {
+    const r = spawnSync(process.execPath, args, { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+  }
+  const store = await ResultsStore.open(db, { readOnly: true });
+  try {
+    const studies = await store.rows('SELECT kind, model, step, settings FROM studies');
+    assert.deepEqual(studies, [
+      { kind: 'attention', model: 'tiny', step: 4, settings: '{"text":"Paris is a city. Paris is a city."}' },
+    ]);
+    const [{ text }] = (await store.rows(
+      "SELECT string_agg(text, '' ORDER BY position) AS text FROM attention_tokens",
+    )) as [{ text: string }];
+    assert.equal(text, 'Paris is a city. Paris is a city.');
+  } finally {
+    store.close();
+  }
 });
