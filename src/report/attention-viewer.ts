@@ -24,8 +24,8 @@ export interface AttentionRun {
   weights: number[];
 }
 
-/** Weights carried by the report are rounded to this (a 1e-4 step, far below what a colour shows). */
-const DIGITS = 4;
+/** The report carries each weight as an integer number of these (1e-4, far below what a colour shows). */
+const UNITS = 10_000;
 
 /** The study's rows (the attentionPatterns and attentionTokens queries) as one run per checkpoint, in `models` order. */
 export function attentionRuns(
@@ -61,14 +61,13 @@ export function attentionRuns(
     run.heads = Math.max(run.heads, (r.head as number) + 1);
     rowsOf.set(run, [...(rowsOf.get(run) ?? []), r]);
   }
-  const scale = 10 ** DIGITS;
   for (const [run, rows] of rowsOf) {
     const n = run.tokens.length;
     run.weights = new Array<number>(run.layers * run.heads * n * n).fill(0);
     for (const r of rows) {
       const at =
         (((r.layer as number) * run.heads + (r.head as number)) * n + (r.dest as number)) * n + (r.src as number);
-      run.weights[at] = Math.round((r.weight as number) * scale) / scale;
+      run.weights[at] = r.weight as number;
     }
   }
   const order = (m: string) => (models.includes(m) ? models.indexOf(m) : models.length);
@@ -277,6 +276,32 @@ export const ATTENTION_VIEWER_JS = String.raw`(function () {
 })();
 `;
 
+/** A run as the report carries it: the weights with src ≤ dest alone, in order, as integers of 1/UNITS. */
+function packed(run: AttentionRun): Omit<AttentionRun, 'weights'> & { lower: number[] } {
+  const { weights, ...rest } = run;
+  const n = run.tokens.length;
+  const lower: number[] = [];
+  for (let p = 0; p < run.layers * run.heads; p++)
+    for (let d = 0; d < n; d++)
+      for (let s = 0; s <= d; s++) lower.push(Math.round(weights[(p * n + d) * n + s]! * UNITS));
+  return { ...rest, lower };
+}
+
+/** Unpacks the report's runs (packed) into the viewer's, then draws it. */
+const REPORT_BOOT = `(function () {
+  var runs = JSON.parse(document.getElementById('attention-data').textContent).map(function (r) {
+    var n = r.tokens.length;
+    var weights = new Array(r.layers * r.heads * n * n).fill(0);
+    var k = 0;
+    for (var p = 0; p < r.layers * r.heads; p++)
+      for (var d = 0; d < n; d++) for (var s = 0; s <= d; s++) weights[(p * n + d) * n + s] = r.lower[k++] / ${UNITS};
+    r.weights = weights;
+    delete r.lower;
+    return r;
+  });
+  pythiaAttentionViewer(document.getElementById('attention-viewer'), runs);
+})();`;
+
 function escapeHtml(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
@@ -294,13 +319,13 @@ Each small square is one head (rows: destination token, columns: source token; d
 and point at a token (click to keep it) to see how much it attends to each earlier token, written under each (to three decimals).</p>`;
   if (runs.length === 0)
     return `<div class="attention-viewer" id="attention-viewer" data-state="empty">\n${head}\n<div class="empty">${escapeHtml('no data yet (run pythia eval <suite> --attention)')}</div>\n</div>`;
-  const json = JSON.stringify(runs).replace(/</g, '\\u003c');
+  const json = JSON.stringify(runs.map(packed)).replace(/</g, '\\u003c');
   return `<style>${ATTENTION_VIEWER_CSS}</style>
 <div class="attention-viewer-section">
 ${head}
 <div class="attention-viewer" id="attention-viewer" data-state="static"><p class="empty">The attention viewer needs JavaScript.</p></div>
 <script type="application/json" id="attention-data">${json}</script>
 <script>${ATTENTION_VIEWER_JS}</script>
-<script>pythiaAttentionViewer(document.getElementById('attention-viewer'), JSON.parse(document.getElementById('attention-data').textContent));</script>
+<script>${REPORT_BOOT}</script>
 </div>`;
 }
