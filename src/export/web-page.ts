@@ -8,7 +8,7 @@
  * attention-viewer.js). Kept as strings so that the compiled package carries them without a build
  * step; they hold no backticks.
  */
-import { DEFAULT_ATTENTION_TEXT } from '../results/attention-study.js';
+import { ATTENTION_MAX_TOKENS, DEFAULT_ATTENTION_TEXT } from '../results/attention-study.js';
 
 export const INDEX_HTML = `<!doctype html>
 <html lang="en">
@@ -37,7 +37,7 @@ export const INDEX_HTML = `<!doctype html>
 <div id="results"></div>
 <section id="attention-panel">
 <h2>Attention</h2>
-<p class="lead">Every head's attention pattern on a text (its first tokens, as many as the attention study reads), computed here for each checkpoint in turn as you pick its size and step.
+<p class="lead">Every head's attention pattern on a text (its first ${ATTENTION_MAX_TOKENS} tokens, as the attention study reads), computed here for each checkpoint in turn as you pick its size and step.
 Each small square is one head (rows: destination token, columns: source token); pick one to draw it large, and point at a token (click to keep it) to see what it attends to.</p>
 <form id="attention-controls">
   <label class="wide">Text <textarea id="attention-text" rows="2">${DEFAULT_ATTENTION_TEXT.replace(/&/g, '&amp;').replace(/</g, '&lt;')}</textarea></label>
