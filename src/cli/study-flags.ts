@@ -6,6 +6,7 @@
  */
 import { resolve } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
+import { ATTENTION_MAX_TOKENS } from '../results/attention-study.js';
 import {
   DEFAULT_STUDY_SETTINGS,
   parseStudies,
@@ -76,6 +77,11 @@ export function addStudyOptions(cmd: Command, selected: readonly StudyName[]): C
     .option(
       '--held-out-data <prefix>',
       "held-out text as a tokenized dataset (.bin/.idx prefix), read from its start (default: each checkpoint's own validation batches; required for hub checkpoints)",
+    )
+    .option(
+      '--attention-text <text>',
+      `the attention study's text, its first ${ATTENTION_MAX_TOKENS} tokens (default: ${JSON.stringify(DEFAULT_STUDY_SETTINGS.attentionText)})`,
+      DEFAULT_STUDY_SETTINGS.attentionText,
     );
 }
 
@@ -90,6 +96,7 @@ export function studyFlags(
     heldOutRows: flags.heldOutRows as number,
     heldOutLength: flags.heldOutLength as number,
     learnedRatio: flags.learnedRatio as number,
+    attentionText: flags.attentionText as string,
   };
   if (flags.heldOutData !== undefined) settings.heldOutData = resolve(flags.heldOutData as string);
   for (const name of STUDY_NAMES) {

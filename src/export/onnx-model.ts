@@ -47,7 +47,7 @@ export function maskToBias(mask: Tensor, ids: Tensor): Tensor {
 }
 
 /** Weights baked in as float16 initializers, each cast to float32 where it is read. */
-function float16Constants(graph: Graph, config: NeoXConfig, params: Params): WeightLookup {
+export function float16Constants(graph: Graph, config: NeoXConfig, params: Params): WeightLookup {
   const tensors = new Map<string, Tensor>();
   for (const { name, shape } of parameterShapes(config)) {
     tensors.set(name, op.cast(graph.initializer(name, f32ToF16(params.get(name)!), shape, 'float16'), 'float32'));

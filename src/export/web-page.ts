@@ -2,9 +2,13 @@
  * The static page of `pythia export web`: index.html, style.css and app.js (browser JavaScript,
  * an ES module). app.js imports onnxruntime-web's wasm bundle and @huggingface/tokenizers from
  * `vendor/`, and our seeded generator (src/util/prng.ts, compiled) from `lib/`, so the page's
- * sampling draws the same numbers as `pythia generate --seed`. Kept as strings so that the
- * compiled package carries them without a build step; they hold no backticks.
+ * sampling draws the same numbers as `pythia generate --seed`. Its attention panel computes every
+ * head's pattern of a typed text with each checkpoint's attention graph (attention-model.ts) and
+ * draws it with the report's viewer (src/report/attention-viewer.ts, written beside as
+ * attention-viewer.js). Kept as strings so that the compiled package carries them without a build
+ * step; they hold no backticks.
  */
+import { ATTENTION_MAX_TOKENS, DEFAULT_ATTENTION_TEXT } from '../results/attention-study.js';
 
 export const INDEX_HTML = `<!doctype html>
 <html lang="en">
@@ -31,6 +35,17 @@ export const INDEX_HTML = `<!doctype html>
 </form>
 <p id="status" data-state="starting">starting&hellip;</p>
 <div id="results"></div>
+<section id="attention-panel">
+<h2>Attention</h2>
+<p class="lead">Every head's attention pattern on a text (its first ${ATTENTION_MAX_TOKENS} tokens, as the attention study reads), computed here for each checkpoint in turn as you pick its size and step.
+Each small square is one head (rows: destination token, columns: source token); pick one to draw it large, and point at a token (click to keep it) to see what it attends to.</p>
+<form id="attention-controls">
+  <label class="wide">Text <textarea id="attention-text" rows="2">${DEFAULT_ATTENTION_TEXT.replace(/&/g, '&amp;').replace(/</g, '&lt;')}</textarea></label>
+  <button id="attention-run" type="submit">Show attention</button>
+</form>
+<div id="attention" class="attention-viewer"></div>
+</section>
+<script src="attention-viewer.js"></script>
 <script>
   if (location.protocol === 'file:') {
     document.getElementById('status').textContent =
@@ -47,9 +62,9 @@ export const INDEX_HTML = `<!doctype html>
 export const STYLE_CSS = `body { font: 15px/1.45 system-ui, sans-serif; margin: 1.5rem auto; max-width: 72rem; padding: 0 1rem; color: #1d1d1f; }
 h1 { margin-bottom: 0.2rem; }
 .lead { color: #555; margin-top: 0; }
-#controls { display: flex; flex-wrap: wrap; gap: 0.6rem 1rem; align-items: end; }
-#controls label { display: flex; flex-direction: column; font-size: 0.85rem; color: #444; }
-#controls label.wide { flex-basis: 100%; }
+#controls, #attention-controls { display: flex; flex-wrap: wrap; gap: 0.6rem 1rem; align-items: end; }
+#controls label, #attention-controls label { display: flex; flex-direction: column; font-size: 0.85rem; color: #444; }
+#controls label.wide, #attention-controls label.wide { flex-basis: 100%; }
 #controls label.check { flex-direction: row; align-items: center; gap: 0.3rem; }
 textarea { font: inherit; width: 100%; box-sizing: border-box; }
 input[type=number] { width: 6rem; }
@@ -77,6 +92,8 @@ ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardw
 
 const $ = (id) => document.getElementById(id);
 const loaded = new Map();
+const tokenizers = new Map();
+const attentionSessions = new Map();
 
 function setStatus(state, text) {
   const status = $('status');
@@ -90,19 +107,26 @@ async function fetchJson(url) {
   return response.json();
 }
 
+async function tokenizerOf(entry) {
+  if (!tokenizers.has(entry.id)) {
+    const base = new URL(entry.path + '/', location.href);
+    tokenizers.set(entry.id, Promise.all([
+      fetchJson(new URL('tokenizer.json', base)),
+      fetchJson(new URL('tokenizer_config.json', base)),
+    ]).then(([json, config]) => new Tokenizer(json, config)));
+  }
+  return tokenizers.get(entry.id);
+}
+
 async function load(entry) {
   if (loaded.has(entry.id)) return loaded.get(entry.id);
   const base = new URL(entry.path + '/', location.href);
-  const [tokenizerJson, tokenizerConfig] = await Promise.all([
-    fetchJson(new URL('tokenizer.json', base)),
-    fetchJson(new URL('tokenizer_config.json', base)),
-  ]);
   const options = { executionProviders: ['wasm'], graphOptimizationLevel: 'all' };
   if (entry.externalData) {
     options.externalData = [{ path: entry.externalData, data: new URL('onnx/' + entry.externalData, base).href }];
   }
   const session = await ort.InferenceSession.create(new URL('onnx/' + entry.file, base).href, options);
-  const model = { entry, session, tokenizer: new Tokenizer(tokenizerJson, tokenizerConfig) };
+  const model = { entry, session, tokenizer: await tokenizerOf(entry) };
   loaded.set(entry.id, model);
   return model;
 }
@@ -128,6 +152,55 @@ async function run(model, ids, cache) {
   const next = [];
   for (let i = 0; i < c.numLayers; i++) next.push(out['present.' + i + '.key'], out['present.' + i + '.value']);
   return { logits: out.logits.data, cache: next };
+}
+
+function attentionSession(entry) {
+  if (!attentionSessions.has(entry.id)) {
+    const base = new URL(entry.path + '/', location.href);
+    const options = { executionProviders: ['wasm'], graphOptimizationLevel: 'all' };
+    if (entry.attention.externalData) {
+      options.externalData = [{ path: entry.attention.externalData, data: new URL('onnx/' + entry.attention.externalData, base).href }];
+    }
+    attentionSessions.set(entry.id, ort.InferenceSession.create(new URL('onnx/' + entry.attention.file, base).href, options));
+  }
+  return attentionSessions.get(entry.id);
+}
+
+/** Every head's pattern [layer, head, dest, src] of the text's first tokens, as the attention study records them. */
+async function attentionPatterns(entry, text) {
+  const c = entry.config;
+  const tokenizer = await tokenizerOf(entry);
+  const ids = tokenizer.encode(text).ids.slice(0, Math.min(entry.attention.maxTokens, c.maxPositions));
+  if (ids.length === 0) throw new Error('the text has no tokens');
+  if (ids.some((id) => id >= c.vocabSize)) throw new Error('the text has tokens outside ' + entry.label + "'s vocabulary");
+  const n = ids.length;
+  const bias = new Float32Array(n * n);
+  for (let t = 0; t < n; t++) bias.fill(-Infinity, t * n + t + 1, (t + 1) * n);
+  const session = await attentionSession(entry);
+  const out = await session.run({
+    input_ids: new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [1, n]),
+    position_ids: new ort.Tensor('int64', BigInt64Array.from(ids, (_, i) => BigInt(i)), [1, n]),
+    attention_bias: new ort.Tensor('float32', bias, [1, 1, n, n]),
+  });
+  const weights = new Float32Array(c.numLayers * c.numHeads * n * n);
+  for (let l = 0; l < c.numLayers; l++) weights.set(out['blocks.' + l + '.attn.hook_pattern'].data, l * c.numHeads * n * n);
+  const tokens = ids.map((id) => (tokenizer.id_to_token(id) === undefined ? '⟨' + id + '⟩' : tokenizer.decode([id], { skip_special_tokens: false })));
+  return { tokens, ids, layers: c.numLayers, heads: c.numHeads, weights };
+}
+
+function showAttention(entries) {
+  const text = $('attention-text').value;
+  const runs = entries.filter((e) => e.attention).map((e) => ({
+    size: e.size,
+    step: e.step,
+    label: e.step === null ? e.label : String(e.step),
+    compute: () => attentionPatterns(e, text),
+  }));
+  if (runs.length === 0) {
+    $('attention').textContent = 'These checkpoints were exported without their attention graphs (--no-attention).';
+    return Promise.resolve();
+  }
+  return window.pythiaAttentionViewer($('attention'), runs);
 }
 
 function softmax(logits, offset, vocab) {
@@ -300,6 +373,15 @@ async function main() {
     for (const e of entries) select.append(new Option(e.label + ' (' + e.config.parameters.toLocaleString('en-US') + ' parameters)', e.id));
   }
   if (entries.length > 1) $('model-b').value = entries[1].id;
+  $('attention-controls').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    $('attention-run').disabled = true;
+    try {
+      await showAttention(entries);
+    } finally {
+      $('attention-run').disabled = false;
+    }
+  });
   $('controls').addEventListener('submit', async (event) => {
     event.preventDefault();
     $('run').disabled = true;

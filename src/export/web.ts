@@ -11,10 +11,13 @@ import { copyFile, mkdir, rename } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readConfig } from '../model/checkpoint.js';
+import { loadCheckpoint, readConfig } from '../model/checkpoint.js';
 import { countParameters, headDim } from '../model/config.js';
+import { ATTENTION_VIEWER_CSS, ATTENTION_VIEWER_JS } from '../report/attention-viewer.js';
+import { ATTENTION_MAX_TOKENS } from '../results/attention-study.js';
 import { tempPathFor, writeFileAtomic } from '../util/atomic.js';
 import { ConfigError, FormatError } from '../util/errors.js';
+import { writeAttentionModel } from './attention-model.js';
 import type { ExportDType } from './onnx-model.js';
 import { DTYPE_SUFFIX, exportOnnx } from './transformers-js.js';
 import { APP_JS, INDEX_HTML, STYLE_CSS } from './web-page.js';
@@ -23,17 +26,24 @@ export interface WebExportOptions {
   dtype?: ExportDType;
   /** tokenizer.json for checkpoints that carry none. */
   tokenizerPath?: string;
+  /** Also the attention graph (every head's pattern) for the page's attention viewer; default true. */
+  attention?: boolean;
 }
 
 /** What the page reads from models.json for each checkpoint. */
 export interface WebModelEntry {
   id: string;
   label: string;
+  /** The attention viewer's size and step: the checkpoint's parent folder, and N of a `step<N>` folder (else null). */
+  size: string;
+  step: number | null;
   /** Folder of the export, relative to the page. */
   path: string;
   file: string;
   externalData?: string;
   dtype: ExportDType;
+  /** The attention graph (attention-model.ts), relative to the export's folder, and the most tokens the viewer reads. */
+  attention?: { file: string; externalData?: string; maxTokens: number };
   config: {
     vocabSize: number;
     hiddenSize: number;
@@ -62,6 +72,13 @@ export function checkpointLabel(dir: string): string {
   const full = resolve(dir);
   const parent = basename(dirname(full));
   return parent ? `${parent}/${basename(full)}` : basename(full);
+}
+
+/** The attention viewer's size (the parent folder) and step (`step<N>`) of a checkpoint folder. */
+export function checkpointPlace(dir: string): { size: string; step: number | null } {
+  const full = resolve(dir);
+  const step = /^step(\d+)$/.exec(basename(full));
+  return { size: basename(dirname(full)) || basename(full), step: step ? Number(step[1]) : null };
 }
 
 function uniqueIds(labels: readonly string[]): string[] {
@@ -126,13 +143,26 @@ export async function exportWeb(
     const config = readConfig(dir);
     const file = `model${DTYPE_SUFFIX[dtype]}.onnx`;
     const external = result.files.includes(`onnx/${file}_data`);
+    let attention: WebModelEntry['attention'];
+    if (options.attention ?? true) {
+      const attentionFile = `attention${DTYPE_SUFFIX[dtype]}.onnx`;
+      const { params } = loadCheckpoint(dir);
+      const written = await writeAttentionModel(join(out, path, 'onnx'), attentionFile, config, params, dtype);
+      attention = {
+        file: attentionFile,
+        ...(written.length > 1 ? { externalData: written[1] } : {}),
+        maxTokens: ATTENTION_MAX_TOKENS,
+      };
+    }
     entries.push({
       id: ids[i]!,
       label: labels[i]!,
+      ...checkpointPlace(dir),
       path,
       file,
       ...(external ? { externalData: `${file}_data` } : {}),
       dtype,
+      ...(attention ? { attention } : {}),
       config: {
         vocabSize: config.vocabSize,
         hiddenSize: config.hiddenSize,
@@ -147,7 +177,8 @@ export async function exportWeb(
   }
   await writeFileAtomic(join(out, 'models.json'), `${JSON.stringify(entries, null, 2)}\n`);
   await writeFileAtomic(join(out, 'index.html'), INDEX_HTML);
-  await writeFileAtomic(join(out, 'style.css'), STYLE_CSS);
+  await writeFileAtomic(join(out, 'style.css'), STYLE_CSS + ATTENTION_VIEWER_CSS);
   await writeFileAtomic(join(out, 'app.js'), APP_JS);
+  await writeFileAtomic(join(out, 'attention-viewer.js'), ATTENTION_VIEWER_JS);
   return entries;
 }

@@ -138,6 +138,8 @@ const STUDY_CHARTS: { readonly [K in StudyName]: (data: ReportData, c: ChartCont
       data.studies.identicalCheckpoints as unknown as IdenticalCheckpointRow[],
       c,
     ),
+  // The attention viewer is no chart: html.ts puts attention-viewer.ts's section in its place.
+  attention: () => [],
 };
 
 export function buildSections(data: ReportData): Section[] {

@@ -4,6 +4,7 @@
  * interactive view (tooltips, the size selector) in its place. No network, no external files.
  */
 import { STUDIES, STUDY_NAMES, type StudyName } from '../results/studies.js';
+import { attentionSection } from './attention-viewer.js';
 import type { Chart, Section } from './charts.js';
 import type { ModelInfo, ReportData, TrainingSummary } from './data.js';
 import type { StageTimes, SuiteInfo } from './suite-manifest.js';
@@ -211,6 +212,7 @@ const BOOT = `
 const STUDY_TABLES: { readonly [K in StudyName]?: (data: ReportData) => string } = {
   memorization: (data) => poissonTable(data.studies.memorizationPoisson),
   'term-counts': (data) => deltaTable(data.studies.termDelta),
+  attention: attentionSection,
 };
 
 export function buildPage(input: PageInput): string {

@@ -11,6 +11,7 @@
 import type { TextTokenizer } from '../data/tokenizer.js';
 import type { CheckpointRef } from '../eval/checkpoints.js';
 import type { EvalModel } from '../eval/run-task.js';
+import { type AttentionStudy, DEFAULT_ATTENTION_TEXT, recordAttention } from './attention-study.js';
 import {
   type MemorizationStudy,
   recordCanaries,
@@ -31,6 +32,7 @@ export const STUDY_NAMES = [
   'logit-lens',
   'token-curves',
   'weights',
+  'attention',
 ] as const;
 export type StudyName = (typeof STUDY_NAMES)[number];
 
@@ -47,7 +49,7 @@ export interface HeldOutStudy {
 }
 
 /** Every study's settings, one default each (`pythia eval` and `pythia run` share them). */
-export type StudySettings = MemorizationStudy & HeldOutStudy & TokenCurvesStudy;
+export type StudySettings = MemorizationStudy & HeldOutStudy & TokenCurvesStudy & AttentionStudy;
 
 /**
  * Pythia's memorization setting (32-token prompt, 32 generated), scoring up to 1024 sequences per
@@ -63,6 +65,7 @@ export const DEFAULT_STUDY_SETTINGS: StudySettings = {
   heldOutRows: 16,
   heldOutLength: 1024,
   learnedRatio: 0.5,
+  attentionText: DEFAULT_ATTENTION_TEXT,
 };
 
 /** The settings that are numbers, which a shorthand flag can set. */
@@ -303,6 +306,29 @@ export const STUDIES = {
         identicalCheckpoints: {
           sql: `SELECT x.model, ${REPORT_SIZE} AS size, x.step, x.previous_step, x.weights_sha256, x.identical
      FROM weight_checkpoints x LEFT JOIN models m ON m.model = x.model WHERE ${CURRENT} ORDER BY m.parameters, x.model, x.step`,
+        },
+      },
+    },
+  },
+  attention: {
+    per: 'checkpoint',
+    kind: 'attention',
+    description: "every head's attention pattern on a short text (--attention-text), for the report's attention viewer",
+    settings: ['attentionText'],
+    flag: { name: '--attention' },
+    tables: ['attention_patterns', 'attention_tokens'],
+    record: recordAttention,
+    report: {
+      section: 'inside',
+      queries: {
+        attentionPatterns: {
+          sql: `SELECT x.model, ${REPORT_SIZE} AS size, x.step, x.layer, x.head, x.dest, x.src, x.weight
+     FROM attention_patterns x LEFT JOIN models m ON m.model = x.model WHERE ${CURRENT}
+     ORDER BY x.model, x.step, x.layer, x.head, x.dest, x.src`,
+        },
+        attentionTokens: {
+          sql: `SELECT x.model, ${REPORT_SIZE} AS size, x.step, x.position, x.token_id, x.text
+     FROM attention_tokens x LEFT JOIN models m ON m.model = x.model WHERE ${CURRENT} ORDER BY x.model, x.step, x.position`,
         },
       },
     },

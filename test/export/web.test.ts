@@ -14,10 +14,12 @@ import { pathToFileURL } from 'node:url';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { loadTokenizer } from '../../src/data/tokenizer.js';
 import { exportWeb } from '../../src/export/web.js';
+import { ActivationRunner } from '../../src/model/activations.js';
 import { type Checkpoint, loadCheckpoint, saveCheckpoint } from '../../src/model/checkpoint.js';
 import { Decoder } from '../../src/model/decoder.js';
 import { type GenerateOptions, generate } from '../../src/model/generate.js';
 import { MASK_VALUE } from '../../src/model/gpt-neox.js';
+import { ATTENTION_MAX_TOKENS } from '../../src/results/attention-study.js';
 import { Prng } from '../../src/util/prng.js';
 import { fixtureDir } from '../support/paths.js';
 import { trainedTokenizer } from './support.js';
@@ -138,13 +140,18 @@ describe('pythia export web in headless Chromium', () => {
     work = mkdtempSync(join(tmpdir(), 'pythia-web-'));
     tokenizerPath = await trainedTokenizer(join(work, 'tokenizer.json'), 1024);
     const first = loadCheckpoint(join(fixtureDir('fp16-long'), 'model'));
-    // A second checkpoint of the same architecture, as another step would be: a perturbed LM head.
+    // A second checkpoint of the same architecture, as another step would be: a perturbed LM head and first attention.
     const second = join(work, 'perturbed', 'step2');
     const rng = new Prng(5);
     const params = new Map(first.params);
     params.set(
       'embed_out.weight',
       first.params.get('embed_out.weight')!.map((w) => w + 0.05 * rng.normal()),
+    );
+    const qkv = 'gpt_neox.layers.0.attention.query_key_value.weight';
+    params.set(
+      qkv,
+      first.params.get(qkv)!.map((w) => w + 0.05 * rng.normal()),
     );
     await saveCheckpoint(second, first.config, params, { tokenizerPath });
     checkpoints.push(first, loadCheckpoint(second));
@@ -219,6 +226,86 @@ describe('pythia export web in headless Chromium', () => {
       assertProbability(column.otherP[0]!, probabilities[1 - i]![first]!, `${column.model}: p under the other`);
     }
     assert.notDeepEqual(shown[0]!.greedy, shown[1]!.greedy, 'the two checkpoints differ');
+    assert.deepEqual(foreign, [], 'requests outside the page');
+    await page.close();
+  });
+
+  test("a typed text's attention: every head's pattern, live, is our ActivationRunner's within 1e-5, at each checkpoint", {
+    skip,
+  }, async () => {
+    const page = await browser.newPage();
+    const foreign: string[] = [];
+    const errors: string[] = [];
+    page.on('request', (r) => {
+      if (!r.url().startsWith(url)) foreign.push(r.url());
+    });
+    page.on('pageerror', (e) => errors.push(e instanceof Error ? e.message : String(e)));
+    await page.goto(url);
+    await page.waitForSelector('#status[data-state=ready], #status[data-state=error]');
+    const text = 'Q: What is 12 plus 7? A: 19. Q: What is 12 plus 7? A: 19. Q: What is 12 plus 7? A: 19.';
+    await page.$eval('#attention-text', (e) => ((e as unknown as El).value = ''));
+    await page.type('#attention-text', text);
+    await page.click('#attention-run');
+    const all = await (await loadTokenizer(tokenizerPath)).encode(text);
+    assert.ok(all.length > ATTENTION_MAX_TOKENS, 'the text is cut to the tokens the study reads');
+    const ids = all.slice(0, ATTENTION_MAX_TOKENS);
+    const n = ids.length;
+    const patterns: number[][] = [];
+    for (const [i, size] of ['fp16-long', 'perturbed'].entries()) {
+      if (i > 0) await page.select('#attention .attn-size', size);
+      await page.waitForFunction(
+        `(() => { const root = document.getElementById('attention'); const run = root.pythiaAttention && root.pythiaAttention.run;
+          return root.dataset.state === 'error' || (root.dataset.state === 'done' && run && run.size === ${JSON.stringify(size)}); })()`,
+        { timeout: 120_000 },
+      );
+      assert.equal(
+        await page.$eval('#attention', (e) => (e as unknown as El).dataset.state),
+        'done',
+        await page.$eval('#attention .attn-status', (e) => e.textContent),
+      );
+      const shown = await page.$eval('#attention', (e) => {
+        const run = (e as unknown as { pythiaAttention: { run: Record<string, unknown> } }).pythiaAttention.run;
+        return {
+          ids: run.ids as number[],
+          layers: run.layers as number,
+          heads: run.heads as number,
+          weights: Array.from(run.weights as ArrayLike<number>),
+        };
+      });
+      assert.deepEqual(shown.ids, ids, `${size}: the text tokenised as our tokenizer does`);
+      const checkpoint = checkpoints[i]!;
+      const { numLayers, numHeads } = checkpoint.config;
+      assert.deepEqual([shown.layers, shown.heads], [numLayers, numHeads]);
+      const runner = new ActivationRunner(checkpoint.config, checkpoint.params, { threads: 1 });
+      const { cache } = await runner.run(BigInt64Array.from(ids, BigInt), 1, { names: ['blocks.*.attn.hook_pattern'] });
+      await runner.release();
+      let worst = 0;
+      for (let l = 0; l < numLayers; l++) {
+        const ours = cache.get(`blocks.${l}.attn.hook_pattern`)!.data;
+        for (let k = 0; k < ours.length; k++)
+          worst = Math.max(worst, Math.abs(shown.weights[l * numHeads * n * n + k]! - ours[k]!));
+      }
+      assert.ok(worst <= 1e-5, `${size}: max |page − ours| ${worst}`);
+      patterns.push(shown.weights);
+
+      // What a reader sees for one head and token: the same weights under the tokens.
+      const [layer, head, dest] = [numLayers - 1, numHeads - 1, n - 3];
+      await page.click(`#attention .attn-head[data-layer="${layer}"][data-head="${head}"]`);
+      await page.click(`#attention .attn-token[data-position="${dest}"]`);
+      const weights = await page.$$eval('#attention .attn-token', (ts) =>
+        ts.map((t) => Number((t as unknown as El).dataset.weight)),
+      );
+      const ours = cache.get(`blocks.${layer}.attn.hook_pattern`)!.data;
+      for (let src = 0; src < n; src++) {
+        const expected = src <= dest ? ours[(head * n + dest) * n + src]! : 0;
+        assert.ok(
+          Math.abs(weights[src]! - expected) <= 1e-5,
+          `${size}: token ${src} shows ${weights[src]}, ours ${expected}`,
+        );
+      }
+    }
+    assert.notDeepEqual(patterns[0], patterns[1], 'the two checkpoints attend differently');
+    assert.deepEqual(errors, []);
     assert.deepEqual(foreign, [], 'requests outside the page');
     await page.close();
   });

@@ -94,6 +94,11 @@ test('pythia run: synth, suite with its intervention sibling, eval with case stu
     assert.ok(
       ((await store.rows('SELECT count(*) AS n FROM term_counts WHERE step = 8 AND count > 0'))[0]!.n as number) > 0,
     );
+    assert.deepEqual(
+      (await store.rows('SELECT DISTINCT model FROM attention_tokens ORDER BY model')).map((r) => r.model),
+      ['nano-25k', 'nano-25k-intervention'],
+      'the attention study at every checkpoint',
+    );
     assert.ok(((await store.rows('SELECT count(*) AS n FROM training_log'))[0]!.n as number) >= 8);
     assert.ok(
       ((await store.rows('SELECT count(*) AS n FROM training_log WHERE val_loss IS NOT NULL'))[0]!.n as number) > 0,

@@ -67,6 +67,8 @@ interface ModelExportOptions {
   dtype: string;
   tokenizer?: string;
   externalData?: boolean;
+  /** `export web`: false with --no-attention. */
+  attention?: boolean;
 }
 
 function exportDType(value: string): ExportDType {
@@ -115,11 +117,15 @@ function registerModelExports(exp: Command): void {
     .requiredOption('--out <dir>', 'folder for the page')
     .option('--dtype <dtype>', 'fp32, or fp16 (half the download, float32 arithmetic)', 'fp32')
     .option('--tokenizer <file>', 'tokenizer.json for checkpoints that carry none')
+    .option(
+      '--no-attention',
+      "leave out the attention viewer's graphs (onnx/attention[_fp16].onnx, a second copy of each checkpoint's weights)",
+    )
     .action(async (checkpoints: string[], opts: ModelExportOptions) => {
       const entries = await exportWeb(
         checkpoints.map((c) => resolveCheckpoint(c).dir),
         opts.out,
-        { dtype: exportDType(opts.dtype), tokenizerPath: opts.tokenizer },
+        { dtype: exportDType(opts.dtype), tokenizerPath: opts.tokenizer, attention: opts.attention },
       );
       for (const e of entries) process.stdout.write(`${join(opts.out, e.path)}\n`);
       process.stdout.write(`${join(opts.out, 'index.html')}\n`);
