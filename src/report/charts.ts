@@ -104,6 +104,9 @@ const STUDY_CHARTS: { readonly [K in StudyName]: (data: ReportData, c: ChartCont
     memorizedFractionChart(data, c.sizes, c.selector),
   ],
   'term-counts': (data, c) => [termChart(data, c.selector), deltaChart(data, c.sizes, c.selector)],
+  // Drawn by the 'inside' section's charts (headScores, iclScores); none here yet.
+  heads: () => [],
+  icl: () => [],
 };
 
 export function buildSections(data: ReportData): Section[] {

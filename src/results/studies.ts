@@ -18,10 +18,11 @@ import {
   recordTermCounts,
   type StudyRuntime,
 } from './case-studies.js';
+import { type RepeatedTokensStudy, recordHeads, recordIcl } from './heads-study.js';
 import type { ResultsStore } from './store.js';
 
 /** In the table's order: the order of their cells, flags and report charts. */
-export const STUDY_NAMES = ['canaries', 'memorization', 'term-counts'] as const;
+export const STUDY_NAMES = ['canaries', 'memorization', 'term-counts', 'heads', 'icl'] as const;
 export type StudyName = (typeof STUDY_NAMES)[number];
 
 /**
@@ -37,7 +38,7 @@ export interface HeldOutStudy {
 }
 
 /** Every study's settings, one default each (`pythia eval` and `pythia run` share them). */
-export type StudySettings = MemorizationStudy & HeldOutStudy;
+export type StudySettings = MemorizationStudy & HeldOutStudy & RepeatedTokensStudy;
 
 /**
  * Pythia's memorization setting (32-token prompt, 32 generated), scoring up to 1024 sequences per
@@ -52,6 +53,9 @@ export const DEFAULT_STUDY_SETTINGS: StudySettings = {
   batchSize: 64,
   heldOutRows: 16,
   heldOutLength: 1024,
+  // TransformerLens's induction_loss: 4 sequences of 2 × 384 random tokens (cut to the context).
+  repeatedSequences: 4,
+  repeatedLength: 384,
 };
 
 /** The settings that are numbers, which a shorthand flag can set. */
@@ -186,6 +190,46 @@ export const STUDIES = {
         },
         termDelta: {
           sql: `SELECT x.*, ${REPORT_SIZE} AS size FROM term_delta x LEFT JOIN models m USING (model) ORDER BY m.parameters, x.model, x.task, x.shots, x.step`,
+        },
+      },
+    },
+  },
+  heads: {
+    per: 'checkpoint',
+    kind: 'heads',
+    description:
+      "TransformerLens's previous-token, duplicate-token and induction scores of every attention head on random tokens repeated twice",
+    settings: ['repeatedSequences', 'repeatedLength', 'seed'],
+    flag: { name: '--heads' },
+    tables: ['head_scores'],
+    record: recordHeads,
+    report: {
+      section: 'inside',
+      queries: {
+        headScores: {
+          sql: `SELECT x.model, ${REPORT_SIZE} AS size, coalesce(m.run, 'baseline') AS run, x.step, x.layer, x.head,
+       x.previous_token, x.duplicate_token, x.induction
+     FROM head_scores x LEFT JOIN models m ON m.model = x.model WHERE ${CURRENT} ORDER BY x.model, x.step, x.layer, x.head`,
+        },
+      },
+    },
+  },
+  icl: {
+    per: 'checkpoint',
+    kind: 'icl',
+    description:
+      'the induction loss on random tokens repeated twice, and the in-context-learning score (late minus early loss) on held-out text',
+    settings: ['repeatedSequences', 'repeatedLength', 'seed', 'heldOutRows', 'heldOutData'],
+    flag: { name: '--icl' },
+    tables: ['icl_scores'],
+    record: recordIcl,
+    report: {
+      section: 'inside',
+      queries: {
+        iclScores: {
+          sql: `SELECT x.model, ${REPORT_SIZE} AS size, coalesce(m.run, 'baseline') AS run, x.step, x.induction_loss,
+       x.early_position, x.late_position, x.early_loss, x.late_loss, x.icl_score
+     FROM icl_scores x LEFT JOIN models m ON m.model = x.model WHERE ${CURRENT} ORDER BY x.model, x.step`,
         },
       },
     },
