@@ -25,8 +25,10 @@ export interface HeadScore {
   induction: number;
 }
 
-/** Attention patterns held at once, at most (layers are run in groups under it). */
-const PATTERN_BYTES = 256 * 2 ** 20;
+export interface HeadScoreOptions {
+  /** Bytes of attention patterns held at once (default 256 MiB): a row's layers run in groups under it. */
+  patternBytes?: number;
+}
 
 /** TransformerLens's get_<detector>_head_detection_pattern for these tokens: [T, T] row-major, 0 or 1. */
 export function detectionPattern(detector: Detector, tokens: readonly number[]): Uint8Array {
@@ -58,9 +60,13 @@ export function mulScore(pattern: Float32Array, offset: number, detection: Uint8
 
 /**
  * Every head's score for the three detectors, averaged over `rows` (any lengths from 2 to the
- * context). Rows run one at a time; a row's layers run in groups whose patterns fit in 256 MiB.
+ * context). Rows run one at a time, a row's layers in groups whose patterns fit in `patternBytes`.
  */
-export async function headScores(runner: ActivationRunner, rows: readonly (readonly number[])[]): Promise<HeadScore[]> {
+export async function headScores(
+  runner: ActivationRunner,
+  rows: readonly (readonly number[])[],
+  options: HeadScoreOptions = {},
+): Promise<HeadScore[]> {
   const { numLayers: L, numHeads: H, maxPositions, vocabSize } = runner.config;
   if (rows.length === 0) throw new ConfigError('head detection needs at least one sequence');
   const sums = Array.from({ length: L * H }, () => [0, 0, 0]);
@@ -74,7 +80,7 @@ export async function headScores(runner: ActivationRunner, rows: readonly (reado
           `sequence ${r} position ${t}: token id ${id} is outside the vocabulary [0, ${vocabSize})`,
         );
     const detections = DETECTORS.map((d) => detectionPattern(d, row));
-    const perRun = Math.max(1, Math.floor(PATTERN_BYTES / (H * T * T * 4)));
+    const perRun = Math.max(1, Math.floor((options.patternBytes ?? 256 * 2 ** 20) / (H * T * T * 4)));
     for (let first = 0; first < L; first += perRun) {
       const layers = Array.from({ length: Math.min(perRun, L - first) }, (_, k) => first + k);
       const names = layers.map((l) => `blocks.${l}.attn.hook_pattern`);
