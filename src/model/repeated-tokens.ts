@@ -5,7 +5,6 @@
  */
 import { ConfigError } from '../util/errors.js';
 import { Prng } from '../util/prng.js';
-import type { NeoXConfig } from './config.js';
 
 /** TransformerLens's subseq_len: each copy is 384 tokens, 768 in all, where the context allows. */
 export const REPEAT_LENGTH = 384;
@@ -27,15 +26,15 @@ export function repeatTokenRange(vocabSize: number): TokenRange {
 }
 
 /**
- * The length of each copy: `wanted` (default 384), cut so that both copies are shorter than the
- * context, as TransformerLens's detect_head asserts (seq_len < n_ctx). 63 for a 128-token context.
+ * The length of each copy: `wanted` (default 384), cut so that both copies are shorter than a
+ * context of `context` tokens, as TransformerLens's detect_head asserts (seq_len < n_ctx): 63 for
+ * a 128-token context.
  */
-export function repeatLength(config: NeoXConfig, wanted = REPEAT_LENGTH): number {
+export function repeatLength(context: number, wanted = REPEAT_LENGTH): number {
   if (!Number.isInteger(wanted) || wanted < 1)
     throw new ConfigError(`length: expected a positive integer, got ${wanted}`);
-  const fits = Math.floor((config.maxPositions - 1) / 2);
-  if (fits < 2)
-    throw new ConfigError(`a context of ${config.maxPositions} tokens holds no two copies of 2 or more tokens`);
+  const fits = Math.floor((context - 1) / 2);
+  if (fits < 2) throw new ConfigError(`a context of ${context} tokens holds no two copies of 2 or more tokens`);
   return Math.min(wanted, fits);
 }
 

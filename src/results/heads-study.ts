@@ -32,6 +32,16 @@ export interface RepeatedTokensStudy {
 /** What the two studies read of the settings (`seed` is the studies' shared seed). */
 export type HeadsStudySettings = RepeatedTokensStudy & HeldOutStudy & { seed: number };
 
+/**
+ * The context the two studies fit their sequences and scale their positions to: the sequence
+ * length the checkpoint was trained on (its trainer_state.json) where that is shorter than
+ * max_position_embeddings (a model never saw the positions past it), else max_position_embeddings.
+ */
+export function studyContext(dir: string, config: NeoXConfig): number {
+  const { seqLength } = readTrainingRecord(dir);
+  return seqLength !== undefined && seqLength < config.maxPositions ? seqLength : config.maxPositions;
+}
+
 /** The sequences for a model: their rows and what identifies them. */
 export interface RepeatedSequences {
   rows: number[][];
@@ -41,11 +51,13 @@ export interface RepeatedSequences {
   seed: number;
 }
 
+/** `sequences` random rows of 2 × `length` tokens (length cut to the context) from the model's vocabulary. */
 export function repeatedSequences(
   config: NeoXConfig,
+  context: number,
   request: { sequences: number; length?: number; seed: number },
 ): RepeatedSequences {
-  const length = repeatLength(config, request.length);
+  const length = repeatLength(context, request.length);
   const range = repeatTokenRange(config.vocabSize);
   return {
     rows: repeatedRandomTokens(request.sequences, length, range, request.seed),
@@ -96,8 +108,8 @@ export async function iclText(
   return { rows, source: 'held-out', description: held.description, sha256: held.sha256 };
 }
 
-function sequenceSettings(s: RepeatedSequences) {
-  return { length: s.length, tokenLow: s.range.low, tokenHigh: s.range.high };
+function sequenceSettings(s: RepeatedSequences, contextLength: number) {
+  return { context: contextLength, length: s.length, tokenLow: s.range.low, tokenHigh: s.range.high };
 }
 
 /** The three detectors' scores of every head at this checkpoint. */
@@ -108,7 +120,8 @@ export async function recordHeads(
   settings: HeadsStudySettings,
   context: StudyRuntime,
 ): Promise<boolean> {
-  const sequences = repeatedSequences(model.config, {
+  const contextLength = studyContext(ref.dir, model.config);
+  const sequences = repeatedSequences(model.config, contextLength, {
     sequences: settings.repeatedSequences,
     length: settings.repeatedLength,
     seed: settings.seed,
@@ -128,7 +141,7 @@ export async function recordHeads(
     continuationLength: null,
     device: context.device,
     weights: EVAL_WEIGHTS,
-    settings: sequenceSettings(sequences),
+    settings: sequenceSettings(sequences, contextLength),
   };
   const key = identityKey(identity);
   if (await store.hasStudy(key)) return false;
@@ -167,12 +180,13 @@ export async function recordIcl(
   settings: HeadsStudySettings,
   context: StudyRuntime,
 ): Promise<boolean> {
-  const sequences = repeatedSequences(model.config, {
+  const contextLength = studyContext(ref.dir, model.config);
+  const sequences = repeatedSequences(model.config, contextLength, {
     sequences: settings.repeatedSequences,
     length: settings.repeatedLength,
     seed: settings.seed,
   });
-  const positions = iclPositions(model.config.maxPositions);
+  const positions = iclPositions(contextLength);
   const text = await iclText(ref.dir, positions, { rows: settings.heldOutRows, data: settings.heldOutData }, sequences);
   const identity: StudyIdentity = {
     kind: 'icl',
@@ -190,7 +204,7 @@ export async function recordIcl(
     device: context.device,
     weights: EVAL_WEIGHTS,
     settings: {
-      ...sequenceSettings(sequences),
+      ...sequenceSettings(sequences, contextLength),
       earlyPosition: positions.early,
       latePosition: positions.late,
       text: text.source,

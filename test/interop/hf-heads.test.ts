@@ -61,7 +61,7 @@ describe("head scores and in-context learning equal TransformerLens's definition
       const folder = await folderOf();
       const { config, params } = loadCheckpoint(folder);
       const range = repeatTokenRange(config.vocabSize);
-      const length = repeatLength(config);
+      const length = repeatLength(config.maxPositions);
       const repeated = repeatedRandomTokens(3, length, range, 1);
       // Short rows with repeats of their own beside the repeated sequences: detect_head takes any lengths.
       const heads = [...repeated, Array.from({ length: 30 }, (_, t) => (t * 7) % 11), [3, 4, 3, 4, 3]];

@@ -45,13 +45,13 @@ describe('repeated random tokens', () => {
   });
 
   test('384 tokens a copy, cut so both copies are shorter than the context', () => {
-    assert.equal(repeatLength(model(2048)), 384);
-    assert.equal(repeatLength(model(769)), 384);
-    assert.equal(repeatLength(model(768)), 383);
-    assert.equal(repeatLength(model(128)), 63);
-    assert.equal(repeatLength(model(128), 10), 10);
-    assert.throws(() => repeatLength(model(4)), /no two copies/);
-    assert.throws(() => repeatLength(model(128), 0), ConfigError);
+    assert.equal(repeatLength(2048), 384);
+    assert.equal(repeatLength(769), 384);
+    assert.equal(repeatLength(768), 383);
+    assert.equal(repeatLength(128), 63);
+    assert.equal(repeatLength(128, 10), 10);
+    assert.throws(() => repeatLength(4), /no two copies/);
+    assert.throws(() => repeatLength(128, 0), ConfigError);
   });
 });
 

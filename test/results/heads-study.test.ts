@@ -69,7 +69,7 @@ test('pythia eval --heads --icl: the scores of the model-level functions, once; 
   const db = join(dir, 'study.duckdb');
   evaluate(db, '--heads', '--icl');
   const { config, params } = loadCheckpoint(checkpoint);
-  const sequences = repeatedSequences(config, { sequences: 4, length: 384, seed: 1 });
+  const sequences = repeatedSequences(config, 64, { sequences: 4, length: 384, seed: 1 });
   assert.equal(sequences.length, 31, 'both copies shorter than the 64-token context');
   const studies = await query(db, STUDIES);
   assert.deepEqual(
@@ -80,7 +80,7 @@ test('pythia eval --heads --icl: the scores of the model-level functions, once; 
         sequences: 4,
         sample_seed: 1,
         data_sha256: null,
-        settings: { length: 31, tokenLow: 100, tokenHigh: config.vocabSize },
+        settings: { context: 64, length: 31, tokenLow: 100, tokenHigh: config.vocabSize },
       },
       {
         kind: 'icl',
@@ -88,6 +88,7 @@ test('pythia eval --heads --icl: the scores of the model-level functions, once; 
         sample_seed: 1,
         data_sha256: null,
         settings: {
+          context: 64,
           length: 31,
           tokenLow: 100,
           tokenHigh: config.vocabSize,

@@ -5,7 +5,7 @@ import { loadCheckpoint } from '../../model/checkpoint.js';
 import type { NeoXConfig } from '../../model/config.js';
 import { type HeadScore, headScores } from '../../model/head-detectors.js';
 import { REPEAT_LENGTH } from '../../model/repeated-tokens.js';
-import { repeatedSequences } from '../../results/heads-study.js';
+import { repeatedSequences, studyContext } from '../../results/heads-study.js';
 import { DEFAULT_STUDY_SETTINGS } from '../../results/studies.js';
 import type { ExecutionProvider } from '../../runtime/session.js';
 import { deviceOption, positiveInt, seed } from '../arguments.js';
@@ -40,12 +40,16 @@ export function checkedTokenRows(path: string, config: NeoXConfig, min: number):
 }
 
 /** The repeated sequences of --sequences/--length/--seed; a --length whose two copies do not fit is refused, not cut. */
-export function repeatedFromFlags(config: NeoXConfig, flags: { sequences: number; length?: number; seed: number }) {
-  if (flags.length !== undefined && 2 * flags.length >= config.maxPositions)
+export function repeatedFromFlags(
+  config: NeoXConfig,
+  context: number,
+  flags: { sequences: number; length?: number; seed: number },
+) {
+  if (flags.length !== undefined && 2 * flags.length >= context)
     throw new UserError(
-      `--length ${flags.length}: two copies are ${2 * flags.length} tokens; they must be shorter than the model's context of ${config.maxPositions}`,
+      `--length ${flags.length}: two copies are ${2 * flags.length} tokens; they must be shorter than the context of ${context}`,
     );
-  return repeatedSequences(config, flags);
+  return repeatedSequences(config, context, flags);
 }
 
 function printTable(scores: readonly HeadScore[]): void {
@@ -70,7 +74,7 @@ async function runHeads(dir: string, flags: HeadsFlags): Promise<void> {
     rows = checkedTokenRows(flags.tokens, config, 2);
     process.stderr.write(`pythia heads: ${rows.length} sequences of ${flags.tokens}\n`);
   } else {
-    const sequences = repeatedFromFlags(config, flags);
+    const sequences = repeatedFromFlags(config, studyContext(dir, config), flags);
     rows = sequences.rows;
     process.stderr.write(
       `pythia heads: ${sequences.count} random sequences of 2 × ${sequences.length} tokens (ids in [${sequences.range.low}, ${sequences.range.high}), seed ${sequences.seed})\n`,

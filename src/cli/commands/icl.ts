@@ -5,7 +5,7 @@ import { loadCheckpoint } from '../../model/checkpoint.js';
 import { iclPositions, iclScore, inductionLoss } from '../../model/icl.js';
 import { REPEAT_LENGTH } from '../../model/repeated-tokens.js';
 import { Scorer } from '../../model/score.js';
-import { type IclText, iclText } from '../../results/heads-study.js';
+import { type IclText, iclText, studyContext } from '../../results/heads-study.js';
 import { DEFAULT_STUDY_SETTINGS } from '../../results/studies.js';
 import type { ExecutionProvider } from '../../runtime/session.js';
 import { deviceOption, positiveInt, seed } from '../arguments.js';
@@ -27,8 +27,9 @@ interface IclFlags {
 async function runIcl(dir: string, flags: IclFlags): Promise<void> {
   const checkpoint = loadCheckpoint(dir);
   const { config } = checkpoint;
-  const sequences = repeatedFromFlags(config, flags);
-  const positions = iclPositions(config.maxPositions);
+  const context = studyContext(dir, config);
+  const sequences = repeatedFromFlags(config, context, flags);
+  const positions = iclPositions(context);
   const text: IclText | { rows: number[][]; source: 'tokens'; description: string } = flags.tokens
     ? {
         rows: checkedTokenRows(flags.tokens, config, positions.late + 1),
@@ -43,7 +44,7 @@ async function runIcl(dir: string, flags: IclFlags): Promise<void> {
       );
   process.stderr.write(
     `pythia icl: induction loss on ${sequences.count} random sequences of 2 × ${sequences.length} tokens (seed ${sequences.seed}); ` +
-      `in-context-learning score at positions ${positions.early} and ${positions.late} (50 and 500 of 2048, scaled to a context of ${config.maxPositions}) on ${text.rows.length} rows: ${text.description}\n`,
+      `in-context-learning score at positions ${positions.early} and ${positions.late} (50 and 500 of 2048, scaled to a context of ${context}) on ${text.rows.length} rows: ${text.description}\n`,
   );
   const scorer = await Scorer.create(config, checkpoint.params, { threads: flags.threads, provider: flags.device });
   try {
