@@ -80,11 +80,11 @@ export async function headScores(
           `sequence ${r} position ${t}: token id ${id} is outside the vocabulary [0, ${vocabSize})`,
         );
     const detections = DETECTORS.map((d) => detectionPattern(d, row));
+    const ids = BigInt64Array.from(row, (id) => BigInt(id));
     const perRun = Math.max(1, Math.floor((options.patternBytes ?? 256 * 2 ** 20) / (H * T * T * 4)));
     for (let first = 0; first < L; first += perRun) {
       const layers = Array.from({ length: Math.min(perRun, L - first) }, (_, k) => first + k);
       const names = layers.map((l) => `blocks.${l}.attn.hook_pattern`);
-      const ids = BigInt64Array.from(row, (id) => BigInt(id));
       const { cache } = await runner.run(ids, 1, { names });
       for (const l of layers) {
         const pattern = cache.get(`blocks.${l}.attn.hook_pattern`)!.data;
