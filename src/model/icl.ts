@@ -5,8 +5,8 @@
  *   (repeated-tokens.ts), the mean loss of the second copy's tokens at positions length+2 …
  *   2·length−1, over every sequence. That is TransformerLens's slice `[:, subseq_len + 1:]` of the
  *   per-token losses (entry k predicts token k+1). It leaves out token `length`, which follows the
- *   first copy's end, and token length+1, whose earlier occurrence TransformerLens overwrites with
- *   BOS when it prepends one. For GPT-NeoX (Pythia) it does not (default_prepend_bos is False for
+ *   first copy's end, and token length+1, whose cue (the first copy's token 0, the token before its
+ *   earlier occurrence) TransformerLens overwrites with BOS when it prepends one. For GPT-NeoX (Pythia) it does not (default_prepend_bos is False for
  *   the architecture), and neither do we: Pythia was trained without a BOS token, so all 2·length
  *   tokens are random ones, and the same slice keeps the numbers comparable with TransformerLens's.
  * - The in-context-learning score (Olsson et al., 2022): the mean loss of the token at a late
