@@ -177,12 +177,12 @@ function assertScoresClose(got: Awaited<ReturnType<typeof headScores>>, expected
   assert.equal(got.length, expected.length);
   got.forEach((s, i) => {
     const values = [s.previousToken, s.duplicateToken, s.induction];
-    values.forEach((v, k) =>
+    values.forEach((v, k) => {
       assert.ok(
         Math.abs(v - expected[i]![k]!) < 1e-6,
         `${label} layer ${s.layer} head ${s.head} ${DETECTORS[k]}: ${v} vs ${expected[i]![k]}`,
-      ),
-    );
+      );
+    });
   });
 }
 
