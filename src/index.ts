@@ -10,6 +10,7 @@ export type {
   ModelForwardOptions,
   ModelForwardResult,
   ModelGenerateOptions,
+  RepeatedTokensOptions,
   RunWithCacheOptions,
   RunWithHooksOptions,
   ScorePair,
@@ -27,6 +28,7 @@ export { loadTasks, type TaskLookup } from './eval/task-files.js';
 export { type OutputType, readTask, type Task, type TaskItem } from './eval/tasks.js';
 export type { ActivationCache, LogitsRequest } from './model/activations.js';
 export type { NeoXConfig } from './model/config.js';
+export type { HeadScore } from './model/head-detectors.js';
 export type { Activation } from './model/hooks.js';
 export {
   hubCacheDir,
@@ -35,6 +37,7 @@ export {
   resolveCheckpoint,
   resolveCheckpoints,
 } from './model/hub-cache.js';
+export type { IclScore } from './model/icl.js';
 export type {
   ActivationPatch,
   ActivationScale,

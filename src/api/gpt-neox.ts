@@ -12,15 +12,18 @@ import type { NeoXConfig } from '../model/config.js';
 import { Decoder } from '../model/decoder.js';
 import { type ForwardOptions, type ForwardResult, forward, tokenMatrix } from '../model/forward.js';
 import { checkGenerateOptions, type GenerateOptions, generate } from '../model/generate.js';
+import { type HeadScore, headScores } from '../model/head-detectors.js';
 import { type Activation, activationNames } from '../model/hooks.js';
 import { type ResolvedCheckpoint, resolveCheckpoint } from '../model/hub-cache.js';
+import { type IclScore, iclPositions, iclScore, inductionLoss } from '../model/icl.js';
 import type { Interventions } from '../model/interventions.js';
 import { type LensLayer, logitLens } from '../model/logit-lens.js';
 import type { Params } from '../model/params.js';
 import { type ScoreResult, Scorer } from '../model/score.js';
+import { repeatedSequences, studyContext } from '../results/heads-study.js';
 import { EXECUTION_PROVIDERS, type ExecutionProvider, type RuntimeOptions } from '../runtime/session.js';
 import { ConfigError } from '../util/errors.js';
-import { checkOptionalNumber, POSITIVE_INTEGER, showValue } from '../util/values.js';
+import { checkOptionalNumber, POSITIVE_INTEGER, SEED, showValue } from '../util/values.js';
 import { checkOptionalBoolean, checkOptions } from './options.js';
 
 export interface FromPretrainedOptions {
@@ -250,6 +253,52 @@ export class GPTNeoX {
     return logitLens(this.activationRunner, this.params, ids, tokens.length, { runtime: this.runtime });
   }
 
+  /**
+   * TransformerLens's attention-head detectors (`pythia heads`): every head's previous-token,
+   * duplicate-token and induction scores averaged over `input`'s rows (any lengths), or without
+   * input over seeded random tokens repeated twice (`sequences` 4, `length` 384 a copy cut to the
+   * context, `seed` 1).
+   */
+  async headScores(input?: ActivationInput, options: RepeatedTokensOptions = {}): Promise<HeadScore[]> {
+    this.checkAlive();
+    checkOptions('headScores', options, REPEATED_TOKENS_OPTIONS);
+    const rows =
+      input === undefined ? this.repeatedSequences(options).rows : await this.activationRows(input, 'headScores');
+    this.activationRunner ??= new ActivationRunner(this.config, this.params, this.runtime);
+    return headScores(this.activationRunner, rows);
+  }
+
+  /**
+   * TransformerLens's induction loss (`pythia icl`): the mean loss of the second copy of seeded
+   * random tokens repeated twice (options as headScores'), in nats.
+   */
+  async inductionLoss(options: RepeatedTokensOptions = {}): Promise<number> {
+    this.checkAlive();
+    checkOptions('inductionLoss', options, REPEATED_TOKENS_OPTIONS);
+    const { rows } = this.repeatedSequences(options);
+    this.scorer ??= await Scorer.create(this.config, this.params, this.runtime);
+    return inductionLoss(this.scorer, rows);
+  }
+
+  /**
+   * Olsson et al.'s in-context-learning score over `input`'s rows (each longer than the late
+   * position): the mean loss at position 500·n/2048 minus at 50·n/2048, n the context (`pythia icl`).
+   */
+  async iclScore(input: ActivationInput): Promise<IclScore> {
+    this.checkAlive();
+    const rows = await this.activationRows(input, 'iclScore');
+    this.scorer ??= await Scorer.create(this.config, this.params, this.runtime);
+    return iclScore(this.scorer, rows, iclPositions(studyContext(this.source.dir, this.config)));
+  }
+
+  private repeatedSequences(options: RepeatedTokensOptions) {
+    return repeatedSequences(this.config, studyContext(this.source.dir, this.config), {
+      sequences: checkOptionalNumber('sequences', options.sequences, POSITIVE_INTEGER) ?? 4,
+      length: checkOptionalNumber('length', options.length, POSITIVE_INTEGER),
+      seed: checkOptionalNumber('seed', options.seed, SEED) ?? 1,
+    });
+  }
+
   /** Frees the onnxruntime sessions that hold this model's weights; the model cannot be used after. */
   async dispose(): Promise<void> {
     this.disposed = true;
@@ -305,6 +354,15 @@ const FROM_PRETRAINED_OPTIONS: readonly (keyof FromPretrainedOptions)[] = [
   'device',
   'tokenizer',
 ];
+
+/** The random sequences of headScores and inductionLoss. */
+export interface RepeatedTokensOptions {
+  sequences?: number;
+  length?: number;
+  seed?: number;
+}
+
+const REPEATED_TOKENS_OPTIONS: readonly (keyof RepeatedTokensOptions)[] = ['sequences', 'length', 'seed'];
 
 const GENERATE_OPTIONS: readonly (keyof ModelGenerateOptions)[] = [
   'maxNewTokens',

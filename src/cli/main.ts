@@ -8,6 +8,8 @@ import { registerBatch } from './commands/batch.js';
 import { registerData } from './commands/data.js';
 import { registerEval } from './commands/eval.js';
 import { registerExport } from './commands/export.js';
+import { registerHeads } from './commands/heads.js';
+import { registerIcl } from './commands/icl.js';
 import { registerLens } from './commands/lens.js';
 import { registerModel } from './commands/model.js';
 import { registerReport } from './commands/report.js';
@@ -35,6 +37,8 @@ export function buildProgram(): Command {
   registerLens(program);
   registerTokenLosses(program);
   registerWeights(program);
+  registerHeads(program);
+  registerIcl(program);
   registerTokenizer(program);
   registerData(program);
   registerBatch(program);

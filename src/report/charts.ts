@@ -13,7 +13,11 @@ import {
 } from '../results/studies.js';
 import { ACCURACY_METRICS, type ReportData, type ScoreRow } from './data.js';
 import {
+  type HeadScoreRow,
+  headCharts,
+  type IclScoreRow,
   type IdenticalCheckpointRow,
+  iclCharts,
   type LensLayerRow,
   logitLensCharts,
   type TokenLearningRow,
@@ -140,6 +144,14 @@ const STUDY_CHARTS: { readonly [K in StudyName]: (data: ReportData, c: ChartCont
     ),
   // The attention viewer is no chart: html.ts puts attention-viewer.ts's section in its place.
   attention: () => [],
+  heads: (data, c) => headCharts(data.studies.headScores as unknown as HeadScoreRow[], c),
+  icl: (data, c) =>
+    iclCharts(
+      data.studies.iclScores as unknown as IclScoreRow[],
+      data.studies.headScores as unknown as HeadScoreRow[],
+      data.scores,
+      c,
+    ),
 };
 
 export function buildSections(data: ReportData): Section[] {

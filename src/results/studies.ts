@@ -19,6 +19,7 @@ import {
   recordTermCounts,
   type StudyRuntime,
 } from './case-studies.js';
+import { type RepeatedTokensStudy, recordHeads, recordIcl } from './heads-study.js';
 import { recordLogitLens } from './lens-study.js';
 import type { ResultsStore } from './store.js';
 import { recordTokenCurves, type TokenCurvesStudy } from './token-curves-study.js';
@@ -30,6 +31,8 @@ export const STUDY_NAMES = [
   'memorization',
   'term-counts',
   'logit-lens',
+  'heads',
+  'icl',
   'token-curves',
   'weights',
   'attention',
@@ -49,7 +52,7 @@ export interface HeldOutStudy {
 }
 
 /** Every study's settings, one default each (`pythia eval` and `pythia run` share them). */
-export type StudySettings = MemorizationStudy & HeldOutStudy & TokenCurvesStudy & AttentionStudy;
+export type StudySettings = MemorizationStudy & HeldOutStudy & TokenCurvesStudy & AttentionStudy & RepeatedTokensStudy;
 
 /**
  * Pythia's memorization setting (32-token prompt, 32 generated), scoring up to 1024 sequences per
@@ -66,6 +69,9 @@ export const DEFAULT_STUDY_SETTINGS: StudySettings = {
   heldOutLength: 1024,
   learnedRatio: 0.5,
   attentionText: DEFAULT_ATTENTION_TEXT,
+  // TransformerLens's induction_loss: 4 sequences of 2 × 384 random tokens (cut to the context).
+  repeatedSequences: 4,
+  repeatedLength: 384,
 };
 
 /** The settings that are numbers, which a shorthand flag can set. */
@@ -248,6 +254,26 @@ export const STUDIES = {
       },
     },
   },
+  heads: {
+    per: 'checkpoint',
+    kind: 'heads',
+    description:
+      "TransformerLens's previous-token, duplicate-token and induction scores of every attention head on random tokens repeated twice",
+    settings: ['repeatedSequences', 'repeatedLength', 'seed'],
+    flag: { name: '--heads' },
+    tables: ['head_scores'],
+    record: recordHeads,
+    report: {
+      section: 'inside',
+      queries: {
+        headScores: {
+          sql: `SELECT x.model, ${REPORT_SIZE} AS size, coalesce(m.run, 'baseline') AS run, x.step, x.layer, x.head,
+       x.previous_token, x.duplicate_token, x.induction
+     FROM head_scores x LEFT JOIN models m ON m.model = x.model WHERE ${CURRENT} ORDER BY x.model, x.step, x.layer, x.head`,
+        },
+      },
+    },
+  },
   'token-curves': {
     per: 'checkpoint',
     kind: 'token_curves',
@@ -329,6 +355,26 @@ export const STUDIES = {
         attentionTokens: {
           sql: `SELECT x.model, ${REPORT_SIZE} AS size, x.step, x.position, x.token_id, x.text
      FROM attention_tokens x LEFT JOIN models m ON m.model = x.model WHERE ${CURRENT} ORDER BY x.model, x.step, x.position`,
+        },
+      },
+    },
+  },
+  icl: {
+    per: 'checkpoint',
+    kind: 'icl',
+    description:
+      'the induction loss on random tokens repeated twice, and the in-context-learning score (late minus early loss) on held-out text',
+    settings: ['repeatedSequences', 'repeatedLength', 'seed', 'heldOutRows', 'heldOutData'],
+    flag: { name: '--icl' },
+    tables: ['icl_scores'],
+    record: recordIcl,
+    report: {
+      section: 'inside',
+      queries: {
+        iclScores: {
+          sql: `SELECT x.model, ${REPORT_SIZE} AS size, coalesce(m.run, 'baseline') AS run, x.step, x.induction_loss,
+       x.early_position, x.late_position, x.early_loss, x.late_loss, x.icl_score
+     FROM icl_scores x LEFT JOIN models m ON m.model = x.model WHERE ${CURRENT} ORDER BY x.model, x.step`,
         },
       },
     },

@@ -29,6 +29,8 @@ import { chromiumMissing, launch, openReport } from './browser.js';
 const cli = join(repoRoot, 'dist/src/cli/main.js');
 const ALL_CHARTS = [
   'logit-lens',
+  'head-scores',
+  'induction',
   'token-shares',
   'token-curves',
   'weight-changes',
@@ -48,6 +50,8 @@ const ALL_CHARTS = [
 /** Charts drawn from the case-study tables, and the tables. */
 const CASE_STUDY_CHARTS = [
   'logit-lens',
+  'head-scores',
+  'induction',
   'token-shares',
   'token-curves',
   'weight-changes',
@@ -65,6 +69,8 @@ const CASE_STUDY_TABLES = [
   'canary_memorization',
   'term_counts',
   'lens_layers',
+  'head_scores',
+  'icl_scores',
   'token_losses',
   'weight_stats',
   'weight_checkpoints',
@@ -135,6 +141,8 @@ before(() => {
     '--canaries',
     '--term-counts',
     '--logit-lens',
+    '--heads',
+    '--icl',
     '--token-curves',
     '--weight-changes',
     '--held-out-rows',

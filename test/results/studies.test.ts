@@ -223,6 +223,27 @@ test('--studies with an unknown name is refused as any bad argument is, naming t
   assert.equal(r.status, 1);
   assert.match(
     r.stderr.split('\n')[0]!,
-    /^error: option '--studies <list>' argument 'memorization,canary' is invalid\. unknown study canary \(studies: canaries, memorization, term-counts, logit-lens, token-curves, weights, attention\)\.$/,
+    /^error: option '--studies <list>' argument 'memorization,canary' is invalid\. unknown study canary \(studies: canaries, memorization, term-counts, logit-lens, heads, icl, token-curves, weights, attention\)\.$/,
   );
+});
+
+test('heads and icl at a suite checkpoint trained on 64-token samples: fitted to that length, the score on its validation batches', async () => {
+  const suite = join(dir, 'inside');
+  cpSync(trained, suite, { recursive: true });
+  const db = join(suite, 'results.duckdb');
+  ok('eval', suite, '--tasks', 'arithmetic', '--limit', '1', '--threads', '1', '--steps', '4', '--heads', '--icl');
+  const rows = await query(
+    db,
+    "SELECT kind, data_sha256, settings FROM studies WHERE kind IN ('heads', 'icl') ORDER BY kind",
+  );
+  const settings = rows.map((r) => JSON.parse(r.settings as string));
+  // max_position_embeddings is 128, but the model trained on 64 positions: 2 × 31 tokens, positions 2 and 16.
+  assert.deepEqual(settings[0], { context: 64, length: 31, tokenLow: 100, tokenHigh: 512 });
+  assert.deepEqual(
+    { ...settings[1], textRows: undefined },
+    { ...settings[0], earlyPosition: 2, latePosition: 16, text: 'held-out', textRows: undefined },
+  );
+  assert.ok(settings[1].textRows >= 1);
+  assert.match(rows[1]!.data_sha256 as string, /^[0-9a-f]{64}$/);
+  assert.equal((await query(db, 'SELECT count(*)::INTEGER AS n FROM head_scores'))[0]!.n, 2 * 2);
 });
