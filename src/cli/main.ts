@@ -17,6 +17,7 @@ import { registerSuite } from './commands/suite.js';
 import { registerSynth } from './commands/synth.js';
 import { registerTokenizer } from './commands/tokenizer.js';
 import { registerTrain } from './commands/train.js';
+import { registerTunedLens } from './commands/tuned-lens.js';
 import { handleClosedOutput, reportError } from './errors.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   registerModel(program);
   registerActivations(program);
   registerLens(program);
+  registerTunedLens(program);
   registerTokenizer(program);
   registerData(program);
   registerBatch(program);

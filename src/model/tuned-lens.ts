@@ -236,6 +236,8 @@ export async function trainTunedLens(
   const chunk = options.chunk ?? defaultChunk(V);
   if (!Number.isInteger(chunk) || chunk < 1) throw new ConfigError(`chunk: expected a positive integer, got ${chunk}`);
   const rowsPerStep = Math.ceil(training.tokensPerStep / length);
+  // Rows run through the model together: as many as fill one chunk of positions.
+  const group = Math.max(1, Math.floor(chunk / length));
   const runtime = options.runtime ?? {};
   const names = residNames(L);
   const head = headFeeds(config, params);
@@ -256,13 +258,18 @@ export async function trainTunedLens(
       for (const g of gradients) g.fill(0);
       const layerLoss = new Float64Array(L);
       let count = 0;
-      for (let r = 0; r < rowsPerStep; r++) {
-        const row = order.take();
-        const ids = BigInt64Array.from(data.tokens.subarray(row * length, (row + 1) * length), (t) => BigInt(t));
-        const { cache } = await runner.run(ids, 1, { names });
+      for (let done = 0; done < rowsPerStep; done += group) {
+        const batch = Math.min(group, rowsPerStep - done);
+        const ids = new BigInt64Array(batch * length);
+        for (let b = 0; b < batch; b++) {
+          const row = order.take();
+          for (let t = 0; t < length; t++) ids[b * length + t] = BigInt(data.tokens[row * length + t]!);
+        }
+        const { cache } = await runner.run(ids, batch, { names });
         const resid = names.map((name) => cache.get(name)!.data);
-        for (let start = 0; start < length; start += chunk) {
-          const n = Math.min(chunk, length - start);
+        const positions = batch * length;
+        for (let start = 0; start < positions; start += chunk) {
+          const n = Math.min(chunk, positions - start);
           const at = (l: number): HostTensor => ({
             data: resid[l]!.subarray(start * H, (start + n) * H),
             dims: [n, H],

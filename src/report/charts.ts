@@ -104,6 +104,8 @@ const STUDY_CHARTS: { readonly [K in StudyName]: (data: ReportData, c: ChartCont
     memorizedFractionChart(data, c.sizes, c.selector),
   ],
   'term-counts': (data, c) => [termChart(data, c.selector), deltaChart(data, c.sizes, c.selector)],
+  // Drawn by the report's "Inside the model" charts (issue 24), from the tunedLensLayers query.
+  'tuned-lens': () => [],
 };
 
 export function buildSections(data: ReportData): Section[] {

@@ -19,9 +19,10 @@ import {
   type StudyRuntime,
 } from './case-studies.js';
 import type { ResultsStore } from './store.js';
+import { DEFAULT_TUNED_LENS_STUDY, recordTunedLens, type TunedLensStudy } from './tuned-lens-study.js';
 
 /** In the table's order: the order of their cells, flags and report charts. */
-export const STUDY_NAMES = ['canaries', 'memorization', 'term-counts'] as const;
+export const STUDY_NAMES = ['canaries', 'memorization', 'term-counts', 'tuned-lens'] as const;
 export type StudyName = (typeof STUDY_NAMES)[number];
 
 /**
@@ -37,7 +38,7 @@ export interface HeldOutStudy {
 }
 
 /** Every study's settings, one default each (`pythia eval` and `pythia run` share them). */
-export type StudySettings = MemorizationStudy & HeldOutStudy;
+export type StudySettings = MemorizationStudy & HeldOutStudy & TunedLensStudy;
 
 /**
  * Pythia's memorization setting (32-token prompt, 32 generated), scoring up to 1024 sequences per
@@ -52,6 +53,7 @@ export const DEFAULT_STUDY_SETTINGS: StudySettings = {
   batchSize: 64,
   heldOutRows: 16,
   heldOutLength: 1024,
+  ...DEFAULT_TUNED_LENS_STUDY,
 };
 
 /** The settings that are numbers, which a shorthand flag can set. */
@@ -186,6 +188,34 @@ export const STUDIES = {
         },
         termDelta: {
           sql: `SELECT x.*, ${REPORT_SIZE} AS size FROM term_delta x LEFT JOIN models m USING (model) ORDER BY m.parameters, x.model, x.task, x.shots, x.step`,
+        },
+      },
+    },
+  },
+  'tuned-lens': {
+    per: 'checkpoint',
+    kind: 'tuned_lens',
+    description:
+      "the tuned lens (per-layer affine translators trained on held-out rows with tuned-lens's recipe) with the logit lens's metrics per layer",
+    settings: [
+      'heldOutRows',
+      'heldOutLength',
+      'heldOutData',
+      'tunedLensSteps',
+      'tunedLensLr',
+      'tunedLensTokensPerStep',
+    ],
+    flag: { name: '--tuned-lens' },
+    tables: ['lens_layers'],
+    record: recordTunedLens,
+    report: {
+      section: 'inside',
+      queries: {
+        tunedLensLayers: {
+          sql: `SELECT x.model, ${REPORT_SIZE} AS size, coalesce(m.run, 'baseline') AS run, x.step, x.layer,
+       x.kl, x.ce, x.entropy, x.top1, x.kl_bpb, x.ce_bpb
+     FROM lens_layers x LEFT JOIN models m ON m.model = x.model
+     WHERE x.lens = 'tuned' AND ${CURRENT} ORDER BY x.model, x.step, x.layer`,
         },
       },
     },
