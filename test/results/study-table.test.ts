@@ -28,7 +28,7 @@ test("every study's result tables are in the schema, keyed by the study first", 
   }
   assert.deepEqual(
     STUDY_NAMES.map((n) => STUDIES[n].flag.name),
-    ['--canaries', '--memorization', '--term-counts'],
+    ['--canaries', '--memorization', '--term-counts', '--tuned-lens'],
   );
 });
 
@@ -67,7 +67,7 @@ test('--studies names are checked against the table', () => {
   assert.deepEqual(parseStudies('term-counts, memorization'), ['term-counts', 'memorization']);
   assert.throws(
     () => parseStudies('memorisation'),
-    /unknown study memorisation \(studies: canaries, memorization, term-counts\)/,
+    /unknown study memorisation \(studies: canaries, memorization, term-counts, tuned-lens\)/,
   );
 });
 
