@@ -122,9 +122,12 @@ export function lensTraining(
   };
 }
 
-/** Whether a saved lens's record has every field of `wanted` with the same value. */
+/**
+ * Whether a saved lens's record has every field of `wanted` with the same value, but the path its
+ * rows were read from (their sha256 identifies them).
+ */
 export function sameTraining(saved: LensTraining | null, wanted: LensTraining): boolean {
-  return saved !== null && Object.entries(wanted).every(([k, v]) => saved[k] === v);
+  return saved !== null && Object.entries(wanted).every(([k, v]) => k === 'heldOutData' || saved[k] === v);
 }
 
 /** Trains a lens on `rows.training`, reporting each step; returns it with its final loss and seconds. */
