@@ -87,7 +87,7 @@ async function runTrain(spec: string, flags: TrainFlags): Promise<void> {
   const { rowsPerStep, trainRows, rowLength } = wanted as Record<string, number>;
   const passes = (training.steps * rowsPerStep!) / trainRows!;
   process.stderr.write(
-    `pythia tuned-lens: ${config.numLayers} translators, ${training.steps} steps of ${rowsPerStep} rows × ${rowLength} tokens from ${trainRows} held-out rows${passes > 1 ? ` (${passes.toFixed(1)} passes over them)` : ''}; the first ${rows.evaluation.rows} rows of ${rows.description} are left for evaluation\n`,
+    `pythia tuned-lens: ${config.numLayers} translators, ${training.steps} steps of ${rowsPerStep} rows × ${rowLength} tokens from ${trainRows} held-out rows${passes > 1 ? ` (${passes.toFixed(1)} passes over them)` : ''}, after the ${rows.evaluation.rows} kept for evaluation (held-out rows: ${rows.description})\n`,
   );
   const runtime = { threads: flags.threads, provider: flags.device };
   const runner = new ActivationRunner(config, checkpoint.params, runtime);
