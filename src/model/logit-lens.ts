@@ -65,7 +65,10 @@ function compileLens(runner: ActivationRunner, params: Params, runtime: RuntimeO
   return { session: compile({ graph, outputs: { logp } }, { ...runtime, cache: false }), feeds };
 }
 
-/** The logit lens over equal-length token rows `ids` [batch, seq] (seq ≥ 2); layers 0…L. */
+/**
+ * The logit lens over equal-length token rows `ids` [batch, seq] (seq ≥ 2, at most the model's
+ * context + 1); layers 0…L.
+ */
 export async function logitLens(
   runner: ActivationRunner,
   params: Params,
@@ -80,6 +83,10 @@ export async function logitLens(
   const seq = ids.length / batch;
   if (!Number.isInteger(seq) || seq < 2)
     throw new ConfigError(`the logit lens needs rows of at least 2 tokens (a next token to predict); got ${seq}`);
+  if (seq - 1 > config.maxPositions)
+    throw new ConfigError(
+      `the logit lens reads rows of up to max_position_embeddings + 1 = ${config.maxPositions + 1} tokens; got ${seq}`,
+    );
   const chunk = options.chunk ?? 128;
   if (!Number.isInteger(chunk) || chunk < 1) throw new ConfigError(`chunk: expected a positive integer, got ${chunk}`);
   const names = [
@@ -98,7 +105,9 @@ export async function logitLens(
   let count = 0;
   try {
     for (let row = 0; row < batch; row++) {
-      const { cache } = await runner.run(ids.slice(row * seq, (row + 1) * seq), 1, { names });
+      // The last token has no next one: only the positions before it are read, so a row may be one
+      // token longer than the model's context (a training sample, seq-length + 1).
+      const { cache } = await runner.run(ids.slice(row * seq, (row + 1) * seq - 1), 1, { names });
       const resid = names.map((name) => cache.get(name)!.data);
       for (let start = 0; start < seq - 1; start += chunk) {
         const n = Math.min(chunk, seq - 1 - start);

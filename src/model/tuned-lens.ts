@@ -6,7 +6,8 @@
  * translators of the mean over every position of KL(final ‖ lens); SGD with Nesterov momentum 0.9,
  * weight decay 1e-3 and learning rate lr × (1 − momentum) decayed linearly to 0 over the steps;
  * the gradient clipped to global norm 1; each step reads whole rows, ⌈tokens per step / row
- * length⌉ of them, drawn in a seeded shuffled order (a new order each pass over the rows). The
+ * length⌉ of them, drawn in a seeded shuffled order (a new order each pass over the rows); a row
+ * one token longer than the model's context (a training sample) is read without its last token. The
  * gradients come from our reverse-mode autodiff (graph/grad.ts). Evaluated with the logit lens's
  * metrics (logit-lens.ts), the translators applied before its projection.
  */
@@ -233,11 +234,18 @@ export async function trainTunedLens(
   const { rows, length } = data;
   if (!(rows >= 1 && length >= 1 && data.tokens.length === rows * length))
     throw new ConfigError(`tuned lens training: ${data.tokens.length} tokens do not make ${rows} rows of ${length}`);
+  if (length > config.maxPositions + 1)
+    throw new ConfigError(
+      `tuned lens training: rows of ${length} tokens are longer than max_position_embeddings + 1 = ${config.maxPositions + 1}`,
+    );
   const chunk = options.chunk ?? defaultChunk(V);
   if (!Number.isInteger(chunk) || chunk < 1) throw new ConfigError(`chunk: expected a positive integer, got ${chunk}`);
   const rowsPerStep = Math.ceil(training.tokensPerStep / length);
+  // A row one token longer than the context (a training sample, seq-length + 1) trains on the
+  // positions the model reads, all but its last token.
+  const read = Math.min(length, config.maxPositions);
   // Rows run through the model together: as many as fill one chunk of positions.
-  const group = Math.max(1, Math.floor(chunk / length));
+  const group = Math.max(1, Math.floor(chunk / read));
   const runtime = options.runtime ?? {};
   const names = residNames(L);
   const head = headFeeds(config, params);
@@ -260,14 +268,14 @@ export async function trainTunedLens(
       let count = 0;
       for (let done = 0; done < rowsPerStep; done += group) {
         const batch = Math.min(group, rowsPerStep - done);
-        const ids = new BigInt64Array(batch * length);
+        const ids = new BigInt64Array(batch * read);
         for (let b = 0; b < batch; b++) {
           const row = order.take();
-          for (let t = 0; t < length; t++) ids[b * length + t] = BigInt(data.tokens[row * length + t]!);
+          for (let t = 0; t < read; t++) ids[b * read + t] = BigInt(data.tokens[row * length + t]!);
         }
         const { cache } = await runner.run(ids, batch, { names });
         const resid = names.map((name) => cache.get(name)!.data);
-        const positions = batch * length;
+        const positions = batch * read;
         for (let start = 0; start < positions; start += chunk) {
           const n = Math.min(chunk, positions - start);
           const at = (l: number): HostTensor => ({

@@ -40,6 +40,13 @@ export interface StudyRuntime {
   device: string;
   checkpointSha256: string;
   tokenizerSha256: string;
+  /** Says, in one line, why a study records nothing at a checkpoint where the user may expect it to. */
+  warn?: (message: string) => void;
+  /**
+   * Every checkpoint of this evaluation (all shards'), for a study that compares a checkpoint with
+   * another of its model (weights-study.ts); absent, a checkpoint is compared with none.
+   */
+  checkpoints?: readonly CheckpointRef[];
 }
 
 const NO_SETTINGS = {

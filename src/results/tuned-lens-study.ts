@@ -7,9 +7,7 @@
  * `lenses/<model>/step<N>/` beside the results database (never inside a hub snapshot).
  */
 import { dirname, join } from 'node:path';
-import { heldOutTokens } from '../analysis/held-out.js';
-import { readTrainingRecord } from '../analysis/training-record.js';
-import type { TextTokenizer } from '../data/tokenizer.js';
+import { bitsPerByteFactor, hasOwnHeldOut, heldOutTokens, longestHeldOutRow } from '../analysis/held-out.js';
 import type { CheckpointRef } from '../eval/checkpoints.js';
 import type { EvalModel } from '../eval/run-task.js';
 import { ActivationRunner } from '../model/activations.js';
@@ -148,35 +146,12 @@ export function rowIds(rows: TokenRows): BigInt64Array {
   return BigInt64Array.from(rows.tokens, (t) => BigInt(t));
 }
 
-/**
- * Nats per token to bits per byte for these rows (tuned-lens's nats_to_bpb): the rows' tokens over
- * the UTF-8 bytes of their decoded text, over ln 2.
- */
-export function natsToBitsPerByte(rows: TokenRows, tokenizer: TextTokenizer): number | null {
-  let bytes = 0;
-  for (let r = 0; r < rows.rows; r++)
-    bytes += Buffer.byteLength(
-      tokenizer.decode(Array.from(rows.tokens.subarray(r * rows.length, (r + 1) * rows.length))),
-      'utf8',
-    );
-  return bytes > 0 ? (rows.rows * rows.length) / bytes / Math.LN2 : null;
-}
-
 /** Where the study keeps the lens of checkpoint `ref`. */
 export function studyLensDir(ref: CheckpointRef, databasePath: string): string {
   return (
     suiteLensDir(ref.dir) ??
     join(dirname(databasePath), 'lenses', ref.model, ref.step >= 0 ? `step${ref.step}` : 'unknown-step')
   );
-}
-
-/**
- * `heldOutLength`, but no longer than the model's context or, for a suite's own held-out batches,
- * a training sample (a nano model's 129 tokens under the default 1024).
- */
-function rowLength(dir: string, settings: { heldOutLength: number; heldOutData?: string }, config: NeoXConfig): number {
-  const { seqLength } = settings.heldOutData === undefined ? readTrainingRecord(dir) : {};
-  return Math.min(settings.heldOutLength, config.maxPositions, seqLength === undefined ? Infinity : seqLength + 1);
 }
 
 function trainingOf(settings: TunedLensStudy): TunedLensTraining {
@@ -222,13 +197,25 @@ export async function recordTunedLens(
   settings: TunedLensStudy & { heldOutRows: number; heldOutLength: number; heldOutData?: string },
   context: StudyRuntime,
 ): Promise<boolean> {
+  if (settings.heldOutData === undefined && !hasOwnHeldOut(ref.dir)) {
+    context.warn?.(
+      `tuned-lens skipped for ${ref.model}: no training record to take held-out text from; give --held-out-data <prefix>`,
+    );
+    return false;
+  }
   const training = trainingOf(settings);
+  // The logit-lens study's rows: as long as asked, at most a training sample or the context + 1.
+  const length = Math.min(
+    settings.heldOutLength,
+    longestHeldOutRow(ref.dir, model.config.maxPositions, settings.heldOutData),
+  );
   const rows = await tunedLensRows(ref.dir, {
     evalRows: settings.heldOutRows,
-    length: rowLength(ref.dir, settings, model.config),
+    length,
     data: settings.heldOutData,
     training,
   });
+  const factor = bitsPerByteFactor(model.tokenizer, rows.evaluation.tokens, rows.evaluation.rows);
   const wanted = lensTraining(training, rows, {
     checkpointSha256: context.checkpointSha256,
     device: context.device,
@@ -239,7 +226,7 @@ export async function recordTunedLens(
     model: ref.model,
     step: ref.step,
     checkpointSha256: context.checkpointSha256,
-    tokenizerSha256: context.tokenizerSha256,
+    tokenizerSha256: factor === undefined ? null : context.tokenizerSha256,
     dataSha256: rows.sha256,
     truthSha256: null,
     sequences: null,
@@ -273,7 +260,6 @@ export async function recordTunedLens(
     const layers = await tunedLensLayers(runner, model.params, lens, rowIds(rows.evaluation), rows.evaluation.rows, {
       runtime: context.runtime,
     });
-    const bpb = natsToBitsPerByte(rows.evaluation, model.tokenizer);
     await store.writeStudy(
       {
         ...identity,
@@ -282,7 +268,7 @@ export async function recordTunedLens(
         threads: context.runtime.threads ?? null,
         seconds: (performance.now() - started) / 1000,
       },
-      () => store.insertObjects('lens_layers', lensRows(key, ref, 'tuned', layers, bpb)),
+      () => store.insertObjects('lens_layers', lensRows(key, ref, 'tuned', layers, factor)),
     );
     return true;
   } finally {
@@ -296,7 +282,7 @@ export function lensRows(
   ref: CheckpointRef,
   lens: string,
   layers: readonly LensLayer[],
-  bpb: number | null,
+  bpb: number | undefined,
 ) {
   return layers.map((l) => ({
     study,
@@ -308,7 +294,7 @@ export function lensRows(
     ce: l.ce,
     entropy: l.entropy,
     top1: l.top1,
-    kl_bpb: bpb === null ? null : l.kl * bpb,
-    ce_bpb: bpb === null ? null : l.ce * bpb,
+    kl_bpb: bpb === undefined ? null : l.kl * bpb,
+    ce_bpb: bpb === undefined ? null : l.ce * bpb,
   }));
 }

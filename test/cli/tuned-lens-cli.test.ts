@@ -31,7 +31,7 @@ describe('pythia tuned-lens', () => {
   };
   const checkpoint = join(dir, 'suite/nano/step8');
   const data = join(dir, 'data/held-out');
-  const held = ['--held-out-data', data, '--held-out-rows', '4', '--held-out-length', '24', '--threads', '1'];
+  const held = ['--data', data, '--rows', '4', '--length', '24', '--threads', '1'];
 
   before(async () => {
     await saveCheckpoint(checkpoint, config, randomParams(config, 5));

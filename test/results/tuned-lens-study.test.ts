@@ -10,6 +10,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { bitsPerByteFactor } from '../../src/analysis/held-out.js';
 import { IndexedDatasetWriter } from '../../src/data/indexed-dataset.js';
 import { checkpointRef } from '../../src/eval/checkpoints.js';
 import { ActivationRunner } from '../../src/model/activations.js';
@@ -19,7 +20,7 @@ import { loadReportData } from '../../src/report/data.js';
 import { checkpointSha256 } from '../../src/results/identity.js';
 import { ResultsStore } from '../../src/results/store.js';
 import { DEFAULT_STUDY_SETTINGS, type StudySettings } from '../../src/results/studies.js';
-import { natsToBitsPerByte, recordTunedLens, rowIds, tunedLensRows } from '../../src/results/tuned-lens-study.js';
+import { recordTunedLens, rowIds, tunedLensRows } from '../../src/results/tuned-lens-study.js';
 import { type EvalWorld, makeWorld, writeCheckpoint } from '../eval/support.js';
 import { Rng } from '../support/random.js';
 
@@ -80,7 +81,7 @@ describe('the tuned-lens study', () => {
       const runner = new ActivationRunner(world.config, model.params, { threads: 1 });
       const logit = await logitLens(runner, model.params, rowIds(lensRows.evaluation), 4);
       await runner.release();
-      const bpb = natsToBitsPerByte(lensRows.evaluation, world.tokenizer)!;
+      const bpb = bitsPerByteFactor(world.tokenizer, lensRows.evaluation.tokens, 4)!;
       assert.ok(bpb > 0);
       for (const r of rows) {
         const l = r.layer as number;

@@ -6,7 +6,7 @@
  */
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { heldOutTokens } from '../../analysis/held-out.js';
+import { heldOutTokens, longestHeldOutRow } from '../../analysis/held-out.js';
 import { ActivationRunner } from '../../model/activations.js';
 import { loadCheckpoint } from '../../model/checkpoint.js';
 import type { NeoXConfig } from '../../model/config.js';
@@ -15,6 +15,7 @@ import { type LensLayer, logitLens } from '../../model/logit-lens.js';
 import { checkLensFits, TUNED_LENS_DEFAULTS, type TunedLensTraining, tunedLensLayers } from '../../model/tuned-lens.js';
 import { loadTunedLens, refuseHubSnapshot, saveTunedLens, suiteLensDir } from '../../model/tuned-lens-files.js';
 import { checkpointSha256 } from '../../results/identity.js';
+import { DEFAULT_STUDY_SETTINGS } from '../../results/studies.js';
 import { lensTraining, rowIds, trainLens, tunedLensRows } from '../../results/tuned-lens-study.js';
 import type { ExecutionProvider } from '../../runtime/session.js';
 import { deviceOption, nonNegativeNumber, positiveInt } from '../arguments.js';
@@ -23,9 +24,9 @@ import { formatDuration, PROGRESS_LINE_SECONDS } from '../progress.js';
 import { CACHE_DIR_OPTION, CHECKPOINT_ARGUMENT, checkpointDir, REVISION_OPTION, readTokenRows } from './model.js';
 
 interface HeldOutFlags {
-  heldOutRows?: number;
-  heldOutLength?: number;
-  heldOutData?: string;
+  rows?: number;
+  length?: number;
+  data?: string;
 }
 
 interface CommonFlags extends HeldOutFlags {
@@ -47,9 +48,20 @@ interface EvalFlags extends CommonFlags {
   tokens?: string;
 }
 
-const DEFAULT_ROWS = 16;
-/** Rows of up to 1024 tokens, as the studies read, or the model's context where shorter. */
-const defaultLength = (config: NeoXConfig) => Math.min(1024, config.maxPositions);
+/** Rows of 1024 tokens as the studies read them (and `pythia lens`), or as long as this checkpoint's held-out rows can be. */
+function heldOutRowLength(
+  dir: string,
+  config: NeoXConfig,
+  length: number | undefined,
+  data: string | undefined,
+): number {
+  const longest = longestHeldOutRow(dir, config.maxPositions, data);
+  if (length !== undefined && length > longest)
+    throw new UserError(
+      `--length: ${length} tokens is longer than ${data === undefined ? 'a training sample of this checkpoint, or its context + 1' : "the model's context + 1"} (${longest})`,
+    );
+  return length ?? Math.min(DEFAULT_STUDY_SETTINGS.heldOutLength, longest);
+}
 
 function lensDirFor(dir: string, flags: { lensDir?: string }): string {
   const lensDir = flags.lensDir ? resolve(flags.lensDir) : suiteLensDir(dir);
@@ -72,10 +84,10 @@ async function runTrain(spec: string, flags: TrainFlags): Promise<void> {
   };
   const checkpoint = loadCheckpoint(dir);
   const { config } = checkpoint;
-  const data = flags.heldOutData === undefined ? undefined : resolve(flags.heldOutData);
+  const data = flags.data === undefined ? undefined : resolve(flags.data);
   const rows = await tunedLensRows(dir, {
-    evalRows: flags.heldOutRows ?? DEFAULT_ROWS,
-    length: flags.heldOutLength ?? defaultLength(config),
+    evalRows: flags.rows ?? DEFAULT_STUDY_SETTINGS.heldOutRows,
+    length: heldOutRowLength(dir, config, flags.length, data),
     data,
     training,
   });
@@ -162,11 +174,12 @@ async function runEval(spec: string, flags: EvalFlags): Promise<void> {
   } else {
     // By default the rows the lens was kept from training on.
     const asRecorded = (name: string) => (typeof recorded[name] === 'number' ? (recorded[name] as number) : undefined);
-    const data = flags.heldOutData ?? (typeof recorded.heldOutData === 'string' ? recorded.heldOutData : undefined);
+    const given = flags.data ?? (typeof recorded.heldOutData === 'string' ? recorded.heldOutData : undefined);
+    const data = given === undefined ? undefined : resolve(given);
     const held = await heldOutTokens(dir, {
-      rows: flags.heldOutRows ?? asRecorded('evalRows') ?? DEFAULT_ROWS,
-      length: flags.heldOutLength ?? asRecorded('rowLength') ?? defaultLength(config),
-      data: data === undefined ? undefined : resolve(data),
+      rows: flags.rows ?? asRecorded('evalRows') ?? DEFAULT_STUDY_SETTINGS.heldOutRows,
+      length: heldOutRowLength(dir, config, flags.length ?? asRecorded('rowLength'), data),
+      data,
     });
     if (held.length < 2) throw new UserError(`rows of ${held.length} token; the lens needs at least 2 (a next token)`);
     ids = rowIds(held);
@@ -198,15 +211,19 @@ function commonOptions(cmd: Command): Command {
   return cmd
     .argument('<checkpoint>', CHECKPOINT_ARGUMENT)
     .option('--lens-dir <dir>', "the lens's folder (default: <suite>/lenses/<model>/step<N> for a suite checkpoint)")
-    .option('--held-out-rows <n>', `held-out rows the lens is evaluated on (default ${DEFAULT_ROWS})`, positiveInt)
     .option(
-      '--held-out-length <n>',
-      'tokens per held-out row (default: 1024, or the context where shorter)',
+      '--rows <n>',
+      `rows of held-out text the lens is evaluated on, before those it trains on (default ${DEFAULT_STUDY_SETTINGS.heldOutRows})`,
       positiveInt,
     )
     .option(
-      '--held-out-data <prefix>',
-      "held-out text as a tokenized dataset (.bin/.idx prefix), read from its start (default: the checkpoint's own validation batches; required for hub checkpoints)",
+      '--length <n>',
+      `tokens per row of held-out text (default ${DEFAULT_STUDY_SETTINGS.heldOutLength}, or a training sample's seq-length + 1, or the context + 1, if shorter)`,
+      positiveInt,
+    )
+    .option(
+      '--data <prefix>',
+      "held-out text as a tokenized dataset (.bin/.idx prefix), read from its start (default: the checkpoint's own validation batches; needed for checkpoints that pythia train did not write, e.g. the hub's)",
     )
     .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)', positiveInt)
     .addOption(deviceOption())
@@ -224,7 +241,7 @@ export function registerTunedLens(program: Command): void {
     tuned
       .command('train')
       .description(
-        "train a checkpoint's tuned lens on the held-out rows after the first --held-out-rows (kept for evaluation) with tuned-lens's recipe (SGD, Nesterov momentum 0.9, weight decay 1e-3, linearly decayed lr, gradient clipped to norm 1), and save it; progress on stderr",
+        "train a checkpoint's tuned lens on the held-out rows after the first --rows (kept for evaluation) with tuned-lens's recipe (SGD, Nesterov momentum 0.9, weight decay 1e-3, linearly decayed lr, gradient clipped to norm 1), and save it; progress on stderr",
       ),
   )
     .option('--steps <n>', "training steps (tuned-lens's default)", positiveInt, TUNED_LENS_DEFAULTS.steps)
