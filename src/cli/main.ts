@@ -20,6 +20,7 @@ import { registerSynth } from './commands/synth.js';
 import { registerTokenLosses } from './commands/token-losses.js';
 import { registerTokenizer } from './commands/tokenizer.js';
 import { registerTrain } from './commands/train.js';
+import { registerTunedLens } from './commands/tuned-lens.js';
 import { registerWeights } from './commands/weights.js';
 import { handleClosedOutput, reportError } from './errors.js';
 
@@ -39,6 +40,7 @@ export function buildProgram(): Command {
   registerWeights(program);
   registerHeads(program);
   registerIcl(program);
+  registerTunedLens(program);
   registerTokenizer(program);
   registerData(program);
   registerBatch(program);

@@ -16,7 +16,8 @@ import {
   type StudyName,
   type StudySettings,
 } from '../results/studies.js';
-import { nonNegativeInt, positiveInt, probability } from './arguments.js';
+import { NANO_TUNED_LENS_STUDY } from '../results/tuned-lens-study.js';
+import { nonNegativeInt, nonNegativeNumber, positiveInt, probability } from './arguments.js';
 
 function studyList(value: string): StudyName[] {
   if (value.trim() === 'none') return [];
@@ -75,6 +76,21 @@ export function addStudyOptions(cmd: Command, selected: readonly StudyName[]): C
       DEFAULT_STUDY_SETTINGS.learnedRatio,
     )
     .option(
+      '--tuned-lens-steps <n>',
+      `the tuned lens's training steps (default ${DEFAULT_STUDY_SETTINGS.tunedLensSteps}, tuned-lens's; the nano suite's pythia run ${NANO_TUNED_LENS_STUDY.tunedLensSteps})`,
+      positiveInt,
+    )
+    .option(
+      '--tuned-lens-lr <x>',
+      `the tuned lens's lr scale: SGD's learning rate is x × (1 − momentum 0.9), decayed linearly (default ${DEFAULT_STUDY_SETTINGS.tunedLensLr}, tuned-lens's)`,
+      nonNegativeNumber,
+    )
+    .option(
+      '--tuned-lens-tokens-per-step <n>',
+      `held-out tokens per tuned-lens training step, whole rows (default ${DEFAULT_STUDY_SETTINGS.tunedLensTokensPerStep}, tuned-lens's; the nano suite's pythia run ${NANO_TUNED_LENS_STUDY.tunedLensTokensPerStep})`,
+      positiveInt,
+    )
+    .option(
       '--held-out-data <prefix>',
       "held-out text as a tokenized dataset (.bin/.idx prefix), read from its start (default: each checkpoint's own validation batches; required for hub checkpoints)",
     )
@@ -98,6 +114,9 @@ export function studyFlags(
     learnedRatio: flags.learnedRatio as number,
     attentionText: flags.attentionText as string,
   };
+  // Only where given: the nano suite's pythia run has its own tuned-lens defaults.
+  for (const name of ['tunedLensSteps', 'tunedLensLr', 'tunedLensTokensPerStep'] as const)
+    if (flags[name] !== undefined) settings[name] = flags[name] as number;
   if (flags.heldOutData !== undefined) settings.heldOutData = resolve(flags.heldOutData as string);
   for (const name of STUDY_NAMES) {
     const { flag }: StudyDefinition = STUDIES[name];

@@ -34,6 +34,11 @@ export interface LogitLensOptions {
   /** Positions per lens projection (default 128). */
   chunk?: number;
   runtime?: RuntimeOptions;
+  /**
+   * Maps layer ℓ < L's residual [n, hidden] before the lens reads it (the tuned lens's translators,
+   * tuned-lens.ts); the final residual is never mapped.
+   */
+  translate?: (layer: number, resid: Float32Array, n: number) => Promise<Float32Array>;
 }
 
 const LENS_PARAMS = ['gpt_neox.final_layer_norm.weight', 'gpt_neox.final_layer_norm.bias'];
@@ -115,7 +120,8 @@ export async function logitLens(
           finalTop[i] = argmax(final, i * V, V);
         }
         for (let l = 0; l <= L; l++) {
-          const q = l === L ? final : await project(at(l), n);
+          const q =
+            l === L ? final : await project(options.translate ? await options.translate(l, at(l), n) : at(l), n);
           for (let i = 0; i < n; i++) {
             const o = i * V;
             let k = 0;

@@ -11,6 +11,7 @@ import { writeReport } from '../report/report.js';
 import type { EvalEvent } from '../results/evaluate.js';
 import { evaluate } from '../results/evaluate.js';
 import { STUDY_NAMES, type StudyName, type StudySettings } from '../results/studies.js';
+import { NANO_TUNED_LENS_STUDY } from '../results/tuned-lens-study.js';
 import type { ExecutionProvider } from '../runtime/session.js';
 import { DEFAULT_OPTIONS } from '../synth/corpus.js';
 import { DATASET_PREFIX, type SynthProgress, synthesize, TOKENIZER_FILE, TRUTH_FILE } from '../synth/synthesize.js';
@@ -173,7 +174,8 @@ export async function runPipeline(options: RunOptions): Promise<RunRecord> {
       threads: options.threads,
       device: options.device,
       studies: options.studies ?? STUDY_NAMES,
-      studySettings: options.studySettings,
+      // The nano suite trains its tuned lenses scaled down (docs/analyses.md), unless told otherwise.
+      studySettings: { ...(options.preset === 'nano' && NANO_TUNED_LENS_STUDY), ...options.studySettings },
       onEvent: (event) => emit({ type: 'eval', event }),
     });
     return `${summary.evaluated} cells evaluated, ${summary.skipped} already there`;

@@ -23,6 +23,7 @@ import {
   type TokenLearningRow,
   type TokenLossRow,
   tokenCurveCharts,
+  tunedLensCharts,
   type WeightChangeRow,
   weightCharts,
 } from './inside-charts.js';
@@ -150,6 +151,12 @@ const STUDY_CHARTS: { readonly [K in StudyName]: (data: ReportData, c: ChartCont
       data.studies.iclScores as unknown as IclScoreRow[],
       data.studies.headScores as unknown as HeadScoreRow[],
       data.scores,
+      c,
+    ),
+  'tuned-lens': (data, c) =>
+    tunedLensCharts(
+      data.studies.tunedLensLayers as unknown as LensLayerRow[],
+      data.studies.lensLayers as unknown as LensLayerRow[],
       c,
     ),
 };

@@ -23,6 +23,7 @@ import { type RepeatedTokensStudy, recordHeads, recordIcl } from './heads-study.
 import { recordLogitLens } from './lens-study.js';
 import type { ResultsStore } from './store.js';
 import { recordTokenCurves, type TokenCurvesStudy } from './token-curves-study.js';
+import { DEFAULT_TUNED_LENS_STUDY, recordTunedLens, type TunedLensStudy } from './tuned-lens-study.js';
 import { recordWeights } from './weights-study.js';
 
 /** In the table's order: the order of their cells, flags and report charts. */
@@ -31,6 +32,7 @@ export const STUDY_NAMES = [
   'memorization',
   'term-counts',
   'logit-lens',
+  'tuned-lens',
   'heads',
   'icl',
   'token-curves',
@@ -52,7 +54,12 @@ export interface HeldOutStudy {
 }
 
 /** Every study's settings, one default each (`pythia eval` and `pythia run` share them). */
-export type StudySettings = MemorizationStudy & HeldOutStudy & TokenCurvesStudy & AttentionStudy & RepeatedTokensStudy;
+export type StudySettings = MemorizationStudy &
+  HeldOutStudy &
+  TokenCurvesStudy &
+  AttentionStudy &
+  RepeatedTokensStudy &
+  TunedLensStudy;
 
 /**
  * Pythia's memorization setting (32-token prompt, 32 generated), scoring up to 1024 sequences per
@@ -72,6 +79,7 @@ export const DEFAULT_STUDY_SETTINGS: StudySettings = {
   // TransformerLens's induction_loss: 4 sequences of 2 × 384 random tokens (cut to the context).
   repeatedSequences: 4,
   repeatedLength: 384,
+  ...DEFAULT_TUNED_LENS_STUDY,
 };
 
 /** The settings that are numbers, which a shorthand flag can set. */
@@ -375,6 +383,34 @@ export const STUDIES = {
           sql: `SELECT x.model, ${REPORT_SIZE} AS size, coalesce(m.run, 'baseline') AS run, x.step, x.induction_loss,
        x.early_position, x.late_position, x.early_loss, x.late_loss, x.icl_score
      FROM icl_scores x LEFT JOIN models m ON m.model = x.model WHERE ${CURRENT} ORDER BY x.model, x.step`,
+        },
+      },
+    },
+  },
+  'tuned-lens': {
+    per: 'checkpoint',
+    kind: 'tuned_lens',
+    description:
+      "the tuned lens (per-layer affine translators trained on held-out rows with tuned-lens's recipe) with the logit lens's metrics per layer",
+    settings: [
+      'heldOutRows',
+      'heldOutLength',
+      'heldOutData',
+      'tunedLensSteps',
+      'tunedLensLr',
+      'tunedLensTokensPerStep',
+    ],
+    flag: { name: '--tuned-lens' },
+    tables: ['lens_layers'],
+    record: recordTunedLens,
+    report: {
+      section: 'inside',
+      queries: {
+        tunedLensLayers: {
+          sql: `SELECT x.model, ${REPORT_SIZE} AS size, coalesce(m.run, 'baseline') AS run, x.step, x.layer,
+       x.kl, x.ce, x.entropy, x.top1, x.kl_bpb, x.ce_bpb
+     FROM lens_layers x LEFT JOIN models m ON m.model = x.model
+     WHERE x.lens = 'tuned' AND ${CURRENT} ORDER BY x.model, x.step, x.layer`,
         },
       },
     },

@@ -29,6 +29,8 @@ import { chromiumMissing, launch, openReport } from './browser.js';
 const cli = join(repoRoot, 'dist/src/cli/main.js');
 const ALL_CHARTS = [
   'logit-lens',
+  'tuned-lens',
+  'tuned-vs-logit-lens',
   'head-scores',
   'induction',
   'token-shares',
@@ -50,6 +52,8 @@ const ALL_CHARTS = [
 /** Charts drawn from the case-study tables, and the tables. */
 const CASE_STUDY_CHARTS = [
   'logit-lens',
+  'tuned-lens',
+  'tuned-vs-logit-lens',
   'head-scores',
   'induction',
   'token-shares',
@@ -141,6 +145,11 @@ before(() => {
     '--canaries',
     '--term-counts',
     '--logit-lens',
+    '--tuned-lens',
+    '--tuned-lens-steps',
+    '2',
+    '--tuned-lens-tokens-per-step',
+    '128',
     '--heads',
     '--icl',
     '--token-curves',

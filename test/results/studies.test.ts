@@ -223,7 +223,7 @@ test('--studies with an unknown name is refused as any bad argument is, naming t
   assert.equal(r.status, 1);
   assert.match(
     r.stderr.split('\n')[0]!,
-    /^error: option '--studies <list>' argument 'memorization,canary' is invalid\. unknown study canary \(studies: canaries, memorization, term-counts, logit-lens, heads, icl, token-curves, weights, attention\)\.$/,
+    /^error: option '--studies <list>' argument 'memorization,canary' is invalid\. unknown study canary \(studies: canaries, memorization, term-counts, logit-lens, tuned-lens, heads, icl, token-curves, weights, attention\)\.$/,
   );
 });
 

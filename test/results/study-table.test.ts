@@ -33,6 +33,7 @@ test("every study's result tables are in the schema, keyed by the study first", 
       '--memorization',
       '--term-counts',
       '--logit-lens',
+      '--tuned-lens',
       '--heads',
       '--icl',
       '--token-curves',
@@ -77,7 +78,7 @@ test('--studies names are checked against the table', () => {
   assert.deepEqual(parseStudies('term-counts, memorization'), ['term-counts', 'memorization']);
   assert.throws(
     () => parseStudies('memorisation'),
-    /unknown study memorisation \(studies: canaries, memorization, term-counts, logit-lens, heads, icl, token-curves, weights, attention\)/,
+    /unknown study memorisation \(studies: canaries, memorization, term-counts, logit-lens, tuned-lens, heads, icl, token-curves, weights, attention\)/,
   );
 });
 
