@@ -7,7 +7,7 @@ import type { NeoXConfig } from '../model/config.js';
 import { Decoder } from '../model/decoder.js';
 import { generate } from '../model/generate.js';
 import type { Params } from '../model/params.js';
-import { type ScoreRequest, Scorer } from '../model/score.js';
+import { type ScoreRequest, type ScoreResult, Scorer } from '../model/score.js';
 import type { RuntimeOptions } from '../runtime/session.js';
 import { ConfigError } from '../util/errors.js';
 import { checkNumber, checkOptionalNumber, NON_NEGATIVE_INTEGER, POSITIVE_INTEGER } from '../util/values.js';
@@ -46,6 +46,11 @@ export interface TaskRunOptions {
   /** Most tokens generate_until items may generate. */
   maxGenTokens: number;
   runtime?: RuntimeOptions;
+  /**
+   * Run an item's shared context once for all its requests (`Scorer.scoreGroups`); default true.
+   * False scores every request whole, as a reference and for benchmarks.
+   */
+  shareContexts?: boolean;
   /** Called after each batch with items done so far. */
   onProgress?: (done: number, total: number) => void;
 }
@@ -159,6 +164,39 @@ async function scoreInSlices(
 }
 
 /**
+ * Scores each item's requests as one group (its shared context run once), in slices of about
+ * `batchSize`·16 requests so progress can be reported between them; results in request order.
+ */
+async function scoreItemsInSlices(
+  s: Scorer,
+  requests: readonly ScoreRequest[],
+  owner: readonly number[],
+  totalItems: number,
+  options: TaskRunOptions,
+): Promise<ScoreResult[]> {
+  const groups: ScoreRequest[][] = [];
+  requests.forEach((r, j) => {
+    if (j === 0 || owner[j] !== owner[j - 1]) groups.push([]);
+    groups.at(-1)!.push(r);
+  });
+  const slice = options.batchSize * 16;
+  const out: ScoreResult[] = [];
+  let done = 0;
+  for (let start = 0; start < groups.length; ) {
+    let end = start;
+    let count = 0;
+    while (end < groups.length && (end === start || count + groups[end]!.length <= slice))
+      count += groups[end++]!.length;
+    const scored = await s.scoreGroups(groups.slice(start, end), options.batchSize);
+    out.push(...scored.flat());
+    done += count;
+    options.onProgress?.(owner[done - 1]! + 1, totalItems);
+    start = end;
+  }
+  return out;
+}
+
+/**
  * The (context, continuation) pairs an item is scored on, each context after the item's few-shot
  * prefix (lm-eval's request arguments): one per choice, one per context of a partial item, one
  * for a last-word item; none for the other kinds.
@@ -195,13 +233,11 @@ async function scoreChoices(
     }
   });
   const requests = await encodePairs(model.tokenizer, pairs);
-  const scored = await scoreInSlices(
-    await scorer(model, options.runtime),
-    requests,
-    options,
-    (done) => (done === 0 ? 0 : owner[done - 1]! + 1),
-    items.length,
-  );
+  const s = await scorer(model, options.runtime);
+  const scored =
+    options.shareContexts === false
+      ? await scoreInSlices(s, requests, options, (done) => (done === 0 ? 0 : owner[done - 1]! + 1), items.length)
+      : await scoreItemsInSlices(s, requests, owner, items.length, options);
   let k = 0;
   return items.map((item) => {
     if (item.kind === 'multiple_choice') {
