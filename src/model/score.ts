@@ -324,7 +324,8 @@ export class Scorer {
       chunk.forEach(({ row, prefix, rest }, b) => {
         for (let t = 0; t < seq; t++) {
           rowIds[b * seq + t] = BigInt(row.input[prefix + t] ?? 0);
-          rowPositions[b * seq + t] = BigInt(prefix + t);
+          // Padding past a row's end sits at position 0: a prefix near the last position has no room after it.
+          rowPositions[b * seq + t] = BigInt(t < rest ? prefix + t : 0);
           const biasRow = bias.subarray((b * seq + t) * (P + seq), (b * seq + t + 1) * (P + seq));
           biasRow.fill(MASK_VALUE, prefix, P);
           biasRow.fill(MASK_VALUE, P + t + 1);

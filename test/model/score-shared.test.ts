@@ -3,7 +3,8 @@
  * remaining tokens against its keys and values) equals plain scoring (`Scorer.score`) of the same
  * requests within 1e-5 relative, with the same greedy flags: on the HF fixture checkpoints for
  * groups with continuations of different lengths, contexts that differ after a common start
- * (partial items), groups of one, and groups left-truncated at max_position_embeddings; and through
+ * (partial items), groups of one, groups left-truncated at max_position_embeddings and prefixes
+ * ending next to it; and through
  * lm-eval's tokenization (encodePairs) where a context ends inside a word or on whitespace.
  */
 import assert from 'node:assert/strict';
@@ -70,6 +71,10 @@ function tokenGroups(vocab: number, maxPositions: number, seed: number): ScoreRe
   // Longer than the model's context: each request left-truncated by its own length.
   const long = tokens(maxPositions + 5);
   groups.push([1, 3, 7].map((n) => ({ context: long, continuation: tokens(n) })));
+  // A prefix that ends near max_position_embeddings, batched with longer remainders: its padding
+  // must not run past the last position.
+  const nearEnd = tokens(maxPositions - 2);
+  groups.push([0, 1].map(() => ({ context: nearEnd, continuation: tokens(1) })));
   return groups;
 }
 
