@@ -289,6 +289,9 @@ try {
   await evaluate(true, 2);
   const shared = await evaluate(true);
   const plain = await evaluate(false);
+  console.log(
+    `pythia-ts: ${shared.seconds.toFixed(1)} s sharing contexts, ${plain.seconds.toFixed(1)} s scoring whole requests`,
+  );
   const peak = await matmulPeak(threads);
   const items = names.length * ITEMS;
   console.log(

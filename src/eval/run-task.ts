@@ -164,8 +164,9 @@ async function scoreInSlices(
 }
 
 /**
- * Scores each item's requests as one group (its shared context run once), in slices of about
- * `batchSize`·16 requests so progress can be reported between them; results in request order.
+ * Scores each item's requests as one group (its shared context run once): items longest first, so
+ * that batches hold items of similar lengths, in slices of about `batchSize`·16 requests so progress
+ * can be reported between them; results in request order.
  */
 async function scoreItemsInSlices(
   s: Scorer,
@@ -174,24 +175,33 @@ async function scoreItemsInSlices(
   totalItems: number,
   options: TaskRunOptions,
 ): Promise<ScoreResult[]> {
-  const groups: ScoreRequest[][] = [];
+  const groups: { first: number; requests: ScoreRequest[]; length: number }[] = [];
   requests.forEach((r, j) => {
-    if (j === 0 || owner[j] !== owner[j - 1]) groups.push([]);
-    groups.at(-1)!.push(r);
+    if (j === 0 || owner[j] !== owner[j - 1]) groups.push({ first: j, requests: [], length: 0 });
+    const group = groups.at(-1)!;
+    group.requests.push(r);
+    group.length = Math.max(group.length, r.context.length + r.continuation.length);
   });
+  const order = [...groups].sort((a, b) => b.length - a.length || a.first - b.first);
   const slice = options.batchSize * 16;
-  const out: ScoreResult[] = [];
-  let done = 0;
-  for (let start = 0; start < groups.length; ) {
+  const out = new Array<ScoreResult>(requests.length);
+  for (let start = 0; start < order.length; ) {
     let end = start;
     let count = 0;
-    while (end < groups.length && (end === start || count + groups[end]!.length <= slice))
-      count += groups[end++]!.length;
-    const scored = await s.scoreGroups(groups.slice(start, end), options.batchSize);
-    out.push(...scored.flat());
-    done += count;
-    options.onProgress?.(owner[done - 1]! + 1, totalItems);
+    while (end < order.length && (end === start || count + order[end]!.requests.length <= slice))
+      count += order[end++]!.requests.length;
+    const chunk = order.slice(start, end);
+    const scored = await s.scoreGroups(
+      chunk.map((g) => g.requests),
+      options.batchSize,
+    );
+    chunk.forEach((g, i) => {
+      scored[i]!.forEach((r, k) => {
+        out[g.first + k] = r;
+      });
+    });
     start = end;
+    options.onProgress?.(start, totalItems);
   }
   return out;
 }
