@@ -7,7 +7,7 @@ import type { NeoXConfig } from '../model/config.js';
 import { Decoder } from '../model/decoder.js';
 import { generate } from '../model/generate.js';
 import type { Params } from '../model/params.js';
-import { type ScoreRequest, Scorer } from '../model/score.js';
+import { type ScoreRequest, type ScoreResult, Scorer } from '../model/score.js';
 import type { RuntimeOptions } from '../runtime/session.js';
 import { ConfigError } from '../util/errors.js';
 import { checkNumber, checkOptionalNumber, NON_NEGATIVE_INTEGER, POSITIVE_INTEGER } from '../util/values.js';
@@ -46,6 +46,11 @@ export interface TaskRunOptions {
   /** Most tokens generate_until items may generate. */
   maxGenTokens: number;
   runtime?: RuntimeOptions;
+  /**
+   * Run an item's shared context once for all its requests (`Scorer.scoreGroups`); default true.
+   * False scores every request whole, as a reference and for benchmarks.
+   */
+  shareContexts?: boolean;
   /** Called after each batch with items done so far. */
   onProgress?: (done: number, total: number) => void;
 }
@@ -159,6 +164,49 @@ async function scoreInSlices(
 }
 
 /**
+ * Scores each item's requests as one group (its shared context run once): items longest first, so
+ * that batches hold items of similar lengths, in slices of about `batchSize`·16 requests so progress
+ * can be reported between them; results in request order.
+ */
+async function scoreItemsInSlices(
+  s: Scorer,
+  requests: readonly ScoreRequest[],
+  owner: readonly number[],
+  totalItems: number,
+  options: TaskRunOptions,
+): Promise<ScoreResult[]> {
+  const groups: { first: number; requests: ScoreRequest[]; length: number }[] = [];
+  requests.forEach((r, j) => {
+    if (j === 0 || owner[j] !== owner[j - 1]) groups.push({ first: j, requests: [], length: 0 });
+    const group = groups.at(-1)!;
+    group.requests.push(r);
+    group.length = Math.max(group.length, r.context.length + r.continuation.length);
+  });
+  const order = [...groups].sort((a, b) => b.length - a.length || a.first - b.first);
+  const slice = options.batchSize * 16;
+  const out = new Array<ScoreResult>(requests.length);
+  for (let start = 0; start < order.length; ) {
+    let end = start;
+    let count = 0;
+    while (end < order.length && (end === start || count + order[end]!.requests.length <= slice))
+      count += order[end++]!.requests.length;
+    const chunk = order.slice(start, end);
+    const scored = await s.scoreGroups(
+      chunk.map((g) => g.requests),
+      options.batchSize,
+    );
+    chunk.forEach((g, i) => {
+      scored[i]!.forEach((r, k) => {
+        out[g.first + k] = r;
+      });
+    });
+    start = end;
+    options.onProgress?.(start, totalItems);
+  }
+  return out;
+}
+
+/**
  * The (context, continuation) pairs an item is scored on, each context after the item's few-shot
  * prefix (lm-eval's request arguments): one per choice, one per context of a partial item, one
  * for a last-word item; none for the other kinds.
@@ -195,13 +243,11 @@ async function scoreChoices(
     }
   });
   const requests = await encodePairs(model.tokenizer, pairs);
-  const scored = await scoreInSlices(
-    await scorer(model, options.runtime),
-    requests,
-    options,
-    (done) => (done === 0 ? 0 : owner[done - 1]! + 1),
-    items.length,
-  );
+  const s = await scorer(model, options.runtime);
+  const scored =
+    options.shareContexts === false
+      ? await scoreInSlices(s, requests, options, (done) => (done === 0 ? 0 : owner[done - 1]! + 1), items.length)
+      : await scoreItemsInSlices(s, requests, owner, items.length, options);
   let k = 0;
   return items.map((item) => {
     if (item.kind === 'multiple_choice') {

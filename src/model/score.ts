@@ -4,7 +4,7 @@
  * whether greedy decoding would have produced them (lm-evaluation-harness's `is_greedy`).
  * Only per-token target log-probabilities come back from the graph, never full logits.
  */
-import { Graph } from '../graph/graph.js';
+import { Graph, type Tensor } from '../graph/graph.js';
 import * as op from '../graph/ops.js';
 import {
   type CompiledGraph,
@@ -15,8 +15,8 @@ import {
 } from '../runtime/session.js';
 import { ConfigError } from '../util/errors.js';
 import { checkNumber, POSITIVE_INTEGER } from '../util/values.js';
-import type { NeoXConfig } from './config.js';
-import { buildGptNeoX, lmHead, MASK_VALUE } from './gpt-neox.js';
+import { headDim, type NeoXConfig } from './config.js';
+import { buildGptNeoX, type LayerCache, lmHead, MASK_VALUE, type WeightLookup } from './gpt-neox.js';
 import { type Params, parameterInputs, releaseFeeds, residentParameterFeeds } from './params.js';
 
 export interface ScoreRequest {
@@ -33,12 +33,103 @@ export interface ScoreResult {
   isGreedy: boolean;
 }
 
+/** A request as the graph takes it: inputs (all tokens but the last, left-truncated), their targets, and how many are scored. */
+interface Row {
+  index: number;
+  input: number[];
+  target: number[];
+  n: number;
+}
+
+/** The summed log-probability, per-token log-probabilities and greedy flag of the log-probs at the scored positions. */
+function scoringOutputs(
+  config: NeoXConfig,
+  lookup: WeightLookup,
+  final: Tensor,
+  index: Tensor,
+  targets: Tensor,
+): Record<string, Tensor> {
+  const rows = op.gather(op.reshape(final, ['batch*seq', config.hiddenSize]), index, 0);
+  const logits = lmHead(config, lookup, rows);
+  const logprob = op.neg(op.crossEntropy(logits, targets));
+  const targetLogit = op.reshape(op.gatherElements(logits, op.reshape(targets, ['scored', 1]), 1), ['scored']);
+  const greedy = op.equal(op.max(logits, [-1]), targetLogit);
+  return { logprob, greedy };
+}
+
+/**
+ * The two graphs of shared-context scoring: `prefix` runs a group's common tokens and returns every
+ * layer's keys and values ([batch, heads, seq, head_dim]); `rest` runs each request's remaining
+ * tokens against those (`past.i.key`/`past.i.value`, slots past a row's prefix masked by its bias)
+ * and scores them as the plain graph does.
+ */
+async function sharedContextGraphs(
+  config: NeoXConfig,
+  runtime: RuntimeOptions,
+): Promise<{ prefix: CompiledGraph; rest: CompiledGraph }> {
+  const prefix = compile(prefixGraph(config), runtime);
+  const rest = compile(restGraph(config), runtime);
+  return { prefix: await prefix, rest: await rest };
+}
+
+function prefixGraph(config: NeoXConfig): { graph: Graph; outputs: Record<string, Tensor> } {
+  const graph = new Graph();
+  const { lookup } = parameterInputs(graph, config);
+  const ids = graph.input('input_ids', 'int64', ['batch', 'seq']);
+  const positions = graph.input('position_ids', 'int64', ['batch', 'seq']);
+  const bias = graph.input('attention_bias', 'float32', [1, 1, 'seq', 'seq']);
+  const out = buildGptNeoX(config, lookup, { ids, positions, attentionBias: bias, fused: true });
+  const outputs: Record<string, Tensor> = {};
+  out.present.forEach((c, i) => {
+    outputs[`present.${i}.key`] = c.key;
+    outputs[`present.${i}.value`] = c.value;
+  });
+  return { graph, outputs };
+}
+
+function restGraph(config: NeoXConfig): { graph: Graph; outputs: Record<string, Tensor> } {
+  const nh = config.numHeads;
+  const hd = headDim(config);
+  const graph = new Graph();
+  const { lookup } = parameterInputs(graph, config);
+  const ids = graph.input('input_ids', 'int64', ['batch', 'seq']);
+  const positions = graph.input('position_ids', 'int64', ['batch', 'seq']);
+  const bias = graph.input('attention_bias', 'float32', ['batch', 1, 'seq', 'past+seq']);
+  const past: LayerCache[] = [];
+  for (let i = 0; i < config.numLayers; i++) {
+    past.push({
+      key: graph.input(`past.${i}.key`, 'float32', ['batch', nh, 'past', hd]),
+      value: graph.input(`past.${i}.value`, 'float32', ['batch', nh, 'past', hd]),
+    });
+  }
+  const index = graph.input('score_index', 'int64', ['scored']);
+  const targets = graph.input('score_targets', 'int64', ['scored']);
+  const { final } = buildGptNeoX(config, lookup, { ids, positions, attentionBias: bias, past, fused: true });
+  return { graph, outputs: scoringOutputs(config, lookup, final, index, targets) };
+}
+
+/** Length of the longest common prefix of token rows. */
+function commonPrefix(rows: readonly (readonly number[])[]): number {
+  const first = rows[0]!;
+  let n = Math.min(...rows.map((r) => r.length));
+  for (const row of rows.slice(1)) {
+    let k = 0;
+    while (k < n && row[k] === first[k]) k++;
+    n = k;
+  }
+  return n;
+}
+
 export class Scorer {
+  /** The shared-context graphs, compiled on first use. */
+  private shared?: Promise<{ prefix: CompiledGraph; rest: CompiledGraph }>;
+
   private constructor(
     readonly config: NeoXConfig,
     /** The weights as fed each run: host views, or on WebGPU copies in GPU memory. */
     private readonly weights: Record<string, HostTensor | DeviceTensor>,
     private readonly session: CompiledGraph,
+    private readonly runtime: RuntimeOptions,
   ) {}
 
   /**
@@ -55,13 +146,8 @@ export class Scorer {
     const index = graph.input('score_index', 'int64', ['scored']);
     const targets = graph.input('score_targets', 'int64', ['scored']);
     const { final } = buildGptNeoX(config, lookup, { ids, positions, attentionBias: bias, fused: true });
-    const rows = op.gather(op.reshape(final, ['batch*seq', config.hiddenSize]), index, 0);
-    const logits = lmHead(config, lookup, rows);
-    const logprob = op.neg(op.crossEntropy(logits, targets));
-    const targetLogit = op.reshape(op.gatherElements(logits, op.reshape(targets, ['scored', 1]), 1), ['scored']);
-    const greedy = op.equal(op.max(logits, [-1]), targetLogit);
-    const session = await compile({ graph, outputs: { logprob, greedy } }, runtime);
-    return new Scorer(config, await residentParameterFeeds(config, params, runtime.provider), session);
+    const session = await compile({ graph, outputs: scoringOutputs(config, lookup, final, index, targets) }, runtime);
+    return new Scorer(config, await residentParameterFeeds(config, params, runtime.provider), session, runtime);
   }
 
   /** Frees the weights' copies in GPU memory (WebGPU); the scorer cannot be used after. */
@@ -77,8 +163,47 @@ export class Scorer {
   /** Scores requests in batches of up to `batchSize` rows of similar length. */
   async score(requests: readonly ScoreRequest[], batchSize = 8): Promise<ScoreResult[]> {
     checkNumber('batchSize', batchSize, POSITIVE_INTEGER);
+    const rows = this.rows(requests);
+    const results = new Array<ScoreResult>(requests.length);
+    await this.scoreRows(rows, batchSize, results);
+    return results;
+  }
+
+  /**
+   * Scores groups of requests that share their first tokens (a multiple-choice item's choices, or a
+   * partial item's contexts): the longest common prefix of a group's inputs, up to its first scored
+   * position, runs once, and each request's remaining tokens run against its keys and values. Equal
+   * to `score` on the same requests up to float32 rounding. Groups of one request, or with no
+   * common first token, are scored as `score` does.
+   */
+  async scoreGroups(groups: readonly (readonly ScoreRequest[])[], batchSize = 8): Promise<ScoreResult[][]> {
+    checkNumber('batchSize', batchSize, POSITIVE_INTEGER);
+    const rows = this.rows(groups.flat());
+    const results = new Array<ScoreResult>(rows.length);
+    const plain: Row[] = [];
+    const shared: { rows: Row[]; prefix: number }[] = [];
+    let k = 0;
+    for (const group of groups) {
+      const members = rows.slice(k, k + group.length);
+      k += group.length;
+      if (members.length === 0) continue;
+      const prefix = Math.min(commonPrefix(members.map((r) => r.input)), ...members.map((r) => r.input.length - r.n));
+      if (members.length < 2 || prefix < 1) plain.push(...members);
+      else shared.push({ rows: members, prefix });
+    }
+    await this.scoreRows(plain, batchSize, results);
+    // Longest prefixes first, `batchSize` groups a window: one prefix run, then their requests.
+    shared.sort((a, b) => b.prefix - a.prefix || a.rows[0]!.index - b.rows[0]!.index);
+    for (let start = 0; start < shared.length; start += batchSize)
+      await this.scoreSharedWindow(shared.slice(start, start + batchSize), batchSize, results);
+    k = 0;
+    return groups.map((g) => g.map(() => results[k++]!));
+  }
+
+  /** Checks requests and lays them out as the graph takes them. */
+  private rows(requests: readonly ScoreRequest[]): Row[] {
     const V = this.config.vocabSize;
-    const rows = requests.map((r, i) => {
+    return requests.map((r, i) => {
       if (r.continuation.length === 0) throw new ConfigError(`request ${i}: empty continuation`);
       if (r.context.length === 0) throw new ConfigError(`request ${i}: empty context (start it with the EOD token)`);
       const all = [...r.context, ...r.continuation];
@@ -98,8 +223,11 @@ export class Scorer {
         n: r.continuation.length,
       };
     });
+  }
+
+  /** Scores rows whole, longest first, into `results` at their indices. */
+  private async scoreRows(rows: readonly Row[], batchSize: number, results: ScoreResult[]): Promise<void> {
     const order = [...rows].sort((a, b) => b.input.length - a.input.length || a.index - b.index);
-    const results = new Array<ScoreResult>(requests.length);
     for (let start = 0; start < order.length; start += batchSize) {
       const chunk = order.slice(start, start + batchSize);
       const batch = chunk.length;
@@ -121,26 +249,126 @@ export class Scorer {
           targets[k++] = BigInt(row.target[t]!);
         }
       });
-      const bias = new Float32Array(seq * seq);
-      for (let t = 0; t < seq; t++) for (let u = t + 1; u < seq; u++) bias[t * seq + u] = MASK_VALUE;
       const r = await this.session.run({
         ...this.weights,
         input_ids: { data: ids, dims: [batch, seq] },
         position_ids: { data: positions, dims: [batch, seq] },
-        attention_bias: { data: bias, dims: [1, 1, seq, seq] },
+        attention_bias: { data: causalBias(seq), dims: [1, 1, seq, seq] },
         score_index: { data: index, dims: [scored] },
         score_targets: { data: targets, dims: [scored] },
       });
-      const logprob = r.logprob!.data as Float32Array;
-      const greedy = r.greedy!.data as Uint8Array;
-      k = 0;
-      for (const row of chunk) {
-        const tokenLogprobs = Array.from(logprob.subarray(k, k + row.n));
-        const isGreedy = greedy.subarray(k, k + row.n).every(Boolean);
-        k += row.n;
-        results[row.index] = { logprob: tokenLogprobs.reduce((a, c) => a + c, 0), tokenLogprobs, isGreedy };
-      }
+      collect(chunk, r, results);
     }
-    return results;
+  }
+
+  /**
+   * One window of groups: their prefixes in one batch (right-padded; causal attention keeps the
+   * padding out of earlier positions), then their rows in batches of `batchSize`, each row given
+   * its group's keys and values with the slots past its prefix masked.
+   */
+  private async scoreSharedWindow(
+    window: readonly { rows: Row[]; prefix: number }[],
+    batchSize: number,
+    results: ScoreResult[],
+  ): Promise<void> {
+    this.shared ??= sharedContextGraphs(this.config, this.runtime);
+    const graphs = await this.shared;
+    const L = this.config.numLayers;
+    const nh = this.config.numHeads;
+    const hd = headDim(this.config);
+    const G = window.length;
+    const P = window[0]!.prefix;
+    const ids = new BigInt64Array(G * P);
+    const positions = new BigInt64Array(G * P);
+    window.forEach((g, b) => {
+      const input = g.rows[0]!.input;
+      for (let t = 0; t < P; t++) {
+        ids[b * P + t] = BigInt(t < g.prefix ? input[t]! : 0);
+        positions[b * P + t] = BigInt(t);
+      }
+    });
+    const present = await graphs.prefix.run({
+      ...this.weights,
+      input_ids: { data: ids, dims: [G, P] },
+      position_ids: { data: positions, dims: [G, P] },
+      attention_bias: { data: causalBias(P), dims: [1, 1, P, P] },
+    });
+    const cache = Array.from(
+      { length: 2 * L },
+      (_, i) => present[`present.${i >> 1}.${i & 1 ? 'value' : 'key'}`]!.data as Float32Array,
+    );
+    const block = nh * P * hd;
+    const members = window.flatMap((g, w) =>
+      g.rows.map((row) => ({ row, group: w, prefix: g.prefix, rest: row.input.length - g.prefix })),
+    );
+    members.sort((a, b) => b.rest - a.rest || a.row.index - b.row.index);
+    for (let start = 0; start < members.length; start += batchSize) {
+      const chunk = members.slice(start, start + batchSize);
+      const batch = chunk.length;
+      const seq = chunk[0]!.rest;
+      const scored = chunk.reduce((a, m) => a + m.row.n, 0);
+      const rowIds = new BigInt64Array(batch * seq);
+      const rowPositions = new BigInt64Array(batch * seq);
+      const bias = new Float32Array(batch * seq * (P + seq));
+      const index = new BigInt64Array(scored);
+      const targets = new BigInt64Array(scored);
+      const feeds: Record<string, HostTensor | DeviceTensor> = {};
+      for (let i = 0; i < 2 * L; i++) {
+        const past = new Float32Array(batch * block);
+        chunk.forEach((m, b) => {
+          past.set(cache[i]!.subarray(m.group * block, (m.group + 1) * block), b * block);
+        });
+        feeds[`past.${i >> 1}.${i & 1 ? 'value' : 'key'}`] = { data: past, dims: [batch, nh, P, hd] };
+      }
+      let k = 0;
+      chunk.forEach(({ row, prefix, rest }, b) => {
+        for (let t = 0; t < seq; t++) {
+          rowIds[b * seq + t] = BigInt(row.input[prefix + t] ?? 0);
+          // Padding past a row's end sits at position 0: a prefix near the last position has no room after it.
+          rowPositions[b * seq + t] = BigInt(t < rest ? prefix + t : 0);
+          const biasRow = bias.subarray((b * seq + t) * (P + seq), (b * seq + t + 1) * (P + seq));
+          biasRow.fill(MASK_VALUE, prefix, P);
+          biasRow.fill(MASK_VALUE, P + t + 1);
+        }
+        for (let t = rest - row.n; t < rest; t++) {
+          index[k] = BigInt(b * seq + t);
+          targets[k++] = BigInt(row.target[prefix + t]!);
+        }
+      });
+      const r = await graphs.rest.run({
+        ...this.weights,
+        ...feeds,
+        input_ids: { data: rowIds, dims: [batch, seq] },
+        position_ids: { data: rowPositions, dims: [batch, seq] },
+        attention_bias: { data: bias, dims: [batch, 1, seq, P + seq] },
+        score_index: { data: index, dims: [scored] },
+        score_targets: { data: targets, dims: [scored] },
+      });
+      collect(
+        chunk.map((m) => m.row),
+        r,
+        results,
+      );
+    }
+  }
+}
+
+/** [seq, seq] additive causal mask. */
+function causalBias(seq: number): Float32Array {
+  const bias = new Float32Array(seq * seq);
+  for (let t = 0; t < seq; t++) for (let u = t + 1; u < seq; u++) bias[t * seq + u] = MASK_VALUE;
+  return bias;
+}
+
+/** Each row's per-token log-probabilities and greedy flags from a run, in the order it scored them. */
+function collect(chunk: readonly Row[], r: Record<string, HostTensor>, results: ScoreResult[]): void {
+  const logprob = r.logprob!.data as Float32Array;
+  const greedy = r.greedy!.data as Uint8Array;
+  let k = 0;
+  for (const row of chunk) {
+    const tokenLogprobs = Array.from(logprob.subarray(k, k + row.n));
+    const isGreedy = greedy.subarray(k, k + row.n).every(Boolean);
+    k += row.n;
+    results[row.index] = { logprob: tokenLogprobs.reduce((a, c) => a + c, 0), tokenLogprobs, isGreedy };
   }
 }
