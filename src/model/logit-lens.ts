@@ -66,6 +66,22 @@ function compileLens(runner: ActivationRunner, params: Params, runtime: RuntimeO
 }
 
 /**
+ * Per position of a lens's log-probabilities `q` [n, vocab] against the final ones `final` and the
+ * next tokens `next` [n]: KL(final ‖ lens), the lens's entropy and its cross-entropy, summed over the
+ * vocabulary inside onnxruntime (on every thread) rather than in a JavaScript loop.
+ */
+function compileMetrics(config: { vocabSize: number }, runtime: RuntimeOptions) {
+  const graph = new Graph();
+  const q = graph.input('q', 'float32', ['n', config.vocabSize]);
+  const final = graph.input('final', 'float32', ['n', config.vocabSize]);
+  const next = graph.input('next', 'int64', ['n']);
+  const kl = op.sum(op.mul(op.exp(final), op.sub(final, q)), [1]);
+  const entropy = op.neg(op.sum(op.mul(op.exp(q), q), [1]));
+  const ce = op.neg(op.reshape(op.gatherElements(q, op.reshape(next, ['n', 1]), 1), ['n']));
+  return compile({ graph, outputs: { kl, entropy, ce } }, { ...runtime, cache: false });
+}
+
+/**
  * The logit lens over equal-length token rows `ids` [batch, seq] (seq ≥ 2, at most the model's
  * context + 1); layers 0…L.
  */
@@ -95,6 +111,7 @@ export async function logitLens(
   ];
   const lens = compileLens(runner, params, options.runtime ?? {});
   const session: CompiledGraph = await lens.session;
+  const metrics: CompiledGraph = await compileMetrics(config, options.runtime ?? {});
   const project = async (resid: Float32Array, n: number): Promise<Float32Array> =>
     (await session.run({ ...lens.feeds, resid: { data: resid, dims: [n, H] } })).logp!.data as Float32Array;
 
@@ -113,27 +130,24 @@ export async function logitLens(
         const n = Math.min(chunk, seq - 1 - start);
         const at = (l: number) => resid[l]!.slice(start * H, (start + n) * H);
         const final = await project(at(L), n);
-        const pFinal = new Float64Array(n * V);
         const finalTop = new Int32Array(n);
-        for (let i = 0; i < n; i++) {
-          for (let v = 0; v < V; v++) pFinal[i * V + v] = Math.exp(final[i * V + v]!);
-          finalTop[i] = argmax(final, i * V, V);
-        }
+        for (let i = 0; i < n; i++) finalTop[i] = argmax(final, i * V, V);
+        const next = new BigInt64Array(n);
+        for (let i = 0; i < n; i++) next[i] = ids[row * seq + start + i + 1]!;
         for (let l = 0; l <= L; l++) {
           const q =
             l === L ? final : await project(options.translate ? await options.translate(l, at(l), n) : at(l), n);
+          const m = await metrics.run({
+            q: { data: q, dims: [n, V] },
+            final: { data: final, dims: [n, V] },
+            next: { data: next, dims: [n] },
+          });
+          const [k, h, c] = [m.kl!.data, m.entropy!.data, m.ce!.data] as Float32Array[];
           for (let i = 0; i < n; i++) {
-            const o = i * V;
-            let k = 0;
-            let h = 0;
-            for (let v = 0; v < V; v++) {
-              k += pFinal[o + v]! * (final[o + v]! - q[o + v]!);
-              h -= Math.exp(q[o + v]!) * q[o + v]!;
-            }
-            kl[l]! += k;
-            entropy[l]! += h;
-            ce[l]! -= q[o + Number(ids[row * seq + start + i + 1]!)]!;
-            if (argmax(q, o, V) === finalTop[i]) top1[l]! += 1;
+            kl[l]! += k![i]!;
+            entropy[l]! += h![i]!;
+            ce[l]! += c![i]!;
+            if (argmax(q, i * V, V) === finalTop[i]) top1[l]! += 1;
           }
         }
         count += n;
@@ -141,6 +155,7 @@ export async function logitLens(
     }
   } finally {
     await session.release();
+    await metrics.release();
   }
   return Array.from({ length: L + 1 }, (_, l) => ({
     layer: l,
@@ -154,6 +169,13 @@ export async function logitLens(
 /** The first index of the largest of `a[offset … offset + n)`. */
 function argmax(a: Float32Array, offset: number, n: number): number {
   let best = 0;
-  for (let v = 1; v < n; v++) if (a[offset + v]! > a[offset + best]!) best = v;
+  let top = a[offset]!;
+  for (let v = 1; v < n; v++) {
+    const x = a[offset + v]!;
+    if (x > top) {
+      top = x;
+      best = v;
+    }
+  }
   return best;
 }
