@@ -140,11 +140,19 @@ async function hashCheckpoint(ref: CheckpointRef, fallback: string | undefined):
   };
 }
 
-async function cachedTokenizer(tokenizers: Map<string, TextTokenizer>, path: string): Promise<TextTokenizer> {
-  const known = tokenizers.get(path);
+/**
+ * One tokenizer per content, not per path: every checkpoint folder of a suite carries its own copy
+ * of one tokenizer.json, and each loaded tokenizer keeps an encoding process alive.
+ */
+async function cachedTokenizer(
+  tokenizers: Map<string, TextTokenizer>,
+  path: string,
+  sha256: string,
+): Promise<TextTokenizer> {
+  const known = tokenizers.get(sha256);
   if (known) return known;
   const tokenizer = await loadTokenizer(path);
-  tokenizers.set(path, tokenizer);
+  tokenizers.set(sha256, tokenizer);
   return tokenizer;
 }
 
@@ -156,7 +164,7 @@ async function loadForEvaluation(
 ): Promise<EvalModel> {
   const { ref, tokenizerPath } = hashed;
   const checkpoint = loadCheckpoint(ref.dir);
-  const tokenizer = await cachedTokenizer(tokenizers, tokenizerPath);
+  const tokenizer = await cachedTokenizer(tokenizers, tokenizerPath, hashed.tokenizerSha256);
   const { config } = checkpoint;
   const counts = countParameters(config);
   await store.upsertModel({
@@ -411,7 +419,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateSummar
       const steps = studyGrid.filter((c) => c.study === name).map((c) => c.step);
       const first = plan.checkpoints[0]!;
       const h = hashed.get(`${first.model}@${first.step}`)!;
-      const tokenizer = await cachedTokenizer(tokenizers, h.tokenizerPath);
+      const tokenizer = await cachedTokenizer(tokenizers, h.tokenizerPath, h.tokenizerSha256);
       const counted = await study.record(store, plan.checkpoints, steps, tokenizer, h.tokenizerSha256);
       if (counted > 0)
         options.onEvent?.({ type: 'study', study: name, model: null, step: steps.at(-1)!, steps: counted });
