@@ -13,7 +13,7 @@ import type { Params } from '../model/params.js';
 import type { RuntimeOptions } from '../runtime/session.js';
 import { ConfigError } from '../util/errors.js';
 import type { StudyRuntime } from './case-studies.js';
-import { EVAL_WEIGHTS, identityKey, type StudyIdentity } from './identity.js';
+import { EVAL_WEIGHTS, identityKey, studyIdentity } from './identity.js';
 import type { CellValue, ResultsStore } from './store.js';
 
 export interface AttentionStudy {
@@ -63,23 +63,16 @@ export async function recordAttention(
   study: AttentionStudy,
   context: StudyRuntime,
 ): Promise<boolean> {
-  const identity: StudyIdentity = {
+  const identity = studyIdentity({
     kind: 'attention',
     model: ref.model,
     step: ref.step,
     checkpointSha256: context.checkpointSha256,
     tokenizerSha256: context.tokenizerSha256,
-    dataSha256: null,
-    truthSha256: null,
-    sequences: null,
-    sampleSeed: null,
-    windowSize: null,
-    promptLength: null,
-    continuationLength: null,
     device: context.device,
     weights: EVAL_WEIGHTS,
     settings: { text: study.attentionText },
-  };
+  });
   const key = identityKey(identity);
   if (await store.hasStudy(key)) return false;
   const started = performance.now();

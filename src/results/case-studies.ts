@@ -20,7 +20,7 @@ import type { CheckpointRef } from '../eval/checkpoints.js';
 import type { EvalModel } from '../eval/run-task.js';
 import { Decoder } from '../model/decoder.js';
 import type { RuntimeOptions } from '../runtime/session.js';
-import { EVAL_WEIGHTS, fileSha256, identityKey, type StudyIdentity, trainingDataSha256 } from './identity.js';
+import { EVAL_WEIGHTS, fileSha256, identityKey, studyIdentity, trainingDataSha256 } from './identity.js';
 import type { ResultsStore } from './store.js';
 
 export interface MemorizationStudy {
@@ -49,14 +49,6 @@ export interface StudyRuntime {
   checkpoints?: readonly CheckpointRef[];
 }
 
-const NO_SETTINGS = {
-  sequences: null,
-  sampleSeed: null,
-  windowSize: null,
-  promptLength: null,
-  continuationLength: null,
-} as const;
-
 /** The truth.json of the synthetic corpus a checkpoint was trained on (`<corpus>/data/<name>` → `<corpus>/truth.json`), if any. */
 export function corpusTruth(record: TrainingRecord): string | undefined {
   if (!record.data) return undefined;
@@ -82,14 +74,12 @@ export async function recordMemorization(
     record.seed === undefined
   )
     return false;
-  const identity: StudyIdentity = {
+  const identity = studyIdentity({
     kind: 'memorization',
     model: ref.model,
     step: ref.step,
     checkpointSha256: context.checkpointSha256,
-    tokenizerSha256: null,
     dataSha256: await trainingDataSha256(record),
-    truthSha256: null,
     sequences: study.sequences,
     sampleSeed: study.seed,
     windowSize: study.window,
@@ -97,7 +87,7 @@ export async function recordMemorization(
     continuationLength: study.continuationLength,
     device: context.device,
     weights: EVAL_WEIGHTS,
-  };
+  });
   const key = identityKey(identity);
   if (await store.hasStudy(key)) return false;
   const started = performance.now();
@@ -173,20 +163,18 @@ export async function recordCanaries(
 ): Promise<boolean> {
   const truth = corpusTruth(readTrainingRecord(ref.dir));
   if (!truth) return false;
-  const identity: StudyIdentity = {
-    ...NO_SETTINGS,
+  const identity = studyIdentity({
     kind: 'canaries',
     model: ref.model,
     step: ref.step,
     checkpointSha256: context.checkpointSha256,
     tokenizerSha256: context.tokenizerSha256,
-    dataSha256: null,
     truthSha256: await fileSha256(truth),
     promptLength: study.promptLength,
     continuationLength: study.continuationLength,
     device: context.device,
     weights: EVAL_WEIGHTS,
-  };
+  });
   const key = identityKey(identity);
   if (await store.hasStudy(key)) return false;
   const canaries = readCanaries(truth);
@@ -243,18 +231,11 @@ export async function recordTermCounts(
   const { record } = withRecord;
   const terms = (await store.rows('SELECT DISTINCT term FROM item_terms ORDER BY term')).map((r) => r.term as string);
   if (terms.length === 0) return 0;
-  const identity: StudyIdentity = {
-    ...NO_SETTINGS,
+  const identity = studyIdentity({
     kind: 'term_counts',
-    model: null,
-    step: null,
-    checkpointSha256: null,
     tokenizerSha256,
     dataSha256: await trainingDataSha256(record),
-    truthSha256: null,
-    device: null,
-    weights: null,
-  };
+  });
   const key = identityKey(identity);
   const done = new Set(
     (

@@ -17,7 +17,7 @@ import { type IclPositions, iclPositions, iclScore, inductionLoss } from '../mod
 import { repeatedRandomTokens, repeatLength, repeatTokenRange, type TokenRange } from '../model/repeated-tokens.js';
 import { Scorer } from '../model/score.js';
 import type { StudyRuntime } from './case-studies.js';
-import { EVAL_WEIGHTS, identityKey, type StudyIdentity } from './identity.js';
+import { EVAL_WEIGHTS, identityKey, studyIdentity } from './identity.js';
 import type { ResultsStore } from './store.js';
 import type { HeldOutStudy } from './studies.js';
 
@@ -126,23 +126,17 @@ export async function recordHeads(
     length: settings.repeatedLength,
     seed: settings.seed,
   });
-  const identity: StudyIdentity = {
+  const identity = studyIdentity({
     kind: 'heads',
     model: ref.model,
     step: ref.step,
     checkpointSha256: context.checkpointSha256,
-    tokenizerSha256: null,
-    dataSha256: null,
-    truthSha256: null,
     sequences: sequences.count,
     sampleSeed: sequences.seed,
-    windowSize: null,
-    promptLength: null,
-    continuationLength: null,
     device: context.device,
     weights: EVAL_WEIGHTS,
     settings: sequenceSettings(sequences, contextLength),
-  };
+  });
   const key = identityKey(identity);
   if (await store.hasStudy(key)) return false;
   const started = performance.now();
@@ -188,19 +182,14 @@ export async function recordIcl(
   });
   const positions = iclPositions(contextLength);
   const text = await iclText(ref.dir, positions, { rows: settings.heldOutRows, data: settings.heldOutData }, sequences);
-  const identity: StudyIdentity = {
+  const identity = studyIdentity({
     kind: 'icl',
     model: ref.model,
     step: ref.step,
     checkpointSha256: context.checkpointSha256,
-    tokenizerSha256: null,
     dataSha256: text.sha256,
-    truthSha256: null,
     sequences: sequences.count,
     sampleSeed: sequences.seed,
-    windowSize: null,
-    promptLength: null,
-    continuationLength: null,
     device: context.device,
     weights: EVAL_WEIGHTS,
     settings: {
@@ -210,7 +199,7 @@ export async function recordIcl(
       text: text.source,
       textRows: text.rows.length,
     },
-  };
+  });
   const key = identityKey(identity);
   if (await store.hasStudy(key)) return false;
   const started = performance.now();

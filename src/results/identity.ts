@@ -162,6 +162,26 @@ export interface StudyIdentity {
   settings?: Readonly<Record<string, number | string | boolean | null>>;
 }
 
+/** A study's identity from the fields its kind uses; every other field is null. */
+export function studyIdentity(fields: Pick<StudyIdentity, 'kind'> & Partial<StudyIdentity>): StudyIdentity {
+  return {
+    model: null,
+    step: null,
+    checkpointSha256: null,
+    tokenizerSha256: null,
+    dataSha256: null,
+    truthSha256: null,
+    sequences: null,
+    sampleSeed: null,
+    windowSize: null,
+    promptLength: null,
+    continuationLength: null,
+    device: null,
+    weights: null,
+    ...fields,
+  };
+}
+
 const byName = ([a]: [string, unknown], [b]: [string, unknown]) => (a < b ? -1 : a > b ? 1 : 0);
 
 /** The key of an identity: the sha256 of its fields (and a study's settings), by name, in one fixed order. */

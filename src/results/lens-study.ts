@@ -11,7 +11,7 @@ import type { EvalModel } from '../eval/run-task.js';
 import { ActivationRunner } from '../model/activations.js';
 import { logitLens } from '../model/logit-lens.js';
 import type { StudyRuntime } from './case-studies.js';
-import { EVAL_WEIGHTS, identityKey, type StudyIdentity } from './identity.js';
+import { EVAL_WEIGHTS, identityKey, studyIdentity } from './identity.js';
 import type { ResultsStore } from './store.js';
 import type { HeldOutStudy } from './studies.js';
 
@@ -35,23 +35,17 @@ export async function recordLogitLens(
   );
   const held = await heldOutTokens(ref.dir, { rows: study.heldOutRows, length, data: study.heldOutData });
   const factor = bitsPerByteFactor(model.tokenizer, held.tokens, held.rows);
-  const identity: StudyIdentity = {
+  const identity = studyIdentity({
     kind: 'logit_lens',
     model: ref.model,
     step: ref.step,
     checkpointSha256: context.checkpointSha256,
     tokenizerSha256: factor === undefined ? null : context.tokenizerSha256,
     dataSha256: held.sha256,
-    truthSha256: null,
-    sequences: null,
-    sampleSeed: null,
-    windowSize: null,
-    promptLength: null,
-    continuationLength: null,
     device: context.device,
     weights: EVAL_WEIGHTS,
     settings: { rows: held.rows, length: held.length, lens: 'logit' },
-  };
+  });
   const key = identityKey(identity);
   if (await store.hasStudy(key)) return false;
   const started = performance.now();

@@ -12,7 +12,7 @@ import type { EvalModel } from '../eval/run-task.js';
 import { Scorer } from '../model/score.js';
 import { ConfigError } from '../util/errors.js';
 import type { MemorizationStudy, StudyRuntime } from './case-studies.js';
-import { EVAL_WEIGHTS, identityKey, type StudyIdentity } from './identity.js';
+import { EVAL_WEIGHTS, identityKey, studyIdentity } from './identity.js';
 import { tableSpec } from './schema.js';
 import type { ResultsStore } from './store.js';
 import type { HeldOutStudy } from './studies.js';
@@ -73,23 +73,16 @@ export async function recordTokenCurves(
   if (length < 2)
     throw new ConfigError(`--held-out-length: ${length} token per row leaves no token to predict; give at least 2`);
   const held = await heldOutTokens(ref.dir, { rows: settings.heldOutRows, length, data: settings.heldOutData });
-  const identity: StudyIdentity = {
+  const identity = studyIdentity({
     kind: 'token_curves',
     model: ref.model,
     step: ref.step,
     checkpointSha256: context.checkpointSha256,
-    tokenizerSha256: null,
     dataSha256: held.sha256,
-    truthSha256: null,
-    sequences: null,
-    sampleSeed: null,
-    windowSize: null,
-    promptLength: null,
-    continuationLength: null,
     device: context.device,
     weights: EVAL_WEIGHTS,
     settings: { heldOutRows: held.rows, heldOutLength: held.length, learnedRatio: settings.learnedRatio },
-  };
+  });
   const key = identityKey(identity);
   if (await store.hasStudy(key)) return false;
   const started = performance.now();

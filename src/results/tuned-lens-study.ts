@@ -29,7 +29,7 @@ import { type LensTraining, loadTunedLens, saveTunedLens, suiteLensDir } from '.
 import type { RuntimeOptions } from '../runtime/session.js';
 import { DataError } from '../util/errors.js';
 import type { StudyRuntime } from './case-studies.js';
-import { EVAL_WEIGHTS, identityKey, type StudyIdentity } from './identity.js';
+import { EVAL_WEIGHTS, identityKey, studyIdentity } from './identity.js';
 import type { ResultsStore } from './store.js';
 
 /** The tuned-lens study's settings (the held-out rows are HeldOutStudy's). */
@@ -221,19 +221,13 @@ export async function recordTunedLens(
     device: context.device,
     heldOutData: settings.heldOutData ?? null,
   });
-  const identity: StudyIdentity = {
+  const identity = studyIdentity({
     kind: 'tuned_lens',
     model: ref.model,
     step: ref.step,
     checkpointSha256: context.checkpointSha256,
     tokenizerSha256: factor === undefined ? null : context.tokenizerSha256,
     dataSha256: rows.sha256,
-    truthSha256: null,
-    sequences: null,
-    sampleSeed: null,
-    windowSize: null,
-    promptLength: null,
-    continuationLength: null,
     device: context.device,
     weights: EVAL_WEIGHTS,
     settings: {
@@ -248,7 +242,7 @@ export async function recordTunedLens(
       clipNorm: training.clipNorm,
       seed: training.seed,
     },
-  };
+  });
   const key = identityKey(identity);
   if (await store.hasStudy(key)) return false;
   const started = performance.now();

@@ -9,7 +9,7 @@ import type { CheckpointRef } from '../eval/checkpoints.js';
 import type { EvalModel } from '../eval/run-task.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
 import type { StudyRuntime } from './case-studies.js';
-import { checkpointSha256, EVAL_WEIGHTS, identityKey, type StudyIdentity } from './identity.js';
+import { checkpointSha256, EVAL_WEIGHTS, identityKey, studyIdentity } from './identity.js';
 import type { ResultsStore } from './store.js';
 
 /**
@@ -35,26 +35,17 @@ export async function recordWeights(
   context: StudyRuntime,
 ): Promise<boolean> {
   const previous = previousCheckpoint(ref, context.checkpoints ?? []);
-  const identity: StudyIdentity = {
+  const identity = studyIdentity({
     kind: 'weights',
     model: ref.model,
     step: ref.step,
     checkpointSha256: context.checkpointSha256,
-    tokenizerSha256: null,
-    dataSha256: null,
-    truthSha256: null,
-    sequences: null,
-    sampleSeed: null,
-    windowSize: null,
-    promptLength: null,
-    continuationLength: null,
-    device: null,
     weights: EVAL_WEIGHTS,
     settings: {
       previousStep: previous?.step ?? null,
       previousSha256: previous ? await checkpointSha256(previous.dir) : null,
     },
-  };
+  });
   const key = identityKey(identity);
   if (await store.hasStudy(key)) return false;
   const started = performance.now();
