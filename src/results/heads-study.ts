@@ -108,6 +108,17 @@ export async function iclText(
   return { rows, source: 'held-out', description: held.description, sha256: held.sha256 };
 }
 
+/** The context the checkpoint was trained on, and the study's repeated random sequences for it. */
+function studySequences(ref: CheckpointRef, model: EvalModel, settings: HeadsStudySettings) {
+  const contextLength = studyContext(ref.dir, model.config);
+  const sequences = repeatedSequences(model.config, contextLength, {
+    sequences: settings.repeatedSequences,
+    length: settings.repeatedLength,
+    seed: settings.seed,
+  });
+  return { contextLength, sequences };
+}
+
 function sequenceSettings(s: RepeatedSequences, contextLength: number) {
   return { context: contextLength, length: s.length, tokenLow: s.range.low, tokenHigh: s.range.high };
 }
@@ -120,12 +131,7 @@ export async function recordHeads(
   settings: HeadsStudySettings,
   context: StudyRuntime,
 ): Promise<boolean> {
-  const contextLength = studyContext(ref.dir, model.config);
-  const sequences = repeatedSequences(model.config, contextLength, {
-    sequences: settings.repeatedSequences,
-    length: settings.repeatedLength,
-    seed: settings.seed,
-  });
+  const { contextLength, sequences } = studySequences(ref, model, settings);
   const identity = studyIdentity({
     kind: 'heads',
     model: ref.model,
@@ -174,12 +180,7 @@ export async function recordIcl(
   settings: HeadsStudySettings,
   context: StudyRuntime,
 ): Promise<boolean> {
-  const contextLength = studyContext(ref.dir, model.config);
-  const sequences = repeatedSequences(model.config, contextLength, {
-    sequences: settings.repeatedSequences,
-    length: settings.repeatedLength,
-    seed: settings.seed,
-  });
+  const { contextLength, sequences } = studySequences(ref, model, settings);
   const positions = iclPositions(contextLength);
   const text = await iclText(ref.dir, positions, { rows: settings.heldOutRows, data: settings.heldOutData }, sequences);
   const identity = studyIdentity({
