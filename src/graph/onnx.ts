@@ -384,6 +384,9 @@ function lowerNode(L: Lowering, node: Node): void {
       L.emit(opType, [ins[0]!, L.int64s(node.attrs.axes)], { keepdims: node.attrs.keepDims ? 1 : 0 }, out);
       return;
     }
+    case 'argMax':
+      L.emit('ArgMax', ins, { axis: node.attrs.axis, keepdims: 0, select_last_index: 0 }, out);
+      return;
     case 'reshape':
       L.emit('Reshape', [ins[0]!, L.int64s(reshapeTarget(node))], {}, out);
       return;

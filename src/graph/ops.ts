@@ -143,6 +143,18 @@ export function max(x: Tensor, axes?: readonly number[], keepDims = false): Tens
   return reduce('max', x, axes, keepDims);
 }
 
+/** The index (int64) of the first largest value along `axis`, which is dropped. Not differentiable. */
+export function argMax(x: Tensor, axis: number): Tensor {
+  const a = normalizeAxis(axis, x.rank, 'argMax');
+  return node(
+    'argMax',
+    [x],
+    { axis: a },
+    'int64',
+    x.shape.filter((_, i) => i !== a),
+  );
+}
+
 function reduce(op: 'sum' | 'mean' | 'max', x: Tensor, axes: readonly number[] | undefined, keepDims: boolean): Tensor {
   const all = axes === undefined || axes.length === 0;
   const norm = all ? x.shape.map((_, i) => i) : axes.map((a) => normalizeAxis(a, x.rank, op));

@@ -43,6 +43,8 @@ export interface OpAttrs {
   sum: ReduceAttrs;
   mean: ReduceAttrs;
   max: ReduceAttrs;
+  /** The index of the first largest value along `axis`, which is dropped (int64). */
+  argMax: { axis: number };
   reshape: NoAttrs;
   reshapeLike: NoAttrs;
   broadcastLike: NoAttrs;
@@ -88,8 +90,8 @@ export type ElementwiseOp =
   | 'cos'
   | 'sin';
 
-/** Ops with no gradient: their outputs are booleans. */
-export const NOT_DIFFERENTIABLE = ['less', 'greater', 'equal'] as const satisfies readonly OpName[];
+/** Ops with no gradient: their outputs are booleans or indices. */
+export const NOT_DIFFERENTIABLE = ['less', 'greater', 'equal', 'argMax'] as const satisfies readonly OpName[];
 export type DifferentiableOp = Exclude<OpName, (typeof NOT_DIFFERENTIABLE)[number]>;
 
 /** Ops whose every output carries a gradient; the other ops' extra outputs are saved statistics. */

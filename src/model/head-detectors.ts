@@ -48,14 +48,26 @@ export function detectionPattern(detector: Detector, tokens: readonly number[]):
 
 /** Σ(pattern ⊙ D) / Σ pattern of one head's [T, T] pattern starting at `offset`. */
 export function mulScore(pattern: Float32Array, offset: number, detection: Uint8Array): number {
+  return matchedSum(pattern, offset, ones(detection)) / patternSum(pattern, offset, detection.length);
+}
+
+/** The positions where a detection pattern is 1: a few per row, so sums over them skip the zeros. */
+function ones(detection: Uint8Array): Uint32Array {
+  const at: number[] = [];
+  for (let k = 0; k < detection.length; k++) if (detection[k] === 1) at.push(k);
+  return Uint32Array.from(at);
+}
+
+function matchedSum(pattern: Float32Array, offset: number, at: Uint32Array): number {
   let matched = 0;
+  for (let i = 0; i < at.length; i++) matched += pattern[offset + at[i]!]!;
+  return matched;
+}
+
+function patternSum(pattern: Float32Array, offset: number, n: number): number {
   let total = 0;
-  for (let k = 0; k < detection.length; k++) {
-    const p = pattern[offset + k]!;
-    total += p;
-    if (detection[k] === 1) matched += p;
-  }
-  return matched / total;
+  for (let k = offset; k < offset + n; k++) total += pattern[k]!;
+  return total;
 }
 
 /**
@@ -79,7 +91,7 @@ export async function headScores(
         throw new ConfigError(
           `sequence ${r} position ${t}: token id ${id} is outside the vocabulary [0, ${vocabSize})`,
         );
-    const detections = DETECTORS.map((d) => detectionPattern(d, row));
+    const detections = DETECTORS.map((d) => ones(detectionPattern(d, row)));
     const ids = BigInt64Array.from(row, (id) => BigInt(id));
     const perRun = Math.max(1, Math.floor((options.patternBytes ?? 256 * 2 ** 20) / (H * T * T * 4)));
     for (let first = 0; first < L; first += perRun) {
@@ -88,10 +100,12 @@ export async function headScores(
       const { cache } = await runner.run(ids, 1, { names });
       for (const l of layers) {
         const pattern = cache.get(`blocks.${l}.attn.hook_pattern`)!.data;
-        for (let h = 0; h < H; h++)
-          detections.forEach((d, k) => {
-            sums[l * H + h]![k]! += mulScore(pattern, h * T * T, d);
+        for (let h = 0; h < H; h++) {
+          const total = patternSum(pattern, h * T * T, T * T);
+          detections.forEach((at, k) => {
+            sums[l * H + h]![k]! += matchedSum(pattern, h * T * T, at) / total;
           });
+        }
       }
     }
   }

@@ -5,8 +5,8 @@
  * KL(final ‖ lens), the cross-entropy against the next token, the lens distribution's entropy (all
  * in nats) and how often its top token is the final one. The final distribution is the lens at the
  * last layer, the model's own next-token distribution, so there KL is 0 and top-1 agreement 1.
- * Rows run one at a time and positions in chunks: memory follows one row's residuals and one
- * chunk's [positions, vocab], never [layers, positions, vocab].
+ * Rows run one at a time and positions in chunks, every layer of a chunk in one onnxruntime call:
+ * memory follows one row's residuals and a fixed budget of [layers, positions, vocab] logits.
  */
 import { Graph } from '../graph/graph.js';
 import * as op from '../graph/ops.js';
@@ -31,7 +31,7 @@ export interface LensLayer {
 }
 
 export interface LogitLensOptions {
-  /** Positions per lens projection (default 128). */
+  /** Positions per lens call, each read at every layer (default: as many as LOGITS_PER_CALL allows). */
   chunk?: number;
   runtime?: RuntimeOptions;
   /**
@@ -43,42 +43,42 @@ export interface LogitLensOptions {
 
 const LENS_PARAMS = ['gpt_neox.final_layer_norm.weight', 'gpt_neox.final_layer_norm.bias'];
 
-/** log_softmax(unembed(ln_final(resid))) for resid [n, hidden], as the model's own head computes it. */
+/** Lens logits per call: [layers · positions, vocab] floats, about 128 MiB at Pythia's vocabulary. */
+const LOGITS_PER_CALL = 1 << 25;
+
+/**
+ * Every layer's lens on one chunk of positions in one call: `resid` [layers, n, hidden] (the final
+ * residual last) through the final LayerNorm and the unembedding, and per (layer, position) the
+ * metrics against the last layer's distribution and the next tokens `next` [layers, n, 1]: KL, the
+ * lens's entropy, its cross-entropy and whether its top token is the final one. Only these
+ * [layers, n] come back; the [layers, n, vocab] probabilities stay inside onnxruntime.
+ */
 function compileLens(runner: ActivationRunner, params: Params, runtime: RuntimeOptions) {
   const { config } = runner;
+  const layers = config.numLayers + 1;
   const unembed = config.tieWordEmbeddings ? 'gpt_neox.embed_in.weight' : 'embed_out.weight';
   const shapes = new Map(parameterShapes(config).map((p) => [p.name, p.shape]));
   const graph = new Graph();
   const inputs = new Map(
     [...LENS_PARAMS, unembed].map((name) => [name, graph.input(name, 'float32', shapes.get(name)!)]),
   );
-  const resid = graph.input('resid', 'float32', ['n', config.hiddenSize]);
+  const resid = graph.input('resid', 'float32', [layers, 'n', config.hiddenSize]);
+  const next = graph.input('next', 'int64', [layers, 'n', 1]);
   const [w, b] = LENS_PARAMS.map((name) => inputs.get(name)!);
-  const normalized = op.layerNorm(resid, w!, b!, config.layerNormEps);
-  const logp = op.logSoftmax(
-    lmHead(config, (name) => inputs.get(name)!, normalized),
-    -1,
-  );
+  const logits = lmHead(config, (name) => inputs.get(name)!, op.layerNorm(resid, w!, b!, config.layerNormEps));
+  const logp = op.logSoftmax(logits, -1);
+  const p = op.softmax(logits, -1);
+  const finalLogp = op.slice(logp, 0, layers - 1, layers);
+  const finalP = op.slice(p, 0, layers - 1, layers);
+  const kl = op.sum(op.mul(finalP, op.sub(finalLogp, logp)), [2]);
+  const entropy = op.neg(op.sum(op.mul(p, logp), [2]));
+  const ce = op.neg(op.reshape(op.gatherElements(logp, next, 2), [layers, 'n']));
+  const top1 = op.cast(op.equal(op.argMax(logp, 2), op.argMax(finalLogp, 2)), 'float32');
   const feeds = Object.fromEntries(
     [...LENS_PARAMS, unembed].map((name) => [name, { data: params.get(name)!, dims: shapes.get(name)! }]),
   );
-  return { session: compile({ graph, outputs: { logp } }, { ...runtime, cache: false }), feeds };
-}
-
-/**
- * Per position of a lens's log-probabilities `q` [n, vocab] against the final ones `final` and the
- * next tokens `next` [n]: KL(final ‖ lens), the lens's entropy and its cross-entropy, summed over the
- * vocabulary inside onnxruntime (on every thread) rather than in a JavaScript loop.
- */
-function compileMetrics(config: { vocabSize: number }, runtime: RuntimeOptions) {
-  const graph = new Graph();
-  const q = graph.input('q', 'float32', ['n', config.vocabSize]);
-  const final = graph.input('final', 'float32', ['n', config.vocabSize]);
-  const next = graph.input('next', 'int64', ['n']);
-  const kl = op.sum(op.mul(op.exp(final), op.sub(final, q)), [1]);
-  const entropy = op.neg(op.sum(op.mul(op.exp(q), q), [1]));
-  const ce = op.neg(op.reshape(op.gatherElements(q, op.reshape(next, ['n', 1]), 1), ['n']));
-  return compile({ graph, outputs: { kl, entropy, ce } }, { ...runtime, cache: false });
+  const session = compile({ graph, outputs: { kl, entropy, ce, top1 } }, { ...runtime, cache: false });
+  return { session, feeds };
 }
 
 /**
@@ -95,7 +95,6 @@ export async function logitLens(
   const { config } = runner;
   const L = config.numLayers;
   const H = config.hiddenSize;
-  const V = config.vocabSize;
   const seq = ids.length / batch;
   if (!Number.isInteger(seq) || seq < 2)
     throw new ConfigError(`the logit lens needs rows of at least 2 tokens (a next token to predict); got ${seq}`);
@@ -103,7 +102,7 @@ export async function logitLens(
     throw new ConfigError(
       `the logit lens reads rows of up to max_position_embeddings + 1 = ${config.maxPositions + 1} tokens; got ${seq}`,
     );
-  const chunk = options.chunk ?? 128;
+  const chunk = options.chunk ?? Math.max(1, Math.floor(LOGITS_PER_CALL / ((L + 1) * config.vocabSize)));
   if (!Number.isInteger(chunk) || chunk < 1) throw new ConfigError(`chunk: expected a positive integer, got ${chunk}`);
   const names = [
     ...Array.from({ length: L }, (_, l) => `blocks.${l}.hook_resid_pre`),
@@ -111,71 +110,52 @@ export async function logitLens(
   ];
   const lens = compileLens(runner, params, options.runtime ?? {});
   const session: CompiledGraph = await lens.session;
-  const metrics: CompiledGraph = await compileMetrics(config, options.runtime ?? {});
-  const project = async (resid: Float32Array, n: number): Promise<Float32Array> =>
-    (await session.run({ ...lens.feeds, resid: { data: resid, dims: [n, H] } })).logp!.data as Float32Array;
 
-  const kl = new Float64Array(L + 1);
-  const ce = new Float64Array(L + 1);
-  const entropy = new Float64Array(L + 1);
+  const sums = { kl: new Float64Array(L + 1), ce: new Float64Array(L + 1), entropy: new Float64Array(L + 1) };
   const top1 = new Float64Array(L + 1);
   let count = 0;
   try {
     for (let row = 0; row < batch; row++) {
       // The last token has no next one: only the positions before it are read, so a row may be one
       // token longer than the model's context (a training sample, seq-length + 1).
-      const { cache } = await runner.run(ids.slice(row * seq, (row + 1) * seq - 1), 1, { names });
-      const resid = names.map((name) => cache.get(name)!.data);
-      for (let start = 0; start < seq - 1; start += chunk) {
-        const n = Math.min(chunk, seq - 1 - start);
-        const at = (l: number) => resid[l]!.slice(start * H, (start + n) * H);
-        const final = await project(at(L), n);
-        const finalTop = new Int32Array(n);
-        for (let i = 0; i < n; i++) finalTop[i] = argmax(final, i * V, V);
-        const next = new BigInt64Array(n);
-        for (let i = 0; i < n; i++) next[i] = ids[row * seq + start + i + 1]!;
+      const positions = seq - 1;
+      const { cache } = await runner.run(ids.slice(row * seq, row * seq + positions), 1, { names });
+      const resid: Float32Array[] = [];
+      for (const [l, name] of names.entries()) {
+        const r = cache.get(name)!.data as Float32Array;
+        resid.push(options.translate && l < L ? await options.translate(l, r, positions) : r);
+      }
+      for (let start = 0; start < positions; start += chunk) {
+        const n = Math.min(chunk, positions - start);
+        const stacked = new Float32Array((L + 1) * n * H);
+        const next = new BigInt64Array((L + 1) * n);
         for (let l = 0; l <= L; l++) {
-          const q =
-            l === L ? final : await project(options.translate ? await options.translate(l, at(l), n) : at(l), n);
-          const m = await metrics.run({
-            q: { data: q, dims: [n, V] },
-            final: { data: final, dims: [n, V] },
-            next: { data: next, dims: [n] },
-          });
-          const [k, h, c] = [m.kl!.data, m.entropy!.data, m.ce!.data] as Float32Array[];
-          for (let i = 0; i < n; i++) {
-            kl[l]! += k![i]!;
-            entropy[l]! += h![i]!;
-            ce[l]! += c![i]!;
-            if (argmax(q, i * V, V) === finalTop[i]) top1[l]! += 1;
-          }
+          stacked.set(resid[l]!.subarray(start * H, (start + n) * H), l * n * H);
+          next.set(ids.subarray(row * seq + start + 1, row * seq + start + 1 + n), l * n);
         }
+        const m = await session.run({
+          ...lens.feeds,
+          resid: { data: stacked, dims: [L + 1, n, H] },
+          next: { data: next, dims: [L + 1, n, 1] },
+        });
+        for (const key of ['kl', 'ce', 'entropy'] as const) addRows(sums[key], m[key]!.data as Float32Array, n);
+        addRows(top1, m.top1!.data as Float32Array, n);
         count += n;
       }
     }
   } finally {
     await session.release();
-    await metrics.release();
   }
   return Array.from({ length: L + 1 }, (_, l) => ({
     layer: l,
-    kl: kl[l]! / count,
-    ce: ce[l]! / count,
-    entropy: entropy[l]! / count,
+    kl: sums.kl[l]! / count,
+    ce: sums.ce[l]! / count,
+    entropy: sums.entropy[l]! / count,
     top1: top1[l]! / count,
   }));
 }
 
-/** The first index of the largest of `a[offset … offset + n)`. */
-function argmax(a: Float32Array, offset: number, n: number): number {
-  let best = 0;
-  let top = a[offset]!;
-  for (let v = 1; v < n; v++) {
-    const x = a[offset + v]!;
-    if (x > top) {
-      top = x;
-      best = v;
-    }
-  }
-  return best;
+/** Adds each row's values of `values` [layers, n] to `sums[layer]`. */
+function addRows(sums: Float64Array, values: Float32Array, n: number): void {
+  for (let l = 0; l < sums.length; l++) for (let i = 0; i < n; i++) sums[l]! += values[l * n + i]!;
 }

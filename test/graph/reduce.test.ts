@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { grad } from '../../src/graph/grad.js';
 import { Graph, type Tensor } from '../../src/graph/graph.js';
@@ -59,5 +60,31 @@ describe('reductions', () => {
         `gx, ${tokens} tokens`,
       );
     }
+  });
+});
+
+describe('argMax', () => {
+  it('picks the first index of the largest value along an axis (ties go to the first), as int64', async () => {
+    const g = new Graph();
+    const x = g.input('x', 'float32', [2, 4]);
+    const compiled = await compile({ graph: g, outputs: { rows: op.argMax(x, -1), cols: op.argMax(x, 0) } });
+    const data = Float32Array.from([1, 5, 5, -2, 7, 0, 5, 7]);
+    const r = await compiled.run({ x: { data, dims: [2, 4] } });
+    assert.deepEqual(Array.from(r.rows!.data as BigInt64Array), [1n, 0n]);
+    assert.deepEqual(r.rows!.dims, [2]);
+    assert.deepEqual(Array.from(r.cols!.data as BigInt64Array), [1n, 0n, 0n, 1n]);
+    await compiled.release();
+  });
+
+  it('is piecewise constant: the gradient through it is zero', async () => {
+    const g = new Graph();
+    const x = g.input('x', 'float64', [3]);
+    const y = op.add(op.sum(op.mul(x, 2)), op.cast(op.argMax(x, 0), 'float64'));
+    const [gx] = grad(y, [x]);
+    const compiled = await compile({ graph: g, outputs: { y, gx: gx! } });
+    const r = await compiled.run({ x: f64(ref.nd([1, 3, 2], [3])) });
+    assert.deepEqual(toNumbers(r.y!.data), [13]);
+    assert.deepEqual(toNumbers(r.gx!.data), [2, 2, 2]);
+    await compiled.release();
   });
 });
