@@ -15,8 +15,8 @@ import {
 } from '../runtime/session.js';
 import { ConfigError } from '../util/errors.js';
 import { checkNumber, POSITIVE_INTEGER } from '../util/values.js';
-import { headDim, type NeoXConfig } from './config.js';
-import { buildGptNeoX, type LayerCache, lmHead, MASK_VALUE, type WeightLookup } from './gpt-neox.js';
+import type { NeoXConfig } from './config.js';
+import { buildGptNeoX, lmHead, MASK_VALUE, type WeightLookup } from './gpt-neox.js';
 import { type Params, parameterInputs, releaseFeeds, residentParameterFeeds } from './params.js';
 
 export interface ScoreRequest {
@@ -58,53 +58,19 @@ function scoringOutputs(
 }
 
 /**
- * The two graphs of shared-context scoring: `prefix` runs a group's common tokens and returns every
- * layer's keys and values ([batch, heads, seq, head_dim]); `rest` runs each request's remaining
- * tokens against those (`past.i.key`/`past.i.value`, slots past a row's prefix masked by its bias)
- * and scores them as the plain graph does.
+ * The graph of shared-context scoring: like the plain one, but each row carries its own
+ * attention bias ([batch, 1, seq, seq]), so one row can hold a group's common prefix followed by
+ * every request's remaining tokens, each of them attending to the prefix and to itself only.
  */
-async function sharedContextGraphs(
-  config: NeoXConfig,
-  runtime: RuntimeOptions,
-): Promise<{ prefix: CompiledGraph; rest: CompiledGraph }> {
-  const prefix = compile(prefixGraph(config), runtime);
-  const rest = compile(restGraph(config), runtime);
-  return { prefix: await prefix, rest: await rest };
-}
-
-function prefixGraph(config: NeoXConfig): { graph: Graph; outputs: Record<string, Tensor> } {
+function packedGraph(config: NeoXConfig): { graph: Graph; outputs: Record<string, Tensor> } {
   const graph = new Graph();
   const { lookup } = parameterInputs(graph, config);
   const ids = graph.input('input_ids', 'int64', ['batch', 'seq']);
   const positions = graph.input('position_ids', 'int64', ['batch', 'seq']);
-  const bias = graph.input('attention_bias', 'float32', [1, 1, 'seq', 'seq']);
-  const out = buildGptNeoX(config, lookup, { ids, positions, attentionBias: bias, fused: true });
-  const outputs: Record<string, Tensor> = {};
-  out.present.forEach((c, i) => {
-    outputs[`present.${i}.key`] = c.key;
-    outputs[`present.${i}.value`] = c.value;
-  });
-  return { graph, outputs };
-}
-
-function restGraph(config: NeoXConfig): { graph: Graph; outputs: Record<string, Tensor> } {
-  const nh = config.numHeads;
-  const hd = headDim(config);
-  const graph = new Graph();
-  const { lookup } = parameterInputs(graph, config);
-  const ids = graph.input('input_ids', 'int64', ['batch', 'seq']);
-  const positions = graph.input('position_ids', 'int64', ['batch', 'seq']);
-  const bias = graph.input('attention_bias', 'float32', ['batch', 1, 'seq', 'past+seq']);
-  const past: LayerCache[] = [];
-  for (let i = 0; i < config.numLayers; i++) {
-    past.push({
-      key: graph.input(`past.${i}.key`, 'float32', ['batch', nh, 'past', hd]),
-      value: graph.input(`past.${i}.value`, 'float32', ['batch', nh, 'past', hd]),
-    });
-  }
+  const bias = graph.input('attention_bias', 'float32', ['batch', 1, 'seq', 'seq']);
   const index = graph.input('score_index', 'int64', ['scored']);
   const targets = graph.input('score_targets', 'int64', ['scored']);
-  const { final } = buildGptNeoX(config, lookup, { ids, positions, attentionBias: bias, past, fused: true });
+  const { final } = buildGptNeoX(config, lookup, { ids, positions, attentionBias: bias, fused: true });
   return { graph, outputs: scoringOutputs(config, lookup, final, index, targets) };
 }
 
@@ -121,8 +87,8 @@ function commonPrefix(rows: readonly (readonly number[])[]): number {
 }
 
 export class Scorer {
-  /** The shared-context graphs, compiled on first use. */
-  private shared?: Promise<{ prefix: CompiledGraph; rest: CompiledGraph }>;
+  /** The shared-context graph, compiled on first use. */
+  private packed?: Promise<CompiledGraph>;
 
   private constructor(
     readonly config: NeoXConfig,
@@ -172,7 +138,7 @@ export class Scorer {
   /**
    * Scores groups of requests that share their first tokens (a multiple-choice item's choices, or a
    * partial item's contexts): the longest common prefix of a group's inputs, up to its first scored
-   * position, runs once, and each request's remaining tokens run against its keys and values. Equal
+   * position, runs once, in one row with each request's remaining tokens after it. Equal
    * to `score` on the same requests up to float32 rounding. Groups of one request, or with no
    * common first token, are scored as `score` does.
    */
@@ -192,10 +158,11 @@ export class Scorer {
       else shared.push({ rows: members, prefix });
     }
     await this.scoreRows(plain, batchSize, results);
-    // Longest prefixes first, `batchSize` groups a window: one prefix run, then their requests.
-    shared.sort((a, b) => b.prefix - a.prefix || a.rows[0]!.index - b.rows[0]!.index);
-    for (let start = 0; start < shared.length; start += batchSize)
-      await this.scoreSharedWindow(shared.slice(start, start + batchSize), batchSize, results);
+    // Longest packed rows first, `batchSize` groups a run.
+    const packed = shared.flatMap((g) => packGroup(g.rows, g.prefix, this.config.maxPositions));
+    packed.sort((a, b) => b.length - a.length || a.rows[0]!.index - b.rows[0]!.index);
+    for (let start = 0; start < packed.length; start += batchSize)
+      await this.scorePacked(packed.slice(start, start + batchSize), results);
     k = 0;
     return groups.map((g) => g.map(() => results[k++]!));
   }
@@ -262,95 +229,88 @@ export class Scorer {
   }
 
   /**
-   * One window of groups: their prefixes in one batch (right-padded; causal attention keeps the
-   * padding out of earlier positions), then their rows in batches of `batchSize`, each row given
-   * its group's keys and values with the slots past its prefix masked.
+   * Packed groups, one a row (right-padded; padding attends causally and is never scored): each
+   * row's prefix attends causally, each request's tokens to the prefix and to their own earlier
+   * tokens, at the positions they have in the request.
    */
-  private async scoreSharedWindow(
-    window: readonly { rows: Row[]; prefix: number }[],
-    batchSize: number,
-    results: ScoreResult[],
-  ): Promise<void> {
-    this.shared ??= sharedContextGraphs(this.config, this.runtime);
-    const graphs = await this.shared;
-    const L = this.config.numLayers;
-    const nh = this.config.numHeads;
-    const hd = headDim(this.config);
-    const G = window.length;
-    const P = window[0]!.prefix;
-    const ids = new BigInt64Array(G * P);
-    const positions = new BigInt64Array(G * P);
-    window.forEach((g, b) => {
-      const input = g.rows[0]!.input;
-      for (let t = 0; t < P; t++) {
-        ids[b * P + t] = BigInt(t < g.prefix ? input[t]! : 0);
-        positions[b * P + t] = BigInt(t);
+  private async scorePacked(chunk: readonly PackedGroup[], results: ScoreResult[]): Promise<void> {
+    this.packed ??= compile(packedGraph(this.config), this.runtime);
+    const graph = await this.packed;
+    const batch = chunk.length;
+    const seq = chunk[0]!.length;
+    const scored = chunk.reduce((a, g) => a + g.rows.reduce((n, row) => n + row.n, 0), 0);
+    const ids = new BigInt64Array(batch * seq);
+    const positions = new BigInt64Array(batch * seq);
+    const bias = new Float32Array(batch * seq * seq).fill(MASK_VALUE);
+    const index = new BigInt64Array(scored);
+    const targets = new BigInt64Array(scored);
+    let k = 0;
+    chunk.forEach((g, b) => {
+      const at = (t: number) => b * seq + t;
+      const allow = (t: number, from: number, to: number) => bias.fill(0, at(t) * seq + from, at(t) * seq + to);
+      for (let t = 0; t < g.prefix; t++) {
+        ids[at(t)] = BigInt(g.rows[0]!.input[t]!);
+        positions[at(t)] = BigInt(t);
+        allow(t, 0, t + 1);
       }
+      g.rows.forEach((row, m) => {
+        const start = g.starts[m]!;
+        for (let t = g.prefix; t < row.input.length; t++) {
+          const p = start + t - g.prefix;
+          ids[at(p)] = BigInt(row.input[t]!);
+          positions[at(p)] = BigInt(t);
+          allow(p, 0, g.prefix);
+          allow(p, start, p + 1);
+        }
+        for (let t = row.input.length - row.n; t < row.input.length; t++) {
+          index[k] = BigInt(at(start + t - g.prefix));
+          targets[k++] = BigInt(row.target[t]!);
+        }
+      });
+      for (let t = g.length; t < seq; t++) allow(t, 0, t + 1);
     });
-    const present = await graphs.prefix.run({
+    const r = await graph.run({
       ...this.weights,
-      input_ids: { data: ids, dims: [G, P] },
-      position_ids: { data: positions, dims: [G, P] },
-      attention_bias: { data: causalBias(P), dims: [1, 1, P, P] },
+      input_ids: { data: ids, dims: [batch, seq] },
+      position_ids: { data: positions, dims: [batch, seq] },
+      attention_bias: { data: bias, dims: [batch, 1, seq, seq] },
+      score_index: { data: index, dims: [scored] },
+      score_targets: { data: targets, dims: [scored] },
     });
-    const cache = Array.from(
-      { length: 2 * L },
-      (_, i) => present[`present.${i >> 1}.${i & 1 ? 'value' : 'key'}`]!.data as Float32Array,
+    collect(
+      chunk.flatMap((g) => g.rows),
+      r,
+      results,
     );
-    const block = nh * P * hd;
-    const members = window.flatMap((g, w) =>
-      g.rows.map((row) => ({ row, group: w, prefix: g.prefix, rest: row.input.length - g.prefix })),
-    );
-    members.sort((a, b) => b.rest - a.rest || a.row.index - b.row.index);
-    for (let start = 0; start < members.length; start += batchSize) {
-      const chunk = members.slice(start, start + batchSize);
-      const batch = chunk.length;
-      const seq = chunk[0]!.rest;
-      const scored = chunk.reduce((a, m) => a + m.row.n, 0);
-      const rowIds = new BigInt64Array(batch * seq);
-      const rowPositions = new BigInt64Array(batch * seq);
-      const bias = new Float32Array(batch * seq * (P + seq));
-      const index = new BigInt64Array(scored);
-      const targets = new BigInt64Array(scored);
-      const feeds: Record<string, HostTensor | DeviceTensor> = {};
-      for (let i = 0; i < 2 * L; i++) {
-        const past = new Float32Array(batch * block);
-        chunk.forEach((m, b) => {
-          past.set(cache[i]!.subarray(m.group * block, (m.group + 1) * block), b * block);
-        });
-        feeds[`past.${i >> 1}.${i & 1 ? 'value' : 'key'}`] = { data: past, dims: [batch, nh, P, hd] };
-      }
-      let k = 0;
-      chunk.forEach(({ row, prefix, rest }, b) => {
-        for (let t = 0; t < seq; t++) {
-          rowIds[b * seq + t] = BigInt(row.input[prefix + t] ?? 0);
-          // Padding past a row's end sits at position 0: a prefix near the last position has no room after it.
-          rowPositions[b * seq + t] = BigInt(t < rest ? prefix + t : 0);
-          const biasRow = bias.subarray((b * seq + t) * (P + seq), (b * seq + t + 1) * (P + seq));
-          biasRow.fill(MASK_VALUE, prefix, P);
-          biasRow.fill(MASK_VALUE, P + t + 1);
-        }
-        for (let t = rest - row.n; t < rest; t++) {
-          index[k] = BigInt(b * seq + t);
-          targets[k++] = BigInt(row.target[prefix + t]!);
-        }
-      });
-      const r = await graphs.rest.run({
-        ...this.weights,
-        ...feeds,
-        input_ids: { data: rowIds, dims: [batch, seq] },
-        position_ids: { data: rowPositions, dims: [batch, seq] },
-        attention_bias: { data: bias, dims: [batch, 1, seq, P + seq] },
-        score_index: { data: index, dims: [scored] },
-        score_targets: { data: targets, dims: [scored] },
-      });
-      collect(
-        chunk.map((m) => m.row),
-        r,
-        results,
-      );
-    }
   }
+}
+
+/** A group laid out in one row: its common prefix, then each request's tokens after it, from `starts[m]`. */
+interface PackedGroup {
+  rows: Row[];
+  prefix: number;
+  starts: number[];
+  length: number;
+}
+
+/**
+ * A group in rows of at most `maxLength` tokens (the rotary tables' length): as many requests as fit
+ * after the prefix, the rest in further rows with the prefix again. A request alone always fits.
+ */
+function packGroup(rows: readonly Row[], prefix: number, maxLength: number): PackedGroup[] {
+  const packed: PackedGroup[] = [];
+  let current: PackedGroup | undefined;
+  for (const row of rows) {
+    const rest = row.input.length - prefix;
+    if (!current || current.length + rest > maxLength) {
+      current = { rows: [], prefix, starts: [], length: prefix };
+      packed.push(current);
+    }
+    current.rows.push(row);
+    current.starts.push(current.length);
+    current.length += rest;
+  }
+  return packed;
 }
 
 /** [seq, seq] additive causal mask. */

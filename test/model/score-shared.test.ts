@@ -1,10 +1,10 @@
 /**
- * Shared-context scoring (`Scorer.scoreGroups`: a group's common prefix run once, each request's
- * remaining tokens against its keys and values) equals plain scoring (`Scorer.score`) of the same
+ * Shared-context scoring (`Scorer.scoreGroups`: a group's common prefix run once, in one row with
+ * each request's remaining tokens after it) equals plain scoring (`Scorer.score`) of the same
  * requests within 1e-5 relative, with the same greedy flags: on the HF fixture checkpoints for
  * groups with continuations of different lengths, contexts that differ after a common start
- * (partial items), groups of one, groups left-truncated at max_position_embeddings and prefixes
- * ending next to it; and through
+ * (partial items), groups of one, groups left-truncated at max_position_embeddings, prefixes
+ * ending next to it and groups too long for one packed row; and through
  * lm-eval's tokenization (encodePairs) where a context ends inside a word or on whitespace.
  */
 import assert from 'node:assert/strict';
@@ -75,6 +75,10 @@ function tokenGroups(vocab: number, maxPositions: number, seed: number): ScoreRe
   // must not run past the last position.
   const nearEnd = tokens(maxPositions - 2);
   groups.push([0, 1].map(() => ({ context: nearEnd, continuation: tokens(1) })));
+  // Remainders that together run past max_position_embeddings after their prefix: the group takes
+  // more than one packed row.
+  const overflow = tokens(maxPositions - 12);
+  groups.push([4, 5, 6, 7].map((n) => ({ context: overflow, continuation: tokens(n) })));
   return groups;
 }
 
