@@ -76,7 +76,7 @@ export interface TrainProgress {
 }
 
 export interface TunedLensTrainOptions {
-  /** Positions per graph run (default: as many as keep [positions, vocab] within 2^23 values). */
+  /** Positions per graph run (default: as many as keep [layers, positions, vocab] within 2^24 values). */
   chunk?: number;
   runtime?: RuntimeOptions;
   onStep?: (progress: TrainProgress) => void;
@@ -137,22 +137,27 @@ function lensLogProbs(config: NeoXConfig, head: ReturnType<typeof headInputs>, r
 }
 
 /**
- * One translator's loss and its gradient: for residuals `resid` [n, hidden] and the final
- * distribution's log-probabilities `target` [n, vocab], loss = Σ_positions KL(target ‖ lens) with
- * lens = log_softmax(unembed(ln_final(resid + resid·weightᵀ + bias))); outputs loss, grad_weight,
- * grad_bias. Inputs: resid, target, weight, bias, ln.weight, ln.bias, unembed.
+ * Every translator's loss and gradient in one graph: for residuals `resid` [layers, n, hidden] (one
+ * slice a layer) and the final distribution's log-probabilities `target` [n, vocab], each layer's
+ * loss = Σ_positions KL(target ‖ lens) with lens = log_softmax(unembed(ln_final(resid + resid·weightᵀ
+ * + bias))); outputs loss [layers], grad_weight [layers, hidden, hidden], grad_bias [layers, hidden].
+ * Inputs: resid, target, weight, bias, ln.weight, ln.bias, unembed.
  */
 export function translatorLossGraph(config: NeoXConfig, dtype: FloatType = 'float32') {
   const H = config.hiddenSize;
   const graph = new Graph();
-  const resid = graph.input('resid', dtype, ['n', H]);
+  const resid = graph.input('resid', dtype, ['layers', 'n', H]);
   const target = graph.input('target', dtype, ['n', config.vocabSize]);
-  const weight = graph.input('weight', dtype, [H, H]);
-  const bias = graph.input('bias', dtype, [H]);
+  const weight = graph.input('weight', dtype, ['layers', H, H]);
+  const bias = graph.input('bias', dtype, ['layers', H]);
   const head = headInputs(graph, config, dtype);
-  const logp = lensLogProbs(config, head, op.add(resid, op.linear(resid, weight, bias)));
-  const loss = op.sum(op.mul(op.exp(target), op.sub(target, logp)));
-  const [gradWeight, gradBias] = grad(loss, [weight, bias]) as [Tensor, Tensor];
+  const translated = op.add(
+    resid,
+    op.add(op.matmul(resid, weight, { transB: true }), op.reshape(bias, ['layers', 1, H])),
+  );
+  const logp = lensLogProbs(config, head, translated);
+  const loss = op.sum(op.mul(op.exp(target), op.sub(target, logp)), [1, 2]);
+  const [gradWeight, gradBias] = grad(op.sum(loss), [weight, bias]) as [Tensor, Tensor];
   return { graph, outputs: { loss, grad_weight: gradWeight, grad_bias: gradBias } };
 }
 
@@ -190,9 +195,9 @@ function residNames(L: number): string[] {
   return [...Array.from({ length: L }, (_, l) => `blocks.${l}.hook_resid_pre`), `blocks.${L - 1}.hook_resid_post`];
 }
 
-/** Positions per run that keep [positions, vocab] within 2^23 values (32 MiB of float32). */
-function defaultChunk(vocab: number): number {
-  return Math.max(1, Math.floor(2 ** 23 / vocab));
+/** Positions per run that keep [layers, positions, vocab] within 2^24 values (64 MiB of float32). */
+function defaultChunk(layers: number, vocab: number): number {
+  return Math.max(1, Math.floor(2 ** 24 / (layers * vocab)));
 }
 
 /** Row indices in a seeded shuffled order, reshuffled for each pass over the rows. */
@@ -238,7 +243,7 @@ export async function trainTunedLens(
     throw new ConfigError(
       `tuned lens training: rows of ${length} tokens are longer than max_position_embeddings + 1 = ${config.maxPositions + 1}`,
     );
-  const chunk = options.chunk ?? defaultChunk(V);
+  const chunk = options.chunk ?? defaultChunk(L, V);
   if (!Number.isInteger(chunk) || chunk < 1) throw new ConfigError(`chunk: expected a positive integer, got ${chunk}`);
   const rowsPerStep = Math.ceil(training.tokensPerStep / length);
   // A row one token longer than the context (a training sample, seq-length + 1) trains on the
@@ -266,6 +271,10 @@ export async function trainTunedLens(
       for (const g of gradients) g.fill(0);
       const layerLoss = new Float64Array(L);
       let count = 0;
+      const translators: Record<string, HostTensor> = {
+        weight: { data: stack(lens.weights), dims: [L, H, H] },
+        bias: { data: stack(lens.biases), dims: [L, H] },
+      };
       for (let done = 0; done < rowsPerStep; done += group) {
         const batch = Math.min(group, rowsPerStep - done);
         const ids = new BigInt64Array(batch * read);
@@ -274,26 +283,25 @@ export async function trainTunedLens(
           for (let t = 0; t < read; t++) ids[b * read + t] = BigInt(data.tokens[row * length + t]!);
         }
         const { cache } = await runner.run(ids, batch, { names });
-        const resid = names.map((name) => cache.get(name)!.data);
+        const resid = names.map((name) => cache.get(name)!.data as Float32Array);
         const positions = batch * read;
         for (let start = 0; start < positions; start += chunk) {
           const n = Math.min(chunk, positions - start);
-          const at = (l: number): HostTensor => ({
-            data: resid[l]!.subarray(start * H, (start + n) * H),
-            dims: [n, H],
+          const at = (l: number) => resid[l]!.subarray(start * H, (start + n) * H);
+          const target = (await projection.run({ ...head, resid: { data: at(L), dims: [n, H] } })).logp!;
+          const stacked = new Float32Array(L * n * H);
+          for (let l = 0; l < L; l++) stacked.set(at(l), l * n * H);
+          const out = await lossGrad.run({
+            ...head,
+            resid: { data: stacked, dims: [L, n, H] },
+            target,
+            ...translators,
           });
-          const target = (await projection.run({ ...head, resid: at(L) })).logp!;
+          const [loss, gw, gb] = [out.loss!.data, out.grad_weight!.data, out.grad_bias!.data] as Float32Array[];
           for (let l = 0; l < L; l++) {
-            const out = await lossGrad.run({
-              ...head,
-              resid: at(l),
-              target,
-              weight: { data: lens.weights[l]!, dims: [H, H] },
-              bias: { data: lens.biases[l]!, dims: [H] },
-            });
-            layerLoss[l]! += (out.loss!.data as Float32Array)[0]!;
-            addInto(gradWeights[l]!, out.grad_weight!.data as Float32Array);
-            addInto(gradBiases[l]!, out.grad_bias!.data as Float32Array);
+            layerLoss[l]! += loss![l]!;
+            addInto(gradWeights[l]!, gw!.subarray(l * H * H, (l + 1) * H * H));
+            addInto(gradBiases[l]!, gb!.subarray(l * H, (l + 1) * H));
           }
           count += n;
         }
@@ -321,6 +329,17 @@ export async function trainTunedLens(
     await lossGrad.release();
   }
   return { lens, losses, rowsPerStep };
+}
+
+/** Equal-length arrays one after another in one array. */
+function stack(arrays: readonly Float32Array[]): Float32Array {
+  const out = new Float32Array(arrays.reduce((n, a) => n + a.length, 0));
+  let at = 0;
+  for (const a of arrays) {
+    out.set(a, at);
+    at += a.length;
+  }
+  return out;
 }
 
 function addInto(into: Float32Array, g: Float32Array): void {

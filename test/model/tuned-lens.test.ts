@@ -25,24 +25,30 @@ import { Rng } from '../support/random.js';
 import { layerNorm, logSoftmax, matmul, type Nd, nd } from '../support/reference.js';
 
 describe('translator loss', () => {
-  const [H, V, n] = [5, 7, 3];
+  const [layers, H, V, n] = [2, 5, 7, 3];
   const config = { hiddenSize: H, vocabSize: V, layerNormEps: 1e-5 } as NeoXConfig;
   const rng = new Rng(24);
   const inputs = {
-    resid: rng.nd([n, H], 0.2, 2),
+    resid: rng.nd([layers, n, H], 0.2, 2),
     target: logSoftmax(rng.nd([n, V], 0.1, 3)),
-    weight: rng.nd([H, H], 0.05, 0.4),
-    bias: rng.nd([H], 0.05, 0.4),
+    weight: rng.nd([layers, H, H], 0.05, 0.4),
+    bias: rng.nd([layers, H], 0.05, 0.4),
     'ln.weight': rng.nd([H], 0.5, 1.5),
     'ln.bias': rng.nd([H], 0.1, 0.5),
     unembed: rng.nd([V, H], 0.2, 1.5),
   };
+  const layerOf = (a: Nd, l: number, dims: number[]) => {
+    const size = dims.reduce((x, y) => x * y, 1);
+    return nd(a.data.slice(l * size, (l + 1) * size), dims);
+  };
 
-  /** Σ_positions KL(target ‖ lens), straight from the definition. */
-  function referenceLoss(weight: Nd, bias: Nd): number {
-    const translated = matmul(inputs.resid, weight, { transB: true });
+  /** Layer l's Σ_positions KL(target ‖ lens), straight from the definition. */
+  function referenceLoss(l: number, weight: Nd, bias: Nd): number {
+    const resid = layerOf(inputs.resid, l, [n, H]);
+    const b = layerOf(bias, l, [H]);
+    const translated = matmul(resid, layerOf(weight, l, [H, H]), { transB: true });
     for (let i = 0; i < translated.data.length; i++)
-      translated.data[i] = inputs.resid.data[i]! + translated.data[i]! + bias.data[i % H]!;
+      translated.data[i] = resid.data[i]! + translated.data[i]! + b.data[i % H]!;
     const normalized = layerNorm(translated, inputs['ln.weight'], inputs['ln.bias'], config.layerNormEps);
     const q = logSoftmax(matmul(normalized, inputs.unembed, { transB: true })).data;
     const t = inputs.target.data;
@@ -50,24 +56,30 @@ describe('translator loss', () => {
     for (let i = 0; i < t.length; i++) loss += Math.exp(t[i]!) * (t[i]! - q[i]!);
     return loss;
   }
+  const totalLoss = (weight: Nd, bias: Nd) =>
+    Array.from({ length: layers }, (_, l) => referenceLoss(l, weight, bias)).reduce((a, b) => a + b, 0);
 
-  test('loss and gradients in float64 equal the reference and its central differences', async () => {
+  test("each layer's loss and the gradients in float64 equal the reference and its central differences", async () => {
     const feeds = Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, { data: v.data, dims: v.dims }]));
     const out = await evaluate(translatorLossGraph(config, 'float64'), feeds);
-    const loss = (out.loss!.data as Float64Array)[0]!;
-    assert.ok(Math.abs(loss - referenceLoss(inputs.weight, inputs.bias)) < 1e-12, `loss ${loss}`);
-    assert.ok(loss > 0.1, `the loss is not degenerate: ${loss}`);
+    const losses = Array.from(out.loss!.data as Float64Array);
+    assert.equal(losses.length, layers);
+    losses.forEach((loss, l) => {
+      assert.ok(Math.abs(loss - referenceLoss(l, inputs.weight, inputs.bias)) < 1e-12, `layer ${l} loss ${loss}`);
+      assert.ok(loss > 0.1, `layer ${l}: the loss is not degenerate: ${loss}`);
+    });
     for (const [name, gradName] of [
       ['weight', 'grad_weight'],
       ['bias', 'grad_bias'],
     ] as const) {
       const g = out[gradName]!.data as Float64Array;
+      assert.equal(g.length, inputs[name].data.length);
       const h = 1e-6;
       for (let i = 0; i < g.length; i++) {
         const at = (delta: number) => {
           const moved = nd(inputs[name].data, inputs[name].dims);
           moved.data[i]! += delta;
-          return name === 'weight' ? referenceLoss(moved, inputs.bias) : referenceLoss(inputs.weight, moved);
+          return name === 'weight' ? totalLoss(moved, inputs.bias) : totalLoss(inputs.weight, moved);
         };
         const numeric = (at(h) - at(-h)) / (2 * h);
         assert.ok(
