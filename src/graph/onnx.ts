@@ -45,6 +45,8 @@ class Lowering {
     readonly target: LoweringTarget,
     /** WebGPU: the largest table a scatter kernel is given whole. */
     readonly scatterBytes: number,
+    /** Add nodes lowered inside the one Sum of the add that reads them (`addsInSums`). */
+    readonly inSum: ReadonlySet<number> = new Set(),
   ) {}
   readonly nodes: OnnxNode[] = [];
   readonly constants: OnnxInitializer[] = [];
@@ -298,13 +300,75 @@ function reshapeTarget(node: OpNode): number[] {
   return node.outputs[0]!.shape.map((d, i) => (typeof d === 'number' ? d : d === input.shape[i] ? 0 : -1));
 }
 
+/**
+ * Adds whose only reader is another add and which are no graph output: a chain of them is lowered
+ * as one variadic Sum (CPU only), one kernel reading every operand once instead of one per add.
+ */
+function addsInSums(nodes: readonly Node[], outputs: readonly Tensor[]): Set<number> {
+  const reads = new Map<number, number>();
+  for (const n of nodes) for (const t of n.inputs) reads.set(t.id, (reads.get(t.id) ?? 0) + 1);
+  const isOutput = new Set(outputs.map((t) => t.id));
+  const inSum = new Set<number>();
+  for (const n of nodes) {
+    if (n.op !== 'add') continue;
+    for (const t of n.inputs) {
+      if (t.producer?.op === 'add' && reads.get(t.id) === 1 && !isOutput.has(t.id)) inSum.add(t.producer.id);
+    }
+  }
+  return inSum;
+}
+
+/** The operands of an add, with those of the adds lowered inside its Sum in their place. */
+function addOperands(L: Lowering, node: Node): Tensor[] {
+  return node.inputs.flatMap((t) => (t.producer && L.inSum.has(t.producer.id) ? addOperands(L, t.producer) : [t]));
+}
+
+/**
+ * Common subexpressions of the lowered graph: a node with the op, inputs and attributes of an
+ * earlier one reads that one's outputs instead (unless it writes a graph output). Gradients repeat
+ * work the rules cannot see, e.g. two bias gradients summing the same rows, or two LayerNorms of
+ * one input recomputing the same x̂.
+ */
+function eliminateCommonNodes(nodes: readonly OnnxNode[], graphOutputs: ReadonlySet<string>): OnnxNode[] {
+  const replaced = new Map<string, string>();
+  const seen = new Map<string, OnnxNode>();
+  const kept: OnnxNode[] = [];
+  for (const n of nodes) {
+    const inputs = n.inputs.map((i) => replaced.get(i) ?? i);
+    const node = { ...n, inputs };
+    const key = JSON.stringify([n.domain ?? '', n.opType, inputs, n.attrs, n.outputs.length]);
+    const earlier = seen.get(key);
+    if (earlier && !n.outputs.some((o) => graphOutputs.has(o))) {
+      n.outputs.forEach((o, k) => {
+        replaced.set(o, earlier.outputs[k]!);
+      });
+      continue;
+    }
+    if (!earlier) seen.set(key, node);
+    kept.push(node);
+  }
+  return kept;
+}
+
 function lowerNode(L: Lowering, node: Node): void {
+  if (L.inSum.has(node.id)) return;
   const ins = node.inputs.map((t) => L.name(t));
   const outs = node.outputs.map((t) => L.name(t));
   const out = outs[0]!;
   const dtype = node.inputs[0]?.dtype;
   switch (node.op) {
-    case 'add':
+    case 'add': {
+      const operands = addOperands(L, node);
+      if (operands.length > 2)
+        L.emit(
+          'Sum',
+          operands.map((t) => L.name(t)),
+          {},
+          out,
+        );
+      else L.emit('Add', ins, {}, out);
+      return;
+    }
     case 'sub':
     case 'mul':
     case 'div':
@@ -523,6 +587,8 @@ function lowerNode(L: Lowering, node: Node): void {
  * Per chunk of rows: logits = x·wᵀ, the picked log-probabilities for the loss, and from the
  * softmax p the gradient parts p·w (rows of ∂x) and pᵀ·x (accumulated into ∂w through Gemm's C).
  * The one-hot part, w[label] and the scatter of x into rows of ∂w, is taken once over all rows.
+ * The mean's 1/N is folded into Gemm's alpha and beta (the one-hot part of ∂x is each chunk's C)
+ * where the attribute, a float32, holds it exactly.
  */
 function lowerMeanLinearCrossEntropy(
   L: Lowering,
@@ -533,38 +599,53 @@ function lowerMeanLinearCrossEntropy(
   const [x, w, labels] = ins as [string, string, string];
   const rows = node.inputs[0]!.shape[0] as number;
   const dtype = node.inputs[0]!.dtype;
+  const inverse = 1 / rows;
+  const folded = dtype !== 'float64' || Math.fround(inverse) === inverse;
   const [wantLoss, wantDx, wantDw] = node.outputs.map((t) => L.used.has(t.id));
   const picked: string[] = [];
   const dxParts: string[] = [];
   let dw: string | undefined;
+  const dwAttrs = { transA: 1, ...(folded ? { alpha: { float: inverse } } : {}) };
+  const whole = node.attrs.chunkRows >= rows;
   for (let start = 0; start < rows; start += node.attrs.chunkRows) {
     const bounds = [L.int64s([start]), L.int64s([Math.min(rows, start + node.attrs.chunkRows)]), L.int64s([0])];
-    const xChunk = L.emit('Slice', [x, ...bounds]);
+    const xChunk = whole ? x : L.emit('Slice', [x, ...bounds]);
+    const labelChunk = whole ? labels : L.emit('Slice', [labels, ...bounds]);
     const logits = L.emit('Gemm', [xChunk, w], { transB: 1 });
     if (wantLoss) {
-      const labelChunk = L.emit('Unsqueeze', [L.emit('Slice', [labels, ...bounds]), L.int64s([1])]);
-      picked.push(L.emit('GatherElements', [lowerLogSoftmax(L, logits, 1), labelChunk], { axis: 1 }));
+      const column = L.emit('Unsqueeze', [labelChunk, L.int64s([1])]);
+      picked.push(L.emit('GatherElements', [lowerLogSoftmax(L, logits, 1), column], { axis: 1 }));
     }
     if (!wantDx && !wantDw) continue;
     const p = L.emit('Softmax', [logits], { axis: 1 });
-    if (wantDx) dxParts.push(L.emit('MatMul', [p, w]));
+    if (wantDx && folded) {
+      const target = L.emit('Gather', [w, labelChunk], { axis: 0 });
+      const attrs = { alpha: { float: inverse }, beta: { float: -inverse } };
+      dxParts.push(L.emit('Gemm', [p, w, target], attrs, whole ? outs[1] : undefined));
+    } else if (wantDx) {
+      dxParts.push(L.emit('MatMul', [p, w]));
+    }
     if (wantDw)
-      dw = L.emit('Gemm', dw ? [p, xChunk, dw] : [p, xChunk], dw ? { transA: 1, beta: { float: 1 } } : { transA: 1 });
+      dw = L.emit('Gemm', dw ? [p, xChunk, dw] : [p, xChunk], dw ? { ...dwAttrs, beta: { float: 1 } } : dwAttrs);
   }
   if (wantLoss) {
     const total = L.emit('ReduceSum', [L.emit('Concat', picked, { axis: 0 }), L.int64s([0, 1])], { keepdims: 0 });
     L.emit('Mul', [total, L.scalar(-1 / rows, dtype)], {}, outs[0]);
   }
-  if (wantDx) {
+  if (wantDx && folded && !whole) L.emit('Concat', dxParts, { axis: 0 }, outs[1]);
+  if (wantDx && !folded) {
     const dx = L.emit('Sub', [
       dxParts.length > 1 ? L.emit('Concat', dxParts, { axis: 0 }) : dxParts[0]!,
       L.emit('Gather', [w, labels], { axis: 0 }),
     ]);
-    L.emit('Mul', [dx, L.scalar(1 / rows, dtype)], {}, outs[1]);
+    L.emit('Mul', [dx, L.scalar(inverse, dtype)], {}, outs[1]);
   }
-  if (wantDw) {
+  if (wantDw && folded) {
+    const oneHot = L.emit('Mul', [x, L.scalar(-inverse, dtype)]);
+    lowerScatterRowsAdd(L, dw!, node.inputs[1]!, labels, node.inputs[2]!, oneHot, outs[2]);
+  } else if (wantDw) {
     const oneHotPart = lowerScatterRowsAdd(L, dw!, node.inputs[1]!, labels, node.inputs[2]!, L.emit('Neg', [x]));
-    L.emit('Mul', [oneHotPart, L.scalar(1 / rows, dtype)], {}, outs[2]);
+    L.emit('Mul', [oneHotPart, L.scalar(inverse, dtype)], {}, outs[2]);
   }
 }
 
@@ -700,14 +781,18 @@ export function toOnnx(spec: ModelSpec, options: EncodeOptions = {}): EncodedMod
   for (const [name, t] of outputEntries) {
     if (t.kind === 'node' && !renamed.has(t.id) && !taken.has(name)) renamed.set(t.id, name);
   }
-  const L = new Lowering(used, renamed, options.target ?? 'cpu', options.webgpuScatterBytes ?? WEBGPU_SCATTER_BYTES);
+  const target = options.target ?? 'cpu';
+  const outputTensors = outputEntries.map(([, t]) => t);
+  const inSum = target === 'cpu' ? addsInSums(nodes, outputTensors) : new Set<number>();
+  const L = new Lowering(used, renamed, target, options.webgpuScatterBytes ?? WEBGPU_SCATTER_BYTES, inSum);
   for (const n of nodes) lowerNode(L, n);
   for (const [name, t] of outputEntries) {
     if (renamed.get(t.id) !== name && name !== t.name) L.emit('Identity', [L.name(t)], {}, name);
   }
 
   const g = new ProtoWriter();
-  for (const [i, n] of L.nodes.entries()) g.message(1, encodeNode(n, i));
+  const onnxNodes = eliminateCommonNodes(L.nodes, new Set(outputEntries.map(([name]) => name)));
+  for (const [i, n] of onnxNodes.entries()) g.message(1, encodeNode(n, i));
   g.string(2, spec.name ?? 'pythia_ts');
   const external = options.externalData ? new ExternalFile(options.externalData.location) : undefined;
   for (const { tensor, data } of graph.initializers) {
