@@ -77,9 +77,9 @@ function filled(like: Tensor, value: number): Tensor {
 }
 
 /**
- * LayerNorm's backward in 11 kernels: x̂ recomputed by one LayerNormalization with weight 1 and
- * bias 0; the row mean of g·w·x̂ as one product with w; then
- * ∂x = (g·w − mean(g·w) − x̂·mean(g·w·x̂))·invStd, ∂w = Σ g·x̂, ∂b = Σ g over the rows.
+ * LayerNorm's backward, ∂x = (g·w − mean(g·w) − x̂·mean(g·w·x̂))·invStd, ∂w = Σ g·x̂ and ∂b = Σ g over
+ * the rows, in few kernels: x̂ recomputed by one LayerNormalization with weight 1 and bias 0, each
+ * negated row mean as one product with w (alpha −1/width), and the three terms added by one Sum.
  */
 const layerNormVjp: VjpRule<'layerNorm'> = (n, g, needs) => {
   const [x, w, b] = inputs(n);
@@ -89,10 +89,9 @@ const layerNormVjp: VjpRule<'layerNorm'> = (n, g, needs) => {
   const gxhat = op.mul(g, xhat);
   let gx: Tensor | undefined;
   if (needs[0]) {
-    const gw = op.mul(g, w!);
-    const meanGw = op.mean(gw, [-1], true);
-    const meanGwXhat = op.matmul(gxhat, op.reshape(w!, [1, width]), { transB: true, alpha: 1 / width });
-    gx = op.mul(op.sub(op.sub(gw, meanGw), op.mul(xhat, meanGwXhat)), invStd);
+    const wRow = op.reshape(w!, [1, width]);
+    const minusRowMean = (t: Tensor): Tensor => op.matmul(t, wRow, { transB: true, alpha: -1 / width });
+    gx = op.mul(op.add(op.add(op.mul(g, w!), minusRowMean(g)), op.mul(xhat, minusRowMean(gxhat))), invStd);
   }
   return [gx, needs[1] ? sumToShape(gxhat, w!) : undefined, needs[2] ? sumToShape(g, b!) : undefined];
 };
