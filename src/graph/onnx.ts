@@ -585,10 +585,11 @@ function lowerNode(L: Lowering, node: Node): void {
 
 /**
  * Per chunk of rows: logits = x·wᵀ, the picked log-probabilities for the loss, and from the
- * softmax p the gradient parts p·w (rows of ∂x) and pᵀ·x (accumulated into ∂w through Gemm's C).
- * The one-hot part, w[label] and the scatter of x into rows of ∂w, is taken once over all rows.
- * The mean's 1/N is folded into Gemm's alpha and beta (the one-hot part of ∂x is each chunk's C)
- * where the attribute, a float32, holds it exactly.
+ * softmax p the gradient parts (p − onehot)·w (rows of ∂x) and (p − onehot)ᵀ·x (accumulated into ∂w
+ * through Gemm's C). On the CPU the one-hot is subtracted from p in place, one element per row, and
+ * the mean's 1/N is Gemm's alpha (where float32, the attribute's type, holds it exactly; otherwise
+ * both gradients are scaled after). For WebGPU the one-hot parts, w[label] and the scatter of x into
+ * rows of ∂w, are taken once over all rows, and the products are plain.
  */
 function lowerMeanLinearCrossEntropy(
   L: Lowering,
@@ -600,52 +601,52 @@ function lowerMeanLinearCrossEntropy(
   const rows = node.inputs[0]!.shape[0] as number;
   const dtype = node.inputs[0]!.dtype;
   const inverse = 1 / rows;
-  const folded = dtype !== 'float64' || Math.fround(inverse) === inverse;
+  const oneHotInP = L.target === 'cpu';
+  const folded = oneHotInP && (dtype !== 'float64' || Math.fround(inverse) === inverse);
+  const alpha: Record<string, OnnxAttr> = folded ? { alpha: { float: inverse } } : {};
   const [wantLoss, wantDx, wantDw] = node.outputs.map((t) => L.used.has(t.id));
   const picked: string[] = [];
   const dxParts: string[] = [];
   let dw: string | undefined;
-  const dwAttrs = { transA: 1, ...(folded ? { alpha: { float: inverse } } : {}) };
-  const whole = node.attrs.chunkRows >= rows;
-  for (let start = 0; start < rows; start += node.attrs.chunkRows) {
-    const bounds = [L.int64s([start]), L.int64s([Math.min(rows, start + node.attrs.chunkRows)]), L.int64s([0])];
+  const { chunkRows } = node.attrs;
+  const whole = chunkRows >= rows;
+  for (let start = 0; start < rows; start += chunkRows) {
+    const end = Math.min(rows, start + chunkRows);
+    const bounds = [L.int64s([start]), L.int64s([end]), L.int64s([0])];
     const xChunk = whole ? x : L.emit('Slice', [x, ...bounds]);
     const labelChunk = whole ? labels : L.emit('Slice', [labels, ...bounds]);
+    const column = wantLoss || oneHotInP ? L.emit('Unsqueeze', [labelChunk, L.int64s([1])]) : '';
     const logits = L.emit('Gemm', [xChunk, w], { transB: 1 });
-    if (wantLoss) {
-      const column = L.emit('Unsqueeze', [labelChunk, L.int64s([1])]);
-      picked.push(L.emit('GatherElements', [lowerLogSoftmax(L, logits, 1), column], { axis: 1 }));
-    }
+    if (wantLoss) picked.push(L.emit('GatherElements', [lowerLogSoftmax(L, logits, 1), column], { axis: 1 }));
     if (!wantDx && !wantDw) continue;
-    const p = L.emit('Softmax', [logits], { axis: 1 });
-    if (wantDx && folded) {
-      const target = L.emit('Gather', [w, labelChunk], { axis: 0 });
-      const attrs = { alpha: { float: inverse }, beta: { float: -inverse } };
-      dxParts.push(L.emit('Gemm', [p, w, target], attrs, whole ? outs[1] : undefined));
-    } else if (wantDx) {
-      dxParts.push(L.emit('MatMul', [p, w]));
+    let p = L.emit('Softmax', [logits], { axis: 1 });
+    if (oneHotInP) {
+      const minusOnes = L.fresh('minus_ones');
+      const data = dtype === 'float64' ? new Float64Array(end - start) : new Float32Array(end - start);
+      L.constants.push({ name: minusOnes, dtype, dims: [end - start, 1], data: data.fill(-1) });
+      p = L.emit('ScatterElements', [p, column, minusOnes], { axis: 1, reduction: 'add' });
     }
-    if (wantDw)
-      dw = L.emit('Gemm', dw ? [p, xChunk, dw] : [p, xChunk], dw ? { ...dwAttrs, beta: { float: 1 } } : dwAttrs);
+    if (wantDx)
+      dxParts.push(folded ? L.emit('Gemm', [p, w], alpha, whole ? outs[1] : undefined) : L.emit('MatMul', [p, w]));
+    if (wantDw) {
+      const attrs: Record<string, OnnxAttr> = { transA: 1, ...alpha, ...(dw ? { beta: { float: 1 } } : {}) };
+      dw = L.emit('Gemm', dw ? [p, xChunk, dw] : [p, xChunk], attrs, folded && end === rows ? outs[2] : undefined);
+    }
   }
   if (wantLoss) {
     const total = L.emit('ReduceSum', [L.emit('Concat', picked, { axis: 0 }), L.int64s([0, 1])], { keepdims: 0 });
     L.emit('Mul', [total, L.scalar(-1 / rows, dtype)], {}, outs[0]);
   }
-  if (wantDx && folded && !whole) L.emit('Concat', dxParts, { axis: 0 }, outs[1]);
-  if (wantDx && !folded) {
-    const dx = L.emit('Sub', [
-      dxParts.length > 1 ? L.emit('Concat', dxParts, { axis: 0 }) : dxParts[0]!,
-      L.emit('Gather', [w, labels], { axis: 0 }),
-    ]);
-    L.emit('Mul', [dx, L.scalar(inverse, dtype)], {}, outs[1]);
+  if (wantDx && !(folded && whole)) {
+    let dx = dxParts.length > 1 ? L.emit('Concat', dxParts, { axis: 0 }, folded ? outs[1] : undefined) : dxParts[0]!;
+    if (!oneHotInP) dx = L.emit('Sub', [dx, L.emit('Gather', [w, labels], { axis: 0 })]);
+    if (!folded) L.emit('Mul', [dx, L.scalar(inverse, dtype)], {}, outs[1]);
   }
-  if (wantDw && folded) {
-    const oneHot = L.emit('Mul', [x, L.scalar(-inverse, dtype)]);
-    lowerScatterRowsAdd(L, dw!, node.inputs[1]!, labels, node.inputs[2]!, oneHot, outs[2]);
-  } else if (wantDw) {
-    const oneHotPart = lowerScatterRowsAdd(L, dw!, node.inputs[1]!, labels, node.inputs[2]!, L.emit('Neg', [x]));
-    L.emit('Mul', [oneHotPart, L.scalar(inverse, dtype)], {}, outs[2]);
+  if (wantDw && !folded) {
+    const total = oneHotInP
+      ? dw!
+      : lowerScatterRowsAdd(L, dw!, node.inputs[1]!, labels, node.inputs[2]!, L.emit('Neg', [x]));
+    L.emit('Mul', [total, L.scalar(inverse, dtype)], {}, outs[2]);
   }
 }
 
