@@ -326,8 +326,8 @@ function addOperands(L: Lowering, node: Node): Tensor[] {
 /**
  * Common subexpressions of the lowered graph: a node with the op, inputs and attributes of an
  * earlier one reads that one's outputs instead (unless it writes a graph output). Gradients repeat
- * work the rules cannot see, e.g. two bias gradients summing the same rows, or two LayerNorms of
- * one input recomputing the same x̂.
+ * work the rules cannot see, e.g. the x̂ of two LayerNorms of one input. (Two bias gradients summing
+ * the same rows stay two: each is a graph output.)
  */
 function eliminateCommonNodes(nodes: readonly OnnxNode[], graphOutputs: ReadonlySet<string>): OnnxNode[] {
   const replaced = new Map<string, string>();
