@@ -4,18 +4,8 @@
  * in JavaScript). Prints the time by operator type and the most expensive nodes, as shares of the
  * kernel time of the profiled steps. Shapes: the labels of bench/common.ts (default pythia-70m).
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { TrainStep } from '../src/model/train-step.js';
-import { benchSetupThreads, configFor, randomParams, randomTokens, SHAPES, table } from './common.js';
-
-interface TraceEvent {
-  cat: string;
-  name: string;
-  dur: number;
-  args?: { op_name?: string };
-}
+import { benchSetupThreads, SHAPES, table } from './common.js';
+import { profileTrainSteps } from './kernels.js';
 
 const label = process.argv[2] ?? 'pythia-70m';
 const shape = SHAPES.find((s) => s.label === label);
@@ -24,35 +14,20 @@ if (!shape) {
   process.exit(2);
 }
 const threads = benchSetupThreads(`bench:profile ${label}`);
-const config = configFor(shape);
-const params = randomParams(config);
-const tokens = Int32Array.from(randomTokens(shape.B * (shape.T + 1), shape.V), Number);
-
-const dir = mkdtempSync(join(tmpdir(), 'pythia-profile-'));
-const step = await TrainStep.create(config, { batch: shape.B, seq: shape.T }, { threads, profile: join(dir, 'step') });
 const steps = 3;
-const t0 = performance.now();
-for (let i = 0; i < steps + 1; i++) await step.run(params, tokens);
-const wall = (performance.now() - t0) / (steps + 1);
-step.endProfiling();
-const file = readdirSync(dir).find((f) => f.endsWith('.json'));
-if (!file) throw new Error(`onnxruntime wrote no profile in ${dir}`);
-const events = JSON.parse(readFileSync(join(dir, file), 'utf8')) as TraceEvent[];
-rmSync(dir, { recursive: true, force: true });
-
-const kernels = events.filter((e) => e.cat === 'Node' && e.name.endsWith('_kernel_time'));
-const total = kernels.reduce((a, e) => a + e.dur, 0);
+const profile = await profileTrainSteps(shape, threads, steps + 1);
+const wall = profile.wallMs;
+const kernels = profile.calls;
+const total = kernels.reduce((a, e) => a + e.us, 0);
 const byOp = new Map<string, { us: number; calls: number }>();
 const byNode = new Map<string, { op: string; us: number }>();
-for (const e of kernels) {
-  const op = e.args?.op_name ?? '?';
+for (const { op, node, us } of kernels) {
   const o = byOp.get(op) ?? { us: 0, calls: 0 };
-  o.us += e.dur;
+  o.us += us;
   o.calls += 1;
   byOp.set(op, o);
-  const node = e.name.replace(/_kernel_time$/, '');
   const n = byNode.get(node) ?? { op, us: 0 };
-  n.us += e.dur;
+  n.us += us;
   byNode.set(node, n);
 }
 const perStep = (us: number): string => (us / 1000 / (steps + 1)).toFixed(2);

@@ -7,7 +7,8 @@
  *
  * Model FLOPs per token: 6 × (parameters except the input embedding) for the matrix products of
  * forward and backward, plus 12 × L × T × d for attention scores and values (the PaLM count), the
- * same count for both sides.
+ * same count for both sides. The kernel calls per step are onnxruntime's own count, from one
+ * profiled step of the same graph (bench/kernels.ts) after the timed ones.
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -21,11 +22,21 @@ import {
   table,
   wholeTrainingStep,
 } from './common.js';
+import { kernelCallsPerStep } from './kernels.js';
 
 const GIB = 1024 ** 3;
 
-/** In the child: the median seconds of `runs` steps after one warm-up, and the peak RSS in bytes. */
-async function measure(label: string, threads: number, runs: number): Promise<{ seconds: number; rss: number }> {
+interface ChildResult {
+  seconds: number;
+  rss: number;
+  kernelCalls: number;
+}
+
+/**
+ * In the child: the median seconds of `runs` steps after one warm-up, the peak RSS in bytes, and the
+ * kernel calls of one step.
+ */
+async function measure(label: string, threads: number, runs: number): Promise<ChildResult> {
   const shape = SHAPES.find((s) => s.label === label)!;
   const step = await wholeTrainingStep(configFor(shape), shape.B, shape.T, threads);
   const times: number[] = [];
@@ -34,7 +45,8 @@ async function measure(label: string, threads: number, runs: number): Promise<{ 
     await step();
     if (i > 0) times.push((performance.now() - t0) / 1000);
   }
-  return { seconds: median(times), rss: process.resourceUsage().maxRSS * 1024 };
+  const rss = process.resourceUsage().maxRSS * 1024;
+  return { seconds: median(times), rss, kernelCalls: await kernelCallsPerStep(shape, threads) };
 }
 
 const [flag, childLabel, childThreads, childRuns] = process.argv.slice(2);
@@ -47,6 +59,7 @@ if (flag === '--child') {
   const header = [
     'shape',
     'tok/s',
+    'kernels',
     'GFLOP/s',
     'of peak',
     'RSS GiB',
@@ -68,13 +81,14 @@ if (flag === '--child') {
       console.log(`${shape.label} failed: ${child.stderr.trim().split('\n').at(-1)}`);
       continue;
     }
-    const ours = JSON.parse(child.stdout.trim().split('\n').at(-1)!) as { seconds: number; rss: number };
+    const ours = JSON.parse(child.stdout.trim().split('\n').at(-1)!) as ChildResult;
     const tokS = (shape.B * shape.T) / ours.seconds;
     const gflops = (tokS * flopsPerToken(configFor(shape), shape.T)) / 1e9;
     const t = torch.results.find((r) => r.d === shape.d && r.L === shape.L);
     rows.push([
       shape.label,
       Math.round(tokS),
+      ours.kernelCalls,
       gflops.toFixed(1),
       `${((100 * gflops) / peak).toFixed(0)}%`,
       (ours.rss / GIB).toFixed(2),

@@ -2,7 +2,8 @@
  * Reverse-mode automatic differentiation. `grad(loss, wrt)` appends the backward graph to the
  * forward one: each op has a vector–Jacobian product rule below, written with the same ops.
  */
-import type { Node, OpNode, Tensor } from './graph.js';
+import { allocate } from './dtype.js';
+import type { Graph, Node, OpNode, Tensor } from './graph.js';
 import * as op from './ops.js';
 import { ALL_OUTPUTS_DIFFERENTIABLE, type DifferentiableOp, NOT_DIFFERENTIABLE, type OpName } from './registry.js';
 import { type Dim, formatShape, GraphError } from './shape.js';
@@ -33,7 +34,7 @@ export type VjpRule<K extends OpName> = (
 ) => Grads;
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
-const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
+const LN_2_OVER_SQRT_PI = Math.log(2 / Math.sqrt(Math.PI));
 
 function inputs(node: OpNode): Tensor[] {
   return node.inputs as Tensor[];
@@ -45,6 +46,74 @@ function unreduce(g: Tensor, node: OpNode<'sum' | 'mean' | 'max'>): Tensor {
   const kept = node.attrs.keepDims ? g : op.reshape(g, keepShape);
   return op.broadcastLike(kept, x);
 }
+
+/** Whether `t` is a scalar constant equal to `value` (the seed of a scalar loss is the constant 1). */
+function isConstant(t: Tensor, value: number): boolean {
+  if (t.kind !== 'initializer' || t.rank !== 0) return false;
+  return t.graph.initializers.find((i) => i.tensor === t)?.data[0] === value;
+}
+
+/** g·t, or t itself when g is the constant 1. */
+function scaledBy(g: Tensor, t: Tensor): Tensor {
+  return isConstant(g, 1) ? t : op.mul(g, t);
+}
+
+const filledConstants = new WeakMap<Graph, Map<string, Tensor>>();
+
+/** A constant shaped like the 1-D `like`, every element `value`; one per graph, size, dtype and value. */
+function filled(like: Tensor, value: number): Tensor {
+  const known = filledConstants.get(like.graph) ?? new Map<string, Tensor>();
+  filledConstants.set(like.graph, known);
+  const key = `${like.dtype}[${like.shape}]=${value}`;
+  let t = known.get(key);
+  if (!t) {
+    const size = like.shape[0] as number;
+    const data = allocate(like.dtype, size);
+    (data as Float32Array | Float64Array).fill(value);
+    t = like.graph.constant(data, [size], like.dtype);
+    known.set(key, t);
+  }
+  return t;
+}
+
+/**
+ * LayerNorm's backward, ∂x = (g·w − mean(g·w) − x̂·mean(g·w·x̂))·invStd, ∂w = Σ g·x̂ and ∂b = Σ g over
+ * the rows, in few kernels: x̂ recomputed by one LayerNormalization with weight 1 and bias 0, each
+ * negated row mean as one product with w (alpha −1/width), and the three terms added by one Sum.
+ */
+const layerNormVjp: VjpRule<'layerNorm'> = (n, g, needs) => {
+  const [x, w, b] = inputs(n);
+  const invStd = n.outputs[2]!;
+  const width = staticDim(x!, x!.rank - 1, 'layerNorm');
+  const xhat = op.layerNorm(x!, filled(w!, 1), filled(w!, 0), n.attrs.eps);
+  const gxhat = op.mul(g, xhat);
+  let gx: Tensor | undefined;
+  if (needs[0]) {
+    const wRow = op.reshape(w!, [1, width]);
+    const minusRowMean = (t: Tensor): Tensor => op.matmul(t, wRow, { transB: true, alpha: -1 / width });
+    gx = op.mul(op.add(op.add(op.mul(g, w!), minusRowMean(g)), op.mul(xhat, minusRowMean(gxhat))), invStd);
+  }
+  return [gx, needs[1] ? sumToShape(gxhat, w!) : undefined, needs[2] ? sumToShape(g, b!) : undefined];
+};
+
+/**
+ * GELU's backward. Exact: with u = x/√2, gelu′(x) = ½(1 + erf(u) + u·erf′(u)), and
+ * erf′(u) = exp(ln(2/√π) − u²) keeps the constant inside the exponent.
+ */
+const geluVjp: VjpRule<'gelu'> = (n, g) => {
+  const x = n.inputs[0]!;
+  if (n.attrs.approximate === 'tanh') {
+    const x2 = op.mul(x, x);
+    const t = op.tanh(op.mul(op.mul(x, op.add(op.mul(x2, 0.044715), 1)), SQRT_2_OVER_PI));
+    const du = op.mul(op.add(op.mul(x2, 3 * 0.044715), 1), SQRT_2_OVER_PI);
+    const dy = op.add(op.mul(op.add(t, 1), 0.5), op.mul(op.mul(op.mul(x, 0.5), op.sub(1, op.mul(t, t))), du));
+    return [op.mul(g, dy)];
+  }
+  const u = op.mul(x, Math.SQRT1_2);
+  const dErf = op.exp(op.sub(LN_2_OVER_SQRT_PI, op.mul(u, u)));
+  const twice = op.add(op.add(op.erf(u), op.mul(u, dErf)), 1);
+  return [op.mul(op.mul(g, 0.5), twice)];
+};
 
 const swapMatmulGrads: VjpRule<'matmul'> = (node, g, needs) => {
   const [a, b] = inputs(node);
@@ -270,34 +339,8 @@ export const VJP: { [K in DifferentiableOp]: VjpRule<K> } = {
     const axis = n.attrs.axis;
     return [op.sub(g, op.mul(op.exp(y), op.sum(g, [axis], true)))];
   },
-  layerNorm: (n, g, needs) => {
-    const [x, w, b] = inputs(n);
-    const [, mu, invStd] = n.outputs;
-    const xhat = op.mul(op.sub(x!, mu!), invStd!);
-    const gxhat = op.mul(g, w!);
-    const gx = op.mul(
-      invStd!,
-      op.sub(op.sub(gxhat, op.mean(gxhat, [-1], true)), op.mul(xhat, op.mean(op.mul(gxhat, xhat), [-1], true))),
-    );
-    return [
-      needs[0] ? gx : undefined,
-      needs[1] ? sumToShape(op.mul(g, xhat), w!) : undefined,
-      needs[2] ? sumToShape(g, b!) : undefined,
-    ];
-  },
-  gelu: (n, g) => {
-    const x = n.inputs[0]!;
-    if (n.attrs.approximate === 'tanh') {
-      const x2 = op.mul(x, x);
-      const t = op.tanh(op.mul(op.mul(x, op.add(op.mul(x2, 0.044715), 1)), SQRT_2_OVER_PI));
-      const du = op.mul(op.add(op.mul(x2, 3 * 0.044715), 1), SQRT_2_OVER_PI);
-      const dy = op.add(op.mul(op.add(t, 1), 0.5), op.mul(op.mul(op.mul(x, 0.5), op.sub(1, op.mul(t, t))), du));
-      return [op.mul(g, dy)];
-    }
-    const cdf = op.mul(op.add(op.erf(op.mul(x, Math.SQRT1_2)), 1), 0.5);
-    const pdf = op.mul(op.exp(op.mul(op.mul(x, x), -0.5)), INV_SQRT_2PI);
-    return [op.mul(g, op.add(cdf, op.mul(x, pdf)))];
-  },
+  layerNorm: layerNormVjp,
+  gelu: geluVjp,
   crossEntropy: (n, g) => {
     const [logits, labels] = inputs(n);
     const logp = n.outputs[1]!;
@@ -308,8 +351,8 @@ export const VJP: { [K in DifferentiableOp]: VjpRule<K> } = {
   },
   // The node's auxiliary outputs are the gradients of the mean loss; the scalar g scales them.
   meanLinearCrossEntropy: (n, g, needs) => [
-    needs[0] ? op.mul(g, n.outputs[1]!) : undefined,
-    needs[1] ? op.mul(g, n.outputs[2]!) : undefined,
+    needs[0] ? scaledBy(g, n.outputs[1]!) : undefined,
+    needs[1] ? scaledBy(g, n.outputs[2]!) : undefined,
     undefined,
   ],
 };

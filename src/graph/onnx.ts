@@ -45,6 +45,8 @@ class Lowering {
     readonly target: LoweringTarget,
     /** WebGPU: the largest table a scatter kernel is given whole. */
     readonly scatterBytes: number,
+    /** Add nodes lowered inside the one Sum of the add that reads them (`addsInSums`). */
+    readonly inSum: ReadonlySet<number> = new Set(),
   ) {}
   readonly nodes: OnnxNode[] = [];
   readonly constants: OnnxInitializer[] = [];
@@ -298,13 +300,75 @@ function reshapeTarget(node: OpNode): number[] {
   return node.outputs[0]!.shape.map((d, i) => (typeof d === 'number' ? d : d === input.shape[i] ? 0 : -1));
 }
 
+/**
+ * Adds whose only reader is another add and which are no graph output: a chain of them is lowered
+ * as one variadic Sum (CPU only), one kernel reading every operand once instead of one per add.
+ */
+function addsInSums(nodes: readonly Node[], outputs: readonly Tensor[]): Set<number> {
+  const reads = new Map<number, number>();
+  for (const n of nodes) for (const t of n.inputs) reads.set(t.id, (reads.get(t.id) ?? 0) + 1);
+  const isOutput = new Set(outputs.map((t) => t.id));
+  const inSum = new Set<number>();
+  for (const n of nodes) {
+    if (n.op !== 'add') continue;
+    for (const t of n.inputs) {
+      if (t.producer?.op === 'add' && reads.get(t.id) === 1 && !isOutput.has(t.id)) inSum.add(t.producer.id);
+    }
+  }
+  return inSum;
+}
+
+/** The operands of an add, with those of the adds lowered inside its Sum in their place. */
+function addOperands(L: Lowering, node: Node): Tensor[] {
+  return node.inputs.flatMap((t) => (t.producer && L.inSum.has(t.producer.id) ? addOperands(L, t.producer) : [t]));
+}
+
+/**
+ * Common subexpressions of the lowered graph: a node with the op, inputs and attributes of an
+ * earlier one reads that one's outputs instead (unless it writes a graph output). Gradients repeat
+ * work the rules cannot see, e.g. the x̂ of two LayerNorms of one input. (Two bias gradients summing
+ * the same rows stay two: each is a graph output.)
+ */
+function eliminateCommonNodes(nodes: readonly OnnxNode[], graphOutputs: ReadonlySet<string>): OnnxNode[] {
+  const replaced = new Map<string, string>();
+  const seen = new Map<string, OnnxNode>();
+  const kept: OnnxNode[] = [];
+  for (const n of nodes) {
+    const inputs = n.inputs.map((i) => replaced.get(i) ?? i);
+    const node = { ...n, inputs };
+    const key = JSON.stringify([n.domain ?? '', n.opType, inputs, n.attrs, n.outputs.length]);
+    const earlier = seen.get(key);
+    if (earlier && !n.outputs.some((o) => graphOutputs.has(o))) {
+      n.outputs.forEach((o, k) => {
+        replaced.set(o, earlier.outputs[k]!);
+      });
+      continue;
+    }
+    if (!earlier) seen.set(key, node);
+    kept.push(node);
+  }
+  return kept;
+}
+
 function lowerNode(L: Lowering, node: Node): void {
+  if (L.inSum.has(node.id)) return;
   const ins = node.inputs.map((t) => L.name(t));
   const outs = node.outputs.map((t) => L.name(t));
   const out = outs[0]!;
   const dtype = node.inputs[0]?.dtype;
   switch (node.op) {
-    case 'add':
+    case 'add': {
+      const operands = addOperands(L, node);
+      if (operands.length > 2)
+        L.emit(
+          'Sum',
+          operands.map((t) => L.name(t)),
+          {},
+          out,
+        );
+      else L.emit('Add', ins, {}, out);
+      return;
+    }
     case 'sub':
     case 'mul':
     case 'div':
@@ -524,8 +588,11 @@ function lowerNode(L: Lowering, node: Node): void {
 
 /**
  * Per chunk of rows: logits = x·wᵀ, the picked log-probabilities for the loss, and from the
- * softmax p the gradient parts p·w (rows of ∂x) and pᵀ·x (accumulated into ∂w through Gemm's C).
- * The one-hot part, w[label] and the scatter of x into rows of ∂w, is taken once over all rows.
+ * softmax p the gradient parts (p − onehot)·w (rows of ∂x) and (p − onehot)ᵀ·x (accumulated into ∂w
+ * through Gemm's C). On the CPU the one-hot is subtracted from p in place, one element per row, and
+ * the mean's 1/N is Gemm's alpha (where float32, the attribute's type, holds it exactly; otherwise
+ * both gradients are scaled after). For WebGPU the one-hot parts, w[label] and the scatter of x into
+ * rows of ∂w, are taken once over all rows, and the products are plain.
  */
 function lowerMeanLinearCrossEntropy(
   L: Lowering,
@@ -536,38 +603,53 @@ function lowerMeanLinearCrossEntropy(
   const [x, w, labels] = ins as [string, string, string];
   const rows = node.inputs[0]!.shape[0] as number;
   const dtype = node.inputs[0]!.dtype;
+  const inverse = 1 / rows;
+  const oneHotInP = L.target === 'cpu';
+  const folded = oneHotInP && (dtype !== 'float64' || Math.fround(inverse) === inverse);
+  const alpha: Record<string, OnnxAttr> = folded ? { alpha: { float: inverse } } : {};
   const [wantLoss, wantDx, wantDw] = node.outputs.map((t) => L.used.has(t.id));
   const picked: string[] = [];
   const dxParts: string[] = [];
   let dw: string | undefined;
-  for (let start = 0; start < rows; start += node.attrs.chunkRows) {
-    const bounds = [L.int64s([start]), L.int64s([Math.min(rows, start + node.attrs.chunkRows)]), L.int64s([0])];
-    const xChunk = L.emit('Slice', [x, ...bounds]);
+  const { chunkRows } = node.attrs;
+  const whole = chunkRows >= rows;
+  for (let start = 0; start < rows; start += chunkRows) {
+    const end = Math.min(rows, start + chunkRows);
+    const bounds = [L.int64s([start]), L.int64s([end]), L.int64s([0])];
+    const xChunk = whole ? x : L.emit('Slice', [x, ...bounds]);
+    const labelChunk = whole ? labels : L.emit('Slice', [labels, ...bounds]);
+    const column = wantLoss || oneHotInP ? L.emit('Unsqueeze', [labelChunk, L.int64s([1])]) : '';
     const logits = L.emit('Gemm', [xChunk, w], { transB: 1 });
-    if (wantLoss) {
-      const labelChunk = L.emit('Unsqueeze', [L.emit('Slice', [labels, ...bounds]), L.int64s([1])]);
-      picked.push(L.emit('GatherElements', [lowerLogSoftmax(L, logits, 1), labelChunk], { axis: 1 }));
-    }
+    if (wantLoss) picked.push(L.emit('GatherElements', [lowerLogSoftmax(L, logits, 1), column], { axis: 1 }));
     if (!wantDx && !wantDw) continue;
-    const p = L.emit('Softmax', [logits], { axis: 1 });
-    if (wantDx) dxParts.push(L.emit('MatMul', [p, w]));
-    if (wantDw)
-      dw = L.emit('Gemm', dw ? [p, xChunk, dw] : [p, xChunk], dw ? { transA: 1, beta: { float: 1 } } : { transA: 1 });
+    let p = L.emit('Softmax', [logits], { axis: 1 });
+    if (oneHotInP) {
+      const minusOnes = L.fresh('minus_ones');
+      const data = dtype === 'float64' ? new Float64Array(end - start) : new Float32Array(end - start);
+      L.constants.push({ name: minusOnes, dtype, dims: [end - start, 1], data: data.fill(-1) });
+      p = L.emit('ScatterElements', [p, column, minusOnes], { axis: 1, reduction: 'add' });
+    }
+    if (wantDx)
+      dxParts.push(folded ? L.emit('Gemm', [p, w], alpha, whole ? outs[1] : undefined) : L.emit('MatMul', [p, w]));
+    if (wantDw) {
+      const attrs: Record<string, OnnxAttr> = { transA: 1, ...alpha, ...(dw ? { beta: { float: 1 } } : {}) };
+      dw = L.emit('Gemm', dw ? [p, xChunk, dw] : [p, xChunk], attrs, folded && end === rows ? outs[2] : undefined);
+    }
   }
   if (wantLoss) {
     const total = L.emit('ReduceSum', [L.emit('Concat', picked, { axis: 0 }), L.int64s([0, 1])], { keepdims: 0 });
     L.emit('Mul', [total, L.scalar(-1 / rows, dtype)], {}, outs[0]);
   }
-  if (wantDx) {
-    const dx = L.emit('Sub', [
-      dxParts.length > 1 ? L.emit('Concat', dxParts, { axis: 0 }) : dxParts[0]!,
-      L.emit('Gather', [w, labels], { axis: 0 }),
-    ]);
-    L.emit('Mul', [dx, L.scalar(1 / rows, dtype)], {}, outs[1]);
+  if (wantDx && !(folded && whole)) {
+    let dx = dxParts.length > 1 ? L.emit('Concat', dxParts, { axis: 0 }, folded ? outs[1] : undefined) : dxParts[0]!;
+    if (!oneHotInP) dx = L.emit('Sub', [dx, L.emit('Gather', [w, labels], { axis: 0 })]);
+    if (!folded) L.emit('Mul', [dx, L.scalar(inverse, dtype)], {}, outs[1]);
   }
-  if (wantDw) {
-    const oneHotPart = lowerScatterRowsAdd(L, dw!, node.inputs[1]!, labels, node.inputs[2]!, L.emit('Neg', [x]));
-    L.emit('Mul', [oneHotPart, L.scalar(1 / rows, dtype)], {}, outs[2]);
+  if (wantDw && !folded) {
+    const total = oneHotInP
+      ? dw!
+      : lowerScatterRowsAdd(L, dw!, node.inputs[1]!, labels, node.inputs[2]!, L.emit('Neg', [x]));
+    L.emit('Mul', [total, L.scalar(inverse, dtype)], {}, outs[2]);
   }
 }
 
@@ -703,14 +785,18 @@ export function toOnnx(spec: ModelSpec, options: EncodeOptions = {}): EncodedMod
   for (const [name, t] of outputEntries) {
     if (t.kind === 'node' && !renamed.has(t.id) && !taken.has(name)) renamed.set(t.id, name);
   }
-  const L = new Lowering(used, renamed, options.target ?? 'cpu', options.webgpuScatterBytes ?? WEBGPU_SCATTER_BYTES);
+  const target = options.target ?? 'cpu';
+  const outputTensors = outputEntries.map(([, t]) => t);
+  const inSum = target === 'cpu' ? addsInSums(nodes, outputTensors) : new Set<number>();
+  const L = new Lowering(used, renamed, target, options.webgpuScatterBytes ?? WEBGPU_SCATTER_BYTES, inSum);
   for (const n of nodes) lowerNode(L, n);
   for (const [name, t] of outputEntries) {
     if (renamed.get(t.id) !== name && name !== t.name) L.emit('Identity', [L.name(t)], {}, name);
   }
 
   const g = new ProtoWriter();
-  for (const [i, n] of L.nodes.entries()) g.message(1, encodeNode(n, i));
+  const onnxNodes = eliminateCommonNodes(L.nodes, new Set(outputEntries.map(([name]) => name)));
+  for (const [i, n] of onnxNodes.entries()) g.message(1, encodeNode(n, i));
   g.string(2, spec.name ?? 'pythia_ts');
   const external = options.externalData ? new ExternalFile(options.externalData.location) : undefined;
   for (const { tensor, data } of graph.initializers) {

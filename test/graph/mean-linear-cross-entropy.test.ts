@@ -61,26 +61,44 @@ describe('meanLinearCrossEntropy', () => {
     });
   });
 
-  it('float32 with int32 labels matches float64, loss and gradients', async () => {
-    const results = [];
-    for (const feed of [f32, f64]) {
-      results.push(
-        await run({ x: feed(x), w: feed(w), l: i32(labels) }, (t) => {
-          const loss = op.meanLinearCrossEntropy(t.x!, t.w!, t.l!, 12);
-          const [dx, dw] = grad(loss, [t.x!, t.w!]);
-          return { loss, dx: dx!, dw: dw! };
-        }),
-      );
-    }
-    for (const name of ['loss', 'dx', 'dw']) {
-      assertClose(
-        results[0]![name]!.data as Float32Array,
-        results[1]![name]!.data as Float64Array,
-        { rtol: 1e-5, atol: 1e-6 },
-        name,
-      );
-    }
-  });
+  // 4 rows: 1/4 is a float32, so float64 folds the mean into Gemm's alpha and beta too.
+  for (const perChunk of chunkings) {
+    it(`float64 gradients with 1/N folded into the products (${perChunk} logits per chunk)`, async () => {
+      const rows = { data: x.data.slice(0, 16), dims: [4, 4] };
+      const r = await run({ x: f64(rows), w: f64(w), l: i64(labels.slice(0, 4)) }, (t) => {
+        const fused = op.meanLinearCrossEntropy(t.x!, t.w!, t.l!, perChunk);
+        const plain = op.mean(op.crossEntropy(op.matmul(t.x!, t.w!, { transB: true }), t.l!));
+        const [fx, fw] = grad(fused, [t.x!, t.w!]);
+        const [px, pw] = grad(plain, [t.x!, t.w!]);
+        return { fx: fx!, fw: fw!, px: px!, pw: pw! };
+      });
+      assertClose(r.fx!.data as Float64Array, r.px!.data as Float64Array, { rtol: 1e-12, atol: 1e-15 }, 'dx');
+      assertClose(r.fw!.data as Float64Array, r.pw!.data as Float64Array, { rtol: 1e-12, atol: 1e-15 }, 'dw');
+    });
+  }
+
+  for (const perChunk of chunkings) {
+    it(`float32 with int32 labels matches float64, loss and gradients (${perChunk} logits per chunk)`, async () => {
+      const results = [];
+      for (const feed of [f32, f64]) {
+        results.push(
+          await run({ x: feed(x), w: feed(w), l: i32(labels) }, (t) => {
+            const loss = op.meanLinearCrossEntropy(t.x!, t.w!, t.l!, perChunk);
+            const [dx, dw] = grad(loss, [t.x!, t.w!]);
+            return { loss, dx: dx!, dw: dw! };
+          }),
+        );
+      }
+      for (const name of ['loss', 'dx', 'dw']) {
+        assertClose(
+          results[0]![name]!.data as Float32Array,
+          results[1]![name]!.data as Float64Array,
+          { rtol: 1e-5, atol: 1e-6 },
+          name,
+        );
+      }
+    });
+  }
 
   it('refuses mismatched shapes in one line', async () => {
     await assert.rejects(
