@@ -15,8 +15,9 @@ import {
 } from '../runtime/session.js';
 import { ConfigError } from '../util/errors.js';
 import { checkNumber, POSITIVE_INTEGER } from '../util/values.js';
-import { headDim, type NeoXConfig } from './config.js';
+import { headDim, type NeoXConfig, parameterShapes } from './config.js';
 import { buildGptNeoX, type LayerCache, lmHead, MASK_VALUE, type WeightLookup } from './gpt-neox.js';
+import type { LayerStream, StageWeights } from './layer-stream.js';
 import { type Params, parameterInputs, releaseFeeds, residentParameterFeeds } from './params.js';
 
 export interface ScoreRequest {
@@ -108,6 +109,35 @@ function restGraph(config: NeoXConfig): { graph: Graph; outputs: Record<string, 
   return { graph, outputs: scoringOutputs(config, lookup, final, index, targets) };
 }
 
+/** One layer of the streamed model: the residual stream in, the residual stream out; layer 0's parameter names. */
+export function streamedBlockGraph(config: NeoXConfig): { graph: Graph; outputs: Record<string, Tensor> } {
+  const graph = new Graph();
+  const { lookup } = parameterInputs(graph, config);
+  const residual = graph.input('residual', 'float32', ['batch', 'seq', config.hiddenSize]);
+  const positions = graph.input('position_ids', 'int64', ['batch', 'seq']);
+  const bias = graph.input('attention_bias', 'float32', [1, 1, 'seq', 'seq']);
+  const { final } = buildGptNeoX(config, lookup, {
+    residual,
+    positions,
+    attentionBias: bias,
+    fused: true,
+    layers: 1,
+    finalNorm: false,
+  });
+  return { graph, outputs: { residual_out: final } };
+}
+
+/** The streamed model's last stage: final LayerNorm and the scoring outputs at the scored positions. */
+function streamedHeadGraph(config: NeoXConfig): { graph: Graph; outputs: Record<string, Tensor> } {
+  const graph = new Graph();
+  const { lookup } = parameterInputs(graph, config);
+  const residual = graph.input('residual', 'float32', ['batch', 'seq', config.hiddenSize]);
+  const index = graph.input('score_index', 'int64', ['scored']);
+  const targets = graph.input('score_targets', 'int64', ['scored']);
+  const { final } = buildGptNeoX(config, lookup, { residual, layers: 0 });
+  return { graph, outputs: scoringOutputs(config, lookup, final, index, targets) };
+}
+
 /** Length of the longest common prefix of token rows. */
 function commonPrefix(rows: readonly (readonly number[])[]): number {
   const first = rows[0]!;
@@ -120,15 +150,32 @@ function commonPrefix(rows: readonly (readonly number[])[]): number {
   return n;
 }
 
+/** How a scorer reaches its weights: all in memory, fed whole to one graph, or streamed a layer at a time. */
+type Backend =
+  | { kind: 'resident'; weights: Record<string, HostTensor | DeviceTensor>; session: CompiledGraph }
+  | { kind: 'streamed'; stream: LayerStream; block: CompiledGraph; head: CompiledGraph; activationBytes: number };
+
+/** One batch of whole rows as the graphs take it (the causal bias is made at the run). */
+interface ScoreBatch {
+  rows: Row[];
+  batch: number;
+  seq: number;
+  ids: BigInt64Array;
+  positions: BigInt64Array;
+  index: BigInt64Array;
+  targets: BigInt64Array;
+}
+
+/** Residual streams a streamed scorer keeps between layers by default: 1 GiB; rows beyond run in further passes. */
+export const DEFAULT_ACTIVATION_BYTES = 2 ** 30;
+
 export class Scorer {
   /** The shared-context graphs, compiled on first use. */
   private shared?: Promise<{ prefix: CompiledGraph; rest: CompiledGraph }>;
 
   private constructor(
     readonly config: NeoXConfig,
-    /** The weights as fed each run: host views, or on WebGPU copies in GPU memory. */
-    private readonly weights: Record<string, HostTensor | DeviceTensor>,
-    private readonly session: CompiledGraph,
+    private readonly backend: Backend,
     private readonly runtime: RuntimeOptions,
   ) {}
 
@@ -147,17 +194,47 @@ export class Scorer {
     const targets = graph.input('score_targets', 'int64', ['scored']);
     const { final } = buildGptNeoX(config, lookup, { ids, positions, attentionBias: bias, fused: true });
     const session = await compile({ graph, outputs: scoringOutputs(config, lookup, final, index, targets) }, runtime);
-    return new Scorer(config, await residentParameterFeeds(config, params, runtime.provider), session, runtime);
+    const weights = await residentParameterFeeds(config, params, runtime.provider);
+    return new Scorer(config, { kind: 'resident', weights, session }, runtime);
   }
 
-  /** Frees the weights' copies in GPU memory (WebGPU); the scorer cannot be used after. */
+  /**
+   * A scorer that reads `stream`'s checkpoint a layer at a time: each call's rows go through the
+   * embedding, then every layer (its weights read once for all of them), then the head, with the
+   * same graphs and numbers as the resident scorer. The residual streams between layers take at most
+   * `activationBytes` (one batch at least); rows beyond run in further passes over the checkpoint.
+   * Shared contexts are not run once (`scoreGroups` scores every request whole).
+   */
+  static async streamed(
+    stream: LayerStream,
+    runtime: RuntimeOptions = {},
+    activationBytes = DEFAULT_ACTIVATION_BYTES,
+  ): Promise<Scorer> {
+    checkNumber('activationBytes', activationBytes, POSITIVE_INTEGER);
+    const { config } = stream;
+    const block = compile(streamedBlockGraph(config), runtime);
+    const head = compile(streamedHeadGraph(config), runtime);
+    return new Scorer(
+      config,
+      { kind: 'streamed', stream, block: await block, head: await head, activationBytes },
+      runtime,
+    );
+  }
+
+  /** Whether this scorer streams its weights (a call then reads the whole checkpoint once per pass). */
+  get streamed(): boolean {
+    return this.backend.kind === 'streamed';
+  }
+
+  /** Frees the weights' copies in GPU memory (WebGPU); the scorer cannot be used after. A stream stays its owner's to close. */
   release(): void {
-    releaseFeeds(this.weights);
+    if (this.backend.kind === 'resident') releaseFeeds(this.backend.weights);
   }
 
   /** Ends onnxruntime's profiling of a scorer created with `profile`, writing its JSON file. */
   endProfiling(): void {
-    this.session.endProfiling();
+    if (this.backend.kind === 'resident') this.backend.session.endProfiling();
+    else this.backend.block.endProfiling();
   }
 
   /** Scores requests in batches of up to `batchSize` rows of similar length. */
@@ -180,6 +257,11 @@ export class Scorer {
     checkNumber('batchSize', batchSize, POSITIVE_INTEGER);
     const rows = this.rows(groups.flat());
     const results = new Array<ScoreResult>(rows.length);
+    if (this.backend.kind === 'streamed') {
+      await this.scoreRows(rows, batchSize, results);
+      let j = 0;
+      return groups.map((g) => g.map(() => results[j++]!));
+    }
     const plain: Row[] = [];
     const shared: { rows: Row[]; prefix: number }[] = [];
     let k = 0;
@@ -228,36 +310,71 @@ export class Scorer {
   /** Scores rows whole, longest first, into `results` at their indices. */
   private async scoreRows(rows: readonly Row[], batchSize: number, results: ScoreResult[]): Promise<void> {
     const order = [...rows].sort((a, b) => b.input.length - a.input.length || a.index - b.index);
-    for (let start = 0; start < order.length; start += batchSize) {
-      const chunk = order.slice(start, start + batchSize);
-      const batch = chunk.length;
-      const seq = chunk[0]!.input.length;
-      const scored = chunk.reduce((a, row) => a + row.n, 0);
-      const ids = new BigInt64Array(batch * seq);
-      const positions = new BigInt64Array(batch * seq);
-      const index = new BigInt64Array(scored);
-      const targets = new BigInt64Array(scored);
-      let k = 0;
-      chunk.forEach((row, b) => {
-        // Right padding: causal attention keeps earlier positions unaffected.
-        for (let t = 0; t < seq; t++) {
-          ids[b * seq + t] = BigInt(row.input[t] ?? 0);
-          positions[b * seq + t] = BigInt(t);
-        }
-        for (let t = row.input.length - row.n; t < row.input.length; t++) {
-          index[k] = BigInt(b * seq + t);
-          targets[k++] = BigInt(row.target[t]!);
-        }
+    const batches: ScoreBatch[] = [];
+    for (let start = 0; start < order.length; start += batchSize)
+      batches.push(scoreBatch(order.slice(start, start + batchSize)));
+    const { backend } = this;
+    if (backend.kind === 'streamed') return this.streamBatches(backend, batches, results);
+    for (const b of batches) {
+      const r = await backend.session.run({
+        ...backend.weights,
+        input_ids: { data: b.ids, dims: [b.batch, b.seq] },
+        position_ids: { data: b.positions, dims: [b.batch, b.seq] },
+        attention_bias: { data: causalBias(b.seq), dims: [1, 1, b.seq, b.seq] },
+        ...scoredFeeds(b),
       });
-      const r = await this.session.run({
-        ...this.weights,
-        input_ids: { data: ids, dims: [batch, seq] },
-        position_ids: { data: positions, dims: [batch, seq] },
-        attention_bias: { data: causalBias(seq), dims: [1, 1, seq, seq] },
-        score_index: { data: index, dims: [scored] },
-        score_targets: { data: targets, dims: [scored] },
-      });
-      collect(chunk, r, results);
+      collect(b.rows, r, results);
+    }
+  }
+
+  /**
+   * Batches through the checkpoint a stage at a time, as many batches a pass as their residual
+   * streams fit in the activation budget: the embedding looked up, each layer run on every batch
+   * with its weights read once, then the head.
+   */
+  private async streamBatches(
+    backend: Extract<Backend, { kind: 'streamed' }>,
+    batches: readonly ScoreBatch[],
+    results: ScoreResult[],
+  ): Promise<void> {
+    const H = this.config.hiddenSize;
+    const bytesOf = (b: ScoreBatch): number => 4 * b.batch * b.seq * H;
+    for (let start = 0; start < batches.length; ) {
+      let end = start;
+      let bytes = 0;
+      while (end < batches.length && (end === start || bytes + bytesOf(batches[end]!) <= backend.activationBytes))
+        bytes += bytesOf(batches[end++]!);
+      const pass = batches.slice(start, end);
+      start = end;
+      let residuals: Float32Array[] = [];
+      const biases = new Map<number, Float32Array>();
+      const biasOf = (seq: number): Float32Array => {
+        let bias = biases.get(seq);
+        if (!bias) biases.set(seq, (bias = causalBias(seq)));
+        return bias;
+      };
+      for await (const { stage, weights } of backend.stream.pass()) {
+        if (stage.name === 'embed') {
+          residuals = pass.map((b) => embed(weights.get('gpt_neox.embed_in.weight')!, b.ids, H));
+          continue;
+        }
+        const feeds = stageFeeds(this.config, weights);
+        for (let i = 0; i < pass.length; i++) {
+          const b = pass[i]!;
+          const residual = { data: residuals[i]!, dims: [b.batch, b.seq, H] };
+          if (stage.name === 'head') {
+            collect(b.rows, await backend.head.run({ ...feeds, residual, ...scoredFeeds(b) }), results);
+          } else {
+            const r = await backend.block.run({
+              ...feeds,
+              residual,
+              position_ids: { data: b.positions, dims: [b.batch, b.seq] },
+              attention_bias: { data: biasOf(b.seq), dims: [1, 1, b.seq, b.seq] },
+            });
+            residuals[i] = r.residual_out!.data as Float32Array;
+          }
+        }
+      }
     }
   }
 
@@ -271,6 +388,8 @@ export class Scorer {
     batchSize: number,
     results: ScoreResult[],
   ): Promise<void> {
+    if (this.backend.kind !== 'resident') throw new ConfigError('a streamed scorer runs no shared contexts');
+    const { weights } = this.backend;
     this.shared ??= sharedContextGraphs(this.config, this.runtime);
     const graphs = await this.shared;
     const L = this.config.numLayers;
@@ -288,7 +407,7 @@ export class Scorer {
       }
     });
     const present = await graphs.prefix.run({
-      ...this.weights,
+      ...weights,
       input_ids: { data: ids, dims: [G, P] },
       position_ids: { data: positions, dims: [G, P] },
       attention_bias: { data: causalBias(P), dims: [1, 1, P, P] },
@@ -336,7 +455,7 @@ export class Scorer {
         }
       });
       const r = await graphs.rest.run({
-        ...this.weights,
+        ...weights,
         ...feeds,
         input_ids: { data: rowIds, dims: [batch, seq] },
         position_ids: { data: rowPositions, dims: [batch, seq] },
@@ -351,6 +470,72 @@ export class Scorer {
       );
     }
   }
+}
+
+/** Rows of similar length as one batch: right-padded ids, positions 0.., and the flat indices and targets of the scored positions. */
+function scoreBatch(rows: Row[]): ScoreBatch {
+  const batch = rows.length;
+  const seq = rows[0]!.input.length;
+  const scored = rows.reduce((a, row) => a + row.n, 0);
+  const ids = new BigInt64Array(batch * seq);
+  const positions = new BigInt64Array(batch * seq);
+  const index = new BigInt64Array(scored);
+  const targets = new BigInt64Array(scored);
+  let k = 0;
+  rows.forEach((row, b) => {
+    // Right padding: causal attention keeps earlier positions unaffected.
+    for (let t = 0; t < seq; t++) {
+      ids[b * seq + t] = BigInt(row.input[t] ?? 0);
+      positions[b * seq + t] = BigInt(t);
+    }
+    for (let t = row.input.length - row.n; t < row.input.length; t++) {
+      index[k] = BigInt(b * seq + t);
+      targets[k++] = BigInt(row.target[t]!);
+    }
+  });
+  return { rows, batch, seq, ids, positions, index, targets };
+}
+
+function scoredFeeds(b: ScoreBatch): Record<string, HostTensor> {
+  return {
+    score_index: { data: b.index, dims: [b.index.length] },
+    score_targets: { data: b.targets, dims: [b.targets.length] },
+  };
+}
+
+/** The embedding of ids [batch·seq]: each token's row of `table` [vocab, H], copied (what the graph's Gather does). */
+export function embed(table: Float32Array, ids: BigInt64Array, H: number): Float32Array {
+  const out = new Float32Array(ids.length * H);
+  ids.forEach((id, i) => {
+    const row = Number(id);
+    out.set(table.subarray(row * H, (row + 1) * H), i * H);
+  });
+  return out;
+}
+
+/**
+ * A stage's weights as feeds of the streamed graphs: a layer's under layer 0's names (the one block
+ * graph serves every layer), the head's under their own.
+ */
+export function stageFeeds(config: NeoXConfig, weights: StageWeights): Record<string, HostTensor> {
+  const shapes = shapesOf(config);
+  const feeds: Record<string, HostTensor> = {};
+  for (const [name, data] of weights) {
+    const fed = name.replace(/^gpt_neox\.layers\.\d+\./, 'gpt_neox.layers.0.');
+    feeds[fed] = { data, dims: shapes.get(name)! };
+  }
+  return feeds;
+}
+
+const shapeCache = new WeakMap<NeoXConfig, Map<string, number[]>>();
+
+function shapesOf(config: NeoXConfig): Map<string, number[]> {
+  let shapes = shapeCache.get(config);
+  if (!shapes) {
+    shapes = new Map(parameterShapes(config).map((p) => [p.name, p.shape]));
+    shapeCache.set(config, shapes);
+  }
+  return shapes;
 }
 
 /** [seq, seq] additive causal mask. */

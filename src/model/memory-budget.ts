@@ -1,0 +1,107 @@
+/**
+ * Whether a checkpoint runs resident (every weight in memory as float32) or layer-streamed, and
+ * how much of a memory budget the streamed activations may take.
+ */
+import { readFileSync } from 'node:fs';
+import { ConfigError } from '../util/errors.js';
+import { type NeoXConfig, parameterShapes } from './config.js';
+
+/** Share of the available memory (or of `--max-memory`) the float32 weights may take and still load whole. */
+export const RESIDENT_SHARE = 0.7;
+
+const UNITS: Record<string, number> = {
+  B: 1,
+  KB: 1e3,
+  MB: 1e6,
+  GB: 1e9,
+  TB: 1e12,
+  KIB: 2 ** 10,
+  MIB: 2 ** 20,
+  GIB: 2 ** 30,
+  TIB: 2 ** 40,
+};
+
+/** `8GB`, `512MiB`, `1.5GiB`, `4096` (bytes): a size in bytes; decimal units are powers of 1000, binary ones of 1024. */
+export function parseMemorySize(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b|b)?\s*$/i.exec(text);
+  const bytes = m ? Number(m[1]) * UNITS[(m[2] ?? 'B').toUpperCase()]! : Number.NaN;
+  if (!Number.isFinite(bytes) || bytes < 1)
+    throw new ConfigError(`memory size ${JSON.stringify(text)}: expected a positive size such as 8GB or 512MiB`);
+  return Math.floor(bytes);
+}
+
+/** Bytes shown as the largest binary unit that keeps a number of at least 1 (`1.5 GiB`). */
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let u = 0;
+  let v = bytes;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${u === 0 ? v : v.toFixed(1)} ${units[u]}`;
+}
+
+/** The float32 weights' bytes: what loading the checkpoint whole takes. */
+export function float32WeightBytes(config: NeoXConfig): number {
+  return parameterShapes(config).reduce((a, { shape }) => a + 4 * shape.reduce((x, d) => x * d, 1), 0);
+}
+
+function readNumber(path: string, pattern?: RegExp): number | undefined {
+  try {
+    const text = readFileSync(path, 'utf8');
+    const m = pattern ? pattern.exec(text) : /^\s*(\d+)\s*$/.exec(text);
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Memory this process may still take: MemAvailable from /proc/meminfo, or what is left under the
+ * cgroup's limit (v2 memory.max, v1 memory.limit_in_bytes) where that is lower; undefined where
+ * neither is known (not Linux).
+ */
+export function availableMemory(): number | undefined {
+  const kib = readNumber('/proc/meminfo', /^MemAvailable:\s+(\d+) kB$/m);
+  const candidates: number[] = kib === undefined ? [] : [kib * 1024];
+  for (const [limit, usage] of [
+    ['/sys/fs/cgroup/memory.max', '/sys/fs/cgroup/memory.current'],
+    ['/sys/fs/cgroup/memory/memory.limit_in_bytes', '/sys/fs/cgroup/memory/memory.usage_in_bytes'],
+  ] as const) {
+    const max = readNumber(limit);
+    const used = readNumber(usage);
+    // v1 writes "no limit" as a number near 2^63.
+    if (max !== undefined && used !== undefined && max < 2 ** 60) candidates.push(Math.max(0, max - used));
+  }
+  return candidates.length === 0 ? undefined : Math.min(...candidates);
+}
+
+export interface MemoryPlan {
+  /** Run a layer at a time from the checkpoint's files. */
+  stream: boolean;
+  /** The budget the decision was made against: `--max-memory`, or the available memory; undefined where unknown. */
+  budget: number | undefined;
+  /** The float32 weights' bytes. */
+  weights: number;
+  /** Why it streams, for stderr (undefined when resident). */
+  reason?: string;
+}
+
+/**
+ * Resident when the float32 weights fit in 70% of `maxMemory` (the peak to stay under), or,
+ * without it, of the available memory; layer-streamed otherwise.
+ */
+export function planMemory(config: NeoXConfig, maxMemory?: number, available = availableMemory()): MemoryPlan {
+  const weights = float32WeightBytes(config);
+  const budget = maxMemory ?? available;
+  if (budget === undefined || weights <= RESIDENT_SHARE * budget) return { stream: false, budget, weights };
+  const against =
+    maxMemory !== undefined ? `--max-memory ${formatBytes(maxMemory)}` : `${formatBytes(budget)} available`;
+  return {
+    stream: true,
+    budget,
+    weights,
+    reason: `float32 weights of ${formatBytes(weights)} exceed ${RESIDENT_SHARE * 100}% of ${against}: streaming one layer at a time`,
+  };
+}
