@@ -350,7 +350,10 @@ export class Scorer {
       const biases = new Map<number, Float32Array>();
       const biasOf = (seq: number): Float32Array => {
         let bias = biases.get(seq);
-        if (!bias) biases.set(seq, (bias = causalBias(seq)));
+        if (!bias) {
+          bias = causalBias(seq);
+          biases.set(seq, bias);
+        }
         return bias;
       };
       for await (const { stage, weights } of backend.stream.pass()) {
