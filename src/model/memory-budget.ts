@@ -84,7 +84,7 @@ export interface MemoryPlan {
   budget: number | undefined;
   /** The float32 weights' bytes. */
   weights: number;
-  /** Why it streams, for stderr (undefined when resident). */
+  /** Why it streams (`float32 weights of 48.0 GiB exceed 70% of 22.1 GiB available`); undefined when resident. */
   reason?: string;
 }
 
@@ -102,6 +102,22 @@ export function planMemory(config: NeoXConfig, maxMemory?: number, available = a
     stream: true,
     budget,
     weights,
-    reason: `float32 weights of ${formatBytes(weights)} exceed ${RESIDENT_SHARE * 100}% of ${against}: streaming one layer at a time`,
+    reason: `float32 weights of ${formatBytes(weights)} exceed ${RESIDENT_SHARE * 100}% of ${against}`,
   };
+}
+
+/** What node, onnxruntime and the tokenizer take before any weight or activation: kept out of a streamed budget. */
+export const RUNTIME_BYTES = 512 * 2 ** 20;
+
+/** Least residual-stream budget a streamed run is given, however small the rest of its budget. */
+export const MIN_ACTIVATION_BYTES = 64 * 2 ** 20;
+
+/**
+ * The residual streams a streamed run may keep between layers: half of what the budget leaves after
+ * the runtime and the stream's buffers (the other half is for one batch's work inside a layer and
+ * the copies in and out of it), never under 64 MiB; 1 GiB where the budget is unknown.
+ */
+export function streamedActivationBytes(budget: number | undefined, bufferBytes: number): number {
+  if (budget === undefined) return 2 ** 30;
+  return Math.max(MIN_ACTIVATION_BYTES, Math.floor((budget - RUNTIME_BYTES - bufferBytes) / 2));
 }

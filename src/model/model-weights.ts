@@ -1,0 +1,29 @@
+/**
+ * A checkpoint opened for scoring or reading activations: loaded whole when its float32 weights fit
+ * the memory budget, else opened for layer streaming (memory-budget.ts decides).
+ */
+import { type Checkpoint, loadCheckpoint, readConfig } from './checkpoint.js';
+import type { NeoXConfig } from './config.js';
+import { LayerStream } from './layer-stream.js';
+import { type MemoryPlan, planMemory, streamedActivationBytes } from './memory-budget.js';
+
+export type ModelWeights =
+  | { kind: 'resident'; config: NeoXConfig; checkpoint: Checkpoint; plan: MemoryPlan }
+  | { kind: 'streamed'; config: NeoXConfig; stream: LayerStream; plan: MemoryPlan; activationBytes: number };
+
+/** Opens `dir` resident or streamed, against `maxMemory` (bytes; the peak to stay under) or the available memory. */
+export function openModelWeights(dir: string, maxMemory?: number): ModelWeights {
+  const plan = planMemory(readConfig(dir), maxMemory);
+  if (!plan.stream) {
+    const checkpoint = loadCheckpoint(dir);
+    return { kind: 'resident', config: checkpoint.config, checkpoint, plan };
+  }
+  const stream = LayerStream.open(dir);
+  const activationBytes = streamedActivationBytes(plan.budget, stream.bufferBytes);
+  return { kind: 'streamed', config: stream.config, stream, plan, activationBytes };
+}
+
+/** Closes a streamed checkpoint's files (a resident one holds none). */
+export async function closeModelWeights(weights: ModelWeights): Promise<void> {
+  if (weights.kind === 'streamed') await weights.stream.close();
+}
