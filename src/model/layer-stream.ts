@@ -15,6 +15,7 @@ import {
   type TensorSource,
 } from '../formats/index.js';
 import { bytesToFloat32 } from '../formats/tensor-file.js';
+import type { HostTensor } from '../runtime/session.js';
 import { FormatError } from '../util/errors.js';
 import { checkFinite, readConfig, type StoredParameter, storedParameters, tokenizerOf } from './checkpoint.js';
 import { type NeoXConfig, parameterShapes } from './config.js';
@@ -191,4 +192,39 @@ export class LayerStream {
     this.handles.clear();
     for (const h of handles) await (await h.catch(() => undefined))?.close();
   }
+}
+
+/** The embedding of ids [batch·seq]: each token's row of `table` [vocab, H], copied (what the graph's Gather does). */
+export function embed(table: Float32Array, ids: BigInt64Array, H: number): Float32Array {
+  const out = new Float32Array(ids.length * H);
+  ids.forEach((id, i) => {
+    const row = Number(id);
+    out.set(table.subarray(row * H, (row + 1) * H), i * H);
+  });
+  return out;
+}
+
+/**
+ * A stage's weights as feeds of the streamed graphs: a layer's under layer 0's names (the one block
+ * graph serves every layer), the head's under their own.
+ */
+export function stageFeeds(config: NeoXConfig, weights: StageWeights): Record<string, HostTensor> {
+  const shapes = shapesOf(config);
+  const feeds: Record<string, HostTensor> = {};
+  for (const [name, data] of weights) {
+    const fed = name.replace(/^gpt_neox\.layers\.\d+\./, 'gpt_neox.layers.0.');
+    feeds[fed] = { data, dims: shapes.get(name)! };
+  }
+  return feeds;
+}
+
+const shapeCache = new WeakMap<NeoXConfig, Map<string, number[]>>();
+
+function shapesOf(config: NeoXConfig): Map<string, number[]> {
+  let shapes = shapeCache.get(config);
+  if (!shapes) {
+    shapes = new Map(parameterShapes(config).map((p) => [p.name, p.shape]));
+    shapeCache.set(config, shapes);
+  }
+  return shapes;
 }

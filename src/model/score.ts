@@ -15,9 +15,9 @@ import {
 } from '../runtime/session.js';
 import { ConfigError } from '../util/errors.js';
 import { checkNumber, POSITIVE_INTEGER } from '../util/values.js';
-import { headDim, type NeoXConfig, parameterShapes } from './config.js';
+import { headDim, type NeoXConfig } from './config.js';
 import { buildGptNeoX, type LayerCache, lmHead, MASK_VALUE, type WeightLookup } from './gpt-neox.js';
-import type { LayerStream, StageWeights } from './layer-stream.js';
+import { embed, type LayerStream, stageFeeds } from './layer-stream.js';
 import { type Params, parameterInputs, releaseFeeds, residentParameterFeeds } from './params.js';
 
 export interface ScoreRequest {
@@ -504,41 +504,6 @@ function scoredFeeds(b: ScoreBatch): Record<string, HostTensor> {
     score_index: { data: b.index, dims: [b.index.length] },
     score_targets: { data: b.targets, dims: [b.targets.length] },
   };
-}
-
-/** The embedding of ids [batch·seq]: each token's row of `table` [vocab, H], copied (what the graph's Gather does). */
-export function embed(table: Float32Array, ids: BigInt64Array, H: number): Float32Array {
-  const out = new Float32Array(ids.length * H);
-  ids.forEach((id, i) => {
-    const row = Number(id);
-    out.set(table.subarray(row * H, (row + 1) * H), i * H);
-  });
-  return out;
-}
-
-/**
- * A stage's weights as feeds of the streamed graphs: a layer's under layer 0's names (the one block
- * graph serves every layer), the head's under their own.
- */
-export function stageFeeds(config: NeoXConfig, weights: StageWeights): Record<string, HostTensor> {
-  const shapes = shapesOf(config);
-  const feeds: Record<string, HostTensor> = {};
-  for (const [name, data] of weights) {
-    const fed = name.replace(/^gpt_neox\.layers\.\d+\./, 'gpt_neox.layers.0.');
-    feeds[fed] = { data, dims: shapes.get(name)! };
-  }
-  return feeds;
-}
-
-const shapeCache = new WeakMap<NeoXConfig, Map<string, number[]>>();
-
-function shapesOf(config: NeoXConfig): Map<string, number[]> {
-  let shapes = shapeCache.get(config);
-  if (!shapes) {
-    shapes = new Map(parameterShapes(config).map((p) => [p.name, p.shape]));
-    shapeCache.set(config, shapes);
-  }
-  return shapes;
 }
 
 /** [seq, seq] additive causal mask. */
