@@ -19,6 +19,7 @@ import type { HostTensor } from '../runtime/session.js';
 import { FormatError } from '../util/errors.js';
 import { checkFinite, readConfig, type StoredParameter, storedParameters, tokenizerOf } from './checkpoint.js';
 import { type NeoXConfig, parameterShapes } from './config.js';
+import type { Params } from './params.js';
 
 /** One stage's weights by parameter name: views into the stream's reused buffer, valid until the next stage. */
 export type StageWeights = Map<string, Float32Array>;
@@ -182,6 +183,22 @@ export class LayerStream {
       weights.set(param.name, dst);
     });
     return weights;
+  }
+
+  /**
+   * Parameters read whole into arrays of their own (not the stream's buffer), checked finite: the
+   * few a computation needs beside the stream, such as the lens's final LayerNorm and unembedding.
+   */
+  readParams(names: readonly string[]): Params {
+    const params: Params = new Map();
+    for (const name of names) {
+      const param = this.byName.get(name);
+      if (!param) throw new FormatError(this.source.file, `missing tensor ${name}`);
+      const values = this.source.readFloat32(param.stored);
+      checkFinite(this.source.file, param.stored, values);
+      params.set(name, values);
+    }
+    return params;
   }
 
   /** Closes the checkpoint's files. */
