@@ -53,6 +53,8 @@ export class LayerStream {
   private readonly staging: Uint8Array;
   private readonly values: Float32Array;
   private closed = false;
+  /** Settles when the pass in progress ends: passes share the buffers, so they run one after another. */
+  private idle: Promise<void> = Promise.resolve();
 
   private constructor(
     readonly dir: string,
@@ -107,12 +109,20 @@ export class LayerStream {
 
   /**
    * Every stage in order, each stage's weights valid until the next is asked for; the next stage's
-   * bytes are read while the caller works on the current one.
+   * bytes are read while the caller works on the current one. A pass begun while another is under
+   * way waits for it to end (both would fill the same buffers).
    */
   async *pass(): AsyncGenerator<{ stage: Stage; weights: StageWeights }> {
-    if (this.closed) throw new FormatError(this.dir, 'the checkpoint stream is closed');
-    let pending: Promise<Uint8Array[]> | undefined = this.read(this.stages[0]!);
+    const previous = this.idle;
+    let done = (): void => {};
+    this.idle = new Promise((resolve) => {
+      done = resolve;
+    });
+    await previous;
+    let pending: Promise<Uint8Array[]> | undefined;
     try {
+      if (this.closed) throw new FormatError(this.dir, 'the checkpoint stream is closed');
+      pending = this.read(this.stages[0]!);
       for (let s = 0; s < this.stages.length; s++) {
         const stage = this.stages[s]!;
         const raw = await pending!;
@@ -123,6 +133,7 @@ export class LayerStream {
       }
     } finally {
       await pending?.catch(() => undefined);
+      done();
     }
   }
 

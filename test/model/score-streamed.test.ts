@@ -117,3 +117,22 @@ test('a streamed checkpoint refuses a non-finite weight, naming the tensor', asy
     await stream.close();
   }
 });
+
+test('concurrent calls on one stream wait for each other and score as the resident scorer', async () => {
+  const dir = join(tmp, 'parallel-r25');
+  const { config, params } = loadCheckpoint(dir);
+  const groups = requests(config.vocabSize, config.maxPositions, 21);
+  const want = await (await Scorer.create(config, params)).score(groups.flat(), 2);
+  const stream = LayerStream.open(dir);
+  try {
+    const [a, b] = [await Scorer.streamed(stream), await Scorer.streamed(stream)];
+    const [x, y, z] = await Promise.all([
+      a.score(groups.flat(), 2),
+      b.score(groups.flat(), 2),
+      a.score(groups.flat(), 2),
+    ]);
+    for (const got of [x, y, z]) assertSame(got, want, 'concurrent');
+  } finally {
+    await stream.close();
+  }
+});
