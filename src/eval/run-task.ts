@@ -124,6 +124,29 @@ function fewshotPrefixes(task: Task, items: readonly TaskItem[], options: TaskRu
   return items.map((item) => fewshotPrefix(drawDemonstrations(item, pool, options.shots, options.seed, task.name)));
 }
 
+/** What an ActivationRunner takes for `model`: its parameters, or its stream. */
+export function activationWeights(model: EvalModel): Params | LayerStream {
+  return model.streamed?.stream ?? model.params;
+}
+
+/** The final LayerNorm's and the unembedding's parameters (what the lenses read beside the activations). */
+export function headParameters(model: EvalModel): Params {
+  if (!model.streamed) return model.params;
+  const unembed = model.config.tieWordEmbeddings ? 'gpt_neox.embed_in.weight' : 'embed_out.weight';
+  return model.streamed.stream.readParams([
+    'gpt_neox.final_layer_norm.weight',
+    'gpt_neox.final_layer_norm.bias',
+    unembed,
+  ]);
+}
+
+/** A scorer of its own for `model` (a study's): resident, or streamed. */
+export function createScorer(model: EvalModel, runtime: RuntimeOptions | undefined): Promise<Scorer> {
+  return model.streamed
+    ? Scorer.streamed(model.streamed.stream, runtime, model.streamed.activationBytes)
+    : Scorer.create(model.config, model.params, runtime);
+}
+
 /** One scorer per loaded checkpoint, configuration and runtime, reused by every task and shot count. */
 const scorers = new WeakMap<Params, Map<string, Promise<Scorer>>>();
 
@@ -136,9 +159,7 @@ function scorer(model: EvalModel, runtime: RuntimeOptions | undefined): Promise<
   }
   let s = byKey.get(key);
   if (!s) {
-    s = model.streamed
-      ? Scorer.streamed(model.streamed.stream, runtime, model.streamed.activationBytes)
-      : Scorer.create(model.config, model.params, runtime);
+    s = createScorer(model, runtime);
     byKey.set(key, s);
   }
   return s;

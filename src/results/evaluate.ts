@@ -210,15 +210,26 @@ async function loadForEvaluation(
   return { ...model, tokenizer };
 }
 
+/** The studies that only score or read activations, and so run on a streamed checkpoint. */
+const STREAMED_STUDIES: ReadonlySet<StudyName> = new Set([
+  'logit-lens',
+  'tuned-lens',
+  'heads',
+  'icl',
+  'token-curves',
+  'attention',
+]);
+
 /**
- * Each checkpoint's memory plan, made before any is loaded: a streamed one can score, not generate
- * nor run the case studies, so a grid that asks for those there is refused first.
+ * Each checkpoint's memory plan, made before any is loaded: a streamed one can score and read
+ * activations, not generate (generate_until tasks, memorization, canaries) nor hand over every
+ * weight at once (the weights study), so a grid that asks for those there is refused first.
  */
 function planCheckpoints(
   refs: readonly CheckpointRef[],
   cellsOf: (ref: CheckpointRef) => readonly { task: string }[],
   tasks: readonly Task[],
-  studies: readonly StudyName[],
+  studiesOf: (ref: CheckpointRef) => readonly StudyName[],
   maxMemory: number | undefined,
 ): Map<CheckpointRef, MemoryPlan> {
   const plans = new Map<CheckpointRef, MemoryPlan>();
@@ -232,9 +243,10 @@ function planCheckpoints(
       throw new ConfigError(
         `task ${generating.task} generates, which needs the checkpoint resident, but ${where}: give --max-memory room for them`,
       );
-    if (studies.length > 0)
+    const resident = studiesOf(ref).find((s) => !STREAMED_STUDIES.has(s));
+    if (resident)
       throw new ConfigError(
-        `the case studies need the checkpoint resident, but ${where}: give --max-memory room for them`,
+        `the ${resident} study needs the checkpoint resident, but ${where}: give --max-memory room for them`,
       );
   }
   return plans;
@@ -402,7 +414,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateSummar
       toLoad,
       (r) => byCheckpoint.get(`${r.model}@${r.step}`) ?? [],
       tasks,
-      selectedStudies(options),
+      studiesAt,
       options.maxMemory,
     );
     options.onEvent?.({
@@ -433,54 +445,57 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateSummar
           message: `${weights.reason}: streaming one layer at a time`,
         });
       try {
-        for (const cell of mine) {
-          const where: CellKey = { model: cell.model, step: cell.step, task: cell.task, shots: cell.shots };
-          const task = tasks.find((t) => t.name === cell.task)!;
-          const started = performance.now();
-          const run = await runTask(model, task, {
-            shots: cell.shots,
-            seed: settings.seed,
-            fewshotPool,
-            limit: options.limit,
-            batchSize,
-            maxGenTokens,
-            runtime,
-            onProgress: (done, items) => options.onEvent?.({ type: 'progress', cell: where, done, items }),
-          });
-          const seconds = (performance.now() - started) / 1000;
-          const record: CellRecord = {
-            ...cell,
-            items: run.items.length,
-            batchSize,
-            threads: options.threads ?? null,
-            seconds,
-          };
-          await store.writeCell(record, run.items, run.aggregates);
-          options.onEvent?.({
-            type: 'cell',
-            cell: where,
-            index: ++index,
-            total: cells.length,
-            aggregates: run.aggregates,
-            seconds,
-          });
+        try {
+          for (const cell of mine) {
+            const where: CellKey = { model: cell.model, step: cell.step, task: cell.task, shots: cell.shots };
+            const task = tasks.find((t) => t.name === cell.task)!;
+            const started = performance.now();
+            const run = await runTask(model, task, {
+              shots: cell.shots,
+              seed: settings.seed,
+              fewshotPool,
+              limit: options.limit,
+              batchSize,
+              maxGenTokens,
+              runtime,
+              onProgress: (done, items) => options.onEvent?.({ type: 'progress', cell: where, done, items }),
+            });
+            const seconds = (performance.now() - started) / 1000;
+            const record: CellRecord = {
+              ...cell,
+              items: run.items.length,
+              batchSize,
+              threads: options.threads ?? null,
+              seconds,
+            };
+            await store.writeCell(record, run.items, run.aggregates);
+            options.onEvent?.({
+              type: 'cell',
+              cell: where,
+              index: ++index,
+              total: cells.length,
+              aggregates: run.aggregates,
+              seconds,
+            });
+          }
+        } finally {
+          await releaseScorers(model);
+        }
+        const context: StudyRuntime = {
+          runtime,
+          device,
+          checkpointSha256: h.sha256,
+          tokenizerSha256: h.tokenizerSha256,
+          warn,
+          checkpoints: plan.checkpoints,
+        };
+        for (const name of studiesAt(ref)) {
+          const study = STUDIES[name];
+          if (study.per === 'checkpoint' && (await study.record(store, ref, model, studySettings, context)))
+            options.onEvent?.({ type: 'study', study: name, model: ref.model, step: ref.step });
         }
       } finally {
-        await releaseScorers(model);
         await model.streamed?.stream.close();
-      }
-      const context: StudyRuntime = {
-        runtime,
-        device,
-        checkpointSha256: h.sha256,
-        tokenizerSha256: h.tokenizerSha256,
-        warn,
-        checkpoints: plan.checkpoints,
-      };
-      for (const name of studiesAt(ref)) {
-        const study = STUDIES[name];
-        if (study.per === 'checkpoint' && (await study.record(store, ref, model, studySettings, context)))
-          options.onEvent?.({ type: 'study', study: name, model: ref.model, step: ref.step });
       }
     }
     for (const name of new Set(studyGrid.filter((c) => c.model === null).map((c) => c.study))) {
