@@ -16,7 +16,14 @@ import {
 import { ConfigError } from '../util/errors.js';
 import { checkNumber, POSITIVE_INTEGER } from '../util/values.js';
 import { headDim, type NeoXConfig } from './config.js';
-import { buildGptNeoX, type LayerCache, lmHead, MASK_VALUE, type WeightLookup } from './gpt-neox.js';
+import {
+  buildGptNeoX,
+  type ForwardOutputs,
+  type LayerCache,
+  lmHead,
+  MASK_VALUE,
+  type WeightLookup,
+} from './gpt-neox.js';
 import { embed, type LayerStream, stageFeeds } from './layer-stream.js';
 import { type Params, parameterInputs, releaseFeeds, residentParameterFeeds } from './params.js';
 
@@ -110,16 +117,55 @@ function restGraph(config: NeoXConfig): { graph: Graph; outputs: Record<string, 
 }
 
 /** One layer of the streamed model: the residual stream in, the residual stream out; layer 0's parameter names. */
-export function streamedBlockGraph(config: NeoXConfig): { graph: Graph; outputs: Record<string, Tensor> } {
+export function streamedBlockGraph(
+  config: NeoXConfig,
+  extra: (out: ForwardOutputs) => Record<string, Tensor> = () => ({}),
+): { graph: Graph; outputs: Record<string, Tensor> } {
   const graph = new Graph();
   const { lookup } = parameterInputs(graph, config);
   const residual = graph.input('residual', 'float32', ['batch', 'seq', config.hiddenSize]);
   const positions = graph.input('position_ids', 'int64', ['batch', 'seq']);
   const bias = graph.input('attention_bias', 'float32', [1, 1, 'seq', 'seq']);
+  const out = buildGptNeoX(config, lookup, {
+    residual,
+    positions,
+    attentionBias: bias,
+    fused: true,
+    layers: 1,
+    finalNorm: false,
+  });
+  return { graph, outputs: { residual_out: out.final, ...extra(out) } };
+}
+
+/** A prefix of shared-context scoring through one layer: the residual stream out, and the layer's keys and values. */
+function streamedPrefixBlockGraph(config: NeoXConfig): { graph: Graph; outputs: Record<string, Tensor> } {
+  const { graph, outputs } = streamedBlockGraph(config, (out) => ({
+    'present.0.key': out.present[0]!.key,
+    'present.0.value': out.present[0]!.value,
+  }));
+  return { graph, outputs };
+}
+
+/** The rows of shared-context scoring through one layer, against their prefixes' keys and values (`past.0.*`). */
+function streamedRestBlockGraph(config: NeoXConfig): { graph: Graph; outputs: Record<string, Tensor> } {
+  const nh = config.numHeads;
+  const hd = headDim(config);
+  const graph = new Graph();
+  const { lookup } = parameterInputs(graph, config);
+  const residual = graph.input('residual', 'float32', ['batch', 'seq', config.hiddenSize]);
+  const positions = graph.input('position_ids', 'int64', ['batch', 'seq']);
+  const bias = graph.input('attention_bias', 'float32', ['batch', 1, 'seq', 'past+seq']);
+  const past: LayerCache[] = [
+    {
+      key: graph.input('past.0.key', 'float32', ['batch', nh, 'past', hd]),
+      value: graph.input('past.0.value', 'float32', ['batch', nh, 'past', hd]),
+    },
+  ];
   const { final } = buildGptNeoX(config, lookup, {
     residual,
     positions,
     attentionBias: bias,
+    past,
     fused: true,
     layers: 1,
     finalNorm: false,
@@ -172,6 +218,8 @@ export const DEFAULT_ACTIVATION_BYTES = 2 ** 30;
 export class Scorer {
   /** The shared-context graphs, compiled on first use. */
   private shared?: Promise<{ prefix: CompiledGraph; rest: CompiledGraph }>;
+  /** Their streamed forms, one layer each: the prefix block (returning its keys and values), the rest block. */
+  private streamedShared?: Promise<[CompiledGraph, CompiledGraph]>;
 
   private constructor(
     readonly config: NeoXConfig,
@@ -203,7 +251,7 @@ export class Scorer {
    * embedding, then every layer (its weights read once for all of them), then the head, with the
    * same graphs and numbers as the resident scorer. The residual streams between layers take at most
    * `activationBytes` (one batch at least); rows beyond run in further passes over the checkpoint.
-   * Shared contexts are not run once (`scoreGroups` scores every request whole).
+   * `scoreGroups` runs shared contexts once as the resident scorer does, a layer at a time too.
    */
   static async streamed(
     stream: LayerStream,
@@ -257,11 +305,6 @@ export class Scorer {
     checkNumber('batchSize', batchSize, POSITIVE_INTEGER);
     const rows = this.rows(groups.flat());
     const results = new Array<ScoreResult>(rows.length);
-    if (this.backend.kind === 'streamed') {
-      await this.scoreRows(rows, batchSize, results);
-      let j = 0;
-      return groups.map((g) => g.map(() => results[j++]!));
-    }
     const plain: Row[] = [];
     const shared: { rows: Row[]; prefix: number }[] = [];
     let k = 0;
@@ -276,8 +319,12 @@ export class Scorer {
     await this.scoreRows(plain, batchSize, results);
     // Longest prefixes first, `batchSize` groups a window: one prefix run, then their requests.
     shared.sort((a, b) => b.prefix - a.prefix || a.rows[0]!.index - b.rows[0]!.index);
+    const windows: SharedWindow[] = [];
     for (let start = 0; start < shared.length; start += batchSize)
-      await this.scoreSharedWindow(shared.slice(start, start + batchSize), batchSize, results);
+      windows.push(sharedWindow(shared.slice(start, start + batchSize), batchSize));
+    const { backend } = this;
+    if (backend.kind === 'streamed') await this.streamSharedWindows(backend, windows, results);
+    else for (const w of windows) await this.scoreSharedWindow(backend.weights, w, results);
     k = 0;
     return groups.map((g) => g.map(() => results[k++]!));
   }
@@ -383,96 +430,197 @@ export class Scorer {
 
   /**
    * One window of groups: their prefixes in one batch (right-padded; causal attention keeps the
-   * padding out of earlier positions), then their rows in batches of `batchSize`, each row given
-   * its group's keys and values with the slots past its prefix masked.
+   * padding out of earlier positions), then their rows in batches, each row given its group's keys
+   * and values with the slots past its prefix masked.
    */
   private async scoreSharedWindow(
-    window: readonly { rows: Row[]; prefix: number }[],
-    batchSize: number,
+    weights: Record<string, HostTensor | DeviceTensor>,
+    w: SharedWindow,
     results: ScoreResult[],
   ): Promise<void> {
-    if (this.backend.kind !== 'resident') throw new ConfigError('a streamed scorer runs no shared contexts');
-    const { weights } = this.backend;
     this.shared ??= sharedContextGraphs(this.config, this.runtime);
     const graphs = await this.shared;
     const L = this.config.numLayers;
-    const nh = this.config.numHeads;
-    const hd = headDim(this.config);
-    const G = window.length;
-    const P = window[0]!.prefix;
-    const ids = new BigInt64Array(G * P);
-    const positions = new BigInt64Array(G * P);
-    window.forEach((g, b) => {
-      const input = g.rows[0]!.input;
-      for (let t = 0; t < P; t++) {
-        ids[b * P + t] = BigInt(t < g.prefix ? input[t]! : 0);
-        positions[b * P + t] = BigInt(t);
-      }
-    });
     const present = await graphs.prefix.run({
       ...weights,
-      input_ids: { data: ids, dims: [G, P] },
-      position_ids: { data: positions, dims: [G, P] },
-      attention_bias: { data: causalBias(P), dims: [1, 1, P, P] },
+      input_ids: { data: w.ids, dims: [w.groups, w.prefix] },
+      position_ids: { data: w.positions, dims: [w.groups, w.prefix] },
+      attention_bias: { data: causalBias(w.prefix), dims: [1, 1, w.prefix, w.prefix] },
     });
-    const cache = Array.from(
-      { length: 2 * L },
-      (_, i) => present[`present.${i >> 1}.${i & 1 ? 'value' : 'key'}`]!.data as Float32Array,
-    );
-    const block = nh * P * hd;
-    const members = window.flatMap((g, w) =>
-      g.rows.map((row) => ({ row, group: w, prefix: g.prefix, rest: row.input.length - g.prefix })),
-    );
-    members.sort((a, b) => b.rest - a.rest || a.row.index - b.row.index);
-    for (let start = 0; start < members.length; start += batchSize) {
-      const chunk = members.slice(start, start + batchSize);
-      const batch = chunk.length;
-      const seq = chunk[0]!.rest;
-      const scored = chunk.reduce((a, m) => a + m.row.n, 0);
-      const rowIds = new BigInt64Array(batch * seq);
-      const rowPositions = new BigInt64Array(batch * seq);
-      const bias = new Float32Array(batch * seq * (P + seq));
-      const index = new BigInt64Array(scored);
-      const targets = new BigInt64Array(scored);
-      const feeds: Record<string, HostTensor | DeviceTensor> = {};
-      for (let i = 0; i < 2 * L; i++) {
-        const past = new Float32Array(batch * block);
-        chunk.forEach((m, b) => {
-          past.set(cache[i]!.subarray(m.group * block, (m.group + 1) * block), b * block);
-        });
-        feeds[`past.${i >> 1}.${i & 1 ? 'value' : 'key'}`] = { data: past, dims: [batch, nh, P, hd] };
+    for (const b of w.batches) {
+      const feeds: Record<string, HostTensor> = {};
+      for (let i = 0; i < L; i++) {
+        for (const part of ['key', 'value'] as const)
+          feeds[`past.${i}.${part}`] = this.past(present[`present.${i}.${part}`]!.data as Float32Array, w, b);
       }
-      let k = 0;
-      chunk.forEach(({ row, prefix, rest }, b) => {
-        for (let t = 0; t < seq; t++) {
-          rowIds[b * seq + t] = BigInt(row.input[prefix + t] ?? 0);
-          // Padding past a row's end sits at position 0: a prefix near the last position has no room after it.
-          rowPositions[b * seq + t] = BigInt(t < rest ? prefix + t : 0);
-          const biasRow = bias.subarray((b * seq + t) * (P + seq), (b * seq + t + 1) * (P + seq));
-          biasRow.fill(MASK_VALUE, prefix, P);
-          biasRow.fill(MASK_VALUE, P + t + 1);
-        }
-        for (let t = rest - row.n; t < rest; t++) {
-          index[k] = BigInt(b * seq + t);
-          targets[k++] = BigInt(row.target[prefix + t]!);
-        }
-      });
-      const r = await graphs.rest.run({
-        ...weights,
-        ...feeds,
-        input_ids: { data: rowIds, dims: [batch, seq] },
-        position_ids: { data: rowPositions, dims: [batch, seq] },
-        attention_bias: { data: bias, dims: [batch, 1, seq, P + seq] },
-        score_index: { data: index, dims: [scored] },
-        score_targets: { data: targets, dims: [scored] },
-      });
-      collect(
-        chunk.map((m) => m.row),
-        r,
-        results,
-      );
+      const r = await graphs.rest.run({ ...weights, ...feeds, ...restFeeds(w, b) });
+      collect(b.rows, r, results);
     }
   }
+
+  /** A batch's keys or values of its groups' prefixes, [batch, heads, prefix, head_dim], from the window's [groups, …]. */
+  private past(cache: Float32Array, w: SharedWindow, b: SharedBatch): HostTensor {
+    const nh = this.config.numHeads;
+    const hd = headDim(this.config);
+    const block = nh * w.prefix * hd;
+    const past = new Float32Array(b.batch * block);
+    b.group.forEach((g, k) => {
+      past.set(cache.subarray(g * block, (g + 1) * block), k * block);
+    });
+    return { data: past, dims: [b.batch, nh, w.prefix, hd] };
+  }
+
+  /**
+   * Windows of groups through the checkpoint a stage at a time, as many windows a pass as their
+   * residual streams (prefixes and rows) fit in the activation budget: at each layer each window's
+   * prefix runs, and its rows run against that layer's keys and values, which are then dropped.
+   */
+  private async streamSharedWindows(
+    backend: Extract<Backend, { kind: 'streamed' }>,
+    windows: readonly SharedWindow[],
+    results: ScoreResult[],
+  ): Promise<void> {
+    if (windows.length === 0) return;
+    this.streamedShared ??= Promise.all([
+      compile(streamedPrefixBlockGraph(this.config), this.runtime),
+      compile(streamedRestBlockGraph(this.config), this.runtime),
+    ]);
+    const [prefixBlock, restBlock] = await this.streamedShared;
+    const H = this.config.hiddenSize;
+    const bytesOf = (w: SharedWindow): number =>
+      4 * H * (w.groups * w.prefix + w.batches.reduce((a, b) => a + b.batch * b.seq, 0));
+    for (let start = 0; start < windows.length; ) {
+      let end = start;
+      let bytes = 0;
+      while (end < windows.length && (end === start || bytes + bytesOf(windows[end]!) <= backend.activationBytes))
+        bytes += bytesOf(windows[end++]!);
+      const pass = windows.slice(start, end);
+      start = end;
+      let prefixes: Float32Array[] = [];
+      let rows: Float32Array[][] = [];
+      for await (const { stage, weights } of backend.stream.pass()) {
+        if (stage.name === 'embed') {
+          const table = weights.get('gpt_neox.embed_in.weight')!;
+          prefixes = pass.map((w) => embed(table, w.ids, H));
+          rows = pass.map((w) => w.batches.map((b) => embed(table, b.ids, H)));
+          continue;
+        }
+        const feeds = stageFeeds(this.config, weights);
+        for (const [k, w] of pass.entries()) {
+          if (stage.name === 'head') {
+            for (const [j, b] of w.batches.entries()) {
+              const residual = { data: rows[k]![j]!, dims: [b.batch, b.seq, H] };
+              collect(b.rows, await backend.head.run({ ...feeds, residual, ...scoredFeeds(b) }), results);
+            }
+            continue;
+          }
+          const present = await prefixBlock.run({
+            ...feeds,
+            residual: { data: prefixes[k]!, dims: [w.groups, w.prefix, H] },
+            position_ids: { data: w.positions, dims: [w.groups, w.prefix] },
+            attention_bias: { data: causalBias(w.prefix), dims: [1, 1, w.prefix, w.prefix] },
+          });
+          prefixes[k] = present.residual_out!.data as Float32Array;
+          const [key, value] = ['present.0.key', 'present.0.value'].map((n) => present[n]!.data as Float32Array);
+          for (const [j, b] of w.batches.entries()) {
+            const r = await restBlock.run({
+              ...feeds,
+              ...restFeeds(w, b),
+              residual: { data: rows[k]![j]!, dims: [b.batch, b.seq, H] },
+              'past.0.key': this.past(key!, w, b),
+              'past.0.value': this.past(value!, w, b),
+            });
+            rows[k]![j] = r.residual_out!.data as Float32Array;
+          }
+        }
+      }
+    }
+  }
+}
+
+/** A batch of a shared window: rows against their groups' prefixes. */
+interface SharedBatch extends ScoreBatch {
+  /** Each row's group in the window. */
+  group: number[];
+  /** [batch, 1, seq, prefix + seq]: a row's own prefix and its causal part visible. */
+  bias: Float32Array;
+}
+
+/** A window of groups laid out for the graphs: the prefixes' ids and positions [groups, prefix], and the rows' batches. */
+interface SharedWindow {
+  groups: number;
+  /** The window's longest prefix; shorter ones are right-padded. */
+  prefix: number;
+  ids: BigInt64Array;
+  positions: BigInt64Array;
+  batches: SharedBatch[];
+}
+
+function sharedWindow(window: readonly { rows: Row[]; prefix: number }[], batchSize: number): SharedWindow {
+  const G = window.length;
+  const P = window[0]!.prefix;
+  const ids = new BigInt64Array(G * P);
+  const positions = new BigInt64Array(G * P);
+  window.forEach((g, b) => {
+    const input = g.rows[0]!.input;
+    for (let t = 0; t < P; t++) {
+      ids[b * P + t] = BigInt(t < g.prefix ? input[t]! : 0);
+      positions[b * P + t] = BigInt(t);
+    }
+  });
+  const members = window.flatMap((g, w) =>
+    g.rows.map((row) => ({ row, group: w, prefix: g.prefix, rest: row.input.length - g.prefix })),
+  );
+  members.sort((a, b) => b.rest - a.rest || a.row.index - b.row.index);
+  const batches: SharedBatch[] = [];
+  for (let start = 0; start < members.length; start += batchSize) {
+    const chunk = members.slice(start, start + batchSize);
+    const batch = chunk.length;
+    const seq = chunk[0]!.rest;
+    const scored = chunk.reduce((a, m) => a + m.row.n, 0);
+    const rowIds = new BigInt64Array(batch * seq);
+    const rowPositions = new BigInt64Array(batch * seq);
+    const bias = new Float32Array(batch * seq * (P + seq));
+    const index = new BigInt64Array(scored);
+    const targets = new BigInt64Array(scored);
+    let k = 0;
+    chunk.forEach(({ row, prefix, rest }, b) => {
+      for (let t = 0; t < seq; t++) {
+        rowIds[b * seq + t] = BigInt(row.input[prefix + t] ?? 0);
+        // Padding past a row's end sits at position 0: a prefix near the last position has no room after it.
+        rowPositions[b * seq + t] = BigInt(t < rest ? prefix + t : 0);
+        const biasRow = bias.subarray((b * seq + t) * (P + seq), (b * seq + t + 1) * (P + seq));
+        biasRow.fill(MASK_VALUE, prefix, P);
+        biasRow.fill(MASK_VALUE, P + t + 1);
+      }
+      for (let t = rest - row.n; t < rest; t++) {
+        index[k] = BigInt(b * seq + t);
+        targets[k++] = BigInt(row.target[prefix + t]!);
+      }
+    });
+    batches.push({
+      rows: chunk.map((m) => m.row),
+      group: chunk.map((m) => m.group),
+      batch,
+      seq,
+      ids: rowIds,
+      positions: rowPositions,
+      bias,
+      index,
+      targets,
+    });
+  }
+  return { groups: G, prefix: P, ids, positions, batches };
+}
+
+/** A shared batch's own feeds (not its keys and values). */
+function restFeeds(w: SharedWindow, b: SharedBatch): Record<string, HostTensor> {
+  return {
+    input_ids: { data: b.ids, dims: [b.batch, b.seq] },
+    position_ids: { data: b.positions, dims: [b.batch, b.seq] },
+    attention_bias: { data: b.bias, dims: [b.batch, 1, b.seq, w.prefix + b.seq] },
+    ...scoredFeeds(b),
+  };
 }
 
 /** Rows of similar length as one batch: right-padded ids, positions 0.., and the flat indices and targets of the scored positions. */

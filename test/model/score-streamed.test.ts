@@ -3,7 +3,8 @@
  * gives the resident scorer's numbers, within 1e-6 relative on log-likelihoods and with the same
  * greedy flags: on the HF fixture checkpoints and a tied-embedding model split over many float16 or
  * bfloat16 shards, with activation budgets that hold every row, and ones so small that each batch
- * takes its own pass over the checkpoint; and through `scoreGroups`.
+ * takes its own pass over the checkpoint; and through `scoreGroups` (shared contexts run once, a
+ * layer at a time too) against the resident `scoreGroups`.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -51,8 +52,19 @@ function requests(vocab: number, maxPositions: number, seed: number): ScoreReque
       Array.from({ length: rng.between(1, 4) }, () => ({ context, continuation: tokens(rng.between(1, 8)) })),
     );
   }
-  // Longer than max_position_embeddings: left-truncated.
+  // Partial items: contexts that share their start, one continuation.
+  for (let i = 0; i < 2; i++) {
+    const start = tokens(rng.between(2, 10));
+    const continuation = tokens(rng.between(1, 4));
+    groups.push(Array.from({ length: 3 }, () => ({ context: [...start, ...tokens(rng.between(1, 6))], continuation })));
+  }
+  // Longer than max_position_embeddings: left-truncated, alone and shared.
   groups.push([{ context: tokens(maxPositions + 5), continuation: tokens(3) }]);
+  const long = tokens(maxPositions - 3);
+  groups.push([
+    { context: long, continuation: tokens(2) },
+    { context: long, continuation: tokens(6) },
+  ]);
   return groups;
 }
 
@@ -69,7 +81,11 @@ async function compareOn(dir: string, label: string, seed: number): Promise<void
       const streamed = await Scorer.streamed(stream, {}, activationBytes);
       assert.equal(streamed.streamed, true);
       assertSame(await streamed.score(flat, 3), want, `${label} budget ${activationBytes}`);
-      assertSame((await streamed.scoreGroups(groups, 2)).flat(), await resident.score(flat, 2), `${label} groups`);
+      assertSame(
+        (await streamed.scoreGroups(groups, 2)).flat(),
+        (await resident.scoreGroups(groups, 2)).flat(),
+        `${label} groups`,
+      );
     }
   } finally {
     await stream.close();
