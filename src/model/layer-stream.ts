@@ -39,6 +39,8 @@ export interface Stage {
 /** Bytes a stage's reads are placed at, so every typed view of them is aligned. */
 const ALIGN = 8;
 const aligned = (n: number): number => Math.ceil(n / ALIGN) * ALIGN;
+/** Bytes one read asks for at most (a read takes at most 2^31 − 1). */
+const MAX_READ = 1 << 30;
 
 function stageOf(name: string): string {
   const m = /^gpt_neox\.layers\.(\d+)\./.exec(name);
@@ -168,7 +170,8 @@ export class LayerStream {
     });
     let done = 0;
     while (done < into.byteLength) {
-      const { bytesRead } = await file.read(into, done, into.byteLength - done, offset + done);
+      const length = Math.min(into.byteLength - done, MAX_READ);
+      const { bytesRead } = await file.read(into, done, length, offset + done);
       if (bytesRead === 0)
         throw new FormatError(
           path,
