@@ -131,13 +131,7 @@ export function activationWeights(model: EvalModel): Params | LayerStream {
 
 /** The final LayerNorm's and the unembedding's parameters (what the lenses read beside the activations). */
 export function headParameters(model: EvalModel): Params {
-  if (!model.streamed) return model.params;
-  const unembed = model.config.tieWordEmbeddings ? 'gpt_neox.embed_in.weight' : 'embed_out.weight';
-  return model.streamed.stream.readParams([
-    'gpt_neox.final_layer_norm.weight',
-    'gpt_neox.final_layer_norm.bias',
-    unembed,
-  ]);
+  return model.streamed ? model.streamed.stream.readHeadParams() : model.params;
 }
 
 /** A scorer of its own for `model` (a study's): resident, or streamed. */

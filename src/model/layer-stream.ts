@@ -215,6 +215,12 @@ export class LayerStream {
     return params;
   }
 
+  /** The final LayerNorm's and the unembedding's parameters: what the lenses read beside the activations. */
+  readHeadParams(): Params {
+    const unembed = this.config.tieWordEmbeddings ? 'gpt_neox.embed_in.weight' : 'embed_out.weight';
+    return this.readParams(['gpt_neox.final_layer_norm.weight', 'gpt_neox.final_layer_norm.bias', unembed]);
+  }
+
   /** Closes the checkpoint's files. */
   async close(): Promise<void> {
     this.closed = true;

@@ -40,9 +40,7 @@ export function runnerWeights(weights: ModelWeights): Params | LayerStream {
  * activations): among the resident ones, or read from the stream's files.
  */
 export function headParams(weights: ModelWeights): Params {
-  if (weights.kind === 'resident') return weights.checkpoint.params;
-  const unembed = weights.config.tieWordEmbeddings ? 'gpt_neox.embed_in.weight' : 'embed_out.weight';
-  return weights.stream.readParams(['gpt_neox.final_layer_norm.weight', 'gpt_neox.final_layer_norm.bias', unembed]);
+  return weights.kind === 'resident' ? weights.checkpoint.params : weights.stream.readHeadParams();
 }
 
 export function scorerFor(weights: ModelWeights, runtime: RuntimeOptions = {}): Promise<Scorer> {
