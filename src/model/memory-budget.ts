@@ -121,3 +121,17 @@ export function streamedActivationBytes(budget: number | undefined, bufferBytes:
   if (budget === undefined) return 2 ** 30;
   return Math.max(MIN_ACTIVATION_BYTES, Math.floor((budget - RUNTIME_BYTES - bufferBytes) / 2));
 }
+
+/**
+ * What a streamed run says on stderr: why it streams, and where the budget is below what streaming
+ * itself takes (the runtime, the stream's buffers, the least activation budget), that it will be
+ * exceeded.
+ */
+export function streamingMessage(plan: MemoryPlan, bufferBytes: number): string {
+  const floor = RUNTIME_BYTES + bufferBytes + MIN_ACTIVATION_BYTES;
+  const below =
+    plan.budget !== undefined && plan.budget < floor
+      ? ` (streaming itself needs about ${formatBytes(floor)}: the budget will be exceeded)`
+      : '';
+  return `${plan.reason}: streaming one layer at a time${below}`;
+}

@@ -22,7 +22,7 @@ import { type OutputType, readTask, type Task } from '../eval/tasks.js';
 import { loadCheckpoint, readConfig } from '../model/checkpoint.js';
 import { countParameters, type NeoXConfig } from '../model/config.js';
 import { LayerStream } from '../model/layer-stream.js';
-import { type MemoryPlan, planMemory, streamedActivationBytes } from '../model/memory-budget.js';
+import { type MemoryPlan, planMemory, streamedActivationBytes, streamingMessage } from '../model/memory-budget.js';
 import { checkProvider, type ExecutionProvider } from '../runtime/session.js';
 import { readLog } from '../train/run-folder.js';
 import { ConfigError } from '../util/errors.js';
@@ -442,7 +442,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateSummar
           type: 'streaming',
           model: ref.model,
           step: ref.step,
-          message: `${weights.reason}: streaming one layer at a time`,
+          message: streamingMessage(weights, model.streamed!.stream.bufferBytes),
         });
       try {
         try {

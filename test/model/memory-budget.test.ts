@@ -8,6 +8,7 @@ import {
   parseMemorySize,
   planMemory,
   streamedActivationBytes,
+  streamingMessage,
 } from '../../src/model/memory-budget.js';
 import { pythiaArchitecture } from '../../src/model/presets.js';
 
@@ -57,4 +58,18 @@ test('the available memory is known on Linux and positive', () => {
   if (process.platform !== 'linux') return;
   const m = availableMemory();
   assert.ok(m !== undefined && m > 0);
+});
+
+test('a streamed run says why it streams, and when the budget is below what streaming itself needs', () => {
+  const config: NeoXConfig = {
+    ...pythiaArchitecture({ numLayers: 2, hiddenSize: 32, numHeads: 2, vocabSize: 100, maxPositions: 16 }),
+    dtype: 'float32',
+  };
+  const tight = planMemory(config, 1000);
+  assert.match(
+    streamingMessage(tight, 2 ** 20),
+    /^float32 weights of .* exceed 70% of --max-memory 1000 B: streaming one layer at a time \(streaming itself needs about 577\.0 MiB: the budget will be exceeded\)$/,
+  );
+  const roomy = planMemory(config, undefined, 1000);
+  assert.match(streamingMessage({ ...roomy, budget: 2 ** 33 }, 2 ** 20), /streaming one layer at a time$/);
 });
