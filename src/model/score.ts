@@ -117,7 +117,7 @@ function restGraph(config: NeoXConfig): { graph: Graph; outputs: Record<string, 
 }
 
 /** One layer of the streamed model: the residual stream in, the residual stream out; layer 0's parameter names. */
-export function streamedBlockGraph(
+function streamedBlockGraph(
   config: NeoXConfig,
   extra: (out: ForwardOutputs) => Record<string, Tensor> = () => ({}),
 ): { graph: Graph; outputs: Record<string, Tensor> } {
