@@ -30,18 +30,17 @@ export async function tokenLosses(scorer: Scorer, held: HeldOutTokens, batchRows
   const { rows, length, tokens } = held;
   const per = length - 1;
   const losses = new Float32Array(rows * per);
-  for (let start = 0; start < rows; start += batchRows) {
-    const requests = [];
-    for (let r = start; r < Math.min(rows, start + batchRows); r++) {
-      const row = Array.from(tokens.subarray(r * length, (r + 1) * length));
-      requests.push({ context: row.slice(0, 1), continuation: row.slice(1) });
-    }
-    const scored = await scorer.score(requests, batchRows);
-    scored.forEach((s, i) => {
-      s.tokenLogprobs.forEach((lp, p) => {
-        losses[(start + i) * per + p] = -lp;
-      });
-    });
+  const requests = [];
+  for (let r = 0; r < rows; r++) {
+    const row = Array.from(tokens.subarray(r * length, (r + 1) * length));
+    requests.push({ context: row.slice(0, 1), continuation: row.slice(1) });
   }
+  // One call in batches of `batchRows` (rows of one length batch in order): a streamed scorer reads the checkpoint once.
+  const scored = await scorer.score(requests, batchRows);
+  scored.forEach((s, r) => {
+    s.tokenLogprobs.forEach((lp, p) => {
+      losses[r * per + p] = -lp;
+    });
+  });
   return losses;
 }

@@ -1,5 +1,6 @@
 /** Parsers for command-line values (commander option coercions) and the options several commands share. */
 import { type Command, InvalidArgumentError, Option } from 'commander';
+import { parseMemorySize } from '../model/memory-budget.js';
 import { EXECUTION_PROVIDERS } from '../runtime/session.js';
 import {
   NON_NEGATIVE_INTEGER,
@@ -73,4 +74,34 @@ export function requiredTokenizer(flags: TokenizerFlags): string {
 /** For a flag given several times: each value appended. */
 export function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
+}
+
+/** `--max-memory SIZE`: the peak memory to stay under, `8GB` or `512MiB`, in bytes. */
+export function memorySize(value: string): number {
+  try {
+    return parseMemorySize(value);
+  } catch {
+    throw new InvalidArgumentError('expected a size such as 8GB, 512MiB or 1.5GiB.');
+  }
+}
+
+/** `--max-memory` of the commands that score or read activations. */
+export function maxMemoryOption(): Option {
+  return new Option(
+    '--max-memory <size>',
+    'peak memory to stay under (8GB, 512MiB): a checkpoint whose float32 weights exceed 70% of it runs a layer at a time ' +
+      'from its files (default: 70% of the available memory decides)',
+  ).argParser(memorySize);
+}
+
+/**
+ * `--max-memory` on a command that cannot stream: accepted by the parser only to be refused in
+ * one line that says why.
+ */
+export function refusedMaxMemoryOption(): Option {
+  return new Option('--max-memory <size>').hideHelp();
+}
+
+export function refuseMaxMemory(flags: { maxMemory?: unknown }, why: string): void {
+  if (flags.maxMemory !== undefined) throw new UserError(`--max-memory: ${why}`);
 }

@@ -6,6 +6,7 @@ import type { TextTokenizer } from '../data/tokenizer.js';
 import type { NeoXConfig } from '../model/config.js';
 import { Decoder } from '../model/decoder.js';
 import { generate } from '../model/generate.js';
+import type { LayerStream } from '../model/layer-stream.js';
 import type { Params } from '../model/params.js';
 import { type ScoreRequest, type ScoreResult, Scorer } from '../model/score.js';
 import type { RuntimeOptions } from '../runtime/session.js';
@@ -30,8 +31,11 @@ import type { GenerateItem, Task, TaskItem } from './tasks.js';
 /** A checkpoint ready to evaluate. Scoring and decoding sessions are compiled per architecture and shared. */
 export interface EvalModel {
   config: NeoXConfig;
+  /** The weights in memory; empty where `streamed` reads them a layer at a time. */
   params: Params;
   tokenizer: TextTokenizer;
+  /** A checkpoint too large for memory: its scoring streams (src/model/layer-stream.ts); it generates nothing. */
+  streamed?: { stream: LayerStream; activationBytes: number };
 }
 
 export interface TaskRunOptions {
@@ -120,6 +124,23 @@ function fewshotPrefixes(task: Task, items: readonly TaskItem[], options: TaskRu
   return items.map((item) => fewshotPrefix(drawDemonstrations(item, pool, options.shots, options.seed, task.name)));
 }
 
+/** What an ActivationRunner takes for `model`: its parameters, or its stream. */
+export function activationWeights(model: EvalModel): Params | LayerStream {
+  return model.streamed?.stream ?? model.params;
+}
+
+/** The final LayerNorm's and the unembedding's parameters (what the lenses read beside the activations). */
+export function headParameters(model: EvalModel): Params {
+  return model.streamed ? model.streamed.stream.readHeadParams() : model.params;
+}
+
+/** A scorer of its own for `model` (a study's): resident, or streamed. */
+export function createScorer(model: EvalModel, runtime: RuntimeOptions | undefined): Promise<Scorer> {
+  return model.streamed
+    ? Scorer.streamed(model.streamed.stream, runtime, model.streamed.activationBytes)
+    : Scorer.create(model.config, model.params, runtime);
+}
+
 /** One scorer per loaded checkpoint, configuration and runtime, reused by every task and shot count. */
 const scorers = new WeakMap<Params, Map<string, Promise<Scorer>>>();
 
@@ -132,7 +153,7 @@ function scorer(model: EvalModel, runtime: RuntimeOptions | undefined): Promise<
   }
   let s = byKey.get(key);
   if (!s) {
-    s = Scorer.create(model.config, model.params, runtime);
+    s = createScorer(model, runtime);
     byKey.set(key, s);
   }
   return s;
@@ -154,7 +175,8 @@ async function scoreInSlices(
   itemsPerRequest: (done: number) => number,
   totalItems: number,
 ) {
-  const slice = options.batchSize * 16;
+  // A streamed scorer reads the whole checkpoint each call: one call, which it splits by its own budget.
+  const slice = s.streamed ? Math.max(1, requests.length) : options.batchSize * 16;
   const out = [];
   for (let start = 0; start < requests.length; start += slice) {
     out.push(...(await s.score(requests.slice(start, start + slice), options.batchSize)));
@@ -183,7 +205,7 @@ async function scoreItemsInSlices(
     group.length = Math.max(group.length, r.context.length + r.continuation.length);
   });
   const order = [...groups].sort((a, b) => b.length - a.length || a.first - b.first);
-  const slice = options.batchSize * 16;
+  const slice = s.streamed ? Math.max(1, requests.length) : options.batchSize * 16;
   const out = new Array<ScoreResult>(requests.length);
   for (let start = 0; start < order.length; ) {
     let end = start;
@@ -317,6 +339,10 @@ async function generateAnswers(
     ids.length === 0 ? [tokenizer.eodId] : ids.slice(Math.max(0, ids.length - room)),
   );
   const order = inputs.map((_, i) => i).sort((a, b) => inputs[b]!.length - inputs[a]!.length || a - b);
+  if (model.streamed)
+    throw new ConfigError(
+      'generate_until tasks need the checkpoint resident, and it is streamed: give --max-memory room for its float32 weights',
+    );
   const decoder = await Decoder.create(config, model.params, { ...options.runtime, weights: 'inputs' });
   const texts = new Array<string>(items.length);
   try {

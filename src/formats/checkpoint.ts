@@ -7,7 +7,7 @@ import { basename, join } from 'node:path';
 import { FormatError } from '../util/errors.js';
 import { openSafetensors } from './safetensors.js';
 import { isJsonObject, JsonSyntaxError, type JsonValue, parseStrictJson } from './strict-json.js';
-import type { StoredDType, TensorInfo, TensorSource } from './tensor-file.js';
+import type { StoredDType, TensorInfo, TensorLocation, TensorSource } from './tensor-file.js';
 import { openTorchCheckpoint } from './torch-zip.js';
 
 const LAYOUTS: { file: string; open: (path: string) => TensorSource }[] = [
@@ -132,6 +132,10 @@ class ShardedSource implements TensorSource {
 
   readRaw(name: string): { dtype: StoredDType; shape: number[]; data: Uint8Array } {
     return this.shardOf(name).readRaw(name);
+  }
+
+  locate(name: string): TensorLocation | undefined {
+    return this.shardOf(name).locate?.(name);
   }
 
   close(): void {

@@ -11,6 +11,7 @@ export {
   STORED_DTYPE_SIZE,
   type StoredDType,
   type TensorInfo,
+  type TensorLocation,
   type TensorSource,
   type TensorToWrite,
 } from './tensor-file.js';

@@ -19,6 +19,7 @@ import {
   STORED_DTYPE_SIZE,
   type StoredDType,
   type TensorInfo,
+  type TensorLocation,
   type TensorSource,
   type TensorToWrite,
 } from './tensor-file.js';
@@ -182,6 +183,12 @@ class SafetensorsReader implements SafetensorsSource {
     const t = this.tensor(name);
     const data = this.handle.read(this.header.dataStart + t.begin, t.end - t.begin, `tensor ${name}`);
     return { dtype: t.dtype, shape: [...t.shape], data };
+  }
+
+  locate(name: string): TensorLocation {
+    const t = this.tensor(name);
+    const offset = this.header.dataStart + t.begin;
+    return { path: this.file, offset, byteLength: t.end - t.begin, dtype: t.dtype, shape: [...t.shape] };
   }
 
   /** 16-bit floats are widened piece by piece through one small buffer, never held whole beside the result. */

@@ -21,6 +21,15 @@ export function isStoredDType(s: unknown): s is StoredDType {
   return typeof s === 'string' && Object.hasOwn(STORED_DTYPE_SIZE, s);
 }
 
+/** Where a tensor's bytes lie in its file, for reads that do not go through its source (layer streaming). */
+export interface TensorLocation {
+  path: string;
+  offset: number;
+  byteLength: number;
+  dtype: StoredDType;
+  shape: number[];
+}
+
 export interface TensorInfo {
   name: string;
   dtype: StoredDType;
@@ -35,6 +44,8 @@ export interface TensorSource {
   readFloat32(name: string): Float32Array;
   /** Little-endian C-order bytes in a fresh buffer (byteOffset 0, so typed views of it are aligned). */
   readRaw(name: string): { dtype: StoredDType; shape: number[]; data: Uint8Array };
+  /** The tensor's place in its file, where the format stores it plainly (safetensors); else undefined. */
+  locate?(name: string): TensorLocation | undefined;
   close(): void;
 }
 

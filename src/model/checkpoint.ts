@@ -15,6 +15,7 @@ import {
   openCheckpointWeights,
   parseStrictJson,
   type StoredDType,
+  type TensorSource,
   type TensorToWrite,
   writeSafetensors,
 } from '../formats/index.js';
@@ -62,51 +63,76 @@ export function readConfig(dir: string): NeoXConfig {
   return parseHfConfig(json, path);
 }
 
+/** A parameter as stored: its name in the file (`stored`), its name here, and its dtype on disk. */
+export interface StoredParameter {
+  stored: string;
+  name: string;
+  dtype: StoredDType;
+}
+
+/**
+ * The stored tensors of `source` against `config`: exactly one per parameter, each of the shape
+ * the config implies (the buffers old checkpoints carry are skipped).
+ */
+export function storedParameters(source: TensorSource, config: NeoXConfig, dir: string): StoredParameter[] {
+  const ignored = ignoredBuffers(config);
+  const stored = source.list().filter((info) => !ignored.has(ALIASES[info.name] ?? info.name));
+  const expected = parameterTensorCount(config);
+  if (stored.length !== expected) {
+    throw new FormatError(
+      source.file,
+      `holds ${stored.length} parameter tensors, but ${join(dir, 'config.json')} (${config.numLayers} layers) implies ${expected}`,
+    );
+  }
+  const wanted = new Map(parameterShapes(config).map((p) => [p.name, p.shape]));
+  const found = new Set<string>();
+  const out = stored.map((info) => {
+    const name = ALIASES[info.name] ?? info.name;
+    const shape = wanted.get(name);
+    if (!shape) throw new FormatError(source.file, `unexpected tensor ${info.name} for this config.json`);
+    if (shape.length !== info.shape.length || shape.some((d, i) => d !== info.shape[i])) {
+      throw new FormatError(
+        source.file,
+        `tensor ${info.name} has shape [${info.shape.join(',')}], config.json implies [${shape.join(',')}]`,
+      );
+    }
+    found.add(name);
+    return { stored: info.name, name, dtype: info.dtype };
+  });
+  for (const name of wanted.keys()) if (!found.has(name)) throw new FormatError(source.file, `missing tensor ${name}`);
+  return out;
+}
+
+/** Refuses weights holding a NaN or ±Infinity, naming the file, tensor and element. */
+export function checkFinite(file: string, name: string, values: Float32Array): void {
+  const bad = firstNonFinite(values);
+  if (bad >= 0)
+    throw new FormatError(file, `tensor ${name} holds ${values[bad]} at element ${bad}: weights must be finite`);
+}
+
 /** Loads config and weights (converted to float32) from a checkpoint folder; non-finite weights are refused. */
 export function loadCheckpoint(dir: string): Checkpoint {
   const config = readConfig(dir);
   const source = openCheckpointWeights(dir);
   try {
-    const ignored = ignoredBuffers(config);
-    const stored = source.list().filter((info) => !ignored.has(ALIASES[info.name] ?? info.name));
-    const expected = parameterTensorCount(config);
-    if (stored.length !== expected) {
-      throw new FormatError(
-        source.file,
-        `holds ${stored.length} parameter tensors, but ${join(dir, 'config.json')} (${config.numLayers} layers) implies ${expected}`,
-      );
-    }
-    const wanted = new Map(parameterShapes(config).map((p) => [p.name, p.shape]));
     const params: Params = new Map();
     const storedDTypes = new Map<string, StoredDType>();
-    for (const info of stored) {
-      const name = ALIASES[info.name] ?? info.name;
-      const shape = wanted.get(name);
-      if (!shape) throw new FormatError(source.file, `unexpected tensor ${info.name} for this config.json`);
-      if (shape.length !== info.shape.length || shape.some((d, i) => d !== info.shape[i])) {
-        throw new FormatError(
-          source.file,
-          `tensor ${info.name} has shape [${info.shape.join(',')}], config.json implies [${shape.join(',')}]`,
-        );
-      }
-      const values = source.readFloat32(info.name);
-      const bad = firstNonFinite(values);
-      if (bad >= 0)
-        throw new FormatError(
-          source.file,
-          `tensor ${info.name} holds ${values[bad]} at element ${bad}: weights must be finite`,
-        );
+    for (const { stored, name, dtype } of storedParameters(source, config, dir)) {
+      const values = source.readFloat32(stored);
+      checkFinite(source.file, stored, values);
       params.set(name, values);
-      storedDTypes.set(name, info.dtype);
+      storedDTypes.set(name, dtype);
     }
-    for (const name of wanted.keys()) {
-      if (!params.has(name)) throw new FormatError(source.file, `missing tensor ${name}`);
-    }
-    const tokenizer = join(dir, 'tokenizer.json');
-    return { dir, config, params, storedDTypes, tokenizerPath: existsSync(tokenizer) ? tokenizer : undefined };
+    return { dir, config, params, storedDTypes, tokenizerPath: tokenizerOf(dir) };
   } finally {
     source.close();
   }
+}
+
+/** The folder's tokenizer.json, where it has one. */
+export function tokenizerOf(dir: string): string | undefined {
+  const tokenizer = join(dir, 'tokenizer.json');
+  return existsSync(tokenizer) ? tokenizer : undefined;
 }
 
 /**

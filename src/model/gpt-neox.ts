@@ -25,8 +25,14 @@ export interface LayerCache {
 }
 
 export interface ForwardInputs {
-  /** Token ids [B, T] (int64). */
-  ids: Tensor;
+  /** Token ids [B, T] (int64); or, in their place, `residual`. */
+  ids?: Tensor;
+  /** The residual stream [B, T, H] entering the first layer, in place of the embedding of `ids` (layer streaming). */
+  residual?: Tensor;
+  /** How many layers to build, from the first; default all (a streamed block builds one, a streamed head none). */
+  layers?: number;
+  /** Apply the final LayerNorm (default true); without it `final` is the last layer's residual. */
+  finalNorm?: boolean;
   /** Positions [B, T] (int64); default 0..T−1 for every row. */
   positions?: Tensor;
   /** Additive attention bias broadcastable to [B, 1, T, S] (0 or a large negative); default causal. */
@@ -218,10 +224,14 @@ function fusedAttention(
 }
 
 export function buildGptNeoX(config: NeoXConfig, weight: WeightLookup, inputs: ForwardInputs): ForwardOutputs {
-  const { ids, hooks } = inputs;
-  const graph: Graph = ids.graph;
-  if (ids.rank !== 2) throw new GraphError('gpt-neox', `ids must be [batch, seq], got ${ids}`);
-  const [B, T] = ids.shape as [Dim, Dim];
+  const { ids, residual, hooks } = inputs;
+  const start = ids ?? residual;
+  if (!start || (ids && residual)) throw new GraphError('gpt-neox', 'give either token ids or a residual stream');
+  const graph: Graph = start.graph;
+  if (ids && ids.rank !== 2) throw new GraphError('gpt-neox', `ids must be [batch, seq], got ${ids}`);
+  if (residual && residual.rank !== 3)
+    throw new GraphError('gpt-neox', `residual must be [batch, seq, hidden], got ${residual}`);
+  const [B, T] = start.shape as [Dim, Dim];
   const H = config.hiddenSize;
   const fused = inputs.fused ?? false;
   const flat = typeof B === 'number' && typeof T === 'number' && !fused && !hooks;
@@ -231,25 +241,28 @@ export function buildGptNeoX(config: NeoXConfig, weight: WeightLookup, inputs: F
   if (hooks && inputs.past) throw new GraphError('gpt-neox', 'named activations are not recorded with a KV cache');
   const hook = (name: string, t: Tensor): Tensor => (hooks?.wants(name) ? hooks.at(name, t) : t);
 
-  let x = op.gather(weight('gpt_neox.embed_in.weight'), ids);
+  let x = residual ?? op.gather(weight('gpt_neox.embed_in.weight'), ids!);
   if (flat) x = op.reshape(x, [...lead, H]);
-  x = hook('hook_embed', x);
+  if (ids) x = hook('hook_embed', x);
 
+  const layers = inputs.layers ?? config.numLayers;
   const positions = inputs.positions;
   let bias = inputs.attentionBias;
-  if (fused && (!positions || !bias))
+  if (fused && layers > 0 && (!positions || !bias))
     throw new GraphError('gpt-neox', 'fused attention needs explicit positions and an attention bias');
-  if (!bias) {
+  if (!bias && layers > 0) {
     if (typeof B !== 'number' || typeof T !== 'number' || fused || inputs.past)
       throw new GraphError('gpt-neox', 'symbolic shapes or a cache need an explicit attention bias');
     bias = graph.constant(causalBias(T), [1, 1, T, T]);
   }
-  const hookedDecomposed = hooks && !fused ? hookedAttention(config, positions, bias, [B, T], hooks) : undefined;
-  const attend = hookedDecomposed
-    ? undefined
-    : fused
-      ? fusedAttention(config, positions!, bias, [B, T], inputs.groupedQkv ?? false, hooks)
-      : decomposedAttention(config, positions, bias, [B, T], lead);
+  const hookedDecomposed =
+    bias && hooks && !fused ? hookedAttention(config, positions, bias, [B, T], hooks) : undefined;
+  const attend =
+    !bias || hookedDecomposed
+      ? undefined
+      : fused
+        ? fusedAttention(config, positions!, bias, [B, T], inputs.groupedQkv ?? false, hooks)
+        : decomposedAttention(config, positions, bias, [B, T], lead);
 
   const hiddenStates: Tensor[] = [x];
   const present: LayerCache[] = [];
@@ -269,7 +282,7 @@ export function buildGptNeoX(config: NeoXConfig, weight: WeightLookup, inputs: F
     return op.add(op.mul(normalized, w), b);
   };
 
-  for (let i = 0; i < config.numLayers; i++) {
+  for (let i = 0; i < layers; i++) {
     const p = `gpt_neox.layers.${i}`;
     const blk = `blocks.${i}`;
     x = hook(`${blk}.hook_resid_pre`, x);
@@ -331,7 +344,7 @@ export function buildGptNeoX(config: NeoXConfig, weight: WeightLookup, inputs: F
     x = hook(`${blk}.hook_resid_post`, x);
     if (i < config.numLayers - 1) hiddenStates.push(x);
   }
-  const final = layerNorm(x, 'ln_final', 'gpt_neox.final_layer_norm');
+  const final = inputs.finalNorm === false ? x : layerNorm(x, 'ln_final', 'gpt_neox.final_layer_norm');
   hiddenStates.push(final);
   return { hiddenStates, final, present, fresh };
 }

@@ -42,19 +42,17 @@ export async function inductionLoss(scorer: Scorer, rows: readonly (readonly num
   const length = rows[0]!.length / 2;
   if (!Number.isInteger(length) || length < 3)
     throw new ConfigError(`the induction loss needs rows of two copies of at least 3 tokens; got ${rows[0]!.length}`);
-  let sum = 0;
-  let count = 0;
-  for (const [r, row] of rows.entries()) {
+  for (const [r, row] of rows.entries())
     if (row.length !== 2 * length)
       throw new ConfigError(`sequence ${r} has ${row.length} tokens, sequence 0 has ${2 * length}`);
-    const [scored] = await scorer.score(
-      [{ context: row.slice(0, length + 2), continuation: row.slice(length + 2) }],
-      1,
-    );
-    for (const logprob of scored!.tokenLogprobs) sum -= logprob;
-    count += length - 2;
-  }
-  return sum / count;
+  // One call, each row its own batch: a streamed scorer then reads the checkpoint once.
+  const scored = await scorer.score(
+    rows.map((row) => ({ context: row.slice(0, length + 2), continuation: row.slice(length + 2) })),
+    1,
+  );
+  let sum = 0;
+  for (const s of scored) for (const logprob of s.tokenLogprobs) sum -= logprob;
+  return sum / (rows.length * (length - 2));
 }
 
 export interface IclScore extends IclPositions {
@@ -74,17 +72,18 @@ export async function iclScore(
   if (rows.length === 0) throw new ConfigError('the in-context-learning score needs at least one row');
   if (!(Number.isInteger(early) && Number.isInteger(late) && early >= 1 && late > early))
     throw new ConfigError(`positions: expected 1 ≤ early < late, got ${early} and ${late}`);
-  let earlySum = 0;
-  let lateSum = 0;
-  for (const [r, row] of rows.entries()) {
+  for (const [r, row] of rows.entries())
     if (row.length <= late)
       throw new ConfigError(`row ${r} has ${row.length} tokens; the loss at position ${late} needs ${late + 1}`);
-    const scored = await scorer.score(
-      [early, late].map((t) => ({ context: row.slice(0, t), continuation: [row[t]!] })),
-      1,
-    );
-    earlySum -= scored[0]!.logprob;
-    lateSum -= scored[1]!.logprob;
+  const scored = await scorer.score(
+    rows.flatMap((row) => [early, late].map((t) => ({ context: row.slice(0, t), continuation: [row[t]!] }))),
+    1,
+  );
+  let earlySum = 0;
+  let lateSum = 0;
+  for (let r = 0; r < rows.length; r++) {
+    earlySum -= scored[2 * r]!.logprob;
+    lateSum -= scored[2 * r + 1]!.logprob;
   }
   const earlyLoss = earlySum / rows.length;
   const lateLoss = lateSum / rows.length;

@@ -6,9 +6,10 @@
  */
 import type { TextTokenizer } from '../data/tokenizer.js';
 import type { CheckpointRef } from '../eval/checkpoints.js';
-import type { EvalModel } from '../eval/run-task.js';
+import { activationWeights, type EvalModel } from '../eval/run-task.js';
 import { ActivationRunner } from '../model/activations.js';
 import type { NeoXConfig } from '../model/config.js';
+import type { LayerStream } from '../model/layer-stream.js';
 import type { Params } from '../model/params.js';
 import type { RuntimeOptions } from '../runtime/session.js';
 import { ConfigError } from '../util/errors.js';
@@ -37,7 +38,7 @@ export async function attentionTokens(tokenizer: TextTokenizer, text: string, ma
 /** Each layer's pattern [head, dest, src] for one row of ids, as ActivationRunner computes it. */
 export async function attentionPatterns(
   config: NeoXConfig,
-  params: Params,
+  weights: Params | LayerStream,
   ids: readonly number[],
   runtime: RuntimeOptions = {},
 ): Promise<Float32Array[]> {
@@ -46,7 +47,7 @@ export async function attentionPatterns(
     throw new ConfigError(
       `attention study: token id ${outOfVocabulary} of the text is outside the model's vocabulary (${config.vocabSize})`,
     );
-  const runner = new ActivationRunner(config, params, runtime);
+  const runner = new ActivationRunner(config, weights, runtime);
   try {
     const { cache } = await runner.run(BigInt64Array.from(ids, BigInt), 1, { names: ['blocks.*.attn.hook_pattern'] });
     return Array.from({ length: config.numLayers }, (_, l) => cache.get(`blocks.${l}.attn.hook_pattern`)!.data);
@@ -78,7 +79,7 @@ export async function recordAttention(
   const started = performance.now();
   const { config } = model;
   const ids = await attentionTokens(model.tokenizer, study.attentionText, config.maxPositions);
-  const layers = await attentionPatterns(config, model.params, ids, context.runtime);
+  const layers = await attentionPatterns(config, activationWeights(model), ids, context.runtime);
   const n = ids.length;
   const at = { study: key, model: ref.model, step: ref.step };
   const patterns: Record<string, CellValue>[] = [];

@@ -19,8 +19,10 @@ import type { Aggregate } from '../eval/metrics.js';
 import { type EvalModel, releaseScorers, runTask } from '../eval/run-task.js';
 import { loadTasks, suiteTaskDir } from '../eval/task-files.js';
 import { type OutputType, readTask, type Task } from '../eval/tasks.js';
-import { loadCheckpoint } from '../model/checkpoint.js';
-import { countParameters } from '../model/config.js';
+import { loadCheckpoint, readConfig } from '../model/checkpoint.js';
+import { countParameters, type NeoXConfig } from '../model/config.js';
+import { LayerStream } from '../model/layer-stream.js';
+import { type MemoryPlan, planMemory, streamedActivationBytes, streamingMessage } from '../model/memory-budget.js';
 import { checkProvider, type ExecutionProvider } from '../runtime/session.js';
 import { readLog } from '../train/run-folder.js';
 import { ConfigError } from '../util/errors.js';
@@ -66,6 +68,11 @@ export interface EvaluateOptions {
   /** A tokenizer for checkpoints that carry none. */
   tokenizer?: string;
   shard?: Shard;
+  /**
+   * The peak memory to stay under, in bytes (`--max-memory`): a checkpoint whose float32 weights
+   * exceed 70% of it, or without it of the available memory, is scored a layer at a time.
+   */
+  maxMemory?: number;
   /** The case studies to record (src/results/studies.ts), as cells of the grid beside the task cells. */
   studies?: readonly StudyName[];
   /** Their settings; each one left out takes its default (DEFAULT_STUDY_SETTINGS). */
@@ -81,6 +88,8 @@ export type EvalEvent =
   | { type: 'plan'; cells: number; skipped: number; checkpoints: number }
   | { type: 'cell'; cell: CellKey; index: number; total: number; aggregates: Aggregate[]; seconds: number }
   | { type: 'progress'; cell: CellKey; done: number; items: number }
+  /** A checkpoint too large for the memory budget, scored a layer at a time; `message` says why. */
+  | { type: 'streaming'; model: string; step: number; message: string }
   /** A study recorded: at one checkpoint, or (per-step studies) at `steps` steps. */
   | { type: 'study'; study: StudyName; model: string | null; step: number; steps?: number }
   /** Why a study records nothing where it might be expected to; each message once per run. */
@@ -156,16 +165,28 @@ async function cachedTokenizer(
   return tokenizer;
 }
 
-/** Loads a checkpoint and its tokenizer, and records the model and checkpoint rows. */
+/**
+ * Loads a checkpoint (or, where `memory` says so, opens it for layer streaming) and its tokenizer,
+ * and records the model and checkpoint rows.
+ */
 async function loadForEvaluation(
   store: ResultsStore,
   hashed: HashedCheckpoint,
   tokenizers: Map<string, TextTokenizer>,
+  memory: MemoryPlan,
 ): Promise<EvalModel> {
   const { ref, tokenizerPath } = hashed;
-  const checkpoint = loadCheckpoint(ref.dir);
+  let model: Omit<EvalModel, 'tokenizer'>;
+  if (memory.stream) {
+    const stream = LayerStream.open(ref.dir);
+    const activationBytes = streamedActivationBytes(memory.budget, stream.bufferBytes);
+    model = { config: stream.config, params: new Map(), streamed: { stream, activationBytes } };
+  } else {
+    const checkpoint = loadCheckpoint(ref.dir);
+    model = { config: checkpoint.config, params: checkpoint.params };
+  }
   const tokenizer = await cachedTokenizer(tokenizers, tokenizerPath, hashed.tokenizerSha256);
-  const { config } = checkpoint;
+  const config: NeoXConfig = model.config;
   const counts = countParameters(config);
   await store.upsertModel({
     model: ref.model,
@@ -186,7 +207,49 @@ async function loadForEvaluation(
     tokens: ref.tokens,
     path: ref.dir,
   });
-  return { config, params: checkpoint.params, tokenizer };
+  return { ...model, tokenizer };
+}
+
+/** The studies that only score or read activations, and so run on a streamed checkpoint. */
+const STREAMED_STUDIES: ReadonlySet<StudyName> = new Set([
+  'logit-lens',
+  'tuned-lens',
+  'heads',
+  'icl',
+  'token-curves',
+  'attention',
+]);
+
+/**
+ * Each checkpoint's memory plan, made before any is loaded: a streamed one can score and read
+ * activations, not generate (generate_until tasks, memorization, canaries) nor hand over every
+ * weight at once (the weights study), so a grid that asks for those there is refused first.
+ */
+function planCheckpoints(
+  refs: readonly CheckpointRef[],
+  cellsOf: (ref: CheckpointRef) => readonly { task: string }[],
+  tasks: readonly Task[],
+  studiesOf: (ref: CheckpointRef) => readonly StudyName[],
+  maxMemory: number | undefined,
+): Map<CheckpointRef, MemoryPlan> {
+  const plans = new Map<CheckpointRef, MemoryPlan>();
+  for (const ref of refs) {
+    const plan = planMemory(readConfig(ref.dir), maxMemory);
+    plans.set(ref, plan);
+    if (!plan.stream) continue;
+    const where = `${ref.model} step ${ref.step} streams (its ${plan.reason})`;
+    const generating = cellsOf(ref).find((c) => tasks.find((t) => t.name === c.task)?.outputType === 'generate_until');
+    if (generating)
+      throw new ConfigError(
+        `task ${generating.task} generates, which needs the checkpoint resident, but ${where}: give --max-memory room for them`,
+      );
+    const resident = studiesOf(ref).find((s) => !STREAMED_STUDIES.has(s));
+    if (resident)
+      throw new ConfigError(
+        `the ${resident} study needs the checkpoint resident, but ${where}: give --max-memory room for them`,
+      );
+  }
+  return plans;
 }
 
 interface Plan {
@@ -347,6 +410,13 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateSummar
     const studiesAt = (ref: CheckpointRef) =>
       studyGrid.filter((c) => c.model === ref.model && c.step === ref.step).map((c) => c.study);
     const toLoad = plan.checkpoints.filter((r) => byCheckpoint.has(`${r.model}@${r.step}`) || studiesAt(r).length > 0);
+    const memory = planCheckpoints(
+      toLoad,
+      (r) => byCheckpoint.get(`${r.model}@${r.step}`) ?? [],
+      tasks,
+      studiesAt,
+      options.maxMemory,
+    );
     options.onEvent?.({
       type: 'plan',
       cells: cells.length,
@@ -365,52 +435,67 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateSummar
     for (const ref of toLoad) {
       const h = hashed.get(`${ref.model}@${ref.step}`)!;
       const mine = byCheckpoint.get(`${ref.model}@${ref.step}`) ?? [];
-      const model = await loadForEvaluation(store, h, tokenizers);
-      for (const cell of mine) {
-        const where: CellKey = { model: cell.model, step: cell.step, task: cell.task, shots: cell.shots };
-        const task = tasks.find((t) => t.name === cell.task)!;
-        const started = performance.now();
-        const run = await runTask(model, task, {
-          shots: cell.shots,
-          seed: settings.seed,
-          fewshotPool,
-          limit: options.limit,
-          batchSize,
-          maxGenTokens,
-          runtime,
-          onProgress: (done, items) => options.onEvent?.({ type: 'progress', cell: where, done, items }),
-        });
-        const seconds = (performance.now() - started) / 1000;
-        const record: CellRecord = {
-          ...cell,
-          items: run.items.length,
-          batchSize,
-          threads: options.threads ?? null,
-          seconds,
-        };
-        await store.writeCell(record, run.items, run.aggregates);
+      const weights = memory.get(ref)!;
+      const model = await loadForEvaluation(store, h, tokenizers, weights);
+      if (weights.stream)
         options.onEvent?.({
-          type: 'cell',
-          cell: where,
-          index: ++index,
-          total: cells.length,
-          aggregates: run.aggregates,
-          seconds,
+          type: 'streaming',
+          model: ref.model,
+          step: ref.step,
+          message: streamingMessage(weights, model.streamed!.stream.bufferBytes),
         });
-      }
-      await releaseScorers(model);
-      const context: StudyRuntime = {
-        runtime,
-        device,
-        checkpointSha256: h.sha256,
-        tokenizerSha256: h.tokenizerSha256,
-        warn,
-        checkpoints: plan.checkpoints,
-      };
-      for (const name of studiesAt(ref)) {
-        const study = STUDIES[name];
-        if (study.per === 'checkpoint' && (await study.record(store, ref, model, studySettings, context)))
-          options.onEvent?.({ type: 'study', study: name, model: ref.model, step: ref.step });
+      try {
+        try {
+          for (const cell of mine) {
+            const where: CellKey = { model: cell.model, step: cell.step, task: cell.task, shots: cell.shots };
+            const task = tasks.find((t) => t.name === cell.task)!;
+            const started = performance.now();
+            const run = await runTask(model, task, {
+              shots: cell.shots,
+              seed: settings.seed,
+              fewshotPool,
+              limit: options.limit,
+              batchSize,
+              maxGenTokens,
+              runtime,
+              onProgress: (done, items) => options.onEvent?.({ type: 'progress', cell: where, done, items }),
+            });
+            const seconds = (performance.now() - started) / 1000;
+            const record: CellRecord = {
+              ...cell,
+              items: run.items.length,
+              batchSize,
+              threads: options.threads ?? null,
+              seconds,
+            };
+            await store.writeCell(record, run.items, run.aggregates);
+            options.onEvent?.({
+              type: 'cell',
+              cell: where,
+              index: ++index,
+              total: cells.length,
+              aggregates: run.aggregates,
+              seconds,
+            });
+          }
+        } finally {
+          await releaseScorers(model);
+        }
+        const context: StudyRuntime = {
+          runtime,
+          device,
+          checkpointSha256: h.sha256,
+          tokenizerSha256: h.tokenizerSha256,
+          warn,
+          checkpoints: plan.checkpoints,
+        };
+        for (const name of studiesAt(ref)) {
+          const study = STUDIES[name];
+          if (study.per === 'checkpoint' && (await study.record(store, ref, model, studySettings, context)))
+            options.onEvent?.({ type: 'study', study: name, model: ref.model, step: ref.step });
+        }
+      } finally {
+        await model.streamed?.stream.close();
       }
     }
     for (const name of new Set(studyGrid.filter((c) => c.model === null).map((c) => c.study))) {

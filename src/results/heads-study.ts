@@ -9,13 +9,12 @@
 import { heldOutTokens } from '../analysis/held-out.js';
 import { readTrainingRecord } from '../analysis/training-record.js';
 import type { CheckpointRef } from '../eval/checkpoints.js';
-import type { EvalModel } from '../eval/run-task.js';
+import { activationWeights, createScorer, type EvalModel } from '../eval/run-task.js';
 import { ActivationRunner } from '../model/activations.js';
 import type { NeoXConfig } from '../model/config.js';
 import { headScores } from '../model/head-detectors.js';
 import { type IclPositions, iclPositions, iclScore, inductionLoss } from '../model/icl.js';
 import { repeatedRandomTokens, repeatLength, repeatTokenRange, type TokenRange } from '../model/repeated-tokens.js';
-import { Scorer } from '../model/score.js';
 import type { StudyRuntime } from './case-studies.js';
 import { EVAL_WEIGHTS, identityKey, studyIdentity } from './identity.js';
 import type { ResultsStore } from './store.js';
@@ -146,7 +145,7 @@ export async function recordHeads(
   const key = identityKey(identity);
   if (await store.hasStudy(key)) return false;
   const started = performance.now();
-  const runner = new ActivationRunner(model.config, model.params, context.runtime);
+  const runner = new ActivationRunner(model.config, activationWeights(model), context.runtime);
   try {
     const scores = await headScores(runner, sequences.rows);
     await store.writeStudy(
@@ -204,7 +203,7 @@ export async function recordIcl(
   const key = identityKey(identity);
   if (await store.hasStudy(key)) return false;
   const started = performance.now();
-  const scorer = await Scorer.create(model.config, model.params, context.runtime);
+  const scorer = await createScorer(model, context.runtime);
   try {
     const induction = await inductionLoss(scorer, sequences.rows);
     const icl = await iclScore(scorer, text.rows, positions);

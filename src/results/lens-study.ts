@@ -7,7 +7,7 @@
  */
 import { bitsPerByteFactor, hasOwnHeldOut, heldOutTokens, longestHeldOutRow } from '../analysis/held-out.js';
 import type { CheckpointRef } from '../eval/checkpoints.js';
-import type { EvalModel } from '../eval/run-task.js';
+import { activationWeights, type EvalModel, headParameters } from '../eval/run-task.js';
 import { ActivationRunner } from '../model/activations.js';
 import { logitLens } from '../model/logit-lens.js';
 import type { StudyRuntime } from './case-studies.js';
@@ -49,10 +49,10 @@ export async function recordLogitLens(
   const key = identityKey(identity);
   if (await store.hasStudy(key)) return false;
   const started = performance.now();
-  const runner = new ActivationRunner(model.config, model.params, context.runtime);
+  const runner = new ActivationRunner(model.config, activationWeights(model), context.runtime);
   try {
     const ids = BigInt64Array.from(held.tokens, (t) => BigInt(t));
-    const layers = await logitLens(runner, model.params, ids, held.rows, { runtime: context.runtime });
+    const layers = await logitLens(runner, headParameters(model), ids, held.rows, { runtime: context.runtime });
     await store.writeStudy(
       {
         ...identity,

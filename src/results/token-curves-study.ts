@@ -8,8 +8,7 @@ import { heldOutTokens } from '../analysis/held-out.js';
 import { lossBatchRows, scorableLength, tokenLosses } from '../analysis/token-curves.js';
 import { readTrainingRecord } from '../analysis/training-record.js';
 import type { CheckpointRef } from '../eval/checkpoints.js';
-import type { EvalModel } from '../eval/run-task.js';
-import { Scorer } from '../model/score.js';
+import { createScorer, type EvalModel } from '../eval/run-task.js';
 import { ConfigError } from '../util/errors.js';
 import type { MemorizationStudy, StudyRuntime } from './case-studies.js';
 import { EVAL_WEIGHTS, identityKey, studyIdentity } from './identity.js';
@@ -87,7 +86,7 @@ export async function recordTokenCurves(
   if (await store.hasStudy(key)) return false;
   const started = performance.now();
   const batchRows = lossBatchRows(held.length, config.vocabSize, settings.batchSize);
-  const scorer = await Scorer.create(config, model.params, context.runtime);
+  const scorer = await createScorer(model, context.runtime);
   let losses: Float32Array;
   try {
     losses = await tokenLosses(scorer, held, batchRows);

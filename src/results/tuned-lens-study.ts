@@ -9,7 +9,7 @@
 import { dirname, join } from 'node:path';
 import { bitsPerByteFactor, hasOwnHeldOut, heldOutTokens, longestHeldOutRow } from '../analysis/held-out.js';
 import type { CheckpointRef } from '../eval/checkpoints.js';
-import type { EvalModel } from '../eval/run-task.js';
+import { activationWeights, type EvalModel, headParameters } from '../eval/run-task.js';
 import { ActivationRunner } from '../model/activations.js';
 import type { NeoXConfig } from '../model/config.js';
 import type { LensLayer } from '../model/logit-lens.js';
@@ -246,12 +246,13 @@ export async function recordTunedLens(
   const key = identityKey(identity);
   if (await store.hasStudy(key)) return false;
   const started = performance.now();
-  const runner = new ActivationRunner(model.config, model.params, context.runtime);
+  const runner = new ActivationRunner(model.config, activationWeights(model), context.runtime);
+  const head = headParameters(model);
   try {
     const lens = await lensFor(studyLensDir(ref, store.path), model.config, ref.model, wanted, () =>
-      trainLens(runner, model.params, rows, training, { runtime: context.runtime }),
+      trainLens(runner, head, rows, training, { runtime: context.runtime }),
     );
-    const layers = await tunedLensLayers(runner, model.params, lens, rowIds(rows.evaluation), rows.evaluation.rows, {
+    const layers = await tunedLensLayers(runner, head, lens, rowIds(rows.evaluation), rows.evaluation.rows, {
       runtime: context.runtime,
     });
     await store.writeStudy(

@@ -7,14 +7,23 @@ import { type Command, Option } from 'commander';
 import { loadTokenizer } from '../../data/tokenizer.js';
 import { type TensorToWrite, writeSafetensors } from '../../formats/index.js';
 import { ActivationRunner } from '../../model/activations.js';
-import { loadCheckpoint } from '../../model/checkpoint.js';
+import { readConfig } from '../../model/checkpoint.js';
 import type { NeoXConfig } from '../../model/config.js';
 import { tokenMatrix } from '../../model/forward.js';
 import { activationNames, activationShape, DECOMPOSED_ONLY, resolveActivationNames } from '../../model/hooks.js';
+import { closeModelWeights, type ModelWeights, modelTokenizerPath, runnerWeights } from '../../model/model-weights.js';
 import { PATCH_OVER, type PatchingGrid, type PatchOver, patchingGrid } from '../../model/patching.js';
 import type { ExecutionProvider } from '../../runtime/session.js';
-import { addTokenizerOption, collect, deviceOption, positiveInt, tokenizerFlag } from '../arguments.js';
+import {
+  addTokenizerOption,
+  collect,
+  deviceOption,
+  maxMemoryOption,
+  positiveInt,
+  tokenizerFlag,
+} from '../arguments.js';
 import { UserError } from '../errors.js';
+import { openForCommand } from '../open-model.js';
 import { CACHE_DIR_OPTION, CHECKPOINT_ARGUMENT, checkpointDir, REVISION_OPTION, readTokenRows } from './model.js';
 
 export interface TextOrTokenFlags {
@@ -63,6 +72,7 @@ function listNames(config: NeoXConfig): void {
 
 interface ActivationsFlags extends TextOrTokenFlags {
   names?: string[];
+  maxMemory?: number;
   out?: string;
   list?: boolean;
   threads?: number;
@@ -70,15 +80,23 @@ interface ActivationsFlags extends TextOrTokenFlags {
 }
 
 async function runActivations(dir: string, flags: ActivationsFlags): Promise<void> {
-  const checkpoint = loadCheckpoint(dir);
-  const { config } = checkpoint;
   if (flags.list) {
-    listNames(config);
+    listNames(readConfig(dir));
     return;
   }
+  const model = openForCommand('activations', dir, flags.maxMemory);
+  try {
+    await writeActivations(dir, model, flags);
+  } finally {
+    await closeModelWeights(model);
+  }
+}
+
+async function writeActivations(dir: string, model: ModelWeights, flags: ActivationsFlags): Promise<void> {
+  const { config } = model;
   if (!flags.out) throw new UserError('--out <file.safetensors> is required (or --list to see the names)');
   const names = resolveActivationNames(config, flags.names ?? ['*']);
-  const rows = await textOrTokenRows(dir, checkpoint.tokenizerPath, flags);
+  const rows = await textOrTokenRows(dir, modelTokenizerPath(model), flags);
   const source = flags.tokens ?? '--text';
   const ids = tokenMatrix(rows, config.vocabSize, source);
   const [batch, seq] = [rows.length, rows[0]!.length];
@@ -86,7 +104,7 @@ async function runActivations(dir: string, flags: ActivationsFlags): Promise<voi
   process.stderr.write(
     `pythia activations: ${names.length} names over ${batch} × ${seq} tokens (${attention} attention)\n`,
   );
-  const runner = new ActivationRunner(config, checkpoint.params, { threads: flags.threads, provider: flags.device });
+  const runner = new ActivationRunner(config, runnerWeights(model), { threads: flags.threads, provider: flags.device });
   const { cache } = await runner.run(ids, batch, { names });
   await runner.release();
   const tensors: TensorToWrite[] = [...cache].map(([name, a]) => ({
@@ -112,6 +130,7 @@ interface PatchFlags {
   vocabFile?: string;
   threads?: number;
   device: ExecutionProvider;
+  maxMemory?: number;
 }
 
 function printGrid(result: PatchingGrid, columns: string[]): void {
@@ -126,8 +145,17 @@ function printGrid(result: PatchingGrid, columns: string[]): void {
 }
 
 async function runPatch(dir: string, flags: PatchFlags): Promise<void> {
-  const checkpoint = loadCheckpoint(dir);
-  const path = tokenizerFlag(flags) ?? checkpoint.tokenizerPath;
+  const model = openForCommand('patch', dir, flags.maxMemory);
+  try {
+    await patchWith(dir, model, flags);
+  } finally {
+    await closeModelWeights(model);
+  }
+}
+
+async function patchWith(dir: string, model: ModelWeights, flags: PatchFlags): Promise<void> {
+  const { config } = model;
+  const path = tokenizerFlag(flags) ?? modelTokenizerPath(model);
   if (!path)
     throw new UserError(
       `pythia patch needs a tokenizer: ${dir} has no tokenizer.json; pass --tokenizer <tokenizer.json>`,
@@ -151,14 +179,14 @@ async function runPatch(dir: string, flags: PatchFlags): Promise<void> {
     throw new UserError(
       `--clean is ${clean!.length} tokens and --corrupt ${corrupt!.length}: patching needs inputs of equal token length`,
     );
-  const runner = new ActivationRunner(checkpoint.config, checkpoint.params, {
+  const runner = new ActivationRunner(config, runnerWeights(model), {
     threads: flags.threads,
     provider: flags.device,
   });
-  const columns = flags.over === 'resid_pre' ? clean!.length : checkpoint.config.numHeads;
-  const total = checkpoint.config.numLayers * columns;
+  const columns = flags.over === 'resid_pre' ? clean!.length : config.numHeads;
+  const total = config.numLayers * columns;
   process.stderr.write(
-    `pythia patch: ${total} patched runs (${checkpoint.config.numLayers} layers × ${columns} ${flags.over === 'resid_pre' ? 'positions' : 'heads'})\n`,
+    `pythia patch: ${total} patched runs (${config.numLayers} layers × ${columns} ${flags.over === 'resid_pre' ? 'positions' : 'heads'})\n`,
   );
   let lastLine = performance.now();
   const result = await patchingGrid(runner, clean!, corrupt!, answer![0]!, wrong![0]!, flags.over, {
@@ -217,6 +245,7 @@ export function registerActivations(program: Command): void {
   addTokenizerOption(cmd, "tokenizer.json for --text (default: the checkpoint's)")
     .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)', positiveInt)
     .addOption(deviceOption())
+    .addOption(maxMemoryOption())
     .option(...REVISION_OPTION)
     .option(...CACHE_DIR_OPTION)
     .action((spec: string, options) => runActivations(checkpointDir(spec, options), options));
@@ -241,6 +270,7 @@ export function registerActivations(program: Command): void {
   addTokenizerOption(patch, "tokenizer.json (default: the checkpoint's)")
     .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)', positiveInt)
     .addOption(deviceOption())
+    .addOption(maxMemoryOption())
     .option(...REVISION_OPTION)
     .option(...CACHE_DIR_OPTION)
     .action((spec: string, options) => runPatch(checkpointDir(spec, options), options));

@@ -14,7 +14,7 @@ import {
 } from '../../results/evaluate.js';
 import { STUDY_NAMES } from '../../results/studies.js';
 import type { ExecutionProvider } from '../../runtime/session.js';
-import { deviceOption, nonNegativeInt, positiveInt } from '../arguments.js';
+import { deviceOption, maxMemoryOption, nonNegativeInt, positiveInt } from '../arguments.js';
 import { addStudyOptions, studyFlags } from '../study-flags.js';
 
 export function intList(value: string): number[] {
@@ -50,6 +50,7 @@ interface EvalFlags {
   cacheDir?: string;
   datasetDir?: string;
   shard?: Shard;
+  maxMemory?: number;
   caseStudies?: boolean;
   json?: boolean;
 }
@@ -87,6 +88,8 @@ function progressReporter(): { onEvent: (e: EvalEvent) => void; stop: () => void
         const what = e.model === null ? `${e.study} at ${e.steps} steps` : `${e.study}: ${e.model} step ${e.step}`;
         if (started) bar.update({ cell: what });
         else process.stderr.write(`pythia eval: ${what}\n`);
+      } else if (e.type === 'streaming') {
+        process.stderr.write(`${started ? '\n' : ''}pythia eval: ${e.model} step ${e.step}: ${e.message}\n`);
       } else if (e.type === 'warning') {
         process.stderr.write(`${started ? '\n' : ''}pythia eval: warning: ${e.message}\n`);
       } else if (e.type === 'cell') {
@@ -195,6 +198,7 @@ export function registerEval(program: Command): void {
     )
     .option('--threads <n>', 'compute threads (default: every core)', positiveInt)
     .addOption(deviceOption())
+    .addOption(maxMemoryOption())
     .option(
       '--shard <i/n>',
       'evaluate only every n-th cell of the grid starting at i (cluster array jobs; merge with `pythia results merge`)',
@@ -237,6 +241,7 @@ export function registerEval(program: Command): void {
           cacheDir: flags.cacheDir,
           datasetDir: flags.datasetDir,
           shard: flags.shard,
+          maxMemory: flags.maxMemory,
           studies: studies.studies,
           studySettings: studies.settings,
           onEvent,

@@ -13,7 +13,7 @@ import { resolveCheckpoint } from '../../model/hub-cache.js';
 import { neoxConfigYaml } from '../../train/neox-config.js';
 import { type ModelPreset, modelPreset, SUITE_NAMES, suitePreset, withTokenizerVocab } from '../../train/recipes.js';
 import { writeFileAtomic } from '../../util/atomic.js';
-import { addTokenizerOption, tokenizerFlag } from '../arguments.js';
+import { addTokenizerOption, refusedMaxMemoryOption, refuseMaxMemory, tokenizerFlag } from '../arguments.js';
 import { UserError } from '../errors.js';
 
 interface ExportOptions {
@@ -69,12 +69,16 @@ interface ModelExportOptions {
   externalData?: boolean;
   /** `export web`: false with --no-attention. */
   attention?: boolean;
+  /** Refused: exports cannot stream. */
+  maxMemory?: number;
 }
 
 function exportDType(value: string): ExportDType {
   if (value === 'fp32' || value === 'fp16') return value;
   throw new UserError(`--dtype: expected fp32 or fp16, got ${JSON.stringify(value)}`);
 }
+
+const EXPORT_CANNOT_STREAM = 'export cannot stream: the exported model holds every weight at once';
 
 /** `export onnx` and `export web`: checkpoints for transformers.js and for the browser page. */
 function registerModelExports(exp: Command): void {
@@ -93,7 +97,9 @@ function registerModelExports(exp: Command): void {
     .option('--dtype <dtype>', 'fp32, or fp16 (float16 weights, float32 arithmetic)', 'fp32')
     .option('--tokenizer <file>', "tokenizer.json to ship (default: the checkpoint's own)")
     .option('--external-data', 'put the weights in onnx/model[_fp16].onnx_data whatever their size')
+    .addOption(refusedMaxMemoryOption())
     .action(async (checkpoint: string, opts: ModelExportOptions) => {
+      refuseMaxMemory(opts, EXPORT_CANNOT_STREAM);
       const result = await exportOnnx(resolveCheckpoint(checkpoint).dir, opts.out, {
         dtype: exportDType(opts.dtype),
         tokenizerPath: opts.tokenizer,
@@ -121,7 +127,9 @@ function registerModelExports(exp: Command): void {
       '--no-attention',
       "leave out the attention viewer's graphs (onnx/attention[_fp16].onnx, a second copy of each checkpoint's weights)",
     )
+    .addOption(refusedMaxMemoryOption())
     .action(async (checkpoints: string[], opts: ModelExportOptions) => {
+      refuseMaxMemory(opts, EXPORT_CANNOT_STREAM);
       const entries = await exportWeb(
         checkpoints.map((c) => resolveCheckpoint(c).dir),
         opts.out,

@@ -1,15 +1,16 @@
 /** `pythia heads`: TransformerLens's attention-head detector scores of every head of a checkpoint. */
 import type { Command } from 'commander';
 import { ActivationRunner } from '../../model/activations.js';
-import { loadCheckpoint } from '../../model/checkpoint.js';
 import type { NeoXConfig } from '../../model/config.js';
 import { type HeadScore, headScores } from '../../model/head-detectors.js';
+import { closeModelWeights, type ModelWeights, runnerWeights } from '../../model/model-weights.js';
 import { REPEAT_LENGTH } from '../../model/repeated-tokens.js';
 import { repeatedSequences, studyContext } from '../../results/heads-study.js';
 import { DEFAULT_STUDY_SETTINGS } from '../../results/studies.js';
 import type { ExecutionProvider } from '../../runtime/session.js';
-import { deviceOption, positiveInt, seed } from '../arguments.js';
+import { deviceOption, maxMemoryOption, positiveInt, seed } from '../arguments.js';
 import { UserError } from '../errors.js';
+import { openForCommand } from '../open-model.js';
 import { CACHE_DIR_OPTION, CHECKPOINT_ARGUMENT, checkpointDir, REVISION_OPTION, readTokenRows } from './model.js';
 
 interface HeadsFlags {
@@ -20,6 +21,7 @@ interface HeadsFlags {
   json?: boolean;
   threads?: number;
   device: ExecutionProvider;
+  maxMemory?: number;
 }
 
 /** Rows of a --tokens file, each checked against the model: ids in the vocabulary, lengths from `min` to the context. */
@@ -67,8 +69,16 @@ function printTable(scores: readonly HeadScore[]): void {
 }
 
 async function runHeads(dir: string, flags: HeadsFlags): Promise<void> {
-  const checkpoint = loadCheckpoint(dir);
-  const { config } = checkpoint;
+  const model = openForCommand('heads', dir, flags.maxMemory);
+  try {
+    await runHeadsWith(dir, model, flags);
+  } finally {
+    await closeModelWeights(model);
+  }
+}
+
+async function runHeadsWith(dir: string, model: ModelWeights, flags: HeadsFlags): Promise<void> {
+  const { config } = model;
   let rows: number[][];
   if (flags.tokens) {
     rows = checkedTokenRows(flags.tokens, config, 2);
@@ -80,7 +90,7 @@ async function runHeads(dir: string, flags: HeadsFlags): Promise<void> {
       `pythia heads: ${sequences.count} random sequences of 2 × ${sequences.length} tokens (ids in [${sequences.range.low}, ${sequences.range.high}), seed ${sequences.seed})\n`,
     );
   }
-  const runner = new ActivationRunner(config, checkpoint.params, { threads: flags.threads, provider: flags.device });
+  const runner = new ActivationRunner(config, runnerWeights(model), { threads: flags.threads, provider: flags.device });
   try {
     const scores = await headScores(runner, rows);
     if (flags.json)
@@ -117,6 +127,7 @@ export function registerHeads(program: Command): void {
     .option('--json', 'print one JSON object per head: {layer, head, previous_token, duplicate_token, induction}')
     .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)', positiveInt)
     .addOption(deviceOption())
+    .addOption(maxMemoryOption())
     .option(...REVISION_OPTION)
     .option(...CACHE_DIR_OPTION)
     .action((spec: string, options) => runHeads(checkpointDir(spec, options), options));

@@ -1,14 +1,14 @@
 /** `pythia icl`: a checkpoint's induction loss and in-context-learning score. */
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { loadCheckpoint } from '../../model/checkpoint.js';
 import { iclPositions, iclScore, inductionLoss } from '../../model/icl.js';
+import { closeModelWeights, type ModelWeights, scorerFor } from '../../model/model-weights.js';
 import { REPEAT_LENGTH } from '../../model/repeated-tokens.js';
-import { Scorer } from '../../model/score.js';
 import { type IclText, iclText, studyContext } from '../../results/heads-study.js';
 import { DEFAULT_STUDY_SETTINGS } from '../../results/studies.js';
 import type { ExecutionProvider } from '../../runtime/session.js';
-import { deviceOption, positiveInt, seed } from '../arguments.js';
+import { deviceOption, maxMemoryOption, positiveInt, seed } from '../arguments.js';
+import { openForCommand } from '../open-model.js';
 import { checkedTokenRows, repeatedFromFlags } from './heads.js';
 import { CACHE_DIR_OPTION, CHECKPOINT_ARGUMENT, checkpointDir, REVISION_OPTION } from './model.js';
 
@@ -22,11 +22,20 @@ interface IclFlags {
   json?: boolean;
   threads?: number;
   device: ExecutionProvider;
+  maxMemory?: number;
 }
 
 async function runIcl(dir: string, flags: IclFlags): Promise<void> {
-  const checkpoint = loadCheckpoint(dir);
-  const { config } = checkpoint;
+  const model = openForCommand('icl', dir, flags.maxMemory);
+  try {
+    await runIclWith(dir, model, flags);
+  } finally {
+    await closeModelWeights(model);
+  }
+}
+
+async function runIclWith(dir: string, model: ModelWeights, flags: IclFlags): Promise<void> {
+  const { config } = model;
   const context = studyContext(dir, config);
   const sequences = repeatedFromFlags(config, context, flags);
   const positions = iclPositions(context);
@@ -46,7 +55,7 @@ async function runIcl(dir: string, flags: IclFlags): Promise<void> {
     `pythia icl: induction loss on ${sequences.count} random sequences of 2 × ${sequences.length} tokens (seed ${sequences.seed}); ` +
       `in-context-learning score at positions ${positions.early} and ${positions.late} (50 and 500 of 2048, scaled to a context of ${context}) on ${text.rows.length} rows: ${text.description}\n`,
   );
-  const scorer = await Scorer.create(config, checkpoint.params, { threads: flags.threads, provider: flags.device });
+  const scorer = await scorerFor(model, { threads: flags.threads, provider: flags.device });
   try {
     const induction = await inductionLoss(scorer, sequences.rows);
     const icl = await iclScore(scorer, text.rows, positions);
@@ -110,6 +119,7 @@ export function registerIcl(program: Command): void {
     )
     .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)', positiveInt)
     .addOption(deviceOption())
+    .addOption(maxMemoryOption())
     .option(...REVISION_OPTION)
     .option(...CACHE_DIR_OPTION)
     .action((spec: string, options) => runIcl(checkpointDir(spec, options), options));

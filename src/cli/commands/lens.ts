@@ -7,13 +7,27 @@ import type { Command } from 'commander';
 import { bitsPerByteFactor, heldOutTokens, longestHeldOutRow } from '../../analysis/held-out.js';
 import { loadTokenizer } from '../../data/tokenizer.js';
 import { ActivationRunner } from '../../model/activations.js';
-import { loadCheckpoint } from '../../model/checkpoint.js';
 import { tokenMatrix } from '../../model/forward.js';
 import { type LensLayer, logitLens } from '../../model/logit-lens.js';
+import {
+  closeModelWeights,
+  headParams,
+  type ModelWeights,
+  modelTokenizerPath,
+  runnerWeights,
+} from '../../model/model-weights.js';
 import { DEFAULT_STUDY_SETTINGS } from '../../results/studies.js';
 import type { ExecutionProvider } from '../../runtime/session.js';
-import { addTokenizerOption, deviceOption, positiveInt, type TokenizerFlags, tokenizerFlag } from '../arguments.js';
+import {
+  addTokenizerOption,
+  deviceOption,
+  maxMemoryOption,
+  positiveInt,
+  type TokenizerFlags,
+  tokenizerFlag,
+} from '../arguments.js';
 import { UserError } from '../errors.js';
+import { openForCommand } from '../open-model.js';
 import { CACHE_DIR_OPTION, CHECKPOINT_ARGUMENT, checkpointDir, REVISION_OPTION, readTokenRows } from './model.js';
 
 interface LensFlags extends TokenizerFlags {
@@ -24,6 +38,7 @@ interface LensFlags extends TokenizerFlags {
   json?: boolean;
   threads?: number;
   device: ExecutionProvider;
+  maxMemory?: number;
 }
 
 /** A layer's metrics, with KL and cross-entropy in bits per byte where the text's bytes are known. */
@@ -65,12 +80,20 @@ async function lensRows(dir: string, maxPositions: number, flags: LensFlags): Pr
 }
 
 async function runLens(dir: string, flags: LensFlags): Promise<void> {
-  const checkpoint = loadCheckpoint(dir);
-  const { config } = checkpoint;
+  const model = openForCommand('lens', dir, flags.maxMemory);
+  try {
+    await lensWith(dir, model, flags);
+  } finally {
+    await closeModelWeights(model);
+  }
+}
+
+async function lensWith(dir: string, model: ModelWeights, flags: LensFlags): Promise<void> {
+  const { config } = model;
   const rows = await lensRows(dir, config.maxPositions, flags);
   const source = flags.tokens ?? 'held-out text';
   const ids = tokenMatrix(rows, config.vocabSize, source);
-  const tokenizerPath = tokenizerFlag(flags) ?? checkpoint.tokenizerPath;
+  const tokenizerPath = tokenizerFlag(flags) ?? modelTokenizerPath(model);
   const factor = tokenizerPath
     ? bitsPerByteFactor(await loadTokenizer(tokenizerPath), Int32Array.from(rows.flat()), rows.length)
     : undefined;
@@ -79,12 +102,12 @@ async function runLens(dir: string, flags: LensFlags): Promise<void> {
       `pythia lens: ${dir} has no tokenizer.json and no --tokenizer was given: nats only, no bits per byte\n`,
     );
   const runtime = { threads: flags.threads, provider: flags.device };
-  const runner = new ActivationRunner(config, checkpoint.params, runtime);
+  const runner = new ActivationRunner(config, runnerWeights(model), runtime);
   process.stderr.write(
     `pythia lens: ${config.numLayers + 1} layers over ${rows.length} × ${rows[0]!.length} tokens (${rows.length * (rows[0]!.length - 1)} predicted positions)\n`,
   );
   try {
-    const layers: LensRow[] = (await logitLens(runner, checkpoint.params, ids, rows.length, { runtime })).map((l) =>
+    const layers: LensRow[] = (await logitLens(runner, headParams(model), ids, rows.length, { runtime })).map((l) =>
       factor === undefined ? l : { ...l, kl_bpb: l.kl * factor, ce_bpb: l.ce * factor },
     );
     if (flags.json) for (const layer of layers) process.stdout.write(`${JSON.stringify(layer)}\n`);
@@ -127,6 +150,7 @@ export function registerLens(program: Command): void {
   addTokenizerOption(cmd, "tokenizer.json that counts the text's bytes for bits per byte (default: the checkpoint's)")
     .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)', positiveInt)
     .addOption(deviceOption())
+    .addOption(maxMemoryOption())
     .option(...REVISION_OPTION)
     .option(...CACHE_DIR_OPTION)
     .action((spec: string, options) => runLens(checkpointDir(spec, options), options));

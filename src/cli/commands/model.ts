@@ -11,19 +11,23 @@ import { forward, tokenMatrix } from '../../model/forward.js';
 import { generate } from '../../model/generate.js';
 import { resolveCheckpoint } from '../../model/hub-cache.js';
 import { matchPreset } from '../../model/presets.js';
+import { streamedForward } from '../../model/streamed-forward.js';
 import type { ExecutionProvider } from '../../runtime/session.js';
 import {
   addTokenizerOption,
   collect,
   deviceOption,
+  maxMemoryOption,
   nonNegativeInt,
   nonNegativeNumber,
   positiveInt,
   probability,
+  refuseMaxMemory,
   seed,
   tokenizerFlag,
 } from '../arguments.js';
 import { UserError } from '../errors.js';
+import { openForCommand } from '../open-model.js';
 
 /** A JSON file holding an array of arrays of token ids. */
 export function readTokenRows(path: string, equalLength: boolean): number[][] {
@@ -110,21 +114,38 @@ async function runForward(
     grads?: boolean;
     threads?: number;
     device: ExecutionProvider;
+    maxMemory?: number;
   },
 ): Promise<void> {
-  const { config, params } = loadCheckpoint(dir);
+  if (options.grads)
+    refuseMaxMemory(options, 'forward --grads cannot stream: the backward pass needs every weight at once');
+  const runtime = { threads: options.threads, provider: options.device };
+  // Gradients need the checkpoint resident; everything else streams where it does not fit.
+  const model = options.grads
+    ? ({ kind: 'resident', config: readConfig(dir), checkpoint: loadCheckpoint(dir) } as const)
+    : openForCommand('forward', dir, options.maxMemory);
+  const { config } = model;
   const rows = readTokenRows(options.tokens, true);
   const ids = tokenMatrix(rows, config.vocabSize, options.tokens);
   const batch = rows.length;
   const seq = rows[0]!.length;
-  const r = await forward(
-    config,
-    params,
-    ids,
-    batch,
-    { hiddenStates: options.hiddenStates, loss: options.loss, grads: options.grads },
-    { threads: options.threads, provider: options.device },
-  );
+  const r =
+    model.kind === 'resident'
+      ? await forward(
+          config,
+          model.checkpoint.params,
+          ids,
+          batch,
+          { hiddenStates: options.hiddenStates, loss: options.loss, grads: options.grads },
+          runtime,
+        )
+      : await streamedForward(
+          model.stream,
+          ids,
+          batch,
+          { hiddenStates: options.hiddenStates, loss: options.loss },
+          runtime,
+        ).finally(() => model.stream.close());
   const tensors: TensorToWrite[] = [
     { name: 'logits', dtype: 'F32', shape: [batch, seq, config.vocabSize], data: r.logits! },
   ];
@@ -232,9 +253,13 @@ export function registerModel(program: Command): void {
       "also write blocks.N.hook_resid_pre, the residual stream entering each block (HF's hidden_states[N]); shorthand for pythia activations --names 'blocks.*.hook_resid_pre'",
     )
     .option('--loss', 'also write the mean next-token cross-entropy as loss [1]')
-    .option('--grads', 'also write grad.<parameter> for every parameter (implies the loss)')
+    .option(
+      '--grads',
+      'also write grad.<parameter> for every parameter (implies the loss; needs the checkpoint resident)',
+    )
     .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)', positiveInt)
     .addOption(deviceOption())
+    .addOption(maxMemoryOption())
     .option(...REVISION_OPTION)
     .option(...CACHE_DIR_OPTION)
     .action((spec: string, options) => runForward(checkpointDir(spec, options), options));

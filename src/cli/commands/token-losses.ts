@@ -6,11 +6,11 @@ import type { Command } from 'commander';
 import { heldOutTokens } from '../../analysis/held-out.js';
 import { lossBatchRows, scorableLength, tokenLosses } from '../../analysis/token-curves.js';
 import { readTrainingRecord } from '../../analysis/training-record.js';
-import { loadCheckpoint } from '../../model/checkpoint.js';
-import { Scorer } from '../../model/score.js';
+import { closeModelWeights, type ModelWeights, scorerFor } from '../../model/model-weights.js';
 import type { ExecutionProvider } from '../../runtime/session.js';
-import { deviceOption, positiveInt } from '../arguments.js';
+import { deviceOption, maxMemoryOption, positiveInt } from '../arguments.js';
 import { UserError } from '../errors.js';
+import { openForCommand } from '../open-model.js';
 import { CACHE_DIR_OPTION, CHECKPOINT_ARGUMENT, checkpointDir, REVISION_OPTION } from './model.js';
 
 interface TokenLossesFlags {
@@ -21,6 +21,7 @@ interface TokenLossesFlags {
   json?: boolean;
   threads?: number;
   device: ExecutionProvider;
+  maxMemory?: number;
 }
 
 const DEFAULT_LENGTH = 1024;
@@ -30,8 +31,16 @@ function quantile(sorted: Float32Array, q: number): number {
 }
 
 async function runTokenLosses(dir: string, flags: TokenLossesFlags): Promise<void> {
-  const checkpoint = loadCheckpoint(dir);
-  const { config } = checkpoint;
+  const model = openForCommand('token-losses', dir, flags.maxMemory);
+  try {
+    await runTokenLossesWith(dir, model, flags);
+  } finally {
+    await closeModelWeights(model);
+  }
+}
+
+async function runTokenLossesWith(dir: string, model: ModelWeights, flags: TokenLossesFlags): Promise<void> {
+  const { config } = model;
   if (flags.length !== undefined && flags.length < 2)
     throw new UserError('--length: at least 2 tokens per row (the first is only context)');
   if (flags.length !== undefined && flags.length > config.maxPositions + 1)
@@ -45,7 +54,7 @@ async function runTokenLosses(dir: string, flags: TokenLossesFlags): Promise<voi
     `pythia token-losses: ${held.description}: ${held.rows} × ${held.length} tokens (${held.rows * (held.length - 1)} predicted)\n`,
   );
   const batchRows = lossBatchRows(held.length, config.vocabSize, flags.batchSize);
-  const scorer = await Scorer.create(config, checkpoint.params, { threads: flags.threads, provider: flags.device });
+  const scorer = await scorerFor(model, { threads: flags.threads, provider: flags.device });
   let losses: Float32Array;
   try {
     losses = await tokenLosses(scorer, held, batchRows);
@@ -105,6 +114,7 @@ export function registerTokenLosses(program: Command): void {
     .option('--json', 'print one JSON object per predicted token: {row, position, token, loss}')
     .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)', positiveInt)
     .addOption(deviceOption())
+    .addOption(maxMemoryOption())
     .option(...REVISION_OPTION)
     .option(...CACHE_DIR_OPTION)
     .action((spec: string, options: TokenLossesFlags & { revision?: string; cacheDir?: string }) =>

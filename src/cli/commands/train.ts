@@ -22,7 +22,15 @@ import {
   train,
 } from '../../train/trainer.js';
 import { ConfigError } from '../../util/errors.js';
-import { addTokenizerOption, deviceOption, nonNegativeInt, positiveInt, tokenizerFlag } from '../arguments.js';
+import {
+  addTokenizerOption,
+  deviceOption,
+  nonNegativeInt,
+  positiveInt,
+  refusedMaxMemoryOption,
+  refuseMaxMemory,
+  tokenizerFlag,
+} from '../arguments.js';
 import { trainingProgress } from '../progress.js';
 
 /** The recipe flags, one per row of the settings table (named as GPT-NeoX's keys); shared by `train` and `suite`. */
@@ -100,6 +108,8 @@ export function interventionFromOption(): Option {
 }
 
 interface TrainFlags {
+  /** Refused: training cannot stream. */
+  maxMemory?: number;
   preset?: string;
   config?: string;
   data?: string;
@@ -174,7 +184,12 @@ export function registerTrain(program: Command): void {
     .option('--threads <n>', 'compute threads (default: every core)', positiveInt)
     .addOption(deviceOption())
     .option('--json', 'print the summary as JSON')
+    .addOption(refusedMaxMemoryOption())
     .action(async (flags: TrainFlags) => {
+      refuseMaxMemory(
+        flags,
+        `train${flags.initFrom ? ' --init-from' : ''} cannot stream: training updates every weight at every step`,
+      );
       const result = flags.resume ? await resumeRun(flags) : await freshRun(flags);
       const name = basename(result.modelDir);
       if (flags.json) process.stdout.write(`${JSON.stringify(resultJson(name, result), null, 2)}\n`);

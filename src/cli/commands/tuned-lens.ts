@@ -12,14 +12,16 @@ import { loadCheckpoint } from '../../model/checkpoint.js';
 import type { NeoXConfig } from '../../model/config.js';
 import { tokenMatrix } from '../../model/forward.js';
 import { type LensLayer, logitLens } from '../../model/logit-lens.js';
+import { closeModelWeights, headParams, type ModelWeights, runnerWeights } from '../../model/model-weights.js';
 import { checkLensFits, TUNED_LENS_DEFAULTS, type TunedLensTraining, tunedLensLayers } from '../../model/tuned-lens.js';
 import { loadTunedLens, refuseHubSnapshot, saveTunedLens, suiteLensDir } from '../../model/tuned-lens-files.js';
 import { checkpointSha256 } from '../../results/identity.js';
 import { DEFAULT_STUDY_SETTINGS } from '../../results/studies.js';
 import { lensTraining, rowIds, trainLens, tunedLensRows } from '../../results/tuned-lens-study.js';
 import type { ExecutionProvider } from '../../runtime/session.js';
-import { deviceOption, nonNegativeNumber, positiveInt } from '../arguments.js';
+import { deviceOption, maxMemoryOption, nonNegativeNumber, positiveInt } from '../arguments.js';
 import { UserError } from '../errors.js';
+import { openForCommand } from '../open-model.js';
 import { formatDuration, PROGRESS_LINE_SECONDS } from '../progress.js';
 import { CACHE_DIR_OPTION, CHECKPOINT_ARGUMENT, checkpointDir, REVISION_OPTION, readTokenRows } from './model.js';
 
@@ -46,6 +48,7 @@ interface TrainFlags extends CommonFlags {
 interface EvalFlags extends CommonFlags {
   lens?: string;
   tokens?: string;
+  maxMemory?: number;
 }
 
 /** Rows of 1024 tokens as the studies read them (and `pythia lens`), or as long as this checkpoint's held-out rows can be. */
@@ -154,8 +157,22 @@ async function runEval(spec: string, flags: EvalFlags): Promise<void> {
   const dir = checkpointDir(spec, flags);
   const lensDir = flags.lens !== undefined ? resolve(flags.lens) : lensDirFor(dir, flags);
   const saved = loadTunedLens(lensDir);
-  const checkpoint = loadCheckpoint(dir);
-  const { config } = checkpoint;
+  const model = openForCommand('tuned-lens', dir, flags.maxMemory);
+  try {
+    await evalWith(dir, lensDir, saved, model, flags);
+  } finally {
+    await closeModelWeights(model);
+  }
+}
+
+async function evalWith(
+  dir: string,
+  lensDir: string,
+  saved: ReturnType<typeof loadTunedLens>,
+  model: ModelWeights,
+  flags: EvalFlags,
+): Promise<void> {
+  const { config } = model;
   checkLensFits(saved.lens, config, lensDir);
   const recorded = saved.training ?? {};
   const trainedOn = recorded.checkpointSha256;
@@ -187,10 +204,11 @@ async function runEval(spec: string, flags: EvalFlags): Promise<void> {
     process.stderr.write(`pythia tuned-lens: evaluating on ${held.description}\n`);
   }
   const runtime = { threads: flags.threads, provider: flags.device };
-  const runner = new ActivationRunner(config, checkpoint.params, runtime);
+  const runner = new ActivationRunner(config, runnerWeights(model), runtime);
+  const head = headParams(model);
   try {
-    const tuned = await tunedLensLayers(runner, checkpoint.params, saved.lens, ids, batch, { runtime });
-    const logit = await logitLens(runner, checkpoint.params, ids, batch, { runtime });
+    const tuned = await tunedLensLayers(runner, head, saved.lens, ids, batch, { runtime });
+    const logit = await logitLens(runner, head, ids, batch, { runtime });
     if (flags.json)
       for (const [l, t] of tuned.entries()) {
         const { layer: _, ...other } = logit[l]!;
@@ -272,5 +290,6 @@ export function registerTunedLens(program: Command): void {
     .option('--lens <folder>', "a lens folder of any origin: ours, or tuned-lens's config.json + params.pt")
     .option('--tokens <file.json>', 'evaluate on these token rows instead (a JSON array of equal-length rows)')
     .option('--json', 'print one JSON object per layer: {layer, kl, ce, entropy, top1, logit: {kl, ce, entropy, top1}}')
+    .addOption(maxMemoryOption())
     .action((spec: string, options: EvalFlags) => runEval(spec, options));
 }

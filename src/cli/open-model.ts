@@ -1,0 +1,10 @@
+/** A checkpoint opened for a command that scores or reads activations, saying on stderr when it streams. */
+import { streamingMessage } from '../model/memory-budget.js';
+import { type ModelWeights, openModelWeights } from '../model/model-weights.js';
+
+export function openForCommand(command: string, dir: string, maxMemory: number | undefined): ModelWeights {
+  const weights = openModelWeights(dir, maxMemory);
+  if (weights.kind === 'streamed')
+    process.stderr.write(`pythia ${command}: ${streamingMessage(weights.plan, weights.stream.bufferBytes)}\n`);
+  return weights;
+}
