@@ -33,7 +33,7 @@ export class Suite {
     return new Suite(resolve(dir), manifest);
   }
 
-  /** Model names, in the manifest's order (smallest first, as the suite trains them). */
+  /** Model names, in the manifest's order (the preset's order, smallest first). */
   get models(): string[] {
     return this.manifest.models.map((m) => m.name);
   }

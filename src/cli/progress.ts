@@ -82,3 +82,54 @@ function trainingBar(name: string): ProgressReporter {
     },
   };
 }
+
+/** Progress of several training runs at once (a suite's models side by side), and lines between them. */
+export interface RunsProgress {
+  update(name: string, p: StepFigures): void;
+  /** A line above the bars (a terminal) or among the progress lines. */
+  log(line: string): void;
+  stop(): void;
+}
+
+/** A bar per run on a terminal; elsewhere each run's timed lines (`prefix: <name>: ...`), as `trainingProgress`. */
+export function runsProgress(
+  prefix: string,
+  options: { tty?: boolean; everySeconds?: number; write?: (line: string) => void } = {},
+): RunsProgress {
+  const tty = options.tty ?? process.stderr.isTTY === true;
+  const write = options.write ?? ((line: string) => process.stderr.write(line));
+  if (!tty) {
+    const reporters = new Map<string, ProgressReporter>();
+    return {
+      update(name, p) {
+        if (!reporters.has(name))
+          reporters.set(name, trainingProgress(prefix, name, { ...options, tty: false, write }));
+        reporters.get(name)!.update(p);
+      },
+      log: write,
+      stop() {},
+    };
+  }
+  const bars = new cliProgress.MultiBar(
+    { stream: process.stderr, hideCursor: true, etaBuffer: 20, clearOnComplete: false },
+    cliProgress.Presets.shades_classic,
+  );
+  const width = 24;
+  const created = new Map<string, cliProgress.SingleBar>();
+  return {
+    update(name, p) {
+      const payload = { loss: p.loss.toFixed(4), tps: tokensText(p.tokensPerSecond) };
+      let bar = created.get(name);
+      if (!bar) {
+        const format = `${name.padEnd(width)} |{bar}| {value}/{total} | loss {loss} | {tps} tok/s | ETA {eta_formatted}`;
+        bar = bars.create(p.trainIters, p.step - 1, { loss: '-', tps: '-' }, { format });
+        created.set(name, bar);
+      }
+      bar.update(p.step, payload);
+    },
+    log: (line) => (bars.isActive ? bars.log(line) : write(line)),
+    stop() {
+      if (bars.isActive) bars.stop();
+    },
+  };
+}

@@ -55,7 +55,10 @@ export interface RunOptions {
   /** The case studies recorded at every checkpoint (default: every one), and their settings. */
   studies?: readonly StudyName[];
   studySettings?: Partial<StudySettings>;
+  /** Threads of training (each model; see member-schedule.ts) and evaluation. */
   threads?: number;
+  /** Models trained side by side (member-schedule.ts; default: the small ones, one per core). */
+  parallelMembers?: number;
   /** onnxruntime execution provider for training and evaluation (default: cpu). */
   device?: ExecutionProvider;
   onEvent?: (e: RunEvent) => void;
@@ -64,7 +67,9 @@ export interface RunOptions {
 export type RunEvent =
   | { type: 'stage'; stage: Stage; status: 'start' | 'skip' | 'done'; seconds?: number; detail?: string }
   | { type: 'synth'; progress: SynthProgress }
-  /** `run` of `runs`: baselines and intervention siblings in training order, for the stage's share done. */
+  /** How the suite's models share the machine (member-schedule.ts), said before the first trains. */
+  | { type: 'train-schedule'; description: string }
+  /** `run` of `runs`: baselines and intervention siblings in the order they start, for the stage's share done. */
   | {
       type: 'train';
       model: ModelPreset;
@@ -151,6 +156,7 @@ export async function runPipeline(options: RunOptions): Promise<RunRecord> {
       only: options.models,
       evalIters: options.evalIters ?? 2,
       threads: options.threads,
+      parallelMembers: options.parallelMembers,
       device: options.device,
       interventionFrom:
         options.interventionFrom === undefined
@@ -158,6 +164,7 @@ export async function runPipeline(options: RunOptions): Promise<RunRecord> {
           : options.interventionFrom < 1
             ? { fraction: options.interventionFrom }
             : { step: options.interventionFrom },
+      onSchedule: (schedule) => emit({ type: 'train-schedule', description: schedule.description }),
       onModelStart: (model, status) => emit({ type: 'train', model, run: runOf(model), runs, status }),
       onProgress: (model, progress) => emit({ type: 'train', model, run: runOf(model), runs, progress }),
     });

@@ -1,40 +1,41 @@
 /**
- * A suite: every size of a preset trained one after another on the identical sequence of
- * batches. The manifest `<out>/suite.json` records each model's results and the sha256 of every
- * step's batch, checked to be the same for all sizes. Re-running continues where it stopped:
- * finished models are kept, an interrupted one resumes from its last checkpoint.
+ * A suite: every size of a preset trained on the identical sequence of batches, side by side or
+ * one after another as member-schedule.ts's fixed rule says. The manifest `<out>/suite.json`
+ * records each model's results and the sha256 of every step's batch, checked, once all have
+ * trained, to be the same for all sizes. Re-running continues where it stopped: finished models
+ * are kept, an interrupted one resumes from its last checkpoint.
  *
  * With `interventionFrom`, each model is followed by its intervention sibling
- * `<out>/<model>-intervention/` (see `trainIntervention`), kept and resumed the same way; the
- * batches it trained on before the swap are checked against the same hashes.
+ * `<out>/<model>-intervention/` (see `trainIntervention`) in the same thread, kept and resumed the
+ * same way; the batches it trained on before the swap are checked against the same hashes.
  */
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { countParameters } from '../model/config.js';
 import type { ExecutionProvider } from '../runtime/session.js';
 import { ConfigError, DataError } from '../util/errors.js';
 import { relativePath } from '../util/recorded-path.js';
 import { type InterventionFrom, interventionName } from './intervention-point.js';
+import { type MemberSchedule, memberSchedule } from './member-schedule.js';
 import { applyOverrides, type RecipeOverrides } from './overrides.js';
 import { type ModelPreset, suitePreset, withTokenizerVocab } from './recipes.js';
 import {
   checkpointSteps,
   LOG_FILE,
+  type LogEntry,
   readLog,
   type SuiteManifest,
   type SuiteModelResult,
   writeSuiteManifest,
 } from './run-folder.js';
+import { type MemberEvents, type MemberJob, trainMember, trainSideBySide } from './suite-member.js';
 import {
-  continuePoint,
   type DataSpec,
   type Intervention,
   type InterventionPlan,
   type InterventionStart,
   planIntervention,
   type StepProgress,
-  type TrainOptions,
-  train,
-  trainIntervention,
 } from './trainer.js';
 
 export { SUITE_MANIFEST, type SuiteManifest, type SuiteModelResult } from './run-folder.js';
@@ -50,12 +51,17 @@ export interface SuiteOptions {
   /** Only these models of the preset (by name). */
   only?: string[];
   evalIters?: number;
+  /** Threads of each model; with `parallelMembers`, or alone, see member-schedule.ts. */
   threads?: number;
+  /** Models trained side by side at once (member-schedule.ts; default: the small ones, one per core). */
+  parallelMembers?: number;
   device?: ExecutionProvider;
   /** After each model, its intervention sibling `<model>-intervention` from this point (needs the tokenizer). */
   interventionFrom?: InterventionFrom;
   /** The sibling's swap (default pronoun-swap). */
   intervention?: Intervention;
+  /** How the models will share the machine, said once before the first trains. */
+  onSchedule?: (schedule: MemberSchedule) => void;
   onModelStart?: (model: ModelPreset, status: 'fresh' | 'resume' | 'done', fromStep: number) => void;
   /** A sibling about to train (or found finished): which baseline checkpoint it continues. */
   onInterventionStart?: (start: InterventionStart) => void;
@@ -81,35 +87,42 @@ export function suiteModels(
 
 export async function runSuite(options: SuiteOptions): Promise<SuiteManifest> {
   const models = suiteModels(options);
-  const results: SuiteModelResult[] = [];
-  let reference: { name: string; hashes: string[] } | undefined;
   // Every sibling's point, tokenizer and swap are checked before the first model trains.
-  const plans: InterventionPlan[] = [];
+  const plans = new Map<string, InterventionPlan>();
   if (options.interventionFrom)
     for (const model of models)
-      plans.push(await planIntervention({ ...options, name: model.name, recipe: model.recipe }));
-  for (const [index, model] of models.entries()) {
-    const modelDir = join(options.outDir, model.name);
-    const resume = continuePoint(modelDir, model.recipe);
-    const last = resume?.state.step;
-    const done = last === model.recipe.trainIters;
-    options.onModelStart?.(model, done ? 'done' : resume ? 'resume' : 'fresh', last ?? 0);
-    const trainOptions: TrainOptions = {
-      name: model.name,
-      config: model.config,
-      recipe: model.recipe,
-      data: options.data,
-      outDir: options.outDir,
-      tokenizerPath: options.tokenizerPath,
-      resume,
-      evalIters: options.evalIters,
-      threads: options.threads,
-      device: options.device,
-      onProgress: (p) => options.onProgress?.(model, p),
-      onWarning: options.onWarning,
-    };
-    if (!done) await train(trainOptions);
-    const log = readLog(join(modelDir, LOG_FILE));
+      plans.set(model.name, await planIntervention({ ...options, name: model.name, recipe: model.recipe }));
+  const schedule = memberSchedule(models, { ...options, cores: availableParallelism() });
+  options.onSchedule?.(schedule);
+  const job = (model: ModelPreset, threads: number | undefined): MemberJob => ({
+    model,
+    data: options.data,
+    outDir: options.outDir,
+    tokenizerPath: options.tokenizerPath,
+    evalIters: options.evalIters,
+    threads,
+    device: options.device,
+    plan: plans.get(model.name),
+  });
+  const events = (job: MemberJob): MemberEvents => ({
+    onStart: (status, fromStep) => options.onModelStart?.(job.model, status, fromStep),
+    onProgress: options.onProgress,
+    onInterventionStart: options.onInterventionStart,
+    onWarning: options.onWarning,
+  });
+  const sideBySide = schedule.sideBySide.map((m) => job(m, schedule.sideBySideThreads));
+  if (schedule.parallel > 1) await trainSideBySide(sideBySide, schedule.parallel, events);
+  else for (const j of sideBySide) await trainMember(j, events(j));
+  for (const m of schedule.oneByOne) {
+    const j = job(m, schedule.oneByOneThreads);
+    await trainMember(j, events(j));
+  }
+
+  // The models' logs, in the preset's order, checked against the first model's batches.
+  const results: SuiteModelResult[] = [];
+  let reference: { name: string; hashes: string[] } | undefined;
+  for (const model of models) {
+    const log = readLog(join(options.outDir, model.name, LOG_FILE));
     const hashes: string[] = [];
     for (const e of log) if (e.batch_sha256) hashes[e.step - 1] = e.batch_sha256;
     if (reference) {
@@ -121,34 +134,21 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteManifest> {
           );
       }
     } else reference = { name: model.name, hashes };
-    const lastLoss = [...log].reverse().find((e) => e.loss !== undefined);
-    const lastVal = [...log].reverse().find((e) => e.val_loss !== undefined);
-    results.push(modelResult(model, options.outDir, lastLoss?.loss ?? null, lastVal?.val_loss ?? null));
+    results.push(modelResult(model, options.outDir, log));
 
-    const plan = plans[index];
+    const plan = plans.get(model.name);
     if (!plan) continue;
     const sibling: ModelPreset = { ...model, name: interventionName(model.name) };
-    const run = await trainIntervention(
-      {
-        ...trainOptions,
-        resume: undefined,
-        onProgress: (p) => options.onProgress?.(sibling, p),
-        onInterventionStart: options.onInterventionStart,
-      },
-      plan,
-    );
-    const siblingLog = readLog(run.logPath);
+    const siblingLog = readLog(join(options.outDir, sibling.name, LOG_FILE));
     for (const e of siblingLog) {
-      const expected = reference!.hashes[e.step - 1];
+      const expected = reference.hashes[e.step - 1];
       if (e.source_batch_sha256 && expected && e.source_batch_sha256 !== expected)
         throw new DataError(
-          `suite: ${run.name} trained at step ${e.step} on a batch (before the swap) other than ${reference!.name}'s; it must continue the same data order`,
+          `suite: ${sibling.name} trained at step ${e.step} on a batch (before the swap) other than ${reference.name}'s; it must continue the same data order`,
         );
     }
-    const siblingLoss = [...siblingLog].reverse().find((e) => e.loss !== undefined);
-    const siblingVal = [...siblingLog].reverse().find((e) => e.val_loss !== undefined);
     results.push({
-      ...modelResult(sibling, options.outDir, siblingLoss?.loss ?? null, siblingVal?.val_loss ?? null),
+      ...modelResult(sibling, options.outDir, siblingLog),
       baseline: model.name,
       intervention: plan.kind,
       interventionFrom: plan.fromStep,
@@ -162,12 +162,9 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteManifest> {
   });
 }
 
-function modelResult(
-  model: ModelPreset,
-  suiteDir: string,
-  finalLoss: number | null,
-  finalValLoss: number | null,
-): SuiteModelResult {
+function modelResult(model: ModelPreset, suiteDir: string, log: LogEntry[]): SuiteModelResult {
+  const finalLoss = [...log].reverse().find((e) => e.loss !== undefined)?.loss ?? null;
+  const finalValLoss = [...log].reverse().find((e) => e.val_loss !== undefined)?.val_loss ?? null;
   const modelDir = join(suiteDir, model.name);
   const { total, nonEmbedding } = countParameters(model.config);
   return {

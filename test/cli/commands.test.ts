@@ -6,8 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { pipelineProgress } from '../../src/cli/commands/run.js';
-import { trainingProgress } from '../../src/cli/progress.js';
+import { runsProgress, trainingProgress } from '../../src/cli/progress.js';
 import { IndexedDatasetWriter } from '../../src/data/indexed-dataset.js';
+import { nanoModelPresets } from '../../src/train/recipes.js';
 import { fixtureDir, repoRoot } from '../support/paths.js';
 
 const cli = join(repoRoot, 'dist/src/cli/main.js');
@@ -127,6 +128,43 @@ test('progress lines: at most one per interval, always the last step, with loss,
   assert.equal(lines.length, 2);
   assert.match(lines[0]!, /^pythia train: m: step 1\/10 \(10\.0%\), loss 2\.5000, 12,346 tokens\/s, ETA \d+s\n$/);
   assert.match(lines[1]!, /step 10\/10 \(100\.0%\).*ETA 0s\n$/);
+});
+
+test('progress of models side by side: lines for each model, and lines between them', () => {
+  const lines: string[] = [];
+  const p = runsProgress('pythia suite', { tty: false, everySeconds: 3600, write: (l) => lines.push(l) });
+  p.log('pythia suite: a, b side by side\n');
+  for (let step = 1; step <= 2; step++)
+    for (const name of ['a', 'b']) p.update(name, { step, trainIters: 2, loss: 1, tokensPerSecond: 10 });
+  p.stop();
+  assert.deepEqual(
+    lines.map((l) => l.replace(/, ETA .*/, '')),
+    [
+      'pythia suite: a, b side by side\n',
+      'pythia suite: a: step 1/2 (50.0%), loss 1.0000, 10 tokens/s\n',
+      'pythia suite: b: step 1/2 (50.0%), loss 1.0000, 10 tokens/s\n',
+      'pythia suite: a: step 2/2 (100.0%), loss 1.0000, 10 tokens/s\n',
+      'pythia suite: b: step 2/2 (100.0%), loss 1.0000, 10 tokens/s\n',
+    ],
+  );
+});
+
+test('pythia run progress lines: the training schedule, and the share of runs side by side added up', () => {
+  const lines: string[] = [];
+  const p = pipelineProgress({ tty: false, everySeconds: 0, write: (l) => lines.push(l) });
+  const [small, large] = nanoModelPresets();
+  p.onEvent({ type: 'stage', stage: 'synth', status: 'skip', detail: 'there' });
+  p.onEvent({ type: 'stage', stage: 'train', status: 'start' });
+  p.onEvent({ type: 'train-schedule', description: 'a, b side by side' });
+  const progress = { trainIters: 10, loss: 2, lr: 0, gradNorm: 0, tokensPerSecond: 1 };
+  p.onEvent({ type: 'train', model: large!, run: 0, runs: 2, progress: { ...progress, step: 5 } });
+  p.onEvent({ type: 'train', model: small!, run: 1, runs: 2, progress: { ...progress, step: 10 } });
+  // synth 10%, then train's 55% times (0.5 + 1) / 2.
+  assert.deepEqual(lines.slice(-3), [
+    'pythia run: train: a, b side by side\n',
+    'pythia run: [24%] train: nano-100k step 5/10, loss 2.000\n',
+    'pythia run: [51%] train: nano-25k step 10/10, loss 2.000\n',
+  ]);
 });
 
 test('pythia run progress lines: a study between eval cells keeps the eval share reached', () => {

@@ -9,6 +9,7 @@ import { addTokenizerOption, deviceOption, positiveInt, type TokenizerFlags, tok
 import { formatDuration, PROGRESS_LINE_SECONDS } from '../progress.js';
 import { addStudyOptions, studyFlags } from '../study-flags.js';
 import { intList } from './eval.js';
+import { PARALLEL_MEMBERS_HELP } from './suite.js';
 import { addRecipeOptions, recipeOverrides } from './train.js';
 
 /** Each stage's share of the whole bar, roughly its share of the main job's time. */
@@ -32,6 +33,9 @@ export function pipelineProgress(
   let started = false;
   let done = 0;
   let current: Stage = 'synth';
+  /** Each training run's share done (by run number), side by side or one after another. */
+  const trainDone = new Map<number, number>();
+  const trainFraction = (runs: number): number => [...trainDone.values()].reduce((a, b) => a + b, 0) / runs;
   /** The eval stage's share done so far, which studies between its cells leave as it is. */
   let evalFraction = 0;
   let lastLine = -Infinity;
@@ -65,19 +69,22 @@ export function pipelineProgress(
       } else if (e.type === 'synth') {
         const p = e.progress;
         show(p.total ? (p.done ?? 0) / p.total : 0, p.total ? `${p.stage} ${p.done ?? 0}/${p.total}` : p.stage);
+      } else if (e.type === 'train-schedule') {
+        // A line of its own, above the bar on a terminal (which draws itself again on the next line).
+        write(`${tty && started ? '\r\x1b[2K' : ''}pythia run: train: ${e.description}\n`);
       } else if (e.type === 'train') {
         if (e.progress) {
           const p = e.progress;
+          trainDone.set(e.run, p.step / p.trainIters);
+          show(trainFraction(e.runs), `${e.model.name} step ${p.step}/${p.trainIters}, loss ${p.loss.toFixed(3)}`);
+        } else {
+          if (e.status === 'done') trainDone.set(e.run, 1);
           show(
-            (e.run + p.step / p.trainIters) / e.runs,
-            `${e.model.name} step ${p.step}/${p.trainIters}, loss ${p.loss.toFixed(3)}`,
-          );
-        } else
-          show(
-            e.run / e.runs,
+            trainFraction(e.runs),
             `${e.model.name}: ${e.status === 'done' ? 'already trained' : e.status === 'resume' ? 'resuming' : 'training'}`,
             true,
           );
+        }
       } else if (e.type === 'eval') {
         const ev = e.event;
         if (ev.type === 'cell') {
@@ -122,6 +129,7 @@ interface RunFlags extends TokenizerFlags {
   maxGenTokens: number;
   shots: number[];
   threads?: number;
+  parallelMembers?: number;
   device: ExecutionProvider;
 }
 
@@ -164,7 +172,12 @@ export function registerRun(program: Command): void {
     .option('--limit <n>', 'items per task at each checkpoint (default: all)', positiveInt)
     .option('--shots <list>', 'numbers of few-shot demonstrations', intList, [0])
     .option('--max-gen-tokens <n>', 'most tokens a generate_until item may generate', positiveInt, 32)
-    .option('--threads <n>', 'compute threads (default: every core)', positiveInt)
+    .option(
+      '--threads <n>',
+      'compute threads of evaluation (default: every core) and of each model in training (see --parallel-members)',
+      positiveInt,
+    )
+    .option('--parallel-members <k>', PARALLEL_MEMBERS_HELP, positiveInt)
     .addOption(deviceOption());
   addStudyOptions(cmd, STUDY_NAMES);
   addTokenizerOption(cmd, 'tokenizer.json of --data');
@@ -191,6 +204,7 @@ export function registerRun(program: Command): void {
         studies: studies.studies,
         studySettings: studies.settings,
         threads: flags.threads,
+        parallelMembers: flags.parallelMembers,
         device: flags.device,
         onEvent: progress.onEvent,
       });

@@ -1,15 +1,16 @@
-/** `pythia suite`: every size of a preset, one after another, on the identical batch order. */
+/** `pythia suite`: every size of a preset, side by side or one after another, on the identical batch order. */
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { loadTokenizer } from '../../data/tokenizer.js';
 import type { ExecutionProvider } from '../../runtime/session.js';
 import { parseInterventionFrom } from '../../train/intervention-point.js';
+import { SIDE_BY_SIDE_MAX_PARAMETERS } from '../../train/member-schedule.js';
 import { SUITE_NAMES } from '../../train/recipes.js';
 import { runSuite, SUITE_MANIFEST, type SuiteManifest } from '../../train/suite.js';
 import { INTERVENTIONS, type Intervention } from '../../train/trainer.js';
 import { ConfigError } from '../../util/errors.js';
 import { addTokenizerOption, deviceOption, nonNegativeInt, positiveInt, tokenizerFlag } from '../arguments.js';
-import { type ProgressReporter, trainingProgress } from '../progress.js';
+import { runsProgress } from '../progress.js';
 import { addRecipeOptions, describeInterventionStart, interventionFromOption, recipeOverrides } from './train.js';
 
 interface SuiteFlags {
@@ -25,9 +26,18 @@ interface SuiteFlags {
   intervention?: Intervention;
   evalIters: number;
   threads?: number;
+  parallelMembers?: number;
   device: ExecutionProvider;
   json?: boolean;
 }
+
+/** The help of `--threads` and `--parallel-members`, shared by `suite` and `run`: the rule of member-schedule.ts. */
+export const THREADS_HELP =
+  'compute threads of each model; alone, the models train one after another (default: see --parallel-members)';
+export const PARALLEL_MEMBERS_HELP =
+  'train k models side by side, each at --threads threads (default: cores / k). Without this flag or --threads, ' +
+  `models under ${SIDE_BY_SIDE_MAX_PARAMETERS.toLocaleString('en-US')} parameters train side by side at 1 thread each, ` +
+  'as many at once as there are cores, and larger ones after them one after another with every core';
 
 export function registerSuite(program: Command): void {
   const cmd = program
@@ -55,7 +65,8 @@ export function registerSuite(program: Command): void {
       ).choices([...INTERVENTIONS]),
     )
     .option('--eval-iters <n>', 'validation batches at every checkpoint, 0 for none', nonNegativeInt, 2)
-    .option('--threads <n>', 'compute threads (default: every core)', positiveInt)
+    .option('--threads <n>', THREADS_HELP, positiveInt)
+    .option('--parallel-members <k>', PARALLEL_MEMBERS_HELP, positiveInt)
     .addOption(deviceOption())
     .option('--json', 'print the manifest as JSON instead of a table')
     .action(async (flags: SuiteFlags) => {
@@ -67,7 +78,7 @@ export function registerSuite(program: Command): void {
         flags.interventionFrom === undefined ? undefined : parseInterventionFrom(flags.interventionFrom);
       const tokenizerPath = tokenizerFlag(flags);
       const tokenizerVocab = tokenizerPath ? (await loadTokenizer(tokenizerPath)).vocabSize : undefined;
-      let progress: ProgressReporter | undefined;
+      const progress = runsProgress('pythia suite');
       const started = performance.now();
       try {
         const manifest = await runSuite({
@@ -82,30 +93,26 @@ export function registerSuite(program: Command): void {
           intervention: flags.intervention,
           evalIters: flags.evalIters,
           threads: flags.threads,
+          parallelMembers: flags.parallelMembers,
           device: flags.device,
+          onSchedule: (schedule) => progress.log(`pythia suite: ${schedule.description}\n`),
           onModelStart: (model, status, step) => {
-            progress?.stop();
-            progress = trainingProgress('pythia suite', model.name);
             const what =
               status === 'done' ? 'already trained' : status === 'resume' ? `resuming at step ${step}` : 'training';
-            process.stderr.write(`pythia suite: ${model.name}: ${what}\n`);
+            progress.log(`pythia suite: ${model.name}: ${what}\n`);
           },
-          onInterventionStart: (start) => {
-            progress?.stop();
-            progress = trainingProgress('pythia suite', start.name);
-            process.stderr.write(`pythia suite: ${describeInterventionStart(start)}\n`);
-          },
-          onProgress: (_model, p) => progress?.update(p),
-          onWarning: (w) => process.stderr.write(`pythia suite: ${w}\n`),
+          onInterventionStart: (start) => progress.log(`pythia suite: ${describeInterventionStart(start)}\n`),
+          onProgress: (model, p) => progress.update(model.name, p),
+          onWarning: (w) => progress.log(`pythia suite: ${w}\n`),
         });
-        progress?.stop();
+        progress.stop();
         process.stdout.write(
           flags.json
             ? `${JSON.stringify(manifest, null, 2)}\n`
             : formatSuite(manifest, flags.out, (performance.now() - started) / 1000),
         );
       } finally {
-        progress?.stop();
+        progress.stop();
       }
     });
 }

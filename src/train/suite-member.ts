@@ -1,0 +1,173 @@
+/**
+ * One model of a suite, trained in this thread or in a worker thread: the baseline (fresh,
+ * resumed from its last checkpoint, or left as it is when finished), then its intervention
+ * sibling. `trainSideBySide` runs several in worker threads (suite-member-worker.ts), a fixed
+ * number at a time; a model's bytes are the same in a worker as in this thread at the same threads.
+ */
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import type { ExecutionProvider } from '../runtime/session.js';
+import { PYTHIA_ERROR_NAMES } from '../util/errors.js';
+import { interventionName } from './intervention-point.js';
+import type { ModelPreset } from './recipes.js';
+import {
+  continuePoint,
+  type DataSpec,
+  type InterventionPlan,
+  type InterventionStart,
+  type StepProgress,
+  type TrainOptions,
+  train,
+  trainIntervention,
+} from './trainer.js';
+
+/** Everything a model of the suite needs to train; plain data, so that it crosses to a worker. */
+export interface MemberJob {
+  model: ModelPreset;
+  data: DataSpec;
+  outDir: string;
+  tokenizerPath?: string;
+  evalIters?: number;
+  threads?: number;
+  device?: ExecutionProvider;
+  /** The intervention sibling trained after the model (planned and checked before anything trains). */
+  plan?: InterventionPlan;
+}
+
+export type MemberStatus = 'fresh' | 'resume' | 'done';
+
+export interface MemberEvents {
+  onStart?: (status: MemberStatus, fromStep: number) => void;
+  /** Progress of the model, then of its sibling (`model` carries the sibling's name). */
+  onProgress?: (model: ModelPreset, p: StepProgress) => void;
+  onInterventionStart?: (start: InterventionStart) => void;
+  onWarning?: (message: string) => void;
+}
+
+export async function trainMember(job: MemberJob, events: MemberEvents = {}): Promise<void> {
+  const { model } = job;
+  const resume = continuePoint(join(job.outDir, model.name), model.recipe);
+  const last = resume?.state.step;
+  const done = last === model.recipe.trainIters;
+  events.onStart?.(done ? 'done' : resume ? 'resume' : 'fresh', last ?? 0);
+  const trainOptions: TrainOptions = {
+    name: model.name,
+    config: model.config,
+    recipe: model.recipe,
+    data: job.data,
+    outDir: job.outDir,
+    tokenizerPath: job.tokenizerPath,
+    resume,
+    evalIters: job.evalIters,
+    threads: job.threads,
+    device: job.device,
+    onProgress: (p) => events.onProgress?.(model, p),
+    onWarning: events.onWarning,
+  };
+  if (!done) await train(trainOptions);
+  if (!job.plan) return;
+  const sibling: ModelPreset = { ...model, name: interventionName(model.name) };
+  await trainIntervention(
+    {
+      ...trainOptions,
+      resume: undefined,
+      onProgress: (p) => events.onProgress?.(sibling, p),
+      onInterventionStart: events.onInterventionStart,
+    },
+    job.plan,
+  );
+}
+
+/** What a worker posts: its events, then `done` or the error. */
+export type MemberMessage =
+  | { type: 'start'; status: MemberStatus; fromStep: number }
+  | { type: 'progress'; model: ModelPreset; progress: StepProgress }
+  | { type: 'intervention-start'; start: InterventionStart }
+  | { type: 'warning'; message: string }
+  | { type: 'done' }
+  | { type: 'error'; error: CarriedError };
+
+/** An error as it crosses from a worker: its class name, message, and a system error's code, syscall and path. */
+export interface CarriedError {
+  name: string;
+  message: string;
+  stack?: string;
+  code?: string;
+  syscall?: string;
+  path?: string;
+}
+
+export function carryError(e: unknown): CarriedError {
+  if (!(e instanceof Error)) return { name: 'Error', message: String(e) };
+  const { code, syscall, path } = e as NodeJS.ErrnoException;
+  return { name: e.name, message: e.message, stack: e.stack, code, syscall, path };
+}
+
+/** The error again, with the name the CLI reads to print a user-facing error as one line. */
+function rebuiltError(c: CarriedError): Error {
+  const e = new Error(c.message) as NodeJS.ErrnoException;
+  e.name = c.name;
+  if (c.stack && !PYTHIA_ERROR_NAMES.has(c.name)) e.stack = c.stack;
+  if (c.code !== undefined) e.code = c.code;
+  if (c.syscall !== undefined) e.syscall = c.syscall;
+  if (c.path !== undefined) e.path = c.path;
+  return e;
+}
+
+function trainInWorker(job: MemberJob, events: MemberEvents, running: Set<Worker>): Promise<void> {
+  const worker = new Worker(new URL('./suite-member-worker.js', import.meta.url), { workerData: job });
+  running.add(worker);
+  return new Promise<void>((resolve, reject) => {
+    let settled = false;
+    const settle = (error?: Error) => {
+      if (settled) return;
+      settled = true;
+      running.delete(worker);
+      if (error) reject(error);
+      else resolve();
+    };
+    worker.on('message', (m: MemberMessage) => {
+      if (m.type === 'start') events.onStart?.(m.status, m.fromStep);
+      else if (m.type === 'progress') events.onProgress?.(m.model, m.progress);
+      else if (m.type === 'intervention-start') events.onInterventionStart?.(m.start);
+      else if (m.type === 'warning') events.onWarning?.(m.message);
+      else {
+        settle(m.type === 'done' ? undefined : rebuiltError(m.error));
+        // Everything is written; a child process the worker left idle must not keep it alive.
+        void worker.terminate();
+      }
+    });
+    worker.on('error', (e) => settle(e));
+    worker.on('exit', (code) =>
+      settle(new Error(`the worker training ${job.model.name} stopped (exit code ${code}) before it finished`)),
+    );
+  });
+}
+
+/**
+ * Trains the jobs in worker threads, `parallel` at a time, in the order given. The first error
+ * stops the others (as an interrupted run: each resumes from its last checkpoint) and is thrown.
+ */
+export async function trainSideBySide(
+  jobs: MemberJob[],
+  parallel: number,
+  events: (job: MemberJob) => MemberEvents,
+): Promise<void> {
+  const running = new Set<Worker>();
+  let next = 0;
+  let failure: { error: unknown } | undefined;
+  const lane = async (): Promise<void> => {
+    while (!failure && next < jobs.length) {
+      const job = jobs[next++]!;
+      try {
+        await trainInWorker(job, events(job), running);
+      } catch (error) {
+        if (failure) return;
+        failure = { error };
+        await Promise.all([...running].map((w) => w.terminate()));
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(parallel, jobs.length) }, lane));
+  if (failure) throw failure.error;
+}
