@@ -1,11 +1,14 @@
 /**
- * One model of a suite, trained in this thread or in a worker thread: the baseline (fresh,
+ * One model of a suite, trained in this process or in a child process: the baseline (fresh,
  * resumed from its last checkpoint, or left as it is when finished), then its intervention
- * sibling. `trainSideBySide` runs several in worker threads (suite-member-worker.ts), a fixed
- * number at a time; a model's bytes are the same in a worker as in this thread at the same threads.
+ * sibling. `trainSideBySide` runs several in child processes (suite-member-worker.ts), a fixed
+ * number at a time; a model's bytes are the same there as here at the same threads. Processes, not
+ * worker threads: onnxruntime-node aborted the whole process now and then when a worker thread that
+ * had run sessions ended.
  */
+import { type ChildProcess, fork } from 'node:child_process';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import { fileURLToPath } from 'node:url';
 import type { ExecutionProvider } from '../runtime/session.js';
 import { PYTHIA_ERROR_NAMES } from '../util/errors.js';
 import { interventionName } from './intervention-point.js';
@@ -21,7 +24,7 @@ import {
   trainIntervention,
 } from './trainer.js';
 
-/** Everything a model of the suite needs to train; plain data, so that it crosses to a worker. */
+/** Everything a model of the suite needs to train; plain data, so that it crosses to a child process. */
 export interface MemberJob {
   model: ModelPreset;
   data: DataSpec;
@@ -78,7 +81,7 @@ export async function trainMember(job: MemberJob, events: MemberEvents = {}): Pr
   );
 }
 
-/** What a worker posts: its events, then `done` or the error. */
+/** What a child process posts: its events, then `done` or the error. */
 export type MemberMessage =
   | { type: 'start'; status: MemberStatus; fromStep: number }
   | { type: 'progress'; model: ModelPreset; progress: StepProgress }
@@ -87,7 +90,7 @@ export type MemberMessage =
   | { type: 'done' }
   | { type: 'error'; error: CarriedError };
 
-/** An error as it crosses from a worker: its class name, message, and a system error's code, syscall and path. */
+/** An error as it crosses from a child process: its class name, message, and a system error's code, syscall and path. */
 export interface CarriedError {
   name: string;
   message: string;
@@ -114,38 +117,41 @@ function rebuiltError(c: CarriedError): Error {
   return e;
 }
 
-function trainInWorker(job: MemberJob, events: MemberEvents, running: Set<Worker>): Promise<void> {
-  const worker = new Worker(new URL('./suite-member-worker.js', import.meta.url), { workerData: job });
-  running.add(worker);
+function trainInProcess(job: MemberJob, events: MemberEvents, running: Set<ChildProcess>): Promise<void> {
+  const child = fork(fileURLToPath(new URL('./suite-member-worker.js', import.meta.url)), [], {
+    serialization: 'advanced',
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  running.add(child);
   return new Promise<void>((resolve, reject) => {
-    let settled = false;
-    const settle = (error?: Error) => {
-      if (settled) return;
-      settled = true;
-      running.delete(worker);
-      if (error) reject(error);
-      else resolve();
-    };
-    worker.on('message', (m: MemberMessage) => {
+    let outcome: Error | 'done' | undefined;
+    child.on('message', (m: MemberMessage) => {
       if (m.type === 'start') events.onStart?.(m.status, m.fromStep);
       else if (m.type === 'progress') events.onProgress?.(m.model, m.progress);
       else if (m.type === 'intervention-start') events.onInterventionStart?.(m.start);
       else if (m.type === 'warning') events.onWarning?.(m.message);
-      else {
-        settle(m.type === 'done' ? undefined : rebuiltError(m.error));
-        // Everything is written; a child process the worker left idle must not keep it alive.
-        void worker.terminate();
-      }
+      else outcome ??= m.type === 'done' ? 'done' : rebuiltError(m.error);
     });
-    worker.on('error', (e) => settle(e));
-    worker.on('exit', (code) =>
-      settle(new Error(`the worker training ${job.model.name} stopped (exit code ${code}) before it finished`)),
-    );
+    child.on('error', (e) => {
+      outcome ??= e;
+    });
+    child.on('exit', (code, signal) => {
+      running.delete(child);
+      if (outcome === 'done') resolve();
+      else
+        reject(
+          outcome ??
+            new Error(
+              `the process training ${job.model.name} stopped (${signal ?? `exit code ${code}`}) before it finished`,
+            ),
+        );
+    });
+    child.send(job);
   });
 }
 
 /**
- * Trains the jobs in worker threads, `parallel` at a time, in the order given. The first error
+ * Trains the jobs in child processes, `parallel` at a time, in the order given. The first error
  * stops the others (as an interrupted run: each resumes from its last checkpoint) and is thrown.
  */
 export async function trainSideBySide(
@@ -153,18 +159,18 @@ export async function trainSideBySide(
   parallel: number,
   events: (job: MemberJob) => MemberEvents,
 ): Promise<void> {
-  const running = new Set<Worker>();
+  const running = new Set<ChildProcess>();
   let next = 0;
   let failure: { error: unknown } | undefined;
   const lane = async (): Promise<void> => {
     while (!failure && next < jobs.length) {
       const job = jobs[next++]!;
       try {
-        await trainInWorker(job, events(job), running);
+        await trainInProcess(job, events(job), running);
       } catch (error) {
         if (failure) return;
         failure = { error };
-        await Promise.all([...running].map((w) => w.terminate()));
+        for (const child of running) child.kill();
       }
     }
   };
