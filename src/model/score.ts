@@ -79,10 +79,7 @@ function packedGraph(config: NeoXConfig): { graph: Graph; outputs: Record<string
  * One layer of the streamed model: the residual stream in, the residual stream out; layer 0's
  * parameter names. `perRowBias`: each row its own attention bias, as packed groups need.
  */
-function streamedBlockGraph(
-  config: NeoXConfig,
-  perRowBias = false,
-): { graph: Graph; outputs: Record<string, Tensor> } {
+function streamedBlockGraph(config: NeoXConfig, perRowBias = false): { graph: Graph; outputs: Record<string, Tensor> } {
   const graph = new Graph();
   const { lookup } = parameterInputs(graph, config);
   const residual = graph.input('residual', 'float32', ['batch', 'seq', config.hiddenSize]);
