@@ -17,7 +17,8 @@ import { ConfigError } from '../util/errors.js';
 import { checkNumber, POSITIVE_INTEGER } from '../util/values.js';
 import type { NeoXConfig } from './config.js';
 import { buildGptNeoX, lmHead, MASK_VALUE, type WeightLookup } from './gpt-neox.js';
-import { type Params, parameterInputs, releaseFeeds, residentParameterFeeds } from './params.js';
+import { formatParameterFeeds, formatParameterInputs, type WeightFormat } from './int8.js';
+import { type Params, releaseFeeds } from './params.js';
 
 export interface ScoreRequest {
   context: readonly number[];
@@ -62,9 +63,9 @@ function scoringOutputs(
  * attention bias ([batch, 1, seq, seq]), so one row can hold a group's common prefix followed by
  * every request's remaining tokens, each of them attending to the prefix and to itself only.
  */
-function packedGraph(config: NeoXConfig): { graph: Graph; outputs: Record<string, Tensor> } {
+function packedGraph(config: NeoXConfig, weights: WeightFormat): { graph: Graph; outputs: Record<string, Tensor> } {
   const graph = new Graph();
-  const { lookup } = parameterInputs(graph, config);
+  const lookup = formatParameterInputs(graph, config, weights);
   const ids = graph.input('input_ids', 'int64', ['batch', 'seq']);
   const positions = graph.input('position_ids', 'int64', ['batch', 'seq']);
   const bias = graph.input('attention_bias', 'float32', ['batch', 1, 'seq', 'seq']);
@@ -96,6 +97,8 @@ export class Scorer {
     private readonly weights: Record<string, HostTensor | DeviceTensor>,
     private readonly session: CompiledGraph,
     private readonly runtime: RuntimeOptions,
+    /** float32, or int8 linear weights (int8.ts). */
+    readonly weightFormat: WeightFormat = 'float32',
   ) {}
 
   /**
@@ -103,9 +106,14 @@ export class Scorer {
    * [batch·seq]): a multiple-choice item scores a few tokens after a long context, and at Pythia's
    * vocabulary the head over every position costs more than the whole network below it.
    */
-  static async create(config: NeoXConfig, params: Params, runtime: RuntimeOptions = {}): Promise<Scorer> {
+  static async create(
+    config: NeoXConfig,
+    params: Params,
+    runtime: RuntimeOptions = {},
+    weights: WeightFormat = 'float32',
+  ): Promise<Scorer> {
     const graph = new Graph();
-    const { lookup } = parameterInputs(graph, config);
+    const lookup = formatParameterInputs(graph, config, weights);
     const ids = graph.input('input_ids', 'int64', ['batch', 'seq']);
     const positions = graph.input('position_ids', 'int64', ['batch', 'seq']);
     const bias = graph.input('attention_bias', 'float32', [1, 1, 'seq', 'seq']);
@@ -113,7 +121,8 @@ export class Scorer {
     const targets = graph.input('score_targets', 'int64', ['scored']);
     const { final } = buildGptNeoX(config, lookup, { ids, positions, attentionBias: bias, fused: true });
     const session = await compile({ graph, outputs: scoringOutputs(config, lookup, final, index, targets) }, runtime);
-    return new Scorer(config, await residentParameterFeeds(config, params, runtime.provider), session, runtime);
+    const feeds = await formatParameterFeeds(config, params, weights, runtime.provider);
+    return new Scorer(config, feeds, session, runtime, weights);
   }
 
   /** Frees the weights' copies in GPU memory (WebGPU); the scorer cannot be used after. */
@@ -234,7 +243,7 @@ export class Scorer {
    * tokens, at the positions they have in the request.
    */
   private async scorePacked(chunk: readonly PackedGroup[], results: ScoreResult[]): Promise<void> {
-    this.packed ??= compile(packedGraph(this.config), this.runtime);
+    this.packed ??= compile(packedGraph(this.config, this.weightFormat), this.runtime);
     const graph = await this.packed;
     const batch = chunk.length;
     const seq = chunk[0]!.length;
