@@ -6,6 +6,7 @@ import type { TextTokenizer } from '../data/tokenizer.js';
 import type { NeoXConfig } from '../model/config.js';
 import { Decoder } from '../model/decoder.js';
 import { generate } from '../model/generate.js';
+import type { WeightFormat } from '../model/int8.js';
 import type { Params } from '../model/params.js';
 import { type ScoreRequest, type ScoreResult, Scorer } from '../model/score.js';
 import type { RuntimeOptions } from '../runtime/session.js';
@@ -46,6 +47,8 @@ export interface TaskRunOptions {
   /** Most tokens generate_until items may generate. */
   maxGenTokens: number;
   runtime?: RuntimeOptions;
+  /** float32 (default), or int8 linear weights (src/model/int8.ts) for scoring and generation. */
+  weights?: WeightFormat;
   /**
    * Run an item's shared context once for all its requests (`Scorer.scoreGroups`); default true.
    * False scores every request whole, as a reference and for benchmarks.
@@ -123,8 +126,8 @@ function fewshotPrefixes(task: Task, items: readonly TaskItem[], options: TaskRu
 /** One scorer per loaded checkpoint, configuration and runtime, reused by every task and shot count. */
 const scorers = new WeakMap<Params, Map<string, Promise<Scorer>>>();
 
-function scorer(model: EvalModel, runtime: RuntimeOptions | undefined): Promise<Scorer> {
-  const key = JSON.stringify([model.config, runtime ?? {}]);
+function scorer(model: EvalModel, runtime: RuntimeOptions | undefined, weights?: WeightFormat): Promise<Scorer> {
+  const key = JSON.stringify([model.config, runtime ?? {}, weights ?? 'float32']);
   let byKey = scorers.get(model.params);
   if (!byKey) {
     byKey = new Map();
@@ -132,7 +135,7 @@ function scorer(model: EvalModel, runtime: RuntimeOptions | undefined): Promise<
   }
   let s = byKey.get(key);
   if (!s) {
-    s = Scorer.create(model.config, model.params, runtime);
+    s = Scorer.create(model.config, model.params, runtime, weights);
     byKey.set(key, s);
   }
   return s;
@@ -243,7 +246,7 @@ async function scoreChoices(
     }
   });
   const requests = await encodePairs(model.tokenizer, pairs);
-  const s = await scorer(model, options.runtime);
+  const s = await scorer(model, options.runtime, options.weights);
   const scored =
     options.shareContexts === false
       ? await scoreInSlices(s, requests, options, (done) => (done === 0 ? 0 : owner[done - 1]! + 1), items.length)
@@ -280,7 +283,7 @@ async function scoreRolling(
     }
   });
   const scored = await scoreInSlices(
-    await scorer(model, options.runtime),
+    await scorer(model, options.runtime, options.weights),
     requests,
     options,
     (done) => (done === 0 ? 0 : owner[done - 1]! + 1),
@@ -317,7 +320,11 @@ async function generateAnswers(
     ids.length === 0 ? [tokenizer.eodId] : ids.slice(Math.max(0, ids.length - room)),
   );
   const order = inputs.map((_, i) => i).sort((a, b) => inputs[b]!.length - inputs[a]!.length || a - b);
-  const decoder = await Decoder.create(config, model.params, { ...options.runtime, weights: 'inputs' });
+  const decoder = await Decoder.create(config, model.params, {
+    ...options.runtime,
+    weights: 'inputs',
+    format: options.weights,
+  });
   const texts = new Array<string>(items.length);
   try {
     for (let start = 0; start < order.length; start += options.batchSize) {

@@ -135,10 +135,17 @@ export function quantizedParameterFeeds(config: NeoXConfig, params: Params): Rec
   return feeds;
 }
 
-/** The stderr line that says what `--weights int8` quantizes. */
-export function int8Notice(config: NeoXConfig): string {
-  const count = quantizedWeightNames(config).size;
-  return `int8 weights: ${count} matrices quantized per output channel (every linear layer and the LM head; the embedding lookup, LayerNorms and biases stay float32); activations quantized per tensor as they run`;
+/** What `--weights int8` does, for the commands to say on stderr. */
+export const INT8_NOTICE =
+  'int8 weights: every linear layer and the LM head quantized per output channel (|q| ≤ 63), activations per tensor to uint8 as they run; the embedding lookup, LayerNorms and biases stay float32';
+
+/** Throws unless `format` is a weight format that runs on `provider` (int8: the CPU only). */
+export function checkWeightFormat(format: string | undefined, provider: ExecutionProvider | undefined): void {
+  if (format === undefined) return;
+  if (!(WEIGHT_FORMATS as readonly string[]).includes(format))
+    throw new ConfigError(`weights: expected one of ${WEIGHT_FORMATS.join(', ')}, got ${format}`);
+  if (format === 'int8' && provider !== undefined && provider !== 'cpu')
+    throw new ConfigError(`--weights int8 runs on the CPU only (onnxruntime's DynamicQuantizeMatMul), not ${provider}`);
 }
 
 /** The parameter inputs of a graph in `format`. */
@@ -153,8 +160,7 @@ export async function formatParameterFeeds(
   format: WeightFormat,
   provider: ExecutionProvider | undefined,
 ): Promise<Record<string, HostTensor | DeviceTensor>> {
+  checkWeightFormat(format, provider);
   if (format === 'float32') return residentParameterFeeds(config, params, provider);
-  if (provider !== undefined && provider !== 'cpu')
-    throw new ConfigError(`--weights int8 runs on the CPU only (onnxruntime's DynamicQuantizeMatMul), not ${provider}`);
   return quantizedParameterFeeds(config, params);
 }

@@ -21,6 +21,7 @@ import { loadTasks, suiteTaskDir } from '../eval/task-files.js';
 import { type OutputType, readTask, type Task } from '../eval/tasks.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
 import { countParameters } from '../model/config.js';
+import { checkWeightFormat, type WeightFormat } from '../model/int8.js';
 import { checkProvider, type ExecutionProvider } from '../runtime/session.js';
 import { readLog } from '../train/run-folder.js';
 import { ConfigError } from '../util/errors.js';
@@ -63,6 +64,8 @@ export interface EvaluateOptions {
   threads?: number;
   /** onnxruntime's execution provider (default cpu). */
   device?: ExecutionProvider;
+  /** The task cells' weights: float32 (default) or int8 (CPU only; the studies stay float32). */
+  weights?: WeightFormat;
   /** A tokenizer for checkpoints that carry none. */
   tokenizer?: string;
   shard?: Shard;
@@ -281,6 +284,7 @@ export function gridCells(
 
 export async function evaluate(options: EvaluateOptions): Promise<EvaluateSummary> {
   if (options.device) checkProvider(options.device);
+  checkWeightFormat(options.weights, options.device);
   const plan = planSources(options);
   if (plan.checkpoints.length === 0) throw new ConfigError('no checkpoints to evaluate');
   const db = options.db ?? defaultDatabase(options.sources);
@@ -320,6 +324,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateSummar
       limit: options.limit,
       maxGenTokens,
       device,
+      weights: options.weights ?? 'float32',
     };
     const cells = grid.map((c) => {
       const h = hashed.get(`${c.model}@${c.step}`)!;
@@ -378,6 +383,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateSummar
           batchSize,
           maxGenTokens,
           runtime,
+          weights: settings.weights,
           onProgress: (done, items) => options.onEvent?.({ type: 'progress', cell: where, done, items }),
         });
         const seconds = (performance.now() - started) / 1000;
