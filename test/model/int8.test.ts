@@ -92,6 +92,18 @@ describe('Scorer with int8 weights', () => {
     });
   }
 
+  it('tied embeddings: the lookup stays float32, the head is an int8 copy of embed_in', async () => {
+    const { config: untied, params } = loadCheckpoint(join(fixtureDir('parallel-r25'), 'model'));
+    const config = { ...untied, tieWordEmbeddings: true };
+    const tied = new Map(params);
+    tied.delete('embed_out.weight');
+    assert.ok(quantizedWeightNames(config).has('gpt_neox.embed_in.weight'));
+    const requests = [{ context: [1, 2, 3, 4], continuation: [5, 6] }];
+    const [float] = await (await Scorer.create(config, tied)).score(requests);
+    const [int8] = await (await Scorer.create(config, tied, {}, 'int8')).score(requests);
+    for (const [t, lp] of float!.tokenLogprobs.entries()) assert.ok(Math.abs(int8!.tokenLogprobs[t]! - lp) < 0.02);
+  });
+
   it('refuses WebGPU in one line', async () => {
     const { config, params } = loadCheckpoint(join(fixtureDir('parallel-r25'), 'model'));
     await assert.rejects(Scorer.create(config, params, { provider: 'webgpu' }, 'int8'), /quantizedLinear: .*CPU/);
