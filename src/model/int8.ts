@@ -32,35 +32,56 @@ export interface QuantizedMatrix {
   in: number;
 }
 
-/** Round half away from zero (Math.round rounds −2.5 to −2). */
-function roundHalfAway(x: number): number {
-  return Math.sign(x) * Math.round(Math.abs(x));
-}
-
 /**
  * Symmetric per-output-channel quantization of w [out, in] (row-major): each row's scale is its
- * largest |w| / QUANT_MAX (a row of zeros gets scale 0 and q 0).
+ * largest |w| / QUANT_MAX, q = round(w / scale) half away from zero (a row of zeros gets scale 0
+ * and q 0). Rows are quantized in place order, then transposed in tiles, so both passes read and
+ * write memory in runs.
  */
 export function quantizeRows(w: Float32Array, out: number, inFeatures: number): QuantizedMatrix {
   if (w.length !== out * inFeatures)
     throw new ConfigError(`quantize: ${w.length} values do not fill [${out}, ${inFeatures}]`);
-  const q = new Int8Array(out * inFeatures);
+  const rows = new Int8Array(out * inFeatures);
   const scale = new Float32Array(out);
   for (let o = 0; o < out; o++) {
-    const row = w.subarray(o * inFeatures, (o + 1) * inFeatures);
+    const base = o * inFeatures;
     let max = 0;
-    for (const v of row) {
-      if (!Number.isFinite(v)) throw new ConfigError(`quantize: row ${o} holds ${v}`);
-      max = Math.max(max, Math.abs(v));
+    for (let i = 0; i < inFeatures; i++) {
+      const a = Math.abs(w[base + i]!);
+      if (!(a <= max)) {
+        if (!Number.isFinite(a)) throw new ConfigError(`quantize: row ${o} holds ${w[base + i]}`);
+        max = a;
+      }
     }
     const s = Math.fround(max / QUANT_MAX);
     scale[o] = s;
     if (s === 0) continue;
     for (let i = 0; i < inFeatures; i++) {
-      q[i * out + o] = Math.max(-QUANT_MAX, Math.min(QUANT_MAX, roundHalfAway(row[i]! / s)));
+      const r = w[base + i]! / s;
+      const a = r < 0 ? -r : r;
+      // Rounds |r| half up, then puts the sign back. The check undoes a + 0.5 rounding up to the next integer.
+      let v = (a + 0.5) | 0;
+      if (v - a > 0.5) v--;
+      if (v > QUANT_MAX) v = QUANT_MAX;
+      rows[base + i] = r < 0 ? -v : v;
     }
   }
-  return { q, scale, out, in: inFeatures };
+  return { q: transposeInt8(rows, out, inFeatures), scale, out, in: inFeatures };
+}
+
+const TILE = 64;
+
+/** [rows, cols] → [cols, rows], tile by tile. */
+function transposeInt8(a: Int8Array, rows: number, cols: number): Int8Array {
+  const t = new Int8Array(a.length);
+  for (let r0 = 0; r0 < rows; r0 += TILE) {
+    const r1 = Math.min(rows, r0 + TILE);
+    for (let c0 = 0; c0 < cols; c0 += TILE) {
+      const c1 = Math.min(cols, c0 + TILE);
+      for (let r = r0; r < r1; r++) for (let c = c0; c < c1; c++) t[c * rows + r] = a[r * cols + c]!;
+    }
+  }
+  return t;
 }
 
 /** The float32 weight [out, in] a quantized matrix stands for. */
