@@ -2,7 +2,8 @@
  * `npm run bench:int8`: int8 weights against float32 on the CPU. One linear layer (M=512 rows,
  * K=2048, N=8192: the 1b shape's MLP up-projection), then scoring through the Scorer that
  * `pythia eval` uses at the 160m and 1b shapes (random weights; ROWS rows of 128 tokens, the last
- * 16 scored), tokens/s of each and the largest per-token log-likelihood difference. Weights are
+ * 16 scored), tokens/s of each and the largest per-token log-likelihood difference, and greedy
+ * generation (ROWS prompts of 32 tokens, 32 new tokens: memorization's shape), new tokens/s. Weights are
  * graph inputs in both, as the Scorer feeds them. BENCH_INT8_SHAPES=160m,1b picks the shapes.
  *
  * With BENCH_INT8_RUN=<run folder> (what `pythia run` writes: synth/ and suite/), also the cost on
@@ -88,6 +89,21 @@ async function scoring(label: string): Promise<(string | number)[][]> {
       weights === 'int8' ? (floatSeconds / seconds).toFixed(2) : '',
     ]);
   }
+  // Greedy generation as memorization runs it: ROWS prompts of 32 tokens, 32 new tokens, weights fed.
+  const prompts = requests.map((r) => r.context.slice(0, 32));
+  let floatGenerate = 0;
+  for (const weights of ['float32', 'int8'] as const) {
+    const decoder = await Decoder.create(config, params, { threads, weights: 'inputs', format: weights });
+    const seconds = await timeIt(() => generate(decoder, prompts, { maxNewTokens: 32 }), RUNS);
+    if (weights === 'float32') floatGenerate = seconds;
+    rows.push([
+      `generate ${label} ${weights}`,
+      (seconds * 1000).toFixed(0),
+      ((ROWS * 32) / seconds).toFixed(0),
+      weights === 'int8' ? (floatGenerate / seconds).toFixed(2) : '',
+    ]);
+    await decoder.release();
+  }
   const diff = results[0]!.reduce((m, v, i) => Math.max(m, Math.abs(v - results[1]![i]!)), 0);
   console.log(
     `${label}: largest per-token log-likelihood difference int8 − float32 (random weights) ${diff.toFixed(4)}`,
@@ -135,7 +151,7 @@ async function trained(run: string, model: string, documents: number[][]): Promi
 
 const rows = await linearLayer();
 for (const label of chosen) rows.push(...(await scoring(label)));
-console.log(table(['what', 'ms', 'GFLOP/s or tokens/s', 'int8 speed-up'], rows));
+console.log(table(['what', 'ms', 'GFLOP/s or (new) tokens/s', 'int8 speed-up'], rows));
 
 const run = process.env.BENCH_INT8_RUN;
 if (run) {
