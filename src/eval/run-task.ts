@@ -6,6 +6,7 @@ import type { TextTokenizer } from '../data/tokenizer.js';
 import type { NeoXConfig } from '../model/config.js';
 import { Decoder } from '../model/decoder.js';
 import { generate } from '../model/generate.js';
+import type { WeightFormat } from '../model/int8.js';
 import type { LayerStream } from '../model/layer-stream.js';
 import type { Params } from '../model/params.js';
 import { type ScoreRequest, type ScoreResult, Scorer } from '../model/score.js';
@@ -50,6 +51,8 @@ export interface TaskRunOptions {
   /** Most tokens generate_until items may generate. */
   maxGenTokens: number;
   runtime?: RuntimeOptions;
+  /** float32 (default), or int8 linear weights (src/model/int8.ts) for scoring and generation. */
+  weights?: WeightFormat;
   /**
    * Run an item's shared context once for all its requests (`Scorer.scoreGroups`); default true.
    * False scores every request whole, as a reference and for benchmarks.
@@ -135,17 +138,25 @@ export function headParameters(model: EvalModel): Params {
 }
 
 /** A scorer of its own for `model` (a study's): resident, or streamed. */
-export function createScorer(model: EvalModel, runtime: RuntimeOptions | undefined): Promise<Scorer> {
+export function createScorer(
+  model: EvalModel,
+  runtime: RuntimeOptions | undefined,
+  weights: WeightFormat = 'float32',
+): Promise<Scorer> {
+  if (model.streamed && weights !== 'float32')
+    throw new ConfigError(
+      `--weights ${weights} needs the checkpoint resident, and it is streamed: give --max-memory room for its float32 weights`,
+    );
   return model.streamed
     ? Scorer.streamed(model.streamed.stream, runtime, model.streamed.activationBytes)
-    : Scorer.create(model.config, model.params, runtime);
+    : Scorer.create(model.config, model.params, runtime, weights);
 }
 
 /** One scorer per loaded checkpoint, configuration and runtime, reused by every task and shot count. */
 const scorers = new WeakMap<Params, Map<string, Promise<Scorer>>>();
 
-function scorer(model: EvalModel, runtime: RuntimeOptions | undefined): Promise<Scorer> {
-  const key = JSON.stringify([model.config, runtime ?? {}]);
+function scorer(model: EvalModel, runtime: RuntimeOptions | undefined, weights?: WeightFormat): Promise<Scorer> {
+  const key = JSON.stringify([model.config, runtime ?? {}, weights ?? 'float32']);
   let byKey = scorers.get(model.params);
   if (!byKey) {
     byKey = new Map();
@@ -153,7 +164,7 @@ function scorer(model: EvalModel, runtime: RuntimeOptions | undefined): Promise<
   }
   let s = byKey.get(key);
   if (!s) {
-    s = createScorer(model, runtime);
+    s = createScorer(model, runtime, weights);
     byKey.set(key, s);
   }
   return s;
@@ -265,7 +276,7 @@ async function scoreChoices(
     }
   });
   const requests = await encodePairs(model.tokenizer, pairs);
-  const s = await scorer(model, options.runtime);
+  const s = await scorer(model, options.runtime, options.weights);
   const scored =
     options.shareContexts === false
       ? await scoreInSlices(s, requests, options, (done) => (done === 0 ? 0 : owner[done - 1]! + 1), items.length)
@@ -302,7 +313,7 @@ async function scoreRolling(
     }
   });
   const scored = await scoreInSlices(
-    await scorer(model, options.runtime),
+    await scorer(model, options.runtime, options.weights),
     requests,
     options,
     (done) => (done === 0 ? 0 : owner[done - 1]! + 1),
@@ -343,7 +354,11 @@ async function generateAnswers(
     throw new ConfigError(
       'generate_until tasks need the checkpoint resident, and it is streamed: give --max-memory room for its float32 weights',
     );
-  const decoder = await Decoder.create(config, model.params, { ...options.runtime, weights: 'inputs' });
+  const decoder = await Decoder.create(config, model.params, {
+    ...options.runtime,
+    weights: 'inputs',
+    format: options.weights,
+  });
   const texts = new Array<string>(items.length);
   try {
     for (let start = 0; start < order.length; start += options.batchSize) {

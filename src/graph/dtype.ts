@@ -1,13 +1,21 @@
 /** Element types a graph tensor can have, with their ONNX codes and host arrays. */
-export type DType = 'float32' | 'float64' | 'float16' | 'int64' | 'int32' | 'bool';
+export type DType = 'float32' | 'float64' | 'float16' | 'int64' | 'int32' | 'int8' | 'bool';
 
-export type TypedArray = Float32Array | Float64Array | Uint16Array | BigInt64Array | Int32Array | Uint8Array;
+export type TypedArray =
+  | Float32Array
+  | Float64Array
+  | Uint16Array
+  | BigInt64Array
+  | Int32Array
+  | Int8Array
+  | Uint8Array;
 
 /** TensorProto.DataType codes (onnx.proto). */
 export const ONNX_TYPE: Record<DType, number> = {
   float32: 1,
   bool: 9,
   int32: 6,
+  int8: 3,
   int64: 7,
   float16: 10,
   float64: 11,
@@ -29,6 +37,8 @@ export function allocate(dtype: DType, length: number): TypedArray {
       return new BigInt64Array(length);
     case 'int32':
       return new Int32Array(length);
+    case 'int8':
+      return new Int8Array(length);
     case 'bool':
       return new Uint8Array(length);
   }
@@ -39,6 +49,7 @@ export function dtypeOfArray(data: TypedArray): DType {
   if (data instanceof Float64Array) return 'float64';
   if (data instanceof BigInt64Array) return 'int64';
   if (data instanceof Int32Array) return 'int32';
+  if (data instanceof Int8Array) return 'int8';
   if (data instanceof Uint16Array) return 'float16';
   return 'bool';
 }

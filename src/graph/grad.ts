@@ -241,6 +241,10 @@ export const VJP: { [K in DifferentiableOp]: VjpRule<K> } = {
     if (b) grads.push(needs[2] ? sumToShape(g, b) : undefined);
     return grads;
   },
+  // Rounding has no useful gradient; a zero one would be silently wrong, so asking for one fails.
+  quantizedLinear: (n) => {
+    throw new GraphError(n.op, 'has no gradient: int8 weights are for inference only');
+  },
   sum: (n, g) => [unreduce(g, n)],
   mean: (n, g) => {
     const x = n.inputs[0]!;

@@ -441,6 +441,14 @@ function lowerNode(L: Lowering, node: Node): void {
       }
       return;
     }
+    case 'quantizedLinear': {
+      if (L.target !== 'cpu')
+        throw new GraphError('quantizedLinear', 'int8 weights run on the CPU provider only (DynamicQuantizeMatMul)');
+      // DynamicQuantizeMatMul's inputs: A, B, b_scale, b_zero_point (absent: 0, symmetric), bias.
+      const bias = ins[3] ? ['', ins[3]] : [];
+      L.emit('DynamicQuantizeMatMul', [ins[0]!, ins[1]!, ins[2]!, ...bias], {}, out, 'com.microsoft');
+      return;
+    }
     case 'sum':
     case 'mean':
     case 'max': {

@@ -131,6 +131,28 @@ export function linear(x: Tensor, w: Tensor, b?: Tensor): Tensor {
 }
 
 /**
+ * A linear layer with int8 weights: x·(scale ⊙ q) + b for x float32 [..., in], q int8 [in, out] (the
+ * weight transposed and quantized per output channel, w[o, i] ≈ scale[o]·q[i, o]), scale float32
+ * [out] and an optional bias b [out]. When it runs, x is quantized per tensor to uint8 and the
+ * product taken in integers (onnxruntime's DynamicQuantizeMatMul): CPU only, no gradient.
+ */
+export function quantizedLinear(x: Tensor, q: Tensor, scale: Tensor, b?: Tensor): Tensor {
+  if (x.dtype !== 'float32') throw new GraphError('quantizedLinear', `input ${x} must be float32`);
+  const inFeatures = x.shape[x.rank - 1];
+  if (q.rank !== 2 || q.dtype !== 'int8' || q.shape[0] !== inFeatures) {
+    throw new GraphError('quantizedLinear', `weight ${q} should be int8[${inFeatures}, out] for input ${x}`);
+  }
+  const out = q.shape[1]!;
+  if (scale.rank !== 1 || scale.shape[0] !== out || scale.dtype !== 'float32') {
+    throw new GraphError('quantizedLinear', `scale ${scale} should be float32[${out}] for weight ${q}`);
+  }
+  if (b && (b.rank !== 1 || b.shape[0] !== out || b.dtype !== 'float32')) {
+    throw new GraphError('quantizedLinear', `bias ${b} should be float32[${out}] for weight ${q}`);
+  }
+  return node('quantizedLinear', b ? [x, q, scale, b] : [x, q, scale], {}, 'float32', [...x.shape.slice(0, -1), out]);
+}
+
+/**
  * Sum over axes. `keepDims` keeps reduced axes with size 1. An empty axis list sums everything.
  */
 export function sum(x: Tensor, axes?: readonly number[], keepDims = false): Tensor {

@@ -40,6 +40,8 @@ export interface OpAttrs {
   /** alpha·op(a)·op(b) over the last two axes. */
   matmul: { transA: boolean; transB: boolean; alpha: number };
   linear: NoAttrs;
+  /** x·(scale·q) + b with int8 weights q [in, out]; CPU only (onnxruntime's DynamicQuantizeMatMul). */
+  quantizedLinear: NoAttrs;
   sum: ReduceAttrs;
   mean: ReduceAttrs;
   max: ReduceAttrs;

@@ -23,14 +23,8 @@ import {
 import { ConfigError } from '../util/errors.js';
 import { headDim, type NeoXConfig } from './config.js';
 import { buildGptNeoX, type LayerCache, lmHead, MASK_VALUE } from './gpt-neox.js';
-import {
-  groupQkvRows,
-  type Params,
-  parameterConstants,
-  parameterInputs,
-  releaseFeeds,
-  residentParameterFeeds,
-} from './params.js';
+import { formatParameterFeeds, formatParameterInputs, type WeightFormat } from './int8.js';
+import { groupQkvRows, type Params, parameterConstants, releaseFeeds } from './params.js';
 
 /**
  * Keys and values of every layer, key then value: [batch, heads, capacity, head_dim] host buffers
@@ -73,6 +67,8 @@ export interface DecoderOptions extends RuntimeOptions {
    * one thread, 0.12–0.19 ms on two); `threads` above, where a step streams every weight from memory.
    */
   stepThreads?: number;
+  /** `int8`: linear weights quantized per output channel (int8.ts), fed as inputs; CPU only. Default float32. */
+  format?: WeightFormat;
 }
 
 /** Baked weights travel inside the ONNX protobuf, which cannot exceed 2 GiB. */
@@ -101,12 +97,17 @@ export class Decoder {
         `weights of ${(bytes / 2 ** 30).toFixed(1)} GiB cannot be baked into an ONNX model (protobuf's 2 GiB limit): use weights: 'inputs'`,
       );
     }
-    const baked = (options.weights ?? (fits ? 'constants' : 'inputs')) === 'constants';
+    const int8 = options.format === 'int8';
+    if (int8 && options.weights === 'constants')
+      throw new ConfigError("int8 weights are fed as inputs: use weights: 'inputs'");
+    const baked = !int8 && (options.weights ?? (fits ? 'constants' : 'inputs')) === 'constants';
     // Regrouped qkv rows save four kernels a layer: worth a copy of those rows where it is transient
     // (baked: onnxruntime keeps its own) or small (a step of small weights costs its kernel count).
     const grouped = baked || bytes < SINGLE_THREAD_STEP_BYTES;
     const weights = grouped ? groupQkvRows(config, params) : params;
-    const lookup = baked ? parameterConstants(graph, config, weights) : parameterInputs(graph, config).lookup;
+    const lookup = baked
+      ? parameterConstants(graph, config, weights)
+      : formatParameterInputs(graph, config, options.format ?? 'float32');
     const nh = config.numHeads;
     const hd = headDim(config);
     const ids = graph.input('input_ids', 'int64', ['batch', 'seq']);
@@ -145,7 +146,7 @@ export class Decoder {
         : await compile({ graph, outputs }, { ...runtime, threads: stepThreads });
     return new Decoder(
       config,
-      baked ? {} : await residentParameterFeeds(config, weights, options.provider),
+      baked ? {} : await formatParameterFeeds(config, weights, options.format ?? 'float32', options.provider),
       session,
       stepSession,
       baked,

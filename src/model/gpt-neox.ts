@@ -16,8 +16,20 @@ import { geluApproximation, headDim, type NeoXConfig, rotaryDims } from './confi
 import type { HookSet } from './hooks.js';
 import { halfRotaryTables, qkvRotaryTables, rotaryTables, rotateHalfMatrix } from './rotary.js';
 
-/** Supplies the tensor for a parameter by its HF name (a graph input or an initializer). */
-export type WeightLookup = (name: string) => Tensor;
+/**
+ * Supplies the tensor for a parameter by its HF name (a graph input or an initializer); `quantized`,
+ * where given, the int8 form of a linear layer's weight (int8.ts), which then runs as quantizedLinear.
+ */
+export interface WeightLookup {
+  (name: string): Tensor;
+  quantized?: (name: string) => { q: Tensor; scale: Tensor } | undefined;
+}
+
+/** x·wᵀ + b for the weight named `name`, in int8 where the lookup holds it so. */
+function linearOf(weight: WeightLookup, x: Tensor, name: string, bias?: Tensor): Tensor {
+  const int8 = weight.quantized?.(name);
+  return int8 ? op.quantizedLinear(x, int8.q, int8.scale, bias) : op.linear(x, weight(name), bias);
+}
 
 export interface LayerCache {
   key: Tensor;
@@ -287,9 +299,10 @@ export function buildGptNeoX(config: NeoXConfig, weight: WeightLookup, inputs: F
     const blk = `blocks.${i}`;
     x = hook(`${blk}.hook_resid_pre`, x);
     const a = layerNorm(x, `${blk}.ln1`, `${p}.input_layernorm`);
-    const qkv = op.linear(
+    const qkv = linearOf(
+      weight,
       a,
-      weight(`${p}.attention.query_key_value.weight`),
+      `${p}.attention.query_key_value.weight`,
       bOf(`${p}.attention.query_key_value.bias`),
     );
     let merged: Tensor;
@@ -301,7 +314,7 @@ export function buildGptNeoX(config: NeoXConfig, weight: WeightLookup, inputs: F
       if (block.fresh) fresh.push(block.fresh);
       merged = block.merged;
     }
-    const dense = weight(`${p}.attention.dense.weight`);
+    const denseName = `${p}.attention.dense.weight`;
     const denseBias = bOf(`${p}.attention.dense.bias`);
     let attn: Tensor;
     const resultName = `${blk}.attn.hook_result`;
@@ -309,17 +322,17 @@ export function buildGptNeoX(config: NeoXConfig, weight: WeightLookup, inputs: F
       // Each head's z through its slice of the dense weight: [B, T, heads, H]; the bias belongs to no head.
       const nh = config.numHeads;
       const hd = headDim(config);
-      const perHead = op.transpose(op.reshape(dense, [H, nh, hd]), [1, 2, 0]);
+      const perHead = op.transpose(op.reshape(weight(denseName), [H, nh, hd]), [1, 2, 0]);
       const z = op.transpose(op.reshape(merged, [B, T, nh, hd]), [0, 2, 1, 3]);
       const result = hook(resultName, op.transpose(op.matmul(z, perHead), [0, 2, 1, 3]));
       if (hooks.edits(resultName)) {
         const summed = op.sum(result, [2]);
         attn = denseBias ? op.add(summed, denseBias) : summed;
       } else {
-        attn = op.linear(merged, dense, denseBias);
+        attn = linearOf(weight, merged, denseName, denseBias);
       }
     } else {
-      attn = op.linear(merged, dense, denseBias);
+      attn = linearOf(weight, merged, denseName, denseBias);
     }
     attn = hook(`${blk}.hook_attn_out`, attn);
 
@@ -327,12 +340,12 @@ export function buildGptNeoX(config: NeoXConfig, weight: WeightLookup, inputs: F
       const n = layerNorm(h, `${blk}.ln2`, `${p}.post_attention_layernorm`);
       const pre = hook(
         `${blk}.mlp.hook_pre`,
-        op.linear(n, weight(`${p}.mlp.dense_h_to_4h.weight`), weight(`${p}.mlp.dense_h_to_4h.bias`)),
+        linearOf(weight, n, `${p}.mlp.dense_h_to_4h.weight`, weight(`${p}.mlp.dense_h_to_4h.bias`)),
       );
       const post = hook(`${blk}.mlp.hook_post`, op.gelu(pre, approximate));
       return hook(
         `${blk}.hook_mlp_out`,
-        op.linear(post, weight(`${p}.mlp.dense_4h_to_h.weight`), weight(`${p}.mlp.dense_4h_to_h.bias`)),
+        linearOf(weight, post, `${p}.mlp.dense_4h_to_h.weight`, weight(`${p}.mlp.dense_4h_to_h.bias`)),
       );
     };
     if (config.parallelResidual) {
@@ -349,9 +362,10 @@ export function buildGptNeoX(config: NeoXConfig, weight: WeightLookup, inputs: F
   return { hiddenStates, final, present, fresh };
 }
 
-/** logits = final · embed_outᵀ (embed_in when the embeddings are tied). */
+/** logits = final · embed_outᵀ (embed_in when the embeddings are tied), in int8 where the lookup holds it so. */
 export function lmHead(config: NeoXConfig, weight: WeightLookup, final: Tensor): Tensor {
-  return op.matmul(final, weight(config.tieWordEmbeddings ? 'gpt_neox.embed_in.weight' : 'embed_out.weight'), {
-    transB: true,
-  });
+  const name = config.tieWordEmbeddings ? 'gpt_neox.embed_in.weight' : 'embed_out.weight';
+  const int8 = weight.quantized?.(name);
+  if (int8) return op.quantizedLinear(final, int8.q, int8.scale);
+  return op.matmul(final, weight(name), { transB: true });
 }

@@ -17,8 +17,9 @@ import { ConfigError } from '../util/errors.js';
 import { checkNumber, POSITIVE_INTEGER } from '../util/values.js';
 import type { NeoXConfig } from './config.js';
 import { buildGptNeoX, lmHead, MASK_VALUE, type WeightLookup } from './gpt-neox.js';
+import { formatParameterFeeds, formatParameterInputs, type WeightFormat } from './int8.js';
 import { embed, type LayerStream, stageFeeds } from './layer-stream.js';
-import { type Params, parameterInputs, releaseFeeds, residentParameterFeeds } from './params.js';
+import { type Params, parameterInputs, releaseFeeds } from './params.js';
 
 export interface ScoreRequest {
   context: readonly number[];
@@ -63,9 +64,9 @@ function scoringOutputs(
  * attention bias ([batch, 1, seq, seq]), so one row can hold a group's common prefix followed by
  * every request's remaining tokens, each of them attending to the prefix and to itself only.
  */
-function packedGraph(config: NeoXConfig): { graph: Graph; outputs: Record<string, Tensor> } {
+function packedGraph(config: NeoXConfig, weights: WeightFormat): { graph: Graph; outputs: Record<string, Tensor> } {
   const graph = new Graph();
-  const { lookup } = parameterInputs(graph, config);
+  const lookup = formatParameterInputs(graph, config, weights);
   const ids = graph.input('input_ids', 'int64', ['batch', 'seq']);
   const positions = graph.input('position_ids', 'int64', ['batch', 'seq']);
   const bias = graph.input('attention_bias', 'float32', ['batch', 1, 'seq', 'seq']);
@@ -151,6 +152,8 @@ export class Scorer {
     readonly config: NeoXConfig,
     private readonly backend: Backend,
     private readonly runtime: RuntimeOptions,
+    /** float32, or int8 linear weights (int8.ts). */
+    readonly weightFormat: WeightFormat = 'float32',
   ) {}
 
   /**
@@ -158,9 +161,14 @@ export class Scorer {
    * [batch·seq]): a multiple-choice item scores a few tokens after a long context, and at Pythia's
    * vocabulary the head over every position costs more than the whole network below it.
    */
-  static async create(config: NeoXConfig, params: Params, runtime: RuntimeOptions = {}): Promise<Scorer> {
+  static async create(
+    config: NeoXConfig,
+    params: Params,
+    runtime: RuntimeOptions = {},
+    weights: WeightFormat = 'float32',
+  ): Promise<Scorer> {
     const graph = new Graph();
-    const { lookup } = parameterInputs(graph, config);
+    const lookup = formatParameterInputs(graph, config, weights);
     const ids = graph.input('input_ids', 'int64', ['batch', 'seq']);
     const positions = graph.input('position_ids', 'int64', ['batch', 'seq']);
     const bias = graph.input('attention_bias', 'float32', [1, 1, 'seq', 'seq']);
@@ -168,8 +176,8 @@ export class Scorer {
     const targets = graph.input('score_targets', 'int64', ['scored']);
     const { final } = buildGptNeoX(config, lookup, { ids, positions, attentionBias: bias, fused: true });
     const session = await compile({ graph, outputs: scoringOutputs(config, lookup, final, index, targets) }, runtime);
-    const weights = await residentParameterFeeds(config, params, runtime.provider);
-    return new Scorer(config, { kind: 'resident', weights, session }, runtime);
+    const feeds = await formatParameterFeeds(config, params, weights, runtime.provider);
+    return new Scorer(config, { kind: 'resident', weights: feeds, session }, runtime, weights);
   }
 
   /**
@@ -283,7 +291,7 @@ export class Scorer {
     if (backend.kind === 'streamed') return this.streamBatches(backend, batches, results);
     for (const b of batches) {
       // Packed groups carry a bias per row and run through their own graph.
-      if (b.bias) this.packed ??= compile(packedGraph(this.config), this.runtime);
+      if (b.bias) this.packed ??= compile(packedGraph(this.config, this.weightFormat), this.runtime);
       const session = b.bias ? await this.packed! : backend.session;
       collect(b.rows, await session.run({ ...backend.weights, ...batchFeeds(b) }), results);
     }

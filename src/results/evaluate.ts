@@ -21,6 +21,7 @@ import { loadTasks, suiteTaskDir } from '../eval/task-files.js';
 import { type OutputType, readTask, type Task } from '../eval/tasks.js';
 import { loadCheckpoint, readConfig } from '../model/checkpoint.js';
 import { countParameters, type NeoXConfig } from '../model/config.js';
+import { checkWeightFormat, type WeightFormat } from '../model/int8.js';
 import { LayerStream } from '../model/layer-stream.js';
 import { type MemoryPlan, planMemory, streamedActivationBytes, streamingMessage } from '../model/memory-budget.js';
 import { checkProvider, type ExecutionProvider } from '../runtime/session.js';
@@ -65,6 +66,8 @@ export interface EvaluateOptions {
   threads?: number;
   /** onnxruntime's execution provider (default cpu). */
   device?: ExecutionProvider;
+  /** The task cells' weights: float32 (default) or int8 (CPU only; the studies stay float32). */
+  weights?: WeightFormat;
   /** A tokenizer for checkpoints that carry none. */
   tokenizer?: string;
   shard?: Shard;
@@ -344,6 +347,7 @@ export function gridCells(
 
 export async function evaluate(options: EvaluateOptions): Promise<EvaluateSummary> {
   if (options.device) checkProvider(options.device);
+  checkWeightFormat(options.weights, options.device);
   const plan = planSources(options);
   if (plan.checkpoints.length === 0) throw new ConfigError('no checkpoints to evaluate');
   const db = options.db ?? defaultDatabase(options.sources);
@@ -383,6 +387,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateSummar
       limit: options.limit,
       maxGenTokens,
       device,
+      weights: options.weights ?? 'float32',
     };
     const cells = grid.map((c) => {
       const h = hashed.get(`${c.model}@${c.step}`)!;
@@ -458,6 +463,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateSummar
               batchSize,
               maxGenTokens,
               runtime,
+              weights: settings.weights,
               onProgress: (done, items) => options.onEvent?.({ type: 'progress', cell: where, done, items }),
             });
             const seconds = (performance.now() - started) / 1000;

@@ -11,7 +11,10 @@ import type { TrainingRecord } from '../analysis/training-record.js';
 import type { OutputType } from '../eval/tasks.js';
 import { checkpointWeightFiles } from '../formats/index.js';
 
-/** The precision of the weights while evaluating: every checkpoint is converted to float32 on load. */
+/**
+ * The precision of the weights while evaluating: every checkpoint is converted to float32 on load
+ * (task cells run with `--weights int8` record int8; the studies always run in float32).
+ */
 export const EVAL_WEIGHTS = 'float32';
 
 const known = new Map<string, { size: number; mtimeMs: number; sha256: string }>();
@@ -100,6 +103,8 @@ export interface CellSettings {
   limit: number | undefined;
   maxGenTokens: number;
   device: string;
+  /** float32 (default) or int8 (`--weights int8`). */
+  weights?: string;
 }
 
 /** A cell's identity with each setting set to null where it cannot change the cell's numbers. */
@@ -120,7 +125,7 @@ export function cellIdentity(
     limit: settings.limit !== undefined && settings.limit < task.items ? settings.limit : null,
     maxGenTokens: task.outputType === 'generate_until' ? settings.maxGenTokens : null,
     device: settings.device,
-    weights: EVAL_WEIGHTS,
+    weights: settings.weights ?? EVAL_WEIGHTS,
   };
 }
 

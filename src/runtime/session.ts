@@ -68,6 +68,7 @@ const ORT_TYPE: Record<DType, ort.Tensor.Type> = {
   float16: 'float16',
   int64: 'int64',
   int32: 'int32',
+  int8: 'int8',
   bool: 'bool',
 };
 

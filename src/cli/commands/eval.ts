@@ -4,6 +4,7 @@ import { type Command, InvalidArgumentError } from 'commander';
 import { parseShard } from '../../analysis/term-count.js';
 import { TASK_RESOLUTION } from '../../eval/task-files.js';
 import { OUTPUT_TYPES, type OutputType } from '../../eval/tasks.js';
+import { INT8_NOTICE, WEIGHT_FORMATS, type WeightFormat } from '../../model/int8.js';
 import {
   DEFAULT_SEED,
   defaultDatabase,
@@ -22,6 +23,12 @@ export function intList(value: string): number[] {
   if (parts.some((p) => !/^\d+$/.test(p)))
     throw new InvalidArgumentError('expected comma-separated non-negative integers, e.g. 0,2,4.');
   return parts.map(Number);
+}
+
+function weightFormat(value: string): WeightFormat {
+  if (!(WEIGHT_FORMATS as readonly string[]).includes(value))
+    throw new InvalidArgumentError(`expected one of ${WEIGHT_FORMATS.join(', ')}.`);
+  return value as WeightFormat;
 }
 
 function outputType(value: string): OutputType {
@@ -44,6 +51,7 @@ interface EvalFlags {
   maxGenTokens: number;
   threads?: number;
   device: ExecutionProvider;
+  weights: WeightFormat;
   outputType?: OutputType;
   fewshotFile?: string;
   tokenizer?: string;
@@ -200,6 +208,12 @@ export function registerEval(program: Command): void {
     .addOption(deviceOption())
     .addOption(maxMemoryOption())
     .option(
+      '--weights <format>',
+      `the task cells' weights: ${WEIGHT_FORMATS.join(' or ')} (int8: every linear layer and the LM head quantized per output channel at load, CPU only; studies stay float32)`,
+      weightFormat,
+      'float32',
+    )
+    .option(
       '--shard <i/n>',
       'evaluate only every n-th cell of the grid starting at i (cluster array jobs; merge with `pythia results merge`)',
       parseShard,
@@ -214,6 +228,7 @@ export function registerEval(program: Command): void {
       const progress = progressReporter();
       // Said once the sources and tasks are known good, so a refused run is still one line.
       const onEvent = (e: EvalEvent) => {
+        if (e.type === 'plan' && flags.weights === 'int8') process.stderr.write(`pythia eval: ${INT8_NOTICE}\n`);
         if (e.type === 'plan' && named === undefined)
           process.stderr.write(`pythia eval: no --db given and no suite folder; results kept in ./${db}\n`);
         progress.onEvent(e);
@@ -237,6 +252,7 @@ export function registerEval(program: Command): void {
           maxGenTokens: flags.maxGenTokens,
           threads: flags.threads,
           device: flags.device,
+          weights: flags.weights,
           tokenizer: flags.tokenizer,
           cacheDir: flags.cacheDir,
           datasetDir: flags.datasetDir,

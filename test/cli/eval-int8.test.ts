@@ -1,0 +1,70 @@
+/**
+ * `pythia eval --weights int8`: its cells are other cells than float32's (the weights are part of a
+ * cell's identity), said on stderr, resumed like any other; refused with one line off the CPU.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { ResultsStore } from '../../src/results/store.js';
+import { makeWorld, writeCheckpoint, writeTasks } from '../eval/support.js';
+import { repoRoot } from '../support/paths.js';
+
+const cli = join(repoRoot, 'dist/src/cli/main.js');
+const dir = mkdtempSync(join(tmpdir(), 'pythia-eval-int8-'));
+let checkpoint: string;
+let tasks: Record<string, string>;
+
+before(async () => {
+  const world = await makeWorld(dir);
+  checkpoint = join(dir, 'lone');
+  await writeCheckpoint(world, checkpoint, 7);
+  tasks = writeTasks(dir);
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function pythia(...args: string[]) {
+  return spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', cwd: dir });
+}
+
+test('float32 and int8 cells of one checkpoint and task are both kept, each resumed by its own run', async () => {
+  const db = join(dir, 'r.duckdb');
+  const common = ['eval', checkpoint, '--tasks', tasks.choice!, tasks.arithmetic!, '--threads', '1', '--db', db];
+  const float = pythia(...common);
+  assert.equal(float.status, 0, float.stderr);
+  assert.doesNotMatch(float.stderr, /int8 weights/);
+  const int8 = pythia(...common, '--weights', 'int8');
+  assert.equal(int8.status, 0, int8.stderr);
+  assert.match(
+    int8.stderr,
+    /^pythia eval: int8 weights: every linear layer and the LM head quantized per output channel/m,
+  );
+  assert.match(int8.stderr, /2 cells evaluated, 0 already there/);
+  const again = pythia(...common, '--weights', 'int8');
+  assert.equal(again.status, 0, again.stderr);
+  assert.match(again.stderr, /0 cells evaluated, 2 already there/);
+  const store = await ResultsStore.open(db, { readOnly: true });
+  try {
+    const rows = await store.rows('SELECT task, weights FROM cells ORDER BY task, weights');
+    assert.deepEqual(
+      rows.map((r) => `${r.task} ${r.weights}`),
+      ['arithmetic float32', 'arithmetic int8', 'choice float32', 'choice int8'],
+    );
+  } finally {
+    store.close();
+  }
+});
+
+test('--weights int8 off the CPU, or an unknown format, is refused in one line', () => {
+  const gpu = pythia('eval', checkpoint, '--tasks', tasks.choice!, '--weights', 'int8', '--device', 'webgpu');
+  assert.equal(gpu.status, 1);
+  assert.equal(
+    gpu.stderr.trim(),
+    "pythia: --weights int8 runs on the CPU only (onnxruntime's DynamicQuantizeMatMul), not webgpu",
+  );
+  const unknown = pythia('eval', checkpoint, '--tasks', tasks.choice!, '--weights', 'int4');
+  assert.notEqual(unknown.status, 0);
+  assert.match(unknown.stderr, /--weights <format>.*expected one of float32, int8/);
+});
