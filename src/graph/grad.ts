@@ -353,6 +353,19 @@ export const VJP: { [K in DifferentiableOp]: VjpRule<K> } = {
     const softmaxPart = op.mul(op.exp(logp), gCol);
     return [op.scatterElementsAdd(softmaxPart, op.reshape(labels!, [rows, 1]), op.neg(gCol), 1), undefined];
   },
+  klDivergence: (n, g, needs) => {
+    const [logits, target] = inputs(n);
+    const gCol = op.reshape(g, [...g.shape, 1]);
+    const p = op.exp(target!);
+    const gLogits = needs[0]
+      ? op.mul(gCol, op.sub(op.mul(op.softmax(logits!, -1), op.sum(p, [-1], true)), p))
+      : undefined;
+    // ∂/∂target of Σ e^t (t − q) is e^t (t − q + 1).
+    const gTarget = needs[1]
+      ? sumToShape(op.mul(gCol, op.mul(p, op.add(op.sub(target!, op.logSoftmax(logits!, -1)), 1))), target!)
+      : undefined;
+    return [gLogits, gTarget];
+  },
   // The node's auxiliary outputs are the gradients of the mean loss; the scalar g scales them.
   meanLinearCrossEntropy: (n, g, needs) => [
     needs[0] ? scaledBy(g, n.outputs[1]!) : undefined,

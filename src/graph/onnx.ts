@@ -586,6 +586,13 @@ function lowerNode(L: Lowering, node: Node): void {
     case 'meanLinearCrossEntropy':
       lowerMeanLinearCrossEntropy(L, node, ins, outs);
       return;
+    case 'klDivergence': {
+      const axis = node.inputs[0]!.rank - 1;
+      const gap = L.emit('Sub', [ins[1]!, lowerLogSoftmax(L, ins[0]!, axis)]);
+      const terms = L.emit('Mul', [L.emit('Exp', [ins[1]!]), gap]);
+      L.emit('ReduceSum', [terms, L.int64s([axis])], { keepdims: 0 }, out);
+      return;
+    }
     default: {
       // Every op of the registry has a case above; the compiler checks that none is left.
       const unknown: never = node;

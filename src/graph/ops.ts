@@ -526,6 +526,21 @@ export function crossEntropy(logits: Tensor, labels: Tensor): Tensor {
   ]).outputs[0]!;
 }
 
+/**
+ * KL(e^target ‖ softmax(logits)) along the last axis: Σ_v e^target (target − log_softmax(logits)),
+ * `target` log-probabilities that broadcast against `logits` (one target for several logits). Its
+ * gradient is g·(softmax(logits)·Σe^target − e^target): one Softmax, where the same expression
+ * written with logSoftmax, exp, mul and sum differentiates into a chain of elementwise kernels.
+ */
+export function klDivergence(logits: Tensor, target: Tensor): Tensor {
+  requireFloat('klDivergence', logits);
+  const [tl, tt] = asTensors('klDivergence', logits, target);
+  const shape = broadcastShapes('klDivergence', tl.shape, tt.shape);
+  if (tl.rank === 0 || shape.length !== tl.rank || shape.some((d, i) => d !== tl.shape[i]))
+    throw new GraphError('klDivergence', `target ${tt} must broadcast to logits ${tl} without growing them`);
+  return node('klDivergence', [tl, tt], {}, tl.dtype, tl.shape.slice(0, -1));
+}
+
 /** Logits per chunk of `meanLinearCrossEntropy`: 2^24 values, 64 MiB in float32. */
 export const LOGITS_PER_CHUNK = 1 << 24;
 

@@ -66,6 +66,8 @@ export interface OpAttrs {
   layerNorm: { eps: number };
   gelu: { approximate: GeluApproximation };
   crossEntropy: NoAttrs;
+  /** KL(target ‖ softmax(logits)) along the last axis, the target as log-probabilities. */
+  klDivergence: NoAttrs;
   meanLinearCrossEntropy: { chunkRows: number };
   rotary: { heads: number };
   attention: { heads: number; scale: number };

@@ -76,7 +76,7 @@ export interface TrainProgress {
 }
 
 export interface TunedLensTrainOptions {
-  /** Positions per graph run (default: as many as keep [layers, positions, vocab] within 2^24 values). */
+  /** Positions per graph run (default: as many as keep [layers, positions, vocab] within 2^25 values). */
   chunk?: number;
   runtime?: RuntimeOptions;
   onStep?: (progress: TrainProgress) => void;
@@ -131,9 +131,13 @@ function headInputs(graph: Graph, config: NeoXConfig, dtype: FloatType) {
   };
 }
 
-function lensLogProbs(config: NeoXConfig, head: ReturnType<typeof headInputs>, resid: Tensor): Tensor {
+function lensLogits(config: NeoXConfig, head: ReturnType<typeof headInputs>, resid: Tensor): Tensor {
   const normalized = op.layerNorm(resid, head.lnWeight, head.lnBias, config.layerNormEps);
-  return op.logSoftmax(op.matmul(normalized, head.unembed, { transB: true }), -1);
+  return op.matmul(normalized, head.unembed, { transB: true });
+}
+
+function lensLogProbs(config: NeoXConfig, head: ReturnType<typeof headInputs>, resid: Tensor): Tensor {
+  return op.logSoftmax(lensLogits(config, head, resid), -1);
 }
 
 /**
@@ -155,8 +159,7 @@ export function translatorLossGraph(config: NeoXConfig, dtype: FloatType = 'floa
     resid,
     op.add(op.matmul(resid, weight, { transB: true }), op.reshape(bias, ['layers', 1, H])),
   );
-  const logp = lensLogProbs(config, head, translated);
-  const loss = op.sum(op.mul(op.exp(target), op.sub(target, logp)), [1, 2]);
+  const loss = op.sum(op.klDivergence(lensLogits(config, head, translated), target), [1]);
   const [gradWeight, gradBias] = grad(op.sum(loss), [weight, bias]) as [Tensor, Tensor];
   return { graph, outputs: { loss, grad_weight: gradWeight, grad_bias: gradBias } };
 }
@@ -195,9 +198,9 @@ function residNames(L: number): string[] {
   return [...Array.from({ length: L }, (_, l) => `blocks.${l}.hook_resid_pre`), `blocks.${L - 1}.hook_resid_post`];
 }
 
-/** Positions per run that keep [layers, positions, vocab] within 2^24 values (64 MiB of float32). */
+/** Positions per run that keep [layers, positions, vocab] within 2^25 values (128 MiB of float32). */
 function defaultChunk(layers: number, vocab: number): number {
-  return Math.max(1, Math.floor(2 ** 24 / (layers * vocab)));
+  return Math.max(1, Math.floor(2 ** 25 / (layers * vocab)));
 }
 
 /** Row indices in a seeded shuffled order, reshuffled for each pass over the rows. */
@@ -285,25 +288,31 @@ export async function trainTunedLens(
         const { cache } = await runner.run(ids, batch, { names });
         const resid = names.map((name) => cache.get(name)!.data as Float32Array);
         const positions = batch * read;
-        for (let start = 0; start < positions; start += chunk) {
-          const n = Math.min(chunk, positions - start);
-          const at = (l: number) => resid[l]!.subarray(start * H, (start + n) * H);
-          const target = (await projection.run({ ...head, resid: { data: at(L), dims: [n, H] } })).logp!;
-          const stacked = new Float32Array(L * n * H);
-          for (let l = 0; l < L; l++) stacked.set(at(l), l * n * H);
-          const out = await lossGrad.run({
-            ...head,
-            resid: { data: stacked, dims: [L, n, H] },
-            target,
-            ...translators,
-          });
-          const [loss, gw, gb] = [out.loss!.data, out.grad_weight!.data, out.grad_bias!.data] as Float32Array[];
-          for (let l = 0; l < L; l++) {
-            layerLoss[l]! += loss![l]!;
-            addInto(gradWeights[l]!, gw!.subarray(l * H * H, (l + 1) * H * H));
-            addInto(gradBiases[l]!, gb!.subarray(l * H, (l + 1) * H));
+        // The final distribution of L chunks at once (the memory of one chunk's L layers), one
+        // larger product with the unembedding; each chunk then reads its rows of it.
+        for (let first = 0; first < positions; first += chunk * L) {
+          const span = Math.min(chunk * L, positions - first);
+          const final = resid[L]!.subarray(first * H, (first + span) * H);
+          const logp = (await projection.run({ ...head, resid: { data: final, dims: [span, H] } })).logp!
+            .data as Float32Array;
+          for (let start = first; start < first + span; start += chunk) {
+            const n = Math.min(chunk, first + span - start);
+            const stacked = new Float32Array(L * n * H);
+            for (let l = 0; l < L; l++) stacked.set(resid[l]!.subarray(start * H, (start + n) * H), l * n * H);
+            const out = await lossGrad.run({
+              ...head,
+              resid: { data: stacked, dims: [L, n, H] },
+              target: { data: logp.subarray((start - first) * V, (start - first + n) * V), dims: [n, V] },
+              ...translators,
+            });
+            const [loss, gw, gb] = [out.loss!.data, out.grad_weight!.data, out.grad_bias!.data] as Float32Array[];
+            for (let l = 0; l < L; l++) {
+              layerLoss[l]! += loss![l]!;
+              addInto(gradWeights[l]!, gw!.subarray(l * H * H, (l + 1) * H * H));
+              addInto(gradBiases[l]!, gb!.subarray(l * H, (l + 1) * H));
+            }
+            count += n;
           }
-          count += n;
         }
       }
       // Each translator's loss is its mean over the step's positions.
