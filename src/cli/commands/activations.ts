@@ -11,7 +11,7 @@ import { readConfig } from '../../model/checkpoint.js';
 import type { NeoXConfig } from '../../model/config.js';
 import { tokenMatrix } from '../../model/forward.js';
 import { activationNames, activationShape, DECOMPOSED_ONLY, resolveActivationNames } from '../../model/hooks.js';
-import { closeModelWeights, type ModelWeights, modelTokenizerPath, runnerWeights } from '../../model/model-weights.js';
+import { type ModelWeights, modelTokenizerPath, runnerWeights } from '../../model/model-weights.js';
 import { PATCH_OVER, type PatchingGrid, type PatchOver, patchingGrid } from '../../model/patching.js';
 import type { ExecutionProvider } from '../../runtime/session.js';
 import {
@@ -23,7 +23,7 @@ import {
   tokenizerFlag,
 } from '../arguments.js';
 import { UserError } from '../errors.js';
-import { openForCommand } from '../open-model.js';
+import { withModelWeights } from '../open-model.js';
 import { CACHE_DIR_OPTION, CHECKPOINT_ARGUMENT, checkpointDir, REVISION_OPTION, readTokenRows } from './model.js';
 
 export interface TextOrTokenFlags {
@@ -84,12 +84,7 @@ async function runActivations(dir: string, flags: ActivationsFlags): Promise<voi
     listNames(readConfig(dir));
     return;
   }
-  const model = openForCommand('activations', dir, flags.maxMemory);
-  try {
-    await writeActivations(dir, model, flags);
-  } finally {
-    await closeModelWeights(model);
-  }
+  await withModelWeights('activations', dir, flags.maxMemory, (model) => writeActivations(dir, model, flags));
 }
 
 async function writeActivations(dir: string, model: ModelWeights, flags: ActivationsFlags): Promise<void> {
@@ -145,12 +140,7 @@ function printGrid(result: PatchingGrid, columns: string[]): void {
 }
 
 async function runPatch(dir: string, flags: PatchFlags): Promise<void> {
-  const model = openForCommand('patch', dir, flags.maxMemory);
-  try {
-    await patchWith(dir, model, flags);
-  } finally {
-    await closeModelWeights(model);
-  }
+  await withModelWeights('patch', dir, flags.maxMemory, (model) => patchWith(dir, model, flags));
 }
 
 async function patchWith(dir: string, model: ModelWeights, flags: PatchFlags): Promise<void> {

@@ -3,14 +3,14 @@ import type { Command } from 'commander';
 import { ActivationRunner } from '../../model/activations.js';
 import type { NeoXConfig } from '../../model/config.js';
 import { type HeadScore, headScores } from '../../model/head-detectors.js';
-import { closeModelWeights, type ModelWeights, runnerWeights } from '../../model/model-weights.js';
+import { type ModelWeights, runnerWeights } from '../../model/model-weights.js';
 import { REPEAT_LENGTH } from '../../model/repeated-tokens.js';
 import { repeatedSequences, studyContext } from '../../results/heads-study.js';
 import { DEFAULT_STUDY_SETTINGS } from '../../results/studies.js';
 import type { ExecutionProvider } from '../../runtime/session.js';
 import { deviceOption, maxMemoryOption, positiveInt, seed } from '../arguments.js';
 import { UserError } from '../errors.js';
-import { openForCommand } from '../open-model.js';
+import { withModelWeights } from '../open-model.js';
 import { CACHE_DIR_OPTION, CHECKPOINT_ARGUMENT, checkpointDir, REVISION_OPTION, readTokenRows } from './model.js';
 
 interface HeadsFlags {
@@ -69,12 +69,7 @@ function printTable(scores: readonly HeadScore[]): void {
 }
 
 async function runHeads(dir: string, flags: HeadsFlags): Promise<void> {
-  const model = openForCommand('heads', dir, flags.maxMemory);
-  try {
-    await runHeadsWith(dir, model, flags);
-  } finally {
-    await closeModelWeights(model);
-  }
+  await withModelWeights('heads', dir, flags.maxMemory, (model) => runHeadsWith(dir, model, flags));
 }
 
 async function runHeadsWith(dir: string, model: ModelWeights, flags: HeadsFlags): Promise<void> {

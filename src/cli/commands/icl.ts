@@ -2,13 +2,13 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { iclPositions, iclScore, inductionLoss } from '../../model/icl.js';
-import { closeModelWeights, type ModelWeights, scorerFor } from '../../model/model-weights.js';
+import { type ModelWeights, scorerFor } from '../../model/model-weights.js';
 import { REPEAT_LENGTH } from '../../model/repeated-tokens.js';
 import { type IclText, iclText, studyContext } from '../../results/heads-study.js';
 import { DEFAULT_STUDY_SETTINGS } from '../../results/studies.js';
 import type { ExecutionProvider } from '../../runtime/session.js';
 import { deviceOption, maxMemoryOption, positiveInt, seed } from '../arguments.js';
-import { openForCommand } from '../open-model.js';
+import { withModelWeights } from '../open-model.js';
 import { checkedTokenRows, repeatedFromFlags } from './heads.js';
 import { CACHE_DIR_OPTION, CHECKPOINT_ARGUMENT, checkpointDir, REVISION_OPTION } from './model.js';
 
@@ -26,12 +26,7 @@ interface IclFlags {
 }
 
 async function runIcl(dir: string, flags: IclFlags): Promise<void> {
-  const model = openForCommand('icl', dir, flags.maxMemory);
-  try {
-    await runIclWith(dir, model, flags);
-  } finally {
-    await closeModelWeights(model);
-  }
+  await withModelWeights('icl', dir, flags.maxMemory, (model) => runIclWith(dir, model, flags));
 }
 
 async function runIclWith(dir: string, model: ModelWeights, flags: IclFlags): Promise<void> {

@@ -9,13 +9,7 @@ import { loadTokenizer } from '../../data/tokenizer.js';
 import { ActivationRunner } from '../../model/activations.js';
 import { tokenMatrix } from '../../model/forward.js';
 import { type LensLayer, logitLens } from '../../model/logit-lens.js';
-import {
-  closeModelWeights,
-  headParams,
-  type ModelWeights,
-  modelTokenizerPath,
-  runnerWeights,
-} from '../../model/model-weights.js';
+import { headParams, type ModelWeights, modelTokenizerPath, runnerWeights } from '../../model/model-weights.js';
 import { DEFAULT_STUDY_SETTINGS } from '../../results/studies.js';
 import type { ExecutionProvider } from '../../runtime/session.js';
 import {
@@ -27,7 +21,7 @@ import {
   tokenizerFlag,
 } from '../arguments.js';
 import { UserError } from '../errors.js';
-import { openForCommand } from '../open-model.js';
+import { withModelWeights } from '../open-model.js';
 import { CACHE_DIR_OPTION, CHECKPOINT_ARGUMENT, checkpointDir, REVISION_OPTION, readTokenRows } from './model.js';
 
 interface LensFlags extends TokenizerFlags {
@@ -80,12 +74,7 @@ async function lensRows(dir: string, maxPositions: number, flags: LensFlags): Pr
 }
 
 async function runLens(dir: string, flags: LensFlags): Promise<void> {
-  const model = openForCommand('lens', dir, flags.maxMemory);
-  try {
-    await lensWith(dir, model, flags);
-  } finally {
-    await closeModelWeights(model);
-  }
+  await withModelWeights('lens', dir, flags.maxMemory, (model) => lensWith(dir, model, flags));
 }
 
 async function lensWith(dir: string, model: ModelWeights, flags: LensFlags): Promise<void> {

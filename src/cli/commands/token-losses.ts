@@ -6,11 +6,11 @@ import type { Command } from 'commander';
 import { heldOutTokens } from '../../analysis/held-out.js';
 import { lossBatchRows, scorableLength, tokenLosses } from '../../analysis/token-curves.js';
 import { readTrainingRecord } from '../../analysis/training-record.js';
-import { closeModelWeights, type ModelWeights, scorerFor } from '../../model/model-weights.js';
+import { type ModelWeights, scorerFor } from '../../model/model-weights.js';
 import type { ExecutionProvider } from '../../runtime/session.js';
 import { deviceOption, maxMemoryOption, positiveInt } from '../arguments.js';
 import { UserError } from '../errors.js';
-import { openForCommand } from '../open-model.js';
+import { withModelWeights } from '../open-model.js';
 import { CACHE_DIR_OPTION, CHECKPOINT_ARGUMENT, checkpointDir, REVISION_OPTION } from './model.js';
 
 interface TokenLossesFlags {
@@ -31,12 +31,7 @@ function quantile(sorted: Float32Array, q: number): number {
 }
 
 async function runTokenLosses(dir: string, flags: TokenLossesFlags): Promise<void> {
-  const model = openForCommand('token-losses', dir, flags.maxMemory);
-  try {
-    await runTokenLossesWith(dir, model, flags);
-  } finally {
-    await closeModelWeights(model);
-  }
+  await withModelWeights('token-losses', dir, flags.maxMemory, (model) => runTokenLossesWith(dir, model, flags));
 }
 
 async function runTokenLossesWith(dir: string, model: ModelWeights, flags: TokenLossesFlags): Promise<void> {

@@ -12,7 +12,7 @@ import { loadCheckpoint } from '../../model/checkpoint.js';
 import type { NeoXConfig } from '../../model/config.js';
 import { tokenMatrix } from '../../model/forward.js';
 import { type LensLayer, logitLens } from '../../model/logit-lens.js';
-import { closeModelWeights, headParams, type ModelWeights, runnerWeights } from '../../model/model-weights.js';
+import { headParams, type ModelWeights, runnerWeights } from '../../model/model-weights.js';
 import { checkLensFits, TUNED_LENS_DEFAULTS, type TunedLensTraining, tunedLensLayers } from '../../model/tuned-lens.js';
 import { loadTunedLens, refuseHubSnapshot, saveTunedLens, suiteLensDir } from '../../model/tuned-lens-files.js';
 import { checkpointSha256 } from '../../results/identity.js';
@@ -21,7 +21,7 @@ import { lensTraining, rowIds, trainLens, tunedLensRows } from '../../results/tu
 import type { ExecutionProvider } from '../../runtime/session.js';
 import { deviceOption, maxMemoryOption, nonNegativeNumber, positiveInt } from '../arguments.js';
 import { UserError } from '../errors.js';
-import { openForCommand } from '../open-model.js';
+import { withModelWeights } from '../open-model.js';
 import { formatDuration, PROGRESS_LINE_SECONDS } from '../progress.js';
 import { CACHE_DIR_OPTION, CHECKPOINT_ARGUMENT, checkpointDir, REVISION_OPTION, readTokenRows } from './model.js';
 
@@ -157,12 +157,7 @@ async function runEval(spec: string, flags: EvalFlags): Promise<void> {
   const dir = checkpointDir(spec, flags);
   const lensDir = flags.lens !== undefined ? resolve(flags.lens) : lensDirFor(dir, flags);
   const saved = loadTunedLens(lensDir);
-  const model = openForCommand('tuned-lens', dir, flags.maxMemory);
-  try {
-    await evalWith(dir, lensDir, saved, model, flags);
-  } finally {
-    await closeModelWeights(model);
-  }
+  await withModelWeights('tuned-lens', dir, flags.maxMemory, (model) => evalWith(dir, lensDir, saved, model, flags));
 }
 
 async function evalWith(
