@@ -15,6 +15,26 @@ import { EVAL_WEIGHTS, identityKey, studyIdentity } from './identity.js';
 import type { ResultsStore } from './store.js';
 import type { HeldOutStudy } from './studies.js';
 
+/**
+ * The length of the held-out rows a lens study reads at `ref` (as long as asked, at most a training
+ * sample or the context + 1), or undefined, with one warning line, where there is no held-out text.
+ */
+export function lensRowLength(
+  kind: 'logit-lens' | 'tuned-lens',
+  ref: CheckpointRef,
+  model: EvalModel,
+  study: HeldOutStudy,
+  context: StudyRuntime,
+): number | undefined {
+  if (study.heldOutData === undefined && !hasOwnHeldOut(ref.dir)) {
+    context.warn?.(
+      `${kind} skipped for ${ref.model}: no training record to take held-out text from; give --held-out-data <prefix>`,
+    );
+    return undefined;
+  }
+  return Math.min(study.heldOutLength, longestHeldOutRow(ref.dir, model.config.maxPositions, study.heldOutData));
+}
+
 /** Records the logit lens at one checkpoint; false where it was there already, or there is no held-out text. */
 export async function recordLogitLens(
   store: ResultsStore,
@@ -23,16 +43,8 @@ export async function recordLogitLens(
   study: HeldOutStudy,
   context: StudyRuntime,
 ): Promise<boolean> {
-  if (study.heldOutData === undefined && !hasOwnHeldOut(ref.dir)) {
-    context.warn?.(
-      `logit-lens skipped for ${ref.model}: no training record to take held-out text from; give --held-out-data <prefix>`,
-    );
-    return false;
-  }
-  const length = Math.min(
-    study.heldOutLength,
-    longestHeldOutRow(ref.dir, model.config.maxPositions, study.heldOutData),
-  );
+  const length = lensRowLength('logit-lens', ref, model, study, context);
+  if (length === undefined) return false;
   const held = await heldOutTokens(ref.dir, { rows: study.heldOutRows, length, data: study.heldOutData });
   const factor = bitsPerByteFactor(model.tokenizer, held.tokens, held.rows);
   const identity = studyIdentity({

@@ -7,7 +7,7 @@
  * `lenses/<model>/step<N>/` beside the results database (never inside a hub snapshot).
  */
 import { dirname, join } from 'node:path';
-import { bitsPerByteFactor, hasOwnHeldOut, heldOutTokens, longestHeldOutRow } from '../analysis/held-out.js';
+import { bitsPerByteFactor, heldOutTokens } from '../analysis/held-out.js';
 import type { CheckpointRef } from '../eval/checkpoints.js';
 import { activationWeights, type EvalModel, headParameters } from '../eval/run-task.js';
 import { ActivationRunner } from '../model/activations.js';
@@ -30,6 +30,7 @@ import type { RuntimeOptions } from '../runtime/session.js';
 import { DataError } from '../util/errors.js';
 import type { StudyRuntime } from './case-studies.js';
 import { EVAL_WEIGHTS, identityKey, studyIdentity } from './identity.js';
+import { lensRowLength } from './lens-study.js';
 import type { ResultsStore } from './store.js';
 
 /** The tuned-lens study's settings (the held-out rows are HeldOutStudy's). */
@@ -95,6 +96,12 @@ export async function tunedLensRows(
   };
 }
 
+/** The recipe's fields, in the order the study's settings and the lens's training record list them. */
+function recipeOf(t: TunedLensTraining): TunedLensTraining {
+  const { steps, lr, tokensPerStep, momentum, weightDecay, clipNorm, seed } = t;
+  return { steps, lr, tokensPerStep, momentum, weightDecay, clipNorm, seed };
+}
+
 /** What a lens's training record holds beside its settings, and which of it must match to reuse a saved lens. */
 export function lensTraining(
   training: TunedLensTraining,
@@ -102,13 +109,7 @@ export function lensTraining(
   run: { checkpointSha256: string; device: string; heldOutData: string | null },
 ): LensTraining {
   return {
-    steps: training.steps,
-    lr: training.lr,
-    tokensPerStep: training.tokensPerStep,
-    momentum: training.momentum,
-    weightDecay: training.weightDecay,
-    clipNorm: training.clipNorm,
-    seed: training.seed,
+    ...recipeOf(training),
     rowLength: rows.training.length,
     rowsPerStep: Math.ceil(training.tokensPerStep / rows.training.length),
     evalRows: rows.evaluation.rows,
@@ -197,18 +198,10 @@ export async function recordTunedLens(
   settings: TunedLensStudy & { heldOutRows: number; heldOutLength: number; heldOutData?: string },
   context: StudyRuntime,
 ): Promise<boolean> {
-  if (settings.heldOutData === undefined && !hasOwnHeldOut(ref.dir)) {
-    context.warn?.(
-      `tuned-lens skipped for ${ref.model}: no training record to take held-out text from; give --held-out-data <prefix>`,
-    );
-    return false;
-  }
+  // The logit-lens study's rows.
+  const length = lensRowLength('tuned-lens', ref, model, settings, context);
+  if (length === undefined) return false;
   const training = trainingOf(settings);
-  // The logit-lens study's rows: as long as asked, at most a training sample or the context + 1.
-  const length = Math.min(
-    settings.heldOutLength,
-    longestHeldOutRow(ref.dir, model.config.maxPositions, settings.heldOutData),
-  );
   const rows = await tunedLensRows(ref.dir, {
     evalRows: settings.heldOutRows,
     length,
@@ -234,13 +227,7 @@ export async function recordTunedLens(
       heldOutRows: rows.evaluation.rows,
       heldOutLength: rows.evaluation.length,
       trainRows: rows.training.rows,
-      steps: training.steps,
-      lr: training.lr,
-      tokensPerStep: training.tokensPerStep,
-      momentum: training.momentum,
-      weightDecay: training.weightDecay,
-      clipNorm: training.clipNorm,
-      seed: training.seed,
+      ...recipeOf(training),
     },
   });
   const key = identityKey(identity);
