@@ -14,32 +14,7 @@ import time
 import torch
 from transformers import GPTNeoXForCausalLM
 
-from hf_common import matmul_peak, median
-
-
-def score(model, requests, batch_size):
-    rows = []
-    for i, r in enumerate(requests):
-        whole = r["context"] + r["continuation"]
-        rows.append((i, whole[:-1], whole[1:], len(r["continuation"])))
-    rows.sort(key=lambda row: (-len(row[1]), row[0]))
-    out = [None] * len(requests)
-    with torch.inference_mode():
-        for start in range(0, len(rows), batch_size):
-            chunk = rows[start : start + batch_size]
-            seq = len(chunk[0][1])
-            ids = torch.zeros(len(chunk), seq, dtype=torch.long)
-            for b, row in enumerate(chunk):
-                ids[b, : len(row[1])] = torch.tensor(row[1])
-            logits = model(input_ids=ids).logits
-            for b, (index, inputs, targets, n) in enumerate(chunk):
-                length = len(inputs)
-                part = logits[b, length - n : length].log_softmax(-1)
-                target = torch.tensor(targets[length - n : length])
-                logprob = part.gather(-1, target[:, None])[:, 0]
-                greedy = bool((part.argmax(-1) == target).all())
-                out[index] = (float(logprob.sum()), greedy)
-    return out
+from hf_common import matmul_peak, median, score
 
 
 def main():

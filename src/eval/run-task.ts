@@ -6,7 +6,7 @@ import type { TextTokenizer } from '../data/tokenizer.js';
 import type { NeoXConfig } from '../model/config.js';
 import { Decoder } from '../model/decoder.js';
 import { generate } from '../model/generate.js';
-import type { WeightFormat } from '../model/int8.js';
+import type { Int8Weights, WeightFormat } from '../model/int8.js';
 import type { LayerStream } from '../model/layer-stream.js';
 import type { Params } from '../model/params.js';
 import { type ScoreRequest, type ScoreResult, Scorer } from '../model/score.js';
@@ -37,6 +37,8 @@ export interface EvalModel {
   tokenizer: TextTokenizer;
   /** A checkpoint too large for memory: its scoring streams (src/model/layer-stream.ts); it generates nothing. */
   streamed?: { stream: LayerStream; activationBytes: number };
+  /** Weights loaded straight to int8 (src/model/int8-load.ts) where only int8 cells run: `params` is then empty. */
+  int8?: Int8Weights;
 }
 
 export interface TaskRunOptions {
@@ -147,9 +149,11 @@ export function createScorer(
     throw new ConfigError(
       `--weights ${weights} needs the checkpoint resident, and it is streamed: give --max-memory room for its float32 weights`,
     );
+  if (model.int8 && weights !== 'int8')
+    throw new ConfigError(`this checkpoint was loaded as int8; ${weights} needs it reloaded`);
   return model.streamed
     ? Scorer.streamed(model.streamed.stream, runtime, model.streamed.activationBytes)
-    : Scorer.create(model.config, model.params, runtime, weights);
+    : Scorer.create(model.config, model.int8 ?? model.params, runtime, weights);
 }
 
 /** One scorer per loaded checkpoint, configuration and runtime, reused by every task and shot count. */
@@ -354,7 +358,7 @@ async function generateAnswers(
     throw new ConfigError(
       'generate_until tasks need the checkpoint resident, and it is streamed: give --max-memory room for its float32 weights',
     );
-  const decoder = await Decoder.create(config, model.params, {
+  const decoder = await Decoder.create(config, model.int8 ?? model.params, {
     ...options.runtime,
     weights: 'inputs',
     format: options.weights,

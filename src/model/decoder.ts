@@ -23,7 +23,14 @@ import {
 import { ConfigError } from '../util/errors.js';
 import { headDim, type NeoXConfig } from './config.js';
 import { buildGptNeoX, type LayerCache, lmHead, MASK_VALUE } from './gpt-neox.js';
-import { formatParameterFeeds, formatParameterInputs, type WeightFormat } from './int8.js';
+import {
+  formatParameterFeeds,
+  formatParameterInputs,
+  type Int8Weights,
+  isInt8Weights,
+  type WeightFormat,
+} from './int8.js';
+import { float32WeightBytes } from './memory-budget.js';
 import { groupQkvRows, type Params, parameterConstants, releaseFeeds } from './params.js';
 
 /**
@@ -88,9 +95,18 @@ export class Decoder {
     private readonly onDevice: boolean,
   ) {}
 
-  static async create(config: NeoXConfig, params: Params, options: DecoderOptions = {}): Promise<Decoder> {
+  static async create(
+    config: NeoXConfig,
+    params: Params | Int8Weights,
+    options: DecoderOptions = {},
+  ): Promise<Decoder> {
     const graph = new Graph();
-    const bytes = [...params.values()].reduce((sum, p) => sum + p.byteLength, 0);
+    const preQuantized = isInt8Weights(params);
+    if (preQuantized && options.format !== 'int8')
+      throw new ConfigError("these weights are int8 (loadInt8Checkpoint): create the decoder with format: 'int8'");
+    const bytes = preQuantized
+      ? float32WeightBytes(config)
+      : [...params.values()].reduce((sum, p) => sum + p.byteLength, 0);
     const fits = bytes <= MAX_BAKED_BYTES;
     if (options.weights === 'constants' && !fits) {
       throw new ConfigError(
@@ -103,11 +119,12 @@ export class Decoder {
     const baked = !int8 && (options.weights ?? (fits ? 'constants' : 'inputs')) === 'constants';
     // Regrouped qkv rows save four kernels a layer: worth a copy of those rows where it is transient
     // (baked: onnxruntime keeps its own) or small (a step of small weights costs its kernel count).
-    const grouped = baked || bytes < SINGLE_THREAD_STEP_BYTES;
+    const grouped = !preQuantized && (baked || bytes < SINGLE_THREAD_STEP_BYTES);
     const weights = grouped ? groupQkvRows(config, params) : params;
-    const lookup = baked
-      ? parameterConstants(graph, config, weights)
-      : formatParameterInputs(graph, config, options.format ?? 'float32');
+    const lookup =
+      baked && !isInt8Weights(weights)
+        ? parameterConstants(graph, config, weights)
+        : formatParameterInputs(graph, config, options.format ?? 'float32');
     const nh = config.numHeads;
     const hd = headDim(config);
     const ids = graph.input('input_ids', 'int64', ['batch', 'seq']);

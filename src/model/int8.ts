@@ -139,21 +139,67 @@ export function quantizedParameterInputs(graph: Graph, config: NeoXConfig): Weig
   return lookup;
 }
 
-/** The feeds of `quantizedParameterInputs`: quantizes each linear weight of `params` (float32 ones are views). */
-export function quantizedParameterFeeds(config: NeoXConfig, params: Params): Record<string, HostTensor> {
+/** Weights as `--weights int8` holds them: the quantized matrices, and float32 the rest (the embedding, LayerNorms, biases). */
+export interface Int8Weights {
+  float: Params;
+  quantized: Map<string, QuantizedMatrix>;
+}
+
+/** Int8 bytes of the quantized matrices and float32 bytes of the rest: what int8 weights hold in memory. */
+export function int8WeightBytes(config: NeoXConfig): number {
   const quantized = quantizedWeightNames(config);
+  let bytes = 0;
+  for (const { name, shape } of parameterShapes(config)) {
+    const n = shape.reduce((a, d) => a * d, 1);
+    if (quantized.has(name)) bytes += n + 4 * shape[0]!;
+    if (!quantized.has(name) || name === 'gpt_neox.embed_in.weight') bytes += 4 * n;
+  }
+  return bytes;
+}
+
+/**
+ * Adds one float32 parameter to `weights`: quantized if it is a linear weight, kept float32 if it
+ * is not (the embedding, quantized as the tied LM head, is both).
+ */
+export function addInt8Parameter(config: NeoXConfig, weights: Int8Weights, name: string, data: Float32Array): void {
+  const quantized = quantizedWeightNames(config);
+  if (!quantized.has(name) || name === 'gpt_neox.embed_in.weight') weights.float.set(name, data);
+  if (quantized.has(name)) {
+    const shape = parameterShapes(config).find((p) => p.name === name)!.shape;
+    weights.quantized.set(name, quantizeRows(data, shape[0]!, shape[1]!));
+  }
+}
+
+/** Every linear weight of float32 `params` quantized (the rest are the same arrays). */
+export function quantizeParams(config: NeoXConfig, params: Params): Int8Weights {
+  const weights: Int8Weights = { float: new Map(), quantized: new Map() };
+  for (const { name } of parameterShapes(config)) addInt8Parameter(config, weights, name, params.get(name)!);
+  return weights;
+}
+
+/** The feeds of `quantizedParameterInputs`. */
+export function int8Feeds(config: NeoXConfig, weights: Int8Weights): Record<string, HostTensor> {
   const feeds: Record<string, HostTensor> = {};
   for (const { name, shape } of parameterShapes(config)) {
-    const data = params.get(name)!;
-    if (!quantized.has(name) || name === 'gpt_neox.embed_in.weight') feeds[name] = { data, dims: shape };
-    if (quantized.has(name)) {
-      const [out, inFeatures] = shape as [number, number];
-      const m = quantizeRows(data, out, inFeatures);
-      feeds[qName(name)] = { data: m.q, dims: [inFeatures, out] };
-      feeds[scaleName(name)] = { data: m.scale, dims: [out] };
+    const data = weights.float.get(name);
+    if (data) feeds[name] = { data, dims: shape };
+    const m = weights.quantized.get(name);
+    if (m) {
+      feeds[qName(name)] = { data: m.q, dims: [m.in, m.out] };
+      feeds[scaleName(name)] = { data: m.scale, dims: [m.out] };
     }
   }
   return feeds;
+}
+
+/** The feeds of `quantizedParameterInputs`: quantizes each linear weight of `params` (float32 ones are views). */
+export function quantizedParameterFeeds(config: NeoXConfig, params: Params): Record<string, HostTensor> {
+  return int8Feeds(config, quantizeParams(config, params));
+}
+
+/** Whether `weights` are already int8 (from `loadInt8Checkpoint` or `quantizeParams`), not float32 parameters. */
+export function isInt8Weights(weights: Params | Int8Weights): weights is Int8Weights {
+  return !(weights instanceof Map);
 }
 
 /** What `--weights int8` does, for the commands to say on stderr. */
@@ -177,11 +223,15 @@ export function formatParameterInputs(graph: Graph, config: NeoXConfig, format: 
 /** The feeds of `formatParameterInputs` (int8: CPU only; WebGPU and CUDA are refused with one line). */
 export async function formatParameterFeeds(
   config: NeoXConfig,
-  params: Params,
+  params: Params | Int8Weights,
   format: WeightFormat,
   provider: ExecutionProvider | undefined,
 ): Promise<Record<string, HostTensor | DeviceTensor>> {
   checkWeightFormat(format, provider);
+  if (isInt8Weights(params)) {
+    if (format !== 'int8') throw new ConfigError(`these weights are int8; a ${format} graph needs float32 weights`);
+    return int8Feeds(config, params);
+  }
   if (format === 'float32') return residentParameterFeeds(config, params, provider);
   return quantizedParameterFeeds(config, params);
 }

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../util/errors.js';
 import { type NeoXConfig, parameterShapes } from './config.js';
+import { int8WeightBytes, type WeightFormat } from './int8.js';
 
 /** Share of the available memory (or of `--max-memory`) the float32 weights may take and still load whole. */
 export const RESIDENT_SHARE = 0.7;
@@ -89,11 +90,16 @@ export interface MemoryPlan {
 }
 
 /**
- * Resident when the float32 weights fit in 70% of `maxMemory` (the peak to stay under), or,
+ * Resident when the weights (float32, or `format`'s) fit in 70% of `maxMemory` (the peak to stay under), or,
  * without it, of the available memory; layer-streamed otherwise.
  */
-export function planMemory(config: NeoXConfig, maxMemory?: number, available = availableMemory()): MemoryPlan {
-  const weights = float32WeightBytes(config);
+export function planMemory(
+  config: NeoXConfig,
+  maxMemory?: number,
+  available = availableMemory(),
+  format: WeightFormat = 'float32',
+): MemoryPlan {
+  const weights = format === 'int8' ? int8WeightBytes(config) : float32WeightBytes(config);
   const budget = maxMemory ?? available;
   if (budget === undefined || weights <= RESIDENT_SHARE * budget) return { stream: false, budget, weights };
   const against =
@@ -102,7 +108,7 @@ export function planMemory(config: NeoXConfig, maxMemory?: number, available = a
     stream: true,
     budget,
     weights,
-    reason: `float32 weights of ${formatBytes(weights)} exceed ${RESIDENT_SHARE * 100}% of ${against}`,
+    reason: `${format} weights of ${formatBytes(weights)} exceed ${RESIDENT_SHARE * 100}% of ${against}`,
   };
 }
 

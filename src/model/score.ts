@@ -17,7 +17,7 @@ import { ConfigError } from '../util/errors.js';
 import { checkNumber, POSITIVE_INTEGER } from '../util/values.js';
 import type { NeoXConfig } from './config.js';
 import { buildGptNeoX, lmHead, MASK_VALUE, type WeightLookup } from './gpt-neox.js';
-import { formatParameterFeeds, formatParameterInputs, type WeightFormat } from './int8.js';
+import { formatParameterFeeds, formatParameterInputs, type Int8Weights, type WeightFormat } from './int8.js';
 import { embed, type LayerStream, stageFeeds } from './layer-stream.js';
 import { type Params, parameterInputs, releaseFeeds } from './params.js';
 
@@ -163,7 +163,7 @@ export class Scorer {
    */
   static async create(
     config: NeoXConfig,
-    params: Params,
+    params: Params | Int8Weights,
     runtime: RuntimeOptions = {},
     weights: WeightFormat = 'float32',
   ): Promise<Scorer> {

@@ -22,6 +22,7 @@ import { type OutputType, readTask, type Task } from '../eval/tasks.js';
 import { loadCheckpoint, readConfig } from '../model/checkpoint.js';
 import { countParameters, type NeoXConfig } from '../model/config.js';
 import { checkWeightFormat, type WeightFormat } from '../model/int8.js';
+import { loadInt8Checkpoint } from '../model/int8-load.js';
 import { LayerStream } from '../model/layer-stream.js';
 import { type MemoryPlan, planMemory, streamedActivationBytes, streamingMessage } from '../model/memory-budget.js';
 import { checkProvider, type ExecutionProvider } from '../runtime/session.js';
@@ -177,6 +178,7 @@ async function loadForEvaluation(
   hashed: HashedCheckpoint,
   tokenizers: Map<string, TextTokenizer>,
   memory: MemoryPlan,
+  int8Only: boolean,
 ): Promise<EvalModel> {
   const { ref, tokenizerPath } = hashed;
   let model: Omit<EvalModel, 'tokenizer'>;
@@ -184,6 +186,9 @@ async function loadForEvaluation(
     const stream = LayerStream.open(ref.dir);
     const activationBytes = streamedActivationBytes(memory.budget, stream.bufferBytes);
     model = { config: stream.config, params: new Map(), streamed: { stream, activationBytes } };
+  } else if (int8Only) {
+    const checkpoint = loadInt8Checkpoint(ref.dir);
+    model = { config: checkpoint.config, params: new Map(), int8: checkpoint.weights };
   } else {
     const checkpoint = loadCheckpoint(ref.dir);
     model = { config: checkpoint.config, params: checkpoint.params };
@@ -234,10 +239,11 @@ function planCheckpoints(
   tasks: readonly Task[],
   studiesOf: (ref: CheckpointRef) => readonly StudyName[],
   maxMemory: number | undefined,
+  int8Only: (ref: CheckpointRef) => boolean,
 ): Map<CheckpointRef, MemoryPlan> {
   const plans = new Map<CheckpointRef, MemoryPlan>();
   for (const ref of refs) {
-    const plan = planMemory(readConfig(ref.dir), maxMemory);
+    const plan = planMemory(readConfig(ref.dir), maxMemory, undefined, int8Only(ref) ? 'int8' : 'float32');
     plans.set(ref, plan);
     if (!plan.stream) continue;
     const where = `${ref.model} step ${ref.step} streams (its ${plan.reason})`;
@@ -388,6 +394,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateSummar
       maxGenTokens,
       device,
       weights: options.weights ?? 'float32',
+      batchSize,
     };
     const cells = grid.map((c) => {
       const h = hashed.get(`${c.model}@${c.step}`)!;
@@ -415,12 +422,15 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateSummar
     const studiesAt = (ref: CheckpointRef) =>
       studyGrid.filter((c) => c.model === ref.model && c.step === ref.step).map((c) => c.study);
     const toLoad = plan.checkpoints.filter((r) => byCheckpoint.has(`${r.model}@${r.step}`) || studiesAt(r).length > 0);
+    // A checkpoint whose only work is int8 task cells is loaded straight to int8: a quarter of the memory.
+    const int8Only = (r: CheckpointRef) => settings.weights === 'int8' && studiesAt(r).length === 0;
     const memory = planCheckpoints(
       toLoad,
       (r) => byCheckpoint.get(`${r.model}@${r.step}`) ?? [],
       tasks,
       studiesAt,
       options.maxMemory,
+      int8Only,
     );
     options.onEvent?.({
       type: 'plan',
@@ -441,7 +451,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateSummar
       const h = hashed.get(`${ref.model}@${ref.step}`)!;
       const mine = byCheckpoint.get(`${ref.model}@${ref.step}`) ?? [];
       const weights = memory.get(ref)!;
-      const model = await loadForEvaluation(store, h, tokenizers, weights);
+      const model = await loadForEvaluation(store, h, tokenizers, weights, int8Only(ref));
       if (weights.stream)
         options.onEvent?.({
           type: 'streaming',

@@ -93,6 +93,11 @@ export interface CellIdentity {
   maxGenTokens: number | null;
   device: string;
   weights: string;
+  /**
+   * int8 cells only: the rows run together, whose largest activation sets each product's
+   * quantization step. Absent for float32 cells, so their keys are what they were before.
+   */
+  batchSize?: number;
 }
 
 export interface CellSettings {
@@ -105,6 +110,8 @@ export interface CellSettings {
   device: string;
   /** float32 (default) or int8 (`--weights int8`). */
   weights?: string;
+  /** Rows scored or generated together (`--batch-size`). */
+  batchSize: number;
 }
 
 /** A cell's identity with each setting set to null where it cannot change the cell's numbers. */
@@ -126,6 +133,7 @@ export function cellIdentity(
     maxGenTokens: task.outputType === 'generate_until' ? settings.maxGenTokens : null,
     device: settings.device,
     weights: settings.weights ?? EVAL_WEIGHTS,
+    ...(settings.weights === 'int8' ? { batchSize: settings.batchSize } : {}),
   };
 }
 

@@ -8,6 +8,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { readConfig } from '../../src/model/checkpoint.js';
+import { int8WeightBytes } from '../../src/model/int8.js';
+import { float32WeightBytes, RESIDENT_SHARE } from '../../src/model/memory-budget.js';
 import { ResultsStore } from '../../src/results/store.js';
 import { makeWorld, writeCheckpoint, writeTasks } from '../eval/support.js';
 import { repoRoot } from '../support/paths.js';
@@ -55,6 +58,52 @@ test('float32 and int8 cells of one checkpoint and task are both kept, each resu
   } finally {
     store.close();
   }
+});
+
+test('an int8 cell is identified by its batch size too (activation scales are per batch), a float32 cell is not', async () => {
+  const db = join(dir, 'batches.duckdb');
+  const common = ['eval', checkpoint, '--tasks', tasks.choice!, '--threads', '1', '--db', db];
+  for (const [weights, batch, evaluated] of [
+    ['int8', '16', 1],
+    ['int8', '2', 1],
+    ['int8', '2', 0],
+    ['float32', '16', 1],
+    ['float32', '2', 0],
+  ] as const) {
+    const r = pythia(...common, '--weights', weights, '--batch-size', batch);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, new RegExp(`${evaluated} cells? evaluated`), `${weights} batch ${batch}`);
+  }
+});
+
+test('a budget that holds int8 weights and not float32 ones: int8 cells run resident, generation too, with the same results', async () => {
+  const config = readConfig(checkpoint);
+  const maxMemory = Math.ceil(int8WeightBytes(config) / RESIDENT_SHARE) + 1;
+  assert.ok(float32WeightBytes(config) > RESIDENT_SHARE * maxMemory);
+  const values = async (db: string) => {
+    const store = await ResultsStore.open(db, { readOnly: true });
+    try {
+      return await store.rows(
+        'SELECT c.task, c.weights, a.metric, a.value FROM aggregates a JOIN cells c USING (cell) ORDER BY c.task, a.metric',
+      );
+    } finally {
+      store.close();
+    }
+  };
+  const common = ['eval', checkpoint, '--tasks', tasks.choice!, tasks.arithmetic!, '--threads', '1'];
+  const roomy = join(dir, 'roomy.duckdb');
+  assert.equal(pythia(...common, '--weights', 'int8', '--db', roomy).status, 0);
+  const tight = join(dir, 'tight.duckdb');
+  const int8 = pythia(...common, '--weights', 'int8', '--max-memory', String(maxMemory), '--db', tight);
+  assert.equal(int8.status, 0, int8.stderr);
+  assert.doesNotMatch(int8.stderr, /stream/);
+  const expected = await values(roomy);
+  assert.ok(expected.length >= 2);
+  assert.deepEqual(await values(tight), expected);
+  // float32 weights under the same budget stream, and a streamed checkpoint cannot generate.
+  const float = pythia(...common, '--max-memory', String(maxMemory), '--db', join(dir, 'float.duckdb'));
+  assert.equal(float.status, 1);
+  assert.match(float.stderr, /task arithmetic generates, which needs the checkpoint resident/);
 });
 
 test('--weights int8 off the CPU, or an unknown format, is refused in one line', () => {

@@ -1,17 +1,31 @@
 /**
- * int8 weights: per-output-channel quantization against hand-computed values, and scoring a small
- * checkpoint with int8 linear weights against its float32 scores.
+ * int8 weights: per-output-channel quantization against hand-computed values, scoring a small
+ * checkpoint with int8 linear weights against its float32 scores, and loading a checkpoint straight
+ * to int8 against quantizing its float32 load.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { loadCheckpoint } from '../../src/model/checkpoint.js';
 import { Decoder } from '../../src/model/decoder.js';
 import { causalBias } from '../../src/model/gpt-neox.js';
-import { dequantize, QUANT_MAX, quantizedWeightNames, quantizeRows } from '../../src/model/int8.js';
+import {
+  dequantize,
+  int8Feeds,
+  int8WeightBytes,
+  QUANT_MAX,
+  quantizedWeightNames,
+  quantizeParams,
+  quantizeRows,
+} from '../../src/model/int8.js';
+import { loadInt8Checkpoint } from '../../src/model/int8-load.js';
+import { float32WeightBytes } from '../../src/model/memory-budget.js';
 import { Scorer } from '../../src/model/score.js';
 import { fixtureDir } from '../support/paths.js';
 import { Rng } from '../support/random.js';
+import { writeShardedCheckpoint } from './sharded-checkpoint.js';
 
 describe('quantizeRows', () => {
   it('scales each output row by its largest |w| / 63, rounds half away from zero, stores q transposed', () => {
@@ -127,6 +141,47 @@ describe('Decoder with int8 weights', () => {
     await assert.rejects(
       Decoder.create(config, params, { weights: 'constants', format: 'int8' }),
       /^ConfigError: int8/,
+    );
+  });
+});
+
+describe('loadInt8Checkpoint', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pythia-int8-load-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('quantizes tensor by tensor from float16 shards what quantizeParams makes of the whole float32 load', async () => {
+    const { config, params } = loadCheckpoint(join(fixtureDir('parallel-r25'), 'model'));
+    const sharded = join(dir, 'sharded');
+    await writeShardedCheckpoint(sharded, config, params, 'float16', 5);
+    const loaded = loadInt8Checkpoint(sharded);
+    const whole = quantizeParams(config, loadCheckpoint(sharded).params);
+    assert.deepEqual(int8Feeds(loaded.config, loaded.weights), int8Feeds(config, whole));
+    const held =
+      [...loaded.weights.float.values()].reduce((a, v) => a + v.byteLength, 0) +
+      [...loaded.weights.quantized.values()].reduce((a, m) => a + m.q.byteLength + m.scale.byteLength, 0);
+    assert.equal(int8WeightBytes(config), held);
+    assert.ok(held < 0.5 * float32WeightBytes(config));
+
+    // Scoring and decoding from the loaded int8 weights: the bytes of the float32 parameters' int8 path.
+    const requests = [
+      { context: [3, 1, 4, 1, 5], continuation: [9, 2] },
+      { context: [2, 7], continuation: [1, 8, 2] },
+    ];
+    const floatParams = loadCheckpoint(sharded).params;
+    const fromParams = await (await Scorer.create(config, floatParams, {}, 'int8')).score(requests);
+    assert.deepEqual(await (await Scorer.create(config, loaded.weights, {}, 'int8')).score(requests), fromParams);
+    const ids = BigInt64Array.from([5n, 9n, 2n, 6n]);
+    const positions = BigInt64Array.from([0n, 1n, 2n, 3n]);
+    const logits = async (d: Decoder) => (await d.step(ids, positions, causalBias(4), d.emptyCache(1), 1)).logits;
+    const options = { weights: 'inputs', format: 'int8' } as const;
+    assert.deepEqual(
+      await logits(await Decoder.create(config, loaded.weights, options)),
+      await logits(await Decoder.create(config, floatParams, options)),
+    );
+    await assert.rejects(Scorer.create(config, loaded.weights), /^ConfigError: these weights are int8/);
+    await assert.rejects(
+      Decoder.create(config, loaded.weights, { weights: 'inputs' }),
+      /^ConfigError: these weights are int8/,
     );
   });
 });

@@ -81,6 +81,7 @@ test('whole-valued, infinite and NaN values keep their values in every DOUBLE co
       limit: undefined,
       maxGenTokens: 32,
       device: 'cpu',
+      batchSize: 16,
     },
   );
   const cell = { ...identity, cell: identityKey(identity), items: 1, batchSize: 16, threads: 1, seconds: 2 };
