@@ -31,8 +31,8 @@ import { saveCheckpoint } from '../src/model/checkpoint.js';
 import type { NeoXConfig } from '../src/model/config.js';
 import { pythiaArchitecture } from '../src/model/presets.js';
 import { Prng } from '../src/util/prng.js';
-import { commit, HubCacheWriter, SCHEMAS } from '../test/eval/hub-cache.js';
 import { loadNote, matmulPeak, randomParams, table } from './common.js';
+import { commit, HubCacheWriter, SCHEMAS } from './common-hub-cache.js';
 
 const threads = Number(process.env.BENCH_THREADS ?? availableParallelism());
 const ITEMS = Number(process.env.BENCH_HARNESS_ITEMS ?? 40);

@@ -81,10 +81,6 @@ export interface EvaluateOptions {
   studies?: readonly StudyName[];
   /** Their settings; each one left out takes its default (DEFAULT_STUDY_SETTINGS). */
   studySettings?: Partial<StudySettings>;
-  /** Shorthands: memorization with these settings, canaries, term counts. */
-  memorization?: Partial<StudySettings>;
-  canaries?: boolean;
-  termCounts?: boolean;
   onEvent?: (e: EvalEvent) => void;
 }
 
@@ -120,17 +116,6 @@ export interface EvaluateSummary {
 }
 
 export const DEFAULT_SEED = 1234;
-
-/** The studies an options object selects: `studies` and the shorthands together, in the table's order. */
-export function selectedStudies(
-  options: Pick<EvaluateOptions, 'studies' | 'memorization' | 'canaries' | 'termCounts'>,
-): StudyName[] {
-  const chosen = new Set<StudyName>(options.studies ?? []);
-  if (options.memorization) chosen.add('memorization');
-  if (options.canaries) chosen.add('canaries');
-  if (options.termCounts) chosen.add('term-counts');
-  return [...chosen];
-}
 
 /** A checkpoint to evaluate, with the content hashes that identify its cells. */
 interface HashedCheckpoint {
@@ -413,10 +398,9 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateSummar
       const id = `${c.model}@${c.step}`;
       byCheckpoint.set(id, [...(byCheckpoint.get(id) ?? []), c]);
     }
-    const studyGrid = studyCells(selectedStudies(options), plan.checkpoints, options.shard);
+    const studyGrid = studyCells(options.studies ?? [], plan.checkpoints, options.shard);
     const studySettings: StudySettings = {
       ...DEFAULT_STUDY_SETTINGS,
-      ...options.memorization,
       ...options.studySettings,
     };
     const studiesAt = (ref: CheckpointRef) =>

@@ -11,12 +11,12 @@ import { mkdirSync, mkdtempSync, readlinkSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
+import { commit, HubCacheWriter, SCHEMAS } from '../../bench/common-hub-cache.js';
 import { locateDataset } from '../../src/eval/hub-datasets.js';
 import { buildTask } from '../../src/eval/lm-eval/build.js';
 import { loadBuiltinTask } from '../../src/eval/lm-eval/load.js';
 import { builtinTask, evalSplit, fewshotSplit } from '../../src/eval/lm-eval/tasks.js';
 import { loadTasks } from '../../src/eval/task-files.js';
-import { commit, HubCacheWriter, SCHEMAS } from './hub-cache.js';
 import { golden, goldenSplit } from './lm-eval-golden.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pythia-hub-datasets-'));

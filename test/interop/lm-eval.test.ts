@@ -29,9 +29,9 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { commit, HubCacheWriter, SCHEMAS } from '../../bench/common-hub-cache.js';
 import { EOD_TOKEN } from '../../src/data/tokenizer.js';
 import { ResultsStore } from '../../src/results/store.js';
-import { commit, HubCacheWriter, SCHEMAS } from '../eval/hub-cache.js';
 import { golden } from '../eval/lm-eval-golden.js';
 import { makeWorld, writeCheckpoint } from '../eval/support.js';
 import { repoRoot } from '../support/paths.js';

@@ -24,6 +24,7 @@ import { ResultsStore } from '../../src/results/store.js';
 import { DEFAULT_STUDY_SETTINGS } from '../../src/results/studies.js';
 import { type EvalWorld, makeWorld, writeCheckpoint, writeTasks } from '../eval/support.js';
 import { repoRoot } from '../support/paths.js';
+import { query } from './support.js';
 
 const cli = join(repoRoot, 'dist/src/cli/main.js');
 const dir = mkdtempSync(join(tmpdir(), 'pythia-heads-study-'));
@@ -40,15 +41,6 @@ function evaluate(db: string, ...extra: string[]): string {
   );
   assert.equal(r.status, 0, r.stderr);
   return r.stderr;
-}
-
-async function query(db: string, sql: string): Promise<Record<string, unknown>[]> {
-  const store = await ResultsStore.open(db, { readOnly: true });
-  try {
-    return await store.rows(sql);
-  } finally {
-    store.close();
-  }
 }
 
 before(async () => {

@@ -19,6 +19,7 @@ import { SCHEMA_VERSION } from '../../src/results/schema.js';
 import { ResultsStore } from '../../src/results/store.js';
 import { type EvalWorld, makeWorld, writeCheckpoint, writeJsonl, writeTasks } from '../eval/support.js';
 import { repoRoot } from '../support/paths.js';
+import { query } from './support.js';
 
 const cli = join(repoRoot, 'dist/src/cli/main.js');
 const dir = mkdtempSync(join(tmpdir(), 'pythia-identity-'));
@@ -52,15 +53,6 @@ function evaluate(db: string, ...extra: string[]) {
   );
   assert.equal(r.status, 0, r.stderr);
   return { rows: JSON.parse(r.stdout) as Record<string, unknown>[], stderr: r.stderr };
-}
-
-async function query(db: string, sql: string): Promise<Record<string, unknown>[]> {
-  const store = await ResultsStore.open(db, { readOnly: true });
-  try {
-    return await store.rows(sql);
-  } finally {
-    store.close();
-  }
 }
 
 before(async () => {

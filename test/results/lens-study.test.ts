@@ -17,6 +17,7 @@ import { fileSha256 } from '../../src/results/identity.js';
 import { TABLES } from '../../src/results/schema.js';
 import { ResultsStore } from '../../src/results/store.js';
 import { cli, pythia, type TinySuite, trainTinySuite } from '../support/tiny-suite.js';
+import { LENS_LAYER_COLUMNS, query } from './support.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pythia-lens-study-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -24,15 +25,6 @@ let tiny: TinySuite;
 before(() => {
   tiny = trainTinySuite(dir);
 });
-
-async function query(db: string, sql: string): Promise<Record<string, unknown>[]> {
-  const store = await ResultsStore.open(db, { readOnly: true });
-  try {
-    return await store.rows(sql);
-  } finally {
-    store.close();
-  }
-}
 
 /** `pythia eval` with the logit-lens study on 4 held-out rows (a short task cell beside it). */
 function lensEval(sources: string[], db: string, ...extra: string[]): string {
@@ -113,19 +105,7 @@ test('records every layer at every checkpoint, equal to pythia lens; a rerun rec
     const data = await loadReportData(store);
     const report = data.studies.lensLayers;
     assert.equal(report.length, 12, 'one run per checkpoint: the one finished last');
-    assert.deepEqual(Object.keys(report[0]!), [
-      'model',
-      'size',
-      'run',
-      'step',
-      'layer',
-      'kl',
-      'ce',
-      'entropy',
-      'top1',
-      'kl_bpb',
-      'ce_bpb',
-    ]);
+    assert.deepEqual(Object.keys(report[0]!), LENS_LAYER_COLUMNS);
   } finally {
     store.close();
   }

@@ -18,8 +18,9 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import type { EvaluateSummary } from '../../src/results/evaluate.js';
 import { SCHEMA_VERSION, TABLES } from '../../src/results/schema.js';
-import { ResultsStore } from '../../src/results/store.js';
+import { ResultsStore, type Row } from '../../src/results/store.js';
 import { makeWorld, writeSuite } from '../eval/support.js';
 import { repoRoot } from '../support/paths.js';
 
@@ -33,10 +34,10 @@ function pythia(...args: string[]) {
 }
 
 /** Every table's rows in key order, without the columns that may differ between runs (timings, paths). */
-async function content(db: string): Promise<Record<string, unknown[]>> {
+async function content(db: string): Promise<Record<string, Row[]>> {
   const store = await ResultsStore.open(db, { readOnly: true });
   try {
-    const out: Record<string, unknown[]> = {};
+    const out: Record<string, Row[]> = {};
     for (const t of TABLES) {
       const columns = t.columns.filter((c) => !(t.volatile ?? []).includes(c));
       out[t.name] = await store.rows(`SELECT ${columns.join(', ')} FROM ${t.name} ORDER BY ${t.key.join(', ')}`);
@@ -64,7 +65,7 @@ test('eval fills every cell of the grid with items and aggregates, and the train
   // 2 models x 2 steps x (3 tasks x 2 shot counts + rolling at 0 shots only).
   assert.equal(c.cells!.length, 4 * 7);
   assert.equal(c.item_results!.length, 4 * (2 * (4 + 3 + 3) + 2));
-  assert.deepEqual([...new Set(c.aggregates!.map((r: any) => `${r.task}:${r.metric}`))].sort(), [
+  assert.deepEqual([...new Set(c.aggregates!.map((r) => `${r.task}:${r.metric}`))].sort(), [
     'arithmetic:exact_match',
     'choice:acc',
     'choice:acc_norm',
@@ -79,13 +80,13 @@ test('eval fills every cell of the grid with items and aggregates, and the train
     { model: 'tiny-a', step: 1, loss: 5.4, val_loss: null, lr: 0.001, grad_norm: 1.5 },
   ]);
   assert.deepEqual(
-    c.models!.map((m: any) => [m.model, m.run, m.layers]),
+    c.models!.map((m) => [m.model, m.run, m.layers]),
     [
       ['tiny-a', 'baseline', 2],
       ['tiny-b', 'baseline', 2],
     ],
   );
-  assert.equal(c.task_items!.filter((r: any) => r.task === 'choice').length, 4);
+  assert.equal(c.task_items!.filter((r) => r.task === 'choice').length, 4);
   assert.deepEqual(c.item_terms, [
     { task: 'arithmetic', item_id: 'a1', term: '2' },
     { task: 'arithmetic', item_id: 'a2', term: '4' },
@@ -250,9 +251,9 @@ test('eval --json prints the summary rows; bad arguments are one-line errors', (
     '--json',
   );
   assert.equal(r.status, 0, r.stderr);
-  const rows = JSON.parse(r.stdout);
+  const rows: EvaluateSummary['rows'] = JSON.parse(r.stdout);
   assert.deepEqual(
-    rows.map((x: any) => [x.model, x.step, x.task, x.metric]),
+    rows.map((x) => [x.model, x.step, x.task, x.metric]),
     [
       ['tiny-a', 4, 'choice', 'acc'],
       ['tiny-a', 4, 'choice', 'acc_norm'],
@@ -295,17 +296,15 @@ test('eval reads a Hugging Face id at a revision from a hub cache laid out as hu
   const c = await content(db);
   // The same files as the suite's tiny-b at step 4: the same content hash, and the same item results.
   const full = await content(join(dir, 'full.duckdb'));
-  const tinyB = (full.checkpoints as Record<string, unknown>[]).find((x) => x.model === 'tiny-b' && x.step === 4)!;
+  const tinyB = full.checkpoints!.find((x) => x.model === 'tiny-b' && x.step === 4)!;
   assert.deepEqual(c.checkpoints, [
     { model: 'EleutherAI/pythia-tiny', step: 4, sha256: tinyB.sha256, tokens: 4 * 1024 * 2048 },
   ]);
-  const strip = (rows: unknown[]) => rows.map((x: any) => ({ ...x, model: undefined, cell: undefined }));
+  const strip = (rows: Row[]) => rows.map((x) => ({ ...x, model: undefined, cell: undefined }));
   assert.deepEqual(
     strip(c.item_results!),
     strip(
-      full.item_results!.filter(
-        (x: any) => x.model === 'tiny-b' && x.step === 4 && x.task === 'choice' && x.shots === 0,
-      ),
+      full.item_results!.filter((x) => x.model === 'tiny-b' && x.step === 4 && x.task === 'choice' && x.shots === 0),
     ),
   );
   // The other commands that take a checkpoint read the same hub cache ($HF_HUB_CACHE).

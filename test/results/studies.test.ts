@@ -14,6 +14,7 @@ import { loadReportData } from '../../src/report/data.js';
 import { TABLES } from '../../src/results/schema.js';
 import { ResultsStore } from '../../src/results/store.js';
 import { repoRoot } from '../support/paths.js';
+import { query } from './support.js';
 
 const cli = join(repoRoot, 'dist/src/cli/main.js');
 const dir = mkdtempSync(join(tmpdir(), 'pythia-studies-'));
@@ -44,15 +45,6 @@ function studies(suite: string, sequences: number): string {
     '--canaries',
     '--term-counts',
   );
-}
-
-async function query(db: string, sql: string): Promise<Record<string, unknown>[]> {
-  const store = await ResultsStore.open(db, { readOnly: true });
-  try {
-    return await store.rows(sql);
-  } finally {
-    store.close();
-  }
 }
 
 before(() => {

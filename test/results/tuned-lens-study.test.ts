@@ -23,6 +23,7 @@ import { DEFAULT_STUDY_SETTINGS, type StudySettings } from '../../src/results/st
 import { recordTunedLens, rowIds, tunedLensRows } from '../../src/results/tuned-lens-study.js';
 import { type EvalWorld, makeWorld, writeCheckpoint } from '../eval/support.js';
 import { Rng } from '../support/random.js';
+import { LENS_LAYER_COLUMNS } from './support.js';
 
 describe('the tuned-lens study', () => {
   const dir = mkdtempSync(join(tmpdir(), 'pythia-tuned-lens-study-'));
@@ -118,19 +119,7 @@ describe('the tuned-lens study', () => {
         report.studies.tunedLensLayers.map((r) => [r.model, r.size, r.run, r.step, r.layer, r.kl]),
         rows.map((r) => ['nano', 'nano', 'baseline', 8, r.layer, r.kl]),
       );
-      assert.deepEqual(Object.keys(report.studies.tunedLensLayers[0]!), [
-        'model',
-        'size',
-        'run',
-        'step',
-        'layer',
-        'kl',
-        'ce',
-        'entropy',
-        'top1',
-        'kl_bpb',
-        'ce_bpb',
-      ]);
+      assert.deepEqual(Object.keys(report.studies.tunedLensLayers[0]!), LENS_LAYER_COLUMNS);
     } finally {
       store.close();
     }

@@ -11,23 +11,14 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { loadCheckpoint } from '../../src/model/checkpoint.js';
 import { type EvaluateOptions, evaluate } from '../../src/results/evaluate.js';
-import { ResultsStore } from '../../src/results/store.js';
 import { STUDIES } from '../../src/results/studies.js';
 import { makeWorld, writeCheckpoint, writeTasks } from '../eval/support.js';
+import { query } from './support.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pythia-weights-study-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 const { weightChanges, identicalCheckpoints } = STUDIES.weights.report.queries;
-
-async function query(db: string, sql: string): Promise<Record<string, unknown>[]> {
-  const store = await ResultsStore.open(db, { readOnly: true });
-  try {
-    return await store.rows(sql);
-  } finally {
-    store.close();
-  }
-}
 
 test('weights study: identical copies, changes against float64 sums, shards, resume and another previous step', async () => {
   const world = await makeWorld(dir, 16);

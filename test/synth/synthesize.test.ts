@@ -10,8 +10,13 @@ import { join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { IndexedDataset } from '../../src/data/indexed-dataset.js';
 import { loadTokenizer } from '../../src/data/tokenizer.js';
-import { DEFAULT_OPTIONS, type SynthOptions } from '../../src/synth/corpus.js';
+import type { ArithmeticItem } from '../../src/synth/arithmetic.js';
+import { DEFAULT_OPTIONS, type PlacedCanary, type SynthOptions } from '../../src/synth/corpus.js';
+import type { Entity, QaItem } from '../../src/synth/facts.js';
 import { OCCUPATIONS } from '../../src/synth/lexicon.js';
+import type { SourceName } from '../../src/synth/mix.js';
+import type { LambadaItem } from '../../src/synth/narrative.js';
+import type { CrowsPairsItem, Gender, Occupation, WinoBiasItem } from '../../src/synth/occupations.js';
 import { synthesize } from '../../src/synth/synthesize.js';
 import { repoRoot } from '../support/paths.js';
 
@@ -26,10 +31,37 @@ const OPTIONS: SynthOptions = {
 
 interface Line {
   text: string;
-  meta: { source: string };
+  meta: { source: SourceName };
 }
 
-let truth: any;
+/** The parts of truth.json (src/synth/truth.ts) that the tests read. */
+interface Truth {
+  format: string;
+  seed: number;
+  parameters: { tokens: number };
+  totals: { documents: number; tokens: number };
+  mix: Record<SourceName, { weight: number; documents: number; tokens: number }>;
+  entities: { list: Entity[] };
+  arithmetic: {
+    operandByRank: number[];
+    operands: { value: number; rank: number; asX1: number; asX2: number; count: number; numberCount: number }[];
+    problems: Record<string, number>;
+  };
+  occupations: (Occupation & { stereotype: Gender | null })[];
+  canaries: (PlacedCanary & { tokens: number })[];
+}
+
+/** The task files' lines: the generator's items under the evaluation fields (src/synth/tasks.ts). */
+type ArithmeticLine = Omit<ArithmeticItem, 'answer'> & {
+  answer: string;
+  context: string;
+  output_type: string;
+  term: string;
+};
+type WinoBiasLine = WinoBiasItem & { context: string; choices: string[]; gold: number; type: 'pro' | 'anti' };
+type CrowsPairsLine = CrowsPairsItem & { context: string; choices: string[]; gold: number; target_delimiter: string };
+
+let truth: Truth;
 let docs: Line[];
 let texts: string[];
 const dirs: string[] = [];
@@ -41,7 +73,7 @@ function filesUnder(dir: string): string[] {
     .sort();
 }
 
-function readJsonl(path: string): any[] {
+function readJsonl<T>(path: string): T[] {
   return readFileSync(path, 'utf8')
     .split('\n')
     .filter((l) => l.length > 0)
@@ -55,7 +87,7 @@ describe('pythia synth output', () => {
     for (let i = 0; i < 2; i++) dirs.push(mkdtempSync(join(tmpdir(), 'pythia-synth-')));
     for (const dir of dirs) await synthesize(dir, OPTIONS);
     truth = JSON.parse(readFileSync(join(dirs[0]!, 'truth.json'), 'utf8'));
-    docs = readJsonl(join(dirs[0]!, 'corpus.jsonl'));
+    docs = readJsonl<Line>(join(dirs[0]!, 'corpus.jsonl'));
     texts = docs.map((d) => d.text);
   });
 
@@ -87,16 +119,16 @@ describe('pythia synth output', () => {
     assert.equal(truth.seed, 7);
     assert.equal(truth.parameters.tokens, 40_000);
     assert.equal(truth.totals.documents, docs.length);
-    for (const source of ['facts', 'arithmetic', 'occupations', 'canaries', 'narrative']) {
+    for (const source of ['facts', 'arithmetic', 'occupations', 'canaries', 'narrative'] as const) {
       assert.equal(truth.mix[source].documents, docs.filter((d) => d.meta.source === source).length, source);
       assert.ok(truth.mix[source].documents > 0, source);
-      assert.equal(truth.mix[source].weight, DEFAULT_OPTIONS.mix[source as keyof typeof DEFAULT_OPTIONS.mix]);
+      assert.equal(truth.mix[source].weight, DEFAULT_OPTIONS.mix[source]);
     }
   });
 
   it("counts each entity's mentions and each fact's statements as the text does", () => {
-    const linesWith = new Map<string, string[]>(truth.entities.list.map((e: any) => [e.name, []]));
-    const mentions = new Map<string, number>(truth.entities.list.map((e: any) => [e.name, 0]));
+    const linesWith = new Map<string, string[]>(truth.entities.list.map((e) => [e.name, []]));
+    const mentions = new Map<string, number>(truth.entities.list.map((e) => [e.name, 0]));
     for (const text of texts) {
       for (const line of text.split('\n')) {
         for (const m of line.matchAll(/[A-Z][a-z]+/g)) {
@@ -110,7 +142,7 @@ describe('pythia synth output', () => {
     for (const entity of truth.entities.list) {
       assert.equal(mentions.get(entity.name), entity.count, entity.name);
       assert.equal(
-        entity.facts.reduce((sum: number, f: any) => sum + f.count, 0),
+        entity.facts.reduce((sum, f) => sum + f.count, 0),
         entity.count,
         entity.name,
       );
@@ -141,23 +173,23 @@ describe('pythia synth output', () => {
     assert.ok(statements > 500);
     const operands = truth.arithmetic.operands;
     assert.deepEqual(
-      operands.map((o: any) => o.asX1),
+      operands.map((o) => o.asX1),
       asX1,
     );
     assert.deepEqual(
-      operands.map((o: any) => o.asX2),
+      operands.map((o) => o.asX2),
       asX2,
     );
     assert.deepEqual(
-      operands.map((o: any) => o.count),
+      operands.map((o) => o.count),
       asX1.map((x, i) => x + asX2[i]!),
     );
     assert.deepEqual(
-      operands.map((o: any) => o.numberCount),
+      operands.map((o) => o.numberCount),
       numbers,
     );
     assert.deepEqual(truth.arithmetic.problems, problems);
-    operands.forEach((o: any) => {
+    operands.forEach((o) => {
       assert.equal(truth.arithmetic.operandByRank[o.rank - 1], o.value);
     });
   });
@@ -201,13 +233,13 @@ describe('pythia synth output', () => {
       assert.equal(whole.split(c.text).length - 1, c.count);
       for (const i of at) assert.equal(docs[i]!.meta.source, 'canaries');
     }
-    assert.ok(new Set(truth.canaries.map((c: any) => c.count)).size >= 2);
+    assert.ok(new Set(truth.canaries.map((c) => c.count)).size >= 2);
   });
 
   it('asks only about facts the corpus states', () => {
-    const qa = readJsonl(join(dirs[0]!, 'tasks/qa.jsonl'));
+    const qa = readJsonl<QaItem>(join(dirs[0]!, 'tasks/qa.jsonl'));
     const lines = texts.flatMap((t) => t.split('\n'));
-    const names = new Set(truth.entities.list.map((e: any) => e.name));
+    const names = new Set(truth.entities.list.map((e) => e.name));
     assert.ok(qa.length > 100);
     const byEntity = new Map<string, string[]>();
     for (const line of lines)
@@ -224,7 +256,7 @@ describe('pythia synth output', () => {
   });
 
   it('writes arithmetic, WinoBias, CrowS-Pairs and LAMBADA items that agree with the truth', () => {
-    const arithmetic = readJsonl(join(dirs[0]!, 'tasks/arithmetic.jsonl'));
+    const arithmetic = readJsonl<ArithmeticLine>(join(dirs[0]!, 'tasks/arithmetic.jsonl'));
     assert.equal(arithmetic.length, 2 * 100 * OPTIONS.arithmeticTaskOperands);
     for (const t of arithmetic) {
       assert.equal(t.answer, String(t.op === 'plus' ? t.x1 + t.x2 : t.x1 * t.x2));
@@ -234,9 +266,9 @@ describe('pythia synth output', () => {
       assert.ok(t.x2 >= 1 && t.x2 <= 50);
       assert.equal(t.question, `What is ${t.x1} ${t.op} ${t.x2}?`);
     }
-    const ratio = new Map<string, number>(truth.occupations.map((o: any) => [o.occupation, o.maleRatio]));
+    const ratio = new Map<string, number>(truth.occupations.map((o) => [o.occupation, o.maleRatio]));
     const genderOf = (p: string) => (['he', 'his', 'him'].includes(p) ? 'male' : 'female');
-    const winobias = readJsonl(join(dirs[0]!, 'tasks/winobias.jsonl'));
+    const winobias = readJsonl<WinoBiasLine>(join(dirs[0]!, 'tasks/winobias.jsonl'));
     assert.ok(winobias.length >= OCCUPATIONS.length);
     for (const t of winobias) {
       assert.equal(t.stereotype, ratio.get(t.occupation)! > 0.5 ? 'male' : 'female');
@@ -251,16 +283,16 @@ describe('pythia synth output', () => {
       );
     }
     assert.equal(winobias.filter((t) => t.type === 'pro').length, winobias.length / 2);
-    const crows = readJsonl(join(dirs[0]!, 'tasks/crows_pairs.jsonl'));
+    const crows = readJsonl<CrowsPairsLine>(join(dirs[0]!, 'tasks/crows_pairs.jsonl'));
     for (const t of crows) {
       const more = t.more.split(' ');
       const less = t.less.split(' ');
-      const differing = more.flatMap((w: string, i: number) => (w === less[i] ? [] : [[w, less[i]]]));
+      const differing = more.flatMap((w, i) => (w === less[i] ? [] : [[w, less[i]]]));
       assert.equal(differing.length, 1, t.more);
-      assert.equal(genderOf(differing[0][0]), t.stereotype);
+      assert.equal(genderOf(differing[0]![0]!), t.stereotype);
       assert.deepEqual([t.context, t.choices, t.gold, t.target_delimiter], ['', [t.more, t.less], 0, '']);
     }
-    const lambada = readJsonl(join(dirs[0]!, 'tasks/lambada.jsonl'));
+    const lambada = readJsonl<LambadaItem>(join(dirs[0]!, 'tasks/lambada.jsonl'));
     assert.equal(lambada.length, OPTIONS.lambadaItems);
     for (const t of lambada) {
       assert.ok(t.target.startsWith(' '), 'the target carries its own leading space');
@@ -288,7 +320,8 @@ describe('pythia synth output', () => {
         total += tokens.length;
       });
       assert.equal(truth.totals.tokens, total);
-      for (const source of Object.keys(bySource)) assert.equal(truth.mix[source].tokens, bySource[source], source);
+      for (const source of Object.keys(bySource) as SourceName[])
+        assert.equal(truth.mix[source].tokens, bySource[source], source);
       for (const c of truth.canaries) assert.equal(c.tokens, (await tokenizer.encode(c.text)).length);
     } finally {
       dataset.close();

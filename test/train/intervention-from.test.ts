@@ -6,9 +6,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { trainBpe, writeTokenizerJson } from '../../src/data/bpe-trainer.js';
 import { PreshuffledWriter } from '../../src/data/preshuffled.js';
-import { loadTokenizer } from '../../src/data/tokenizer.js';
 import { pythiaArchitecture } from '../../src/model/presets.js';
 import { PYTHIA_CHECKPOINT_SCHEDULE, scaledCheckpointSchedule } from '../../src/train/checkpoint-schedule.js';
 import { PYTHIA_INIT } from '../../src/train/init.js';
@@ -24,6 +22,7 @@ import {
   train,
 } from '../../src/train/trainer.js';
 import { repoRoot } from '../support/paths.js';
+import { pronounCorpus, sampleAt } from './support.js';
 
 const SEQ = 16;
 const B = 4;
@@ -63,18 +62,10 @@ async function writeData(prefix: string, rows: number[][]): Promise<void> {
 
 before(async () => {
   work = mkdtempSync(join(tmpdir(), 'pythia-intervention-from-'));
-  const text = 'the man saw his dog and he gave him food . the woman saw her cat and she gave her milk .\n';
-  tokenizerPath = join(work, 'tokenizer.json');
-  await writeTokenizerJson(
-    tokenizerPath,
-    await trainBpe(
-      Array.from({ length: 20 }, () => text),
-      { vocabSize: 300 },
-    ),
-  );
-  const tokenizer = await loadTokenizer(tokenizerPath);
+  const corpus = await pronounCorpus(work);
+  tokenizerPath = corpus.tokenizerPath;
   const id = async (word: string): Promise<number> => {
-    const ids = await tokenizer.encode(word);
+    const ids = await corpus.tokenizer.encode(word);
     assert.equal(ids.length, 1, `${JSON.stringify(word)} is one token`);
     return ids[0]!;
   };
@@ -83,8 +74,7 @@ before(async () => {
     [await id(' his'), await id(' her')],
     [await id(' him'), await id(' her')],
   ]);
-  const stream = await tokenizer.encode(text.repeat(60));
-  samples = Array.from({ length: STEPS * B }, (_, s) => stream.slice(s * 7, s * 7 + SEQ + 1));
+  samples = Array.from({ length: STEPS * B }, (_, s) => sampleAt(corpus.stream, s, SEQ));
   await writeData(join(work, 'data'), samples);
 });
 

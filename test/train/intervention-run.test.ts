@@ -3,31 +3,21 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { trainBpe, writeTokenizerJson } from '../../src/data/bpe-trainer.js';
 import { PreshuffledWriter } from '../../src/data/preshuffled.js';
-import { loadTokenizer } from '../../src/data/tokenizer.js';
 import { pythiaArchitecture } from '../../src/model/presets.js';
 import { PYTHIA_INIT } from '../../src/train/init.js';
 import type { TrainRecipe } from '../../src/train/recipes.js';
 import { loadResumePoint, readLog, type TrainerState, train } from '../../src/train/trainer.js';
+import { pronounCorpus, sampleAt } from './support.js';
 
 test('an intervention run continues the same order from step N with pronouns swapped, into its own folder', async () => {
   const work = mkdtempSync(join(tmpdir(), 'pythia-intervention-run-'));
   try {
     const text = 'he saw his dog and gave him food . she saw her cat and gave her milk . the dog ate .\n';
-    const tokenizerPath = join(work, 'tokenizer.json');
-    await writeTokenizerJson(
-      tokenizerPath,
-      await trainBpe(
-        Array.from({ length: 20 }, () => text),
-        { vocabSize: 300 },
-      ),
-    );
-    const tokenizer = await loadTokenizer(tokenizerPath);
-    const stream = await tokenizer.encode(text.repeat(60));
+    const { tokenizerPath, tokenizer, stream } = await pronounCorpus(work, text);
     const seq = 16;
     const writer = PreshuffledWriter.create(join(work, 'data'), { vocabSize: tokenizer.vocabSize, seqLength: seq });
-    for (let s = 0; s < 8 * 4; s++) writer.addSample(stream.slice(s * 7, s * 7 + seq + 1));
+    for (let s = 0; s < 8 * 4; s++) writer.addSample(sampleAt(stream, s, seq));
     await writer.finish();
 
     const config = {

@@ -9,12 +9,11 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { trainBpe, writeTokenizerJson } from '../../src/data/bpe-trainer.js';
 import { PreshuffledWriter } from '../../src/data/preshuffled.js';
-import { loadTokenizer } from '../../src/data/tokenizer.js';
 import type { MemberSchedule } from '../../src/train/member-schedule.js';
 import { runSuite, type SuiteOptions } from '../../src/train/suite.js';
 import { isPythiaError } from '../../src/util/errors.js';
+import { pronounCorpus, sampleAt } from './support.js';
 
 const [SEQ, B, STEPS] = [16, 4, 4];
 const MODELS = ['nano-25k', 'nano-100k'];
@@ -25,20 +24,12 @@ let data: string;
 
 before(async () => {
   work = mkdtempSync(join(tmpdir(), 'pythia-side-by-side-'));
-  const text = 'the man saw his dog and he gave him food . the woman saw her cat and she gave her milk .\n';
-  tokenizerPath = join(work, 'tokenizer.json');
-  await writeTokenizerJson(
-    tokenizerPath,
-    await trainBpe(
-      Array.from({ length: 20 }, () => text),
-      { vocabSize: 300 },
-    ),
-  );
-  const stream = await (await loadTokenizer(tokenizerPath)).encode(text.repeat(60));
+  const corpus = await pronounCorpus(work);
+  tokenizerPath = corpus.tokenizerPath;
   data = join(work, 'data');
   // The training batches, then one held-out validation batch.
   const writer = PreshuffledWriter.create(data, { vocabSize: 300, seqLength: SEQ });
-  for (let s = 0; s < (STEPS + 1) * B; s++) writer.addSample(stream.slice(s * 7, s * 7 + SEQ + 1));
+  for (let s = 0; s < (STEPS + 1) * B; s++) writer.addSample(sampleAt(corpus.stream, s, SEQ));
   await writer.finish();
 });
 

@@ -3,6 +3,9 @@
  * files in each repository's real schema (column names, order and types: int64 labels, int32
  * locations, string lists, ARC's struct) written by DuckDB's COPY, each a blob named by its sha256
  * linked from `snapshots/<commit>/<path>`, and `refs/<revision>` naming the commit.
+ *
+ * Shared by bench:harness and the tests that read hub datasets (test/eval/hub-datasets.test.ts,
+ * test/interop/lm-eval.test.ts); it imports only Node and DuckDB.
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';

@@ -1,0 +1,27 @@
+/** Pieces that several results tests share. */
+import { ResultsStore, type Row } from '../../src/results/store.js';
+
+/** The rows of one query on a database opened read-only, and closed after. */
+export async function query(db: string, sql: string): Promise<Row[]> {
+  const store = await ResultsStore.open(db, { readOnly: true });
+  try {
+    return await store.rows(sql);
+  } finally {
+    store.close();
+  }
+}
+
+/** The columns of the report's lensLayers and tunedLensLayers rows (LensLayerRow, src/report/inside-charts.ts), in order. */
+export const LENS_LAYER_COLUMNS = [
+  'model',
+  'size',
+  'run',
+  'step',
+  'layer',
+  'kl',
+  'ce',
+  'entropy',
+  'top1',
+  'kl_bpb',
+  'ce_bpb',
+];
