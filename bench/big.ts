@@ -20,6 +20,8 @@
  * same shape, mode and item count), so the long runs can be made one at a time:
  *
  *   BENCH_BIG_SHAPES=6.9b BENCH_BIG_MODES=streamed BENCH_BIG_ITEMS=1000 npm run bench:big
+ *
+ * BENCH_BIG_MODES=none only writes the checkpoints (about 24 GiB for the four shapes).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -214,7 +216,7 @@ function saveRow(row: Row): void {
   const rows = readRows().filter((r) => !(r.shape === row.shape && r.mode === row.mode && r.items === row.items));
   rows.push(row);
   const tmp = `${RESULTS}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(rows, null, 1)}\n`);
+  writeFileSync(tmp, `${JSON.stringify(rows, null, 2)}\n`);
   renameSync(tmp, RESULTS);
 }
 
@@ -286,7 +288,8 @@ async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   if (argv[0] === '--worker') return worker(argv[1] as Mode, argv[2]!, argv[3]!);
   const shapes = (process.env.BENCH_BIG_SHAPES ?? '1b,1.4b,2.8b,6.9b').split(',');
-  const chosen = process.env.BENCH_BIG_MODES?.split(',') as Mode[] | undefined;
+  // BENCH_BIG_MODES=none writes the checkpoints and measures nothing.
+  const chosen = process.env.BENCH_BIG_MODES?.split(',').filter((m) => m !== 'none') as Mode[] | undefined;
   for (const m of chosen ?? []) if (!MODES.includes(m)) throw new Error(`BENCH_BIG_MODES: unknown mode ${m}`);
   const { python, note } = hfPython();
   console.log(
