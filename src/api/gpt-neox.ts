@@ -7,7 +7,7 @@
 import { loadTokenizer, type TextTokenizer } from '../data/tokenizer.js';
 import { encodePairs } from '../eval/encode.js';
 import { type ActivationCache, ActivationRunner, type LogitsRequest } from '../model/activations.js';
-import { loadCheckpoint } from '../model/checkpoint.js';
+import { readConfig, tokenizerOf } from '../model/checkpoint.js';
 import type { NeoXConfig } from '../model/config.js';
 import { Decoder } from '../model/decoder.js';
 import { type ForwardOptions, type ForwardResult, forward, tokenMatrix } from '../model/forward.js';
@@ -16,8 +16,13 @@ import { type HeadScore, headScores } from '../model/head-detectors.js';
 import { type Activation, activationNames } from '../model/hooks.js';
 import { type ResolvedCheckpoint, resolveCheckpoint } from '../model/hub-cache.js';
 import { type IclScore, iclPositions, iclScore, inductionLoss } from '../model/icl.js';
+import { checkWeightFormat, type Int8Weights, type WeightFormat } from '../model/int8.js';
+import { loadInt8Checkpoint } from '../model/int8-load.js';
 import type { Interventions } from '../model/interventions.js';
+import type { LayerStream } from '../model/layer-stream.js';
 import { type LensLayer, logitLens } from '../model/logit-lens.js';
+import { parseMemorySize, planMemory } from '../model/memory-budget.js';
+import { openModelWeights } from '../model/model-weights.js';
 import type { Params } from '../model/params.js';
 import { type ScoreResult, Scorer } from '../model/score.js';
 import { repeatedSequences, studyContext } from '../results/heads-study.js';
@@ -38,6 +43,19 @@ export interface FromPretrainedOptions {
   device?: ExecutionProvider;
   /** A tokenizer.json to use instead of the checkpoint's own. */
   tokenizer?: string;
+  /**
+   * The peak memory to stay under: bytes, or a size such as `'8GB'` or `'512MiB'`. A checkpoint whose
+   * float32 weights exceed 70% of it (without it, of the available memory) is opened for layer
+   * streaming: `score`, `runWithCache`, `runWithHooks`, `logitLens`, `headScores`, `inductionLoss`
+   * and `iclScore` then read it a layer at a time; `forward` and `generate` refuse.
+   */
+  maxMemory?: number | string;
+  /**
+   * `int8`: every linear layer and the LM head quantized per output channel as the checkpoint is
+   * read (CPU only); `score`, `generate`, `inductionLoss` and `iclScore` run on it, the rest refuse.
+   * Default float32.
+   */
+  weights?: WeightFormat;
 }
 
 export interface ModelForwardOptions extends ForwardOptions {}
@@ -94,6 +112,12 @@ export interface ActivationResult {
   tokens: number[][];
 }
 
+/** How a loaded model holds its weights. */
+type HeldWeights =
+  | { kind: 'resident' }
+  | { kind: 'streamed'; stream: LayerStream; activationBytes: number }
+  | { kind: 'int8'; int8: Int8Weights };
+
 export class GPTNeoX {
   private decoder: Decoder | undefined;
   private scorer: Scorer | undefined;
@@ -104,12 +128,23 @@ export class GPTNeoX {
     /** Where the checkpoint came from: folder, model name or hub id, revision, step. */
     readonly source: ResolvedCheckpoint,
     readonly config: NeoXConfig,
-    /** Float32 weights by Hugging Face parameter name. */
+    /** Float32 weights by Hugging Face parameter name; empty where the model streams or is int8. */
     readonly params: Params,
     /** The checkpoint's tokenizer.json (or the one given), if any. */
     readonly tokenizer: TextTokenizer | undefined,
     private readonly runtime: RuntimeOptions,
+    private readonly held: HeldWeights = { kind: 'resident' },
   ) {}
+
+  /** Whether the model reads its checkpoint a layer at a time (`maxMemory`, or too large for the available memory). */
+  get streamed(): boolean {
+    return this.held.kind === 'streamed';
+  }
+
+  /** The weights' format: float32, or int8 (`weights: 'int8'`). */
+  get weightFormat(): WeightFormat {
+    return this.held.kind === 'int8' ? 'int8' : 'float32';
+  }
 
   /** Loads a checkpoint folder, or a hub id (`org/name[@revision]`) from the local Hugging Face cache; nothing is downloaded. */
   static async fromPretrained(pathOrHubId: string, options: FromPretrainedOptions = {}): Promise<GPTNeoX> {
@@ -124,12 +159,28 @@ export class GPTNeoX {
         `dtype "${String(options.dtype)}": only float32 computation is supported (float16/bfloat16 weights are widened to it)`,
       );
     }
+    checkWeightFormat(options.weights, options.device);
+    const maxMemory = memoryOption(options.maxMemory);
     const source = resolveCheckpoint(pathOrHubId, { revision: options.revision, cacheDir: options.cacheDir });
-    const checkpoint = loadCheckpoint(source.dir);
-    const tokenizerPath = options.tokenizer ?? checkpoint.tokenizerPath;
+    const tokenizerPath = options.tokenizer ?? tokenizerOf(source.dir);
     const tokenizer = tokenizerPath === undefined ? undefined : await loadTokenizer(tokenizerPath);
     const runtime: RuntimeOptions = { threads: options.threads, provider: options.device };
-    return new GPTNeoX(source, checkpoint.config, checkpoint.params, tokenizer, runtime);
+    if (options.weights === 'int8') {
+      const plan = planMemory(readConfig(source.dir), maxMemory, undefined, 'int8');
+      if (plan.stream) throw new ConfigError(`weights: 'int8': ${plan.reason}, and int8 weights cannot stream`);
+      const { config, weights } = loadInt8Checkpoint(source.dir);
+      return new GPTNeoX(source, config, new Map(), tokenizer, runtime, { kind: 'int8', int8: weights });
+    }
+    const opened = openModelWeights(source.dir, maxMemory);
+    if (opened.kind === 'streamed') {
+      const { stream, activationBytes } = opened;
+      return new GPTNeoX(source, opened.config, new Map(), tokenizer, runtime, {
+        kind: 'streamed',
+        stream,
+        activationBytes,
+      });
+    }
+    return new GPTNeoX(source, opened.config, opened.checkpoint.params, tokenizer, runtime);
   }
 
   /** One pass over equal-length token rows: logits [batch, seq, vocab] (flat), and on request hidden states, the loss, gradients. */
@@ -140,7 +191,7 @@ export class GPTNeoX {
     this.checkAlive();
     const rows = isRow(ids) ? [ids] : ids;
     const matrix = tokenMatrix(rows, this.config.vocabSize, 'forward');
-    const result = await forward(this.config, this.params, matrix, rows.length, options, this.runtime);
+    const result = await forward(this.config, this.float32('forward'), matrix, rows.length, options, this.runtime);
     return { ...result, batch: rows.length, seq: rows[0]!.length };
   }
 
@@ -169,7 +220,10 @@ export class GPTNeoX {
       given.texts !== undefined
         ? await this.requireTokenizer('generate from text').encodeBatch(given.texts)
         : given.rows;
-    this.decoder ??= await Decoder.create(this.config, this.params, this.runtime);
+    this.decoder ??=
+      this.held.kind === 'int8'
+        ? await Decoder.create(this.config, this.held.int8, { ...this.runtime, weights: 'inputs', format: 'int8' })
+        : await Decoder.create(this.config, this.float32('generate'), this.runtime);
     const rows = await generate(this.decoder, prompts, settings);
     const out = given.texts !== undefined ? rows.map((r) => this.tokenizer!.decode(r)) : rows;
     return given.single ? out[0]! : out;
@@ -193,8 +247,7 @@ export class GPTNeoX {
         throw new ConfigError(`score: pair ${i}: expected context and continuation both as text or both as token ids`);
       }),
     );
-    this.scorer ??= await Scorer.create(this.config, this.params, this.runtime);
-    return this.scorer.score(requests, batchSize);
+    return (await this.ownScorer()).score(requests, batchSize);
   }
 
   /** Every named activation of this model (TransformerLens's names), in the order the forward pass meets them. */
@@ -211,9 +264,8 @@ export class GPTNeoX {
     const tokens = await this.activationRows(input, 'runWithCache');
     const names =
       options.names === undefined ? ['*'] : typeof options.names === 'string' ? [options.names] : options.names;
-    this.activationRunner ??= new ActivationRunner(this.config, this.params, this.runtime);
     const ids = tokenMatrix(tokens, this.config.vocabSize, 'runWithCache');
-    const run = await this.activationRunner.run(ids, tokens.length, { names, logits: options.logits });
+    const run = await this.runner('runWithCache').run(ids, tokens.length, { names, logits: options.logits });
     return { ...run, tokens };
   }
 
@@ -228,10 +280,9 @@ export class GPTNeoX {
     const tokens = await this.activationRows(input, 'runWithHooks');
     const names =
       options.names === undefined ? [] : typeof options.names === 'string' ? [options.names] : options.names;
-    this.activationRunner ??= new ActivationRunner(this.config, this.params, this.runtime);
     const ids = tokenMatrix(tokens, this.config.vocabSize, 'runWithHooks');
     const { patch, ablate, scale } = options;
-    const run = await this.activationRunner.run(ids, tokens.length, {
+    const run = await this.runner('runWithHooks').run(ids, tokens.length, {
       names,
       logits: options.logits ?? 'all',
       interventions: { patch, ablate, scale },
@@ -248,9 +299,10 @@ export class GPTNeoX {
   async logitLens(input: ActivationInput): Promise<LensLayer[]> {
     this.checkAlive();
     const tokens = await this.activationRows(input, 'logitLens');
-    this.activationRunner ??= new ActivationRunner(this.config, this.params, this.runtime);
+    const runner = this.runner('logitLens');
     const ids = tokenMatrix(tokens, this.config.vocabSize, 'logitLens');
-    return logitLens(this.activationRunner, this.params, ids, tokens.length, { runtime: this.runtime });
+    const head = this.held.kind === 'streamed' ? this.held.stream.readHeadParams() : this.params;
+    return logitLens(runner, head, ids, tokens.length, { runtime: this.runtime });
   }
 
   /**
@@ -264,8 +316,7 @@ export class GPTNeoX {
     checkOptions('headScores', options, REPEATED_TOKENS_OPTIONS);
     const rows =
       input === undefined ? this.repeatedSequences(options).rows : await this.activationRows(input, 'headScores');
-    this.activationRunner ??= new ActivationRunner(this.config, this.params, this.runtime);
-    return headScores(this.activationRunner, rows);
+    return headScores(this.runner('headScores'), rows);
   }
 
   /**
@@ -276,8 +327,7 @@ export class GPTNeoX {
     this.checkAlive();
     checkOptions('inductionLoss', options, REPEATED_TOKENS_OPTIONS);
     const { rows } = this.repeatedSequences(options);
-    this.scorer ??= await Scorer.create(this.config, this.params, this.runtime);
-    return inductionLoss(this.scorer, rows);
+    return inductionLoss(await this.ownScorer(), rows);
   }
 
   /**
@@ -287,8 +337,7 @@ export class GPTNeoX {
   async iclScore(input: ActivationInput): Promise<IclScore> {
     this.checkAlive();
     const rows = await this.activationRows(input, 'iclScore');
-    this.scorer ??= await Scorer.create(this.config, this.params, this.runtime);
-    return iclScore(this.scorer, rows, iclPositions(studyContext(this.source.dir, this.config)));
+    return iclScore(await this.ownScorer(), rows, iclPositions(studyContext(this.source.dir, this.config)));
   }
 
   private repeatedSequences(options: RepeatedTokensOptions) {
@@ -308,6 +357,35 @@ export class GPTNeoX {
     this.decoder = undefined;
     this.scorer = undefined;
     this.activationRunner = undefined;
+    if (this.held.kind === 'streamed') await this.held.stream.close();
+  }
+
+  /** The float32 weights, for what only runs on them in memory; a one-line refusal where the model streams or is int8. */
+  private float32(what: string): Params {
+    if (this.held.kind === 'streamed')
+      throw new ConfigError(
+        `${what} needs the float32 weights in memory, and ${this.source.model} streams: give fromPretrained a maxMemory that holds them`,
+      );
+    if (this.held.kind === 'int8')
+      throw new ConfigError(`${what} needs float32 weights, and ${this.source.model} was loaded with weights: 'int8'`);
+    return this.params;
+  }
+
+  private async ownScorer(): Promise<Scorer> {
+    const held = this.held;
+    this.scorer ??=
+      held.kind === 'streamed'
+        ? await Scorer.streamed(held.stream, this.runtime, held.activationBytes)
+        : held.kind === 'int8'
+          ? await Scorer.create(this.config, held.int8, this.runtime, 'int8')
+          : await Scorer.create(this.config, this.params, this.runtime);
+    return this.scorer;
+  }
+
+  private runner(what: string): ActivationRunner {
+    const weights = this.held.kind === 'streamed' ? this.held.stream : this.float32(what);
+    this.activationRunner ??= new ActivationRunner(this.config, weights, this.runtime);
+    return this.activationRunner;
   }
 
   /** Texts (tokenized without a BOS, as TransformerLens does for Pythia) or token rows, all of one length. */
@@ -353,7 +431,17 @@ const FROM_PRETRAINED_OPTIONS: readonly (keyof FromPretrainedOptions)[] = [
   'threads',
   'device',
   'tokenizer',
+  'maxMemory',
+  'weights',
 ];
+
+/** `maxMemory` in bytes: a positive number, or a size string (`8GB`, `512MiB`). */
+function memoryOption(value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value === 'string') return parseMemorySize(value);
+  if (typeof value === 'number' && Number.isFinite(value) && value >= 1) return Math.floor(value);
+  throw new ConfigError(`maxMemory: expected bytes or a size such as '8GB', got ${showValue(value)}`);
+}
 
 /** The random sequences of headScores and inductionLoss. */
 export interface RepeatedTokensOptions {

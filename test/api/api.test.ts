@@ -160,7 +160,7 @@ describe('GPTNeoX', () => {
       [{ device: 'gpu' }, 'device: expected one of cpu, webgpu, cuda, got "gpu"'],
       [
         { thread: 2 },
-        'fromPretrained: unknown option thread (options: revision, cacheDir, dtype, threads, device, tokenizer)',
+        'fromPretrained: unknown option thread (options: revision, cacheDir, dtype, threads, device, tokenizer, maxMemory, weights)',
       ],
     ] as const) {
       const e = await rejection(() => GPTNeoX.fromPretrained(join(fixture, 'model'), options as object));
