@@ -383,8 +383,10 @@ export class GPTNeoX {
   }
 
   private runner(what: string): ActivationRunner {
-    const weights = this.held.kind === 'streamed' ? this.held.stream : this.float32(what);
-    this.activationRunner ??= new ActivationRunner(this.config, weights, this.runtime);
+    this.activationRunner ??=
+      this.held.kind === 'streamed'
+        ? new ActivationRunner(this.config, this.held.stream, this.runtime, this.held.activationBytes)
+        : new ActivationRunner(this.config, this.float32(what), this.runtime);
     return this.activationRunner;
   }
 

@@ -3,6 +3,7 @@
  * or generates in batches, and returns per-item results with their aggregates.
  */
 import type { TextTokenizer } from '../data/tokenizer.js';
+import { ActivationRunner } from '../model/activations.js';
 import type { NeoXConfig } from '../model/config.js';
 import { Decoder } from '../model/decoder.js';
 import { generate } from '../model/generate.js';
@@ -129,9 +130,11 @@ function fewshotPrefixes(task: Task, items: readonly TaskItem[], options: TaskRu
   return items.map((item) => fewshotPrefix(drawDemonstrations(item, pool, options.shots, options.seed, task.name)));
 }
 
-/** What an ActivationRunner takes for `model`: its parameters, or its stream. */
-export function activationWeights(model: EvalModel): Params | LayerStream {
-  return model.streamed?.stream ?? model.params;
+/** An ActivationRunner for `model`: on its parameters, or on its stream with its activation budget. */
+export function activationRunner(model: EvalModel, runtime: RuntimeOptions | undefined): ActivationRunner {
+  return model.streamed
+    ? new ActivationRunner(model.config, model.streamed.stream, runtime, model.streamed.activationBytes)
+    : new ActivationRunner(model.config, model.params, runtime);
 }
 
 /** The final LayerNorm's and the unembedding's parameters (what the lenses read beside the activations). */

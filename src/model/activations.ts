@@ -19,6 +19,7 @@ import { buildGptNeoX, lmHead, MASK_VALUE } from './gpt-neox.js';
 import { type Activation, ActivationHooks, DECOMPOSED_ONLY, resolveActivationNames } from './hooks.js';
 import { type EditPlan, type Interventions, planEditor, planEdits } from './interventions.js';
 import { embed, LayerStream, stageFeeds } from './layer-stream.js';
+import { DEFAULT_ACTIVATION_BYTES } from './memory-budget.js';
 import { type Params, parameterFeeds, parameterInputs } from './params.js';
 
 /** The named activations of one run, by name, in forward order. */
@@ -68,11 +69,16 @@ export class ActivationRunner {
   private readonly weights?: Record<string, HostTensor>;
   private readonly stream?: LayerStream;
 
-  /** `weights`: the parameters in memory, or a checkpoint to stream a layer at a time. */
+  /**
+   * `weights`: the parameters in memory, or a checkpoint to stream a layer at a time.
+   * `activationBytes`: a streamed runner's budget for what one run keeps (the studies size their
+   * runs by it, so that a pass over the checkpoint serves as many rows as fit).
+   */
   constructor(
     readonly config: NeoXConfig,
     weights: Params | LayerStream,
     private readonly runtime: RuntimeOptions = {},
+    readonly activationBytes = DEFAULT_ACTIVATION_BYTES,
   ) {
     if (weights instanceof LayerStream) this.stream = weights;
     else this.weights = parameterFeeds(config, weights);

@@ -93,7 +93,9 @@ export async function headScores(
         );
     const detections = DETECTORS.map((d) => ones(detectionPattern(d, row)));
     const ids = BigInt64Array.from(row, (id) => BigInt(id));
-    const perRun = Math.max(1, Math.floor((options.patternBytes ?? 256 * 2 ** 20) / (H * T * T * 4)));
+    // A streamed run is a pass over the checkpoint: it reads as many layers' patterns as its budget holds.
+    const patternBytes = options.patternBytes ?? (runner.streamed ? runner.activationBytes : 256 * 2 ** 20);
+    const perRun = Math.max(1, Math.floor(patternBytes / (H * T * T * 4)));
     for (let first = 0; first < L; first += perRun) {
       const layers = Array.from({ length: Math.min(perRun, L - first) }, (_, k) => first + k);
       const names = layers.map((l) => `blocks.${l}.attn.hook_pattern`);

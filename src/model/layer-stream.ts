@@ -57,6 +57,8 @@ export class LayerStream {
   private closed = false;
   /** Settles when the pass in progress ends: passes share the buffers, so they run one after another. */
   private idle: Promise<void> = Promise.resolve();
+  /** Passes begun over the checkpoint: each reads every stage's bytes once. */
+  private passes = 0;
 
   private constructor(
     readonly dir: string,
@@ -104,6 +106,11 @@ export class LayerStream {
     return new Map([...this.byName].map(([name, p]) => [name, p.dtype]));
   }
 
+  /** How many passes over the checkpoint have begun (each reads all its weights once). */
+  get passCount(): number {
+    return this.passes;
+  }
+
   /** Bytes the stream holds while it runs: the float32 buffer of the largest stage and the bytes read for the next. */
   get bufferBytes(): number {
     return this.values.byteLength + this.staging.byteLength;
@@ -121,6 +128,7 @@ export class LayerStream {
       done = resolve;
     });
     await previous;
+    this.passes++;
     let pending: Promise<Uint8Array[]> | undefined;
     try {
       if (this.closed) throw new FormatError(this.dir, 'the checkpoint stream is closed');

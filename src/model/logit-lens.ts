@@ -12,7 +12,7 @@ import { Graph } from '../graph/graph.js';
 import * as op from '../graph/ops.js';
 import { type CompiledGraph, compile, type RuntimeOptions } from '../runtime/session.js';
 import { ConfigError } from '../util/errors.js';
-import type { ActivationRunner } from './activations.js';
+import type { ActivationCache, ActivationRunner } from './activations.js';
 import { parameterShapes } from './config.js';
 import { lmHead } from './gpt-neox.js';
 import type { Params } from './params.js';
@@ -115,14 +115,27 @@ export async function logitLens(
   const top1 = new Float64Array(L + 1);
   let count = 0;
   try {
+    // The last token has no next one: only the positions before it are read, so a row may be one
+    // token longer than the model's context (a training sample, seq-length + 1).
+    const positions = seq - 1;
+    // A streamed run is a pass over the checkpoint: it takes as many rows as its budget holds.
+    const rowsPerRun = runner.streamed
+      ? Math.max(1, Math.floor(runner.activationBytes / ((L + 1) * positions * H * 4)))
+      : 1;
+    let cache: ActivationCache = new Map();
     for (let row = 0; row < batch; row++) {
-      // The last token has no next one: only the positions before it are read, so a row may be one
-      // token longer than the model's context (a training sample, seq-length + 1).
-      const positions = seq - 1;
-      const { cache } = await runner.run(ids.slice(row * seq, row * seq + positions), 1, { names });
+      const first = row % rowsPerRun;
+      if (first === 0) {
+        const rows = Math.min(rowsPerRun, batch - row);
+        const run = new BigInt64Array(rows * positions);
+        for (let k = 0; k < rows; k++)
+          run.set(ids.subarray((row + k) * seq, (row + k) * seq + positions), k * positions);
+        cache = (await runner.run(run, rows, { names })).cache;
+      }
       const resid: Float32Array[] = [];
       for (const [l, name] of names.entries()) {
-        const r = cache.get(name)!.data as Float32Array;
+        const all = cache.get(name)!.data as Float32Array;
+        const r = all.subarray(first * positions * H, (first + 1) * positions * H);
         resid.push(options.translate && l < L ? await options.translate(l, r, positions) : r);
       }
       for (let start = 0; start < positions; start += chunk) {

@@ -115,6 +115,9 @@ export function planMemory(
 /** What node, onnxruntime and the tokenizer take before any weight or activation: kept out of a streamed budget. */
 export const RUNTIME_BYTES = 512 * 2 ** 20;
 
+/** What a streamed run keeps between layers where no budget is given: 1 GiB; rows beyond run in further passes. */
+export const DEFAULT_ACTIVATION_BYTES = 2 ** 30;
+
 /** Least residual-stream budget a streamed run is given, however small the rest of its budget. */
 export const MIN_ACTIVATION_BYTES = 64 * 2 ** 20;
 

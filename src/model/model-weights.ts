@@ -3,6 +3,7 @@
  * the memory budget, else opened for layer streaming (memory-budget.ts decides).
  */
 import type { RuntimeOptions } from '../runtime/session.js';
+import { ActivationRunner } from './activations.js';
 import { type Checkpoint, loadCheckpoint, readConfig, tokenizerOf } from './checkpoint.js';
 import type { NeoXConfig } from './config.js';
 import { LayerStream } from './layer-stream.js';
@@ -30,9 +31,11 @@ export function modelTokenizerPath(weights: ModelWeights): string | undefined {
   return weights.kind === 'resident' ? weights.checkpoint.tokenizerPath : tokenizerOf(weights.stream.dir);
 }
 
-/** What an ActivationRunner takes: the parameters, or the stream. */
-export function runnerWeights(weights: ModelWeights): Params | LayerStream {
-  return weights.kind === 'resident' ? weights.checkpoint.params : weights.stream;
+/** An ActivationRunner on the parameters, or on the stream with its activation budget. */
+export function activationRunner(weights: ModelWeights, runtime: RuntimeOptions = {}): ActivationRunner {
+  return weights.kind === 'resident'
+    ? new ActivationRunner(weights.config, weights.checkpoint.params, runtime)
+    : new ActivationRunner(weights.config, weights.stream, runtime, weights.activationBytes);
 }
 
 /**

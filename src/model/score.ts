@@ -19,6 +19,7 @@ import type { NeoXConfig } from './config.js';
 import { buildGptNeoX, lmHead, MASK_VALUE, type WeightLookup } from './gpt-neox.js';
 import { formatParameterFeeds, formatParameterInputs, type Int8Weights, type WeightFormat } from './int8.js';
 import { embed, type LayerStream, stageFeeds } from './layer-stream.js';
+import { DEFAULT_ACTIVATION_BYTES } from './memory-budget.js';
 import { type Params, parameterInputs, releaseFeeds } from './params.js';
 
 export interface ScoreRequest {
@@ -138,9 +139,6 @@ interface ScoreBatch {
   index: BigInt64Array;
   targets: BigInt64Array;
 }
-
-/** Residual streams a streamed scorer keeps between layers by default: 1 GiB; rows beyond run in further passes. */
-export const DEFAULT_ACTIVATION_BYTES = 2 ** 30;
 
 export class Scorer {
   /** The shared-context graph, compiled on first use. */

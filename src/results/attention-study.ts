@@ -6,12 +6,8 @@
  */
 import type { TextTokenizer } from '../data/tokenizer.js';
 import type { CheckpointRef } from '../eval/checkpoints.js';
-import { activationWeights, type EvalModel } from '../eval/run-task.js';
-import { ActivationRunner } from '../model/activations.js';
-import type { NeoXConfig } from '../model/config.js';
-import type { LayerStream } from '../model/layer-stream.js';
-import type { Params } from '../model/params.js';
-import type { RuntimeOptions } from '../runtime/session.js';
+import { activationRunner, type EvalModel } from '../eval/run-task.js';
+import type { ActivationRunner } from '../model/activations.js';
 import { ConfigError } from '../util/errors.js';
 import type { StudyRuntime } from './case-studies.js';
 import { EVAL_WEIGHTS, identityKey, studyIdentity } from './identity.js';
@@ -35,25 +31,16 @@ export async function attentionTokens(tokenizer: TextTokenizer, text: string, ma
   return ids;
 }
 
-/** Each layer's pattern [head, dest, src] for one row of ids, as ActivationRunner computes it. */
-export async function attentionPatterns(
-  config: NeoXConfig,
-  weights: Params | LayerStream,
-  ids: readonly number[],
-  runtime: RuntimeOptions = {},
-): Promise<Float32Array[]> {
+/** Each layer's pattern [head, dest, src] for one row of ids, as `runner` computes it. */
+export async function attentionPatterns(runner: ActivationRunner, ids: readonly number[]): Promise<Float32Array[]> {
+  const { config } = runner;
   const outOfVocabulary = ids.find((id) => id >= config.vocabSize);
   if (outOfVocabulary !== undefined)
     throw new ConfigError(
       `attention study: token id ${outOfVocabulary} of the text is outside the model's vocabulary (${config.vocabSize})`,
     );
-  const runner = new ActivationRunner(config, weights, runtime);
-  try {
-    const { cache } = await runner.run(BigInt64Array.from(ids, BigInt), 1, { names: ['blocks.*.attn.hook_pattern'] });
-    return Array.from({ length: config.numLayers }, (_, l) => cache.get(`blocks.${l}.attn.hook_pattern`)!.data);
-  } finally {
-    await runner.release();
-  }
+  const { cache } = await runner.run(BigInt64Array.from(ids, BigInt), 1, { names: ['blocks.*.attn.hook_pattern'] });
+  return Array.from({ length: config.numLayers }, (_, l) => cache.get(`blocks.${l}.attn.hook_pattern`)!.data);
 }
 
 /** Records the patterns of the study's text at one checkpoint; false where it was there already. */
@@ -79,7 +66,13 @@ export async function recordAttention(
   const started = performance.now();
   const { config } = model;
   const ids = await attentionTokens(model.tokenizer, study.attentionText, config.maxPositions);
-  const layers = await attentionPatterns(config, activationWeights(model), ids, context.runtime);
+  const runner = activationRunner(model, context.runtime);
+  let layers: Float32Array[];
+  try {
+    layers = await attentionPatterns(runner, ids);
+  } finally {
+    await runner.release();
+  }
   const n = ids.length;
   const at = { study: key, model: ref.model, step: ref.step };
   const patterns: Record<string, CellValue>[] = [];

@@ -9,8 +9,7 @@
 import { heldOutTokens } from '../analysis/held-out.js';
 import { readTrainingRecord } from '../analysis/training-record.js';
 import type { CheckpointRef } from '../eval/checkpoints.js';
-import { activationWeights, createScorer, type EvalModel } from '../eval/run-task.js';
-import { ActivationRunner } from '../model/activations.js';
+import { activationRunner, createScorer, type EvalModel } from '../eval/run-task.js';
 import type { NeoXConfig } from '../model/config.js';
 import { headScores } from '../model/head-detectors.js';
 import { type IclPositions, iclPositions, iclScore, inductionLoss } from '../model/icl.js';
@@ -145,7 +144,7 @@ export async function recordHeads(
   const key = identityKey(identity);
   if (await store.hasStudy(key)) return false;
   const started = performance.now();
-  const runner = new ActivationRunner(model.config, activationWeights(model), context.runtime);
+  const runner = activationRunner(model, context.runtime);
   try {
     const scores = await headScores(runner, sequences.rows);
     await store.writeStudy(

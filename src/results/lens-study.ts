@@ -7,8 +7,7 @@
  */
 import { bitsPerByteFactor, hasOwnHeldOut, heldOutTokens, longestHeldOutRow } from '../analysis/held-out.js';
 import type { CheckpointRef } from '../eval/checkpoints.js';
-import { activationWeights, type EvalModel, headParameters } from '../eval/run-task.js';
-import { ActivationRunner } from '../model/activations.js';
+import { activationRunner, type EvalModel, headParameters } from '../eval/run-task.js';
 import { logitLens } from '../model/logit-lens.js';
 import type { StudyRuntime } from './case-studies.js';
 import { EVAL_WEIGHTS, identityKey, studyIdentity } from './identity.js';
@@ -61,7 +60,7 @@ export async function recordLogitLens(
   const key = identityKey(identity);
   if (await store.hasStudy(key)) return false;
   const started = performance.now();
-  const runner = new ActivationRunner(model.config, activationWeights(model), context.runtime);
+  const runner = activationRunner(model, context.runtime);
   try {
     const ids = BigInt64Array.from(held.tokens, (t) => BigInt(t));
     const layers = await logitLens(runner, headParameters(model), ids, held.rows, { runtime: context.runtime });

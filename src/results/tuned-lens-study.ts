@@ -9,8 +9,8 @@
 import { dirname, join } from 'node:path';
 import { bitsPerByteFactor, heldOutTokens } from '../analysis/held-out.js';
 import type { CheckpointRef } from '../eval/checkpoints.js';
-import { activationWeights, type EvalModel, headParameters } from '../eval/run-task.js';
-import { ActivationRunner } from '../model/activations.js';
+import { activationRunner, type EvalModel, headParameters } from '../eval/run-task.js';
+import type { ActivationRunner } from '../model/activations.js';
 import type { NeoXConfig } from '../model/config.js';
 import type { LensLayer } from '../model/logit-lens.js';
 import type { Params } from '../model/params.js';
@@ -233,7 +233,7 @@ export async function recordTunedLens(
   const key = identityKey(identity);
   if (await store.hasStudy(key)) return false;
   const started = performance.now();
-  const runner = new ActivationRunner(model.config, activationWeights(model), context.runtime);
+  const runner = activationRunner(model, context.runtime);
   const head = headParameters(model);
   try {
     const lens = await lensFor(studyLensDir(ref, store.path), model.config, ref.model, wanted, () =>

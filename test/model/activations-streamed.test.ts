@@ -12,8 +12,10 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { type ActivationRequest, type ActivationRun, ActivationRunner } from '../../src/model/activations.js';
 import { loadCheckpoint } from '../../src/model/checkpoint.js';
+import { headScores } from '../../src/model/head-detectors.js';
 import type { Activation } from '../../src/model/hooks.js';
 import { LayerStream } from '../../src/model/layer-stream.js';
+import { logitLens } from '../../src/model/logit-lens.js';
 import { Prng } from '../../src/util/prng.js';
 import { FIXTURE_CASES } from '../support/hf-fixture-checks.js';
 import { fixtureDir } from '../support/paths.js';
@@ -101,3 +103,48 @@ for (const name of FIXTURE_CASES) {
     }
   });
 }
+
+test('a streamed logit lens runs as many rows per pass as its budget holds, and the heads every layer in one pass', async () => {
+  const { config, params } = loadCheckpoint(join(fixtureDir(FIXTURE_CASES[0]!), 'model'));
+  const dir = join(tmp, 'passes');
+  await writeShardedCheckpoint(dir, config, params, 'float16', 3);
+  const resident = new ActivationRunner(config, loadCheckpoint(dir).params);
+  const [rows, seq] = [5, 8];
+  const rng = new Prng(9);
+  const ids = BigInt64Array.from({ length: rows * seq }, () => BigInt(rng.int(config.vocabSize)));
+  const want = await logitLens(resident, params, ids, rows);
+  const residBytes = (config.numLayers + 1) * (seq - 1) * config.hiddenSize * 4;
+  for (const [budget, passes] of [
+    [10 * residBytes, 1],
+    [2 * residBytes, 3],
+    [1, 5],
+  ] as const) {
+    const stream = LayerStream.open(dir);
+    try {
+      const got = await logitLens(new ActivationRunner(config, stream, {}, budget), params, ids, rows);
+      assert.equal(stream.passCount, passes, `budget ${budget}: passes`);
+      got.forEach((layer, l) => {
+        for (const key of ['kl', 'ce', 'entropy', 'top1'] as const)
+          assert.ok(Math.abs(layer[key] - want[l]![key]) <= 1e-5 * Math.max(1, Math.abs(want[l]![key])), `${key} ${l}`);
+      });
+    } finally {
+      await stream.close();
+    }
+  }
+  const heads = [[1, 2, 3, 1, 2, 3]];
+  const expected = await headScores(resident, heads);
+  const patternBytes = config.numHeads * 6 * 6 * 4;
+  for (const [budget, passes] of [
+    [undefined, 1],
+    [patternBytes, config.numLayers],
+  ] as const) {
+    const stream = LayerStream.open(dir);
+    try {
+      const got = await headScores(new ActivationRunner(config, stream, {}, budget), heads);
+      assert.equal(stream.passCount, passes, `budget ${budget}: passes`);
+      got.forEach((h, i) => assert.ok(Math.abs(h.induction - expected[i]!.induction) <= 1e-5, `head ${i}`));
+    } finally {
+      await stream.close();
+    }
+  }
+});

@@ -6,12 +6,11 @@
 import { type Command, Option } from 'commander';
 import { loadTokenizer } from '../../data/tokenizer.js';
 import { type TensorToWrite, writeSafetensors } from '../../formats/index.js';
-import { ActivationRunner } from '../../model/activations.js';
 import { readConfig } from '../../model/checkpoint.js';
 import type { NeoXConfig } from '../../model/config.js';
 import { tokenMatrix } from '../../model/forward.js';
 import { activationNames, activationShape, DECOMPOSED_ONLY, resolveActivationNames } from '../../model/hooks.js';
-import { type ModelWeights, modelTokenizerPath, runnerWeights } from '../../model/model-weights.js';
+import { activationRunner, type ModelWeights, modelTokenizerPath } from '../../model/model-weights.js';
 import { PATCH_OVER, type PatchingGrid, type PatchOver, patchingGrid } from '../../model/patching.js';
 import type { ExecutionProvider } from '../../runtime/session.js';
 import {
@@ -99,7 +98,7 @@ async function writeActivations(dir: string, model: ModelWeights, flags: Activat
   process.stderr.write(
     `pythia activations: ${names.length} names over ${batch} × ${seq} tokens (${attention} attention)\n`,
   );
-  const runner = new ActivationRunner(config, runnerWeights(model), { threads: flags.threads, provider: flags.device });
+  const runner = activationRunner(model, { threads: flags.threads, provider: flags.device });
   const { cache } = await runner.run(ids, batch, { names });
   await runner.release();
   const tensors: TensorToWrite[] = [...cache].map(([name, a]) => ({
@@ -169,7 +168,7 @@ async function patchWith(dir: string, model: ModelWeights, flags: PatchFlags): P
     throw new UserError(
       `--clean is ${clean!.length} tokens and --corrupt ${corrupt!.length}: patching needs inputs of equal token length`,
     );
-  const runner = new ActivationRunner(config, runnerWeights(model), {
+  const runner = activationRunner(model, {
     threads: flags.threads,
     provider: flags.device,
   });

@@ -1,9 +1,8 @@
 /** `pythia heads`: TransformerLens's attention-head detector scores of every head of a checkpoint. */
 import type { Command } from 'commander';
-import { ActivationRunner } from '../../model/activations.js';
 import type { NeoXConfig } from '../../model/config.js';
 import { type HeadScore, headScores } from '../../model/head-detectors.js';
-import { type ModelWeights, runnerWeights } from '../../model/model-weights.js';
+import { activationRunner, type ModelWeights } from '../../model/model-weights.js';
 import { REPEAT_LENGTH } from '../../model/repeated-tokens.js';
 import { repeatedSequences, studyContext } from '../../results/heads-study.js';
 import { DEFAULT_STUDY_SETTINGS } from '../../results/studies.js';
@@ -85,7 +84,7 @@ async function runHeadsWith(dir: string, model: ModelWeights, flags: HeadsFlags)
       `pythia heads: ${sequences.count} random sequences of 2 × ${sequences.length} tokens (ids in [${sequences.range.low}, ${sequences.range.high}), seed ${sequences.seed})\n`,
     );
   }
-  const runner = new ActivationRunner(config, runnerWeights(model), { threads: flags.threads, provider: flags.device });
+  const runner = activationRunner(model, { threads: flags.threads, provider: flags.device });
   try {
     const scores = await headScores(runner, rows);
     if (flags.json)

@@ -6,10 +6,9 @@
 import type { Command } from 'commander';
 import { bitsPerByteFactor, heldOutTokens, longestHeldOutRow } from '../../analysis/held-out.js';
 import { loadTokenizer } from '../../data/tokenizer.js';
-import { ActivationRunner } from '../../model/activations.js';
 import { tokenMatrix } from '../../model/forward.js';
 import { type LensLayer, logitLens } from '../../model/logit-lens.js';
-import { headParams, type ModelWeights, modelTokenizerPath, runnerWeights } from '../../model/model-weights.js';
+import { activationRunner, headParams, type ModelWeights, modelTokenizerPath } from '../../model/model-weights.js';
 import { DEFAULT_STUDY_SETTINGS } from '../../results/studies.js';
 import type { ExecutionProvider } from '../../runtime/session.js';
 import {
@@ -91,7 +90,7 @@ async function lensWith(dir: string, model: ModelWeights, flags: LensFlags): Pro
       `pythia lens: ${dir} has no tokenizer.json and no --tokenizer was given: nats only, no bits per byte\n`,
     );
   const runtime = { threads: flags.threads, provider: flags.device };
-  const runner = new ActivationRunner(config, runnerWeights(model), runtime);
+  const runner = activationRunner(model, runtime);
   process.stderr.write(
     `pythia lens: ${config.numLayers + 1} layers over ${rows.length} × ${rows[0]!.length} tokens (${rows.length * (rows[0]!.length - 1)} predicted positions)\n`,
   );

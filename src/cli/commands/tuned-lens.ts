@@ -12,7 +12,7 @@ import { loadCheckpoint } from '../../model/checkpoint.js';
 import type { NeoXConfig } from '../../model/config.js';
 import { tokenMatrix } from '../../model/forward.js';
 import { type LensLayer, logitLens } from '../../model/logit-lens.js';
-import { headParams, type ModelWeights, runnerWeights } from '../../model/model-weights.js';
+import { activationRunner, headParams, type ModelWeights } from '../../model/model-weights.js';
 import { checkLensFits, TUNED_LENS_DEFAULTS, type TunedLensTraining, tunedLensLayers } from '../../model/tuned-lens.js';
 import { loadTunedLens, refuseHubSnapshot, saveTunedLens, suiteLensDir } from '../../model/tuned-lens-files.js';
 import { checkpointSha256 } from '../../results/identity.js';
@@ -199,7 +199,7 @@ async function evalWith(
     process.stderr.write(`pythia tuned-lens: evaluating on ${held.description}\n`);
   }
   const runtime = { threads: flags.threads, provider: flags.device };
-  const runner = new ActivationRunner(config, runnerWeights(model), runtime);
+  const runner = activationRunner(model, runtime);
   const head = headParams(model);
   try {
     const tuned = await tunedLensLayers(runner, head, saved.lens, ids, batch, { runtime });
