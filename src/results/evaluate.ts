@@ -232,6 +232,10 @@ function planCheckpoints(
     plans.set(ref, plan);
     if (!plan.stream) continue;
     const where = `${ref.model} step ${ref.step} streams (its ${plan.reason})`;
+    if (int8Only(ref))
+      throw new ConfigError(
+        `--weights int8 needs the int8 weights resident, but ${where}: give --max-memory room for them`,
+      );
     const generating = cellsOf(ref).find((c) => tasks.find((t) => t.name === c.task)?.outputType === 'generate_until');
     if (generating)
       throw new ConfigError(

@@ -104,6 +104,14 @@ test('a budget that holds int8 weights and not float32 ones: int8 cells run resi
   const float = pythia(...common, '--max-memory', String(maxMemory), '--db', join(dir, 'float.duckdb'));
   assert.equal(float.status, 1);
   assert.match(float.stderr, /task arithmetic generates, which needs the checkpoint resident/);
+  // int8 weights that do not fit either are refused before anything runs: int8 does not stream.
+  const below = String(Math.floor(RESIDENT_SHARE * maxMemory) - 1);
+  const refused = pythia(...common, '--weights', 'int8', '--max-memory', below, '--db', join(dir, 'none.duckdb'));
+  assert.equal(refused.status, 1);
+  assert.match(
+    refused.stderr,
+    /^pythia: --weights int8 needs the int8 weights resident, but .* streams \(its int8 weights of/m,
+  );
 });
 
 test('--weights int8 off the CPU, or an unknown format, is refused in one line', () => {
