@@ -541,8 +541,19 @@ export function klDivergence(logits: Tensor, target: Tensor): Tensor {
   return node('klDivergence', [tl, tt], {}, tl.dtype, tl.shape.slice(0, -1));
 }
 
-/** Logits per chunk of `meanLinearCrossEntropy`: 2^24 values, 64 MiB in float32. */
-export const LOGITS_PER_CHUNK = 1 << 24;
+/**
+ * Logits per chunk of `meanLinearCrossEntropy`: 2^20 values, 4 MiB in float32, so that a chunk's
+ * logits and p are still in the cache when the kernels after the one that wrote them read them
+ * (docs/performance.md); but at least MIN_CHUNK_ROWS rows.
+ */
+export const LOGITS_PER_CHUNK = 1 << 20;
+
+/**
+ * A default chunk holds at least this many rows' logits (its rows may come out a few fewer where
+ * the chunks are balanced): fewer would make the products narrow and accumulate ∂w [V, d] through
+ * Gemm's C once per chunk (pythia-70m: chunks of 256 rows of 50,304 logits).
+ */
+export const MIN_CHUNK_ROWS = 256;
 
 /**
  * Mean cross-entropy of a linear layer's logits, x·wᵀ for x [N, d] and w [V, d], against labels
@@ -550,12 +561,7 @@ export const LOGITS_PER_CHUNK = 1 << 24;
  * [N, V] logits are never whole, and each chunk also gives its part of the gradient, kept as the
  * auxiliary outputs ∂loss/∂x [N, d] and ∂loss/∂w [V, d] for the backward pass to scale.
  */
-export function meanLinearCrossEntropy(
-  x: Tensor,
-  w: Tensor,
-  labels: Tensor,
-  logitsPerChunk = LOGITS_PER_CHUNK,
-): Tensor {
+export function meanLinearCrossEntropy(x: Tensor, w: Tensor, labels: Tensor, logitsPerChunk?: number): Tensor {
   requireFloat('meanLinearCrossEntropy', x);
   requireIndices('meanLinearCrossEntropy', labels);
   if (
@@ -575,7 +581,8 @@ export function meanLinearCrossEntropy(
   if (typeof rows !== 'number' || typeof vocab !== 'number') {
     throw new GraphError('meanLinearCrossEntropy', `needs static N and V, got ${x} and ${w}`);
   }
-  const chunks = Math.max(1, Math.ceil((rows * vocab) / logitsPerChunk));
+  const perChunk = logitsPerChunk ?? Math.max(LOGITS_PER_CHUNK, MIN_CHUNK_ROWS * vocab);
+  const chunks = Math.max(1, Math.ceil((rows * vocab) / perChunk));
   const chunkRows = Math.ceil(rows / chunks);
   return x.graph.addNode('meanLinearCrossEntropy', [x, w, labels], { chunkRows }, [
     { dtype: x.dtype, shape: [] },

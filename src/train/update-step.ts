@@ -3,6 +3,12 @@
  * global-norm clipping and AdamW. On the CPU the parameters, gradients and moments are host arrays
  * (the optimizer as SIMD WebAssembly); with WebGPU they stay in GPU memory from step to step
  * (src/train/device-adamw.ts) and come back to the host only for a checkpoint (`toHost`).
+ *
+ * On the CPU, a model of up to RESIDENT_PARAMETERS parameters has its parameters, moments and a
+ * copy of its gradients moved into the optimizer kernels' own memory (`residentArrays`), where
+ * clipping and AdamW update them in place: the entries of `params` and of the optimizer's moments
+ * are replaced by arrays of the same values there. Larger models keep their arrays, which the
+ * kernels copy through in blocks (at 1.85 million parameters the copies were 10 of AdamW's 12.7 ms).
  */
 import type { NeoXConfig } from '../model/config.js';
 import { parameterShapes } from '../model/config.js';
@@ -12,7 +18,10 @@ import type { DeviceTensor, RuntimeOptions } from '../runtime/session.js';
 import type { AdamW } from './adamw.js';
 import { DeviceAdamW } from './device-adamw.js';
 import { clipGradNorm } from './grad-clip.js';
-import { scaleInPlace } from './kernels.js';
+import { residentArrays, scaleInPlace } from './kernels.js';
+
+/** Models up to this many parameters keep p, g, m and v in the kernels' memory: 256 MiB at most. */
+export const RESIDENT_PARAMETERS = 1 << 24;
 
 export interface UpdateStep {
   /** Trains on `microBatches` (each [micro, seq + 1] tokens) at `lr`: the mean loss and the gradient norm before clipping. */
@@ -54,7 +63,40 @@ export async function createUpdateStep(o: UpdateStepOptions): Promise<UpdateStep
     );
     return new DeviceUpdate(step, evalStep, optimizer, o.params, o.maxNorm);
   }
-  return new HostUpdate(await TrainStep.create(o.config, shape, o.runtime), evalStep, o.optimizer, o.params, o.maxNorm);
+  const step = await TrainStep.create(o.config, shape, o.runtime);
+  const grads = moveResident(
+    parameterShapes(o.config).map((p) => p.name),
+    o.params,
+    o.optimizer,
+  );
+  return new HostUpdate(step, evalStep, o.optimizer, o.params, o.maxNorm, grads);
+}
+
+/**
+ * For a model of up to RESIDENT_PARAMETERS parameters: its parameters and moments moved into the
+ * kernels' memory (the maps' entries replaced), and arrays there for the gradients, in the order of
+ * `names` (the step's own, which the gradient norm adds in: a checkpoint's maps may hold another);
+ * else undefined.
+ */
+function moveResident(
+  names: readonly string[],
+  params: Params,
+  optimizer: AdamW,
+): Map<string, Float32Array> | undefined {
+  const lengths = names.map((n) => params.get(n)!.length);
+  if (lengths.reduce((a, b) => a + b, 0) > RESIDENT_PARAMETERS) return undefined;
+  const { expAvg, expAvgSq } = optimizer.state;
+  const arrays = residentArrays([...lengths, ...lengths, ...lengths, ...lengths]);
+  const grads = new Map<string, Float32Array>();
+  names.forEach((name, i) => {
+    for (const [k, map] of [params, expAvg, expAvgSq].entries()) {
+      const resident = arrays[k * names.length + i]!;
+      resident.set(map.get(name)!);
+      map.set(name, resident);
+    }
+    grads.set(name, arrays[3 * names.length + i]!);
+  });
+  return grads;
 }
 
 class HostUpdate implements UpdateStep {
@@ -64,6 +106,8 @@ class HostUpdate implements UpdateStep {
     private readonly optimizer: AdamW,
     private readonly params: Params,
     private readonly maxNorm: number,
+    /** The gradients' arrays in the kernels' memory (moveResident), if the model's are there. */
+    private readonly residentGrads: Map<string, Float32Array> | undefined,
   ) {}
 
   async update(
@@ -76,9 +120,10 @@ class HostUpdate implements UpdateStep {
     for (const tokens of microBatches) {
       const r = await this.step.run(this.params, tokens, source);
       loss += r.loss;
-      if (microBatches.length === 1) grads = r.grads;
-      else if (!grads) grads = new Map([...r.grads].map(([n, g]) => [n, Float32Array.from(g)]));
-      else for (const [n, g] of r.grads) addInto(grads.get(n)!, g);
+      if (grads) for (const [n, g] of r.grads) addInto(grads.get(n)!, g);
+      else if (this.residentGrads) grads = copyInto(this.residentGrads, r.grads);
+      else if (microBatches.length === 1) grads = r.grads;
+      else grads = new Map([...r.grads].map(([n, g]) => [n, Float32Array.from(g)]));
     }
     loss /= microBatches.length;
     if (microBatches.length > 1) for (const g of grads!.values()) scaleInPlace(g, Math.fround(1 / microBatches.length));
@@ -140,6 +185,11 @@ class DeviceUpdate implements UpdateStep {
   dispose(): void {
     this.optimizer.dispose();
   }
+}
+
+function copyInto(target: Map<string, Float32Array>, source: Map<string, Float32Array>): Map<string, Float32Array> {
+  for (const [n, g] of source) target.get(n)!.set(g);
+  return target;
 }
 
 function addInto(acc: Float32Array, g: Float32Array): void {

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { grad } from '../../src/graph/grad.js';
+import { Graph } from '../../src/graph/graph.js';
 import * as op from '../../src/graph/ops.js';
 import { assertClose, checkVjp, f32, f64, i32, i64, run } from '../support/check.js';
 import { Rng } from '../support/random.js';
@@ -106,5 +107,22 @@ describe('meanLinearCrossEntropy', () => {
         run({ x: f64(x), w: f64(rng.nd([6, 3])), l: i64(labels) }, (t) => op.meanLinearCrossEntropy(t.x!, t.w!, t.l!)),
       /meanLinearCrossEntropy.*expects x \[N,d\], w \[V,d\] and labels \[N\]/,
     );
+  });
+
+  it('by default, chunks of 2^20 logits or 256 rows, whichever is more, balanced', () => {
+    const chunkRows = (n: number, vocab: number): number => {
+      const g = new Graph();
+      const loss = op.meanLinearCrossEntropy(
+        g.input('x', 'float32', [n, 8]),
+        g.input('w', 'float32', [vocab, 8]),
+        g.input('l', 'int32', [n]),
+      );
+      return (loss.producer!.attrs as { chunkRows: number }).chunkRows;
+    };
+    assert.equal(chunkRows(2048, 4096), 256);
+    assert.equal(chunkRows(2048, 1024), 1024);
+    assert.equal(chunkRows(2048, 50304), 256);
+    assert.equal(chunkRows(100, 4096), 100);
+    assert.equal(chunkRows(2000, 4096), 250);
   });
 });

@@ -1,11 +1,12 @@
 /**
  * The optimizer's SIMD WebAssembly loops against scalar float32 loops written from the formula,
  * bit for bit, over lengths that do and do not fill whole vectors and blocks; and the committed
- * module against an assembly of kernels.wat by wabt.
+ * module against an assembly of kernels.wat by wabt. Arrays that live in the kernels' memory
+ * (residentArrays) give the same bits as arrays copied through it in blocks.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { adamApex, scaleInPlace, sumSquares } from '../../src/train/kernels.js';
+import { adamApex, residentArrays, scaleInPlace, sumSquares } from '../../src/train/kernels.js';
 import { KERNELS_WASM_BASE64 } from '../../src/train/kernels-wasm.js';
 import { Rng } from '../support/random.js';
 
@@ -68,4 +69,39 @@ describe('SIMD optimizer kernels', () => {
       assert.deepEqual(g, scaled);
     });
   }
+
+  it('resident arrays give the bits of arrays copied through blocks, and stay apart', () => {
+    const c = {
+      b1: f32(0.9),
+      oneMinusB1: f32(1 - f32(0.9)),
+      b2: f32(0.95),
+      oneMinusB2: f32(1 - f32(0.95)),
+      bc1: f32(1 - 0.9 ** 2),
+      bc2: f32(1 - 0.95 ** 2),
+      eps: f32(1e-8),
+      decay: f32(0.1),
+      lr: f32(6e-4),
+    };
+    const lengths = [5, 40000, 3, 16384];
+    const resident = residentArrays([...lengths, ...lengths, ...lengths, ...lengths]);
+    const at = (k: number, i: number): Float32Array => resident[k * lengths.length + i]!;
+    lengths.forEach((n, i) => {
+      const [p, g, m] = [randomArray(rng, n, 0.02), randomArray(rng, n, 0.5), randomArray(rng, n, 0.01)];
+      const v = randomArray(rng, n, 0.01).map(Math.abs);
+      [p, g, m, v].forEach((a, k) => {
+        at(k, i).set(a);
+      });
+      assert.equal(sumSquares(at(1, i)), sumSquares(g));
+      scaleInPlace(g, f32(0.7));
+      scaleInPlace(at(1, i), f32(0.7));
+      adamApex(p, g, m, v, c);
+      adamApex(at(0, i), at(1, i), at(2, i), at(3, i), c);
+      assert.deepEqual([at(0, i), at(1, i), at(2, i), at(3, i)], [p, g, m, v], `length ${n}`);
+    });
+    // Each array's padding up to a whole vector is left as zeros, so the next array is untouched.
+    assert.deepEqual(
+      resident.map((a) => a.byteOffset % 16),
+      resident.map(() => 0),
+    );
+  });
 });
