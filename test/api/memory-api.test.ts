@@ -45,17 +45,18 @@ describe('fromPretrained maxMemory', () => {
     assert.equal(streamed.params.size, 0);
     const close = (a: number, b: number) => Math.abs(a - b) <= 1e-6 * Math.max(1, Math.abs(b));
     const [s, r] = [await streamed.score(pairs), await resident.score(pairs)];
-    s.forEach((x, i) => assert.ok(close(x.logprob, r[i]!.logprob), `pair ${i}: ${x.logprob} vs ${r[i]!.logprob}`));
+    for (const [i, x] of s.entries())
+      assert.ok(close(x.logprob, r[i]!.logprob), `pair ${i}: ${x.logprob} vs ${r[i]!.logprob}`);
     const ids = [3, 1, 4, 1, 5, 9];
     const names = ['blocks.1.hook_resid_post', 'blocks.0.attn.hook_pattern'];
     const [a, b] = [await streamed.runWithCache(ids, { names }), await resident.runWithCache(ids, { names })];
     for (const name of names) {
       const [x, y] = [a.cache.get(name)!.data, b.cache.get(name)!.data];
       assert.equal(x.length, y.length);
-      x.forEach((v, k) => assert.ok(close(v, y[k]!), `${name}[${k}]`));
+      for (const [k, v] of x.entries()) assert.ok(close(v, y[k]!), `${name}[${k}]`);
     }
     const [lensS, lensR] = [await streamed.logitLens(ids), await resident.logitLens(ids)];
-    lensS.forEach((l, i) => assert.ok(close(l.kl, lensR[i]!.kl), `lens layer ${i}`));
+    for (const [i, l] of lensS.entries()) assert.ok(close(l.kl, lensR[i]!.kl), `lens layer ${i}`);
     await assert.rejects(streamed.forward(ids), /^ConfigError: forward needs the float32 weights in memory/);
     await assert.rejects(streamed.generate(ids), /^ConfigError: generate needs the float32 weights in memory/);
     await streamed.dispose();

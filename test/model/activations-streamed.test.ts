@@ -142,7 +142,8 @@ test('a streamed logit lens runs as many rows per pass as its budget holds, and 
     try {
       const got = await headScores(new ActivationRunner(config, stream, {}, budget), heads);
       assert.equal(stream.passCount, passes, `budget ${budget}: passes`);
-      got.forEach((h, i) => assert.ok(Math.abs(h.induction - expected[i]!.induction) <= 1e-5, `head ${i}`));
+      for (const [i, h] of got.entries())
+        assert.ok(Math.abs(h.induction - expected[i]!.induction) <= 1e-5, `head ${i}`);
     } finally {
       await stream.close();
     }
