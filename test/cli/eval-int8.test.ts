@@ -11,8 +11,8 @@ import { after, before, test } from 'node:test';
 import { readConfig } from '../../src/model/checkpoint.js';
 import { int8WeightBytes } from '../../src/model/int8.js';
 import { float32WeightBytes, RESIDENT_SHARE } from '../../src/model/memory-budget.js';
-import { ResultsStore } from '../../src/results/store.js';
 import { makeWorld, writeCheckpoint, writeTasks } from '../eval/support.js';
+import { query } from '../results/support.js';
 import { repoRoot } from '../support/paths.js';
 
 const cli = join(repoRoot, 'dist/src/cli/main.js');
@@ -48,16 +48,11 @@ test('float32 and int8 cells of one checkpoint and task are both kept, each resu
   const again = pythia(...common, '--weights', 'int8');
   assert.equal(again.status, 0, again.stderr);
   assert.match(again.stderr, /0 cells evaluated, 2 already there/);
-  const store = await ResultsStore.open(db, { readOnly: true });
-  try {
-    const rows = await store.rows('SELECT task, weights FROM cells ORDER BY task, weights');
-    assert.deepEqual(
-      rows.map((r) => `${r.task} ${r.weights}`),
-      ['arithmetic float32', 'arithmetic int8', 'choice float32', 'choice int8'],
-    );
-  } finally {
-    store.close();
-  }
+  const rows = await query(db, 'SELECT task, weights FROM cells ORDER BY task, weights');
+  assert.deepEqual(
+    rows.map((r) => `${r.task} ${r.weights}`),
+    ['arithmetic float32', 'arithmetic int8', 'choice float32', 'choice int8'],
+  );
 });
 
 test('an int8 cell is identified by its batch size too (activation scales are per batch), a float32 cell is not', async () => {
@@ -80,16 +75,11 @@ test('a budget that holds int8 weights and not float32 ones: int8 cells run resi
   const config = readConfig(checkpoint);
   const maxMemory = Math.ceil(int8WeightBytes(config) / RESIDENT_SHARE) + 1;
   assert.ok(float32WeightBytes(config) > RESIDENT_SHARE * maxMemory);
-  const values = async (db: string) => {
-    const store = await ResultsStore.open(db, { readOnly: true });
-    try {
-      return await store.rows(
-        'SELECT c.task, c.weights, a.metric, a.value FROM aggregates a JOIN cells c USING (cell) ORDER BY c.task, a.metric',
-      );
-    } finally {
-      store.close();
-    }
-  };
+  const values = (db: string) =>
+    query(
+      db,
+      'SELECT c.task, c.weights, a.metric, a.value FROM aggregates a JOIN cells c USING (cell) ORDER BY c.task, a.metric',
+    );
   const common = ['eval', checkpoint, '--tasks', tasks.choice!, tasks.arithmetic!, '--threads', '1'];
   const roomy = join(dir, 'roomy.duckdb');
   assert.equal(pythia(...common, '--weights', 'int8', '--db', roomy).status, 0);

@@ -10,8 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { TABLES } from '../../src/results/schema.js';
-import { ResultsStore } from '../../src/results/store.js';
+import { content } from '../results/support.js';
 import { cli, type TinySuite, trainTinySuite } from '../support/tiny-suite.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pythia-eval-studies-stream-'));
@@ -29,20 +28,6 @@ function evaluate(db: string, ...extra: string[]) {
   return spawnSync(process.execPath, [cli, 'eval', tiny.step(4), ...tasks, '--threads', '1', '--db', db, ...extra], {
     encoding: 'utf8',
   });
-}
-
-async function content(db: string): Promise<Record<string, Record<string, unknown>[]>> {
-  const store = await ResultsStore.open(db, { readOnly: true });
-  try {
-    const out: Record<string, Record<string, unknown>[]> = {};
-    for (const t of TABLES) {
-      const columns = t.columns.filter((c) => !(t.volatile ?? []).includes(c));
-      out[t.name] = await store.rows(`SELECT ${columns.join(', ')} FROM ${t.name} ORDER BY ${t.key.join(', ')}`);
-    }
-    return out;
-  } finally {
-    store.close();
-  }
 }
 
 function assertClose(got: unknown, want: unknown, path: string): void {

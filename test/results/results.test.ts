@@ -23,6 +23,7 @@ import { SCHEMA_VERSION, TABLES } from '../../src/results/schema.js';
 import { ResultsStore, type Row } from '../../src/results/store.js';
 import { makeWorld, writeSuite } from '../eval/support.js';
 import { repoRoot } from '../support/paths.js';
+import { content } from './support.js';
 
 const cli = join(repoRoot, 'dist/src/cli/main.js');
 const dir = mkdtempSync(join(tmpdir(), 'pythia-results-'));
@@ -31,21 +32,6 @@ const GRID = ['--shots', '0,1', '--max-gen-tokens', '4', '--threads', '1'];
 
 function pythia(...args: string[]) {
   return spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
-}
-
-/** Every table's rows in key order, without the columns that may differ between runs (timings, paths). */
-async function content(db: string): Promise<Record<string, Row[]>> {
-  const store = await ResultsStore.open(db, { readOnly: true });
-  try {
-    const out: Record<string, Row[]> = {};
-    for (const t of TABLES) {
-      const columns = t.columns.filter((c) => !(t.volatile ?? []).includes(c));
-      out[t.name] = await store.rows(`SELECT ${columns.join(', ')} FROM ${t.name} ORDER BY ${t.key.join(', ')}`);
-    }
-    return out;
-  } finally {
-    store.close();
-  }
 }
 
 before(async () => {

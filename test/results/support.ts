@@ -1,4 +1,5 @@
 /** Pieces that several results tests share. */
+import { TABLES } from '../../src/results/schema.js';
 import { ResultsStore, type Row } from '../../src/results/store.js';
 
 /** The rows of one query on a database opened read-only, and closed after. */
@@ -25,3 +26,18 @@ export const LENS_LAYER_COLUMNS = [
   'kl_bpb',
   'ce_bpb',
 ];
+
+/** Every table's rows in key order, without the columns that may differ between runs (timings, paths). */
+export async function content(db: string): Promise<Record<string, Row[]>> {
+  const store = await ResultsStore.open(db, { readOnly: true });
+  try {
+    const out: Record<string, Row[]> = {};
+    for (const t of TABLES) {
+      const columns = t.columns.filter((c) => !(t.volatile ?? []).includes(c));
+      out[t.name] = await store.rows(`SELECT ${columns.join(', ')} FROM ${t.name} ORDER BY ${t.key.join(', ')}`);
+    }
+    return out;
+  } finally {
+    store.close();
+  }
+}
