@@ -6,7 +6,7 @@
 import { openCheckpointWeights } from '../formats/index.js';
 import { checkFinite, readConfig, storedParameters, tokenizerOf } from './checkpoint.js';
 import type { NeoXConfig } from './config.js';
-import { addInt8Parameter, type Int8Weights } from './int8.js';
+import { type Int8Weights, quantizeEach } from './int8.js';
 
 export interface Int8Checkpoint {
   dir: string;
@@ -20,13 +20,14 @@ export function loadInt8Checkpoint(dir: string): Int8Checkpoint {
   const config = readConfig(dir);
   const source = openCheckpointWeights(dir);
   try {
-    const weights: Int8Weights = { float: new Map(), quantized: new Map() };
-    for (const { stored, name } of storedParameters(source, config, dir)) {
-      const values = source.readFloat32(stored);
-      checkFinite(source.file, stored, values);
-      addInt8Parameter(config, weights, name, values);
+    function* read(): Generator<[string, Float32Array]> {
+      for (const { stored, name } of storedParameters(source, config, dir)) {
+        const values = source.readFloat32(stored);
+        checkFinite(source.file, stored, values);
+        yield [name, values];
+      }
     }
-    return { dir, config, weights, tokenizerPath: tokenizerOf(dir) };
+    return { dir, config, weights: quantizeEach(config, read()), tokenizerPath: tokenizerOf(dir) };
   } finally {
     source.close();
   }

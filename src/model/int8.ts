@@ -158,23 +158,30 @@ export function int8WeightBytes(config: NeoXConfig): number {
 }
 
 /**
- * Adds one float32 parameter to `weights`: quantized if it is a linear weight, kept float32 if it
- * is not (the embedding, quantized as the tied LM head, is both).
+ * Int8 weights from float32 parameters taken one at a time: each linear weight is quantized and its
+ * float32 array let go before the next is taken; the rest are kept (the embedding, quantized as the
+ * tied LM head, is both). Given a lazy sequence, only one float32 matrix is held at a time.
  */
-export function addInt8Parameter(config: NeoXConfig, weights: Int8Weights, name: string, data: Float32Array): void {
+export function quantizeEach(config: NeoXConfig, params: Iterable<[string, Float32Array]>): Int8Weights {
   const quantized = quantizedWeightNames(config);
-  if (!quantized.has(name) || name === 'gpt_neox.embed_in.weight') weights.float.set(name, data);
-  if (quantized.has(name)) {
-    const shape = parameterShapes(config).find((p) => p.name === name)!.shape;
-    weights.quantized.set(name, quantizeRows(data, shape[0]!, shape[1]!));
+  const shapes = new Map(parameterShapes(config).map((p) => [p.name, p.shape]));
+  const weights: Int8Weights = { float: new Map(), quantized: new Map() };
+  for (const [name, data] of params) {
+    if (!quantized.has(name) || name === 'gpt_neox.embed_in.weight') weights.float.set(name, data);
+    if (quantized.has(name)) {
+      const [out, inFeatures] = shapes.get(name)!;
+      weights.quantized.set(name, quantizeRows(data, out!, inFeatures!));
+    }
   }
+  return weights;
 }
 
 /** Every linear weight of float32 `params` quantized (the rest are the same arrays). */
 export function quantizeParams(config: NeoXConfig, params: Params): Int8Weights {
-  const weights: Int8Weights = { float: new Map(), quantized: new Map() };
-  for (const { name } of parameterShapes(config)) addInt8Parameter(config, weights, name, params.get(name)!);
-  return weights;
+  return quantizeEach(
+    config,
+    parameterShapes(config).map(({ name }): [string, Float32Array] => [name, params.get(name)!]),
+  );
 }
 
 /** The feeds of `quantizedParameterInputs`. */
