@@ -17,7 +17,11 @@ export type ModelWeights =
 
 /** Opens `dir` resident or streamed, against `maxMemory` (bytes; the peak to stay under) or the available memory. */
 export function openModelWeights(dir: string, maxMemory?: number): ModelWeights {
-  const plan = planMemory(readConfig(dir), maxMemory);
+  return loadModelWeights(dir, planMemory(readConfig(dir), maxMemory));
+}
+
+/** Opens `dir` as `plan` says: loaded whole, or streamed with what the plan's budget leaves for activations. */
+export function loadModelWeights(dir: string, plan: MemoryPlan): ModelWeights {
   if (!plan.stream) {
     const checkpoint = loadCheckpoint(dir);
     return { kind: 'resident', config: checkpoint.config, checkpoint, plan };

@@ -19,12 +19,12 @@ import type { Aggregate } from '../eval/metrics.js';
 import { type EvalModel, releaseScorers, runTask } from '../eval/run-task.js';
 import { loadTasks, suiteTaskDir } from '../eval/task-files.js';
 import { type OutputType, readTask, type Task } from '../eval/tasks.js';
-import { loadCheckpoint, readConfig } from '../model/checkpoint.js';
+import { readConfig } from '../model/checkpoint.js';
 import { countParameters, type NeoXConfig } from '../model/config.js';
 import { checkWeightFormat, type WeightFormat } from '../model/int8.js';
 import { loadInt8Checkpoint } from '../model/int8-load.js';
-import { LayerStream } from '../model/layer-stream.js';
-import { type MemoryPlan, planMemory, streamedActivationBytes, streamingMessage } from '../model/memory-budget.js';
+import { type MemoryPlan, planMemory, streamingMessage } from '../model/memory-budget.js';
+import { loadModelWeights } from '../model/model-weights.js';
 import { checkProvider, type ExecutionProvider } from '../runtime/session.js';
 import { readLog } from '../train/run-folder.js';
 import { ConfigError } from '../util/errors.js';
@@ -155,8 +155,9 @@ async function cachedTokenizer(
 }
 
 /**
- * Loads a checkpoint (or, where `memory` says so, opens it for layer streaming) and its tokenizer,
- * and records the model and checkpoint rows.
+ * Loads a checkpoint (straight to int8 where only int8 cells run on it; opened for layer streaming
+ * where `memory` says so, as model-weights.ts opens it) and its tokenizer, and records the model and
+ * checkpoint rows.
  */
 async function loadForEvaluation(
   store: ResultsStore,
@@ -167,16 +168,19 @@ async function loadForEvaluation(
 ): Promise<EvalModel> {
   const { ref, tokenizerPath } = hashed;
   let model: Omit<EvalModel, 'tokenizer'>;
-  if (memory.stream) {
-    const stream = LayerStream.open(ref.dir);
-    const activationBytes = streamedActivationBytes(memory.budget, stream.bufferBytes);
-    model = { config: stream.config, params: new Map(), streamed: { stream, activationBytes } };
-  } else if (int8Only) {
+  if (int8Only) {
     const checkpoint = loadInt8Checkpoint(ref.dir);
     model = { config: checkpoint.config, params: new Map(), int8: checkpoint.weights };
   } else {
-    const checkpoint = loadCheckpoint(ref.dir);
-    model = { config: checkpoint.config, params: checkpoint.params };
+    const weights = loadModelWeights(ref.dir, memory);
+    model =
+      weights.kind === 'resident'
+        ? { config: weights.config, params: weights.checkpoint.params }
+        : {
+            config: weights.config,
+            params: new Map(),
+            streamed: { stream: weights.stream, activationBytes: weights.activationBytes },
+          };
   }
   const tokenizer = await cachedTokenizer(tokenizers, tokenizerPath, hashed.tokenizerSha256);
   const config: NeoXConfig = model.config;
