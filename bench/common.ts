@@ -254,6 +254,47 @@ export async function matmulPeak(threads: number, n = 2048, runs = 7): Promise<n
   return (2 * n ** 3) / best / 1e9;
 }
 
+export interface MatmulPeaks {
+  onnxruntime: number;
+  numpy?: number;
+  torch?: number;
+  /** The best of the three: the limit our figures are a fraction of. */
+  best: number;
+}
+
+/**
+ * The fp32 2048² product's best GFLOP/s through onnxruntime, numpy and PyTorch, in this run
+ * (bench/matmul_peak.py in each installed Python: pip's and Debian's, the faster kept per library).
+ */
+export async function matmulPeaks(threads: number): Promise<MatmulPeaks> {
+  const peaks: MatmulPeaks = { onnxruntime: await matmulPeak(threads), best: 0 };
+  const { OPENBLAS_CORETYPE: _c, OPENBLAS_L2_SIZE: _l, ...unforced } = process.env;
+  const pythons = [
+    { python: process.env.PYTHIA_BENCH_PYTHON, env: process.env },
+    { python: '/usr/bin/python3', env: unforced },
+  ];
+  for (const { python, env } of pythons) {
+    if (!python) continue;
+    const r = spawnSync(python, [join(REPO, 'bench/matmul_peak.py'), String(threads)], { encoding: 'utf8', env });
+    const line = r.stdout?.trim().split('\n').at(-1);
+    if (r.status !== 0 || !line?.startsWith('{')) continue;
+    const found = JSON.parse(line) as { numpy?: number; torch?: number };
+    for (const lib of ['numpy', 'torch'] as const) {
+      const value = found[lib];
+      if (value !== undefined && value > (peaks[lib] ?? 0)) peaks[lib] = value;
+    }
+  }
+  peaks.best = Math.max(peaks.onnxruntime, peaks.numpy ?? 0, peaks.torch ?? 0);
+  return peaks;
+}
+
+/** The peaks in one line. */
+export function peaksLine(p: MatmulPeaks): string {
+  const part = (name: string, v: number | undefined) =>
+    v === undefined ? `${name} not installed` : `${name} ${v.toFixed(1)}`;
+  return `fp32 matmul peak (2048², best of 7): ${part('onnxruntime', p.onnxruntime)}, ${part('numpy', p.numpy)}, ${part('PyTorch', p.torch)} GFLOP/s; the limit: ${p.best.toFixed(1)}`;
+}
+
 /** A Python with torch and transformers for the Hugging Face baselines: PYTHIA_BENCH_PYTHON, else python3. */
 export function hfPython(): { python: string | undefined; note: string } {
   const candidates = [process.env.PYTHIA_BENCH_PYTHON, 'python3'].filter((p): p is string => !!p);

@@ -16,8 +16,9 @@ import {
   benchSetup,
   configFor,
   flopsPerToken,
-  matmulPeak,
+  matmulPeaks,
   median,
+  peaksLine,
   SHAPES,
   table,
   wholeTrainingStep,
@@ -54,8 +55,9 @@ if (flag === '--child') {
   console.log(JSON.stringify(await measure(childLabel!, Number(childThreads), Number(childRuns))));
 } else {
   const { threads, torch } = benchSetup('bench:train');
-  const peak = await matmulPeak(threads);
-  console.log(`fp32 matmul peak (2048², onnxruntime, best of 7): ${peak.toFixed(1)} GFLOP/s\n`);
+  const peaks = await matmulPeaks(threads);
+  const peak = peaks.best;
+  console.log(`${peaksLine(peaks)}\n`);
   const header = [
     'shape',
     'tok/s',
