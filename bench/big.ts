@@ -44,7 +44,7 @@ import {
 import { pythiaPreset } from '../src/model/presets.js';
 import { type ScoreRequest, Scorer } from '../src/model/score.js';
 import { Prng } from '../src/util/prng.js';
-import { hfPython, loadNote, matmulPeak, REPO, table } from './common.js';
+import { hfPython, loadNote, matmulPeak, REPO, randomScoreRequests, table } from './common.js';
 
 const MODES = ['resident', 'streamed', 'int8', 'hf-float32', 'hf-bfloat16', 'hf-offload'] as const;
 type Mode = (typeof MODES)[number];
@@ -52,8 +52,7 @@ type Mode = (typeof MODES)[number];
 const threads = Number(process.env.BENCH_THREADS ?? 2);
 const ITEMS = Number(process.env.BENCH_BIG_ITEMS ?? 32);
 const BATCH = 8;
-const CONTEXT = 113;
-const CONTINUATION = 16;
+const ROW_TOKENS = 128;
 const MAX_MEMORY = parseMemorySize(process.env.BENCH_BIG_MAX_MEMORY ?? '6GB');
 const DIR = process.env.BENCH_BIG_DIR ?? join(tmpdir(), 'pythia-bench-big');
 const SHARD_BYTES = 2 * 2 ** 30;
@@ -134,11 +133,7 @@ async function writeRandomCheckpoint(dir: string, config: NeoXConfig): Promise<b
 }
 
 function requestsFor(config: NeoXConfig): ScoreRequest[] {
-  const rng = new Prng(5);
-  return Array.from({ length: ITEMS }, () => ({
-    context: Array.from({ length: CONTEXT }, () => rng.int(config.vocabSize)),
-    continuation: Array.from({ length: CONTINUATION }, () => rng.int(config.vocabSize)),
-  }));
+  return randomScoreRequests(config.vocabSize, ITEMS);
 }
 
 /** The child's work: load `dir` as `mode` says, score the requests, print what was measured. */
@@ -233,7 +228,7 @@ function saveRow(row: Row): void {
   renameSync(tmp, RESULTS);
 }
 
-const tokS = (r: Row): number => (r.items * (CONTEXT + CONTINUATION - 1)) / r.scoreSeconds;
+const tokS = (r: Row): number => (r.items * (ROW_TOKENS - 1)) / r.scoreSeconds;
 
 function maxDifference(a: readonly number[], b: readonly number[]): number {
   return Math.max(...a.map((v, i) => Math.abs(v - b[i]!)));
@@ -308,7 +303,7 @@ async function main(): Promise<void> {
   for (const m of chosen ?? []) if (!MODES.includes(m)) throw new Error(`BENCH_BIG_MODES: unknown mode ${m}`);
   const { python, note } = hfPython();
   console.log(
-    `bench:big, ${threads} threads, ${ITEMS} items of ${CONTEXT + CONTINUATION - 1} tokens, streamed under ${formatBytes(MAX_MEMORY)}; checkpoints in ${DIR}; ${loadNote()}`,
+    `bench:big, ${threads} threads, ${ITEMS} items of ${ROW_TOKENS - 1} tokens, streamed under ${formatBytes(MAX_MEMORY)}; checkpoints in ${DIR}; ${loadNote()}`,
   );
   console.log(note);
   const peak = await matmulPeak(threads);

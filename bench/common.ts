@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { countParameters, type NeoXConfig, parameterShapes } from '../src/model/config.js';
 import type { Params } from '../src/model/params.js';
 import { pythiaArchitecture } from '../src/model/presets.js';
+import type { ScoreRequest } from '../src/model/score.js';
 import type { ExecutionProvider } from '../src/runtime/session.js';
 import { AdamW, noWeightDecay, PYTHIA_ADAM } from '../src/train/adamw.js';
 import { createUpdateStep } from '../src/train/update-step.js';
@@ -252,6 +253,15 @@ export async function matmulPeak(threads: number, n = 2048, runs = 7): Promise<n
     if (i >= 2) best = Math.min(best, (performance.now() - t0) / 1000);
   }
   return (2 * n ** 3) / best / 1e9;
+}
+
+/** `count` random scoring requests of 113 context and 16 continuation tokens (128-token rows), seeded. */
+export function randomScoreRequests(vocabSize: number, count: number): ScoreRequest[] {
+  const rng = new Prng(5);
+  return Array.from({ length: count }, () => ({
+    context: Array.from({ length: 113 }, () => rng.int(vocabSize)),
+    continuation: Array.from({ length: 16 }, () => rng.int(vocabSize)),
+  }));
 }
 
 export interface MatmulPeaks {

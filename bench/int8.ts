@@ -22,10 +22,10 @@ import { Decoder } from '../src/model/decoder.js';
 import { generate } from '../src/model/generate.js';
 import { quantizeRows } from '../src/model/int8.js';
 import { pythiaArchitecture } from '../src/model/presets.js';
-import { type ScoreRequest, Scorer } from '../src/model/score.js';
+import { Scorer } from '../src/model/score.js';
 import { compile } from '../src/runtime/session.js';
 import { Prng } from '../src/util/prng.js';
-import { benchSetupThreads, randomParams, table, timeIt } from './common.js';
+import { benchSetupThreads, randomParams, randomScoreRequests, table, timeIt } from './common.js';
 
 const threads = benchSetupThreads('bench:int8');
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -65,11 +65,7 @@ async function linearLayer(): Promise<(string | number)[][]> {
 async function scoring(label: string): Promise<(string | number)[][]> {
   const config: NeoXConfig = { ...pythiaArchitecture(SHAPES[label]!), dtype: 'float32' };
   const params = randomParams(config);
-  const rng = new Prng(5);
-  const requests: ScoreRequest[] = Array.from({ length: ROWS }, () => ({
-    context: Array.from({ length: 113 }, () => rng.int(config.vocabSize)),
-    continuation: Array.from({ length: 16 }, () => rng.int(config.vocabSize)),
-  }));
+  const requests = randomScoreRequests(config.vocabSize, ROWS);
   const tokens = ROWS * 128;
   const rows: (string | number)[][] = [];
   const results: number[][] = [];
