@@ -6,7 +6,7 @@
  * side by side resumes to the same bytes, and a child's user-facing error arrives as that error.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -161,12 +161,16 @@ test('side by side at 1 thread each: the bytes of one after another at 1 thread;
 test("a worker's user-facing error stops the suite as that error, named so the CLI prints one line", async () => {
   const out = join(work, 'mixed');
   await runSuite(suite(out, { only: ['nano-100k'], threads: 1, interventionFrom: undefined, evalIters: 0 }));
-  const longer = suite(out, { threads: 1, parallelMembers: 2, interventionFrom: undefined, evalIters: 0 });
-  longer.overrides = { ...longer.overrides, trainIters: STEPS + 1 };
-  await assert.rejects(runSuite(longer), (e: Error) => {
-    assert.ok(isPythiaError(e), `${e.name}: ${e.message}`);
-    assert.equal(e.name, 'ConfigError');
-    assert.match(e.message, /nano-100k holds a run with another recipe/);
-    return true;
-  });
+  for (const interventionFrom of [undefined, { step: 2 }]) {
+    const longer = suite(out, { threads: 1, parallelMembers: 2, interventionFrom, evalIters: 0 });
+    longer.overrides = { ...longer.overrides, trainIters: STEPS + 1 };
+    await assert.rejects(runSuite(longer), (e: Error) => {
+      assert.ok(isPythiaError(e), `${e.name}: ${e.message}`);
+      assert.equal(e.name, 'ConfigError');
+      assert.match(e.message, /nano-100k holds a run with another recipe/);
+      return true;
+    });
+    // With siblings: the failed model's sibling, waiting for it, never started.
+    assert.ok(!existsSync(join(out, 'nano-100k-intervention')));
+  }
 });
