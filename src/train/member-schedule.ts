@@ -11,7 +11,15 @@
  *   every core. A small model therefore trains at one thread on every machine.
  * - a device other than the CPU: one after another.
  *
- * Side by side, the largest models start first, so that the last to finish is a small one.
+ * Side by side, the largest models start first, so that the last to finish is a small one. With
+ * intervention siblings, each sibling is a job of its own in the same lanes, ready once its model's
+ * job has finished (so its starting checkpoint exists). A free lane takes the first ready job in the
+ * fixed order of `laneJobs` (`nextJob`): every model, largest first, then the siblings, largest
+ * first; equal sizes keep the preset's order. Models before siblings, because a sibling trains only
+ * the steps after the intervention point (a quarter at 0.75): the short jobs then fill both lanes at
+ * the end. For the nano suite on 2 cores (step times at 1 thread: 300, 185, 100, 58 ms) the lanes
+ * should end near 413 s; a larger model's sibling taken before a smaller model instead leaves
+ * nano-25k and its sibling alone at the end (439 s).
  */
 import { countParameters } from '../model/config.js';
 import type { ExecutionProvider } from '../runtime/session.js';
@@ -22,8 +30,10 @@ import type { ModelPreset } from './recipes.js';
 export const SIDE_BY_SIDE_MAX_PARAMETERS = 4_000_000;
 
 export interface MemberSchedule {
-  /** Models trained side by side, `parallel` at a time, in the order they start (largest first). */
+  /** Models trained side by side, `parallel` at a time, largest first. */
   sideBySide: ModelPreset[];
+  /** Their jobs (with `siblings`, each sibling its own) in the order free lanes take them when ready. */
+  sideBySideJobs: LaneJob[];
   parallel: number;
   /** Threads of each side-by-side model. */
   sideBySideThreads: number | undefined;
@@ -39,8 +49,17 @@ export interface ScheduleOptions {
   threads?: number;
   parallelMembers?: number;
   device?: ExecutionProvider;
+  /** Each model has an intervention sibling to train after it. */
+  siblings?: boolean;
   /** Cores of this machine (os.availableParallelism()). */
   cores: number;
+}
+
+/** A job of the side-by-side lanes: a model, or its intervention sibling. */
+export interface LaneJob {
+  /** The model's name (a sibling's too: the baseline it continues). */
+  model: string;
+  sibling: boolean;
 }
 
 const names = (models: ModelPreset[]): string => models.map((m) => m.name).join(', ');
@@ -48,9 +67,10 @@ const threadsText = (threads: number | undefined): string =>
   threads === undefined ? 'every core' : `${threads} thread${threads === 1 ? '' : 's'}`;
 
 export function memberSchedule(models: ModelPreset[], options: ScheduleOptions): MemberSchedule {
-  const { threads, parallelMembers, device, cores } = options;
+  const { threads, parallelMembers, device, cores, siblings = false } = options;
   const oneByOne = (why: string): MemberSchedule => ({
     sideBySide: [],
+    sideBySideJobs: [],
     parallel: 1,
     sideBySideThreads: undefined,
     oneByOne: models,
@@ -66,13 +86,15 @@ export function memberSchedule(models: ModelPreset[], options: ScheduleOptions):
   if (parallelMembers !== undefined) {
     const each = threads ?? Math.max(1, Math.floor(cores / parallelMembers));
     const parallel = Math.min(parallelMembers, models.length);
+    const sideBySide = largestFirst(models);
     return {
-      sideBySide: largestFirst(models),
+      sideBySide,
+      sideBySideJobs: laneJobs(sideBySide, siblings),
       parallel,
       sideBySideThreads: each,
       oneByOne: [],
       oneByOneThreads: undefined,
-      description: `models side by side, ${parallel} at a time, ${threadsText(each)} each (--parallel-members ${parallelMembers})`,
+      description: `models side by side, ${parallel} at a time, ${threadsText(each)} each${siblingsText(siblings && parallel > 1)} (--parallel-members ${parallelMembers})`,
     };
   }
   if (threads !== undefined) return oneByOne('--threads');
@@ -84,18 +106,49 @@ export function memberSchedule(models: ModelPreset[], options: ScheduleOptions):
   if (small.length > 0)
     parts.push(
       parallel > 1
-        ? `${names(small)} side by side, ${parallel} at a time, 1 thread each (under ${limit} parameters)`
+        ? `${names(small)} side by side, ${parallel} at a time, 1 thread each (under ${limit} parameters)${siblingsText(siblings)}`
         : `${names(small)} at 1 thread (under ${limit} parameters)`,
     );
   if (large.length > 0) parts.push(`${names(large)} one after another at every core`);
+  const sideBySide = largestFirst(small);
   return {
-    sideBySide: largestFirst(small),
+    sideBySide,
+    sideBySideJobs: laneJobs(sideBySide, siblings),
     parallel,
     sideBySideThreads: 1,
     oneByOne: large,
     oneByOneThreads: undefined,
     description: `${parts.join('; then ')} (the default; --threads or --parallel-members to change)`,
   };
+}
+
+const SIBLINGS_TEXT =
+  ', each intervention sibling a job of its own once its model has trained (models largest first, then siblings largest first)';
+const siblingsText = (siblings: boolean): string => (siblings ? SIBLINGS_TEXT : '');
+
+/** The side-by-side jobs in lane order: every model, then (with `siblings`) every sibling, both largest first. */
+function laneJobs(sideBySide: ModelPreset[], siblings: boolean): LaneJob[] {
+  const models = sideBySide.map((m) => ({ model: m.name, sibling: false }));
+  return siblings ? [...models, ...sideBySide.map((m) => ({ model: m.name, sibling: true }))] : models;
+}
+
+/**
+ * The job a free lane starts next: the first of `jobs` (in lane order) not yet started and ready,
+ * a model always, a sibling once its model's job has finished; undefined when none is (all started,
+ * or the rest wait for a model still training).
+ */
+export function nextJob(
+  jobs: readonly LaneJob[],
+  started: ReadonlySet<number>,
+  finished: ReadonlySet<number>,
+): number | undefined {
+  const ready = (job: LaneJob): boolean => {
+    if (!job.sibling) return true;
+    const baseline = jobs.findIndex((j) => !j.sibling && j.model === job.model);
+    return baseline < 0 || finished.has(baseline);
+  };
+  const i = jobs.findIndex((job, i) => !started.has(i) && ready(job));
+  return i < 0 ? undefined : i;
 }
 
 function largestFirst(models: ModelPreset[]): ModelPreset[] {

@@ -1,6 +1,6 @@
 /**
- * Child process of `trainSideBySide`: takes one model's job as its first message, trains it, posts
- * its events, then `done` or the error, and exits.
+ * Child process of `trainSideBySide`: takes one job (a model, or a model's sibling) as its first
+ * message, trains it, posts its events, then `done` or the error, and exits.
  */
 import { carryError, type MemberJob, type MemberMessage, trainMember } from './suite-member.js';
 

@@ -1,8 +1,9 @@
 /**
  * One model of a suite, trained in this process or in a child process: the baseline (fresh,
  * resumed from its last checkpoint, or left as it is when finished), then its intervention
- * sibling. `trainSideBySide` runs several in child processes (suite-member-worker.ts), a fixed
- * number at a time; a model's bytes are the same there as here at the same threads. Processes, not
+ * sibling, or only the sibling. `trainSideBySide` runs several in child processes
+ * (suite-member-worker.ts), a fixed number at a time, each sibling a job of its own once its model's
+ * job has finished; a model's bytes are the same there as here at the same threads. Processes, not
  * worker threads: onnxruntime-node aborted the whole process now and then when a worker thread that
  * had run sessions ended.
  */
@@ -12,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import type { ExecutionProvider } from '../runtime/session.js';
 import { PYTHIA_ERROR_NAMES } from '../util/errors.js';
 import { interventionName } from './intervention-point.js';
+import { nextJob } from './member-schedule.js';
 import type { ModelPreset } from './recipes.js';
 import {
   continuePoint,
@@ -35,6 +37,8 @@ export interface MemberJob {
   device?: ExecutionProvider;
   /** The intervention sibling trained after the model (planned and checked before anything trains). */
   plan?: InterventionPlan;
+  /** Only the sibling (with `plan`), its model's job finished before: side by side, a job of its own. */
+  siblingOnly?: boolean;
 }
 
 export type MemberStatus = 'fresh' | 'resume' | 'done';
@@ -47,37 +51,47 @@ export interface MemberEvents {
   onWarning?: (message: string) => void;
 }
 
+/** The job's model (with `siblingOnly`, only its sibling), then its sibling when it has a `plan`. */
 export async function trainMember(job: MemberJob, events: MemberEvents = {}): Promise<void> {
+  if (!job.siblingOnly) await trainBaseline(job, events);
+  if (job.plan) await trainSibling(job, job.plan, events);
+}
+
+function trainOptions(job: MemberJob, events: MemberEvents): TrainOptions {
   const { model } = job;
-  const resume = continuePoint(join(job.outDir, model.name), model.recipe);
-  const last = resume?.state.step;
-  const done = last === model.recipe.trainIters;
-  events.onStart?.(done ? 'done' : resume ? 'resume' : 'fresh', last ?? 0);
-  const trainOptions: TrainOptions = {
+  return {
     name: model.name,
     config: model.config,
     recipe: model.recipe,
     data: job.data,
     outDir: job.outDir,
     tokenizerPath: job.tokenizerPath,
-    resume,
     evalIters: job.evalIters,
     threads: job.threads,
     device: job.device,
     onProgress: (p) => events.onProgress?.(model, p),
     onWarning: events.onWarning,
   };
-  if (!done) await train(trainOptions);
-  if (!job.plan) return;
-  const sibling: ModelPreset = { ...model, name: interventionName(model.name) };
+}
+
+async function trainBaseline(job: MemberJob, events: MemberEvents): Promise<void> {
+  const { model } = job;
+  const resume = continuePoint(join(job.outDir, model.name), model.recipe);
+  const last = resume?.state.step;
+  const done = last === model.recipe.trainIters;
+  events.onStart?.(done ? 'done' : resume ? 'resume' : 'fresh', last ?? 0);
+  if (!done) await train({ ...trainOptions(job, events), resume });
+}
+
+async function trainSibling(job: MemberJob, plan: InterventionPlan, events: MemberEvents): Promise<void> {
+  const sibling: ModelPreset = { ...job.model, name: interventionName(job.model.name) };
   await trainIntervention(
     {
-      ...trainOptions,
-      resume: undefined,
+      ...trainOptions(job, events),
       onProgress: (p) => events.onProgress?.(sibling, p),
       onInterventionStart: events.onInterventionStart,
     },
-    job.plan,
+    plan,
   );
 }
 
@@ -151,29 +165,48 @@ function trainInProcess(job: MemberJob, events: MemberEvents, running: Set<Child
 }
 
 /**
- * Trains the jobs in child processes, `parallel` at a time, in the order given. The first error
- * stops the others (as an interrupted run: each resumes from its last checkpoint) and is thrown.
+ * Trains the jobs in child processes, `parallel` at a time. A free lane takes the first job, in the
+ * order given, that is ready: a model always, a sibling-only job once its model's job has finished
+ * (member-schedule.ts's `nextJob`). The first error stops the others (as an interrupted run: each
+ * resumes from its last checkpoint) and is thrown once every process has exited.
  */
 export async function trainSideBySide(
   jobs: MemberJob[],
   parallel: number,
   events: (job: MemberJob) => MemberEvents,
 ): Promise<void> {
+  const laneJobs = jobs.map((j) => ({ model: j.model.name, sibling: j.siblingOnly === true }));
+  const started = new Set<number>();
+  const finished = new Set<number>();
   const running = new Set<ChildProcess>();
-  let next = 0;
+  let active = 0;
   let failure: { error: unknown } | undefined;
-  const lane = async (): Promise<void> => {
-    while (!failure && next < jobs.length) {
-      const job = jobs[next++]!;
-      try {
-        await trainInProcess(job, events(job), running);
-      } catch (error) {
-        if (failure) return;
-        failure = { error };
-        for (const child of running) child.kill();
+  await new Promise<void>((allExited) => {
+    const startReady = (): void => {
+      while (!failure && active < parallel) {
+        const i = nextJob(laneJobs, started, finished);
+        if (i === undefined) break;
+        const job = jobs[i]!;
+        started.add(i);
+        active++;
+        trainInProcess(job, events(job), running)
+          .then(
+            () => void finished.add(i),
+            (error: unknown) => {
+              if (failure) return;
+              failure = { error };
+              for (const child of running) child.kill();
+            },
+          )
+          .finally(() => {
+            active--;
+            startReady();
+          });
       }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(parallel, jobs.length) }, lane));
+      // Nothing running and nothing ready: every job has finished, or an error stopped them.
+      if (active === 0) allExited();
+    };
+    startReady();
+  });
   if (failure) throw failure.error;
 }

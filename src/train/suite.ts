@@ -6,8 +6,9 @@
  * are kept, an interrupted one resumes from its last checkpoint.
  *
  * With `interventionFrom`, each model is followed by its intervention sibling
- * `<out>/<model>-intervention/` (see `trainIntervention`) in the same thread, kept and resumed the
- * same way; the batches it trained on before the swap are checked against the same hashes.
+ * `<out>/<model>-intervention/` (see `trainIntervention`), kept and resumed the same way: one after
+ * another in the same thread, side by side as a job of its own once its model's job has finished.
+ * The batches it trained on before the swap are checked against the same hashes.
  */
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
@@ -92,7 +93,11 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteManifest> {
   if (options.interventionFrom)
     for (const model of models)
       plans.set(model.name, await planIntervention({ ...options, name: model.name, recipe: model.recipe }));
-  const schedule = memberSchedule(models, { ...options, cores: availableParallelism() });
+  const schedule = memberSchedule(models, {
+    ...options,
+    siblings: options.interventionFrom !== undefined,
+    cores: availableParallelism(),
+  });
   options.onSchedule?.(schedule);
   const job = (model: ModelPreset, threads: number | undefined): MemberJob => ({
     model,
@@ -110,9 +115,18 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteManifest> {
     onInterventionStart: options.onInterventionStart,
     onWarning: options.onWarning,
   });
-  const sideBySide = schedule.sideBySide.map((m) => job(m, schedule.sideBySideThreads));
-  if (schedule.parallel > 1) await trainSideBySide(sideBySide, schedule.parallel, events);
-  else for (const j of sideBySide) await trainMember(j, events(j));
+  if (schedule.parallel > 1) {
+    const byName = new Map(schedule.sideBySide.map((m) => [m.name, m]));
+    const jobs = schedule.sideBySideJobs.map(({ model, sibling }): MemberJob => {
+      const j = job(byName.get(model)!, schedule.sideBySideThreads);
+      return sibling ? { ...j, siblingOnly: true } : { ...j, plan: undefined };
+    });
+    await trainSideBySide(jobs, schedule.parallel, events);
+  } else
+    for (const m of schedule.sideBySide) {
+      const j = job(m, schedule.sideBySideThreads);
+      await trainMember(j, events(j));
+    }
   for (const m of schedule.oneByOne) {
     const j = job(m, schedule.oneByOneThreads);
     await trainMember(j, events(j));

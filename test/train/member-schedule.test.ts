@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { countParameters } from '../../src/model/config.js';
-import { memberSchedule, SIDE_BY_SIDE_MAX_PARAMETERS } from '../../src/train/member-schedule.js';
+import { type LaneJob, memberSchedule, nextJob, SIDE_BY_SIDE_MAX_PARAMETERS } from '../../src/train/member-schedule.js';
 import { suitePreset } from '../../src/train/recipes.js';
 
 const nano = suitePreset('nano').models;
@@ -56,4 +56,93 @@ test('another device trains one after another; --parallel-members with it is a o
     () => memberSchedule(nano, { cores: 2, device: 'webgpu', parallelMembers: 2 }),
     /--parallel-members trains on the CPU; it cannot be combined with --device webgpu/,
   );
+});
+
+test('with intervention siblings, each is a job of its own: the models largest first, then the siblings largest first', () => {
+  const s = memberSchedule(nano, { cores: 2, siblings: true });
+  const text = (jobs: LaneJob[]) => jobs.map((j) => `${j.model}${j.sibling ? ' sibling' : ''}`);
+  assert.deepEqual(text(s.sideBySideJobs), [
+    'nano-793k',
+    'nano-336k',
+    'nano-100k',
+    'nano-25k',
+    'nano-793k sibling',
+    'nano-336k sibling',
+    'nano-100k sibling',
+    'nano-25k sibling',
+  ]);
+  assert.equal(
+    s.description,
+    'nano-25k, nano-100k, nano-336k, nano-793k side by side, 2 at a time, 1 thread each (under 4,000,000 parameters), ' +
+      'each intervention sibling a job of its own once its model has trained (models largest first, then siblings largest first) ' +
+      '(the default; --threads or --parallel-members to change)',
+  );
+  assert.deepEqual(text(memberSchedule(nano, { cores: 2 }).sideBySideJobs), names(s.sideBySide), 'no siblings');
+  const k = memberSchedule(nano.slice(0, 2), { cores: 2, parallelMembers: 2, siblings: true });
+  assert.deepEqual(text(k.sideBySideJobs), ['nano-100k', 'nano-25k', 'nano-100k sibling', 'nano-25k sibling']);
+  assert.match(k.description, /1 thread each, each intervention sibling a job of its own .* \(--parallel-members 2\)$/);
+  // One after another, a sibling follows its model in the same job, as before.
+  const threads = memberSchedule(nano, { cores: 2, threads: 1, siblings: true });
+  assert.deepEqual(
+    [threads.sideBySideJobs, threads.description],
+    [[], 'models one after another at 1 thread each (--threads)'],
+  );
+});
+
+test('a free lane takes the first ready job in lane order: every model before any sibling, a sibling once its model has finished', () => {
+  const jobs = memberSchedule(nano, { cores: 2, siblings: true }).sideBySideJobs;
+  // Jobs by label: '793k' is nano-793k, '793k s' its sibling.
+  const label = (j: LaneJob) => `${j.model.slice('nano-'.length)}${j.sibling ? ' s' : ''}`;
+  const indices = (labels: string[]) => new Set(labels.map((l) => jobs.findIndex((j) => label(j) === l)));
+  const next = (started: string[], finished: string[]) => {
+    const i = nextJob(jobs, indices(started), indices(finished));
+    return i === undefined ? undefined : label(jobs[i]!);
+  };
+  const models = ['793k', '336k', '100k', '25k'];
+  assert.equal(next([], []), '793k');
+  assert.equal(next(['793k'], []), '336k');
+  // nano-336k finished, its sibling ready: the smaller models still go first.
+  assert.equal(next(['793k', '336k'], ['336k']), '100k');
+  assert.equal(next(['793k', '336k', '100k'], ['336k', '100k']), '25k');
+  // Every model started: the largest ready sibling.
+  assert.equal(next(models, ['336k', '100k']), '336k s');
+  assert.equal(next([...models, '336k s'], ['336k', '100k', '793k']), '793k s');
+  assert.equal(next([...models, '336k s', '793k s'], ['336k', '100k', '793k']), '100k s');
+  // nano-25k still training: its sibling waits, and the free lane with it.
+  assert.equal(next([...models, '336k s', '793k s', '100k s'], ['336k', '100k', '793k']), undefined);
+  assert.equal(next([...models, '336k s', '793k s', '100k s'], ['336k', '100k', '793k', '25k']), '25k s');
+  assert.equal(next([...models, '336k s', '793k s', '100k s', '25k s'], models), undefined, 'all started');
+  // A sibling never starts before its model has finished, even with every other job done.
+  assert.equal(
+    next([...models, '336k s', '100k s', '25k s'], ['336k', '100k', '25k', '336k s', '100k s', '25k s']),
+    undefined,
+  );
+});
+
+test('lane order replayed on 2 lanes with the nano step times ends the lanes together, the nano-25k sibling last', () => {
+  // Step times at 1 thread (ms) and steps of a model and of its sibling (intervention from 0.75 of 1024).
+  const stepMs: Record<string, number> = { 'nano-793k': 300, 'nano-336k': 185, 'nano-100k': 100, 'nano-25k': 58 };
+  const jobs = memberSchedule(nano, { cores: 2, siblings: true }).sideBySideJobs;
+  const seconds = (j: LaneJob) => (stepMs[j.model]! * (j.sibling ? 256 : 1024)) / 1000;
+  const started = new Set<number>();
+  const finished = new Set<number>();
+  const lanes = [0, 0];
+  const ends = new Map<number, number>();
+  const order: string[] = [];
+  while (started.size < jobs.length) {
+    const lane = lanes[0]! <= lanes[1]! ? 0 : 1;
+    const now = lanes[lane]!;
+    for (const [i, end] of ends) if (end <= now) finished.add(i);
+    const i = nextJob(jobs, started, finished);
+    if (i === undefined) {
+      lanes[lane] = Math.min(...[...ends.values()].filter((e) => e > now));
+      continue;
+    }
+    started.add(i);
+    lanes[lane] = now + seconds(jobs[i]!);
+    ends.set(i, lanes[lane]!);
+    order.push(`${jobs[i]!.model}${jobs[i]!.sibling ? ' sibling' : ''}`);
+  }
+  assert.equal(order.at(-1), 'nano-25k sibling');
+  assert.ok(Math.max(...lanes) < 415, `lanes end at ${lanes.map((l) => l.toFixed(1)).join(' s and ')} s`);
 });
