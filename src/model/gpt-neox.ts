@@ -14,7 +14,7 @@ import * as op from '../graph/ops.js';
 import { type Dim, GraphError } from '../graph/shape.js';
 import { geluApproximation, headDim, type NeoXConfig, rotaryDims } from './config.js';
 import type { HookSet } from './hooks.js';
-import { halfRotaryTables, qkvRotaryTables, rotaryTables, rotateHalfMatrix } from './rotary.js';
+import { halfRotaryTables, rotaryTables, rotateHalfMatrix } from './rotary.js';
 
 /**
  * Supplies the tensor for a parameter by its HF name (a graph input or an initializer); `quantized`,
@@ -93,7 +93,10 @@ type AttentionBlock = (
 
 /**
  * Attention as matmuls, softmax and a multiply-add rotary (differentiable, static or symbolic).
- * Fused rows are per head [nh, 3, hd]: [B, T, nh, 3, hd] → [B, nh, T, 3, hd], rotate, split.
+ * Fused rows are per head [nh, 3, hd]: [B, T, nh, 3, hd] → [B, nh, T, 3·hd], split into the rotary
+ * columns of q [r], the rest of q [hd − r], the same two parts of k, and v [hd]; the r columns of q
+ * and of k rotate (x·cos + (x·R)·sin with r-wide tables and an r × r rotate-half R) and rejoin
+ * their rest. Every column outside them is only copied, so the backward is copies too.
  */
 function decomposedAttention(
   config: NeoXConfig,
@@ -106,27 +109,32 @@ function decomposedAttention(
   const nh = config.numHeads;
   const hd = headDim(config);
   const r = rotaryDims(config);
+  if (!positions && typeof T !== 'number')
+    throw new GraphError('gpt-neox', 'symbolic batch or length needs explicit positions');
   const tableRows = positions ? config.maxPositions : (T as number);
-  const table = qkvRotaryTables(tableRows, r, hd, config.rotaryBase);
-  let cos: Tensor;
-  let sin: Tensor;
-  if (positions) {
-    cos = op.reshape(op.gather(graph.constant(table.cos, [tableRows, 3 * hd]), positions), [B, 1, T, 3, hd]);
-    sin = op.reshape(op.gather(graph.constant(table.sin, [tableRows, 3 * hd]), positions), [B, 1, T, 3, hd]);
-  } else {
-    if (typeof T !== 'number') throw new GraphError('gpt-neox', 'symbolic batch or length needs explicit positions');
-    cos = graph.constant(table.cos, [tableRows, 3, hd]);
-    sin = graph.constant(table.sin, [tableRows, 3, hd]);
-  }
-  const rotateHalf = graph.constant(rotateHalfMatrix(r, hd), [hd, hd]);
+  const table = rotaryTables(tableRows, r, config.rotaryBase);
+  // cos and sin [B, 1, T, r] read at the positions, or [T, r] for positions 0..T−1.
+  const angles = (data: Float32Array): Tensor => {
+    const t = graph.constant(data, [tableRows, r]);
+    return positions ? op.reshape(op.gather(t, positions), [B, 1, T, r]) : t;
+  };
+  const cos = r === 0 ? undefined : angles(table.cos);
+  const sin = r === 0 ? undefined : angles(table.sin);
+  const rotateHalf = r === 0 ? undefined : graph.constant(rotateHalfMatrix(r, r), [r, r]);
+  // q and k each as [rotary columns, the rest], or whole where all or none rotate.
+  const qkParts = r === 0 || r === hd ? [hd] : [r, hd - r];
+  const rotated = ([x, ...rest]: Tensor[]): Tensor => {
+    if (r === 0) return x!;
+    const turned = op.add(op.mul(x!, cos!), op.mul(op.matmul(x!, rotateHalf!), sin!));
+    return rest.length > 0 ? op.concat([turned, ...rest], 3) : turned;
+  };
   return (qkv, past) => {
-    const heads = op.transpose(op.reshape(qkv, [B, T, nh, 3, hd]), [0, 2, 1, 3, 4]);
-    const rotated = r === 0 ? heads : op.add(op.mul(heads, cos), op.mul(op.matmul(heads, rotateHalf), sin));
-    const [q, k0, v0] = op.split(rotated, 3, [1, 1, 1]).map((t) => op.reshape(t, [B, nh, T, hd])) as [
-      Tensor,
-      Tensor,
-      Tensor,
-    ];
+    const heads = op.reshape(op.transpose(op.reshape(qkv, [B, T, nh, 3, hd]), [0, 2, 1, 3, 4]), [B, nh, T, 3 * hd]);
+    const parts = op.split(heads, 3, [...qkParts, ...qkParts, hd]);
+    const n = qkParts.length;
+    const q = rotated(parts.slice(0, n));
+    const k0 = rotated(parts.slice(n, 2 * n));
+    const v0 = parts[2 * n]!;
     const k = past ? op.concat([past.key, k0], 2) : k0;
     const v = past ? op.concat([past.value, v0], 2) : v0;
     const scores = op.add(op.matmul(q, k, { transB: true, alpha: 1 / Math.sqrt(hd) }), bias);

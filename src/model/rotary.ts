@@ -14,7 +14,7 @@ export function inverseFrequencies(rotaryDims: number, base: number): Float32Arr
 
 /**
  * The most entries one table may have (2^24 floats, 64 MiB): far above any real model's
- * (Pythia-12b: 2048 positions × 3·128), low enough that a config.json asking for a billion
+ * (Pythia-12b: 2048 positions × 32 rotary dimensions), low enough that a config.json asking for a billion
  * positions gets an error instead of an allocation that cannot succeed.
  */
 export const MAX_TABLE_ENTRIES = 1 << 24;
@@ -67,41 +67,13 @@ export function halfRotaryTables(
   return { cos: firstHalves(cos), sin: firstHalves(sin) };
 }
 
-/**
- * The rotary tables widened to whole q/k/v rows [positions, 3, head_dim], so one multiply-add
- * rotates q and k and passes everything else through: cos is 1 and sin 0 on the dimensions past
- * rotary_ndims and on v. With R = rotateHalfMatrix, rows become x·cos + (x·R)·sin, which is
- * exactly HF's x·cos + rotate_half(x)·sin on the rotary dimensions and x elsewhere.
- */
-export function qkvRotaryTables(
-  positions: number,
-  rotaryDims: number,
-  headDim: number,
-  base: number,
-): { cos: Float32Array; sin: Float32Array } {
-  checkTableSize(positions, 3 * headDim);
-  const { cos, sin } = rotaryTables(positions, rotaryDims, base);
-  const row = 3 * headDim;
-  const wideCos = new Float32Array(positions * row).fill(1);
-  const wideSin = new Float32Array(positions * row);
-  for (let p = 0; p < positions; p++) {
-    for (let part = 0; part < 2; part++) {
-      for (let j = 0; j < rotaryDims; j++) {
-        wideCos[p * row + part * headDim + j] = cos[p * rotaryDims + j]!;
-        wideSin[p * row + part * headDim + j] = sin[p * rotaryDims + j]!;
-      }
-    }
-  }
-  return { cos: wideCos, sin: wideSin };
-}
-
-/** R [head_dim, head_dim] with x·R = rotate_half(x[:r]) on the first r dims and 0 elsewhere. */
-export function rotateHalfMatrix(rotaryDims: number, headDim: number): Float32Array {
-  const R = new Float32Array(headDim * headDim);
+/** R [width, width] with x·R = rotate_half(x[:r]) on the first r dims and 0 elsewhere (width ≥ r). */
+export function rotateHalfMatrix(rotaryDims: number, width: number): Float32Array {
+  const R = new Float32Array(width * width);
   const half = rotaryDims / 2;
   for (let j = 0; j < half; j++) {
-    R[(j + half) * headDim + j] = -1;
-    R[j * headDim + j + half] = 1;
+    R[(j + half) * width + j] = -1;
+    R[j * width + j + half] = 1;
   }
   return R;
 }
