@@ -14,6 +14,7 @@ import type { Params } from '../../src/model/params.js';
 import { parameterFeeds, parameterInputs } from '../../src/model/params.js';
 import { pythiaArchitecture } from '../../src/model/presets.js';
 import { evaluate, type HostTensor } from '../../src/runtime/session.js';
+import { cachedStepFeeds } from '../support/cached-feeds.js';
 import { Rng } from '../support/random.js';
 import { referenceGptNeoX } from '../support/reference.js';
 
@@ -63,24 +64,7 @@ for (const rotaryPct of [0, 0.25, 0.5, 1]) {
       const [batch, seq, past] = [2, 3, 5];
       const nh = config.numHeads;
       const hd = headDim(config);
-      const cacheDims = [batch, nh, past, hd];
-      const feeds: Record<string, HostTensor> = {
-        ids: {
-          data: BigInt64Array.from({ length: batch * seq }, () => BigInt(rng.int(0, config.vocabSize))),
-          dims: [batch, seq],
-        },
-        positions: {
-          data: BigInt64Array.from({ length: batch * seq }, (_, i) => BigInt(past + (i % seq))),
-          dims: [batch, seq],
-        },
-        bias: { data: new Float32Array(batch * seq * (past + seq)), dims: [batch, 1, seq, past + seq] },
-      };
-      for (let i = 0; i < config.numLayers; i++)
-        for (const kv of ['key', 'value'])
-          feeds[`past.${i}.${kv}`] = {
-            data: Float32Array.from(rng.floats(batch * nh * past * hd, -1, 1)),
-            dims: cacheDims,
-          };
+      const feeds = cachedStepFeeds(config, rng, [batch, seq, past]);
       const run = async (fused: boolean): Promise<Record<string, HostTensor>> => {
         const graph = new Graph();
         const { lookup } = parameterInputs(graph, config);

@@ -11,6 +11,7 @@ import { headDim } from '../../src/model/config.js';
 import { buildGptNeoX, lmHead } from '../../src/model/gpt-neox.js';
 import { groupQkvRows, parameterFeeds, parameterInputs } from '../../src/model/params.js';
 import { evaluate, type HostTensor } from '../../src/runtime/session.js';
+import { cachedStepFeeds } from '../support/cached-feeds.js';
 import { fixtureDir } from '../support/paths.js';
 import { Rng } from '../support/random.js';
 
@@ -19,30 +20,7 @@ test('fused attention: per-head and regrouped qkv rows give the same logits and 
   const [batch, seq, past] = [2, 3, 4];
   const cacheDims = [batch, config.numHeads, past, headDim(config)];
   const rng = new Rng(5);
-  const feeds: Record<string, HostTensor> = {
-    ids: {
-      data: BigInt64Array.from({ length: batch * seq }, () => BigInt(rng.int(0, config.vocabSize))),
-      dims: [batch, seq],
-    },
-    positions: {
-      data: BigInt64Array.from({ length: batch * seq }, (_, i) => BigInt(past + (i % seq))),
-      dims: [batch, seq],
-    },
-    bias: { data: new Float32Array(batch * seq * (past + seq)), dims: [batch, 1, seq, past + seq] },
-  };
-  for (let i = 0; i < config.numLayers; i++) {
-    for (const kv of ['key', 'value'])
-      feeds[`past.${i}.${kv}`] = {
-        data: Float32Array.from(
-          rng.floats(
-            cacheDims.reduce((a, b) => a * b),
-            -1,
-            1,
-          ),
-        ),
-        dims: cacheDims,
-      };
-  }
+  const feeds = cachedStepFeeds(config, rng, [batch, seq, past]);
   async function run(groupedQkv: boolean): Promise<Record<string, HostTensor>> {
     const graph = new Graph();
     const { lookup } = parameterInputs(graph, config);
