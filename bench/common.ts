@@ -88,10 +88,13 @@ export interface TorchBaseline {
   env: NodeJS.ProcessEnv;
 }
 
-/** The PyTorch installs to try: pip's (PYTHIA_BENCH_PYTHON) and Debian's python3-torch with OpenBLAS left to pick its kernels. */
-export function torchBaselines(): { baselines: TorchBaseline[]; notes: string[] } {
+/**
+ * The Pythons the baselines may run in: pip's (PYTHIA_BENCH_PYTHON) and Debian's, the latter with
+ * OpenBLAS left to pick its kernels.
+ */
+function benchPythons(): { source: string; python: string | undefined; env: NodeJS.ProcessEnv; install: string }[] {
   const { OPENBLAS_CORETYPE: _c, OPENBLAS_L2_SIZE: _l, ...unforced } = process.env;
-  const candidates = [
+  return [
     {
       source: 'pip',
       python: process.env.PYTHIA_BENCH_PYTHON,
@@ -101,9 +104,13 @@ export function torchBaselines(): { baselines: TorchBaseline[]; notes: string[] 
     },
     { source: 'debian', python: '/usr/bin/python3', env: unforced, install: 'apt-get install python3-torch' },
   ];
+}
+
+/** The PyTorch installs to try: pip's and Debian's (benchPythons). */
+export function torchBaselines(): { baselines: TorchBaseline[]; notes: string[] } {
   const baselines: TorchBaseline[] = [];
   const notes: string[] = [];
-  for (const { source, python, env, install } of candidates) {
+  for (const { source, python, env, install } of benchPythons()) {
     const probe = python
       ? spawnSync(python, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8', env })
       : undefined;
@@ -278,12 +285,7 @@ export interface MatmulPeaks {
  */
 export async function matmulPeaks(threads: number): Promise<MatmulPeaks> {
   const peaks: MatmulPeaks = { onnxruntime: await matmulPeak(threads), best: 0 };
-  const { OPENBLAS_CORETYPE: _c, OPENBLAS_L2_SIZE: _l, ...unforced } = process.env;
-  const pythons = [
-    { python: process.env.PYTHIA_BENCH_PYTHON, env: process.env },
-    { python: '/usr/bin/python3', env: unforced },
-  ];
-  for (const { python, env } of pythons) {
+  for (const { python, env } of benchPythons()) {
     if (!python) continue;
     const r = spawnSync(python, [join(REPO, 'bench/matmul_peak.py'), String(threads)], { encoding: 'utf8', env });
     const line = r.stdout?.trim().split('\n').at(-1);
