@@ -16,37 +16,24 @@ interface WasmApi {
 }
 const { Module, Instance } = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 
+/** apex AdamW's constants as the kernels take them, after the lengths and offsets. */
+type ApexArguments = [
+  b1: number,
+  c1: number,
+  b2: number,
+  c2: number,
+  bc1: number,
+  bc2: number,
+  eps: number,
+  wd: number,
+  lr: number,
+];
+
 interface KernelExports {
-  adamApex(
-    n: number,
-    b1: number,
-    c1: number,
-    b2: number,
-    c2: number,
-    bc1: number,
-    bc2: number,
-    eps: number,
-    wd: number,
-    lr: number,
-  ): void;
+  adamApex(n: number, ...constants: ApexArguments): void;
   sumSquares(n: number): number;
   scale(n: number, coef: number): void;
-  adamApexAt(
-    p: number,
-    g: number,
-    m: number,
-    v: number,
-    n: number,
-    b1: number,
-    c1: number,
-    b2: number,
-    c2: number,
-    bc1: number,
-    bc2: number,
-    eps: number,
-    wd: number,
-    lr: number,
-  ): void;
+  adamApexAt(p: number, g: number, m: number, v: number, n: number, ...constants: ApexArguments): void;
   sumSquaresAt(g: number, n: number): number;
   scaleAt(g: number, n: number, coef: number): void;
   memory: { buffer: ArrayBuffer; grow(pages: number): number };
@@ -125,27 +112,24 @@ export interface ApexConstants {
   lr: number;
 }
 
+const apexArguments = (c: ApexConstants): ApexArguments => [
+  c.b1,
+  c.oneMinusB1,
+  c.b2,
+  c.oneMinusB2,
+  c.bc1,
+  c.bc2,
+  c.eps,
+  c.decay,
+  c.lr,
+];
+
 /** One apex AdamW update of p, m and v in place (src/train/adamw.ts gives the formula). */
 export function adamApex(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, c: ApexConstants): void {
   const run = residentOf(p, g, m, v);
   if (run) {
     const [pp, gp, mp, vp] = [p, g, m, v].map((a) => a.byteOffset) as [number, number, number, number];
-    run.adamApexAt(
-      pp,
-      gp,
-      mp,
-      vp,
-      lanes(p.length),
-      c.b1,
-      c.oneMinusB1,
-      c.b2,
-      c.oneMinusB2,
-      c.bc1,
-      c.bc2,
-      c.eps,
-      c.decay,
-      c.lr,
-    );
+    run.adamApexAt(pp, gp, mp, vp, lanes(p.length), ...apexArguments(c));
     return;
   }
   const k = kernels();
@@ -155,7 +139,7 @@ export function adamApex(p: Float32Array, g: Float32Array, m: Float32Array, v: F
     k.g.set(g.subarray(start, end));
     k.m.set(m.subarray(start, end));
     k.v.set(v.subarray(start, end));
-    k.run.adamApex(lanes(end - start), c.b1, c.oneMinusB1, c.b2, c.oneMinusB2, c.bc1, c.bc2, c.eps, c.decay, c.lr);
+    k.run.adamApex(lanes(end - start), ...apexArguments(c));
     p.set(k.p.subarray(0, end - start), start);
     m.set(k.m.subarray(0, end - start), start);
     v.set(k.v.subarray(0, end - start), start);

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { adamApex, residentArrays, scaleInPlace, sumSquares } from '../../src/train/kernels.js';
+import { type ApexConstants, adamApex, residentArrays, scaleInPlace, sumSquares } from '../../src/train/kernels.js';
 import { KERNELS_WASM_BASE64 } from '../../src/train/kernels-wasm.js';
 import { Rng } from '../support/random.js';
 
@@ -17,6 +17,21 @@ function randomArray(rng: Rng, n: number, scale: number): Float32Array {
   return Float32Array.from({ length: n }, (_, i) =>
     i % 97 === 0 ? 0 : i % 89 === 0 ? 1e-42 : scale * rng.uniform(-1, 1),
   );
+}
+
+/** apex AdamW's constants at `step` (β 0.9 and 0.95, ε 1e-8, decay 0.1, lr 6e-4), in float32. */
+function apexConstants(step: number): ApexConstants {
+  return {
+    b1: f32(0.9),
+    oneMinusB1: f32(1 - f32(0.9)),
+    b2: f32(0.95),
+    oneMinusB2: f32(1 - f32(0.95)),
+    bc1: f32(1 - 0.9 ** step),
+    bc2: f32(1 - 0.95 ** step),
+    eps: f32(1e-8),
+    decay: f32(0.1),
+    lr: f32(6e-4),
+  };
 }
 
 describe('SIMD optimizer kernels', () => {
@@ -32,17 +47,7 @@ describe('SIMD optimizer kernels', () => {
     it(`apex AdamW equals the scalar float32 loop bit for bit (${n} values)`, () => {
       const [p, g, m] = [randomArray(rng, n, 0.02), randomArray(rng, n, 0.5), randomArray(rng, n, 0.01)];
       const v = randomArray(rng, n, 0.01).map(Math.abs);
-      const c = {
-        b1: f32(0.9),
-        oneMinusB1: f32(1 - f32(0.9)),
-        b2: f32(0.95),
-        oneMinusB2: f32(1 - f32(0.95)),
-        bc1: f32(1 - 0.9 ** 3),
-        bc2: f32(1 - 0.95 ** 3),
-        eps: f32(1e-8),
-        decay: f32(0.1),
-        lr: f32(6e-4),
-      };
+      const c = apexConstants(3);
       const [p1, m1, v1] = [p.slice(), m.slice(), v.slice()];
       for (let i = 0; i < n; i++) {
         const mi = f32(f32(c.b1 * m1[i]!) + f32(c.oneMinusB1 * g[i]!));
@@ -71,17 +76,7 @@ describe('SIMD optimizer kernels', () => {
   }
 
   it('resident arrays give the bits of arrays copied through blocks, and stay apart', () => {
-    const c = {
-      b1: f32(0.9),
-      oneMinusB1: f32(1 - f32(0.9)),
-      b2: f32(0.95),
-      oneMinusB2: f32(1 - f32(0.95)),
-      bc1: f32(1 - 0.9 ** 2),
-      bc2: f32(1 - 0.95 ** 2),
-      eps: f32(1e-8),
-      decay: f32(0.1),
-      lr: f32(6e-4),
-    };
+    const c = apexConstants(2);
     const lengths = [5, 40000, 3, 16384];
     const resident = residentArrays([...lengths, ...lengths, ...lengths, ...lengths]);
     const at = (k: number, i: number): Float32Array => resident[k * lengths.length + i]!;
